@@ -1,0 +1,117 @@
+"""Canonical URLs, identifier systems and fixed codes: the one home for every URL the project mints.
+
+Canonical URLs and identifier systems must never change once anything is published (a changed
+system would split one young person's history in two in every agency's store), so they live here
+and nowhere else. The FSH sources in ``profiles/`` use the same base; a test checks the two agree.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+#: The project's canonical base. Chosen once; see README "Canonical URLs".
+BASE = "https://thrive-fhir.org/fhir"
+
+#: Version of the profiles and terminology published from ``profiles/``.
+IG_VERSION = "0.1.0"
+
+#: UUIDv5 namespace for deterministic resource ids: ``uuid5(NAMESPACE_URL, BASE)``.
+ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, BASE)
+
+
+def cs(name: str) -> str:
+    """Canonical URL of one of our CodeSystems."""
+    return f"{BASE}/CodeSystem/{name}"
+
+
+def vs(name: str) -> str:
+    """Canonical URL of one of our ValueSets."""
+    return f"{BASE}/ValueSet/{name}"
+
+
+def sd(name: str) -> str:
+    """Canonical URL of one of our StructureDefinitions (profiles and extensions)."""
+    return f"{BASE}/StructureDefinition/{name}"
+
+
+def id_system(kind: str) -> str:
+    """Business identifier system for a kind of record the app creates (fhir-model.md section 4)."""
+    return f"{BASE}/Id/{kind}"
+
+
+# --- our CodeSystems -------------------------------------------------------------------------
+CS_GROUPING = cs("thrive-grouping")
+CS_GROUPING_VARIANTS = cs("thrive-grouping-variants")
+CS_CONCEPTS = cs("thrive-concepts")
+CS_INVOLVEMENT = cs("involvement")
+CS_CHANGE_REASON = cs("grouping-change-reason")
+CS_SAFETY_PLAN_SECTION = cs("safety-plan-section")
+CS_SDM_PARTICIPANT = cs("sdm-participant")
+CM_GROUPING_VARIANTS = f"{BASE}/ConceptMap/thrive-grouping-variants"
+
+# --- our ValueSets ---------------------------------------------------------------------------
+VS_GROUPING = vs("thrive-grouping")
+VS_INVOLVEMENT = vs("involvement")
+VS_CHANGE_REASON = vs("grouping-change-reason")
+VS_GBO_SCORE = vs("gbo-goal-score")
+VS_GBO_SCORE_ANY = vs("gbo-goal-score-any")
+VS_SAFETY_PLAN_SECTION = vs("safety-plan-section")
+VS_SDM_PARTICIPANT = vs("sdm-participant")
+VS_LOCAL_OFFER = vs("local-offer")
+
+# --- our profiles ----------------------------------------------------------------------------
+PROFILE_GROUPING = sd("thrive-grouping-observation")
+PROFILE_GBO_GOAL = sd("thrive-gbo-goal")
+PROFILE_GBO_SCORE = sd("thrive-gbo-score")
+PROFILE_SAFETY_PLAN = sd("thrive-safety-plan")
+PROFILE_CONSENT = sd("thrive-sharing-consent")
+PROFILE_SIGNPOSTING = sd("thrive-signposting")
+PROFILE_REFERRAL_TASK = sd("thrive-referral-task")
+PROFILE_PROVENANCE = sd("thrive-provenance")
+PROFILE_EPISODE = sd("thrive-episode")
+PROFILE_CARE_TEAM = sd("thrive-care-team")
+PROFILE_LOCAL_OFFER = sd("thrive-local-offer")
+PROFILE_RISK_FLAG = sd("thrive-risk-flag")
+PROFILE_READ_AUDIT = sd("thrive-read-audit")
+
+# --- the five groupings (display, plain-language definition live in the CodeSystem) ------------
+GROUPINGS = (
+    "thriving",
+    "getting-advice",
+    "getting-help",
+    "getting-more-help",
+    "getting-risk-support",
+)
+
+# --- external systems ------------------------------------------------------------------------
+SNOMED = "http://snomed.info/sct"
+NHS_NUMBER = "https://fhir.nhs.uk/Id/nhs-number"
+ODS_ORG = "https://fhir.nhs.uk/Id/ods-organization-code"
+SDS_USER = "https://fhir.nhs.uk/Id/sds-user-id"
+OBS_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+EXT_EPISODE = "http://hl7.org/fhir/StructureDefinition/workflow-episodeOfCare"
+EXT_GOAL_ACCEPTANCE = "http://hl7.org/fhir/StructureDefinition/goal-acceptance"
+EXT_PERTAINS_TO_GOAL = "http://hl7.org/fhir/StructureDefinition/resource-pertainsToGoal"
+
+#: GBO goal score codes we write, by goal slot (fhir-model.md 1.6, the 2024 family).
+GBO_SCORE_CODES = {
+    1: ("1638531000000102", "Goal-Based Outcomes tool goal progress chart - goal 1 score"),
+    2: ("1638541000000106", "Goal-Based Outcomes tool goal progress chart - goal 2 score"),
+    3: ("1638551000000109", "Goal-Based Outcomes tool goal progress chart - goal 3 score"),
+}
+#: Older GBO codes: read and report, never write.
+GBO_SCORE_CODES_LEGACY = {
+    "1034351000000101": 1,
+    "1034361000000103": 2,
+    "1034371000000105": 3,
+    "959951000000108": None,  # generic: says no slot, cannot be paired per goal
+}
+SNOMED_CRISIS_PLAN = ("736253002", "Mental health crisis plan")
+
+#: Reliable change on the GBO scale (NHS England CYP outcome metric).
+GBO_RELIABLE_CHANGE = 3
+
+
+def source_uri(ods_code: str) -> str:
+    """``meta.source`` for resources sent by the deployment of one organisation."""
+    return f"{BASE}/source/{ods_code}"
