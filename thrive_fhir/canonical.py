@@ -108,6 +108,29 @@ GBO_SCORE_CODES_LEGACY = {
 }
 SNOMED_CRISIS_PLAN = ("736253002", "Mental health crisis plan")
 
+#: The local information-sharing agreement a sharing Consent rests on (Consent.policy.uri).
+SHARING_POLICY = f"{BASE}/policy/information-sharing-agreement-v1"
+
+# --- more external systems (UK Core, NHS) used by the people/organisation builders ------------
+ODS_SITE = "https://fhir.nhs.uk/Id/ods-site-code"
+SDS_ROLE_PROFILE = "https://fhir.nhs.uk/Id/sds-role-profile-id"
+EXT_NHS_NUMBER_VERIFICATION = (
+    "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-NHSNumberVerificationStatus"
+)
+CS_NHS_NUMBER_VERIFICATION = (
+    "https://fhir.hl7.org.uk/CodeSystem/UKCore-NHSNumberVerificationStatusEngland"
+)
+
+
+def ukcore(resource_type: str) -> str:
+    """Canonical URL of a UK Core profile, for resources we do not profile ourselves."""
+    return f"https://fhir.hl7.org.uk/StructureDefinition/UKCore-{resource_type}"
+
+
+def local_offer_cs(site: str) -> str:
+    """CodeSystem of one site's local offer (fhir-model.md 1.2: ``local-offer-<site>``)."""
+    return cs(f"local-offer-{site}")
+
 #: Reliable change on the GBO scale (NHS England CYP outcome metric).
 GBO_RELIABLE_CHANGE = 3
 
