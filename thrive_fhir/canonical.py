@@ -58,6 +58,9 @@ VS_GBO_SCORE_ANY = vs("gbo-goal-score-any")
 VS_SAFETY_PLAN_SECTION = vs("safety-plan-section")
 VS_SDM_PARTICIPANT = vs("sdm-participant")
 VS_LOCAL_OFFER = vs("local-offer")
+VS_GROUPING_METHOD = vs("grouping-method")  # shared-decision-making | decided-without-agreement
+VS_REQUEST_CATEGORY = vs("request-category")  # signposting | referral (ServiceRequest.category)
+VS_RECORDED_OBSERVATION_STATUS = vs("recorded-observation-status")  # final|amended|corrected|entered-in-error
 
 # --- our profiles ----------------------------------------------------------------------------
 PROFILE_GROUPING = sd("thrive-grouping-observation")
