@@ -65,3 +65,31 @@ Title: "Local offer"
 Description: "Local services across all local-offer-<site> CodeSystems. This build includes the example site only; each deployment adds its own CodeSystem here. No SNOMED CT procedures have been agreed yet. Bound (extensible) to ServiceRequest.code and HealthcareService.type."
 * insert LocalValueSet
 * include codes from system LocalOfferExample
+
+// ---- small ValueSets the profiles bind to (not in fhir-model.md 1.7; each replaces a free choice
+// ---- that the model restricts in words) ----
+ValueSet: GroupingMethodVS
+Id: grouping-method
+Title: "How a THRIVE grouping was reached"
+Description: "Observation.method of the grouping Observation: agreed through shared decision making, or decided without agreement (then a note says why)."
+* insert LocalValueSet
+* ThriveConcepts#shared-decision-making "Agreed through shared decision making"
+* ThriveConcepts#decided-without-agreement "Decided without agreement"
+
+ValueSet: RequestCategoryVS
+Id: request-category
+Title: "Signposting or referral"
+Description: "ServiceRequest.category of the signposting profile: signposting (intent proposal; the family chooses) or referral (intent order, with a Task)."
+* insert LocalValueSet
+* ThriveConcepts#signposting "Signposting"
+* ThriveConcepts#referral "Referral"
+
+ValueSet: RecordedObservationStatusVS
+Id: recorded-observation-status
+Title: "Observation status of a recorded decision or rating"
+Description: "The Observation statuses a grouping or GBO score may have once recorded: final, or a correction (amended, corrected, entered-in-error). Never preliminary: a grouping is agreed, not provisional."
+* insert LocalValueSet
+* http://hl7.org/fhir/observation-status#final "Final"
+* http://hl7.org/fhir/observation-status#amended "Amended"
+* http://hl7.org/fhir/observation-status#corrected "Corrected"
+* http://hl7.org/fhir/observation-status#entered-in-error "Entered in Error"
