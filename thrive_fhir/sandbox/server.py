@@ -1,0 +1,143 @@
+"""Putting the sandbox together on one origin, and running WSGI apps on loopback threads.
+
+``build_sandbox`` composes the EHR page, the authorization server and the EHR's FHIR store into one
+WSGI app with Werkzeug's ``DispatcherMiddleware`` (longest mount prefix wins, so
+``/fhir/.well-known`` reaches the auth server while the rest of ``/fhir`` reaches the store).
+``ServerThread`` runs any WSGI app on a background thread with Werkzeug's threaded development
+server and stops it cleanly; the sandbox is a development tool, so that server is the right size.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+from werkzeug.middleware.dispatcher import DispatcherMiddleware
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
+
+from .auth import create_auth_app, smart_configuration_app
+from .authority import Authority
+from .directory import PatientDirectory
+from .ehr import create_ehr_app
+from .keys import SigningKey
+from .registry import Registry
+
+log = logging.getLogger("thrive.sandbox")
+
+
+class _QuietHandler(WSGIRequestHandler):
+    """Logs method, path and status only: query strings carry codes, state and launch handles."""
+
+    def log_request(self, code: Any = "-", size: Any = "-") -> None:
+        path = urlsplit(self.path).path
+        log.debug("%s %s %s", self.command, path, code)
+
+    def log_error(self, format: str, *args: Any) -> None:  # noqa: A002 (stdlib signature)
+        log.debug("http server: " + format, *args)
+
+
+class ServerThread:
+    """A WSGI app served on ``host:port`` (0 = pick a free port) from a daemon thread."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, name: str = "server") -> None:
+        # Bind first, build the app later: the app needs its own URL, which needs the real port.
+        self._server: BaseWSGIServer = make_server(host, port, _not_ready, threaded=True,
+                                                   request_handler=_QuietHandler)
+        self._server.daemon_threads = True
+        self.host = host
+        self.port = self._server.server_port
+        self.name = name
+        self._thread: threading.Thread | None = None
+
+    @property
+    def origin(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self, app: Callable[..., Any]) -> "ServerThread":
+        self._server.app = app
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
+                                        name=f"thrive-{self.name}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._server.shutdown()
+            self._thread.join(timeout=10)
+            self._thread = None
+        self._server.server_close()
+
+    def __enter__(self) -> "ServerThread":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+def _not_ready(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
+    return [b"starting"]
+
+
+def _not_found(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    start_response("404 Not Found", [("Content-Type", "application/json")])
+    return [b'{"error": "not_found"}']
+
+
+def protected_store(store_app: Any, authority: Authority, fhir_path: str = "/fhir") -> DispatcherMiddleware:
+    """A FHIR store mounted at ``fhir_path`` with its SMART discovery document beside it."""
+    return DispatcherMiddleware(_not_found, {
+        fhir_path: store_app,
+        f"{fhir_path}/.well-known": smart_configuration_app(authority),
+    })
+
+
+def create_store(database_url: str, base_url: str, verifier: Callable[[str], Any], **kwargs: Any) -> Any:
+    """The embedded FHIR store (thrive_fhir.store) with the sandbox's token check."""
+    from thrive_fhir.store import create_app
+
+    return create_app(database_url, base_url=base_url, token_verifier=verifier, **kwargs)
+
+
+@dataclass
+class Sandbox:
+    """One sandbox origin: the composed WSGI app and the parts tests and the demo need."""
+
+    wsgi: Any
+    authority: Authority
+    fhir_base: str
+    store: Any
+    directory: PatientDirectory
+
+
+def build_sandbox(database_url: str, origin: str, *, registry: Registry | None = None,
+                  key: SigningKey | None = None, app_launch_url: str | None = None,
+                  extra_fhir_bases: list[str] | None = None, store_app: Any = None,
+                  **store_kwargs: Any) -> Sandbox:
+    """Compose EHR page + auth server + EHR FHIR store for ``origin`` (e.g. http://127.0.0.1:8100).
+
+    ``extra_fhir_bases`` are other stores (the shared cross-agency store in the demo) that accept
+    this server's tokens: ``aud`` may name them, and client_credentials clients may target them.
+    """
+    origin = origin.rstrip("/")
+    fhir_base = f"{origin}/fhir"
+    registry = registry or Registry()
+    authority = Authority(origin, registry, key or SigningKey.generate("RS256"),
+                          fhir_bases=[fhir_base, *(extra_fhir_bases or [])])
+    if store_app is None:
+        store_app = create_store(database_url, fhir_base, authority.token_verifier(fhir_base), **store_kwargs)
+    directory = PatientDirectory(fhir_base, lambda: authority.mint_internal_token(fhir_base, "system/Patient.rs"),
+                                 wsgi_app=store_app)
+    authority.patient_directories[fhir_base] = directory
+    if app_launch_url is None:
+        app_launch_url = next((c.launch_url for c in registry.clients.values() if c.launch_url), None)
+    ehr = create_ehr_app(authority, directory, fhir_base, app_launch_url)
+    wsgi = DispatcherMiddleware(ehr, {
+        "/auth": create_auth_app(authority),
+        "/fhir": store_app,
+        "/fhir/.well-known": smart_configuration_app(authority),
+    })
+    return Sandbox(wsgi, authority, fhir_base, store_app, directory)
