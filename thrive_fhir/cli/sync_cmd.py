@@ -1,0 +1,203 @@
+"""``thrive sync``: run the sync worker and look after the outbox.
+
+Every failure is one readable line and a non-zero exit; no tracebacks, no tokens, no resource content
+except in ``show`` (which prints the store's OperationOutcome or conflicting version for a person to read).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import click
+
+config_option = click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
+                             help="TOML config file (THRIVE_SYNC_* environment variables override it).")
+db_option = click.option("--database", "database_url", default=None, help="Local database URL (overrides config).")
+
+
+def _cfg(config_path, **overrides):
+    from thrive_fhir.sync.config import ConfigError, load_config
+
+    try:
+        return load_config(config_path, **overrides)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _store(cfg):
+    from thrive_fhir.localstore import LocalStore
+
+    try:
+        store = LocalStore(cfg.database_url)
+        store.migrate()
+    except Exception as exc:  # bad URL, server down: say so in one line
+        raise click.ClickException(f"cannot open the local database: {type(exc).__name__}") from None
+    return store
+
+
+def _when(ts):
+    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="seconds") if ts else "-"
+
+
+@click.group()
+def sync() -> None:
+    """Push saved changes to the shared FHIR store; inspect the outbox."""
+
+
+@sync.command()
+@config_option
+@db_option
+@click.option("--once", is_flag=True, help="Drain the queue and exit (exit 1 if rows are still waiting).")
+@click.option("--max-wait", type=float, default=60.0, show_default=True, help="With --once: give up after this long with nothing ready.")
+@click.option("--fhir-base", default=None, help="Store FHIR base URL (overrides config).")
+@click.option("--concurrency", type=int, default=None, help="Worker threads in this process.")
+@click.option("--metrics-port", type=int, default=None, help="Serve Prometheus metrics on 127.0.0.1:PORT/metrics.")
+@click.option("--metrics-file", default=None, help="Write Prometheus text metrics to this file.")
+@click.option("--log-file", default=None, help="JSON-lines log file (default stderr).")
+def run(config_path, database_url, once, max_wait, fhir_base, concurrency, metrics_port, metrics_file, log_file) -> None:
+    """Run the sync worker (long-running unless --once)."""
+    from thrive_fhir.sync import logs, runner
+    from thrive_fhir.sync.config import ConfigError
+
+    cfg = _cfg(config_path, database_url=database_url, fhir_base=fhir_base, concurrency=concurrency,
+               metrics_port=metrics_port, metrics_file=metrics_file, log_file=log_file)
+    try:
+        cfg.validate()
+        logs.configure(cfg.log_file, cfg.log_level)
+        code = runner.run(cfg, once=once, max_wait=max_wait)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    if code:
+        raise click.exceptions.Exit(code)
+
+
+@sync.command()
+@config_option
+@db_option
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def status(config_path, database_url, as_json) -> None:
+    """Queued, in flight, sent, dead, conflicts, oldest age and lag."""
+    from thrive_fhir.sync import queue
+
+    store = _store(_cfg(config_path, database_url=database_url))
+    fig = queue.figures(store)
+    store.dispose()
+    if as_json:
+        click.echo(json.dumps(fig))
+        return
+    for key in ("queued", "in_flight", "sent", "dead", "conflicts", "discarded", "oldest_pending_age_seconds", "lag_seconds"):
+        click.echo(f"{key.replace('_', ' '):28} {fig[key] if fig[key] is not None else '-'}")
+
+
+def _print_rows(rows) -> None:
+    if not rows:
+        click.echo("none")
+    for r in rows:
+        click.echo(f"{r['id']:>8}  {r['uid']}  {_when(r['created_at'])}  attempts={r['attempts']}  "
+                   f"http={r['last_status'] or '-'}  {', '.join(r['resources'])}")
+
+
+def _show(store, row_id: int, as_json: bool) -> None:
+    from thrive_fhir.sync.admin import AdminError, show_row
+
+    try:
+        detail = show_row(store, row_id)
+    except AdminError as exc:
+        raise click.ClickException(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps(detail, indent=2))
+        return
+    click.echo(f"row {detail['id']} ({detail['uid']}): {detail['status']}, {detail['attempts']} attempts, "
+               f"last HTTP {detail['last_status'] or '-'}: {detail['last_error'] or '-'}")
+    click.echo("resources: " + ", ".join(detail["resources"]))
+    click.echo("history:")
+    for e in detail["history"]:
+        click.echo(f"  {_when(e['at'])}  {e['kind']:<16} {e['http_status'] or '-':<4} {e['detail'] or ''}")
+    if detail["outcome"] is not None:
+        label = "store's current version" if detail["status"] == "conflict" else "store's answer"
+        click.echo(f"{label}:")
+        click.echo(json.dumps(detail["outcome"], indent=2))
+
+
+@sync.group("dead-letters")
+def dead_letters() -> None:
+    """Rows the store rejected (with its OperationOutcome)."""
+
+
+@dead_letters.command("list")
+@config_option
+@db_option
+def dl_list(config_path, database_url) -> None:
+    from thrive_fhir.sync.admin import list_rows
+
+    _print_rows(list_rows(_store(_cfg(config_path, database_url=database_url)), "dead"))
+
+
+@dead_letters.command("show")
+@config_option
+@db_option
+@click.argument("row_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+def dl_show(config_path, database_url, row_id, as_json) -> None:
+    _show(_store(_cfg(config_path, database_url=database_url)), row_id, as_json)
+
+
+@dead_letters.command("retry")
+@config_option
+@db_option
+@click.argument("row_id", type=int)
+def dl_retry(config_path, database_url, row_id) -> None:
+    """Re-queue a dead letter (after fixing the cause); its history stays."""
+    from thrive_fhir.sync.admin import AdminError, requeue
+
+    try:
+        requeue(_store(_cfg(config_path, database_url=database_url)), row_id)
+    except AdminError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"row {row_id} re-queued")
+
+
+@sync.group()
+def conflicts() -> None:
+    """Rows parked because the store holds a version someone else wrote."""
+
+
+@conflicts.command("list")
+@config_option
+@db_option
+def cf_list(config_path, database_url) -> None:
+    from thrive_fhir.sync.admin import list_rows
+
+    _print_rows(list_rows(_store(_cfg(config_path, database_url=database_url)), "conflict"))
+
+
+@conflicts.command("show")
+@config_option
+@db_option
+@click.argument("row_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+def cf_show(config_path, database_url, row_id, as_json) -> None:
+    _show(_store(_cfg(config_path, database_url=database_url)), row_id, as_json)
+
+
+@conflicts.command("resolve")
+@config_option
+@db_option
+@click.argument("row_id", type=int)
+@click.option("--keep", type=click.Choice(["ours", "theirs"]), required=True,
+              help="ours: send our version over the store's current one; theirs: drop our change.")
+@click.option("--fhir-base", default=None)
+def cf_resolve(config_path, database_url, row_id, keep, fhir_base) -> None:
+    from thrive_fhir.sync import runner
+    from thrive_fhir.sync.admin import AdminError, resolve_conflict
+    from thrive_fhir.sync.config import ConfigError
+
+    cfg = _cfg(config_path, database_url=database_url, fhir_base=fhir_base)
+    store = _store(cfg)
+    try:
+        client = runner.build_client(cfg.validate()) if keep == "ours" else None
+        resolve_conflict(store, client, row_id, keep)
+    except (AdminError, ConfigError) as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(f"row {row_id} resolved: kept {keep}")

@@ -1,0 +1,225 @@
+"""A small FHIR REST client for the sync worker: timeouts, error classes, Retry-After, auth refresh.
+
+It never raises for an HTTP answer: every call returns a :class:`Reply` whose ``kind`` is one of the
+classes of sync.md's table, so the worker's decisions live in one place (``thrive_fhir.sync``).
+It never logs bodies or headers (they carry health data and tokens).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import requests
+from requests.adapters import HTTPAdapter
+
+FHIR_JSON = "application/fhir+json"
+
+# Error classes (sync.md "Error classes").
+OK = "ok"
+TRANSIENT = "transient"
+CONFLICT = "conflict"
+PAYLOAD = "payload"
+AUTH = "auth"
+FORBIDDEN = "forbidden"
+NOT_FOUND = "not-found"  # only for reads: the resource is not there (not an error for the worker)
+
+TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+PAYLOAD_STATUSES = frozenset({400, 404, 405, 410, 413, 415, 422})
+
+
+class Auth(Protocol):
+    """Supplies the Authorization header; ``invalidate`` drops a token the server refused."""
+
+    def header(self) -> dict[str, str]: ...
+
+    def invalidate(self) -> None: ...
+
+
+class NoAuth:
+    def header(self) -> dict[str, str]:
+        return {}
+
+    def invalidate(self) -> None:
+        return None
+
+
+class StaticBearer:
+    """A fixed bearer token from configuration (e.g. a store behind a gateway that issues long-lived keys)."""
+
+    def __init__(self, token: str):
+        self._token = token
+
+    def header(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self._token}"}
+
+    def invalidate(self) -> None:
+        return None
+
+    def __repr__(self) -> str:  # never print the token
+        return "StaticBearer(***)"
+
+
+@dataclass
+class Reply:
+    """The store's answer, classified. ``status`` is 0 when no HTTP answer arrived."""
+
+    kind: str
+    status: int = 0
+    body: dict | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    retry_after: float | None = None
+    # True when the request may have reached the store and been applied although we got no answer
+    # (timeout or connection lost after sending).
+    ambiguous: bool = False
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.kind == OK
+
+
+def classify(status: int) -> str:
+    """Map an HTTP status to an error class (sync.md table)."""
+    if 200 <= status < 300:
+        return OK
+    if status in TRANSIENT_STATUSES or status >= 500:
+        return TRANSIENT
+    if status in (409, 412):
+        return CONFLICT
+    if status == 401:
+        return AUTH
+    if status == 403:
+        return FORBIDDEN
+    return PAYLOAD
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header (delta-seconds or HTTP-date); None if absent/garbled."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None:
+        return None
+    return max(0.0, when.timestamp() - (now if now is not None else time.time()))
+
+
+class FhirClient:
+    """FHIR REST calls with connect/read timeouts, a pooled session and one retry after 401."""
+
+    def __init__(
+        self,
+        base_url: str,
+        auth: Auth | None = None,
+        *,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 30.0,
+        session: requests.Session | None = None,
+        user_agent: str = "thrive-fhir-sync",
+    ):
+        self.base_url = base_url.rstrip("/")
+        self.auth = auth or NoAuth()
+        self.timeout = (connect_timeout, read_timeout)
+        self.session = session or requests.Session()
+        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=16, max_retries=0)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.user_agent = user_agent
+
+    def _headers(self, extra: dict[str, str] | None) -> dict[str, str]:
+        h = {"Accept": FHIR_JSON, "User-Agent": self.user_agent}
+        h.update(self.auth.header())
+        if extra:
+            h.update(extra)
+        return h
+
+    def request(self, method: str, path: str, body: dict | None = None, headers: dict[str, str] | None = None) -> Reply:
+        """One FHIR interaction; after a 401 the token is dropped, fetched again and the call retried once."""
+        reply = self._once(method, path, body, headers)
+        if reply.kind == AUTH:
+            self.auth.invalidate()
+            reply = self._once(method, path, body, headers)
+        return reply
+
+    def _once(self, method: str, path: str, body: dict | None, headers: dict[str, str] | None) -> Reply:
+        url = path if path.startswith(("http://", "https://")) else f"{self.base_url}/{path.lstrip('/')}"
+        data = None
+        extra = dict(headers or {})
+        if body is not None:
+            data = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+            extra.setdefault("Content-Type", f"{FHIR_JSON}; charset=utf-8")
+        try:
+            hdrs = self._headers(extra)
+        except TokenError as exc:
+            return Reply(AUTH, error=f"token: {exc.kind}")
+        try:
+            resp = self.session.request(method, url, data=data, headers=hdrs, timeout=self.timeout, allow_redirects=False)
+        except requests.ConnectTimeout:
+            return Reply(TRANSIENT, error="connect timeout")
+        except requests.ReadTimeout:
+            return Reply(TRANSIENT, error="read timeout", ambiguous=True)
+        except requests.ConnectionError as exc:
+            # Refused before sending is harmless; reset after sending may follow a commit.
+            refused = "refused" in str(exc).lower()
+            return Reply(TRANSIENT, error="connection refused" if refused else "connection lost", ambiguous=not refused)
+        except requests.RequestException as exc:
+            return Reply(TRANSIENT, error=f"transport: {type(exc).__name__}", ambiguous=True)
+        kind = classify(resp.status_code)
+        parsed: dict | None = None
+        if resp.content:
+            try:
+                parsed = resp.json()
+            except ValueError:
+                parsed = None
+            if parsed is not None and not isinstance(parsed, dict):
+                parsed = None
+        return Reply(
+            kind,
+            status=resp.status_code,
+            body=parsed,
+            headers={k: v for k, v in resp.headers.items()},
+            retry_after=parse_retry_after(resp.headers.get("Retry-After")),
+            ambiguous=kind == TRANSIENT and resp.status_code >= 500,
+            error="" if kind == OK else f"HTTP {resp.status_code}",
+        )
+
+    # --- FHIR interactions -------------------------------------------------------------------
+    def transaction(self, bundle: dict) -> Reply:
+        return self.request("POST", "", bundle)
+
+    def read(self, resource_type: str, resource_id: str) -> Reply:
+        reply = self.request("GET", f"{resource_type}/{resource_id}")
+        if reply.status in (404, 410):
+            reply.kind = NOT_FOUND
+        return reply
+
+    def close(self) -> None:
+        self.session.close()
+
+
+class TokenError(Exception):
+    """A token could not be obtained; ``kind`` is a short, token-free reason for logs and alerts."""
+
+    def __init__(self, kind: str, detail: str = ""):
+        super().__init__(f"{kind}: {detail}" if detail else kind)
+        self.kind = kind
+        self.detail = detail
+
+
+def version_from_etag(etag: str | None) -> str | None:
+    """``W/"3"`` -> ``3``."""
+    if not etag:
+        return None
+    v = etag.strip()
+    if v.startswith("W/"):
+        v = v[2:]
+    return v.strip('"') or None

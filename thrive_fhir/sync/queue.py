@@ -1,0 +1,230 @@
+"""The outbox seen from the worker: claiming batches, recording outcomes, queue figures.
+
+Claiming keeps two promises of sync.md:
+- a patient's rows are only ever claimed as a prefix starting at that patient's oldest pending row
+  (its *head*), so one patient's rows never split across concurrent batches and later rows wait;
+- a claim is a lease (owner + expiry) taken in a short transaction. On PostgreSQL the heads are picked
+  with ``FOR UPDATE SKIP LOCKED`` so several workers claim different patients without waiting; on
+  SQLite the transaction holds the write lock. A crashed worker's lease expires and another takes over.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+
+from sqlalchemy import and_, exists, func, insert, or_, select, tuple_, update
+from sqlalchemy.orm import Session, aliased
+
+from ..localstore import LocalStore
+from ..localstore import models as m
+
+o = m.outbox
+
+
+@dataclass
+class Claimed:
+    """One claimed outbox row (one clinician save)."""
+
+    id: int
+    uid: str
+    patient_key: str
+    entries: list[tuple[str, str, int]]
+    created_at: float
+    attempts: int
+    needs_check: bool
+
+
+def _ready(now: float):
+    return and_(o.c.status == "pending", o.c.next_attempt_at <= now, or_(o.c.lease_until.is_(None), o.c.lease_until < now))
+
+
+def claim(store: LocalStore, owner: str, *, max_entries: int, max_patients: int, lease_seconds: float, now: float | None = None) -> list[Claimed]:
+    """Lease the next batch: whole prefixes of ready patients, up to ``max_entries`` entries."""
+    now = time.time() if now is None else now
+    earlier = aliased(o)
+    is_head = ~exists(
+        select(earlier.c.id).where(
+            earlier.c.patient_key == o.c.patient_key, earlier.c.status == "pending", earlier.c.id < o.c.id
+        )
+    )
+    heads_q = select(o.c.id, o.c.patient_key).where(_ready(now), is_head).order_by(o.c.id).limit(max_patients)
+    if store.is_postgres:
+        heads_q = heads_q.with_for_update(of=o, skip_locked=True)
+    with store.session() as s:
+        heads = s.execute(heads_q).all()
+        if not heads:
+            return []
+        head_ids = {h.patient_key: h.id for h in heads}
+        rows = s.execute(
+            select(o.c.id, o.c.uid, o.c.patient_key, o.c.entries, o.c.created_at, o.c.attempts, o.c.needs_check,
+                   o.c.next_attempt_at, o.c.lease_until)
+            .where(o.c.patient_key.in_(list(head_ids)), o.c.status == "pending")
+            .order_by(o.c.id)
+            .limit(max_entries * 2 + len(head_ids))
+        ).all()
+        chosen: list[Claimed] = []
+        open_patients = set(head_ids)
+        started: set[str] = set()
+        seen_resources: set[tuple[str, str]] = set()
+        total = 0
+        for r in rows:
+            p = r.patient_key
+            if p not in open_patients:
+                continue
+            if p not in started and r.id != head_ids[p]:
+                open_patients.discard(p)  # should not happen (head is the oldest); be safe
+                continue
+            entries = [tuple(e) for e in json.loads(r.entries)]
+            keys = {(t, i) for t, i, _ in entries}
+            ready = r.next_attempt_at <= now and (r.lease_until is None or r.lease_until < now)
+            fits = not chosen or total + len(entries) <= max_entries
+            # One resource may appear once per transaction (FHIR); later versions go in a later batch.
+            if not ready or not fits or keys & seen_resources:
+                open_patients.discard(p)
+                continue
+            chosen.append(Claimed(r.id, r.uid, p, entries, r.created_at, r.attempts, bool(r.needs_check)))
+            started.add(p)
+            seen_resources |= keys
+            total += len(entries)
+        if chosen:
+            s.execute(
+                update(o)
+                .where(o.c.id.in_([c.id for c in chosen]))
+                .values(lease_owner=owner, lease_until=now + lease_seconds, attempts=o.c.attempts + 1, updated_at=now)
+            )
+        for c in chosen:
+            c.attempts += 1
+        return chosen
+
+
+def _owned(ids: list[int], owner: str):
+    return and_(o.c.id.in_(ids), o.c.lease_owner == owner, o.c.status == "pending")
+
+
+def _event(s: Session, ids: list[int], kind: str, http_status: int | None, detail: str, now: float) -> None:
+    if ids:
+        s.execute(insert(m.outbox_event), [
+            {"outbox_id": i, "at": now, "kind": kind, "http_status": http_status, "detail": detail[:512]} for i in ids
+        ])
+
+
+def mark_sent(s: Session, rows: list[Claimed], owner: str, status: int, states: list[dict], now: float) -> int:
+    """Rows done; ``states`` are ``sync_resource_state`` values for every resource written."""
+    ids = [r.id for r in rows]
+    n = s.execute(
+        update(o).where(_owned(ids, owner)).values(
+            status="sent", sent_at=now, lease_owner=None, lease_until=None, last_status=status,
+            last_error=None, needs_check=False, updated_at=now,
+        )
+    ).rowcount
+    if states:
+        upsert_states(s, states)
+    return n
+
+
+def upsert_states(s: Session, states: list[dict]) -> None:
+    """Record the store version of each resource, never moving back to an older local version."""
+    t = m.sync_resource_state
+    if s.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    stmt = dialect_insert(t)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[t.c.resource_type, t.c.resource_id],
+        set_={
+            "store_version": stmt.excluded.store_version,
+            "local_version": stmt.excluded.local_version,
+            "outbox_id": stmt.excluded.outbox_id,
+            "updated_at": stmt.excluded.updated_at,
+        },
+        where=t.c.local_version <= stmt.excluded.local_version,
+    )
+    s.execute(stmt, states)
+
+
+def mark_retry(s: Session, rows: list[Claimed], owner: str, *, delay: float, status: int, error: str,
+               ambiguous: bool, now: float, kind: str = "transient") -> None:
+    """Back off and release; the rows keep their place (later rows of the patient keep waiting)."""
+    ids = [r.id for r in rows]
+    values = dict(next_attempt_at=now + delay, lease_owner=None, lease_until=None, last_status=status or None,
+                  last_error=error[:256], updated_at=now)
+    if ambiguous:
+        values["needs_check"] = True
+    s.execute(update(o).where(_owned(ids, owner)).values(**values))
+    _event(s, ids, kind, status or None, error, now)
+
+
+def mark_dead(s: Session, row: Claimed, owner: str, *, status: int, error: str, outcome: dict | None, now: float,
+              kind: str = "dead") -> None:
+    """Dead-letter (``kind`` dead) or park as a conflict (``kind`` conflict), keeping the store's answer."""
+    s.execute(
+        update(o).where(_owned([row.id], owner)).values(
+            status=kind, lease_owner=None, lease_until=None, last_status=status or None, last_error=error[:256],
+            outcome=json.dumps(outcome) if outcome is not None else None, updated_at=now,
+        )
+    )
+    _event(s, [row.id], kind, status or None, error, now)
+
+
+def load_versions(store: LocalStore, keys: list[tuple[str, str, int]]) -> dict[tuple[str, str, int], dict]:
+    """The stored local versions for a batch's entries."""
+    t = m.local_resource_version
+    out: dict[tuple[str, str, int], dict] = {}
+    with store.engine.connect() as conn:
+        for i in range(0, len(keys), 300):
+            chunk = keys[i : i + 300]
+            rows = conn.execute(
+                select(t.c.resource_type, t.c.resource_id, t.c.version, t.c.resource).where(
+                    tuple_(t.c.resource_type, t.c.resource_id, t.c.version).in_(chunk)
+                )
+            ).all()
+            for r in rows:
+                out[(r.resource_type, r.resource_id, r.version)] = json.loads(r.resource)
+    return out
+
+
+def load_states(store: LocalStore, keys: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[str | None, int]]:
+    """``(type, id) -> (store_version, local_version)`` for resources the store already has from us."""
+    t = m.sync_resource_state
+    out: dict[tuple[str, str], tuple[str | None, int]] = {}
+    with store.engine.connect() as conn:
+        for i in range(0, len(keys), 300):
+            rows = conn.execute(
+                select(t.c.resource_type, t.c.resource_id, t.c.store_version, t.c.local_version).where(
+                    tuple_(t.c.resource_type, t.c.resource_id).in_(keys[i : i + 300])
+                )
+            ).all()
+            for r in rows:
+                out[(r.resource_type, r.resource_id)] = (r.store_version, r.local_version)
+    return out
+
+
+def figures(store: LocalStore, now: float | None = None) -> dict:
+    """Queue figures for ``thrive sync status`` and metrics."""
+    now = time.time() if now is None else now
+    with store.engine.connect() as conn:
+        counts = dict(conn.execute(select(o.c.status, func.count()).group_by(o.c.status)).all())
+        in_flight = conn.execute(
+            select(func.count()).where(o.c.status == "pending", o.c.lease_until.is_not(None), o.c.lease_until >= now)
+        ).scalar()
+        oldest = conn.execute(select(func.min(o.c.created_at)).where(o.c.status == "pending")).scalar()
+        last_sent = conn.execute(select(func.max(o.c.sent_at)).where(o.c.status == "sent")).scalar()
+        lag = None
+        if last_sent is not None:
+            lag = conn.execute(
+                select(func.max(o.c.sent_at - o.c.created_at)).where(o.c.status == "sent", o.c.sent_at >= last_sent - 60)
+            ).scalar()
+    pending = counts.get("pending", 0)
+    return {
+        "queued": pending - (in_flight or 0),
+        "in_flight": in_flight or 0,
+        "sent": counts.get("sent", 0),
+        "dead": counts.get("dead", 0),
+        "conflicts": counts.get("conflict", 0),
+        "discarded": counts.get("discarded", 0),
+        "oldest_pending_age_seconds": round(now - oldest, 3) if oldest is not None else 0.0,
+        "lag_seconds": round(lag, 3) if lag is not None else None,
+    }
