@@ -1,0 +1,443 @@
+"""The hot path: walk one resource's JSON dict against compiled rule tables.
+
+No models are built and nothing is copied: every key of every object is looked up once in the
+node's key table, primitives are checked in place, and issues are appended as plain tuples
+``(severity, code, expression, text)``. Expressions use JSON names and zero-based indexes
+(``Observation.component[1].valueCodeableConcept.coding[0].code``), as the HL7 validator does.
+The text of every issue starts with the rule that failed (an invariant key such as ``thr-gbo-1``,
+or one of the structural rule names below) so people and tests can tell the rules apart.
+
+Structural rule names used in ``details.text``:
+``unknown-element``, ``unknown-resource-type``, ``type`` (wrong JSON type), ``format`` (bad
+primitive value), ``cardinality``, ``fixed``, ``pattern``, ``binding``, ``slice``, ``reference-type``,
+``ele-1``, ``ext-1``, ``ref-1``, ``dom-2``..``dom-5``, ``too-long``, ``profile``.
+"""
+
+from __future__ import annotations
+
+from . import primitives
+from .model import COMPLEX, PRIMITIVE, RESOURCE
+
+_check_primitive = primitives.check_primitive
+_clip = primitives.clip
+_json_name = primitives.json_name
+
+
+class Walk:
+    """State for validating one top-level resource (not shared between threads)."""
+
+    __slots__ = ("t", "runner", "issues", "local_refs", "contained_ids", "ext_generic")
+
+    def __init__(self, tables, runner):
+        self.t = tables
+        self.runner = runner
+        self.issues = []
+        self.ext_generic = tables.datatypes.get("Extension")
+
+    def err(self, code, path, text, severity="error"):
+        self.issues.append((severity, code, path, text))
+
+    # -- resources -------------------------------------------------------------------------------
+    def resource(self, res, path, root=None, contained=False):
+        """Validate a resource (top level, contained, or a Bundle entry)."""
+        if type(res) is not dict:
+            self.err("structure", path, f"type: a resource must be a JSON object, not {_json_name(res)}")
+            return
+        rt = res.get("resourceType")
+        where = (path + "." if path else "") + "resourceType"
+        if type(rt) is not str:
+            self.err("required", where, "unknown-resource-type: the resource has no resourceType")
+            return
+        base = self.t.resources.get(rt)
+        if base is None:
+            self.err("not-supported", where, f"unknown-resource-type: '{_clip(rt)}' is not an R4 resource type")
+            return
+        if path is None or path == "":
+            path = rt
+        nodes = self.profile_nodes(res, rt, path)
+        env = (res, root if root is not None else res)
+        saved_refs = getattr(self, "local_refs", None)
+        self.local_refs = set()
+        for node in nodes:
+            self.node(node, res, path, env)
+        if contained:
+            self.check_contained_rules(res, path)
+        cont = res.get("contained")
+        if type(cont) is list:
+            self.check_dom3(res, cont, path)
+        self.local_refs = saved_refs
+
+    def profile_nodes(self, res, rt, path):
+        meta = res.get("meta")
+        profiles = meta.get("profile") if type(meta) is dict else None
+        if not profiles or type(profiles) is not list:
+            return (self.t.resources[rt],)
+        nodes = []
+        for i, url in enumerate(profiles):
+            if type(url) is not str:
+                continue  # the walk reports the bad type
+            canon = url.split("|", 1)[0]
+            node = self.t.profiles.get(canon)
+            if node is None:
+                self.err("not-supported", f"{path}.meta.profile[{i}]",
+                         f"profile: profile '{_clip(url, 120)}' is not known here; checked against base R4 {rt} only",
+                         severity="warning")
+                continue
+            ptype = self.t.profile_types.get(canon)
+            if ptype != rt:
+                self.err("invalid", f"{path}.meta.profile[{i}]",
+                         f"profile: profile '{canon}' is for {ptype}, not {rt}")
+                continue
+            nodes.append(node)
+        return nodes or (self.t.resources[rt],)
+
+    def check_contained_rules(self, res, path):
+        if res.get("contained"):
+            self.err("invariant", path + ".contained",
+                     "dom-2: a contained resource SHALL NOT contain nested resources")
+        meta = res.get("meta")
+        if type(meta) is dict:
+            if "versionId" in meta or "lastUpdated" in meta:
+                self.err("invariant", path + ".meta",
+                         "dom-4: a contained resource SHALL NOT have meta.versionId or meta.lastUpdated")
+            if "security" in meta:
+                self.err("invariant", path + ".meta", "dom-5: a contained resource SHALL NOT have a security label")
+
+    def check_dom3(self, res, cont, path):
+        refs = self.local_refs
+        if "#" in refs:
+            return
+        for i, c in enumerate(cont):
+            if type(c) is dict and c.get("id") is not None and ("#" + str(c.get("id"))) not in refs:
+                self.err("invariant", f"{path}.contained[{i}]",
+                         f"dom-3: contained resource '{c.get('id')}' is not referenced from the containing resource")
+
+    # -- structures --------------------------------------------------------------------------------
+    def node(self, node, obj, path, env):
+        keys = node.keys
+        seen_choice = None
+        for key, val in obj.items():
+            ent = keys.get(key)
+            if ent is None:
+                if key == "resourceType" and node.is_resource:
+                    continue
+                self.unknown(node, obj, key, path)
+                continue
+            elem, slot = ent
+            if slot is None:
+                self.primitive_extension(elem, key, val, obj, path, env)
+                continue
+            if elem.choice:
+                if seen_choice is None:
+                    seen_choice = {}
+                other = seen_choice.get(elem.name)
+                if other is not None:
+                    self.err("structure", path + "." + key,
+                             f"cardinality: only one of {elem.name}[x] may be present, found {other} and {key}")
+                seen_choice[elem.name] = key
+            if elem.max == 0:
+                self.err("structure", path + "." + key, f"cardinality: {elem.path} is not allowed by the profile (max 0)")
+                continue
+            if elem.array:
+                if type(val) is not list:
+                    self.err("structure", path + "." + key,
+                             f"type: {key} must be a JSON array, not {_json_name(val)}")
+                    continue
+                n = len(val)
+                if n == 0:
+                    self.err("structure", path + "." + key, "ele-1: arrays must not be empty")
+                    continue
+                mx = elem.max
+                if mx is not None and n > mx:
+                    self.err("structure", path + "." + key,
+                             f"cardinality: {elem.path} allows at most {mx}, found {n}")
+                if elem.slicing is not None:
+                    assigned = self.slices(elem, val, path + "." + key, env)
+                    for i, item in enumerate(val):
+                        e2 = assigned[i]
+                        self.item(e2, e2.keys.get(key, slot), item, f"{path}.{key}[{i}]", env, obj, key, i)
+                else:
+                    p = path + "." + key
+                    for i, item in enumerate(val):
+                        self.item(elem, slot, item, f"{p}[{i}]", env, obj, key, i)
+            else:
+                if type(val) is list:
+                    self.err("structure", path + "." + key, f"type: {key} must be a single value, not an array")
+                    continue
+                self.item(elem, slot, val, path + "." + key, env, obj, key, None)
+        for elem in node.required:
+            name = elem.name
+            if elem.choice:
+                if not any(k in obj for k in elem.keys):
+                    self.err("required", path, f"cardinality: {elem.path} is required (min {elem.min}) but missing")
+            elif name not in obj and ("_" + name) not in obj:
+                self.err("required", path, f"cardinality: {elem.path} is required (min {elem.min}) but missing")
+            elif elem.min > 1:
+                v = obj.get(name)
+                if type(v) is list and len(v) < elem.min:
+                    self.err("required", path + "." + name,
+                             f"cardinality: {elem.path} needs at least {elem.min}, found {len(v)}")
+        if node.constraints:
+            self.invariants(node.constraints, obj, path, env)
+
+    def unknown(self, node, obj, key, path):
+        if key.startswith("_") and key[1:] in node.keys:
+            self.err("structure", path + "." + key,
+                     f"unknown-element: '{key}' is only allowed for primitive elements")
+        else:
+            self.err("structure", path + "." + key,
+                     f"unknown-element: '{_clip(key)}' is not an element of {node.path}")
+
+    def primitive_extension(self, elem, key, val, obj, path, env):
+        """``_status``: the id/extensions of a primitive (one object, or an array parallel to the values)."""
+        base = key[1:]
+        generic = self.t.datatypes.get("Element")
+        p = path + "." + key
+        if elem.array:
+            if type(val) is not list:
+                self.err("structure", p, f"type: {key} must be an array parallel to {base}")
+                return
+            vals = obj.get(base)
+            if type(vals) is list and len(vals) != len(val):
+                self.err("structure", p, f"type: {key} must have as many entries as {base}")
+            for i, x in enumerate(val):
+                if x is None:
+                    continue
+                if type(x) is not dict or not x:
+                    self.err("structure", f"{p}[{i}]", "ele-1: primitive extension entries must be non-empty objects")
+                    continue
+                self.node(generic, x, f"{p}[{i}]", env)
+        else:
+            if type(val) is not dict or not val:
+                self.err("structure", p, "ele-1: a primitive's extension object must be a non-empty object")
+                return
+            self.node(generic, val, p, env)
+
+    def item(self, elem, slot, item, p, env, parent, key, index):
+        kind = slot.kind
+        if kind == PRIMITIVE:
+            if item is None:
+                ext = parent.get("_" + key)
+                if index is None or type(ext) is not list or index >= len(ext) or ext[index] is None:
+                    self.err("structure", p, "ele-1: null is only allowed where the primitive has an extension")
+                return
+            prob = _check_primitive(slot.checker, item)
+            if prob is not None:
+                code, reason = prob
+                rule = "type" if code == "structure" else ("too-long" if code == "too-long" else "format")
+                self.err(code, p, f"{rule}: {slot.code} {reason}")
+                return
+            ml = elem.max_length
+            if ml is not None and type(item) is str and len(item) > ml:
+                self.err("too-long", p, f"too-long: at most {ml} characters allowed, found {len(item)}")
+            b = elem.binding
+            if b is not None and type(item) is str and item not in b[2]:
+                self.err("code-invalid", p,
+                         f"binding: '{_clip(item)}' is not in the required value set {b[0]}")
+            if elem.fixed is not None and item != elem.fixed:
+                self.err("value", p, f"fixed: must be exactly '{elem.fixed}', found '{_clip(str(item))}'")
+            elif elem.pattern is not None and item != elem.pattern:
+                self.err("value", p, f"pattern: must be '{elem.pattern}', found '{_clip(str(item))}'")
+        elif kind == COMPLEX:
+            if type(item) is not dict:
+                self.err("structure", p, f"type: {slot.code} must be a JSON object, not {_json_name(item)}")
+                return
+            if not item:
+                self.err("structure", p, "ele-1: elements must have a value or children (empty object)")
+                return
+            node = slot.node
+            if elem.is_ext:
+                url = item.get("url")
+                if node is self.ext_generic and type(url) is str:
+                    node = self.t.extensions.get(url, node)
+                has_value = False
+                for k in item:
+                    if k.startswith("value"):
+                        has_value = True
+                        break
+                if has_value == ("extension" in item):
+                    self.err("invariant", p, "ext-1: an extension must have either extensions or value[x], not both"
+                             if has_value else "ext-1: an extension must have either extensions or value[x]")
+            elif len(item) == 1 and "id" in item:
+                self.err("structure", p, "ele-1: elements must have a value or children other than id")
+            self.node(node, item, p, env)
+            code = slot.code
+            if code == "Reference":
+                self.reference(elem, item, p)
+            b = elem.binding
+            if b is not None:
+                self.binding_complex(code, b, item, p)
+            if elem.fixed is not None:
+                if item != elem.fixed:
+                    self.err("value", p, f"fixed: must equal {_short(elem.fixed)}")
+            elif elem.pattern is not None and not pattern_match(item, elem.pattern):
+                self.err("value", p, f"pattern: must contain {_short(elem.pattern)}")
+        else:  # RESOURCE
+            self.resource(item, p, root=env[1], contained=(key == "contained"))
+            return
+        if elem.constraints:
+            self.invariants(elem.constraints, item, p, env)
+
+    def binding_complex(self, code, b, item, p):
+        vs, pairs = b[0], b[1]
+        if code == "CodeableConcept":
+            codings = item.get("coding")
+            if type(codings) is not list or not codings:
+                self.err("code-invalid", p, f"binding: a code from the required value set {vs} is needed (no coding)")
+                return
+            for c in codings:
+                if type(c) is dict and (c.get("system"), c.get("code")) in pairs:
+                    return
+            shown = ", ".join(f"{c.get('system')}#{c.get('code')}" for c in codings if type(c) is dict)
+            self.err("code-invalid", p + ".coding",
+                     f"binding: none of the codings ({_clip(shown, 160)}) is in the required value set {vs}")
+        elif code in ("Coding", "Quantity") or code in self.t.datatypes and "code" in item:
+            if code != "Coding" and "code" not in item:
+                return
+            if (item.get("system"), item.get("code")) not in pairs:
+                self.err("code-invalid", p + ".code",
+                         f"binding: {item.get('system')}#{_clip(str(item.get('code')))} is not in the required value set {vs}")
+
+    def reference(self, elem, item, p):
+        ref = item.get("reference")
+        if type(ref) is not str:
+            return
+        if ref.startswith("#"):
+            self.local_refs.add(ref)
+            return
+        if ref.startswith("urn:"):
+            return
+        parts = ref.split("/")
+        if len(parts) >= 4 and parts[-2] == "_history":
+            parts = parts[:-2]
+        if len(parts) < 2:
+            self.err("structure", p + ".reference",
+                     f"reference-type: '{_clip(ref)}' is not of the form Type/id")
+            return
+        rtype = parts[-2]
+        if rtype not in self.t.resources:
+            self.err("structure", p + ".reference",
+                     f"reference-type: '{_clip(ref)}' does not name an R4 resource type")
+            return
+        targets = elem.targets
+        if targets is not None and rtype not in targets and "Resource" not in targets:
+            allowed = ", ".join(sorted(targets))
+            self.err("structure", p + ".reference",
+                     f"reference-type: a {rtype} is not allowed here; {elem.path} refers to {allowed}")
+        t = item.get("type")
+        if type(t) is str and t != rtype:
+            self.err("invalid", p + ".type", f"reference-type: type '{t}' disagrees with reference '{_clip(ref)}'")
+
+    # -- slicing ---------------------------------------------------------------------------------
+    def slices(self, elem, items, p, env):
+        sl = elem.slicing
+        counts = [0] * len(sl.slices)
+        assigned = []
+        for i, item in enumerate(items):
+            chosen = elem
+            for si, s in enumerate(sl.slices):
+                if slice_matches(s.match, item):
+                    counts[si] += 1
+                    chosen = s.elem
+                    break
+            else:
+                if sl.rules == "closed":
+                    self.err("structure", f"{p}[{i}]",
+                             f"slice: this entry matches none of the slices defined for {elem.path} (closed slicing)")
+            assigned.append(chosen)
+        for si, s in enumerate(sl.slices):
+            n = counts[si]
+            if n < s.min:
+                self.err("required", p, f"slice: {elem.path}:{s.name} needs at least {s.min} entr"
+                         f"{'y' if s.min == 1 else 'ies'}, found {n}")
+            elif s.max is not None and n > s.max:
+                self.err("structure", p, f"slice: {elem.path}:{s.name} allows at most {s.max}, found {n}")
+        return assigned
+
+    # -- invariants ------------------------------------------------------------------------------
+    def invariants(self, invs, item, path, env):
+        prepare = self.runner.prepare
+        for inv in invs:
+            fn = inv._fn
+            if fn is None:
+                fn = prepare(inv)
+            if fn is False:
+                continue
+            try:
+                ok = fn(item, env)
+            except Exception as exc:  # noqa: BLE001 - evaluation errors become issues, never tracebacks
+                self.err("invariant", path, f"{inv.key}: could not be evaluated ({_clip(str(exc), 120)}): {inv.human}",
+                         severity="error" if inv.severity == "error" else "warning")
+                continue
+            if not ok:
+                self.err("invariant", path, f"{inv.key}: {inv.human}",
+                         severity="error" if inv.severity == "error" else "warning")
+
+
+def _short(value) -> str:
+    import json
+
+    return _clip(json.dumps(value, separators=(",", ":")), 160)
+
+
+def pattern_match(value, pattern) -> bool:
+    """FHIR pattern[x] semantics: everything in the pattern is present in the value."""
+    if type(pattern) is dict:
+        if type(value) is not dict:
+            return False
+        for k, pv in pattern.items():
+            if k not in value or not pattern_match(value[k], pv):
+                return False
+        return True
+    if type(pattern) is list:
+        if type(value) is not list:
+            return False
+        return all(any(pattern_match(v, pv) for v in value) for pv in pattern)
+    return value == pattern
+
+
+def _values_at(item, path):
+    cur = [item]
+    for key in path:
+        nxt = []
+        for c in cur:
+            if type(c) is dict:
+                v = c.get(key)
+                if type(v) is list:
+                    nxt.extend(v)
+                elif v is not None:
+                    nxt.append(v)
+        cur = nxt
+    return cur
+
+
+def slice_matches(match, item) -> bool:
+    for how, path, expected in match:
+        if how == "type":
+            continue  # type slices of choice elements are resolved by key, not here
+        vals = _values_at(item, path) if path else [item]
+        if how == "fixed":
+            if not any(v == expected for v in vals):
+                return False
+        elif how == "pattern":
+            if not any(pattern_match(v, expected) for v in vals):
+                return False
+        elif how == "codes":
+            ok = False
+            for v in vals:
+                if type(v) is dict:
+                    if (v.get("system"), v.get("code")) in expected:
+                        ok = True
+                        break
+                    for c in v.get("coding") or ():
+                        if type(c) is dict and (c.get("system"), c.get("code")) in expected:
+                            ok = True
+                            break
+                    if ok:
+                        break
+            if not ok:
+                return False
+        elif how == "exists":
+            if bool(vals) != expected:
+                return False
+    return True
