@@ -1,0 +1,225 @@
+"""The clinician SMART-on-FHIR app (Flask): EHR launch inside the chart, standalone launch for
+agency staff, the Summary page, and the clinical journeys registered by ``smart_app.journeys``.
+
+    from smart_app import create_app
+    app = create_app({"database_url": "sqlite:///app.db", "secret_key": "…32+ chars…", "ehr": [...]})
+
+See ``smart_app.config`` for the configuration format and ``smart_app.context`` for what journey
+blueprints use.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import mimetypes
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, abort, g, render_template, request, send_from_directory
+from jinja2 import ChainableUndefined, ChoiceLoader, FileSystemLoader, PackageLoader
+from werkzeug.exceptions import HTTPException
+
+from .config import AppConfig, ConfigError, load_config_file, parse_config
+
+log = logging.getLogger("smart_app")
+
+#: NHS.UK frontend files the pages use, served from node_modules (never committed to the repo).
+_FRONTEND_FILES = {"nhsuk-frontend.min.css", "nhsuk-frontend.min.js"}
+
+mimetypes.add_type("text/javascript", ".mjs")
+
+
+@dataclass
+class AppState:
+    """Per-app singletons, reachable as ``app.extensions["thrive"]``."""
+
+    config: AppConfig
+    sessions: Any
+    local_store: Any
+    smart: Any = None
+    nav: list[tuple[int, str, str]] = field(default_factory=list)
+
+
+def _frontend_dir(config: AppConfig) -> Path:
+    if config.nhsuk_frontend_dir:
+        return Path(config.nhsuk_frontend_dir)
+    here = Path(__file__).resolve().parent
+    for root in (here.parent, Path.cwd()):
+        candidate = root / "node_modules" / "nhsuk-frontend" / "dist" / "nhsuk"
+        if candidate.is_dir():
+            return candidate
+    return here.parent / "node_modules" / "nhsuk-frontend" / "dist" / "nhsuk"
+
+
+def create_app(config: dict | AppConfig | str | Path | None = None) -> Flask:
+    """Build the app. ``config``: a dict (see ``smart_app.config``), a parsed AppConfig, or a path
+    to a TOML/JSON/YAML file. Creates the database tables it needs (local store + sessions)."""
+    if isinstance(config, (str, Path)):
+        cfg = load_config_file(config)
+    elif isinstance(config, AppConfig):
+        cfg = config
+    else:
+        cfg = parse_config(config)
+
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=cfg.secret_key,
+        TESTING=cfg.testing,
+        MAX_CONTENT_LENGTH=1 * 1024 * 1024,
+        # Flask's own session is not used for anything (TS-01); keep its cookie inert anyway.
+        SESSION_COOKIE_SECURE=True,
+        SESSION_COOKIE_SAMESITE="None",
+        SESSION_COOKIE_PARTITIONED=True,
+        SESSION_COOKIE_HTTPONLY=True,
+    )
+    app.jinja_options = {
+        **app.jinja_options,
+        # NHS.UK frontend macros read optional nested params; ChainableUndefined is what they expect.
+        "undefined": ChainableUndefined,
+        "loader": ChoiceLoader(
+            [FileSystemLoader(str(Path(__file__).parent / "templates")), PackageLoader("nhsuk_frontend_jinja")]
+        ),
+    }
+
+    from thrive_fhir.localstore import LocalStore
+
+    from .sessions import SessionStore
+
+    store = LocalStore(cfg.database_url)
+    store.migrate()
+    sessions = SessionStore(store.engine, cfg.secret_key)
+    sessions.create_tables()
+    from thrive_fhir.client.smart_launch import SmartClient
+
+    state = AppState(config=cfg, sessions=sessions, local_store=store, smart=SmartClient())
+    app.extensions["thrive"] = state
+
+    from . import context, security
+
+    context.install(app)
+    security.install_csrf(app)
+    security.install_headers(app)
+    security.install_log_redaction(app)
+    _install_assets(app, _frontend_dir(cfg))
+    _install_errors(app)
+    _install_template_globals(app)
+
+    from .launch import bp as launch_bp
+    from .summary import bp as summary_bp
+    from .summary.agency import bp as agency_bp
+
+    app.register_blueprint(launch_bp)
+    app.register_blueprint(summary_bp)
+    app.register_blueprint(agency_bp)
+    context.register_nav(app, "summary.index", "Summary", order=10)
+
+    journeys = None
+    if cfg.journeys:
+        try:
+            journeys = importlib.import_module("smart_app.journeys")
+        except ModuleNotFoundError as exc:
+            if exc.name != "smart_app.journeys":
+                raise
+    if journeys is not None and hasattr(journeys, "register"):
+        journeys.register(app)
+
+    @app.get("/")
+    def index():
+        return render_template("base/home.html")
+
+    @app.get("/healthz")
+    def healthz():
+        return {"status": "ok"}
+
+    return app
+
+
+def _install_assets(app: Flask, frontend: Path) -> None:
+    """Serve the NHS.UK frontend CSS/JS and its images straight from node_modules."""
+
+    @app.get("/assets/<path:filename>")
+    def nhsuk_asset(filename: str):
+        if filename in _FRONTEND_FILES:
+            folder = frontend
+        elif filename.startswith(("images/", "manifest.json")):
+            folder = frontend / "assets"
+        else:
+            abort(404)
+        response = send_from_directory(folder, filename, max_age=3600)
+        return response
+
+
+def _install_errors(app: Flask) -> None:
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        titles = {
+            400: "There is a problem with this request",
+            403: "You cannot do that here",
+            404: "Page not found",
+            405: "That action is not available here",
+            413: "What you sent is too large",
+        }
+        status = exc.code or 500
+        message = exc.description if status in (400, 403, 413) else {
+            404: "Check the address, or go back to the summary.",
+            405: "Go back and try again.",
+        }.get(status, "Something went wrong. Try again.")
+        return render_template(
+            "errors/message.html", status=status, title=titles.get(status, "Something went wrong"), message=message
+        ), status
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception):
+        ref = uuid.uuid4().hex[:8]
+        log.error("unhandled error ref=%s on %s %s: %s", ref, request.method, request.path, type(exc).__name__,
+                  exc_info=exc)
+        return render_template(
+            "errors/message.html",
+            status=500,
+            title="Sorry, there is a problem with the service",
+            message=f"Nothing has been lost that was already saved. Try again. If this keeps happening, "
+            f"contact support and quote reference {ref}.",
+        ), 500
+
+
+def _install_template_globals(app: Flask) -> None:
+    from flask import url_for
+
+    from .context import read_only_reason
+
+    def risk_status():
+        launch = g.get("launch")
+        if launch is None or not launch.patient_ref:
+            return None
+        if "risk_status" not in g:
+            from .summary.data import risk_status as compute
+
+            status = compute(launch.local_store, launch.patient_ref)
+            if status["safety_plan"] and launch.mode == "ehr":
+                status["safety_plan_href"] = url_for("summary.index", launch_id=launch.launch_id) + "#safety-plan"
+            g.risk_status = status
+        return g.risk_status
+
+    app.jinja_env.globals["risk_status"] = risk_status
+
+    @app.context_processor
+    def _globals():
+        state = app.extensions["thrive"]
+        launch = g.get("launch")
+        nav_items = []
+        if launch is not None:
+            for _order, endpoint, label in state.nav:
+                try:
+                    href = url_for(endpoint, launch_id=launch.launch_id)
+                except Exception:
+                    continue
+                nav_items.append({"text": label, "href": href, "current": request.endpoint == endpoint})
+        return {
+            "app_name": state.config.app_name,
+            "launch": launch,
+            "nav_items": nav_items,
+            "read_only_reason": read_only_reason(launch) if launch is not None and not launch.can_write else None,
+        }

@@ -1,0 +1,296 @@
+"""Configuration of the clinician SMART app: which EHRs may launch it, and how it talks to each.
+
+The registry is the security boundary of the launch (smart-launch.md EL-02, EL-03, SA-01): an ``iss``
+that is not listed here is refused before any network call, discovery results must point at hosts
+pinned here, and the standalone launch takes its FHIR base from here, never from the browser.
+
+A config file may be TOML (``.toml``), JSON (``.json``) or YAML (``.yaml``/``.yml``). Example (TOML)::
+
+    secret_key_file = "instance/app-secret"   # 32+ random bytes; encrypts tokens at rest
+    database_url = "sqlite:///instance/app.db" # the app's own DB (local store + sessions)
+    ods_code = "RXX"                          # deploying organisation
+    public_base_url = "https://thrive.example.nhs.uk"  # used to build redirect_uri
+    write_back_grouping = false               # also write the grouping Observation to the EHR
+    # journeys = true                         # register smart_app.journeys (false: summary only)
+
+    [[ehr]]
+    name = "Northshire Hospital EHR"
+    iss = "https://ehr.example.nhs.uk/fhir"   # exact string the EHR sends as ?iss=
+    client_id = "thrive-app"
+    auth_method = "private_key_jwt"           # or "client_secret_basic" or "public"
+    private_key_file = "instance/app-key.pem" # private_key_jwt only (RSA or EC P-384)
+    key_id = "thrive-2025-01"
+    # client_secret = "..."                   # client_secret_basic only
+    scope_version = "v2"                      # or "v1" (SC-03)
+    online_access = false                     # add online_access to the EHR-launch scopes
+    auth_hosts = ["auth.example.nhs.uk"]      # hosts discovery may point at (pinned)
+    frame_ancestors = ["https://ehr-ui.example.nhs.uk"]  # EHR UI origins allowed to frame us
+    # allow_insecure_loopback = true          # sandbox only: http on 127.0.0.1/localhost
+
+    [[standalone]]
+    name = "Northshire High School"          # what the agency worker picks
+    iss = "https://ehr.example.nhs.uk/fhir"  # must also be an [[ehr]] entry (client settings)
+    organization = "Organization/school-123" # the agency the worker acts for (consent check)
+
+``smart_app.create_app(config)`` also accepts the same structure as a dict.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+AUTH_METHODS = ("public", "private_key_jwt", "client_secret_basic")
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+class ConfigError(ValueError):
+    """The configuration is unusable; the message names the field."""
+
+
+def normalise_iss(iss: str) -> str:
+    """Lower-case scheme and host only (EL-02 allows nothing else to be normalised)."""
+    parts = urlsplit(iss)
+    netloc = parts.netloc
+    if "@" not in netloc:
+        netloc = netloc.lower()
+    rest = iss[len(parts.scheme) + 3 + len(parts.netloc):]
+    return f"{parts.scheme.lower()}://{netloc}{rest}"
+
+
+@dataclass(frozen=True)
+class EhrRegistration:
+    """One EHR (FHIR server + authorization server) this deployment is registered with."""
+
+    iss: str
+    client_id: str
+    name: str = ""
+    auth_method: str = "private_key_jwt"
+    private_key_file: str | None = None
+    key_id: str | None = None
+    client_secret: str | None = None
+    scope_version: str = "v2"
+    online_access: bool = False
+    auth_hosts: tuple[str, ...] = ()
+    frame_ancestors: tuple[str, ...] = ()
+    allow_insecure_loopback: bool = False
+    need_patient_picker: bool = False
+
+    @property
+    def display_name(self) -> str:
+        return self.name or urlsplit(self.iss).hostname or self.iss
+
+    def url_allowed(self, url: str, *, pinned: bool) -> bool:
+        """True if ``url`` may be used for this EHR: https (or loopback http when allowed), no
+        userinfo, and when ``pinned`` its host is the iss host or one of ``auth_hosts``."""
+        try:
+            parts = urlsplit(url)
+            host = parts.hostname or ""
+            _ = parts.port  # raises on a malformed port
+        except ValueError:
+            return False
+        if parts.username or parts.password or not host:
+            return False
+        if parts.scheme == "https":
+            pass
+        elif parts.scheme == "http" and self.allow_insecure_loopback and host in LOOPBACK_HOSTS:
+            pass
+        else:
+            return False
+        if pinned:
+            allowed = {h.lower() for h in self.auth_hosts} | {(urlsplit(self.iss).hostname or "").lower()}
+            return host.lower() in allowed
+        return True
+
+
+@dataclass(frozen=True)
+class StandaloneEntry:
+    """An organisation an agency worker can sign in through (standalone launch)."""
+
+    key: str
+    name: str
+    iss: str
+    organization: str | None = None
+
+
+@dataclass
+class AppConfig:
+    """Everything ``create_app`` needs, validated once at start-up."""
+
+    secret_key: bytes
+    database_url: str = "sqlite:///thrive-app.db"
+    ods_code: str = "RXX"
+    public_base_url: str | None = None
+    write_back_grouping: bool = False
+    ehrs: dict[str, EhrRegistration] = field(default_factory=dict)
+    standalone: dict[str, StandaloneEntry] = field(default_factory=dict)
+    session_max_hours: float = 12.0
+    nhsuk_frontend_dir: str | None = None
+    app_name: str = "THRIVE care plan"
+    testing: bool = False
+    journeys: bool = True
+
+    def ehr_for_iss(self, iss: str) -> EhrRegistration | None:
+        """Exact registry match (scheme/host case-insensitive), else None (EL-02)."""
+        if not iss:
+            return None
+        return self.ehrs.get(normalise_iss(iss))
+
+
+def _bool(raw: dict, key: str, default: bool) -> bool:
+    value = raw.get(key, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    return value
+
+
+def _strs(raw: dict, key: str, where: str) -> tuple[str, ...]:
+    value = raw.get(key, [])
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}.{key}: expected a list of strings")
+    return tuple(value)
+
+
+def _ehr(raw: Any, i: int, base_dir: Path) -> EhrRegistration:
+    where = f"ehr[{i}]"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a table/object")
+    iss = raw.get("iss")
+    client_id = raw.get("client_id")
+    if not isinstance(iss, str) or not iss:
+        raise ConfigError(f"{where}.iss: required")
+    if not isinstance(client_id, str) or not client_id:
+        raise ConfigError(f"{where}.client_id: required")
+    method = raw.get("auth_method", "private_key_jwt")
+    if method not in AUTH_METHODS:
+        raise ConfigError(f"{where}.auth_method: one of {', '.join(AUTH_METHODS)}")
+    key_file = raw.get("private_key_file")
+    if method == "private_key_jwt":
+        if not key_file:
+            raise ConfigError(f"{where}.private_key_file: required for private_key_jwt")
+        key_file = str((base_dir / key_file).resolve()) if not Path(key_file).is_absolute() else key_file
+        if not Path(key_file).is_file():
+            raise ConfigError(f"{where}.private_key_file: {key_file} does not exist")
+    if method == "client_secret_basic" and not raw.get("client_secret"):
+        raise ConfigError(f"{where}.client_secret: required for client_secret_basic")
+    version = raw.get("scope_version", "v2")
+    if version not in ("v1", "v2"):
+        raise ConfigError(f"{where}.scope_version: v1 or v2")
+    frame = _strs(raw, "frame_ancestors", where)
+    for origin in frame:
+        if origin.strip() in ("*", "'none'") or "://" not in origin:
+            raise ConfigError(f"{where}.frame_ancestors: {origin!r} is not an origin (never '*')")
+    reg = EhrRegistration(
+        iss=iss,
+        client_id=client_id,
+        name=str(raw.get("name", "")),
+        auth_method=method,
+        private_key_file=key_file,
+        key_id=raw.get("key_id"),
+        client_secret=raw.get("client_secret"),
+        scope_version=version,
+        online_access=_bool(raw, "online_access", False),
+        auth_hosts=_strs(raw, "auth_hosts", where),
+        frame_ancestors=frame,
+        allow_insecure_loopback=_bool(raw, "allow_insecure_loopback", False),
+        need_patient_picker=_bool(raw, "need_patient_picker", False),
+    )
+    if not reg.url_allowed(iss, pinned=False):
+        raise ConfigError(
+            f"{where}.iss: must be https (http only on 127.0.0.1/localhost with allow_insecure_loopback)"
+        )
+    return reg
+
+
+def _secret(raw: dict, base_dir: Path, testing: bool) -> bytes:
+    if raw.get("secret_key_file"):
+        path = Path(raw["secret_key_file"])
+        path = path if path.is_absolute() else base_dir / path
+        try:
+            data = path.read_bytes().strip()
+        except OSError as exc:
+            raise ConfigError(f"secret_key_file: cannot read {path}: {exc.strerror}") from None
+    elif raw.get("secret_key"):
+        data = str(raw["secret_key"]).encode()
+    elif testing:
+        data = secrets.token_bytes(32)
+    else:
+        raise ConfigError("secret_key_file: required (32 or more random bytes)")
+    if len(data) < 32:
+        raise ConfigError("secret_key: must be at least 32 bytes")
+    return data
+
+
+def parse_config(raw: dict | None, base_dir: Path | None = None) -> AppConfig:
+    """Validate a raw mapping (from a file or a test) into an :class:`AppConfig`."""
+    raw = dict(raw or {})
+    base_dir = base_dir or Path.cwd()
+    testing = _bool(raw, "testing", False)
+    ehrs: dict[str, EhrRegistration] = {}
+    for i, item in enumerate(raw.get("ehr", raw.get("ehrs", [])) or []):
+        reg = _ehr(item, i, base_dir)
+        ehrs[normalise_iss(reg.iss)] = reg
+    standalone: dict[str, StandaloneEntry] = {}
+    for i, item in enumerate(raw.get("standalone", []) or []):
+        if not isinstance(item, dict) or not item.get("name") or not item.get("iss"):
+            raise ConfigError(f"standalone[{i}]: name and iss are required")
+        if normalise_iss(item["iss"]) not in ehrs:
+            raise ConfigError(f"standalone[{i}].iss: {item['iss']} is not a registered [[ehr]]")
+        key = str(item.get("key") or f"org{i + 1}")
+        standalone[key] = StandaloneEntry(
+            key=key, name=item["name"], iss=item["iss"], organization=item.get("organization")
+        )
+    public = raw.get("public_base_url")
+    if public is not None and (not isinstance(public, str) or "://" not in public):
+        raise ConfigError("public_base_url: expected an absolute URL")
+    return AppConfig(
+        secret_key=_secret(raw, base_dir, testing),
+        database_url=str(raw.get("database_url", "sqlite:///thrive-app.db")),
+        ods_code=str(raw.get("ods_code", "RXX")),
+        public_base_url=public.rstrip("/") if public else None,
+        write_back_grouping=_bool(raw, "write_back_grouping", False),
+        ehrs=ehrs,
+        standalone=standalone,
+        session_max_hours=float(raw.get("session_max_hours", 12)),
+        nhsuk_frontend_dir=raw.get("nhsuk_frontend_dir"),
+        app_name=str(raw.get("app_name", "THRIVE care plan")),
+        testing=testing,
+        journeys=_bool(raw, "journeys", True),
+    )
+
+
+def load_config_file(path: str | Path) -> AppConfig:
+    """Read a TOML, JSON or YAML config file; relative paths inside resolve from its folder."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: {exc.strerror}") from None
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".toml":
+            raw = tomllib.loads(text)
+        elif suffix == ".json":
+            raw = json.loads(text)
+        elif suffix in (".yaml", ".yml"):
+            import yaml
+
+            raw = yaml.safe_load(text)
+        else:
+            raise ConfigError(f"{path}: use a .toml, .json or .yaml file")
+    except (tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    except Exception as exc:  # yaml.YAMLError without importing yaml eagerly
+        if isinstance(exc, ConfigError):
+            raise
+        raise ConfigError(f"{path}: {exc}") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: the top level must be a table/object")
+    return parse_config(raw, base_dir=path.parent)

@@ -1,0 +1,301 @@
+"""The launch context every page works in, and the decorators that guard journey views.
+
+For journey blueprints (H7b) the whole interface is::
+
+    from smart_app.context import launch_blueprint, launch_required, write_required, current_launch
+
+    bp = launch_blueprint("goals", __name__, url_prefix="/goals")   # URLs are /l/<launch_id>/goals/...
+
+    @bp.route("/", methods=["GET", "POST"])
+    @launch_required
+    @write_required          # POST only: GETs still render (read-only mode shows the page)
+    def index():
+        launch = current_launch()
+        launch.patient_ref, launch.user_ref, launch.local_store, launch.url_for("goals.index")
+
+View functions do NOT take a ``launch_id`` argument: it is taken from the URL into the context and
+added back automatically by ``url_for`` inside a launch. Every form needs ``{{ csrf_field() }}``.
+Add a navigation entry with ``register_nav(app, "goals.index", "Goals", order=30)``.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Callable
+
+from flask import Blueprint, current_app, g, has_request_context, render_template, request, url_for
+
+from thrive_fhir.client.smart_scopes import GrantedScopes
+
+from .sessions import LaunchRecord, utcnow
+
+COOKIE_NAME = "__Host-thrive"
+#: When fewer seconds than this remain on the access token, refresh before using it (TS-09).
+REFRESH_MARGIN = timedelta(seconds=60)
+
+
+def state():
+    """The app-wide state object (config, sessions, local store) of the current app."""
+    return current_app.extensions["thrive"]
+
+
+@dataclass
+class LaunchContext:
+    """What a page knows about the launch it runs in. Built per request; never stored as is."""
+
+    record: LaunchRecord
+    _app_state: Any = field(repr=False)
+
+    # --- identity and patient ---------------------------------------------------------------
+    @property
+    def launch_id(self) -> str:
+        return self.record.launch_id
+
+    @property
+    def mode(self) -> str:
+        """``ehr`` (clinician, launched from the chart) or ``standalone`` (agency worker)."""
+        return self.record.mode
+
+    @property
+    def iss(self) -> str:
+        return self.record.iss
+
+    @property
+    def patient_id(self) -> str | None:
+        return self.record.patient_id
+
+    @property
+    def patient_ref(self) -> str | None:
+        return f"Patient/{self.record.patient_id}" if self.record.patient_id else None
+
+    @property
+    def encounter_ref(self) -> str | None:
+        return f"Encounter/{self.record.encounter_id}" if self.record.encounter_id else None
+
+    @property
+    def user_ref(self) -> str | None:
+        """The user's ``fhirUser`` as a relative reference (``Practitioner/…``), from the id_token."""
+        return self.record.user_ref
+
+    @property
+    def practitioner_role_ref(self) -> str | None:
+        return self.record.practitioner_role_ref
+
+    @property
+    def organization_ref(self) -> str | None:
+        return self.record.organization_ref
+
+    @property
+    def ods_code(self) -> str:
+        return self._app_state.config.ods_code
+
+    @property
+    def banner(self) -> dict | None:
+        """Patient banner data (name, birth_date, gender, nhs_number) read once at launch."""
+        return self.record.banner
+
+    @property
+    def need_patient_banner(self) -> bool:
+        return self.record.need_patient_banner
+
+    # --- permissions ------------------------------------------------------------------------
+    @functools.cached_property
+    def scopes(self) -> GrantedScopes:
+        return GrantedScopes.parse(self.record.scopes)
+
+    @property
+    def can_write(self) -> bool:
+        """True only for a clinician launch whose granted scopes allow every write the app makes."""
+        return self.mode == "ehr" and self.scopes.can_write
+
+    @property
+    def missing_writes(self) -> list[str]:
+        return self.scopes.missing_writes()
+
+    # --- services ---------------------------------------------------------------------------
+    @property
+    def local_store(self):
+        """The app's own FHIR store (``thrive_fhir.localstore.LocalStore``)."""
+        return self._app_state.local_store
+
+    @functools.cached_property
+    def ehr_client(self):
+        """An authorised FHIR client for the launching EHR (token sent only under its base)."""
+        from .launch.ehr_client import EhrClient
+
+        return EhrClient.for_launch(self._app_state, self.record)
+
+    @property
+    def registration(self):
+        return self._app_state.config.ehr_for_iss(self.record.iss)
+
+    # --- URLs -------------------------------------------------------------------------------
+    def url_for(self, endpoint: str, **values: Any) -> str:
+        """``flask.url_for`` with this launch's id filled in."""
+        return url_for(endpoint, launch_id=self.launch_id, **values)
+
+    def path(self, suffix: str = "") -> str:
+        return f"/l/{self.launch_id}/{suffix.lstrip('/')}"
+
+
+def current_launch() -> LaunchContext:
+    """The launch of the current request (set by :func:`launch_required`)."""
+    launch = g.get("launch")
+    if launch is None:
+        raise RuntimeError("current_launch() used outside a @launch_required view")
+    return launch
+
+
+def launch_blueprint(name: str, import_name: str, url_prefix: str = "", **kwargs: Any) -> Blueprint:
+    """A blueprint whose routes live under ``/l/<launch_id>``; use with :func:`launch_required`."""
+    return Blueprint(name, import_name, url_prefix="/l/<launch_id>" + url_prefix, **kwargs)
+
+
+def register_nav(app, endpoint: str, label: str, order: int = 50) -> None:
+    """Add a link to the app's navigation (shown on every launch page)."""
+    nav = app.extensions["thrive"].nav
+    nav.append((order, endpoint, label))
+    nav.sort()
+
+
+def error_page(status: int, title: str, message: str, **extra: Any):
+    """A friendly HTML error page (never a traceback, never a token)."""
+    return (
+        render_template("errors/message.html", status=status, title=title, message=message, **extra),
+        status,
+    )
+
+
+def load_launch_record() -> LaunchRecord | None:
+    """The launch record named in the URL, if its binding matches this browser (cached in ``g``)."""
+    if "launch_record" in g:
+        return g.launch_record
+    record = None
+    launch_id = g.get("launch_id")
+    if launch_id:
+        candidate = state().sessions.get_launch(launch_id)
+        if candidate is not None and state().sessions.binding_matches(candidate, request.cookies.get(COOKIE_NAME)):
+            record = candidate
+        elif candidate is not None:
+            g.launch_binding_mismatch = True
+    g.launch_record = record
+    return record
+
+
+def _ensure_fresh_token(record: LaunchRecord) -> bool:
+    """Refresh proactively when < 60 s remain (at most once a minute). False = session over."""
+    if record.ended or record.ends_at <= utcnow():
+        return False
+    expires = record.token_expires_at
+    if expires is None:
+        return True  # test launches and EHRs that do not say: rely on the FHIR 401 path
+    if expires - utcnow() > REFRESH_MARGIN:
+        return True
+    if record.has_refresh_token and not (
+        record.refreshed_at and utcnow() - record.refreshed_at < timedelta(seconds=60) and expires > utcnow()
+    ):
+        from .launch.routes import refresh_launch_tokens
+
+        if refresh_launch_tokens(record):
+            return True
+    return expires > utcnow()
+
+
+def session_ended_response(record: LaunchRecord):
+    """Session over. A POST's form is kept server-side and offered again after relaunch (TS-09)."""
+    draft_fields: list[tuple[str, str]] = []
+    if request.method == "POST":
+        draft_fields = [(k, v) for k, v in request.form.items(multi=True) if k != "csrf_token"]
+        path = request.path[len(f"/l/{record.launch_id}"):] or "/"
+        state().sessions.save_draft(request.cookies.get(COOKIE_NAME), record, path, draft_fields)
+    g.frame_ancestors_iss = record.iss if record.mode == "ehr" else None
+    return (
+        render_template("errors/session_ended.html", record=record, draft_fields=draft_fields),
+        401,
+    )
+
+
+def launch_required(view: Callable) -> Callable:
+    """Require a live launch bound to this browser; sets :func:`current_launch`."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any):
+        record = load_launch_record()
+        if record is None:
+            if g.get("launch_binding_mismatch"):
+                return error_page(
+                    403,
+                    "This page belongs to another session",
+                    "This link was opened in a different browser session. Relaunch the app from the "
+                    "patient's record.",
+                )
+            return error_page(
+                404,
+                "Session not found",
+                "This app session was not found or has ended. Relaunch the app from the patient's record.",
+            )
+        g.frame_ancestors_iss = record.iss if record.mode == "ehr" else None
+        if not _ensure_fresh_token(record):
+            return session_ended_response(state().sessions.get_launch(record.launch_id) or record)
+        g.launch_record = state().sessions.get_launch(record.launch_id) or record
+        g.launch = LaunchContext(g.launch_record, state())
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def write_required(view: Callable) -> Callable:
+    """Refuse state-changing requests in read-only mode (scopes not granted, or agency view).
+    GET/HEAD still run so the page can show what is recorded and say why saving is off."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any):
+        launch = current_launch()
+        if request.method not in ("GET", "HEAD") and not launch.can_write:
+            return error_page(
+                403,
+                "You can view but not save",
+                read_only_reason(launch) + " Nothing was saved.",
+            )
+        return view(*args, **kwargs)
+
+    return wrapper
+
+
+def read_only_reason(launch: LaunchContext) -> str:
+    if launch.mode != "ehr":
+        return "This is a read-only view of a shared plan."
+    missing = ", ".join(launch.missing_writes)
+    return (
+        "Read-only: the EHR did not give this app permission to save changes"
+        + (f" (no permission to create {missing})." if missing else ".")
+    )
+
+
+def install(app) -> None:
+    """Move ``launch_id`` from URLs into ``g`` and back into ``url_for`` for launch routes."""
+
+    @app.url_value_preprocessor
+    def _pull_launch_id(endpoint, values):
+        if values and "launch_id" in values:
+            g.launch_id = values.pop("launch_id")
+
+    @app.after_request
+    def _drop_resumed_draft(response):
+        # A preserved form that was re-posted and accepted is done with (TS-09).
+        if request.method == "POST" and response.status_code < 400 and g.get("launch_record") is not None:
+            draft_id = request.form.get("_resume_draft")
+            if draft_id:
+                draft = state().sessions.take_draft(request.cookies.get(COOKIE_NAME), g.launch_record, draft_id)
+                if draft is not None:
+                    state().sessions.delete_draft(draft.draft_id)
+        return response
+
+    @app.url_defaults
+    def _add_launch_id(endpoint, values):
+        if "launch_id" in values or not has_request_context() or not g.get("launch_id"):
+            return
+        if app.url_map.is_endpoint_expecting(endpoint, "launch_id"):
+            values["launch_id"] = g.launch_id

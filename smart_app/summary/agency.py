@@ -1,0 +1,133 @@
+"""Agency view (standalone launch): read a young person's shared plan, only with consent, audited.
+
+The rule (thrive-framework.md "Partnership working"; fhir-model.md Consent): an agency worker sees
+the plan only while an active sharing Consent for this young person names their organisation as a
+recipient and its period covers today. Every attempt, allowed or refused, writes an AuditEvent
+(``thrive-read-audit``; fhir-model.md section 4) in the same local store the plan lives in, so it
+syncs to the shared store with everything else.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import datetime, timezone
+
+from flask import render_template
+
+from thrive_fhir import canonical
+from thrive_fhir.localstore import ChangeSet
+
+from ..context import current_launch, error_page, launch_blueprint, launch_required, state
+from .chart import progress_chart
+from .data import build_summary, parse_when
+
+log = logging.getLogger("smart_app.agency")
+
+bp = launch_blueprint("agency", __name__)
+
+AUDIT_EVENT_TYPE = "http://terminology.hl7.org/CodeSystem/audit-event-type"
+RESTFUL_INTERACTION = "http://hl7.org/fhir/restful-interaction"
+ACT_REASON = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
+OBJECT_ROLE = "http://terminology.hl7.org/CodeSystem/object-role"
+
+
+def consent_for(consents: list[dict], patient_ref: str, organization_ref: str | None, now: datetime) -> dict | None:
+    """The active permit Consent naming ``organization_ref`` whose period covers ``now``."""
+    if not organization_ref:
+        return None
+    for c in consents:
+        if c.get("resourceType") != "Consent" or c.get("status") != "active":
+            continue
+        if (c.get("patient") or {}).get("reference") != patient_ref:
+            continue
+        provision = c.get("provision") or {}
+        if provision.get("type") != "permit":
+            continue
+        period = provision.get("period") or {}
+        start, end = parse_when(period.get("start")), parse_when(period.get("end"))
+        if start and start > now:
+            continue
+        if end and (end if len(period.get("end", "")) > 10 else end.replace(hour=23, minute=59, second=59)) < now:
+            continue
+        actors = [((a.get("reference") or {}).get("reference")) for a in provision.get("actor", [])]
+        if organization_ref in actors:
+            return c
+    return None
+
+
+def build_read_audit(launch, entities: list[str], allowed: bool, now: datetime) -> dict:
+    """AuditEvent for one read through the app by an agency worker (thrive-read-audit)."""
+    who = launch.practitioner_role_ref or launch.user_ref
+    agents = []
+    if who:
+        agents.append({"who": {"reference": who}, "requestor": True,
+                       "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
+                                            "code": "IRCP", "display": "information recipient"}]}})
+    if launch.organization_ref:
+        agents.append({"who": {"reference": launch.organization_ref}, "requestor": not who})
+    entity = [{"what": {"reference": r}} for r in entities if r != launch.patient_ref]
+    entity.append({"what": {"reference": launch.patient_ref},
+                   "role": {"system": OBJECT_ROLE, "code": "1", "display": "Patient"}})
+    return {
+        "resourceType": "AuditEvent",
+        "id": str(uuid.uuid4()),
+        "meta": {"profile": [canonical.PROFILE_READ_AUDIT]},
+        "type": {"system": AUDIT_EVENT_TYPE, "code": "rest", "display": "RESTful Operation"},
+        "subtype": [{"system": RESTFUL_INTERACTION, "code": "read", "display": "read"}],
+        "action": "R",
+        "recorded": now.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "outcome": "0" if allowed else "4",
+        **({} if allowed else {"outcomeDesc": "No active sharing consent names this organisation"}),
+        "purposeOfEvent": [{"coding": [{"system": ACT_REASON, "code": "TREAT", "display": "treatment"}]}],
+        "agent": agents,
+        "source": {"observer": {"display": f"THRIVE care plan app ({state().config.ods_code})"},
+                   "site": state().config.ods_code},
+        "entity": entity,
+    }
+
+
+def write_audit(launch, event: dict) -> None:
+    store = launch.local_store
+    with store.session() as s:
+        store.record(
+            s,
+            ChangeSet(
+                patient_key=launch.patient_ref,
+                author_ref=launch.practitioner_role_ref or launch.user_ref or launch.organization_ref,
+                organization_ref=launch.organization_ref or "",
+                activity="create",
+                reason="Agency read of a shared plan",
+            ).put(event, expected_local_version=0),
+        )
+
+
+@bp.get("/shared-plan")
+@launch_required
+def index():
+    launch = current_launch()
+    now = datetime.now(timezone.utc)
+    store = launch.local_store
+    consents = store.for_patient(launch.patient_ref, type="Consent")
+    consent = consent_for(consents, launch.patient_ref, launch.organization_ref, now)
+    if consent is None:
+        write_audit(launch, build_read_audit(launch, [], allowed=False, now=now))
+        return error_page(
+            403,
+            "This plan is not shared with your organisation",
+            "The young person has not agreed to share their plan with your organisation, or their "
+            "agreement has ended. Contact the team that looks after them if you need to know more.",
+        )
+    summary = build_summary(store, launch.patient_ref, patient_name=(launch.banner or {}).get("name"))
+    read = [f"Consent/{consent['id']}"]
+    if summary.current:
+        read.append(f"Observation/{summary.current.id}")
+    if summary.safety_plan:
+        read.append(f"CarePlan/{summary.safety_plan.id}")
+    read += [f"Goal/{g.id}" for g in summary.goals]
+    write_audit(launch, build_read_audit(launch, read, allowed=True, now=now))
+    return render_template(
+        "summary/agency.html",
+        summary=summary,
+        charts={g.id: progress_chart(g) for g in summary.goals},
+    )

@@ -1,0 +1,362 @@
+"""SMART App Launch 2.2 client for the clinician app: discovery, PKCE, the authorize URL, the code
+exchange, id_token validation and refresh (smart-launch.md sections 1-3, 5).
+
+HTTP rules that apply to every call here: TLS verified, explicit timeout, redirects never followed
+(a redirect could carry a code or client credentials somewhere unpinned), and no secret in any
+exception message (callers show a correlation id instead).
+
+The registration object passed in is duck-typed (``smart_app.config.EhrRegistration``): ``iss``,
+``client_id``, ``auth_method``, ``private_key_file``, ``key_id``, ``client_secret``,
+``url_allowed(url, pinned=...)``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import secrets
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode, urljoin, urlsplit
+
+import jwt
+import requests
+
+log = logging.getLogger(__name__)
+
+TIMEOUT = (5, 15)
+DISCOVERY_TTL = 3600
+OAUTH_URIS_EXT = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
+ID_TOKEN_ALGS = ["RS256", "RS384", "ES256", "ES384"]
+
+
+class SmartError(Exception):
+    """A launch step failed. ``kind`` picks the page the user sees; the message never holds secrets.
+
+    kinds: ``discovery`` (502), ``config`` (502: EHR rejected our setup), ``denied`` (403),
+    ``invalid_grant`` (401, relaunch), ``unavailable`` (502, EHR did not respond), ``id_token`` (401).
+    """
+
+    def __init__(self, kind: str, message: str, *, error_uri: str | None = None):
+        super().__init__(message)
+        self.kind = kind
+        self.error_uri = error_uri
+
+
+# --- PKCE / state (EL-07, EL-08) ---------------------------------------------------------------
+def new_state() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def new_code_verifier() -> str:
+    return secrets.token_urlsafe(64)
+
+
+def code_challenge(verifier: str) -> str:
+    """``base64url(SHA-256(verifier))`` without padding (RFC 7636 S256)."""
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+# --- discovery (EL-03, EL-04) ------------------------------------------------------------------
+@dataclass(frozen=True)
+class SmartConfiguration:
+    authorization_endpoint: str
+    token_endpoint: str
+    issuer: str | None = None
+    jwks_uri: str | None = None
+    code_challenge_methods: tuple[str, ...] | None = None
+    capabilities: tuple[str, ...] = ()
+
+
+class SmartClient:
+    """Stateless SMART operations plus a per-iss discovery cache. One per app process."""
+
+    def __init__(self, http: requests.Session | None = None):
+        self.http = http or requests.Session()
+        self._cache: dict[str, tuple[float, SmartConfiguration]] = {}
+        self._jwks_cache: dict[str, tuple[float, dict]] = {}
+        self._lock = threading.Lock()
+
+    # -- HTTP helper -----------------------------------------------------------------------------
+    def _get(self, url: str, accept: str, headers: dict | None = None) -> requests.Response:
+        return self.http.get(
+            url, headers={"Accept": accept, **(headers or {})}, timeout=TIMEOUT, allow_redirects=False
+        )
+
+    def discover(self, reg) -> SmartConfiguration:
+        """``.well-known/smart-configuration``, falling back to ``/metadata``; endpoints pinned."""
+        iss = reg.iss
+        with self._lock:
+            cached = self._cache.get(iss)
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
+        base = iss.rstrip("/")
+        conf = None
+        try:
+            resp = self._get(f"{base}/.well-known/smart-configuration", "application/json")
+            if resp.status_code == 200:
+                conf = self._from_well_known(resp.json(), iss)
+        except (requests.RequestException, ValueError):
+            conf = None
+        if conf is None:
+            try:
+                resp = self._get(
+                    f"{base}/metadata", "application/fhir+json", headers={"Epic-Client-ID": reg.client_id}
+                )
+                if resp.status_code == 200:
+                    conf = self._from_capability(resp.json(), iss)
+            except (requests.RequestException, ValueError):
+                conf = None
+        if conf is None:
+            raise SmartError("discovery", "EHR configuration unavailable, try again later")
+        for url in (conf.authorization_endpoint, conf.token_endpoint):
+            if not reg.url_allowed(url, pinned=True):
+                raise SmartError("discovery", "EHR configuration points at an unregistered server")
+        if conf.code_challenge_methods is not None and "S256" not in conf.code_challenge_methods:
+            raise SmartError("discovery", "EHR does not support PKCE S256")
+        with self._lock:
+            self._cache[iss] = (time.monotonic() + DISCOVERY_TTL, conf)
+        return conf
+
+    @staticmethod
+    def _from_well_known(doc: Any, iss: str) -> SmartConfiguration | None:
+        if not isinstance(doc, dict):
+            return None
+        auth, token = doc.get("authorization_endpoint"), doc.get("token_endpoint")
+        if not isinstance(auth, str) or not isinstance(token, str) or not auth or not token:
+            return None
+        base = iss if iss.endswith("/") else iss + "/"
+        methods = doc.get("code_challenge_methods_supported")
+        return SmartConfiguration(
+            authorization_endpoint=urljoin(base, auth),
+            token_endpoint=urljoin(base, token),
+            issuer=doc.get("issuer") if isinstance(doc.get("issuer"), str) else None,
+            jwks_uri=urljoin(base, doc["jwks_uri"]) if isinstance(doc.get("jwks_uri"), str) else None,
+            code_challenge_methods=tuple(methods) if isinstance(methods, list) else None,
+            capabilities=tuple(c for c in doc.get("capabilities", []) if isinstance(c, str)),
+        )
+
+    @staticmethod
+    def _from_capability(doc: Any, iss: str) -> SmartConfiguration | None:
+        if not isinstance(doc, dict) or doc.get("resourceType") != "CapabilityStatement":
+            return None
+        base = iss if iss.endswith("/") else iss + "/"
+        for rest in doc.get("rest", []) or []:
+            for ext in ((rest.get("security") or {}).get("extension") or []):
+                if ext.get("url") != OAUTH_URIS_EXT:
+                    continue
+                uris = {e.get("url"): e.get("valueUri") for e in ext.get("extension", [])}
+                if uris.get("authorize") and uris.get("token"):
+                    return SmartConfiguration(
+                        authorization_endpoint=urljoin(base, uris["authorize"]),
+                        token_endpoint=urljoin(base, uris["token"]),
+                    )
+        return None
+
+    # -- authorize (EL-06, SA-02) --------------------------------------------------------------
+    @staticmethod
+    def authorize_url(
+        conf: SmartConfiguration,
+        *,
+        client_id: str,
+        redirect_uri: str,
+        scope: str,
+        state: str,
+        aud: str,
+        code_verifier: str,
+        nonce: str,
+        launch: str | None = None,
+    ) -> str:
+        params = {
+            "response_type": "code",
+            "client_id": client_id,
+            "redirect_uri": redirect_uri,
+            "scope": scope,
+            "state": state,
+            "aud": aud,  # exactly the iss as received: no slash or case changes
+            "code_challenge": code_challenge(code_verifier),
+            "code_challenge_method": "S256",
+            "nonce": nonce,
+        }
+        if launch is not None:
+            params["launch"] = launch
+        sep = "&" if urlsplit(conf.authorization_endpoint).query else "?"
+        return conf.authorization_endpoint + sep + urlencode(params)
+
+    # -- token endpoint (EL-11..EL-15) -----------------------------------------------------------
+    def client_assertion(self, reg, token_endpoint: str) -> str:
+        """A private_key_jwt assertion: RS384/ES384, ``kid``, exp ≤ 5 min, fresh ``jti`` (BS-02/03)."""
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+
+        with open(reg.private_key_file, "rb") as fh:
+            key = serialization.load_pem_private_key(fh.read(), password=None)
+        alg = "ES384" if isinstance(key, ec.EllipticCurvePrivateKey) else "RS384"
+        now = int(time.time())
+        claims = {
+            "iss": reg.client_id,
+            "sub": reg.client_id,
+            "aud": token_endpoint,
+            "jti": str(uuid.uuid4()),
+            "iat": now - 30,
+            "exp": now + 240,
+        }
+        headers = {"typ": "JWT"}
+        if reg.key_id:
+            headers["kid"] = reg.key_id
+        return jwt.encode(claims, key, algorithm=alg, headers=headers)
+
+    def _token_request(self, reg, token_endpoint: str, form: dict[str, str]) -> dict:
+        headers = {"Accept": "application/json"}
+        auth = None
+        form = dict(form)
+        if reg.auth_method == "private_key_jwt":
+            form["client_assertion_type"] = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+            form["client_assertion"] = self.client_assertion(reg, token_endpoint)
+        elif reg.auth_method == "client_secret_basic":
+            from urllib.parse import quote
+
+            pair = f"{quote(reg.client_id, safe='')}:{quote(reg.client_secret, safe='')}"
+            headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
+        else:
+            form["client_id"] = reg.client_id
+        try:
+            resp = self.http.post(
+                token_endpoint, data=form, headers=headers, auth=auth, timeout=TIMEOUT, allow_redirects=False
+            )
+        except requests.RequestException:
+            raise SmartError("unavailable", "The EHR did not respond. Relaunch to try again.") from None
+        try:
+            body = resp.json()
+        except ValueError:
+            body = None
+        if resp.status_code >= 500 or (resp.status_code != 200 and not isinstance(body, dict)):
+            raise SmartError("unavailable", "The EHR did not respond. Relaunch to try again.")
+        if resp.status_code != 200:
+            error = body.get("error") if isinstance(body, dict) else None
+            if error == "invalid_grant":
+                raise SmartError("invalid_grant", "The sign-in has expired or was already used.")
+            raise SmartError("config", "The EHR rejected this app's setup.")
+        if not isinstance(body, dict):
+            raise SmartError("unavailable", "The EHR sent an unreadable answer.")
+        return body
+
+    def exchange_code(
+        self, reg, *, token_endpoint: str, code: str, redirect_uri: str, code_verifier: str, requested_scope: str
+    ) -> dict:
+        """Swap the code for tokens (stored endpoint/redirect/verifier only, EL-10). Validates the
+        envelope (EL-15) and fills ``scope`` from the request when the server omits it."""
+        body = self._token_request(
+            reg,
+            token_endpoint,
+            {
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": redirect_uri,
+                "code_verifier": code_verifier,
+            },
+        )
+        return self._check_token_response(body, requested_scope)
+
+    def refresh(self, reg, *, token_endpoint: str, refresh_token: str) -> dict:
+        """One refresh-token grant, no ``scope`` (TS-08). Caller serialises and stores the result."""
+        body = self._token_request(
+            reg, token_endpoint, {"grant_type": "refresh_token", "refresh_token": refresh_token}
+        )
+        return self._check_token_response(body, None)
+
+    @staticmethod
+    def _check_token_response(body: dict, requested_scope: str | None) -> dict:
+        token = body.get("access_token")
+        if not isinstance(token, str) or not token:
+            raise SmartError("unavailable", "The EHR sent no access token.")
+        if str(body.get("token_type", "")).lower() != "bearer":
+            raise SmartError("config", "The EHR sent an unsupported token type.")
+        expires = body.get("expires_in")
+        if not isinstance(expires, int) or isinstance(expires, bool) or expires <= 0:
+            body["expires_in"] = 300
+        if not isinstance(body.get("scope"), str):
+            if requested_scope is not None:
+                log.warning("token response had no scope; assuming the requested scope (RFC 6749 5.1)")
+                body["scope"] = requested_scope
+        return body
+
+    # -- id_token (EL-17) ---------------------------------------------------------------------
+    def _jwks(self, reg, jwks_uri: str, *, force: bool = False) -> dict:
+        with self._lock:
+            cached = self._jwks_cache.get(jwks_uri)
+        if cached and cached[0] > time.monotonic() and not force:
+            return cached[1]
+        if not reg.url_allowed(jwks_uri, pinned=True):
+            raise SmartError("id_token", "The EHR's signing keys are on an unregistered server.")
+        try:
+            resp = self._get(jwks_uri, "application/json")
+            doc = resp.json() if resp.status_code == 200 else None
+        except (requests.RequestException, ValueError):
+            doc = None
+        if not isinstance(doc, dict) or not isinstance(doc.get("keys"), list):
+            raise SmartError("id_token", "Could not read the EHR's signing keys.")
+        with self._lock:
+            self._jwks_cache[jwks_uri] = (time.monotonic() + DISCOVERY_TTL, doc)
+        return doc
+
+    def validate_id_token(self, reg, id_token: str, *, issuer: str | None, jwks_uri: str | None, nonce: str) -> dict:
+        """Signature (JWKS by ``kid``; a lone key when ``kid`` is absent), ``iss``, ``aud`` =
+        client_id, ``exp``/``iat``, ``nonce``. Returns the claims."""
+        if not jwks_uri:
+            raise SmartError("id_token", "The EHR does not publish signing keys for its id_token.")
+        try:
+            header = jwt.get_unverified_header(id_token)
+        except jwt.PyJWTError:
+            raise SmartError("id_token", "The EHR sent an unreadable identity token.") from None
+        if header.get("alg") not in ID_TOKEN_ALGS:
+            raise SmartError("id_token", "The identity token uses an algorithm we do not accept.")
+        kid = header.get("kid")
+
+        def pick(doc: dict):
+            keys = [k for k in doc["keys"] if isinstance(k, dict) and k.get("use", "sig") == "sig"]
+            if kid is not None:
+                keys = [k for k in keys if k.get("kid") == kid]
+            return keys[0] if len(keys) == 1 else None
+
+        jwk = pick(self._jwks(reg, jwks_uri))
+        if jwk is None:
+            jwk = pick(self._jwks(reg, jwks_uri, force=True))  # key rotation: refetch once
+        if jwk is None:
+            raise SmartError("id_token", "The identity token was signed with an unknown key.")
+        try:
+            key = jwt.PyJWK(jwk).key
+            options = {"require": ["exp", "iat", "sub", "aud", "iss"]}
+            claims = jwt.decode(
+                id_token,
+                key,
+                algorithms=[header["alg"]],
+                audience=reg.client_id,
+                issuer=issuer if issuer else None,
+                options=options if issuer else {**options, "verify_iss": False},
+                leeway=60,
+            )
+        except jwt.PyJWTError as exc:
+            raise SmartError("id_token", f"The identity token is not valid ({type(exc).__name__}).") from None
+        if claims.get("nonce") != nonce:
+            raise SmartError("id_token", "The identity token does not belong to this sign-in.")
+        return claims
+
+
+def fhir_user_ref(fhir_user: str | None, iss: str) -> str | None:
+    """``fhirUser`` (absolute or relative) as a relative ``Type/id`` reference."""
+    if not fhir_user:
+        return None
+    value = fhir_user
+    base = iss.rstrip("/") + "/"
+    if value.startswith(base):
+        value = value[len(base):]
+    parts = value.rstrip("/").split("/")
+    if len(parts) >= 2 and parts[-2] in ("Practitioner", "PractitionerRole", "Patient", "RelatedPerson", "Person"):
+        return f"{parts[-2]}/{parts[-1]}"
+    return None
