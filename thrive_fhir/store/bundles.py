@@ -1,0 +1,292 @@
+"""``transaction`` and ``batch`` Bundles.
+
+A transaction is all or nothing: every entry is resolved (ids assigned, conditional criteria looked
+up, ``urn:uuid`` references rewritten anywhere in the resources), validated and authorised, then all
+writes go to the database in one database transaction; any failure rolls everything back and the
+answer is the failing entry's error. Entries are processed in the order the spec prescribes
+(DELETE, POST, PUT, GET) and answered in the order sent. A batch runs each entry on its own.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from urllib.parse import parse_qsl, urlsplit
+
+from sqlalchemy.engine import Connection
+
+from .errors import FhirError, operation_outcome
+from .fhirdates import to_instant, utcnow
+from .service import Ctx, Result, Store, parse_etag
+from .writes import WriteOp, apply, dumps
+
+ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3, "HEAD": 3}
+REASONS = {200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
+           404: "Not Found", 405: "Method Not Allowed", 409: "Conflict", 410: "Gone", 412: "Precondition Failed",
+           422: "Unprocessable Entity", 500: "Internal Server Error", 503: "Service Unavailable"}
+
+
+@dataclass
+class Entry:
+    index: int
+    method: str
+    rtype: str
+    rid: str | None
+    tail: list[str]
+    query: str
+    resource: dict | None
+    full_url: str | None
+    if_match: int | None
+    if_none_exist: str | None
+
+
+def process(store: Store, ctx: Ctx, body) -> Result:
+    if not isinstance(body, dict) or body.get("resourceType") != "Bundle":
+        raise FhirError(400, "POST to the base URL takes a Bundle of type transaction or batch", "invalid")
+    kind = body.get("type")
+    entries = body.get("entry") or []
+    if not isinstance(entries, list):
+        raise FhirError(400, "Bundle.entry must be a list", "structure")
+    if kind == "transaction":
+        return transaction(store, ctx, entries)
+    if kind == "batch":
+        return batch(store, ctx, entries)
+    raise FhirError(400, "Only Bundles of type transaction or batch can be posted to the base URL", "invalid")
+
+
+def _parse_entry(store: Store, ctx: Ctx, index: int, raw) -> Entry:
+    where = f"Bundle.entry[{index}]"
+    if not isinstance(raw, dict) or not isinstance(raw.get("request"), dict):
+        raise FhirError(400, f"{where} needs a request with method and url", "structure")
+    req = raw["request"]
+    method = req.get("method")
+    url = req.get("url")
+    if method not in ORDER or method == "HEAD" or not isinstance(url, str) or not url:
+        raise FhirError(400, f"{where}.request needs method GET, POST, PUT or DELETE and a url", "structure")
+    if url.startswith(ctx.base.rstrip("/") + "/"):
+        url = url[len(ctx.base.rstrip("/")) + 1:]
+    parts = urlsplit(url)
+    segs = [s for s in parts.path.split("/") if s]
+    if not segs:
+        raise FhirError(400, f"{where}.request.url must name a resource type", "invalid")
+    rtype = segs[0]
+    try:
+        store.check_type(rtype)
+        rid = segs[1] if len(segs) > 1 and not segs[1].startswith("_") and not segs[1].startswith("$") else None
+        if rid is not None:
+            store.check_id(rid)
+        resource = raw.get("resource")
+        if method in ("POST", "PUT"):
+            if rid is None and method == "PUT" and not parts.query:
+                raise FhirError(400, "PUT needs Type/id or Type?criteria", "invalid")
+            if method == "POST" and len(segs) > 1:
+                raise FhirError(400, "POST entries take the type only (Type)", "invalid")
+            resource = store.check_body(rtype, resource, rid, need_id=rid is not None and method == "PUT")
+            if method == "POST":
+                resource = {k: v for k, v in resource.items() if k != "id"}
+        elif method == "DELETE" and rid is None and not parts.query:
+            raise FhirError(405, "DELETE entries need Type/id or Type?criteria", "not-supported")
+        return Entry(index, method, rtype, rid, segs[2:], parts.query, resource, raw.get("fullUrl"),
+                     parse_etag(req.get("ifMatch")), req.get("ifNoneExist"))
+    except FhirError as exc:
+        raise exc.with_prefix(where) from None
+
+
+def _rewrite(node, idmap: dict[str, str], unresolved: list[str]):
+    if isinstance(node, dict):
+        out = {}
+        for key, value in node.items():
+            if key == "reference" and isinstance(value, str):
+                if value in idmap:
+                    value = idmap[value]
+                elif value.startswith("urn:uuid:") or value.startswith("urn:oid:"):
+                    unresolved.append(value)
+                out[key] = value
+            else:
+                out[key] = _rewrite(value, idmap, unresolved)
+        return out
+    if isinstance(node, list):
+        return [_rewrite(v, idmap, unresolved) for v in node]
+    return node
+
+
+def _conditional_refs(node, found: set[str]) -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == "reference" and isinstance(value, str) and "?" in value and "://" not in value:
+                found.add(value)
+            else:
+                _conditional_refs(value, found)
+    elif isinstance(node, list):
+        for v in node:
+            _conditional_refs(v, found)
+
+
+def transaction(store: Store, ctx: Ctx, raw_entries: list) -> Result:
+    entries = [_parse_entry(store, ctx, i, e) for i, e in enumerate(raw_entries)]
+    pinned = any(e.if_match is not None for e in entries)
+
+    answers = store.run_write(lambda conn: _run_transaction(store, ctx, conn, entries),
+                              conflict_status=412 if pinned else None)
+    return Result(200, _response_bundle("transaction-response", answers))
+
+
+def _run_transaction(store: Store, ctx: Ctx, conn: Connection, entries: list[Entry]) -> list[dict]:
+    """Resolve, validate, authorise and write ``entries``; the answers in entry order."""
+    now = utcnow()
+    idmap: dict[str, str] = {}
+    ops: dict[int, WriteOp] = {}
+    answers: dict[int, dict] = {}
+    ordered = sorted(entries, key=lambda e: ORDER[e.method])
+    for e in ordered:
+        where = f"Bundle.entry[{e.index}]"
+        try:
+            if e.method == "GET":
+                continue
+            rid = e.rid
+            if e.method == "POST":
+                if e.if_none_exist:
+                    found = store.conditional_matches(conn, ctx, e.rtype, e.if_none_exist)
+                    if len(found) > 1:
+                        raise FhirError(412, "ifNoneExist matches more than one resource", "multiple-matches")
+                    if found:
+                        row = found[0]
+                        answers[e.index] = _answer(200, e.rtype, row.res_id, row.version_id, row.last_updated)
+                        _map(idmap, ctx, e, row.res_id)
+                        continue
+                rid = str(uuid.uuid4())
+            elif rid is None:  # conditional PUT / DELETE
+                found = store.conditional_matches(conn, ctx, e.rtype, e.query)
+                if len(found) > 1:
+                    raise FhirError(412, "Conditional criteria match more than one resource", "multiple-matches")
+                if found:
+                    rid = found[0].res_id
+                    if e.resource is not None and e.resource.get("id") not in (None, rid):
+                        raise FhirError(400, "The body's id differs from the resource the criteria matched", "invalid")
+                elif e.method == "DELETE":
+                    answers[e.index] = {"response": {"status": "204 No Content"}}
+                    continue
+                else:
+                    rid = (e.resource or {}).get("id") or str(uuid.uuid4())
+            ops[e.index] = WriteOp(e.method, e.rtype, rid, e.resource, if_match=e.if_match)
+            _map(idmap, ctx, e, rid)
+        except FhirError as exc:
+            raise exc.with_prefix(where) from None
+
+    # Conditional references (Patient?identifier=...) resolve to exactly one existing resource.
+    cond_refs: set[str] = set()
+    for op in ops.values():
+        if op.resource is not None:
+            _conditional_refs(op.resource, cond_refs)
+    for ref in cond_refs:
+        rtype, criteria = ref.split("?", 1)
+        store.check_type(rtype)
+        found = store.conditional_matches(conn, ctx, rtype, criteria)
+        if len(found) != 1:
+            raise FhirError(412 if found else 404, f"Conditional reference {rtype}?... matched {len(found)} resources",
+                            "not-found" if not found else "multiple-matches")
+        idmap[ref] = f"{rtype}/{found[0].res_id}"
+
+    issues_by_entry: dict[int, list] = {}
+    for index, op in ops.items():
+        if op.resource is None:
+            continue
+        unresolved: list[str] = []
+        op.resource = _rewrite(op.resource, idmap, unresolved)
+        where = f"Bundle.entry[{index}]"
+        if unresolved:
+            raise FhirError(400, f"{where}: reference {unresolved[0]!r} does not match any fullUrl in the Bundle",
+                            "not-found")
+        try:
+            issues_by_entry[index] = store.validate({**op.resource, "resourceType": op.rtype, "id": op.rid})
+        except FhirError as exc:
+            raise exc.with_prefix(where) from None
+    try:
+        apply(conn, list(ops.values()), now, ctx.base, authorize=store.authorize_op(ctx.grant))
+    except FhirError as exc:
+        failing = next((i for i, op in ops.items() if op.status == 0 and not op.noop), None)
+        raise (exc.with_prefix(f"Bundle.entry[{failing}]") if failing is not None else exc) from None
+    for index, op in ops.items():
+        if op.method == "DELETE":
+            answers[index] = {"response": {"status": "204 No Content"}}
+        else:
+            answers[index] = _answer(op.status, op.rtype, op.rid, op.version, op.last_updated,
+                                     op.content if ctx.prefer_return == "representation" else None)
+            if ctx.prefer_return == "OperationOutcome" and issues_by_entry.get(index):
+                answers[index]["response"]["outcome"] = operation_outcome(issues_by_entry[index])
+    for e in entries:
+        if e.method == "GET":
+            try:
+                answers[e.index] = _get_entry(store, ctx, e, conn)
+            except FhirError as exc:
+                raise exc.with_prefix(f"Bundle.entry[{e.index}]") from None
+    return [answers[e.index] for e in entries]
+
+
+def _map(idmap: dict[str, str], ctx: Ctx, e: Entry, rid: str) -> None:
+    local = f"{e.rtype}/{rid}"
+    if e.full_url:
+        idmap[e.full_url] = local
+    idmap[f"{ctx.base.rstrip('/')}/{local}"] = local
+
+
+def _answer(status: int, rtype: str, rid: str, version: int, last_updated, content: str | None = None) -> dict:
+    out = {"response": {"status": f"{status} {REASONS.get(status, '')}".strip(),
+                        "location": f"{rtype}/{rid}/_history/{version}", "etag": f'W/"{version}"',
+                        "lastModified": to_instant(last_updated)}}
+    if content is not None:
+        out["resource"] = content  # JSON text, spliced in by _response_bundle
+    return out
+
+
+def _get_entry(store: Store, ctx: Ctx, e: Entry, conn: Connection | None) -> dict:
+    params = parse_qsl(e.query, keep_blank_values=True)
+    if e.rid is None:
+        result = store.search(ctx, e.rtype, params, conn=conn)
+    elif not e.tail:
+        result = store.read(ctx, e.rtype, e.rid, conn=conn)
+    elif len(e.tail) == 2 and e.tail[0] == "_history":
+        result = store.vread(ctx, e.rtype, e.rid, e.tail[1], conn=conn)
+    else:
+        raise FhirError(400, "GET entries support read, vread and search", "not-supported")
+    out = {"response": {"status": f"{result.status} {REASONS.get(result.status, '')}".strip()}}
+    if "ETag" in result.headers:
+        out["response"]["etag"] = result.headers["ETag"]
+    if result.body is not None:
+        out["resource"] = result.body if isinstance(result.body, str) else dumps(result.body)
+    return out
+
+
+def batch(store: Store, ctx: Ctx, raw_entries: list) -> Result:
+    answers = []
+    for index, raw in enumerate(raw_entries):
+        try:
+            e = _parse_entry(store, ctx, index, raw)
+            if e.method == "GET":
+                answers.append(_get_entry(store, ctx, e, None))
+                continue
+            if e.full_url:
+                e.full_url = None  # batch entries cannot refer to each other
+            answer = store.run_write(lambda conn, e=e: _run_transaction(store, ctx, conn, [e]),
+                                     conflict_status=412 if e.if_match is not None else None)
+            answers.extend(answer)
+        except FhirError as exc:
+            answers.append({"response": {"status": f"{exc.status} {REASONS.get(exc.status, '')}".strip(),
+                                         "outcome": exc.outcome()}})
+    return Result(200, _response_bundle("batch-response", answers))
+
+
+def _response_bundle(kind: str, answers: list[dict]) -> str:
+    """Bundle JSON text; entries' ``resource`` may already be JSON text (spliced without re-parsing)."""
+    head = dumps({"resourceType": "Bundle", "id": str(uuid.uuid4()), "type": kind})
+    parts = []
+    for a in answers:
+        resource = a.get("resource")
+        rest = {k: v for k, v in a.items() if k != "resource"}
+        text = dumps(rest)
+        if resource is not None:
+            res_text = resource if isinstance(resource, str) else dumps(resource)
+            text = '{"resource":' + res_text + "," + text[1:]
+        parts.append(text)
+    return head[:-1] + ',"entry":[' + ",".join(parts) + "]}"
+

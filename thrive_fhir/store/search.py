@@ -1,0 +1,304 @@
+"""FHIR search: query-string parameters -> one SQL statement over the current versions.
+
+Each search parameter becomes ``res_id IN (SELECT res_id FROM search_index WHERE ...)``; repeated
+parameters AND, comma-separated values OR (FHIR search semantics). Paging is keyset-based on the sort
+key (``_cursor`` in the ``next`` link), so a page boundary never shifts when resources are added
+while a client pages through results.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+from urllib.parse import urlencode
+
+from sqlalchemy import and_, false, func, not_, or_, select, true, tuple_
+from sqlalchemy.sql import ColumnElement
+
+from .errors import FhirError
+from .fhirdates import date_range
+from .schema import resource_versions as rv
+from .schema import search_index as si
+from .search_params import INCLUDES, SearchParam, params_for, reference_key
+
+DEFAULT_COUNT = 50
+MAX_COUNT = 1000
+SORTS = ("_id", "-_id", "_lastUpdated", "-_lastUpdated")
+DATE_PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb")
+#: Parameters every type accepts beyond its own table.
+COMMON_PARAMS = ("_id", "_lastUpdated")
+RESULT_PARAMS = ("_count", "_sort", "_include", "_revinclude", "_summary", "_total", "_cursor")
+IGNORED_SILENTLY = ("_format", "_pretty")
+
+
+@dataclass
+class SearchQuery:
+    rtype: str
+    conditions: list[ColumnElement] = field(default_factory=list)
+    count: int = DEFAULT_COUNT
+    sort: str = "_id"
+    cursor: tuple | None = None
+    includes: list[tuple[str, str, str | None]] = field(default_factory=list)
+    revincludes: list[tuple[str, str]] = field(default_factory=list)
+    summary_count: bool = False
+    total_accurate: bool = False
+    used: list[tuple[str, str]] = field(default_factory=list)  # params honoured, for the self link
+    ignored: list[str] = field(default_factory=list)
+
+
+def parse(rtype: str, params: list[tuple[str, str]], *, strict: bool, base: str | None) -> SearchQuery:
+    """Build a SearchQuery. Invalid values are 400; unknown parameters 400 when strict, else ignored."""
+    q = SearchQuery(rtype)
+    known = params_for(rtype)
+    for raw_name, value in params:
+        name, _, modifier = raw_name.partition(":")
+        if name in IGNORED_SILENTLY:
+            continue
+        if name in RESULT_PARAMS:
+            if _result_param(q, name, modifier, value, strict):
+                q.used.append((raw_name, value))
+            continue
+        if name == "_id" and not modifier:
+            ids = _split(value)
+            q.conditions.append(rv.c.res_id.in_(ids))
+        elif name == "_lastUpdated" and not modifier:
+            q.conditions.append(or_(*[_point_date(rv.c.last_updated, v, name) for v in _split(value)]))
+        elif name in known:
+            q.conditions.append(_param_condition(rtype, known[name], modifier, value, base))
+        else:
+            if strict:
+                raise FhirError(400, f"Unknown or unsupported search parameter '{raw_name}' for {rtype}", "not-supported")
+            q.ignored.append(raw_name)
+            continue
+        q.used.append((raw_name, value))
+    return q
+
+
+def _result_param(q: SearchQuery, name: str, modifier: str, value: str, strict: bool) -> bool:
+    if name == "_count":
+        if not value.isdigit():
+            raise FhirError(400, "_count must be a non-negative integer", "invalid")
+        q.count = min(int(value), MAX_COUNT)
+        return True
+    if name == "_sort":
+        if value not in SORTS:
+            if strict:
+                raise FhirError(400, f"_sort supports only {', '.join(SORTS)}", "not-supported")
+            q.ignored.append("_sort")
+            return False
+        q.sort = value
+        return True
+    if name == "_cursor":
+        q.cursor = _decode_cursor(value)
+        return False
+    if name == "_summary":
+        if value == "count":
+            q.summary_count = True
+            return True
+        if value == "false":
+            return True
+        if strict:
+            raise FhirError(400, "_summary supports only 'count' and 'false'", "not-supported")
+        q.ignored.append("_summary")
+        return False
+    if name == "_total":
+        if value == "accurate":
+            q.total_accurate = True
+        return True
+    if name == "_include":
+        parts = value.split(":")
+        if modifier or len(parts) not in (2, 3) or f"{parts[0]}:{parts[1]}" not in INCLUDES or parts[0] != q.rtype:
+            if strict:
+                raise FhirError(400, f"Unsupported _include '{value}'", "not-supported")
+            q.ignored.append("_include")
+            return False
+        q.includes.append((parts[0], parts[1], parts[2] if len(parts) == 3 else None))
+        return True
+    if name == "_revinclude":
+        parts = value.split(":")
+        if modifier or len(parts) not in (2, 3) or f"{parts[0]}:{parts[1]}" not in INCLUDES:
+            if strict:
+                raise FhirError(400, f"Unsupported _revinclude '{value}'", "not-supported")
+            q.ignored.append("_revinclude")
+            return False
+        q.revincludes.append((parts[0], parts[1]))
+        return True
+    return False
+
+
+def _split(value: str) -> list[str]:
+    """Comma-separated alternatives; ``\\,`` is a literal comma."""
+    parts, cur, i = [], [], 0
+    while i < len(value):
+        ch = value[i]
+        if ch == "\\" and i + 1 < len(value):
+            cur.append(value[i + 1])
+            i += 2
+            continue
+        if ch == ",":
+            parts.append("".join(cur))
+            cur = []
+        else:
+            cur.append(ch)
+        i += 1
+    parts.append("".join(cur))
+    return parts
+
+
+def _prefixed(value: str, name: str) -> tuple[str, tuple]:
+    prefix = value[:2] if value[:2] in DATE_PREFIXES else "eq"
+    text = value[2:] if value[:2] in DATE_PREFIXES else value
+    rng = date_range(text)
+    if rng is None:
+        raise FhirError(400, f"Invalid date value for '{name}' (expected [prefix]YYYY[-MM[-DD[Thh:mm[:ss][Z|+hh:mm]]]])",
+                        "invalid")
+    return prefix, rng
+
+
+def _point_date(col, value: str, name: str) -> ColumnElement:
+    prefix, (lo, hi) = _prefixed(value, name)
+    return {
+        "eq": and_(col >= lo, col <= hi), "ne": or_(col < lo, col > hi), "gt": col > hi, "lt": col < lo,
+        "ge": col >= lo, "le": col <= hi, "sa": col > hi, "eb": col < lo,
+    }[prefix]
+
+
+def _range_date(value: str, name: str) -> ColumnElement:
+    prefix, (lo, hi) = _prefixed(value, name)
+    return {
+        "eq": and_(si.c.dt_lo >= lo, si.c.dt_hi <= hi),
+        "ne": or_(si.c.dt_lo < lo, si.c.dt_hi > hi),
+        "gt": si.c.dt_hi > hi,
+        "lt": si.c.dt_lo < lo,
+        "ge": si.c.dt_hi >= lo,
+        "le": si.c.dt_lo <= hi,
+        "sa": si.c.dt_lo > hi,
+        "eb": si.c.dt_hi < lo,
+    }[prefix]
+
+
+def _param_condition(rtype: str, sp: SearchParam, modifier: str, value: str, base: str | None) -> ColumnElement:
+    scope = and_(si.c.res_type == rtype, si.c.param == sp.name)
+    if modifier == "missing":
+        if value not in ("true", "false"):
+            raise FhirError(400, f"{sp.name}:missing takes true or false", "invalid")
+        present = rv.c.res_id.in_(select(si.c.res_id).where(scope))
+        return not_(present) if value == "true" else present
+    values = _split(value)
+    if any(v == "" for v in values):
+        raise FhirError(400, f"Empty value for search parameter '{sp.name}'", "invalid")
+    if sp.type == "token":
+        if modifier not in ("", "not"):
+            raise FhirError(400, f"Modifier ':{modifier}' is not supported on token parameter '{sp.name}'", "not-supported")
+        match = or_(*[_token(v) for v in values])
+    elif sp.type == "reference":
+        if modifier and not (modifier[:1].isupper() and modifier.isalpha()):
+            raise FhirError(400, f"Modifier ':{modifier}' is not supported on reference parameter '{sp.name}'", "not-supported")
+        match = or_(*[_reference(sp, modifier or None, v, base) for v in values])
+    elif sp.type == "date":
+        if modifier:
+            raise FhirError(400, f"Modifier ':{modifier}' is not supported on date parameter '{sp.name}'", "not-supported")
+        match = or_(*[_range_date(v, sp.name) for v in values])
+    else:  # string
+        if modifier not in ("", "contains"):
+            raise FhirError(400, f"Modifier ':{modifier}' is not supported on string parameter '{sp.name}'", "not-supported")
+        match = or_(*[
+            si.c.val.like(("%" if modifier == "contains" else "") + _like_escape(v.lower()) + "%", escape="\\")
+            for v in values
+        ])
+    sub = rv.c.res_id.in_(select(si.c.res_id).where(scope, match))
+    return not_(sub) if modifier == "not" else sub
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _token(value: str) -> ColumnElement:
+    if "|" not in value:
+        return si.c.val == value
+    system, code = value.split("|", 1)
+    if system == "":
+        return and_(si.c.sys.is_(None), si.c.val == code)
+    if code == "":
+        return si.c.sys == system
+    return and_(si.c.sys == system, si.c.val == code)
+
+
+def _reference(sp: SearchParam, type_modifier: str | None, value: str, base: str | None) -> ColumnElement:
+    key = reference_key(value, base) if "/" in value else None
+    if key:
+        return si.c.val == key
+    if "/" in value:
+        return si.c.val == value  # foreign absolute reference
+    target = type_modifier or sp.target
+    if target:
+        return si.c.val == f"{target}/{value}"
+    return si.c.val.like("%/" + _like_escape(value), escape="\\")
+
+
+# --- paging --------------------------------------------------------------------------------------
+
+def encode_cursor(values: list) -> str:
+    raw = json.dumps([v.isoformat() if hasattr(v, "isoformat") else v for v in values]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(text: str) -> tuple:
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        values = json.loads(raw)
+        if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+            raise ValueError
+        return tuple(values)
+    except (ValueError, TypeError):
+        raise FhirError(400, "Invalid _cursor (use the next link exactly as given)", "invalid") from None
+
+
+def build_select(q: SearchQuery, restrict_patient: str | None = None, *, columns=None):
+    cols = columns if columns is not None else (rv.c.res_id, rv.c.content, rv.c.last_updated, rv.c.patient_key)
+    stmt = select(*cols).where(rv.c.res_type == q.rtype, rv.c.is_current, rv.c.deleted == false(), *q.conditions)
+    if restrict_patient is not None:
+        stmt = stmt.where(or_(rv.c.patient_key == restrict_patient, rv.c.patient_key.is_(None)))
+    return stmt
+
+
+def count_select(q: SearchQuery, restrict_patient: str | None = None):
+    return build_select(q, restrict_patient, columns=(func.count(),))
+
+
+def page_select(q: SearchQuery, restrict_patient: str | None = None):
+    from datetime import datetime
+
+    stmt = build_select(q, restrict_patient)
+    desc = q.sort.startswith("-")
+    by_updated = q.sort.lstrip("-") == "_lastUpdated"
+    if q.cursor:
+        if by_updated:
+            if len(q.cursor) != 2:
+                raise FhirError(400, "Invalid _cursor for this _sort", "invalid")
+            try:
+                point = (datetime.fromisoformat(q.cursor[0]), q.cursor[1])
+            except ValueError:
+                raise FhirError(400, "Invalid _cursor (use the next link exactly as given)", "invalid") from None
+            key = tuple_(rv.c.last_updated, rv.c.res_id)
+            stmt = stmt.where(key < tuple_(*point) if desc else key > tuple_(*point))
+        else:
+            stmt = stmt.where(rv.c.res_id < q.cursor[0] if desc else rv.c.res_id > q.cursor[0])
+    order = [rv.c.last_updated, rv.c.res_id] if by_updated else [rv.c.res_id]
+    stmt = stmt.order_by(*[c.desc() if desc else c.asc() for c in order])
+    return stmt.limit(q.count + 1)
+
+
+def cursor_for(q: SearchQuery, last_row) -> str:
+    if q.sort.lstrip("-") == "_lastUpdated":
+        return encode_cursor([last_row.last_updated, last_row.res_id])
+    return encode_cursor([last_row.res_id])
+
+
+def query_string(pairs: list[tuple[str, str]]) -> str:
+    return urlencode(pairs, safe="|:,/")
+
+
+__all__ = ["SearchQuery", "parse", "page_select", "count_select", "cursor_for", "query_string", "true"]

@@ -1,0 +1,288 @@
+"""HTTP layer: routing, content negotiation, body limits, authentication and the error envelope.
+
+Everything a client controls is checked here before it reaches the service, and every failure is
+answered with an OperationOutcome. Logs carry method, route shape, status and exception class only —
+never URLs with query strings, bodies, tokens or database error text (which can quote resource JSON).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import traceback
+from typing import Callable
+from urllib.parse import parse_qsl
+
+from werkzeug.wrappers import Request, Response
+from werkzeug.wsgi import wrap_file
+
+from ..smart_scopes import Grant
+from . import bundles
+from .bulk_export import Exporter
+from .errors import FhirError, issue, operation_outcome
+from .service import Ctx, Result, Store
+
+log = logging.getLogger("thrive_fhir.store")
+
+FHIR_JSON = "application/fhir+json"
+JSON_TYPES = ("application/fhir+json", "application/json", "text/json", "json")
+ACCEPT_ANY = ("*/*", "application/*", "application/fhir+json", "application/json", "text/json", "json",
+              "application/fhir+ndjson", "application/ndjson")
+
+
+class StoreApp:
+    """The WSGI application returned by :func:`thrive_fhir.store.create_app`."""
+
+    def __init__(self, store: Store, exporter: Exporter, *, base_url: str | None,
+                 token_verifier: Callable[[str], Grant | None] | None, audit_reads: bool, max_body: int,
+                 capability: Callable[[str], dict], smart_configuration: dict | None):
+        self.store = store
+        self.exporter = exporter
+        self.base_url = base_url.rstrip("/") if base_url else None
+        self.token_verifier = token_verifier
+        self.audit_reads = audit_reads
+        self.max_body = max_body
+        self.capability = capability
+        self.smart_configuration = smart_configuration
+
+    # --- WSGI entry ------------------------------------------------------------------------------
+
+    def __call__(self, environ, start_response):
+        request = Request(environ)
+        try:
+            response = self.handle(request)
+        except FhirError as exc:
+            response = self.error(exc)
+        except Exception as exc:  # noqa: BLE001 - a real bug: say so as an OperationOutcome, log no data
+            log.error("unhandled %s on %s %s:\n%s", type(exc).__name__, request.method, _route_shape(request.path),
+                      "".join(traceback.format_tb(exc.__traceback__)))
+            response = self.error(FhirError(500, "Internal server error", "exception"))
+        return response(environ, start_response)
+
+    def base(self, request: Request) -> str:
+        return self.base_url or (request.host_url.rstrip("/") + request.script_root)
+
+    # --- dispatch --------------------------------------------------------------------------------
+
+    def handle(self, request: Request) -> Response:
+        method = request.method
+        segs = [s for s in request.path.split("/") if s]
+        params = list(parse_qsl(request.query_string.decode("latin-1"), keep_blank_values=True))
+        self.negotiate(request, params)
+        if segs == ["metadata"] and method in ("GET", "HEAD"):
+            return self.json_response(200, self.capability(self.base(request)))
+        if segs[:1] == [".well-known"]:
+            if segs == [".well-known", "smart-configuration"] and self.smart_configuration and method == "GET":
+                return self.json_response(200, self.smart_configuration, content_type="application/json")
+            raise FhirError(404, "Not found", "not-found")
+        prefer = request.headers.get("Prefer", "")
+        ctx = Ctx(base=self.base(request), grant=self.authenticate(request), strict="handling=strict" in prefer,
+                  prefer_return=_prefer_return(prefer))
+        result = self.route(request, ctx, method, segs, params, prefer)
+        if isinstance(result, Response):
+            return result
+        if self.audit_reads and result.audit and result.status == 200 and method in ("GET", "HEAD", "POST"):
+            subtype, entities = result.audit
+            self.store.write_audit(ctx, subtype, entities, request.query_string.decode("latin-1") or None)
+        return self.result_response(ctx, method, result)
+
+    def route(self, request: Request, ctx: Ctx, method: str, segs: list[str], params, prefer: str):
+        store = self.store
+        n = len(segs)
+        if n == 0:
+            if method == "POST":
+                return bundles.process(store, ctx, self.body(request))
+            raise FhirError(400 if method == "GET" else 405, "System-level search is not supported; use [base]/[type]",
+                            "not-supported")
+        head = segs[0]
+        if head == "_export":
+            return self.export_route(request, ctx, method, segs)
+        if head == "$export" and n == 1:
+            self.only(method, "GET")
+            return self.exporter.kickoff(ctx, "system", request.query_string.decode("latin-1"), prefer, request.url)
+        if head == "_history" and n == 1:
+            self.only(method, "GET", "HEAD")
+            return store.history(ctx, None, None, params)
+        store.check_type(head)
+        rtype = head
+        if n == 1:
+            if method in ("GET", "HEAD"):
+                return store.search(ctx, rtype, params)
+            if method == "POST":
+                return store.create(ctx, rtype, self.body(request), request.headers.get("If-None-Exist"))
+            if method == "PUT":
+                return store.conditional_update(ctx, rtype, params, self.body(request), request.headers.get("If-Match"))
+            if method == "DELETE":
+                return store.conditional_delete(ctx, rtype, params)
+            raise self.not_allowed(method)
+        second = segs[1]
+        if n == 2:
+            if second == "_search":
+                self.only(method, "POST")
+                return store.search(ctx, rtype, params + self.form(request))
+            if second == "_history":
+                self.only(method, "GET", "HEAD")
+                return store.history(ctx, rtype, None, params)
+            if second == "$export" and rtype == "Patient":
+                self.only(method, "GET")
+                return self.exporter.kickoff(ctx, "patient", request.query_string.decode("latin-1"), prefer,
+                                             request.url)
+            if second.startswith("$"):
+                raise FhirError(404, f"Operation {second} is not supported on {rtype}", "not-supported")
+            if method in ("GET", "HEAD"):
+                return store.read(ctx, rtype, second)
+            if method == "PUT":
+                return store.update(ctx, rtype, second, self.body(request), request.headers.get("If-Match"))
+            if method == "DELETE":
+                return store.delete(ctx, rtype, second, request.headers.get("If-Match"))
+            raise self.not_allowed(method)
+        if segs[2] == "_history":
+            self.only(method, "GET", "HEAD")
+            if n == 3:
+                return store.history(ctx, rtype, second, params)
+            if n == 4:
+                return store.vread(ctx, rtype, second, segs[3])
+        raise FhirError(404, "Unsupported URL for this server", "not-supported")
+
+    def export_route(self, request: Request, ctx: Ctx, method: str, segs: list[str]):
+        if len(segs) == 2:
+            if method == "DELETE":
+                return self.exporter.cancel(ctx, segs[1])
+            self.only(method, "GET")
+            return self.exporter.status(ctx, segs[1])
+        if len(segs) == 3:
+            self.only(method, "GET")
+            path = self.exporter.file_path(ctx, segs[1], segs[2])
+            fh = open(path, "rb")  # closed by the WSGI server through wrap_file
+            response = Response(wrap_file(request.environ, fh, buffer_size=1 << 16), 200,
+                                content_type="application/fhir+ndjson", direct_passthrough=True)
+            response.content_length = path.stat().st_size
+            return response
+        raise FhirError(404, "Unknown export URL", "not-found")
+
+    # --- request checks --------------------------------------------------------------------------
+
+    @staticmethod
+    def only(method: str, *allowed: str) -> None:
+        if method not in allowed:
+            raise FhirError(405, f"{method} is not allowed here", "not-supported",
+                            headers={"Allow": ", ".join(allowed)})
+
+    @staticmethod
+    def not_allowed(method: str) -> FhirError:
+        return FhirError(405, f"{method} is not allowed here", "not-supported")
+
+    @staticmethod
+    def negotiate(request: Request, params) -> None:
+        fmt = dict(params).get("_format")
+        if fmt and fmt.lower() not in JSON_TYPES:
+            raise FhirError(406, "Only JSON is supported (_format=json)", "not-supported")
+        accept = request.headers.get("Accept")
+        if accept:
+            kinds = [part.split(";")[0].strip().lower() for part in accept.split(",")]
+            if not any(k in ACCEPT_ANY for k in kinds):
+                raise FhirError(406, "Only application/fhir+json can be produced", "not-supported")
+
+    def authenticate(self, request: Request) -> Grant | None:
+        if self.token_verifier is None:
+            return None
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise FhirError(401, "A bearer access token is required", "login",
+                            headers={"WWW-Authenticate": 'Bearer realm="thrive-fhir"'})
+        try:
+            grant = self.token_verifier(token.strip())
+        except Exception as exc:  # noqa: BLE001 - a broken verifier must not become a 500 leak of the token
+            log.error("token verifier raised %s", type(exc).__name__)
+            grant = None
+        if grant is None or grant.expired():
+            raise FhirError(401, "The access token is invalid or expired", "login",
+                            headers={"WWW-Authenticate": 'Bearer realm="thrive-fhir", error="invalid_token"'})
+        return grant
+
+    def raw_body(self, request: Request) -> bytes:
+        length = request.content_length
+        if length is not None and length > self.max_body:
+            raise FhirError(413, f"Request body larger than {self.max_body} bytes", "too-costly")
+        data = request.stream.read(self.max_body + 1)
+        if len(data) > self.max_body:
+            raise FhirError(413, f"Request body larger than {self.max_body} bytes", "too-costly")
+        return data
+
+    def body(self, request: Request):
+        ctype = (request.mimetype or "").lower()
+        if ctype and ctype not in JSON_TYPES:
+            raise FhirError(415, "Send FHIR resources as application/fhir+json", "not-supported")
+        data = self.raw_body(request)
+        if not data.strip():
+            raise FhirError(400, "The request body is empty", "required")
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise FhirError(400, "The request body is not valid UTF-8", "structure") from None
+        try:
+            return json.loads(text, parse_constant=_reject_constant)
+        except (ValueError, RecursionError) as exc:
+            where = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
+            raise FhirError(400, f"The request body is not valid JSON{where}", "structure") from None
+
+    def form(self, request: Request) -> list[tuple[str, str]]:
+        if not request.content_length:
+            return []
+        if request.mimetype != "application/x-www-form-urlencoded":
+            raise FhirError(415, "POST _search takes application/x-www-form-urlencoded", "not-supported")
+        raw = self.raw_body(request)
+        try:
+            return parse_qsl(raw.decode("utf-8"), keep_blank_values=True)
+        except UnicodeDecodeError:
+            raise FhirError(400, "The form body is not valid UTF-8", "structure") from None
+
+    # --- responses -------------------------------------------------------------------------------
+
+    def result_response(self, ctx: Ctx, method: str, result: Result) -> Response:
+        body = result.body
+        if method in ("POST", "PUT", "DELETE") and result.outcome is not None:  # single-resource writes
+            if ctx.prefer_return == "minimal":
+                body = None
+            elif ctx.prefer_return == "OperationOutcome":
+                body = result.outcome
+        return self.json_response(result.status, body, result.headers)
+
+    def json_response(self, status: int, body, headers: dict | None = None,
+                      content_type: str = FHIR_JSON) -> Response:
+        if body is None:
+            response = Response(b"", status)
+        else:
+            text = body if isinstance(body, str) else json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+            response = Response(text.encode("utf-8"), status, content_type=f"{content_type}; charset=utf-8")
+        for key, value in (headers or {}).items():
+            if value:
+                response.headers[key] = value
+        return response
+
+    def error(self, exc: FhirError) -> Response:
+        return self.json_response(exc.status, exc.outcome(), exc.headers)
+
+
+def _reject_constant(name: str):
+    raise ValueError(f"{name} is not allowed in FHIR JSON")
+
+
+def _prefer_return(prefer: str) -> str:
+    for part in prefer.split(","):
+        for token in part.split(";"):
+            key, _, value = token.strip().partition("=")
+            if key == "return":
+                return value.strip('"')
+    return ""
+
+
+def _route_shape(path: str) -> str:
+    """``/Observation/abc/_history/2`` -> ``/Observation/{id}/_history/{v}``: no ids in logs."""
+    segs = [s for s in path.split("/") if s]
+    shaped = [s if i == 0 or s.startswith("_") or s.startswith("$") else "{x}" for i, s in enumerate(segs)]
+    return "/" + "/".join(shaped)
+
+
+__all__ = ["StoreApp", "operation_outcome", "issue"]
