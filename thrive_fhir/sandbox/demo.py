@@ -1,0 +1,330 @@
+"""``thrive demo``: every part of THRIVE-FHIR on this machine, with no external services.
+
+DEVELOPMENT AND TESTING ONLY. One process owns everything it starts: the sandbox EHR (EHR page,
+SMART authorization server, EHR FHIR store), the shared cross-agency FHIR store and the clinician
+SMART app run on threads; the sync worker runs as a child process in its own process group. Ctrl-C
+or SIGTERM stops all of them (see ``runner.Stopper``).
+
+Working folder (default ``./var/demo``)::
+
+    keys/sandbox-auth.pem  keys/app-client.pem  keys/sync-client.pem    private keys (0600)
+    clients.json         sandbox client registry (the app and the sync worker)
+    ehr.db  shared.db     the two FHIR stores (SQLite)
+    app.json  app-secret  app.db                                       SMART app config and data
+    sync.toml  sync.log                                                 sync worker config and log
+    synth/                synthetic population (NDJSON) used to seed the stores
+
+Ports: ``--port-base`` P gives the sandbox P, the app P+1 and the shared store P+2 (0 = any free
+ports, used by the smoke test). A part whose code is not in this build is reported as skipped.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import requests
+
+from . import DEV_ONLY_NOTICE
+from .clientkit import assertion_form
+from .keys import SigningKey, jwks
+from .registry import Client, Registry
+from .runner import Stopper, start_child, stop_child
+from .seed import EHR_TYPES, SeedError, load, practitioner_for, read_ndjson
+from .server import ServerThread, build_sandbox, create_store, protected_store
+
+APP_CLIENT_ID = "thrive-app"
+SYNC_CLIENT_ID = "thrive-sync"
+DEMO_ODS = "RXX01"
+APP_SCOPES = ("launch launch/patient openid fhirUser online_access offline_access "
+              "patient/*.cruds user/*.rs")
+SYNC_SCOPES = "system/*.crus"
+
+
+class DemoError(RuntimeError):
+    """The demo cannot start; the message is one readable line."""
+
+
+@dataclass
+class Part:
+    name: str
+    status: str                      # running | skipped | failed
+    url: str | None = None
+    detail: str = ""
+
+
+@dataclass
+class Demo:
+    workdir: Path
+    port_base: int = 8100
+    patients: int = 25
+    seed: bool = True
+    seed_value: int = 42
+    say: Callable[[str], Any] = print
+    parts: list[Part] = field(default_factory=list)
+    stopper: Stopper = field(default_factory=Stopper)
+    children: list[subprocess.Popen] = field(default_factory=list)
+
+    # -- set-up ------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Create the working folder, seed, and start every available part."""
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        (self.workdir / "keys").mkdir(exist_ok=True)
+        os.chmod(self.workdir / "keys", 0o700)
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _bind(self, offset: int, name: str) -> ServerThread:
+        port = 0 if self.port_base == 0 else self.port_base + offset
+        try:
+            server = ServerThread("127.0.0.1", port, name=name)
+        except OSError as exc:
+            raise DemoError(f"port {port} for the {name} is in use or not allowed ({exc.strerror}); "
+                            "choose another --port-base") from None
+        self.stopper.on_stop(name, server.stop)
+        return server
+
+    def _start(self) -> None:
+        if not _available("thrive_fhir.store", "create_app"):
+            raise DemoError("the FHIR store (thrive_fhir.store) is not in this build; nothing to start")
+        sandbox_srv = self._bind(0, "sandbox EHR")
+        app_srv = self._bind(1, "SMART app")
+        shared_srv = self._bind(2, "shared store")
+        self.sandbox_origin, self.app_origin = sandbox_srv.origin, app_srv.origin
+        self.shared_base = shared_srv.origin + "/fhir"
+        keys = self.workdir / "keys"
+        auth_key = SigningKey.load_or_create(keys / "sandbox-auth.pem", "RS256")
+        self.app_key = SigningKey.load_or_create(keys / "app-client.pem", "RS384")
+        self.sync_key = SigningKey.load_or_create(keys / "sync-client.pem", "RS384")
+        registry = self._registry()
+        (self.workdir / "clients.json").write_text(json.dumps(registry.to_dict(), indent=2) + "\n")
+
+        ehr_db, shared_db = self.workdir / "ehr.db", self.workdir / "shared.db"
+        fresh = not ehr_db.exists() or not shared_db.exists()
+        self.sb = build_sandbox(f"sqlite:///{ehr_db}", self.sandbox_origin, registry=registry, key=auth_key,
+                                app_launch_url=f"{self.app_origin}/launch", extra_fhir_bases=[self.shared_base])
+        authority = self.sb.authority
+        self.shared_store = create_store(f"sqlite:///{shared_db}", self.shared_base,
+                                         authority.token_verifier(self.shared_base))
+        from .directory import PatientDirectory
+
+        authority.patient_directories[self.shared_base] = PatientDirectory(
+            self.shared_base, lambda: authority.mint_internal_token(self.shared_base, "system/Patient.rs"),
+            wsgi_app=self.shared_store)
+        if self.seed and fresh:
+            self._seed()
+        elif self.seed:
+            self.say(f"Using the data already in {self.workdir} (delete the folder to start afresh).")
+        sandbox_srv.start(self.sb.wsgi)
+        self.parts.append(Part("Sandbox EHR (EHR page, SMART auth, EHR FHIR store)", "running",
+                               f"{self.sandbox_origin}/ehr/", f"FHIR base {self.sb.fhir_base}"))
+        shared_srv.start(protected_store(self.shared_store, authority))
+        self.parts.append(Part("Shared cross-agency FHIR store", "running", self.shared_base,
+                               "tokens from the sandbox auth server (Backend Services for the sync worker)"))
+        self._start_app(app_srv)
+        self._start_sync()
+
+    def _registry(self) -> Registry:
+        registry = Registry()
+        registry.add(Client(
+            APP_CLIENT_ID, "private_key_jwt", name="THRIVE care plan (demo)",
+            redirect_uris=(f"{self.app_origin}/callback",), launch_url=f"{self.app_origin}/launch",
+            scopes=frozenset(APP_SCOPES.split()), jwks=jwks(self.app_key), organization=f"Organization/{DEMO_ODS}",
+        ))
+        registry.add(Client(
+            SYNC_CLIENT_ID, "private_key_jwt", name="THRIVE sync worker (demo)", grant_types=("client_credentials",),
+            scopes=frozenset(SYNC_SCOPES.split()), jwks=jwks(self.sync_key), fhir_base=self.shared_base,
+            organization=f"Organization/{DEMO_ODS}", access_token_lifetime=300,
+        ))
+        return registry
+
+    # -- seeding -----------------------------------------------------------------------------------
+
+    def _seed(self) -> None:
+        authority = self.sb.authority
+        users = [practitioner_for(u) for u in authority.registry.users.values()]
+        synth_dir = self.workdir / "synth"
+        resources: list[dict[str, Any]] = []
+        if _available("thrive_fhir.cli.synth_cmd", "synth"):
+            self.say(f"Generating {self.patients} synthetic patients (seed {self.seed_value}) ...")
+            if synth_dir.exists():
+                shutil.rmtree(synth_dir)
+            proc = subprocess.run(
+                [*thrive_command(), "synth", "--patients", str(self.patients), "--seed", str(self.seed_value),
+                 "--out", str(synth_dir)], capture_output=True, text=True, timeout=600)
+            if proc.returncode != 0:
+                last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
+                raise DemoError(f"thrive synth failed: {last}")
+            resources = list(read_ndjson(synth_dir))
+        else:
+            self.say("Skipped synthetic population: 'thrive synth' is not in this build yet.")
+        try:
+            for name, base, store, types in (("EHR store", self.sb.fhir_base, self.sb.store, EHR_TYPES),
+                                             ("shared store", self.shared_base, self.shared_store, None)):
+                started = time.monotonic()
+                token = lambda b=base: authority.mint_internal_token(b, "system/*.cruds", lifetime=600)  # noqa: E731
+                report = load(store, base, token, [*users, *resources], types=types)
+                self.say(f"Seeded the {name}: {report.summary()} ({time.monotonic() - started:.1f} s)")
+        except SeedError as exc:
+            raise DemoError(f"seeding failed: {exc}") from None
+
+    # -- the app and the sync worker ---------------------------------------------------------------
+
+    def _start_app(self, server: ServerThread) -> None:
+        if not _available("smart_app", "create_app"):
+            self.parts.append(Part("SMART app", "skipped", detail="smart_app is not in this build yet"))
+            return
+        secret = self.workdir / "app-secret"
+        if not secret.exists():
+            fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(48))
+        common = {"client_id": APP_CLIENT_ID, "auth_method": "private_key_jwt",
+                  "private_key_file": str(self.workdir / "keys" / "app-client.pem"), "key_id": self.app_key.kid,
+                  "auth_hosts": ["127.0.0.1"], "frame_ancestors": [self.sandbox_origin],
+                  "allow_insecure_loopback": True, "online_access": True}
+        config = {
+            "secret_key_file": str(secret),
+            "database_url": f"sqlite:///{self.workdir / 'app.db'}",
+            "ods_code": DEMO_ODS,
+            "public_base_url": self.app_origin,
+            "ehr": [{"name": "Sandbox EHR (demo)", "iss": self.sb.fhir_base, **common},
+                    {"name": "Shared cross-agency record (demo)", "iss": self.shared_base, **common}],
+            "standalone": [{"key": "school", "name": "Sandbox High School (demo agency)", "iss": self.shared_base,
+                            "organization": "Organization/SXX01"}],
+        }
+        path = self.workdir / "app.json"
+        path.write_text(json.dumps(config, indent=2) + "\n")
+        try:
+            import smart_app
+
+            app = smart_app.create_app(path)
+        except Exception as exc:  # report and carry on with the other parts
+            self.parts.append(Part("SMART app", "failed", detail=f"could not start: {exc}"))
+            return
+        server.start(app)
+        self.parts.append(Part("SMART app", "running", f"{self.app_origin}/standalone",
+                               "EHR launch: open a patient on the EHR page and press Launch THRIVE"))
+
+    def _start_sync(self) -> None:
+        if not _available("thrive_fhir.cli.sync_cmd", "sync"):
+            self.parts.append(Part("Sync worker", "skipped", detail="'thrive sync' is not in this build yet"))
+            return
+        if not (self.workdir / "app.json").exists():
+            self.parts.append(Part("Sync worker", "skipped", detail="needs the SMART app's local store"))
+            return
+        conf = self.workdir / "sync.toml"
+        q = json.dumps
+        conf.write_text("\n".join([
+            "# Written by thrive demo (development only).",
+            f"database_url = {q('sqlite:///' + str(self.workdir / 'app.db'))}",
+            f"fhir_base = {q(self.shared_base)}",
+            f"ods_code = {q(DEMO_ODS)}",
+            "poll_interval = 2.0",
+            "",
+            "[auth]",
+            'type = "backend-services"',
+            f"client_id = {q(SYNC_CLIENT_ID)}",
+            f"private_key_file = {q(str(self.workdir / 'keys' / 'sync-client.pem'))}",
+            f"kid = {q(self.sync_key.kid)}",
+            'alg = "RS384"',
+            f"scope = {q('system/*.rs system/*.cu')}",
+            f"token_url = {q(self.sb.authority.token_endpoint)}",
+            "",
+        ]))
+        try:
+            proc = start_child([*thrive_command(), "sync", "run", "--config", str(conf)],
+                               log_path=str(self.workdir / "sync.log"))
+        except OSError as exc:
+            self.parts.append(Part("Sync worker", "failed", detail=f"could not start: {exc.strerror}"))
+            return
+        self.children.append(proc)
+        self.stopper.on_stop("sync worker", lambda: stop_child(proc))
+        self.parts.append(Part("Sync worker", "running", detail=f"pushes the app's outbox to the shared store; "
+                                                               f"log {self.workdir / 'sync.log'}"))
+
+    # -- reporting, checking, stopping -------------------------------------------------------------
+
+    def banner(self) -> str:
+        lines = [f"*** {DEV_ONLY_NOTICE} ***", ""]
+        for part in self.parts:
+            where = f"  {part.url}" if part.url else ""
+            lines.append(f"[{part.status:>7}] {part.name}{where}")
+            if part.detail:
+                lines.append(f"          {part.detail}")
+        lines += ["", f"Open the EHR page: {self.sandbox_origin}/ehr/  (pick a patient, press Launch THRIVE)",
+                  f"Working folder: {self.workdir}", "Press Ctrl-C to stop everything."]
+        return "\n".join(lines)
+
+    def smoke_check(self) -> list[str]:
+        """Ask every running part a real question over HTTP; returns the failures (empty = all fine)."""
+        failures = []
+
+        def check(name: str, fn: Callable[[], bool]) -> None:
+            try:
+                ok = fn()
+            except (requests.RequestException, ValueError, KeyError) as exc:
+                ok, why = False, type(exc).__name__
+            else:
+                why = "unexpected answer"
+            self.say(f"  {'ok  ' if ok else 'FAIL'} {name}")
+            if not ok:
+                failures.append(f"{name}: {why}")
+
+        get = lambda url, **kw: requests.get(url, timeout=10, allow_redirects=False, **kw)  # noqa: E731
+        check("EHR page answers", lambda: get(f"{self.sandbox_origin}/ehr/").status_code == 200)
+        check("SMART discovery under the EHR FHIR base",
+              lambda: get(f"{self.sb.fhir_base}/.well-known/smart-configuration").json()["token_endpoint"]
+              == self.sb.authority.token_endpoint)
+        check("EHR FHIR store refuses a request without a token",
+              lambda: get(f"{self.sb.fhir_base}/Patient").status_code == 401)
+
+        def backend_read() -> bool:
+            form = {"grant_type": "client_credentials", "scope": "system/*.rs",
+                    **assertion_form(self.sync_key, SYNC_CLIENT_ID, self.sb.authority.token_endpoint)}
+            tok = requests.post(self.sb.authority.token_endpoint, data=form, timeout=10).json()["access_token"]
+            return get(f"{self.shared_base}/Patient", params={"_count": "1"},
+                       headers={"Authorization": f"Bearer {tok}"}).status_code == 200
+
+        check("shared store answers a Backend Services token", backend_read)
+        if any(p.name == "SMART app" and p.status == "running" for p in self.parts):
+            check("SMART app answers /launch (400 without iss/launch)",
+                  lambda: get(f"{self.app_origin}/launch").status_code == 400)
+        for proc in self.children:
+            check("sync worker is running", lambda p=proc: p.poll() is None)
+        return failures
+
+    def stop(self) -> None:
+        self.stopper.stop_all(lambda msg: None)
+
+
+def _available(module: str, attr: str) -> bool:
+    """True if ``module`` imports and has ``attr`` (a part that is not built yet is skipped)."""
+    try:
+        if importlib.util.find_spec(module) is None:
+            return False
+    except ModuleNotFoundError:
+        return False
+    try:
+        return hasattr(importlib.import_module(module), attr)
+    except ImportError:
+        return False
+
+
+def thrive_command() -> list[str]:
+    """How to run ``thrive`` in a child process with this interpreter (works without the script)."""
+    return [sys.executable, "-c", "from thrive_fhir.cli import main; main()"]
