@@ -39,7 +39,6 @@ EPISODE_STATUSES = ("planned", "waitlist", "active", "onhold", "finished", "canc
 CARE_TEAM_STATUSES = ("proposed", "active", "suspended", "inactive", "entered-in-error")
 FLAG_STATUSES = ("active", "inactive", "entered-in-error")
 FLAG_CATEGORY = "http://terminology.hl7.org/CodeSystem/flag-category"
-EPISODE_TYPE = "http://terminology.hl7.org/CodeSystem/episodeofcare-type"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,7 +58,7 @@ class EpisodeInput(Record):
     teams: tuple[str, ...] = ()
     care_manager: str | None = None
     referral_id: tuple[str, str] | None = None
-    episode_type: str | None = None  # episodeofcare-type code, e.g. "hacc"; None leaves type out
+    type_text: str | None = None  # what kind of involvement, in words (e.g. "Community CAMHS referral")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -128,8 +127,9 @@ def build_episode(e: EpisodeInput) -> dict:
             raise BuildError("referral_id", "Give the referral id with its identifier system.")
         eoc["identifier"].append({"system": system, "value": value})
     eoc["status"] = status
-    if e.episode_type:
-        eoc["type"] = [concept(EPISODE_TYPE, e.episode_type)]
+    type_text = check_text(e.type_text, "type_text", "the kind of episode", required=False)
+    if type_text:
+        eoc["type"] = [{"text": type_text}]
     eoc["patient"] = ref(subject)
     eoc["managingOrganization"] = ref(org)
     eoc["period"] = {"start": fhir_date(start), **({"end": fhir_date(end)} if end else {})}

@@ -111,18 +111,20 @@ def _name(family: str, given: tuple[str, ...], prefix: str | None = None) -> dic
 
 def _start(resource_type: str, kind: str, r: Record, identifiers: list[dict], id_: str | None = None) -> dict:
     local_id = check_local_id(r.local_id)
-    meta: dict = {"profile": [canonical.ukcore(resource_type)]}
+    # No meta.profile: these follow UK Core (NHS number slice and verification extension, ODS and
+    # SDS identifiers), but UK Core cannot be loaded offline, so claiming it would only earn a
+    # "profile not known" warning from every validator that reads the resource.
+    meta: dict = {}
     if r.source_ods is not None:
         meta["source"] = canonical.source_uri(check_ods(r.source_ods, "source_ods"))
     local = {"system": canonical.id_system(kind), "value": local_id}
     if r.assigner_ods is not None:
         local["assigner"] = {"identifier": {"system": canonical.ODS_ORG, "value": check_ods(r.assigner_ods, "assigner_ods")}}
-    return {
-        "resourceType": resource_type,
-        "id": id_ or resource_id(kind, local_id),
-        "meta": meta,
-        "identifier": identifiers + [local],
-    }
+    resource = {"resourceType": resource_type, "id": id_ or resource_id(kind, local_id)}
+    if meta:
+        resource["meta"] = meta
+    resource["identifier"] = identifiers + [local]
+    return resource
 
 
 def _phone(value: str | None, field: str = "phone") -> list[dict] | None:

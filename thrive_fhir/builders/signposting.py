@@ -53,7 +53,7 @@ class SignpostInput(Record):
     authored_on: datetime
     requester: str
     performer: str
-    reason: str | None = None
+    reason: str
     goals: tuple[str, ...] = ()
     based_on: str | None = None
     note: str | None = None
@@ -84,7 +84,7 @@ def build_signposting(s: SignpostInput, *, now: datetime | None = None) -> dict:
     authored = check_datetime(s.authored_on, "authored_on", "when this was made", not_after=now)
     requester = check_ref(s.requester, "requester", ("PractitionerRole", "Practitioner", "Organization"), "who is signposting or referring")
     performer = check_ref(s.performer, "performer", ("HealthcareService", "Organization"), "the service")
-    reason = check_ref(s.reason, "reason", ("Observation",), "the grouping in force") if s.reason else None
+    reason = check_ref(s.reason, "reason", ("Observation",), "the grouping in force")
     goals = check_refs(s.goals, "goals", ("Goal",), "a goal this helps with")
     based_on = check_ref(s.based_on, "based_on", ("CarePlan",), "the support plan") if s.based_on else None
     note = check_text(s.note, "note", "a note", required=False)
@@ -104,8 +104,7 @@ def build_signposting(s: SignpostInput, *, now: datetime | None = None) -> dict:
     sr["authoredOn"] = fhir_datetime(authored)
     sr["requester"] = ref(requester)
     sr["performer"] = [ref(performer)]
-    if reason:
-        sr["reasonReference"] = [ref(reason)]
+    sr["reasonReference"] = [ref(reason)]
     if note:
         sr["note"] = [{"text": note}]
     return reorder(sr, ("extension",))
