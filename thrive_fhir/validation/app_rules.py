@@ -4,17 +4,20 @@ Single-resource rules run on every resource that claims one of our profiles (or,
 grouping rules, looks like one by its codes); cross-resource rules run when ``validate_set`` or a
 Bundle brings the other resource into the same batch. Each issue names its rule:
 
-=========================  ==================================================================
-``thr-app-future``         effective/issued/authoredOn/recorded/dateTime/created/startDate is in the future
-``thr-app-issued``         grouping/GBO Observation: effectiveDateTime must not be after issued
-``thr-app-patient``        Consent.patient and the safety plan's subject must reference a Patient
-``thr-app-no-agreement``   a grouping decided without agreement needs a note saying why
-``thr-app-goal-limit``     at most three goals proposed/accepted/active/on-hold per young person per episode
-``thr-app-goal-slot``      a goal-slot code is never reused for a different goal in one episode
-``thr-app-score-goal``     GBO score: code = its Goal's target measure, same subject, effective >= startDate
-``thr-app-grouping-chain`` derivedFrom target: same subject and code, earlier effective
-``thr-app-change-reason``  grouping differs from the one it replaces: grouping-change-reason component required
-=========================  ==================================================================
+==============================  =============================================================
+``app-future-date``             effective/issued/authoredOn/recorded/dateTime/created/startDate in the future
+``app-effective-after-issued``  grouping/GBO Observation: effectiveDateTime after issued
+``app-patient``                 Consent.patient / the safety plan's subject must reference a Patient
+``app-note-required``           a grouping decided without agreement needs a note saying why
+``app-max-active-goals``        at most three goals proposed/accepted/active/on-hold per young person per episode
+``app-slot-reused``             a goal-slot code is never reused for a different goal in one episode
+``app-gbo-code-mismatch``       GBO score code must equal its Goal's target measure
+``app-gbo-subject-mismatch``    GBO score and its Goal are about the same young person
+``app-score-before-goal``       GBO score effective must not be before the Goal's startDate
+``app-derivedfrom-mismatch``    derivedFrom target: a grouping, same subject, earlier effective
+``app-change-reason-required``  grouping differs from the one it replaces: grouping-change-reason required
+``app-one-active-safety-plan``  one active safety plan per young person in a batch
+==============================  =============================================================
 """
 
 from __future__ import annotations
@@ -156,27 +159,28 @@ def single(res: dict, prefix: str, now: datetime) -> list[tuple]:
         rng = instant_range(res.get(f))
         if rng and rng[0] > now:
             issues.append(("error", "business-rule", f"{prefix}.{f}",
-                           f"thr-app-future: {f} {res.get(f)} is in the future"))
+                           f"app-future-date: {f} {res.get(f)} is in the future"))
     if kind in ("grouping", "gbo-score"):
         eff, iss = instant_range(res.get("effectiveDateTime")), instant_range(res.get("issued"))
         if eff and iss and eff[0] > iss[1]:
-            issues.append(("error", "business-rule", f"{prefix}.issued",
-                           f"thr-app-issued: issued ({res.get('issued')}) is before effectiveDateTime "
+            issues.append(("error", "business-rule", f"{prefix}.effectiveDateTime",
+                           f"app-effective-after-issued: issued ({res.get('issued')}) is before effectiveDateTime "
                            f"({res.get('effectiveDateTime')})"))
     if kind == "grouping":
         if (c.CS_CONCEPTS, "decided-without-agreement") in _codes(res.get("method")) and not res.get("note"):
             issues.append(("error", "business-rule", f"{prefix}.note",
-                           "thr-app-no-agreement: a grouping decided without agreement needs a note saying why"))
-    if kind == "safety-plan":
+                           "app-note-required: a grouping decided without agreement needs a note saying why"))
+    # absence is the profiles' cardinality error; here: present but not naming a Patient
+    if kind == "safety-plan" and "subject" in res:
         k = ref_key(res.get("subject"))
-        if not (k and k.startswith("Patient/")):
+        if not (k and (k.startswith("Patient/") or k.startswith("urn:"))):
             issues.append(("error", "business-rule", f"{prefix}.subject",
-                           "thr-app-patient: a safety plan must name the young person (subject = Patient)"))
-    if kind == "consent":
+                           "app-patient: a safety plan must name the young person (subject = Patient)"))
+    if kind == "consent" and "patient" in res:
         k = ref_key(res.get("patient"))
-        if not (k and k.startswith("Patient/")):
+        if not (k and (k.startswith("Patient/") or k.startswith("urn:"))):
             issues.append(("error", "business-rule", f"{prefix}.patient",
-                           "thr-app-patient: a sharing consent must name the young person (patient = Patient)"))
+                           "app-patient: a sharing consent must name the young person (patient = Patient)"))
     return issues
 
 
@@ -199,6 +203,26 @@ def cross(items: list[tuple[dict, str, str | None]]) -> list[tuple[int, tuple]]:
     out += _gbo_scores(items, kinds, index)
     out += _grouping_chain(items, kinds, index)
     out += _goal_limits(items, kinds, index)
+    out += _safety_plans(items, kinds)
+    return out
+
+
+def _safety_plans(items, kinds):
+    seen: dict[str, int] = {}
+    out = []
+    for i, (res, prefix, _f) in enumerate(items):
+        if kinds[i] != "safety-plan" or res.get("status") != "active":
+            continue
+        subj = ref_key(res.get("subject"))
+        if subj is None:
+            continue
+        if subj in seen:
+            first = items[seen[subj]][0]
+            out.append((i, ("error", "business-rule", prefix,
+                            f"app-one-active-safety-plan: {subj} already has an active safety plan "
+                            f"(CarePlan/{first.get('id')}); update that one instead of adding another")))
+        else:
+            seen[subj] = i
     return out
 
 
@@ -228,15 +252,15 @@ def _gbo_scores(items, kinds, index):
         scodes = _codes(res.get("code"), c.SNOMED)
         if gcodes and not (gcodes & scodes):
             out.append((i, ("error", "business-rule", f"{prefix}.code",
-                            f"thr-app-score-goal: score code {sorted(cd for _s, cd in scodes)} differs from its "
+                            f"app-gbo-code-mismatch: score code {sorted(cd for _s, cd in scodes)} differs from its "
                             f"Goal's target measure {sorted(cd for _s, cd in gcodes)}")))
         if ref_key(res.get("subject")) != ref_key(goal.get("subject")):
             out.append((i, ("error", "business-rule", f"{prefix}.subject",
-                            "thr-app-score-goal: the score's subject differs from its Goal's subject")))
+                            "app-gbo-subject-mismatch: the score's subject differs from its Goal's subject")))
         eff, start = instant_range(res.get("effectiveDateTime")), instant_range(goal.get("startDate"))
         if eff and start and eff[1] < start[0]:
             out.append((i, ("error", "business-rule", f"{prefix}.effectiveDateTime",
-                            f"thr-app-score-goal: score date {res.get('effectiveDateTime')} is before the Goal's "
+                            f"app-score-before-goal: score date {res.get('effectiveDateTime')} is before the Goal's "
                             f"startDate {goal.get('startDate')}")))
     return out
 
@@ -255,20 +279,20 @@ def _grouping_chain(items, kinds, index):
         where = f"{prefix}.derivedFrom[0]"
         if kinds[pi] != "grouping":
             out.append((i, ("error", "business-rule", where,
-                            "thr-app-grouping-chain: derivedFrom must point to the previous grouping Observation")))
+                            "app-derivedfrom-mismatch: derivedFrom must point to the previous grouping Observation")))
             continue
         if ref_key(res.get("subject")) != ref_key(prev.get("subject")):
             out.append((i, ("error", "business-rule", where,
-                            "thr-app-grouping-chain: the previous grouping is about a different young person")))
+                            "app-derivedfrom-mismatch: the previous grouping is about a different young person")))
         a, b = instant_range(prev.get("effectiveDateTime")), instant_range(res.get("effectiveDateTime"))
         if a and b and a[0] >= b[1]:
             out.append((i, ("error", "business-rule", where,
-                            f"thr-app-grouping-chain: the previous grouping ({prev.get('effectiveDateTime')}) is not "
+                            f"app-derivedfrom-mismatch: the previous grouping ({prev.get('effectiveDateTime')}) is not "
                             f"earlier than this one ({res.get('effectiveDateTime')})")))
         g_now, g_prev = _grouping_code(res), _grouping_code(prev)
         if g_now and g_prev and g_now != g_prev and not _components(res, "grouping-change-reason"):
             out.append((i, ("error", "business-rule", f"{prefix}.component",
-                            f"thr-app-change-reason: the grouping changed from {g_prev} to {g_now}, so a "
+                            f"app-change-reason-required: the grouping changed from {g_prev} to {g_now}, so a "
                             "grouping-change-reason component is required")))
     return out
 
@@ -306,21 +330,21 @@ def _goal_limits(items, kinds, index):
         active = [i for i in members if items[i][0].get("lifecycleStatus") in ACTIVE_GOAL]
         where = "in this episode" if ep else "(episode not known from this batch)"
         for n, i in enumerate(active[3:], start=4):
-            out.append((i, ("error", "business-rule", f"{items[i][1]}.lifecycleStatus",
-                            f"thr-app-goal-limit: this is goal number {n} open for the young person {where}; "
+            out.append((i, ("error", "business-rule", items[i][1],
+                            f"app-max-active-goals: this is goal number {n} open for the young person {where}; "
                             "at most three GBO goals may be open at once")))
         slots: dict[str, str] = {}
         for i in members:
             goal = items[i][0]
             gid = str(goal.get("id") or i)
-            for t in goal.get("target") or ():
+            for ti, t in enumerate(goal.get("target") or ()):
                 if type(t) is not dict:
                     continue
                 for _s, code in _codes(t.get("measure"), c.SNOMED):
                     other = slots.get(code)
                     if other is not None and other != gid:
-                        out.append((i, ("error", "business-rule", f"{items[i][1]}.target",
-                                        f"thr-app-goal-slot: goal slot code {code} is already used by Goal/{other} "
+                        out.append((i, ("error", "business-rule", f"{items[i][1]}.target[{ti}].measure",
+                                        f"app-slot-reused: goal slot code {code} is already used by Goal/{other} "
                                         f"{where}; each goal needs its own slot")))
                     else:
                         slots[code] = gid

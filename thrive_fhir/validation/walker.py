@@ -168,10 +168,11 @@ class Walk:
         for elem in node.required:
             name = elem.name
             if elem.choice:
-                if not any(k in obj for k in elem.keys):
-                    self.err("required", path, f"cardinality: {elem.path} is required (min {elem.min}) but missing")
+                if not any(k in obj for k in elem.keys) and not _has_choice_key(obj, name):
+                    self.err("required", f"{path}.{name}[x]",
+                             f"cardinality: {elem.path} is required (min {elem.min}) but missing")
             elif name not in obj and ("_" + name) not in obj:
-                self.err("required", path, f"cardinality: {elem.path} is required (min {elem.min}) but missing")
+                self.missing(elem, path)
             elif elem.min > 1:
                 v = obj.get(name)
                 if type(v) is list and len(v) < elem.min:
@@ -180,7 +181,27 @@ class Walk:
         if node.constraints:
             self.invariants(node.constraints, obj, path, env)
 
+    def missing(self, elem, path):
+        """A required element is absent: name the required slices when slicing explains it."""
+        sl = elem.slicing
+        if sl is not None:
+            needed = [s for s in sl.slices if s.min > 0]
+            if needed:
+                for s in needed:
+                    self.err("required", f"{path}.{elem.name}:{s.name}",
+                             f"cardinality: {elem.path}:{s.name} is required (min {s.min}) but missing")
+                return
+        self.err("required", f"{path}.{elem.name}", f"cardinality: {elem.path} is required (min {elem.min}) but missing")
+
     def unknown(self, node, obj, key, path):
+        for elem in node.elems:
+            if elem.choice and key.startswith(elem.name) and key[len(elem.name):len(elem.name) + 1].isupper():
+                tname = key[len(elem.name):]
+                if tname[0].lower() + tname[1:] in self.t.primitive_types or tname in self.t.datatypes:
+                    allowed = ", ".join(s.code for s in elem.keys.values())
+                    self.err("structure", path + "." + key,
+                             f"type: {elem.path} may not be a {tname} here; allowed: {allowed}")
+                    return
         if key.startswith("_") and key[1:] in node.keys:
             self.err("structure", path + "." + key,
                      f"unknown-element: '{key}' is only allowed for primitive elements")
@@ -224,7 +245,7 @@ class Walk:
             prob = _check_primitive(slot.checker, item)
             if prob is not None:
                 code, reason = prob
-                rule = "type" if code == "structure" else ("too-long" if code == "too-long" else "format")
+                rule = "type" if code == "structure" else ("too-long" if code == "too-long" else "invalid-value")
                 self.err(code, p, f"{rule}: {slot.code} {reason}")
                 return
             ml = elem.max_length
@@ -237,7 +258,7 @@ class Walk:
             if elem.fixed is not None and item != elem.fixed:
                 self.err("value", p, f"fixed: must be exactly '{elem.fixed}', found '{_clip(str(item))}'")
             elif elem.pattern is not None and item != elem.pattern:
-                self.err("value", p, f"pattern: must be '{elem.pattern}', found '{_clip(str(item))}'")
+                self.err("value", p, f"fixed: must be '{elem.pattern}', found '{_clip(str(item))}'")
         elif kind == COMPLEX:
             if type(item) is not dict:
                 self.err("structure", p, f"type: {slot.code} must be a JSON object, not {_json_name(item)}")
@@ -271,7 +292,7 @@ class Walk:
                 if item != elem.fixed:
                     self.err("value", p, f"fixed: must equal {_short(elem.fixed)}")
             elif elem.pattern is not None and not pattern_match(item, elem.pattern):
-                self.err("value", p, f"pattern: must contain {_short(elem.pattern)}")
+                self.err("value", p, f"fixed: must contain {_short(elem.pattern)}")
         else:  # RESOURCE
             self.resource(item, p, root=env[1], contained=(key == "contained"))
             return
@@ -289,7 +310,8 @@ class Walk:
                 if type(c) is dict and (c.get("system"), c.get("code")) in pairs:
                     return
             shown = ", ".join(f"{c.get('system')}#{c.get('code')}" for c in codings if type(c) is dict)
-            self.err("code-invalid", p + ".coding",
+            where = p + ".coding[0].code" if type(codings[0]) is dict and "code" in codings[0] else p + ".coding"
+            self.err("code-invalid", where,
                      f"binding: none of the codings ({_clip(shown, 160)}) is in the required value set {vs}")
         elif code in ("Coding", "Quantity") or code in self.t.datatypes and "code" in item:
             if code != "Coding" and "code" not in item:
@@ -311,22 +333,20 @@ class Walk:
         if len(parts) >= 4 and parts[-2] == "_history":
             parts = parts[:-2]
         if len(parts) < 2:
-            self.err("structure", p + ".reference",
-                     f"reference-type: '{_clip(ref)}' is not of the form Type/id")
+            self.err("structure", p, f"type: reference '{_clip(ref)}' is not of the form Type/id")
             return
         rtype = parts[-2]
         if rtype not in self.t.resources:
-            self.err("structure", p + ".reference",
-                     f"reference-type: '{_clip(ref)}' does not name an R4 resource type")
+            self.err("structure", p, f"type: reference '{_clip(ref)}' does not name an R4 resource type")
             return
         targets = elem.targets
         if targets is not None and rtype not in targets and "Resource" not in targets:
             allowed = ", ".join(sorted(targets))
-            self.err("structure", p + ".reference",
-                     f"reference-type: a {rtype} is not allowed here; {elem.path} refers to {allowed}")
+            self.err("structure", p, f"type: a reference to a {rtype} is not allowed here; "
+                     f"{elem.path} refers to {allowed}")
         t = item.get("type")
         if type(t) is str and t != rtype:
-            self.err("invalid", p + ".type", f"reference-type: type '{t}' disagrees with reference '{_clip(ref)}'")
+            self.err("invalid", p + ".type", f"type: Reference.type '{t}' disagrees with reference '{_clip(ref)}'")
 
     # -- slicing ---------------------------------------------------------------------------------
     def slices(self, elem, items, p, env):
@@ -343,15 +363,15 @@ class Walk:
             else:
                 if sl.rules == "closed":
                     self.err("structure", f"{p}[{i}]",
-                             f"slice: this entry matches none of the slices defined for {elem.path} (closed slicing)")
+                             f"cardinality: this entry matches none of the slices defined for {elem.path} (closed slicing)")
             assigned.append(chosen)
         for si, s in enumerate(sl.slices):
             n = counts[si]
             if n < s.min:
-                self.err("required", p, f"slice: {elem.path}:{s.name} needs at least {s.min} entr"
+                self.err("required", p, f"cardinality: {elem.path}:{s.name} needs at least {s.min} entr"
                          f"{'y' if s.min == 1 else 'ies'}, found {n}")
             elif s.max is not None and n > s.max:
-                self.err("structure", p, f"slice: {elem.path}:{s.name} allows at most {s.max}, found {n}")
+                self.err("structure", p, f"cardinality: {elem.path}:{s.name} allows at most {s.max}, found {n}")
         return assigned
 
     # -- invariants ------------------------------------------------------------------------------
@@ -372,6 +392,15 @@ class Walk:
             if not ok:
                 self.err("invariant", path, f"{inv.key}: {inv.human}",
                          severity="error" if inv.severity == "error" else "warning")
+
+
+def _has_choice_key(obj, name) -> bool:
+    """A value[x] of a type the profile forbids is reported as a type error, not as missing."""
+    n = len(name)
+    for k in obj:
+        if len(k) > n and k.startswith(name) and k[n].isupper():
+            return True
+    return False
 
 
 def _short(value) -> str:
