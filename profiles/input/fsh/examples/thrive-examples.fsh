@@ -231,11 +231,12 @@ Title: "Referral task, accepted by the multi-agency team"
 * owner = Reference(local-offer-ambit)
 
 // ---- provenance of the 4 March save ------------------------------------------------------------
+// id = resource_id("provenance", "1042"): 1042 is the (synthetic) outbox row id of the save.
 Instance: provenance-example
 InstanceOf: ThriveProvenance
 Usage: #example
 Title: "Provenance of the save on 4 March"
-* id = "eccd5cca-6c57-5070-8e15-de281f16aa77"
+* id = "756f7680-5fea-5229-8099-7aa70f91fffd"
 * target[0] = Reference(grouping-example-current)
 * target[+] = Reference(safety-plan-example)
 * target[+] = Reference(sharing-consent-example)
@@ -251,8 +252,9 @@ Title: "Provenance of the save on 4 March"
 * agent[informant][1].type = $provenance-participant-type#informant "Informant"
 * agent[informant][1].who = Reference(RelatedPerson/rp-parent-01)
 * entity[0].role = #source
-* entity[0].what.identifier.system = $thr-id-provenance
-* entity[0].what.identifier.value = "1042"
+* entity[0].what.identifier.system = $thr-id-grouping
+* entity[0].what.identifier.value = "8e4f1c2a-6b3d-4a7e-8f90-1c2d3e4f5a6b"
+* entity[0].what.display = "Local grouping record, version 1"
 
 // ---- episode, care team, local offer, flag, read audit -------------------------------------------
 Instance: thrive-episode-example
