@@ -13,7 +13,7 @@ import click
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=Path("var/demo"),
               show_default=True, help="Working folder for keys, configs and databases.")
 @click.option("--port-base", type=click.IntRange(0, 65533), default=8100, show_default=True,
-              help="Sandbox on P, app on P+1, shared store on P+2 (0: any free ports).")
+              help="Sandbox on P, app on P+1, shared store on P+2, sync metrics on P+3 (0: any free ports).")
 @click.option("--patients", type=click.IntRange(1, 5000), default=25, show_default=True,
               help="Size of the synthetic population.")
 @click.option("--seed", "seed_value", type=int, default=42, show_default=True, help="Synthetic data seed.")

@@ -14,8 +14,8 @@ Working folder (default ``./var/demo``)::
     sync.toml  sync.log                                                 sync worker config and log
     synth/                synthetic population (NDJSON) used to seed the stores
 
-Ports: ``--port-base`` P gives the sandbox P, the app P+1 and the shared store P+2 (0 = any free
-ports, used by the smoke test). A part whose code is not in this build is reported as skipped.
+Ports: ``--port-base`` P gives the sandbox P, the app P+1, the shared store P+2 and the sync
+worker's metrics P+3 (0 = any free ports, used by the smoke test). A part whose code is not in this build is reported as skipped.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ from .keys import SigningKey, jwks
 from .registry import Client, Registry
 from .runner import Stopper, start_child, stop_child
 from .seed import EHR_TYPES, SeedError, load, practitioner_for, read_ndjson
-from .server import ServerThread, build_sandbox, create_store, protected_store
+from .server import ServerThread, free_port, build_sandbox, create_store, protected_store
 
 APP_CLIENT_ID = "thrive-app"
 SYNC_CLIENT_ID = "thrive-sync"
@@ -224,9 +224,11 @@ class Demo:
         if not _available("thrive_fhir.cli.sync_cmd", "sync"):
             self.parts.append(Part("Sync worker", "skipped", detail="'thrive sync' is not in this build yet"))
             return
-        if not (self.workdir / "app.json").exists():
-            self.parts.append(Part("Sync worker", "skipped", detail="needs the SMART app's local store"))
+        if not any(p.name == "SMART app" and p.status == "running" for p in self.parts):
+            self.parts.append(Part("Sync worker", "skipped", detail="it pushes the SMART app's saved changes, "
+                                                                    "and the app is not running"))
             return
+        self.metrics_port = free_port() if self.port_base == 0 else self.port_base + 3
         conf = self.workdir / "sync.toml"
         q = json.dumps
         conf.write_text("\n".join([
@@ -235,6 +237,7 @@ class Demo:
             f"fhir_base = {q(self.shared_base)}",
             f"ods_code = {q(DEMO_ODS)}",
             "poll_interval = 2.0",
+            f"metrics_port = {self.metrics_port}",
             "",
             "[auth]",
             'type = "backend-services"',
@@ -254,7 +257,7 @@ class Demo:
             return
         self.children.append(proc)
         self.stopper.on_stop("sync worker", lambda: stop_child(proc))
-        self.parts.append(Part("Sync worker", "running", detail=f"pushes the app's outbox to the shared store; "
+        self.parts.append(Part("Sync worker", "running", f"http://127.0.0.1:{self.metrics_port}/metrics", detail=f"pushes the app's outbox to the shared store; "
                                                                f"log {self.workdir / 'sync.log'}"))
 
     # -- reporting, checking, stopping -------------------------------------------------------------
@@ -270,17 +273,24 @@ class Demo:
                   f"Working folder: {self.workdir}", "Press Ctrl-C to stop everything."]
         return "\n".join(lines)
 
-    def smoke_check(self) -> list[str]:
-        """Ask every running part a real question over HTTP; returns the failures (empty = all fine)."""
-        failures = []
+    def smoke_check(self, patience: float = 60.0) -> list[str]:
+        """Ask every part a real question over HTTP; returns the failures (empty = all fine).
+
+        Parts that failed to start count as failures; each check is retried until ``patience``
+        runs out, because a child process (the sync worker) needs a few seconds to come up.
+        """
+        failures = [f"{p.name}: {p.detail}" for p in self.parts if p.status == "failed"]
+        deadline = time.monotonic() + patience
 
         def check(name: str, fn: Callable[[], bool]) -> None:
-            try:
-                ok = fn()
-            except (requests.RequestException, ValueError, KeyError) as exc:
-                ok, why = False, type(exc).__name__
-            else:
-                why = "unexpected answer"
+            while True:
+                try:
+                    ok, why = fn(), "unexpected answer"
+                except (requests.RequestException, ValueError, KeyError) as exc:
+                    ok, why = False, type(exc).__name__
+                if ok or time.monotonic() > deadline:
+                    break
+                time.sleep(0.5)
             self.say(f"  {'ok  ' if ok else 'FAIL'} {name}")
             if not ok:
                 failures.append(f"{name}: {why}")
@@ -301,11 +311,14 @@ class Demo:
                        headers={"Authorization": f"Bearer {tok}"}).status_code == 200
 
         check("shared store answers a Backend Services token", backend_read)
-        if any(p.name == "SMART app" and p.status == "running" for p in self.parts):
+        running = {p.name for p in self.parts if p.status == "running"}
+        if "SMART app" in running:
             check("SMART app answers /launch (400 without iss/launch)",
                   lambda: get(f"{self.app_origin}/launch").status_code == 400)
-        for proc in self.children:
-            check("sync worker is running", lambda p=proc: p.poll() is None)
+        if "Sync worker" in running:
+            check("sync worker serves its metrics",
+                  lambda: self.children[0].poll() is None
+                  and get(f"http://127.0.0.1:{self.metrics_port}/metrics").status_code == 200)
         return failures
 
     def stop(self) -> None:

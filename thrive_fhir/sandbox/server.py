@@ -77,6 +77,15 @@ class ServerThread:
         self.stop()
 
 
+def free_port() -> int:
+    """A loopback port nothing listens on right now (for child processes that bind their own)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def _not_ready(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
     start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
     return [b"starting"]
