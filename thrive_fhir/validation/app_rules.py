@@ -349,3 +349,29 @@ def _goal_limits(items, kinds, index):
                     else:
                         slots[code] = gid
     return out
+
+
+_SLIM_KEYS = ("resourceType", "id", "meta", "subject", "code", "focus", "effectiveDateTime", "derivedFrom",
+              "valueCodeableConcept", "category", "lifecycleStatus", "startDate", "target", "goal", "status")
+
+
+def slim(res) -> dict | None:
+    """The parts of a resource the cross-resource rules read, or None if it takes no part.
+
+    Lets the CLI stream a large NDJSON file yet still check cross-resource rules across it,
+    holding a few hundred bytes per relevant resource instead of whole resources.
+    """
+    if type(res) is not dict:
+        return None
+    rt = res.get("resourceType")
+    kind = kind_of(res)
+    if kind not in ("grouping", "gbo-score", "gbo-goal", "safety-plan") and not (rt == "CarePlan" and res.get("goal")):
+        return None
+    out = {k: res[k] for k in _SLIM_KEYS if k in res}
+    ep = episode_of(res)
+    if ep:
+        out["extension"] = [{"url": c.EXT_EPISODE, "valueReference": {"reference": ep}}]
+    comps = [{"code": comp.get("code")} for comp in res.get("component") or () if type(comp) is dict]
+    if comps:
+        out["component"] = comps
+    return out
