@@ -1,0 +1,169 @@
+"""Journey 1: agree a THRIVE grouping by shared decision making.
+
+The form asks about the young person's own words, the needs discussed and the options considered
+before the grouping, and shows the five groupings as plain descriptions in the CodeSystem's order,
+never numbered or ranked: a grouping is the kind of help chosen, not a level of severity.
+
+Each decision is a new Observation pointing back (``derivedFrom``) to the one it replaces; the old
+one is never touched. If somebody else recorded a grouping after this form was drawn, the form is
+shown again with their decision, and nothing is saved until the clinician confirms.
+"""
+
+from __future__ import annotations
+
+from flask import request
+
+from thrive_fhir import canonical
+from thrive_fhir.builders import BuildError, GroupingDecision, PreviousGrouping, build_grouping
+from thrive_fhir.ids import resource_id
+
+from smart_app.context import current_launch, launch_blueprint, launch_required, write_required
+
+from . import formkit, records, saving, vocab
+from .common import build_error_to_form, directory, done, now, render, saved_message, today
+from .forms import GroupingForm
+
+bp = launch_blueprint("grouping", __name__, url_prefix="/grouping")
+
+#: Builder field -> form field, so a builder's refusal lands next to the right box.
+_FIELD_MAP = {
+    "grouping": "grouping",
+    "yp_involvement": "yp_involvement",
+    "family_involvement": "family_involvement",
+    "not_involved_reason": "yp_reason",
+    "participants": "participants",
+    "change_reason": "change_reason",
+    "yp_words": "yp_words",
+    "needs_discussed": "needs",
+    "options_considered": "options",
+    "note": "change_note",
+}
+
+
+def _agencies():
+    d = directory()
+    own = current_launch().organization_ref
+    return [a for a in d.agencies if saving_agency_ref(a) != own]
+
+
+def saving_agency_ref(agency) -> str:
+    from smart_app.directory import agency_ref
+
+    return agency_ref(directory(), agency)
+
+
+@bp.get("/")
+@launch_required
+def index():
+    launch = current_launch()
+    rows = records.groupings(launch.local_store, launch.patient_ref)
+    return render("journeys/grouping/index.html", groupings=rows, saved=saved_message(), vocab=vocab)
+
+
+def _form_page(values, errors=None, status=200, conflict=None):
+    launch = current_launch()
+    current = records.current_grouping(launch.local_store, launch.patient_ref)
+    if not values.get("previous_id") and current is not None and conflict is None:
+        values["previous_id"] = current.id
+    return render(
+        "journeys/grouping/agree.html",
+        status=status,
+        errors=errors,
+        values=values,
+        current=current,
+        conflict=conflict,
+        groupings=vocab.groupings(),
+        participants=vocab.participants(),
+        involvement=vocab.involvement(),
+        yp_involvement=[c for c in vocab.involvement() if c.code in vocab.YP_INVOLVEMENT],
+        change_reasons=vocab.change_reasons(),
+        agencies=_agencies(),
+        vocab=vocab,
+    )
+
+
+@bp.route("/agree", methods=["GET", "POST"])
+@launch_required
+@write_required
+def agree():
+    launch = current_launch()
+    if request.method == "GET":
+        return _form_page({"participants": ["young-person", "clinician"]})
+
+    store = launch.local_store
+    current = records.current_grouping(store, launch.patient_ref)
+    agencies = {a.key: a for a in _agencies()}
+    schema = GroupingForm(previous_grouping=current.code if current else None, agency_keys=tuple(agencies))
+    data, errors, raw = formkit.load(schema, request.form, GroupingForm.ORDER)
+    if data is None:
+        return _form_page(raw, errors, 400)
+
+    created_ref = f"Observation/{resource_id('grouping', data['token'])}"
+    if store.current_version("Observation", created_ref.split("/", 1)[1]):
+        return done(launch, "grouping.index", "grouping", "duplicate")
+
+    # Someone recorded a grouping after this form was drawn: show theirs, save nothing, ask again.
+    if (data["previous_id"] or None) != (current.id if current else None):
+        raw["previous_id"] = current.id if current else ""
+        return _form_page(raw, None, 409, conflict=current)
+
+    w = saving.who(launch)
+    when = now()
+    parts = data["participants"]
+    participant_refs = [w.patient_ref] if "young-person" in parts else []
+    participant_refs += [saving_agency_ref(agencies[k]) for k in data["agencies"]]
+    took_part = [c.display for c in vocab.participants() if c.code in parts]
+    if data["agencies"]:
+        took_part.append("(" + ", ".join(agencies[k].name for k in data["agencies"]) + ")")
+    note_lines = ["Took part: " + "; ".join(took_part)]
+    yp = data["yp_involvement"]
+    if yp in ("partly-agreed", "not-agreed"):
+        note_lines.append("What the young person did not agree with, and why: " + data["yp_reason"])
+    if data.get("change_reason") and data.get("change_note"):
+        note_lines.append("Reason for the change: " + data["change_note"])
+
+    episode_ref, episode_items = saving.episode_for(store, w, data["token"], today())
+    try:
+        obs = build_grouping(
+            GroupingDecision(
+                local_id=data["token"],
+                source_ods=launch.ods_code,
+                grouping=data["grouping"],
+                subject=w.patient_ref,
+                episode=episode_ref,
+                agreed_at=when,
+                recorded_at=when,
+                clinician=w.author_ref,
+                yp_involvement=yp,
+                participants=tuple(participant_refs),
+                family_involvement=data["family_involvement"],
+                not_involved_reason=data["yp_reason"] if yp == "not-involved" else None,
+                previous=PreviousGrouping(observation=current.ref, grouping=current.code, agreed_at=current.agreed_at)
+                if current is not None and current.code
+                else None,
+                change_reason=data.get("change_reason") if current is not None else None,
+                method="shared-decision-making" if yp in ("agreed", "partly-agreed") else "decided-without-agreement",
+                yp_words=data.get("yp_words"),
+                needs_discussed=data["needs"],
+                options_considered=data["options"],
+                note="\n".join(note_lines),
+                note_author=w.practitioner_ref,
+                encounter=launch.encounter_ref,
+            ),
+            now=when,
+        )
+    except BuildError as exc:
+        build_error_to_form(exc, _FIELD_MAP, errors, "grouping")
+        return _form_page(raw, errors, 400)
+
+    plan = records.safety_plan(store, w.patient_ref)
+    flags = saving.flag_changes(
+        store, w, data["token"], grouping=data["grouping"], plan_active=records.plan_is_active(plan, today()), now=when
+    )
+    try:
+        outcome = saving.save(store, w, [*episode_items, (obs, 0), *flags], activity="create", created_ref=created_ref)
+    except saving.Conflict:
+        # only the derived Flag or a new episode can collide here; the page is redrawn with current data
+        raw["previous_id"] = current.id if current else ""
+        return _form_page(raw, None, 409, conflict=records.current_grouping(store, w.patient_ref))
+    return done(launch, "grouping.index", "grouping", outcome)
