@@ -116,6 +116,10 @@ class OwnStore(StoreProcess):
         super().__init__(workdir, port)
         self.database = f"sqlite:///{self.workdir / 'store.db'}"
 
+    @property
+    def base_url(self) -> str:  # the embedded store serves FHIR at the root
+        return f"http://127.0.0.1:{self.port}"
+
     def command(self) -> list[str]:
         return [str(VENV_BIN / "thrive"), "store", "serve", "--database", self.database, "--port", str(self.port)]
 

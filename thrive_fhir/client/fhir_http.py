@@ -188,7 +188,9 @@ class FhirClient:
             body=parsed,
             headers={k: v for k, v in resp.headers.items()},
             retry_after=parse_retry_after(resp.headers.get("Retry-After")),
-            ambiguous=kind == TRANSIENT and resp.status_code >= 500,
+            # 500/502/504 may come after the store (or the store behind a gateway) committed;
+            # 408/425/429/503 mean "not processed".
+            ambiguous=resp.status_code in (500, 502, 504) or resp.status_code > 504,
             error="" if kind == OK else f"HTTP {resp.status_code}",
         )
 

@@ -84,7 +84,10 @@ def claim(store: LocalStore, owner: str, *, max_entries: int, max_patients: int,
             if not ready or not fits or keys & seen_resources:
                 open_patients.discard(p)
                 continue
-            chosen.append(Claimed(r.id, r.uid, p, entries, r.created_at, r.attempts, bool(r.needs_check)))
+            # A lease left behind means the worker holding it died mid-flight: the store may
+            # already have the row, so check before writing again.
+            taken_over = r.lease_until is not None
+            chosen.append(Claimed(r.id, r.uid, p, entries, r.created_at, r.attempts, bool(r.needs_check) or taken_over))
             started.add(p)
             seen_resources |= keys
             total += len(entries)
@@ -94,6 +97,9 @@ def claim(store: LocalStore, owner: str, *, max_entries: int, max_patients: int,
                 .where(o.c.id.in_([c.id for c in chosen]))
                 .values(lease_owner=owner, lease_until=now + lease_seconds, attempts=o.c.attempts + 1, updated_at=now)
             )
+            taken = [c.id for c in chosen if c.needs_check]
+            if taken:
+                s.execute(update(o).where(o.c.id.in_(taken)).values(needs_check=True))
         for c in chosen:
             c.attempts += 1
         return chosen

@@ -77,6 +77,7 @@ class Worker:
         backoff_base: float = 1.0,
         backoff_max: float = 300.0,
         max_conflict_retries: int = 3,
+        settle_seconds: float | None = None,
         metrics: Metrics | None = None,
         worker_id: str | None = None,
         clock=time.time,
@@ -91,6 +92,10 @@ class Worker:
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.max_conflict_retries = max_conflict_retries
+        # After an answer was lost, wait at least this long before reading the store to see whether
+        # the write landed: a request the store is still working on must finish first (default: the
+        # read timeout, after which we gave up on it).
+        self.settle = client.timeout[1] if settle_seconds is None else settle_seconds
         self.metrics = metrics or Metrics()
         self.worker_id = worker_id or f"{socket.gethostname()[:20]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.clock = clock
@@ -297,6 +302,8 @@ class Worker:
         if not rows:
             return
         delay = self.backoff(max(r.attempts for r in rows), reply.retry_after)
+        if reply.ambiguous:
+            delay = max(delay, self.settle)
         with self.store.session() as s:
             q.mark_retry(s, rows, self.worker_id, delay=delay, status=reply.status, error=reply.error or reply.kind,
                          ambiguous=reply.ambiguous, now=self.clock())
@@ -315,6 +322,7 @@ class Worker:
         """409/412: re-read what we tried to update and decide row by row."""
         now = self.clock()
         requeue: list[q.Claimed] = []
+        check: list[q.Claimed] = []
         learned: list[dict] = []
         for i, plan in enumerate(plans):
             verdict = "requeue"
@@ -329,12 +337,15 @@ class Worker:
                         break
                     continue
                 if r.kind != OK:
-                    self._retry([p.row for p in plans[i:]] + requeue, r)
+                    self._retry([p.row for p in plans[i:]] + requeue + check, r)
                     return False
                 current = r.body or {}
                 version = str((current.get("meta") or {}).get("versionId") or version_from_etag(r.headers.get("ETag")) or "")
                 if e.if_match is not None and version == e.if_match:
                     continue
+                if source_fragment(current) == plan.row.uid:
+                    verdict = "check"  # this very row landed earlier (a lost answer): verify, don't re-send
+                    break
                 src = (current.get("meta") or {}).get("source", "")
                 if e.if_match is None and not src.startswith(self.source + "#"):
                     # We thought it new, but someone else created it: never overwrite.
@@ -349,6 +360,9 @@ class Worker:
                 verdict, store_copy = "conflict", reply.body
             if verdict == "conflict":
                 self._park_conflict(plan.row, store_copy, reply.status)
+            elif verdict == "check":
+                plan.row.needs_check = True
+                check.append(plan.row)
             else:
                 requeue.append(plan.row)
         with self.store.session() as s:
@@ -357,6 +371,9 @@ class Worker:
             if requeue:
                 q.mark_retry(s, requeue, self.worker_id, delay=0.0, status=reply.status, error="version conflict; re-read",
                              ambiguous=False, now=now, kind="conflict-retry")
+            if check:
+                q.mark_retry(s, check, self.worker_id, delay=0.0, status=reply.status, error="already in store; verify",
+                             ambiguous=True, now=now, kind="conflict-retry")
         return True
 
 
