@@ -15,6 +15,8 @@ with EhrSessionEnded; pass ``ehr_base`` + ``access_token`` to point it at a real
 
 from __future__ import annotations
 
+import json
+import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,8 +56,12 @@ def test_config(tmp_path: Path | str | None = None, **overrides: Any) -> dict:
     return config
 
 
+test_config.__test__ = False  # a helper, not a pytest test
+
+
 @dataclass
 class TestLaunch:
+    __test__ = False  # not a pytest test class
     app: Any
     launch_id: str
     binding: str
@@ -143,3 +149,50 @@ def make_launch(
     )
     record = state.sessions.get_launch(launch_id)
     return TestLaunch(app, launch_id, binding, record.csrf_token, patient_id)
+
+
+# --- browser test helpers (Playwright + axe-core); imported lazily by tests only ---------------
+REPO = Path(__file__).resolve().parents[1]
+AXE_JS = REPO / "node_modules" / "axe-core" / "axe.min.js"
+SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def screenshot(page, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{re.sub(r'[^A-Za-z0-9_-]+', '-', name)}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+_AXE_SOURCE: list[str] = []
+
+
+def axe_check(target, *, name: str = "page", allow: tuple[str, ...] = ()) -> list[dict]:
+    """Run axe-core (WCAG 2.x A/AA + best practice) in a Playwright page or frame; fail on any
+    serious or critical violation. ``evaluate`` runs via DevTools, so the app's CSP does not block
+    it. Returns all violations for further assertions."""
+    if not _AXE_SOURCE:
+        _AXE_SOURCE.append(AXE_JS.read_text(encoding="utf-8"))
+    if not target.evaluate("() => typeof window.axe !== 'undefined'"):
+        target.evaluate("src => { (0, eval)(src); }", _AXE_SOURCE[0])
+    result = target.evaluate(
+        """async () => await axe.run(document, {runOnly: {type: 'tag',
+             values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa', 'wcag22aa', 'best-practice']}})"""
+    )
+    violations = result["violations"]
+    bad = [v for v in violations if v.get("impact") in ("serious", "critical") and v["id"] not in allow]
+    assert not bad, f"axe ({name}): " + json.dumps(
+        [{"id": v["id"], "impact": v["impact"], "help": v["help"],
+          "nodes": [n["target"] for n in v["nodes"][:3]]} for v in bad], indent=1)
+    return violations
+
+
