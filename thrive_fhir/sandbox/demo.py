@@ -38,14 +38,14 @@ import requests
 from . import DEV_ONLY_NOTICE
 from .clientkit import assertion_form
 from .keys import SigningKey, jwks
-from .registry import Client, Registry
+from .registry import SCHOOL_REF, TRUST_ODS, TRUST_REF, Client, Registry
 from .runner import Stopper, start_child, stop_child
-from .seed import EHR_TYPES, SeedError, load, practitioner_for, read_ndjson
+from .seed import EHR_TYPES, SeedError, load, organization_for, practitioner_for, read_ndjson
 from .server import ServerThread, free_port, build_sandbox, create_store, protected_store
 
 APP_CLIENT_ID = "thrive-app"
 SYNC_CLIENT_ID = "thrive-sync"
-DEMO_ODS = "RXX01"
+DEMO_ODS = TRUST_ODS  # the synthetic population's trust
 APP_SCOPES = ("launch launch/patient openid fhirUser online_access offline_access "
               "patient/*.cruds user/*.rs")
 SYNC_SCOPES = "system/*.crus"
@@ -143,12 +143,12 @@ class Demo:
         registry.add(Client(
             APP_CLIENT_ID, "private_key_jwt", name="THRIVE care plan (demo)",
             redirect_uris=(f"{self.app_origin}/callback",), launch_url=f"{self.app_origin}/launch",
-            scopes=frozenset(APP_SCOPES.split()), jwks=jwks(self.app_key), organization=f"Organization/{DEMO_ODS}",
+            scopes=frozenset(APP_SCOPES.split()), jwks=jwks(self.app_key), organization=TRUST_REF,
         ))
         registry.add(Client(
             SYNC_CLIENT_ID, "private_key_jwt", name="THRIVE sync worker (demo)", grant_types=("client_credentials",),
             scopes=frozenset(SYNC_SCOPES.split()), jwks=jwks(self.sync_key), fhir_base=self.shared_base,
-            organization=f"Organization/{DEMO_ODS}", access_token_lifetime=300,
+            organization=TRUST_REF, access_token_lifetime=300,
         ))
         return registry
 
@@ -156,7 +156,9 @@ class Demo:
 
     def _seed(self) -> None:
         authority = self.sb.authority
-        users = [practitioner_for(u) for u in authority.registry.users.values()]
+        orgs = {u.organization for u in authority.registry.users.values() if u.organization}
+        users: list[dict[str, Any]] = [o for o in map(organization_for, sorted(orgs)) if o is not None]
+        users += [practitioner_for(u) for u in authority.registry.users.values()]
         synth_dir = self.workdir / "synth"
         resources: list[dict[str, Any]] = []
         if _available("thrive_fhir.cli.synth_cmd", "synth"):
@@ -205,7 +207,7 @@ class Demo:
             "ehr": [{"name": "Sandbox EHR (demo)", "iss": self.sb.fhir_base, **common},
                     {"name": "Shared cross-agency record (demo)", "iss": self.shared_base, **common}],
             "standalone": [{"key": "school", "name": "Sandbox High School (demo agency)", "iss": self.shared_base,
-                            "organization": "Organization/SXX01"}],
+                            "organization": SCHOOL_REF}],
         }
         path = self.workdir / "app.json"
         path.write_text(json.dumps(config, indent=2) + "\n")

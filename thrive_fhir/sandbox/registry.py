@@ -16,7 +16,7 @@ File format (JSON; ``thrive sandbox serve --clients FILE``)::
           "jwks": {"keys": [...]},                    # ... or an inline JWK Set (public keys only)
           "client_secret": "...",                     # client_secret_basic only
           "auto_approve": false,                      # true: skip the consent page
-          "organization": "RXX01",                    # ODS code carried into Grant.organization
+          "organization": "Organization/abc",         # acting organisation -> Grant.organization
           "fhir_base": "http://127.0.0.1:8103/fhir",  # client_credentials: the store the token is for
           "access_token_lifetime": 3600,              # seconds
           "rotate_refresh_tokens": true               # false: the same refresh token stays valid
@@ -24,7 +24,7 @@ File format (JSON; ``thrive sandbox serve --clients FILE``)::
       ],
       "users": [
         {"id": "clinician1", "name": "Dr Ada Sandbox", "fhirUser": "Practitioner/abc",
-         "organization": "RXX01"}
+         "organization": "Organization/abc"}
       ]
     }
 
@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from thrive_fhir.ids import deterministic_id
-from thrive_fhir.canonical import SDS_USER
+from thrive_fhir.canonical import ODS_ORG, SDS_USER, id_system
 
 AUTH_METHODS = ("private_key_jwt", "client_secret_basic", "none")
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
@@ -132,12 +132,23 @@ def practitioner_id(user_id: str) -> str:
     return deterministic_id(SDS_USER, f"sandbox-{user_id}")
 
 
+#: The fictional trust of fhir-model.md (the synthetic population's deploying organisation) and
+#: one fictional school, as Organization references: ``Grant.organization`` is a reference.
+TRUST_ODS = "RXX"
+TRUST_REF = f"Organization/{deterministic_id(ODS_ORG, TRUST_ODS)}"
+SCHOOL_REF = f"Organization/{deterministic_id(id_system('organization'), 'sandbox-high-school')}"
+SANDBOX_ORGANIZATIONS = {
+    TRUST_REF: ("Example Children and Young People's NHS Foundation Trust", TRUST_ODS),
+    SCHOOL_REF: ("Sandbox High School", None),
+}
+
+
 def default_users() -> list[SandboxUser]:
     """Obviously fictional staff, one per kind of user the app serves."""
     spec = [
-        ("clinician", "Dr Ada Sandbox (CAMHS clinician)", "RXX01", "Clinician"),
-        ("mhst", "Sam Sandbox (Mental Health Support Team)", "RXX01", "Education mental health practitioner"),
-        ("agency", "Jo Sandbox (school wellbeing lead)", "SXX01", "Agency staff"),
+        ("clinician", "Dr Ada Sandbox (CAMHS clinician)", TRUST_REF, "Clinician"),
+        ("mhst", "Sam Sandbox (Mental Health Support Team)", TRUST_REF, "Education mental health practitioner"),
+        ("agency", "Jo Sandbox (school wellbeing lead)", SCHOOL_REF, "Agency staff"),
     ]
     return [
         SandboxUser(uid, name, f"Practitioner/{practitioner_id(uid)}", org, role)

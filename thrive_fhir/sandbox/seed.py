@@ -15,6 +15,8 @@ from urllib.parse import urlsplit
 
 from werkzeug.test import Client as WsgiClient
 
+from thrive_fhir.canonical import ODS_ORG
+
 from .registry import SandboxUser
 
 #: Resources others point at go first, so a store that checks references finds their targets.
@@ -71,6 +73,20 @@ def practitioner_for(user: SandboxUser) -> dict[str, Any]:
     name["given"] = given
     return {"resourceType": "Practitioner", "id": user.fhirUser.split("/", 1)[1], "active": True,
             "name": [name]}
+
+
+def organization_for(reference: str) -> dict[str, Any] | None:
+    """A minimal Organization for a sandbox user's organisation (the synthetic data may refine it)."""
+    from .registry import SANDBOX_ORGANIZATIONS
+
+    if reference not in SANDBOX_ORGANIZATIONS:
+        return None
+    name, ods = SANDBOX_ORGANIZATIONS[reference]
+    org: dict[str, Any] = {"resourceType": "Organization", "id": reference.split("/", 1)[1], "active": True,
+                           "name": name}
+    if ods:
+        org["identifier"] = [{"system": ODS_ORG, "value": ods}]
+    return org
 
 
 def load(store_app: Any, base_url: str, token: Callable[[], str], resources: Iterable[dict[str, Any]],

@@ -1,0 +1,85 @@
+"""``thrive sandbox serve`` as a process: client registry file, one origin, clean stop; bad input -> one line."""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+from thrive_fhir.sandbox.clientkit import assertion_form
+from thrive_fhir.sandbox.keys import SigningKey, jwks
+
+REPO = Path(__file__).resolve().parents[2]
+THRIVE = [sys.executable, "-c", "from thrive_fhir.cli import main; main()"]
+
+
+def test_serve_with_a_registry_file_and_stop_on_sigterm(tmp_path):
+    backend_key = SigningKey.generate("ES384")
+    registry = {
+        "clients": [
+            {"client_id": "sync", "auth": "private_key_jwt", "grant_types": ["client_credentials"],
+             "scopes": "system/Patient.rs", "jwks": jwks(backend_key)},
+            {"client_id": "app", "auth": "none", "redirect_uris": ["http://127.0.0.1:9/cb"],
+             "launch_url": "http://127.0.0.1:9/launch", "scopes": ["launch", "patient/*.rs"]},
+        ],
+        "users": [{"id": "tester", "name": "Tess Sandbox", "fhirUser": "Practitioner/tess"}],
+    }
+    clients = tmp_path / "clients.json"
+    clients.write_text(json.dumps(registry))
+    key_file = tmp_path / "auth.pem"
+    proc = subprocess.Popen([*THRIVE, "sandbox", "serve", "--database", f"sqlite:///{tmp_path}/ehr.db",
+                             "--port", "0", "--clients", str(clients), "--key", str(key_file)],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        lines = []
+        deadline = time.monotonic() + 120
+        for line in proc.stdout:
+            lines.append(line)
+            if "Ctrl-C" in line or time.monotonic() > deadline:
+                break
+        out = "".join(lines)
+        assert "development and testing only" in out, out
+        base = re.search(r"FHIR base \(iss\): (\S+)", out).group(1)
+        conf = requests.get(base + "/.well-known/smart-configuration", timeout=10).json()
+        form = {"grant_type": "client_credentials", "scope": "system/Patient.rs",
+                **assertion_form(backend_key, "sync", conf["token_endpoint"])}
+        token = requests.post(conf["token_endpoint"], data=form, timeout=10).json()["access_token"]
+        search = requests.get(base + "/Patient", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        assert search.status_code == 200
+        ehr = requests.get(base.rsplit("/fhir", 1)[0] + "/ehr/", timeout=10)
+        assert "Tess Sandbox" in ehr.text  # users from the registry file
+        assert key_file.exists() and oct(key_file.stat().st_mode & 0o777) == "0o600"
+        proc.send_signal(signal.SIGTERM)
+        proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*THRIVE, "sandbox", "serve", *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_bad_registry_file_is_one_readable_line(tmp_path):
+    bad = tmp_path / "clients.json"
+    bad.write_text(json.dumps({"clients": [{"client_id": "x", "auth": "private_key_jwt"}]}))
+    proc = run("--database", f"sqlite:///{tmp_path}/ehr.db", "--port", "0", "--clients", str(bad))
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == "Error: client 'x': private_key_jwt needs jwks_uri or jwks"
+    bad.write_text("{not json")
+    proc = run("--database", f"sqlite:///{tmp_path}/ehr.db", "--port", "0", "--clients", str(bad))
+    assert proc.returncode == 1 and "is not valid JSON" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_refuses_a_non_loopback_host(tmp_path):
+    proc = run("--database", f"sqlite:///{tmp_path}/ehr.db", "--host", "0.0.0.0", "--port", "0")
+    assert proc.returncode == 1 and "development only" in proc.stderr and "Traceback" not in proc.stderr
