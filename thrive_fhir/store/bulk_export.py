@@ -101,7 +101,7 @@ class Exporter:
                 if cancel.is_set():
                     return
                 self._progress(job_id, f"exporting {rtype} ({n} of {len(types)} types)")
-                count = self._export_type(rtype, request["level"], since, transaction_time, out_dir, cancel)
+                count = self.export_type(rtype, request["level"], since, transaction_time, out_dir, cancel)
                 if count:
                     output.append({"type": rtype, "url": f"{base}/_export/{job_id}/{rtype}.ndjson", "count": count})
             if cancel.is_set():
@@ -119,7 +119,7 @@ class Exporter:
         finally:
             self._threads.pop(job_id, None)
 
-    def _export_type(self, rtype, level, since, transaction_time, out_dir: Path, cancel) -> int:
+    def export_type(self, rtype, level, since, transaction_time, out_dir: Path, cancel) -> int:
         stmt = select(rv.c.content).where(rv.c.res_type == rtype, rv.c.is_current, rv.c.deleted == false(),
                                           rv.c.last_updated <= transaction_time)
         if since is not None:

@@ -64,6 +64,7 @@ class FhirError(Exception):
         outcome = self._outcome
         if outcome is not None:
             outcome = {**outcome, "issue": [
-                {**i, "diagnostics": f"{prefix}: {i.get('diagnostics', '')}"} for i in outcome.get("issue", [])
+                {**i, "diagnostics": f"{prefix}: {i['diagnostics']}" if i.get("diagnostics") else prefix}
+                for i in outcome.get("issue", [])
             ]}
         return FhirError(self.status, f"{prefix}: {self.message}", self.code, outcome=outcome, headers=self.headers)

@@ -451,8 +451,8 @@ class Store:
             restrict = access.search_restriction(ctx.grant, "*", "history-system")
         if restrict is not None:
             stmt = stmt.where((rv.c.patient_key == restrict) | rv.c.patient_key.is_(None))
-        if since is not None:
-            stmt = stmt.where(rv.c.last_updated > since)
+        if since is not None:  # R4 http.html#history: versions created "at or after" _since
+            stmt = stmt.where(rv.c.last_updated >= since)
         if cursor is not None:
             stmt = stmt.where(rv.c.seq < cursor)
         stmt = stmt.order_by(rv.c.seq.desc()).limit(count + 1)

@@ -1,0 +1,124 @@
+"""``thrive store``: run the embedded FHIR R4 server, or export its database as NDJSON."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+
+class _OneLineUsageError(click.UsageError):
+    """Usage errors as one readable line (exit 2), not a usage block."""
+
+    def show(self, file=None) -> None:
+        click.echo(f"thrive store: {self.format_message()}", err=True)
+
+
+class _Command(click.Command):
+    def make_context(self, info_name, args, parent=None, **extra):
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as exc:
+            if isinstance(exc, _OneLineUsageError):
+                raise
+            raise _OneLineUsageError(exc.format_message(), exc.ctx) from None
+
+
+def _database_url(value: str) -> str:
+    """Accept a SQLAlchemy URL or a plain file path (meaning a SQLite file)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    if "://" not in value:
+        return "sqlite:///" + str(Path(value).resolve())
+    try:
+        url = make_url(value)
+    except ArgumentError:
+        raise _OneLineUsageError(f"--database: not a database URL: {value.split('://')[0]}://...") from None
+    if url.get_backend_name() not in ("sqlite", "postgresql"):
+        raise _OneLineUsageError("--database: only sqlite:/// and postgresql+psycopg:// URLs are supported")
+    return value
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def store() -> None:
+    """Run the embedded FHIR R4 server (SQLite file or PostgreSQL)."""
+
+
+@store.command(cls=_Command)
+@click.option("--database", "-d", required=True, help="SQLAlchemy URL or a SQLite file path (created if missing).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (keep loopback unless behind TLS).")
+@click.option("--port", "-p", type=click.IntRange(1, 65535), default=8080, show_default=True)
+@click.option("--base-url", default=None, help="Public base URL used in links (default: from the request Host).")
+@click.option("--no-validate", is_flag=True, help="Store resources without validating them.")
+@click.option("--warn-only", is_flag=True, help="Validate but store invalid resources, reporting the issues.")
+@click.option("--audit-reads", is_flag=True, help="Write an AuditEvent for every read or search of patient data.")
+@click.option("--threads", type=click.IntRange(1, 64), default=8, show_default=True)
+@click.option("--max-body-mb", type=click.IntRange(1, 1024), default=20, show_default=True)
+def serve(database, host, port, base_url, no_validate, warn_only, audit_reads, threads, max_body_mb) -> None:
+    """Serve FHIR R4 over HTTP until Ctrl-C."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import OperationalError
+
+    from ..store import create_app
+    from ..store import serve as run
+
+    if no_validate and warn_only:
+        raise _OneLineUsageError("--no-validate and --warn-only exclude each other")
+    url = _database_url(database)
+    validate = False if no_validate else ("warn" if warn_only else True)
+    try:
+        app = create_app(url, base_url=base_url, validate_on_write=validate, audit_reads=audit_reads,
+                         max_body=max_body_mb * 1024 * 1024)
+    except OperationalError as exc:
+        click.echo(f"thrive store: cannot open the database ({type(exc.orig).__name__})", err=True)
+        sys.exit(1)
+    shown = make_url(url).render_as_string(hide_password=True)
+    click.echo(f"THRIVE-FHIR store: http://{host}:{port}/metadata  database: {shown}  validation: {validate}")
+    try:
+        run(app, host, port, threads=threads)
+    except OSError as exc:
+        click.echo(f"thrive store: cannot listen on {host}:{port} ({exc.strerror})", err=True)
+        sys.exit(1)
+
+
+@store.command(cls=_Command)
+@click.option("--database", "-d", required=True, help="SQLAlchemy URL or a SQLite file path.")
+@click.option("--out", "-o", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder for NDJSON files.")
+@click.option("--type", "types", multiple=True, help="Resource type to export (repeatable; default: all).")
+@click.option("--since", default=None, help="Only resources changed after this instant.")
+def export(database, out_dir, types, since) -> None:
+    """Write current resources as one NDJSON file per type, straight from the database."""
+    import threading
+
+    from ..store.bulk_export import Exporter
+    from ..store.fhirdates import date_range, utcnow
+    from ..store.resource_types import resource_types
+    from ..store.schema import make_engine
+
+    url = _database_url(database)
+    known = resource_types()
+    bad = [t for t in types if t not in known]
+    if bad:
+        raise _OneLineUsageError(f"--type: unknown resource type {bad[0]!r}")
+    since_dt = None
+    if since:
+        rng = date_range(since)
+        if rng is None:
+            raise _OneLineUsageError("--since: expected a FHIR instant such as 2024-05-01T00:00:00Z")
+        since_dt = rng[0]
+    if "sqlite" in url and not Path(url.split("///", 1)[-1]).exists():
+        raise _OneLineUsageError("--database: no such SQLite file")
+    engine = make_engine(url)
+    exporter = Exporter(engine, Path(out_dir), known, tokens_required=False)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    now = utcnow()
+    total = 0
+    for rtype in (types or sorted(known)):
+        count = exporter.export_type(rtype, "system", since_dt, now, out, threading.Event())
+        if count:
+            click.echo(f"{rtype}: {count}")
+            total += count
+    click.echo(f"exported {total} resources to {out}")
