@@ -117,6 +117,7 @@ class Builder:
         self.inline_nodes: dict[tuple[str, str], Node] = {}  # (sd url, element id) -> Node
         self.pending_inline: list[tuple[Node, str]] = []
         self._inv_cache: dict[tuple, Invariant] = {}
+        self.all_elems: list[Elem] = []
 
     # -- entry point ------------------------------------------------------------------------
     def build(self) -> Tables:
@@ -161,6 +162,9 @@ class Builder:
                 if own:
                     t.own_profiles.add(sd["url"])
         self.link()
+        for e in self.all_elems:
+            e.plain = (e.binding is None and e.fixed is None and e.pattern is None and e.max_length is None
+                       and not e.constraints)
         t.skipped_bindings = dict(self.expander.unexpandable)
         for url in self.own_valuesets:
             codes = self.expander.expand(url)
@@ -246,6 +250,7 @@ class Builder:
         if choice:
             name = name[:-3]
         elem = Elem(name, path)
+        self.all_elems.append(elem)
         elem.elem_id = eid
         elem.choice = choice
         elem.min = int(edef.get("min", 0))

@@ -356,10 +356,16 @@ class Compiler:
 
     def _logic(self, n, inputs, this, op):
         a, b, fa, fb = self._both(n, inputs, this)
+        # Short-circuit where the left side decides the result (false and X, false implies X).
+        # fhirpathpy evaluates both sides, so it differs only when the right side would raise.
+        stop = {_and: False, _implies: False}.get(op, None)
+        result_on_stop = [True] if op is _implies else [False]
 
         def run(f, e):
             x = to_bool(fa(f, e))
-            y = to_bool(fb(f, e))  # both sides always evaluated, as fhirpathpy does
+            if x is stop and stop is not None:
+                return result_on_stop
+            y = to_bool(fb(f, e))
             r = op(x, y)
             return [] if r is None else [r]
 

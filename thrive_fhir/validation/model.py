@@ -60,7 +60,7 @@ class Slot:
 class Elem:
     __slots__ = (
         "name", "path", "min", "max", "array", "choice", "keys", "fixed", "pattern",
-        "binding", "targets", "slicing", "constraints", "max_length", "is_ext", "elem_id",
+        "binding", "targets", "slicing", "constraints", "max_length", "is_ext", "elem_id", "plain",
     )
 
     def __init__(self, name, path):
@@ -80,6 +80,7 @@ class Elem:
         self.max_length = None
         self.is_ext = False  # extension / modifierExtension: look up the extension's own definition
         self.elem_id = None
+        self.plain = False  # no binding/fixed/pattern/maxLength/invariants: a well-formed primitive needs nothing more
 
 
 class Slice:

@@ -158,11 +158,16 @@ class Walk:
                         self.item(e2, e2.keys.get(key, slot), item, f"{path}.{key}[{i}]", env, obj, key, i)
                 else:
                     p = path + "." + key
+                    fast = slot.kind == PRIMITIVE and elem.plain
                     for i, item in enumerate(val):
+                        if fast and _fast_ok(slot.checker, item):
+                            continue
                         self.item(elem, slot, item, f"{p}[{i}]", env, obj, key, i)
             else:
                 if type(val) is list:
                     self.err("structure", path + "." + key, f"type: {key} must be a single value, not an array")
+                    continue
+                if slot.kind == PRIMITIVE and elem.plain and _fast_ok(slot.checker, val):
                     continue
                 self.item(elem, slot, val, path + "." + key, env, obj, key, None)
         for elem in node.required:
@@ -242,7 +247,13 @@ class Walk:
                 if index is None or type(ext) is not list or index >= len(ext) or ext[index] is None:
                     self.err("structure", p, "ele-1: null is only allowed where the primitive has an extension")
                 return
-            prob = _check_primitive(slot.checker, item)
+            chk = slot.checker
+            # fast path for the common case: a well-formed string; anything else gets the full check
+            if chk[0] == "str" and type(item) is str and item and chk[2] is None and len(item) < 4096 and (
+                    chk[1] is None and not item.isspace() or chk[1] is not None and chk[1].fullmatch(item)):
+                prob = None
+            else:
+                prob = _check_primitive(chk, item)
             if prob is not None:
                 code, reason = prob
                 rule = "type" if code == "structure" else ("too-long" if code == "too-long" else "invalid-value")
@@ -392,6 +403,17 @@ class Walk:
             if not ok:
                 self.err("invariant", path, f"{inv.key}: {inv.human}",
                          severity="error" if inv.severity == "error" else "warning")
+
+
+def _fast_ok(chk, val) -> bool:
+    """True for the overwhelmingly common well-formed primitive; False means "do the full check"."""
+    kind = chk[0]
+    if kind == "str":
+        return (type(val) is str and val != "" and chk[2] is None and len(val) < 4096
+                and (chk[1].fullmatch(val) is not None if chk[1] is not None else not val.isspace()))
+    if kind == "bool":
+        return type(val) is bool
+    return False
 
 
 def _has_choice_key(obj, name) -> bool:
