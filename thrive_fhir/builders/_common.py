@@ -72,14 +72,23 @@ def check_ods(value: object, field: str) -> str:
     return value
 
 
+#: FHIR strings may not hold control characters other than tab, CR and LF.
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+MAX_TEXT = 100_000
+
+
 def check_text(value: object, field: str, what: str, *, required: bool = True) -> str | None:
-    """Free text: kept exactly as entered, but it must say something."""
+    """Free text: kept exactly as entered, but it must say something and be storable."""
     if value is None and not required:
         return None
     if not isinstance(value, str) or not value.strip():
         if not required and value == "":
             return None
         raise BuildError(field, f"Enter {what}.")
+    if _CONTROL_RE.search(value):
+        raise BuildError(field, "Remove the hidden control characters from this text.")
+    if len(value) > MAX_TEXT:
+        raise BuildError(field, f"This text is too long (at most {MAX_TEXT:,} characters).")
     return value
 
 

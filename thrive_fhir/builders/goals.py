@@ -115,8 +115,7 @@ _CLOSING = {
 def build_goal(g: GoalInput) -> dict:
     """Build the Goal; raises :class:`BuildError` naming the field at fault."""
     slot = check_slot(g.slot)
-    if not isinstance(g.description, str) or not g.description.strip():
-        raise BuildError("description", "Write the goal in the young person's own words.")
+    check_text(g.description, "description", "the goal in the young person's own words")
     subject = check_ref(g.subject, "subject", ("Patient",), "the young person")
     start = check_date(g.start_date, "start_date", "the date the goal was set")
     expressed_by = check_ref(g.expressed_by, "expressed_by", ("Patient", "RelatedPerson"), "who set the goal")

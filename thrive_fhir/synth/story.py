@@ -63,7 +63,7 @@ UTC = timezone.utc
 #: Nothing happens on or after this day: fixed, so output never depends on the clock.
 CUTOFF = date(2026, 1, 1)
 FIRST_REFERRAL = date(2023, 1, 2)
-LAST_REFERRAL = date(2025, 11, 30)
+LAST_REFERRAL = date(2025, 11, 28)
 DEVICE_REF = "Device/thrive-synth-app"
 
 INITIAL = {"thriving": 4, "getting-advice": 30, "getting-help": 36, "getting-more-help": 20, "getting-risk-support": 10}
@@ -174,7 +174,9 @@ class PatientStory:
         # Contacts and grouping decisions.
         contacts = [self._next_contact(datetime.combine(referral, time(9), UTC))]
         if rng.random() < 0.4:  # an assessment contact before the first agreed grouping
-            contacts.append(self._next_contact(contacts[-1]))
+            assessment = self._next_contact(contacts[-1])
+            if assessment.date() < CUTOFF - timedelta(days=1):
+                contacts.append(assessment)
         groupings = [_pick(rng, INITIAL)]
         decision_at = [len(contacts) - 1]
         finished = False
@@ -197,8 +199,8 @@ class PatientStory:
             contacts.append(nxt)
             groupings.append(_pick(rng, NEXT[groupings[-1]]))
             decision_at.append(len(contacts) - 1)
-        if contacts[0].date() >= CUTOFF:  # pragma: no cover - referrals end months before the cut-off
-            raise AssertionError("first contact after the cut-off")
+        # LAST_REFERRAL + at most 28 days + a weekend stays before the last day: nothing spills over.
+        assert contacts[-1].date() < CUTOFF - timedelta(days=1)
 
         end = None
         if finished:
