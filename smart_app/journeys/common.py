@@ -25,7 +25,8 @@ def today() -> date:
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc).replace(microsecond=0)
+    # full precision: two decisions in one second must still be ordered (derivedFrom, effective)
+    return datetime.now(timezone.utc)
 
 
 def render(template: str, *, status: int = 200, errors: FormErrors | None = None, values: dict | None = None, **ctx):

@@ -95,17 +95,21 @@ def agree():
     agencies = {a.key: a for a in _agencies()}
     schema = GroupingForm(previous_grouping=current.code if current else None, agency_keys=tuple(agencies))
     data, errors, raw = formkit.load(schema, request.form, GroupingForm.ORDER)
-    if data is None:
-        return _form_page(raw, errors, 400)
-
-    created_ref = f"Observation/{resource_id('grouping', data['token'])}"
-    if store.current_version("Observation", created_ref.split("/", 1)[1]):
-        return done(launch, "grouping.index", "grouping", "duplicate")
+    posted_token = request.form.get("token", "")
+    if data is not None or posted_token:
+        try:
+            created_ref = f"Observation/{resource_id('grouping', (data or {}).get('token') or posted_token)}"
+        except Exception:
+            created_ref = None
+        if created_ref and store.current_version("Observation", created_ref.split("/", 1)[1]):
+            return done(launch, "grouping.index", "grouping", "duplicate")
 
     # Someone recorded a grouping after this form was drawn: show theirs, save nothing, ask again.
-    if (data["previous_id"] or None) != (current.id if current else None):
+    if (request.form.get("previous_id") or None) != (current.id if current else None):
         raw["previous_id"] = current.id if current else ""
         return _form_page(raw, None, 409, conflict=current)
+    if data is None:
+        return _form_page(raw, errors, 400)
 
     w = saving.who(launch)
     when = now()
