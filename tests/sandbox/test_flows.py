@@ -206,3 +206,16 @@ def test_introspection(sb, flows):
     assert junk.json() == {"active": False}
     anonymous = requests.post(sb.auth + "/introspect", data={"token": body["access_token"]}, timeout=10)
     assert anonymous.status_code == 401 and anonymous.json()["error"] == "invalid_client"
+
+
+def test_authorize_accepts_post_as_advertised(sb, flows):
+    params, verifier = flows.ehr_params(sb.patients[0])
+    resp = requests.post(sb.auth + "/authorize", data=params, allow_redirects=False, timeout=10)
+    code = flows.redirect_params(flows.consent(resp))["code"]
+    assert flows.exchange(code, verifier).status_code == 200
+
+
+def test_ehr_page_unknown_or_malformed_patient_is_404(sb):
+    for pid in ("no-such-patient", "bad id!", "x" * 65):
+        assert requests.get(f"{sb.origin}/ehr/patients/{pid}", timeout=10).status_code == 404
+    assert requests.post(f"{sb.origin}/ehr/patients/nobody/launch", timeout=10).status_code == 404

@@ -149,7 +149,7 @@ class ClientAuthenticator:
         alg = header.get("alg")
         if alg not in ASSERTION_ALGS:
             raise invalid_client(f"client_assertion alg {alg!r} is not allowed; use RS384 or ES384")
-        if header.get("typ", "JWT") != "JWT":
+        if header.get("typ") != "JWT":
             raise invalid_client("client_assertion header typ must be JWT")
         kid = header.get("kid")
         if not kid:
@@ -213,5 +213,5 @@ class ClientAuthenticator:
             raise invalid_client("client_assertion kid does not match a registered key")
         try:
             return jwt.PyJWK(jwk, algorithm=alg).key
-        except jwt.PyJWTError:
+        except (jwt.PyJWTError, KeyError, TypeError, ValueError):  # a malformed JWK in a fetched set
             raise invalid_client("the registered key does not fit the assertion's alg") from None

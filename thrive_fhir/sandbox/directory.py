@@ -9,6 +9,7 @@ another process over HTTP.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
@@ -16,6 +17,9 @@ import requests
 from werkzeug.test import Client as WsgiClient
 
 from thrive_fhir.canonical import NHS_NUMBER
+
+
+_FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
 
 class DirectoryError(RuntimeError):
@@ -90,7 +94,7 @@ class PatientDirectory:
         return self.search(text)
 
     def get(self, patient_id: str) -> dict[str, Any] | None:
-        if not patient_id or "/" in patient_id or len(patient_id) > 64:
+        if not _FHIR_ID.fullmatch(patient_id or ""):
             return None
         status, resource = self._get(f"/Patient/{patient_id}")
         if status == 404 or resource.get("resourceType") != "Patient":

@@ -39,6 +39,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from thrive_fhir.ids import deterministic_id
 from thrive_fhir.canonical import ODS_ORG, SDS_USER, id_system
@@ -107,8 +108,29 @@ class Client:
             raise RegistryError(f"{where}: client_credentials (Backend Services) needs private_key_jwt")
         if "authorization_code" in self.grant_types and not self.redirect_uris:
             raise RegistryError(f"{where}: authorization_code needs redirect_uris")
-        if self.jwks and any("d" in k for k in self.jwks.get("keys", [])):
-            raise RegistryError(f"{where}: jwks must hold public keys only")
+        if self.jwks is not None:
+            keys = self.jwks.get("keys") if isinstance(self.jwks, dict) else None
+            if not isinstance(keys, list) or not keys or not all(isinstance(k, dict) and k.get("kid") for k in keys):
+                raise RegistryError(f"{where}: jwks must be a JWK Set with at least one key, each with a kid")
+            if any("d" in k for k in keys):
+                raise RegistryError(f"{where}: jwks must hold public keys only")
+        for url in (*self.redirect_uris, *(u for u in (self.launch_url, self.jwks_uri) if u)):
+            if not url_acceptable(url):
+                raise RegistryError(f"{where}: {url!r} must be an https URL (http only on 127.0.0.1/localhost)")
+
+
+def url_acceptable(url: str) -> bool:
+    """Absolute https URL without fragment or userinfo; http is tolerated on loopback only, because
+    the demo runs everything on 127.0.0.1 without TLS (Inferno rejects http registrations)."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        _ = parts.port
+    except ValueError:
+        return False
+    if parts.fragment or parts.username or parts.password or not host:
+        return False
+    return parts.scheme == "https" or (parts.scheme == "http" and host in ("127.0.0.1", "localhost", "::1"))
 
 
 @dataclass
