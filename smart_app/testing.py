@@ -196,3 +196,120 @@ def axe_check(target, *, name: str = "page", allow: tuple[str, ...] = ()) -> lis
     return violations
 
 
+
+
+# --- seeding a realistic plan (tests, benchmark) ----------------------------------------------
+def seed_plan(
+    app,
+    patient_id: str,
+    *,
+    risk: bool = True,
+    share_with: tuple[str, ...] = (),
+    scores: tuple[tuple[int, ...], ...] = ((2, 4, 6), (5, 5)),
+    clinician: str = "Practitioner/pr-test-1",
+) -> dict:
+    """Save a synthetic plan for one young person through the builders and the local store:
+    groupings Getting Help -> (Getting Risk Support), two GBO goals with ratings, an active safety
+    plan, a signpost, a care team, and (with ``share_with``) a sharing Consent naming those
+    Organizations. Returns the ids written. Everything is invented."""
+    from datetime import date, datetime, timedelta, timezone
+
+    from thrive_fhir import builders as b
+    from thrive_fhir import canonical
+    from thrive_fhir.ids import new_local_id
+    from thrive_fhir.localstore import ChangeSet
+
+    store = app.extensions["thrive"].local_store
+    ods = app.extensions["thrive"].config.ods_code
+    from thrive_fhir import ids
+
+    org_ref = f"Organization/{ids.deterministic_id(canonical.ODS_ORG, ods)}"
+    subject = f"Patient/{patient_id}"
+    episode = f"EpisodeOfCare/eoc-{patient_id}"
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    t0 = now - timedelta(days=70)
+    out: dict = {}
+
+    def save(*resources: dict, activity: str = "create") -> None:
+        with store.session() as s:
+            cs = ChangeSet(patient_key=subject, author_ref=clinician, organization_ref=org_ref, activity=activity)
+            for r in resources:
+                cs.put(r)
+            store.record(s, cs)
+
+    people = [
+        {"resourceType": "Practitioner", "id": clinician.split("/")[1], "name": [{"text": "Dr Rowan Example"}]},
+        {"resourceType": "Organization", "id": org_ref.split("/")[1], "name": "Northshire CAMHS (example)"},
+    ]
+    for org in share_with:
+        people.append({"resourceType": "Organization", "id": org.split("/")[1], "name": "Sandbox High School"})
+    save(*people)
+
+    first = b.build_grouping(b.GroupingDecision(
+        local_id=new_local_id(), grouping="getting-help", subject=subject, episode=episode,
+        agreed_at=t0, recorded_at=t0, clinician=clinician, yp_involvement="agreed",
+        participants=(subject,), source_ods=ods, yp_words="I want to go to school without panicking"))
+    save(first)
+    out["groupings"] = [first["id"]]
+    if risk:
+        second_at = now - timedelta(days=7)
+        second = b.build_grouping(b.GroupingDecision(
+            local_id=new_local_id(), grouping="getting-risk-support", subject=subject, episode=episode,
+            agreed_at=second_at, recorded_at=second_at, clinician=clinician, yp_involvement="partly-agreed",
+            participants=(subject,), source_ods=ods,
+            previous=b.PreviousGrouping(observation=f"Observation/{first['id']}", grouping="getting-help", agreed_at=t0),
+            change_reason="risk-increased", note="Therapy paused; focus on keeping safe with school."))
+        save(second)
+        out["groupings"].append(second["id"])
+
+    out["goals"] = []
+    texts = ["To be able to stay in school for the whole day", "To sleep better most nights", "To see my friends again"]
+    for slot, series in enumerate(scores, start=1):
+        start = t0.date()
+        goal = b.build_goal(b.GoalInput(local_id=new_local_id(), slot=slot, description=texts[slot - 1],
+                                        subject=subject, start_date=start, expressed_by=subject, source_ods=ods))
+        save(goal)
+        out["goals"].append(goal["id"])
+        for i, value in enumerate(series):
+            when = t0 + timedelta(days=14 * i + 1)
+            score = b.build_gbo_score(b.GoalScoreInput(
+                local_id=new_local_id(), goal=f"Goal/{goal['id']}", slot=slot, score=value, rater=subject,
+                subject=subject, episode=episode, effective=when, goal_start_date=start, source_ods=ods))
+            save(score)
+
+    plan = b.build_safety_plan(b.SafetyPlanInput(
+        local_id=new_local_id(), subject=subject, start_date=now.date() - timedelta(days=7),
+        review_date=now.date() + timedelta(days=60), created=now - timedelta(days=7), author=clinician,
+        contributors=(subject,), source_ods=ods,
+        items=(
+            b.SafetyPlanItem(section="warning-signs", text="Staying in my room, not answering messages",
+                             performer_refs=(subject,)),
+            b.SafetyPlanItem(section="internal-coping", text="Music with headphones, walking the dog",
+                             performer_refs=(subject,)),
+            b.SafetyPlanItem(section="professionals-agencies", text="CAMHS duty line 01632 960000 (example)",
+                             performer_refs=(org_ref,)),
+        )))
+    save(plan)
+    out["safety_plan"] = plan["id"]
+
+    team = b.build_care_team(b.CareTeamInput(
+        local_id=new_local_id(), subject=subject, source_ods=ods,
+        members=(b.CareTeamMember(member=clinician, role="Lead clinician", on_behalf_of=org_ref),
+                 b.CareTeamMember(member=subject, role="Young person"))))
+    save(team)
+
+    signpost = b.build_signposting(b.SignpostInput(
+        local_id=new_local_id(), kind="signposting",
+        offer=b.Coded(canonical.local_offer_cs("example"), "peer-support", "Peer support group (example)"),
+        subject=subject, episode=episode, authored_on=now - timedelta(days=6), requester=clinician,
+        performer=org_ref, reason=f"Observation/{out['groupings'][-1]}", source_ods=ods))
+    save(signpost)
+
+    if share_with:
+        consent = b.build_consent(b.ConsentInput(
+            local_id=new_local_id(), subject=subject, performer=(subject,), agencies=tuple(share_with),
+            custodian=org_ref, plan=f"CarePlan/{plan['id']}", date_time=now - timedelta(days=1),
+            start_date=now.date() - timedelta(days=1), end_date=now.date() + timedelta(days=180), source_ods=ods))
+        save(consent)
+        out["consent"] = consent["id"]
+    return out

@@ -1,0 +1,123 @@
+"""The Summary page and the agency (shared plan) view, on data saved through the real builders."""
+
+from __future__ import annotations
+
+import re
+
+from smart_app.summary.data import build_summary
+from smart_app.testing import TEST_ORIGIN, make_launch, seed_plan
+
+AGENCY = "Organization/agency-school-1"
+
+
+def _text(resp) -> str:
+    html = resp.get_data(as_text=True)
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+
+
+def test_summary_shows_risk_first_and_every_section(app):
+    seed_plan(app, "pat-1", share_with=(AGENCY,))
+    launch = make_launch(app, patient_id="pat-1")
+    resp = launch.client().get(launch.url("summary"), base_url=TEST_ORIGIN)
+    assert resp.status_code == 200
+    html = resp.get_data(as_text=True)
+    text = _text(resp)
+    # the warning callout comes before the page heading: visible at first glance
+    assert html.index('id="risk-alert"') < html.index("<h1>Summary</h1>")
+    assert "nhsuk-warning-callout" in html
+    assert "Getting Risk Support" in text and "There is an active safety plan" in text
+    assert "Agreed" in text and "Dr Rowan Example" in text
+    assert "Grouping history (2)" in text and "Reason for change: Risk increased" in text
+    assert "Latest rating 6 out of 10" in text and "started at 2, up 4" in text
+    assert '<svg class="thrive-chart" role="img"' in html and "<desc" in html  # chart + text alternative
+    assert "Warning signs" in text and "Staying in my room" in text
+    assert "Peer support group (example)" in text
+    assert "Sandbox High School" in text  # shared with
+    assert "Lead clinician" in text
+
+
+def test_summary_without_risk_has_no_warning_and_empty_states(app):
+    launch = make_launch(app, patient_id="pat-empty")
+    text = _text(launch.client().get(launch.url("summary"), base_url=TEST_ORIGIN))
+    assert "No grouping has been agreed yet" in text
+    assert "There is no active safety plan" in text
+    assert "not shared with any other organisation" in text
+    seed_plan(app, "pat-2", risk=False)
+    l2 = make_launch(app, patient_id="pat-2")
+    html = l2.client().get(l2.url("summary"), base_url=TEST_ORIGIN).get_data(as_text=True)
+    assert "Getting Help" in html
+    assert "Active safety plan" in html  # still flagged: the plan is active even without risk support
+
+
+def test_patient_banner_only_when_needed(app):
+    shown = make_launch(app, banner={"name": "EXAMPLE, Kit", "nhs_number_display": "999 000 0018", "nhs_number": "9990000018"})
+    assert "EXAMPLE, Kit" in _text(shown.client().get(shown.url("summary"), base_url=TEST_ORIGIN))
+    hidden = make_launch(app, need_patient_banner=False, banner={"name": "EXAMPLE, Kit"})
+    html = hidden.client().get(hidden.url("summary"), base_url=TEST_ORIGIN).get_data(as_text=True)
+    assert "thrive-patient-banner" not in html
+
+
+def test_summary_data_orders_scores_and_ignores_other_patients(app):
+    ids = seed_plan(app, "pat-3", scores=((7, 3),))
+    seed_plan(app, "pat-4", scores=((1,),))
+    s = build_summary(app.extensions["thrive"].local_store, "Patient/pat-3")
+    assert [g.id for g in s.goals] == ids["goals"]
+    assert [p.value for p in s.goals[0].scores] == [7, 3] and s.goals[0].change == -4
+    assert s.risk_support and s.safety_plan.id == ids["safety_plan"]
+
+
+def test_agency_reads_only_with_consent_and_every_read_is_audited(app):
+    seed_plan(app, "pat-5", share_with=(AGENCY,))
+    store = app.extensions["thrive"].local_store
+    allowed = make_launch(app, patient_id="pat-5", mode="standalone", organization_ref=AGENCY,
+                          user_ref="Practitioner/agency-worker-1")
+    resp = allowed.client().get(allowed.url("shared-plan"), base_url=TEST_ORIGIN)
+    assert resp.status_code == 200
+    text = _text(resp)
+    assert "Shared plan" in text and "Getting Risk Support" in text and "Staying in my room" in text
+    assert "Therapy paused" not in text  # clinician notes stay with the clinical team
+    audits = store.for_patient("Patient/pat-5", type="AuditEvent")
+    assert len(audits) == 1
+    ev = audits[0]
+    assert ev["outcome"] == "0" and ev["action"] == "R" and ev["type"]["code"] == "rest"
+    assert ev["meta"]["profile"] == ["https://thrive-fhir.org/fhir/StructureDefinition/thrive-read-audit"]
+    refs = {e["what"]["reference"] for e in ev["entity"]}
+    assert "Patient/pat-5" in refs and any(r.startswith("CarePlan/") for r in refs)
+    assert any(a["who"]["reference"] == "Practitioner/agency-worker-1" and a["requestor"] for a in ev["agent"])
+    assert ev["purposeOfEvent"][0]["coding"][0]["code"] == "TREAT"
+    allowed.client().get(allowed.url("shared-plan"), base_url=TEST_ORIGIN)
+    assert len(store.for_patient("Patient/pat-5", type="AuditEvent")) == 2  # every read
+
+    stranger = make_launch(app, patient_id="pat-5", mode="standalone", organization_ref="Organization/other-agency")
+    refused = stranger.client().get(stranger.url("shared-plan"), base_url=TEST_ORIGIN)
+    assert refused.status_code == 403 and b"Staying in my room" not in refused.data
+    outcomes = sorted(a["outcome"] for a in store.for_patient("Patient/pat-5", type="AuditEvent"))
+    assert outcomes == ["0", "0", "4"]
+
+
+def test_agency_cannot_write_and_cannot_open_clinician_summary(app):
+    seed_plan(app, "pat-6", share_with=(AGENCY,))
+    a = make_launch(app, patient_id="pat-6", mode="standalone", organization_ref=AGENCY)
+    client = a.client()
+    r = client.get(a.url("summary"), base_url=TEST_ORIGIN)
+    assert r.status_code == 303 and r.headers["Location"].endswith("/shared-plan")
+    page = client.get(a.url("shared-plan"), base_url=TEST_ORIGIN).get_data(as_text=True)
+    assert "read-only view of a shared plan" in page
+
+
+def test_expired_consent_blocks_agency(app):
+    from datetime import datetime, timedelta, timezone
+
+    from smart_app.summary.agency import consent_for
+
+    now = datetime.now(timezone.utc)
+    consent = {"resourceType": "Consent", "status": "active", "patient": {"reference": "Patient/p"},
+               "provision": {"type": "permit", "period": {"start": (now - timedelta(days=30)).date().isoformat(),
+                                                          "end": (now - timedelta(days=1)).date().isoformat()},
+                             "actor": [{"reference": {"reference": AGENCY}}]}}
+    assert consent_for([consent], "Patient/p", AGENCY, now) is None
+    consent["provision"]["period"]["end"] = now.date().isoformat()  # ends today: still valid today
+    assert consent_for([consent], "Patient/p", AGENCY, now) is consent
+    assert consent_for([consent], "Patient/other", AGENCY, now) is None
+    consent["status"] = "inactive"
+    assert consent_for([consent], "Patient/p", AGENCY, now) is None
