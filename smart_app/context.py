@@ -111,6 +111,16 @@ class LaunchContext:
         return self.mode == "ehr" and self.scopes.can_write
 
     @property
+    def write_back_grouping(self) -> bool:
+        """Also send the agreed grouping Observation to the EHR (config ``write_back_grouping``,
+        clinician launch, and the EHR granted Observation create). Use ``ehr_client.create``."""
+        return (
+            bool(self._app_state.config.write_back_grouping)
+            and self.mode == "ehr"
+            and self.scopes.allows("Observation", "c")
+        )
+
+    @property
     def missing_writes(self) -> list[str]:
         return self.scopes.missing_writes()
 
