@@ -1,0 +1,64 @@
+"""``thrive app serve``: starts on a loopback port from a config file; bad config -> one clear line."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import requests
+
+THRIVE = [sys.executable, "-c", "from thrive_fhir.cli import main; main()"]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_serve_starts_and_answers(tmp_path):
+    cfg = tmp_path / "app.toml"
+    (tmp_path / "secret").write_text("s" * 48)
+    cfg.write_text(
+        'secret_key_file = "secret"\n'
+        f'database_url = "sqlite:///{tmp_path}/app.db"\n'
+        "journeys = false\n"
+        "[[ehr]]\n"
+        'iss = "https://ehr.example.test/fhir"\nclient_id = "thrive-app"\nauth_method = "public"\n'
+    )
+    port = _free_port()
+    proc = subprocess.Popen(THRIVE + ["app", "serve", "--config", str(cfg), "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                r = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.3)
+        else:
+            raise AssertionError("app did not start: " + (proc.stdout.read() if proc.poll() is not None else ""))
+        assert r.json() == {"status": "ok"}
+        home = requests.get(f"http://127.0.0.1:{port}/", timeout=5)
+        assert home.status_code == 200 and "frame-ancestors 'none'" in home.headers["Content-Security-Policy"]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+
+
+def test_bad_config_is_one_readable_line(tmp_path):
+    missing = subprocess.run(THRIVE + ["app", "serve", "--config", str(tmp_path / "nope.toml")],
+                             capture_output=True, text=True, timeout=60)
+    assert missing.returncode != 0 and "Traceback" not in missing.stderr
+    bad = tmp_path / "bad.toml"
+    bad.write_text('secret_key = "short"\n')
+    out = subprocess.run(THRIVE + ["app", "serve", "--config", str(bad)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 1
+    assert "secret_key" in out.stderr and "Traceback" not in out.stderr
+    assert len(out.stderr.strip().splitlines()) == 1

@@ -1,0 +1,49 @@
+"""``thrive app serve``: run the clinician SMART app with waitress.
+
+    thrive app serve --config app.toml --port 8101 [--host 127.0.0.1] [--threads 8]
+
+The config file format (TOML, JSON or YAML) is documented in ``smart_app/config.py``.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import click
+
+
+@click.group(name="app")
+def app() -> None:
+    """Run the clinician SMART app."""
+
+
+@app.command()
+@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False),
+              help="App config file (.toml, .json or .yaml): registered EHRs, database, ODS code.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8101, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
+@click.option("--threads", type=click.IntRange(1, 64), default=8, show_default=True)
+def serve(config_path: str, port: int, host: str, threads: int) -> None:
+    """Serve the app until interrupted."""
+    from smart_app import create_app
+    from smart_app.config import ConfigError, load_config_file
+
+    try:
+        cfg = load_config_file(config_path)
+    except ConfigError as exc:
+        raise click.ClickException(f"config: {exc}") from None
+    try:
+        application = create_app(cfg)
+    except ConfigError as exc:
+        raise click.ClickException(f"config: {exc}") from None
+    except Exception as exc:  # database unreachable, migrations failing, ...
+        raise click.ClickException(f"cannot start the app: {type(exc).__name__}: {exc}") from None
+
+    import waitress
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    from smart_app.security import install_log_redaction
+
+    install_log_redaction(application)  # again, now that basicConfig added the root handler
+    click.echo(f"THRIVE app on http://{host}:{port}/ ({len(cfg.ehrs)} EHR(s) registered)")
+    waitress.serve(application, host=host, port=port, threads=threads, ident="thrive-app")
