@@ -43,6 +43,7 @@ INTERACTION_LETTER = {
     "export": "r",
 }
 
+_LOOKS_LIKE_RESOURCE = re.compile(r"^\w+/([A-Z][A-Za-z]*|\*)\.")
 _RESOURCE_SCOPE = re.compile(r"^(patient|user|system)/([A-Za-z]+|\*)\.([A-Za-z*]+)(\?.*)?$")
 
 
@@ -113,8 +114,8 @@ def parse_scope(text: str, *, strict: bool = True) -> ResourceScope | None:
         return None
     m = _RESOURCE_SCOPE.match(text)
     if not m:
-        if text.split("/", 1)[0] in CONTEXTS:
-            return _bad(text, "not <context>/<Type>.<permissions>", strict)
+        if text.split("/", 1)[0] in CONTEXTS or _LOOKS_LIKE_RESOURCE.match(text):
+            return _bad(text, "not <patient|user|system>/<Type>.<permissions>", strict)
         return None
     context, rtype, perms, query = m.groups()
     if perms in V1_ALIASES:

@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import random
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Callable
@@ -115,8 +117,10 @@ class Store:
 
     def run_write(self, fn: Callable[[Connection], Result], *, conflict_status: int | None = None) -> Result:
         """Run ``fn`` in a write transaction; retry lost races unless the caller pinned a version."""
-        attempts = 1 if conflict_status else 3
+        attempts = 1 if conflict_status else 8
         for attempt in range(attempts):
+            if attempt:
+                time.sleep(random.uniform(0, 0.005 * attempt))  # de-synchronise the losers of a race
             try:
                 with self.writer.begin() as conn:
                     return fn(conn)
@@ -488,7 +492,11 @@ class Store:
 
     def write_audit(self, ctx: Ctx, subtype: str, entities: list[tuple[str, str, str | None]],
                     query: str | None) -> None:
-        """Record a read of patient data. Server-generated, so it is not re-validated."""
+        """Record a read of patient data. Server-generated, so it is not re-validated.
+
+        Reads of AuditEvents themselves are not audited again (that would double the audit trail
+        with every review of it)."""
+        entities = [e for e in entities if e[0] != "AuditEvent"]
         if not any(p for _t, _i, p in entities):
             return
         now = utcnow()
