@@ -215,6 +215,8 @@ def parse_safety_plan(form, *, holder_keys: set[str], contributor_keys: set[str]
                 errors.add(field_id, f"Use {formkit.MAX_TEXT} characters or fewer")
             elif holder and holder not in holder_keys:
                 errors.add(f"{section.code}-{n}-holder", "Choose who does this from the list")
+                if text.strip():
+                    items.append((section.code, text, ""))  # the words are there; only the holder is wrong
             elif text.strip():
                 items.append((section.code, text, holder))
             elif holder:

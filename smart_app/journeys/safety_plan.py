@@ -134,7 +134,7 @@ def _sections_view(resource: dict | None, launch) -> list[dict]:
             if section.code in [c.get("code") for c in detail.get("code", {}).get("coding", [])]:
                 holders = [labels.get(p.get("reference"), p.get("reference")) for p in detail.get("performer", [])]
                 items.append({"text": detail.get("description", ""), "holders": holders})
-        out.append({"code": section.code, "display": section.display, "definition": section.definition, "items": items})
+        out.append({"code": section.code, "display": section.display, "definition": section.definition, "entries": items})
     return out
 
 
