@@ -29,7 +29,9 @@ import shutil
 import subprocess
 import sys
 import time
+from collections import Counter
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any, Callable
 
@@ -172,6 +174,7 @@ class Demo:
                 last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
                 raise DemoError(f"thrive synth failed: {last}")
             resources = list(read_ndjson(synth_dir))
+            self._pick_agency(resources)
         else:
             self.say("Skipped synthetic population: 'thrive synth' is not in this build yet.")
         try:
@@ -184,6 +187,35 @@ class Demo:
         except SeedError as exc:
             raise DemoError(f"seeding failed: {exc}") from None
 
+    def _pick_agency(self, resources: list[dict[str, Any]]) -> None:
+        """Let the sandbox agency user act for the agency most young people currently share with,
+        so the standalone (agency) view in the demo shows shared plans rather than only refusals."""
+        today = date.today().isoformat()
+        current: Counter[str] = Counter()
+        ever: Counter[str] = Counter()
+        for res in resources:
+            provision = res.get("provision") or {}
+            end = (provision.get("period") or {}).get("end")
+            if res["resourceType"] != "Consent" or res.get("status") != "active" or provision.get("type") != "permit":
+                continue
+            for actor in provision.get("actor") or []:
+                ref = (actor.get("reference") or {}).get("reference", "")
+                if ref.startswith("Organization/") and ref != TRUST_REF:
+                    ever[ref] += 1
+                    if not end or end >= today:
+                        current[ref] += 1
+        counts = current or ever  # synthetic consents may all have ended by today's date
+        if not counts:
+            return
+        ref = counts.most_common(1)[0][0]
+        names = {f"Organization/{r['id']}": r.get("name") for r in resources if r["resourceType"] == "Organization"}
+        agency = self.sb.authority.registry.user("agency")
+        if agency is not None:
+            agency.organization = ref
+            agency.name = f"Jo Sandbox ({names.get(ref) or 'partner agency'})"
+        self.agency = (ref, names.get(ref) or "Partner agency")
+        (self.workdir / "clients.json").write_text(json.dumps(self.sb.authority.registry.to_dict(), indent=2) + "\n")
+
     # -- the app and the sync worker ---------------------------------------------------------------
 
     def _start_app(self, server: ServerThread) -> None:
@@ -195,6 +227,7 @@ class Demo:
             fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as fh:
                 fh.write(secrets.token_urlsafe(48))
+        agency_ref, agency_name = getattr(self, "agency", (SCHOOL_REF, "Sandbox High School"))
         common = {"client_id": APP_CLIENT_ID, "auth_method": "private_key_jwt",
                   "private_key_file": str(self.workdir / "keys" / "app-client.pem"), "key_id": self.app_key.kid,
                   "auth_hosts": ["127.0.0.1"], "frame_ancestors": [self.sandbox_origin],
@@ -206,8 +239,8 @@ class Demo:
             "public_base_url": self.app_origin,
             "ehr": [{"name": "Sandbox EHR (demo)", "iss": self.sb.fhir_base, **common},
                     {"name": "Shared cross-agency record (demo)", "iss": self.shared_base, **common}],
-            "standalone": [{"key": "school", "name": "Sandbox High School (demo agency)", "iss": self.shared_base,
-                            "organization": SCHOOL_REF}],
+            "standalone": [{"key": "agency", "name": f"{agency_name} (demo agency)", "iss": self.shared_base,
+                            "organization": agency_ref}],
         }
         path = self.workdir / "app.json"
         path.write_text(json.dumps(config, indent=2) + "\n")
