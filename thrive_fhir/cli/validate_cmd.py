@@ -80,6 +80,13 @@ class _Report:
                                        "outcome": outcome([issue])}, ensure_ascii=False) + "\n")
 
 
+class _Echo:
+    """File-like wrapper over click.echo (handles encodings and CliRunner capture)."""
+
+    def write(self, text: str) -> None:
+        click.echo(text, nl=False)
+
+
 def _key(res) -> str:
     if isinstance(res, dict):
         rt = res.get("resourceType") if isinstance(res.get("resourceType"), str) else "?"
@@ -159,8 +166,7 @@ def validate(paths: tuple[str, ...], fmt: str, max_bytes: int | None) -> None:
 
     limit = max_bytes or DEFAULT_MAX_BYTES
     v = Validator.default()
-    out = click.get_text_stream("stdout")
-    report = _Report(fmt, out)
+    report = _Report(fmt, _Echo())
     for f in files:
         report.files += 1
         if f.suffix.lower() in NDJSON_SUFFIXES:
