@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -313,3 +314,118 @@ def seed_plan(
         save(consent)
         out["consent"] = consent["id"]
     return out
+
+
+# --- a live stack: sandbox EHR + auth server + the app on loopback ports ------------------------
+def nhs_test_number(n: int) -> str:
+    """A valid NHS number from the 999 test range (modulus-11 check digit)."""
+    from thrive_fhir import ids
+
+    for tail in range(n, 1_000_000):
+        first_nine = f"999{tail:06d}"
+        check = ids.nhs_number_check_digit(first_nine)
+        if check is not None:
+            return first_nine + str(check)
+    raise AssertionError("unreachable")
+
+
+
+
+
+@contextmanager
+def live_stack(tmp: Path, *, agency_org_ref: str | None = None, n_patients: int = 2,
+               database_url: str | None = None, journeys: bool = False, threaded_server=None):
+    """Start the sandbox (EHR page, auth server, EHR FHIR store on SQLite) and two app instances
+    registered with it (``thrive-app`` auto-approves; ``thrive-app-consent`` shows the consent page),
+    all on free loopback ports; seed ``n_patients`` Patients in the EHR. Yields a namespace with
+    ``app``, ``ro_app``, ``app_origin``, ``ro_origin``, ``sandbox_origin``, ``fhir_base``,
+    ``authority``, ``patients`` and ``ehr_launch_url(patient, user=..., origin=...)``."""
+    from types import SimpleNamespace
+    from urllib.parse import urlencode
+
+    import requests
+
+    from thrive_fhir import canonical
+    from thrive_fhir.sandbox.keys import SigningKey, jwks
+    from thrive_fhir.sandbox.registry import Client, Registry
+    from thrive_fhir.sandbox.server import ServerThread, build_sandbox
+
+    from . import create_app
+
+    tmp = Path(tmp)
+    app_server = ServerThread(name="app")
+    ro_server = ServerThread(name="app-ro")
+    sandbox_server = ServerThread(name="sandbox")
+    app_origin, ro_origin = app_server.origin, ro_server.origin
+    try:
+        key = SigningKey.generate("RS384")
+        key_file = tmp / "app-key.pem"
+        key_file.write_bytes(key.private_pem())
+        scopes = frozenset(
+            "launch launch/patient openid fhirUser online_access offline_access patient/*.cruds".split()
+        )
+        registry = Registry()
+        registry.add(Client("thrive-app", "private_key_jwt", name="THRIVE care plan", auto_approve=True,
+                            redirect_uris=(app_origin + "/callback",), launch_url=app_origin + "/launch",
+                            scopes=scopes, jwks=jwks(key), organization="RXX01"))
+        registry.add(Client("thrive-app-consent", "private_key_jwt", name="THRIVE care plan (consent)",
+                            redirect_uris=(ro_origin + "/callback",), launch_url=ro_origin + "/launch",
+                            scopes=scopes, jwks=jwks(key), organization="RXX01"))
+        sandbox = build_sandbox(f"sqlite:///{tmp}/ehr.db", sandbox_server.origin, registry=registry,
+                                app_launch_url=app_origin + "/launch")
+        sandbox_server.start(sandbox.wsgi)
+
+        admin = sandbox.authority.mint_internal_token(sandbox.fhir_base, "system/Patient.cruds")
+        patients = []
+        for i in range(n_patients):
+            pid = f"live-patient-{i + 1}"
+            body = {"resourceType": "Patient", "id": pid,
+                    "name": [{"given": [["Alex", "Billie", "Charlie", "Dee"][i % 4]], "family": f"Sandbox-{i + 1}"}],
+                    "birthDate": f"201{i % 10}-05-0{i % 9 + 1}", "gender": "female" if i % 2 else "male",
+                    "identifier": [{"system": canonical.NHS_NUMBER, "value": nhs_test_number(i * 7 + 1)}]}
+            r = requests.put(f"{sandbox.fhir_base}/Patient/{pid}", json=body, timeout=10,
+                             headers={"Authorization": f"Bearer {admin}", "Content-Type": "application/fhir+json"})
+            if r.status_code not in (200, 201):
+                raise RuntimeError(f"seeding the sandbox failed: {r.status_code}")
+            patients.append(pid)
+
+        def app_config(client_id: str, origin: str, db: str) -> dict:
+            return {
+                "secret_key": secrets.token_urlsafe(32),
+                "database_url": database_url if (database_url and db == "app.db") else f"sqlite:///{tmp}/{db}",
+                "ods_code": "RXX01",
+                "public_base_url": origin,
+                "journeys": journeys,
+                "ehr": [{
+                    "name": "Sandbox EHR",
+                    "iss": sandbox.fhir_base,
+                    "client_id": client_id,
+                    "auth_method": "private_key_jwt",
+                    "private_key_file": str(key_file),
+                    "key_id": key.kid,
+                    "online_access": True,
+                    "allow_insecure_loopback": True,
+                    "frame_ancestors": [sandbox_server.origin],
+                }],
+                "standalone": [{"key": "school", "name": "Sandbox High School", "iss": sandbox.fhir_base,
+                                **({"organization": agency_org_ref} if agency_org_ref else {})}],
+            }
+
+        app = create_app(app_config("thrive-app", app_origin, "app.db"))
+        ro_app = create_app(app_config("thrive-app-consent", ro_origin, "app-ro.db"))
+        app_server.start(app)
+        ro_server.start(ro_app)
+
+        def ehr_launch_url(patient: str, user: str = "clinician", origin: str = app_origin) -> str:
+            """What the sandbox EHR page puts in its iframe: <app>/launch?iss=...&launch=<one-time handle>."""
+            handle = sandbox.authority.mint_launch(patient, user, sandbox.fhir_base)
+            return f"{origin}/launch?" + urlencode({"iss": sandbox.fhir_base, "launch": handle})
+
+        yield SimpleNamespace(
+            app=app, ro_app=ro_app, app_origin=app_origin, ro_origin=ro_origin,
+            sandbox_origin=sandbox_server.origin, fhir_base=sandbox.fhir_base, authority=sandbox.authority,
+            patients=patients, key=key, tmp=tmp, ehr_launch_url=ehr_launch_url,
+        )
+    finally:
+        for server in (app_server, ro_server, sandbox_server):
+            server.stop()
