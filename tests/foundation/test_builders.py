@@ -651,6 +651,12 @@ def test_people_and_organisations():
     with pytest.raises(BuildError) as err:
         build_patient(PatientInput(local_id=lid, nhs_number="9990000019", family="E", given=(), birth_date=date(2010, 1, 1)))
     assert err.value.field == "nhs_number"
+    live = "1111111111"  # valid check digit, outside the test range, obviously not a person
+    with pytest.raises(BuildError) as err:
+        build_patient(PatientInput(local_id=lid, nhs_number=live, family="E", given=(), birth_date=date(2010, 1, 1)))
+    assert err.value.field == "nhs_number" and "999" in err.value.message
+    assert build_patient(PatientInput(local_id=lid, nhs_number=live, family="E", given=(), birth_date=date(2010, 1, 1),
+                                      test_range_only=False))["identifier"][0]["value"] == live
 
     org = build_organization(OrganizationInput(local_id=lid, name="Example CAMHS", agency_type="camhs", ods_code="RXX"))
     assert org["identifier"][0] == {"system": canonical.ODS_ORG, "value": "RXX"}

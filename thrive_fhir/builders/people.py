@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from .. import canonical
-from ..ids import deterministic_id, is_valid_nhs_number, resource_id
+from ..ids import deterministic_id, is_test_nhs_number, is_valid_nhs_number, resource_id
 from ._common import (
     BuildError,
     Record,
@@ -52,6 +52,9 @@ class PatientInput(Record):
     birth_date: date
     gender: str = "unknown"
     nhs_number_verification: str = "01"
+    #: Refuse live NHS numbers unless a deployment says otherwise: everything in this repository
+    #: (tests, demo, synthetic data) must use the 999 test range.
+    test_range_only: bool = True
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -137,6 +140,8 @@ def build_patient(p: PatientInput) -> dict:
     """Build a UK Core Patient with a verified NHS number (modulus-11 checked)."""
     if not isinstance(p.nhs_number, str) or not is_valid_nhs_number(p.nhs_number):
         raise BuildError("nhs_number", "Enter a 10-digit NHS number with a valid check digit.")
+    if p.test_range_only and not is_test_nhs_number(p.nhs_number):
+        raise BuildError("nhs_number", "Only NHS test numbers (starting 999) can be used here.")
     verification = check_code(p.nhs_number_verification, "nhs_number_verification", NHS_VERIFICATION_CODES, "the NHS number verification status")
     gender = check_code(p.gender, "gender", GENDERS, "a gender")
     birth = check_date(p.birth_date, "birth_date", "the date of birth")
