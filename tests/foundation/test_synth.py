@@ -268,3 +268,19 @@ def test_cli_missing_out_and_unwritable_out(tmp_path):
     assert result.output.strip().splitlines() == [f"Error: cannot create {blocker / 'sub'}: Not a directory"]
     result = _run("--patients", "2", "--out", str(blocker))
     assert result.exit_code == 2 and len(result.output.strip().splitlines()) == 1
+
+
+def test_same_bytes_across_processes_with_different_hash_seeds(tmp_path):
+    """Nothing may depend on set or hash order: two interpreters with different PYTHONHASHSEED agree."""
+    import os
+    import subprocess
+    import sys
+
+    outs = []
+    for hash_seed in ("1", "2"):
+        out = tmp_path / f"h{hash_seed}"
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        subprocess.run([sys.executable, "-c", "from thrive_fhir.cli import main; main()", "synth", "-n", "15", "-s", "3",
+                        "-o", str(out), "--provenance", "-q"], check=True, env=env)
+        outs.append(_files(out))
+    assert outs[0] == outs[1] and len(outs[0]) > 10
