@@ -18,11 +18,13 @@ class _Bad(Exception):
 
 
 def _pairs(pairs):
-    obj = {}
-    for k, v in pairs:
-        if k in obj:
-            raise _Bad(f"duplicate key '{k[:60]}' in a JSON object (not allowed in FHIR JSON)")
-        obj[k] = v
+    obj = dict(pairs)
+    if len(obj) != len(pairs):  # rare: find the culprit only then
+        seen = set()
+        for k, _v in pairs:
+            if k in seen:
+                raise _Bad(f"duplicate key '{k[:60]}' in a JSON object (not allowed in FHIR JSON)")
+            seen.add(k)
     return obj
 
 
@@ -62,8 +64,7 @@ def parse_json_text(text: str, where: str | None = None):
     if not isinstance(value, dict):
         return None, ("fatal", "structure", where,
                       f"json: a FHIR resource must be a JSON object, not {type(value).__name__}")
-    if _depth(value) > MAX_DEPTH:
-        return None, ("fatal", "structure", where, f"json: the JSON is nested more than {MAX_DEPTH} levels deep")
+    # very deep nesting surfaces as RecursionError (above, or in the walker, which reports it)
     return value, None
 
 
