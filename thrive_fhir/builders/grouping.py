@@ -19,7 +19,6 @@ from ._common import (
     check_ref,
     check_refs,
     check_text,
-    coding,
     concept,
     display_for,
     episode_extension,
