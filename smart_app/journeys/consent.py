@@ -135,7 +135,8 @@ def withdraw():
     if data["agency"] and data["agency"] not in agencies:
         errors.add("agencies", "Choose an agency from the list")
         return _page(None, errors, 400)
-    remaining = [r for r in shared if not data["agency"] or r != agency_ref(d, agencies[data["agency"]])]
+    # one agency: keep the others; blank: withdraw from every agency
+    remaining = [r for r in shared if r != agency_ref(d, agencies[data["agency"]])] if data["agency"] else []
     when = now()
     plan_ref = current.resource["provision"]["data"][0]["reference"]["reference"]
     if data["agency"] and data["version"] == current.version - 1 and agency_ref(d, agencies[data["agency"]]) not in shared:

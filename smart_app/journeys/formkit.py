@@ -37,6 +37,10 @@ class Text(fields.String):
             return None
         return text.replace("\r\n", "\n")
 
+    def _validate(self, value):
+        if value is not None:  # blank optional text became None: nothing to check
+            super()._validate(value)
+
 
 class Choice(fields.String):
     """One code from a fixed list, with one message for missing and wrong alike."""

@@ -108,6 +108,9 @@ def create():
     when = now()
     service = d.service(data["service"])
     grouping = records.current_grouping(store, w.patient_ref)
+    if grouping is None:
+        errors.add("service", "Agree a grouping first: signposting and referrals are recorded against the grouping in force")
+        return _page(raw, errors, 400)
     episode_ref, items = saving.episode_for(store, w, data["token"], today())
     performer = service_ref(d, service)
     try:
