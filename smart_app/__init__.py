@@ -79,6 +79,9 @@ def create_app(config: dict | AppConfig | str | Path | None = None) -> Flask:
         **app.jinja_options,
         # NHS.UK frontend macros read optional nested params; ChainableUndefined is what they expect.
         "undefined": ChainableUndefined,
+        # The NHS.UK macros live in .jinja files, which Flask does not autoescape by default; without
+        # this, text passed to them (a young person's words in a textarea) is written out raw (XSS).
+        "autoescape": True,
         "loader": ChoiceLoader(
             [FileSystemLoader(str(Path(__file__).parent / "templates")), PackageLoader("nhsuk_frontend_jinja")]
         ),
@@ -90,7 +93,13 @@ def create_app(config: dict | AppConfig | str | Path | None = None) -> Flask:
 
     store = LocalStore(cfg.database_url)
     store.migrate()
-    sessions = SessionStore(store.engine, cfg.secret_key)
+    sessions_engine = store.engine
+    if store.engine.dialect.name == "sqlite":
+        # Session reads must not queue behind the local store's BEGIN IMMEDIATE write lock.
+        import sqlalchemy as sa
+
+        sessions_engine = sa.create_engine(cfg.database_url, connect_args={"timeout": 30})
+    sessions = SessionStore(sessions_engine, cfg.secret_key)
     sessions.create_tables()
     from thrive_fhir.client.smart_launch import SmartClient
 
@@ -125,6 +134,10 @@ def create_app(config: dict | AppConfig | str | Path | None = None) -> Flask:
                 raise
     if journeys is not None and hasattr(journeys, "register"):
         journeys.register(app)
+
+    # Compile the busiest templates now rather than on a clinician's first launch.
+    for name in ("summary/index.html", "errors/message.html"):
+        app.jinja_env.get_template(name)
 
     @app.get("/")
     def index():

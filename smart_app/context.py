@@ -194,23 +194,24 @@ def load_launch_record() -> LaunchRecord | None:
     return record
 
 
-def _ensure_fresh_token(record: LaunchRecord) -> bool:
-    """Refresh proactively when < 60 s remain (at most once a minute). False = session over."""
+def _ensure_fresh_token(record: LaunchRecord) -> tuple[bool, bool]:
+    """Refresh proactively when < 60 s remain (at most once a minute).
+    Returns (usable, refreshed): usable False = the session is over."""
     if record.ended or record.ends_at <= utcnow():
-        return False
+        return False, False
     expires = record.token_expires_at
     if expires is None:
-        return True  # test launches and EHRs that do not say: rely on the FHIR 401 path
+        return True, False  # test launches and EHRs that do not say: rely on the FHIR 401 path
     if expires - utcnow() > REFRESH_MARGIN:
-        return True
+        return True, False
     if record.has_refresh_token and not (
         record.refreshed_at and utcnow() - record.refreshed_at < timedelta(seconds=60) and expires > utcnow()
     ):
         from .launch.routes import refresh_launch_tokens
 
         if refresh_launch_tokens(record):
-            return True
-    return expires > utcnow()
+            return True, True
+    return expires > utcnow(), False
 
 
 def session_ended_response(record: LaunchRecord):
@@ -247,9 +248,11 @@ def launch_required(view: Callable) -> Callable:
                 "This app session was not found or has ended. Relaunch the app from the patient's record.",
             )
         g.frame_ancestors_iss = record.iss if record.mode == "ehr" else None
-        if not _ensure_fresh_token(record):
+        usable, refreshed = _ensure_fresh_token(record)
+        if not usable:
             return session_ended_response(state().sessions.get_launch(record.launch_id) or record)
-        g.launch_record = state().sessions.get_launch(record.launch_id) or record
+        if refreshed:  # re-read: new expiry (tokens themselves are fetched on use)
+            g.launch_record = state().sessions.get_launch(record.launch_id) or record
         g.launch = LaunchContext(g.launch_record, state())
         return view(*args, **kwargs)
 

@@ -80,6 +80,7 @@ class SmartClient:
         self.http = http or requests.Session()
         self._cache: dict[str, tuple[float, SmartConfiguration]] = {}
         self._jwks_cache: dict[str, tuple[float, dict]] = {}
+        self._keys: dict[str, object] = {}
         self._lock = threading.Lock()
 
     # -- HTTP helper -----------------------------------------------------------------------------
@@ -194,8 +195,11 @@ class SmartClient:
         from cryptography.hazmat.primitives import serialization
         from cryptography.hazmat.primitives.asymmetric import ec
 
-        with open(reg.private_key_file, "rb") as fh:
-            key = serialization.load_pem_private_key(fh.read(), password=None)
+        key = self._keys.get(reg.private_key_file)
+        if key is None:  # parse once per process; the key file does not change while running
+            with open(reg.private_key_file, "rb") as fh:
+                key = serialization.load_pem_private_key(fh.read(), password=None)
+            self._keys[reg.private_key_file] = key
         alg = "ES384" if isinstance(key, ec.EllipticCurvePrivateKey) else "RS384"
         now = int(time.time())
         claims = {
