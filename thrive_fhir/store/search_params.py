@@ -187,13 +187,26 @@ def reference_key(ref: str, base: str | None) -> str | None:
     return f"{parts[0]}/{parts[1]}"
 
 
+_COMPILED: dict[str, list[tuple[str, SearchParam, list[list[str]]]]] = {}
+
+
+def _compiled(rtype: str) -> list[tuple[str, SearchParam, list[list[str]]]]:
+    plan = _COMPILED.get(rtype)
+    if plan is None:
+        plan = [(name, sp, [path.split(".") for path in sp.paths]) for name, sp in params_for(rtype).items()]
+        _COMPILED[rtype] = plan
+    return plan
+
+
 def extract(rtype: str, resource: dict, base: str | None = None) -> list[tuple[str, str | None, str | None, object, object]]:
     """Index rows ``(param, system, value, date_low, date_high)`` for one resource."""
     rows: list[tuple] = []
-    for name, sp in params_for(rtype).items():
+    for name, sp, paths in _compiled(rtype):
+        if paths[0][0] not in resource and len(paths) == 1 and not paths[0][0].endswith("[x]"):
+            continue  # the common case: element absent
         seen = set()
-        for path in sp.paths:
-            for value in _walk(resource, path.split(".")):
+        for parts in paths:
+            for value in _walk(resource, parts):
                 for row in _index_values(sp, value, base):
                     if row not in seen:
                         seen.add(row)

@@ -7,10 +7,12 @@ socket (search Bundles are assembled around the stored text), so reads never re-
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import random
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -76,6 +78,10 @@ class Store:
         self.validate_mode = validate_on_write
         self.resource_types = resource_types
         self.is_postgres = engine.dialect.name == "postgresql"
+        # SQLite allows one writer; letting threads queue on a Python lock instead of SQLite's busy
+        # handler (which sleeps in 1-100 ms steps) keeps concurrent writers from idling. Another
+        # process on the same file is still arbitrated by BEGIN IMMEDIATE + busy_timeout.
+        self._write_lock = threading.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
 
     # --- helpers ---------------------------------------------------------------------------------
 
@@ -122,7 +128,7 @@ class Store:
             if attempt:
                 time.sleep(random.uniform(0, 0.005 * attempt))  # de-synchronise the losers of a race
             try:
-                with self.writer.begin() as conn:
+                with self._write_lock, self.writer.begin() as conn:
                     return fn(conn)
             except IntegrityError:
                 if conflict_status:
@@ -501,7 +507,7 @@ class Store:
             return
         now = utcnow()
         event = access.audit_event(ctx.grant, subtype, entities[:200], to_instant(now), query)
-        with self.writer.begin() as conn:
+        with self._write_lock, self.writer.begin() as conn:
             apply(conn, [WriteOp("POST", "AuditEvent", event["id"], event)], now, ctx.base)
 
     def count_all(self) -> int:

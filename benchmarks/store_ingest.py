@@ -1,0 +1,203 @@
+"""Ingest throughput: 100-entry transaction Bundles into our store and sekmet-fhir, side by side.
+
+Each server runs as its own process on loopback (ours via ``thrive store serve``, sekmet via
+``sekmet serve``), so client and server never share a GIL. Bundles are the sync worker's shape:
+``PUT Type/<uuid>`` entries, 20 Patients and 80 Observations referencing them, pre-serialised so the
+client costs almost nothing. Prints resources/s per server and the ratios.
+
+    .venv/bin/python benchmarks/store_ingest.py [--bundles 30] [--clients 2] [--no-postgres]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import requests
+
+BIN = Path(sys.executable).parent
+PG_ADMIN = os.environ.get("THRIVE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+HEADERS = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json",
+           "Prefer": "return=minimal"}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_up(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited ({proc.returncode})")
+        try:
+            if requests.get(url, timeout=2).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError("server did not start")
+
+
+class Proc:
+    """A server process and its base URL; stop() ends only this process."""
+
+    def __init__(self, name: str, argv: list[str], base: str, cwd: str | None = None):
+        self.name, self.base = name, base
+        self.proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_up(base + "/metadata", self.proc)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def start_ours(database: str, *, validate: bool = True) -> Proc:
+    port = free_port()
+    argv = [str(BIN / "thrive"), "store", "serve", "-d", database, "--port", str(port)]
+    if not validate:
+        argv.append("--no-validate")
+    return Proc(f"ours ({'postgres' if 'postgresql' in database else 'sqlite'}, validation "
+                f"{'on' if validate else 'off'})", argv, f"http://127.0.0.1:{port}")
+
+
+def start_sekmet(workdir: Path) -> Proc:
+    import yaml
+
+    port = free_port()
+    settings = {"base_url": f"http://127.0.0.1:{port}/fhir", "host": "127.0.0.1", "port": port,
+                "data_dir": str(workdir / "data"), "db_path": str(workdir / "sekmet.db"),
+                "own_private_key_path": str(workdir / "keys" / "sekmet.pem"), "simulator": {"enabled": False},
+                "log_inbound": False}
+    (workdir / "settings.yaml").write_text(yaml.safe_dump(settings))
+    return Proc("sekmet-fhir 0.1.1 (sqlite)", [str(BIN / "sekmet"), "serve", "-c", str(workdir / "settings.yaml")],
+                settings["base_url"], cwd=str(workdir))
+
+
+def pg_database() -> tuple[str, callable]:
+    import sqlalchemy
+
+    name = f"thrive_bench_{uuid.uuid4().hex[:8]}"
+    admin = sqlalchemy.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
+
+    def drop():
+        with admin.connect() as c:
+            c.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return PG_ADMIN.rsplit("/", 1)[0] + "/" + name, drop
+
+
+def synthetic_bundle(n_patients: int = 20, obs_per_patient: int = 4) -> bytes:
+    entries = []
+    for p in range(n_patients):
+        pid = str(uuid.uuid4())
+        entries.append({"resource": {"resourceType": "Patient", "id": pid,
+                                     "identifier": [{"system": "https://example.org/bench", "value": pid}],
+                                     "name": [{"family": "Bench", "given": [f"P{p}"]}], "gender": "unknown",
+                                     "birthDate": "2011-02-03"},
+                        "request": {"method": "PUT", "url": f"Patient/{pid}"}})
+        for o in range(obs_per_patient):
+            oid = str(uuid.uuid4())
+            entries.append({"resource": {
+                "resourceType": "Observation", "id": oid, "status": "final",
+                "identifier": [{"system": "https://example.org/bench-obs", "value": oid}],
+                "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                                          "code": "survey"}]}],
+                "code": {"coding": [{"system": "http://loinc.org", "code": "72166-2"}]},
+                "subject": {"reference": f"Patient/{pid}"}, "effectiveDateTime": f"2024-0{1 + o}-15T10:00:00Z",
+                "valueInteger": o + 3}, "request": {"method": "PUT", "url": f"Observation/{oid}"}})
+    return json.dumps({"resourceType": "Bundle", "type": "transaction", "entry": entries}).encode()
+
+
+def ingest(base: str, bundles: list[bytes], clients: int) -> float:
+    """Resources per second for posting ``bundles`` with ``clients`` concurrent connections."""
+    work = list(bundles)
+    lock = threading.Lock()
+    errors = []
+
+    def worker():
+        session = requests.Session()
+        while True:
+            with lock:
+                if not work:
+                    return
+                body = work.pop()
+            resp = session.post(base, data=body, headers=HEADERS, timeout=120)
+            if resp.status_code != 200:
+                errors.append(f"{resp.status_code} {resp.text[:200]}")
+
+    start = time.perf_counter()
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - start
+    if errors:
+        raise RuntimeError(f"{len(errors)} bundles failed, first: {errors[0]}")
+    resources = sum(len(json.loads(b)["entry"]) for b in bundles)
+    return resources / elapsed
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--bundles", type=int, default=30, help="100-entry bundles per server (default 30)")
+    ap.add_argument("--clients", type=int, default=2)
+    ap.add_argument("--no-postgres", action="store_true")
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="store-ingest-"))
+    warmup = [synthetic_bundle() for _ in range(2)]
+    results = {}
+    cleanups = []
+    try:
+        setups = [("ours-sqlite-validate", lambda: start_ours(f"sqlite:///{tmp / 'v.db'}")),
+                  ("ours-sqlite-novalidate", lambda: start_ours(f"sqlite:///{tmp / 'n.db'}", validate=False))]
+        if not args.no_postgres:
+            url, drop = pg_database()
+            cleanups.append(drop)
+            setups.append(("ours-postgres-validate", lambda: start_ours(url)))
+        setups.append(("sekmet", lambda: start_sekmet(tmp)))
+        for key, make in setups:
+            server = make()
+            try:
+                ingest(server.base, warmup, 1)
+                data = [synthetic_bundle() for _ in range(args.bundles)]
+                rate = ingest(server.base, data, args.clients)
+                results[key] = (server.name, rate)
+                print(f"{server.name:45s} {rate:8.0f} resources/s  ({args.bundles} x 100-entry transactions, "
+                      f"{args.clients} clients)", flush=True)
+            finally:
+                server.stop()
+    finally:
+        for c in cleanups:
+            c()
+        shutil.rmtree(tmp, ignore_errors=True)
+    if "sekmet" in results:
+        base = results["sekmet"][1]
+        for key, (name, rate) in results.items():
+            if key != "sekmet":
+                print(f"ratio {name} / sekmet-fhir: {rate / base:.2f}x")
+    v = results.get("ours-sqlite-validate", (None, 0))[1]
+    print(f"target >= 3000 resources/s on SQLite with validation: {'MET' if v >= 3000 else 'NOT MET'} ({v:.0f})")
+
+
+if __name__ == "__main__":
+    main()
