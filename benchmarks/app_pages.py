@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/app_pages.py [--clinicians 20] [--rounds 10] [--no-postgres]
 
-For each database the app is served by waitress (4 threads, own process) on a loopback port; each simulated
+For each database the app is served by waitress (--threads, default 2, own process) on loopback; each simulated
 clinician has their own launch (their own patient with a seeded plan: 2 groupings, 2 goals with
 ratings, safety plan, care team, signpost) and repeats: open the Summary, open Goals, save a goal
 rating (the real goals journey, ``POST /goals/rate``, when H7b's journeys are installed). Server
@@ -228,7 +228,8 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--launches", type=int, default=10)
     ap.add_argument("--no-postgres", action="store_true")
-    ap.add_argument("--threads", type=int, default=4, help="waitress threads in the server process")
+    ap.add_argument("--threads", type=int, default=2,
+                    help="waitress threads in the server process (default: one per core of this 2-core machine)")
     ap.add_argument("--serve", help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()

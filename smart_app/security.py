@@ -165,7 +165,9 @@ def install_headers(app: Flask) -> None:
         response.headers.pop("X-Frame-Options", None)  # never: it would block the EHR (TS-05)
         response.headers["X-Content-Type-Options"] = "nosniff"
         # Launch URLs carry a context id; do not leak it (or anything else) to other sites.
-        response.headers["Referrer-Policy"] = "no-referrer"
+        # same-origin, not no-referrer: under no-referrer browsers send "Origin: null" on form POSTs,
+        # which the Origin check above (rightly) refuses, so no form could be saved in a real browser.
+        response.headers["Referrer-Policy"] = "same-origin"
         response.headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
         if not request.path.startswith(("/assets/", "/static/")):
             response.headers["Cache-Control"] = "no-store"

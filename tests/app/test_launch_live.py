@@ -131,7 +131,8 @@ def test_narrowed_grant_gives_read_only_mode_said_plainly(live):
     assert "Goal" in page.text
 
 
-def test_token_refresh_is_single_use_and_serialised(live):
+def test_token_refresh_is_single_use_and_serialised(live, caplog):
+    caplog.set_level(logging.DEBUG)
     b, r = _launch(live, live.patients[0])
     launch_id = r.url.rsplit("/", 2)[-2]
     sessions = live.app.extensions["thrive"].sessions
@@ -157,7 +158,14 @@ def test_token_refresh_is_single_use_and_serialised(live):
         conn.execute(launches.update().where(launches.c.launch_id == launch_id)
                      .values(token_expires_at=utcnow() + timedelta(seconds=10), refreshed_at=None))
     assert b.http.get(r.url, timeout=20).status_code == 200
-    assert sessions.access_token(launch_id) not in (old, new)
+    latest = sessions.access_token(launch_id)
+    assert latest not in (old, new)
+    with sessions.engine.connect() as conn:
+        refresh = sessions.decrypt(conn.execute(sa.select(launches.c.refresh_token_enc)
+                                                .where(launches.c.launch_id == launch_id)).scalar())
+    logged = "\n".join(rec.getMessage() for rec in caplog.records)
+    for secret in (old, new, latest, refresh):
+        assert secret and secret not in logged
 
 
 def test_ehr_client_sends_token_only_to_the_ehr(live):
