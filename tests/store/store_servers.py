@@ -54,12 +54,23 @@ def start_ours(database_url: str, **kwargs) -> Server:
     base = f"http://127.0.0.1:{port}"
     app = create_app(database_url, base_url=base, **kwargs)
     server = waitress.create_server(app, host="127.0.0.1", port=port, threads=8, max_request_body_size=256 << 20)
-    thread = threading.Thread(target=server.run, daemon=True)
+    stopping = threading.Event()
+
+    def run():
+        try:
+            server.run()
+        except OSError:
+            if not stopping.is_set():  # closing the socket under select() is how waitress stops
+                raise
+
+    thread = threading.Thread(target=run, daemon=True)
     thread.start()
     _wait_up(base + "/metadata")
 
     def stop():
+        stopping.set()
         server.close()
+        thread.join(5)
         app.exporter.wait(5)
         app.engine.dispose()
 

@@ -122,8 +122,13 @@ class Store:
         return list(outcome.get("issue", []))
 
     def run_write(self, fn: Callable[[Connection], Result], *, conflict_status: int | None = None) -> Result:
-        """Run ``fn`` in a write transaction; retry lost races unless the caller pinned a version."""
-        attempts = 1 if conflict_status else 8
+        """Run ``fn`` in a write transaction; retry lost races unless the caller pinned a version.
+
+        A unique-index violation means another writer got there first: with If-Match that is the
+        caller's 412; otherwise the write is simply re-run on the new head. PostgreSQL deadlock and
+        serialization failures (SQLSTATE class 40) are always safe to re-run.
+        """
+        attempts = 8
         for attempt in range(attempts):
             if attempt:
                 time.sleep(random.uniform(0, 0.005 * attempt))  # de-synchronise the losers of a race
@@ -134,14 +139,16 @@ class Store:
                 if conflict_status:
                     raise FhirError(conflict_status, "The resource was changed by another request at the same time",
                                     "conflict") from None
-                if attempt == attempts - 1:
-                    raise FhirError(409, "Conflicting concurrent writes; retry the request", "conflict") from None
+                last = FhirError(409, "Conflicting concurrent writes; retry the request", "conflict")
             except OperationalError as exc:
+                if str(getattr(exc.orig, "sqlstate", "") or "").startswith("40"):
+                    last = FhirError(409, "Conflicting concurrent writes; retry the request", "conflict")
+                    continue
                 if "locked" in str(exc.orig).lower():
                     raise FhirError(503, "The store is busy; retry shortly", "transient",
                                     headers={"Retry-After": "1"}) from None
                 raise
-        raise AssertionError("unreachable")
+        raise last
 
     def lock_conditional(self, conn: Connection, rtype: str, criteria: str) -> None:
         """Serialise conditional writes on the same criteria (SQLite already serialises all writers)."""
