@@ -125,8 +125,9 @@ def chart_svg(ratings: list[Rating], *, chart_id: str, title: str) -> Markup:
             parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="6" fill="#005eb8" stroke="#ffffff" stroke-width="2" />')
             # label first, last and, for short series, every point, so the axis never crowds
             if n <= 8 or i in (0, n - 1):
+                anchor = "start" if (i == 0 and n > 1) else "end" if (i == n - 1 and n > 1) else "middle"
                 parts.append(
-                    f'<text x="{x:.1f}" y="{_H - _BOTTOM + 22}" text-anchor="middle" font-size="13" '
+                    f'<text x="{x:.1f}" y="{_H - _BOTTOM + 22}" text-anchor="{anchor}" font-size="13" '
                     f'fill="#212b32">{escape(_short(r.when))}</text>'
                 )
     parts.append("</svg>")
