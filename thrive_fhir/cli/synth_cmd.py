@@ -7,6 +7,7 @@ while generating is one line and exit status 1. Never a traceback.
 from __future__ import annotations
 
 import time
+from datetime import date, datetime
 from pathlib import Path
 
 import click
@@ -43,9 +44,12 @@ def _usage(message: str) -> click.ClickException:
               help="Folder for <Type>.ndjson and ground_truth.json (created if missing).")
 @click.option("--provenance/--no-provenance", default=False, show_default=True,
               help="Also write one Provenance per save (and the app Device).")
+@click.option("--as-of", "as_of", type=click.DateTime(formats=["%Y-%m-%d"]), default="2026-01-01", show_default=True,
+              help="The day the data is as of (YYYY-MM-DD): referrals in the three years before it, nothing on or "
+                   "after it, recent safety plans and consents still in date on it. Not after today.")
 @click.option("--overwrite", is_flag=True, help="Replace a population already in the folder.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing on success.")
-def synth(patients: int, seed: int, out: Path, provenance: bool, overwrite: bool, quiet: bool) -> None:
+def synth(patients: int, seed: int, out: Path, provenance: bool, as_of: datetime, overwrite: bool, quiet: bool) -> None:
     """Write a synthetic THRIVE population (all invented; NHS numbers from the 999 test range).
 
     One NDJSON file per resource type: organisations, practitioners and the local offer; then per
@@ -53,6 +57,9 @@ def synth(patients: int, seed: int, out: Path, provenance: bool, overwrite: bool
     GBO goals and scores, safety plans, care teams, consents, risk flags, signposting and
     referrals. ground_truth.json holds the counts a report should recover, counted from the
     written files.
+
+    The default --as-of is fixed so a seed always gives the same files; pass today's date for a
+    population whose recent plans and sharing agreements are still in date today.
     """
     from thrive_fhir.synth import MAX_PATIENTS, SynthError, generate
 
@@ -60,9 +67,12 @@ def synth(patients: int, seed: int, out: Path, provenance: bool, overwrite: bool
         raise _usage("--patients must be at least 1")
     if patients > MAX_PATIENTS:
         raise _usage(f"--patients must be at most {MAX_PATIENTS} (the NHS test number range holds no more)")
+    day = as_of.date()
+    if day > date.today():
+        raise _usage(f"--as-of {day.isoformat()} is after today: the records would be dated in the future")
     started = time.perf_counter()
     try:
-        truth = generate(patients, seed, out, provenance=provenance, overwrite=overwrite)
+        truth = generate(patients, seed, out, provenance=provenance, overwrite=overwrite, as_of=day)
     except SynthError as exc:
         raise _usage(str(exc)) from None
     except OSError as exc:

@@ -86,8 +86,11 @@ def _ref(resource: dict) -> str:
     return f"{resource['resourceType']}/{resource['id']}"
 
 
-def build_directory(rng: random.Random, n_patients: int) -> Directory:
-    """Agencies scale gently with the population (about one school per 150 young people)."""
+def build_directory(rng: random.Random, n_patients: int, staff_start: date = date(2020, 9, 1)) -> Directory:
+    """Agencies scale gently with the population (about one school per 150 young people).
+
+    ``staff_start`` is when every practitioner role began (before any referral of the timeline).
+    """
     d = Directory()
     n_schools = max(3, min(400, n_patients // 150))
     n_voluntary = 2 if n_patients < 2000 else 4
@@ -121,7 +124,7 @@ def build_directory(rng: random.Random, n_patients: int) -> Directory:
             )
             prr = build_practitioner_role(
                 PractitionerRoleInput(local_id=local_id(rng), practitioner=_ref(pr), organization=organisation,
-                                      role=role_name, specialty=specialty, start=date(2020, 9, 1), source_ods=TRUST_ODS)
+                                      role=role_name, specialty=specialty, start=staff_start, source_ods=TRUST_ODS)
             )
             d.resources += [pr, prr]
             d.roles.setdefault(kind, []).append(_ref(prr))

@@ -60,10 +60,15 @@ from .ids import local_id
 from .names import FAMILY_NAMES, GIVEN_NAMES, PARENT_RELATIONSHIPS
 
 UTC = timezone.utc
-#: Nothing happens on or after this day: fixed, so output never depends on the clock.
-CUTOFF = date(2026, 1, 1)
-FIRST_REFERRAL = date(2023, 1, 2)
-LAST_REFERRAL = date(2025, 11, 28)
+#: The default "as of" day. Nothing happens on or after the as-of day, and it is always given, never
+#: read from the clock, so the same (size, seed, as-of) gives the same bytes on any day.
+DEFAULT_AS_OF = date(2026, 1, 1)
+#: Referrals fall in the ~3 years before as-of; the last is 34 days before, so its first contact
+#: (7-28 days later, plus a weekend) still comes before the last day.
+FIRST_REFERRAL_DAYS = 1095
+LAST_REFERRAL_DAYS = 34
+#: Staff roles started this long before as-of (2020-09-01 for the default), before any referral.
+STAFF_START_DAYS = 1948
 DEVICE_REF = "Device/thrive-synth-app"
 
 INITIAL = {"thriving": 4, "getting-advice": 30, "getting-help": 36, "getting-more-help": 20, "getting-risk-support": 10}
@@ -81,6 +86,40 @@ SPELL = {"thriving": (1, 2), "getting-advice": (1, 3), "getting-help": (3, 6), "
 END_AFTER = {"thriving": 0.9, "getting-advice": 0.65, "getting-help": 0.5, "getting-more-help": 0.4, "getting-risk-support": 0.25}
 MAX_DECISIONS = 5
 HELP = ("getting-help", "getting-more-help")
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """Every fixed point of the story, placed relative to ``as_of`` (the day the data is "as of").
+
+    Events (contacts, decisions, scores, saves) all fall on or before ``last_day``; only agreed
+    future dates (a safety plan's review date, a consent's end date) may lie after ``as_of``, which
+    is what keeps recent plans and consents in date on that day.
+    """
+
+    as_of: date = DEFAULT_AS_OF
+
+    @property
+    def first_referral(self) -> date:
+        return self.as_of - timedelta(days=FIRST_REFERRAL_DAYS)
+
+    @property
+    def last_referral(self) -> date:
+        return self.as_of - timedelta(days=LAST_REFERRAL_DAYS)
+
+    @property
+    def last_day(self) -> date:
+        """The last day anything happens (as_of - 1 day)."""
+        return self.as_of - timedelta(days=1)
+
+    @property
+    def now(self) -> datetime:
+        """The clock the builders check against: midnight UTC at the start of as_of."""
+        return datetime.combine(self.as_of, time(0), UTC)
+
+    @property
+    def staff_start(self) -> date:
+        return self.as_of - timedelta(days=STAFF_START_DAYS)
 
 
 def _pick(rng: random.Random, weights: dict[str, int]) -> str:
@@ -115,8 +154,11 @@ class _Save:
 class PatientStory:
     """Builds the resources of patient ``index`` from its own random stream."""
 
-    def __init__(self, rng: random.Random, index: int, directory: Directory, nhs_number: str, provenance: bool = False):
+    def __init__(self, rng: random.Random, index: int, directory: Directory, nhs_number: str, provenance: bool = False,
+                 timeline: Timeline = Timeline()):
         self.rng = rng
+        self.t = timeline
+        self.now = timeline.now
         self.index = index
         self.d = directory
         self.nhs_number = nhs_number
@@ -149,8 +191,9 @@ class PatientStory:
     # --- the story -------------------------------------------------------------------------
     def tell(self) -> list[dict]:
         rng = self.rng
-        span = (LAST_REFERRAL - FIRST_REFERRAL).days
-        referral = FIRST_REFERRAL + timedelta(days=rng.randrange(span))
+        t = self.t
+        span = (t.last_referral - t.first_referral).days
+        referral = t.first_referral + timedelta(days=rng.randrange(span))
         age = rng.randint(6, 17)
         birth = referral - timedelta(days=age * 365 + rng.randrange(365))
         family_name = rng.choice(FAMILY_NAMES)
@@ -175,7 +218,7 @@ class PatientStory:
         contacts = [self._next_contact(datetime.combine(referral, time(9), UTC))]
         if rng.random() < 0.4:  # an assessment contact before the first agreed grouping
             assessment = self._next_contact(contacts[-1])
-            if assessment.date() < CUTOFF - timedelta(days=1):
+            if assessment.date() < t.last_day:
                 contacts.append(assessment)
         groupings = [_pick(rng, INITIAL)]
         decision_at = [len(contacts) - 1]
@@ -184,7 +227,7 @@ class PatientStory:
             censored = False
             for _ in range(rng.randint(*SPELL[groupings[-1]])):
                 nxt = self._next_contact(contacts[-1])
-                if nxt.date() >= CUTOFF - timedelta(days=1):
+                if nxt.date() >= t.last_day:
                     censored = True
                     break
                 contacts.append(nxt)
@@ -194,17 +237,17 @@ class PatientStory:
                 finished = True
                 break
             nxt = self._next_contact(contacts[-1])
-            if nxt.date() >= CUTOFF - timedelta(days=1):
+            if nxt.date() >= t.last_day:
                 break
             contacts.append(nxt)
             groupings.append(_pick(rng, NEXT[groupings[-1]]))
             decision_at.append(len(contacts) - 1)
-        # LAST_REFERRAL + at most 28 days + a weekend stays before the last day: nothing spills over.
-        assert contacts[-1].date() < CUTOFF - timedelta(days=1)
+        # last_referral + at most 28 days + a weekend stays before the last day: nothing spills over.
+        assert contacts[-1].date() < t.last_day
 
         end = None
         if finished:
-            end = min(contacts[-1].date() + timedelta(days=rng.randint(0, 14)), CUTOFF - timedelta(days=1))
+            end = min(contacts[-1].date() + timedelta(days=rng.randint(0, 14)), t.last_day)
         lead = rng.choice(self.d.roles["mhst" if groupings[0] in ("getting-advice", "getting-help") and rng.random() < 0.5 else "camhs"])
         lead_practitioner = self.d.practitioner_of_role[lead]
         eoc_lid = self._id()
@@ -266,7 +309,7 @@ class PatientStory:
             not_involved_reason=rng.choice(phrases.NOT_INVOLVED_REASONS) if yp == "not-involved" else None,
             previous=prev, change_reason=reason, method=method, note=note, note_author=lead_practitioner,
             yp_words=rng.choice(phrases.YP_WORDS) if yp != "not-involved" and n == 0 else None,
-        ))
+        ), now=self.now)
         informants = tuple(p for p in participants if p.startswith(("Patient/", "RelatedPerson/")))
         return self._emit(obs, ci, "grouping", lid, informants), informants
 
@@ -314,7 +357,7 @@ class PatientStory:
                     local_id=score_lid, source_ods=TRUST_ODS, assigner_ods=TRUST_ODS, goal=goal_ref, slot=slot, score=s,
                     rater=setter, subject=pat, episode=eoc, effective=when + timedelta(minutes=50),
                     goal_start_date=rated_at[0].date(),
-                )), start_ci + j, "gbo-score", score_lid)
+                ), now=self.now), start_ci + j, "gbo-score", score_lid)
 
     def _safety_plan(self, ci, agreed, pat, parent, eoc, lead, school_org, school_role, grouping_ref, end, informants):
         rng = self.rng
@@ -366,7 +409,7 @@ class PatientStory:
             status="completed" if end else "active", contributors=tuple(contributors), care_team=team,
             supporting_info=(grouping_ref,), episode=eoc,
             note=None if yp_in else "Written with the family and agencies; to go through with the young person when they are ready.",
-        )), ci, "safety-plan", plan_lid, informants)
+        ), now=self.now), ci, "safety-plan", plan_lid, informants)
 
         if rng.random() < 0.85:
             performer = pat if (parent is None or rng.random() < 0.8) else parent
@@ -378,14 +421,14 @@ class PatientStory:
             )
             if end and rng.random() < 0.2:
                 consent_in = withdraw_all(consent_in)
-            self._emit(build_consent(consent_in), ci, "sharing-consent", consent_lid)
+            self._emit(build_consent(consent_in, now=self.now), ci, "sharing-consent", consent_lid)
 
         flag_lid = self._id()
         cleared = max(datetime.combine(end, time(17), UTC), created + timedelta(hours=1)) if end else None
         self._emit(build_risk_flag(RiskFlagInput(
             local_id=flag_lid, source_ods=TRUST_ODS, subject=pat, author=lead, start=created, end=cleared,
             status="inactive" if end else "active",
-        )), ci, "flag", flag_lid)
+        ), now=self.now), ci, "flag", flag_lid)
 
     def _signpost_or_refer(self, ci, agreed, g, pat, eoc, lead, grouping_ref, finished):
         rng = self.rng
@@ -400,7 +443,7 @@ class PatientStory:
                     offer=Coded(OFFER_SYSTEM, code, display(OFFER_SYSTEM, code)), subject=pat, episode=eoc,
                     authored_on=agreed + timedelta(minutes=10), requester=lead, performer=self.d.services[code],
                     reason=grouping_ref, status="completed" if finished else "active",
-                )), ci, "signposting", lid)
+                ), now=self.now), ci, "signposting", lid)
             return
         if rng.random() >= 0.5:
             return
@@ -413,17 +456,17 @@ class PatientStory:
             offer=Coded(OFFER_SYSTEM, code, display(OFFER_SYSTEM, code)), subject=pat, episode=eoc,
             authored_on=authored, requester=lead, performer=service, reason=grouping_ref,
             status="completed" if finished else "active",
-        )), ci, "signposting", sr_lid)
+        ), now=self.now), ci, "signposting", sr_lid)
         status = rng.choices(("completed", "accepted", "in-progress", "rejected", "requested"), weights=(45, 20, 15, 10, 10))[0]
         modified = None
         if status != "requested":
-            modified = min(authored + timedelta(days=rng.randint(1, 20)), datetime.combine(CUTOFF, time(0), UTC) - timedelta(hours=1))
+            modified = min(authored + timedelta(days=rng.randint(1, 20)), self.now - timedelta(hours=1))
         task_lid = self._id()
         self._emit(build_referral_task(ReferralTaskInput(
             local_id=task_lid, source_ods=TRUST_ODS, assigner_ods=TRUST_ODS, service_request=sr, subject=pat,
             requester=lead, authored_on=authored, owner=service, status=status,
             status_reason=rng.choice(phrases.REJECTED_REASONS) if status == "rejected" else None, last_modified=modified,
-        )), ci, "referral-task", task_lid)
+        ), now=self.now), ci, "referral-task", task_lid)
 
     def _provenances(self, contacts, lead, pat):
         for ci in sorted(self.saves):
@@ -433,4 +476,4 @@ class PatientStory:
                 recorded=contacts[min(ci, len(contacts) - 1)] + timedelta(hours=3), activity="CREATE",
                 author=lead, on_behalf_of=self.d.trust, assembler=DEVICE_REF, sources=tuple(save.sources),
                 informants=tuple(save.informants), source_ods=TRUST_ODS,
-            )))
+            ), now=self.now))

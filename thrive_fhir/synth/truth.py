@@ -16,6 +16,10 @@ Definitions (also written into ``ground_truth.json`` under ``definitions``):
   scores are paired; change = last - first; >= +3 reliable improvement, <= -3 reliable deterioration,
   otherwise no reliable change. ``gbo.paired_closed_episodes`` counts only scores in finished episodes
   (the NHS England basis: closed referrals).
+- ``in_date.safety_plans``: active safety plans (CarePlan) whose period (start to review date)
+  covers the as-of day; after the review date a plan is out of date.
+- ``in_date.consents``: active permit Consents whose provision period covers the as-of day (what an
+  agency view needs to show a shared plan on that day).
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ DEFINITIONS = {
     "transitions": "transitions[from][to]: one per grouping Observation with derivedFrom (previous -> this); from == to is a review that kept the grouping",
     "gbo": "per goal (focus) and rater: first = earliest, last = latest score; paired when >= 2 scores; change >= +3 reliable improvement, <= -3 reliable deterioration, else no reliable change",
     "gbo.paired_closed_episodes": "as gbo.paired, counting only scores whose episode is finished",
+    "in_date.safety_plans": "active safety plans (CarePlan) whose period start <= as_of <= period end (the review date)",
+    "in_date.consents": "active permit Consents whose provision.period start <= as_of <= end (no end: open)",
     "first_contact_to_first_grouping_days": "per episode with a grouping: days from EpisodeOfCare.period.start to the earliest grouping effective date",
 }
 
@@ -55,6 +61,14 @@ def _episode_of(resource: dict) -> str | None:
     return None
 
 
+def _covers(period: dict | None, day: str) -> bool:
+    """Whether a FHIR period covers ``day`` (ISO date), comparing by calendar day: in date on the
+    end day itself, as the app treats a review date or a consent's end date."""
+    period = period or {}
+    start, end = period.get("start"), period.get("end")
+    return (start is None or start[:10] <= day) and (end is None or day <= end[:10])
+
+
 def classify(change: int) -> str:
     if change >= canonical.GBO_RELIABLE_CHANGE:
         return "reliable_improvement"
@@ -67,7 +81,11 @@ class GroundTruth:
     """Streaming tally. Call :meth:`observe` for every resource written, :meth:`end_patient` after each
     patient's resources, :meth:`as_dict` at the end."""
 
-    def __init__(self) -> None:
+    def __init__(self, as_of: date | None = None) -> None:
+        #: The day the in-date counts are taken (None: not counted).
+        self.as_of = as_of.isoformat() if as_of is not None else None
+        self.plans_in_date = 0
+        self.consents_in_date = 0
         self.resources: Counter[str] = Counter()
         self.patients = 0
         self.decisions: Counter[str] = Counter()
@@ -127,8 +145,14 @@ class GroundTruth:
             self._episodes[f"EpisodeOfCare/{r['id']}"] = {"status": r["status"], "start": r["period"]["start"]}
         elif rt == "CarePlan":
             self.plans[r["status"]] += 1
+            if self.as_of and r["status"] == "active" and _covers(r.get("period"), self.as_of):
+                self.plans_in_date += 1
         elif rt == "Consent":
             self.consents[r["status"]] += 1
+            provision = r.get("provision") or {}
+            if (self.as_of and r["status"] == "active" and provision.get("type") == "permit"
+                    and _covers(provision.get("period"), self.as_of)):
+                self.consents_in_date += 1
         elif rt == "Flag":
             self.flags[r["status"]] += 1
         elif rt == "ServiceRequest":
@@ -212,6 +236,7 @@ class GroundTruth:
             "safety_plans": dict(sorted(self.plans.items())),
             "consents": dict(sorted(self.consents.items())),
             "risk_flags": dict(sorted(self.flags.items())),
+            "in_date": {"as_of": self.as_of, "safety_plans": self.plans_in_date, "consents": self.consents_in_date},
             "service_requests": dict(sorted(self.requests.items())),
             "referral_tasks": dict(sorted(self.tasks.items())),
             "first_contact_to_first_grouping_days": {

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import date, datetime
 from pathlib import Path
 from typing import IO, Callable
 
 from .directory import build_directory
 from .ids import NhsNumbers, directory_rng, patient_rng
-from .story import CUTOFF, DEVICE_REF, PatientStory
+from .story import DEFAULT_AS_OF, DEVICE_REF, PatientStory, Timeline
 from .truth import GroundTruth
 
 GROUND_TRUTH = "ground_truth.json"
@@ -24,6 +25,9 @@ TYPES = (
     "Provenance",
 )
 MAX_PATIENTS = 900_000  # the 999 test range holds ~909,000 valid NHS numbers
+#: Earliest as-of day accepted: keeps birth dates (up to ~21 years before) well inside the calendar.
+MIN_AS_OF = date(2000, 1, 1)
+MAX_AS_OF = date(9000, 1, 1)  # leaves room for review and consent end dates after it
 
 
 class SynthError(Exception):
@@ -83,10 +87,17 @@ def generate(
     provenance: bool = False,
     overwrite: bool = False,
     progress: Callable[[int], None] | None = None,
+    as_of: date = DEFAULT_AS_OF,
 ) -> dict:
     """Write the population and ``ground_truth.json``; return the ground truth.
 
-    Deterministic: the same ``n_patients``, ``seed`` and ``provenance`` give byte-identical files.
+    ``as_of`` is the day the data is "as of": referrals fall in the three years before it, nothing
+    happens on or after it, and recent safety plans and consents are still in date on it. It is
+    never read from the clock (the CLI and the demo pass today's date explicitly).
+
+    Deterministic: the same ``n_patients``, ``seed``, ``provenance`` and ``as_of`` give
+    byte-identical files. An ``as_of`` after today gives records dated in the future, which the
+    validator's ``app-future-date`` rule refuses unless its clock is set to match.
     """
     if isinstance(n_patients, bool) or not isinstance(n_patients, int) or n_patients < 1:
         raise SynthError("the number of patients must be a whole number of at least 1")
@@ -94,13 +105,18 @@ def generate(
         raise SynthError(f"at most {MAX_PATIENTS:,} patients: the NHS test number range holds no more")
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise SynthError("the seed must be a whole number")
+    if isinstance(as_of, datetime) or not isinstance(as_of, date):
+        raise SynthError("the as-of day must be a date (YYYY-MM-DD)")
+    if not MIN_AS_OF <= as_of <= MAX_AS_OF:
+        raise SynthError(f"the as-of day must be between {MIN_AS_OF.isoformat()} and {MAX_AS_OF.isoformat()}")
+    timeline = Timeline(as_of)
     out = Path(out_dir)
     prepare_out_dir(out, overwrite)
 
-    truth = GroundTruth()
+    truth = GroundTruth(as_of)
     sink = NdjsonSink(out, truth)
     try:
-        directory = build_directory(directory_rng(seed), n_patients)
+        directory = build_directory(directory_rng(seed), n_patients, staff_start=timeline.staff_start)
         for resource in directory.resources:
             sink.write(resource)
         if provenance:
@@ -113,7 +129,8 @@ def generate(
         truth.end_patient()  # directory resources carry no patient facts; start clean
         nhs = NhsNumbers(seed)
         for index in range(n_patients):
-            story = PatientStory(patient_rng(seed, index), index, directory, nhs.take(), provenance=provenance)
+            story = PatientStory(patient_rng(seed, index), index, directory, nhs.take(), provenance=provenance,
+                                 timeline=timeline)
             for resource in story.tell():
                 sink.write(resource)
             truth.end_patient()
@@ -128,7 +145,8 @@ def generate(
             "patients": n_patients,
             "seed": seed,
             "provenance": provenance,
-            "cutoff": CUTOFF.isoformat(),
+            "cutoff": as_of.isoformat(),  # nothing happens on or after this day (= as_of)
+            "as_of": as_of.isoformat(),
         },
         **truth.as_dict(),
     }
