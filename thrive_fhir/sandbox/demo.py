@@ -169,7 +169,8 @@ class Demo:
                 shutil.rmtree(synth_dir)
             proc = subprocess.run(
                 [*thrive_command(), "synth", "--patients", str(self.patients), "--seed", str(self.seed_value),
-                 "--out", str(synth_dir)], capture_output=True, text=True, timeout=600)
+                 "--out", str(synth_dir), "--as-of", date.today().isoformat()],  # dated up to yesterday: plans in date now
+                capture_output=True, text=True, timeout=600)
             if proc.returncode != 0:
                 last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
                 raise DemoError(f"thrive synth failed: {last}")
