@@ -18,7 +18,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Callable
 
-from sqlalchemy import and_, false, func, select, text
+from sqlalchemy import and_, bindparam, false, func, select, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
@@ -171,11 +171,12 @@ class Store:
 
     # --- reads -----------------------------------------------------------------------------------
 
+    # Built once: constructing a select per request cost more than running it (reads are ~0.4 ms).
+    _CURRENT = (select(rv.c.version_id, rv.c.last_updated, rv.c.deleted, rv.c.patient_key, rv.c.content)
+                .where(rv.c.res_type == bindparam("t"), rv.c.res_id == bindparam("i"), rv.c.is_current))
+
     def _current(self, conn: Connection, rtype: str, rid: str):
-        return conn.execute(
-            select(rv.c.version_id, rv.c.last_updated, rv.c.deleted, rv.c.patient_key, rv.c.content)
-            .where(rv.c.res_type == rtype, rv.c.res_id == rid, rv.c.is_current)
-        ).first()
+        return conn.execute(self._CURRENT, {"t": rtype, "i": rid}).first()
 
     def read(self, ctx: Ctx, rtype: str, rid: str, *, conn: Connection | None = None) -> Result:
         self.check_type(rtype)
