@@ -110,3 +110,36 @@ def test_json_format_prints_operation_outcomes(tmp_path):
     assert [rec["line"] for rec in records] == [1, 2]
     assert records[0]["outcome"]["issue"][0]["code"] == "informational"
     assert records[1]["outcome"]["issue"][0]["details"]["text"].startswith("thr-gbo-1")
+
+
+def test_synth_output_validates_as_a_directory(tmp_path):
+    """``thrive synth`` writes ground_truth.json beside its NDJSON: directory mode skips it, says so
+    on stderr, and validates every resource."""
+    out = tmp_path / "pop"
+    made = CliRunner().invoke(cli, ["synth", "-n", "12", "-s", "4", "-o", str(out), "--provenance", "-q"])
+    assert made.exit_code == 0, made.output
+    truth = json.loads((out / "ground_truth.json").read_text())
+    r = run(tmp_path)
+    assert r.exit_code == 0, r.output
+    assert r.stderr.splitlines() == [f"skipped: {out / 'ground_truth.json'}: not a FHIR resource"]
+    n_files = len(list(out.glob("*.ndjson")))
+    n = truth["resources_total"]
+    assert r.stdout.splitlines() == [f"{n} resources in {n_files} files: {n} valid, 0 invalid (0 errors, 0 warnings)"]
+
+
+def test_only_directory_mode_skips_json_without_resource_type(tmp_path):
+    folder = tmp_path / "dir"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "sub" / "notes.json").write_text(json.dumps({"title": "not FHIR"}))
+    (folder / "broken.json").write_text('{"title": ')
+    (folder / "g.json").write_text(json.dumps(grouping()))
+    r = run(folder)
+    # A non-resource object is skipped; malformed JSON is still a failure.
+    assert r.exit_code == 1
+    assert r.stderr.splitlines() == [f"skipped: {folder / 'sub' / 'notes.json'}: not a FHIR resource"]
+    assert f"{folder / 'broken.json'}: -: -: json: malformed JSON" in r.stdout
+    assert r.stdout.splitlines()[-1].startswith("2 resources in 2 files: 1 valid, 1 invalid")
+    # Named explicitly, the same file is validated and fails.
+    named = run(folder / "sub" / "notes.json")
+    assert named.exit_code == 1 and "skipped" not in named.output
+    assert "resourceType" in named.stdout and named.stdout.splitlines()[-1].startswith("1 resource in 1 file: 0 valid")

@@ -4,6 +4,10 @@ One line per problem (``file[:line]: Type/id: path: message``), a summary line, 
 status scripts can use: 0 all valid, 1 anything invalid or unreadable, 2 usage error. NDJSON is
 streamed line by line (a 1 GB export is never held in memory); cross-resource rules still run
 across the whole file, on slim projections of the few resources they need.
+
+Found in a directory, a ``.json`` file whose top-level object has no ``resourceType`` (such as the
+``ground_truth.json`` that ``thrive synth`` writes next to its NDJSON) is skipped with one
+``skipped:`` line on stderr; a file named on the command line is always validated.
 """
 
 from __future__ import annotations
@@ -18,17 +22,18 @@ JSON_SUFFIXES = {".json"}
 NDJSON_SUFFIXES = {".ndjson", ".jsonl"}
 
 
-def _collect(paths: tuple[str, ...]) -> list[Path]:
-    files: list[Path] = []
+def _collect(paths: tuple[str, ...]) -> list[tuple[Path, bool]]:
+    """``(file, found_in_a_directory)`` for every file to validate, in order."""
+    files: list[tuple[Path, bool]] = []
     for raw in paths:
         p = Path(raw)
         if not p.exists():
             raise click.UsageError(f"path does not exist: {raw}")
         if p.is_dir():
             found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in JSON_SUFFIXES | NDJSON_SUFFIXES)
-            files.extend(found)
+            files.extend((f, True) for f in found)
         else:
-            files.append(p)
+            files.append((p, False))
     return files
 
 
@@ -95,24 +100,29 @@ def _key(res) -> str:
     return "-"
 
 
-def _validate_json_file(v, path: Path, report: _Report, max_bytes: int):
+def _validate_json_file(v, path: Path, report: _Report, max_bytes: int, skip_non_fhir: bool = False) -> bool:
+    """Validate one JSON document; False when it was skipped as not a FHIR resource (directory mode)."""
     from thrive_fhir.validation.raw import parse_json_bytes
 
     size = path.stat().st_size
     if size > max_bytes:
         report.emit(str(path), None, "-", [("fatal", "too-long", None,
                                             f"too-long: file is {size:,} bytes; the limit is {max_bytes:,} (--max-bytes)")])
-        return
+        return True
     try:
         data = path.read_bytes()
     except OSError as exc:
         report.emit(str(path), None, "-", [("fatal", "exception", None, f"io: cannot read file: {exc.strerror}")])
-        return
+        return True
     res, issue = parse_json_bytes(data, max_bytes)
     if issue is not None:
         report.emit(str(path), None, "-", [issue])
-        return
+        return True
+    if skip_non_fhir and isinstance(res, dict) and "resourceType" not in res:
+        click.echo(f"skipped: {path}: not a FHIR resource", err=True)
+        return False
     report.emit(str(path), None, _key(res), v.issues(res))
+    return True
 
 
 def _validate_ndjson_file(v, path: Path, report: _Report, max_bytes: int):
@@ -154,7 +164,8 @@ def _validate_ndjson_file(v, path: Path, report: _Report, max_bytes: int):
               help="Largest JSON document (or NDJSON line) accepted, in bytes [default: 10 MB].")
 def validate(paths: tuple[str, ...], fmt: str, max_bytes: int | None) -> None:
     """Validate FHIR R4 JSON resources, Bundles (.json) and NDJSON (.ndjson, one resource per line)
-    against R4 and the THRIVE profiles. Directories are searched recursively.
+    against R4 and the THRIVE profiles. Directories are searched recursively; there, .json files
+    that are not FHIR resources (no resourceType) are skipped with a note on stderr.
 
     Prints one line per problem as FILE[:LINE]: TYPE/ID: PATH: MESSAGE and a summary.
     Exit status: 0 all valid, 1 something invalid or unreadable, 2 usage error.
@@ -167,12 +178,12 @@ def validate(paths: tuple[str, ...], fmt: str, max_bytes: int | None) -> None:
     limit = max_bytes or DEFAULT_MAX_BYTES
     v = Validator.default()
     report = _Report(fmt, _Echo())
-    for f in files:
-        report.files += 1
+    for f, in_directory in files:
         if f.suffix.lower() in NDJSON_SUFFIXES:
             _validate_ndjson_file(v, f, report, limit)
-        else:
-            _validate_json_file(v, f, report, limit)
+        elif not _validate_json_file(v, f, report, limit, skip_non_fhir=in_directory):
+            continue
+        report.files += 1
     summary = (f"{report.resources} resource{'s' if report.resources != 1 else ''} in {report.files} "
                f"file{'s' if report.files != 1 else ''}: {report.resources - report.invalid} valid, "
                f"{report.invalid} invalid ({report.errors} error{'s' if report.errors != 1 else ''}, "
