@@ -253,6 +253,7 @@ class StoreApp:
                       content_type: str = FHIR_JSON) -> Response:
         if body is None:
             response = Response(b"", status)
+            del response.headers["Content-Type"]  # no body, no media type (werkzeug adds text/plain)
         else:
             text = body if isinstance(body, str) else json.dumps(body, separators=(",", ":"), ensure_ascii=False)
             response = Response(text.encode("utf-8"), status, content_type=f"{content_type}; charset=utf-8")
