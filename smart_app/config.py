@@ -11,6 +11,11 @@ A config file may be TOML (``.toml``), JSON (``.json``) or YAML (``.yaml``/``.ym
     ods_code = "RXX"                          # deploying organisation
     public_base_url = "https://thrive.example.nhs.uk"  # used to build redirect_uri
     write_back_grouping = false               # also write the grouping Observation to the EHR
+    directory = "instance/services.json"      # the locality's services directory (agencies and
+                                              # local offer, shape: smart_app/directory/example-
+                                              # directory.json); relative to this file. Left out:
+                                              # the THRIVE_DIRECTORY environment variable, else the
+                                              # invented example directory.
     # journeys = true                         # register smart_app.journeys (false: summary only)
 
     [[ehr]]
@@ -127,6 +132,9 @@ class AppConfig:
     ods_code: str = "RXX"
     public_base_url: str | None = None
     write_back_grouping: bool = False
+    #: Path of the local services directory file (``smart_app.directory``), or None for the
+    #: ``THRIVE_DIRECTORY`` environment variable, else the invented example directory.
+    directory: str | None = None
     ehrs: dict[str, EhrRegistration] = field(default_factory=dict)
     standalone: dict[str, StandaloneEntry] = field(default_factory=dict)
     session_max_hours: float = 12.0
@@ -247,6 +255,13 @@ def parse_config(raw: dict | None, base_dir: Path | None = None) -> AppConfig:
         standalone[key] = StandaloneEntry(
             key=key, name=item["name"], iss=item["iss"], organization=item.get("organization")
         )
+    directory = raw.get("directory")
+    if directory is not None:
+        if not isinstance(directory, str) or not directory.strip():
+            raise ConfigError("directory: expected the path of the services directory file")
+        directory = directory if Path(directory).is_absolute() else str((base_dir / directory).resolve())
+        if not Path(directory).is_file():
+            raise ConfigError(f"directory: {directory} does not exist")
     public = raw.get("public_base_url")
     if public is not None and (not isinstance(public, str) or "://" not in public):
         raise ConfigError("public_base_url: expected an absolute URL")
@@ -256,6 +271,7 @@ def parse_config(raw: dict | None, base_dir: Path | None = None) -> AppConfig:
         ods_code=str(raw.get("ods_code", "RXX")),
         public_base_url=public.rstrip("/") if public else None,
         write_back_grouping=_bool(raw, "write_back_grouping", False),
+        directory=directory,
         ehrs=ehrs,
         standalone=standalone,
         session_max_hours=float(raw.get("session_max_hours", 12)),

@@ -4,7 +4,8 @@ THRIVE groupings each service is for.
 Why a file: every locality has its own local offer (thrive-framework.md, "typical local offer"), and
 it changes when a service opens or closes, not when the software is released. A site keeps one JSON
 file (``example-directory.json`` is the shape, with invented services) and points the app's
-``THRIVE_DIRECTORY`` setting at it. The file is checked fully on load, so a typo in a grouping code
+``directory`` config field (``smart_app.config``; or the ``THRIVE_DIRECTORY`` environment variable)
+at it. The file is checked fully on load, so a typo in a grouping code
 or a service pointing at an unknown organisation stops start-up with one clear line instead of
 showing clinicians a half-empty list.
 

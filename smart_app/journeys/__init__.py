@@ -1,8 +1,8 @@
 """The clinical journeys of the clinician SMART app (one blueprint per journey).
 
 ``register(app)`` is called by ``smart_app.create_app``. It loads the locality's services
-directory (``app.config["THRIVE_DIRECTORY"]`` or the environment variable of the same name, else
-the invented example directory), registers the blueprints and their navigation entries, and the
+directory (the config's ``directory`` field; else ``app.config["THRIVE_DIRECTORY"]`` or the
+environment variable of the same name; else the invented example directory), registers the blueprints and their navigation entries, and the
 few template filters the journey pages use.
 
 Journeys: grouping (shared decision), goals (GBO), safety plan, signposting and referral, sharing
@@ -26,7 +26,11 @@ def register(app) -> None:
     from . import consent, ending, goals, grouping, safety_plan, signposting
     from .common import DIRECTORY_KEY
 
-    path = app.config.get("THRIVE_DIRECTORY") or os.environ.get("THRIVE_DIRECTORY")
+    path = (
+        app.extensions["thrive"].config.directory
+        or app.config.get("THRIVE_DIRECTORY")
+        or os.environ.get("THRIVE_DIRECTORY")
+    )
     app.extensions[DIRECTORY_KEY] = directory_mod.load(path)
 
     assets = Blueprint("journey_assets", __name__, static_folder="static", static_url_path="/journeys-static")

@@ -91,3 +91,26 @@ def test_app_uses_the_configured_directory(tmp_path):
     launch = make_launch(app)
     page = launch.client().get(launch.url("services/"), base_url="https://localhost").get_data(as_text=True)
     assert page.count('name="service" type="radio"') == 2
+
+
+def test_config_directory_field_wins_over_the_environment(tmp_path, monkeypatch):
+    from smart_app import create_app
+    from smart_app.config import ConfigError, parse_config
+    from smart_app.testing import make_launch, test_config
+
+    data = json.loads(directory.EXAMPLE_PATH.read_text())
+    data["services"] = [s for s in data["services"] if s["code"] == "crisis-line"]
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "one.json").write_text(json.dumps(data))
+    monkeypatch.setenv("THRIVE_DIRECTORY", str(directory.EXAMPLE_PATH))
+    # a relative path resolves from the config file's folder
+    cfg = parse_config(test_config(tmp_path, directory="one.json"), base_dir=tmp_path / "conf")
+    assert cfg.directory == str((tmp_path / "conf" / "one.json").resolve())
+    app = create_app(cfg)
+    launch = make_launch(app)
+    page = launch.client().get(launch.url("services/"), base_url="https://localhost").get_data(as_text=True)
+    assert page.count('name="service" type="radio"') == 1
+    with pytest.raises(ConfigError, match="directory: .*missing.json does not exist"):
+        parse_config(test_config(tmp_path, directory="missing.json"), base_dir=tmp_path)
+    with pytest.raises(ConfigError, match="directory: expected"):
+        parse_config(test_config(tmp_path, directory=""), base_dir=tmp_path)
