@@ -26,6 +26,7 @@ from . import DEV_ONLY_NOTICE, scope_policy
 from .directory import DirectoryError
 from .authority import Authority, AuthorizeError, AuthRequest
 from .errors import OAuthError
+from .quirks import discovery_document
 
 TEMPLATES = Path(__file__).with_name("templates")
 SESSION_COOKIE = "sandbox_auth_session"
@@ -258,7 +259,13 @@ def smart_configuration_app(authority: Authority) -> Flask:
 
     @app.get("/smart-configuration")
     def smart_configuration() -> Response:
-        resp = jsonify(authority.smart_configuration())
+        quirks = authority.quirks
+        if quirks.well_known_404:
+            # Mock switch: an older EHR without SMART discovery; clients fall back to /metadata (EL-04).
+            resp = jsonify({"error": "not_found"})
+            resp.status_code = 404
+            return resp
+        resp = jsonify(discovery_document(authority.smart_configuration(), quirks))
         resp.headers["Cache-Control"] = "public, max-age=300"
         resp.headers["Access-Control-Allow-Origin"] = "*"
         return resp

@@ -7,7 +7,9 @@ assertion ids) is kept in memory behind one lock: a restarted sandbox forgets it
 access tokens are signed JWTs, so a store in another process can still verify them from the JWKS.
 
 Rejections follow what real EHRs and Inferno's SMART client suite expect (smart-launch.md section 7),
-each with its exact OAuth error code; the tests in tests/sandbox pin every one of them.
+each with its exact OAuth error code; the tests in tests/sandbox pin every one of them. The mock
+switches of ``quirks.py`` (read on every request) make it behave like a particular real EHR instead,
+or answer with one of LAUNCHER's simulated errors.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from . import scope_policy
 from .client_auth import ClientAuthenticator, JwksFetcher
 from .errors import OAuthError, invalid_client, invalid_grant, invalid_request, invalid_scope
 from .keys import SigningKey, jwks
+from .quirks import AUTHORIZE_ERRORS, REQUEST_ERRORS, Quirks
 from .registry import Client, Registry, SandboxUser
 
 #: RFC 7636: 43-128 characters from the unreserved set.
@@ -39,6 +42,10 @@ _VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
 #: base64url(SHA-256) without padding is always 43 characters.
 _CHALLENGE = re.compile(r"^[A-Za-z0-9\-_]{43}$")
 ACCESS_TOKEN_TYP = "at+jwt"  # RFC 9068: keeps an id_token from being replayed as an access token
+#: Access-token claim naming a simulated request error (LAUNCHER bakes it into the token the same way).
+SIM_ERROR_CLAIM = "sim_error"
+#: Signing keys kept published after a rotation, so tokens they signed still verify.
+PREVIOUS_KEYS_KEPT = 2
 
 
 def pkce_challenge(verifier: str) -> str:
@@ -97,10 +104,11 @@ class AuthRequest:
     expires: float
     user: str | None = None
     patient: str | None = None
+    no_patient: bool = False  # mock switch: the EHR never asks for (or gives) a patient
 
     @property
     def needs_patient(self) -> bool:
-        return "launch/patient" in self.scopes and self.patient is None
+        return "launch/patient" in self.scopes and self.patient is None and not self.no_patient
 
 
 @dataclass
@@ -152,7 +160,9 @@ class Authority:
         self.issuer = self.origin + "/auth"
         self.token_endpoint = self.issuer + "/token"
         self.registry = registry
-        self.key = key
+        self.key = key  # the active signing key (a rotation replaces it)
+        self._previous_keys: list[SigningKey] = []
+        self._extra_key: SigningKey | None = None
         self.fhir_bases: list[str] = list(fhir_bases or [])
         self.clock = clock
         self.lifetimes = lifetimes or Lifetimes()
@@ -168,6 +178,54 @@ class Authority:
         self._codes: dict[str, CodeRecord] = {}
         self._refresh: dict[str, RefreshRecord] = {}
         self._revoked_families: set[str] = set()
+        self._key_since = clock()
+
+    # -- mock switches -----------------------------------------------------------------------------
+
+    @property
+    def quirks(self) -> Quirks:
+        """The sandbox-wide switches (``Registry.quirks``)."""
+        return self.registry.quirks
+
+    def quirks_for(self, client: Client | None) -> Quirks:
+        """The switches in force for ``client``: its own laid over the sandbox-wide ones."""
+        return Quirks.effective(self.registry.quirks, client.quirks if client else None)
+
+    # -- signing keys --------------------------------------------------------------------------------
+
+    def rotate_signing_key(self, *, keep_previous: bool = True) -> SigningKey:
+        """Start signing with a new key. The old one stays in the JWKS (``keep_previous``) so tokens
+        it signed still verify, as a real rotation does; without it they stop verifying at once."""
+        new = SigningKey.generate("RS256")
+        with self._lock:
+            if keep_previous:
+                self._previous_keys = [self.key, *self._previous_keys][:PREVIOUS_KEYS_KEPT]
+            else:
+                self._previous_keys = []
+            self.key = new
+            self._key_since = self.clock()
+        return new
+
+    def _signing_key(self) -> SigningKey:
+        every = self.registry.quirks.jwks_rotate_every
+        if every and self.clock() - self._key_since >= every:
+            self.rotate_signing_key()
+        return self.key
+
+    def published_keys(self) -> list[SigningKey]:
+        """Every key in the JWKS: active, previous ones, and the announced extra key if switched on."""
+        keys = [self.key, *self._previous_keys]
+        if self.registry.quirks.jwks_extra_key:
+            if self._extra_key is None:
+                self._extra_key = SigningKey.generate("RS256")
+            keys.append(self._extra_key)
+        return keys
+
+    def _verification_key(self, kid: str | None) -> Any:
+        for key in (self.key, *self._previous_keys):
+            if key.kid == kid:
+                return key.public_key
+        return None
 
     # -- discovery ---------------------------------------------------------------------------------
 
@@ -206,7 +264,8 @@ class Authority:
         return out
 
     def jwks(self) -> dict[str, Any]:
-        return jwks(self.key)
+        self._signing_key()  # a due rotation shows in the JWKS before it signs anything
+        return jwks(*self.published_keys())
 
     # -- EHR launch handles ------------------------------------------------------------------------
 
@@ -226,15 +285,27 @@ class Authority:
     def begin_authorization(self, params: dict[str, str], session_user: str | None) -> AuthRequest:
         """Validate an authorization request; raises :class:`AuthorizeError` when it is refused."""
         client = self.registry.client(params.get("client_id"))
+        quirks = self.quirks_for(client)
+        simulated = quirks.error(*AUTHORIZE_ERRORS)
+        # Simulated errors answer exactly as the real ones below do: a bad client_id or redirect_uri
+        # is shown to the user without redirecting (RFC 6749 4.1.2.1; LAUNCHER redirects even then).
+        if simulated == "auth_invalid_client_id":
+            raise AuthorizeError("invalid_client", "unknown client_id" + _simulated(simulated))
         if client is None:
             raise AuthorizeError("invalid_client", "unknown client_id")
         redirect_uri = params.get("redirect_uri")
+        if simulated == "auth_invalid_redirect_uri":
+            raise AuthorizeError("invalid_request", "redirect_uri is missing or not registered for this client"
+                                 + _simulated(simulated))
         if not redirect_uri or redirect_uri not in client.redirect_uris:
             raise AuthorizeError("invalid_request", "redirect_uri is missing or not registered for this client")
         state = params.get("state")
 
         def fail(error: str, description: str) -> AuthorizeError:
             return AuthorizeError(error, description, redirect_uri, state)
+
+        if simulated == "auth_invalid_scope":
+            raise fail("invalid_scope", "scope(s) not registered for this client" + _simulated(simulated))
 
         if "authorization_code" not in client.grant_types:
             raise fail("unauthorized_client", "this client may not use the authorization code grant")
@@ -278,7 +349,7 @@ class Authority:
             id=secrets.token_urlsafe(24), client=client, redirect_uri=redirect_uri, state=state,
             scopes=scopes, aud=aud, code_challenge=challenge, nonce=params.get("nonce"),
             ehr_launch=launch_value is not None, expires=self.clock() + self.lifetimes.request,
-            user=user, patient=patient,
+            user=user, patient=patient, no_patient=bool(quirks.no_patient),
         )
         with self._lock:
             self._purge()
@@ -357,6 +428,7 @@ class Authority:
         if grant_type not in ("authorization_code", "refresh_token", "client_credentials"):
             raise OAuthError("unsupported_grant_type", f"grant_type {grant_type!r} is not supported")
         client = self.client_auth.authenticate(authorization, form)
+        self._simulate_token_error(client, grant_type, form)
         if grant_type not in client.grant_types:
             raise OAuthError("unauthorized_client", f"this client may not use the {grant_type} grant")
         if grant_type == "authorization_code":
@@ -364,6 +436,21 @@ class Authority:
         if grant_type == "refresh_token":
             return self._refresh_grant(client, form)
         return self._client_credentials(client, form)
+
+    def _simulate_token_error(self, client: Client, grant_type: str, form: dict[str, str]) -> None:
+        """LAUNCHER's token-endpoint errors, each answered as the real error would be."""
+        simulated = self.quirks_for(client).simulate_error
+        if simulated == "auth_invalid_client_secret":
+            raise invalid_client("client authentication failed" + _simulated(simulated))
+        if simulated == "token_invalid_jti" and "client_assertion" in form:
+            raise invalid_client("client_assertion jti has already been used" + _simulated(simulated))
+        if simulated == "token_invalid_token":
+            # LAUNCHER answers 401 invalid_client for the code and refresh grants alike.
+            raise invalid_client("the token request is not valid for this client" + _simulated(simulated))
+        if simulated == "token_invalid_scope":
+            raise invalid_scope("the requested scope is invalid for this client" + _simulated(simulated))
+        if simulated == "token_expired_refresh_token" and grant_type == "refresh_token":
+            raise invalid_grant("refresh token has expired" + _simulated(simulated))
 
     def _exchange_code(self, client: Client, form: dict[str, str]) -> dict[str, Any]:
         code = form.get("code")
@@ -408,7 +495,8 @@ class Authority:
                 raise invalid_grant("refresh token has already been used; the grant is revoked")
             if rec.expires < self.clock():
                 raise invalid_grant("refresh token has expired")
-            if client.rotate_refresh_tokens:
+            rotate = self._rotates_refresh_tokens(client)
+            if rotate:
                 rec.used = True
         scopes = rec.scopes
         if form.get("scope"):
@@ -418,7 +506,11 @@ class Authority:
                 raise invalid_scope(f"refresh may only narrow the grant; not granted: {' '.join(extra)}")
             scopes = wanted
         return self._issue(client, scopes, rec.aud, rec.user, rec.patient, rec.ehr_launch, rec.family,
-                           refresh=client.rotate_refresh_tokens, refresh_expires=rec.expires)
+                           refresh=rotate, refresh_expires=rec.expires)
+
+    def _rotates_refresh_tokens(self, client: Client) -> bool:
+        switch = self.quirks_for(client).rotate_refresh_tokens
+        return client.rotate_refresh_tokens if switch is None else switch
 
     def _client_credentials(self, client: Client, form: dict[str, str]) -> dict[str, Any]:
         scopes = scope_policy.split(form.get("scope"))
@@ -435,9 +527,12 @@ class Authority:
                ehr_launch: bool, family: str, *, nonce: str | None = None, refresh: bool = False,
                refresh_expires: float | None = None) -> dict[str, Any]:
         now = int(self.clock())
+        quirks = self.quirks_for(client)
+        if quirks.no_patient:
+            patient = None
         user = self.registry.user(user_id)
         scope = " ".join(scopes)
-        lifetime = client.access_token_lifetime
+        lifetime = quirks.token_lifetime or client.access_token_lifetime
         claims: dict[str, Any] = {
             "iss": self.issuer, "aud": aud, "sub": user_id or client.client_id, "client_id": client.client_id,
             "scope": scope, "iat": now, "exp": now + lifetime, "jti": uuid.uuid4().hex, "fam": family,
@@ -450,8 +545,11 @@ class Authority:
         organization = (user.organization if user else None) or client.organization
         if organization:
             claims["organization"] = organization
+        simulated = quirks.error(*REQUEST_ERRORS)
+        if simulated:
+            claims[SIM_ERROR_CLAIM] = simulated  # the FHIR API will refuse this token
         body: dict[str, Any] = {
-            "access_token": self.key.sign(claims, {"typ": ACCESS_TOKEN_TYP}),
+            "access_token": self._signing_key().sign(claims, {"typ": ACCESS_TOKEN_TYP}),
             "token_type": "Bearer",
             "expires_in": lifetime,
             "scope": scope,
@@ -462,7 +560,8 @@ class Authority:
             # The sandbox EHR page shows its own patient banner around the iframe.
             body["need_patient_banner"] = not ehr_launch
         if "openid" in scopes and user:
-            body["id_token"] = self._id_token(client, user, aud, nonce, "fhirUser" in scopes, now)
+            body["id_token"] = self._id_token(client, user, aud, nonce, "fhirUser" in scopes, now,
+                                              kid=not quirks.id_token_without_kid)
         wants_refresh = {"online_access", "offline_access"} & set(scopes)
         if refresh and wants_refresh and "refresh_token" in client.grant_types:
             expires = refresh_expires or now + (
@@ -475,7 +574,7 @@ class Authority:
         return body
 
     def _id_token(self, client: Client, user: SandboxUser, aud: str, nonce: str | None, fhir_user: bool,
-                  now: int) -> str:
+                  now: int, *, kid: bool = True) -> str:
         claims: dict[str, Any] = {
             "iss": self.issuer, "sub": user.id, "aud": client.client_id, "iat": now,
             "exp": now + self.lifetimes.id_token, "name": user.name,
@@ -484,17 +583,35 @@ class Authority:
             claims["nonce"] = nonce
         if fhir_user:
             claims["fhirUser"] = f"{aud.rstrip('/')}/{user.fhirUser}"
-        return self.key.sign(claims)  # RS256 with kid, per OIDC and SAL
+        return self._signing_key().sign(claims, kid=kid)  # RS256 with kid, per OIDC and SAL (unless switched off)
 
     # -- verification and introspection ------------------------------------------------------------
 
     def verify_access_token(self, token: str, audience: str | None = None) -> dict[str, Any] | None:
-        """Claims of a valid, unrevoked access token for ``audience`` (any of ours if None)."""
+        """Claims of a valid, unrevoked access token for ``audience`` (any of ours if None).
+        Tokens carrying a simulated request error are not valid (see :meth:`simulated_request_error`)."""
+        claims = self._decode_access_token(token, audience)
+        if claims is None or SIM_ERROR_CLAIM in claims:
+            return None
+        return claims
+
+    def simulated_request_error(self, token: str) -> str | None:
+        """The simulated request error (``request_invalid_token``/``request_expired_token``) an
+        otherwise valid access token of ours carries, if any."""
+        claims = self._decode_access_token(token, None)
+        value = claims.get(SIM_ERROR_CLAIM) if claims else None
+        return value if value in REQUEST_ERRORS else None
+
+    def _decode_access_token(self, token: str, audience: str | None) -> dict[str, Any] | None:
         try:
-            if jwt.get_unverified_header(token).get("typ") != ACCESS_TOKEN_TYP:
+            header = jwt.get_unverified_header(token)
+            if header.get("typ") != ACCESS_TOKEN_TYP:
+                return None
+            key = self._verification_key(header.get("kid"))
+            if key is None:
                 return None
             claims = jwt.decode(
-                token, self.key.public_key, algorithms=["RS256"], issuer=self.issuer,
+                token, key, algorithms=["RS256"], issuer=self.issuer,
                 audience=audience or self.fhir_bases, leeway=0,
                 options={"require": ["iss", "aud", "exp", "sub", "scope", "client_id"], "verify_exp": False},
             )
@@ -512,7 +629,7 @@ class Authority:
         now = int(self.clock())
         claims = {"iss": self.issuer, "aud": aud, "sub": "sandbox-ehr", "client_id": "sandbox-ehr",
                   "scope": scope, "iat": now, "exp": now + lifetime, "jti": uuid.uuid4().hex}
-        return self.key.sign(claims, {"typ": ACCESS_TOKEN_TYP})
+        return self._signing_key().sign(claims, {"typ": ACCESS_TOKEN_TYP})
 
     def token_verifier(self, audience: str) -> Callable[[str], Grant | None]:
         """The ``token_verifier`` the FHIR store at ``audience`` calls with each bearer token."""
@@ -559,3 +676,8 @@ class Authority:
         for table in (self._launches, self._requests, self._codes, self._refresh):
             for key in [k for k, v in table.items() if v.expires + 3600 < now]:
                 del table[key]
+
+
+def _simulated(name: str | None) -> str:
+    """Suffix that marks an error description as a mock switch's doing (for whoever debugs it)."""
+    return f" (simulated: {name})" if name else ""

@@ -88,9 +88,11 @@ class SigningKey:
     def kid(self) -> str:
         return self.public_jwk()["kid"]
 
-    def sign(self, claims: dict[str, Any], headers: dict[str, Any] | None = None) -> str:
-        """A compact JWS of ``claims`` with ``kid`` and ``typ: JWT`` in the header."""
-        hdr = {"kid": self.kid, "typ": "JWT"}
+    def sign(self, claims: dict[str, Any], headers: dict[str, Any] | None = None, *, kid: bool = True) -> str:
+        """A compact JWS of ``claims`` with ``kid`` and ``typ: JWT`` in the header.
+
+        ``kid=False`` leaves the key id out, as LAUNCHER does for its id_tokens (a mock switch)."""
+        hdr: dict[str, Any] = {"kid": self.kid, "typ": "JWT"} if kid else {"typ": "JWT"}
         hdr.update(headers or {})
         return jwt.encode(claims, self.private_key, algorithm=self.alg, headers=hdr)
 

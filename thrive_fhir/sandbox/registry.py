@@ -19,16 +19,19 @@ File format (JSON; ``thrive sandbox serve --clients FILE``)::
           "organization": "Organization/abc",         # acting organisation -> Grant.organization
           "fhir_base": "http://127.0.0.1:8103/fhir",  # client_credentials: the store the token is for
           "access_token_lifetime": 3600,              # seconds
-          "rotate_refresh_tokens": true               # false: the same refresh token stays valid
+          "rotate_refresh_tokens": true,              # false: the same refresh token stays valid
+          "quirks": {"no_patient": true}              # mock switches for this client (quirks.py)
         }
       ],
+      "quirks": {"token_lifetime": 570, "well_known_404": true},   # mock switches for the whole sandbox
       "users": [
         {"id": "clinician1", "name": "Dr Ada Sandbox", "fhirUser": "Practitioner/abc",
          "organization": "Organization/abc"}
       ]
     }
 
-``scopes`` may be a string or a list. A client may be granted any scope covered by its set
+``quirks`` are the mock switches of ``quirks.py`` (README "Mock switches"); a client's switches
+override the sandbox-wide ones. ``scopes`` may be a string or a list. A client may be granted any scope covered by its set
 (``scope_policy.covered``). Without a ``users`` list the built-in sandbox users below are used.
 """
 
@@ -43,6 +46,8 @@ from urllib.parse import urlsplit
 
 from thrive_fhir.ids import deterministic_id
 from thrive_fhir.canonical import ODS_ORG, SDS_USER, id_system
+
+from .quirks import INSTANCE_ONLY, QuirkError, Quirks
 
 AUTH_METHODS = ("private_key_jwt", "client_secret_basic", "none")
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
@@ -69,6 +74,7 @@ class Client:
     fhir_base: str | None = None
     access_token_lifetime: int = 3600
     rotate_refresh_tokens: bool = True
+    quirks: Quirks = field(default_factory=Quirks)
 
     @property
     def display_name(self) -> str:
@@ -89,6 +95,10 @@ class Client:
         for key in ("grant_types", "redirect_uris"):
             if key in values:
                 values[key] = tuple(values[key])
+        try:
+            values["quirks"] = Quirks.from_dict(values.get("quirks"), where=f"{where}: quirks", instance=False)
+        except QuirkError as exc:
+            raise RegistryError(str(exc)) from None
         client = cls(**values)
         client.check()
         return client
@@ -108,6 +118,9 @@ class Client:
             raise RegistryError(f"{where}: client_credentials (Backend Services) needs private_key_jwt")
         if "authorization_code" in self.grant_types and not self.redirect_uris:
             raise RegistryError(f"{where}: authorization_code needs redirect_uris")
+        misplaced = sorted(set(self.quirks.to_dict()) & INSTANCE_ONLY)
+        if misplaced:
+            raise RegistryError(f"{where}: quirks {misplaced} can only be set for the whole sandbox")
         if self.jwks is not None:
             keys = self.jwks.get("keys") if isinstance(self.jwks, dict) else None
             if not isinstance(keys, list) or not keys or not all(isinstance(k, dict) and k.get("kid") for k in keys):
@@ -182,6 +195,8 @@ def default_users() -> list[SandboxUser]:
 class Registry:
     clients: dict[str, Client] = field(default_factory=dict)
     users: dict[str, SandboxUser] = field(default_factory=dict)
+    #: Mock switches for the whole sandbox (``quirks.py``); read on every request.
+    quirks: Quirks = field(default_factory=Quirks)
 
     def __post_init__(self) -> None:
         if not self.users:
@@ -208,7 +223,14 @@ class Registry:
         if dupes:
             raise RegistryError(f"duplicate client_id(s) {sorted(dupes)}")
         users = [SandboxUser.from_dict(u) for u in data.get("users", [])]
-        return cls({c.client_id: c for c in clients}, {u.id: u for u in users})
+        unknown = sorted(set(data) - {"clients", "users", "quirks"})
+        if unknown:
+            raise RegistryError(f"registry: unknown top-level field(s) {unknown}")
+        try:
+            quirks = Quirks.from_dict(data.get("quirks"), where="quirks")
+        except QuirkError as exc:
+            raise RegistryError(str(exc)) from None
+        return cls({c.client_id: c for c in clients}, {u.id: u for u in users}, quirks)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> "Registry":
@@ -226,9 +248,13 @@ class Registry:
             d["scopes"] = " ".join(sorted(c.scopes))
             d["grant_types"] = list(c.grant_types)
             d["redirect_uris"] = list(c.redirect_uris)
+            d["quirks"] = c.quirks.to_dict() or None
             return {k: v for k, v in d.items() if v is not None}
 
-        return {
+        out: dict[str, Any] = {
             "clients": [client_dict(c) for c in self.clients.values()],
             "users": [dict(vars(u)) for u in self.users.values()],
         }
+        if self.quirks:
+            out["quirks"] = self.quirks.to_dict()
+        return out

@@ -9,6 +9,7 @@ server and stops it cleanly; the sandbox is a development tool, so that server i
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from dataclasses import dataclass
@@ -96,10 +97,40 @@ def _not_found(environ: dict[str, Any], start_response: Callable[..., Any]) -> l
     return [b'{"error": "not_found"}']
 
 
+class SimulatedRequestErrors:
+    """WSGI middleware in front of a FHIR store: answers 401 for access tokens issued under the
+    ``request_invalid_token`` / ``request_expired_token`` mock switches, the way a resource server
+    refuses a revoked or expired token (RFC 6750 section 3.1), before the store sees the request."""
+
+    MESSAGES = {
+        "request_invalid_token": "The access token is invalid (simulated: request_invalid_token)",
+        "request_expired_token": "The access token expired (simulated: request_expired_token)",
+    }
+
+    def __init__(self, app: Any, authority: Authority) -> None:
+        self.app = app
+        self.authority = authority
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        header = environ.get("HTTP_AUTHORIZATION") or ""
+        if header[:7].lower() == "bearer ":
+            simulated = self.authority.simulated_request_error(header[7:].strip())
+            if simulated:
+                message = self.MESSAGES[simulated]
+                body = json.dumps({"resourceType": "OperationOutcome", "issue": [
+                    {"severity": "error", "code": "login", "diagnostics": message}]}).encode()
+                start_response("401 Unauthorized", [
+                    ("Content-Type", "application/fhir+json"), ("Content-Length", str(len(body))),
+                    ("WWW-Authenticate", f'Bearer realm="sandbox", error="invalid_token", error_description="{message}"'),
+                    ("Cache-Control", "no-store")])
+                return [body]
+        return self.app(environ, start_response)
+
+
 def protected_store(store_app: Any, authority: Authority, fhir_path: str = "/fhir") -> DispatcherMiddleware:
     """A FHIR store mounted at ``fhir_path`` with its SMART discovery document beside it."""
     return DispatcherMiddleware(_not_found, {
-        fhir_path: store_app,
+        fhir_path: SimulatedRequestErrors(store_app, authority),
         f"{fhir_path}/.well-known": smart_configuration_app(authority),
     })
 
@@ -137,6 +168,9 @@ def build_sandbox(database_url: str, origin: str, *, registry: Registry | None =
     authority = Authority(origin, registry, key or SigningKey.generate("RS256"),
                           fhir_bases=[fhir_base, *(extra_fhir_bases or [])])
     if store_app is None:
+        # The CapabilityStatement carries the oauth-uris extension, for clients whose discovery
+        # falls back to /metadata (the well_known_404 mock switch).
+        store_kwargs.setdefault("smart_configuration", authority.smart_configuration())
         store_app = create_store(database_url, fhir_base, authority.token_verifier(fhir_base), **store_kwargs)
     directory = PatientDirectory(fhir_base, lambda: authority.mint_internal_token(fhir_base, "system/Patient.rs"),
                                  wsgi_app=store_app)
@@ -146,7 +180,7 @@ def build_sandbox(database_url: str, origin: str, *, registry: Registry | None =
     ehr = create_ehr_app(authority, directory, fhir_base, app_launch_url)
     wsgi = DispatcherMiddleware(ehr, {
         "/auth": create_auth_app(authority),
-        "/fhir": store_app,
+        "/fhir": SimulatedRequestErrors(store_app, authority),
         "/fhir/.well-known": smart_configuration_app(authority),
     })
     return Sandbox(wsgi, authority, fhir_base, store_app, directory)
