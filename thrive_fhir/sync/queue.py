@@ -234,3 +234,10 @@ def figures(store: LocalStore, now: float | None = None) -> dict:
         "oldest_pending_age_seconds": round(now - oldest, 3) if oldest is not None else 0.0,
         "lag_seconds": round(lag, 3) if lag is not None else None,
     }
+
+
+def conflict_retries(store: LocalStore, row_id: int) -> int:
+    """How often a row was re-queued after a 409/412 that re-reading did not explain."""
+    t = m.outbox_event
+    with store.engine.connect() as c:
+        return c.execute(select(func.count()).where(t.c.outbox_id == row_id, t.c.kind == "conflict-retry")).scalar() or 0

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from .. import canonical
 from ..client.fhir_http import AUTH, CONFLICT, FORBIDDEN, NOT_FOUND, OK, PAYLOAD, TRANSIENT, FhirClient, Reply, version_from_etag
 from ..localstore import LocalStore
+from ..localstore.provenance import provenance_id
 from . import queue as q
 from .metrics import Metrics
 
@@ -168,43 +169,54 @@ class Worker:
     def _check_store(self, plans: list[Plan]) -> list[Plan]:
         """Read the store where our knowledge is incomplete, before writing anything.
 
-        - rows whose last answer was lost (``needs_check``): did they land already?
+        - rows whose last answer was lost (``needs_check``): did they land already? One search for
+          their Provenances answers for the whole batch: a save's Provenance is written in the same
+          atomic transaction as its resources, so its presence means the whole row landed.
         - updates whose store version we do not know: learn it, so the write carries If-Match.
         """
-        keep: list[Plan] = []
         now = self.clock()
+        checking = [p for p in plans if p.row.needs_check]
+        if checking:
+            ids = {provenance_id(p.row.uid): p for p in checking}
+            reply = self.client.request("GET", f"Provenance?_id={','.join(ids)}&_count={len(ids)}")
+            if reply.kind != OK:
+                self._retry([p.row for p in plans], reply)
+                return []
+            found = {((e.get("resource") or {}).get("id")) for e in (reply.body or {}).get("entry") or []
+                     if (e.get("resource") or {}).get("resourceType") == "Provenance"}
+            landed = [p for pid, p in ids.items() if pid in found]
+            if landed:
+                with self.store.session() as s:
+                    for p in landed:
+                        states = [self._state(e, p.row, None, now) for e in p.entries]
+                        q.mark_sent(s, [p.row], self.worker_id, 200, states, now)
+                self.metrics.inc("thrive_sync_rows_sent_total", len(landed))
+                log.info("rows_already_in_store", extra={"worker": self.worker_id, "rows": len(landed)})
+                plans = [p for p in plans if p not in landed]
+        keep: list[Plan] = []
         for idx, plan in enumerate(plans):
-            to_read = [e for e in plan.entries if plan.row.needs_check or (e.local_version > 1 and e.if_match is None)]
-            conflict: tuple[Entry, Reply] | None = None
-            for e in to_read:
+            conflict: Reply | None = None
+            for e in [e for e in plan.entries if e.local_version > 1 and e.if_match is None]:
                 reply = self.client.read(e.resource_type, e.resource_id)
                 if reply.kind == NOT_FOUND:
                     continue
                 if reply.kind != OK:
-                    # Cannot tell: back off the whole batch like a failed send (order is kept).
                     self._retry([p.row for p in keep] + [p.row for p in plans[idx:]], reply)
                     return []
                 current = reply.body or {}
-                store_version = str((current.get("meta") or {}).get("versionId") or version_from_etag(reply.headers.get("ETag")) or "")
-                if source_fragment(current) == plan.row.uid:
-                    plan.applied.append(self._state(e, plan.row, store_version, now))
-                    e.local_version = -1  # drop below
-                elif (current.get("meta") or {}).get("source", "").startswith(self.source + "#") and (
-                    e.if_match is None or e.if_match == store_version or plan.row.needs_check
-                ):
-                    e.if_match = store_version or None  # our own earlier write: update on top of it
+                if (current.get("meta") or {}).get("source", "").startswith(self.source + "#"):
+                    # our own earlier write: update on top of it
+                    e.if_match = str((current.get("meta") or {}).get("versionId") or version_from_etag(reply.headers.get("ETag")) or "") or None
                 else:
-                    conflict = (e, reply)
+                    conflict = reply
                     break
-            plan.entries = [e for e in plan.entries if e.local_version != -1]
-            if conflict:
-                self._park_conflict(plan.row, conflict[1].body, conflict[1].status)
+            if conflict is not None:
+                self._park_conflict(plan.row, conflict.body, conflict.status)
                 continue
             if not plan.entries:
                 with self.store.session() as s:
-                    q.mark_sent(s, [plan.row], self.worker_id, 200, plan.applied, now)
+                    q.mark_sent(s, [plan.row], self.worker_id, 200, [], now)
                 self.metrics.inc("thrive_sync_rows_sent_total", 1)
-                log.info("row_already_in_store", extra={"worker": self.worker_id, "row_uid": plan.row.uid})
                 continue
             keep.append(plan)
         return keep
@@ -323,6 +335,7 @@ class Worker:
         now = self.clock()
         requeue: list[q.Claimed] = []
         check: list[q.Claimed] = []
+        undecided: list[Plan] = []
         learned: list[dict] = []
         for i, plan in enumerate(plans):
             verdict = "requeue"
@@ -356,13 +369,22 @@ class Worker:
                     continue
                 verdict, store_copy = "conflict", current
                 break
-            if verdict == "requeue" and plan.row.attempts > self.max_conflict_retries:
-                verdict, store_copy = "conflict", reply.body
+            if verdict == "requeue":
+                undecided.append(plan)
+                continue
             if verdict == "conflict":
                 self._park_conflict(plan.row, store_copy, reply.status)
             elif verdict == "check":
                 plan.row.needs_check = True
                 check.append(plan.row)
+            else:
+                requeue.append(plan.row)
+        # Rows that re-reading does not explain: innocent bystanders if another row was the culprit;
+        # otherwise the store keeps refusing for a reason we cannot see, so a person must look.
+        culprit_found = len(undecided) < len(plans)
+        for plan in undecided:
+            if not culprit_found and q.conflict_retries(self.store, plan.row.id) >= self.max_conflict_retries:
+                self._park_conflict(plan.row, reply.body, reply.status)
             else:
                 requeue.append(plan.row)
         with self.store.session() as s:
