@@ -29,6 +29,8 @@ A config file may be TOML (``.toml``), JSON (``.json``) or YAML (``.yaml``/``.ym
     scope_version = "v2"                      # or "v1" (SC-03)
     online_access = false                     # add online_access to the EHR-launch scopes
     auth_hosts = ["auth.example.nhs.uk"]      # hosts discovery may point at (pinned)
+    # oidc_issuer = "https://auth.example.nhs.uk/oauth2"  # id_token issuer (EL-17); needed when the EHR
+    #                                         # has no .well-known/smart-configuration (/metadata fallback)
     frame_ancestors = ["https://ehr-ui.example.nhs.uk"]  # EHR UI origins allowed to frame us
     # allow_insecure_loopback = true          # sandbox only: http on 127.0.0.1/localhost
 
@@ -85,6 +87,7 @@ class EhrRegistration:
     frame_ancestors: tuple[str, ...] = ()
     allow_insecure_loopback: bool = False
     need_patient_picker: bool = False
+    oidc_issuer: str | None = None
 
     @property
     def display_name(self) -> str:
@@ -209,11 +212,15 @@ def _ehr(raw: Any, i: int, base_dir: Path) -> EhrRegistration:
         frame_ancestors=frame,
         allow_insecure_loopback=_bool(raw, "allow_insecure_loopback", False),
         need_patient_picker=_bool(raw, "need_patient_picker", False),
+        oidc_issuer=raw.get("oidc_issuer"),
     )
     if not reg.url_allowed(iss, pinned=False):
         raise ConfigError(
             f"{where}.iss: must be https (http only on 127.0.0.1/localhost with allow_insecure_loopback)"
         )
+    if reg.oidc_issuer is not None and (not isinstance(reg.oidc_issuer, str)
+                                        or not reg.url_allowed(reg.oidc_issuer, pinned=True)):
+        raise ConfigError(f"{where}.oidc_issuer: must be an https URL on the iss host or one of auth_hosts")
     return reg
 
 

@@ -352,10 +352,14 @@ class SessionStore:
         with self._locks_guard:
             return self._locks.setdefault(launch_id, threading.Lock())
 
-    def refresh_tokens(self, launch_id: str, refresher) -> bool:
+    def refresh_tokens(self, launch_id: str, refresher, rejected_token: str | None = None) -> bool:
         """Serialised, single-use refresh (TS-08). ``refresher(refresh_token)`` returns the token
         response dict or raises. Inside the lock the row is re-read: if another request already
-        refreshed (expiry moved on), nothing is sent. Returns True when a usable token exists."""
+        refreshed (expiry moved on), nothing is sent. Returns True when a usable token exists.
+
+        ``rejected_token``: the access token the EHR just answered 401 to (TS-09). The EHR may end a
+        token before its ``expires_in`` (revocation, key rotation), so then the expiry we hold proves
+        nothing: refresh unless the stored token is already a different one."""
         with self.lock(launch_id):
             with self.engine.begin() as conn:
                 row = conn.execute(
@@ -364,7 +368,10 @@ class SessionStore:
                 if row is None or row.ended:
                     return False
                 expires = _aware(row.token_expires_at)
-                if expires and expires - utcnow() > timedelta(seconds=60):
+                if rejected_token is not None:
+                    if self.decrypt(row.access_token_enc) != rejected_token:
+                        return True  # someone else refreshed while we waited
+                elif expires and expires - utcnow() > timedelta(seconds=60):
                     return True  # someone else refreshed while we waited
                 refresh = self.decrypt(row.refresh_token_enc)
                 if not refresh:

@@ -42,7 +42,7 @@ class EhrClient:
         token: Callable[[], str | None],
         *,
         reg=None,
-        refresh: Callable[[], bool] | None = None,
+        refresh: Callable[[str], bool] | None = None,
         http: requests.Session | None = None,
     ):
         self.base = base.rstrip("/")
@@ -57,9 +57,9 @@ class EhrClient:
 
         sessions = app_state.sessions
 
-        def refresh() -> bool:
+        def refresh(rejected_token: str) -> bool:
             current = sessions.get_launch(record.launch_id)
-            return bool(current and current.has_refresh_token and refresh_launch_tokens(current))
+            return bool(current and current.has_refresh_token and refresh_launch_tokens(current, rejected_token))
 
         return cls(
             record.iss,
@@ -91,7 +91,7 @@ class EhrClient:
                 )
             except requests.RequestException:
                 raise EhrError(0, "The EHR did not respond.") from None
-            if resp.status_code == 401 and attempt == 1 and self._refresh and self._refresh():
+            if resp.status_code == 401 and attempt == 1 and self._refresh and self._refresh(token):
                 continue
             if resp.status_code == 401:
                 raise EhrSessionEnded(401, "Your session with the EHR has ended.")

@@ -200,6 +200,15 @@ def callback():
 
     patient = tokens.get("patient")
     if not isinstance(patient, str) or not patient:
+        # Epic gives no patient for provider-facing standalone launches (SA-04); nothing is stored.
+        if auth.mode == "standalone":
+            return error_page(
+                400,
+                "No young person was chosen",
+                "Your organisation's system did not say which young person you want to see, and choosing "
+                "a young person inside this app is not supported. Ask your system administrator to turn on "
+                "patient selection for this app, then sign in again.",
+            )
         return error_page(
             400,
             "No patient was chosen",
@@ -274,8 +283,9 @@ def _fetch_banner(iss: str, patient_id: str, access_token: str, reg) -> dict:
     return banner_from_patient(patient)
 
 
-def refresh_launch_tokens(record: LaunchRecord) -> bool:
-    """Serialised single-use refresh for one context (TS-08); False ends the session."""
+def refresh_launch_tokens(record: LaunchRecord, rejected_token: str | None = None) -> bool:
+    """Serialised single-use refresh for one context (TS-08); False ends the session.
+    ``rejected_token``: the access token the EHR just refused with 401 (TS-09)."""
     reg = state().config.ehr_for_iss(record.iss)
     if reg is None or not record.token_endpoint:
         return False
@@ -283,6 +293,7 @@ def refresh_launch_tokens(record: LaunchRecord) -> bool:
     return state().sessions.refresh_tokens(
         record.launch_id,
         lambda rt: smart.refresh(reg, token_endpoint=record.token_endpoint, refresh_token=rt),
+        rejected_token=rejected_token,
     )
 
 

@@ -7,12 +7,13 @@ exception message (callers show a correlation id instead).
 
 The registration object passed in is duck-typed (``smart_app.config.EhrRegistration``): ``iss``,
 ``client_id``, ``auth_method``, ``private_key_file``, ``key_id``, ``client_secret``,
-``url_allowed(url, pinned=...)``.
+``url_allowed(url, pinned=...)``, and optionally ``oidc_issuer`` (the id_token issuer pinned for the EHR).
 """
 
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import logging
 import secrets
@@ -113,8 +114,13 @@ class SmartClient:
                     conf = self._from_capability(resp.json(), iss)
             except (requests.RequestException, ValueError):
                 conf = None
+            if conf is not None:
+                conf = self._with_pinned_oidc(reg, conf)
         if conf is None:
             raise SmartError("discovery", "EHR configuration unavailable, try again later")
+        pinned_issuer = getattr(reg, "oidc_issuer", None)
+        if pinned_issuer and conf.issuer not in (None, pinned_issuer):
+            raise SmartError("discovery", "EHR configuration names an unregistered identity issuer")
         for url in (conf.authorization_endpoint, conf.token_endpoint):
             if not reg.url_allowed(url, pinned=True):
                 raise SmartError("discovery", "EHR configuration points at an unregistered server")
@@ -141,6 +147,25 @@ class SmartClient:
             code_challenge_methods=tuple(methods) if isinstance(methods, list) else None,
             capabilities=tuple(c for c in doc.get("capabilities", []) if isinstance(c, str)),
         )
+
+    def _with_pinned_oidc(self, reg, conf: SmartConfiguration) -> SmartConfiguration:
+        """The CapabilityStatement names no id_token issuer or JWKS URL, so after the /metadata
+        fallback (EL-04) take both from the OIDC issuer pinned for this EHR in the registry
+        (EL-17 step 2). Without a pin the id_token cannot be checked and the launch stops there."""
+        issuer = getattr(reg, "oidc_issuer", None)
+        if not issuer:
+            return conf
+        url = issuer.rstrip("/") + "/.well-known/openid-configuration"
+        if not reg.url_allowed(url, pinned=True):
+            return conf
+        try:
+            resp = self._get(url, "application/json")
+            doc = resp.json() if resp.status_code == 200 else None
+        except (requests.RequestException, ValueError):
+            doc = None
+        if not isinstance(doc, dict) or doc.get("issuer") != issuer or not isinstance(doc.get("jwks_uri"), str):
+            return conf
+        return dataclasses.replace(conf, issuer=issuer, jwks_uri=urljoin(url, doc["jwks_uri"]))
 
     @staticmethod
     def _from_capability(doc: Any, iss: str) -> SmartConfiguration | None:
@@ -321,31 +346,50 @@ class SmartClient:
         if header.get("alg") not in ID_TOKEN_ALGS:
             raise SmartError("id_token", "The identity token uses an algorithm we do not accept.")
         kid = header.get("kid")
+        kty = "EC" if header["alg"].startswith("ES") else "RSA"
 
         def pick(doc: dict):
-            keys = [k for k in doc["keys"] if isinstance(k, dict) and k.get("use", "sig") == "sig"]
+            keys = [k for k in doc["keys"] if isinstance(k, dict) and k.get("use", "sig") == "sig"
+                    and k.get("kty") == kty]
             if kid is not None:
                 keys = [k for k in keys if k.get("kid") == kid]
+            # No kid (LAUNCHER): only a lone signing key of the right type is acceptable (EL-17 step 3).
             return keys[0] if len(keys) == 1 else None
 
-        jwk = pick(self._jwks(reg, jwks_uri))
-        if jwk is None:
-            jwk = pick(self._jwks(reg, jwks_uri, force=True))  # key rotation: refetch once
-        if jwk is None:
-            raise SmartError("id_token", "The identity token was signed with an unknown key.")
-        try:
-            key = jwt.PyJWK(jwk).key
+        def decode(jwk: dict) -> dict:
             options = {"require": ["exp", "iat", "sub", "aud", "iss"]}
-            claims = jwt.decode(
+            return jwt.decode(
                 id_token,
-                key,
+                jwt.PyJWK(jwk).key,
                 algorithms=[header["alg"]],
                 audience=reg.client_id,
                 issuer=issuer if issuer else None,
                 options=options if issuer else {**options, "verify_iss": False},
                 leeway=60,
             )
-        except jwt.PyJWTError as exc:
+
+        refetched = False
+        jwk = pick(self._jwks(reg, jwks_uri))
+        if jwk is None:
+            jwk = pick(self._jwks(reg, jwks_uri, force=True))  # key rotation: refetch once
+            refetched = True
+        if jwk is None:
+            if kid is None:
+                raise SmartError("id_token", "The identity token does not say which of the EHR's signing keys "
+                                             "was used, and the EHR publishes more than one.")
+            raise SmartError("id_token", "The identity token was signed with an unknown key.")
+        try:
+            try:
+                claims = decode(jwk)
+            except jwt.InvalidSignatureError:
+                if kid is not None or refetched:
+                    raise
+                # A kid-less token checked against a cached lone key: the EHR may have rotated it.
+                jwk = pick(self._jwks(reg, jwks_uri, force=True))
+                if jwk is None:
+                    raise
+                claims = decode(jwk)
+        except (jwt.PyJWTError, ValueError, TypeError) as exc:
             raise SmartError("id_token", f"The identity token is not valid ({type(exc).__name__}).") from None
         if claims.get("nonce") != nonce:
             raise SmartError("id_token", "The identity token does not belong to this sign-in.")
