@@ -203,20 +203,32 @@ def _install_template_globals(app: Flask) -> None:
 
     from .context import read_only_reason
 
-    def risk_status():
+    def risk_banner():
+        """What the every-page risk banner shows (``smart_app.risk``), from the request's records
+        snapshot. Agency launches see it only on the shared plan, after the consent check: the
+        banner must not tell an agency without consent that a young person is at risk."""
         launch = g.get("launch")
         if launch is None or not launch.patient_ref:
             return None
-        if "risk_status" not in g:
-            from .summary.data import risk_status as compute
+        if launch.mode != "ehr" and not g.get("shared_plan_allowed"):
+            return None
+        if "risk_banner" not in g:
+            from . import records, risk
 
-            status = compute(launch.local_store, launch.patient_ref)
-            if status["safety_plan"] and launch.mode == "ehr":
-                status["safety_plan_href"] = url_for("summary.index", launch_id=launch.launch_id) + "#safety-plan"
-            g.risk_status = status
-        return g.risk_status
+            state = risk.of_records(records.of(launch.local_store, launch.patient_ref))
+            href = None
+            if state.has_plan:
+                href = (url_for("summary.index", launch_id=launch.launch_id) if launch.mode == "ehr" else "") + "#safety-plan"
+            g.risk_banner = {
+                "risk_support": state.risk_support,
+                "plan_active": state.plan_active,
+                "plan_overdue": state.plan_overdue,
+                "plan_review": state.plan_review.strftime("%-d %B %Y") if state.plan_review else None,
+                "safety_plan_href": href,
+            }
+        return g.risk_banner
 
-    app.jinja_env.globals["risk_status"] = risk_status
+    app.jinja_env.globals["risk_banner"] = risk_banner
 
     @app.context_processor
     def _globals():

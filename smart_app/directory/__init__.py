@@ -23,6 +23,8 @@ from pathlib import Path
 from thrive_fhir import canonical
 
 EXAMPLE_PATH = Path(__file__).with_name("example-directory.json")
+#: Where the loaded directory lives: ``app.extensions[DIRECTORY_KEY]`` (set by ``smart_app.journeys``).
+DIRECTORY_KEY = "thrive_directory"
 
 #: The kinds of agency a directory may list (the agency types of ``thrive_fhir.builders.people``);
 #: used for wording and for matching agencies to the people who took part in a shared decision.
@@ -235,6 +237,17 @@ def agency_ref(directory: Directory, agency: Agency) -> str:
     key = ("agency-ref", agency.key)
     if key not in directory._by_key:
         directory._by_key[key] = "Organization/" + build_organization(_org_input(directory, agency))["id"]
+    return directory._by_key[key]
+
+
+def names_by_ref(directory: Directory) -> dict[str, str]:
+    """``{"Organization/…": agency name, "HealthcareService/…": service name}`` for every entry
+    (the directory's agencies and services are not in the local store, but plans point at them)."""
+    key = ("names-by-ref",)
+    if key not in directory._by_key:
+        names = {agency_ref(directory, a): a.name for a in directory.agencies}
+        names.update({service_ref(directory, s): s.name for s in directory.services})
+        directory._by_key[key] = names
     return directory._by_key[key]
 
 

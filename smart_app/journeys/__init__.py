@@ -64,7 +64,7 @@ def error_link(item: tuple[str, str]) -> dict:
 def journey_datetime(value) -> str:
     """'4 March 2025 at 3:30pm' (UK style, as the NHS style guide writes dates and times)."""
     if isinstance(value, str):
-        from .records import parse_when
+        from smart_app.records import parse_when
 
         value = parse_when(value)
     if isinstance(value, datetime):
@@ -77,7 +77,7 @@ def journey_datetime(value) -> str:
 
 def journey_date(value) -> str:
     if isinstance(value, str):
-        from .records import parse_when
+        from smart_app.records import parse_when
 
         value = parse_when(value)
     if isinstance(value, (date, datetime)):

@@ -9,10 +9,10 @@ from flask import current_app, redirect, render_template, request
 
 from thrive_fhir.builders import BuildError
 
+from smart_app.directory import DIRECTORY_KEY
+
 from .formkit import FormErrors, new_token
 from .saving import Conflict
-
-DIRECTORY_KEY = "thrive_directory"
 
 
 def directory():

@@ -15,11 +15,12 @@ from flask import request
 
 from thrive_fhir.builders import BuildError, ConsentInput, build_consent, withdraw_all
 
+from smart_app import records
 from smart_app.context import current_launch, launch_blueprint, launch_required, write_required
 from smart_app.directory import agency_ref
 
-from . import formkit, records, saving
-from .common import directory, done, now, render, saved_message, today
+from . import formkit, saving
+from .common import directory, done, now, render, saved_message
 from .forms import ConsentForm, WithdrawForm
 
 bp = launch_blueprint("consent", __name__, url_prefix="/sharing")

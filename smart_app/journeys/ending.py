@@ -24,9 +24,10 @@ from thrive_fhir.builders import (
 )
 from thrive_fhir.ids import resource_id
 
+from smart_app import records, risk
 from smart_app.context import current_launch, launch_blueprint, launch_required, write_required
 
-from . import formkit, records, saving, vocab
+from . import formkit, saving, vocab
 from .common import done, now, render, saved_message, today
 from .forms import GOAL_OUTCOMES, EndingForm
 from .formkit import Choice, Text
@@ -61,7 +62,7 @@ def _page(values=None, errors=None, status=200):
     store = launch.local_store
     current = records.current_grouping(store, launch.patient_ref)
     episode = records.active_episode(store, launch.patient_ref, launch.organization_ref)
-    finished = [e for e in store.for_patient(launch.patient_ref, "EpisodeOfCare") if e.get("status") == "finished"]
+    finished = [e for e in records.of(store, launch.patient_ref).all("EpisodeOfCare") if e.get("status") == "finished"]
     if values is None:
         values = {"grouping": current.code if current else ""}
     return render(
@@ -167,8 +168,8 @@ def end_help():
         errors.add(field, exc.message.rstrip("."))
         return _page(raw, errors, 400)
     plan = records.safety_plan(store, w.patient_ref)
-    items += saving.flag_changes(store, w, data["token"], grouping=data["grouping"],
-                                 plan_active=records.plan_is_active(plan, today()), now=when)
+    after = risk.assess(data["grouping"], plan.resource if plan else None, today())
+    items += saving.flag_changes(store, w, data["token"], risk=after, now=when)
     try:
         outcome = saving.save(store, w, items, activity="update", created_ref=f"Observation/{obs['id']}")
     except saving.Conflict:

@@ -11,21 +11,17 @@ first rating is within what a goal score can move by chance (NHS England's CYP o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import date, datetime
 
 from markupsafe import Markup, escape
 
 from thrive_fhir.canonical import GBO_RELIABLE_CHANGE
 
+from smart_app.records import Rating
+
 #: Ask for an explicit discussion when this many ratings show no reliable improvement.
 DEFAULT_REVIEW_AFTER = 3
 
-
-@dataclass(frozen=True)
-class Rating:
-    when: date | datetime
-    score: int
 
 
 def change(ratings: list[Rating]) -> int | None:

@@ -27,9 +27,10 @@ from thrive_fhir.builders import (
 from thrive_fhir.builders.goals import MAX_OPEN_GOALS
 from thrive_fhir.ids import resource_id
 
+from smart_app import records
 from smart_app.context import current_launch, launch_blueprint, launch_required, write_required
 
-from . import formkit, gbo, records, saving
+from . import formkit, gbo, saving
 from .common import build_error_to_form, done, now, render, saved_message, today
 from .forms import GOAL_OUTCOMES, CloseGoalForm, DiscussionForm, NewGoalForm, ratings_form
 from .localids import derived_uuid4
@@ -71,7 +72,6 @@ def _page(values=None, errors=None, status=200, form=None, **extra):
         can_add=len(open_goals) < MAX_OPEN_GOALS,
         max_goals=MAX_OPEN_GOALS,
         review_after=_review_after(),
-        scores=list(range(11)),
         saved=saved_message(),
         **extra,
     )

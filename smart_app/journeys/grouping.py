@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from flask import request
 
-from thrive_fhir import canonical
 from thrive_fhir.builders import BuildError, GroupingDecision, PreviousGrouping, build_grouping
 from thrive_fhir.ids import resource_id
 
+from smart_app import records, risk
 from smart_app.context import current_launch, launch_blueprint, launch_required, write_required
 
-from . import formkit, records, saving, vocab
+from . import formkit, saving, vocab
 from .common import build_error_to_form, directory, done, now, render, saved_message, today
 from .forms import GroupingForm
 
@@ -161,9 +161,8 @@ def agree():
         return _form_page(raw, errors, 400)
 
     plan = records.safety_plan(store, w.patient_ref)
-    flags = saving.flag_changes(
-        store, w, data["token"], grouping=data["grouping"], plan_active=records.plan_is_active(plan, today()), now=when
-    )
+    after = risk.assess(data["grouping"], plan.resource if plan else None, today())
+    flags = saving.flag_changes(store, w, data["token"], risk=after, now=when)
     try:
         outcome = saving.save(store, w, [*episode_items, (obs, 0), *flags], activity="create", created_ref=created_ref)
     except saving.Conflict:

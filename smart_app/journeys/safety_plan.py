@@ -17,10 +17,11 @@ from sqlalchemy import select
 
 from thrive_fhir.builders import BuildError, SafetyPlanInput, SafetyPlanItem, build_safety_plan
 
+from smart_app import records, risk
 from smart_app.context import current_launch, launch_blueprint, launch_required, write_required
 from smart_app.directory import agency_ref, service_ref
 
-from . import records, saving, vocab
+from . import saving, vocab
 from .common import directory, done, now, render, saved_message, today
 from .forms import parse_safety_plan
 
@@ -169,7 +170,7 @@ def index():
         plan=plan,
         sections=_sections_view(plan.resource if plan else None, launch),
         versions=_versions(launch.local_store, plan),
-        active=records.plan_is_active(plan, today()),
+        active=risk.assess(None, plan.resource if plan else None, today()).plan_active,
         saved=saved_message(),
     )
 
@@ -284,8 +285,8 @@ def edit():
     if plan is None and expected:
         # the form was drawn from a plan that no longer exists here: treat as a conflict, never a blind create
         return _form_page(raw, counts, None, 409, conflict=saving.Conflict(f"CarePlan/{resource['id']}", None, 0))
-    flags = saving.flag_changes(store, w, head["token"], grouping=grouping.code if grouping else None,
-                                plan_active=review >= today(), now=when)
+    after = risk.assess(grouping.code if grouping else None, resource, today())
+    flags = saving.flag_changes(store, w, head["token"], risk=after, now=when)
     try:
         outcome = saving.save(store, w, [(resource, expected), *flags], activity="update" if plan else "create",
                               created_ref=created_ref)

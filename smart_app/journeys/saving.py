@@ -20,7 +20,9 @@ from datetime import date, datetime, timezone
 from thrive_fhir.builders import EpisodeInput, RiskFlagInput, build_episode, build_risk_flag
 from thrive_fhir.localstore import ChangeSet, StaleVersion
 
-from . import records
+from smart_app import records
+from smart_app.risk import RiskState
+
 from .localids import derived_uuid4
 
 #: Keys whose value is the time of saving, not content: two posts of one form differ only there.
@@ -86,12 +88,14 @@ def save(store, w: Who, items: list[tuple[dict, int | None]], *, activity: str, 
         with store.session() as s:
             store.record(s, cs)
     except StaleVersion as exc:
+        records.forget()  # the page redrawn after a refused save must show what is saved now
         if created_ref and exc.resource_ref == created_ref:
             return "duplicate"  # the twin post won the race
         mine = next((r for r, _ in items if f"{r['resourceType']}/{r['id']}" == exc.resource_ref), None)
         if mine is not None and exc.current_resource is not None and stable(mine) == stable(exc.current_resource):
             return "duplicate"
         raise Conflict(exc.resource_ref, exc.current_resource, exc.current_version) from None
+    records.forget()
     return "saved"
 
 
@@ -113,16 +117,17 @@ def episode_for(store, w: Who, token: str, today: date) -> tuple[str, list[tuple
 
 
 # --- the risk banner Flag ---------------------------------------------------------------------
-def flag_changes(store, w: Who, token: str, *, grouping: str | None, plan_active: bool,
+def flag_changes(store, w: Who, token: str, *, risk: RiskState,
                  now: datetime | None = None) -> list[tuple[dict, int | None]]:
-    """Raise or clear the "Getting Risk Support: safety plan in place" Flag to match the records.
+    """Raise or clear the "Getting Risk Support: safety plan in place" Flag to match ``risk``, the
+    risk state the records will have once this save lands (``smart_app.risk.assess``).
 
-    The Flag is derived, never the source of truth: it is active exactly while the current grouping
-    is Getting Risk Support and there is an active safety plan (the code's definition). Clearing
-    keeps the Flag with an end time; raising again later starts a new Flag.
+    The Flag is derived, never the source of truth: it is active exactly while ``risk.flag_wanted``
+    (Getting Risk Support AND an active, in-date safety plan; see ``smart_app.risk``). Clearing keeps
+    the Flag with an end time; raising again later starts a new Flag.
     """
     now = now or datetime.now(timezone.utc)
-    wanted = grouping == "getting-risk-support" and plan_active
+    wanted = risk.flag_wanted
     current = records.active_flag(store, w.patient_ref)
     if wanted and current is None:
         flag = build_risk_flag(

@@ -22,10 +22,11 @@ from thrive_fhir.builders import (
 from thrive_fhir.ids import resource_id
 from thrive_fhir import terminology
 
+from smart_app import records
 from smart_app.context import current_launch, launch_blueprint, launch_required, write_required
 from smart_app.directory import service_ref
 
-from . import formkit, records, saving, vocab
+from . import formkit, saving, vocab
 from .common import directory, done, now, render, saved_message, today
 from .forms import SignpostForm
 from .localids import derived_uuid4

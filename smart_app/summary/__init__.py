@@ -19,19 +19,10 @@ def index():
         from flask import redirect
 
         return redirect(launch.url_for("agency.index"), code=303)
+    # The page and the every-page risk banner share the request's one records snapshot.
     summary = build_summary(
         launch.local_store, launch.patient_ref, patient_name=(launch.banner or {}).get("name")
     )
-    # The every-page risk alert reads the same facts: reuse them instead of querying again.
-    from flask import g
-
-    g.risk_status = {
-        "risk_support": summary.risk_support,
-        "safety_plan": summary.safety_plan is not None,
-        "safety_plan_id": summary.safety_plan_id,
-        "safety_plan_review": summary.safety_plan.review_display if summary.safety_plan else None,
-        "safety_plan_href": "#safety-plan",
-    }
     drafts = state().sessions.drafts_for(request.cookies.get(COOKIE_NAME), launch.record)
     return render_template(
         "summary/index.html",

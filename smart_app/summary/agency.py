@@ -13,14 +13,16 @@ import logging
 import uuid
 from datetime import datetime, timezone
 
-from flask import render_template
+from flask import g, render_template
 
 from thrive_fhir import canonical
 from thrive_fhir.localstore import ChangeSet
 
+from .. import records
 from ..context import current_launch, error_page, launch_blueprint, launch_required, state
+from ..records import as_utc, parse_when
 from .chart import progress_chart
-from .data import build_summary, parse_when
+from .data import build_summary
 
 log = logging.getLogger("smart_app.agency")
 
@@ -45,7 +47,7 @@ def consent_for(consents: list[dict], patient_ref: str, organization_ref: str | 
         if provision.get("type") != "permit":
             continue
         period = provision.get("period") or {}
-        start, end = parse_when(period.get("start")), parse_when(period.get("end"))
+        start, end = as_utc(parse_when(period.get("start"))), as_utc(parse_when(period.get("end")))
         if start and start > now:
             continue
         if end and (end if len(period.get("end", "")) > 10 else end.replace(hour=23, minute=59, second=59)) < now:
@@ -108,8 +110,8 @@ def index():
     launch = current_launch()
     now = datetime.now(timezone.utc)
     store = launch.local_store
-    consents = store.for_patient(launch.patient_ref, type="Consent")
-    consent = consent_for(consents, launch.patient_ref, launch.organization_ref, now)
+    recs = records.of(store, launch.patient_ref)
+    consent = consent_for(recs.all("Consent"), launch.patient_ref, launch.organization_ref, now)
     if consent is None:
         write_audit(launch, build_read_audit(launch, [], allowed=False, now=now))
         return error_page(
@@ -118,7 +120,8 @@ def index():
             "The young person has not agreed to share their plan with your organisation, or their "
             "agreement has ended. Contact the team that looks after them if you need to know more.",
         )
-    summary = build_summary(store, launch.patient_ref, patient_name=(launch.banner or {}).get("name"))
+    g.shared_plan_allowed = True  # the consent check passed: the risk banner may show
+    summary = build_summary(store, launch.patient_ref, patient_name=(launch.banner or {}).get("name"), records=recs)
     read = [f"Consent/{consent['id']}"]
     if summary.current:
         read.append(f"Observation/{summary.current.id}")

@@ -1,20 +1,24 @@
-"""Read one young person's plan out of the local store into plain view data for the Summary page.
+"""The Summary page's view data: one young person's plan in words, dates and names.
 
-Works on FHIR JSON as stored (the builders' output, or anything valid arriving by sync), so it
-only relies on the elements fhir-model.md marks required. One ``for_patient`` query feeds the
-whole page; names of people and organisations are looked up once each per request.
+The facts (current grouping, goals and ratings, safety plan, consents, signposts, care team, risk)
+come from :mod:`smart_app.records` and :mod:`smart_app.risk`, the one home of those questions; this
+module only turns them into what people read. It works on FHIR JSON as stored (the builders'
+output, or anything valid arriving by sync), so it relies only on the elements fhir-model.md marks
+required. The request's one records snapshot feeds the whole page; names of people and
+organisations come from that snapshot or the services directory, else one store read per name.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
-from typing import Any
+from datetime import date, datetime
 
 from thrive_fhir import canonical
 
-ACTIVE_GOAL_STATUSES = ("proposed", "accepted", "active", "on-hold")
+from .. import records as rec
+from ..records import as_utc, has_code, parse_when
+from ..risk import RiskState, of_records
+
 OPEN_REQUEST_STATUSES = ("draft", "active", "on-hold")
 ACTIVE_TASK_STATUSES = ("draft", "requested", "received", "accepted", "ready", "in-progress", "on-hold")
 
@@ -54,35 +58,11 @@ def concept_text(cc: dict | None) -> str:
     return codes[0].replace("-", " ").capitalize() if codes else ""
 
 
-def _codes(cc: dict | None) -> set[tuple[str, str]]:
-    return {(c.get("system", ""), c.get("code", "")) for c in (cc or {}).get("coding", [])}
-
-
-def _has_code(ccs: list[dict] | dict | None, system: str, code: str) -> bool:
-    if isinstance(ccs, dict):
-        ccs = [ccs]
-    return any((system, code) in _codes(cc) for cc in ccs or [])
-
-
-def parse_when(value: str | None) -> datetime | None:
-    if not value:
-        return None
-    try:
-        if len(value) == 10:
-            return datetime.fromisoformat(value).replace(tzinfo=timezone.utc)
-        if len(value) in (4, 7):
-            return datetime.fromisoformat(value + ("-01-01" if len(value) == 4 else "-01")).replace(tzinfo=timezone.utc)
-        dt = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
-    except ValueError:
-        return None
-
-
 def show_date(value: str | None, with_time: bool = False) -> str:
     dt = parse_when(value)
     if dt is None:
         return value or ""
-    if with_time and value and len(value) > 10:
+    if with_time and isinstance(dt, datetime):
         return dt.strftime("%-d %B %Y, %H:%M")
     return dt.strftime("%-d %B %Y")
 
@@ -106,11 +86,15 @@ def person_name(resource: dict | None) -> str | None:
 
 
 class Names:
-    """Resolves references to display names via the local store, once per reference per page."""
+    """Resolves references to display names, once per reference per page: the known names first
+    (the young person, directory agencies and services), then the records snapshot (people saved
+    with the plan), then one local store read."""
 
-    def __init__(self, store, patient_ref: str | None = None, patient_name: str | None = None):
+    def __init__(self, store, patient_ref: str | None = None, patient_name: str | None = None,
+                 records: rec.PatientRecords | None = None, known: dict[str, str] | None = None):
         self.store = store
-        self.cache: dict[str, str] = {}
+        self.records = records
+        self.cache: dict[str, str] = dict(known or {})
         if patient_ref:
             self.cache[patient_ref] = patient_name or "The young person"
 
@@ -126,10 +110,14 @@ class Names:
         name = None
         if "/" in ref and self.store is not None:
             rtype, rid = ref.split("/", 1)
-            try:
-                resource = self.store.current(rtype, rid)
-            except Exception:
-                resource = None
+            found = self.records.get(ref) if self.records is not None else None
+            if found is not None:
+                resource = found.resource
+            else:
+                try:
+                    resource = self.store.current(rtype, rid)
+                except Exception:
+                    resource = None
             if rtype == "PractitionerRole" and resource:
                 who = self(resource.get("practitioner"))
                 role = concept_text((resource.get("code") or [None])[0])
@@ -230,11 +218,12 @@ class PlanSummary:
     consent_period: str
     consents: list[dict]
     care_team: list[tuple[str, str]]
+    risk: RiskState
     safety_plan_id: str | None = None
 
     @property
     def risk_support(self) -> bool:
-        return bool(self.current and self.current.code == "getting-risk-support")
+        return self.risk.risk_support
 
 
 def _grouping_view(obs: dict, names: Names) -> GroupingView:
@@ -262,93 +251,42 @@ def _grouping_view(obs: dict, names: Names) -> GroupingView:
     )
 
 
-def _is_grouping(obs: dict) -> bool:
-    return _has_code(obs.get("code"), canonical.CS_CONCEPTS, "thrive-grouping")
+def _known_names() -> dict[str, str]:
+    """Directory agencies and services by reference (they are not in the local store)."""
+    from flask import current_app, has_app_context
+
+    from ..directory import DIRECTORY_KEY, names_by_ref
+
+    if not has_app_context() or DIRECTORY_KEY not in current_app.extensions:
+        return {}
+    return names_by_ref(current_app.extensions[DIRECTORY_KEY])
 
 
-def is_safety_plan(cp: dict) -> bool:
-    return _has_code(cp.get("category"), canonical.CS_CONCEPTS, "safety-plan")
+def build_summary(store, patient_ref: str, *, patient_name: str | None = None, today: date | None = None,
+                  records: rec.PatientRecords | None = None) -> PlanSummary:
+    """The Summary of ``patient_ref`` from the request's records snapshot (or ``records``)."""
+    recs = records or rec.of(store, patient_ref)
+    risk = of_records(recs, today)
+    names = Names(store, patient_ref, patient_name, recs, _known_names())
 
+    timeline = [_grouping_view(g.resource, names) for g in recs.groupings]  # newest first
+    current = timeline[0] if timeline else None
 
-def active_safety_plan(careplans: list[dict], today: date | None = None) -> dict | None:
-    plans = [cp for cp in careplans if is_safety_plan(cp) and cp.get("status") == "active"]
-    plans.sort(key=lambda cp: (cp.get("created") or "", cp.get("meta", {}).get("lastUpdated") or ""))
-    return plans[-1] if plans else None
-
-
-def current_grouping(observations: list[dict]) -> dict | None:
-    groupings = [o for o in observations if _is_grouping(o) and o.get("status") != "entered-in-error"]
-    groupings.sort(key=lambda o: parse_when(o.get("effectiveDateTime")) or datetime.min.replace(tzinfo=timezone.utc))
-    return groupings[-1] if groupings else None
-
-
-def grouping_code(obs: dict | None) -> str | None:
-    if not obs:
-        return None
-    return next(
-        (c.get("code") for c in (obs.get("valueCodeableConcept") or {}).get("coding", [])
-         if c.get("system") == canonical.CS_GROUPING),
-        None,
-    )
-
-
-def _slot_of(goal: dict) -> int | None:
-    for target in goal.get("target", []):
-        for c in (target.get("measure") or {}).get("coding", []):
-            for slot, (code, _d) in canonical.GBO_SCORE_CODES.items():
-                if c.get("code") == code:
-                    return slot
-            if c.get("code") in canonical.GBO_SCORE_CODES_LEGACY:
-                return canonical.GBO_SCORE_CODES_LEGACY[c["code"]]
-    return None
-
-
-def build_summary(store, patient_ref: str, *, patient_name: str | None = None, today: date | None = None) -> PlanSummary:
-    today = today or date.today()
-    names = Names(store, patient_ref, patient_name)
-    by_type: dict[str, list[dict]] = defaultdict(list)
-    for r in store.for_patient(patient_ref):
-        by_type[r.get("resourceType", "")].append(r)
-
-    observations = by_type["Observation"]
-    groupings = [o for o in observations if _is_grouping(o) and o.get("status") != "entered-in-error"]
-    groupings.sort(key=lambda o: parse_when(o.get("effectiveDateTime")) or datetime.min.replace(tzinfo=timezone.utc))
-    timeline = [_grouping_view(o, names) for o in groupings]
-    current = timeline[-1] if timeline else None
-
-    scores_by_goal: dict[str, list[ScorePoint]] = defaultdict(list)
-    for o in observations:
-        if o.get("status") == "entered-in-error" or not isinstance(o.get("valueInteger"), int):
-            continue
-        for f in o.get("focus", []):
-            ref = f.get("reference", "")
-            if ref.startswith("Goal/"):
-                when = parse_when(o.get("effectiveDateTime"))
-                if when:
-                    scores_by_goal[ref[5:]].append(
-                        ScorePoint(when, show_date(o.get("effectiveDateTime")), o["valueInteger"],
-                                   names((o.get("performer") or [None])[0]))
-                    )
     goals = []
-    for g in by_type["Goal"]:
-        if g.get("lifecycleStatus") not in ACTIVE_GOAL_STATUSES:
+    for g in recs.goals:
+        if not g.is_open:
             continue
-        view = GoalView(
-            id=g.get("id", ""),
-            text=(g.get("description") or {}).get("text", ""),
-            slot=_slot_of(g),
-            status=g.get("lifecycleStatus", ""),
-            start_display=show_date(g.get("startDate")),
-            scores=sorted(scores_by_goal.get(g.get("id", ""), []), key=lambda s: s.when),
-        )
-        goals.append(view)
+        scores = [
+            ScorePoint(as_utc(r.when), show_date(r.when.isoformat()), r.score, names(r.rater))
+            for r in g.ratings
+        ]
+        goals.append(GoalView(id=g.id, text=g.description, slot=g.slot, status=g.resource.get("lifecycleStatus", ""),
+                              start_display=show_date(g.resource.get("startDate")), scores=scores))
     goals.sort(key=lambda v: (v.slot or 9, v.start_display))
 
-    plan = active_safety_plan(by_type["CarePlan"])
     plan_view = None
-    if plan:
-        end = (plan.get("period") or {}).get("end")
-        end_dt = parse_when(end)
+    if risk.has_plan:
+        plan = recs.safety_plan.resource
         sections: dict[str, list[str]] = {}
         for act in plan.get("activity", []):
             detail = act.get("detail") or {}
@@ -358,22 +296,19 @@ def build_summary(store, patient_ref: str, *, patient_name: str | None = None, t
             id=plan.get("id", ""),
             status=plan.get("status", ""),
             title=plan.get("title") or "Safety plan",
-            review_display=show_date(end),
-            overdue=bool(end_dt and end_dt.date() < today),
+            review_display=show_date((plan.get("period") or {}).get("end")),
+            overdue=risk.plan_overdue,
             author=names(plan.get("author")),
             sections=list(sections.items()),
         )
 
     requests = []
-    tasks_by_focus = {
-        (t.get("focus") or {}).get("reference", ""): t for t in by_type["Task"]
-    }
-    for sr in by_type["ServiceRequest"]:
+    for sp in recs.signposts:
+        sr, task = sp.request, sp.task
         if sr.get("status") not in OPEN_REQUEST_STATUSES:
             continue
-        kind = "referral" if _has_code(sr.get("category"), canonical.CS_CONCEPTS, "referral") else "signposting"
+        kind = "referral" if has_code(sr.get("category"), canonical.CS_CONCEPTS, "referral") else "signposting"
         status = sr.get("status", "")
-        task = tasks_by_focus.get(f"ServiceRequest/{sr.get('id')}")
         if task:
             status = task.get("status", status)
             if status not in ACTIVE_TASK_STATUSES:
@@ -387,10 +322,11 @@ def build_summary(store, patient_ref: str, *, patient_name: str | None = None, t
                 status=status.replace("-", " "),
             )
         )
+    requests.reverse()  # oldest first, as the page lists them
 
     shared_with: list[str] = []
     consent_period = ""
-    active_consents = [c for c in by_type["Consent"] if c.get("status") == "active"]
+    active_consents = [v.resource for v in recs.consents if v.resource.get("status") == "active"]
     for c in active_consents:
         provision = c.get("provision") or {}
         if provision.get("type", "permit") != "permit":
@@ -404,10 +340,9 @@ def build_summary(store, patient_ref: str, *, patient_name: str | None = None, t
             consent_period = f"until {show_date(period['end'])}"
 
     care_team: list[tuple[str, str]] = []
-    for ct in by_type["CareTeam"]:
-        if ct.get("status") not in (None, "active", "proposed"):
-            continue
-        for p in ct.get("participant", []):
+    team = recs.care_team
+    if team is not None and team.resource.get("status") in (None, "active", "proposed"):
+        for p in team.resource.get("participant", []):
             role = concept_text((p.get("role") or [None])[0])
             who = names(p.get("member"))
             org = names(p.get("onBehalfOf")) if p.get("onBehalfOf") else ""
@@ -416,7 +351,7 @@ def build_summary(store, patient_ref: str, *, patient_name: str | None = None, t
     return PlanSummary(
         patient_ref=patient_ref,
         current=current,
-        timeline=list(reversed(timeline)),
+        timeline=timeline,
         goals=goals,
         safety_plan=plan_view,
         requests=requests,
@@ -424,19 +359,6 @@ def build_summary(store, patient_ref: str, *, patient_name: str | None = None, t
         consent_period=consent_period,
         consents=active_consents,
         care_team=care_team,
+        risk=risk,
         safety_plan_id=plan_view.id if plan_view else None,
     )
-
-
-def risk_status(store, patient_ref: str) -> dict[str, Any]:
-    """What the every-page risk alert needs: Getting Risk Support now? an active safety plan?"""
-    observations = store.for_patient(patient_ref, type="Observation")
-    careplans = store.for_patient(patient_ref, type="CarePlan")
-    current = current_grouping(observations)
-    plan = active_safety_plan(careplans)
-    return {
-        "risk_support": grouping_code(current) == "getting-risk-support",
-        "safety_plan": plan is not None,
-        "safety_plan_id": plan.get("id") if plan else None,
-        "safety_plan_review": show_date((plan.get("period") or {}).get("end")) if plan else None,
-    }

@@ -136,3 +136,16 @@ def test_read_only_cannot_save_a_plan(read_only_journey):
     assert "Save safety plan is not available" in text_of(read_only_journey.get("safety-plan/edit"))
     assert read_only_journey.post("safety-plan/edit", safety_plan_form()).status_code == 403
     assert read_only_journey.resources() == []
+
+
+def test_risk_flag_needs_both_facts_whichever_journey_completes_them(journey):
+    from .conftest import grouping_form
+
+    assert journey.post("grouping/agree", grouping_form(grouping="getting-risk-support")).status_code == 303
+    assert journey.resources("Flag") == []  # Getting Risk Support alone: the banner shows it, no Flag
+    page = journey.get("goals/").get_data(as_text=True)
+    assert 'id="risk-alert-grouping"' in page and 'id="risk-alert-plan"' not in page
+    assert journey.post("safety-plan/edit", safety_plan_form()).status_code == 303
+    [flag] = journey.resources("Flag")
+    assert flag["status"] == "active" and flag["code"]["coding"][0]["code"] == "risk-support-alert"
+    journey.assert_all_valid()
