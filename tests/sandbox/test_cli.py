@@ -62,6 +62,14 @@ def test_serve_with_a_registry_file_and_stop_on_sigterm(tmp_path):
             proc.kill()
             proc.wait()
     assert proc.returncode == 0
+    # serve keeps the auth server's state in the EHR database, so a restart logs nobody out.
+    import sqlalchemy as sa
+
+    engine = sa.create_engine(f"sqlite:///{tmp_path}/ehr.db")
+    with engine.connect() as conn:
+        kinds = {row[0] for row in conn.execute(sa.text("SELECT kind FROM sandbox_auth_state"))}
+    engine.dispose()
+    assert "jti" in kinds  # the sync client's assertion id, remembered against replay
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
@@ -83,3 +91,12 @@ def test_bad_registry_file_is_one_readable_line(tmp_path):
 def test_refuses_a_non_loopback_host(tmp_path):
     proc = run("--database", f"sqlite:///{tmp_path}/ehr.db", "--host", "0.0.0.0", "--port", "0")
     assert proc.returncode == 1 and "development only" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_bad_mock_switch_in_the_registry_is_one_readable_line(tmp_path):
+    clients = tmp_path / "clients.json"
+    clients.write_text(json.dumps({"clients": [], "quirks": {"token_lifetime": -5}}))
+    result = run("--database", f"sqlite:///{tmp_path}/ehr.db", "--port", "0", "--clients", str(clients))
+    assert result.returncode != 0
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "token_lifetime" in lines[0] and "Traceback" not in result.stderr

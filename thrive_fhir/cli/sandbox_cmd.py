@@ -66,7 +66,8 @@ def serve(database_url: str, port: int, host: str, app_launch_url: str | None, c
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     origin = (public_url or server.origin).rstrip("/")
     try:
-        sb = build_sandbox(database_url, origin, registry=registry, key=key, app_launch_url=app_launch_url)
+        sb = build_sandbox(database_url, origin, registry=registry, key=key, app_launch_url=app_launch_url,
+                           persist_state=True)
     except ModuleNotFoundError as exc:
         server.stop()
         raise click.ClickException(f"the FHIR store is not available in this build ({exc.name})") from None

@@ -3,8 +3,10 @@
 Everything an EHR's authorization server decides lives here: which authorization requests are
 acceptable, which codes, refresh tokens and client assertions are valid, what a token grants.
 ``auth.py`` turns these decisions into HTTP. State (launch handles, codes, refresh tokens, used
-assertion ids) is kept in memory behind one lock: a restarted sandbox forgets its sessions, but
-access tokens are signed JWTs, so a store in another process can still verify them from the JWKS.
+assertion ids) is kept in memory behind one lock, keyed by SHA-256 of each secret; with a
+``state_store`` (``state_store.py``) it is also written through to the database, so a restarted
+sandbox keeps its sessions. Access tokens are signed JWTs, so a store in another process can verify
+them from the JWKS either way.
 
 Rejections follow what real EHRs and Inferno's SMART client suite expect (smart-launch.md section 7),
 each with its exact OAuth error code; the tests in tests/sandbox pin every one of them. The mock
@@ -22,7 +24,7 @@ import secrets
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, Callable
 from urllib.parse import urlencode, urlsplit, urlunsplit, parse_qsl
 
@@ -36,6 +38,7 @@ from .errors import OAuthError, invalid_client, invalid_grant, invalid_request, 
 from .keys import SigningKey, jwks
 from .quirks import AUTHORIZE_ERRORS, REQUEST_ERRORS, Quirks
 from .registry import Client, Registry, SandboxUser
+from .state_store import AuthStateStore, digest
 
 #: RFC 7636: 43-128 characters from the unreserved set.
 _VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
@@ -155,7 +158,8 @@ class Authority:
 
     def __init__(self, origin: str, registry: Registry, key: SigningKey, *,
                  fhir_bases: list[str] | None = None, clock: Callable[[], float] = time.time,
-                 lifetimes: Lifetimes | None = None, jwks_fetcher: JwksFetcher | None = None) -> None:
+                 lifetimes: Lifetimes | None = None, jwks_fetcher: JwksFetcher | None = None,
+                 state_store: AuthStateStore | None = None) -> None:
         self.origin = origin.rstrip("/")
         self.issuer = self.origin + "/auth"
         self.token_endpoint = self.issuer + "/token"
@@ -166,8 +170,9 @@ class Authority:
         self.fhir_bases: list[str] = list(fhir_bases or [])
         self.clock = clock
         self.lifetimes = lifetimes or Lifetimes()
+        self.state_store = state_store
         self.client_auth = ClientAuthenticator(registry, self.token_endpoint, lambda: self.clock(),
-                                               jwks_fetcher)
+                                               jwks_fetcher, state_store=state_store)
         #: Patient lookup per FHIR base for the standalone patient picker: base -> callable
         #: (text or None) -> list of {"id", "name", "birthDate", "nhs"}; set by the server wiring.
         self.patient_directories: dict[str, Any] = {}
@@ -179,6 +184,33 @@ class Authority:
         self._refresh: dict[str, RefreshRecord] = {}
         self._revoked_families: set[str] = set()
         self._key_since = clock()
+        if state_store is not None:
+            self._load_state()
+
+    # -- durable state (optional) --------------------------------------------------------------------
+
+    def _load_state(self) -> None:
+        """Read back what a previous run of this sandbox wrote (``state_store``)."""
+        store, now = self.state_store, self.clock()
+        kinds = {"launch": (self._launches, LaunchHandle), "code": (self._codes, CodeRecord),
+                 "refresh": (self._refresh, RefreshRecord)}
+        for kind, (table, record_type) in kinds.items():
+            for key, data, _expires in store.load(kind, now):
+                table[key] = record_type(**data)
+        for key, data, _expires in store.load("session", now):
+            self._sessions[key] = data["user"]
+        self._revoked_families.update(key for key, _d, _e in store.load("revoked", now))
+
+    def _save(self, kind: str, key: str, record: Any) -> None:
+        """Write one record through to the state store (called with the lock held)."""
+        if self.state_store is not None:
+            self.state_store.put(kind, key, asdict(record), record.expires)
+
+    def _revoke(self, family: str) -> None:
+        """Revoke every token of a grant (called with the lock held)."""
+        self._revoked_families.add(family)
+        if self.state_store is not None:
+            self.state_store.put("revoked", family, {}, self.clock() + self.lifetimes.offline_refresh)
 
     # -- mock switches -----------------------------------------------------------------------------
 
@@ -277,7 +309,9 @@ class Authority:
         token = secrets.token_hex(32)  # 64 hex characters, as Inferno's launch links use
         with self._lock:
             self._purge()
-            self._launches[token] = LaunchHandle(patient, user_id, aud, self.clock() + self.lifetimes.launch)
+            handle = LaunchHandle(patient, user_id, aud, self.clock() + self.lifetimes.launch)
+            self._launches[digest(token)] = handle
+            self._save("launch", digest(token), handle)
         return token
 
     # -- authorization endpoint --------------------------------------------------------------------
@@ -338,12 +372,13 @@ class Authority:
         user, patient = session_user, None
         if launch_value is not None:
             with self._lock:
-                handle = self._launches.get(launch_value)
+                handle = self._launches.get(digest(launch_value))
                 if handle is None or handle.used or handle.expires < self.clock():
                     raise fail("invalid_request", "launch is unknown, expired or already used")
                 if handle.aud != aud:
                     raise fail("invalid_request", "aud does not match the FHIR base this launch came from")
                 handle.used = True
+                self._save("launch", digest(launch_value), handle)
             user, patient = handle.user, handle.patient
         request = AuthRequest(
             id=secrets.token_urlsafe(24), client=client, redirect_uri=redirect_uri, state=state,
@@ -378,12 +413,15 @@ class Authority:
             raise ValueError("unknown sandbox user")
         sid = secrets.token_urlsafe(32)
         with self._lock:
-            self._sessions[sid] = user_id
+            self._sessions[digest(sid)] = user_id
+            if self.state_store is not None:
+                self.state_store.put("session", digest(sid), {"user": user_id},
+                                     self.clock() + self.lifetimes.online_refresh)
         return sid
 
     def session_user(self, sid: str | None) -> str | None:
         with self._lock:
-            return self._sessions.get(sid or "")
+            return self._sessions.get(digest(sid)) if sid else None
 
     def approve(self, request_id: str, granted: list[str] | None = None) -> str:
         """Issue a code for a pending request; ``granted`` narrows the scopes (consent unticks).
@@ -408,7 +446,8 @@ class Authority:
             ehr_launch=req.ehr_launch, family=uuid.uuid4().hex, expires=self.clock() + self.lifetimes.code,
         )
         with self._lock:
-            self._codes[code] = record
+            self._codes[digest(code)] = record
+            self._save("code", digest(code), record)
         return add_query(req.redirect_uri, {"code": code, "state": req.state})
 
     def deny(self, request_id: str) -> str:
@@ -457,14 +496,15 @@ class Authority:
         if not code:
             raise invalid_request("code is required")
         with self._lock:
-            rec = self._codes.get(code)
+            rec = self._codes.get(digest(code))
             if rec is None:
                 raise invalid_grant("authorization code is unknown")
             if rec.used:
                 # RFC 6749 4.1.2: a reused code revokes what was issued with it.
-                self._revoked_families.add(rec.family)
+                self._revoke(rec.family)
                 raise invalid_grant("authorization code has already been used")
             rec.used = True
+            self._save("code", digest(code), rec)
         if rec.expires < self.clock():
             raise invalid_grant("authorization code has expired")
         if rec.client_id != client.client_id:
@@ -484,20 +524,21 @@ class Authority:
         if not token:
             raise invalid_request("refresh_token is required")
         with self._lock:
-            rec = self._refresh.get(token)
+            rec = self._refresh.get(digest(token))
             if rec is None or rec.family in self._revoked_families:
                 raise invalid_grant("refresh token is unknown or revoked")
             if rec.client_id != client.client_id:
                 raise invalid_grant("refresh token was issued to another client")
             if rec.used:
                 # Reuse of a rotated refresh token: assume it was stolen and revoke the whole grant.
-                self._revoked_families.add(rec.family)
+                self._revoke(rec.family)
                 raise invalid_grant("refresh token has already been used; the grant is revoked")
             if rec.expires < self.clock():
                 raise invalid_grant("refresh token has expired")
             rotate = self._rotates_refresh_tokens(client)
             if rotate:
                 rec.used = True
+                self._save("refresh", digest(token), rec)
         scopes = rec.scopes
         if form.get("scope"):
             wanted = scope_policy.split(form["scope"])
@@ -568,8 +609,9 @@ class Authority:
                 self.lifetimes.offline_refresh if "offline_access" in scopes else self.lifetimes.online_refresh)
             token = secrets.token_urlsafe(32)
             with self._lock:
-                self._refresh[token] = RefreshRecord(client.client_id, scopes, aud, user_id, patient,
-                                                     ehr_launch, family, expires)
+                record = RefreshRecord(client.client_id, scopes, aud, user_id, patient, ehr_launch, family, expires)
+                self._refresh[digest(token)] = record
+                self._save("refresh", digest(token), record)
             body["refresh_token"] = token
         return body
 
@@ -660,7 +702,7 @@ class Authority:
             out.update({k: claims[k] for k in ("patient", "fhirUser") if k in claims})
             return {"active": True, "token_type": "Bearer", **out}
         with self._lock:
-            rec = self._refresh.get(token)
+            rec = self._refresh.get(digest(token))
             live = rec is not None and not rec.used and rec.family not in self._revoked_families \
                 and rec.expires > self.clock()
         if live:
@@ -676,6 +718,8 @@ class Authority:
         for table in (self._launches, self._requests, self._codes, self._refresh):
             for key in [k for k, v in table.items() if v.expires + 3600 < now]:
                 del table[key]
+        if self.state_store is not None:
+            self.state_store.purge(now)
 
 
 def _simulated(name: str | None) -> str:

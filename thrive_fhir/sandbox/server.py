@@ -25,6 +25,7 @@ from .directory import PatientDirectory
 from .ehr import create_ehr_app
 from .keys import SigningKey
 from .registry import Registry
+from .state_store import AuthStateStore
 
 log = logging.getLogger("thrive.sandbox")
 
@@ -156,17 +157,20 @@ class Sandbox:
 def build_sandbox(database_url: str, origin: str, *, registry: Registry | None = None,
                   key: SigningKey | None = None, app_launch_url: str | None = None,
                   extra_fhir_bases: list[str] | None = None, store_app: Any = None,
-                  **store_kwargs: Any) -> Sandbox:
+                  persist_state: bool = False, **store_kwargs: Any) -> Sandbox:
     """Compose EHR page + auth server + EHR FHIR store for ``origin`` (e.g. http://127.0.0.1:8100).
 
     ``extra_fhir_bases`` are other stores (the shared cross-agency store in the demo) that accept
     this server's tokens: ``aud`` may name them, and client_credentials clients may target them.
+    ``persist_state``: keep the auth server's codes, refresh tokens, sign-ins and used assertion
+    ids in ``database_url`` too (table ``sandbox_auth_state``), so a restart logs nobody out.
     """
     origin = origin.rstrip("/")
     fhir_base = f"{origin}/fhir"
     registry = registry or Registry()
+    state_store = AuthStateStore(database_url) if persist_state else None
     authority = Authority(origin, registry, key or SigningKey.generate("RS256"),
-                          fhir_bases=[fhir_base, *(extra_fhir_bases or [])])
+                          fhir_bases=[fhir_base, *(extra_fhir_bases or [])], state_store=state_store)
     if store_app is None:
         # The CapabilityStatement carries the oauth-uris extension, for clients whose discovery
         # falls back to /metadata (the well_known_404 mock switch).
