@@ -40,6 +40,7 @@ class AppState:
     sessions: Any
     local_store: Any
     smart: Any = None
+    writebacks: Any = None
     nav: list[tuple[int, str, str]] = field(default_factory=list)
 
 
@@ -103,7 +104,11 @@ def create_app(config: dict | AppConfig | str | Path | None = None) -> Flask:
     sessions.create_tables()
     from thrive_fhir.client.smart_launch import SmartClient
 
-    state = AppState(config=cfg, sessions=sessions, local_store=store, smart=SmartClient())
+    from .writeback import WriteBacks
+
+    writebacks = WriteBacks(sessions_engine)
+    writebacks.create_tables()
+    state = AppState(config=cfg, sessions=sessions, local_store=store, smart=SmartClient(), writebacks=writebacks)
     app.extensions["thrive"] = state
 
     from . import context, security

@@ -82,7 +82,9 @@ class TestLaunch:
     def post(self, client, suffix: str, data: dict | list | None = None, **kwargs: Any):
         """POST a form under this launch with the CSRF token and a same-origin Origin header."""
         if isinstance(data, list):
-            form = list(data) + [("csrf_token", self.csrf_token)]
+            from werkzeug.datastructures import MultiDict
+
+            form = MultiDict(list(data) + [("csrf_token", self.csrf_token)])
         else:
             form = {**(data or {}), "csrf_token": self.csrf_token}
         headers = {"Origin": TEST_ORIGIN, **kwargs.pop("headers", {})}
@@ -334,12 +336,15 @@ def nhs_test_number(n: int) -> str:
 
 @contextmanager
 def live_stack(tmp: Path, *, agency_org_ref: str | None = None, n_patients: int = 2,
-               database_url: str | None = None, journeys: bool = False, threaded_server=None):
+               database_url: str | None = None, journeys: bool = False, threaded_server=None,
+               write_back_grouping: bool = False):
     """Start the sandbox (EHR page, auth server, EHR FHIR store on SQLite) and two app instances
     registered with it (``thrive-app`` auto-approves; ``thrive-app-consent`` shows the consent page),
     all on free loopback ports; seed ``n_patients`` Patients in the EHR. Yields a namespace with
     ``app``, ``ro_app``, ``app_origin``, ``ro_origin``, ``sandbox_origin``, ``fhir_base``,
-    ``authority``, ``patients`` and ``ehr_launch_url(patient, user=..., origin=...)``."""
+    ``authority``, ``patients``, ``ehr_launch_url(patient, user=..., origin=...)`` and
+    ``ehr_search(resource_type, **params)`` (reads the EHR store with a system token).
+    ``write_back_grouping``: the apps also write agreed groupings into the EHR."""
     from types import SimpleNamespace
     from urllib.parse import urlencode
 
@@ -396,6 +401,7 @@ def live_stack(tmp: Path, *, agency_org_ref: str | None = None, n_patients: int 
                 "ods_code": "RXX01",
                 "public_base_url": origin,
                 "journeys": journeys,
+                "write_back_grouping": write_back_grouping,
                 "ehr": [{
                     "name": "Sandbox EHR",
                     "iss": sandbox.fhir_base,
@@ -421,10 +427,18 @@ def live_stack(tmp: Path, *, agency_org_ref: str | None = None, n_patients: int 
             handle = sandbox.authority.mint_launch(patient, user, sandbox.fhir_base)
             return f"{origin}/launch?" + urlencode({"iss": sandbox.fhir_base, "launch": handle})
 
+        def ehr_search(resource_type: str, **params: str) -> list[dict]:
+            """What the EHR store holds (a system token, as an EHR administrator would look)."""
+            token = sandbox.authority.mint_internal_token(sandbox.fhir_base, f"system/{resource_type}.rs")
+            r = requests.get(f"{sandbox.fhir_base}/{resource_type}", params=params, timeout=10,
+                             headers={"Authorization": f"Bearer {token}", "Accept": "application/fhir+json"})
+            r.raise_for_status()
+            return [e["resource"] for e in r.json().get("entry", []) if e.get("search", {}).get("mode", "match") == "match"]
+
         yield SimpleNamespace(
             app=app, ro_app=ro_app, app_origin=app_origin, ro_origin=ro_origin,
             sandbox_origin=sandbox_server.origin, fhir_base=sandbox.fhir_base, authority=sandbox.authority,
-            patients=patients, key=key, tmp=tmp, ehr_launch_url=ehr_launch_url,
+            patients=patients, key=key, tmp=tmp, ehr_launch_url=ehr_launch_url, ehr_search=ehr_search,
         )
     finally:
         for server in (app_server, ro_server, sandbox_server):

@@ -4,7 +4,8 @@ THRIVE asks services to be open about the limits of help and to plan endings wit
 person. One save records, together: the grouping at the ending (a new grouping decision whose note
 holds what was said about limits and the ending; R4 EpisodeOfCare has no note element), each open
 goal closed with how it ended, the episode of care finished, and the risk banner cleared if it no
-longer applies.
+longer applies. The grouping at the ending is written back to the EHR like any agreed grouping
+(``smart_app.writeback``) when the site asks for it.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from thrive_fhir.builders import (
 )
 from thrive_fhir.ids import resource_id
 
-from smart_app import records, risk
+from smart_app import records, risk, writeback
 from smart_app.context import current_launch, launch_blueprint, launch_required, write_required
 
 from . import formkit, saving, vocab
@@ -176,4 +177,10 @@ def end_help():
         errors.add("limits", "Someone else changed this young person's goals or episode while you were writing. "
                    "Check the page below, then save again")
         return _page(raw, errors, 409)
+    if outcome == "saved" and launch.write_back_grouping:
+        # the grouping at the ending goes to the EHR like any agreed grouping; if it cannot, the
+        # grouping page says so and offers to send it again (the ending itself is saved)
+        reason = writeback.send(launch, obs)
+        if reason is not None:
+            return done(launch, "grouping.index", "ending", outcome, ehr=f"failed-{reason}")
     return done(launch, "ending.index", "ending", outcome)

@@ -1,5 +1,9 @@
 """Journey 1: agree a THRIVE grouping by shared decision making.
 
+When the site writes groupings back to the EHR (config ``write_back_grouping`` and an EHR grant of
+Observation create), the saved grouping is then also sent to the EHR (``smart_app.writeback``); a
+failure there keeps the local save, says so plainly and offers "Send to the EHR again".
+
 The form asks about the young person's own words, the needs discussed and the options considered
 before the grouping, and shows the five groupings as plain descriptions in the CodeSystem's order,
 never numbered or ranked: a grouping is the kind of help chosen, not a level of severity.
@@ -11,13 +15,13 @@ shown again with their decision, and nothing is saved until the clinician confir
 
 from __future__ import annotations
 
-from flask import request
+from flask import abort, redirect, request
 
 from thrive_fhir.builders import BuildError, GroupingDecision, PreviousGrouping, build_grouping
 from thrive_fhir.ids import resource_id
 
-from smart_app import records, risk
-from smart_app.context import current_launch, launch_blueprint, launch_required, write_required
+from smart_app import records, risk, writeback
+from smart_app.context import current_launch, launch_blueprint, launch_required, state, write_required
 
 from . import formkit, saving, vocab
 from .common import build_error_to_form, directory, done, now, render, saved_message, today
@@ -52,12 +56,46 @@ def saving_agency_ref(agency) -> str:
     return agency_ref(directory(), agency)
 
 
+#: Outcome of a send to the EHR, carried by the redirect as a key only (never free text).
+EHR_MESSAGES = {
+    "sent": "The grouping has been added to the EHR record.",
+}
+
+
 @bp.get("/")
 @launch_required
 def index():
     launch = current_launch()
     rows = records.groupings(launch.local_store, launch.patient_ref)
-    return render("journeys/grouping/index.html", groupings=rows, saved=saved_message(), vocab=vocab)
+    pending = {}
+    if launch.mode == "ehr" and state().config.write_back_grouping:
+        pending = state().writebacks.pending(launch.patient_ref, launch.iss)
+    ehr = request.args.get("ehr", "")
+    return render(
+        "journeys/grouping/index.html",
+        groupings=rows,
+        saved=saved_message(),
+        vocab=vocab,
+        pending=[(g, pending[g.id]) for g in rows if g.id in pending],
+        can_send=launch.write_back_grouping and launch.can_write,
+        ehr_sent=EHR_MESSAGES.get(ehr),
+        ehr_failed=writeback.reason_text(ehr[7:]) if ehr.startswith("failed-") else None,
+    )
+
+
+@bp.post("/<obs_id>/send-to-ehr")
+@launch_required
+@write_required
+def send_to_ehr(obs_id: str):
+    """Retry sending a saved grouping to the EHR (the warning's "Send to the EHR again")."""
+    launch = current_launch()
+    found = records.of(launch.local_store, launch.patient_ref).get(f"Observation/{obs_id}")
+    if found is None or not records.is_grouping(found.resource):
+        abort(404)
+    if state().writebacks.status("Observation", obs_id, launch.iss) == "sent":
+        return redirect(launch.url_for("grouping.index", ehr="sent"), code=303)
+    reason = writeback.send(launch, found.resource)
+    return redirect(launch.url_for("grouping.index", ehr="sent" if reason is None else f"failed-{reason}"), code=303)
 
 
 def _form_page(values, errors=None, status=200, conflict=None):
@@ -169,4 +207,8 @@ def agree():
         # only the derived Flag or a new episode can collide here; the page is redrawn with current data
         raw["previous_id"] = current.id if current else ""
         return _form_page(raw, None, 409, conflict=records.current_grouping(store, w.patient_ref))
+    if outcome == "saved" and launch.write_back_grouping:
+        # The local save has committed: whatever the EHR answers, the grouping is kept.
+        reason = writeback.send(launch, obs)
+        return done(launch, "grouping.index", "grouping", outcome, ehr="sent" if reason is None else f"failed-{reason}")
     return done(launch, "grouping.index", "grouping", outcome)

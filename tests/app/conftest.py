@@ -7,6 +7,8 @@ Unit level (no network):
 End to end (real servers on loopback):
     ``live``         module-scoped: the sandbox EHR + auth server + EHR FHIR store, and the app
                      served over HTTP, registered with each other (private_key_jwt, RS384)
+    ``live_writeback``  the same with the journeys on and ``write_back_grouping`` (groupings also
+                     go into the EHR)
     ``live.browser_session()``  a requests.Session-like helper that follows redirects by hand
                      and keeps the app's Secure cookie over loopback HTTP
     ``browser``      session-scoped Playwright Chromium (Debian's /usr/bin/chromium)
@@ -88,6 +90,14 @@ class AppBrowser:
 def live(tmp_path_factory):
     """Sandbox EHR + auth server + app, each on its own loopback port, registered with each other."""
     with live_stack(tmp_path_factory.mktemp("live"), agency_org_ref=AGENCY_ORG_REF) as ns:
+        ns.browser_session = lambda origin=ns.app_origin: AppBrowser(origin)
+        yield ns
+
+
+@pytest.fixture(scope="module")
+def live_writeback(tmp_path_factory):
+    """Like ``live``, with the journeys on and agreed groupings written back into the EHR."""
+    with live_stack(tmp_path_factory.mktemp("live-wb"), journeys=True, write_back_grouping=True) as ns:
         ns.browser_session = lambda origin=ns.app_origin: AppBrowser(origin)
         yield ns
 
