@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from urllib.parse import urljoin
 
 import requests
 
@@ -26,8 +27,10 @@ def test_serve_with_a_registry_file_and_stop_on_sigterm(tmp_path):
             {"client_id": "sync", "auth": "private_key_jwt", "grant_types": ["client_credentials"],
              "scopes": "system/Patient.rs", "jwks": jwks(backend_key)},
             {"client_id": "app", "auth": "none", "redirect_uris": ["http://127.0.0.1:9/cb"],
-             "launch_url": "http://127.0.0.1:9/launch", "scopes": ["launch", "patient/*.rs"]},
+             "launch_url": "http://127.0.0.1:9/launch", "scopes": ["launch", "patient/*.rs"],
+             "quirks": {"no_patient": True}},
         ],
+        "quirks": {"relative_discovery_endpoints": True},
         "users": [{"id": "tester", "name": "Tess Sandbox", "fhirUser": "Practitioner/tess"}],
     }
     clients = tmp_path / "clients.json"
@@ -46,10 +49,14 @@ def test_serve_with_a_registry_file_and_stop_on_sigterm(tmp_path):
         out = "".join(lines)
         assert "development and testing only" in out, out
         base = re.search(r"FHIR base \(iss\): (\S+)", out).group(1)
+        assert "Mock switches:   (sandbox) relative_discovery_endpoints=True" in out
+        assert "Mock switches:   app no_patient=True" in out
         conf = requests.get(base + "/.well-known/smart-configuration", timeout=10).json()
+        assert conf["token_endpoint"] == "/auth/token"  # the registry file's switch is in force
+        token_endpoint = urljoin(base + "/", conf["token_endpoint"])
         form = {"grant_type": "client_credentials", "scope": "system/Patient.rs",
-                **assertion_form(backend_key, "sync", conf["token_endpoint"])}
-        token = requests.post(conf["token_endpoint"], data=form, timeout=10).json()["access_token"]
+                **assertion_form(backend_key, "sync", token_endpoint)}
+        token = requests.post(token_endpoint, data=form, timeout=10).json()["access_token"]
         search = requests.get(base + "/Patient", headers={"Authorization": f"Bearer {token}"}, timeout=10)
         assert search.status_code == 200
         ehr = requests.get(base.rsplit("/fhir", 1)[0] + "/ehr/", timeout=10)

@@ -84,6 +84,11 @@ def serve(database_url: str, port: int, host: str, app_launch_url: str | None, c
     click.echo(f"FHIR base (iss): {sb.fhir_base}")
     click.echo(f"Discovery:       {sb.fhir_base}/.well-known/smart-configuration")
     click.echo(f"Clients:         {', '.join(registry.clients) or '(none registered)'}")
+    switches = {"(sandbox)": registry.quirks.to_dict(),
+                **{c.client_id: c.quirks.to_dict() for c in registry.clients.values()}}
+    for who, values in switches.items():
+        if values:
+            click.echo(f"Mock switches:   {who} " + ", ".join(f"{k}={v}" for k, v in values.items()))
     click.echo("Press Ctrl-C to stop.")
     sys.stdout.flush()
     try:
