@@ -5,8 +5,8 @@ directory (the config's ``directory`` field; else ``app.config["THRIVE_DIRECTORY
 environment variable of the same name; else the invented example directory), registers the blueprints and their navigation entries, and the
 few template filters the journey pages use.
 
-Journeys: grouping (shared decision), goals (GBO), safety plan, signposting and referral, sharing
-consent, ending help. Each one saves through :mod:`smart_app.journeys.saving` (one local
+Journeys: grouping (shared decision), goals (GBO), safety plan, care team, signposting and
+referral, sharing consent, ending help. Each one saves through :mod:`smart_app.journeys.saving` (one local
 transaction with its outbox row; resends and conflicting edits never overwrite).
 """
 
@@ -23,7 +23,7 @@ def register(app) -> None:
     from smart_app import directory as directory_mod
     from smart_app.context import register_nav
 
-    from . import consent, ending, goals, grouping, safety_plan, signposting
+    from . import care_team, consent, ending, goals, grouping, safety_plan, signposting
     from .common import DIRECTORY_KEY
 
     path = (
@@ -35,11 +35,12 @@ def register(app) -> None:
 
     assets = Blueprint("journey_assets", __name__, static_folder="static", static_url_path="/journeys-static")
     app.register_blueprint(assets)
-    for module in (grouping, goals, safety_plan, signposting, consent, ending):
+    for module in (grouping, goals, safety_plan, care_team, signposting, consent, ending):
         app.register_blueprint(module.bp)
     register_nav(app, "grouping.index", "Grouping", order=20)
     register_nav(app, "goals.index", "Goals", order=30)
     register_nav(app, "safety_plan.index", "Safety plan", order=40)
+    register_nav(app, "care_team.index", "Care team", order=45)
     register_nav(app, "signposting.index", "Services", order=50)
     register_nav(app, "consent.index", "Sharing", order=60)
     register_nav(app, "ending.index", "Ending help", order=70)

@@ -60,6 +60,8 @@ SAVED_MESSAGES = {
     "consent": "The sharing agreement has been saved.",
     "withdrawn": "Sharing has been withdrawn.",
     "ending": "The ending of help has been recorded.",
+    "care-team": "The care team has been updated.",
+    "care-team-removed": "They have been removed from the care team.",
     "duplicate": "This was already saved. Nothing was saved twice.",
 }
 

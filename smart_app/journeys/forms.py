@@ -324,3 +324,71 @@ class EndingForm(Schema):
         grouping = data.get("grouping")
         if self.previous_grouping and grouping and grouping != self.previous_grouping and not data.get("change_reason"):
             raise ValidationError({"change_reason": "Choose why the grouping has changed"})
+
+
+# --- 7. care team -----------------------------------------------------------------------------
+#: Who a parent or carer is to the young person (HL7 v3 RoleCode, as RelatedPerson.relationship).
+RELATIONSHIPS = {
+    "MTH": "Mother",
+    "FTH": "Father",
+    "PRN": "Parent",
+    "STPPRN": "Step-parent",
+    "FSTPRN": "Foster parent",
+    "GRPRN": "Grandparent",
+    "GUARD": "Guardian",
+    "FAMMEMB": "Other family member",
+}
+
+#: The kinds of member the care team form offers.
+MEMBER_KINDS = {
+    "young-person": "The young person",
+    "parent-carer": "A parent or carer",
+    "lead-clinician": "You, as lead clinician",
+    "agency": "An agency worker from the directory",
+}
+
+
+class CareTeamMemberForm(Schema):
+    """Adding one person or agency to the young person's care team."""
+
+    token = Token()
+    version = Version()
+    kind = Choice(tuple(MEMBER_KINDS), required=True, message="Choose who you are adding")
+    given = Text(max_length=200)
+    family = Text(max_length=200)
+    relationship = fields.String(load_default="")  # checked below: only a parent or carer needs one
+    agency = fields.String(load_default="")
+    role = Text(max_length=200)
+
+    ORDER = ["kind", "given", "family", "relationship", "agency", "role"]
+
+    def __init__(self, *, agency_keys: tuple[str, ...] = (), **kwargs):
+        super().__init__(**kwargs)
+        self.agency_keys = agency_keys
+
+    @validates_schema(skip_on_field_errors=False)
+    def _joined(self, data, **kwargs):
+        errors = {}
+        kind = data.get("kind")
+        if kind == "parent-carer":
+            if not data.get("given"):
+                errors["given"] = "Enter the parent or carer's first name"
+            if not data.get("family"):
+                errors["family"] = "Enter the parent or carer's last name"
+            if data.get("relationship") not in RELATIONSHIPS:
+                errors["relationship"] = "Choose who they are to the young person"
+        if kind == "agency":
+            if data.get("agency") not in self.agency_keys:
+                errors["agency"] = "Choose the agency from the list"
+            if not data.get("role"):
+                errors["role"] = "Say what the agency worker does for the young person"
+        if errors:
+            raise ValidationError(errors)
+
+
+class RemoveMemberForm(Schema):
+    token = Token()
+    version = Version()
+    member = fields.String(required=True, error_messages={"required": "Choose who to remove"})
+
+    ORDER = ["member"]

@@ -2,7 +2,8 @@
 
 The plan is written with the young person, section by section (Stanley-Brown sections plus what
 each agency will do), each item in their words with who holds it; it has an agreed review date,
-every save is a new version with its author, and a print view gives the young person a copy.
+every save is a new version with its author, and a print view gives the young person a copy. The
+plan points at the young person's care team (``CarePlan.careTeam``, see the care team journey).
 
 The form works without JavaScript: each section shows its items plus spare rows, and "Add another
 row" redraws the form with one more row (nothing is saved until "Save safety plan"). Saving sends
@@ -257,6 +258,7 @@ def edit():
     created = records.parse_when(plan.resource.get("created")) if plan else when
     start = records.parse_when(plan.resource.get("period", {}).get("start")) if plan else when.date()
     grouping = records.current_grouping(store, w.patient_ref)
+    team = records.care_team(store, w.patient_ref)
     try:
         resource = build_safety_plan(
             SafetyPlanInput(
@@ -270,6 +272,7 @@ def edit():
                 items=tuple(plan_items),
                 contributors=tuple(contributor_refs),
                 supporting_info=(grouping.ref,) if grouping else (),
+                care_team=team.ref if team and team.resource.get("status") in ("active", "proposed") else None,
                 note="\n".join(notes) or None,
             ),
             now=when,

@@ -251,7 +251,7 @@ def _grouping_view(obs: dict, names: Names) -> GroupingView:
     )
 
 
-def _known_names() -> dict[str, str]:
+def known_names() -> dict[str, str]:
     """Directory agencies and services by reference (they are not in the local store)."""
     from flask import current_app, has_app_context
 
@@ -267,7 +267,7 @@ def build_summary(store, patient_ref: str, *, patient_name: str | None = None, t
     """The Summary of ``patient_ref`` from the request's records snapshot (or ``records``)."""
     recs = records or rec.of(store, patient_ref)
     risk = of_records(recs, today)
-    names = Names(store, patient_ref, patient_name, recs, _known_names())
+    names = Names(store, patient_ref, patient_name, recs, known_names())
 
     timeline = [_grouping_view(g.resource, names) for g in recs.groupings]  # newest first
     current = timeline[0] if timeline else None

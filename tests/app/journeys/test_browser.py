@@ -138,6 +138,23 @@ def test_clinician_walks_every_journey(page_in_launch, axe_check, screenshot):
     _saved(page, "Sharing has been withdrawn.")
     _check(page, axe_check, screenshot, "sharing")
 
+    # 7. care team: a parent by name and an agency worker with their role
+    page.goto_launch("care-team/")
+    _check(page, axe_check, screenshot, "care-team-empty")
+    page.get_by_label("A parent or carer").check()
+    page.get_by_label("First name").fill("Jo")
+    page.get_by_label("Last name").fill("Example")
+    page.get_by_label("Who they are to the young person").select_option("MTH")
+    _submit(page, "Add to the care team")
+    _saved(page, "The care team has been updated.")
+    page.get_by_label("An agency worker from the directory").check()
+    page.get_by_label("Agency", exact=True).select_option(label="Northgate Academy (invented school)")
+    page.get_by_label("What they do for the young person", exact=False).fill("Designated safeguarding lead")
+    _submit(page, "Add to the care team")
+    _saved(page, "The care team has been updated.")
+    assert "Jo Example" in page.content() and "Designated safeguarding lead" in page.content()
+    _check(page, axe_check, screenshot, "care-team")
+
     # 6. ending help
     page.goto_launch("ending/")
     _check(page, axe_check, screenshot, "ending-form")
@@ -154,8 +171,8 @@ def test_clinician_walks_every_journey(page_in_launch, axe_check, screenshot):
 
     store = app.extensions["thrive"].local_store
     types = sorted({r["resourceType"] for r in store.for_patient("Patient/pat-e2e-1")})
-    assert types == ["CarePlan", "Consent", "EpisodeOfCare", "Flag", "Goal", "Observation", "Provenance",
-                     "ServiceRequest", "Task"]
+    assert types == ["CarePlan", "CareTeam", "Consent", "EpisodeOfCare", "Flag", "Goal", "Observation", "Provenance",
+                     "RelatedPerson", "ServiceRequest", "Task"]
     [flag] = store.for_patient("Patient/pat-e2e-1", "Flag")
     assert flag["status"] == "inactive"  # raised with Getting Risk Support + plan, cleared at the ending
 
