@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib
 import logging
 import mimetypes
+import threading
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -203,6 +204,20 @@ def _install_errors(app: Flask) -> None:
         ), 500
 
 
+def _nav_items(app: Flask, launch) -> list[dict]:
+    from flask import url_for
+
+    items = []
+    if launch is not None:
+        for _order, endpoint, label in app.extensions["thrive"].nav:
+            try:
+                href = url_for(endpoint, launch_id=launch.launch_id)
+            except Exception:
+                continue
+            items.append({"text": label, "href": href, "current": request.endpoint == endpoint})
+    return items
+
+
 def _install_template_globals(app: Flask) -> None:
     from flask import url_for
 
@@ -235,21 +250,39 @@ def _install_template_globals(app: Flask) -> None:
 
     app.jinja_env.globals["risk_banner"] = risk_banner
 
+    from collections import OrderedDict
+
+    from markupsafe import Markup
+
+    headers: OrderedDict = OrderedDict()
+    header_lock = threading.Lock()
+
+    def page_header():
+        """The rendered NHS.UK header, kept per (launch, page): it depends only on those."""
+        launch = g.get("launch")
+        key = (launch.launch_id if launch is not None else None, request.endpoint)
+        with header_lock:
+            html = headers.get(key)
+            if html is not None:
+                headers.move_to_end(key)
+                return html
+        nav_items = _nav_items(app, launch)
+        service_href = url_for("summary.index", launch_id=launch.launch_id) if launch is not None else "/"
+        html = Markup(render_template("base/header.html", service_href=service_href, nav_items=nav_items))
+        with header_lock:
+            headers[key] = html
+            while len(headers) > 2048:
+                headers.popitem(last=False)
+        return html
+
+    app.jinja_env.globals["page_header"] = page_header
+
     @app.context_processor
     def _globals():
         state = app.extensions["thrive"]
         launch = g.get("launch")
-        nav_items = []
-        if launch is not None:
-            for _order, endpoint, label in state.nav:
-                try:
-                    href = url_for(endpoint, launch_id=launch.launch_id)
-                except Exception:
-                    continue
-                nav_items.append({"text": label, "href": href, "current": request.endpoint == endpoint})
         return {
             "app_name": state.config.app_name,
             "launch": launch,
-            "nav_items": nav_items,
             "read_only_reason": read_only_reason(launch) if launch is not None and not launch.can_write else None,
         }

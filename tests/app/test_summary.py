@@ -121,3 +121,19 @@ def test_expired_consent_blocks_agency(app):
     assert consent_for([consent], "Patient/other", AGENCY, now) is None
     consent["status"] = "inactive"
     assert consent_for([consent], "Patient/p", AGENCY, now) is None
+
+
+def test_navigation_header_belongs_to_its_launch_and_page(app_with_journeys):
+    """The header is rendered once per (launch, page) and reused: it must still mark the current
+    page and carry the right launch in every link."""
+    a = make_launch(app_with_journeys, patient_id="pat-nav-a")
+    b = make_launch(app_with_journeys, patient_id="pat-nav-b")
+    for launch in (a, b, a):
+        client = launch.client()
+        for page, label in (("summary", "Summary"), ("goals/", "Goals"), ("care-team/", "Care team")):
+            html = client.get(launch.url(page), base_url=TEST_ORIGIN).get_data(as_text=True)
+            header = html.split("</header>", 1)[0]
+            links = re.findall(r'href="(/l/[^"/]+)/', header)
+            assert links and set(links) == {f"/l/{launch.launch_id}"}, (page, set(links))
+            current = re.findall(r'aria-current="page"><strong[^>]*>([^<]+)</strong>', header)
+            assert current == [label], (page, current)
