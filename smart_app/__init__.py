@@ -125,10 +125,12 @@ def create_app(config: dict | AppConfig | str | Path | None = None) -> Flask:
     from .launch import bp as launch_bp
     from .summary import bp as summary_bp
     from .summary.agency import bp as agency_bp
+    from .summary.picker import bp as picker_bp
 
     app.register_blueprint(launch_bp)
     app.register_blueprint(summary_bp)
     app.register_blueprint(agency_bp)
+    app.register_blueprint(picker_bp)
     context.register_nav(app, "summary.index", "Summary", order=10)
 
     journeys = None
@@ -207,9 +209,13 @@ def _install_errors(app: Flask) -> None:
 def _nav_items(app: Flask, launch) -> list[dict]:
     from flask import url_for
 
+    from .context import audience_allows
+
     items = []
-    if launch is not None:
+    if launch is not None and launch.patient_id:
         for _order, endpoint, label in app.extensions["thrive"].nav:
+            if not audience_allows(endpoint.split(".", 1)[0], launch.mode):
+                continue
             try:
                 href = url_for(endpoint, launch_id=launch.launch_id)
             except Exception:

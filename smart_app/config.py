@@ -33,6 +33,11 @@ A config file may be TOML (``.toml``), JSON (``.json``) or YAML (``.yaml``/``.ym
     #                                         # has no .well-known/smart-configuration (/metadata fallback)
     frame_ancestors = ["https://ehr-ui.example.nhs.uk"]  # EHR UI origins allowed to frame us
     # allow_insecure_loopback = true          # sandbox only: http on 127.0.0.1/localhost
+    # need_patient_picker = true              # standalone launches may come back without a patient
+                                              # (Epic provider standalone, SA-04): agency staff then
+                                              # find the young person in the app, among those whose
+                                              # sharing consent names their organisation; adds the
+                                              # user/Patient.rs scope to standalone launches
 
     [[standalone]]
     name = "Northshire High School"          # what the agency worker picks

@@ -158,9 +158,28 @@ def current_launch() -> LaunchContext:
     return launch
 
 
-def launch_blueprint(name: str, import_name: str, url_prefix: str = "", **kwargs: Any) -> Blueprint:
-    """A blueprint whose routes live under ``/l/<launch_id>``; use with :func:`launch_required`."""
+#: Who a launch blueprint's pages are for, by blueprint name (see :func:`launch_blueprint`).
+_AUDIENCE: dict[str, str] = {}
+AUDIENCES = ("clinician", "agency", "any")
+
+
+def launch_blueprint(name: str, import_name: str, url_prefix: str = "", *, audience: str = "clinician",
+                     **kwargs: Any) -> Blueprint:
+    """A blueprint whose routes live under ``/l/<launch_id>``; use with :func:`launch_required`.
+
+    ``audience``: ``clinician`` (the default: EHR launches only; an agency worker's standalone
+    launch gets 403, because a journey page shows the young person's records without the sharing
+    consent check), ``agency`` (standalone launches only) or ``any`` (the view decides)."""
+    if audience not in AUDIENCES:
+        raise ValueError(f"audience must be one of {AUDIENCES}")
+    _AUDIENCE[name] = audience
     return Blueprint(name, import_name, url_prefix="/l/<launch_id>" + url_prefix, **kwargs)
+
+
+def audience_allows(blueprint: str | None, mode: str) -> bool:
+    """May a launch in ``mode`` (``ehr``/``standalone``) use pages of ``blueprint``?"""
+    audience = _AUDIENCE.get(blueprint or "", "any")
+    return audience == "any" or (audience == "clinician") == (mode == "ehr")
 
 
 def register_nav(app, endpoint: str, label: str, order: int = 50) -> None:
@@ -254,6 +273,15 @@ def launch_required(view: Callable) -> Callable:
         if refreshed:  # re-read: new expiry (tokens themselves are fetched on use)
             g.launch_record = state().sessions.get_launch(record.launch_id) or record
         g.launch = LaunchContext(g.launch_record, state())
+        if not audience_allows(request.blueprint, record.mode):
+            if record.mode != "ehr":
+                return error_page(
+                    403,
+                    "This page is for the young person's clinical team",
+                    "You can read the plan the young person agreed to share with your organisation on "
+                    "the shared plan page.",
+                )
+            return error_page(404, "Page not found", "Check the address, or go back to the summary.")
         return view(*args, **kwargs)
 
     return wrapper

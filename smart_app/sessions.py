@@ -297,6 +297,32 @@ class SessionStore:
             )
         return launch_id
 
+    def fork_launch(self, launch_id: str, *, patient_id: str, banner: dict | None) -> str | None:
+        """A new launch context for ``patient_id``, made from a standalone launch that had none
+        (the in-app patient picker, SA-04). One patient per context (TS-02): the picker's context
+        stays patient-less, so the worker can go back and choose another young person.
+
+        The new context gets the access token but NOT the refresh token: two contexts refreshing
+        with one refresh token would use it twice (TS-08). It ends when that access token does."""
+        now = utcnow()
+        with self.engine.begin() as conn:
+            row = conn.execute(sa.select(launches).where(launches.c.launch_id == launch_id)).first()
+            if row is None or row.ended or row.patient_id is not None:
+                return None
+            new_id = secrets.token_urlsafe(24)
+            values = dict(row._mapping)
+            values.update(
+                launch_id=new_id,
+                patient_id=patient_id,
+                banner_json=json.dumps(banner) if banner else None,
+                refresh_token_enc=None,
+                refreshed_at=None,
+                csrf_token=secrets.token_urlsafe(32),
+                created_at=now,
+            )
+            conn.execute(launches.insert().values(**values))
+        return new_id
+
     @staticmethod
     def _record(row: Any) -> LaunchRecord:
         return LaunchRecord(

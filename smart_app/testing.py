@@ -337,14 +337,15 @@ def nhs_test_number(n: int) -> str:
 @contextmanager
 def live_stack(tmp: Path, *, agency_org_ref: str | None = None, n_patients: int = 2,
                database_url: str | None = None, journeys: bool = False, threaded_server=None,
-               write_back_grouping: bool = False):
+               write_back_grouping: bool = False, need_patient_picker: bool = False):
     """Start the sandbox (EHR page, auth server, EHR FHIR store on SQLite) and two app instances
     registered with it (``thrive-app`` auto-approves; ``thrive-app-consent`` shows the consent page),
     all on free loopback ports; seed ``n_patients`` Patients in the EHR. Yields a namespace with
     ``app``, ``ro_app``, ``app_origin``, ``ro_origin``, ``sandbox_origin``, ``fhir_base``,
     ``authority``, ``patients``, ``ehr_launch_url(patient, user=..., origin=...)`` and
     ``ehr_search(resource_type, **params)`` (reads the EHR store with a system token).
-    ``write_back_grouping``: the apps also write agreed groupings into the EHR."""
+    ``write_back_grouping``: the apps also write agreed groupings into the EHR.
+    ``need_patient_picker``: standalone launches without a patient open the in-app picker (SA-04)."""
     from types import SimpleNamespace
     from urllib.parse import urlencode
 
@@ -367,7 +368,7 @@ def live_stack(tmp: Path, *, agency_org_ref: str | None = None, n_patients: int 
         key_file = tmp / "app-key.pem"
         key_file.write_bytes(key.private_pem())
         scopes = frozenset(
-            "launch launch/patient openid fhirUser online_access offline_access patient/*.cruds".split()
+            "launch launch/patient openid fhirUser online_access offline_access patient/*.cruds user/Patient.rs".split()
         )
         registry = Registry()
         registry.add(Client("thrive-app", "private_key_jwt", name="THRIVE care plan", auto_approve=True,
@@ -411,6 +412,7 @@ def live_stack(tmp: Path, *, agency_org_ref: str | None = None, n_patients: int 
                     "key_id": key.kid,
                     "online_access": True,
                     "allow_insecure_loopback": True,
+                    "need_patient_picker": need_patient_picker,
                     "frame_ancestors": [sandbox_server.origin],
                 }],
                 "standalone": [{"key": "school", "name": "Sandbox High School", "iss": sandbox.fhir_base,

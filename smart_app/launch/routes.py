@@ -49,6 +49,9 @@ def _start_authorization(reg, *, mode: str, aud: str, launch_param: str | None, 
     verifier = new_code_verifier()
     nonce = secrets.token_urlsafe(24)
     scope = requested_scopes(mode, reg.scope_version, online_access=reg.online_access)
+    if mode == "standalone" and reg.need_patient_picker:
+        # SA-04: the agency worker finds the young person in the app (smart_app.summary.picker)
+        scope += " user/Patient.rs" if reg.scope_version == "v2" else " user/Patient.read"
     redirect_uri = _redirect_uri()
     st = state().sessions.create_auth_request(
         binding,
@@ -200,6 +203,9 @@ def callback():
 
     patient = tokens.get("patient")
     if not isinstance(patient, str) or not patient:
+        patient = None
+    picker = auth.mode == "standalone" and reg.need_patient_picker  # SA-04: smart_app.summary.picker
+    if patient is None and not picker:
         # Epic gives no patient for provider-facing standalone launches (SA-04); nothing is stored.
         if auth.mode == "standalone":
             return error_page(
@@ -228,7 +234,7 @@ def callback():
     organization_ref = (
         (entry.organization if entry else None) if auth.mode == "standalone" else _org_ref_for(state().config.ods_code)
     )
-    banner = _fetch_banner(auth.iss, patient, tokens["access_token"], reg)
+    banner = _fetch_banner(auth.iss, patient, tokens["access_token"], reg) if patient else None
     launch_id = state().sessions.create_launch(
         binding,
         mode=auth.mode,
@@ -250,7 +256,7 @@ def callback():
         token_endpoint=auth.token_endpoint,
     )
     log.info("launch completed mode=%s", auth.mode)
-    target = "summary.index" if auth.mode == "ehr" else "agency.index"
+    target = "summary.index" if auth.mode == "ehr" else ("agency.index" if patient else "picker.index")
     from flask import url_for
 
     return redirect(url_for(target, launch_id=launch_id), code=303)

@@ -8,7 +8,7 @@ from ..context import COOKIE_NAME, current_launch, launch_blueprint, launch_requ
 from .chart import progress_chart
 from .data import build_summary
 
-bp = launch_blueprint("summary", __name__)
+bp = launch_blueprint("summary", __name__, audience="any")  # an agency launch is sent to its shared plan
 
 
 @bp.get("/summary")

@@ -26,7 +26,7 @@ from .data import build_summary
 
 log = logging.getLogger("smart_app.agency")
 
-bp = launch_blueprint("agency", __name__)
+bp = launch_blueprint("agency", __name__, audience="agency")
 
 AUDIT_EVENT_TYPE = "http://terminology.hl7.org/CodeSystem/audit-event-type"
 RESTFUL_INTERACTION = "http://hl7.org/fhir/restful-interaction"
@@ -58,8 +58,12 @@ def consent_for(consents: list[dict], patient_ref: str, organization_ref: str | 
     return None
 
 
-def build_read_audit(launch, entities: list[str], allowed: bool, now: datetime) -> dict:
-    """AuditEvent for one read through the app by an agency worker (thrive-read-audit)."""
+def build_read_audit(launch, entities: list[str], allowed: bool, now: datetime, *,
+                     patient_ref: str | None = None, interaction: str = "read") -> dict:
+    """AuditEvent for one read through the app by an agency worker (thrive-read-audit).
+    ``interaction`` ``search-type`` (action E) is a listing of the young person in the patient
+    picker; ``patient_ref`` defaults to the launch's patient."""
+    patient_ref = patient_ref or launch.patient_ref
     who = launch.practitioner_role_ref or launch.user_ref
     agents = []
     if who:
@@ -68,16 +72,16 @@ def build_read_audit(launch, entities: list[str], allowed: bool, now: datetime) 
                                             "code": "IRCP", "display": "information recipient"}]}})
     if launch.organization_ref:
         agents.append({"who": {"reference": launch.organization_ref}, "requestor": not who})
-    entity = [{"what": {"reference": r}} for r in entities if r != launch.patient_ref]
-    entity.append({"what": {"reference": launch.patient_ref},
+    entity = [{"what": {"reference": r}} for r in entities if r != patient_ref]
+    entity.append({"what": {"reference": patient_ref},
                    "role": {"system": OBJECT_ROLE, "code": "1", "display": "Patient"}})
     return {
         "resourceType": "AuditEvent",
         "id": str(uuid.uuid4()),
         "meta": {"profile": [canonical.PROFILE_READ_AUDIT]},
         "type": {"system": AUDIT_EVENT_TYPE, "code": "rest", "display": "RESTful Operation"},
-        "subtype": [{"system": RESTFUL_INTERACTION, "code": "read", "display": "read"}],
-        "action": "R",
+        "subtype": [{"system": RESTFUL_INTERACTION, "code": interaction, "display": interaction}],
+        "action": "E" if interaction == "search-type" else "R",
         "recorded": now.isoformat(timespec="seconds").replace("+00:00", "Z"),
         "outcome": "0" if allowed else "4",
         **({} if allowed else {"outcomeDesc": "No active sharing consent names this organisation"}),
@@ -91,15 +95,16 @@ def build_read_audit(launch, entities: list[str], allowed: bool, now: datetime) 
 
 def write_audit(launch, event: dict) -> None:
     store = launch.local_store
+    patient_key = next(e["what"]["reference"] for e in event["entity"] if e.get("role", {}).get("code") == "1")
     with store.session() as s:
         store.record(
             s,
             ChangeSet(
-                patient_key=launch.patient_ref,
+                patient_key=patient_key,
                 author_ref=launch.practitioner_role_ref or launch.user_ref or launch.organization_ref,
                 organization_ref=launch.organization_ref or "",
                 activity="create",
-                reason="Agency read of a shared plan",
+                reason="Agency listing in the patient picker" if event["action"] == "E" else "Agency read of a shared plan",
             ).put(event, expected_local_version=0),
         )
 
@@ -108,6 +113,10 @@ def write_audit(launch, event: dict) -> None:
 @launch_required
 def index():
     launch = current_launch()
+    if launch.patient_id is None:  # a sign-in without a young person: find one first (SA-04)
+        from flask import redirect
+
+        return redirect(launch.url_for("picker.index"), code=303)
     now = datetime.now(timezone.utc)
     store = launch.local_store
     recs = records.of(store, launch.patient_ref)

@@ -128,3 +128,20 @@ def test_snapshot_versions_match_contents_and_a_save_forgets_it(app_with_journey
         assert first.care_team is not None
         records.forget()
         assert records.of(store, "Patient/pat-snap") is not first
+
+
+def test_agency_launch_cannot_open_the_clinical_teams_pages(app_with_journeys):
+    """Journey pages show a young person's records without the sharing-consent check, so they are
+    for EHR (clinician) launches only; an agency worker reads the shared plan page instead."""
+    seed_plan(app_with_journeys, "pat-agency", share_with=(AGENCY,))
+    agency = make_launch(app_with_journeys, patient_id="pat-agency", mode="standalone", organization_ref="Organization/x")
+    client = agency.client()
+    for page in PAGES[1:] + ("care-team/", "safety-plan/print", "grouping/agree"):
+        resp = client.get(agency.url(page), base_url=TEST_ORIGIN)
+        assert resp.status_code == 403, page
+        assert "Staying in my room" not in resp.get_data(as_text=True) and "Getting Risk Support" not in _text(resp)
+    html = client.get(agency.url("shared-plan"), base_url=TEST_ORIGIN).get_data(as_text=True)
+    nav = re.findall(r'navigation-link" href="[^"]+/([a-z-]+)/?"', html)
+    assert nav == ["summary"]  # no links to the clinical team's pages
+    clinician = make_launch(app_with_journeys, patient_id="pat-agency")
+    assert clinician.client().get(clinician.url("shared-plan"), base_url=TEST_ORIGIN).status_code == 404

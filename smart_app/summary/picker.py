@@ -1,0 +1,159 @@
+"""In-app patient picker for agency staff whose standalone launch came back without a patient.
+
+Epic gives no patient for provider-facing standalone launches (smart-launch.md SA-04). Where the
+registry says so (``need_patient_picker``), the agency worker finds the young person here. Only
+young people whose active sharing Consent names the worker's organisation can be found: that set
+is worked out from the local store FIRST, and the EHR is then asked only about those young people
+(``Patient?_id=…&name=…``, with the ``user/Patient.rs`` scope), so nobody else's record is ever
+looked up, let alone listed. A search needs an NHS number or at least two letters of a name (no
+browsing), and every young person shown in a result list gets an AuditEvent (``search-type``).
+
+Choosing a young person checks the consent again (never trusting the form) and opens a new launch
+context for them (``SessionStore.fork_launch``; one patient per context, TS-02), whose shared-plan
+page does its own consent check and read audit.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from datetime import datetime, timezone
+
+from flask import redirect, render_template, request, url_for
+from sqlalchemy import select
+
+from thrive_fhir import canonical
+
+from ..context import current_launch, error_page, launch_blueprint, launch_required, state
+from .agency import build_read_audit, consent_for, write_audit
+
+log = logging.getLogger("smart_app.picker")
+
+bp = launch_blueprint("picker", __name__, audience="agency")
+
+#: How many young people the EHR is asked about per search request (keeps ``_id`` lists short).
+ID_CHUNK = 50
+MAX_QUERY = 100
+_ID_RE = re.compile(r"[A-Za-z0-9\-.]{1,64}")  # a FHIR id
+
+
+def consenting_patients(store, organization_ref: str | None, now: datetime) -> list[str]:
+    """Patient references whose active sharing Consent names ``organization_ref`` today.
+
+    Reads every Consent in the local store (one query); the rule is ``agency.consent_for``, the
+    same one the shared-plan page applies."""
+    if not organization_ref:
+        return []
+    from thrive_fhir.localstore import models as m
+
+    t = m.local_resource
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(t.c.patient_key, t.c.resource).where(t.c.resource_type == "Consent")).all()
+    by_patient: dict[str, list[dict]] = {}
+    for patient_key, body in rows:
+        by_patient.setdefault(patient_key, []).append(json.loads(body))
+    return sorted(p for p, consents in by_patient.items() if consent_for(consents, p, organization_ref, now))
+
+
+def _query_params(q: str) -> list[tuple[str, str]] | None:
+    """EHR search parameters for what the worker typed, or None if it is too vague to search."""
+    digits = re.sub(r"[\s-]", "", q)
+    if digits.isdigit():
+        return [("identifier", f"{canonical.NHS_NUMBER}|{digits}")] if len(digits) == 10 else None
+    if len(q) < 2:
+        return None
+    return [("name", q)]
+
+
+def _search_ehr(launch, patient_refs: list[str], params: list[tuple[str, str]]) -> list[dict]:
+    """Patients among ``patient_refs`` matching ``params``, asking the EHR about those only."""
+    ids = [r.split("/", 1)[1] for r in patient_refs]
+    found: list[dict] = []
+    for i in range(0, len(ids), ID_CHUNK):
+        bundle = launch.ehr_client.request(
+            "GET", "Patient", params=[("_id", ",".join(ids[i:i + ID_CHUNK])), *params, ("_count", str(ID_CHUNK))]
+        ).json()
+        allowed = set(ids)
+        for entry in bundle.get("entry", []):
+            res = entry.get("resource") or {}
+            if res.get("resourceType") == "Patient" and res.get("id") in allowed:  # never trust the EHR to filter
+                found.append(res)
+    return found
+
+
+def _picker_launch():
+    launch = current_launch()
+    if launch.mode != "standalone" or launch.patient_id is not None:
+        return launch, error_page(404, "Page not found", "Check the address, or go back to the shared plan.")
+    if not launch.organization_ref:
+        return launch, error_page(
+            403, "Your organisation is not set up here",
+            "This sign-in is not linked to an organisation, so no shared plans can be found. "
+            "Ask your system administrator to set your organisation up for this app.")
+    return launch, None
+
+
+@bp.get("/choose")
+@launch_required
+def index():
+    from ..launch.ehr_client import EhrError, EhrSessionEnded, banner_from_patient
+
+    launch, refused = _picker_launch()
+    if refused:
+        return refused
+    q = (request.args.get("q") or "").strip()[:MAX_QUERY]
+    results, message = [], None
+    if q:
+        params = _query_params(q)
+        now = datetime.now(timezone.utc)
+        if params is None:
+            message = "Enter a 10-digit NHS number, or at least 2 letters of the young person's name."
+        else:
+            allowed = consenting_patients(launch.local_store, launch.organization_ref, now)  # consent first
+            patients = []
+            if allowed:
+                try:
+                    patients = _search_ehr(launch, allowed, params)
+                except EhrSessionEnded:
+                    message = "Your session has ended. Sign in again to search."
+                except EhrError:
+                    log.warning("patient picker: the EHR search failed")
+                    message = "The search could not be done just now. Try again."
+            for patient in patients:
+                banner = banner_from_patient(patient)
+                results.append({"id": patient["id"], **banner})
+                write_audit(launch, build_read_audit(launch, [], allowed=True, now=now,
+                                                     patient_ref=f"Patient/{patient['id']}",
+                                                     interaction="search-type"))
+            if not results and message is None:
+                message = "No young person matching that has agreed to share their plan with your organisation."
+    return render_template("summary/picker.html", q=q, results=results, message=message)
+
+
+@bp.post("/choose")
+@launch_required
+def choose():
+    from ..launch.ehr_client import EhrError, banner_from_patient
+
+    launch, refused = _picker_launch()
+    if refused:
+        return refused
+    patient_id = (request.form.get("patient") or "").strip()
+    if not _ID_RE.fullmatch(patient_id):
+        return error_page(400, "Choose a young person", "Choose a young person from the search results.")
+    now = datetime.now(timezone.utc)
+    patient_ref = f"Patient/{patient_id}"
+    if patient_ref not in consenting_patients(launch.local_store, launch.organization_ref, now):
+        write_audit(launch, build_read_audit(launch, [], allowed=False, now=now, patient_ref=patient_ref))
+        return error_page(403, "This plan is not shared with your organisation",
+                          "The young person has not agreed to share their plan with your organisation, or their "
+                          "agreement has ended.")
+    try:
+        banner = banner_from_patient(launch.ehr_client.read("Patient", patient_id))
+    except EhrError:
+        banner = {"name": None, "unavailable": True}
+    new_id = state().sessions.fork_launch(launch.launch_id, patient_id=patient_id, banner=banner)
+    if new_id is None:
+        return error_page(404, "Session not found", "This sign-in has ended. Sign in again to find a young person.")
+    return redirect(url_for("agency.index", launch_id=new_id), code=303)
