@@ -16,6 +16,12 @@ For journey blueprints (H7b) the whole interface is::
 View functions do NOT take a ``launch_id`` argument: it is taken from the URL into the context and
 added back automatically by ``url_for`` inside a launch. Every form needs ``{{ csrf_field() }}``.
 Add a navigation entry with ``register_nav(app, "goals.index", "Goals", order=30)``.
+
+A launch blueprint is for clinicians (EHR launches) unless it says otherwise
+(``launch_blueprint(..., audience="agency" | "any")``): an agency worker's standalone launch gets
+403 on clinician pages, which show records without the sharing-consent check, and does not see them
+in the navigation. Read a young person's records with ``smart_app.records.of(store, patient_ref)``
+(one read per request) and their risk state with ``smart_app.risk``.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from smart_app.testing import TEST_ORIGIN
 from .conftest import grouping_form, safety_plan_form, token
 
 ROUTES = ["grouping/agree", "goals/add", "goals/rate", "safety-plan/edit", "services/", "sharing/",
-          "sharing/withdraw", "ending/"]
+          "sharing/withdraw", "ending/", "care-team/add", "care-team/remove", "grouping/..%2F..%2Fx/send-to-ehr"]
 
 JUNK = [
     [],
@@ -26,6 +26,9 @@ JUNK = [
     [("token", token()), ("agencies", "x" * 300), ("confirmed", "yes")],
     [("token", token()), ("agency", "northgate-academy"), ("version", "7")],
     [("token", token()), ("limits", " "), ("grouping", "coping")],
+    [("token", token()), ("kind", "agency"), ("agency", "x" * 300), ("role", "\x00")],
+    [("token", token()), ("kind", "parent-carer"), ("given", "x" * 5000), ("family", "Y"), ("relationship", "<b>")],
+    [("token", token()), ("member", "Patient/../../etc"), ("version", "1")],
 ]
 
 
@@ -55,6 +58,8 @@ def test_script_in_free_text_is_escaped_everywhere(journey):
     evil = '<script>alert("x")</script>'
     assert journey.post("grouping/agree", grouping_form(yp_words=evil)).status_code == 303
     assert journey.post("safety-plan/edit", safety_plan_form(**{"warning-signs-0-text": evil})).status_code == 303
-    for page in ("grouping/", "safety-plan/", "safety-plan/print", "safety-plan/edit"):
+    assert journey.post("care-team/add", {"token": token(), "version": "0", "kind": "parent-carer", "given": evil,
+                                          "family": "Example", "relationship": "MTH"}).status_code == 303
+    for page in ("grouping/", "safety-plan/", "safety-plan/print", "safety-plan/edit", "care-team/", "summary"):
         html = journey.get(page).get_data(as_text=True)
         assert evil not in html, page
