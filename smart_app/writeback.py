@@ -48,6 +48,7 @@ REASONS = {
     "session-ended": "your session with the EHR has ended (relaunch the app from the patient's record, then send again)",
     "forbidden": "the EHR did not allow this app to add it to the record",
     "not-allowed": "this launch has no permission to add groupings to the EHR record",
+    "pending": "it has not been sent yet",
     "error": "the EHR could not take it",
 }
 
@@ -69,7 +70,7 @@ class Pending:
 
     @property
     def reason_text(self) -> str:
-        return reason_text(self.reason)
+        return reason_text(self.reason if self.status == "failed" else "pending")
 
 
 class WriteBacks:
@@ -81,6 +82,17 @@ class WriteBacks:
     def create_tables(self) -> None:
         metadata.create_all(self.engine, checkfirst=True)
 
+    def note_pending(self, resource: dict, patient_key: str, iss: str) -> None:
+        """Remember a send before it is tried, so a crash mid-send still leaves the retry button."""
+        now = time.time()
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(writebacks.insert().values(
+                    resource_type=resource["resourceType"], resource_id=resource["id"], iss=iss, patient_key=patient_key,
+                    status="pending", attempts=0, created_at=now, updated_at=now))
+        except sa.exc.IntegrityError:
+            pass  # known already (a retry): its row is updated when the attempt ends
+
     def record_attempt(self, resource: dict, patient_key: str, iss: str, *, ok: bool, reason: str | None = None,
                        ehr_ref: str | None = None) -> None:
         key = {"resource_type": resource["resourceType"], "resource_id": resource["id"], "iss": iss}
@@ -88,12 +100,10 @@ class WriteBacks:
         now = time.time()
         values = {"patient_key": patient_key, "status": "sent" if ok else "failed",
                   "reason": None if ok else reason, "ehr_ref": ehr_ref, "updated_at": now}
-        try:
-            with self.engine.begin() as conn:
+        with self.engine.begin() as conn:
+            updated = conn.execute(writebacks.update().where(*where).values(**values, attempts=writebacks.c.attempts + 1))
+            if not updated.rowcount:
                 conn.execute(writebacks.insert().values(**key, **values, attempts=1, created_at=now))
-        except sa.exc.IntegrityError:  # tried before: count this attempt on the same row
-            with self.engine.begin() as conn:
-                conn.execute(writebacks.update().where(*where).values(**values, attempts=writebacks.c.attempts + 1))
 
     def pending(self, patient_key: str, iss: str) -> dict[str, Pending]:
         """Groupings of ``patient_key`` not yet in the EHR ``iss``, by Observation id."""
@@ -131,6 +141,7 @@ def send(launch, resource: dict) -> str | None:
     if not launch.write_back_grouping:
         reason = "not-allowed"
     else:
+        book.note_pending(resource, launch.patient_ref, launch.iss)
         body = {k: v for k, v in resource.items() if k != "id"}  # the EHR assigns its own id on create
         headers = {}
         identifier = _business_identifier(resource)

@@ -156,3 +156,24 @@ def test_unreachable_ehr_is_a_warning_not_an_error(tmp_path):
     again = launch.post(client, "grouping/agree", data=[("token", token), ("previous_id", "")])
     assert "saved=duplicate" in again.headers["Location"]
     assert app.extensions["thrive"].writebacks.pending(f"Patient/{launch.patient_id}", iss)
+
+
+def test_a_send_cut_short_still_leaves_the_retry(tmp_path):
+    """The send is remembered before it is tried: if the app stops mid-send, the grouping is still
+    listed as not in the EHR (and a later attempt updates the same row)."""
+    from smart_app import create_app
+
+    app = create_app(test_config(tmp_path))
+    book = app.extensions["thrive"].writebacks
+    obs = {"resourceType": "Observation", "id": "obs-1"}
+    book.note_pending(obs, "Patient/p", "https://ehr.example/fhir")
+    book.note_pending(obs, "Patient/p", "https://ehr.example/fhir")  # a retry notes nothing new
+    [pending] = book.pending("Patient/p", "https://ehr.example/fhir").values()
+    assert pending.status == "pending" and pending.attempts == 0 and pending.reason_text == "it has not been sent yet"
+    assert book.pending("Patient/p", "https://other-ehr.example/fhir") == {}  # another EHR's launch never sends it
+    book.record_attempt(obs, "Patient/p", "https://ehr.example/fhir", ok=False, reason="http-422")
+    [failed] = book.pending("Patient/p", "https://ehr.example/fhir").values()
+    assert failed.attempts == 1 and failed.reason_text == "the EHR refused it (answer 422)"
+    book.record_attempt(obs, "Patient/p", "https://ehr.example/fhir", ok=True, ehr_ref="Observation/e1")
+    assert book.pending("Patient/p", "https://ehr.example/fhir") == {}
+    assert book.status("Observation", "obs-1", "https://ehr.example/fhir") == "sent"
