@@ -161,6 +161,11 @@ def _form_page(values, counts, errors=None, status=200, conflict=None):
     )
 
 
+def _team_active(launch) -> bool:
+    team = records.care_team(launch.local_store, launch.patient_ref)
+    return team is not None and team.resource.get("status") in ("active", "proposed")
+
+
 @bp.get("/")
 @launch_required
 def index():
@@ -171,6 +176,7 @@ def index():
         plan=plan,
         sections=_sections_view(plan.resource if plan else None, launch),
         versions=_versions(launch.local_store, plan),
+        team_active=_team_active(launch),
         active=risk.assess(None, plan.resource if plan else None, today()).plan_active,
         saved=saved_message(),
     )

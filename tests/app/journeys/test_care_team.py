@@ -113,3 +113,12 @@ def test_blank_fields_of_the_other_kinds_are_ignored(journey):
     resp = _add(journey, 1, kind="young-person", agency="", role="", given="", family="", relationship="")
     assert resp.status_code == 303
     assert [p["role"][0]["text"] for p in _team(journey)["participant"]] == ["Weekly sessions", "Young person"]
+
+
+def test_safety_plan_page_says_whether_it_points_at_the_team(journey):
+    journey.post("safety-plan/edit", safety_plan_form())
+    assert "Not linked yet. Add the care team" in text_of(journey.get("safety-plan/"))
+    _add(journey, 0, kind="young-person")
+    assert "will point at the care team when it is next saved" in text_of(journey.get("safety-plan/"))
+    journey.post("safety-plan/edit", safety_plan_form(version=1))
+    assert "Linked: see who is in the care team" in text_of(journey.get("safety-plan/"))
