@@ -23,7 +23,7 @@ from sync_verify import verify
 from thrive_fhir.localstore import LocalStore
 from thrive_fhir.sync import queue
 
-FAULTS = {"500": 0.06, "503": 0.06, "429": 0.05, "delay": 0.05, "drop_before": 0.06, "drop_after": 0.08}
+FAULTS = {"500": 0.04, "503": 0.04, "429": 0.04, "delay": 0.04, "drop_before": 0.04, "drop_after": 0.05}
 
 
 def _foreign_edit(base: str, goal_id: str) -> None:

@@ -241,3 +241,12 @@ def conflict_retries(store: LocalStore, row_id: int) -> int:
     t = m.outbox_event
     with store.engine.connect() as c:
         return c.execute(select(func.count()).where(t.c.outbox_id == row_id, t.c.kind == "conflict-retry")).scalar() or 0
+
+
+def release(store: LocalStore, rows: list[Claimed], owner: str, now: float) -> int:
+    """Give back rows still leased by ``owner`` (see Worker.step); returns how many there were."""
+    with store.session() as s:
+        return s.execute(
+            update(o).where(_owned([r.id for r in rows], owner)).values(
+                lease_owner=None, lease_until=None, needs_check=True, updated_at=now)
+        ).rowcount

@@ -97,6 +97,7 @@ class Worker:
         # the write landed: a request the store is still working on must finish first (default: the
         # read timeout, after which we gave up on it).
         self.settle = client.timeout[1] if settle_seconds is None else settle_seconds
+        self._last_reply = Reply(TRANSIENT)
         self.metrics = metrics or Metrics()
         self.worker_id = worker_id or f"{socket.gethostname()[:20]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.clock = clock
@@ -110,7 +111,15 @@ class Worker:
             lease_seconds=self.lease_seconds, now=self.clock(),
         )
         if rows:
-            self.process(rows)
+            try:
+                self.process(rows)
+            finally:
+                # Safety net: a row this worker claimed but did not settle (a bug, or an exception
+                # half-way) goes back to the queue now instead of waiting for its lease to expire.
+                # Its fate at the store is unknown, so the next attempt checks first.
+                leaked = q.release(self.store, rows, self.worker_id, now=self.clock())
+                if leaked:
+                    log.warning("rows_released", extra={"worker": self.worker_id, "rows": leaked})
         return len(rows)
 
     def run(self, stop: threading.Event, *, once: bool = False, poll_interval: float = 1.0, max_wait: float = 60.0) -> bool:
@@ -193,25 +202,25 @@ class Worker:
                 self.metrics.inc("thrive_sync_rows_sent_total", len(landed))
                 log.info("rows_already_in_store", extra={"worker": self.worker_id, "rows": len(landed)})
                 plans = [p for p in plans if p not in landed]
+        # Updates whose store version we do not know: one search per resource type.
+        current = self._search_by_id([e for p in plans for e in p.entries if e.local_version > 1 and e.if_match is None])
+        if current is None:
+            self._retry([p.row for p in plans], self._last_reply)
+            return []
         keep: list[Plan] = []
-        for idx, plan in enumerate(plans):
-            conflict: Reply | None = None
-            for e in [e for e in plan.entries if e.local_version > 1 and e.if_match is None]:
-                reply = self.client.read(e.resource_type, e.resource_id)
-                if reply.kind == NOT_FOUND:
+        for plan in plans:
+            conflict = None
+            for e in plan.entries:
+                found = current.get(e.key) if e.local_version > 1 and e.if_match is None else None
+                if found is None:
                     continue
-                if reply.kind != OK:
-                    self._retry([p.row for p in keep] + [p.row for p in plans[idx:]], reply)
-                    return []
-                current = reply.body or {}
-                if (current.get("meta") or {}).get("source", "").startswith(self.source + "#"):
-                    # our own earlier write: update on top of it
-                    e.if_match = str((current.get("meta") or {}).get("versionId") or version_from_etag(reply.headers.get("ETag")) or "") or None
+                if (found.get("meta") or {}).get("source", "").startswith(self.source + "#"):
+                    e.if_match = str((found.get("meta") or {}).get("versionId") or "") or None  # our earlier write
                 else:
-                    conflict = reply
+                    conflict = found
                     break
             if conflict is not None:
-                self._park_conflict(plan.row, conflict.body, conflict.status)
+                self._park_conflict(plan.row, conflict, 412)
                 continue
             if not plan.entries:
                 with self.store.session() as s:
@@ -220,6 +229,27 @@ class Worker:
                 continue
             keep.append(plan)
         return keep
+
+    def _search_by_id(self, entries: list[Entry]) -> dict[tuple[str, str], dict] | None:
+        """Current store versions of ``entries`` by ``_id`` search, one request per type (None on failure).
+
+        ``_id`` works on every resource type, even where a server defines no other search parameter
+        (sekmet-fhir's Goal)."""
+        by_type: dict[str, list[str]] = {}
+        for e in entries:
+            by_type.setdefault(e.resource_type, []).append(e.resource_id)
+        out: dict[tuple[str, str], dict] = {}
+        for rtype, ids in by_type.items():
+            ids = sorted(set(ids))
+            reply = self.client.request("GET", f"{rtype}?_id={','.join(ids)}&_count={len(ids)}")
+            if reply.kind != OK:
+                self._last_reply = reply
+                return None
+            for item in (reply.body or {}).get("entry") or []:
+                res = item.get("resource") or {}
+                if res.get("resourceType") == rtype and res.get("id") in ids:
+                    out[(rtype, res["id"])] = res
+        return out
 
     def _state(self, e: Entry, row: q.Claimed, store_version: str | None, now: float) -> dict:
         return {
@@ -350,7 +380,7 @@ class Worker:
                         break
                     continue
                 if r.kind != OK:
-                    self._retry([p.row for p in plans[i:]] + requeue + check, r)
+                    self._retry([p.row for p in plans[i:]] + [p.row for p in undecided] + requeue + check, r)
                     return False
                 current = r.body or {}
                 version = str((current.get("meta") or {}).get("versionId") or version_from_etag(r.headers.get("ETag")) or "")
