@@ -196,7 +196,9 @@ class FhirClient:
 
     # --- FHIR interactions -------------------------------------------------------------------
     def transaction(self, bundle: dict) -> Reply:
-        return self.request("POST", "", bundle)
+        # return=minimal: the worker needs each entry's ETag, not the resources echoed back; smaller
+        # answers cost the store and us less.
+        return self.request("POST", "", bundle, {"Prefer": "return=minimal"})
 
     def read(self, resource_type: str, resource_id: str) -> Reply:
         reply = self.request("GET", f"{resource_type}/{resource_id}")

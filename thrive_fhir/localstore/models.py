@@ -52,6 +52,7 @@ local_resource_version = Table(
     Column("resource", Text, nullable=False),
     Column("saved_at", Float, nullable=False),
     Column("outbox_id", RowId, nullable=False),
+    Index("ix_local_resource_version_outbox", "outbox_id"),
 )
 
 #: One row per young person; record() locks it so one patient's saves commit (and get outbox ids)

@@ -14,7 +14,7 @@ import json
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import and_, exists, func, insert, or_, select, tuple_, update
+from sqlalchemy import and_, exists, func, insert, or_, select, update
 from sqlalchemy.orm import Session, aliased
 
 from ..localstore import LocalStore
@@ -175,16 +175,15 @@ def mark_dead(s: Session, row: Claimed, owner: str, *, status: int, error: str, 
     _event(s, [row.id], kind, status or None, error, now)
 
 
-def load_versions(store: LocalStore, keys: list[tuple[str, str, int]]) -> dict[tuple[str, str, int], dict]:
-    """The stored local versions for a batch's entries."""
+def load_versions(store: LocalStore, row_ids: list[int]) -> dict[tuple[str, str, int], dict]:
+    """The stored local versions written by these outbox rows (a batch's entries)."""
     t = m.local_resource_version
     out: dict[tuple[str, str, int], dict] = {}
     with store.engine.connect() as conn:
-        for i in range(0, len(keys), 300):
-            chunk = keys[i : i + 300]
+        for i in range(0, len(row_ids), 500):
             rows = conn.execute(
                 select(t.c.resource_type, t.c.resource_id, t.c.version, t.c.resource).where(
-                    tuple_(t.c.resource_type, t.c.resource_id, t.c.version).in_(chunk)
+                    t.c.outbox_id.in_(row_ids[i : i + 500])
                 )
             ).all()
             for r in rows:
@@ -195,16 +194,19 @@ def load_versions(store: LocalStore, keys: list[tuple[str, str, int]]) -> dict[t
 def load_states(store: LocalStore, keys: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[str | None, int]]:
     """``(type, id) -> (store_version, local_version)`` for resources the store already has from us."""
     t = m.sync_resource_state
+    wanted = set(keys)
+    ids = sorted({i for _, i in keys})
     out: dict[tuple[str, str], tuple[str | None, int]] = {}
     with store.engine.connect() as conn:
-        for i in range(0, len(keys), 300):
+        for i in range(0, len(ids), 500):
             rows = conn.execute(
                 select(t.c.resource_type, t.c.resource_id, t.c.store_version, t.c.local_version).where(
-                    tuple_(t.c.resource_type, t.c.resource_id).in_(keys[i : i + 300])
+                    t.c.resource_id.in_(ids[i : i + 500])
                 )
             ).all()
             for r in rows:
-                out[(r.resource_type, r.resource_id)] = (r.store_version, r.local_version)
+                if (r.resource_type, r.resource_id) in wanted:
+                    out[(r.resource_type, r.resource_id)] = (r.store_version, r.local_version)
     return out
 
 

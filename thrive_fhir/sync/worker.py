@@ -16,7 +16,6 @@ Decisions follow sync.md's error table, one place each:
 
 from __future__ import annotations
 
-import copy
 import logging
 import os
 import random
@@ -157,7 +156,7 @@ class Worker:
 
     def _plan(self, rows: list[q.Claimed]) -> list[Plan]:
         keys = [tuple(e) for r in rows for e in r.entries]
-        versions = q.load_versions(self.store, keys)
+        versions = q.load_versions(self.store, [r.id for r in rows])
         states = q.load_states(self.store, sorted({(t, i) for t, i, _ in keys}))
         plans = []
         for row in rows:
@@ -166,7 +165,7 @@ class Worker:
                 state = states.get((t, i))
                 if state and state[1] >= v:
                     continue  # the store already has this or a newer local version: never go back
-                resource = copy.deepcopy(versions[(t, i, v)])
+                resource = versions[(t, i, v)]  # freshly parsed: ours to change
                 meta = dict(resource.get("meta") or {})
                 meta["source"] = f"{self.source}#{row.uid}"
                 meta.pop("versionId", None)

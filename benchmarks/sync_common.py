@@ -1,0 +1,124 @@
+"""Shared helpers of the sync benchmarks: start a store, bulk-fill an outbox, build raw Bundles.
+
+Bulk filling writes the same rows ``LocalStore.record`` writes (resource version + Provenance + one
+outbox row per save), directly with executemany, because a benchmark of the worker should not spend
+minutes on the app's save path.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests" / "sync"))
+
+from sync_servers import OwnStore, Sekmet  # noqa: E402
+
+from thrive_fhir import canonical  # noqa: E402
+from thrive_fhir.ids import resource_id  # noqa: E402
+from thrive_fhir.localstore import LocalStore  # noqa: E402
+from thrive_fhir.localstore import models as m  # noqa: E402
+from thrive_fhir.localstore.provenance import build_save_provenance  # noqa: E402
+
+AUTHOR = "PractitionerRole/7b6f2d56-1f43-4a51-9a39-3f2f6c1f0a01"
+ORG = "Organization/0d1f1c55-9a6c-4a77-8f39-6a0c3c1f4b02"
+
+
+def start_store(kind: str, workdir: Path):
+    server = Sekmet(workdir) if kind == "sekmet" else OwnStore(workdir)
+    if kind == "own":
+        # the benchmark measures the sync path, not profile validation on write
+        server.command = lambda: [str(Path(sys.executable).parent / "thrive"), "store", "serve", "--database",
+                                  server.database, "--port", str(server.port), "--no-validate"]
+    return server.start()
+
+
+def put_patients(base: str, ids: list[str]) -> None:
+    import requests
+
+    s = requests.Session()
+    for i in range(0, len(ids), 100):
+        entries = [{"resource": {"resourceType": "Patient", "id": pid, "active": True},
+                    "request": {"method": "PUT", "url": f"Patient/{pid}"}} for pid in ids[i:i + 100]]
+        r = s.post(base, json={"resourceType": "Bundle", "type": "transaction", "entry": entries},
+                   headers={"Content-Type": "application/fhir+json"}, timeout=120)
+        r.raise_for_status()
+
+
+def observation(patient_id: str, value: int) -> dict:
+    local = str(uuid.uuid4())
+    code, display = canonical.GBO_SCORE_CODES[1]
+    return {
+        "resourceType": "Observation",
+        "id": resource_id("gbo-score", local),
+        "identifier": [{"system": canonical.id_system("gbo-score"), "value": local}],
+        "status": "final",
+        "code": {"coding": [{"system": canonical.SNOMED, "code": code, "display": display}]},
+        "subject": {"reference": f"Patient/{patient_id}"},
+        "effectiveDateTime": "2025-01-15",
+        "valueInteger": value,
+    }
+
+
+def make_changes(n: int, patients: list[str]) -> list[tuple[str, str, dict, dict]]:
+    """n saves (uid, patient, observation, provenance), patients round-robin."""
+    out = []
+    now = time.time()
+    for k in range(n):
+        pid = patients[k % len(patients)]
+        obs = observation(pid, k % 11)
+        uid = str(uuid.uuid4())
+        prov = build_save_provenance(outbox_uid=uid, resources=[(obs, 1)], recorded=now, activity="create",
+                                     author_ref=AUTHOR, organization_ref=ORG)
+        out.append((uid, pid, obs, prov))
+    return out
+
+
+def bulk_enqueue(store: LocalStore, changes, chunk: int = 5000, created_at: float | None = None) -> None:
+    """Write outbox rows + versions + current rows for ``changes`` (as record() would)."""
+    created_at = time.time() if created_at is None else created_at
+    with store.engine.begin() as conn:
+        next_id = (conn.execute(m.outbox.select().with_only_columns(m.outbox.c.id).order_by(m.outbox.c.id.desc()).limit(1)).scalar() or 0) + 1
+    for i in range(0, len(changes), chunk):
+        part = changes[i:i + chunk]
+        outbox_rows, versions, current = [], [], []
+        for j, (uid, pid, obs, prov) in enumerate(part):
+            oid = next_id + i + j
+            outbox_rows.append({"id": oid, "uid": uid, "patient_key": f"Patient/{pid}", "activity": "create",
+                                "author_ref": AUTHOR, "organization_ref": ORG, "created_at": created_at,
+                                "entries": json.dumps([["Observation", obs["id"], 1], ["Provenance", prov["id"], 1]]),
+                                "status": "pending", "attempts": 0, "next_attempt_at": 0.0, "needs_check": False,
+                                "updated_at": created_at})
+            for r in (obs, prov):
+                body = json.dumps(r, separators=(",", ":"))
+                versions.append({"resource_type": r["resourceType"], "resource_id": r["id"], "version": 1,
+                                 "resource": body, "saved_at": created_at, "outbox_id": oid})
+                current.append({"resource_type": r["resourceType"], "resource_id": r["id"], "patient_key": f"Patient/{pid}",
+                                "version": 1, "resource": body, "updated_at": created_at})
+        with store.engine.begin() as conn:
+            conn.execute(m.outbox.insert(), outbox_rows)
+            conn.execute(m.local_resource_version.insert(), versions)
+            conn.execute(m.local_resource.insert(), current)
+
+
+def raw_bundles(changes, size: int = 100):
+    """The same data as plain transaction Bundles of ``size`` entries, with the worker's meta.source."""
+    entries = []
+    for uid, _pid, obs, prov in changes:
+        for r in (obs, prov):
+            r = dict(r, meta={**r.get("meta", {}), "source": f"{canonical.source_uri('RXX')}#{uid}"})
+            entries.append({"fullUrl": f"urn:x:{r['id']}", "resource": r,
+                            "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}})
+    for i in range(0, len(entries), size):
+        yield {"resourceType": "Bundle", "type": "transaction", "entry": entries[i:i + size]}
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0

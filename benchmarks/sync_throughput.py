@@ -1,0 +1,93 @@
+"""Sync worker throughput vs a plain client posting the same data, side by side, per store.
+
+For each store (sekmet-fhir 0.1.1 and the project's own store): two fresh instances; one receives the
+data as raw 100-entry transaction Bundles from a plain `requests` loop, the other from the sync worker
+draining an outbox holding the same saves. Prints resources/s for both and the ratio (target >= 0.8).
+
+    .venv/bin/python benchmarks/sync_throughput.py                 # moderate: 20,000 changes
+    .venv/bin/python benchmarks/sync_throughput.py --changes 100000
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import requests
+from sync_common import bulk_enqueue, make_changes, put_patients, raw_bundles, start_store
+
+from thrive_fhir.client.fhir_http import FhirClient
+from thrive_fhir.localstore import LocalStore
+from thrive_fhir.sync.worker import Worker
+
+
+def run_raw(base: str, changes, size: int) -> float:
+    session = requests.Session()
+    n = 0
+    t0 = time.perf_counter()
+    for bundle in raw_bundles(changes, size):
+        r = session.post(base, json=bundle, headers={"Content-Type": "application/fhir+json", "Prefer": "return=minimal"}, timeout=300)
+        r.raise_for_status()
+        n += len(bundle["entry"])
+    return n / (time.perf_counter() - t0)
+
+
+def run_worker(base: str, changes, size: int, workdir: Path, concurrency: int) -> float:
+    store = LocalStore(f"sqlite:///{workdir / 'local.db'}")
+    store.migrate()
+    bulk_enqueue(store, changes)
+    workers = [Worker(store, FhirClient(base, read_timeout=300), ods_code="RXX", max_entries=size, max_patients=size)
+               for _ in range(concurrency)]
+    stop = threading.Event()
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=w.run, args=(stop,), kwargs={"once": True, "poll_interval": 0.05, "max_wait": 30})
+               for w in workers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    from thrive_fhir.sync import queue
+
+    fig = queue.figures(store)
+    assert fig["sent"] == len(changes) and fig["queued"] == 0, fig
+    store.dispose()
+    return 2 * len(changes) / elapsed
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--changes", type=int, default=20000, help="saves to push (each = 1 Observation + 1 Provenance)")
+    ap.add_argument("--patients", type=int, default=1000)
+    ap.add_argument("--bundle", type=int, default=100, help="entries per transaction Bundle (raw and worker)")
+    ap.add_argument("--concurrency", type=int, default=2, help="worker threads")
+    ap.add_argument("--stores", default="sekmet,own")
+    args = ap.parse_args()
+    patients = [str(uuid.uuid4()) for _ in range(args.patients)]
+    print(f"changes={args.changes} patients={args.patients} bundle={args.bundle} worker_threads={args.concurrency}")
+    for kind in args.stores.split(","):
+        changes = make_changes(args.changes, patients)
+        with tempfile.TemporaryDirectory() as tmp:
+            tmp = Path(tmp)
+            raw_store = start_store(kind, tmp / "raw")
+            put_patients(raw_store.base_url, patients)
+            try:
+                raw = run_raw(raw_store.base_url, changes, args.bundle)
+            finally:
+                raw_store.stop()
+            worker_store = start_store(kind, tmp / "worker")
+            put_patients(worker_store.base_url, patients)
+            try:
+                worker = run_worker(worker_store.base_url, changes, args.bundle, tmp, args.concurrency)
+            finally:
+                worker_store.stop()
+        print(f"{kind:7} raw client {raw:8.0f} resources/s   sync worker {worker:8.0f} resources/s   "
+              f"ratio {worker / raw:.2f} (target >= 0.8)", flush=True)
+
+
+if __name__ == "__main__":
+    main()
