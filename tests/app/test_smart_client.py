@@ -22,7 +22,8 @@ from thrive_fhir.client.smart_launch import (
     fhir_user_ref,
     new_code_verifier,
 )
-from thrive_fhir.client.smart_scopes import GrantedScopes, ScopeError, check_scope, requested_scopes
+from thrive_fhir.client.smart_scopes import GrantedScopes, requested_scopes
+from thrive_fhir.smart_scopes import ScopeError, parse_scope
 
 ISS = "https://ehr.example.test/fhir"
 
@@ -55,10 +56,10 @@ def test_scope_strings_snapshot_v2_v1_and_standalone():
 
 def test_scope_builder_rejects_out_of_order_letters():
     with pytest.raises(ScopeError):
-        check_scope("patient/Goal.dus")
+        parse_scope("patient/Goal.dus")
     with pytest.raises(ScopeError):
-        check_scope("patient/Goal.x")
-    check_scope("patient/Goal.cruds")
+        parse_scope("patient/Goal.x")
+    parse_scope("patient/Goal.cruds")
 
 
 def test_granted_scope_parser_maps_v1_and_v2_and_reports_missing_writes():

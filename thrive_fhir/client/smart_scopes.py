@@ -1,38 +1,31 @@
-"""SMART scopes: what the app asks for (SC-04) and what a granted scope string allows (SC-01, SC-03).
+"""SMART scopes the clinician app asks for (SC-04), and what a granted scope string lets it write.
 
-Kept apart from the HTTP parts of the launch so the app's permission checks can import it cheaply.
+The scope grammar (v2 letters, the v1 aliases, what is malformed) has one home,
+:mod:`thrive_fhir.smart_scopes`, shared with the store and the sandbox; this module only builds the
+app's request and reads a grant through that parser, so the app cannot drift from what the store
+enforces. Kept apart from the HTTP parts of the launch so the app's permission checks can import
+it cheaply.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
+
+from thrive_fhir.smart_scopes import ScopeError, parse_scope, parse_scopes
+
+__all__ = ["READ_TYPES", "WRITE_TYPES", "GrantedScopes", "ScopeError", "requested_scopes"]
 
 #: Resource types the clinician app writes, each with create permission (SC-04).
 WRITE_TYPES = ("Observation", "Goal", "CarePlan", "Consent", "Provenance")
 READ_TYPES = ("Patient",)
 
-_V2 = re.compile(r"^(patient|user|system)/([A-Za-z]+|\*)\.(c?r?u?d?s?)(\?.*)?$")
-_V1 = re.compile(r"^(patient|user|system)/([A-Za-z]+|\*)\.(read|write|\*)$")
-_V1_MAP = {"read": "rs", "write": "cud", "*": "cruds"}
-
-
-class ScopeError(ValueError):
-    """A scope we were about to request is malformed."""
-
-
-def check_scope(scope: str) -> None:
-    """Reject out-of-order or unknown permission letters in a v2 scope we build (SC-01)."""
-    if "/" not in scope or scope.startswith("launch/"):
-        return
-    m = _V2.match(scope)
-    if not m or not m.group(3):
-        if not _V1.match(scope):
-            raise ScopeError(f"malformed SMART scope: {scope!r}")
-
 
 def requested_scopes(flow: str, version: str = "v2", *, online_access: bool = False) -> str:
-    """The exact scope string for ``flow`` (``ehr`` or ``standalone``) in ``version`` (SC-04)."""
+    """The exact scope string for ``flow`` (``ehr`` or ``standalone``) in ``version`` (SC-04).
+
+    Every part goes through the strict parser first, so a malformed scope (SC-01: letters out of
+    order) is our bug, raised here, never sent to an EHR.
+    """
     if flow not in ("ehr", "standalone"):
         raise ScopeError(f"unknown flow {flow!r}")
     if version not in ("v1", "v2"):
@@ -47,13 +40,14 @@ def requested_scopes(flow: str, version: str = "v2", *, online_access: bool = Fa
     if online_access and flow == "ehr":
         parts.append("online_access")
     for p in parts:
-        check_scope(p)
+        parse_scope(p)
     return " ".join(parts)
 
 
 @dataclass(frozen=True)
 class GrantedScopes:
-    """A parsed granted scope string; v1 and v2 syntax both understood (SC-03)."""
+    """A granted scope string as blanket permissions per (context, resource type); v1 and v2 both
+    understood (SC-03). Malformed scopes are ignored, as a grant should (SC-01)."""
 
     raw: str
     permissions: dict[tuple[str, str], frozenset[str]]
@@ -61,19 +55,10 @@ class GrantedScopes:
     @classmethod
     def parse(cls, scope: str | None) -> "GrantedScopes":
         perms: dict[tuple[str, str], set[str]] = {}
-        for item in (scope or "").split():
-            m = _V2.match(item)
-            letters = None
-            if m and m.group(3):
-                ctx, rtype, letters = m.group(1), m.group(2), m.group(3)
-                if m.group(4):
-                    continue  # a query-restricted grant does not give blanket permission
-            else:
-                m1 = _V1.match(item)
-                if m1:
-                    ctx, rtype, letters = m1.group(1), m1.group(2), _V1_MAP[m1.group(3)]
-            if letters:
-                perms.setdefault((ctx, rtype), set()).update(letters)
+        for s in parse_scopes(scope or "", strict=False):
+            if s.query:
+                continue  # a query-restricted grant does not give blanket permission
+            perms.setdefault((s.context, s.resource_type), set()).update(s.permissions)
         return cls(scope or "", {k: frozenset(v) for k, v in perms.items()})
 
     def allows(self, resource_type: str, letter: str, contexts=("patient", "user")) -> bool:
