@@ -43,7 +43,11 @@ class Text(fields.String):
 
 
 class Choice(fields.String):
-    """One code from a fixed list, with one message for missing and wrong alike."""
+    """One code from a fixed list, with one message for missing and wrong alike.
+
+    A blank answer (a select left on "Choose", which browsers post as ``""``) is missing: an error
+    when the field is required, None when it is optional.
+    """
 
     def __init__(self, choices, *, message: str, **kwargs):
         super().__init__(validate=validate.OneOf(list(choices), error=message), **kwargs)
@@ -56,6 +60,10 @@ class Choice(fields.String):
                 raise ValidationError(self.error_messages["required"])
             return None
         return super()._deserialize(value, attr, data, **kwargs)
+
+    def _validate(self, value):
+        if value is not None:  # blank optional choice became None: nothing to check against the list
+            super()._validate(value)
 
 
 class Token(fields.String):

@@ -356,7 +356,7 @@ class CareTeamMemberForm(Schema):
     kind = Choice(tuple(MEMBER_KINDS), required=True, message="Choose who you are adding")
     given = Text(max_length=200)
     family = Text(max_length=200)
-    relationship = fields.String(load_default="")  # checked below: only a parent or carer needs one
+    relationship = Choice(tuple(RELATIONSHIPS), message="Choose who they are to the young person")
     agency = fields.String(load_default="")
     role = Text(max_length=200)
 
@@ -375,7 +375,7 @@ class CareTeamMemberForm(Schema):
                 errors["given"] = "Enter the parent or carer's first name"
             if not data.get("family"):
                 errors["family"] = "Enter the parent or carer's last name"
-            if data.get("relationship") not in RELATIONSHIPS:
+            if not data.get("relationship"):  # optional for the other kinds, so required here
                 errors["relationship"] = "Choose who they are to the young person"
         if kind == "agency":
             if data.get("agency") not in self.agency_keys:
