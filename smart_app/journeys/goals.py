@@ -27,10 +27,10 @@ from thrive_fhir.builders import (
 from thrive_fhir.builders.goals import MAX_OPEN_GOALS
 from thrive_fhir.ids import resource_id
 
-from smart_app import records
+from smart_app import gbo, records
 from smart_app.context import current_launch, launch_blueprint, launch_required, write_required
 
-from . import formkit, gbo, saving
+from . import formkit, saving
 from .common import build_error_to_form, done, now, render, saved_message, today
 from .forms import GOAL_OUTCOMES, CloseGoalForm, DiscussionForm, NewGoalForm, ratings_form
 from .localids import derived_uuid4
@@ -49,7 +49,7 @@ def _goal_views(goal_records):
         out.append(
             {
                 "record": g,
-                "chart": gbo.chart_svg(g.ratings, chart_id=f"chart-{g.id}", title=f"Progress on goal {g.slot}: {g.description}"),
+                "chart": gbo.goal_chart(g.id, g.slot, g.description, g.ratings),
                 "change": gbo.change_label(g.ratings),
                 "needs_discussion": g.is_open and gbo.needs_discussion(g.ratings, g.last_discussed, review_after),
             }

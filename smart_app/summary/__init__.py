@@ -5,7 +5,6 @@ from __future__ import annotations
 from flask import render_template, request
 
 from ..context import COOKIE_NAME, current_launch, launch_blueprint, launch_required, state
-from .chart import progress_chart
 from .data import build_summary
 
 bp = launch_blueprint("summary", __name__, audience="any")  # an agency launch is sent to its shared plan
@@ -27,6 +26,5 @@ def index():
     return render_template(
         "summary/index.html",
         summary=summary,
-        charts={g.id: progress_chart(g) for g in summary.goals},
         drafts=drafts,
     )

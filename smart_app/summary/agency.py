@@ -21,7 +21,6 @@ from thrive_fhir.localstore import ChangeSet
 from .. import records
 from ..context import current_launch, error_page, launch_blueprint, launch_required, state
 from ..records import as_utc, parse_when
-from .chart import progress_chart
 from .data import build_summary
 
 log = logging.getLogger("smart_app.agency")
@@ -141,5 +140,4 @@ def index():
     return render_template(
         "summary/agency.html",
         summary=summary,
-        charts={g.id: progress_chart(g) for g in summary.goals},
     )

@@ -15,6 +15,7 @@ from datetime import date, datetime
 
 from thrive_fhir import canonical
 
+from .. import gbo
 from .. import records as rec
 from ..records import as_utc, has_code, parse_when
 from ..risk import RiskState, of_records
@@ -170,6 +171,12 @@ class GoalView:
     status: str
     start_display: str
     scores: list[ScorePoint] = field(default_factory=list)
+    ratings: list[rec.Rating] = field(default_factory=list)
+
+    @property
+    def chart(self):
+        """The goal's progress chart, the same one the Goals page draws (reliable change band)."""
+        return gbo.goal_chart(self.id, self.slot, self.text, self.ratings)
 
     @property
     def latest(self) -> ScorePoint | None:
@@ -281,7 +288,8 @@ def build_summary(store, patient_ref: str, *, patient_name: str | None = None, t
             for r in g.ratings
         ]
         goals.append(GoalView(id=g.id, text=g.description, slot=g.slot, status=g.resource.get("lifecycleStatus", ""),
-                              start_display=show_date(g.resource.get("startDate")), scores=scores))
+                              start_display=show_date(g.resource.get("startDate")), scores=scores,
+                              ratings=list(g.ratings)))
     goals.sort(key=lambda v: (v.slot or 9, v.start_display))
 
     plan_view = None

@@ -29,7 +29,9 @@ def test_summary_shows_risk_first_and_every_section(app):
     assert "Agreed" in text and "Dr Rowan Example" in text
     assert "Grouping history (2)" in text and "Reason for change: Risk increased" in text
     assert "Latest rating 6 out of 10" in text and "started at 2, up 4" in text
-    assert '<svg class="thrive-chart" role="img"' in html and "<desc" in html  # chart + text alternative
+    # the Goals page's chart (reliable change band), with its description and the table as text alternative
+    svg = html.split('<svg class="app-gbo-chart"', 1)[1].split("</svg>", 1)[0]
+    assert 'role="img"' in svg and "<desc" in svg and "app-gbo-chart__band" in svg
     assert "Warning signs" in text and "Staying in my room" in text
     assert "Peer support group (example)" in text
     assert "Sandbox High School" in text  # shared with

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import re
 
-from smart_app.journeys import gbo
-from smart_app.journeys.gbo import Rating
+from smart_app import gbo
+from smart_app.gbo import Rating
 
 from .conftest import error_links, text_of, token
 

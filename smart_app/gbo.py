@@ -1,5 +1,8 @@
 """Goals Based Outcomes: reading progress from ratings, and the progress chart.
 
+The one home for a goal's chart: the Goals page and the Summary (clinician and agency views) both
+draw it from here, so everyone sees the same band, the same figures and the same text alternative.
+
 Why server-rendered SVG: the app must work without JavaScript inside an EHR iframe and on small
 screens; an inline SVG scales with the page and prints. Every chart comes with a table of the same
 figures, so people using screen readers, or who cannot tell shades apart, get the same facts.
@@ -21,7 +24,6 @@ from smart_app.records import Rating
 
 #: Ask for an explicit discussion when this many ratings show no reliable improvement.
 DEFAULT_REVIEW_AFTER = 3
-
 
 
 def change(ratings: list[Rating]) -> int | None:
@@ -85,6 +87,15 @@ def _x(i: int, n: int) -> float:
 
 def _short(value: date | datetime) -> str:
     return value.strftime("%-d %b")
+
+
+def goal_chart(goal_id: str, slot: int | None, text: str, ratings: list[Rating]) -> Markup:
+    """A goal's chart as every page draws it: ids from the goal's id, a title naming the goal.
+
+    The page must also show the ratings as a table (the chart's description points to it).
+    """
+    name = f"goal {slot}" if slot else "goal"
+    return chart_svg(ratings, chart_id=f"chart-{goal_id}", title=f"Progress on {name}: {text}")
 
 
 def chart_svg(ratings: list[Rating], *, chart_id: str, title: str) -> Markup:
