@@ -28,19 +28,13 @@ from smart_app.context import current_launch, launch_blueprint, launch_required,
 from smart_app.directory import agency_ref
 
 from . import formkit, saving
-from .common import directory, done, render, saved_message, today
+from .common import directory, done, other_agencies, render, saved_message, today
 from .forms import MEMBER_KINDS, RELATIONSHIPS, CareTeamMemberForm, RemoveMemberForm
 from .localids import derived_uuid4
 
 bp = launch_blueprint("care_team", __name__, url_prefix="/care-team")
 
 ACTIVE = ("active", "proposed")
-
-
-def _agencies():
-    d = directory()
-    own = current_launch().organization_ref
-    return [a for a in d.agencies if agency_ref(d, a) != own]
 
 
 def _members(team: records.Versioned | None) -> list[CareTeamMember]:
@@ -86,7 +80,7 @@ def _page(values=None, errors=None, status=200, conflict=None):
         members=_member_rows(team, recs),
         kinds=[(k, v, None) for k, v in MEMBER_KINDS.items()],
         relationships=[("", "Choose")] + list(RELATIONSHIPS.items()),
-        agencies=[("", "Choose an agency")] + [(a.key, a.name) for a in _agencies()],
+        agencies=[("", "Choose an agency")] + [(a.key, a.name) for a in other_agencies(launch)],
         conflict=conflict,
         saved=saved_message(),
     )
@@ -138,7 +132,7 @@ def _members_kept_for_history(team: records.Versioned | None) -> list[CareTeamMe
 @write_required
 def add():
     launch = current_launch()
-    agencies = {a.key: a for a in _agencies()}
+    agencies = {a.key: a for a in other_agencies(launch)}
     data, errors, raw = formkit.load(CareTeamMemberForm(agency_keys=tuple(agencies)), request.form, CareTeamMemberForm.ORDER)
     if data is None:
         return _page(raw, errors, 400)

@@ -9,7 +9,7 @@ from flask import current_app, redirect, render_template, request
 
 from thrive_fhir.builders import BuildError
 
-from smart_app.directory import DIRECTORY_KEY
+from smart_app.directory import DIRECTORY_KEY, agency_ref
 
 from .formkit import FormErrors, new_token
 from .saving import Conflict
@@ -18,6 +18,13 @@ from .saving import Conflict
 def directory():
     """The locality's services directory, loaded once when the app starts (see ``register``)."""
     return current_app.extensions[DIRECTORY_KEY]
+
+
+def other_agencies(launch) -> list:
+    """The directory's agencies except the launch's own organisation: those a plan can be shared
+    with, who can take part in a decision, join the care team or hold a safety plan item."""
+    d = directory()
+    return [a for a in d.agencies if agency_ref(d, a) != launch.organization_ref]
 
 
 def today() -> date:

@@ -20,7 +20,7 @@ from smart_app.context import current_launch, launch_blueprint, launch_required,
 from smart_app.directory import agency_ref
 
 from . import formkit, saving
-from .common import directory, done, now, render, saved_message
+from .common import directory, done, now, other_agencies, render, saved_message
 from .forms import ConsentForm, WithdrawForm
 
 bp = launch_blueprint("consent", __name__, url_prefix="/sharing")
@@ -29,17 +29,11 @@ bp = launch_blueprint("consent", __name__, url_prefix="/sharing")
 SHARING_DAYS = 365
 
 
-def _agencies():
-    d = directory()
-    own = current_launch().organization_ref
-    return [a for a in d.agencies if agency_ref(d, a) != own]
-
-
 def _page(values=None, errors=None, status=200, conflict=None):
     launch = current_launch()
     store = launch.local_store
     current = records.consent(store, launch.patient_ref)
-    agencies = _agencies()
+    agencies = other_agencies(launch)
     shared_refs = records.consent_agencies(current)
     by_ref = {agency_ref(directory(), a): a for a in agencies}
     if values is None:
@@ -91,7 +85,7 @@ def _input(current: records.Versioned | None, local_id: str, agency_refs: list[s
 def save_consent():
     launch = current_launch()
     store = launch.local_store
-    agencies = {a.key: a for a in _agencies()}
+    agencies = {a.key: a for a in other_agencies(launch)}
     data, errors, raw = formkit.load(ConsentForm(agency_keys=tuple(agencies)), request.form, ConsentForm.ORDER)
     if data is None:
         return _page(raw, errors, 400)
@@ -131,7 +125,7 @@ def withdraw():
             errors.add("agencies", "There is no agreement to share to withdraw")
         return _page(None, errors, 400)
     d = directory()
-    agencies = {a.key: a for a in _agencies()}
+    agencies = {a.key: a for a in other_agencies(launch)}
     shared = records.consent_agencies(current)
     if data["agency"] and data["agency"] not in agencies:
         errors.add("agencies", "Choose an agency from the list")

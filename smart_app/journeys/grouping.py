@@ -22,9 +22,10 @@ from thrive_fhir.ids import resource_id
 
 from smart_app import records, risk, writeback
 from smart_app.context import current_launch, launch_blueprint, launch_required, state, write_required
+from smart_app.directory import agency_ref
 
 from . import formkit, saving, vocab
-from .common import build_error_to_form, directory, done, now, render, saved_message, today
+from .common import build_error_to_form, directory, done, now, other_agencies, render, saved_message, today
 from .forms import GroupingForm
 
 bp = launch_blueprint("grouping", __name__, url_prefix="/grouping")
@@ -42,18 +43,6 @@ _FIELD_MAP = {
     "options_considered": "options",
     "note": "change_note",
 }
-
-
-def _agencies():
-    d = directory()
-    own = current_launch().organization_ref
-    return [a for a in d.agencies if saving_agency_ref(a) != own]
-
-
-def saving_agency_ref(agency) -> str:
-    from smart_app.directory import agency_ref
-
-    return agency_ref(directory(), agency)
 
 
 #: Outcome of a send to the EHR, carried by the redirect as a key only (never free text).
@@ -115,7 +104,7 @@ def _form_page(values, errors=None, status=200, conflict=None):
         involvement=vocab.involvement(),
         yp_involvement=[c for c in vocab.involvement() if c.code in vocab.YP_INVOLVEMENT],
         change_reasons=vocab.change_reasons(),
-        agencies=_agencies(),
+        agencies=other_agencies(launch),
         vocab=vocab,
     )
 
@@ -130,7 +119,7 @@ def agree():
 
     store = launch.local_store
     current = records.current_grouping(store, launch.patient_ref)
-    agencies = {a.key: a for a in _agencies()}
+    agencies = {a.key: a for a in other_agencies(launch)}
     schema = GroupingForm(previous_grouping=current.code if current else None, agency_keys=tuple(agencies))
     data, errors, raw = formkit.load(schema, request.form, GroupingForm.ORDER)
     posted_token = request.form.get("token", "")
@@ -153,7 +142,7 @@ def agree():
     when = now()
     parts = data["participants"]
     participant_refs = [w.patient_ref] if "young-person" in parts else []
-    participant_refs += [saving_agency_ref(agencies[k]) for k in data["agencies"]]
+    participant_refs += [agency_ref(directory(), agencies[k]) for k in data["agencies"]]
     took_part = [c.display for c in vocab.participants() if c.code in parts]
     if data["agencies"]:
         took_part.append("(" + ", ".join(agencies[k].name for k in data["agencies"]) + ")")

@@ -23,7 +23,7 @@ from smart_app.context import current_launch, launch_blueprint, launch_required,
 from smart_app.directory import agency_ref, service_ref
 
 from . import saving, vocab
-from .common import directory, done, now, render, saved_message, today
+from .common import directory, done, now, other_agencies, render, saved_message, today
 from .forms import parse_safety_plan
 
 bp = launch_blueprint("safety_plan", __name__, url_prefix="/safety-plan")
@@ -37,10 +37,7 @@ def holder_options(launch) -> list[tuple[str, str, str | None]]:
     d = directory()
     w = saving.who(launch)
     out = [("young-person", "The young person", w.patient_ref), ("this-service", "This service (you)", w.author_ref)]
-    for a in d.agencies:
-        ref = agency_ref(d, a)
-        if ref != w.organization_ref:
-            out.append((f"agency:{a.key}", a.name, ref))
+    out += [(f"agency:{a.key}", a.name, agency_ref(d, a)) for a in other_agencies(launch)]
     for s in d.services:
         out.append((f"service:{s.code}", f"{s.name} ({s.agency.name})", service_ref(d, s)))
     return out
@@ -50,10 +47,7 @@ def contributor_options(launch) -> list[tuple[str, str, str | None]]:
     d = directory()
     w = saving.who(launch)
     out = [("young-person", "The young person", w.patient_ref), ("parent-carer", "Parent or carer", None)]
-    for a in d.agencies:
-        ref = agency_ref(d, a)
-        if ref != w.organization_ref:
-            out.append((f"agency:{a.key}", a.name, ref))
+    out += [(f"agency:{a.key}", a.name, agency_ref(d, a)) for a in other_agencies(launch)]
     return out
 
 
