@@ -18,7 +18,6 @@ from thrive_fhir.builders import (
     EpisodeInput,
     GoalClosing,
     GroupingDecision,
-    PreviousGrouping,
     build_episode,
     build_goal,
     build_grouping,
@@ -33,6 +32,7 @@ from .common import done, now, render, saved_message, today
 from .forms import GOAL_OUTCOMES, EndingForm
 from .formkit import Choice, Text
 from .goals import _rebuild, _with_notes
+from .grouping import decision_method, previous_of
 
 bp = launch_blueprint("ending", __name__, url_prefix="/ending")
 
@@ -132,10 +132,9 @@ def end_help():
                 yp_involvement=yp,
                 participants=(w.patient_ref,) if yp != "not-involved" else (),
                 not_involved_reason=data["yp_reason"] if yp == "not-involved" else None,
-                previous=PreviousGrouping(observation=current.ref, grouping=current.code, agreed_at=current.agreed_at)
-                if current is not None and current.code else None,
+                previous=previous_of(current),
                 change_reason=data.get("change_reason") if current is not None else None,
-                method="shared-decision-making" if yp in ("agreed", "partly-agreed") else "decided-without-agreement",
+                method=decision_method(yp),
                 note=note,
                 note_author=w.practitioner_ref,
                 encounter=launch.encounter_ref,

@@ -45,6 +45,19 @@ _FIELD_MAP = {
 }
 
 
+def previous_of(current: records.GroupingRecord | None) -> PreviousGrouping | None:
+    """The grouping a new decision replaces (its ``derivedFrom``), when there is one with a code."""
+    if current is None or not current.code:
+        return None
+    return PreviousGrouping(observation=current.ref, grouping=current.code, agreed_at=current.agreed_at)
+
+
+def decision_method(yp_involvement: str) -> str:
+    """A shared decision when the young person agreed, fully or partly; otherwise decided without
+    their agreement (the builder then wants a note saying why)."""
+    return "shared-decision-making" if yp_involvement in ("agreed", "partly-agreed") else "decided-without-agreement"
+
+
 #: Outcome of a send to the EHR, carried by the redirect as a key only (never free text).
 EHR_MESSAGES = {
     "sent": "The grouping has been added to the EHR record.",
@@ -169,11 +182,9 @@ def agree():
                 participants=tuple(participant_refs),
                 family_involvement=data["family_involvement"],
                 not_involved_reason=data["yp_reason"] if yp == "not-involved" else None,
-                previous=PreviousGrouping(observation=current.ref, grouping=current.code, agreed_at=current.agreed_at)
-                if current is not None and current.code
-                else None,
+                previous=previous_of(current),
                 change_reason=data.get("change_reason") if current is not None else None,
-                method="shared-decision-making" if yp in ("agreed", "partly-agreed") else "decided-without-agreement",
+                method=decision_method(yp),
                 yp_words=data.get("yp_words"),
                 needs_discussed=data["needs"],
                 options_considered=data["options"],
