@@ -266,6 +266,17 @@ def _goal_page(template, goal, values=None, errors=None, status=200, conflict=No
                   outcomes=GOAL_OUTCOME_OPTIONS, review_after=_review_after())
 
 
+def _save_goal(launch, w, goal, resource, data, raw, *, template: str, saved: str):
+    """Save a goal's new version drawn from ``data["version"]``; if it changed meanwhile, redraw
+    ``template`` with both versions and the person's words, saving nothing."""
+    try:
+        outcome = saving.save(launch.local_store, w, [(resource, data["version"])], activity="update")
+    except saving.Conflict as conflict:
+        raw["version"] = conflict.current_version
+        return _goal_page(template, goal, raw, None, 409, conflict)
+    return done(launch, "goals.index", saved, outcome)
+
+
 def _missing():
     return render("journeys/goals/missing.html", status=404)
 
@@ -293,13 +304,8 @@ def discuss(goal_id: str):
     except BuildError as exc:
         errors.add("discussion", exc.message.rstrip("."))
         return _goal_page("journeys/goals/discuss.html", goal, raw, errors, 400)
-    resource = _with_notes(resource, goal, note)
-    try:
-        outcome = saving.save(launch.local_store, w, [(resource, data["version"])], activity="update")
-    except saving.Conflict as conflict:
-        raw["version"] = conflict.current_version
-        return _goal_page("journeys/goals/discuss.html", goal, raw, None, 409, conflict)
-    return done(launch, "goals.index", "discussion", outcome)
+    return _save_goal(launch, w, goal, _with_notes(resource, goal, note), data, raw,
+                      template="journeys/goals/discuss.html", saved="discussion")
 
 
 @bp.route("/<goal_id>/close", methods=["GET", "POST"])
@@ -325,13 +331,8 @@ def close(goal_id: str):
     except BuildError as exc:
         errors.add("reason", exc.message.rstrip("."))
         return _goal_page("journeys/goals/close.html", goal, raw, errors, 400)
-    resource = _with_notes(resource, goal, None)
-    try:
-        outcome = saving.save(launch.local_store, w, [(resource, data["version"])], activity="update")
-    except saving.Conflict as conflict:
-        raw["version"] = conflict.current_version
-        return _goal_page("journeys/goals/close.html", goal, raw, None, 409, conflict)
-    return done(launch, "goals.index", "goal-closed", outcome)
+    return _save_goal(launch, w, goal, _with_notes(resource, goal, None), data, raw,
+                      template="journeys/goals/close.html", saved="goal-closed")
 
 
 GOAL_OUTCOME_OPTIONS = [(k, v, None) for k, v in GOAL_OUTCOMES.items()]
