@@ -37,9 +37,9 @@ bp = launch_blueprint("care_team", __name__, url_prefix="/care-team")
 ACTIVE = ("active", "proposed")
 
 
-def _members(team: records.Versioned | None) -> list[CareTeamMember]:
-    """The team's current members as builder input (so a new version keeps each one as it was)."""
-    if team is None or team.resource.get("status") not in ACTIVE:
+def _participants(team: records.Versioned | None) -> list[CareTeamMember]:
+    """Every participant of this version of the team as builder input (each kept as it was)."""
+    if team is None:
         return []
     out = []
     for p in team.resource.get("participant", []):
@@ -49,6 +49,13 @@ def _members(team: records.Versioned | None) -> list[CareTeamMember]:
         role = next((r.get("text") for r in p.get("role", []) if r.get("text")), None) or "Member"
         out.append(CareTeamMember(member=member, role=role, on_behalf_of=(p.get("onBehalfOf") or {}).get("reference")))
     return out
+
+
+def _members(team: records.Versioned | None) -> list[CareTeamMember]:
+    """The team's current members: nobody once the team is inactive (everyone was removed)."""
+    if team is None or team.resource.get("status") not in ACTIVE:
+        return []
+    return _participants(team)
 
 
 def _member_rows(team: records.Versioned | None, recs: records.PatientRecords) -> list[dict]:
@@ -103,7 +110,8 @@ def _save(launch, team: records.Versioned | None, members: list[CareTeamMember],
         local_id=team.local_id if team else token,
         source_ods=launch.ods_code,
         subject=w.patient_ref,
-        members=tuple(members) or tuple(_members_kept_for_history(team)),
+        # an emptied team keeps its last members on the inactive version (a CareTeam needs one)
+        members=tuple(members) or tuple(_participants(team)),
         name="Care team",
         status="active" if members else "inactive",
         episode=episode.ref if episode else None,
@@ -113,18 +121,6 @@ def _save(launch, team: records.Versioned | None, members: list[CareTeamMember],
     return saving.save(launch.local_store, w, [*extra, (resource, expected)],
                        activity="update" if team else "create",
                        created_ref=None if team else f"CareTeam/{resource['id']}")
-
-
-def _members_kept_for_history(team: records.Versioned | None) -> list[CareTeamMember]:
-    """An emptied team keeps its last members on the inactive version (a CareTeam needs one)."""
-    if team is None:
-        return []
-    kept = []
-    for p in team.resource.get("participant", []):
-        role = next((r.get("text") for r in p.get("role", []) if r.get("text")), None) or "Member"
-        kept.append(CareTeamMember(member=p["member"]["reference"], role=role,
-                                   on_behalf_of=(p.get("onBehalfOf") or {}).get("reference")))
-    return kept
 
 
 @bp.post("/add")
