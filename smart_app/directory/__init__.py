@@ -133,6 +133,19 @@ def _website(entry: dict, where: str) -> str | None:
     return site
 
 
+def _unique_key(entry: object, name: str, kind: str, where: str, index: dict) -> str:
+    """An entry's own key (``key`` of an organisation, ``code`` of a service): lower-case letters,
+    digits and '-', and not used by an earlier entry of the same kind."""
+    if not isinstance(entry, dict):
+        raise DirectoryError(f"{where}: must be an object")
+    value = entry.get(name)
+    if not isinstance(value, str) or not _KEY_RE.match(value):
+        raise DirectoryError(f"{where}: '{name}' must be lower-case letters, digits and '-'")
+    if (kind, value) in index:
+        raise DirectoryError(f"{where}: {name} {value!r} is used twice")
+    return value
+
+
 def parse(data: object, *, source: str = "directory") -> Directory:
     """Check a decoded directory document and build a :class:`Directory`."""
     if not isinstance(data, dict):
@@ -152,13 +165,7 @@ def parse(data: object, *, source: str = "directory") -> Directory:
     agencies: list[Agency] = []
     for i, entry in enumerate(raw_agencies):
         where = f"{source}: organisations[{i}]"
-        if not isinstance(entry, dict):
-            raise DirectoryError(f"{where}: must be an object")
-        key = entry.get("key")
-        if not isinstance(key, str) or not _KEY_RE.match(key):
-            raise DirectoryError(f"{where}: 'key' must be lower-case letters, digits and '-'")
-        if ("agency", key) in index:
-            raise DirectoryError(f"{where}: key {key!r} is used twice")
+        key = _unique_key(entry, "key", "agency", where, index)
         kind = entry.get("kind")
         if kind not in AGENCY_KINDS:
             raise DirectoryError(f"{where}: 'kind' must be one of {', '.join(AGENCY_KINDS)}")
@@ -179,13 +186,7 @@ def parse(data: object, *, source: str = "directory") -> Directory:
     services: list[Service] = []
     for i, entry in enumerate(raw_services):
         where = f"{source}: services[{i}]"
-        if not isinstance(entry, dict):
-            raise DirectoryError(f"{where}: must be an object")
-        code = entry.get("code")
-        if not isinstance(code, str) or not _KEY_RE.match(code):
-            raise DirectoryError(f"{where}: 'code' must be lower-case letters, digits and '-'")
-        if ("service", code) in index:
-            raise DirectoryError(f"{where}: code {code!r} is used twice")
+        code = _unique_key(entry, "code", "service", where, index)
         agency = index.get(("agency", entry.get("organisation")))
         if agency is None:
             raise DirectoryError(f"{where}: 'organisation' {entry.get('organisation')!r} is not in 'organisations'")
