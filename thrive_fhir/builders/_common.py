@@ -190,6 +190,16 @@ def episode_extension(episode_ref: str) -> dict:
     return {"url": canonical.EXT_EPISODE, "valueReference": ref(episode_ref)}
 
 
+def business_identifier(kind: str, local_id: str, record: Record) -> dict:
+    """``{BASE}/Id/<kind>|<local id>``, with the assigning organisation when ``assigner_ods`` is set."""
+    identifier: dict = {"system": canonical.id_system(kind), "value": local_id}
+    if record.assigner_ods is not None:
+        identifier["assigner"] = {
+            "identifier": {"system": canonical.ODS_ORG, "value": check_ods(record.assigner_ods, "assigner_ods")}
+        }
+    return identifier
+
+
 def start_resource(resource_type: str, kind: str, record: Record, profile: str) -> dict:
     """``resourceType``, deterministic ``id``, ``meta`` (profile, source) and business identifier.
 
@@ -201,16 +211,11 @@ def start_resource(resource_type: str, kind: str, record: Record, profile: str) 
         meta["source"] = canonical.source_uri(check_ods(record.source_ods, "source_ods"))
         if record.source_fragment:
             meta["source"] += "#" + record.source_fragment
-    identifier: dict = {"system": canonical.id_system(kind), "value": local_id}
-    if record.assigner_ods is not None:
-        identifier["assigner"] = {
-            "identifier": {"system": canonical.ODS_ORG, "value": check_ods(record.assigner_ods, "assigner_ods")}
-        }
     return {
         "resourceType": resource_type,
         "id": resource_id(kind, local_id),
         "meta": meta,
-        "identifier": [identifier],
+        "identifier": [business_identifier(kind, local_id, record)],
     }
 
 

@@ -16,6 +16,7 @@ from ..ids import deterministic_id, is_test_nhs_number, is_valid_nhs_number, res
 from ._common import (
     BuildError,
     Record,
+    business_identifier,
     check_code,
     check_date,
     check_local_id,
@@ -120,13 +121,10 @@ def _start(resource_type: str, kind: str, r: Record, identifiers: list[dict], id
     meta: dict = {}
     if r.source_ods is not None:
         meta["source"] = canonical.source_uri(check_ods(r.source_ods, "source_ods"))
-    local = {"system": canonical.id_system(kind), "value": local_id}
-    if r.assigner_ods is not None:
-        local["assigner"] = {"identifier": {"system": canonical.ODS_ORG, "value": check_ods(r.assigner_ods, "assigner_ods")}}
     resource = {"resourceType": resource_type, "id": id_ or resource_id(kind, local_id)}
     if meta:
         resource["meta"] = meta
-    resource["identifier"] = identifiers + [local]
+    resource["identifier"] = identifiers + [business_identifier(kind, local_id, r)]
     return resource
 
 
