@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import requests
@@ -65,28 +64,16 @@ def test_demo_smoke_starts_everything_checks_it_and_stops_clean(tmp_path):
     assert not any(listening(p) for p in ports)
 
 
-def test_demo_stops_everything_on_sigterm(tmp_path):
+def test_demo_stops_everything_on_sigterm(tmp_path, start_thrive):
     workdir = tmp_path / "demo"
-    proc = subprocess.Popen([*THRIVE, "demo", "--workdir", str(workdir), "--port-base", "0", "--no-seed"],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        lines = []
-        deadline = time.monotonic() + 300
-        for line in proc.stdout:
-            lines.append(line)
-            if "Press Ctrl-C" in line or time.monotonic() > deadline:
-                break
-        out = "".join(lines)
-        assert "Press Ctrl-C" in out, out
-        ehr = re.search(r"(http://127\.0\.0\.1:\d+/ehr/)", out).group(1)
-        assert requests.get(ehr, timeout=10).status_code == 200
-        assert processes_mentioning(str(workdir))  # the demo itself and any child it started
-        proc.send_signal(signal.SIGTERM)
-        rest, _ = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    proc, out = start_thrive("demo", "--workdir", str(workdir), "--port-base", "0", "--no-seed",
+                             ready="Press Ctrl-C", timeout=300)
+    assert "Press Ctrl-C" in out, out
+    ehr = re.search(r"(http://127\.0\.0\.1:\d+/ehr/)", out).group(1)
+    assert requests.get(ehr, timeout=10).status_code == 200
+    assert processes_mentioning(str(workdir))  # the demo itself and any child it started
+    proc.send_signal(signal.SIGTERM)
+    rest, _ = proc.communicate(timeout=60)
     assert proc.returncode == 0, out + rest
     assert "Stopped." in rest
     assert processes_mentioning(str(workdir)) == []

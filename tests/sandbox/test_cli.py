@@ -7,7 +7,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from urllib.parse import urljoin
 
@@ -20,7 +19,7 @@ REPO = Path(__file__).resolve().parents[2]
 THRIVE = [sys.executable, "-c", "from thrive_fhir.cli import main; main()"]
 
 
-def test_serve_with_a_registry_file_and_stop_on_sigterm(tmp_path):
+def test_serve_with_a_registry_file_and_stop_on_sigterm(tmp_path, start_thrive):
     backend_key = SigningKey.generate("ES384")
     registry = {
         "clients": [
@@ -36,38 +35,26 @@ def test_serve_with_a_registry_file_and_stop_on_sigterm(tmp_path):
     clients = tmp_path / "clients.json"
     clients.write_text(json.dumps(registry))
     key_file = tmp_path / "auth.pem"
-    proc = subprocess.Popen([*THRIVE, "sandbox", "serve", "--database", f"sqlite:///{tmp_path}/ehr.db",
-                             "--port", "0", "--clients", str(clients), "--key", str(key_file)],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        lines = []
-        deadline = time.monotonic() + 120
-        for line in proc.stdout:
-            lines.append(line)
-            if "Ctrl-C" in line or time.monotonic() > deadline:
-                break
-        out = "".join(lines)
-        assert "development and testing only" in out, out
-        base = re.search(r"FHIR base \(iss\): (\S+)", out).group(1)
-        assert "Mock switches:   (sandbox) relative_discovery_endpoints=True" in out
-        assert "Mock switches:   app no_patient=True" in out
-        conf = requests.get(base + "/.well-known/smart-configuration", timeout=10).json()
-        assert conf["token_endpoint"] == "/auth/token"  # the registry file's switch is in force
-        token_endpoint = urljoin(base + "/", conf["token_endpoint"])
-        form = {"grant_type": "client_credentials", "scope": "system/Patient.rs",
-                **assertion_form(backend_key, "sync", token_endpoint)}
-        token = requests.post(token_endpoint, data=form, timeout=10).json()["access_token"]
-        search = requests.get(base + "/Patient", headers={"Authorization": f"Bearer {token}"}, timeout=10)
-        assert search.status_code == 200
-        ehr = requests.get(base.rsplit("/fhir", 1)[0] + "/ehr/", timeout=10)
-        assert "Tess Sandbox" in ehr.text  # users from the registry file
-        assert key_file.exists() and oct(key_file.stat().st_mode & 0o777) == "0o600"
-        proc.send_signal(signal.SIGTERM)
-        proc.communicate(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    proc, out = start_thrive("sandbox", "serve", "--database", f"sqlite:///{tmp_path}/ehr.db",
+                             "--port", "0", "--clients", str(clients), "--key", str(key_file),
+                             ready="Ctrl-C", timeout=120)
+    assert "development and testing only" in out, out
+    base = re.search(r"FHIR base \(iss\): (\S+)", out).group(1)
+    assert "Mock switches:   (sandbox) relative_discovery_endpoints=True" in out
+    assert "Mock switches:   app no_patient=True" in out
+    conf = requests.get(base + "/.well-known/smart-configuration", timeout=10).json()
+    assert conf["token_endpoint"] == "/auth/token"  # the registry file's switch is in force
+    token_endpoint = urljoin(base + "/", conf["token_endpoint"])
+    form = {"grant_type": "client_credentials", "scope": "system/Patient.rs",
+            **assertion_form(backend_key, "sync", token_endpoint)}
+    token = requests.post(token_endpoint, data=form, timeout=10).json()["access_token"]
+    search = requests.get(base + "/Patient", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+    assert search.status_code == 200
+    ehr = requests.get(base.rsplit("/fhir", 1)[0] + "/ehr/", timeout=10)
+    assert "Tess Sandbox" in ehr.text  # users from the registry file
+    assert key_file.exists() and oct(key_file.stat().st_mode & 0o777) == "0o600"
+    proc.send_signal(signal.SIGTERM)
+    proc.communicate(timeout=30)
     assert proc.returncode == 0
     # serve keeps the auth server's state in the EHR database, so a restart logs nobody out.
     import sqlalchemy as sa
