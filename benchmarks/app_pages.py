@@ -38,8 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from smart_app import create_app  # noqa: E402
 from smart_app.context import COOKIE_NAME  # noqa: E402
 from smart_app.testing import live_stack, make_launch, seed_plan, test_config  # noqa: E402
-
-PG_ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+from thrive_fhir.testing.servers import create_pg_database, free_port, wait_up  # noqa: E402
 
 
 class ServerTiming:
@@ -91,7 +90,6 @@ def ms(v: float) -> str:
 def run_pages(label: str, database_url: str, clinicians: int, rounds: int, threads: int) -> dict:
     import json
     import secrets
-    import socket
     import subprocess
 
     tmp = Path(tempfile.mkdtemp(prefix="thrive-bench-"))
@@ -107,20 +105,13 @@ def run_pages(label: str, database_url: str, clinicians: int, rounds: int, threa
     app.extensions["thrive"].local_store.dispose()
     cfg_file = tmp / "bench.json"
     cfg_file.write_text(json.dumps(config))
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     # The server runs in its own process so the simulated clinicians do not share its GIL.
     proc = subprocess.Popen([sys.executable, __file__, "--serve", str(cfg_file), "--port", str(port),
                              "--threads", str(threads)])
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(100):
-            try:
-                requests.get(base + "/healthz", timeout=1)
-                break
-            except requests.ConnectionError:
-                time.sleep(0.2)
+        wait_up(base + "/healthz", timeout=30, proc=proc, interval=0.2)
         samples: dict[str, list[tuple[float, float]]] = defaultdict(list)
         errors = []
         lock = threading.Lock()
@@ -206,22 +197,6 @@ def run_launch(n: int) -> list[float]:
     return times
 
 
-def fresh_pg() -> tuple[str, callable]:
-    import sqlalchemy as sa
-
-    name = f"thrive_bench_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-
-    def drop():
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return PG_ADMIN.rsplit("/", 1)[0] + "/" + name, drop
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--clinicians", type=int, default=20)
@@ -241,7 +216,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="thrive-bench-sqlite-"))
     results["SQLite"] = run_pages("SQLite", f"sqlite:///{tmp}/app.db", args.clinicians, args.rounds, args.threads)
     if not args.no_postgres:
-        url, drop = fresh_pg()
+        url, drop = create_pg_database("thrive_bench")
         try:
             results["PostgreSQL"] = run_pages("PostgreSQL", url, args.clinicians, args.rounds, args.threads)
         finally:

@@ -15,7 +15,6 @@ import argparse
 import json
 import resource
 import shutil
-import sys
 import tempfile
 import threading
 import time
@@ -29,9 +28,7 @@ from thrive_fhir.store import create_app
 from thrive_fhir.store.fhirdates import to_instant, utcnow
 from thrive_fhir.store.schema import create_schema, make_engine
 from thrive_fhir.store.schema import resource_versions as rv
-
-sys.path.insert(0, str(Path(__file__).parent))
-from store_ingest import free_port  # noqa: E402
+from thrive_fhir.testing.servers import free_port
 
 
 def rss_mb() -> float:

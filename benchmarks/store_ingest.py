@@ -12,11 +12,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -25,30 +22,10 @@ from pathlib import Path
 
 import requests
 
-BIN = Path(sys.executable).parent
-PG_ADMIN = os.environ.get("THRIVE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+from thrive_fhir.testing.servers import VENV_BIN, create_pg_database, free_port, sekmet_command, wait_up
+
 HEADERS = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json",
            "Prefer": "return=minimal"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_up(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited ({proc.returncode})")
-        try:
-            if requests.get(url, timeout=2).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError("server did not start")
 
 
 class Proc:
@@ -57,7 +34,7 @@ class Proc:
     def __init__(self, name: str, argv: list[str], base: str, cwd: str | None = None):
         self.name, self.base = name, base
         self.proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_up(base + "/metadata", self.proc)
+        wait_up(base + "/metadata", timeout=60, proc=self.proc, interval=0.2)
 
     def stop(self) -> None:
         self.proc.terminate()
@@ -69,7 +46,7 @@ class Proc:
 
 def start_ours(database: str, *, validate: bool = True) -> Proc:
     port = free_port()
-    argv = [str(BIN / "thrive"), "store", "serve", "-d", database, "--port", str(port)]
+    argv = [str(VENV_BIN / "thrive"), "store", "serve", "-d", database, "--port", str(port)]
     if not validate:
         argv.append("--no-validate")
     return Proc(f"ours ({'postgres' if 'postgresql' in database else 'sqlite'}, validation "
@@ -77,32 +54,8 @@ def start_ours(database: str, *, validate: bool = True) -> Proc:
 
 
 def start_sekmet(workdir: Path) -> Proc:
-    import yaml
-
-    port = free_port()
-    settings = {"base_url": f"http://127.0.0.1:{port}/fhir", "host": "127.0.0.1", "port": port,
-                "data_dir": str(workdir / "data"), "db_path": str(workdir / "sekmet.db"),
-                "own_private_key_path": str(workdir / "keys" / "sekmet.pem"), "simulator": {"enabled": False},
-                "log_inbound": False}
-    (workdir / "settings.yaml").write_text(yaml.safe_dump(settings))
-    return Proc("sekmet-fhir 0.1.1 (sqlite)", [str(BIN / "sekmet"), "serve", "-c", str(workdir / "settings.yaml")],
-                settings["base_url"], cwd=str(workdir))
-
-
-def pg_database() -> tuple[str, callable]:
-    import sqlalchemy
-
-    name = f"thrive_bench_{uuid.uuid4().hex[:8]}"
-    admin = sqlalchemy.create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
-
-    def drop():
-        with admin.connect() as c:
-            c.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return PG_ADMIN.rsplit("/", 1)[0] + "/" + name, drop
+    argv, base = sekmet_command(workdir)
+    return Proc("sekmet-fhir 0.1.1 (sqlite)", argv, base, cwd=str(workdir))
 
 
 def synthetic_bundle(n_patients: int = 20, obs_per_patient: int = 4) -> bytes:
@@ -171,7 +124,7 @@ def main() -> None:
         setups = [("ours-sqlite-validate", lambda: start_ours(f"sqlite:///{tmp / 'v.db'}")),
                   ("ours-sqlite-novalidate", lambda: start_ours(f"sqlite:///{tmp / 'n.db'}", validate=False))]
         if not args.no_postgres:
-            url, drop = pg_database()
+            url, drop = create_pg_database("thrive_bench")
             cleanups.append(drop)
             setups.append(("ours-postgres-validate", lambda: start_ours(url)))
         setups.append(("sekmet", lambda: start_sekmet(tmp)))

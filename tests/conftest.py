@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
-import os
-import socket
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 
+from thrive_fhir.testing.servers import PG_ADMIN_URL, create_pg_database, free_port
+
+__all__ = ["PG_ADMIN_URL", "REPO", "THRIVE", "free_port"]
+
 #: ``thrive`` as a user runs it, from the checkout (no reliance on the console script being installed).
 THRIVE = [sys.executable, "-c", "from thrive_fhir.cli import main; main()"]
 REPO = Path(__file__).resolve().parents[1]
-PG_ADMIN_URL = os.environ.get("THRIVE_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-
-
-def free_port() -> int:
-    """A TCP port on loopback that nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -63,15 +56,8 @@ def fresh_postgres_url():
     Tests of concurrency must run on PostgreSQL (SQLite serialises writers). The database server
     is started by .ci/run; a test that needs it fails loudly rather than skipping when it is down.
     """
-    sqlalchemy = pytest.importorskip("sqlalchemy")
-    name = f"thrive_t_{uuid.uuid4().hex[:12]}"
-    admin = sqlalchemy.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sqlalchemy.text(f'CREATE DATABASE "{name}"'))
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + name
+    url, drop = create_pg_database("thrive_t")
     try:
         yield url
     finally:
-        with admin.connect() as conn:
-            conn.execute(sqlalchemy.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+        drop()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -12,13 +11,9 @@ from pathlib import Path
 
 import requests
 
+from thrive_fhir.testing.servers import free_port
+
 THRIVE = [sys.executable, "-c", "from thrive_fhir.cli import main; main()"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_serve_starts_and_answers(tmp_path):
@@ -31,7 +26,7 @@ def test_serve_starts_and_answers(tmp_path):
         "[[ehr]]\n"
         'iss = "https://ehr.example.test/fhir"\nclient_id = "thrive-app"\nauth_method = "public"\n'
     )
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(THRIVE + ["app", "serve", "--config", str(cfg), "--port", str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:

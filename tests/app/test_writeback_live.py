@@ -126,13 +126,10 @@ def test_no_write_back_unless_configured(tmp_path):
 
 def test_unreachable_ehr_is_a_warning_not_an_error(tmp_path):
     """The EHR's port is closed: the grouping is saved, the page warns, the retry is offered."""
-    import socket
-
     from smart_app import create_app
+    from thrive_fhir.testing.servers import free_port
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # closed once the block ends: connection refused
+    port = free_port()  # nothing listens there: connection refused
     iss = f"http://127.0.0.1:{port}/fhir"
     app = create_app(test_config(tmp_path, write_back_grouping=True, ehr=[{
         "iss": iss, "client_id": "thrive-app", "auth_method": "public", "allow_insecure_loopback": True,

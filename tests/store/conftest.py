@@ -12,7 +12,9 @@ import pytest
 # put the folder on sys.path by itself.
 sys.path.insert(0, str(Path(__file__).parent))
 
-from store_servers import Server, create_pg_database, start_ours, start_sekmet  # noqa: E402
+from store_servers import Server, start_ours, start_sekmet  # noqa: E402
+
+from thrive_fhir.testing.servers import create_pg_database  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -9,7 +9,9 @@ import pytest
 import requests
 
 from store_data import local_identifier, observation, patient
-from store_servers import create_pg_database, start_ours
+from store_servers import start_ours
+
+from thrive_fhir.testing.servers import create_pg_database
 
 JSON = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
 

@@ -10,7 +10,8 @@ from pathlib import Path
 import requests
 
 from store_data import patient
-from store_servers import free_port
+
+from thrive_fhir.testing.servers import free_port
 
 THRIVE = str(Path(sys.executable).parent / "thrive")
 
