@@ -22,6 +22,12 @@ sys.path.insert(0, str(Path(__file__).parent))
 from validation_helpers import EXAMPLES, validator
 
 from thrive_fhir.validation import fhirpath
+from thrive_fhir.validation.outcome import rule_of
+
+
+def fhirpath_rule(issue: tuple) -> str:
+    """Rule name of a validator issue tuple (its text starts with the rule)."""
+    return rule_of(issue[-1])
 
 
 def _profiled_examples():
@@ -107,6 +113,11 @@ def test_compiled_invariant_agrees_with_fhirpathpy(url, key, data):
     assume(check is not False)
     base = data.draw(st.sampled_from([r for u, r in PROFILED if u == url]), label="example")
     res = _mutate(base, data)
+    # A value of the wrong JSON type (integer 1 where a boolean belongs) is refused by the
+    # structural check before any invariant matters, and there fhirpathpy inherits Python's
+    # 1 == True, which FHIRPath does not have (different types are never equal). Compare the
+    # two evaluators only on resources whose datatypes are right.
+    assume(not any(fhirpath_rule(i) == "type" for i in v.issues(res)))
     env = (res, res)
     try:
         raw = v.runner.evaluate_reference(inv.expression, inv.type_path, res, env)
