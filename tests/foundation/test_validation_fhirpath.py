@@ -161,3 +161,22 @@ def test_unsupported_expressions_fall_back_and_missing_functions_are_listed():
         v.runner.compiler.compile(fhirpath.parse("descendants().count() > 0"), "Observation", "Observation")
     skipped = v.skipped_invariants
     assert "txt-1" in skipped and "dom-6" in skipped
+
+
+@pytest.mark.parametrize("url", sorted({u for u, _r in PROFILED}), ids=lambda u: u.rsplit("/", 1)[-1])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_any_mutation_gets_an_outcome_never_an_exception(url, data):
+    """Whatever shape a client sends, the validator answers with an OperationOutcome.
+
+    The same mutations as above (wrong JSON types, deleted or duplicated parts) must never make
+    any stage (structure, invariants, app rules) raise: the store and the CLI turn an exception
+    into a 500 or a traceback.
+    """
+    v = validator()
+    base = data.draw(st.sampled_from([r for u, r in PROFILED if u == url]), label="example")
+    res = _mutate(base, data)
+    oo = v.validate(res)
+    assert oo["resourceType"] == "OperationOutcome" and oo["issue"]
+    outcome_set = v.validate_set([res, base])
+    assert all(o["resourceType"] == "OperationOutcome" for o in outcome_set.values())

@@ -40,6 +40,15 @@ DATE_FIELDS = ("effectiveDateTime", "effectiveInstant", "issued", "authoredOn", 
 _TZ_SLACK = timedelta(hours=14)
 
 
+def _items(value) -> list | tuple:
+    """The elements of a JSON array, or nothing when the value is missing or not an array.
+
+    App rules run on resources the structural walk may already have refused (a number where a
+    list belongs); they must add their own findings, never crash on such input.
+    """
+    return value if type(value) is list else ()
+
+
 def profiles_of(res: dict) -> set[str]:
     meta = res.get("meta")
     ps = meta.get("profile") if type(meta) is dict else None
@@ -51,7 +60,7 @@ def profiles_of(res: dict) -> set[str]:
 def _codes(cc, system=None) -> set:
     out = set()
     if type(cc) is dict:
-        for cd in cc.get("coding") or ():
+        for cd in _items(cc.get("coding")):
             if type(cd) is dict and (system is None or cd.get("system") == system):
                 out.add((cd.get("system"), cd.get("code")))
     return out
@@ -69,7 +78,7 @@ def kind_of(res: dict) -> str | None:
             return "gbo-score"
     elif rt == "Goal":
         cats = set()
-        for cat in res.get("category") or ():
+        for cat in _items(res.get("category")):
             cats |= _codes(cat)
         if c.PROFILE_GBO_GOAL in profs or (c.CS_CONCEPTS, "gbo-goal") in cats:
             return "gbo-goal"
@@ -131,7 +140,7 @@ def ref_key(ref) -> str | None:
 
 
 def episode_of(res: dict) -> str | None:
-    for ext in res.get("extension") or ():
+    for ext in _items(res.get("extension")):
         if type(ext) is dict and ext.get("url") == c.EXT_EPISODE:
             return ref_key(ext.get("valueReference"))
     return None
@@ -144,7 +153,7 @@ def _grouping_code(obs):
 
 
 def _components(obs, code):
-    return [comp for comp in obs.get("component") or ()
+    return [comp for comp in _items(obs.get("component"))
             if type(comp) is dict and (c.CS_CONCEPTS, code) in _codes(comp.get("code"))
             or type(comp) is dict and code in {cd for _s, cd in _codes(comp.get("code"))}]
 
@@ -251,7 +260,7 @@ def _gbo_scores(items, kinds, index):
         if goal is None or goal.get("resourceType") != "Goal":
             continue
         gcodes = set()
-        for t in goal.get("target") or ():
+        for t in _items(goal.get("target")):
             if type(t) is dict:
                 gcodes |= _codes(t.get("measure"), c.SNOMED)
         scodes = _codes(res.get("code"), c.SNOMED)
@@ -312,7 +321,7 @@ def _goal_limits(items, kinds, index):
         if type(res) is dict and res.get("resourceType") == "CarePlan":
             ep = episode_of(res)
             if ep:
-                for g in res.get("goal") or ():
+                for g in _items(res.get("goal")):
                     gi, _ = _target(index, items, g)
                     if gi is not None:
                         episode.setdefault(gi, ep)
@@ -342,7 +351,7 @@ def _goal_limits(items, kinds, index):
         for i in members:
             goal = items[i][0]
             gid = str(goal.get("id") or i)
-            for ti, t in enumerate(goal.get("target") or ()):
+            for ti, t in enumerate(_items(goal.get("target"))):
                 if type(t) is not dict:
                     continue
                 for _s, code in _codes(t.get("measure"), c.SNOMED):
@@ -376,7 +385,7 @@ def slim(res) -> dict | None:
     ep = episode_of(res)
     if ep:
         out["extension"] = [{"url": c.EXT_EPISODE, "valueReference": {"reference": ep}}]
-    comps = [{"code": comp.get("code")} for comp in res.get("component") or () if type(comp) is dict]
+    comps = [{"code": comp.get("code")} for comp in _items(res.get("component")) if type(comp) is dict]
     if comps:
         out["component"] = comps
     return out
