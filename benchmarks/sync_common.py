@@ -11,6 +11,7 @@ import json
 import sys
 import time
 import uuid
+from datetime import datetime, timezone
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,7 +23,8 @@ from thrive_fhir import canonical  # noqa: E402
 from thrive_fhir.ids import resource_id  # noqa: E402
 from thrive_fhir.localstore import LocalStore  # noqa: E402
 from thrive_fhir.localstore import models as m  # noqa: E402
-from thrive_fhir.localstore.provenance import build_save_provenance  # noqa: E402
+from thrive_fhir.builders import ProvenanceInput, build_provenance  # noqa: E402
+from thrive_fhir.localstore import DEFAULT_ASSEMBLER  # noqa: E402
 
 AUTHOR = "PractitionerRole/7b6f2d56-1f43-4a51-9a39-3f2f6c1f0a01"
 ORG = "Organization/0d1f1c55-9a6c-4a77-8f39-6a0c3c1f4b02"
@@ -67,13 +69,14 @@ def observation(patient_id: str, value: int) -> dict:
 def make_changes(n: int, patients: list[str]) -> list[tuple[str, str, dict, dict]]:
     """n saves (uid, patient, observation, provenance), patients round-robin."""
     out = []
-    now = time.time()
+    now = datetime.now(timezone.utc)
     for k in range(n):
         pid = patients[k % len(patients)]
         obs = observation(pid, k % 11)
         uid = str(uuid.uuid4())
-        prov = build_save_provenance(outbox_uid=uid, resources=[(obs, 1)], recorded=now, activity="create",
-                                     author_ref=AUTHOR, organization_ref=ORG)
+        prov = build_provenance(ProvenanceInput(
+            outbox_row_id=uid, targets=(f"Observation/{obs['id']}",), recorded=now, activity="CREATE", author=AUTHOR,
+            on_behalf_of=ORG, assembler=DEFAULT_ASSEMBLER), now=now)
         out.append((uid, pid, obs, prov))
     return out
 

@@ -13,8 +13,8 @@ from sync_synthetic import Scenario, put_patients
 from sync_verify import verify
 from thrive_fhir import canonical
 from thrive_fhir.cli.sync_cmd import sync as sync_cli
+from thrive_fhir.ids import resource_id
 from thrive_fhir.localstore import ChangeSet, LocalStore
-from thrive_fhir.localstore.provenance import provenance_id
 from thrive_fhir.sync import queue
 
 
@@ -51,7 +51,7 @@ def test_every_save_lands_once_in_order_with_provenance(target, sqlite_url):
     assert rows["sent"] == 60
     with store.engine.connect() as c:
         uids = [r.uid for r in c.execute(queue.o.select()).all()]
-    prov = _get(target.base_url, f"Provenance/{provenance_id(uids[0])}")
+    prov = _get(target.base_url, f"Provenance/{resource_id('provenance', uids[0])}")
     assert prov["target"] and prov["agent"][0]["who"]["reference"].startswith("PractitionerRole/")
     store.dispose()
 

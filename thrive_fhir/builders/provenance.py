@@ -116,4 +116,6 @@ def build_provenance(p: ProvenanceInput, *, now: datetime | None = None) -> dict
 _TARGET_TYPES = (
     "Observation", "Goal", "CarePlan", "CareTeam", "Consent", "ServiceRequest", "Task",
     "EpisodeOfCare", "Flag", "HealthcareService", "QuestionnaireResponse", "Patient", "RelatedPerson",
+    # also saved through the local store's outbox: agency read audits and directory people
+    "AuditEvent", "Practitioner", "PractitionerRole", "Organization",
 )

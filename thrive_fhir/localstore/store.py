@@ -4,6 +4,10 @@ A save is one local database transaction holding the new resource versions, thei
 outbox row that asks the sync worker to push them (sync.md: no "write then enqueue" in two steps). The
 caller owns the transaction (``with store.session() as s``) so its own writes (audit rows, form state)
 commit or roll back with the clinical change.
+
+Reads go through ``store.reader`` / ``store.session(readonly=True)``: on SQLite those start a deferred
+transaction (a WAL snapshot that never waits for the writer), while writes take the write lock at
+``BEGIN IMMEDIATE`` so two writers queue instead of failing.
 """
 
 from __future__ import annotations
@@ -13,19 +17,30 @@ import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from importlib import resources as importlib_resources
-from typing import Iterator
+from typing import Iterator, NamedTuple
 
 from sqlalchemy import create_engine, event, insert, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from .. import canonical
+from ..builders import ProvenanceInput, SourceRecord, build_provenance
+from ..ids import resource_id
 from . import models as m
-from .provenance import build_save_provenance
 
 #: Resources edited in place over time (new versions of one id). Everything else the app writes is an
 #: event: a new resource per decision or rating (fhir-model.md section 4).
 LONG_LIVED_TYPES = frozenset({"Goal", "CarePlan", "Consent", "Task", "CareTeam", "EpisodeOfCare", "Flag"})
+
+#: Provenance ``agent[assembler]``: the app deployment that assembled the save (a Device reference; the
+#: id is a UUID because some stores insist on UUID ids). A deployment with a registered Device passes
+#: its own with ``LocalStore(url, assembler_ref=...)``.
+DEFAULT_ASSEMBLER = f"Device/{resource_id('device', 'thrive-fhir-app')}"
+
+#: Execution option marking a read-only connection (see :func:`_sqlite_setup`).
+_READONLY = "thrive_readonly"
 
 
 class StaleVersion(Exception):
@@ -59,8 +74,14 @@ class ChangeSet:
     """What one clinician save changes for one young person.
 
     ``patient_key`` is ``"Patient/<id>"``: the worker keeps this patient's saves in order.
-    ``activity`` is ``create`` or ``update`` (Provenance.activity). ``expected_local_version`` on
+    ``activity`` is ``create`` or ``update`` (Provenance.activity). ``author_ref`` is the clinician
+    (``Practitioner/…`` or ``PractitionerRole/…``) and ``organization_ref`` the ``Organization/…`` they
+    act for: the thrive-provenance profile requires both. ``informants`` are the young person and
+    parent (``Patient/…``, ``RelatedPerson/…``) when they took part. ``expected_local_version`` on
     :meth:`put`: ``None`` skips the check, ``0`` means "must be new", ``n`` means "I edited version n".
+
+    ``reason`` is accepted for callers that pass one but is not written: R4 ``Provenance.reason`` is a
+    PurposeOfUse code, not a free-text label, and the profiled builder has no such input.
     """
 
     patient_key: str
@@ -68,6 +89,7 @@ class ChangeSet:
     organization_ref: str
     activity: str = "create"
     reason: str | None = None
+    informants: tuple[str, ...] = ()
     items: list[tuple[dict, int | None]] = field(default_factory=list)
 
     def put(self, resource: dict, expected_local_version: int | None = None) -> "ChangeSet":
@@ -81,12 +103,14 @@ class ChangeSet:
         return self
 
 
-def _sqlite_begin_immediate(engine: Engine) -> None:
-    """SQLite: take the write lock at BEGIN so two writers wait for each other instead of failing.
+def _sqlite_setup(engine: Engine) -> None:
+    """SQLite: WAL, writers take the write lock at BEGIN, readers read a snapshot without waiting.
 
-    With pysqlite's default deferred transactions a reader that later writes can hit "database is
-    locked" immediately; BEGIN IMMEDIATE makes the second writer wait up to the busy timeout. WAL lets
-    readers carry on meanwhile.
+    With pysqlite's default deferred transactions a transaction that reads and then writes can hit
+    "database is locked" at once when another writer got in between; BEGIN IMMEDIATE makes the second
+    writer wait (up to the busy timeout) instead. Reads need no lock at all under WAL, so connections
+    marked read-only (``LocalStore.reader``) start a plain deferred BEGIN and set ``query_only`` so a
+    write slipped into a read cannot upgrade the snapshot half-way (it fails at once instead).
     """
 
     @event.listens_for(engine, "connect")
@@ -100,25 +124,53 @@ def _sqlite_begin_immediate(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _begin(conn):  # noqa: ANN001
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        readonly = bool(conn.get_execution_options().get(_READONLY))
+        info = conn.connection.info
+        if readonly != info.get(_READONLY, False):
+            conn.exec_driver_sql(f"PRAGMA query_only={'ON' if readonly else 'OFF'}")
+            info[_READONLY] = readonly
+        conn.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
 
 def make_engine(database_url: str) -> Engine:
     """Engine for the local store (SQLite or PostgreSQL) with the settings the outbox relies on."""
     if database_url.startswith("sqlite"):
         engine = create_engine(database_url, connect_args={"timeout": 30})
-        _sqlite_begin_immediate(engine)
+        _sqlite_setup(engine)
         return engine
     return create_engine(database_url, pool_pre_ping=True)
+
+
+class CurrentResource(NamedTuple):
+    """The newest local version of one resource (``LocalStore.for_patient_versioned``)."""
+
+    resource_type: str
+    resource_id: str
+    version: int
+    resource: dict
+
+
+def _business_source(resource: dict, version: int) -> SourceRecord | None:
+    """The local record behind a resource: its ``{BASE}/Id/<kind>`` identifier, as a Provenance source."""
+    prefix = canonical.id_system("")
+    for ident in resource.get("identifier") or []:
+        system = ident.get("system") if isinstance(ident, dict) else None
+        if isinstance(system, str) and system.startswith(prefix) and len(system) > len(prefix):
+            return SourceRecord(kind=system[len(prefix):], local_id=ident.get("value"), version=version)
+    return None
 
 
 class LocalStore:
     """Engine, sessions and the save/read API of the local system of record."""
 
-    def __init__(self, database_url: str, *, engine: Engine | None = None):
+    def __init__(self, database_url: str, *, engine: Engine | None = None, assembler_ref: str = DEFAULT_ASSEMBLER):
         self.database_url = database_url
         self.engine = engine or make_engine(database_url)
+        #: The same pool, for reads: a deferred (SQLite) or READ ONLY (PostgreSQL) transaction.
+        self.reader = self.engine.execution_options(**{_READONLY: True, "postgresql_readonly": True})
+        self.assembler_ref = assembler_ref
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._read_sessions = sessionmaker(self.reader, expire_on_commit=False)
 
     @property
     def is_postgres(self) -> bool:
@@ -138,9 +190,13 @@ class LocalStore:
             command.upgrade(cfg, "head")
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """One local transaction: commits when the block ends, rolls back if it raises."""
-        with self._sessions() as s:
+    def session(self, readonly: bool = False) -> Iterator[Session]:
+        """One local transaction: commits when the block ends, rolls back if it raises.
+
+        ``readonly=True``: a snapshot for reading that does not queue behind (or block) writers; any
+        write attempted in it fails. Use it for page reads, never around ``record``.
+        """
+        with (self._read_sessions if readonly else self._sessions)() as s:
             with s.begin():
                 yield s
 
@@ -180,15 +236,7 @@ class LocalStore:
             plans.append((resource, current + 1))
 
         uid = str(uuid.uuid4())
-        prov = build_save_provenance(
-            outbox_uid=uid,
-            resources=plans,
-            recorded=now,
-            activity=cs.activity,
-            author_ref=cs.author_ref,
-            organization_ref=cs.organization_ref,
-            reason=cs.reason,
-        )
+        prov = self._provenance(cs, uid, plans, now)
         written = [*plans, (prov, 1)]
         entries = [[r["resourceType"], r["id"], v] for r, v in written]
         outbox_id = s.execute(
@@ -239,6 +287,29 @@ class LocalStore:
             out.append(LocalVersion(rtype, rid, version, resource, uid))
         return out
 
+    def _provenance(self, cs: ChangeSet, uid: str, plans: list[tuple[dict, int]], now: float) -> dict:
+        """The save's thrive-provenance (``thrive_fhir.builders``), id ``uuid5({BASE}/Id/provenance|<uid>)``.
+
+        A :class:`~thrive_fhir.builders.BuildError` (a ``ValueError`` naming the field, e.g. an author
+        that is not a Practitioner(Role)) propagates: nothing of the save is written.
+        """
+        recorded = datetime.fromtimestamp(now, tz=timezone.utc)
+        sources = tuple(src for r, v in plans if (src := _business_source(r, v)) is not None)
+        return build_provenance(
+            ProvenanceInput(
+                outbox_row_id=uid,
+                targets=tuple(f"{r['resourceType']}/{r['id']}" for r, _ in plans),
+                recorded=recorded,
+                activity=cs.activity.upper(),
+                author=cs.author_ref,
+                on_behalf_of=cs.organization_ref,
+                assembler=self.assembler_ref,
+                sources=sources,
+                informants=tuple(cs.informants),
+            ),
+            now=recorded,
+        )
+
     def _lock_patient(self, s: Session, patient_key: str) -> None:
         """Serialise saves per patient so their outbox ids follow commit order (see models)."""
         if self.is_postgres:
@@ -252,10 +323,10 @@ class LocalStore:
 
             s.execute(sqlite_insert(m.patient_lock).values(patient_key=patient_key).on_conflict_do_nothing())
 
-    # --- reads -------------------------------------------------------------------------------
+    # --- reads (snapshot transactions: never wait for a writer) --------------------------------
     def current(self, resource_type: str, resource_id: str) -> dict | None:
         """The newest local version of a resource, or None."""
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             row = conn.execute(
                 select(m.local_resource.c.resource).where(
                     m.local_resource.c.resource_type == resource_type, m.local_resource.c.resource_id == resource_id
@@ -265,7 +336,7 @@ class LocalStore:
 
     def current_version(self, resource_type: str, resource_id: str) -> int:
         """The newest local version number (0 when the resource does not exist)."""
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             v = conn.execute(
                 select(m.local_resource.c.version).where(
                     m.local_resource.c.resource_type == resource_type, m.local_resource.c.resource_id == resource_id
@@ -274,22 +345,37 @@ class LocalStore:
         return v or 0
 
     def history(self, resource_type: str, resource_id: str) -> list[dict]:
-        """Every local version, oldest first: ``{"version", "saved_at", "resource"}``."""
-        t = m.local_resource_version
-        with self.engine.connect() as conn:
+        """Every local version, oldest first: ``{"version", "saved_at", "author_ref", "organization_ref",
+        "resource"}``. The author is the clinician of the save that wrote the version (its outbox row)."""
+        t, o = m.local_resource_version, m.outbox
+        with self.reader.connect() as conn:
             rows = conn.execute(
-                select(t.c.version, t.c.saved_at, t.c.resource)
+                select(t.c.version, t.c.saved_at, t.c.resource, o.c.author_ref, o.c.organization_ref)
+                .join(o, o.c.id == t.c.outbox_id)
                 .where(t.c.resource_type == resource_type, t.c.resource_id == resource_id)
                 .order_by(t.c.version)
             ).all()
-        return [{"version": r.version, "saved_at": r.saved_at, "resource": json.loads(r.resource)} for r in rows]
+        return [
+            {"version": r.version, "saved_at": r.saved_at, "author_ref": r.author_ref,
+             "organization_ref": r.organization_ref, "resource": json.loads(r.resource)}
+            for r in rows
+        ]
 
     def for_patient(self, patient_key: str, type: str | None = None) -> list[dict]:  # noqa: A002 - agreed name
         """Current versions of every resource saved for one patient (optionally one type)."""
+        return [c.resource for c in self.for_patient_versioned(patient_key, type)]
+
+    def for_patient_versioned(self, patient_key: str, type: str | None = None) -> list[CurrentResource]:  # noqa: A002
+        """Like :meth:`for_patient`, each resource with its local version number, read in one query.
+
+        One query matters: reading versions separately could pair one version's content with another's
+        number, and a form drawn from that pair would overwrite a change it never showed. Order: type,
+        then oldest update first.
+        """
         t = m.local_resource
-        q = select(t.c.resource).where(t.c.patient_key == patient_key)
+        q = select(t.c.resource_type, t.c.resource_id, t.c.version, t.c.resource).where(t.c.patient_key == patient_key)
         if type:
             q = q.where(t.c.resource_type == type)
-        with self.engine.connect() as conn:
+        with self.reader.connect() as conn:
             rows = conn.execute(q.order_by(t.c.resource_type, t.c.updated_at, t.c.resource_id)).all()
-        return [json.loads(r.resource) for r in rows]
+        return [CurrentResource(r.resource_type, r.resource_id, r.version, json.loads(r.resource)) for r in rows]

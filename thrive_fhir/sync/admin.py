@@ -37,13 +37,13 @@ def _summary(r) -> dict:
 
 
 def list_rows(store: LocalStore, status: str, limit: int = 100) -> list[dict]:
-    with store.engine.connect() as c:
+    with store.reader.connect() as c:
         rows = c.execute(select(o).where(o.c.status == status).order_by(o.c.id).limit(limit)).all()
     return [_summary(r) for r in rows]
 
 
 def show_row(store: LocalStore, row_id: int) -> dict:
-    with store.engine.connect() as c:
+    with store.reader.connect() as c:
         r = c.execute(select(o).where(o.c.id == row_id)).first()
         if r is None:
             raise AdminError(f"no outbox row {row_id}")
@@ -90,7 +90,7 @@ def resolve_conflict(store: LocalStore, client: FhirClient, row_id: int, keep: s
             s.execute(update(o).where(o.c.id == row_id, o.c.status == "conflict").values(status="discarded", updated_at=now))
             _event(s, row_id, "resolved", "kept the store's version")
         return
-    with store.engine.connect() as c:
+    with store.reader.connect() as c:
         entries = json.loads(c.execute(select(o.c.entries).where(o.c.id == row_id)).scalar_one())
     states = []
     for t, i, v in entries:

@@ -179,7 +179,7 @@ def load_versions(store: LocalStore, row_ids: list[int]) -> dict[tuple[str, str,
     """The stored local versions written by these outbox rows (a batch's entries)."""
     t = m.local_resource_version
     out: dict[tuple[str, str, int], dict] = {}
-    with store.engine.connect() as conn:
+    with store.reader.connect() as conn:
         for i in range(0, len(row_ids), 500):
             rows = conn.execute(
                 select(t.c.resource_type, t.c.resource_id, t.c.version, t.c.resource).where(
@@ -197,7 +197,7 @@ def load_states(store: LocalStore, keys: list[tuple[str, str]]) -> dict[tuple[st
     wanted = set(keys)
     ids = sorted({i for _, i in keys})
     out: dict[tuple[str, str], tuple[str | None, int]] = {}
-    with store.engine.connect() as conn:
+    with store.reader.connect() as conn:
         for i in range(0, len(ids), 500):
             rows = conn.execute(
                 select(t.c.resource_type, t.c.resource_id, t.c.store_version, t.c.local_version).where(
@@ -213,7 +213,7 @@ def load_states(store: LocalStore, keys: list[tuple[str, str]]) -> dict[tuple[st
 def figures(store: LocalStore, now: float | None = None) -> dict:
     """Queue figures for ``thrive sync status`` and metrics."""
     now = time.time() if now is None else now
-    with store.engine.connect() as conn:
+    with store.reader.connect() as conn:
         counts = dict(conn.execute(select(o.c.status, func.count()).group_by(o.c.status)).all())
         in_flight = conn.execute(
             select(func.count()).where(o.c.status == "pending", o.c.lease_until.is_not(None), o.c.lease_until >= now)
@@ -241,7 +241,7 @@ def figures(store: LocalStore, now: float | None = None) -> dict:
 def conflict_retries(store: LocalStore, row_id: int) -> int:
     """How often a row was re-queued after a 409/412 that re-reading did not explain."""
     t = m.outbox_event
-    with store.engine.connect() as c:
+    with store.reader.connect() as c:
         return c.execute(select(func.count()).where(t.c.outbox_id == row_id, t.c.kind == "conflict-retry")).scalar() or 0
 
 

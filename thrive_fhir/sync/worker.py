@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 
 from .. import canonical
 from ..client.fhir_http import AUTH, CONFLICT, FORBIDDEN, NOT_FOUND, OK, PAYLOAD, TRANSIENT, FhirClient, Reply, version_from_etag
+from ..ids import resource_id
 from ..localstore import LocalStore
-from ..localstore.provenance import provenance_id
 from . import queue as q
 from .metrics import Metrics
 
@@ -185,7 +185,8 @@ class Worker:
         now = self.clock()
         checking = [p for p in plans if p.row.needs_check]
         if checking:
-            ids = {provenance_id(p.row.uid): p for p in checking}
+            # the save's Provenance id: uuid5({BASE}/Id/provenance|<row uid>), as build_provenance makes it
+            ids = {resource_id("provenance", p.row.uid): p for p in checking}
             reply = self.client.request("GET", f"Provenance?_id={','.join(ids)}&_count={len(ids)}")
             if reply.kind != OK:
                 self._retry([p.row for p in plans], reply)
