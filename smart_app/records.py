@@ -20,11 +20,8 @@ Observation's code, the safety plan's category), never by position or by id patt
 from __future__ import annotations
 
 import functools
-import json
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
-
-from sqlalchemy import select
 
 from thrive_fhir import canonical
 
@@ -333,24 +330,9 @@ class PatientRecords:
 
 
 def load(store, patient_ref: str) -> PatientRecords:
-    """Read every current resource of ``patient_ref`` with its local version, in one query.
-
-    The query reads the local store's ``local_resource`` table directly because
-    ``LocalStore.for_patient`` returns resources without their versions, and fetching each version
-    separately both costs a query per record and can pair one version's content with another's
-    number (a form would then overwrite a change it never showed).
-    """
-    from thrive_fhir.localstore import models as m
-
-    t = m.local_resource
-    q = (
-        select(t.c.resource_type, t.c.resource_id, t.c.version, t.c.resource)
-        .where(t.c.patient_key == patient_ref)
-        .order_by(t.c.resource_type, t.c.updated_at, t.c.resource_id)
-    )
-    with store.engine.connect() as conn:
-        rows = conn.execute(q).all()
-    return PatientRecords(patient_ref, [(r[0], r[1], r[2], json.loads(r[3])) for r in rows])
+    """Read every current resource of ``patient_ref`` with its local version, in one snapshot query
+    (``LocalStore.for_patient_versioned``: content and version numbers always belong together)."""
+    return PatientRecords(patient_ref, store.for_patient_versioned(patient_ref))
 
 
 def of(store, patient_ref: str) -> PatientRecords:

@@ -14,7 +14,6 @@ nothing is overwritten.
 from __future__ import annotations
 
 from flask import request
-from sqlalchemy import select
 
 from thrive_fhir.builders import BuildError, SafetyPlanInput, SafetyPlanItem, build_safety_plan
 
@@ -98,25 +97,11 @@ def _counts_from_form(form) -> dict[str, int]:
 
 
 def _versions(store, plan: records.Versioned | None) -> list[dict]:
-    """Every saved version, newest first, with who saved it (the save's author from the outbox)."""
+    """Every saved version, newest first, with who saved it (``LocalStore.history``)."""
     if plan is None:
         return []
-    from thrive_fhir.localstore import models as m
-
-    t, o = m.local_resource_version, m.outbox
-    with store.engine.connect() as conn:
-        authors = dict(
-            conn.execute(
-                select(t.c.version, o.c.author_ref)
-                .join(o, o.c.id == t.c.outbox_id)
-                .where(t.c.resource_type == "CarePlan", t.c.resource_id == plan.id)
-            ).all()
-        )
-    out = []
-    for h in store.history("CarePlan", plan.id):
-        out.append({"version": h["version"], "saved_at": h["saved_at"], "author": authors.get(h["version"], "unknown"),
-                    "resource": h["resource"]})
-    return list(reversed(out))
+    return [{"version": h["version"], "saved_at": h["saved_at"], "author": h["author_ref"] or "unknown",
+             "resource": h["resource"]} for h in reversed(store.history("CarePlan", plan.id))]
 
 
 def _sections_view(resource: dict | None, launch) -> list[dict]:
