@@ -49,6 +49,11 @@ def _items(value) -> list | tuple:
     return value if type(value) is list else ()
 
 
+def _text(value) -> str | None:
+    """A JSON string as is; anything else (a list, a number where a code belongs) as None."""
+    return value if type(value) is str else None
+
+
 def profiles_of(res: dict) -> set[str]:
     meta = res.get("meta")
     ps = meta.get("profile") if type(meta) is dict else None
@@ -62,7 +67,7 @@ def _codes(cc, system=None) -> set:
     if type(cc) is dict:
         for cd in _items(cc.get("coding")):
             if type(cd) is dict and (system is None or cd.get("system") == system):
-                out.add((cd.get("system"), cd.get("code")))
+                out.add((_text(cd.get("system")), _text(cd.get("code"))))
     return out
 
 
@@ -341,7 +346,7 @@ def _goal_limits(items, kinds, index):
     out = []
     for (_subj, ep), members in groups.items():
         members.sort(key=lambda i: (str(items[i][0].get("startDate", "")), str(items[i][0].get("id", ""))))
-        active = [i for i in members if items[i][0].get("lifecycleStatus") in ACTIVE_GOAL]
+        active = [i for i in members if _text(items[i][0].get("lifecycleStatus")) in ACTIVE_GOAL]
         where = "in this episode" if ep else "(episode not known from this batch)"
         for n, i in enumerate(active[3:], start=4):
             out.append((i, ("error", "business-rule", items[i][1],
