@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import threading
 from datetime import datetime
 
 from sqlalchemy import DateTime
@@ -34,6 +35,7 @@ class Runner:
         self._dt_in = impl.bind_processor(dialect)
         self._dt_out = impl.result_processor(dialect, None)
         self.sql = functools.lru_cache(maxsize=4096)(self._convert)
+        self._local = threading.local()
 
     def _convert(self, sql: str) -> str:
         # No literal '?' or '%' ever appears in the store's SQL text (values are always parameters).
@@ -66,19 +68,38 @@ class Runner:
 
     @contextlib.contextmanager
     def reading(self, *, snapshot: bool = True):
-        """A pooled DBAPI connection for reads.
+        """A DBAPI connection for reads.
 
         ``snapshot``: several statements see one consistent state (SQLite: a deferred read
         transaction; PostgreSQL: psycopg opens its transaction implicitly). A single statement runs
-        in SQLite autocommit mode, skipping BEGIN/ROLLBACK round trips. The pool rolls back on return.
+        in SQLite autocommit mode, skipping BEGIN/ROLLBACK round trips.
+
+        SQLite: each server thread keeps its own connection, detached from the pool (so it never
+        takes a pool slot a writer needs). Checking a connection out of the pool and back in (locks,
+        reset, events) cost more than the read itself. PostgreSQL connections come from the pool,
+        which rolls back on return, so no transaction is left open between requests.
         """
-        raw = self.engine.raw_connection()
+        if not self.sqlite:
+            raw = self.engine.raw_connection()
+            try:
+                yield raw
+            finally:
+                raw.close()
+            return
+        raw = getattr(self._local, "raw", None)
+        if raw is None or self._local.pool is not self.engine.pool:  # new thread, or engine disposed
+            raw = self.engine.raw_connection()
+            raw.detach()
+            self._local.raw, self._local.pool = raw, self.engine.pool
+        dbapi = raw.dbapi_connection
+        if not snapshot:
+            yield dbapi
+            return
+        dbapi.execute("BEGIN")
         try:
-            if snapshot and self.sqlite:
-                raw.dbapi_connection.execute("BEGIN")
-            yield raw
+            yield dbapi
         finally:
-            raw.close()
+            dbapi.execute("ROLLBACK")
 
 
 def placeholders(n: int) -> str:

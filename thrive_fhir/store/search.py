@@ -147,6 +147,8 @@ def _result_param(q: SearchQuery, name: str, modifier: str, value: str, strict: 
 
 def _split(value: str) -> list[str]:
     """Comma-separated alternatives; ``\\,`` is a literal comma."""
+    if "\\" not in value:
+        return value.split(",")
     parts, cur, i = [], [], 0
     while i < len(value):
         ch = value[i]
