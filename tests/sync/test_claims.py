@@ -56,3 +56,55 @@ def test_concurrent_claimers_never_share_a_patient(local_store):
             assert owner.setdefault(r.patient_key, name) == name, "a patient was split across workers"
             ids.append(r.id)
     assert len(ids) == len(set(ids)) and ids
+
+
+def test_a_batch_fills_from_few_patients_with_deep_queues(local_store):
+    a, b, c = new_patients(3)
+    sc = Scenario(local_store, [a, b, c])
+    for _ in range(10):
+        for p in (a, b, c):
+            sc.new_score(p)  # one Observation + its Provenance: 2 entries each
+    rows = q.claim(local_store, "w1", max_entries=12, max_patients=50, lease_seconds=30)
+    assert sum(len(r.entries) for r in rows) == 12 and len(rows) == 6
+    for p in (a, b, c):  # each patient's two oldest rows, nobody skipped ahead
+        mine = [r.id for r in rows if r.patient_key == f"Patient/{p}"]
+        assert len(mine) == 2 and mine == sorted(mine)
+    alone = q.claim(local_store, "w2", max_entries=12, max_patients=50, lease_seconds=30)
+    assert alone == []  # every patient's head is leased
+    [d] = new_patients(1)
+    sc2 = Scenario(local_store, [d])
+    for _ in range(20):
+        sc2.new_score(d)
+    deep = q.claim(local_store, "w3", max_entries=12, max_patients=50, lease_seconds=30)
+    assert [r.patient_key for r in deep] == [f"Patient/{d}"] * 6  # one patient alone still fills the batch
+
+
+def test_claim_and_queue_figures_never_scan_the_whole_outbox(sqlite_url):
+    """Every statement of a claim and of the queue figures reads an index range (EXPLAIN QUERY PLAN):
+    the worker's cost per batch must not grow with the queue's depth."""
+    from sqlalchemy import event
+
+    from thrive_fhir.localstore import LocalStore
+
+    store = LocalStore(sqlite_url)
+    store.migrate()
+    patients = new_patients(4)
+    Scenario(store, patients).random_saves(30)
+    seen: list[tuple[str, object]] = []
+
+    def capture(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
+        if statement.lstrip().upper().startswith("SELECT") and " outbox" in statement:
+            seen.append((statement, parameters))
+
+    for engine in (store.engine, store.reader):
+        event.listen(engine, "before_cursor_execute", capture)
+    rows = q.claim(store, "w1", max_entries=10, max_patients=5, lease_seconds=30)
+    q.figures(store)
+    for engine in (store.engine, store.reader):
+        event.remove(engine, "before_cursor_execute", capture)
+    assert rows and len(seen) >= 8
+    with store.reader.connect() as c:
+        for statement, params in seen:
+            plan = " | ".join(r[-1] for r in c.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, params).all())
+            assert "SCAN outbox" not in plan, (statement, plan)
+    store.dispose()

@@ -114,6 +114,7 @@ def test_migrate_is_idempotent_and_matches_models(db_url):
     insp = inspect(store.engine)
     for table in m.metadata.sorted_tables:
         assert {c["name"] for c in insp.get_columns(table.name)} == {c.name for c in table.columns}, table.name
+        assert {i["name"] for i in insp.get_indexes(table.name)} >= {i.name for i in table.indexes}, table.name
     assert "thrive_localstore_version" in insp.get_table_names()
     store.dispose()
 

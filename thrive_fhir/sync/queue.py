@@ -11,16 +11,36 @@ Claiming keeps two promises of sync.md:
 from __future__ import annotations
 
 import json
+import math
 import time
 from dataclasses import dataclass
 
-from sqlalchemy import and_, exists, func, insert, or_, select, update
+from sqlalchemy import (
+    String,
+    and_,
+    bindparam,
+    column,
+    exists,
+    func,
+    insert,
+    literal_column,
+    or_,
+    select,
+    true,
+    update,
+    values,
+)
 from sqlalchemy.orm import Session, aliased
 
 from ..localstore import LocalStore
 from ..localstore import models as m
 
 o = m.outbox
+
+# Status values written into the SQL text, not bound: a partial index (``WHERE status = 'pending'``)
+# is only usable when the planner sees the value (SQLite at prepare time; PostgreSQL generic plans).
+PENDING = literal_column("'pending'")
+SENT = literal_column("'sent'")
 
 
 @dataclass
@@ -37,7 +57,42 @@ class Claimed:
 
 
 def _ready(now: float):
-    return and_(o.c.status == "pending", o.c.next_attempt_at <= now, or_(o.c.lease_until.is_(None), o.c.lease_until < now))
+    return and_(o.c.status == PENDING, o.c.next_attempt_at <= now, or_(o.c.lease_until.is_(None), o.c.lease_until < now))
+
+
+_ROW_COLUMNS = (o.c.id, o.c.uid, o.c.patient_key, o.c.entries, o.c.created_at, o.c.attempts, o.c.needs_check,
+                o.c.next_attempt_at, o.c.lease_until)
+
+
+def _first_rows(s: Session, patient_keys: list[str], per_patient: int) -> list:
+    """Each patient's oldest ``per_patient`` pending rows, oldest first overall.
+
+    One short index range per patient (ix_outbox_patient_pending), however deep the queue. The former
+    single query (all pending rows of the patients, ordered by id, limited) grew with depth: SQLite read
+    and sorted every queued row of those patients; PostgreSQL walked the pending index filtering out
+    other patients' rows (19,800 rows for 300 at 300k queued). PostgreSQL runs the per-patient ranges as
+    one LATERAL join; SQLite (no LATERAL, in-process) runs them one by one on the Core connection.
+    """
+    if s.get_bind().dialect.name == "postgresql":
+        heads = values(column("key", String), name="heads").data([(k,) for k in patient_keys])
+        first = (
+            select(*_ROW_COLUMNS)
+            .where(o.c.patient_key == heads.c.key, o.c.status == PENDING)
+            .order_by(o.c.id)
+            .limit(per_patient)
+            .lateral("first")
+        )
+        return s.execute(select(first).select_from(heads.join(first, true())).order_by(first.c.id)).all()
+    q = (
+        select(*_ROW_COLUMNS)
+        .where(o.c.patient_key == bindparam("key"), o.c.status == PENDING)
+        .order_by(o.c.id)
+        .limit(per_patient)
+    )
+    conn = s.connection()  # Core: the ORM layer costs more per statement than this indexed query
+    rows = [r for key in patient_keys for r in conn.execute(q, {"key": key}).all()]
+    rows.sort(key=lambda r: r.id)
+    return rows
 
 
 def claim(store: LocalStore, owner: str, *, max_entries: int, max_patients: int, lease_seconds: float, now: float | None = None) -> list[Claimed]:
@@ -46,10 +101,13 @@ def claim(store: LocalStore, owner: str, *, max_entries: int, max_patients: int,
     earlier = aliased(o)
     is_head = ~exists(
         select(earlier.c.id).where(
-            earlier.c.patient_key == o.c.patient_key, earlier.c.status == "pending", earlier.c.id < o.c.id
+            earlier.c.patient_key == o.c.patient_key, earlier.c.status == PENDING, earlier.c.id < o.c.id
         )
     )
-    heads_q = select(o.c.id, o.c.patient_key).where(_ready(now), is_head).order_by(o.c.id).limit(max_patients)
+    # A save is at least 2 entries (a resource and its Provenance): more heads than max_entries // 2
+    # could never all fit in one batch.
+    n_heads = max(1, min(max_patients, max_entries // 2))
+    heads_q = select(o.c.id, o.c.patient_key).where(_ready(now), is_head).order_by(o.c.id).limit(n_heads)
     if store.is_postgres:
         heads_q = heads_q.with_for_update(of=o, skip_locked=True)
     with store.session() as s:
@@ -57,13 +115,9 @@ def claim(store: LocalStore, owner: str, *, max_entries: int, max_patients: int,
         if not heads:
             return []
         head_ids = {h.patient_key: h.id for h in heads}
-        rows = s.execute(
-            select(o.c.id, o.c.uid, o.c.patient_key, o.c.entries, o.c.created_at, o.c.attempts, o.c.needs_check,
-                   o.c.next_attempt_at, o.c.lease_until)
-            .where(o.c.patient_key.in_(list(head_ids)), o.c.status == "pending")
-            .order_by(o.c.id)
-            .limit(max_entries * 2 + len(head_ids))
-        ).all()
+        # Enough rows per patient to fill the batch when the saves are spread evenly over the heads.
+        per_patient = max(1, math.ceil(max(1, max_entries // 2) / len(head_ids)))
+        rows = _first_rows(s, list(head_ids), per_patient)
         chosen: list[Claimed] = []
         open_patients = set(head_ids)
         started: set[str] = set()
@@ -106,7 +160,7 @@ def claim(store: LocalStore, owner: str, *, max_entries: int, max_patients: int,
 
 
 def _owned(ids: list[int], owner: str):
-    return and_(o.c.id.in_(ids), o.c.lease_owner == owner, o.c.status == "pending")
+    return and_(o.c.id.in_(ids), o.c.lease_owner == owner, o.c.status == PENDING)
 
 
 def _event(s: Session, ids: list[int], kind: str, http_status: int | None, detail: str, now: float) -> None:
@@ -192,47 +246,59 @@ def load_versions(store: LocalStore, row_ids: list[int]) -> dict[tuple[str, str,
 
 
 def load_states(store: LocalStore, keys: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[str | None, int]]:
-    """``(type, id) -> (store_version, local_version)`` for resources the store already has from us."""
+    """``(type, id) -> (store_version, local_version)`` for resources the store already has from us.
+
+    Asked per resource type so each lookup is on the primary key (type, id): asking by id alone
+    scanned the whole table, which grows with every resource ever sent."""
     t = m.sync_resource_state
-    wanted = set(keys)
-    ids = sorted({i for _, i in keys})
+    by_type: dict[str, list[str]] = {}
+    for rtype, rid in sorted(set(keys)):
+        by_type.setdefault(rtype, []).append(rid)
     out: dict[tuple[str, str], tuple[str | None, int]] = {}
     with store.reader.connect() as conn:
-        for i in range(0, len(ids), 500):
-            rows = conn.execute(
-                select(t.c.resource_type, t.c.resource_id, t.c.store_version, t.c.local_version).where(
-                    t.c.resource_id.in_(ids[i : i + 500])
-                )
-            ).all()
-            for r in rows:
-                if (r.resource_type, r.resource_id) in wanted:
-                    out[(r.resource_type, r.resource_id)] = (r.store_version, r.local_version)
+        for rtype, ids in by_type.items():
+            for i in range(0, len(ids), 500):
+                rows = conn.execute(
+                    select(t.c.resource_id, t.c.store_version, t.c.local_version).where(
+                        t.c.resource_type == rtype, t.c.resource_id.in_(ids[i : i + 500])
+                    )
+                ).all()
+                for r in rows:
+                    out[(rtype, r.resource_id)] = (r.store_version, r.local_version)
     return out
 
 
-def figures(store: LocalStore, now: float | None = None) -> dict:
-    """Queue figures for ``thrive sync status`` and metrics."""
+def figures(store: LocalStore, now: float | None = None, *, sent_total: bool = True) -> dict:
+    """Queue figures for ``thrive sync status`` and metrics.
+
+    Each figure is read from a short index range (migration 0003), except the two totals that are
+    counts of everything: pending (the queue depth, wanted) and sent (``sent_total=False`` skips it,
+    and ``sent`` is then None; the metrics refresh does not need it and it grows forever)."""
     now = time.time() if now is None else now
+
+    def count(status: str) -> int:
+        return conn.execute(select(func.count()).select_from(o).where(o.c.status == literal_column(f"'{status}'"))).scalar() or 0
+
     with store.reader.connect() as conn:
-        counts = dict(conn.execute(select(o.c.status, func.count()).group_by(o.c.status)).all())
+        counts = {st: count(st) for st in ("pending", "dead", "conflict", "discarded", *(("sent",) if sent_total else ()))}
         in_flight = conn.execute(
-            select(func.count()).where(o.c.status == "pending", o.c.lease_until.is_not(None), o.c.lease_until >= now)
+            select(func.count()).where(o.c.status == PENDING, o.c.lease_until >= now)
         ).scalar()
-        oldest = conn.execute(select(func.min(o.c.created_at)).where(o.c.status == "pending")).scalar()
-        last_sent = conn.execute(select(func.max(o.c.sent_at)).where(o.c.status == "sent")).scalar()
+        oldest = conn.execute(select(func.min(o.c.created_at)).where(o.c.status == PENDING)).scalar()
+        last_sent = conn.execute(select(func.max(o.c.sent_at)).where(o.c.status == SENT)).scalar()
         lag = None
         if last_sent is not None:
             lag = conn.execute(
-                select(func.max(o.c.sent_at - o.c.created_at)).where(o.c.status == "sent", o.c.sent_at >= last_sent - 60)
+                select(func.max(o.c.sent_at - o.c.created_at)).where(o.c.status == SENT, o.c.sent_at >= last_sent - 60)
             ).scalar()
-    pending = counts.get("pending", 0)
+    pending = counts["pending"]
     return {
         "queued": pending - (in_flight or 0),
         "in_flight": in_flight or 0,
-        "sent": counts.get("sent", 0),
-        "dead": counts.get("dead", 0),
-        "conflicts": counts.get("conflict", 0),
-        "discarded": counts.get("discarded", 0),
+        "sent": counts.get("sent"),
+        "dead": counts["dead"],
+        "conflicts": counts["conflict"],
+        "discarded": counts["discarded"],
         "oldest_pending_age_seconds": round(now - oldest, 3) if oldest is not None else 0.0,
         "lag_seconds": round(lag, 3) if lag is not None else None,
     }

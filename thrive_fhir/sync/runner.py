@@ -61,7 +61,7 @@ def run(cfg: SyncConfig, *, once: bool = False, max_wait: float = 60.0, stop: th
 
     def refresh_metrics() -> None:
         try:
-            metrics.set_queue(q.figures(store))
+            metrics.set_queue(q.figures(store, sent_total=False))
             if cfg.metrics_file:
                 metrics.write_file(cfg.metrics_file)
         except Exception as exc:  # metrics must never stop the worker

@@ -137,7 +137,7 @@ class Worker:
                 idle_since = None
                 continue
             if once:
-                fig = q.figures(self.store, self.clock())
+                fig = q.figures(self.store, self.clock(), sent_total=False)
                 if fig["queued"] + fig["in_flight"] == 0:
                     return True
                 idle_since = idle_since or time.monotonic()
