@@ -130,6 +130,13 @@ def test_prefer_return_variants(ours):
     assert minimal.status_code == 201 and minimal.content == b"" and minimal.headers["Location"]
     oo = requests.post(ours.url("Patient"), json=patient(), headers={**JSON, "Prefer": "return=OperationOutcome"})
     assert oo.status_code == 201 and oo.json()["resourceType"] == "OperationOutcome"
+    assert "validation passed" in oo.json()["issue"][0]["details"]["text"]  # the validator's verdict
+    bundle = {"resourceType": "Bundle", "type": "transaction",
+              "entry": [{"resource": patient(), "request": {"method": "POST", "url": "Patient"}}]}
+    tx = requests.post(ours.base, json=bundle, headers={**JSON, "Prefer": "return=OperationOutcome"}).json()
+    assert "validation passed" in tx["entry"][0]["response"]["outcome"]["issue"][0]["details"]["text"]
+    tx = requests.post(ours.base, json=bundle, headers=JSON).json()
+    assert "outcome" not in tx["entry"][0]["response"]
     rep = requests.post(ours.url("Patient"), json=patient(), headers={**JSON, "Prefer": "return=representation"})
     assert rep.json()["resourceType"] == "Patient"
     assert rep.headers["Last-Modified"].endswith("GMT")

@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from sqlalchemy.engine import Connection
 
+from . import validation_hook
 from .errors import FhirError, operation_outcome
 from .fhirdates import to_instant, utcnow
 from .service import Ctx, Result, Store, parse_etag
@@ -93,20 +94,37 @@ def _parse_entry(store: Store, ctx: Ctx, index: int, raw) -> Entry:
 
 
 def _rewrite(node, idmap: dict[str, str], unresolved: list[str]):
+    """``node`` with references in ``idmap`` replaced, copying only what changes.
+
+    The input is never modified (a retried transaction resolves the same entries again with new
+    ids), and the common case — no reference to rewrite — allocates nothing.
+    """
     if isinstance(node, dict):
-        out = {}
+        out = None
         for key, value in node.items():
             if key == "reference" and isinstance(value, str):
-                if value in idmap:
-                    value = idmap[value]
-                elif value.startswith("urn:uuid:") or value.startswith("urn:oid:"):
+                new = idmap.get(value, value)
+                if new is value and (value.startswith("urn:uuid:") or value.startswith("urn:oid:")):
                     unresolved.append(value)
-                out[key] = value
+            elif isinstance(value, (dict, list)):
+                new = _rewrite(value, idmap, unresolved)
             else:
-                out[key] = _rewrite(value, idmap, unresolved)
-        return out
+                continue
+            if new is not value:
+                if out is None:
+                    out = dict(node)
+                out[key] = new
+        return node if out is None else out
     if isinstance(node, list):
-        return [_rewrite(v, idmap, unresolved) for v in node]
+        out = None
+        for i, value in enumerate(node):
+            if isinstance(value, (dict, list)):
+                new = _rewrite(value, idmap, unresolved)
+                if new is not value:
+                    if out is None:
+                        out = list(node)
+                    out[i] = new
+        return node if out is None else out
     return node
 
 
@@ -187,7 +205,7 @@ def _run_transaction(store: Store, ctx: Ctx, conn: Connection, entries: list[Ent
                             "not-found" if not found else "multiple-matches")
         idmap[ref] = f"{rtype}/{found[0].res_id}"
 
-    issues_by_entry: dict[int, list] = {}
+    issues_by_entry: dict[int, list[tuple] | None] = {}
     for index, op in ops.items():
         if op.resource is None:
             continue
@@ -212,8 +230,10 @@ def _run_transaction(store: Store, ctx: Ctx, conn: Connection, entries: list[Ent
         else:
             answers[index] = _answer(op.status, op.rtype, op.rid, op.version, op.last_updated,
                                      op.content if ctx.prefer_return == "representation" else None)
-            if ctx.prefer_return == "OperationOutcome" and issues_by_entry.get(index):
-                answers[index]["response"]["outcome"] = operation_outcome(issues_by_entry[index])
+            if ctx.prefer_return == "OperationOutcome":
+                issues = validation_hook.issue_dicts(issues_by_entry.get(index))
+                if issues:
+                    answers[index]["response"]["outcome"] = operation_outcome(issues)
     for e in entries:
         if e.method == "GET":
             try:

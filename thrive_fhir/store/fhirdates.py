@@ -7,6 +7,7 @@ indexed values and search values become (low, high) pairs at their own precision
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import datetime, timedelta, timezone
 
@@ -67,6 +68,7 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc).replace(tzinfo=None)
 
 
+@functools.lru_cache(maxsize=256)  # every entry of a transaction carries the same instant
 def to_instant(dt: datetime) -> str:
     """A naive-UTC datetime as a FHIR instant string."""
     # Full microseconds, so ``_lastUpdated=gt<meta.lastUpdated>`` never matches the same version.

@@ -21,21 +21,18 @@ import threading
 from datetime import datetime
 
 from sqlalchemy import DateTime
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Dialect, Engine
 
 
-class Runner:
-    """Executes ``(sql, params)`` pairs for one engine."""
+class Sql:
+    """Placeholder style and datetime conversion for one SQLAlchemy dialect."""
 
-    def __init__(self, engine: Engine):
-        self.engine = engine
-        dialect = engine.dialect
+    def __init__(self, dialect: Dialect):
         self.sqlite = dialect.name == "sqlite"
         impl = DateTime().dialect_impl(dialect)
         self._dt_in = impl.bind_processor(dialect)
         self._dt_out = impl.result_processor(dialect, None)
         self.sql = functools.lru_cache(maxsize=4096)(self._convert)
-        self._local = threading.local()
 
     def _convert(self, sql: str) -> str:
         # No literal '?' or '%' ever appears in the store's SQL text (values are always parameters).
@@ -60,6 +57,33 @@ class Runner:
             return cur.fetchall()
         finally:
             cur.close()
+
+    def run(self, dbapi_conn, sql: str, params=()) -> None:
+        cur = dbapi_conn.cursor()
+        try:
+            cur.execute(self.sql(sql), self.bind(params))
+        finally:
+            cur.close()
+
+
+_BY_DIALECT: dict[str, Sql] = {}
+
+
+def for_connection(conn: Connection) -> tuple[Sql, object]:
+    """(the Sql of ``conn``'s dialect, its DBAPI connection inside the same transaction)."""
+    sql = _BY_DIALECT.get(conn.dialect.name)
+    if sql is None:
+        sql = _BY_DIALECT.setdefault(conn.dialect.name, Sql(conn.dialect))
+    return sql, conn.connection
+
+
+class Runner(Sql):
+    """:class:`Sql` bound to an engine, with read connections."""
+
+    def __init__(self, engine: Engine):
+        super().__init__(engine.dialect)
+        self.engine = engine
+        self._local = threading.local()
 
     @staticmethod
     def dbapi(conn: Connection):

@@ -141,15 +141,16 @@ class Store:
             raise FhirError(400, "meta must be an object", "structure")
         return body
 
-    def validate(self, resource: dict) -> list[dict]:
-        """Issues to report; raises 422 when validation is on and the resource has errors."""
+    def validate(self, resource: dict) -> list[tuple] | None:
+        """Issue tuples (None when validation is off); raises 422 when validation is on and the
+        resource has errors. Turn them into OperationOutcome issues with ``issue_dicts``."""
         if not self.validate_mode:
-            return []
-        outcome = validation_hook.validate(resource)
-        errors = validation_hook.error_issues(outcome)
-        if errors and self.validate_mode is True:
-            raise FhirError(422, f"{resource.get('resourceType')} failed validation", "processing", outcome=outcome)
-        return list(outcome.get("issue", []))
+            return None
+        found = validation_hook.issues(resource)
+        if self.validate_mode is True and validation_hook.has_errors(found):
+            raise FhirError(422, f"{resource.get('resourceType')} failed validation", "processing",
+                            outcome=validation_hook.outcome_of(found))
+        return found
 
     def run_write(self, fn: Callable[[Connection], Result], *, conflict_status: int | None = None) -> Result:
         """Run ``fn`` in a write transaction; retry lost races unless the caller pinned a version.
@@ -258,7 +259,7 @@ class Store:
             if isinstance(made, Result):
                 return made
             op = made
-            issues = []
+            issues = None
             if op.resource is not None:
                 issues = self.validate({**op.resource, "resourceType": op.rtype, "id": op.rid})
             apply(conn, [op], utcnow(), ctx.base, authorize=self.authorize_op(ctx.grant))
@@ -266,7 +267,8 @@ class Store:
 
         return self.run_write(run, conflict_status=412 if if_match is not None else None)
 
-    def _write_result(self, ctx: Ctx, op: WriteOp, issues: list[dict]) -> Result:
+    def _write_result(self, ctx: Ctx, op: WriteOp, found: list[tuple] | None) -> Result:
+        issues = validation_hook.issue_dicts(found)
         if op.method == "DELETE":
             headers = {} if op.noop else {"ETag": f'W/"{op.version}"'}
             return Result(204 if not ctx.prefer_return == "OperationOutcome" else 200, None, headers,
@@ -418,12 +420,14 @@ class Store:
         wanted: set[tuple[str, str]] = set()
         if q.includes:
             # By (res_type, res_id), the index that narrows most; the parameter is filtered here.
-            index_rows = fetch(conn, "SELECT param, val FROM search_index WHERE res_type = ? AND res_id IN "
+            # ``sys`` is selected (unused) so the query is not covered by ix_si_value: SQLite, without
+            # statistics, would otherwise scan every index row of the type through that index.
+            index_rows = fetch(conn, "SELECT param, val, sys FROM search_index WHERE res_type = ? AND res_id IN "
                                      f"({placeholders(len(ids))})", (q.rtype, *ids))
             for src_type, param, target in q.includes:
                 if src_type != q.rtype:
                     continue
-                for p, val in index_rows:
+                for p, val, _sys in index_rows:
                     if p == param and val and "/" in val and "://" not in val:
                         t, i = val.split("/", 1)
                         if target is None or t == target:

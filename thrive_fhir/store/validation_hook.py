@@ -39,13 +39,29 @@ def project_validator():
     return _validator
 
 
-def error_issues(outcome: dict) -> list[dict]:
-    return [i for i in outcome.get("issue", []) if i.get("severity") in ("error", "fatal")]
-
-
 def validate(resource: dict) -> dict:
     """An OperationOutcome for ``resource`` (no error issues = valid)."""
+    return outcome_of(issues(resource))
+
+
+def issues(resource: dict) -> list[tuple]:
+    """The validator's issue tuples ``(severity, code, expression, text)``: its fast path, with no
+    OperationOutcome built — a transaction only needs one when an entry fails or the client asks."""
     validator = project_validator()
-    if validator is not None:
-        return validator.validate(resource)
-    return {"resourceType": "OperationOutcome", "issue": []}
+    return validator.issues(resource) if validator is not None else []
+
+
+def has_errors(found: list[tuple]) -> bool:
+    return any(i[0] in ("error", "fatal") for i in found)
+
+
+def outcome_of(found: list[tuple]) -> dict:
+    """The OperationOutcome for issue tuples (with none: one "validation passed" information issue)."""
+    from thrive_fhir.validation.outcome import outcome  # noqa: PLC0415 - same optional import as above
+
+    return outcome(found)
+
+
+def issue_dicts(found: list[tuple] | None) -> list[dict]:
+    """OperationOutcome issues for a write's response; ``None`` (not validated) gives none."""
+    return [] if found is None else outcome_of(found)["issue"]

@@ -14,9 +14,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable
 
-from sqlalchemy import and_, delete, or_, select, tuple_, update
 from sqlalchemy.engine import Connection
 
+from . import rawsql
 from .errors import FhirError
 from .fhirdates import to_instant
 from .schema import resource_versions as rv
@@ -61,21 +61,19 @@ def apply(conn: Connection, ops: list[WriteOp], now: datetime, base: str | None,
     """
     if not ops:
         return
-    keys = list({(op.rtype, op.rid) for op in ops})
+    sql, dbapi = rawsql.for_connection(conn)
     heads: dict[tuple[str, str], tuple[int, int, bool, str | None]] = {}
-    for chunk_start in range(0, len(keys), 400):
-        chunk = keys[chunk_start:chunk_start + 400]
-        cond = (
-            and_(rv.c.res_type == chunk[0][0], rv.c.res_id == chunk[0][1])
-            if len(chunk) == 1
-            else tuple_(rv.c.res_type, rv.c.res_id).in_(chunk)
-        )
-        for seq, rtype, rid, version, deleted, pkey in conn.execute(
-            select(rv.c.seq, rv.c.res_type, rv.c.res_id, rv.c.version_id, rv.c.deleted, rv.c.patient_key)
-            .where(rv.c.is_current, cond)
-        ):
-            heads[(rtype, rid)] = (seq, version, deleted, pkey)
+    for rtype, ids in _by_type({(op.rtype, op.rid) for op in ops}).items():
+        for chunk in _chunks(ids, 400):
+            # Per type with ``res_id IN``: a row-value IN over (type, id) pairs made SQLite scan the table.
+            for seq, rid, version, deleted, pkey in sql.fetch(
+                dbapi, "SELECT seq, res_id, version_id, deleted, patient_key FROM resource_versions "
+                       f"WHERE res_type = ? AND res_id IN ({rawsql.placeholders(len(chunk))}) AND is_current",
+                (rtype, *chunk),
+            ):
+                heads[(rtype, rid)] = (seq, version, bool(deleted), pkey)
 
+    now_text = to_instant(now)
     retire_seqs: list[int] = []
     reindex: list[tuple[str, str]] = []
     version_rows: list[dict] = []
@@ -111,7 +109,7 @@ def apply(conn: Connection, ops: list[WriteOp], now: datetime, base: str | None,
         if op.resource is not None:
             meta = dict(op.resource.get("meta") or {})
             meta["versionId"] = str(op.version)
-            meta["lastUpdated"] = to_instant(now)
+            meta["lastUpdated"] = now_text
             op.resource = {"resourceType": op.rtype, "id": op.rid, "meta": meta,
                            **{k: v for k, v in op.resource.items() if k not in ("resourceType", "id", "meta")}}
             if not op.index_rows:
@@ -137,15 +135,29 @@ def apply(conn: Connection, ops: list[WriteOp], now: datetime, base: str | None,
                 index_rows.append({"res_type": op.rtype, "res_id": op.rid, "param": name, "sys": _cap(system),
                                    "val": _cap(value), "dt_lo": lo, "dt_hi": hi})
 
-    for start in range(0, len(retire_seqs), 500):
-        conn.execute(update(rv).where(rv.c.seq.in_(retire_seqs[start:start + 500])).values(is_current=False))
-    for start in range(0, len(reindex), 400):
-        chunk = reindex[start:start + 400]
-        conn.execute(delete(si).where(or_(*[and_(si.c.res_type == t, si.c.res_id == i) for t, i in chunk])))
+    for chunk in _chunks(retire_seqs, 500):
+        sql.run(dbapi, f"UPDATE resource_versions SET is_current = ? WHERE seq IN ({rawsql.placeholders(len(chunk))})",
+                (False, *chunk))
+    for rtype, ids in _by_type(reindex).items():
+        for chunk in _chunks(ids, 400):
+            sql.run(dbapi, f"DELETE FROM search_index WHERE res_type = ? AND res_id IN ({rawsql.placeholders(len(chunk))})",
+                    (rtype, *chunk))
     if version_rows:
         _insert_many(conn, rv, version_rows)
     if index_rows:
         _insert_many(conn, si, index_rows)
+
+
+def _by_type(keys) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for rtype, rid in keys:
+        out.setdefault(rtype, []).append(rid)
+    return out
+
+
+def _chunks(items: list, size: int):
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
 
 
 def _insert_many(conn: Connection, table, rows: list[dict]) -> None:
@@ -200,11 +212,11 @@ def _resolve_provenance_patients(conn: Connection, ops: list[WriteOp], heads) ->
         found = {in_request[t] for t in targets if t in in_request}
         unknown = [t for t in targets if t not in in_request]
         if unknown:
-            pairs = [tuple(t.split("/", 1)) for t in unknown]
-            for (pkey,) in conn.execute(
-                select(rv.c.patient_key).where(rv.c.is_current, tuple_(rv.c.res_type, rv.c.res_id).in_(pairs))
-            ):
-                if pkey:
-                    found.add(pkey)
+            sql, dbapi = rawsql.for_connection(conn)
+            for rtype, ids in _by_type(tuple(t.split("/", 1)) for t in unknown).items():
+                for (pkey,) in sql.fetch(dbapi, "SELECT patient_key FROM resource_versions WHERE res_type = ? AND "
+                                                f"res_id IN ({rawsql.placeholders(len(ids))}) AND is_current", (rtype, *ids)):
+                    if pkey:
+                        found.add(pkey)
         if len(found) == 1:
             op.patient_key = found.pop()
