@@ -108,3 +108,41 @@ def test_claim_and_queue_figures_never_scan_the_whole_outbox(sqlite_url):
             plan = " | ".join(r[-1] for r in c.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, params).all())
             assert "SCAN outbox" not in plan, (statement, plan)
     store.dispose()
+
+
+def _leases(store):
+    from sqlalchemy import select
+
+    with store.reader.connect() as c:
+        return {r.id: (r.lease_owner, bool(r.needs_check), r.next_attempt_at)
+                for r in c.execute(select(q.o.c.id, q.o.c.lease_owner, q.o.c.needs_check, q.o.c.next_attempt_at))}
+
+
+def test_worker_gives_back_unsettled_rows_at_once(local_store):
+    import pytest
+    from conftest import make_worker
+
+    patients = new_patients(3)
+    sc = Scenario(local_store, patients)
+    for p in patients:
+        sc.new_score(p)
+    worker = make_worker(local_store, "http://127.0.0.1:9/fhir")
+
+    def settle_first_only(rows):  # a batch that settled one row and forgot the others
+        with local_store.session() as s:
+            q.mark_retry(s, rows[:1], worker.worker_id, delay=60.0, status=503, error="x", ambiguous=False, now=rows[0].created_at)
+
+    worker.process = settle_first_only
+    assert worker.step() == 3
+    leases = _leases(local_store)
+    first = min(leases)
+    assert leases[first][0] is None and not leases[first][1]  # settled: keeps its own outcome
+    assert all(owner is None and check for i, (owner, check, _) in leases.items() if i != first)
+
+    def crash(rows):
+        raise RuntimeError("bug half-way through a batch")
+
+    worker.process = crash
+    with pytest.raises(RuntimeError):
+        worker.step()  # the two rows not backing off are claimed again, then given back at once
+    assert all(owner is None for owner, _, _ in _leases(local_store).values())

@@ -54,6 +54,9 @@ class Claimed:
     created_at: float
     attempts: int
     needs_check: bool
+    #: Set once a mark_* call has given the row its outcome (sent, retry, dead, conflict), so the
+    #: worker's safety-net release can skip rows that need none.
+    settled: bool = False
 
 
 def _ready(now: float):
@@ -107,7 +110,7 @@ def claim(store: LocalStore, owner: str, *, max_entries: int, max_patients: int,
     # A save is at least 2 entries (a resource and its Provenance): more heads than max_entries // 2
     # could never all fit in one batch.
     n_heads = max(1, min(max_patients, max_entries // 2))
-    heads_q = select(o.c.id, o.c.patient_key).where(_ready(now), is_head).order_by(o.c.id).limit(n_heads)
+    heads_q = select(*_ROW_COLUMNS).where(_ready(now), is_head).order_by(o.c.id).limit(n_heads)
     if store.is_postgres:
         heads_q = heads_q.with_for_update(of=o, skip_locked=True)
     with store.session() as s:
@@ -117,7 +120,8 @@ def claim(store: LocalStore, owner: str, *, max_entries: int, max_patients: int,
         head_ids = {h.patient_key: h.id for h in heads}
         # Enough rows per patient to fill the batch when the saves are spread evenly over the heads.
         per_patient = max(1, math.ceil(max(1, max_entries // 2) / len(head_ids)))
-        rows = _first_rows(s, list(head_ids), per_patient)
+        # Many ready patients (the usual case): the heads alone fill the batch, no second query.
+        rows = heads if per_patient == 1 else _first_rows(s, list(head_ids), per_patient)
         chosen: list[Claimed] = []
         open_patients = set(head_ids)
         started: set[str] = set()
@@ -159,6 +163,11 @@ def claim(store: LocalStore, owner: str, *, max_entries: int, max_patients: int,
         return chosen
 
 
+def _settle(rows: list[Claimed]) -> None:
+    for r in rows:
+        r.settled = True
+
+
 def _owned(ids: list[int], owner: str):
     return and_(o.c.id.in_(ids), o.c.lease_owner == owner, o.c.status == PENDING)
 
@@ -173,6 +182,7 @@ def _event(s: Session, ids: list[int], kind: str, http_status: int | None, detai
 def mark_sent(s: Session, rows: list[Claimed], owner: str, status: int, states: list[dict], now: float) -> int:
     """Rows done; ``states`` are ``sync_resource_state`` values for every resource written."""
     ids = [r.id for r in rows]
+    _settle(rows)
     n = s.execute(
         update(o).where(_owned(ids, owner)).values(
             status="sent", sent_at=now, lease_owner=None, lease_until=None, last_status=status,
@@ -209,6 +219,7 @@ def mark_retry(s: Session, rows: list[Claimed], owner: str, *, delay: float, sta
                ambiguous: bool, now: float, kind: str = "transient") -> None:
     """Back off and release; the rows keep their place (later rows of the patient keep waiting)."""
     ids = [r.id for r in rows]
+    _settle(rows)
     values = dict(next_attempt_at=now + delay, lease_owner=None, lease_until=None, last_status=status or None,
                   last_error=error[:256], updated_at=now)
     if ambiguous:
@@ -220,6 +231,7 @@ def mark_retry(s: Session, rows: list[Claimed], owner: str, *, delay: float, sta
 def mark_dead(s: Session, row: Claimed, owner: str, *, status: int, error: str, outcome: dict | None, now: float,
               kind: str = "dead") -> None:
     """Dead-letter (``kind`` dead) or park as a conflict (``kind`` conflict), keeping the store's answer."""
+    _settle([row])
     s.execute(
         update(o).where(_owned([row.id], owner)).values(
             status=kind, lease_owner=None, lease_until=None, last_status=status or None, last_error=error[:256],
@@ -313,6 +325,8 @@ def conflict_retries(store: LocalStore, row_id: int) -> int:
 
 def release(store: LocalStore, rows: list[Claimed], owner: str, now: float) -> int:
     """Give back rows still leased by ``owner`` (see Worker.step); returns how many there were."""
+    if not rows:
+        return 0
     with store.session() as s:
         return s.execute(
             update(o).where(_owned([r.id for r in rows], owner)).values(

@@ -110,13 +110,18 @@ class Worker:
             lease_seconds=self.lease_seconds, now=self.clock(),
         )
         if rows:
+            completed = False
             try:
                 self.process(rows)
+                completed = True
             finally:
                 # Safety net: a row this worker claimed but did not settle (a bug, or an exception
                 # half-way) goes back to the queue now instead of waiting for its lease to expire.
-                # Its fate at the store is unknown, so the next attempt checks first.
-                leaked = q.release(self.store, rows, self.worker_id, now=self.clock())
+                # Its fate at the store is unknown, so the next attempt checks first. After a normal
+                # batch every row is usually settled and this costs no write; after an exception
+                # all rows are offered (a settle whose transaction failed did not happen).
+                unsettled = [r for r in rows if not r.settled] if completed else rows
+                leaked = q.release(self.store, unsettled, self.worker_id, now=self.clock())
                 if leaked:
                     log.warning("rows_released", extra={"worker": self.worker_id, "rows": leaked})
         return len(rows)
