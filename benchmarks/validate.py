@@ -163,9 +163,13 @@ def main() -> int:
           f"(process time; wall-clock rates above suffer when other work shares the cores)")
     print(f"ratio            : {ratio:.2f}x fhir.resources' parse rate (target >= 0.50x)")
     print(f"peak RSS         : {rss_ours:.0f} MB after our run, {rss_mb():.0f} MB at the end (corpus held in memory)")
-    ok = ours_rate >= 10_000 and ratio >= 0.5
-    print("targets          : " + ("MET" if ok else "NOT MET") + " (>= 10,000/s and >= 0.5x fhir.resources)")
-    return 0 if ok else 1
+    # Judge each target on its own line: the ratio holds however busy the machine is (both sides
+    # share it), the absolute rate does not; a busy machine shows as a slow fhir.resources too
+    # (it parses 8-9k/s on an idle core of this machine class).
+    rate_ok, ratio_ok = ours_rate >= 10_000, ratio >= 0.5
+    print(f"target rate      : {'met' if rate_ok else 'NOT met'} (>= 10,000 resources/s wall clock, one core)")
+    print(f"target ratio     : {'met' if ratio_ok else 'NOT met'} (no slower than 2x fhir.resources' parse)")
+    return 0 if rate_ok and ratio_ok else 1
 
 
 if __name__ == "__main__":

@@ -318,7 +318,7 @@ class Walk:
                 self.err("code-invalid", p, f"binding: a code from the required value set {vs} is needed (no coding)")
                 return
             for c in codings:
-                if type(c) is dict and _coding_key(c) in pairs:
+                if type(c) is dict and _in_expansion(c, pairs):
                     return
             shown = ", ".join(f"{c.get('system')}#{c.get('code')}" for c in codings if type(c) is dict)
             where = p + ".coding[0].code" if type(codings[0]) is dict and "code" in codings[0] else p + ".coding"
@@ -327,7 +327,7 @@ class Walk:
         elif code in ("Coding", "Quantity") or code in self.t.datatypes and "code" in item:
             if code != "Coding" and "code" not in item:
                 return
-            if _coding_key(item) not in pairs:
+            if not _in_expansion(item, pairs):
                 self.err("code-invalid", p + ".code",
                          f"binding: {item.get('system')}#{_clip(str(item.get('code')))} is not in the required value set {vs}")
 
@@ -425,16 +425,16 @@ def _has_choice_key(obj, name) -> bool:
     return False
 
 
-def _coding_key(item: dict) -> tuple | None:
-    """``(system, code)`` to look up in an expansion, or None when either is not a string.
+def _in_expansion(item: dict, pairs: frozenset) -> bool:
+    """Whether ``(system, code)`` of a Coding is in an expansion.
 
     A list or object where a code belongs is reported by the datatype check; here it must just
-    fail the lookup, not raise (a list is unhashable).
+    fail the lookup, not raise (lists are unhashable). try/except keeps the valid path free.
     """
-    system, code = item.get("system"), item.get("code")
-    if (system is None or type(system) is str) and type(code) is str:
-        return (system, code)
-    return None
+    try:
+        return (item.get("system"), item.get("code")) in pairs
+    except TypeError:
+        return False
 
 
 def _short(value) -> str:
