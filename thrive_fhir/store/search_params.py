@@ -214,6 +214,27 @@ def extract(rtype: str, resource: dict, base: str | None = None) -> list[tuple[s
     return rows
 
 
+# Index rows hold only strings (or None): a store running without validation still takes any
+# JSON, and a list where a code belongs must give no row rather than crash the write.
+def _items(value) -> list:
+    return value if isinstance(value, list) else []
+
+
+def _text(value) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _scalar(value) -> str | None:
+    """A code or identifier value as index text: strings as they are, numbers and booleans as text."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return str(value)
+    return None
+
+
 def _index_values(sp: SearchParam, value, base) -> Iterator[tuple]:
     choice = None
     if isinstance(value, tuple):
@@ -225,15 +246,15 @@ def _index_values(sp: SearchParam, value, base) -> Iterator[tuple]:
             yield (None, value, None, None)
         elif isinstance(value, dict):
             if "coding" in value:
-                for c in value.get("coding") or []:
-                    if isinstance(c, dict) and c.get("code") is not None:
-                        yield (c.get("system"), str(c["code"]), None, None)
-            elif "code" in value:  # a Coding
-                yield (value.get("system"), str(value["code"]), None, None)
-            elif "value" in value:  # an Identifier
-                yield (value.get("system"), str(value["value"]), None, None)
+                for c in _items(value.get("coding")):
+                    if isinstance(c, dict) and _scalar(c.get("code")) is not None:
+                        yield (_text(c.get("system")), _scalar(c["code"]), None, None)
+            elif _scalar(value.get("code")) is not None:  # a Coding
+                yield (_text(value.get("system")), _scalar(value["code"]), None, None)
+            elif _scalar(value.get("value")) is not None:  # an Identifier
+                yield (_text(value.get("system")), _scalar(value["value"]), None, None)
     elif sp.type == "reference":
-        ref = value.get("reference") if isinstance(value, dict) else None
+        ref = _text(value.get("reference")) if isinstance(value, dict) else None
         key = reference_key(ref, base)
         if key and (sp.target is None or key.startswith(sp.target + "/")):
             yield (None, key, None, None)
@@ -243,8 +264,8 @@ def _index_values(sp: SearchParam, value, base) -> Iterator[tuple]:
             if rng:
                 yield (None, None, rng[0], rng[1])
         elif isinstance(value, dict) and (choice in (None, "Period")):
-            start = date_range(value.get("start", "")) if value.get("start") else None
-            end = date_range(value.get("end", "")) if value.get("end") else None
+            start = date_range(value["start"]) if _text(value.get("start")) else None
+            end = date_range(value["end"]) if _text(value.get("end")) else None
             if start or end:
                 yield (None, None, start[0] if start else MIN, end[1] if end else MAX)
     elif sp.type == "string":
@@ -260,7 +281,7 @@ def _strings(value) -> Iterator[str]:
             if isinstance(value.get(key), str):
                 yield value[key]
         for part in ("given", "prefix", "suffix"):
-            for item in value.get(part) or []:
+            for item in _items(value.get(part)):
                 if isinstance(item, str):
                     yield item
 

@@ -207,7 +207,9 @@ def _resolve_provenance_patients(conn: Connection, ops: list[WriteOp], heads) ->
         return
     in_request = {f"{op.rtype}/{op.rid}": op.patient_key for op in ops if op.patient_key}
     for op in pending:
-        targets = [reference_key((t or {}).get("reference"), None) for t in op.resource.get("target") or []]
+        raw = op.resource.get("target")
+        targets = [reference_key(t.get("reference"), None) for t in (raw if isinstance(raw, list) else [])
+                   if isinstance(t, dict) and isinstance(t.get("reference"), str)]
         targets = [t for t in targets if t and "/" in t and "://" not in t]
         found = {in_request[t] for t in targets if t in in_request}
         unknown = [t for t in targets if t not in in_request]
