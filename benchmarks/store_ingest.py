@@ -3,15 +3,17 @@
 Each server runs as its own process on loopback (ours via ``thrive store serve``, sekmet via
 ``sekmet serve``), so client and server never share a GIL. Bundles are the sync worker's shape:
 ``PUT Type/<uuid>`` entries, 20 Patients and 80 Observations referencing them, pre-serialised so the
-client costs almost nothing. Prints resources/s per server and the ratios.
+client costs almost nothing. Prints resources/s per server and the ratios, and the server's own CPU
+time per resource (from /proc: what the server spent, whatever else the shared machine was doing).
 
-    .venv/bin/python benchmarks/store_ingest.py [--bundles 30] [--clients 2] [--no-postgres]
+    .venv/bin/python benchmarks/store_ingest.py [--bundles 60] [--clients 2] [--no-postgres]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import tempfile
@@ -80,8 +82,15 @@ def synthetic_bundle(n_patients: int = 20, obs_per_patient: int = 4) -> bytes:
     return json.dumps({"resourceType": "Bundle", "type": "transaction", "entry": entries}).encode()
 
 
-def ingest(base: str, bundles: list[bytes], clients: int) -> float:
-    """Resources per second for posting ``bundles`` with ``clients`` concurrent connections."""
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its children that have exited (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def ingest(base: str, bundles: list[bytes], clients: int, server_pid: int | None = None) -> tuple[float, float]:
+    """(resources per second, server CPU µs per resource) for posting ``bundles`` with ``clients``
+    concurrent connections."""
     work = list(bundles)
     lock = threading.Lock()
     errors = []
@@ -97,6 +106,7 @@ def ingest(base: str, bundles: list[bytes], clients: int) -> float:
             if resp.status_code != 200:
                 errors.append(f"{resp.status_code} {resp.text[:200]}")
 
+    cpu0 = cpu_seconds(server_pid) if server_pid else 0.0
     start = time.perf_counter()
     threads = [threading.Thread(target=worker) for _ in range(clients)]
     for t in threads:
@@ -104,15 +114,16 @@ def ingest(base: str, bundles: list[bytes], clients: int) -> float:
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - start
+    cpu = cpu_seconds(server_pid) - cpu0 if server_pid else float("nan")
     if errors:
         raise RuntimeError(f"{len(errors)} bundles failed, first: {errors[0]}")
     resources = sum(len(json.loads(b)["entry"]) for b in bundles)
-    return resources / elapsed
+    return resources / elapsed, cpu * 1e6 / resources
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--bundles", type=int, default=30, help="100-entry bundles per server (default 30)")
+    ap.add_argument("--bundles", type=int, default=60, help="100-entry bundles per server (default 60)")
     ap.add_argument("--clients", type=int, default=2)
     ap.add_argument("--no-postgres", action="store_true")
     args = ap.parse_args()
@@ -133,10 +144,11 @@ def main() -> None:
             try:
                 ingest(server.base, warmup, 1)
                 data = [synthetic_bundle() for _ in range(args.bundles)]
-                rate = ingest(server.base, data, args.clients)
+                rate, cpu_us = ingest(server.base, data, args.clients, server.proc.pid)
                 results[key] = (server.name, rate)
-                print(f"{server.name:45s} {rate:8.0f} resources/s  ({args.bundles} x 100-entry transactions, "
-                      f"{args.clients} clients)", flush=True)
+                print(f"{server.name:35s} {rate:6.0f} resources/s  server CPU {cpu_us:4.0f} µs/resource  "
+                      f"({args.bundles} x 100-entry transactions, {args.clients} clients, "
+                      f"load average {os.getloadavg()[0]:.1f})", flush=True)
             finally:
                 server.stop()
     finally:

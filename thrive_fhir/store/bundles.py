@@ -10,7 +10,7 @@ answer is the failing entry's error. Entries are processed in the order the spec
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import parse_qsl, urlsplit
 
 from sqlalchemy.engine import Connection
@@ -19,7 +19,7 @@ from . import validation_hook
 from .errors import FhirError, operation_outcome
 from .fhirdates import to_instant, utcnow
 from .service import Ctx, Result, Store, parse_etag
-from .writes import WriteOp, apply, dumps
+from .writes import WriteOp, apply, dumps, prepare
 
 ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3, "HEAD": 3}
 REASONS = {200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
@@ -143,15 +143,34 @@ def _conditional_refs(node, found: set[str]) -> None:
 def transaction(store: Store, ctx: Ctx, raw_entries: list) -> Result:
     entries = [_parse_entry(store, ctx, i, e) for i, e in enumerate(raw_entries)]
     pinned = any(e.if_match is not None for e in entries)
+    # Without conditional entries every id is known up front: resolve, validate and serialise before
+    # taking the write lock (see writes.prepare). Otherwise all of it happens inside the transaction.
+    plan = None if _needs_database(entries) else _resolve(store, ctx, None, entries)
 
-    answers = store.run_write(lambda conn: _run_transaction(store, ctx, conn, entries),
+    answers = store.run_write(lambda conn: _run_transaction(store, ctx, conn, entries, plan),
                               conflict_status=412 if pinned else None)
     return Result(200, _response_bundle("transaction-response", answers))
 
 
-def _run_transaction(store: Store, ctx: Ctx, conn: Connection, entries: list[Entry]) -> list[dict]:
-    """Resolve, validate, authorise and write ``entries``; the answers in entry order."""
-    now = utcnow()
+def _needs_database(entries: list[Entry]) -> bool:
+    return any(e.if_none_exist or (e.method in ("PUT", "DELETE") and e.rid is None) for e in entries)
+
+
+@dataclass
+class _Plan:
+    """Resolved entries: the writes (ids assigned, references rewritten, validated, prepared) and the
+    answers already known (matched If-None-Exist, conditional deletes that matched nothing)."""
+
+    ops: dict[int, WriteOp]
+    answers: dict[int, dict]
+    issues: dict[int, list[tuple] | None]
+
+
+def _resolve(store: Store, ctx: Ctx, conn: Connection | None, entries: list[Entry]) -> _Plan | None:
+    """Assign ids, resolve conditional criteria and references, rewrite, validate and prepare.
+
+    ``conn`` None: outside the transaction; returns None when a conditional reference turns up (it
+    can only be resolved inside)."""
     idmap: dict[str, str] = {}
     ops: dict[int, WriteOp] = {}
     answers: dict[int, dict] = {}
@@ -196,6 +215,8 @@ def _run_transaction(store: Store, ctx: Ctx, conn: Connection, entries: list[Ent
     for op in ops.values():
         if op.resource is not None:
             _conditional_refs(op.resource, cond_refs)
+    if cond_refs and conn is None:
+        return None
     for ref in cond_refs:
         rtype, criteria = ref.split("?", 1)
         store.check_type(rtype)
@@ -219,6 +240,20 @@ def _run_transaction(store: Store, ctx: Ctx, conn: Connection, entries: list[Ent
             issues_by_entry[index] = store.validate({**op.resource, "resourceType": op.rtype, "id": op.rid})
         except FhirError as exc:
             raise exc.with_prefix(where) from None
+        prepare(op, ctx.base)
+    return _Plan(ops, answers, issues_by_entry)
+
+
+def _run_transaction(store: Store, ctx: Ctx, conn: Connection, entries: list[Entry],
+                     plan: _Plan | None = None) -> list[dict]:
+    """Write ``entries`` (resolved now, or before as ``plan``) and read the GET entries; the answers
+    in entry order. May run more than once (run_write retries lost races): ``plan`` is not modified."""
+    now = utcnow()
+    if plan is None:
+        plan = _resolve(store, ctx, conn, entries)
+    ops = {i: replace(op) for i, op in plan.ops.items()}  # fresh write state for this attempt
+    answers = dict(plan.answers)
+    issues_by_entry = plan.issues
     try:
         apply(conn, list(ops.values()), now, ctx.base, authorize=store.authorize_op(ctx.grant))
     except FhirError as exc:

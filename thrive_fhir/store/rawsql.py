@@ -22,6 +22,7 @@ from datetime import datetime
 
 from sqlalchemy import DateTime
 from sqlalchemy.engine import Connection, Dialect, Engine
+from sqlalchemy.exc import DBAPIError
 
 
 class Sql:
@@ -33,6 +34,7 @@ class Sql:
         self._dt_in = impl.bind_processor(dialect)
         self._dt_out = impl.result_processor(dialect, None)
         self.sql = functools.lru_cache(maxsize=4096)(self._convert)
+        self._dbapi_error = dialect.loaded_dbapi.Error
 
     def _convert(self, sql: str) -> str:
         # No literal '?' or '%' ever appears in the store's SQL text (values are always parameters).
@@ -51,17 +53,20 @@ class Sql:
         return self._dt_out(value)
 
     def fetch(self, dbapi_conn, sql: str, params=()) -> list[tuple]:
-        cur = dbapi_conn.cursor()
-        try:
-            cur.execute(self.sql(sql), self.bind(params))
-            return cur.fetchall()
-        finally:
-            cur.close()
+        return self._execute(dbapi_conn, sql, params, True)
 
     def run(self, dbapi_conn, sql: str, params=()) -> None:
+        self._execute(dbapi_conn, sql, params, False)
+
+    def _execute(self, dbapi_conn, sql: str, params, fetch: bool):
         cur = dbapi_conn.cursor()
         try:
             cur.execute(self.sql(sql), self.bind(params))
+            return cur.fetchall() if fetch else None
+        except self._dbapi_error as exc:
+            # The same exception classes SQLAlchemy raises (IntegrityError, OperationalError with the
+            # driver's error as .orig), so run_write's race and retry handling sees no difference.
+            raise DBAPIError.instance(sql, params, exc, self._dbapi_error) from exc
         finally:
             cur.close()
 

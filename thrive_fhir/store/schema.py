@@ -102,10 +102,12 @@ export_jobs = Table(
 def make_engine(database_url: str, *, pool_size: int = 10) -> Engine:
     """An engine with the per-backend settings the store relies on.
 
-    SQLite: WAL (readers never block the writer), a busy timeout instead of instant "database is
-    locked" errors, and write transactions opened with ``BEGIN IMMEDIATE`` so a read-check-write
-    (If-Match, conditional create) cannot interleave with another writer. pysqlite's own
-    transaction handling is switched off for that (its implicit BEGIN is deferred).
+    SQLite: WAL (readers never block the writer) with ``synchronous=NORMAL`` (commits are not
+    fsynced: a power cut can lose the last transactions, never corrupt the file; a crash of the
+    process loses nothing), a busy timeout instead of instant "database is locked" errors, and
+    write transactions opened with ``BEGIN IMMEDIATE`` so a read-check-write (If-Match, conditional
+    create) cannot interleave with another writer. pysqlite's own transaction handling is switched
+    off for that (its implicit BEGIN is deferred).
     """
     if database_url.startswith("sqlite"):
         engine = create_engine(
@@ -122,6 +124,12 @@ def make_engine(database_url: str, *, pool_size: int = 10) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA busy_timeout=30000")
+            # A 100-entry transaction dirties ~1,000 pages (random ids land on random index pages), so
+            # at the default 1,000-page threshold every commit ran a checkpoint (copy + fsync).
+            # Checkpointing every 4,000 pages (16 MB of WAL) copies a page rewritten by several
+            # commits once: ~15% faster ingest. The WAL file is truncated back to 64 MB at most.
+            cur.execute("PRAGMA wal_autocheckpoint=4000")
+            cur.execute("PRAGMA journal_size_limit=67108864")
             cur.close()
 
         @event.listens_for(engine, "begin")

@@ -45,11 +45,31 @@ class WriteOp:
     patient_key: str | None = None
     index_rows: list = field(default_factory=list)
     noop: bool = False
+    body_text: str | None = None  # JSON of the resource without resourceType/id/meta (see prepare)
 
 
 def patient_key_of(rtype: str, rid: str, resource: dict, base: str | None) -> tuple[str | None, list]:
     rows = extract(rtype, resource, base)
     return compartment_patient(rtype, rid, rows), rows
+
+
+def prepare(op: WriteOp, base: str | None) -> None:
+    """The database-independent work of a write: index rows, compartment, and the resource's JSON
+    apart from ``meta`` (which needs the version). A transaction does this before taking the write
+    lock, so one request's Python work overlaps another's SQLite work (which runs without the GIL)."""
+    if op.resource is None:
+        return
+    op.patient_key, op.index_rows = patient_key_of(op.rtype, op.rid, op.resource, base)
+    op.body_text = dumps({k: v for k, v in op.resource.items() if k not in _HEAD_KEYS})
+
+
+_HEAD_KEYS = ("resourceType", "id", "meta")
+
+
+def _content(rtype: str, rid: str, meta: dict, body_text: str) -> str:
+    """``dumps`` of {"resourceType", "id", "meta", **rest}, from the rest's prepared JSON text."""
+    head = '{"resourceType":' + dumps(rtype) + ',"id":' + dumps(rid) + ',"meta":' + dumps(meta)
+    return head + ("}" if body_text == "{}" else "," + body_text[1:])
 
 
 def apply(conn: Connection, ops: list[WriteOp], now: datetime, base: str | None,
@@ -110,11 +130,11 @@ def apply(conn: Connection, ops: list[WriteOp], now: datetime, base: str | None,
             meta = dict(op.resource.get("meta") or {})
             meta["versionId"] = str(op.version)
             meta["lastUpdated"] = now_text
+            if op.body_text is None:
+                prepare(op, base)
             op.resource = {"resourceType": op.rtype, "id": op.rid, "meta": meta,
-                           **{k: v for k, v in op.resource.items() if k not in ("resourceType", "id", "meta")}}
-            if not op.index_rows:
-                op.patient_key, op.index_rows = patient_key_of(op.rtype, op.rid, op.resource, base)
-            op.content = dumps(op.resource)
+                           **{k: v for k, v in op.resource.items() if k not in _HEAD_KEYS}}
+            op.content = _content(op.rtype, op.rid, meta, op.body_text)
 
     _resolve_provenance_patients(conn, ops, heads)
     if authorize is not None:
