@@ -46,6 +46,10 @@ class Sql:
             return tuple(params)
         return tuple(dt_in(p) if type(p) is datetime else p for p in params)
 
+    def db_time(self, value: datetime):
+        """A datetime as this driver should receive it."""
+        return value if self._dt_in is None else self._dt_in(value)
+
     def dt(self, value) -> datetime | None:
         """A datetime column value as read from the driver -> datetime."""
         if value is None or self._dt_out is None or isinstance(value, datetime):

@@ -142,35 +142,6 @@ def params_for(rtype: str) -> dict[str, SearchParam]:
 
 # --- extraction ----------------------------------------------------------------------------------
 
-def _walk(node, parts: list[str]) -> Iterator:
-    if not parts:
-        if isinstance(node, list):
-            yield from node
-        else:
-            yield node
-        return
-    if isinstance(node, list):
-        for item in node:
-            yield from _walk(item, parts)
-        return
-    if not isinstance(node, dict):
-        return
-    head, rest = parts[0], parts[1:]
-    if head.endswith("[x]"):
-        stem = head[:-3]
-        for key, value in node.items():
-            if key.startswith(stem) and key[len(stem):len(stem) + 1].isupper():
-                yield from _walk(value, rest) if rest else _walk_choice(key[len(stem):], value)
-        return
-    if head in node:
-        yield from _walk(node[head], rest)
-
-
-def _walk_choice(type_name: str, value) -> Iterator:
-    # Keep the choice type with the value: a dateTime string and a Period need different handling.
-    yield (type_name, value)
-
-
 def reference_key(ref: str, base: str | None) -> str | None:
     """``Type/id`` for a literal reference to this server (relative, or absolute with our base)."""
     if not isinstance(ref, str) or not ref or ref.startswith("#") or ref.startswith("urn:"):
@@ -199,19 +170,56 @@ def _compiled(rtype: str) -> list[tuple[str, SearchParam, list[list[str]]]]:
 
 
 def extract(rtype: str, resource: dict, base: str | None = None) -> list[tuple[str, str | None, str | None, object, object]]:
-    """Index rows ``(param, system, value, date_low, date_high)`` for one resource."""
+    """Index rows ``(param, system, value, date_low, date_high)`` for one resource.
+
+    Built with plain lists rather than nested generators: this runs for every resource written,
+    and generator set-up was most of its cost."""
     rows: list[tuple] = []
     for name, sp, paths in _compiled(rtype):
         if paths[0][0] not in resource and len(paths) == 1 and not paths[0][0].endswith("[x]"):
             continue  # the common case: element absent
-        seen = set()
+        values: list = []
         for parts in paths:
-            for value in _walk(resource, parts):
-                for row in _index_values(sp, value, base):
-                    if row not in seen:
-                        seen.add(row)
-                        rows.append((name, *row))
+            _collect(resource, parts, 0, values)
+        found: list[tuple] = []
+        for value in values:
+            _index_values(sp, value, base, found)
+        seen = set()
+        for row in found:
+            if row not in seen:
+                seen.add(row)
+                rows.append((name, *row))
     return rows
+
+
+def _collect(node, parts: list[str], i: int, out: list) -> None:
+    """Append to ``out`` the values at ``parts[i:]`` under ``node``: list items one by one, and a
+    choice element (``effective[x]``) as ``(type name, value)`` — a dateTime string and a Period
+    need different handling."""
+    if i == len(parts):
+        if isinstance(node, list):
+            out.extend(node)
+        else:
+            out.append(node)
+        return
+    if isinstance(node, list):
+        for item in node:
+            _collect(item, parts, i, out)
+        return
+    if not isinstance(node, dict):
+        return
+    head = parts[i]
+    if head.endswith("[x]"):
+        stem = head[:-3]
+        for key, value in node.items():
+            if key.startswith(stem) and key[len(stem):len(stem) + 1].isupper():
+                if i + 1 < len(parts):
+                    _collect(value, parts, i + 1, out)
+                else:
+                    out.append((key[len(stem):], value))  # keep the choice type with the value
+        return
+    if head in node:
+        _collect(node[head], parts, i + 1, out)
 
 
 # Index rows hold only strings (or None): a store running without validation still takes any
@@ -235,42 +243,43 @@ def _scalar(value) -> str | None:
     return None
 
 
-def _index_values(sp: SearchParam, value, base) -> Iterator[tuple]:
+def _index_values(sp: SearchParam, value, base, out: list) -> None:
+    """Append the ``(system, value, date_low, date_high)`` rows of one element value to ``out``."""
     choice = None
     if isinstance(value, tuple):
         choice, value = value
     if sp.type == "token":
         if isinstance(value, bool):
-            yield (None, "true" if value else "false", None, None)
+            out.append((None, "true" if value else "false", None, None))
         elif isinstance(value, str):
-            yield (None, value, None, None)
+            out.append((None, value, None, None))
         elif isinstance(value, dict):
             if "coding" in value:
                 for c in _items(value.get("coding")):
                     if isinstance(c, dict) and _scalar(c.get("code")) is not None:
-                        yield (_text(c.get("system")), _scalar(c["code"]), None, None)
+                        out.append((_text(c.get("system")), _scalar(c["code"]), None, None))
             elif _scalar(value.get("code")) is not None:  # a Coding
-                yield (_text(value.get("system")), _scalar(value["code"]), None, None)
+                out.append((_text(value.get("system")), _scalar(value["code"]), None, None))
             elif _scalar(value.get("value")) is not None:  # an Identifier
-                yield (_text(value.get("system")), _scalar(value["value"]), None, None)
+                out.append((_text(value.get("system")), _scalar(value["value"]), None, None))
     elif sp.type == "reference":
         ref = _text(value.get("reference")) if isinstance(value, dict) else None
         key = reference_key(ref, base)
         if key and (sp.target is None or key.startswith(sp.target + "/")):
-            yield (None, key, None, None)
+            out.append((None, key, None, None))
     elif sp.type == "date":
         if isinstance(value, str):
             rng = date_range(value)
             if rng:
-                yield (None, None, rng[0], rng[1])
+                out.append((None, None, rng[0], rng[1]))
         elif isinstance(value, dict) and (choice in (None, "Period")):
             start = date_range(value["start"]) if _text(value.get("start")) else None
             end = date_range(value["end"]) if _text(value.get("end")) else None
             if start or end:
-                yield (None, None, start[0] if start else MIN, end[1] if end else MAX)
+                out.append((None, None, start[0] if start else MIN, end[1] if end else MAX))
     elif sp.type == "string":
         for text in _strings(value):
-            yield (None, text.lower(), None, None)
+            out.append((None, text.lower(), None, None))
 
 
 def _strings(value) -> Iterator[str]:

@@ -96,8 +96,8 @@ def apply(conn: Connection, ops: list[WriteOp], now: datetime, base: str | None,
     now_text = to_instant(now)
     retire_seqs: list[int] = []
     reindex: list[tuple[str, str]] = []
-    version_rows: list[dict] = []
-    index_rows: list[dict] = []
+    version_rows: list[tuple] = []
+    index_rows: list[tuple] = []
     seen: set[tuple[str, str]] = set()
     for op in ops:
         key = (op.rtype, op.rid)
@@ -142,18 +142,17 @@ def apply(conn: Connection, ops: list[WriteOp], now: datetime, base: str | None,
             head = heads.get((op.rtype, op.rid))
             authorize(op, head[3] if head else None)
 
+    db_time = sql.db_time
+    now_db = db_time(now)
     for op in ops:
         if op.noop:
             continue
-        version_rows.append({
-            "res_type": op.rtype, "res_id": op.rid, "version_id": op.version, "last_updated": now,
-            "deleted": op.method == "DELETE", "is_current": True, "patient_key": op.patient_key,
-            "content": op.content,
-        })
+        version_rows.append((op.rtype, op.rid, op.version, now_db, op.method == "DELETE", True, op.patient_key,
+                             op.content))
         if op.method != "DELETE":
             for name, system, value, lo, hi in op.index_rows:
-                index_rows.append({"res_type": op.rtype, "res_id": op.rid, "param": name, "sys": _cap(system),
-                                   "val": _cap(value), "dt_lo": lo, "dt_hi": hi})
+                index_rows.append((op.rtype, op.rid, name, _cap(system), _cap(value),
+                                   None if lo is None else db_time(lo), None if hi is None else db_time(hi)))
 
     for chunk in _chunks(retire_seqs, 500):
         sql.run(dbapi, f"UPDATE resource_versions SET is_current = ? WHERE seq IN ({rawsql.placeholders(len(chunk))})",
@@ -163,9 +162,9 @@ def apply(conn: Connection, ops: list[WriteOp], now: datetime, base: str | None,
             sql.run(dbapi, f"DELETE FROM search_index WHERE res_type = ? AND res_id IN ({rawsql.placeholders(len(chunk))})",
                     (rtype, *chunk))
     if version_rows:
-        _insert_many(conn, rv, version_rows)
+        _insert_many(conn, sql, rv, _VERSION_COLUMNS, version_rows)
     if index_rows:
-        _insert_many(conn, si, index_rows)
+        _insert_many(conn, sql, si, _INDEX_COLUMNS, index_rows)
 
 
 def _by_type(keys) -> dict[str, list[str]]:
@@ -180,34 +179,28 @@ def _chunks(items: list, size: int):
         yield items[start:start + size]
 
 
-def _insert_many(conn: Connection, table, rows: list[dict]) -> None:
-    """Multi-row INSERT through the driver's executemany.
+_VERSION_COLUMNS = ("res_type", "res_id", "version_id", "last_updated", "deleted", "is_current", "patient_key",
+                    "content")
+_INDEX_COLUMNS = ("res_type", "res_id", "param", "sys", "val", "dt_lo", "dt_hi")
+
+
+def _insert_many(conn: Connection, sql: rawsql.Sql, table, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """Multi-row INSERT of rows already in driver form (datetimes through ``sql.db_time``, so SQLite
+    stores exactly the text SQLAlchemy stores and compares; booleans as Python bools).
 
     SQLAlchemy's per-row parameter processing cost more than the database work for 100-entry
-    transactions; values are converted with the dialect's own bind processors (so SQLite datetimes
-    are stored exactly as SQLAlchemy stores and compares them) and handed to the driver directly.
+    transactions, so the rows go to the driver directly.
     """
     dialect = conn.dialect
-    columns = list(rows[0].keys())
-    processors = []
-    for name in columns:
-        proc = table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
-        processors.append(proc)
-    placeholder = "?" if dialect.paramstyle == "qmark" else "%s"
-    one_row = f"({', '.join([placeholder] * len(columns))})"
-    head = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES "
-    params = [
-        tuple(p(row[c]) if p is not None and row[c] is not None else row[c] for c, p in zip(columns, processors))
-        for row in rows
-    ]
+    names = ", ".join(columns)
     if dialect.name == "postgresql":
         # One statement with one array per column: a round trip per row (even pipelined) or a huge
         # VALUES list (re-parsed by the driver every time) both cost more than the inserts.
         casts = ", ".join(f"%s::{table.c[c].type.compile(dialect)}[]" for c in columns)
-        sql = f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT * FROM unnest({casts})"
-        conn.exec_driver_sql(sql, tuple(list(col) for col in zip(*params)))
+        conn.exec_driver_sql(f"INSERT INTO {table.name} ({names}) SELECT * FROM unnest({casts})",
+                             tuple(list(col) for col in zip(*rows)))
     else:
-        conn.exec_driver_sql(head + one_row, params)
+        conn.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({', '.join('?' * len(columns))})", rows)
 
 
 def _cap(value: str | None) -> str | None:
