@@ -65,7 +65,7 @@ def main() -> None:
     drained = after["sent"] - before["sent"]
     first, last = samples[: len(samples) // 4 or 1], samples[-(len(samples) // 4 or 1):]
     print(f"queued rows at start {before['queued']:,} (filled in {fill:.0f} s); worker ran {len(samples)} s, "
-          f"pushed {drained:,} rows; still queued {after['queued']:,}")
+          f"pushed {drained:,} rows ({drained / max(1, len(samples)):.0f} rows/s); still queued {after['queued']:,}")
     print(f"worker RSS MB: min {min(samples):.1f}  max {max(samples):.1f}  first-quarter avg "
           f"{sum(first) / len(first):.1f}  last-quarter avg {sum(last) / len(last):.1f}  (target flat, < 250 MB)")
 
