@@ -391,8 +391,7 @@ class Store:
             bundle["total"] = fetch(conn, *search.count_select(q, restrict))[0][0]
             bundle["link"] = [{"relation": "self", "url": self_url}]
             return Result(200, bundle)
-        rows = [search.PageRow(rid, content, self.sql.dt(updated), pkey)
-                for rid, content, updated, pkey in fetch(conn, *search.page_select(q, restrict))]
+        rows = [search.PageRow(*row) for row in fetch(conn, *search.page_select(q, restrict))]
         has_more = len(rows) > q.count
         rows = rows[: q.count]
         if not has_more and q.cursor is None:
@@ -401,14 +400,16 @@ class Store:
             bundle["total"] = fetch(conn, *search.count_select(q, restrict))[0][0]
         links = [{"relation": "self", "url": self_url + _cursor_suffix(q.cursor, bool(q.used))}]
         if has_more:
-            cursor = search.cursor_for(q, rows[-1])
+            last = rows[-1]
+            cursor = search.cursor_for(q, last._replace(last_updated=self.sql.dt(last.last_updated)))
             links.append({"relation": "next",
                           "url": self_url + ("&" if q.used else "?") + "_cursor=" + cursor})
         bundle["link"] = links
-        entries = [_entry_text(ctx.base, q.rtype, r.res_id, r.content, "match") for r in rows]
+        full_url = _full_url_prefix(ctx.base)
+        entries = [_entry_text(full_url, q.rtype, r.res_id, r.content, "match") for r in rows]
         audited = [(q.rtype, r.res_id, r.patient_key) for r in rows]
         for rtype, rid, pkey, content in self._included(conn, ctx, q, rows, restrict):
-            entries.append(_entry_text(ctx.base, rtype, rid, content, "include"))
+            entries.append(_entry_text(full_url, rtype, rid, content, "include"))
             audited.append((rtype, rid, pkey))
         return Result(200, _bundle_text(bundle, entries), audit=("search-type", audited))
 
@@ -572,9 +573,15 @@ def _cursor_suffix(cursor, has_query: bool) -> str:
     return ("&" if has_query else "?") + "_cursor=" + search.encode_cursor(list(cursor))
 
 
-def _entry_text(base: str, rtype: str, rid: str, content: str, mode: str) -> str:
-    return ('{"fullUrl":' + json.dumps(f"{base}/{rtype}/{rid}") + ',"resource":' + content
-            + ',"search":{"mode":"' + mode + '"}}')
+def _full_url_prefix(base: str) -> str:
+    """``{"fullUrl":"<base>/`` with the base JSON-escaped once per search (it comes from the Host
+    header); types and ids need no escaping (ids are checked against ID_RE on every write)."""
+    return '{"fullUrl":' + json.dumps(base)[:-1] + "/"
+
+
+def _entry_text(full_url_prefix: str, rtype: str, rid: str, content: str, mode: str) -> str:
+    return (full_url_prefix + rtype + "/" + rid + '","resource":' + content + ',"search":{"mode":"' + mode
+            + '"}}')
 
 
 def _bundle_text(bundle: dict, entries: list[str]) -> str:

@@ -74,7 +74,7 @@ class StoreApp:
     def handle(self, request: Request) -> Response:
         method = request.method
         segs = [s for s in _path(request.environ).split("/") if s]
-        params = list(parse_qsl(request.query_string.decode("latin-1"), keep_blank_values=True))
+        params = _query_pairs(request.query_string.decode("latin-1"))
         self.negotiate(request, params)
         if segs == ["metadata"] and method in ("GET", "HEAD"):
             return self.json_response(200, self.capability(self.base(request)))
@@ -301,6 +301,13 @@ class JsonResponse:
         if body is None or environ.get("REQUEST_METHOD") == "HEAD" or status in (204, 304) or status < 200:
             return []
         return [body]
+
+
+def _query_pairs(query: str) -> list[tuple[str, str]]:
+    """``parse_qsl(query, keep_blank_values=True)``; without escapes there is nothing to decode."""
+    if "%" in query or "+" in query:
+        return parse_qsl(query, keep_blank_values=True)
+    return [(name, value) for name, _, value in (part.partition("=") for part in query.split("&") if part)]
 
 
 @functools.lru_cache(maxsize=None)
