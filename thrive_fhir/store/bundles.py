@@ -10,7 +10,7 @@ answer is the failing entry's error. Entries are processed in the order the spec
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from urllib.parse import parse_qsl, urlsplit
 
 from sqlalchemy.engine import Connection
@@ -251,7 +251,7 @@ def _run_transaction(store: Store, ctx: Ctx, conn: Connection, entries: list[Ent
     now = utcnow()
     if plan is None:
         plan = _resolve(store, ctx, conn, entries)
-    ops = {i: replace(op) for i, op in plan.ops.items()}  # fresh write state for this attempt
+    ops = {i: op.fresh() for i, op in plan.ops.items()}
     answers = dict(plan.answers)
     issues_by_entry = plan.issues
     try:

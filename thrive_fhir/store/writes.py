@@ -47,6 +47,11 @@ class WriteOp:
     noop: bool = False
     body_text: str | None = None  # JSON of the resource without resourceType/id/meta (see prepare)
 
+    def fresh(self) -> "WriteOp":
+        """This write as prepared, before apply() filled in its outcome (for a retried transaction)."""
+        return WriteOp(self.method, self.rtype, self.rid, self.resource, self.if_match, patient_key=self.patient_key,
+                       index_rows=self.index_rows, body_text=self.body_text)
+
 
 def patient_key_of(rtype: str, rid: str, resource: dict, base: str | None) -> tuple[str | None, list]:
     rows = extract(rtype, resource, base)
@@ -68,7 +73,8 @@ _HEAD_KEYS = ("resourceType", "id", "meta")
 
 def _content(rtype: str, rid: str, meta: dict, body_text: str) -> str:
     """``dumps`` of {"resourceType", "id", "meta", **rest}, from the rest's prepared JSON text."""
-    head = '{"resourceType":' + dumps(rtype) + ',"id":' + dumps(rid) + ',"meta":' + dumps(meta)
+    # Types are known type names and ids match ID_RE (checked on every write path): no escaping.
+    head = '{"resourceType":"' + rtype + '","id":"' + rid + '","meta":' + dumps(meta)
     return head + ("}" if body_text == "{}" else "," + body_text[1:])
 
 
@@ -132,8 +138,9 @@ def apply(conn: Connection, ops: list[WriteOp], now: datetime, base: str | None,
             meta["lastUpdated"] = now_text
             if op.body_text is None:
                 prepare(op, base)
-            op.resource = {"resourceType": op.rtype, "id": op.rid, "meta": meta,
-                           **{k: v for k, v in op.resource.items() if k not in _HEAD_KEYS}}
+            if authorize is not None:  # scope checks see the resource as it will be stored
+                op.resource = {"resourceType": op.rtype, "id": op.rid, "meta": meta,
+                               **{k: v for k, v in op.resource.items() if k not in _HEAD_KEYS}}
             op.content = _content(op.rtype, op.rid, meta, op.body_text)
 
     _resolve_provenance_patients(conn, ops, heads)
