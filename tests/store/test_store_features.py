@@ -294,3 +294,25 @@ def test_system_history_and_paging(ours):
     assert rest["entry"][0]["request"]["method"] == "POST"
     system = requests.get(ours.url("_history?_count=1"), headers=JSON).json()
     assert system["type"] == "history" and len(system["entry"]) == 1
+
+
+def test_transaction_conditional_references_and_if_none_exist(ours):
+    """Conditional references resolve inside the transaction (the prepared fast path steps aside)."""
+    p = patient()
+    pid = requests.post(ours.url("Patient"), json=p, headers=JSON).json()["id"]
+    obs = observation(f"Patient?identifier={local_identifier(p)}")
+    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": obs, "request": {"method": "POST", "url": "Observation"}},
+        {"resource": patient(), "request": {"method": "POST", "url": "Patient",
+                                            "ifNoneExist": f"identifier={local_identifier(p)}"}}]}
+    resp = requests.post(ours.base, json=bundle, headers=JSON)
+    assert resp.status_code == 200, resp.text
+    first, second = resp.json()["entry"]
+    stored = requests.get(ours.url(first["response"]["location"].split("/_history")[0]), headers=JSON).json()
+    assert stored["subject"]["reference"] == f"Patient/{pid}"
+    assert second["response"]["status"].startswith("200") and f"Patient/{pid}/" in second["response"]["location"]
+    missing = observation("Patient?identifier=https://example.org/none|nobody")
+    resp = requests.post(ours.base, json={"resourceType": "Bundle", "type": "transaction", "entry": [
+        {"resource": missing, "request": {"method": "POST", "url": "Observation"}}]}, headers=JSON)
+    assert resp.status_code == 404 and resp.json()["resourceType"] == "OperationOutcome"
+    assert requests.get(ours.url("Observation?identifier=" + local_identifier(missing)), headers=JSON).json()["total"] == 0

@@ -93,9 +93,18 @@ def _parse_entry(store: Store, ctx: Ctx, index: int, raw) -> Entry:
         raise exc.with_prefix(where) from None
 
 
-def _rewrite(node, idmap: dict[str, str], unresolved: list[str]):
+def _is_conditional(ref: str) -> bool:
+    """``Type?criteria``. The criteria usually hold a URL (an identifier system), so the test is on
+    the part before the '?' (it used to reject any reference containing '://', i.e. nearly all)."""
+    head, sep, _ = ref.partition("?")
+    return bool(sep) and head.isalpha() and head[:1].isupper()
+
+
+def _rewrite(node, idmap: dict[str, str], unresolved: list[str], conditional: set[str] | None = None):
     """``node`` with references in ``idmap`` replaced, copying only what changes.
 
+    ``urn:uuid``/``urn:oid`` references not in ``idmap`` are added to ``unresolved``; with
+    ``conditional``, conditional references (``Type?criteria``) are added to it and left as they are.
     The input is never modified (a retried transaction resolves the same entries again with new
     ids), and the common case — no reference to rewrite — allocates nothing.
     """
@@ -103,11 +112,14 @@ def _rewrite(node, idmap: dict[str, str], unresolved: list[str]):
         out = None
         for key, value in node.items():
             if key == "reference" and isinstance(value, str):
+                if conditional is not None and _is_conditional(value):
+                    conditional.add(value)
+                    continue
                 new = idmap.get(value, value)
                 if new is value and (value.startswith("urn:uuid:") or value.startswith("urn:oid:")):
                     unresolved.append(value)
             elif isinstance(value, (dict, list)):
-                new = _rewrite(value, idmap, unresolved)
+                new = _rewrite(value, idmap, unresolved, conditional)
             else:
                 continue
             if new is not value:
@@ -119,25 +131,13 @@ def _rewrite(node, idmap: dict[str, str], unresolved: list[str]):
         out = None
         for i, value in enumerate(node):
             if isinstance(value, (dict, list)):
-                new = _rewrite(value, idmap, unresolved)
+                new = _rewrite(value, idmap, unresolved, conditional)
                 if new is not value:
                     if out is None:
                         out = list(node)
                     out[i] = new
         return node if out is None else out
     return node
-
-
-def _conditional_refs(node, found: set[str]) -> None:
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == "reference" and isinstance(value, str) and "?" in value and "://" not in value:
-                found.add(value)
-            else:
-                _conditional_refs(value, found)
-    elif isinstance(node, list):
-        for v in node:
-            _conditional_refs(v, found)
 
 
 def transaction(store: Store, ctx: Ctx, raw_entries: list) -> Result:
@@ -210,32 +210,45 @@ def _resolve(store: Store, ctx: Ctx, conn: Connection | None, entries: list[Entr
         except FhirError as exc:
             raise exc.with_prefix(where) from None
 
-    # Conditional references (Patient?identifier=...) resolve to exactly one existing resource.
+    # One walk per resource rewrites the references idmap knows and notes urn:uuid references no
+    # entry defines and conditional references (Patient?identifier=...), which must resolve to
+    # exactly one existing resource and are rewritten in a second pass.
+    unresolved_by: dict[int, list[str]] = {}
     cond_refs: set[str] = set()
-    for op in ops.values():
-        if op.resource is not None:
-            _conditional_refs(op.resource, cond_refs)
-    if cond_refs and conn is None:
-        return None
-    for ref in cond_refs:
-        rtype, criteria = ref.split("?", 1)
-        store.check_type(rtype)
-        found = store.conditional_matches(conn, ctx, rtype, criteria)
-        if len(found) != 1:
-            raise FhirError(412 if found else 404, f"Conditional reference {rtype}?... matched {len(found)} resources",
-                            "not-found" if not found else "multiple-matches")
-        idmap[ref] = f"{rtype}/{found[0].res_id}"
+    with_cond: list[int] = []
+    for index, op in ops.items():
+        if op.resource is None:
+            continue
+        unresolved: list[str] = []
+        found_cond: set[str] = set()
+        op.resource = _rewrite(op.resource, idmap, unresolved, found_cond)
+        unresolved_by[index] = unresolved
+        if found_cond:
+            cond_refs |= found_cond
+            with_cond.append(index)
+    if cond_refs:
+        if conn is None:
+            return None
+        cond_map: dict[str, str] = {}
+        for ref in cond_refs:
+            rtype, criteria = ref.split("?", 1)
+            store.check_type(rtype)
+            found = store.conditional_matches(conn, ctx, rtype, criteria)
+            if len(found) != 1:
+                raise FhirError(412 if found else 404, f"Conditional reference {rtype}?... matched {len(found)} resources",
+                                "not-found" if not found else "multiple-matches")
+            cond_map[ref] = f"{rtype}/{found[0].res_id}"
+        for index in with_cond:
+            ops[index].resource = _rewrite(ops[index].resource, cond_map, [])
 
     issues_by_entry: dict[int, list[tuple] | None] = {}
     for index, op in ops.items():
         if op.resource is None:
             continue
-        unresolved: list[str] = []
-        op.resource = _rewrite(op.resource, idmap, unresolved)
         where = f"Bundle.entry[{index}]"
-        if unresolved:
-            raise FhirError(400, f"{where}: reference {unresolved[0]!r} does not match any fullUrl in the Bundle",
-                            "not-found")
+        if unresolved_by[index]:
+            raise FhirError(400, f"{where}: reference {unresolved_by[index][0]!r} does not match any fullUrl in the "
+                                 "Bundle", "not-found")
         try:
             issues_by_entry[index] = store.validate({**op.resource, "resourceType": op.rtype, "id": op.rid})
         except FhirError as exc:
