@@ -125,14 +125,20 @@ class Runner(Sql):
             raw.detach()
             self._local.raw, self._local.pool = raw, self.engine.pool
         dbapi = raw.dbapi_connection
-        if not snapshot:
-            yield dbapi
-            return
-        dbapi.execute("BEGIN")
         try:
-            yield dbapi
-        finally:
-            dbapi.execute("ROLLBACK")
+            if not snapshot:
+                yield dbapi
+                return
+            dbapi.execute("BEGIN")
+            try:
+                yield dbapi
+            finally:
+                dbapi.execute("ROLLBACK")
+        except (DBAPIError, self._dbapi_error):
+            # A database error may have left the connection unusable: the next read opens a new one.
+            self._local.raw = None
+            raw.close()
+            raise
 
 
 def placeholders(n: int) -> str:
