@@ -38,6 +38,8 @@ from thrive_fhir.client.smart_scopes import GrantedScopes
 from .sessions import LaunchRecord, utcnow
 
 COOKIE_NAME = "__Host-thrive"
+# fhirUser types that are members of staff: the only authors/readers Provenance and AuditEvent accept here.
+STAFF_REF_PREFIXES = ("PractitionerRole/", "Practitioner/")
 #: When fewer seconds than this remain on the access token, refresh before using it (TS-09).
 REFRESH_MARGIN = timedelta(seconds=60)
 
@@ -92,6 +94,19 @@ class LaunchContext:
     @property
     def organization_ref(self) -> str | None:
         return self.record.organization_ref
+
+    @property
+    def staff_ref(self) -> str | None:
+        """The member of staff signed in (``PractitionerRole/…`` if known, else ``Practitioner/…``).
+
+        Every save names its author in Provenance and every agency read names its reader in an
+        AuditEvent; both profiles allow only a Practitioner(Role) there. None when the sign-in said
+        nobody, or somebody who is not staff (a ``Patient``/``RelatedPerson``/``Person`` fhirUser):
+        callers refuse rather than write an unattributed record."""
+        for ref in (self.record.practitioner_role_ref, self.record.user_ref):
+            if ref and ref.startswith(STAFF_REF_PREFIXES):
+                return ref
+        return None
 
     @property
     def ods_code(self) -> str:
@@ -346,3 +361,14 @@ def install(app) -> None:
             return
         if app.url_map.is_endpoint_expecting(endpoint, "launch_id"):
             values["launch_id"] = g.launch_id
+
+
+def unknown_staff_page():
+    """403 for an agency sign-in that names no member of staff (see ``LaunchContext.staff_ref``)."""
+    return error_page(
+        403,
+        "We could not tell who you are",
+        "Every look at a shared plan is recorded against the person who looked, and your sign-in did not "
+        "say which member of staff you are. Sign in again and allow the app to know who you are, or ask "
+        "your system administrator to link your account to your staff record.",
+    )

@@ -50,7 +50,7 @@ class Who:
 
 
 def who(launch) -> Who:
-    author = launch.practitioner_role_ref or launch.user_ref
+    author = launch.staff_ref
     practitioner = launch.user_ref if (launch.user_ref or "").startswith("Practitioner/") else None
     return Who(
         patient_ref=launch.patient_ref,

@@ -18,7 +18,7 @@ from thrive_fhir import canonical, ids
 from thrive_fhir.client.smart_launch import SmartError, fhir_user_ref, new_code_verifier
 from thrive_fhir.client.smart_scopes import requested_scopes
 
-from ..context import COOKIE_NAME, error_page, launch_required, state
+from ..context import COOKIE_NAME, STAFF_REF_PREFIXES, error_page, launch_required, state, unknown_staff_page
 from ..security import set_binding_cookie
 from ..sessions import LaunchRecord, new_binding
 
@@ -222,13 +222,19 @@ def callback():
             "record (choosing a patient inside the app is not supported).",
         )
     user_ref = fhir_user_ref(claims.get("fhirUser") or claims.get("profile"), auth.iss)
-    if user_ref is None and auth.mode == "ehr":
-        return error_page(
-            400,
-            "The EHR did not say who you are",
-            "The app needs to know which member of staff is signed in to record who made each change. "
-            "Ask your system administrator to allow the fhirUser scope for this app.",
-        )
+    if user_ref is None or not user_ref.startswith(STAFF_REF_PREFIXES):
+        # Saves name their author (Provenance) and agency reads their reader (AuditEvent): both must
+        # be a Practitioner(Role). A missing fhirUser, or a patient/parent one, cannot use this app.
+        log.warning("launch refused: fhirUser is %s (mode=%s)",
+                    "missing" if user_ref is None else user_ref.split("/", 1)[0], auth.mode)
+        if auth.mode == "ehr":
+            return error_page(
+                400,
+                "The EHR did not say who you are",
+                "The app needs to know which member of staff is signed in to record who made each change. "
+                "Ask your system administrator to allow the fhirUser scope for this app.",
+            )
+        return unknown_staff_page()
     need_banner = tokens.get("need_patient_banner")
     entry = state().config.standalone.get(auth.standalone_key) if auth.standalone_key else None
     organization_ref = (

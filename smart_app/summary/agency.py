@@ -19,7 +19,7 @@ from thrive_fhir import canonical
 from thrive_fhir.localstore import ChangeSet
 
 from .. import records
-from ..context import current_launch, error_page, launch_blueprint, launch_required, state
+from ..context import current_launch, error_page, launch_blueprint, launch_required, state, unknown_staff_page
 from ..records import as_utc, parse_when
 from .data import build_summary
 
@@ -63,7 +63,7 @@ def build_read_audit(launch, entities: list[str], allowed: bool, now: datetime, 
     ``interaction`` ``search-type`` (action E) is a listing of the young person in the patient
     picker; ``patient_ref`` defaults to the launch's patient."""
     patient_ref = patient_ref or launch.patient_ref
-    who = launch.practitioner_role_ref or launch.user_ref
+    who = launch.staff_ref
     agents = []
     if who:
         agents.append({"who": {"reference": who}, "requestor": True,
@@ -92,7 +92,22 @@ def build_read_audit(launch, entities: list[str], allowed: bool, now: datetime, 
     }
 
 
+def unattributable(launch):
+    """A refusal page if this sign-in names no member of staff, else None.
+
+    A read of a shared plan must be audited against the person who read it (thrive-read-audit and
+    the save's Provenance both need a Practitioner(Role)); an organisation alone is not enough, so
+    a sign-in without a staff ``fhirUser`` sees nothing. Launch refuses such sign-ins already; this
+    is the same rule where the read happens, for launches made before that check or by other paths.
+    """
+    if launch.staff_ref:
+        return None
+    log.warning("agency read refused: the sign-in names no member of staff (mode=%s)", launch.mode)
+    return unknown_staff_page()
+
+
 def write_audit(launch, event: dict) -> None:
+    """Record ``event`` as one save by the signed-in member of staff (callers check :func:`unattributable`)."""
     store = launch.local_store
     patient_key = next(e["what"]["reference"] for e in event["entity"] if e.get("role", {}).get("code") == "1")
     with store.session() as s:
@@ -100,7 +115,7 @@ def write_audit(launch, event: dict) -> None:
             s,
             ChangeSet(
                 patient_key=patient_key,
-                author_ref=launch.practitioner_role_ref or launch.user_ref or launch.organization_ref,
+                author_ref=launch.staff_ref,
                 organization_ref=launch.organization_ref or "",
                 activity="create",
                 reason="Agency listing in the patient picker" if event["action"] == "E" else "Agency read of a shared plan",
@@ -116,6 +131,8 @@ def index():
         from flask import redirect
 
         return redirect(launch.url_for("picker.index"), code=303)
+    if (refused := unattributable(launch)) is not None:
+        return refused
     now = datetime.now(timezone.utc)
     store = launch.local_store
     recs = records.of(store, launch.patient_ref)

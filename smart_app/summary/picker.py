@@ -26,7 +26,7 @@ from sqlalchemy import select
 from thrive_fhir import canonical
 
 from ..context import current_launch, error_page, launch_blueprint, launch_required, state
-from .agency import build_read_audit, consent_for, write_audit
+from .agency import build_read_audit, consent_for, unattributable, write_audit
 
 log = logging.getLogger("smart_app.picker")
 
@@ -48,7 +48,7 @@ def consenting_patients(store, organization_ref: str | None, now: datetime) -> l
     from thrive_fhir.localstore import models as m
 
     t = m.local_resource
-    with store.engine.connect() as conn:
+    with store.reader.connect() as conn:  # a snapshot: does not queue behind a save's write lock
         rows = conn.execute(select(t.c.patient_key, t.c.resource).where(t.c.resource_type == "Consent")).all()
     by_patient: dict[str, list[dict]] = {}
     for patient_key, body in rows:
@@ -91,7 +91,7 @@ def _picker_launch():
             403, "Your organisation is not set up here",
             "This sign-in is not linked to an organisation, so no shared plans can be found. "
             "Ask your system administrator to set your organisation up for this app.")
-    return launch, None
+    return launch, unattributable(launch)
 
 
 @bp.get("/choose")

@@ -139,3 +139,31 @@ def test_navigation_header_belongs_to_its_launch_and_page(app_with_journeys):
             assert links and set(links) == {f"/l/{launch.launch_id}"}, (page, set(links))
             current = re.findall(r'aria-current="page"><strong[^>]*>([^<]+)</strong>', header)
             assert current == [label], (page, current)
+
+
+def test_agency_sign_in_without_a_staff_identity_sees_nothing_and_stores_nothing(app):
+    """The read cannot be audited against a person: refused with a clear page, never a 500."""
+    seed_plan(app, "pat-7", share_with=(AGENCY,))
+    store = app.extensions["thrive"].local_store
+    before = len(store.for_patient("Patient/pat-7"))
+    for user_ref in (None, "RelatedPerson/parent-1", "Patient/pat-7"):
+        launch = make_launch(app, patient_id="pat-7", mode="standalone", organization_ref=AGENCY, user_ref=user_ref)
+        resp = launch.client().get(launch.url("shared-plan"), base_url=TEST_ORIGIN)
+        assert resp.status_code == 403, (user_ref, resp.status_code)
+        text = _text(resp)
+        assert "We could not tell who you are" in text and "Staying in my room" not in text
+    assert store.for_patient("Patient/pat-7", type="AuditEvent") == []
+    assert len(store.for_patient("Patient/pat-7")) == before
+
+    picker = make_launch(app, patient_id=None, mode="standalone", organization_ref=AGENCY, user_ref=None)
+    resp = picker.client().get(picker.url("choose") + "?q=Tester", base_url=TEST_ORIGIN)
+    assert resp.status_code == 403 and "We could not tell who you are" in _text(resp)
+
+
+def test_agency_audit_names_the_practitioner_role_when_the_sign_in_gives_one(app):
+    seed_plan(app, "pat-8", share_with=(AGENCY,))
+    launch = make_launch(app, patient_id="pat-8", mode="standalone", organization_ref=AGENCY,
+                         user_ref="PractitionerRole/role-1", practitioner_role_ref="PractitionerRole/role-1")
+    assert launch.client().get(launch.url("shared-plan"), base_url=TEST_ORIGIN).status_code == 200
+    [event] = app.extensions["thrive"].local_store.for_patient("Patient/pat-8", type="AuditEvent")
+    assert event["agent"][0]["who"]["reference"] == "PractitionerRole/role-1" and event["agent"][0]["requestor"]
