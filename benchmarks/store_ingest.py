@@ -15,7 +15,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import tempfile
 import threading
 import time
@@ -24,40 +23,23 @@ from pathlib import Path
 
 import requests
 
-from thrive_fhir.testing.servers import VENV_BIN, create_pg_database, free_port, sekmet_command, wait_up
+from thrive_fhir.testing.servers import OwnStoreProcess, SekmetProcess, create_pg_database
 
 HEADERS = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json",
            "Prefer": "return=minimal"}
 
 
-class Proc:
-    """A server process and its base URL; stop() ends only this process."""
-
-    def __init__(self, name: str, argv: list[str], base: str, cwd: str | None = None):
-        self.name, self.base = name, base
-        self.proc = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_up(base + "/metadata", timeout=60, proc=self.proc, interval=0.2)
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+def start_ours(workdir: Path, database: str, *, validate: bool = True) -> OwnStoreProcess:
+    server = OwnStoreProcess(workdir / f"ours-{uuid.uuid4().hex[:6]}", database=database, validate=validate)
+    server.name = (f"ours ({'postgres' if 'postgresql' in database else 'sqlite'}, validation "
+                   f"{'on' if validate else 'off'})")
+    return server.start()
 
 
-def start_ours(database: str, *, validate: bool = True) -> Proc:
-    port = free_port()
-    argv = [str(VENV_BIN / "thrive"), "store", "serve", "-d", database, "--port", str(port)]
-    if not validate:
-        argv.append("--no-validate")
-    return Proc(f"ours ({'postgres' if 'postgresql' in database else 'sqlite'}, validation "
-                f"{'on' if validate else 'off'})", argv, f"http://127.0.0.1:{port}")
-
-
-def start_sekmet(workdir: Path) -> Proc:
-    argv, base = sekmet_command(workdir)
-    return Proc("sekmet-fhir 0.1.1 (sqlite)", argv, base, cwd=str(workdir))
+def start_sekmet(workdir: Path) -> SekmetProcess:
+    server = SekmetProcess(workdir / "sekmet")
+    server.name = "sekmet-fhir 0.1.1 (sqlite)"
+    return server.start()
 
 
 def synthetic_bundle(n_patients: int = 20, obs_per_patient: int = 4) -> bytes:
@@ -132,19 +114,19 @@ def main() -> None:
     results = {}
     cleanups = []
     try:
-        setups = [("ours-sqlite-validate", lambda: start_ours(f"sqlite:///{tmp / 'v.db'}")),
-                  ("ours-sqlite-novalidate", lambda: start_ours(f"sqlite:///{tmp / 'n.db'}", validate=False))]
+        setups = [("ours-sqlite-validate", lambda: start_ours(tmp, f"sqlite:///{tmp / 'v.db'}")),
+                  ("ours-sqlite-novalidate", lambda: start_ours(tmp, f"sqlite:///{tmp / 'n.db'}", validate=False))]
         if not args.no_postgres:
             url, drop = create_pg_database("thrive_bench")
             cleanups.append(drop)
-            setups.append(("ours-postgres-validate", lambda: start_ours(url)))
+            setups.append(("ours-postgres-validate", lambda: start_ours(tmp, url)))
         setups.append(("sekmet", lambda: start_sekmet(tmp)))
         for key, make in setups:
             server = make()
             try:
-                ingest(server.base, warmup, 1)
+                ingest(server.base_url, warmup, 1)
                 data = [synthetic_bundle() for _ in range(args.bundles)]
-                rate, cpu_us = ingest(server.base, data, args.clients, server.proc.pid)
+                rate, cpu_us = ingest(server.base_url, data, args.clients, server.pid)
                 results[key] = (server.name, rate)
                 print(f"{server.name:35s} {rate:6.0f} resources/s  server CPU {cpu_us:4.0f} µs/resource  "
                       f"({args.bundles} x 100-entry transactions, {args.clients} clients, "

@@ -170,15 +170,15 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="store-reads-"))
     p95_ours = None
     try:
-        servers = [("ours (sqlite)", lambda: start_ours(f"sqlite:///{tmp / 'r.db'}"), (True, False))]
+        servers = [("ours (sqlite)", lambda: start_ours(tmp, f"sqlite:///{tmp / 'r.db'}"), (True, False))]
         if not args.no_sekmet:
             servers.append(("sekmet-fhir 0.1.1", lambda: start_sekmet(tmp), (False,)))
         for name, make, mixes in servers:
             server = make()
             try:
-                pids, oids = seed(server.base, args.patients)
+                pids, oids = seed(server.base_url, args.patients)
                 for mixed in mixes:
-                    timings, cpu_ms = run_clients(server.base, server.proc.pid, pids, oids, args.seconds,
+                    timings, cpu_ms = run_clients(server.base_url, server.pid, pids, oids, args.seconds,
                                                   args.clients, mixed)
                     load = "mixed" if mixed else "reads"
                     for kind, values in timings.items():

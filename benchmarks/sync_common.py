@@ -8,34 +8,26 @@ minutes on the app's save path.
 from __future__ import annotations
 
 import json
-import sys
 import time
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "sync"))
-
-from sync_servers import OwnStore, Sekmet  # noqa: E402
-
-from thrive_fhir import canonical  # noqa: E402
-from thrive_fhir.ids import resource_id  # noqa: E402
-from thrive_fhir.localstore import LocalStore  # noqa: E402
-from thrive_fhir.localstore import models as m  # noqa: E402
-from thrive_fhir.builders import ProvenanceInput, build_provenance  # noqa: E402
-from thrive_fhir.localstore import DEFAULT_ASSEMBLER  # noqa: E402
+from thrive_fhir import canonical
+from thrive_fhir.builders import ProvenanceInput, build_provenance
+from thrive_fhir.ids import resource_id
+from thrive_fhir.localstore import DEFAULT_ASSEMBLER, LocalStore
+from thrive_fhir.localstore import models as m
+from thrive_fhir.testing.servers import OwnStoreProcess, SekmetProcess
 
 AUTHOR = "PractitionerRole/7b6f2d56-1f43-4a51-9a39-3f2f6c1f0a01"
 ORG = "Organization/0d1f1c55-9a6c-4a77-8f39-6a0c3c1f4b02"
 
 
 def start_store(kind: str, workdir: Path):
-    server = Sekmet(workdir) if kind == "sekmet" else OwnStore(workdir)
-    if kind == "own":
-        # the benchmark measures the sync path, not profile validation on write
-        server.command = lambda: [str(Path(sys.executable).parent / "thrive"), "store", "serve", "--database",
-                                  server.database, "--port", str(server.port), "--no-validate"]
+    """sekmet (strict inbound validation, as in the sync tests) or our store without profile validation
+    on write: the benchmark measures the sync path, not the validator."""
+    server = SekmetProcess(workdir, strict=True) if kind == "sekmet" else OwnStoreProcess(workdir, validate=False)
     return server.start()
 
 

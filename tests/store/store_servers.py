@@ -4,12 +4,11 @@ sekmet's settings come from :mod:`thrive_fhir.testing.servers`, shared with ``be
 
 from __future__ import annotations
 
-import subprocess
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from thrive_fhir.testing.servers import free_port, sekmet_command, wait_up
+from thrive_fhir.testing.servers import SekmetProcess, free_port, wait_up
 
 
 @dataclass
@@ -66,21 +65,5 @@ def start_ours(database_url: str, **kwargs) -> Server:
 
 def start_sekmet(work: Path) -> Server:
     """sekmet-fhir 0.1.1 as its own process: loopback, simulator off, its own SQLite file."""
-    argv, base = sekmet_command(work)
-    log = open(work / "sekmet.log", "wb")
-    proc = subprocess.Popen(argv, cwd=work, stdout=log, stderr=subprocess.STDOUT)
-
-    def stop():
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
-
-    try:
-        wait_up(base + "/metadata", timeout=60, proc=proc)
-    except RuntimeError:
-        stop()
-        raise
-    return Server("sekmet", base, stop=stop, extra={"pid": proc.pid})
+    process = SekmetProcess(work).start()
+    return Server("sekmet", process.base_url, stop=process.stop, extra={"pid": process.pid})

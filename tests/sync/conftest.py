@@ -35,14 +35,15 @@ def local_store(db_url):
     store.dispose()
 
 
-from sync_servers import OwnStore, Sekmet, own_store_available  # noqa: E402
+from thrive_fhir.testing.servers import OwnStoreProcess, SekmetProcess  # noqa: E402
 
-#: Stores the same contract tests run against: sekmet-fhir always, our own store once it exists.
-TARGETS = ["sekmet", *(["own"] if own_store_available() else [])]
+#: Stores the same contract tests run against (sekmet with strict inbound validation, so a malformed
+#: resource really is rejected with 400).
+TARGETS = ["sekmet", "own"]
 
 
 def _start(kind: str, workdir):
-    return (Sekmet(workdir) if kind == "sekmet" else OwnStore(workdir)).start()
+    return (SekmetProcess(workdir, strict=True) if kind == "sekmet" else OwnStoreProcess(workdir)).start()
 
 
 @pytest.fixture(scope="module", params=TARGETS)
@@ -55,7 +56,7 @@ def target(request, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def sekmet(tmp_path_factory):
-    server = Sekmet(tmp_path_factory.mktemp("sekmet")).start()
+    server = SekmetProcess(tmp_path_factory.mktemp("sekmet"), strict=True).start()
     yield server
     server.stop()
 
@@ -74,36 +75,3 @@ def proxy_factory():
     yield make
     for p in made:
         p.stop()
-
-
-def new_patients(n: int) -> list[str]:
-    import uuid
-
-    return [str(uuid.uuid4()) for _ in range(n)]
-
-
-def make_worker(store, base_url: str, **kw):
-    """A worker with test-sized timeouts and back-off."""
-    from thrive_fhir.client.fhir_http import FhirClient
-    from thrive_fhir.sync.worker import Worker
-
-    client = FhirClient(base_url, kw.pop("auth", None), connect_timeout=1.0, read_timeout=kw.pop("read_timeout", 5.0))
-    defaults = dict(ods_code="RXX", backoff_base=0.05, backoff_max=0.5, lease_seconds=30.0)
-    defaults.update(kw)
-    return Worker(store, client, **defaults)
-
-
-def drain(workers, timeout: float = 120.0) -> None:
-    """Run workers (threads) until the queue is empty; fail if it does not empty in time."""
-    import threading
-
-    stop = threading.Event()
-    results = []
-    threads = [threading.Thread(target=lambda w=w: results.append(w.run(stop, once=True, max_wait=timeout)))
-               for w in workers]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout + 30)
-    stop.set()
-    assert all(results) and len(results) == len(workers), "queue did not drain"

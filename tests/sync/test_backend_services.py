@@ -13,12 +13,12 @@ import jwt
 import pytest
 import requests
 import responses
-from conftest import drain, make_worker, new_patients
+from sync_workers import drain, make_worker, new_patients
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
-from sync_servers import Sekmet
+from thrive_fhir.testing.servers import SekmetProcess
 from sync_synthetic import Scenario
 from sync_verify import verify
 from thrive_fhir.client.backend_services import BackendServicesAuth, discover_token_url
@@ -45,7 +45,7 @@ def smart_store(tmp_path_factory, rsa_key):
     key, _pem = rsa_key
     jwk = json.loads(RSAAlgorithm.to_jwk(key.public_key()))
     jwk.update(kid=KID, alg="RS384", use="sig")
-    server = Sekmet(tmp_path_factory.mktemp("smart"), server_auth={
+    server = SekmetProcess(tmp_path_factory.mktemp("smart"), strict=True, server_auth={
         "types": ["smart"],
         "smart_clients": [{"client_id": CLIENT_ID, "jwks": {"keys": [jwk]}, "scopes": "system/*.rs system/*.cu"}],
         "token_lifetime": 300,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from conftest import new_patients
+from sync_workers import new_patients
 
 from sync_synthetic import Scenario
 from thrive_fhir.sync import queue as q
@@ -120,7 +120,7 @@ def _leases(store):
 
 def test_worker_gives_back_unsettled_rows_at_once(local_store):
     import pytest
-    from conftest import make_worker
+    from sync_workers import make_worker
 
     patients = new_patients(3)
     sc = Scenario(local_store, patients)

@@ -12,9 +12,9 @@ import time
 
 import requests
 from click.testing import CliRunner
-from conftest import new_patients
+from sync_workers import new_patients
 
-from sync_servers import Sekmet, free_port
+from thrive_fhir.testing.servers import SekmetProcess, free_port
 from sync_synthetic import Scenario, put_patients
 from thrive_fhir.cli.sync_cmd import sync as sync_cli
 from thrive_fhir.ids import new_local_id
@@ -27,7 +27,7 @@ NHS = "9990000018"  # a test-range NHS number with a valid check digit
 
 
 def test_run_once_logs_no_health_data_and_no_token(tmp_path):
-    server = Sekmet(tmp_path / "bearer", server_auth={"types": ["bearer"], "tokens": [TOKEN]}).start()
+    server = SekmetProcess(tmp_path / "bearer", strict=True, server_auth={"types": ["bearer"], "tokens": [TOKEN]}).start()
     try:
         db = f"sqlite:///{tmp_path / 'local.db'}"
         store = LocalStore(db)

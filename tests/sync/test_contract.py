@@ -7,7 +7,7 @@ import json
 
 import requests
 from click.testing import CliRunner
-from conftest import drain, make_worker, new_patients
+from sync_workers import drain, make_worker, new_patients
 
 from sync_synthetic import Scenario, put_patients
 from sync_verify import verify

@@ -15,9 +15,9 @@ import threading
 import time
 
 import requests
-from conftest import drain, make_worker, new_patients
+from sync_workers import drain, make_worker, new_patients
 
-from sync_servers import Sekmet
+from thrive_fhir.testing.servers import SekmetProcess
 from sync_synthetic import Scenario, put_patients
 from sync_verify import verify
 from thrive_fhir.localstore import LocalStore
@@ -99,7 +99,7 @@ def _worker_process(config_path, *extra):
 def test_worker_killed_mid_batch_and_store_restarted(db_url, tmp_path, proxy_factory):
     store = LocalStore(db_url)
     store.migrate()
-    server = Sekmet(tmp_path / "restartable").start()
+    server = SekmetProcess(tmp_path / "restartable", strict=True).start()
     try:
         patients = new_patients(6)
         put_patients(server.base_url, patients)

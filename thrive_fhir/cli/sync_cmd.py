@@ -120,27 +120,32 @@ def _show(store, row_id: int, as_json: bool) -> None:
         click.echo(json.dumps(detail["outcome"], indent=2))
 
 
+def _add_list_and_show(group: click.Group, status: str, what: str) -> None:
+    """``list`` and ``show ROW_ID`` for one parked status: dead letters and conflicts read the same way."""
+
+    @group.command("list", help=f"Every {what}, oldest first.")
+    @config_option
+    @db_option
+    def list_rows_cmd(config_path, database_url) -> None:
+        from thrive_fhir.sync.admin import list_rows
+
+        _print_rows(list_rows(_store(_cfg(config_path, database_url=database_url)), status))
+
+    @group.command("show", help=f"One {what}: its resources, attempts and the store's answer.")
+    @config_option
+    @db_option
+    @click.argument("row_id", type=int)
+    @click.option("--json", "as_json", is_flag=True)
+    def show_row_cmd(config_path, database_url, row_id, as_json) -> None:
+        _show(_store(_cfg(config_path, database_url=database_url)), row_id, as_json)
+
+
 @sync.group("dead-letters")
 def dead_letters() -> None:
     """Rows the store rejected (with its OperationOutcome)."""
 
 
-@dead_letters.command("list")
-@config_option
-@db_option
-def dl_list(config_path, database_url) -> None:
-    from thrive_fhir.sync.admin import list_rows
-
-    _print_rows(list_rows(_store(_cfg(config_path, database_url=database_url)), "dead"))
-
-
-@dead_letters.command("show")
-@config_option
-@db_option
-@click.argument("row_id", type=int)
-@click.option("--json", "as_json", is_flag=True)
-def dl_show(config_path, database_url, row_id, as_json) -> None:
-    _show(_store(_cfg(config_path, database_url=database_url)), row_id, as_json)
+_add_list_and_show(dead_letters, "dead", "dead letter")
 
 
 @dead_letters.command("retry")
@@ -163,22 +168,7 @@ def conflicts() -> None:
     """Rows parked because the store holds a version someone else wrote."""
 
 
-@conflicts.command("list")
-@config_option
-@db_option
-def cf_list(config_path, database_url) -> None:
-    from thrive_fhir.sync.admin import list_rows
-
-    _print_rows(list_rows(_store(_cfg(config_path, database_url=database_url)), "conflict"))
-
-
-@conflicts.command("show")
-@config_option
-@db_option
-@click.argument("row_id", type=int)
-@click.option("--json", "as_json", is_flag=True)
-def cf_show(config_path, database_url, row_id, as_json) -> None:
-    _show(_store(_cfg(config_path, database_url=database_url)), row_id, as_json)
+_add_list_and_show(conflicts, "conflict", "conflict")
 
 
 @conflicts.command("resolve")

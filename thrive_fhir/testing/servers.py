@@ -1,5 +1,6 @@
 """Real servers for tests and benchmarks: a free loopback port, waiting until a server answers,
-throwaway PostgreSQL databases, and sekmet-fhir 0.1.1 (the independent second FHIR server).
+throwaway PostgreSQL databases, and FHIR servers as processes: sekmet-fhir 0.1.1 (the independent
+second FHIR server) and our own store.
 
 Each test folder and benchmark used to carry its own copy of these; they live here so a fix (a
 longer wait, a different admin database) reaches all of them.
@@ -8,6 +9,7 @@ longer wait, a different admin database) reaches all of them.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -68,24 +70,110 @@ def create_pg_database(prefix: str = "thrive_t", admin_url: str = PG_ADMIN_URL) 
     return admin_url.rsplit("/", 1)[0] + "/" + name, drop
 
 
-def sekmet_command(workdir: Path) -> tuple[list[str], str]:
-    """Configure sekmet-fhir 0.1.1 for a free loopback port: simulator off, inbound logging off, its
-    own SQLite file and keys under ``workdir`` (written to ``workdir/settings.yaml``).
+class ServerProcess:
+    """A FHIR server as its own process on a loopback port, stopped and started again on the same
+    port and data (the sync fault tests restart the store under a running worker).
 
-    Returns (the command to start it, run with ``cwd=workdir``; its FHIR base URL).
+    Output goes to ``workdir/<kind>.log``; the process gets its own session so a signal for it does
+    not reach the test run.
     """
-    import yaml
 
-    port = free_port()
-    settings = {
-        "base_url": f"http://127.0.0.1:{port}/fhir",
-        "host": "127.0.0.1",
-        "port": port,
-        "data_dir": str(workdir / "data"),
-        "db_path": str(workdir / "sekmet.db"),
-        "own_private_key_path": str(workdir / "keys" / "sekmet_private.pem"),
-        "simulator": {"enabled": False},
-        "log_inbound": False,
-    }
-    (workdir / "settings.yaml").write_text(yaml.safe_dump(settings))
-    return [str(VENV_BIN / "sekmet"), "serve", "-c", str(workdir / "settings.yaml")], settings["base_url"]
+    kind = "server"
+
+    def __init__(self, workdir: Path, port: int | None = None):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/fhir"
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
+
+    def start(self, timeout: float = 60) -> "ServerProcess":
+        with open(self.workdir / f"{self.kind}.log", "ab") as log:
+            self.proc = subprocess.Popen(self.command(), cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT,
+                                         env=dict(os.environ, PYTHONUNBUFFERED="1"), start_new_session=True)
+        try:
+            wait_up(f"{self.base_url}/metadata", timeout=timeout, proc=self.proc, interval=0.2)
+        except RuntimeError:
+            self.stop()
+            raise
+        return self
+
+    def stop(self, sig: int = signal.SIGTERM) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+class SekmetProcess(ServerProcess):
+    """sekmet-fhir 0.1.1, the independent second FHIR server: simulator and inbound logging off, its
+    own SQLite file and keys under ``workdir``.
+
+    ``strict=True`` turns on its strict structural validation, so a malformed resource really is
+    rejected with 400 (the sync dead-letter tests need that). ``server_auth`` is its ``server_auth``
+    setting (bearer tokens, SMART Backend Services clients)."""
+
+    kind = "sekmet"
+
+    def __init__(self, workdir: Path, port: int | None = None, *, strict: bool = False,
+                 server_auth: dict | None = None):
+        super().__init__(workdir, port)
+        import yaml
+
+        settings = {
+            "base_url": self.base_url,
+            "host": "127.0.0.1",
+            "port": self.port,
+            "data_dir": str(self.workdir / "data"),
+            "db_path": str(self.workdir / "data" / "sekmet.db"),
+            "own_private_key_path": str(self.workdir / "keys" / "sekmet_private.pem"),
+            "simulator": {"enabled": False},
+            "log_inbound": False,
+        }
+        if strict:
+            settings["validation"] = {"inbound": "strict"}
+        if server_auth:
+            settings["server_auth"] = server_auth
+        (self.workdir / "settings.yaml").write_text(yaml.safe_dump(settings))
+
+    def command(self) -> list[str]:
+        return [str(VENV_BIN / "sekmet"), "serve", "-c", str(self.workdir / "settings.yaml")]
+
+
+class OwnStoreProcess(ServerProcess):
+    """The project's embedded store (``thrive store serve``); SQLite under ``workdir`` unless a
+    ``database`` URL is given. ``validate=False`` skips profile validation on write (benchmarks of
+    other parts, which should not measure the validator)."""
+
+    kind = "thrive-store"
+
+    def __init__(self, workdir: Path, port: int | None = None, *, database: str | None = None, validate: bool = True):
+        super().__init__(workdir, port)
+        self.database = database or f"sqlite:///{self.workdir / 'store.db'}"
+        self.validate = validate
+
+    @property
+    def base_url(self) -> str:  # the embedded store serves FHIR at the root
+        return f"http://127.0.0.1:{self.port}"
+
+    def command(self) -> list[str]:
+        argv = [str(VENV_BIN / "thrive"), "store", "serve", "--database", self.database, "--port", str(self.port)]
+        return argv if self.validate else [*argv, "--no-validate"]
