@@ -452,18 +452,22 @@ class Compiler:
         tname = n["children"][1]["text"].split(".")[-1]
         if any(t[0] == "Resource" for t, _ in left):
             return self._resource_is(left, tname, op)
-        chosen = [(t, f) for t, f in left if _type_is(t, tname)]
         if op == "as":
-            return chosen or [(("?", None), lambda f, e: [])]
+            return [(t, f) for t, f in left if _type_is(t, tname)] or [(("?", None), lambda f, e: [])]
+        return self._type_test(left, tname, "'is'")
+
+    def _type_test(self, inputs, tname, label):
+        """``x is T`` and ``x.is(T)``: true/false for a single value, empty for none, an error for more."""
+        chosen = [(t, f) for t, f in inputs if _type_is(t, tname)]
         fs = _concat([f for _t, f in chosen]) if chosen else None
-        fall = _concat([f for _t, f in left])
+        fall = self._all_in(inputs)
 
         def run(f, e):
             coll = fall(f, e)
             if not coll:
                 return []
             if len(coll) > 1:
-                raise EvalError("'is' needs a single value")
+                raise EvalError(f"{label} needs a single value")
             return [bool(fs is not None and fs(f, e))]
 
         return [(BOOL, run)]
@@ -577,19 +581,7 @@ class Compiler:
         tname = _type_param(params)
         if any(t[0] == "Resource" for t, _ in inputs):
             return self._resource_is(inputs, tname, "is")
-        chosen = [(t, f) for t, f in inputs if _type_is(t, tname)]
-        fs = _concat([f for _t, f in chosen]) if chosen else None
-        fall = self._all_in(inputs)
-
-        def run(f, e):
-            coll = fall(f, e)
-            if not coll:
-                return []
-            if len(coll) > 1:
-                raise EvalError("is() needs a single value")
-            return [bool(fs is not None and fs(f, e))]
-
-        return [(BOOL, run)]
+        return self._type_test(inputs, tname, "is()")
 
     def _resource_is(self, inputs, tname, op):
         if any(t[0] != "Resource" for t, _ in inputs) or op != "is":
