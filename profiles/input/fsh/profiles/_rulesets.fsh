@@ -6,7 +6,7 @@ RuleSet: ThriveProfile
 * ^status = #active
 * ^experimental = false
 * ^publisher = "THRIVE-FHIR project"
-* ^date = "2025-11-23"
+* ^date = "2026-11-23"
 
 RuleSet: ImposeUKCore(ukcore)
 * ^extension[0].url = $ext-impose-profile

@@ -5,7 +5,7 @@
 // the timestamp of the committed ValueSet expansions, which keeps the build byte-for-byte repeatable.
 RuleSet: Publication
 * ^publisher = "THRIVE-FHIR project"
-* ^date = "2025-11-23"
+* ^date = "2026-11-23"
 
 RuleSet: LocalCodeSystem
 * insert Publication

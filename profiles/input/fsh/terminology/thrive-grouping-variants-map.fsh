@@ -20,7 +20,7 @@ Description: "Maps normalised grouping labels as received (thrive-grouping-varia
 * status = #active
 * version = "0.1.0"
 * publisher = "THRIVE-FHIR project"
-* date = "2025-11-23"
+* date = "2026-11-23"
 * experimental = false
 * targetCanonical = Canonical(ThriveGroupingVS)
 * group[0].source = Canonical(ThriveGroupingVariants)
