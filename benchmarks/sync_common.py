@@ -24,11 +24,13 @@ AUTHOR = "PractitionerRole/7b6f2d56-1f43-4a51-9a39-3f2f6c1f0a01"
 ORG = "Organization/0d1f1c55-9a6c-4a77-8f39-6a0c3c1f4b02"
 
 
-def start_store(kind: str, workdir: Path):
-    """sekmet (strict inbound validation, as in the sync tests) or our store without profile validation
-    on write: the benchmark measures the sync path, not the validator."""
-    server = SekmetProcess(workdir, strict=True) if kind == "sekmet" else OwnStoreProcess(workdir, validate=False)
-    return server.start()
+def start_store(kind: str, workdir: Path, *, strict: bool = False):
+    """sekmet-fhir or our store, both without validation on write by default: the faster the store,
+    the more the worker's own cost shows in a ratio. ``strict=True``: sekmet's strict inbound
+    validation (as in the sync tests) and our store's profile validation."""
+    if kind == "sekmet":
+        return SekmetProcess(workdir, strict=strict).start()
+    return OwnStoreProcess(workdir, validate=strict).start()
 
 
 def put_patients(base: str, ids: list[str]) -> None:

@@ -3,9 +3,12 @@
 For each store (sekmet-fhir 0.1.1 and the project's own store): two fresh instances; one receives the
 data as raw 100-entry transaction Bundles from a plain `requests` loop, the other from the sync worker
 draining an outbox holding the same saves. Prints resources/s for both and the ratio (target >= 0.8).
+By default neither store validates on write (the fastest store shows the worker's own cost most);
+``--strict`` turns validation on in both.
 
     .venv/bin/python benchmarks/sync_throughput.py                 # moderate: 20,000 changes
     .venv/bin/python benchmarks/sync_throughput.py --changes 100000
+    .venv/bin/python benchmarks/sync_throughput.py --changes 100000 --strict
 """
 
 from __future__ import annotations
@@ -66,20 +69,23 @@ def main() -> None:
     ap.add_argument("--bundle", type=int, default=100, help="entries per transaction Bundle (raw and worker)")
     ap.add_argument("--concurrency", type=int, default=2, help="worker threads")
     ap.add_argument("--stores", default="sekmet,own")
+    ap.add_argument("--strict", action="store_true",
+                    help="stores validate on write (sekmet strict inbound, ours profiles): slower stores")
     args = ap.parse_args()
     patients = [str(uuid.uuid4()) for _ in range(args.patients)]
-    print(f"changes={args.changes} patients={args.patients} bundle={args.bundle} worker_threads={args.concurrency}")
+    print(f"changes={args.changes} patients={args.patients} bundle={args.bundle} worker_threads={args.concurrency} "
+          f"store validation={'on' if args.strict else 'off'}")
     for kind in args.stores.split(","):
         changes = make_changes(args.changes, patients)
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
-            raw_store = start_store(kind, tmp / "raw")
+            raw_store = start_store(kind, tmp / "raw", strict=args.strict)
             put_patients(raw_store.base_url, patients)
             try:
                 raw = run_raw(raw_store.base_url, changes, args.bundle)
             finally:
                 raw_store.stop()
-            worker_store = start_store(kind, tmp / "worker")
+            worker_store = start_store(kind, tmp / "worker", strict=args.strict)
             put_patients(worker_store.base_url, patients)
             try:
                 worker = run_worker(worker_store.base_url, changes, args.bundle, tmp, args.concurrency)
