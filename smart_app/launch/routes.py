@@ -227,6 +227,14 @@ def callback():
         # be a Practitioner(Role). A missing fhirUser, or a patient/parent one, cannot use this app.
         log.warning("launch refused: fhirUser is %s (mode=%s)",
                     "missing" if user_ref is None else user_ref.split("/", 1)[0], auth.mode)
+        if auth.mode == "ehr" and user_ref is not None:
+            return error_page(
+                403,
+                "This app is for staff",
+                f"The EHR says you signed in as a {user_ref.split('/', 1)[0]}, not as a member of staff. "
+                "This app records the work of the clinical team. If you are staff, ask your system "
+                "administrator to link your account to your staff record.",
+            )
         if auth.mode == "ehr":
             return error_page(
                 400,

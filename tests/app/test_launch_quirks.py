@@ -137,26 +137,41 @@ def test_no_patient_standalone_says_not_supported_and_stores_nothing(live, start
     assert_nothing_secret_logged(logs, b)
 
 
-def test_agency_sign_in_that_is_not_staff_is_refused_at_launch(live, start_app, logs):
-    """A parent signing in on the agency page: no staff fhirUser, so no read could be audited."""
+@pytest.fixture
+def parent_user(live):
+    """A sandbox user whose fhirUser is a RelatedPerson (a parent), not a member of staff."""
     from thrive_fhir.sandbox.registry import SandboxUser
 
     live.authority.registry.users["parent"] = SandboxUser("parent", "Pat Parent", "RelatedPerson/rp-1", None, "Parent")
-    try:
-        app = start_app("not-staff-sa")
-        before = count_launches(app)
-        b = app.browser()
-        login = b.go(app.origin + "/standalone/start?org=school")
-        req = re.search(r'name="req" value="([^"]+)"', login.text).group(1)
-        pick = b.go(live.sandbox_origin + "/auth/login", method="POST", data={"req": req, "user": "parent"})
-        page = b.go(live.sandbox_origin + "/auth/select-patient", method="POST",
-                    data={"req": req, "patient": live.patients[0]}) if "select-patient" in pick.url else pick
-    finally:
-        del live.authority.registry.users["parent"]
+    yield "parent"
+    del live.authority.registry.users["parent"]
+
+
+def test_agency_sign_in_that_is_not_staff_is_refused_at_launch(live, start_app, logs, parent_user):
+    """A parent signing in on the agency page: no staff fhirUser, so no read could be audited."""
+    app = start_app("not-staff-sa")
+    before = count_launches(app)
+    b = app.browser()
+    login = b.go(app.origin + "/standalone/start?org=school")
+    req = re.search(r'name="req" value="([^"]+)"', login.text).group(1)
+    pick = b.go(live.sandbox_origin + "/auth/login", method="POST", data={"req": req, "user": parent_user})
+    page = b.go(live.sandbox_origin + "/auth/select-patient", method="POST",
+                data={"req": req, "patient": live.patients[0]}) if "select-patient" in pick.url else pick
     assert page.url.startswith(app.origin + "/callback")
     assert page.status_code == 403 and "We could not tell who you are" in page.text
     assert count_launches(app) == before
     assert "rp-1" not in "\n".join(r.getMessage() for r in logs.records)
+    assert_nothing_secret_logged(logs, b)
+
+
+def test_ehr_launch_by_someone_who_is_not_staff_is_refused(live, start_app, logs, parent_user):
+    app = start_app("not-staff-ehr")
+    before = count_launches(app)
+    b = app.browser()
+    page = b.go(app.launch_url(live.patients[0], user=parent_user))
+    assert page.url.startswith(app.origin + "/callback")
+    assert page.status_code == 403 and "This app is for staff" in page.text and "RelatedPerson" in page.text
+    assert count_launches(app) == before
     assert_nothing_secret_logged(logs, b)
 
 
