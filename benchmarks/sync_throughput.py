@@ -39,8 +39,25 @@ def run_raw(base: str, changes, size: int) -> float:
     return n / (time.perf_counter() - t0)
 
 
-def run_worker(base: str, changes, size: int, workdir: Path, concurrency: int) -> float:
-    store = LocalStore(f"sqlite:///{workdir / 'local.db'}")
+def run_worker(base: str, changes, size: int, workdir: Path, concurrency: int, outbox: str) -> float:
+    """Fill an outbox with ``changes`` (SQLite file, or a throwaway PostgreSQL database where the
+    worker threads claim with FOR UPDATE SKIP LOCKED), drain it, return resources/s."""
+    drop = None
+    if outbox == "postgres":
+        from thrive_fhir.testing.servers import create_pg_database
+
+        url, drop = create_pg_database("thrive_bench")
+    else:
+        url = f"sqlite:///{workdir / 'local.db'}"
+    try:
+        return _drain(url, base, changes, size, concurrency)
+    finally:
+        if drop:
+            drop()
+
+
+def _drain(url: str, base: str, changes, size: int, concurrency: int) -> float:
+    store = LocalStore(url)
     store.migrate()
     bulk_enqueue(store, changes)
     workers = [Worker(store, FhirClient(base, read_timeout=300), ods_code="RXX", max_entries=size, max_patients=size)
@@ -69,12 +86,14 @@ def main() -> None:
     ap.add_argument("--bundle", type=int, default=100, help="entries per transaction Bundle (raw and worker)")
     ap.add_argument("--concurrency", type=int, default=2, help="worker threads")
     ap.add_argument("--stores", default="sekmet,own")
+    ap.add_argument("--outbox", choices=("sqlite", "postgres"), default="sqlite",
+                    help="the worker's local database (postgres: 127.0.0.1:5432, a throwaway database)")
     ap.add_argument("--strict", action="store_true",
                     help="stores validate on write (sekmet strict inbound, ours profiles): slower stores")
     args = ap.parse_args()
     patients = [str(uuid.uuid4()) for _ in range(args.patients)]
     print(f"changes={args.changes} patients={args.patients} bundle={args.bundle} worker_threads={args.concurrency} "
-          f"store validation={'on' if args.strict else 'off'}")
+          f"store validation={'on' if args.strict else 'off'} outbox={args.outbox}")
     for kind in args.stores.split(","):
         changes = make_changes(args.changes, patients)
         with tempfile.TemporaryDirectory() as tmp:
@@ -88,7 +107,7 @@ def main() -> None:
             worker_store = start_store(kind, tmp / "worker", strict=args.strict)
             put_patients(worker_store.base_url, patients)
             try:
-                worker = run_worker(worker_store.base_url, changes, args.bundle, tmp, args.concurrency)
+                worker = run_worker(worker_store.base_url, changes, args.bundle, tmp, args.concurrency, args.outbox)
             finally:
                 worker_store.stop()
         print(f"{kind:7} raw client {raw:8.0f} resources/s   sync worker {worker:8.0f} resources/s   "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 from sync_workers import new_patients
 
@@ -146,3 +147,35 @@ def test_worker_gives_back_unsettled_rows_at_once(local_store):
     with pytest.raises(RuntimeError):
         worker.step()  # the two rows not backing off are claimed again, then given back at once
     assert all(owner is None for owner, _, _ in _leases(local_store).values())
+
+
+def test_worker_start_refreshes_outbox_statistics_on_postgres(fresh_postgres_url, tmp_path):
+    """An outbox filled in one burst has no planner statistics; ``thrive sync run`` analyses it at
+    start (PostgreSQL), and is a no-op on SQLite. Nothing is queued, so no store is contacted."""
+    from sqlalchemy import text
+
+    from thrive_fhir.localstore import LocalStore
+    from thrive_fhir.sync import runner
+    from thrive_fhir.sync.config import load_config
+
+    store = LocalStore(fresh_postgres_url)
+    store.migrate()
+
+    def analysed() -> bool:
+        with store.engine.connect() as conn:
+            return conn.execute(text(
+                "SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables WHERE relname = 'outbox'")).scalar()
+
+    assert not analysed()
+    cfg = load_config(None, env={}, database_url=fresh_postgres_url, fhir_base="http://127.0.0.1:9/fhir", ods_code="RXX")
+    assert runner.run(cfg, once=True, max_wait=1) == 0
+    deadline = time.monotonic() + 5  # the statistics views are flushed by the server, not at once
+    while not analysed() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert analysed()
+    store.dispose()
+
+    sqlite = LocalStore(f"sqlite:///{tmp_path / 'l.db'}")
+    sqlite.migrate()
+    assert q.refresh_statistics(sqlite) is False
+    sqlite.dispose()

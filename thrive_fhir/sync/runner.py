@@ -52,6 +52,7 @@ def run(cfg: SyncConfig, *, once: bool = False, max_wait: float = 60.0, stop: th
     cfg.validate()
     store = LocalStore(cfg.database_url)
     store.migrate()
+    q.refresh_statistics(store)  # an outbox bulk-filled before start would otherwise be planned blind
     auth = build_auth(cfg)  # shared: one token cache and one single-flight lock for all threads
     metrics = Metrics()
     stop = stop or threading.Event()
