@@ -100,16 +100,12 @@ def bulk_enqueue(store: LocalStore, changes, chunk: int = 5000, created_at: floa
             conn.execute(m.outbox.insert(), outbox_rows)
             conn.execute(m.local_resource_version.insert(), versions)
             conn.execute(m.local_resource.insert(), current)
-    if analyze and store.is_postgres:
-        # A queue that grows through real saves is analysed by autovacuum as it grows (every ~10%);
-        # one filled in a single burst has no statistics yet, and PostgreSQL then answers the claim's
-        # "is this the patient's oldest pending row" anti-join by walking pending rows in id order
-        # for every candidate: 1.3 s per claim at 10k queued instead of under 1 ms, until autovacuum
-        # gets to the table (docs/sync-config.md, "After bulk-loading the outbox").
-        from sqlalchemy import text
+    if analyze:
+        # What autovacuum does for a queue that grows save by save; a burst-filled outbox without it
+        # is planned blind (queue.refresh_statistics, which the worker also runs at start).
+        from thrive_fhir.sync import queue
 
-        with store.engine.begin() as conn:
-            conn.execute(text("ANALYZE outbox"))
+        queue.refresh_statistics(store)
 
 
 def raw_bundles(changes, size: int = 100):
