@@ -40,6 +40,11 @@ from .sessions import LaunchRecord, utcnow
 COOKIE_NAME = "__Host-thrive"
 # fhirUser types that are members of staff: the only authors/readers Provenance and AuditEvent accept here.
 STAFF_REF_PREFIXES = ("PractitionerRole/", "Practitioner/")
+
+
+def is_staff_ref(ref: str | None) -> bool:
+    """``ref`` names a member of staff (see ``LaunchContext.staff_ref``)."""
+    return bool(ref) and ref.startswith(STAFF_REF_PREFIXES)
 #: When fewer seconds than this remain on the access token, refresh before using it (TS-09).
 REFRESH_MARGIN = timedelta(seconds=60)
 
@@ -104,7 +109,7 @@ class LaunchContext:
         nobody, or somebody who is not staff (a ``Patient``/``RelatedPerson``/``Person`` fhirUser):
         callers refuse rather than write an unattributed record."""
         for ref in (self.record.practitioner_role_ref, self.record.user_ref):
-            if ref and ref.startswith(STAFF_REF_PREFIXES):
+            if is_staff_ref(ref):
                 return ref
         return None
 

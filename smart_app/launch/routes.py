@@ -18,7 +18,7 @@ from thrive_fhir import canonical, ids
 from thrive_fhir.client.smart_launch import SmartError, fhir_user_ref, new_code_verifier
 from thrive_fhir.client.smart_scopes import requested_scopes
 
-from ..context import COOKIE_NAME, STAFF_REF_PREFIXES, error_page, launch_required, state, unknown_staff_page
+from ..context import COOKIE_NAME, error_page, is_staff_ref, launch_required, state, unknown_staff_page
 from ..security import set_binding_cookie
 from ..sessions import LaunchRecord, new_binding
 
@@ -222,7 +222,7 @@ def callback():
             "record (choosing a patient inside the app is not supported).",
         )
     user_ref = fhir_user_ref(claims.get("fhirUser") or claims.get("profile"), auth.iss)
-    if user_ref is None or not user_ref.startswith(STAFF_REF_PREFIXES):
+    if not is_staff_ref(user_ref):
         # Saves name their author (Provenance) and agency reads their reader (AuditEvent): both must
         # be a Practitioner(Role). A missing fhirUser, or a patient/parent one, cannot use this app.
         log.warning("launch refused: fhirUser is %s (mode=%s)",
