@@ -2,7 +2,9 @@
 
     thrive app serve --config app.toml --port 8101 [--host 127.0.0.1] [--threads 8]
 
-The config file format (TOML, JSON or YAML) is documented in ``smart_app/config.py``.
+The config file format (TOML, JSON or YAML) is documented in ``smart_app/config.py``. The command is
+registered in the ``thrive.commands`` entry-point group (pyproject.toml), so the library's ``thrive``
+command finds it without importing the app (docs/architecture.md, "Layers").
 """
 
 from __future__ import annotations
@@ -10,14 +12,19 @@ from __future__ import annotations
 import logging
 
 import click
+import waitress
+
+from . import create_app
+from .config import ConfigError, load_config_file
+from .security import install_log_redaction
 
 
 @click.group(name="app")
-def app() -> None:
+def app_command() -> None:
     """Run the clinician SMART app."""
 
 
-@app.command()
+@app_command.command()
 @click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False),
               help="App config file (.toml, .json or .yaml): registered EHRs, database, ODS code.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8101, show_default=True)
@@ -25,9 +32,6 @@ def app() -> None:
 @click.option("--threads", type=click.IntRange(1, 64), default=8, show_default=True)
 def serve(config_path: str, port: int, host: str, threads: int) -> None:
     """Serve the app until interrupted."""
-    from smart_app import create_app
-    from smart_app.config import ConfigError, load_config_file
-
     try:
         cfg = load_config_file(config_path)
     except ConfigError as exc:
@@ -39,11 +43,7 @@ def serve(config_path: str, port: int, host: str, threads: int) -> None:
     except Exception as exc:  # database unreachable, migrations failing, ...
         raise click.ClickException(f"cannot start the app: {type(exc).__name__}: {exc}") from None
 
-    import waitress
-
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    from smart_app.security import install_log_redaction
-
     install_log_redaction(application)  # again, now that basicConfig added the root handler
     click.echo(f"THRIVE app on http://{host}:{port}/ ({len(cfg.ehrs)} EHR(s) registered)")
     waitress.serve(application, host=host, port=port, threads=threads, ident="thrive-app")

@@ -1,4 +1,8 @@
-"""``thrive demo``: seed and start every part on this machine; Ctrl-C stops all. Development only."""
+"""``thrive demo``: seed and start every part on this machine; Ctrl-C stops all. Development only.
+
+Registered in the ``thrive.commands`` entry-point group (pyproject.toml). The orchestrator is
+imported when the command runs, so ``thrive --help`` does not start the whole app to list it.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,8 @@ from pathlib import Path
 import click
 
 
-@click.command(help="Seed two FHIR stores with synthetic data and start the sandbox EHR, SMART auth, shared "
+@click.command(name="demo", short_help="Seed and start every part on this machine; Ctrl-C stops all.",
+               help="Seed two FHIR stores with synthetic data and start the sandbox EHR, SMART auth, shared "
                     "store, SMART app and sync worker on this machine (development and testing only).")
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path), default=Path("var/demo"),
               show_default=True, help="Working folder for keys, configs and databases.")
@@ -19,8 +24,8 @@ import click
 @click.option("--seed", "seed_value", type=int, default=42, show_default=True, help="Synthetic data seed.")
 @click.option("--no-seed", is_flag=True, help="Do not generate or load synthetic data.")
 @click.option("--smoke", is_flag=True, help="Start everything, check each part answers over HTTP, stop, exit.")
-def demo(workdir: Path, port_base: int, patients: int, seed_value: int, no_seed: bool, smoke: bool) -> None:
-    from thrive_fhir.sandbox.demo import Demo, DemoError
+def demo_command(workdir: Path, port_base: int, patients: int, seed_value: int, no_seed: bool, smoke: bool) -> None:
+    from .orchestrator import Demo, DemoError
 
     d = Demo(workdir.resolve(), port_base=port_base, patients=patients, seed=not no_seed, seed_value=seed_value,
              say=lambda m: click.echo(m))

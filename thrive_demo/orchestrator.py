@@ -15,13 +15,14 @@ Working folder (default ``./var/demo``)::
     synth/                synthetic population (NDJSON) used to seed the stores
 
 Ports: ``--port-base`` P gives the sandbox P, the app P+1, the shared store P+2 and the sync
-worker's metrics P+3 (0 = any free ports, used by the smoke test). A part whose code is not in this build is reported as skipped.
+worker's metrics P+3 (0 = any free ports, used by the smoke test).
+
+This module sits above both the library (``thrive_fhir``) and the app (``smart_app``): it is the one
+place that imports both, so neither of them has to import the other (see docs/architecture.md).
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import json
 import os
 import secrets
@@ -37,13 +38,15 @@ from typing import Any, Callable
 
 import requests
 
-from . import DEV_ONLY_NOTICE
-from .clientkit import assertion_form
-from .keys import SigningKey, jwks
-from .registry import SCHOOL_REF, TRUST_ODS, TRUST_REF, Client, Registry
-from .runner import Stopper, start_child, stop_child
-from .seed import EHR_TYPES, SeedError, load, organization_for, practitioner_for, read_ndjson
-from .server import ServerThread, free_port, build_sandbox, create_store, protected_store
+import smart_app
+from thrive_fhir.sandbox import DEV_ONLY_NOTICE
+from thrive_fhir.sandbox.clientkit import assertion_form
+from thrive_fhir.sandbox.directory import PatientDirectory
+from thrive_fhir.sandbox.keys import SigningKey, jwks
+from thrive_fhir.sandbox.registry import SCHOOL_REF, TRUST_ODS, TRUST_REF, Client, Registry
+from thrive_fhir.sandbox.runner import Stopper, start_child, stop_child
+from thrive_fhir.sandbox.seed import EHR_TYPES, SeedError, load, organization_for, practitioner_for, read_ndjson
+from thrive_fhir.sandbox.server import ServerThread, free_port, build_sandbox, create_store, protected_store
 
 APP_CLIENT_ID = "thrive-app"
 SYNC_CLIENT_ID = "thrive-sync"
@@ -101,8 +104,6 @@ class Demo:
         return server
 
     def _start(self) -> None:
-        if not _available("thrive_fhir.store", "create_app"):
-            raise DemoError("the FHIR store (thrive_fhir.store) is not in this build; nothing to start")
         sandbox_srv = self._bind(0, "sandbox EHR")
         app_srv = self._bind(1, "SMART app")
         shared_srv = self._bind(2, "shared store")
@@ -122,8 +123,6 @@ class Demo:
         authority = self.sb.authority
         self.shared_store = create_store(f"sqlite:///{shared_db}", self.shared_base,
                                          authority.token_verifier(self.shared_base))
-        from .directory import PatientDirectory
-
         authority.patient_directories[self.shared_base] = PatientDirectory(
             self.shared_base, lambda: authority.mint_internal_token(self.shared_base, "system/Patient.rs"),
             wsgi_app=self.shared_store)
@@ -162,22 +161,18 @@ class Demo:
         users: list[dict[str, Any]] = [o for o in map(organization_for, sorted(orgs)) if o is not None]
         users += [practitioner_for(u) for u in authority.registry.users.values()]
         synth_dir = self.workdir / "synth"
-        resources: list[dict[str, Any]] = []
-        if _available("thrive_fhir.cli.synth_cmd", "synth"):
-            self.say(f"Generating {self.patients} synthetic patients (seed {self.seed_value}) ...")
-            if synth_dir.exists():
-                shutil.rmtree(synth_dir)
-            proc = subprocess.run(
-                [*thrive_command(), "synth", "--patients", str(self.patients), "--seed", str(self.seed_value),
-                 "--out", str(synth_dir), "--as-of", date.today().isoformat()],  # dated up to yesterday: plans in date now
-                capture_output=True, text=True, timeout=600)
-            if proc.returncode != 0:
-                last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
-                raise DemoError(f"thrive synth failed: {last}")
-            resources = list(read_ndjson(synth_dir))
-            self._pick_agency(resources)
-        else:
-            self.say("Skipped synthetic population: 'thrive synth' is not in this build yet.")
+        self.say(f"Generating {self.patients} synthetic patients (seed {self.seed_value}) ...")
+        if synth_dir.exists():
+            shutil.rmtree(synth_dir)
+        proc = subprocess.run(
+            [*thrive_command(), "synth", "--patients", str(self.patients), "--seed", str(self.seed_value),
+             "--out", str(synth_dir), "--as-of", date.today().isoformat()],  # dated up to yesterday: plans in date now
+            capture_output=True, text=True, timeout=600)
+        if proc.returncode != 0:
+            last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
+            raise DemoError(f"thrive synth failed: {last}")
+        resources: list[dict[str, Any]] = list(read_ndjson(synth_dir))
+        self._pick_agency(resources)
         try:
             for name, base, store, types in (("EHR store", self.sb.fhir_base, self.sb.store, EHR_TYPES),
                                              ("shared store", self.shared_base, self.shared_store, None)):
@@ -220,9 +215,6 @@ class Demo:
     # -- the app and the sync worker ---------------------------------------------------------------
 
     def _start_app(self, server: ServerThread) -> None:
-        if not _available("smart_app", "create_app"):
-            self.parts.append(Part("SMART app", "skipped", detail="smart_app is not in this build yet"))
-            return
         secret = self.workdir / "app-secret"
         if not secret.exists():
             fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -246,8 +238,6 @@ class Demo:
         path = self.workdir / "app.json"
         path.write_text(json.dumps(config, indent=2) + "\n")
         try:
-            import smart_app
-
             app = smart_app.create_app(path)
         except Exception as exc:  # report and carry on with the other parts
             self.parts.append(Part("SMART app", "failed", detail=f"could not start: {exc}"))
@@ -257,9 +247,6 @@ class Demo:
                                "EHR launch: open a patient on the EHR page and press Launch THRIVE"))
 
     def _start_sync(self) -> None:
-        if not _available("thrive_fhir.cli.sync_cmd", "sync"):
-            self.parts.append(Part("Sync worker", "skipped", detail="'thrive sync' is not in this build yet"))
-            return
         if not any(p.name == "SMART app" and p.status == "running" for p in self.parts):
             self.parts.append(Part("Sync worker", "skipped", detail="it pushes the SMART app's saved changes, "
                                                                     "and the app is not running"))
@@ -359,19 +346,6 @@ class Demo:
 
     def stop(self) -> None:
         self.stopper.stop_all(lambda msg: None)
-
-
-def _available(module: str, attr: str) -> bool:
-    """True if ``module`` imports and has ``attr`` (a part that is not built yet is skipped)."""
-    try:
-        if importlib.util.find_spec(module) is None:
-            return False
-    except ModuleNotFoundError:
-        return False
-    try:
-        return hasattr(importlib.import_module(module), attr)
-    except ImportError:
-        return False
 
 
 def thrive_command() -> list[str]:

@@ -8,7 +8,7 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 import pytest
 import requests
 
-from thrive_fhir.sandbox.demo import Demo
+from thrive_demo.orchestrator import Demo
 
 
 @pytest.fixture(scope="module")

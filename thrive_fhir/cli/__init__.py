@@ -1,15 +1,21 @@
 """The ``thrive`` command.
 
-Each subcommand lives in its own module under ``thrive_fhir.cli`` and is imported only when it is
-invoked, so ``thrive validate`` does not pay for Flask or SQLAlchemy start-up and a broken optional
-part cannot stop the others from running. To add a command, add a module exposing a click command
-or group and list it in ``COMMANDS``.
+Each of the library's own subcommands lives in its own module under ``thrive_fhir.cli`` and is
+imported only when it is invoked, so ``thrive validate`` does not pay for Flask or SQLAlchemy
+start-up. To add a library command, add a module exposing a click command or group and list it in
+``COMMANDS``.
+
+Commands that need more than the library (``thrive app`` needs the clinician app, ``thrive demo``
+needs everything) are registered by their own packages in the ``thrive.commands`` entry-point group
+of ``pyproject.toml``, as Flask does with ``flask.commands``. That keeps the dependencies one way:
+the library never imports the app (docs/architecture.md, "Layers").
 """
 
 from __future__ import annotations
 
 import importlib
 import sys
+from importlib.metadata import EntryPoint, entry_points
 
 import click
 
@@ -21,38 +27,44 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "store": ("thrive_fhir.cli.store_cmd", "store", "Run the embedded FHIR R4 server."),
     "sandbox": ("thrive_fhir.cli.sandbox_cmd", "sandbox", "Run the development-only SMART sandbox (EHR page + auth server)."),
     "sync": ("thrive_fhir.cli.sync_cmd", "sync", "Push saved changes to the shared store; inspect the outbox."),
-    "app": ("thrive_fhir.cli.app_cmd", "app", "Run the clinician SMART app."),
-    "demo": ("thrive_fhir.cli.demo_cmd", "demo", "Seed and start every part on this machine; Ctrl-C stops all."),
 }
+
+#: Entry-point group through which other packages add commands (``name = "module:attribute"``).
+ENTRY_POINT_GROUP = "thrive.commands"
+
+
+def plugin_commands() -> dict[str, EntryPoint]:
+    """Commands registered by installed packages, by name; a library command of the same name wins."""
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name not in COMMANDS}
 
 
 class LazyGroup(click.Group):
     """A click group that imports each subcommand's module on first use."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
+        return sorted({*COMMANDS, *plugin_commands()})
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         entry = COMMANDS.get(name)
-        if entry is None:
-            return None
-        module_name, attr, help_text = entry
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            # Listed but not built yet: say so plainly instead of a traceback.
-            @click.command(name=name, help=help_text + " (not available in this build)")
-            def unavailable() -> None:
-                raise click.ClickException(f"'thrive {name}' is not available in this build")
-
-            return unavailable
-        return getattr(module, attr)
+        if entry is not None:
+            module_name, attr, _help = entry
+            return getattr(importlib.import_module(module_name), attr)
+        plugin = plugin_commands().get(name)
+        return plugin.load() if plugin is not None else None
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        # Use the static help text so `thrive --help` imports nothing heavy.
-        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        # The library's commands use their static help text, so `thrive --help` imports none of them;
+        # a registered command is loaded to ask for its help (it belongs to another package).
+        rows = []
+        plugins = plugin_commands()
+        for name in self.list_commands(ctx):
+            if name in COMMANDS:
+                rows.append((name, COMMANDS[name][2]))
+                continue
+            try:
+                rows.append((name, plugins[name].load().get_short_help_str(limit=100)))
+            except Exception as exc:  # a broken optional package must not hide the other commands
+                rows.append((name, f"(cannot be loaded: {type(exc).__name__})"))
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 

@@ -5,7 +5,7 @@ HTTP rules that apply to every call here: TLS verified, explicit timeout, redire
 (a redirect could carry a code or client credentials somewhere unpinned), and no secret in any
 exception message (callers show a correlation id instead).
 
-The registration object passed in is duck-typed (``smart_app.config.EhrRegistration``): ``iss``,
+The registration object passed in is duck-typed (the app's ``EhrRegistration``): ``iss``,
 ``client_id``, ``auth_method``, ``private_key_file``, ``key_id``, ``client_secret``,
 ``url_allowed(url, pinned=...)``, and optionally ``oidc_issuer`` (the id_token issuer pinned for the EHR).
 """
