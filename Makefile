@@ -1,5 +1,5 @@
 # The two commands the README opens with. Each sets up everything it needs from this repo's files.
-.PHONY: demo test setup bench
+.PHONY: demo test test-fast setup bench
 
 demo:
 	scripts/setup.sh
@@ -9,6 +9,12 @@ test:
 	scripts/setup.sh --dev
 	.venv/bin/python -m pytest
 
+# For a newcomer without PostgreSQL or Chromium: every test except those marked postgres, browser or
+# slow (tests/conftest.py marks them from the fixtures they use). `make test` still runs everything.
+test-fast:
+	scripts/setup.sh --dev --no-browser
+	.venv/bin/python -m pytest -m "not postgres and not browser and not slow"
+
 bench:
 	scripts/setup.sh --dev
-	.venv/bin/python benchmarks/validate.py
+	.venv/bin/python -m benchmarks.validate

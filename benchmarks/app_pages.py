@@ -1,6 +1,6 @@
 """Clinician app page timings: 20 concurrent simulated clinicians on SQLite and on PostgreSQL.
 
-    .venv/bin/python benchmarks/app_pages.py [--clinicians 20] [--rounds 10] [--no-postgres]
+    .venv/bin/python -m benchmarks.app_pages [--clinicians 20] [--rounds 10] [--no-postgres]
 
 For each database the app is served by waitress (--threads, default 2, own process) on loopback; each simulated
 clinician has their own launch (their own patient with a seeded plan: 2 groupings, 2 goals with
@@ -33,12 +33,10 @@ from pathlib import Path
 
 import requests
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from smart_app import create_app  # noqa: E402
-from smart_app.context import COOKIE_NAME  # noqa: E402
-from smart_app.testing import live_stack, make_launch, seed_plan, test_config  # noqa: E402
-from thrive_fhir.testing.servers import create_pg_database, free_port, wait_up  # noqa: E402
+from smart_app import create_app
+from smart_app.context import COOKIE_NAME
+from tests.support.app import live_stack, make_launch, seed_plan, test_config
+from tests.support.servers import create_pg_database, free_port, wait_up
 
 
 class ServerTiming:

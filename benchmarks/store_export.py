@@ -6,7 +6,7 @@ then starts the store in this process, kicks off a system ``$export`` over HTTP,
 and prints the server process RSS before and after, the peak RSS seen while exporting, throughput,
 and the NDJSON bytes written.
 
-    .venv/bin/python benchmarks/store_export.py [--resources 1000000] [--database URL]
+    .venv/bin/python -m benchmarks.store_export [--resources 1000000] [--database URL]
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from thrive_fhir.store import create_app
 from thrive_fhir.store.fhirdates import to_instant, utcnow
 from thrive_fhir.store.schema import create_schema, make_engine
 from thrive_fhir.store.schema import resource_versions as rv
-from thrive_fhir.testing.servers import free_port
+from tests.support.servers import free_port
 
 
 def rss_mb() -> float:

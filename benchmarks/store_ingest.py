@@ -6,7 +6,7 @@ Each server runs as its own process on loopback (ours via ``thrive store serve``
 client costs almost nothing. Prints resources/s per server and the ratios, and the server's own CPU
 time per resource (from /proc: what the server spent, whatever else the shared machine was doing).
 
-    .venv/bin/python benchmarks/store_ingest.py [--bundles 60] [--clients 2] [--no-postgres]
+    .venv/bin/python -m benchmarks.store_ingest [--bundles 60] [--clients 2] [--no-postgres]
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import requests
 
-from thrive_fhir.testing.servers import OwnStoreProcess, SekmetProcess, create_pg_database
+from tests.support.servers import OwnStoreProcess, SekmetProcess, create_pg_database
 
 HEADERS = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json",
            "Prefer": "return=minimal"}

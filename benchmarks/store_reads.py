@@ -16,7 +16,7 @@ and the latency printed is what a client sees (send to last byte read). The firs
 and not counted. Server CPU per request (from /proc) is printed too: it is the server's cost,
 independent of how busy the shared machine is.
 
-    .venv/bin/python benchmarks/store_reads.py [--patients 200] [--seconds 8] [--clients 20] [--no-sekmet]
+    .venv/bin/python -m benchmarks.store_reads [--patients 200] [--seconds 8] [--clients 20] [--no-sekmet]
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ import os
 import random
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 import uuid
@@ -38,8 +37,7 @@ from urllib.parse import urlsplit
 
 import requests
 
-sys.path.insert(0, str(Path(__file__).parent))
-from store_ingest import start_ours, start_sekmet  # noqa: E402
+from benchmarks.store_ingest import start_ours, start_sekmet
 
 HEADERS = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
 WARMUP = 1.0

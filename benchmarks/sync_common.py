@@ -18,7 +18,7 @@ from thrive_fhir.builders import ProvenanceInput, build_provenance
 from thrive_fhir.ids import resource_id
 from thrive_fhir.localstore import DEFAULT_ASSEMBLER, LocalStore
 from thrive_fhir.localstore import models as m
-from thrive_fhir.testing.servers import OwnStoreProcess, SekmetProcess
+from tests.support.servers import OwnStoreProcess, SekmetProcess
 
 AUTHOR = "PractitionerRole/7b6f2d56-1f43-4a51-9a39-3f2f6c1f0a01"
 ORG = "Organization/0d1f1c55-9a6c-4a77-8f39-6a0c3c1f4b02"

@@ -4,7 +4,7 @@ Real saves through ``LocalStore.record`` at ``--rate`` per second for ``--second
 worker runs (as in production, polling every ``--poll`` s). Visible = the store answered 2xx to the
 transaction holding the save (``outbox.sent_at``); latency = sent_at - save commit time.
 
-    .venv/bin/python benchmarks/sync_latency.py --store sekmet --rate 50 --seconds 30
+    .venv/bin/python -m benchmarks.sync_latency --store sekmet --rate 50 --seconds 30
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import uuid
 from pathlib import Path
 
 from sqlalchemy import select
-from sync_common import AUTHOR, ORG, observation, put_patients, start_store
+from benchmarks.sync_common import AUTHOR, ORG, observation, put_patients, start_store
 
 from thrive_fhir.client.fhir_http import FhirClient
 from thrive_fhir.localstore import ChangeSet, LocalStore

@@ -4,8 +4,8 @@ Bulk-inserts ``--rows`` saves (Observation + Provenance each) straight into a lo
 runs ``thrive sync run`` as its own process against sekmet-fhir for ``--seconds`` and samples the
 worker's RSS every second. Prints RSS at start/end, min/max, and the queue depth drained.
 
-    .venv/bin/python benchmarks/sync_memory.py                       # 1,000,000 rows, 60 s
-    .venv/bin/python benchmarks/sync_memory.py --rows 100000 --seconds 30
+    .venv/bin/python -m benchmarks.sync_memory                       # 1,000,000 rows, 60 s
+    .venv/bin/python -m benchmarks.sync_memory --rows 100000 --seconds 30
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import time
 import uuid
 from pathlib import Path
 
-from sync_common import bulk_enqueue, make_changes, put_patients, rss_mb, start_store
+from benchmarks.sync_common import bulk_enqueue, make_changes, put_patients, rss_mb, start_store
 
 from thrive_fhir.localstore import LocalStore
 from thrive_fhir.sync import queue

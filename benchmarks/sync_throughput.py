@@ -6,9 +6,9 @@ draining an outbox holding the same saves. Prints resources/s for both and the r
 By default neither store validates on write (the fastest store shows the worker's own cost most);
 ``--strict`` turns validation on in both.
 
-    .venv/bin/python benchmarks/sync_throughput.py                 # moderate: 20,000 changes
-    .venv/bin/python benchmarks/sync_throughput.py --changes 100000
-    .venv/bin/python benchmarks/sync_throughput.py --changes 100000 --strict
+    .venv/bin/python -m benchmarks.sync_throughput                 # moderate: 20,000 changes
+    .venv/bin/python -m benchmarks.sync_throughput --changes 100000
+    .venv/bin/python -m benchmarks.sync_throughput --changes 100000 --strict
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import uuid
 from pathlib import Path
 
 import requests
-from sync_common import bulk_enqueue, make_changes, put_patients, raw_bundles, start_store
+from benchmarks.sync_common import bulk_enqueue, make_changes, put_patients, raw_bundles, start_store
 
 from thrive_fhir.client.fhir_http import FhirClient
 from thrive_fhir.localstore import LocalStore
@@ -44,7 +44,7 @@ def run_worker(base: str, changes, size: int, workdir: Path, concurrency: int, o
     worker threads claim with FOR UPDATE SKIP LOCKED), drain it, return resources/s."""
     drop = None
     if outbox == "postgres":
-        from thrive_fhir.testing.servers import create_pg_database
+        from tests.support.servers import create_pg_database
 
         url, drop = create_pg_database("thrive_bench")
     else:

@@ -4,7 +4,7 @@ Streaming claim: memory does not grow with the population (each patient is built
 forgotten). Runs the generator in a fresh child process per size, reads the child's peak RSS,
 and prints resources, seconds, resources/s, peak RSS and the large/small RSS ratio.
 
-    .venv/bin/python benchmarks/synth_memory.py [--small 4000] [--large 40000] [--provenance]
+    .venv/bin/python -m benchmarks.synth_memory [--small 4000] [--large 40000] [--provenance]
 """
 
 from __future__ import annotations

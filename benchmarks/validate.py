@@ -1,6 +1,6 @@
 """Validator throughput vs fhir.resources' bare parse, side by side in one run, one core.
 
-    .venv/bin/python benchmarks/validate.py [--n 100000] [--seed 7] [--skip-cold]
+    .venv/bin/python -m benchmarks.validate [--n 100000] [--seed 7] [--skip-cold]
 
 Corpus: ``thrive synth`` output (read from its NDJSON) until N resources; if the synthetic
 population generator is unavailable, variations of ``profiles/examples``. Both contenders get the
@@ -29,7 +29,6 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 
 def rss_mb() -> float:

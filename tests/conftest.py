@@ -1,4 +1,12 @@
-"""Fixtures shared by every test folder. Folder-specific fixtures live in that folder's conftest."""
+"""Fixtures shared by every test folder, and the rule that marks tests ``postgres``, ``browser`` and
+``slow``. Folder-specific fixtures live in that folder's conftest; shared helper modules live in
+``tests/support/``.
+
+The markers are applied here, from what a test uses, rather than by hand on each test: a test that
+asks for a PostgreSQL fixture or runs under a ``postgres`` parameter needs the server, one that asks
+for the browser needs Chromium. New tests are marked without anyone remembering to. ``make
+test-fast`` deselects all three (``-m "not postgres and not browser and not slow"``).
+"""
 
 from __future__ import annotations
 
@@ -9,9 +17,44 @@ from pathlib import Path
 
 import pytest
 
-from thrive_fhir.testing.servers import PG_ADMIN_URL, create_pg_database, free_port
+from tests.support.servers import PG_ADMIN_URL, create_pg_database, free_port
 
 __all__ = ["PG_ADMIN_URL", "REPO", "THRIVE", "free_port"]
+
+#: Fixtures that need the PostgreSQL server (a parameter id containing "postgres" counts too).
+POSTGRES_FIXTURES = frozenset({"fresh_postgres_url", "ours_postgres"})
+#: Fixtures that start Debian's Chromium through Playwright (tests/app/conftest.py).
+BROWSER_FIXTURES = frozenset({"browser", "browser_page"})
+#: Fixtures whose tests take many seconds: long-running ``thrive`` processes, fault injection
+#: (tests/sync/test_faults.py restarts stores and kills workers under a fault proxy).
+SLOW_FIXTURES = frozenset({"start_thrive", "proxy_factory"})
+#: Folders (relative to tests/) whose every test is slow: each starts every part of the demo.
+SLOW_FOLDERS = ("demo",)
+#: Single tests measured at over 10 s on the 2-core machine (``pytest --durations``).
+SLOW_TESTS = frozenset({
+    "test_committed_json_matches_a_fresh_sushi_build",  # runs SUSHI (Node) over every profile
+    "test_tables_are_built_once_then_loaded",           # builds the validator's tables from scratch
+})
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark each collected test ``postgres`` / ``browser`` / ``slow`` from the fixtures it uses,
+    its parameter ids and its folder (see the module docstring)."""
+    tests_dir = Path(__file__).resolve().parent
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        callspec = getattr(item, "callspec", None)
+        param_ids = callspec.id.lower() if callspec is not None else ""
+        if fixtures & POSTGRES_FIXTURES or "postgres" in param_ids:
+            item.add_marker(pytest.mark.postgres)
+        if fixtures & BROWSER_FIXTURES:
+            item.add_marker(pytest.mark.browser)
+        try:
+            folder = Path(item.path).resolve().relative_to(tests_dir).parts[0]
+        except ValueError:
+            folder = ""
+        if fixtures & SLOW_FIXTURES or folder in SLOW_FOLDERS or item.originalname in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
 
 #: ``thrive`` as a user runs it, from the checkout (no reliance on the console script being installed).
 THRIVE = [sys.executable, "-c", "from thrive_fhir.cli import main; main()"]

@@ -2,7 +2,7 @@
 
 Unit level (no network):
     ``app``          a fresh app on SQLite in tmp_path, journeys off (``app_with_journeys``: on)
-    ``launch``       a TestLaunch for patient "pat-test-1" on ``app`` (see smart_app.testing)
+    ``launch``       a TestLaunch for patient "pat-test-1" on ``app`` (see tests.support.app)
 
 End to end (real servers on loopback):
     ``live``         module-scoped: the sandbox EHR + auth server + EHR FHIR store, and the app
@@ -14,7 +14,7 @@ End to end (real servers on loopback):
     ``browser``      session-scoped Playwright Chromium (Debian's /usr/bin/chromium)
     ``browser_page`` a fresh page (own context) per test; screenshots via ``screenshot(page, name)``
     ``axe_check``    fixture returning ``axe_check(page_or_frame, name=...)`` (also importable from
-                     smart_app.testing): runs axe-core from node_modules, fails on serious/critical
+                     tests.support.app): runs axe-core from node_modules, fails on serious/critical
     ``screenshot``   fixture returning ``screenshot(page, name)`` -> test-artifacts/screenshots/
 """
 
@@ -27,7 +27,7 @@ import pytest
 import requests
 
 from smart_app import create_app
-from smart_app.testing import CHROMIUM, CHROMIUM_ARGS, axe_check, live_stack, make_launch, screenshot, test_config
+from tests.support.app import CHROMIUM, CHROMIUM_ARGS, axe_check, live_stack, make_launch, screenshot, test_config
 from thrive_fhir import canonical, ids
 
 AGENCY_ODS = "SXX01"

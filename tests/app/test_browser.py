@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from flask import Flask
 
-from smart_app.testing import seed_plan
+from tests.support.app import seed_plan
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

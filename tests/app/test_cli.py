@@ -11,7 +11,7 @@ from pathlib import Path
 
 import requests
 
-from thrive_fhir.testing.servers import free_port
+from tests.support.servers import free_port
 
 THRIVE = [sys.executable, "-c", "from thrive_fhir.cli import main; main()"]
 

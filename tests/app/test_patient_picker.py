@@ -9,7 +9,7 @@ from urllib.parse import urljoin
 
 import pytest
 
-from smart_app.testing import live_stack, seed_plan
+from tests.support.app import live_stack, seed_plan
 from thrive_fhir import canonical, ids
 from thrive_fhir.sandbox.quirks import switched
 

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import event
 
 from smart_app import records, risk
-from smart_app.testing import TEST_ORIGIN, make_launch, seed_plan
+from tests.support.app import TEST_ORIGIN, make_launch, seed_plan
 from thrive_fhir.localstore import ChangeSet
 
 AGENCY = "Organization/agency-school-1"

@@ -13,7 +13,7 @@ from smart_app import create_app
 from smart_app.context import COOKIE_NAME, current_launch, launch_blueprint, launch_required, write_required
 from smart_app.security import redact
 from smart_app.sessions import launches, utcnow
-from smart_app.testing import READ_ONLY_SCOPES, TEST_ORIGIN, make_launch, test_config
+from tests.support.app import READ_ONLY_SCOPES, TEST_ORIGIN, make_launch, test_config
 
 
 def _app_with_probe(tmp_path, **cfg):

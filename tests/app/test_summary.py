@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 
 from smart_app.summary.data import build_summary
-from smart_app.testing import TEST_ORIGIN, make_launch, seed_plan
+from tests.support.app import TEST_ORIGIN, make_launch, seed_plan
 
 AGENCY = "Organization/agency-school-1"
 

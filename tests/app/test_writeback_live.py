@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 import sqlalchemy as sa
 
 from smart_app.sessions import launches
-from smart_app.testing import make_launch, test_config
+from tests.support.app import make_launch, test_config
 from thrive_fhir import canonical
 from thrive_fhir.sandbox.quirks import switched
 
@@ -127,7 +127,7 @@ def test_no_write_back_unless_configured(tmp_path):
 def test_unreachable_ehr_is_a_warning_not_an_error(tmp_path):
     """The EHR's port is closed: the grouping is saved, the page warns, the retry is offered."""
     from smart_app import create_app
-    from thrive_fhir.testing.servers import free_port
+    from tests.support.servers import free_port
 
     port = free_port()  # nothing listens there: connection refused
     iss = f"http://127.0.0.1:{port}/fhir"

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import copy
 import json
-import sys
 from datetime import datetime, timezone
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
-from validation_helpers import error_pairs, example, gbo_score, grouping, validator
+from tests.support.validation_helpers import error_pairs, example, gbo_score, grouping, validator
 
 from thrive_fhir import canonical as c
 from thrive_fhir.validation import ValidationError, Validator, errors, has_errors

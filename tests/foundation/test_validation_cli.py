@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 from click.testing import CliRunner
 
-sys.path.insert(0, str(Path(__file__).parent))
-from validation_helpers import EXAMPLES, gbo_score, grouping
+from tests.support.validation_helpers import EXAMPLES, gbo_score, grouping
 
 from thrive_fhir.cli import cli
 

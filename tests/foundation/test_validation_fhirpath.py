@@ -11,15 +11,12 @@ from __future__ import annotations
 
 import copy
 import json
-import sys
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-sys.path.insert(0, str(Path(__file__).parent))
-from validation_helpers import EXAMPLES, validator
+from tests.support.validation_helpers import EXAMPLES, validator
 
 from thrive_fhir.validation import fhirpath
 from thrive_fhir.validation.outcome import rule_of

@@ -7,13 +7,10 @@ folder) are picked up without touching this module.
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))  # importlib mode: make validation_helpers importable
-from validation_helpers import EXAMPLES, INVALID, error_pairs, load, validator
+from tests.support.validation_helpers import EXAMPLES, INVALID, error_pairs, load, validator
 
 from thrive_fhir.validation import errors
 

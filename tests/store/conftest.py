@@ -3,18 +3,11 @@ of REST contract tests runs against two independent implementations."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-# Helper modules of this folder (store_*.py) are imported by name; pytest's importlib mode does not
-# put the folder on sys.path by itself.
-sys.path.insert(0, str(Path(__file__).parent))
+from tests.support.store_servers import Server, start_ours, start_sekmet
 
-from store_servers import Server, start_ours, start_sekmet  # noqa: E402
-
-from thrive_fhir.testing.servers import create_pg_database  # noqa: E402
+from tests.support.servers import create_pg_database
 
 
 @pytest.fixture(scope="session")

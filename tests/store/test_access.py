@@ -9,8 +9,8 @@ import uuid
 import pytest
 import requests
 
-from store_data import goal, observation, patient
-from store_servers import start_ours
+from tests.support.store_data import goal, observation, patient
+from tests.support.store_servers import start_ours
 from thrive_fhir.smart_scopes import Grant
 
 JSON = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}

@@ -8,10 +8,10 @@ import uuid
 import pytest
 import requests
 
-from store_data import local_identifier, observation, patient
-from store_servers import start_ours
+from tests.support.store_data import local_identifier, observation, patient
+from tests.support.store_servers import start_ours
 
-from thrive_fhir.testing.servers import create_pg_database
+from tests.support.servers import create_pg_database
 
 JSON = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
 

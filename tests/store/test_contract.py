@@ -11,7 +11,7 @@ import uuid
 
 import requests
 
-from store_data import LOCAL, goal, local_identifier, observation, patient
+from tests.support.store_data import LOCAL, goal, local_identifier, observation, patient
 
 JSON = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
 

@@ -11,7 +11,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
 from thrive_fhir.store import rawsql
 from thrive_fhir.store.schema import create_schema, make_engine
-from thrive_fhir.testing.servers import create_pg_database
+from tests.support.servers import create_pg_database
 
 INSERT_JOB = ("INSERT INTO export_jobs (id, status, created, transaction_time, request) VALUES (?, ?, ?, ?, ?)")
 

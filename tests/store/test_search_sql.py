@@ -9,7 +9,7 @@ import uuid
 import pytest
 import requests
 
-from store_data import LOCAL, LOINC, patient
+from tests.support.store_data import LOCAL, LOINC, patient
 
 JSON = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
 

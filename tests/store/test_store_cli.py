@@ -9,9 +9,9 @@ from pathlib import Path
 
 import requests
 
-from store_data import patient
+from tests.support.store_data import patient
 
-from thrive_fhir.testing.servers import free_port
+from tests.support.servers import free_port
 
 THRIVE = str(Path(sys.executable).parent / "thrive")
 

@@ -1,7 +1,9 @@
-"""Test helpers: a launch context without OAuth, for journey and page tests.
+"""Helpers for testing the clinician app: a launch context without OAuth (journey and page tests),
+browser and axe-core helpers, a realistic seeded plan, and the live stack (sandbox + two app
+instances on loopback). Test code only: it lives under tests/ so nothing here ships in the wheel.
 
     from smart_app import create_app
-    from smart_app.testing import make_launch, test_config
+    from tests.support.app import make_launch, test_config
 
     app = create_app(test_config(tmp_path))
     launch = make_launch(app, patient_id="pat-1", user_ref="Practitioner/pr-1")
@@ -25,8 +27,9 @@ from typing import Any
 
 from thrive_fhir.client.smart_scopes import requested_scopes
 
-from .context import COOKIE_NAME
-from .sessions import new_binding
+from smart_app import create_app
+from smart_app.context import COOKIE_NAME
+from smart_app.sessions import new_binding
 
 #: Scopes of a normal clinician launch (every write granted).
 FULL_SCOPES = requested_scopes("ehr", "v2")
@@ -155,7 +158,7 @@ def make_launch(
 
 
 # --- browser test helpers (Playwright + axe-core); imported lazily by tests only ---------------
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 AXE_JS = REPO / "node_modules" / "axe-core" / "axe.min.js"
 SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
@@ -355,8 +358,6 @@ def live_stack(tmp: Path, *, agency_org_ref: str | None = None, n_patients: int 
     from thrive_fhir.sandbox.keys import SigningKey, jwks
     from thrive_fhir.sandbox.registry import Client, Registry
     from thrive_fhir.sandbox.server import ServerThread, build_sandbox
-
-    from . import create_app
 
     tmp = Path(tmp)
     app_server = ServerThread(name="app")

@@ -1,6 +1,6 @@
 """The store tests' servers: our store (waitress on loopback, in a thread) or sekmet-fhir 0.1.1 (a
 real subprocess), each as a :class:`Server`. Ports, waiting, throwaway PostgreSQL databases and
-sekmet's settings come from :mod:`thrive_fhir.testing.servers`, shared with ``benchmarks/``."""
+sekmet's settings come from :mod:`tests.support.servers`, shared with ``benchmarks/``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from thrive_fhir.testing.servers import SekmetProcess, free_port, wait_up
+from tests.support.servers import SekmetProcess, free_port, wait_up
 
 
 @dataclass

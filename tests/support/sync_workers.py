@@ -1,8 +1,7 @@
-"""Helpers the sync tests import by name (``from sync_workers import ...``): new patient ids, a worker
-with test-sized timeouts, and draining a queue with worker threads.
+"""Helpers the sync tests import (``from tests.support.sync_workers import ...``): new patient ids, a
+worker with test-sized timeouts, and draining a queue with worker threads.
 
-They live here, not in conftest.py: ``from conftest import`` finds whichever folder's conftest was
-imported first, which depends on what pytest was asked to collect.
+They live here, not in conftest.py: a conftest is pytest's, not a module to import helpers from.
 """
 
 from __future__ import annotations

@@ -2,15 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-# Helper modules of this folder (sync_*.py) are imported by name; pytest's importlib mode does not
-# put the folder on sys.path by itself.
-sys.path.insert(0, str(Path(__file__).parent))
-
+from tests.support.servers import OwnStoreProcess, SekmetProcess
 from thrive_fhir.localstore import LocalStore
 
 
@@ -35,7 +29,6 @@ def local_store(db_url):
     store.dispose()
 
 
-from thrive_fhir.testing.servers import OwnStoreProcess, SekmetProcess  # noqa: E402
 
 #: Stores the same contract tests run against (sekmet with strict inbound validation, so a malformed
 #: resource really is rejected with 400).
@@ -63,7 +56,7 @@ def sekmet(tmp_path_factory):
 
 @pytest.fixture
 def proxy_factory():
-    from sync_faultproxy import FaultProxy
+    from tests.support.sync_faultproxy import FaultProxy
 
     made = []
 

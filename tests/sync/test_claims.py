@@ -5,9 +5,9 @@ from __future__ import annotations
 import threading
 import time
 
-from sync_workers import new_patients
+from tests.support.sync_workers import new_patients
 
-from sync_synthetic import Scenario
+from tests.support.sync_synthetic import Scenario
 from thrive_fhir.sync import queue as q
 
 
@@ -121,7 +121,7 @@ def _leases(store):
 
 def test_worker_gives_back_unsettled_rows_at_once(local_store):
     import pytest
-    from sync_workers import make_worker
+    from tests.support.sync_workers import make_worker
 
     patients = new_patients(3)
     sc = Scenario(local_store, patients)

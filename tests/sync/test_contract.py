@@ -7,10 +7,10 @@ import json
 
 import requests
 from click.testing import CliRunner
-from sync_workers import drain, make_worker, new_patients
+from tests.support.sync_workers import drain, make_worker, new_patients
 
-from sync_synthetic import Scenario, put_patients
-from sync_verify import verify
+from tests.support.sync_synthetic import Scenario, put_patients
+from tests.support.sync_verify import verify
 from thrive_fhir import canonical
 from thrive_fhir.cli.sync_cmd import sync as sync_cli
 from thrive_fhir.ids import resource_id

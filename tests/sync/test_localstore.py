@@ -7,7 +7,7 @@ import json
 import pytest
 from sqlalchemy import func, inspect, select, text
 
-from sync_synthetic import AUTHOR, ORG, goal, score
+from tests.support.sync_synthetic import AUTHOR, ORG, goal, score
 from thrive_fhir.ids import new_local_id, resource_id
 from thrive_fhir.localstore import ChangeSet, LocalStore, StaleVersion
 from thrive_fhir.localstore import models as m

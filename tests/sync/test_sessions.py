@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import insert, text
 from sqlalchemy.exc import DBAPIError
 
-from sync_synthetic import AUTHOR, ORG, goal
+from tests.support.sync_synthetic import AUTHOR, ORG, goal
 from thrive_fhir.ids import new_local_id
 from thrive_fhir.localstore import ChangeSet, LocalStore
 from thrive_fhir.localstore import models as m

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import func, select
 
 from smart_app import create_app
-from smart_app.testing import TEST_ORIGIN, make_launch, test_config
+from tests.support.app import TEST_ORIGIN, make_launch, test_config
 
 
 @pytest.fixture(scope="session")
@@ -81,7 +81,7 @@ def journey(japp, validator):
 
 @pytest.fixture
 def read_only_journey(japp, validator):
-    from smart_app.testing import READ_ONLY_SCOPES
+    from tests.support.app import READ_ONLY_SCOPES
 
     pid = f"pat-{uuid.uuid4().hex[:12]}"
     return Journey(japp, make_launch(japp, patient_id=pid, scopes=READ_ONLY_SCOPES), validator)

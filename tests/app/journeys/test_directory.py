@@ -75,7 +75,7 @@ def test_unreadable_directory_files(tmp_path):
 
 def test_app_uses_the_configured_directory(tmp_path):
     from smart_app import create_app
-    from smart_app.testing import make_launch, test_config
+    from tests.support.app import make_launch, test_config
 
     data = json.loads(directory.EXAMPLE_PATH.read_text())
     data["services"] = [s for s in data["services"] if s["code"] in ("crisis-line", "mhst")]
@@ -96,7 +96,7 @@ def test_app_uses_the_configured_directory(tmp_path):
 def test_config_directory_field_wins_over_the_environment(tmp_path, monkeypatch):
     from smart_app import create_app
     from smart_app.config import ConfigError, parse_config
-    from smart_app.testing import make_launch, test_config
+    from tests.support.app import make_launch, test_config
 
     data = json.loads(directory.EXAMPLE_PATH.read_text())
     data["services"] = [s for s in data["services"] if s["code"] == "crisis-line"]

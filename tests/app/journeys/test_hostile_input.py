@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from werkzeug.datastructures import MultiDict
 
-from smart_app.testing import TEST_ORIGIN
+from tests.support.app import TEST_ORIGIN
 
 from .conftest import grouping_form, safety_plan_form, token
 
