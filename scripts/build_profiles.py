@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 from thrive_fhir.canonical import BASE  # noqa: E402
 from thrive_fhir.terminology.expansion import expanded_valueset  # noqa: E402
-from thrive_fhir.terminology.store import Terminology  # noqa: E402
+from thrive_fhir.terminology.loader import Terminology  # noqa: E402
 
 PROFILES = ROOT / "profiles"
 SUSHI = ROOT / "node_modules" / ".bin" / "sushi"

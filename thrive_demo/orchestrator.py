@@ -41,7 +41,7 @@ import requests
 import smart_app
 from thrive_fhir.sandbox import DEV_ONLY_NOTICE
 from thrive_fhir.sandbox.clientkit import assertion_form
-from thrive_fhir.sandbox.directory import PatientDirectory
+from thrive_fhir.sandbox.patient_lookup import PatientLookup
 from thrive_fhir.sandbox.keys import SigningKey, jwks
 from thrive_fhir.sandbox.registry import SCHOOL_REF, TRUST_ODS, TRUST_REF, Client, Registry
 from thrive_fhir.sandbox.runner import Stopper, start_child, stop_child
@@ -123,7 +123,7 @@ class Demo:
         authority = self.sb.authority
         self.shared_store = create_store(f"sqlite:///{shared_db}", self.shared_base,
                                          authority.token_verifier(self.shared_base))
-        authority.patient_directories[self.shared_base] = PatientDirectory(
+        authority.patient_lookups[self.shared_base] = PatientLookup(
             self.shared_base, lambda: authority.mint_internal_token(self.shared_base, "system/Patient.rs"),
             wsgi_app=self.shared_store)
         if self.seed and fresh:

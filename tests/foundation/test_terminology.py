@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from thrive_fhir import canonical, terminology
 from thrive_fhir.cli.terminology_cmd import terminology as terminology_cli
-from thrive_fhir.terminology import store
+from thrive_fhir.terminology import loader
 
 ROOT = Path(__file__).resolve().parents[2]
 TERM_DIR = ROOT / "terminology"
@@ -281,9 +281,9 @@ def test_unknown_valueset_is_an_error():
 
 
 def test_missing_terminology_folder_gives_a_clear_error(tmp_path, monkeypatch):
-    monkeypatch.setenv(store.ENV_DIR, str(tmp_path))
+    monkeypatch.setenv(loader.ENV_DIR, str(tmp_path))
     with pytest.raises(terminology.TerminologyMissing, match="build_profiles.py"):
-        store.terminology_dir()
+        loader.terminology_dir()
 
 
 # ---- CLI -----------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from thrive_fhir.sandbox.clientkit import assertion_form, pkce_pair
 from thrive_fhir.sandbox.keys import SigningKey, jwks
 from thrive_fhir.sandbox.registry import Client, Registry
 from thrive_fhir.sandbox.server import ServerThread, build_sandbox
-from thrive_fhir.sandbox.state_store import digest
+from thrive_fhir.sandbox.auth_state_mirror import digest
 
 REDIRECT = "http://127.0.0.1:9/callback"
 SCOPE = "launch openid fhirUser online_access patient/Patient.rs"
@@ -36,8 +36,8 @@ class Run:
 
     def stop(self) -> None:
         self.server.stop()
-        if self.sb.authority.state_store is not None:
-            self.sb.authority.state_store.close()
+        if self.sb.authority.state_mirror is not None:
+            self.sb.authority.state_mirror.close()
 
     def code(self, patient: str = "p1") -> tuple[str, str]:
         verifier, challenge = pkce_pair()

@@ -5,7 +5,7 @@ HTTP server is Werkzeug's development server. It exists so that the SMART app an
 can be exercised end to end on one machine, against an authorization server that rejects what real
 EHRs reject (smart-launch.md section 7) rather than one that accepts anything, and that can be
 switched to behave like a particular real EHR or fail like one (``quirks.py``). Its state lives in
-memory, or also in the EHR database with ``persist_state`` (``state_store.py``).
+memory, or also in the EHR database with ``persist_state`` (``auth_state_mirror.py``).
 
 Layout of one sandbox origin (``thrive sandbox serve``)::
 

@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 from flask import Flask, Response, jsonify, redirect, render_template, request
 
 from . import DEV_ONLY_NOTICE, scope_policy
-from .directory import DirectoryError
+from .patient_lookup import PatientLookupError
 from .authority import Authority, AuthorizeError, AuthRequest
 from .errors import OAuthError
 from .quirks import discovery_document
@@ -168,18 +168,18 @@ def create_auth_app(authority: Authority) -> Flask:
         req = pending_or_error()
         if isinstance(req, Response):
             return req
-        directory = authority.patient_directories.get(req.aud)
+        lookup = authority.patient_lookups.get(req.aud)
         query = (request.values.get("q") or "").strip()
         message = None
         try:
             if request.method == "POST":
-                chosen = directory.get(request.form.get("patient", "")) if directory else None
+                chosen = lookup.get(request.form.get("patient", "")) if lookup else None
                 if chosen is not None:
                     req.patient = chosen["id"]
                     return next_step(req)
                 message = "Choose a patient from the list."
-            patients = directory.search(query or None) if directory else []
-        except DirectoryError:
+            patients = lookup.search(query or None) if lookup else []
+        except PatientLookupError:
             patients, message = [], "The record system did not answer; try again."
         return page("select_patient.html", 400 if message else 200, req=req, patients=patients, q=query,
                     message=message)

@@ -7,7 +7,8 @@ and read back at start: refresh tokens keep working across a restart, reused cod
 tokens are still caught, revoked grants stay revoked and replayed ``jti`` values stay refused.
 
 Memory stays the working copy (one sandbox process owns its state); the table is a write-through
-mirror. Tokens are never stored in clear: rows are keyed by SHA-256 of the code or token, which is
+mirror (hence the name: it is not one of the project's FHIR "stores", see docs/architecture.md,
+"Words"). Tokens are never stored in clear: rows are keyed by SHA-256 of the code or token, which is
 also how the in-memory tables are keyed, so a database dump hands out nothing usable.
 """
 
@@ -37,7 +38,7 @@ def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8")).hexdigest()
 
 
-class AuthStateStore:
+class AuthStateMirror:
     """The ``sandbox_auth_state`` table in the database at ``database_url`` (created if missing)."""
 
     def __init__(self, database_url: str) -> None:

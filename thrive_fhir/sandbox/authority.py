@@ -4,7 +4,7 @@ Everything an EHR's authorization server decides lives here: which authorization
 acceptable, which codes, refresh tokens and client assertions are valid, what a token grants.
 ``auth.py`` turns these decisions into HTTP. State (launch handles, codes, refresh tokens, used
 assertion ids) is kept in memory behind one lock, keyed by SHA-256 of each secret; with a
-``state_store`` (``state_store.py``) it is also written through to the database, so a restarted
+``state_mirror`` (``auth_state_mirror.py``) it is also written through to the database, so a restarted
 sandbox keeps its sessions. Access tokens are signed JWTs, so a store in another process can verify
 them from the JWKS either way.
 
@@ -38,7 +38,7 @@ from .errors import OAuthError, invalid_client, invalid_grant, invalid_request, 
 from .keys import SigningKey, jwks
 from .quirks import AUTHORIZE_ERRORS, REQUEST_ERRORS, Quirks
 from .registry import Client, Registry, SandboxUser
-from .state_store import AuthStateStore, digest
+from .auth_state_mirror import AuthStateMirror, digest
 
 #: RFC 7636: 43-128 characters from the unreserved set.
 _VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
@@ -159,7 +159,7 @@ class Authority:
     def __init__(self, origin: str, registry: Registry, key: SigningKey, *,
                  fhir_bases: list[str] | None = None, clock: Callable[[], float] = time.time,
                  lifetimes: Lifetimes | None = None, jwks_fetcher: JwksFetcher | None = None,
-                 state_store: AuthStateStore | None = None) -> None:
+                 state_mirror: AuthStateMirror | None = None) -> None:
         self.origin = origin.rstrip("/")
         self.issuer = self.origin + "/auth"
         self.token_endpoint = self.issuer + "/token"
@@ -170,12 +170,12 @@ class Authority:
         self.fhir_bases: list[str] = list(fhir_bases or [])
         self.clock = clock
         self.lifetimes = lifetimes or Lifetimes()
-        self.state_store = state_store
+        self.state_mirror = state_mirror
         self.client_auth = ClientAuthenticator(registry, self.token_endpoint, lambda: self.clock(),
-                                               jwks_fetcher, state_store=state_store)
+                                               jwks_fetcher, state_mirror=state_mirror)
         #: Patient lookup per FHIR base for the standalone patient picker: base -> callable
         #: (text or None) -> list of {"id", "name", "birthDate", "nhs"}; set by the server wiring.
-        self.patient_directories: dict[str, Any] = {}
+        self.patient_lookups: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._launches: dict[str, LaunchHandle] = {}
         self._requests: dict[str, AuthRequest] = {}
@@ -184,14 +184,14 @@ class Authority:
         self._refresh: dict[str, RefreshRecord] = {}
         self._revoked_families: set[str] = set()
         self._key_since = clock()
-        if state_store is not None:
+        if state_mirror is not None:
             self._load_state()
 
     # -- durable state (optional) --------------------------------------------------------------------
 
     def _load_state(self) -> None:
-        """Read back what a previous run of this sandbox wrote (``state_store``)."""
-        store, now = self.state_store, self.clock()
+        """Read back what a previous run of this sandbox wrote (``state_mirror``)."""
+        store, now = self.state_mirror, self.clock()
         kinds = {"launch": (self._launches, LaunchHandle), "code": (self._codes, CodeRecord),
                  "refresh": (self._refresh, RefreshRecord)}
         for kind, (table, record_type) in kinds.items():
@@ -203,14 +203,14 @@ class Authority:
 
     def _save(self, kind: str, key: str, record: Any) -> None:
         """Write one record through to the state store (called with the lock held)."""
-        if self.state_store is not None:
-            self.state_store.put(kind, key, asdict(record), record.expires)
+        if self.state_mirror is not None:
+            self.state_mirror.put(kind, key, asdict(record), record.expires)
 
     def _revoke(self, family: str) -> None:
         """Revoke every token of a grant (called with the lock held)."""
         self._revoked_families.add(family)
-        if self.state_store is not None:
-            self.state_store.put("revoked", family, {}, self.clock() + self.lifetimes.offline_refresh)
+        if self.state_mirror is not None:
+            self.state_mirror.put("revoked", family, {}, self.clock() + self.lifetimes.offline_refresh)
 
     # -- mock switches -----------------------------------------------------------------------------
 
@@ -414,8 +414,8 @@ class Authority:
         sid = secrets.token_urlsafe(32)
         with self._lock:
             self._sessions[digest(sid)] = user_id
-            if self.state_store is not None:
-                self.state_store.put("session", digest(sid), {"user": user_id},
+            if self.state_mirror is not None:
+                self.state_mirror.put("session", digest(sid), {"user": user_id},
                                      self.clock() + self.lifetimes.online_refresh)
         return sid
 
@@ -718,8 +718,8 @@ class Authority:
         for table in (self._launches, self._requests, self._codes, self._refresh):
             for key in [k for k, v in table.items() if v.expires + 3600 < now]:
                 del table[key]
-        if self.state_store is not None:
-            self.state_store.purge(now)
+        if self.state_mirror is not None:
+            self.state_mirror.purge(now)
 
 
 def _simulated(name: str | None) -> str:

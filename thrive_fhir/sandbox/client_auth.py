@@ -33,15 +33,15 @@ JWKS_CACHE_SECONDS = 300
 
 class JtiCache:
     """Assertion ids seen per client, kept until the assertion expires (replay protection); with a
-    ``state_store`` also across a restart of the sandbox."""
+    ``state_mirror`` also across a restart of the sandbox."""
 
-    def __init__(self, clock: Callable[[], float], state_store: Any = None) -> None:
+    def __init__(self, clock: Callable[[], float], state_mirror: Any = None) -> None:
         self._seen: dict[tuple[str, str], float] = {}
         self._lock = threading.Lock()
         self._clock = clock
-        self._store = state_store
-        if state_store is not None:
-            for key, data, exp in state_store.load("jti", clock()):
+        self._store = state_mirror
+        if state_mirror is not None:
+            for key, data, exp in state_mirror.load("jti", clock()):
                 self._seen[(data["client_id"], data["jti"])] = exp
 
     def first_use(self, client_id: str, jti: str, exp: float) -> bool:
@@ -89,11 +89,11 @@ class ClientAuthenticator:
     """Works out which registered client made a token/introspection request, or refuses it."""
 
     def __init__(self, registry: Registry, token_endpoint: str, clock: Callable[[], float],
-                 jwks_fetcher: JwksFetcher | None = None, state_store: Any = None) -> None:
+                 jwks_fetcher: JwksFetcher | None = None, state_mirror: Any = None) -> None:
         self.registry = registry
         self.token_endpoint = token_endpoint
         self.clock = clock
-        self.jtis = JtiCache(clock, state_store)
+        self.jtis = JtiCache(clock, state_mirror)
         self.jwks = jwks_fetcher or JwksFetcher(clock)
 
     def authenticate(self, authorization: str | None, form: dict[str, str]) -> Client:

@@ -16,13 +16,13 @@ from flask import Flask, Response, redirect, render_template, request
 
 from . import DEV_ONLY_NOTICE
 from .authority import Authority, add_query
-from .directory import DirectoryError, PatientDirectory
+from .patient_lookup import PatientLookupError, PatientLookup
 
 TEMPLATES = Path(__file__).with_name("templates")
 USER_COOKIE = "sandbox_ehr_user"
 
 
-def create_ehr_app(authority: Authority, directory: PatientDirectory, fhir_base: str,
+def create_ehr_app(authority: Authority, lookup: PatientLookup, fhir_base: str,
                    app_launch_url: str | None, app_name: str = "THRIVE") -> Flask:
     """The EHR page app, mounted at the root of the sandbox origin (routes under ``/ehr``)."""
     app = Flask(__name__, template_folder=str(TEMPLATES))
@@ -54,15 +54,15 @@ def create_ehr_app(authority: Authority, directory: PatientDirectory, fhir_base:
     def patients() -> Response:
         q = (request.args.get("q") or "").strip()
         try:
-            rows, message = directory.search(q or None), None
-        except DirectoryError as exc:
+            rows, message = lookup.search(q or None), None
+        except PatientLookupError as exc:
             rows, message = [], f"Could not read patients: {exc}."
         return page("ehr_patients.html", 200 if message is None else 503, patients=rows, q=q, message=message)
 
     def load(patient_id: str) -> dict[str, Any] | Response:
         try:
-            patient = directory.get(patient_id)
-        except DirectoryError as exc:
+            patient = lookup.get(patient_id)
+        except PatientLookupError as exc:
             return page("ehr_message.html", 503, title="Record system unavailable",
                         message=f"Could not read the patient: {exc}.")
         if patient is None:

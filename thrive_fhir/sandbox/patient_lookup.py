@@ -1,5 +1,9 @@
 """Reading patients from a FHIR store for the EHR page and the standalone patient picker.
 
+Named a *lookup*, not a directory: in this project "directory" is the local-offer directory of
+services (``smart_app/directory``) and the synthetic organisations (``thrive_fhir/synth/directory``);
+this module only finds patients for the development sandbox (docs/architecture.md, "Words").
+
 The sandbox reads its own EHR store through the store's real FHIR API with a short-lived
 ``system/Patient.rs`` token it mints for itself, so the page sees exactly what an app would (and
 exercises the same token check). A store in this process is called directly through WSGI; one in
@@ -22,7 +26,7 @@ from thrive_fhir.canonical import NHS_NUMBER
 _FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 
 
-class DirectoryError(RuntimeError):
+class PatientLookupError(RuntimeError):
     """The FHIR store did not answer as expected (message is safe to show)."""
 
 
@@ -49,7 +53,7 @@ def summarise(patient: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-class PatientDirectory:
+class PatientLookup:
     """Patient search and read against one FHIR base, authorised by ``token()``."""
 
     def __init__(self, base_url: str, token: Callable[[], str], wsgi_app: Any = None,
@@ -70,16 +74,16 @@ class PatientDirectory:
             try:
                 r = requests.get(f"{self.base_url}{path}", params=params, headers=headers, timeout=self._timeout)
             except requests.RequestException:
-                raise DirectoryError("the FHIR store did not answer") from None
+                raise PatientLookupError("the FHIR store did not answer") from None
             status, text = r.status_code, r.text
         if status == 404:
             return status, {}
         if status != 200:
-            raise DirectoryError(f"the FHIR store answered HTTP {status}")
+            raise PatientLookupError(f"the FHIR store answered HTTP {status}")
         try:
             return status, json.loads(text)
         except ValueError:
-            raise DirectoryError("the FHIR store answered with something that is not JSON") from None
+            raise PatientLookupError("the FHIR store answered with something that is not JSON") from None
 
     def search(self, text: str | None = None, count: int = 100) -> list[dict[str, Any]]:
         params = {"_count": str(count)}

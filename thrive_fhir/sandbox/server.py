@@ -21,11 +21,11 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from .auth import create_auth_app, smart_configuration_app
 from .authority import Authority
-from .directory import PatientDirectory
+from .patient_lookup import PatientLookup
 from .ehr import create_ehr_app
 from .keys import SigningKey
 from .registry import Registry
-from .state_store import AuthStateStore
+from .auth_state_mirror import AuthStateMirror
 
 log = logging.getLogger("thrive.sandbox")
 
@@ -151,7 +151,7 @@ class Sandbox:
     authority: Authority
     fhir_base: str
     store: Any
-    directory: PatientDirectory
+    patient_lookup: PatientLookup
 
 
 def build_sandbox(database_url: str, origin: str, *, registry: Registry | None = None,
@@ -168,23 +168,23 @@ def build_sandbox(database_url: str, origin: str, *, registry: Registry | None =
     origin = origin.rstrip("/")
     fhir_base = f"{origin}/fhir"
     registry = registry or Registry()
-    state_store = AuthStateStore(database_url) if persist_state else None
+    state_mirror = AuthStateMirror(database_url) if persist_state else None
     authority = Authority(origin, registry, key or SigningKey.generate("RS256"),
-                          fhir_bases=[fhir_base, *(extra_fhir_bases or [])], state_store=state_store)
+                          fhir_bases=[fhir_base, *(extra_fhir_bases or [])], state_mirror=state_mirror)
     if store_app is None:
         # The CapabilityStatement carries the oauth-uris extension, for clients whose discovery
         # falls back to /metadata (the well_known_404 mock switch).
         store_kwargs.setdefault("smart_configuration", authority.smart_configuration())
         store_app = create_store(database_url, fhir_base, authority.token_verifier(fhir_base), **store_kwargs)
-    directory = PatientDirectory(fhir_base, lambda: authority.mint_internal_token(fhir_base, "system/Patient.rs"),
+    patient_lookup = PatientLookup(fhir_base, lambda: authority.mint_internal_token(fhir_base, "system/Patient.rs"),
                                  wsgi_app=store_app)
-    authority.patient_directories[fhir_base] = directory
+    authority.patient_lookups[fhir_base] = patient_lookup
     if app_launch_url is None:
         app_launch_url = next((c.launch_url for c in registry.clients.values() if c.launch_url), None)
-    ehr = create_ehr_app(authority, directory, fhir_base, app_launch_url)
+    ehr = create_ehr_app(authority, patient_lookup, fhir_base, app_launch_url)
     wsgi = DispatcherMiddleware(ehr, {
         "/auth": create_auth_app(authority),
         "/fhir": SimulatedRequestErrors(store_app, authority),
         "/fhir/.well-known": smart_configuration_app(authority),
     })
-    return Sandbox(wsgi, authority, fhir_base, store_app, directory)
+    return Sandbox(wsgi, authority, fhir_base, store_app, patient_lookup)

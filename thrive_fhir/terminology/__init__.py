@@ -18,10 +18,10 @@ from functools import lru_cache
 
 from thrive_fhir.canonical import CS_GROUPING
 
-from . import store
+from . import loader
 from .expansion import UnsupportedCompose, expanded_valueset, expansion_rows
 from .groupings import Grouping, GroupingTranslator, UnmatchedGrouping, normalise_label
-from .store import Terminology, TerminologyMissing
+from .loader import Terminology, TerminologyMissing
 
 __all__ = [
     "Grouping",
@@ -43,7 +43,7 @@ __all__ = [
 
 def load() -> Terminology:
     """The committed terminology (CodeSystems, ValueSets, ConceptMaps), read once."""
-    return store.load()
+    return loader.load()
 
 
 def display(system: str, code: str) -> str | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from .store import Terminology, TerminologyMissing
+from .loader import Terminology, TerminologyMissing
 
 
 class UnsupportedCompose(ValueError):

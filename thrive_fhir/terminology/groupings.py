@@ -14,7 +14,7 @@ from typing import NamedTuple
 
 from thrive_fhir.canonical import CM_GROUPING_VARIANTS, CS_GROUPING, CS_GROUPING_VARIANTS
 
-from .store import Terminology
+from .loader import Terminology
 
 _NOT_ALNUM = re.compile(r"[^a-z0-9]+")
 
