@@ -103,7 +103,7 @@ def bulk_enqueue(store: LocalStore, changes, chunk: int = 5000, created_at: floa
     if analyze:
         # What autovacuum does for a queue that grows save by save; a burst-filled outbox without it
         # is planned blind (queue.refresh_statistics, which the worker also runs at start).
-        from thrive_fhir.sync import queue
+        from thrive_fhir.localstore import outbox as queue
 
         queue.refresh_statistics(store)
 

@@ -22,7 +22,7 @@ from pathlib import Path
 from benchmarks.sync_common import bulk_enqueue, make_changes, put_patients, rss_mb, start_store
 
 from thrive_fhir.localstore import LocalStore
-from thrive_fhir.sync import queue
+from thrive_fhir.localstore import outbox as queue
 
 
 def main() -> None:

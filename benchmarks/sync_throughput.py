@@ -71,7 +71,7 @@ def _drain(url: str, base: str, changes, size: int, concurrency: int) -> float:
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - t0
-    from thrive_fhir.sync import queue
+    from thrive_fhir.localstore import outbox as queue
 
     fig = queue.figures(store)
     assert fig["sent"] == len(changes) and fig["queued"] == 0, fig

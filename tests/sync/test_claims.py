@@ -8,7 +8,7 @@ import time
 from tests.support.sync_workers import new_patients
 
 from tests.support.sync_synthetic import Scenario
-from thrive_fhir.sync import queue as q
+from thrive_fhir.localstore import outbox as q
 
 
 def test_claims_keep_each_patient_whole_and_in_order(local_store):

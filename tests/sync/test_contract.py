@@ -15,7 +15,7 @@ from thrive_fhir import canonical
 from thrive_fhir.cli.sync_cmd import sync as sync_cli
 from thrive_fhir.ids import resource_id
 from thrive_fhir.localstore import ChangeSet, LocalStore
-from thrive_fhir.sync import queue
+from thrive_fhir.localstore import outbox as queue
 
 
 def _store(url):

@@ -21,7 +21,7 @@ from tests.support.servers import SekmetProcess
 from tests.support.sync_synthetic import Scenario, put_patients
 from tests.support.sync_verify import verify
 from thrive_fhir.localstore import LocalStore
-from thrive_fhir.sync import queue
+from thrive_fhir.localstore import outbox as queue
 
 FAULTS = {"500": 0.04, "503": 0.04, "429": 0.04, "delay": 0.04, "drop_before": 0.04, "drop_after": 0.05}
 

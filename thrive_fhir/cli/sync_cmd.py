@@ -78,7 +78,7 @@ def run(config_path, database_url, once, max_wait, fhir_base, concurrency, metri
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def status(config_path, database_url, as_json) -> None:
     """Queued, in flight, sent, dead, conflicts, oldest age and lag."""
-    from thrive_fhir.sync import queue
+    from thrive_fhir.localstore import outbox as queue
 
     store = _store(_cfg(config_path, database_url=database_url))
     fig = queue.figures(store)

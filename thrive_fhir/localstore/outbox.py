@@ -1,4 +1,6 @@
-"""The outbox seen from the worker: claiming batches, recording outcomes, queue figures.
+"""The outbox: the queue of saves waiting to be pushed to the shared store. A save writes its row in
+the same transaction as its resource versions (``LocalStore.record``); from there on this module is the
+outbox seen from the sync worker: claiming batches, recording outcomes, queue figures.
 
 Claiming keeps two promises of sync.md:
 - a patient's rows are only ever claimed as a prefix starting at that patient's oldest pending row
@@ -35,8 +37,8 @@ from sqlalchemy import (
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, aliased
 
-from ..localstore import LocalStore
-from ..localstore import models as m
+from . import models as m
+from .store import LocalStore
 
 log = logging.getLogger("thrive_fhir.sync")
 

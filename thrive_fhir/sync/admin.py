@@ -13,7 +13,7 @@ from sqlalchemy import insert, select, update
 from ..client.fhir_http import NOT_FOUND, OK, FhirClient, version_from_etag
 from ..localstore import LocalStore
 from ..localstore import models as m
-from . import queue as q
+from ..localstore import outbox as q
 
 o = m.outbox
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from ..client.backend_services import BackendServicesAuth, discover_token_url
 from ..client.fhir_http import Auth, FhirClient, NoAuth, StaticBearer, TokenError
 from ..localstore import LocalStore
-from . import queue as q
+from ..localstore import outbox as q
 from .config import ConfigError, SyncConfig
 from .metrics import Metrics
 from .worker import Worker

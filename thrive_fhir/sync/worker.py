@@ -29,7 +29,7 @@ from .. import canonical
 from ..client.fhir_http import AUTH, CONFLICT, FORBIDDEN, NOT_FOUND, OK, PAYLOAD, TRANSIENT, FhirClient, Reply, version_from_etag
 from ..ids import resource_id
 from ..localstore import LocalStore
-from . import queue as q
+from ..localstore import outbox as q
 from .metrics import Metrics
 
 log = logging.getLogger("thrive_fhir.sync")
