@@ -1,6 +1,6 @@
 """Configuration of the clinician SMART app: which EHRs may launch it, and how it talks to each.
 
-The registry is the security boundary of the launch (smart-launch.md EL-02, EL-03, SA-01): an ``iss``
+The registry is the security boundary of the launch (docs/design/smart-launch.md EL-02, EL-03, SA-01): an ``iss``
 that is not listed here is refused before any network call, discovery results must point at hosts
 pinned here, and the standalone launch takes its FHIR base from here, never from the browser.
 

@@ -1,6 +1,6 @@
 """The risk state of a young person: the one definition the banner, the Summary and the Flag share.
 
-Two facts, each answered here only (thrive-framework.md, clinical safety notes; fhir-model.md, Flag):
+Two facts, each answered here only (docs/design/thrive-framework.md, clinical safety notes; docs/design/fhir-model.md, Flag):
 
 * **Getting Risk Support**: the current grouping (the newest agreed, not entered in error) is
   ``getting-risk-support``.

@@ -3,7 +3,7 @@
 Why these matter here: the binding cookie must be ``SameSite=None`` to survive the cross-site
 redirect back into the EHR frame, which removes the browser's own CSRF defence, so every
 state-changing request carries a per-launch synchronizer token and a same-origin ``Origin``
-(smart-launch.md TS-04). Framing is allowed only from the launching EHR's registered UI origins
+(docs/design/smart-launch.md TS-04). Framing is allowed only from the launching EHR's registered UI origins
 (TS-05). Tokens, codes and launch values never reach a log line (TS-06).
 """
 

@@ -1,6 +1,6 @@
 """Server-side sessions: pending authorisations, per-launch contexts and preserved drafts.
 
-Why not Flask's ``session``: it is a signed, readable cookie (smart-launch.md TS-01). Here the browser
+Why not Flask's ``session``: it is a signed, readable cookie (docs/design/smart-launch.md TS-01). Here the browser
 holds only a random *binding* id in a ``__Host-`` cookie; everything else lives in the app database,
 with tokens and preserved form contents encrypted (TS-07). Each completed launch is its own context
 (``launch_id``, 192 random bits) named in the URL path, so two tabs with two patients never share

@@ -35,7 +35,7 @@ def sd(name: str) -> str:
 
 
 def id_system(kind: str) -> str:
-    """Business identifier system for a kind of record the app creates (fhir-model.md section 4)."""
+    """Business identifier system for a kind of record the app creates (docs/design/fhir-model.md section 4)."""
     return f"{BASE}/Id/{kind}"
 
 
@@ -96,7 +96,7 @@ EXT_EPISODE = "http://hl7.org/fhir/StructureDefinition/workflow-episodeOfCare"
 EXT_GOAL_ACCEPTANCE = "http://hl7.org/fhir/StructureDefinition/goal-acceptance"
 EXT_PERTAINS_TO_GOAL = "http://hl7.org/fhir/StructureDefinition/resource-pertainsToGoal"
 
-#: GBO goal score codes we write, by goal slot (fhir-model.md 1.6, the 2024 family).
+#: GBO goal score codes we write, by goal slot (docs/design/fhir-model.md 1.6, the 2024 family).
 GBO_SCORE_CODES = {
     1: ("1638531000000102", "Goal-Based Outcomes tool goal progress chart - goal 1 score"),
     2: ("1638541000000106", "Goal-Based Outcomes tool goal progress chart - goal 2 score"),
@@ -131,7 +131,7 @@ def ukcore(resource_type: str) -> str:
 
 
 def local_offer_cs(site: str) -> str:
-    """CodeSystem of one site's local offer (fhir-model.md 1.2: ``local-offer-<site>``)."""
+    """CodeSystem of one site's local offer (docs/design/fhir-model.md 1.2: ``local-offer-<site>``)."""
     return cs(f"local-offer-{site}")
 
 #: Reliable change on the GBO scale (NHS England CYP outcome metric).

@@ -3,7 +3,7 @@
 Every resource the app creates carries a business identifier ``{BASE}/Id/<kind>|<uuid4>`` minted
 once when the local record is first saved; its FHIR id is ``uuid5(ID_NAMESPACE, system|value)``.
 A retried PUT therefore lands on the same resource in any store, including stores that insist on
-UUID ids (fhir-model.md section 4).
+UUID ids (docs/design/fhir-model.md section 4).
 
 NHS numbers are never used to derive ids: an unkeyed hash of a ten-digit number is reversible by
 trying all ten billion numbers.

@@ -1,7 +1,7 @@
 """SMART on FHIR resource scopes (v2 and v1): parsing, and the permission check every part shares.
 
 One home for scope semantics so the sandbox auth server (what it may grant), the embedded FHIR store
-(what it enforces) and the app (what it asks for) cannot drift apart (smart-launch.md section 2).
+(what it enforces) and the app (what it asks for) cannot drift apart (docs/design/smart-launch.md section 2).
 
 v2 syntax: ``<patient|user|system>/<Type|*>.<c?r?u?d?s?>[?param=value&...]`` with the letters in that
 order. ``r`` covers read, vread and instance history; ``s`` covers search and type/system history;

@@ -1,7 +1,7 @@
 """The local services directory: which agencies and services exist in this locality, and which
 THRIVE groupings each service is for.
 
-Why a file: every locality has its own local offer (thrive-framework.md, "typical local offer"), and
+Why a file: every locality has its own local offer (docs/design/thrive-framework.md, "typical local offer"), and
 it changes when a service opens or closes, not when the software is released. A site keeps one JSON
 file (``example-directory.json`` is the shape, with invented services) and points the app's
 ``directory`` config field (``smart_app.config``; or the ``THRIVE_DIRECTORY`` environment variable)
@@ -96,7 +96,7 @@ class Directory:
 
     @property
     def code_system(self) -> str:
-        """The site's local-offer CodeSystem (fhir-model.md 1.2)."""
+        """The site's local-offer CodeSystem (docs/design/fhir-model.md 1.2)."""
         return canonical.local_offer_cs(self.site)
 
     def services_for(self, grouping: str | None) -> tuple[list[Service], list[Service]]:

@@ -1,6 +1,6 @@
 """Journey 7: the care team, everyone's role in one place.
 
-THRIVE asks every plan to say who does what (thrive-framework.md, "Explicit plan and everyone's
+THRIVE asks every plan to say who does what (docs/design/thrive-framework.md, "Explicit plan and everyone's
 role"). The team is one CareTeam per young person (profile ``thrive-care-team``), edited over time:
 adding or removing a member saves a new version, sent with the version the page was drawn from, so
 a change made meanwhile elsewhere is shown and never overwritten. Members are the young person, a

@@ -54,7 +54,7 @@ def build_error_to_form(exc: BuildError, mapping: dict[str, str], errors: FormEr
 
 
 #: Success messages by key. A redirect carries only the key (``?saved=grouping``), never free text
-#: and never health data: Flask's cookie session is not used by this app (smart-launch.md TS-01).
+#: and never health data: Flask's cookie session is not used by this app (docs/design/smart-launch.md TS-01).
 SAVED_MESSAGES = {
     "grouping": "The grouping has been recorded.",
     "goal": "The goal has been added.",

@@ -8,7 +8,7 @@ Three outcomes of :func:`save`:
   already created the record whose local id is the form token, or the record already holds exactly
   what this post would write. Nothing is written; the page shows the saved record as if saved.
 * :class:`Conflict` raised: someone else changed a record after this form was drawn. Nothing is
-  written; the page shows both versions and asks what to keep (thrive-framework.md, clinical
+  written; the page shows both versions and asks what to keep (docs/design/thrive-framework.md, clinical
   safety: conflicting edits are shown, not merged blindly).
 """
 

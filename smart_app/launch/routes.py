@@ -1,6 +1,6 @@
 """EHR launch, standalone launch, the OAuth callback, token refresh and draft resumption.
 
-Order of checks follows smart-launch.md: the ``iss`` allowlist before any network call (EL-02),
+Order of checks follows docs/design/smart-launch.md: the ``iss`` allowlist before any network call (EL-02),
 state consumed before anything else at the callback (EL-10), stored endpoints only (no values
 taken from the callback query), and nothing stored when a step fails.
 """

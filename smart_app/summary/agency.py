@@ -1,9 +1,9 @@
 """Agency view (standalone launch): read a young person's shared plan, only with consent, audited.
 
-The rule (thrive-framework.md "Partnership working"; fhir-model.md Consent): an agency worker sees
+The rule (docs/design/thrive-framework.md "Partnership working"; docs/design/fhir-model.md Consent): an agency worker sees
 the plan only while an active sharing Consent for this young person names their organisation as a
 recipient and its period covers today. Every attempt, allowed or refused, writes an AuditEvent
-(``thrive-read-audit``; fhir-model.md section 4) in the same local store the plan lives in, so it
+(``thrive-read-audit``; docs/design/fhir-model.md section 4) in the same local store the plan lives in, so it
 syncs to the shared store with everything else.
 """
 

@@ -3,7 +3,7 @@
 The facts (current grouping, goals and ratings, safety plan, consents, signposts, care team, risk)
 come from :mod:`smart_app.records` and :mod:`smart_app.risk`, the one home of those questions; this
 module only turns them into what people read. It works on FHIR JSON as stored (the builders'
-output, or anything valid arriving by sync), so it relies only on the elements fhir-model.md marks
+output, or anything valid arriving by sync), so it relies only on the elements docs/design/fhir-model.md marks
 required. The request's one records snapshot feeds the whole page; names of people and
 organisations come from that snapshot or the services directory, else one store read per name.
 """

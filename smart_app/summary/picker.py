@@ -1,6 +1,6 @@
 """In-app patient picker for agency staff whose standalone launch came back without a patient.
 
-Epic gives no patient for provider-facing standalone launches (smart-launch.md SA-04). Where the
+Epic gives no patient for provider-facing standalone launches (docs/design/smart-launch.md SA-04). Where the
 registry says so (``need_patient_picker``), the agency worker finds the young person here. Only
 young people whose active sharing Consent names the worker's organisation can be found: that set
 is worked out from the local store FIRST, and the EHR is then asked only about those young people

@@ -66,7 +66,7 @@ PARENT = "RelatedPerson/rp-parent-01"
 PRR = "PractitionerRole/prr-camhs-01"
 EOC = "EpisodeOfCare/eoc-example-01"
 
-# --- fhir-model.md section 3, verbatim (example base and ids) ---------------------------------
+# --- docs/design/fhir-model.md section 3, verbatim (example base and ids) ---------------------------------
 DOC_GROUPING = json.loads("""
 {"resourceType": "Observation", "id": "d71ee8c1-2075-5b32-ae77-66be7eac9b92",
  "meta": {"profile": ["https://fhir.example.org/thrive/StructureDefinition/thrive-grouping-observation"],
@@ -195,7 +195,7 @@ KIND_OF = {"grouping": "grouping", "gbo-goal": "gbo-goal", "gbo-score": "gbo-sco
 
 
 def _example_id(system: str, value: str) -> str:
-    """fhir-model.md section 4 with the document's example base."""
+    """docs/design/fhir-model.md section 4 with the document's example base."""
     ns = uuid.uuid5(uuid.NAMESPACE_URL, EXAMPLE_BASE)
     return str(uuid.uuid5(ns, f"{system}|{value}"))
 

@@ -28,14 +28,14 @@ IMPOSE = "http://hl7.org/fhir/StructureDefinition/structuredefinition-imposeProf
 
 PROFILES = {v for k, v in vars(canonical).items() if k.startswith("PROFILE_")}
 RULES = {"cardinality", "binding", "fixed", "type", "unknown-element", "invalid-value"}
-#: every invariant the brief and fhir-model.md 2.3 require, plus our own keys for the other profiles
+#: every invariant the brief and docs/design/fhir-model.md 2.3 require, plus our own keys for the other profiles
 REQUIRED_INVARIANTS = {
     "thr-grp-1", "thr-grp-2", "thr-grp-3", "thr-grp-4", "thr-grp-5", "thr-goal-1", "thr-gbo-1", "thr-gbo-2",
     "thr-sp-1", "thr-sp-2", "thr-sp-3", "thr-sp-4", "thr-con-1", "thr-con-2", "thr-con-3", "thr-con-4",
     "thr-sr-1", "thr-sr-2", "thr-sr-3", "thr-task-1", "thr-task-2", "thr-prov-1", "thr-prov-2",
     "thr-aud-1", "thr-aud-2", "thr-aud-3",
 }
-#: identifier system kind -> resource type, for the deterministic-id check (fhir-model.md section 4)
+#: identifier system kind -> resource type, for the deterministic-id check (docs/design/fhir-model.md section 4)
 ID_KINDS = ("grouping", "gbo-goal", "gbo-score", "safety-plan", "care-team", "sharing-consent",
             "signposting", "referral-task", "episode", "flag")
 

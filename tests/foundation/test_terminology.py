@@ -1,6 +1,6 @@
 """THRIVE terminology: CodeSystems, ValueSet expansions, grouping translation and the CLI.
 
-Expected codes are written out here from fhir-model.md (not read back from the JSON), so a change
+Expected codes are written out here from docs/design/fhir-model.md (not read back from the JSON), so a change
 to the FSH that drops or adds a code fails a test.
 """
 
@@ -28,7 +28,7 @@ GROUPINGS = {
     "getting-risk-support": "Getting Risk Support",
 }
 
-#: received label -> canonical code (fhir-model.md 1.3), including case and punctuation variants
+#: received label -> canonical code (docs/design/fhir-model.md 1.3), including case and punctuation variants
 TRANSLATIONS = {
     "thriving": "thriving",
     "THRIVING": "thriving",

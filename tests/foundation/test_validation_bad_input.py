@@ -1,4 +1,4 @@
-"""Bad input named in validation.md (and a few more): each gets a precise issue, never a traceback."""
+"""Bad input named in docs/design/validation.md (and a few more): each gets a precise issue, never a traceback."""
 
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 Every ``build_*`` takes a frozen dataclass of app data (references as ``"Type/id"`` strings,
 datetimes timezone-aware, dates as ``date``) and returns a resource carrying ``meta.profile``, the
 business identifier ``{BASE}/Id/<kind>|<local uuid4>`` and the deterministic id
-``thrive_fhir.ids.resource_id(kind, local_id)`` (fhir-model.md section 4). Bad input raises
+``thrive_fhir.ids.resource_id(kind, local_id)`` (docs/design/fhir-model.md section 4). Bad input raises
 :class:`BuildError` with the input field and a sentence a form can show; a builder never returns a
 resource the validator would reject.
 """

@@ -53,7 +53,7 @@ class Record:
 
 # --- checks ----------------------------------------------------------------------------------
 def check_local_id(value: object, field: str = "local_id") -> str:
-    """A local record id must be a UUIDv4 string (fhir-model.md section 4)."""
+    """A local record id must be a UUIDv4 string (docs/design/fhir-model.md section 4)."""
     if not isinstance(value, str):
         raise BuildError(field, "The record id is missing.")
     try:

@@ -1,7 +1,7 @@
 """THRIVE grouping decision -> grouping Observation (profile thrive-grouping-observation).
 
 Each decision is a new Observation pointing back to the one it replaces (``derivedFrom``): the
-history is a chain and the old grouping is never edited to close it (fhir-model.md 2.3).
+history is a chain and the old grouping is never edited to close it (docs/design/fhir-model.md 2.3).
 """
 
 from __future__ import annotations

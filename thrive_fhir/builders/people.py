@@ -1,6 +1,6 @@
 """People and organisations: Patient, Practitioner, PractitionerRole, Organization, RelatedPerson.
 
-The app does not own these (fhir-model.md section 4): in a real store they are found by national
+The app does not own these (docs/design/fhir-model.md section 4): in a real store they are found by national
 identifier (NHS number, ODS code, SDS user id). The builders exist for seeding sandboxes, tests and
 the synthetic population. Ids are derived from the local record id, and for organisations from
 the public ODS code, never from an NHS number (an unkeyed hash of a ten-digit number is reversible).

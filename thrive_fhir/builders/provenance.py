@@ -1,4 +1,4 @@
-"""Who changed what: one Provenance per clinician save (profile thrive-provenance, fhir-model.md section 4).
+"""Who changed what: one Provenance per clinician save (profile thrive-provenance, docs/design/fhir-model.md section 4).
 
 Its id comes from the outbox row id, so a retried transaction lands on the same Provenance
 instead of adding a second one.

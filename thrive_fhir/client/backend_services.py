@@ -1,6 +1,6 @@
 """SMART Backend Services (client-credentials with a signed JWT assertion) for the sync worker.
 
-Follows smart-launch.md section 4 (BS-01..BS-09): RS384/ES384 assertion with ``kid``, ``iss = sub =
+Follows docs/design/smart-launch.md section 4 (BS-01..BS-09): RS384/ES384 assertion with ``kid``, ``iss = sub =
 client_id``, ``aud`` = the token URL exactly as POSTed, a fresh ``jti`` every time, ``exp = now + 240``
 and ``iat = now - 30`` (so a clock slightly ahead of the server's is tolerated and the window stays
 under the 5 minutes servers allow). The token is cached and renewed ``max(60 s, 10 %)`` before it

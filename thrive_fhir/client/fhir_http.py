@@ -1,7 +1,7 @@
 """A small FHIR REST client for the sync worker: timeouts, error classes, Retry-After, auth refresh.
 
 It never raises for an HTTP answer: every call returns a :class:`Reply` whose ``kind`` is one of the
-classes of sync.md's table, so the worker's decisions live in one place (``thrive_fhir.sync``).
+classes of docs/design/sync.md's table, so the worker's decisions live in one place (``thrive_fhir.sync``).
 It never logs bodies or headers (they carry health data and tokens).
 """
 
@@ -18,7 +18,7 @@ from requests.adapters import HTTPAdapter
 
 FHIR_JSON = "application/fhir+json"
 
-# Error classes (sync.md "Error classes").
+# Error classes (docs/design/sync.md "Error classes").
 OK = "ok"
 TRANSIENT = "transient"
 CONFLICT = "conflict"
@@ -83,7 +83,7 @@ class Reply:
 
 
 def classify(status: int) -> str:
-    """Map an HTTP status to an error class (sync.md table)."""
+    """Map an HTTP status to an error class (docs/design/sync.md table)."""
     if 200 <= status < 300:
         return OK
     if status in TRANSIENT_STATUSES or status >= 500:

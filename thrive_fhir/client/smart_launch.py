@@ -1,5 +1,5 @@
 """SMART App Launch 2.2 client for the clinician app: discovery, PKCE, the authorize URL, the code
-exchange, id_token validation and refresh (smart-launch.md sections 1-3, 5).
+exchange, id_token validation and refresh (docs/design/smart-launch.md sections 1-3, 5).
 
 HTTP rules that apply to every call here: TLS verified, explicit timeout, redirects never followed
 (a redirect could carry a code or client credentials somewhere unpinned), and no secret in any

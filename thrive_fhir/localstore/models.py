@@ -1,7 +1,7 @@
 """Tables of the app's local system of record and its transactional outbox.
 
 The local database is the system of record: a clinician's save lands here first, in one transaction
-together with the outbox row that tells the sync worker to push it (sync.md "transactional outbox").
+together with the outbox row that tells the sync worker to push it (docs/design/sync.md "transactional outbox").
 Times are stored as UTC epoch seconds (floats) so that lease and back-off arithmetic is the same on
 SQLite and PostgreSQL and needs no time-zone handling.
 

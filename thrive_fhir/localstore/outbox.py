@@ -2,7 +2,7 @@
 the same transaction as its resource versions (``LocalStore.record``); from there on this module is the
 outbox seen from the sync worker: claiming batches, recording outcomes, queue figures.
 
-Claiming keeps two promises of sync.md:
+Claiming keeps two promises of docs/design/sync.md:
 - a patient's rows are only ever claimed as a prefix starting at that patient's oldest pending row
   (its *head*), so one patient's rows never split across concurrent batches and later rows wait;
 - a claim is a lease (owner + expiry) taken in a short transaction. On PostgreSQL the heads are picked

@@ -1,7 +1,7 @@
 """LocalStore: the app's local system of record, written together with the sync outbox.
 
 A save is one local database transaction holding the new resource versions, their Provenance and the
-outbox row that asks the sync worker to push them (sync.md: no "write then enqueue" in two steps). The
+outbox row that asks the sync worker to push them (docs/design/sync.md: no "write then enqueue" in two steps). The
 caller owns the transaction (``with store.session() as s``) so its own writes (audit rows, form state)
 commit or roll back with the clinical change.
 
@@ -31,7 +31,7 @@ from ..ids import resource_id
 from . import models as m
 
 #: Resources edited in place over time (new versions of one id). Everything else the app writes is an
-#: event: a new resource per decision or rating (fhir-model.md section 4).
+#: event: a new resource per decision or rating (docs/design/fhir-model.md section 4).
 LONG_LIVED_TYPES = frozenset({"Goal", "CarePlan", "Consent", "Task", "CareTeam", "EpisodeOfCare", "Flag"})
 
 #: Provenance ``agent[assembler]``: the app deployment that assembled the save (a Device reference; the

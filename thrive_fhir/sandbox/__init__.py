@@ -3,7 +3,7 @@
 Nothing in this package is fit to protect real records: users sign in by picking a name, and the
 HTTP server is Werkzeug's development server. It exists so that the SMART app and the sync worker
 can be exercised end to end on one machine, against an authorization server that rejects what real
-EHRs reject (smart-launch.md section 7) rather than one that accepts anything, and that can be
+EHRs reject (docs/design/smart-launch.md section 7) rather than one that accepts anything, and that can be
 switched to behave like a particular real EHR or fail like one (``quirks.py``). Its state lives in
 memory, or also in the EHR database with ``persist_state`` (``auth_state_mirror.py``).
 

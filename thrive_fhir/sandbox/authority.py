@@ -8,7 +8,7 @@ assertion ids) is kept in memory behind one lock, keyed by SHA-256 of each secre
 sandbox keeps its sessions. Access tokens are signed JWTs, so a store in another process can verify
 them from the JWKS either way.
 
-Rejections follow what real EHRs and Inferno's SMART client suite expect (smart-launch.md section 7),
+Rejections follow what real EHRs and Inferno's SMART client suite expect (docs/design/smart-launch.md section 7),
 each with its exact OAuth error code; the tests in tests/sandbox pin every one of them. The mock
 switches of ``quirks.py`` (read on every request) make it behave like a particular real EHR instead,
 or answer with one of LAUNCHER's simulated errors.
@@ -356,7 +356,7 @@ class Authority:
             raise fail("invalid_request", "code_challenge must be base64url(SHA-256) of the verifier")
         aud = params.get("aud")
         if not aud or aud not in self.fhir_bases:
-            # Plain string equality with the FHIR base, as Inferno checks (smart-launch.md EL-06).
+            # Plain string equality with the FHIR base, as Inferno checks (docs/design/smart-launch.md EL-06).
             raise fail("invalid_request", "aud must be this server's FHIR base URL exactly")
         scopes = scope_policy.split(params.get("scope"))
         if not scopes:

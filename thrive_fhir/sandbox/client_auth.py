@@ -3,7 +3,7 @@
 Three methods, as SMART App Launch 2.2 defines them: ``private_key_jwt`` (asymmetric, our default
 and the only one allowed for Backend Services), ``client_secret_basic`` (symmetric) and public
 clients (``client_id`` in the body, no secret). Each check mirrors what Inferno's client suite
-verifies (smart-launch.md section 7) but rejects at request time with ``invalid_client``,
+verifies (docs/design/smart-launch.md section 7) but rejects at request time with ``invalid_client``,
 because a permissive mock would let a broken client pass its tests.
 """
 

@@ -1,7 +1,7 @@
 """Client-side helpers for talking to the sandbox: PKCE pairs and client assertions.
 
 Used by the sandbox tests and the demo's smoke check. The SMART app and sync worker have their own
-client code; this is deliberately minimal and follows smart-launch.md BS-02/BS-03 (RS384/ES384,
+client code; this is deliberately minimal and follows docs/design/smart-launch.md BS-02/BS-03 (RS384/ES384,
 ``kid`` and ``typ: JWT`` in the header, ``exp`` 4 minutes ahead, fresh ``jti``).
 """
 

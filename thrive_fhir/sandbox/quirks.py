@@ -1,8 +1,8 @@
 """Mock switches: make the sandbox behave like a particular real EHR, or fail like one.
 
 A conformant sandbox proves little about how the app copes with the EHRs it will meet, so each
-switch here reproduces one real-world quirk (smart-launch.md section 6) or one of LAUNCHER's
-simulated errors (smart-launcher-v2 ``auth_error``; section 7 of smart-launch.md). Switches are set
+switch here reproduces one real-world quirk (docs/design/smart-launch.md section 6) or one of LAUNCHER's
+simulated errors (smart-launcher-v2 ``auth_error``; section 7 of docs/design/smart-launch.md). Switches are set
 per sandbox instance (top-level ``"quirks"`` in the registry JSON, ``Registry.quirks``) or per client
 (``"quirks"`` in a client entry, ``Client.quirks``); a value set on the client wins. Discovery and
 key switches are per instance only: discovery and JWKS requests do not say which client is asking.

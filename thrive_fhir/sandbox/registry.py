@@ -167,7 +167,7 @@ def practitioner_id(user_id: str) -> str:
     return deterministic_id(SDS_USER, f"sandbox-{user_id}")
 
 
-#: The fictional trust of fhir-model.md (the synthetic population's deploying organisation) and
+#: The fictional trust of docs/design/fhir-model.md (the synthetic population's deploying organisation) and
 #: one fictional school, as Organization references: ``Grant.organization`` is a reference.
 TRUST_ODS = "RXX"
 TRUST_REF = f"Organization/{deterministic_id(ODS_ORG, TRUST_ODS)}"

@@ -70,7 +70,7 @@ def check_patient_params(restrict: str | None, params: list[tuple[str, str]]) ->
 
 def audit_event(grant: Grant | None, subtype: str, entities: list[tuple[str, str, str | None]], now_instant: str,
                 query: str | None = None) -> dict:
-    """An AuditEvent recording one read or search (fhir-model.md section 4). Holds references only."""
+    """An AuditEvent recording one read or search (docs/design/fhir-model.md section 4). Holds references only."""
     if grant is not None and (grant.user or grant.organization):
         who = {"reference": grant.user or grant.organization}
     elif grant is not None:

@@ -1,1 +1,1 @@
-"""The sync worker: pushes the local outbox to the shared cross-agency FHIR store (sync.md)."""
+"""The sync worker: pushes the local outbox to the shared cross-agency FHIR store (docs/design/sync.md)."""

@@ -1,6 +1,6 @@
 """The sync worker: turns claimed outbox rows into FHIR transaction Bundles and acts on the answer.
 
-Decisions follow sync.md's error table, one place each:
+Decisions follow docs/design/sync.md's error table, one place each:
 - 2xx: rows sent; the store's version of every resource is recorded for the next If-Match.
 - transient (408/425/429/5xx, timeouts, dropped connections): back off with full jitter (at least
   Retry-After) and keep the rows' place. If the answer was lost after sending, the rows are marked

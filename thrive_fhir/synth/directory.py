@@ -28,7 +28,7 @@ from ..terminology import display
 from .ids import local_id
 from .names import FAMILY_NAMES, GIVEN_NAMES
 
-#: The deploying organisation: the fictional trust of fhir-model.md's examples.
+#: The deploying organisation: the fictional trust of docs/design/fhir-model.md's examples.
 TRUST_ODS = "RXX"
 OFFER_SYSTEM = canonical.local_offer_cs("example")
 
@@ -49,7 +49,7 @@ OFFERS: dict[str, tuple[str, tuple[str, ...]]] = {
     "ambit-multi-agency": ("camhs", ("getting-risk-support",)),
     "crisis-line": ("camhs", ("getting-risk-support",)),
 }
-_PHONES = {"crisis-line": "0808 157 0123"}  # fictional, as in fhir-model.md
+_PHONES = {"crisis-line": "0808 157 0123"}  # fictional, as in docs/design/fhir-model.md
 
 #: agency kind -> (role name, specialty) of the staff it has
 ROLES = {

@@ -1,4 +1,4 @@
-"""Application rules that FHIRPath invariants cannot express (fhir-model.md "(app)" lines).
+"""Application rules that FHIRPath invariants cannot express (docs/design/fhir-model.md "(app)" lines).
 
 Single-resource rules run on every resource that claims one of our profiles (or, for the GBO and
 grouping rules, looks like one by its codes); cross-resource rules run when ``validate_set`` or a

@@ -4,7 +4,7 @@
 // Our own CodeSystems and ValueSets are referred to by id (SUSHI resolves them to the canonical URL),
 // so the base appears here and in invariant expressions only.
 
-// ---- project identifier systems (fhir-model.md section 4) ----
+// ---- project identifier systems (docs/design/fhir-model.md section 4) ----
 Alias: $thr-id-grouping = https://thrive-fhir.org/fhir/Id/grouping
 Alias: $thr-id-gbo-goal = https://thrive-fhir.org/fhir/Id/gbo-goal
 Alias: $thr-id-gbo-score = https://thrive-fhir.org/fhir/Id/gbo-score

@@ -1,5 +1,5 @@
 // Synthetic resources the app does NOT create (it finds them in the EHR or the store): readable ids
-// stand for whatever ids the store holds (fhir-model.md section 3). Invented people; the NHS number
+// stand for whatever ids the store holds (docs/design/fhir-model.md section 3). Invented people; the NHS number
 // is in the 999 test range with a valid modulus-11 check digit.
 Instance: pat-example-01
 InstanceOf: Patient

@@ -1,5 +1,5 @@
-// Valid examples of every THRIVE profile (fhir-model.md section 3, with this project's base).
-// ids of app-created resources are deterministic (fhir-model.md section 4):
+// Valid examples of every THRIVE profile (docs/design/fhir-model.md section 3, with this project's base).
+// ids of app-created resources are deterministic (docs/design/fhir-model.md section 4):
 // id = thrive_fhir.ids.resource_id(kind, identifier value); tests check each one.
 
 RuleSet: Episode

@@ -12,7 +12,7 @@ RuleSet: ImposeUKCore(ukcore)
 * ^extension[0].url = $ext-impose-profile
 * ^extension[0].valueCanonical = {ukcore}
 
-// Business identifier on every resource the app creates (fhir-model.md section 4).
+// Business identifier on every resource the app creates (docs/design/fhir-model.md section 4).
 RuleSet: BusinessIdentifier
 * identifier 1..* MS
 * identifier.system 1..1 MS

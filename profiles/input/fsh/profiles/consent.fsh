@@ -1,4 +1,4 @@
-// Agreement to share (fhir-model.md 2.3). Intended parent: UKCore-Consent (draft in UK Core).
+// Agreement to share (docs/design/fhir-model.md 2.3). Intended parent: UKCore-Consent (draft in UK Core).
 // R4's ppc-2..5 never fire, hence thr-con-1. A Consent is a record, not enforcement.
 Profile: ThriveSharingConsent
 Parent: Consent

@@ -1,4 +1,4 @@
-// Goals Based Outcomes (fhir-model.md 2.3). UK Core has no Goal profile: parent is R4 Goal and no
+// Goals Based Outcomes (docs/design/fhir-model.md 2.3). UK Core has no Goal profile: parent is R4 Goal and no
 // UK Core profile is imposed. The goal-slot code in target.measure links goal and scores.
 Profile: ThriveGboGoal
 Parent: Goal

@@ -1,4 +1,4 @@
-// Agreed THRIVE grouping (fhir-model.md 2.3). Intended parent: UKCore-Observation.
+// Agreed THRIVE grouping (docs/design/fhir-model.md 2.3). Intended parent: UKCore-Observation.
 // History is a chain through derivedFrom; hasMember is not used (a history panel would have to be
 // rewritten on every change) and the old grouping is never edited to close it.
 Profile: ThriveGroupingObservation

@@ -1,4 +1,4 @@
-// FHIRPath invariants of the THRIVE profiles (fhir-model.md 2.3). Kept to expressions fhirpathpy
+// FHIRPath invariants of the THRIVE profiles (docs/design/fhir-model.md 2.3). Kept to expressions fhirpathpy
 // (R4 model) evaluates; every key appears in tests/fixtures/invalid/expected.json. Literal URLs in
 // expressions must equal thrive_fhir.canonical (a test checks them).
 

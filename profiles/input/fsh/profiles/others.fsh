@@ -1,4 +1,4 @@
-// Episode, care team, local offer, risk flag and read audit (fhir-model.md 2.2, 2.3 "Others", 4).
+// Episode, care team, local offer, risk flag and read audit (docs/design/fhir-model.md 2.2, 2.3 "Others", 4).
 
 // Intended parent: UKCore-EpisodeOfCare (draft in UK Core).
 Profile: ThriveEpisode

@@ -1,4 +1,4 @@
-// One Provenance per clinician save (fhir-model.md section 4). Intended parent: UKCore-Provenance.
+// One Provenance per clinician save (docs/design/fhir-model.md section 4). Intended parent: UKCore-Provenance.
 // Provenance has no identifier in R4: its id is UUIDv5 of {base}/Id/provenance|<outbox row id>.
 Profile: ThriveProvenance
 Parent: Provenance

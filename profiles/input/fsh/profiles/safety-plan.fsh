@@ -1,4 +1,4 @@
-// Co-produced safety plan (fhir-model.md 2.3). Intended parent: UKCore-CarePlan (draft in UK Core).
+// Co-produced safety plan (docs/design/fhir-model.md 2.3). Intended parent: UKCore-CarePlan (draft in UK Core).
 // Crisis plan (SNOMED CT) and THRIVE safety plan are two different concepts, so two category entries.
 Profile: ThriveSafetyPlan
 Parent: CarePlan

@@ -1,4 +1,4 @@
-// Signposting (intent proposal) and referral (intent order) (fhir-model.md 2.3).
+// Signposting (intent proposal) and referral (intent order) (docs/design/fhir-model.md 2.3).
 // Intended parent: UKCore-ServiceRequest. The receiving agency updates the Task, never this request.
 Profile: ThriveSignposting
 Parent: ServiceRequest
@@ -30,7 +30,7 @@ Description: "Signposting to, or a referral to, a local service mapped to the yo
 * reasonReference ^short = "The THRIVE grouping in force"
 * note MS
 
-// Referral management task (fhir-model.md 2.3, as in Gravity SDOH). Intended parent: UKCore-Task.
+// Referral management task (docs/design/fhir-model.md 2.3, as in Gravity SDOH). Intended parent: UKCore-Task.
 Profile: ThriveReferralTask
 Parent: Task
 Id: thrive-referral-task

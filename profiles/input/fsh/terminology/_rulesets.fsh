@@ -1,4 +1,4 @@
-// Metadata every local CodeSystem carries (fhir-model.md 1.2): versioned (from sushi-config),
+// Metadata every local CodeSystem carries (docs/design/fhir-model.md 1.2): versioned (from sushi-config),
 // case-sensitive, complete content. Status comes from sushi-config (active) unless a CodeSystem
 // overrides it (proposals awaiting clinical sign-off are draft).
 // Release date of this version of the profiles and terminology: update with IG_VERSION. It is also

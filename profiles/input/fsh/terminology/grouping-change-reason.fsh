@@ -1,4 +1,4 @@
-// Why a grouping changed (fhir-model.md 1.2): a proposal, clinicians to confirm, hence draft.
+// Why a grouping changed (docs/design/fhir-model.md 1.2): a proposal, clinicians to confirm, hence draft.
 CodeSystem: GroupingChangeReason
 Id: grouping-change-reason
 Title: "Reasons a THRIVE grouping changed"

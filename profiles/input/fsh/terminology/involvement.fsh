@@ -1,5 +1,5 @@
-// Involvement in the grouping decision (fhir-model.md 1.2). A proposal awaiting clinical
-// sign-off (fhir-model.md section 6), hence status draft.
+// Involvement in the grouping decision (docs/design/fhir-model.md 1.2). A proposal awaiting clinical
+// sign-off (docs/design/fhir-model.md section 6), hence status draft.
 CodeSystem: Involvement
 Id: involvement
 Title: "Involvement in a shared decision"

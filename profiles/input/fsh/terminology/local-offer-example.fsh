@@ -1,5 +1,5 @@
-// An EXAMPLE local offer (fhir-model.md 1.2: one local-offer-<site> CodeSystem per site).
-// The services are invented but of the kinds named in thrive-framework.md; a real site publishes
+// An EXAMPLE local offer (docs/design/fhir-model.md 1.2: one local-offer-<site> CodeSystem per site).
+// The services are invented but of the kinds named in docs/design/thrive-framework.md; a real site publishes
 // its own local-offer-<site> CodeSystem and the local-offer ValueSet includes it.
 CodeSystem: LocalOfferExample
 Id: local-offer-example

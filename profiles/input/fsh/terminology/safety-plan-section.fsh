@@ -1,4 +1,4 @@
-// Safety-plan sections (fhir-model.md 1.5): the Stanley-Brown sections plus one multi-agency addition.
+// Safety-plan sections (docs/design/fhir-model.md 1.5): the Stanley-Brown sections plus one multi-agency addition.
 CodeSystem: SafetyPlanSection
 Id: safety-plan-section
 Title: "Safety plan sections"

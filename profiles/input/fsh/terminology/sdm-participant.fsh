@@ -1,4 +1,4 @@
-// Who took part in a shared decision (thrive-framework.md, "Shared decision making").
+// Who took part in a shared decision (docs/design/thrive-framework.md, "Shared decision making").
 CodeSystem: SdmParticipant
 Id: sdm-participant
 Title: "Shared decision participants"

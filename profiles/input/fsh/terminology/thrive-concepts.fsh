@@ -1,4 +1,4 @@
-// Codes for elements of the THRIVE resources (fhir-model.md 1.4): Observation code/category/method
+// Codes for elements of the THRIVE resources (docs/design/fhir-model.md 1.4): Observation code/category/method
 // and component codes, CarePlan, Goal and ServiceRequest categories, Flag code.
 CodeSystem: ThriveConcepts
 Id: thrive-concepts

@@ -1,4 +1,4 @@
-// Received grouping labels -> canonical grouping code (fhir-model.md 1.3). Anything not listed, and
+// Received grouping labels -> canonical grouping code (docs/design/fhir-model.md 1.3). Anything not listed, and
 // the quadrant numbers (see thrive-grouping-variants.fsh), is unmatched: rejected, never guessed.
 RuleSet: VariantMap(source, target, display, equivalence)
 * group[0].element[+].code = #{source}

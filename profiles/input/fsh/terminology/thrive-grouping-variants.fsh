@@ -1,14 +1,14 @@
-// Grouping labels as received from other systems and older material, normalised (fhir-model.md 1.3).
+// Grouping labels as received from other systems and older material, normalised (docs/design/fhir-model.md 1.3).
 //
 // Normalisation: lower case; every run of characters other than a-z and 0-9 becomes one '-';
 // leading and trailing '-' removed ("Getting Advice & Signposting" -> getting-advice-signposting).
-// fhir-model.md says "non-letters collapsed to '-'"; we keep digits too, otherwise "Quadrant 1" and
+// docs/design/fhir-model.md says "non-letters collapsed to '-'"; we keep digits too, otherwise "Quadrant 1" and
 // "Quadrant 3" would both normalise to "quadrant" and could not even be told apart.
 // thrive_fhir.terminology.normalise_label implements exactly this rule.
 //
 // Quadrant numbers: older four-grouping THRIVE diagrams show the four help groupings (Getting
 // Advice/Coping, Getting Help, Getting More Help, Getting Risk Support) without Thriving, but
-// thrive-framework.md gives no numbering, and five-grouping sites number Thriving first. "Quadrant 1"
+// docs/design/thrive-framework.md gives no numbering, and five-grouping sites number Thriving first. "Quadrant 1"
 // could therefore mean Getting Advice or Thriving, so a number cannot be translated safely: the
 // labels are listed here so that they get a specific error, and the ConceptMap maps them to nothing
 // (equivalence unmatched). A site that confirms its numbering locally can add its own map.

@@ -1,4 +1,4 @@
-// The five THRIVE needs-based groupings (fhir-model.md 1.3).
+// The five THRIVE needs-based groupings (docs/design/fhir-model.md 1.3).
 // The groupings are NOT levels: no ordinal property, no hierarchy, never ordered by severity and
 // never derived from a score. Other names seen in practice are designations (SNOMED "Synonym").
 CodeSystem: ThriveGrouping

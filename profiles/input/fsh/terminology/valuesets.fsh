@@ -1,4 +1,4 @@
-// ValueSets (fhir-model.md 1.7). Expansions are computed by thrive_fhir.terminology from the
+// ValueSets (docs/design/fhir-model.md 1.7). Expansions are computed by thrive_fhir.terminology from the
 // CodeSystems and written to terminology/expansions/ by scripts/build_profiles.py.
 ValueSet: ThriveGroupingVS
 Id: thrive-grouping
@@ -66,7 +66,7 @@ Description: "Local services across all local-offer-<site> CodeSystems. This bui
 * insert LocalValueSet
 * include codes from system LocalOfferExample
 
-// ---- small ValueSets the profiles bind to (not in fhir-model.md 1.7; each replaces a free choice
+// ---- small ValueSets the profiles bind to (not in docs/design/fhir-model.md 1.7; each replaces a free choice
 // ---- that the model restricts in words) ----
 ValueSet: GroupingMethodVS
 Id: grouping-method
