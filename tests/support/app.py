@@ -18,6 +18,7 @@ with EhrSessionEnded; pass ``ehr_base`` + ``access_token`` to point it at a real
 from __future__ import annotations
 
 import json
+import os
 import re
 import secrets
 from contextlib import contextmanager
@@ -161,7 +162,8 @@ def make_launch(
 REPO = Path(__file__).resolve().parents[2]
 AXE_JS = REPO / "node_modules" / "axe-core" / "axe.min.js"
 SCREENSHOTS = REPO / "test-artifacts" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
+#: Debian's Chromium unless THRIVE_CHROMIUM names another build (Playwright never downloads one here).
+CHROMIUM = os.environ.get("THRIVE_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
