@@ -17,6 +17,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from sqlalchemy import (
     String,
@@ -38,7 +39,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, aliased
 
 from . import models as m
-from .store import LocalStore
+
+if TYPE_CHECKING:  # store.py writes each save's row through enqueue() below, so it imports this module
+    from .store import ChangeSet, LocalStore
 
 log = logging.getLogger("thrive_fhir.sync")
 
@@ -48,6 +51,33 @@ o = m.outbox
 # is only usable when the planner sees the value (SQLite at prepare time; PostgreSQL generic plans).
 PENDING = literal_column("'pending'")
 SENT = literal_column("'sent'")
+
+
+def enqueue(s: Session, cs: ChangeSet, uid: str, entries: list[list], now: float) -> int:
+    """Write the outbox row of one save and return its id, inside the caller's transaction.
+
+    Called only by ``LocalStore.record``, in the same transaction as the save's resource versions and
+    Provenance (docs/design/sync.md, "Transactional outbox"): the row exists exactly when the save
+    does. ``entries`` lists ``[type, id, version]`` of every resource written, the Provenance last.
+    """
+    return s.execute(
+        insert(o)
+        .values(
+            uid=uid,
+            patient_key=cs.patient_key,
+            activity=cs.activity,
+            author_ref=cs.author_ref,
+            organization_ref=cs.organization_ref,
+            entries=json.dumps(entries),
+            created_at=now,
+            status="pending",
+            attempts=0,
+            next_attempt_at=0.0,
+            needs_check=False,
+            updated_at=now,
+        )
+        .returning(o.c.id)
+    ).scalar_one()
 
 
 @dataclass

@@ -29,6 +29,7 @@ from .. import canonical
 from ..builders import ProvenanceInput, SourceRecord, build_provenance
 from ..ids import resource_id
 from . import models as m
+from . import outbox
 
 #: Resources edited in place over time (new versions of one id). Everything else the app writes is an
 #: event: a new resource per decision or rating (docs/design/fhir-model.md section 4).
@@ -239,24 +240,7 @@ class LocalStore:
         prov = self._provenance(cs, uid, plans, now)
         written = [*plans, (prov, 1)]
         entries = [[r["resourceType"], r["id"], v] for r, v in written]
-        outbox_id = s.execute(
-            insert(m.outbox)
-            .values(
-                uid=uid,
-                patient_key=cs.patient_key,
-                activity=cs.activity,
-                author_ref=cs.author_ref,
-                organization_ref=cs.organization_ref,
-                entries=json.dumps(entries),
-                created_at=now,
-                status="pending",
-                attempts=0,
-                next_attempt_at=0.0,
-                needs_check=False,
-                updated_at=now,
-            )
-            .returning(m.outbox.c.id)
-        ).scalar_one()
+        outbox_id = outbox.enqueue(s, cs, uid, entries, now)
 
         out: list[LocalVersion] = []
         for resource, version in written:
