@@ -68,9 +68,6 @@ def serve(database_url: str, port: int, host: str, app_launch_url: str | None, c
     try:
         sb = build_sandbox(database_url, origin, registry=registry, key=key, app_launch_url=app_launch_url,
                            persist_state=True)
-    except ModuleNotFoundError as exc:
-        server.stop()
-        raise click.ClickException(f"the FHIR store is not available in this build ({exc.name})") from None
     except Exception as exc:  # a bad database URL and the like: one readable line
         server.stop()
         raise click.ClickException(f"cannot open the EHR store at {database_url}: {exc}") from None
