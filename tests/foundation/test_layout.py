@@ -28,10 +28,13 @@ def imported_modules(path: Path) -> set[str]:
     return found
 
 
-@pytest.mark.parametrize("package, forbidden", [
-    ("thrive_fhir", ("smart_app", "thrive_demo", "tests")),
-    ("smart_app", ("thrive_demo", "tests")),
-])
+@pytest.mark.parametrize(
+    "package, forbidden",
+    [
+        ("thrive_fhir", ("smart_app", "thrive_demo", "tests")),
+        ("smart_app", ("thrive_demo", "tests")),
+    ],
+)
 def test_dependencies_run_one_way(package, forbidden):
     offenders = sorted(
         f"{path.relative_to(REPO)} imports {name}"
@@ -57,14 +60,19 @@ def test_unknown_command_is_a_usage_error():
 
 
 def test_no_sys_path_hacks_in_tests_or_benchmarks():
-    hacks = [str(p.relative_to(REPO)) for folder in ("tests", "benchmarks") for p in (REPO / folder).rglob("*.py")
-             if "sys.path.insert" in p.read_text(encoding="utf-8") and p != Path(__file__).resolve()]
+    hacks = [
+        str(p.relative_to(REPO))
+        for folder in ("tests", "benchmarks")
+        for p in (REPO / folder).rglob("*.py")
+        if "sys.path.insert" in p.read_text(encoding="utf-8") and p != Path(__file__).resolve()
+    ]
     assert hacks == []
 
 
 def fake_item(name: str, fixtures: tuple[str, ...] = (), param_id: str | None = None, folder: str = "store"):
-    item = SimpleNamespace(fixturenames=list(fixtures), originalname=name, markers=[],
-                           path=REPO / "tests" / folder / "test_x.py")
+    item = SimpleNamespace(
+        fixturenames=list(fixtures), originalname=name, markers=[], path=REPO / "tests" / folder / "test_x.py"
+    )
     if param_id is not None:
         item.callspec = SimpleNamespace(id=param_id)
     item.add_marker = lambda mark: item.markers.append(mark.name)
@@ -83,6 +91,11 @@ def test_markers_follow_fixtures_parameters_and_folders():
     }
     root_conftest.pytest_collection_modifyitems(None, list(items.values()))
     assert {k: sorted(v.markers) for k, v in items.items()} == {
-        "plain": [], "pg_fixture": ["postgres"], "pg_param": ["postgres"], "sqlite_param": [],
-        "browser": ["browser"], "process": ["slow"], "demo": ["slow"],
+        "plain": [],
+        "pg_fixture": ["postgres"],
+        "pg_param": ["postgres"],
+        "sqlite_param": [],
+        "browser": ["browser"],
+        "process": ["slow"],
+        "demo": ["slow"],
     }
