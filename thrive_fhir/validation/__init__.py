@@ -14,6 +14,7 @@ compiles invariants to closures; :mod:`.app_rules` holds the cross-resource rule
 """
 
 from .outcome import errors, has_errors, rule_of
-from .validator import DEFAULT_MAX_BYTES, ValidationError, Validator
+from .validator import DEFAULT_MAX_BYTES, INTERNAL_RULE, ValidationError, Validator, is_internal
 
-__all__ = ["Validator", "ValidationError", "errors", "has_errors", "rule_of", "DEFAULT_MAX_BYTES"]
+__all__ = ["Validator", "ValidationError", "errors", "has_errors", "rule_of", "DEFAULT_MAX_BYTES",
+           "INTERNAL_RULE", "is_internal"]

@@ -356,10 +356,12 @@ class Compiler:
 
     def _logic(self, n, inputs, this, op):
         a, b, fa, fb = self._both(n, inputs, this)
-        # Short-circuit where the left side decides the result (false and X, false implies X).
-        # fhirpathpy evaluates both sides, so it differs only when the right side would raise.
-        stop = {_and: False, _implies: False}.get(op, None)
-        result_on_stop = [True] if op is _implies else [False]
+        # Short-circuit where the left side decides the result (false and X, false implies X,
+        # true or X), as the FHIRPath spec allows and the HL7 validator does: tim-9's
+        # ``offset.empty() or (when in (...))`` must not fail on two ``when`` values when there is
+        # no offset. fhirpathpy evaluates both sides, so it differs only when the right side raises.
+        stop = {_and: False, _implies: False, _or: True}.get(op, None)
+        result_on_stop = [False] if op is _and else [True]
 
         def run(f, e):
             x = to_bool(fa(f, e))
