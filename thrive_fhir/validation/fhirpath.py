@@ -634,7 +634,11 @@ class Compiler:
         return [(BOOL, lambda f, e: [len(fd(f, e)) == len(fin(f, e))])]
 
     def f_contains(self, inputs, params, this):
-        return self._string_fn(inputs, params, this, lambda s, a: a in s)
+        # The HL7 validator's FHIRPath engine (org.hl7.fhir.r4 FHIRPathEngine.funcContains)
+        # answers false, not empty, for an empty focus; R4's bdl-8
+        # ``fullUrl.contains('/_history/').not()`` relies on it, or every Bundle entry without a
+        # fullUrl (transaction DELETE/GET entries, search outcomes) would fail.
+        return self._string_fn(inputs, params, this, lambda s, a: a in s, empty_focus=[False])
 
     def f_toString(self, inputs, params, this):
         fin = self._all_in(inputs)
@@ -649,7 +653,7 @@ class Compiler:
 
         return [(STR, run)]
 
-    def _string_fn(self, inputs, params, this, op):
+    def _string_fn(self, inputs, params, this, op, empty_focus=()):
         fin = self._all_in(inputs)
         if len(params) != 1:
             raise Unsupported("string function arity")
@@ -662,7 +666,7 @@ class Compiler:
                 return []
             c = fin(f, e)
             if not c:
-                return []
+                return list(empty_focus)
             if len(c) > 1 or type(c[0]) is not str:
                 raise EvalError("expected a single string")
             s = c[0]
