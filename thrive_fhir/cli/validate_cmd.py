@@ -185,15 +185,22 @@ def validate(paths: tuple[str, ...], fmt: str, max_bytes: int | None) -> None:
       1  something invalid or unreadable
       2  usage error
       3  the validator failed on some resource (internal-error lines; a defect to
-         report); the other resources were still checked
+         report; the other resources were still checked), or could not start
+         (the HL7 R4 core package is missing)
     """
     if not paths:
         raise click.UsageError("give at least one file or directory to validate")
     files = _collect(paths)
     from thrive_fhir.validation import DEFAULT_MAX_BYTES, Validator
 
+    from thrive_fhir.r4core import R4CoreMissing
+
     limit = max_bytes or DEFAULT_MAX_BYTES
-    v = Validator.default()
+    try:
+        v = Validator.default()
+    except R4CoreMissing as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_INTERNAL)
     report = _Report(fmt, _Echo())
     for f, in_directory in files:
         try:
