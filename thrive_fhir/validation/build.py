@@ -41,6 +41,13 @@ SKIPPED = {
     "dom-6": "best-practice guideline (should have narrative); would warn on every resource",
 }
 
+#: Extension contexts the R4 core package states wrongly, with the context later versions give.
+#: HL7 R4 4.0.1: structuredefinition-fhir-type says ``ElementDefinition.type.code``, yet R4's own
+#: snapshots (and SUSHI's) carry it on ``ElementDefinition.type``; R5 corrected the context to that.
+CONTEXT_CORRECTIONS = {
+    FHIR_TYPE_EXT: (("element", "ElementDefinition.type"),),
+}
+
 _SYSTEM_TYPES = {
     "http://hl7.org/fhirpath/System.String": "string",
     "http://hl7.org/fhirpath/System.Boolean": "boolean",
@@ -146,7 +153,7 @@ class Builder:
                 t.extensions[sd["url"]] = self.build_sd(sd)
                 t.extension_contexts[sd["url"]] = tuple(
                     (c.get("type"), c.get("expression")) for c in sd.get("context") or ()
-                    if type(c) is dict and c.get("expression"))
+                    if type(c) is dict and c.get("expression")) + CONTEXT_CORRECTIONS.get(sd["url"], ())
             elif kind == "complex-type" and (deriv == "specialization" or sd["type"] == "Element"):
                 # Element is the root of the datatype tree: it has no derivation, yet it is the
                 # node every primitive's id/extensions (``_birthDate``) are checked against.

@@ -352,7 +352,7 @@ class Walk:
         complex extension). Like the HL7 validator, unknown extensions in a namespace whose
         definitions we hold (R4 core's, and our own) are errors: the URL is misspelt or the
         extension does not exist. Elsewhere they are a warning: we cannot know every IG."""
-        if url.startswith(EXTENSION_DOMAINS):
+        if url.startswith(EXTENSION_DOMAINS) or url in LATER_CORE_EXTENSIONS:
             return
         own = url.startswith(CORE_EXT) or url.startswith(OWN_EXT)
         self.err("structure", p + ".url",
@@ -505,6 +505,13 @@ OWN_EXT = BASE + "/StructureDefinition/"
 #: ``extensionDomains`` setting. UK Core (which the profiles build on) is not available offline,
 #: so its extensions (e.g. Extension-UKCore-NHSNumberVerificationStatus) cannot be checked here.
 EXTENSION_DOMAINS = ("https://fhir.hl7.org.uk/StructureDefinition/",)
+#: Extensions in the R4 core namespace that R4 core 4.0.1 does not define: HL7 published them
+#: later in the extensions pack (hl7.fhir.uv.extensions), which SUSHI adds automatically but which
+#: is not available offline. Accepted unchecked, like EXTENSION_DOMAINS; every other unknown URL in
+#: that namespace is an error. Our own profiles use imposeProfile to name their UK Core parent.
+LATER_CORE_EXTENSIONS = frozenset({
+    "http://hl7.org/fhir/StructureDefinition/structuredefinition-imposeProfile",
+})
 
 
 def _local_refs(res) -> set:
