@@ -157,3 +157,47 @@ def test_dom3_reports_exactly_the_unreferenced(case):
 def test_any_json_in_contained_is_never_an_internal_error(items):
     obs = {"resourceType": "Observation", "status": "final", "code": {"text": "x"}, "contained": items}
     assert not any(is_internal(e) for e in _issues(obs))
+
+
+# -- any primitive of a valid resource may carry an id/extension ----------------------------------
+import copy  # noqa: E402
+import json  # noqa: E402
+
+from validation_helpers import ROOT  # noqa: E402
+
+_FIXTURES = [json.loads(p.read_text(encoding="utf-8")) for p in sorted((ROOT / "tests" / "fixtures" / "r4").glob("*.json"))]
+#: Not elements that may carry extensions in JSON: resourceType, Resource.id and Element.id and
+#: Extension.url (XML attributes in R4), and the narrative's XHTML div.
+_NOT_EXTENSIBLE = {"resourceType", "id", "url", "div"}
+
+
+def _primitive_slots(node, out):
+    """(parent object, key) for every primitive or primitive array in ``node``."""
+    if type(node) is dict:
+        for k, v in node.items():
+            if k.startswith("_") or k in _NOT_EXTENSIBLE or ("_" + k) in node:
+                continue
+            if type(v) in (str, bool, int, float) or (
+                    type(v) is list and v and all(type(x) in (str, bool, int, float) for x in v)):
+                out.append((node, k))
+            else:
+                _primitive_slots(v, out)
+    elif type(node) is list:
+        for x in node:
+            _primitive_slots(x, out)
+    return out
+
+
+@SETTINGS
+@given(st.sampled_from(range(len(_FIXTURES))), st.integers(min_value=0), st.lists(st.integers(min_value=0), max_size=3),
+       ext_content)
+def test_a_primitive_extension_anywhere_keeps_a_valid_resource_valid(which, pick, more, ext):
+    res = copy.deepcopy(_FIXTURES[which])
+    slots = _primitive_slots(res, [])
+    for n in [pick, *more]:
+        parent, key = slots[n % len(slots)]
+        if ("_" + key) in parent:
+            continue
+        value = parent[key]
+        parent["_" + key] = [copy.deepcopy(ext) for _ in value] if type(value) is list else copy.deepcopy(ext)
+    assert _errors(res) == [], [k for _p, k in slots]
