@@ -281,3 +281,9 @@ def test_our_generated_structure_definitions_validate():
         res = json.loads(f.read_text(encoding="utf-8"))
         bad.extend((f.name, p, t) for p, _r, t in problems(res))
     assert bad == []
+
+
+def test_unknown_modifier_extension_is_an_error_in_any_namespace():
+    res = {"resourceType": "Patient", "modifierExtension": [
+        {"url": "http://example.org/fhir/StructureDefinition/not-really", "valueBoolean": True}]}
+    assert [(p, r) for p, r, _t in problems(res)] == [("Patient.modifierExtension[0].url", "extension")]

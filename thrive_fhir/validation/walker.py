@@ -296,7 +296,7 @@ class Walk:
                         if ctx:
                             self.extension_context(url, ctx, parent, p)
                     elif ":" in url:
-                        self.unknown_extension(url, p)
+                        self.unknown_extension(url, p, modifier=(key == "modifierExtension"))
                 has_value = False
                 for k in item:
                     if k.startswith("value"):
@@ -347,18 +347,22 @@ class Walk:
                          f"binding: {item.get('system')}#{_clip(str(item.get('code')))} is not in the required value set {vs}")
 
     # -- extensions ------------------------------------------------------------------------------
-    def unknown_extension(self, url, p):
+    def unknown_extension(self, url, p, modifier=False):
         """An absolute extension URL with no definition here (relative URLs name the parts of a
         complex extension). Like the HL7 validator, unknown extensions in a namespace whose
         definitions we hold (R4 core's, and our own) are errors: the URL is misspelt or the
-        extension does not exist. Elsewhere they are a warning: we cannot know every IG."""
+        extension does not exist. Elsewhere they are a warning: we cannot know every IG. An unknown
+        modifierExtension is always an error: it may change the meaning of the data, so data we
+        cannot understand must not pass as valid (R4 "Extensibility": modifier extensions SHALL NOT
+        be ignored)."""
         if url.startswith(EXTENSION_DOMAINS) or url in LATER_CORE_EXTENSIONS:
             return
         own = url.startswith(CORE_EXT) or url.startswith(OWN_EXT)
-        self.err("structure", p + ".url",
-                 f"extension: unknown extension '{_clip(url, 120)}'"
-                 + ("; no such extension is defined in that namespace" if own else "; its content is not checked"),
-                 severity="error" if own else "warning")
+        why = ("; no such extension is defined in that namespace" if own else
+               "; a modifier extension that is not understood may change the meaning of the data" if modifier
+               else "; its content is not checked")
+        self.err("structure", p + ".url", f"extension: unknown extension '{_clip(url, 120)}'{why}",
+                 severity="error" if own or modifier else "warning")
 
     def extension_context(self, url, ctx, parent, p):
         """Check where an extension is used against its StructureDefinition's ``context``."""
