@@ -367,6 +367,8 @@ class Walk:
     def extension_context(self, url, ctx, parent, p):
         """Check where an extension is used against its StructureDefinition's ``context``."""
         places = self.context_names(parent, p)
+        if places is None:
+            return
         for ctype, expr in ctx:
             if ctype != "element":
                 if ctype == "extension" and expr in places:
@@ -389,7 +391,7 @@ class Walk:
         rt = self.res_type
         rel = p.rsplit(".", 1)[0]
         if rt is None or not rel.startswith(self.res_path):
-            return names
+            return None
         rel = rel[len(self.res_path):].lstrip(".")
         if type(parent) is dict and type(parent.get("url")) is str:
             names.add(parent["url"])  # context type "extension": used inside that extension
@@ -413,7 +415,7 @@ class Walk:
                 if entry:
                     break
             if entry is None:
-                return names  # not a path of the base types (e.g. inside a contained resource)
+                return None  # a path the base types do not describe: cannot judge, so accept
             name, code, child, choice = entry
             shown = name + "[x]" if choice else name
             names.update((def_path + "." + shown, type_path + "." + shown))
