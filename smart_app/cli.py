@@ -15,7 +15,7 @@ import click
 import waitress
 
 from . import create_app
-from .config import ConfigError, load_config_file
+from .config import ConfigError, load_config
 from .security import install_log_redaction
 
 
@@ -25,15 +25,17 @@ def app_command() -> None:
 
 
 @app_command.command()
-@click.option("--config", "config_path", required=True, type=click.Path(dir_okay=False),
-              help="App config file (.toml, .json or .yaml): registered EHRs, database, ODS code.")
+@click.option("--config", "config_path", envvar="THRIVE_APP_CONFIG", type=click.Path(dir_okay=False),
+              help="App config file (.toml, .json or .yaml): registered EHRs, database, ODS code. "
+                   "THRIVE_APP_* environment variables override it (see smart_app/config.py); "
+                   "without it, the environment alone configures the app.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8101, show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
 @click.option("--threads", type=click.IntRange(1, 64), default=8, show_default=True)
-def serve(config_path: str, port: int, host: str, threads: int) -> None:
+def serve(config_path: str | None, port: int, host: str, threads: int) -> None:
     """Serve the app until interrupted."""
     try:
-        cfg = load_config_file(config_path)
+        cfg = load_config(config_path)
     except ConfigError as exc:
         raise click.ClickException(f"config: {exc}") from None
     try:

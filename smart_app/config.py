@@ -45,11 +45,21 @@ A config file may be TOML (``.toml``), JSON (``.json``) or YAML (``.yaml``/``.ym
     organization = "Organization/school-123" # the agency the worker acts for (consent check)
 
 ``smart_app.create_app(config)`` also accepts the same structure as a dict.
+
+Secrets come from files, never from the config text or the environment: ``secret_key_file``,
+``private_key_file``, ``client_secret_file`` (instead of ``client_secret``) and
+``database_url_file`` (a file holding the database URL with its password; or leave the password
+out of ``database_url`` and give PostgreSQL's own ``PGPASSFILE``). Mounted secrets (``/run/secrets``)
+fit this. For containers, environment variables override the file's top-level settings (see
+:data:`ENV_KEYS`): ``THRIVE_APP_DATABASE_URL``, ``THRIVE_APP_SECRET_KEY_FILE``... and
+``thrive app serve`` reads the config file named by ``THRIVE_APP_CONFIG``, or runs on the
+environment alone.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import tomllib
 from dataclasses import dataclass, field
@@ -194,6 +204,9 @@ def _ehr(raw: Any, i: int, base_dir: Path) -> EhrRegistration:
         key_file = str((base_dir / key_file).resolve()) if not Path(key_file).is_absolute() else key_file
         if not Path(key_file).is_file():
             raise ConfigError(f"{where}.private_key_file: {key_file} does not exist")
+    if raw.get("client_secret_file"):
+        raw = dict(raw, client_secret=_read_secret_file(raw["client_secret_file"], base_dir,
+                                                        f"{where}.client_secret_file").decode("utf-8", "replace"))
     if method == "client_secret_basic" and not raw.get("client_secret"):
         raise ConfigError(f"{where}.client_secret: required for client_secret_basic")
     version = raw.get("scope_version", "v2")
@@ -227,6 +240,61 @@ def _ehr(raw: Any, i: int, base_dir: Path) -> EhrRegistration:
                                         or not reg.url_allowed(reg.oidc_issuer, pinned=True)):
         raise ConfigError(f"{where}.oidc_issuer: must be an https URL on the iss host or one of auth_hosts")
     return reg
+
+
+def _read_secret_file(name: Any, base_dir: Path, key: str) -> bytes:
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{key}: expected a file path")
+    path = Path(name) if Path(name).is_absolute() else base_dir / name
+    try:
+        return path.read_bytes().strip()
+    except OSError as exc:
+        raise ConfigError(f"{key}: cannot read {path}: {exc.strerror}") from None
+
+
+#: Top-level settings an environment variable ``THRIVE_APP_<KEY>`` overrides, with how its text is
+#: read. Secrets only as ``*_file`` (a path), so they never sit in the environment of a process.
+ENV_PREFIX = "THRIVE_APP_"
+ENV_KEYS = {
+    "database_url": str, "database_url_file": "path", "secret_key_file": "path", "ods_code": str,
+    "public_base_url": str, "directory": "path", "nhsuk_frontend_dir": "path", "app_name": str,
+    "write_back_grouping": bool, "journeys": bool, "session_max_hours": float,
+}
+
+
+def apply_environment(raw: dict, environ: dict | None = None) -> dict:
+    """``raw`` with every ``THRIVE_APP_<KEY>`` of :data:`ENV_KEYS` set in ``environ`` applied.
+
+    Paths from the environment are taken relative to the working directory."""
+    env = os.environ if environ is None else environ
+    out = dict(raw)
+    for key, kind in ENV_KEYS.items():
+        text = env.get(ENV_PREFIX + key.upper())
+        if text is None or text == "":
+            continue
+        if kind is bool:
+            if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ConfigError(f"{ENV_PREFIX}{key.upper()}: expected true or false")
+            out[key] = text.lower() in ("true", "1", "yes")
+        elif kind is float:
+            try:
+                out[key] = float(text)
+            except ValueError:
+                raise ConfigError(f"{ENV_PREFIX}{key.upper()}: expected a number") from None
+        elif kind == "path":
+            out[key] = str(Path(text).resolve())
+        else:
+            out[key] = text
+        if key in ("database_url", "database_url_file"):  # the environment's choice wins over the file's
+            out.pop("database_url_file" if key == "database_url" else "database_url", None)
+    return out
+
+
+def load_config(path: str | Path | None, environ: dict | None = None) -> AppConfig:
+    """The app config from a file (if given) with the environment's overrides applied."""
+    if path is None:
+        return parse_config(apply_environment({}, environ), base_dir=Path.cwd())
+    return load_config_file(path, environ=environ)
 
 
 def _secret(raw: dict, base_dir: Path, testing: bool) -> bytes:
@@ -274,6 +342,9 @@ def parse_config(raw: dict | None, base_dir: Path | None = None) -> AppConfig:
         directory = directory if Path(directory).is_absolute() else str((base_dir / directory).resolve())
         if not Path(directory).is_file():
             raise ConfigError(f"directory: {directory} does not exist")
+    if raw.get("database_url_file"):
+        raw["database_url"] = _read_secret_file(raw["database_url_file"], base_dir,
+                                                "database_url_file").decode("utf-8", "replace")
     public = raw.get("public_base_url")
     if public is not None and (not isinstance(public, str) or "://" not in public):
         raise ConfigError("public_base_url: expected an absolute URL")
@@ -294,8 +365,9 @@ def parse_config(raw: dict | None, base_dir: Path | None = None) -> AppConfig:
     )
 
 
-def load_config_file(path: str | Path) -> AppConfig:
-    """Read a TOML, JSON or YAML config file; relative paths inside resolve from its folder."""
+def load_config_file(path: str | Path, environ: dict | None = None) -> AppConfig:
+    """Read a TOML, JSON or YAML config file; relative paths inside resolve from its folder.
+    ``THRIVE_APP_*`` environment variables override its top-level settings (:func:`apply_environment`)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -321,4 +393,4 @@ def load_config_file(path: str | Path) -> AppConfig:
         raise ConfigError(f"{path}: {exc}") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: the top level must be a table/object")
-    return parse_config(raw, base_dir=path.parent)
+    return parse_config(apply_environment(raw, environ), base_dir=path.parent)

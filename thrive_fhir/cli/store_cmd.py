@@ -47,7 +47,9 @@ def store() -> None:
 
 
 @store.command(cls=_Command)
-@click.option("--database", "-d", required=True, help="SQLAlchemy URL or a SQLite file path (created if missing).")
+@click.option("--database", "-d", required=True, envvar="THRIVE_STORE_DATABASE",
+              help="SQLAlchemy URL or a SQLite file path (created if missing); env THRIVE_STORE_DATABASE. "
+                   "Keep a PostgreSQL password out of it: libpq reads PGPASSFILE.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (keep loopback unless behind TLS).")
 @click.option("--port", "-p", type=click.IntRange(1, 65535), default=8080, show_default=True)
 @click.option("--base-url", default=None, help="Public base URL used in links (default: from the request Host).")

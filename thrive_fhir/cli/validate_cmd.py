@@ -1,7 +1,10 @@
 """``thrive validate PATH...``: validate FHIR JSON files, Bundles and NDJSON against the profiles.
 
 One line per problem (``file[:line]: Type/id: path: message``), a summary line, and an exit
-status scripts can use: 0 all valid, 1 anything invalid or unreadable, 2 usage error. NDJSON is
+status scripts can use: 0 all valid, 1 anything invalid or unreadable, 2 usage error, 3 the
+validator itself failed on some resource (a defect of ours, reported as an ``internal-error`` line
+for that resource; the run goes on with the next one). 3 wins over 1: "invalid" must mean the
+resource was checked and found wrong. NDJSON is
 streamed line by line (a 1 GB export is never held in memory); cross-resource rules still run
 across the whole file, on slim projections of the few resources they need.
 
@@ -13,12 +16,15 @@ Found in a directory, a ``.json`` file whose top-level object has no ``resourceT
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from pathlib import Path
 
 import click
 
 JSON_SUFFIXES = {".json"}
+EXIT_INTERNAL = 3
+INTERNAL_RULE = "internal-error"  # == thrive_fhir.validation.INTERNAL_RULE (not imported: keeps --help fast)
 NDJSON_SUFFIXES = {".ndjson", ".jsonl"}
 
 
@@ -46,9 +52,13 @@ class _Report:
         self.errors = 0
         self.warnings = 0
         self.files = 0
+        self.internal = 0  # resources the validator failed on (exit 3)
 
     def emit(self, where: str, line: int | None, key: str, issues: list[tuple]):
+        from thrive_fhir.validation import is_internal
+
         bad = any(i[0] in ("error", "fatal") for i in issues)
+        self.internal += any(is_internal(i) for i in issues)
         self.resources += 1
         self.invalid += bad
         loc = f"{where}:{line}" if line is not None else where
@@ -168,25 +178,47 @@ def validate(paths: tuple[str, ...], fmt: str, max_bytes: int | None) -> None:
     that are not FHIR resources (no resourceType) are skipped with a note on stderr.
 
     Prints one line per problem as FILE[:LINE]: TYPE/ID: PATH: MESSAGE and a summary.
-    Exit status: 0 all valid, 1 something invalid or unreadable, 2 usage error.
+
+    \b
+    Exit status:
+      0  all valid
+      1  something invalid or unreadable
+      2  usage error
+      3  the validator failed on some resource (internal-error lines; a defect to
+         report; the other resources were still checked), or could not start
+         (the HL7 R4 core package is missing)
     """
     if not paths:
         raise click.UsageError("give at least one file or directory to validate")
     files = _collect(paths)
     from thrive_fhir.validation import DEFAULT_MAX_BYTES, Validator
 
+    from thrive_fhir.r4core import R4CoreMissing
+
     limit = max_bytes or DEFAULT_MAX_BYTES
-    v = Validator.default()
+    try:
+        v = Validator.default()
+    except R4CoreMissing as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(EXIT_INTERNAL)
     report = _Report(fmt, _Echo())
     for f, in_directory in files:
-        if f.suffix.lower() in NDJSON_SUFFIXES:
-            _validate_ndjson_file(v, f, report, limit)
-        elif not _validate_json_file(v, f, report, limit, skip_non_fhir=in_directory):
-            continue
+        try:
+            if f.suffix.lower() in NDJSON_SUFFIXES:
+                _validate_ndjson_file(v, f, report, limit)
+            elif not _validate_json_file(v, f, report, limit, skip_non_fhir=in_directory):
+                continue
+        except Exception as exc:  # noqa: BLE001 - a defect of ours on one file must not stop the run
+            logging.getLogger(__name__).debug("validate failed on %s", f, exc_info=True)
+            report.emit(str(f), None, "-", [("fatal", "exception", None,
+                                             f"{INTERNAL_RULE}: the validator failed on this file "
+                                             f"({type(exc).__name__}); the rest of it was not checked")])
         report.files += 1
     summary = (f"{report.resources} resource{'s' if report.resources != 1 else ''} in {report.files} "
                f"file{'s' if report.files != 1 else ''}: {report.resources - report.invalid} valid, "
                f"{report.invalid} invalid ({report.errors} error{'s' if report.errors != 1 else ''}, "
                f"{report.warnings} warning{'s' if report.warnings != 1 else ''})")
+    if report.internal:
+        summary += f"; the validator failed on {report.internal} (exit 3)"
     click.echo(summary, err=(fmt == "json"))
-    sys.exit(1 if report.invalid else 0)
+    sys.exit(EXIT_INTERNAL if report.internal else 1 if report.invalid else 0)

@@ -41,6 +41,13 @@ SKIPPED = {
     "dom-6": "best-practice guideline (should have narrative); would warn on every resource",
 }
 
+#: Extension contexts the R4 core package states wrongly, with the context later versions give.
+#: HL7 R4 4.0.1: structuredefinition-fhir-type says ``ElementDefinition.type.code``, yet R4's own
+#: snapshots (and SUSHI's) carry it on ``ElementDefinition.type``; R5 corrected the context to that.
+CONTEXT_CORRECTIONS = {
+    FHIR_TYPE_EXT: (("element", "ElementDefinition.type"),),
+}
+
 _SYSTEM_TYPES = {
     "http://hl7.org/fhirpath/System.String": "string",
     "http://hl7.org/fhirpath/System.Boolean": "boolean",
@@ -62,6 +69,7 @@ class Tables:
         self.profile_types: dict[str, str] = {}   # profile canonical -> resource type
         self.own_profiles: set[str] = set()       # canonicals from profiles/generated
         self.extensions: dict[str, Node] = {}     # extension canonical -> Node
+        self.extension_contexts: dict[str, tuple] = {}  # extension canonical -> ((type, expression), ...)
         self.type_index: dict[str, dict] = {}     # FHIRPath model: path -> {name: [(json_key, code, child_path)]}
         self.primitive_types: set[str] = set()
         self.invariants: list[Invariant] = []     # every invariant compiled into the tables
@@ -143,7 +151,12 @@ class Builder:
                 pass
             if kind == "complex-type" and sd["type"] == "Extension" and deriv == "constraint":
                 t.extensions[sd["url"]] = self.build_sd(sd)
-            elif kind == "complex-type" and deriv == "specialization":
+                t.extension_contexts[sd["url"]] = tuple(
+                    (c.get("type"), c.get("expression")) for c in sd.get("context") or ()
+                    if type(c) is dict and c.get("expression")) + CONTEXT_CORRECTIONS.get(sd["url"], ())
+            elif kind == "complex-type" and (deriv == "specialization" or sd["type"] == "Element"):
+                # Element is the root of the datatype tree: it has no derivation, yet it is the
+                # node every primitive's id/extensions (``_birthDate``) are checked against.
                 t.datatypes[sd["type"]] = self.build_sd(sd)
                 self._index_types(sd)
             elif kind == "complex-type":  # SimpleQuantity, MoneyQuantity, ...
@@ -324,6 +337,14 @@ class Builder:
         else:
             tp = edef.get("base", {}).get("path", path)
         elem.constraints = tuple(self.invariants_of(edef, tp, ctx))
+        if len(types) == 1 and len(elem.keys) == 1:
+            only = next(iter(elem.keys.values()))
+            if only.node is not None and only.node.path == path:
+                # An element with children defined inline (a backbone element, or a profile's
+                # constrained datatype) already runs these constraints as its node's own; running
+                # them again per value reported each failure twice.
+                have = {i.key for i in only.node.constraints}
+                elem.constraints = tuple(i for i in elem.constraints if i.key not in have)
         # choice-type slices (value[x]:valueQuantity) narrow one key
         if slice_of is None and eid in ctx.slices:
             sl = edef.get("slicing", {})

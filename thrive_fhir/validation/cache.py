@@ -14,10 +14,10 @@ import pickle
 import tempfile
 from pathlib import Path
 
-from .. import r4core
+from .. import project_data, r4core
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-REPO_ROOT = PACKAGE_DIR.parents[1]
+REPO_ROOT = project_data.CHECKOUT_ROOT  # kept for callers; the data may also come from the wheel
 CACHE_FORMAT = 1
 
 
@@ -33,7 +33,9 @@ class Sources:
 
     @classmethod
     def default(cls, root: Path | None = None) -> "Sources":
-        root = Path(root or os.environ.get("THRIVE_PROJECT_ROOT") or REPO_ROOT)
+        """Our profiles and terminology from the checkout, or the copy packaged in the wheel
+        (:mod:`thrive_fhir.project_data`), plus the R4 core package."""
+        root = Path(root) if root else project_data.data_root()
         gen = root / "profiles" / "generated"
         term = root / "terminology"
         return cls(

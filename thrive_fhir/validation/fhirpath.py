@@ -356,10 +356,12 @@ class Compiler:
 
     def _logic(self, n, inputs, this, op):
         a, b, fa, fb = self._both(n, inputs, this)
-        # Short-circuit where the left side decides the result (false and X, false implies X).
-        # fhirpathpy evaluates both sides, so it differs only when the right side would raise.
-        stop = {_and: False, _implies: False}.get(op, None)
-        result_on_stop = [True] if op is _implies else [False]
+        # Short-circuit where the left side decides the result (false and X, false implies X,
+        # true or X), as the FHIRPath spec allows and the HL7 validator does: tim-9's
+        # ``offset.empty() or (when in (...))`` must not fail on two ``when`` values when there is
+        # no offset. fhirpathpy evaluates both sides, so it differs only when the right side raises.
+        stop = {_and: False, _implies: False, _or: True}.get(op, None)
+        result_on_stop = [False] if op is _and else [True]
 
         def run(f, e):
             x = to_bool(fa(f, e))
@@ -632,7 +634,11 @@ class Compiler:
         return [(BOOL, lambda f, e: [len(fd(f, e)) == len(fin(f, e))])]
 
     def f_contains(self, inputs, params, this):
-        return self._string_fn(inputs, params, this, lambda s, a: a in s)
+        # The HL7 validator's FHIRPath engine (org.hl7.fhir.r4 FHIRPathEngine.funcContains)
+        # answers false, not empty, for an empty focus; R4's bdl-8
+        # ``fullUrl.contains('/_history/').not()`` relies on it, or every Bundle entry without a
+        # fullUrl (transaction DELETE/GET entries, search outcomes) would fail.
+        return self._string_fn(inputs, params, this, lambda s, a: a in s, empty_focus=[False])
 
     def f_toString(self, inputs, params, this):
         fin = self._all_in(inputs)
@@ -647,7 +653,7 @@ class Compiler:
 
         return [(STR, run)]
 
-    def _string_fn(self, inputs, params, this, op):
+    def _string_fn(self, inputs, params, this, op, empty_focus=()):
         fin = self._all_in(inputs)
         if len(params) != 1:
             raise Unsupported("string function arity")
@@ -660,7 +666,7 @@ class Compiler:
                 return []
             c = fin(f, e)
             if not c:
-                return []
+                return list(empty_focus)
             if len(c) > 1 or type(c[0]) is not str:
                 raise EvalError("expected a single string")
             s = c[0]

@@ -14,6 +14,14 @@ from . import fhirpath
 from .model import Invariant
 
 
+def _no_trace(_label, _value):
+    """R4's sdf-16, sdf-17 and que-1 call ``trace()``; fhirpathpy prints each call to stdout
+    (``TRACE:[...]``) unless given a ``traceFn``, which corrupted ``thrive validate`` output."""
+
+
+QUIET = {"traceFn": _no_trace}
+
+
 class InvariantRunner:
     def __init__(self, type_index: dict, resource_types: set[str]):
         self.compiler = fhirpath.Compiler(type_index, resource_types)
@@ -71,7 +79,7 @@ class InvariantRunner:
         import fhirpathpy
         from fhirpathpy.models import models
 
-        fp = fhirpathpy.compile(expression, models["r4"])
+        fp = fhirpathpy.compile(expression, models["r4"], options=QUIET)
         verdict = fhirpath.verdict
         typed = _typed_node(type_path)
 
@@ -85,7 +93,7 @@ class InvariantRunner:
         import fhirpathpy
         from fhirpathpy.models import models
 
-        fp = fhirpathpy.compile(expression, models["r4"])
+        fp = fhirpathpy.compile(expression, models["r4"], options=QUIET)
         return fp(_typed_node(type_path)(item), {"resource": env[0], "rootResource": env[1]})
 
 

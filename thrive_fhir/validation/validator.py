@@ -5,6 +5,7 @@ bindings, invariants, and the app rules, with OperationOutcome as the only outpu
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from datetime import datetime, timezone
@@ -17,6 +18,10 @@ from .outcome import has_errors, outcome
 from .walker import Walk
 
 DEFAULT_MAX_BYTES = 10 * 1024 * 1024
+#: Rule name (start of ``details.text``) of an issue that means "the validator itself failed".
+INTERNAL_RULE = "internal-error"
+
+log = logging.getLogger(__name__)
 
 
 class ValidationError(Exception):
@@ -101,14 +106,25 @@ class Validator:
         w = Walk(self.tables, self.runner)
         try:
             w.resource(resource, path)
+            if type(resource) is dict and resource.get("resourceType") in self.tables.resources:
+                prefix = path or resource["resourceType"]
+                now = self.clock()
+                w.issues.extend(app_rules.single(resource, prefix, now))
+                if resource["resourceType"] == "Bundle":
+                    w.issues.extend(self._bundle_rules(resource, prefix, now))
         except RecursionError:
             w.err("structure", path, "structure: the resource is nested too deeply to validate", "fatal")
-        if type(resource) is dict and resource.get("resourceType") in self.tables.resources:
-            prefix = path or resource["resourceType"]
-            now = self.clock()
-            w.issues.extend(app_rules.single(resource, prefix, now))
-            if resource["resourceType"] == "Bundle":
-                w.issues.extend(self._bundle_rules(resource, prefix, now))
+        except Exception as exc:  # noqa: BLE001 - a validator bug must not take the caller down
+            # A defect of ours, not of the resource: reported as a problem with this resource
+            # (so a store refuses it rather than answering 500, and a folder run goes on), with a
+            # rule name of its own so callers can tell it from "invalid" (thrive validate exits 3).
+            # the message only at error level (no traceback reaches a user's terminal or a log
+            # reader); the traceback at debug level for whoever debugs it
+            log.error("validator failed on a %s: %s", _rt(resource), type(exc).__name__)
+            log.debug("validator failure", exc_info=True)
+            w.err("exception", path or _rt(resource),
+                  f"{INTERNAL_RULE}: the validator failed on this resource ({type(exc).__name__}); "
+                  "it was not validated. This is a defect in THRIVE-FHIR: please report it", "fatal")
         return w.issues
 
     def _bundle_rules(self, bundle, prefix, now):
@@ -155,18 +171,41 @@ class Validator:
                             items.append((e["resource"], f"Bundle.entry[{j}].resource",
                                           e.get("fullUrl") if type(e.get("fullUrl")) is str else None))
                             owner.append(key)
-        for idx, issue in app_rules.cross(items):
-            per[owner[idx]].append(issue)
+        try:
+            for idx, issue in app_rules.cross(items):
+                per[owner[idx]].append(issue)
+        except Exception as exc:  # noqa: BLE001 - see issues()
+            log.error("cross-resource rules failed: %s", type(exc).__name__)
+            log.debug("validator failure", exc_info=True)
+            for k in keys:
+                per[k].append(("fatal", "exception", None, f"{INTERNAL_RULE}: the cross-resource rules failed "
+                               f"({type(exc).__name__}); they were not checked. This is a defect in THRIVE-FHIR"))
         return {k: outcome(per[k]) for k in keys}
 
     def validate_bytes(self, data: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> dict:
-        """Validate raw request/file content; never raises for bad input."""
+        """Validate raw request/file content; never raises, whatever the bytes."""
         from .raw import parse_json_bytes
 
-        res, issue = parse_json_bytes(data, max_bytes)
+        try:
+            res, issue = parse_json_bytes(data, max_bytes)
+        except Exception as exc:  # noqa: BLE001 - see issues(): a defect of ours is reported, not raised
+            log.error("validator failed parsing content: %s", type(exc).__name__)
+            log.debug("validator failure", exc_info=True)
+            issue = ("fatal", "exception", None,
+                     f"{INTERNAL_RULE}: the validator failed reading this content ({type(exc).__name__})")
         if issue is not None:
             return outcome([issue])
         return self.validate(res)
+
+
+def _rt(res) -> str:
+    rt = res.get("resourceType") if type(res) is dict else None
+    return rt if type(rt) is str and len(rt) < 64 else "resource"
+
+
+def is_internal(issue: tuple) -> bool:
+    """Whether an issue tuple reports a failure of the validator rather than of the resource."""
+    return issue[1] == "exception" and str(issue[3]).startswith(INTERNAL_RULE + ":")
 
 
 def _key(res, i) -> str:

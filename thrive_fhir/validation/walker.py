@@ -15,6 +15,7 @@ primitive value), ``cardinality``, ``fixed``, ``pattern``, ``binding``, ``slice`
 
 from __future__ import annotations
 
+from ..canonical import BASE
 from . import primitives
 from .model import COMPLEX, PRIMITIVE, RESOURCE
 
@@ -26,13 +27,15 @@ _json_name = primitives.json_name
 class Walk:
     """State for validating one top-level resource (not shared between threads)."""
 
-    __slots__ = ("t", "runner", "issues", "local_refs", "contained_ids", "ext_generic")
+    __slots__ = ("t", "runner", "issues", "ext_generic", "res_type", "res_path")
 
     def __init__(self, tables, runner):
         self.t = tables
         self.runner = runner
         self.issues = []
         self.ext_generic = tables.datatypes.get("Extension")
+        self.res_type = None  # type and path of the resource being walked (for extension contexts)
+        self.res_path = None
 
     def err(self, code, path, text, severity="error"):
         self.issues.append((severity, code, path, text))
@@ -56,16 +59,16 @@ class Walk:
             path = rt
         nodes = self.profile_nodes(res, rt, path)
         env = (res, root if root is not None else res)
-        saved_refs = getattr(self, "local_refs", None)
-        self.local_refs = set()
+        saved = self.res_type, self.res_path
+        self.res_type, self.res_path = rt, path
         for node in nodes:
             self.node(node, res, path, env)
+        self.res_type, self.res_path = saved
         if contained:
             self.check_contained_rules(res, path)
         cont = res.get("contained")
-        if type(cont) is list:
+        if type(cont) is list and cont:
             self.check_dom3(res, cont, path)
-        self.local_refs = saved_refs
 
     def profile_nodes(self, res, rt, path):
         meta = res.get("meta")
@@ -104,7 +107,12 @@ class Walk:
                 self.err("invariant", path + ".meta", "dom-5: a contained resource SHALL NOT have a security label")
 
     def check_dom3(self, res, cont, path):
-        refs = self.local_refs
+        """dom-3 as R4 states it, over the whole resource: a contained resource must be referenced
+        as ``#id`` from anywhere in the containing resource (including from another contained
+        resource), by a Reference or by a canonical/uri (``answerValueSet: "#vs1"``,
+        ``QuestionnaireResponse.questionnaire: "#q1"``), unless something refers to the container
+        itself as ``#``. Runs only when ``contained`` is present, so a scan of the JSON is cheap."""
+        refs = _local_refs(res)
         if "#" in refs:
             return
         for i, c in enumerate(cont):
@@ -281,7 +289,14 @@ class Walk:
             if elem.is_ext:
                 url = item.get("url")
                 if node is self.ext_generic and type(url) is str:
-                    node = self.t.extensions.get(url, node)
+                    known = self.t.extensions.get(url)
+                    if known is not None:
+                        node = known
+                        ctx = self.t.extension_contexts.get(url)
+                        if ctx:
+                            self.extension_context(url, ctx, parent, p)
+                    elif ":" in url:
+                        self.unknown_extension(url, p, modifier=(key == "modifierExtension"))
                 has_value = False
                 for k in item:
                     if k.startswith("value"):
@@ -331,13 +346,94 @@ class Walk:
                 self.err("code-invalid", p + ".code",
                          f"binding: {item.get('system')}#{_clip(str(item.get('code')))} is not in the required value set {vs}")
 
+    # -- extensions ------------------------------------------------------------------------------
+    def unknown_extension(self, url, p, modifier=False):
+        """An absolute extension URL with no definition here (relative URLs name the parts of a
+        complex extension). Like the HL7 validator, unknown extensions in a namespace whose
+        definitions we hold (R4 core's, and our own) are errors: the URL is misspelt or the
+        extension does not exist. Elsewhere they are a warning: we cannot know every IG. An unknown
+        modifierExtension is always an error: it may change the meaning of the data, so data we
+        cannot understand must not pass as valid (R4 "Extensibility": modifier extensions SHALL NOT
+        be ignored)."""
+        if url.startswith(EXTENSION_DOMAINS) or url in LATER_CORE_EXTENSIONS:
+            return
+        own = url.startswith(CORE_EXT) or url.startswith(OWN_EXT)
+        why = ("; no such extension is defined in that namespace" if own else
+               "; a modifier extension that is not understood may change the meaning of the data" if modifier
+               else "; its content is not checked")
+        self.err("structure", p + ".url", f"extension: unknown extension '{_clip(url, 120)}'{why}",
+                 severity="error" if own or modifier else "warning")
+
+    def extension_context(self, url, ctx, parent, p):
+        """Check where an extension is used against its StructureDefinition's ``context``."""
+        places = self.context_names(parent, p)
+        if places is None:
+            return
+        for ctype, expr in ctx:
+            if ctype != "element":
+                if ctype == "extension" and expr in places:
+                    return
+                if ctype == "fhirpath":
+                    return  # a FHIRPath context is not evaluated: accept rather than guess
+                continue
+            if expr in places or expr == "Element":
+                return
+        allowed = ", ".join(e for _t, e in ctx)
+        where = p.rsplit(".", 1)[0]
+        self.err("structure", p, f"extension: '{_clip(url, 120)}' is not allowed on {_clip(where, 120)}; "
+                 f"its definition allows it on {_clip(allowed, 160)}")
+
+    def context_names(self, parent, p):
+        """Every name an extension context could use for the element holding ``p``: its
+        definition path from the resource (``Patient.name``), its path within its datatype
+        (``HumanName.family``, ``Dosage.timing``) and its type (``HumanName``, ``date``)."""
+        names = set()
+        rt = self.res_type
+        rel = p.rsplit(".", 1)[0]
+        if rt is None or not rel.startswith(self.res_path):
+            return None
+        rel = rel[len(self.res_path):].lstrip(".")
+        if type(parent) is dict and type(parent.get("url")) is str:
+            names.add(parent["url"])  # context type "extension": used inside that extension
+        if not rel:
+            names.update((rt, "Resource"))
+            if rt not in ("Bundle", "Binary", "Parameters"):
+                names.add("DomainResource")
+            return names
+        ti = self.t.type_index
+        type_path, def_path, code = rt, rt, rt
+        for seg in rel.split("."):
+            key = seg.split("[", 1)[0]
+            if key.startswith("_"):
+                key = key[1:]
+            entry = None
+            for name, entries in (ti.get(type_path) or {}).items():
+                for jk, c, child in entries:
+                    if jk == key:
+                        entry = (name, c, child, jk != name)
+                        break
+                if entry:
+                    break
+            if entry is None:
+                return None  # a path the base types do not describe: cannot judge, so accept
+            name, code, child, choice = entry
+            shown = name + "[x]" if choice else name
+            names.update((def_path + "." + shown, type_path + "." + shown))
+            def_path = def_path + "." + shown
+            if child is None:
+                break
+            type_path = child
+        names.add(code)
+        if code == "BackboneElement":
+            names.add("BackboneElement")
+        return names
+
     def reference(self, elem, item, p):
         ref = item.get("reference")
         if type(ref) is not str:
             return
         if ref.startswith("#"):
-            self.local_refs.add(ref)
-            return
+            return  # dom-3 checks local references over the whole resource
         if ref.startswith("urn:"):
             return
         parts = ref.split("/")
@@ -397,12 +493,49 @@ class Walk:
             try:
                 ok = fn(item, env)
             except Exception as exc:  # noqa: BLE001 - evaluation errors become issues, never tracebacks
-                self.err("invariant", path, f"{inv.key}: could not be evaluated ({_clip(str(exc), 120)}): {inv.human}",
-                         severity="error" if inv.severity == "error" else "warning")
+                # Not evaluable is not the same as false: the HL7 validator passes such resources
+                # (e.g. tim-9 over two Timing.repeat.when values), so this is a warning that
+                # names the invariant, never an error.
+                self.err("processing", path,
+                         f"{inv.key}: could not be evaluated ({_clip(str(exc), 120)}); not checked: {inv.human}",
+                         severity="warning")
                 continue
             if not ok:
                 self.err("invariant", path, f"{inv.key}: {inv.human}",
                          severity="error" if inv.severity == "error" else "warning")
+
+
+CORE_EXT = "http://hl7.org/fhir/StructureDefinition/"
+OWN_EXT = BASE + "/StructureDefinition/"
+#: Namespaces whose extensions are accepted unchecked: like the HL7 validator's
+#: ``extensionDomains`` setting. UK Core (which the profiles build on) is not available offline,
+#: so its extensions (e.g. Extension-UKCore-NHSNumberVerificationStatus) cannot be checked here.
+EXTENSION_DOMAINS = ("https://fhir.hl7.org.uk/StructureDefinition/",)
+#: Extensions in the R4 core namespace that R4 core 4.0.1 does not define: HL7 published them
+#: later in the extensions pack (hl7.fhir.uv.extensions), which SUSHI adds automatically but which
+#: is not available offline. Accepted unchecked, like EXTENSION_DOMAINS; every other unknown URL in
+#: that namespace is an error. Our own profiles use imposeProfile to name their UK Core parent.
+LATER_CORE_EXTENSIONS = frozenset({
+    "http://hl7.org/fhir/StructureDefinition/structuredefinition-imposeProfile",
+})
+
+
+def _local_refs(res) -> set:
+    """Every string beginning with ``#`` anywhere in ``res`` (iterative: no recursion limit).
+
+    Slightly generous against dom-3 as written (any element, not only Reference/canonical/uri
+    ones); a false acceptance needs an id that some other string happens to spell as ``#id``."""
+    out = set()
+    stack = [res]
+    while stack:
+        x = stack.pop()
+        if type(x) is dict:
+            stack.extend(x.values())
+        elif type(x) is list:
+            stack.extend(x)
+        elif type(x) is str and x[:1] == "#":
+            out.add(x)
+    return out
 
 
 def _fast_ok(chk, val) -> bool:
