@@ -160,7 +160,7 @@ def test_any_json_in_contained_is_never_an_internal_error(items):
 import copy  # noqa: E402
 import json  # noqa: E402
 
-from validation_helpers import ROOT  # noqa: E402
+from tests.support.validation_helpers import ROOT  # noqa: E402
 
 _FIXTURES = [json.loads(p.read_text(encoding="utf-8")) for p in sorted((ROOT / "tests" / "fixtures" / "r4").glob("*.json"))]
 #: Not elements that may carry extensions in JSON: resourceType, Resource.id and Element.id and
