@@ -20,6 +20,7 @@ from thrive_fhir.builders import BuildError, SafetyPlanInput, SafetyPlanItem, bu
 from smart_app import records, risk
 from smart_app.context import current_launch, launch_blueprint, launch_required, write_required
 from smart_app.directory import agency_ref, service_ref
+from smart_app.names import Names, spoken_name
 
 from . import saving, vocab
 from .common import directory, done, now, other_agencies, render, saved_message, today
@@ -104,19 +105,49 @@ def _versions(store, plan: records.Versioned | None) -> list[dict]:
              "resource": h["resource"]} for h in reversed(store.history("CarePlan", plan.id))]
 
 
-def _sections_view(resource: dict | None, launch) -> list[dict]:
-    """The plan's items grouped by section, in the CodeSystem's order, with holder names."""
+def _sections_view(resource: dict | None, launch, *, for_young_person: bool = False) -> list[dict]:
+    """The plan's items grouped by section, in the CodeSystem's order, with holder names.
+
+    ``for_young_person``: the printed copy is the young person's own plan, written to them (the
+    section names already say "I" and "my"): their own items carry no holder, and "this service
+    (you)", which means the clinician on screen, becomes "your worker at <service>"."""
     labels = {ref: label for _, label, ref in holder_options(launch)}
+    if for_young_person:
+        w = saving.who(launch)
+        labels[w.patient_ref] = None
+        labels[w.author_ref] = _worker_label(launch)
+    names = Names.for_launch(launch)
     out = []
     for section in vocab.safety_plan_sections():
         items = []
         for activity in (resource or {}).get("activity", []):
             detail = activity.get("detail", {})
             if section.code in [c.get("code") for c in detail.get("code", {}).get("coding", [])]:
-                holders = [labels.get(p.get("reference"), p.get("reference")) for p in detail.get("performer", [])]
-                items.append({"text": detail.get("description", ""), "holders": holders})
-        out.append({"code": section.code, "display": section.display, "definition": section.definition, "entries": items})
+                holders = [labels[p.get("reference")] if p.get("reference") in labels else names(p)
+                           for p in detail.get("performer", [])]
+                items.append({"text": detail.get("description", ""), "holders": [h for h in holders if h]})
+        out.append({"code": section.code, "display": section.display, "definition": section_hint(section),
+                    "entries": items})
     return out
+
+
+#: Hints under each section of the form, in plain words for the clinician and the young person
+#: (the CodeSystem's definitions are written for developers and data teams).
+SECTION_HINTS = {
+    "agency-actions": "What each agency working with the young person (school, social care, youth justice, "
+                      "a charity) has agreed to do to help keep them safe.",
+}
+
+
+def section_hint(section) -> str | None:
+    return SECTION_HINTS.get(section.code, section.definition)
+
+
+def _worker_label(launch) -> str:
+    """How the young person's copy names the clinician's service."""
+    d = directory()
+    own = next((a for a in d.agencies if agency_ref(d, a) == launch.organization_ref), None)
+    return f"Your worker at {own.name}" if own else "Your worker"
 
 
 def _form_page(values, counts, errors=None, status=200, conflict=None):
@@ -125,7 +156,7 @@ def _form_page(values, counts, errors=None, status=200, conflict=None):
     sections = []
     for section in vocab.safety_plan_sections():
         n = max(counts.get(section.code, 0), 0) + SPARE_ROWS
-        sections.append({"code": section.code, "display": section.display, "definition": section.definition, "rows": range(n)})
+        sections.append({"code": section.code, "display": section.display, "definition": section_hint(section), "rows": range(n)})
     return render(
         "journeys/safety_plan/edit.html",
         status=status,
@@ -169,8 +200,10 @@ def print_view():
     return render(
         "journeys/safety_plan/print.html",
         plan=plan,
-        sections=_sections_view(plan.resource if plan else None, launch),
+        sections=_sections_view(plan.resource if plan else None, launch, for_young_person=True),
         crisis=[s for s in directory().services if s.code == "crisis-line"],
+        young_person=spoken_name((launch.banner or {}).get("name")),
+        yp_copy=True,
     )
 
 

@@ -20,7 +20,7 @@ def index():
         return redirect(launch.url_for("agency.index"), code=303)
     # The page and the every-page risk banner share the request's one records snapshot.
     summary = build_summary(
-        launch.local_store, launch.patient_ref, patient_name=(launch.banner or {}).get("name")
+        launch.local_store, launch.patient_ref, patient_name=(launch.banner or {}).get("name"), launch=launch
     )
     drafts = state().sessions.drafts_for(request.cookies.get(COOKIE_NAME), launch.record)
     return render_template(
