@@ -45,6 +45,52 @@ def change_label(ratings: list[Rating]) -> str:
     return f"No reliable change yet ({delta:+d})"
 
 
+#: Goal.achievementStatus (R4 goal-achievement codes) in the words pages use.
+ACHIEVEMENT_WORDS = {
+    "in-progress": "In progress",
+    "improving": "Improving",
+    "worsening": "Getting worse",
+    "no-change": "No change",
+    "no-progress": "No reliable change",
+    "achieved": "Achieved",
+    "sustaining": "Sustaining",
+    "not-achieved": "Not achieved",
+    "not-attainable": "Not attainable",
+}
+
+
+def achievement(ratings: list[Rating]) -> str:
+    """Goal.achievementStatus from the score change so far, the same rule as :func:`change_label`:
+    a rise of 3 or more is ``improving``, a fall of 3 or more ``worsening``, anything smaller
+    ``no-progress`` (no reliable change); fewer than two ratings, ``in-progress``. Closing a goal as
+    achieved or not achieved replaces this (``thrive_fhir.builders.goals``)."""
+    delta = change(ratings)
+    if delta is None:
+        return "in-progress"
+    if delta >= GBO_RELIABLE_CHANGE:
+        return "improving"
+    if delta <= -GBO_RELIABLE_CHANGE:
+        return "worsening"
+    return "no-progress"
+
+
+def achievement_words(code: str | None) -> str:
+    return ACHIEVEMENT_WORDS.get(code or "", (code or "").replace("-", " ").capitalize())
+
+
+def ending_words(goal: dict) -> str:
+    """How a closed goal ended, and why, in words ("Achieved: back at school full time")."""
+    achievement = next((c.get("code") for c in (goal.get("achievementStatus") or {}).get("coding", [])), None)
+    if goal.get("lifecycleStatus") == "cancelled":
+        how = "Ended before it was achieved"
+    elif achievement in ("achieved", "not-achieved"):
+        how = ACHIEVEMENT_WORDS[achievement]
+    else:
+        how = (goal.get("lifecycleStatus") or "closed").replace("-", " ").capitalize()
+    reason = (goal.get("statusReason") or "").strip()
+    return f"{how}: {reason}" if reason else how
+
+
 def needs_discussion(ratings: list[Rating], last_discussed: datetime | date | None,
                      review_after: int = DEFAULT_REVIEW_AFTER) -> bool:
     """True when the goal has ``review_after`` or more ratings without a reliable improvement and

@@ -231,21 +231,11 @@ TOOK_PART = "Took part: "
 
 def closed_goal_view(g: rec.GoalRecord, names: Names) -> GoalView:
     """A closed goal with how it ended (``Goal.achievementStatus`` / ``lifecycleStatus``) and why."""
-    from ..journeys.forms import GOAL_OUTCOMES
-
     r = g.resource
-    achievement = next(iter(rec.codes(r.get("achievementStatus"))), None)
-    if r.get("lifecycleStatus") == "cancelled":
-        how = GOAL_OUTCOMES["ended"]
-    elif achievement in GOAL_OUTCOMES:
-        how = GOAL_OUTCOMES[achievement]
-    else:
-        how = (r.get("lifecycleStatus") or "closed").replace("-", " ").capitalize()
-    reason = r.get("statusReason")
     scores = [ScorePoint(as_utc(x.when), show_date(x.when.isoformat()), x.score, names(x.rater)) for x in g.ratings]
     return GoalView(id=g.id, text=g.description, slot=g.slot, status=r.get("lifecycleStatus", ""),
                     start_display=show_date(r.get("startDate")), scores=scores, ratings=list(g.ratings),
-                    is_open=False, ended=f"{how}: {reason}" if reason else how,
+                    is_open=False, ended=gbo.ending_words(r),
                     ended_display=show_date(r.get("statusDate")))
 
 
