@@ -210,5 +210,7 @@ def agree():
     if outcome == "saved" and launch.write_back_grouping:
         # The local save has committed: whatever the EHR answers, the grouping is kept.
         reason = writeback.send(launch, obs)
-        return done(launch, "grouping.index", "grouping", outcome, ehr="sent" if reason is None else f"failed-{reason}")
+        if reason is not None:
+            return writeback.outcome_page(launch, reason, obs, saved="grouping")
+        return done(launch, "grouping.index", "grouping", outcome, ehr="sent")
     return done(launch, "grouping.index", "grouping", outcome)
