@@ -101,7 +101,9 @@ def _versions(store, plan: records.Versioned | None) -> list[dict]:
     """Every saved version, newest first, with who saved it (``LocalStore.history``)."""
     if plan is None:
         return []
-    return [{"version": h["version"], "saved_at": h["saved_at"], "author": h["author_ref"] or "unknown",
+    names = Names.for_launch(current_launch())
+    return [{"version": h["version"], "saved_at": h["saved_at"],
+             "author": names(h["author_ref"]) if h["author_ref"] else "Not recorded",
              "resource": h["resource"]} for h in reversed(store.history("CarePlan", plan.id))]
 
 
