@@ -13,6 +13,8 @@ nothing is overwritten.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from flask import request
 
 from thrive_fhir.builders import BuildError, SafetyPlanInput, SafetyPlanItem, build_safety_plan
@@ -152,12 +154,15 @@ def _worker_label(launch) -> str:
     return f"Your worker at {own.name}" if own else "Your worker"
 
 
-def _form_page(values, counts, errors=None, status=200, conflict=None):
+def _form_page(values, counts, errors=None, status=200, conflict=None, spare: int = 0):
+    """The form with ``counts`` rows per section plus ``spare`` empty ones (a fresh form gets one
+    spare row per section; a redrawn form shows exactly the rows that were posted, so "Add another
+    row" adds one row to its own section and nothing anywhere else)."""
     launch = current_launch()
     plan = records.safety_plan(launch.local_store, launch.patient_ref)
     sections = []
     for section in vocab.safety_plan_sections():
-        n = max(counts.get(section.code, 0), 0) + SPARE_ROWS
+        n = max(counts.get(section.code, 0) + spare, 1)
         sections.append({"code": section.code, "display": section.display, "definition": section_hint(section), "rows": range(n)})
     return render(
         "journeys/safety_plan/edit.html",
@@ -170,7 +175,20 @@ def _form_page(values, counts, errors=None, status=200, conflict=None):
         plan=plan,
         conflict=conflict,
         conflict_sections=_sections_view(conflict.current, launch) if conflict else None,
+        review_example=today() + timedelta(days=91),
     )
+
+
+def written_with(plan: records.Versioned | None, launch) -> list[str]:
+    """Everyone who helped write the plan, by name: the contributors saved on the CarePlan, and the
+    parent or carer (who has no record of their own to point at, so the plan's note says so)."""
+    if plan is None:
+        return []
+    names = Names.for_launch(launch)
+    out = [names(c) for c in plan.resource.get("contributor", [])]
+    if any(n.get("text", "").startswith("Also written with: Parent or carer") for n in plan.resource.get("note", [])):
+        out.append("Parent or carer")
+    return out
 
 
 def _team_active(launch) -> bool:
@@ -191,6 +209,7 @@ def index():
         team_active=_team_active(launch),
         active=risk.assess(None, plan.resource if plan else None, today()).plan_active,
         saved=saved_message(),
+        written_with=written_with(plan, launch),
     )
 
 
@@ -235,7 +254,7 @@ def edit():
         values["version"] = plan.version if plan else 0
         if plan is None:
             values["contributors"] = ["young-person"]
-        return _form_page(values, start["counts"])
+        return _form_page(values, start["counts"], spare=SPARE_ROWS)
 
     raw = {k: (request.form.getlist(k) if k == "contributors" else v) for k, v in request.form.items()}
     raw.setdefault("contributors", [])
@@ -246,7 +265,7 @@ def edit():
         section = action.split(":", 1)[1]
         if section in counts:
             counts[section] += 1
-        return _form_page(raw, counts)
+        return _form_page(raw, counts, None)
 
     holders = {k: ref for k, _, ref in holder_options(launch)}
     contributors = {k: ref for k, _, ref in contributor_options(launch)}

@@ -22,7 +22,7 @@ from thrive_fhir.builders import (
 from thrive_fhir.ids import resource_id
 from thrive_fhir import terminology
 
-from smart_app import records
+from smart_app import records, wording
 from smart_app.context import current_launch, launch_blueprint, launch_required, write_required
 from smart_app.directory import service_ref
 
@@ -33,21 +33,8 @@ from .localids import derived_uuid4
 
 bp = launch_blueprint("signposting", __name__, url_prefix="/services")
 
-#: Task.status in plain words for the clinician.
-TASK_STATUS = {
-    "draft": "Not sent yet",
-    "requested": "Sent, waiting for the service",
-    "received": "Received by the service",
-    "accepted": "Accepted by the service",
-    "rejected": "Not accepted by the service",
-    "ready": "Ready",
-    "cancelled": "Cancelled",
-    "in-progress": "The service is working with the young person",
-    "on-hold": "On hold",
-    "failed": "Could not go ahead",
-    "completed": "Completed",
-    "entered-in-error": "Recorded in error",
-}
+#: Task.status in plain words (one home: ``smart_app.wording``, shared with the Summary).
+TASK_STATUS = wording.TASK_STATUS
 
 
 def _page(values=None, errors=None, status=200):
@@ -65,7 +52,7 @@ def _page(values=None, errors=None, status=200):
                 "service": service.name if service else (s.request.get("code", {}).get("coding", [{}])[0].get("display") or "Unknown service"),
                 "phone": service.phone if service else None,
                 "when": s.request.get("authoredOn"),
-                "status": TASK_STATUS.get(task.get("status"), "Shared with the family") if s.kind == "referral" else "Shared with the family",
+                "status": wording.request_status(s.kind, s.task, s.request.get("status")),
                 "status_reason": task.get("statusReason", {}).get("text"),
                 "note": (s.request.get("note") or [{}])[0].get("text"),
             }

@@ -85,7 +85,7 @@ def test_clinician_walks_every_journey(page_in_launch, axe_check, screenshot):
     _check(page, axe_check, screenshot, "safety-plan-form")
     page.get_by_label("Warning signs: item 1").fill("Staying in my room")
     page.get_by_label("Things I can do on my own: item 1").fill("Drawing")
-    _submit(page, "Add another row to Reasons for living")
+    page.get_by_role("button", name="Add another row to Reasons for living").click()  # in place, with JavaScript
     page.get_by_label("Reasons for living: item 2").fill("My dog")
     review = date.today() + timedelta(days=60)
     page.get_by_label("Day").fill(str(review.day))

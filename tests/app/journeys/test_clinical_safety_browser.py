@@ -93,3 +93,113 @@ def test_printed_safety_plan_keeps_the_crisis_number_and_speaks_to_the_young_per
         assert "My safety plan" in printed
     finally:
         page.emulate_media(media="screen")
+
+
+def _row_count(page, section: str) -> int:
+    return page.locator(f'textarea[id^="{section}-"][id$="-text"]').count()
+
+
+def test_add_another_row_with_and_without_javascript(open_launch, served, browser, axe_check):
+    page, launch, go = open_launch("pat-rows-1")
+    go("safety-plan/edit")
+    axe_clean(page, axe_check, "safety-plan-form")
+    before = {s: _row_count(page, s) for s in ("warning-signs", "internal-coping", "reasons-for-living")}
+    page.evaluate("window.scrollTo(0, document.body.scrollHeight)")
+    page.get_by_role("button", name="Add another row to Reasons for living").click()
+    assert _row_count(page, "reasons-for-living") == before["reasons-for-living"] + 1
+    assert _row_count(page, "warning-signs") == before["warning-signs"]
+    assert _row_count(page, "internal-coping") == before["internal-coping"]
+    new_id = f"reasons-for-living-{before['reasons-for-living']}-text"
+    assert page.evaluate("document.activeElement.id") == new_id  # focus moves to the new row
+    assert page.evaluate("window.scrollY") > 0  # no jump to the top
+    page.get_by_label(f"Reasons for living: item {before['reasons-for-living'] + 1}").fill("My dog")
+    axe_clean(page, axe_check, "safety-plan-form-added-row")
+
+    # without JavaScript: the form is posted and redrawn with one more row, opening at it
+    app, origin = served
+    context = browser.new_context(viewport={"width": 1024, "height": 700}, java_script_enabled=False)
+    try:
+        context.add_cookies([{"name": COOKIE_NAME, "value": launch.binding, "domain": "127.0.0.1", "path": "/",
+                              "secure": True, "httpOnly": True, "sameSite": "None"}])
+        nojs = context.new_page()
+        nojs.goto(f"{origin}{launch.url('safety-plan/edit')}")
+        nojs.get_by_label("Warning signs: item 1").fill("Staying in my room")
+        with nojs.expect_navigation():
+            nojs.get_by_role("button", name="Add another row to Reasons for living").click()
+        assert _row_count(nojs, "reasons-for-living") == before["reasons-for-living"] + 1
+        assert _row_count(nojs, "warning-signs") == before["warning-signs"]
+        assert _row_count(nojs, "internal-coping") == before["internal-coping"]
+        assert nojs.url.endswith(f"#{new_id}")
+        assert nojs.evaluate("window.scrollY") > 0
+        assert nojs.get_by_label("Warning signs: item 1").input_value() == "Staying in my room"
+    finally:
+        context.close()
+
+
+def test_ending_help_asks_about_what_is_still_open(open_launch, served, axe_check, screenshot):
+    app, _ = served
+    page, launch, go = open_launch("pat-ending-1")
+    from werkzeug.datastructures import MultiDict
+
+    from .conftest import grouping_form, safety_plan_form, token
+
+    _, origin = served
+    client = app.test_client()
+    client.set_cookie(COOKIE_NAME, launch.binding, domain="127.0.0.1", secure=True)
+
+    def post(suffix, data):
+        pairs = list(data.items()) if isinstance(data, dict) else list(data)
+        return client.post(launch.url(suffix), data=MultiDict(pairs + [("csrf_token", launch.csrf_token)]),
+                           headers={"Origin": origin}, base_url=origin.replace("http://", "https://"))
+
+    assert post("grouping/agree", grouping_form(grouping="getting-risk-support")).status_code == 303
+    assert post("safety-plan/edit", safety_plan_form()).status_code == 303
+    assert post("services/", {"token": token(), "service": "mhst", "kind": "referral", "note": "Brief CBT"}).status_code == 303
+    assert post("sharing/", [("token", token()), ("version", "0"), ("confirmed", "yes"),
+                             ("given_by", "young-person"), ("agencies", "northgate-academy")]).status_code == 303
+    go("ending/")
+    assert page.get_by_role("heading", name="What is still open").is_visible()
+    axe_clean(page, axe_check, "ending-still-open")
+    page.get_by_label("What did you talk about: the limits of help, the ending and what happens next?").fill("How to come back")
+    page.get_by_role("group", name="What is the grouping at the end of help?").get_by_label("Getting Advice and Signposting").check()
+    page.get_by_label("If it has changed from Getting Risk Support, why?").select_option("risk-reduced")
+    page.get_by_role("group", name="Did the young person agree with ending help?").get_by_label("Agreed", exact=True).check()
+    _submit(page, "Record the ending of help")
+    summary = page.locator(".nhsuk-error-summary")
+    assert summary.is_visible()
+    problems = summary.inner_text()
+    assert "what happens to the safety plan" in problems and "referral stays open" in problems
+    assert "plan is still shared" in problems
+    axe_clean(page, axe_check, "ending-still-open-errors")
+    page.get_by_role("group", name="What happens to it?").get_by_label("End the safety plan").check()
+    page.get_by_role("group", name="keep it open?").get_by_label("Cancel the referral").check()
+    page.get_by_label("If you cancel a referral, why? (the service will see this)").fill("No longer needed")
+    page.get_by_role("group", name="Keep sharing it?").get_by_label("Stop sharing now").check()
+    _submit(page, "Record the ending of help")
+    assert "The ending of help has been recorded." in page.content()
+    axe_clean(page, axe_check, "ending-recorded")
+    screenshot(page, "issue15-ending-recorded")
+    store = app.extensions["thrive"].local_store
+    assert store.for_patient("Patient/pat-ending-1", "CarePlan")[0]["status"] == "completed"
+    assert store.for_patient("Patient/pat-ending-1", "Consent")[0]["status"] == "inactive"
+    assert store.for_patient("Patient/pat-ending-1", "Task")[0]["status"] == "cancelled"
+
+
+def test_chart_axis_is_readable_on_a_small_phone(served, browser, axe_check):
+    app, origin = served
+    seed_plan(app, "pat-chart-1", risk=False)
+    launch = make_launch(app, patient_id="pat-chart-1")
+    context = browser.new_context(viewport={"width": 360, "height": 740})
+    try:
+        context.add_cookies([{"name": COOKIE_NAME, "value": launch.binding, "domain": "127.0.0.1", "path": "/",
+                              "secure": True, "httpOnly": True, "sameSite": "None"}])
+        page = context.new_page()
+        for suffix in ("goals/", "summary"):
+            page.goto(f"{origin}{launch.url(suffix)}")
+            heights = page.locator("svg.app-gbo-chart text").evaluate_all(
+                "els => els.map(e => e.getBoundingClientRect().height)")
+            assert heights and min(heights) >= 12, (suffix, heights)
+            assert page.evaluate("document.documentElement.scrollWidth") <= 360
+            axe_clean(page, axe_check, f"chart-360-{suffix.strip('/')}")
+    finally:
+        context.close()
