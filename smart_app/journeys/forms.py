@@ -59,6 +59,8 @@ class GroupingForm(Schema):
     grouping = Choice(canonical.GROUPINGS, required=True, message="Choose the grouping you agreed")
     participants = fields.List(fields.String(), load_default=list)
     agencies = fields.List(fields.String(), load_default=list)
+    offered = fields.List(fields.String(), load_default=list)
+    chosen = fields.List(fields.String(), load_default=list)
     yp_involvement = Choice(vocab.YP_INVOLVEMENT, required=True, message="Choose whether the young person agreed")
     yp_reason = Text()
     family_involvement = Choice(
@@ -68,14 +70,16 @@ class GroupingForm(Schema):
     change_note = Text()
 
     ORDER = [
-        "yp_words", "needs", "options", "grouping", "change_reason", "change_note", "participants",
+        "yp_words", "needs", "options", "offered", "chosen", "grouping", "change_reason", "change_note", "participants",
         "agencies", "yp_involvement", "yp_reason", "family_involvement",
     ]
 
-    def __init__(self, *, previous_grouping: str | None = None, agency_keys: tuple[str, ...] = (), **kwargs):
+    def __init__(self, *, previous_grouping: str | None = None, agency_keys: tuple[str, ...] = (),
+                 option_codes: frozenset[str] | set[str] | None = None, **kwargs):
         super().__init__(**kwargs)
         self.previous_grouping = previous_grouping
         self.agency_keys = agency_keys
+        self.option_codes = option_codes
 
     @validates_schema(skip_on_field_errors=False)
     def _joined(self, data, **kwargs):
@@ -96,6 +100,11 @@ class GroupingForm(Schema):
             errors["participants"] = "Tick the parent or carer as taking part, or change how they were involved"
         elif family in ("not-involved", "not-applicable") and "parent-carer" in parts:
             errors["family_involvement"] = "The parent or carer is ticked as taking part, so choose whether they agreed"
+        if self.option_codes is not None:
+            if any(o not in self.option_codes for o in data.get("offered") or []):
+                errors["offered"] = "Choose the options offered from the list"
+            if any(o not in self.option_codes for o in data.get("chosen") or []):
+                errors["chosen"] = "Choose the options chosen from the list"
         agencies = data.get("agencies") or []
         if any(a not in self.agency_keys for a in agencies):
             errors["agencies"] = "Choose the agencies from the list"

@@ -203,3 +203,40 @@ def test_chart_axis_is_readable_on_a_small_phone(served, browser, axe_check):
             axe_clean(page, axe_check, f"chart-360-{suffix.strip('/')}")
     finally:
         context.close()
+
+
+def test_agree_a_grouping_with_needs_led_decision_support(open_launch, served, axe_check, screenshot):
+    app, _ = served
+    page, launch, go = open_launch("pat-decide-1")
+    go("grouping/agree")
+    assert page.get_by_role("heading", name="What each grouping would mean here").is_visible()
+    assert page.get_by_text("What has helped before, and what has not?").is_visible()
+    # closed until opened; opening one shows what it would mean locally
+    offers = page.locator("#support-getting-help")
+    assert not offers.get_by_text("Mental Health Support Team in schools").first.is_visible()
+    offers.locator("summary").click()
+    assert offers.get_by_text("Mental Health Support Team in schools").first.is_visible()
+    assert offers.get_by_text("What the young person and family would do").is_visible()
+    axe_clean(page, axe_check, "grouping-decision-support")
+    screenshot(page, "issue15-grouping-decision-support")
+    page.get_by_label("What does the young person want to be different?").fill("Go to school without feeling sick")
+    page.get_by_label("What needs did you talk about?").fill("Worry about school; sleep")
+    page.get_by_label("What options did you consider together?").fill("Online support or the MHST")
+    offered = page.get_by_role("group", name="Which local options did you offer? (optional)")
+    offered.get_by_label("Kindly Online chat and counselling (Kindly Online (invented charity))").check()
+    offered.get_by_label("Mental Health Support Team in schools (Riverside Mental Health Support Team in Schools)").check()
+    page.get_by_role("group", name="Which did the young person and family choose? (optional)").get_by_label(
+        "Mental Health Support Team in schools (Riverside Mental Health Support Team in Schools)").check()
+    page.get_by_role("group", name="Which grouping did you agree?").get_by_label("Getting Help", exact=True).check()
+    page.get_by_label("Young person", exact=True).check()
+    page.get_by_role("group", name="Did the young person agree with the grouping?").get_by_label("Agreed", exact=True).check()
+    page.get_by_role("group", name="How was the parent or carer involved?").get_by_label("Not applicable").check()
+    _submit(page, "Save grouping")
+    assert "The grouping has been recorded." in page.content(), page.locator("main").inner_text()[:1500]
+    main = page.locator("main").inner_text()
+    assert "Options the young person and family chose" in main and "Kindly Online chat and counselling" in main
+    axe_clean(page, axe_check, "grouping-recorded-with-options")
+    store = app.extensions["thrive"].local_store
+    [obs] = [o for o in store.for_patient("Patient/pat-decide-1", "Observation") if "valueCodeableConcept" in o]
+    lines = [line for n in obs["note"] for line in n["text"].split("\n")]
+    assert any(line.startswith("Options the young person and family chose: Mental Health Support Team") for line in lines)
