@@ -15,7 +15,7 @@ from datetime import datetime
 from smart_app.records import Signpost, Versioned
 
 
-def _iso(when: datetime) -> str:
+def stamp(when: datetime) -> str:
     # full precision, as the builders write it: a record made earlier in the same second must
     # still sort before this change (Task inv-1: lastModified >= authoredOn)
     from thrive_fhir.builders._common import fhir_datetime
@@ -24,7 +24,7 @@ def _iso(when: datetime) -> str:
 
 
 def _add_note(resource: dict, text: str, author_ref: str | None, when: datetime) -> None:
-    note = {"time": _iso(when), "text": text}
+    note = {"time": stamp(when), "text": text}
     if author_ref and author_ref.startswith("Practitioner/"):
         note = {"authorReference": {"reference": author_ref}, **note}
     resource.setdefault("note", []).append(note)
@@ -48,7 +48,7 @@ def cancel_referral(sp: Signpost, reason: str, when: datetime) -> list[dict]:
         task = copy.deepcopy(sp.task)
         task["status"] = "cancelled"
         task["statusReason"] = {"text": reason}
-        task["lastModified"] = _iso(when)
+        task["lastModified"] = stamp(when)
         out.append(task)
     sr = copy.deepcopy(sp.request)
     sr["status"] = "revoked"

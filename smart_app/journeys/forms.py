@@ -280,6 +280,30 @@ class SignpostForm(Schema):
             raise ValidationError(errors)
 
 
+#: The referral page's three forms: form field name and the message when it is left blank.
+REFERRAL_CHANGES = {
+    "update": ("update_text", "Write what you want the service to know"),
+    "cancel": ("cancel_reason", "Say why the referral is being cancelled"),
+    "again": ("again_text", "Say what you are asking the service to do"),
+}
+
+
+def referral_change_form(kind: str) -> Schema:
+    """Updating, cancelling or making a referral again: the form's one text box (the update, the
+    reason for cancelling, or what the service is asked to do) arrives as ``text``."""
+    name, blank = REFERRAL_CHANGES[kind]
+
+    class ReferralChangeForm(Schema):
+        token = Token()
+        sr_version = Version()
+        task_version = Version()
+        text = Text(required=True, blank=blank, max_length=2000, data_key=name)
+
+        ORDER = [name]
+
+    return ReferralChangeForm()
+
+
 # --- 5. sharing consent -----------------------------------------------------------------------
 class ConsentForm(Schema):
     token = Token()
