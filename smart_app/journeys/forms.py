@@ -305,28 +305,55 @@ def referral_change_form(kind: str) -> Schema:
 
 
 # --- 5. sharing consent -----------------------------------------------------------------------
+COMPETENCE = {
+    "competent": "Yes, the young person can decide for themselves",
+    "not-competent": "No, the young person cannot decide about this now",
+}
+
+
 class ConsentForm(Schema):
+    """Who agreed to share the plan, whether the young person could decide, with whom, until when.
+
+    Consent comes from the young person when they are competent to decide (Gillick competence under
+    16, capacity at 16 or 17); otherwise from a parent or carer with parental responsibility."""
+
     token = Token()
     version = Version()
+    given_by = fields.String(load_default="")
+    competence = Choice(tuple(COMPETENCE), required=True,
+                        message="Choose whether the young person can decide about sharing for themselves")
+    competence_note = Text(max_length=1000)
     agencies = fields.List(fields.String(), load_default=list)
     confirmed = fields.String(load_default="")
 
-    ORDER = ["agencies", "confirmed"]
+    ORDER = ["given_by", "competence", "competence_note", "agencies", "end-day", "confirmed"]
 
-    def __init__(self, *, agency_keys: tuple[str, ...] = (), **kwargs):
+    def __init__(self, *, agency_keys: tuple[str, ...] = (), giver_keys: tuple[str, ...] = ("young-person",), **kwargs):
         super().__init__(**kwargs)
         self.agency_keys = agency_keys
+        self.giver_keys = giver_keys
 
     @validates_schema(skip_on_field_errors=False)
     def _joined(self, data, **kwargs):
         errors = {}
+        giver = data.get("given_by") or ""
+        competence = data.get("competence")
+        if not giver:
+            errors["given_by"] = "Choose who agreed to share the plan"
+        elif giver not in self.giver_keys:
+            errors["given_by"] = "Choose who agreed from the list"
+        elif giver == "young-person" and competence == "not-competent":
+            errors["given_by"] = ("The young person cannot decide about this now, so a parent or carer with "
+                                  "parental responsibility must agree")
+        elif giver != "young-person" and competence == "competent":
+            errors["given_by"] = "The young person can decide for themselves, so record their own agreement"
         agencies = data.get("agencies") or []
         if not agencies:
             errors["agencies"] = "Choose at least one agency to share the plan with"
         elif any(a not in self.agency_keys for a in agencies):
             errors["agencies"] = "Choose the agencies from the list"
         if data.get("confirmed") != "yes":
-            errors["confirmed"] = "Confirm the young person has agreed to share the plan with these agencies"
+            errors["confirmed"] = "Confirm they have agreed to share the plan with these agencies"
         if errors:
             raise ValidationError(errors)
 
@@ -335,6 +362,7 @@ class WithdrawForm(Schema):
     token = Token()
     version = Version()
     agency = fields.String(load_default="")  # blank = withdraw from every agency
+    confirm = fields.String(load_default="")  # "yes" once the person has confirmed on the check page
 
     ORDER = ["agency"]
 

@@ -131,10 +131,16 @@ def test_clinician_walks_every_journey(page_in_launch, axe_check, screenshot):
     page.goto_launch("sharing/")
     page.get_by_label("Northgate Academy (invented school)").check()
     page.get_by_label("Exampleshire Council Children's Services").check()
-    page.get_by_label("The young person has agreed to share their plan with the agencies ticked").check()
+    page.get_by_role("group", name="Can the young person decide about sharing for themselves?").get_by_label(
+        "Yes, the young person can decide for themselves").check()
+    page.get_by_role("group", name="Who agreed to share the plan?").get_by_label("The young person").check()
+    page.get_by_label("They have agreed to share the plan with the agencies ticked, until this date").check()
     _submit(page, "Save sharing choices")
     _saved(page, "The sharing agreement has been saved.")
     _submit(page, "Withdraw sharing with Northgate Academy (invented school)")
+    assert "Stop sharing the plan with Northgate Academy (invented school)?" in page.content()
+    _check(page, axe_check, screenshot, "sharing-confirm-withdraw")
+    _submit(page, "Yes, stop sharing")
     _saved(page, "Sharing has been withdrawn.")
     _check(page, axe_check, screenshot, "sharing")
 

@@ -141,7 +141,7 @@ def test_ending_help_asks_about_what_is_still_open(open_launch, served, axe_chec
     page, launch, go = open_launch("pat-ending-1")
     from werkzeug.datastructures import MultiDict
 
-    from .conftest import grouping_form, safety_plan_form, token
+    from .conftest import grouping_form, safety_plan_form, sharing_form, token
 
     _, origin = served
     client = app.test_client()
@@ -155,8 +155,7 @@ def test_ending_help_asks_about_what_is_still_open(open_launch, served, axe_chec
     assert post("grouping/agree", grouping_form(grouping="getting-risk-support")).status_code == 303
     assert post("safety-plan/edit", safety_plan_form()).status_code == 303
     assert post("services/", {"token": token(), "service": "mhst", "kind": "referral", "note": "Brief CBT"}).status_code == 303
-    assert post("sharing/", [("token", token()), ("version", "0"), ("confirmed", "yes"),
-                             ("given_by", "young-person"), ("agencies", "northgate-academy")]).status_code == 303
+    assert post("sharing/", sharing_form(["northgate-academy"])).status_code == 303
     go("ending/")
     assert page.get_by_role("heading", name="What is still open").is_visible()
     axe_clean(page, axe_check, "ending-still-open")

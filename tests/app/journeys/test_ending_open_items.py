@@ -3,7 +3,7 @@ sharing) and does what was chosen, in the same save."""
 
 from __future__ import annotations
 
-from .conftest import error_links, grouping_form, safety_plan_form, text_of, token
+from .conftest import error_links, grouping_form, safety_plan_form, sharing_form, text_of, token
 
 
 def _everything_open(journey):
@@ -11,8 +11,7 @@ def _everything_open(journey):
     assert journey.post("safety-plan/edit", safety_plan_form()).status_code == 303
     assert journey.post("services/", {"token": token(), "service": "mhst", "kind": "referral",
                                       "note": "Brief CBT for school anxiety"}).status_code == 303
-    assert journey.post("sharing/", [("token", token()), ("version", "0"), ("confirmed", "yes"),
-                                     ("given_by", "young-person"), ("agencies", "northgate-academy")]).status_code == 303
+    assert journey.post("sharing/", sharing_form(["northgate-academy"])).status_code == 303
     [sr] = journey.resources("ServiceRequest")
     return sr
 
