@@ -166,12 +166,23 @@ class Names:
         if not own and not launch.scopes.allows(rtype, "r", contexts=("patient", "user")):
             return None
         try:
-            resource = launch.ehr_client.read(rtype, rid)
+            resource = _lookup_client(launch).read(rtype, rid)
         except Exception:  # EHR down, refused, session ended: a name is not worth an error page
             return None
         if not isinstance(resource, dict) or resource.get("resourceType") != rtype:
             return None
         return self._name_of(rtype, resource)
+
+
+def _lookup_client(launch):
+    """An EHR client for name look-ups that never refreshes the token: a 401 on a look-up (some
+    EHRs answer 401 for a type outside the grant) must cost only the name, never end the session
+    through a failed refresh."""
+    from .context import state
+    from .launch.ehr_client import EhrClient
+
+    sessions = state().sessions
+    return EhrClient(launch.iss, lambda: sessions.access_token(launch.launch_id), reg=launch.registration)
 
 
 def _concept_text(cc: dict | None) -> str:

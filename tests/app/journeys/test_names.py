@@ -78,3 +78,25 @@ def test_names_order_and_fallbacks():
     assert names("Organization/e4838340") == "An organisation"
     assert spoken_name("TESTER, Sam") == "Sam Tester" and spoken_name("Sam Tester") == "Sam Tester"
     assert spoken_name(None) is None
+
+
+def test_a_refused_name_look_up_never_ends_the_session(tmp_path):
+    """An EHR answering 401 to the look-up (a type outside the grant, on some EHRs) costs only the
+    name: no token refresh is attempted, so a failed refresh cannot end the clinician's session."""
+    server = ServerThread(name="names-ehr-401")
+    server.start(create_store(f"sqlite:///{tmp_path / 'ehr401.db'}", validate_on_write=False,
+                              token_verifier=lambda token: None))
+    try:
+        app = create_app(test_config(tmp_path, ehr=[{
+            "iss": server.origin, "client_id": "thrive-app", "auth_method": "public", "allow_insecure_loopback": True,
+            "frame_ancestors": ["https://ehr-ui.test.invalid"]}]))
+        launch = make_launch(app, patient_id="pat-names-3", user_ref="Practitioner/pr-names-3", access_token="tok",
+                             refresh_token="refresh", token_endpoint=f"{server.origin}/token")
+        client = launch.client()
+        assert launch.post(client, "safety-plan/edit", safety_plan_form()).status_code == 303
+        page = client.get(launch.url("safety-plan/"), base_url=TEST_ORIGIN)
+        assert page.status_code == 200 and "A member of staff" in _text(page)
+        assert not launch.record.ended
+        assert client.get(launch.url("summary"), base_url=TEST_ORIGIN).status_code == 200
+    finally:
+        server.stop()
