@@ -13,7 +13,7 @@ transaction with its outbox row; resends and conflicting edits never overwrite).
 from __future__ import annotations
 
 import os
-from datetime import date, datetime
+from datetime import datetime
 
 from flask import Blueprint
 from markupsafe import Markup, escape

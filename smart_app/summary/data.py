@@ -17,8 +17,8 @@ from thrive_fhir import canonical
 
 from .. import gbo
 from .. import records as rec
-from ..records import as_utc, has_code, parse_when
 from ..names import Names, known_names, person_name  # noqa: F401 (re-exported for older imports)
+from ..records import as_utc, has_code, parse_when
 from ..risk import RiskState, of_records
 from ..wording import request_status
 

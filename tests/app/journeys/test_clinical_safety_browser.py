@@ -5,7 +5,6 @@ Every page is checked with axe-core and must have NO finding of any impact level
 from __future__ import annotations
 
 import json
-from datetime import date, timedelta
 
 import pytest
 
