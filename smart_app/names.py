@@ -118,6 +118,8 @@ class Names:
         if ref in self.cache:
             return self.cache[ref]
         name = self.lookup(ref)
+        if not name and self.launch is not None and self.launch.mode == "ehr" and ref == self.launch.organization_ref:
+            name = "Your organisation"  # the launching organisation, when the directory and the EHR do not name it
         if not name:
             kind = ref.split("/", 1)[0] if "/" in ref else ""
             name = FALLBACK.get(kind, "Someone")

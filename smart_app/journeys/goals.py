@@ -228,7 +228,10 @@ def rate():
             continue
         new_status = gbo.achievement([*g.ratings, records.Rating(when, score, w.patient_ref)])
         if new_status != next(iter(records.codes(g.resource.get("achievementStatus"))), None):
-            updates.append((_with_notes(build_goal(_rebuild(g, achievement_status=new_status)), g, None), g.version))
+            try:
+                updates.append((_with_notes(build_goal(_rebuild(g, achievement_status=new_status)), g, None), g.version))
+            except BuildError:  # a goal that arrived from elsewhere and cannot be rebuilt keeps its status
+                continue
     try:
         outcome = saving.save(store, w, items + updates, activity="create", created_ref=first_ref)
     except saving.Conflict:
