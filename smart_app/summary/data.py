@@ -22,8 +22,8 @@ from ..records import as_utc, has_code, parse_when
 from ..risk import RiskState, of_records
 from ..wording import request_status
 
-OPEN_REQUEST_STATUSES = ("draft", "active", "on-hold")
-ACTIVE_TASK_STATUSES = ("draft", "requested", "received", "accepted", "ready", "in-progress", "on-hold")
+OPEN_REQUEST_STATUSES = rec.OPEN_REQUEST_STATUSES
+ACTIVE_TASK_STATUSES = rec.OPEN_TASK_STATUSES
 
 _GROUPING_DISPLAY = {
     "thriving": "Thriving",
