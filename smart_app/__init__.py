@@ -172,6 +172,11 @@ def _install_assets(app: Flask, frontend: Path) -> None:
         response = send_from_directory(folder, filename, max_age=3600)
         return response
 
+    @app.get("/favicon.ico")
+    def favicon():
+        # browsers ask for /favicon.ico whatever the page says; answer with the NHS.UK one, not a 404
+        return send_from_directory(frontend / "assets" / "images", "favicon.ico", max_age=86400)
+
 
 def _install_errors(app: Flask) -> None:
     @app.errorhandler(HTTPException)
