@@ -41,8 +41,8 @@ CONSENT_STATUSES = ("draft", "proposed", "active", "rejected", "inactive", "ente
 #: Whether the young person was judged competent to decide about sharing (Gillick competence under
 #: 16, capacity at 16-17), and by whom it was noted. R4 Consent has no element for this, so it is a
 #: project extension (complex: ``assessment`` valueCode competent | not-competent, optional
-#: ``note`` valueString). TODO(profiles): declare it in FSH with the sharing-consent profile.
-EXT_DECISION_COMPETENCE = f"{canonical.BASE}/StructureDefinition/sharing-decision-competence"
+#: ``note`` valueString), declared in profiles/input/fsh/profiles/consent.fsh.
+EXT_DECISION_COMPETENCE = canonical.EXT_DECISION_COMPETENCE
 COMPETENCE = ("competent", "not-competent")
 
 

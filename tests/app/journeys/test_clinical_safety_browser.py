@@ -10,7 +10,7 @@ import pytest
 
 from smart_app import create_app
 from smart_app.context import COOKIE_NAME
-from smart_app.testing import make_launch, seed_plan, test_config
+from tests.support.app import make_launch, seed_plan, test_config
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

@@ -11,7 +11,7 @@ import requests
 
 from smart_app import create_app
 from smart_app.names import Names, spoken_name
-from smart_app.testing import TEST_ORIGIN, make_launch, test_config
+from tests.support.app import TEST_ORIGIN, make_launch, test_config
 from thrive_fhir.sandbox.server import ServerThread
 from thrive_fhir.store import create_app as create_store
 

@@ -8,7 +8,7 @@ import uuid
 import pytest
 
 from smart_app import create_app, writeback
-from smart_app.testing import TEST_ORIGIN, make_launch, test_config
+from tests.support.app import TEST_ORIGIN, make_launch, test_config
 
 from .conftest import grouping_form, text_of
 
