@@ -56,6 +56,22 @@ class SyncConfig:
     backoff_max: float = 300.0
     #: after this many 409/412 answers that re-reading cannot explain, park the row as a conflict
     max_conflict_retries: int = 3
+    #: true: one atomic ``transaction`` Bundle per batch (the worker still reads every entry and falls
+    #: back to the non-atomic handling if the store answers otherwise). false: send ``batch`` Bundles
+    #: on purpose, resources first and each save's Provenance after its resources landed, one save per
+    #: young person per batch (Medplum without its ``transaction-bundles`` feature).
+    atomic_transactions: bool = True
+    #: deterministic: ``PUT Type/<uuid5 id>`` (the store must accept client-assigned ids).
+    #: identifier: create by business identifier (conditional update or If-None-Exist), learn the
+    #: store's id from its answer and rewrite references through the local id -> store id map.
+    id_mode: str = "deterministic"
+    #: identifier mode, how a new resource is created: conditional-update (``PUT Type?identifier=``)
+    #: or if-none-exist (``POST Type`` with ``If-None-Exist: identifier=``)
+    identifier_create: str = "conditional-update"
+    #: ``Prefer: return=...`` on writes: OperationOutcome (errors explained, versions from ETag),
+    #: representation (the stored resource back: versions from meta.versionId when a store sends no
+    #: ETag) or minimal.
+    prefer_return: str = "OperationOutcome"
     log_file: str = ""
     log_level: str = "INFO"
     metrics_file: str = ""
@@ -74,6 +90,12 @@ class SyncConfig:
             raise ConfigError("concurrency must be at least 1")
         if self.lease_seconds <= self.connect_timeout + self.read_timeout:
             raise ConfigError("lease_seconds must exceed connect_timeout + read_timeout")
+        if self.id_mode not in ("deterministic", "identifier"):
+            raise ConfigError("id_mode must be deterministic or identifier")
+        if self.identifier_create not in ("conditional-update", "if-none-exist"):
+            raise ConfigError("identifier_create must be conditional-update or if-none-exist")
+        if self.prefer_return not in ("OperationOutcome", "representation", "minimal"):
+            raise ConfigError("prefer_return must be OperationOutcome, representation or minimal")
         if self.auth.type not in ("none", "bearer", "backend-services"):
             raise ConfigError("auth.type must be none, bearer or backend-services")
         if self.auth.type == "backend-services":

@@ -44,6 +44,8 @@ def make_worker(cfg: SyncConfig, store: LocalStore, client: FhirClient, metrics:
         store, client, ods_code=cfg.ods_code, max_entries=cfg.max_entries, max_patients=cfg.max_patients,
         lease_seconds=cfg.lease_seconds, backoff_base=cfg.backoff_base, backoff_max=cfg.backoff_max,
         max_conflict_retries=cfg.max_conflict_retries, metrics=metrics,
+        atomic_transactions=cfg.atomic_transactions, id_mode=cfg.id_mode, identifier_create=cfg.identifier_create,
+        prefer_return=cfg.prefer_return,
     )
 
 
