@@ -78,3 +78,35 @@ def test_foreign_edit_between_read_and_write_is_parked_not_lost(batching_store, 
     result = verify(store, base)
     assert (result["lost"], result["duplicated"], result["overwritten"], result["stray_provenance"]) == (0, 0, 0, 0), result
     store.dispose()
+
+
+def test_run_once_exits_non_zero_and_counts_parked_rows(batching_store, sqlite_url, tmp_path):
+    """`thrive sync run --once` must not report success while a save waits for a person."""
+    from click.testing import CliRunner
+
+    from thrive_fhir.cli.sync_cmd import sync as sync_cli
+    from thrive_fhir.localstore import LocalStore
+
+    base = batching_store.base_url
+    store = LocalStore(sqlite_url)
+    store.migrate()
+    [pid] = new_patients(1)
+    put_patients(base, [pid])
+    sc = Scenario(store, [pid])
+    g = sc.new_goal(pid)
+    cfg = tmp_path / "sync.toml"
+    cfg.write_text(f'database_url = "{sqlite_url}"\nfhir_base = "{base}"\nods_code = "RXX"\nbackoff_base = 0.05\n'
+                   f'poll_interval = 0.1\nlog_file = "{tmp_path / "sync.log"}"\n')
+    runner = CliRunner()
+    first = runner.invoke(sync_cli, ["run", "--config", str(cfg), "--once", "--max-wait", "10"])
+    assert first.exit_code == 0, first.output
+    _foreign_edit(base, g["id"])
+    sc.update_goal(pid, g["id"])
+    sc.new_score(pid)
+    second = runner.invoke(sync_cli, ["run", "--config", str(cfg), "--once", "--max-wait", "10"])
+    assert second.exit_code == 3, second.output
+    assert "0 row(s) dead-lettered and 1 parked as conflicts" in second.output
+    # the next run has nothing new refused: success again
+    third = runner.invoke(sync_cli, ["run", "--config", str(cfg), "--once", "--max-wait", "10"])
+    assert third.exit_code == 0, third.output
+    store.dispose()
