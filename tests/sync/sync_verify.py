@@ -4,7 +4,9 @@ Each pushed resource version carries ``meta.source = ...#<outbox row uid>``. The
 ``_history`` lists every version it ever committed, in commit order. So:
 - lost: an entry of a row marked sent with no version carrying that row's uid;
 - duplicated: an entry with more than one version carrying the same row uid;
-- out of order: for one patient, a version whose outbox row is older than one committed before it;
+- out of order: for one patient, a version whose outbox row is older than one committed before it
+  (versions committed by one atomic transaction share their ``meta.lastUpdated`` and count as
+  simultaneous: a store may apply a transaction's POSTs before its PUTs, and no reader can tell);
 - overwritten: a row parked as conflict or dead whose uid nevertheless appears on a resource in the
   store (a Provenance overwrites nothing; it is counted apart);
 - stray_provenance: a Provenance still in the store for a row that did not land (a non-atomic store
@@ -60,7 +62,7 @@ def verify(store, base_url: str, headers: dict | None = None) -> dict:
     deleted: set = set()
     history = store_history(base_url, headers, deleted)
     seen: Counter = Counter()
-    per_patient: dict[str, list[int]] = defaultdict(list)
+    per_patient: dict[str, list[tuple]] = defaultdict(list)
     stray: set = set()
     for res in history:
         src = (res.get("meta") or {}).get("source") or ""
@@ -72,7 +74,7 @@ def verify(store, base_url: str, headers: dict | None = None) -> dict:
         seen[(uid, res["resourceType"], local_of.get(key, res["id"]))] += 1
         if res["resourceType"] == "Provenance" and row.status != "sent" and key not in deleted:
             stray.add(key)
-        per_patient[row.patient_key].append(row.id)
+        per_patient[row.patient_key].append(((res.get("meta") or {}).get("lastUpdated"), row.id))
     lost = duplicated = overwritten = 0
     status = Counter(r.status for r in rows)
     for r in rows:
@@ -84,12 +86,17 @@ def verify(store, base_url: str, headers: dict | None = None) -> dict:
             elif r.status in ("conflict", "dead", "discarded") and t != "Provenance":
                 overwritten += n
     out_of_order = 0
-    for ids in per_patient.values():
+    for versions in per_patient.values():
         high = 0
-        for i in ids:
-            if i < high:
-                out_of_order += 1
-            high = max(high, i)
+        k = 0
+        while k < len(versions):
+            stamp = versions[k][0]
+            group = []
+            while k < len(versions) and stamp is not None and versions[k][0] == stamp or (not group and k < len(versions)):
+                group.append(versions[k][1])
+                k += 1
+            out_of_order += sum(1 for i in group if i < high)
+            high = max(high, *group)
     return {"rows": len(rows), "sent": status["sent"], "pending": status["pending"], "conflict": status["conflict"],
             "dead": status["dead"], "lost": lost, "duplicated": duplicated, "out_of_order": out_of_order,
             "overwritten": overwritten, "stray_provenance": len(stray), "store_versions": len(history)}

@@ -39,8 +39,29 @@ class AuthConfig:
         return f"AuthConfig(type={self.type!r}, client_id={self.client_id!r}, token_url={self.token_url!r})"
 
 
+#: Defaults per known store (``server = "..."``); any setting given in the file or environment wins.
+#: ``thrive sync check`` probes a store and says which of these to use. See docs/sync-config.md.
+SERVER_PRESETS: dict[str, dict] = {
+    # HAPI FHIR JPA: atomic transactions, client-assigned (non-numeric) ids, If-Match, ETags.
+    "hapi": {"auth": {"scope": "system/*.rs system/*.cu"}},
+    # sekmet-fhir: atomic transactions and client ids; its Goal has no identifier search (no identifier mode).
+    "sekmet": {"auth": {"scope": "system/*.rs system/*.cu"}},
+    # our own embedded store
+    "thrive-store": {"auth": {"scope": "system/*.rs system/*.cu"}},
+    # Medplum 5.x: only the FIRST wildcard scope of a token counts ("system/*.rs system/*.cu" would be
+    # read-only), so one scope that allows everything; ordinary clients cannot create with PUT Type/<id>
+    # (404), so identifier mode; no ETag on its answers, so ask for the representation; transactions
+    # holding conditional entries are capped at a few entries. Atomic only with the project feature
+    # transaction-bundles (without it set atomic_transactions = false).
+    "medplum": {"auth": {"scope": "system/*.cruds"}, "id_mode": "identifier", "prefer_return": "representation",
+                "max_entries": 8},
+}
+
+
 @dataclass
 class SyncConfig:
+    #: a known store kind (hapi, medplum, sekmet, thrive-store) whose defaults to start from; empty: none
+    server: str = ""
     database_url: str = "sqlite:///thrive-local.db"
     fhir_base: str = ""
     #: ODS code of the deploying organisation: meta.source = {base}/source/<ods>#<outbox row uid>
@@ -148,8 +169,10 @@ def _apply(target, data: dict, where: str) -> None:
 
 
 def load_config(path: str | None = None, env: dict[str, str] | None = None, **overrides) -> SyncConfig:
-    """Defaults, then the TOML file, then THRIVE_SYNC_* variables, then explicit overrides."""
+    """Defaults, then the ``server`` preset, then the TOML file, then THRIVE_SYNC_* variables, then
+    explicit overrides."""
     cfg = SyncConfig()
+    data: dict = {}
     if path:
         try:
             data = tomllib.loads(Path(path).read_text())
@@ -157,8 +180,14 @@ def load_config(path: str | None = None, env: dict[str, str] | None = None, **ov
             raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-        _apply(cfg, data, path)
     env = os.environ if env is None else env
+    server = overrides.get("server") or env.get(ENV_PREFIX + "SERVER") or data.get("server") or ""
+    if server:
+        if server not in SERVER_PRESETS:
+            raise ConfigError(f"server must be one of {', '.join(sorted(SERVER_PRESETS))} (or left out)")
+        _apply(cfg, SERVER_PRESETS[server], f"server preset {server}")
+    if data:
+        _apply(cfg, data, path)
     for f in fields(cfg):
         if f.name == "auth":
             continue
