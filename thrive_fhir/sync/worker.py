@@ -675,10 +675,10 @@ class Worker:
                 if e.if_match is None and e.local_version == 1 and e.resource_type == "Provenance":
                     continue
                 if not e.store_id:
-                    # identifier mode, never landed: a conditional create refused (e.g. several store
-                    # resources carry the identifier). Nothing of ours to compare: a person decides.
-                    verdict, store_copy = "conflict", reply.body
-                    break
+                    # identifier mode, a create (no store id yet): nothing to re-read. If it was the
+                    # culprit (e.g. several store resources carry the identifier), the undecided rule
+                    # below parks it after max_conflict_retries.
+                    continue
                 r = self.client.read(e.resource_type, e.store_id)
                 if r.kind == NOT_FOUND:
                     if e.if_match is not None:
