@@ -199,3 +199,30 @@ def cf_resolve(config_path, database_url, row_id, keep, fhir_base) -> None:
     except (AdminError, ConfigError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"row {row_id} resolved: kept {keep}")
+
+
+@sync.command()
+@config_option
+@click.option("--fhir-base", default=None, help="Store FHIR base URL (overrides config).")
+def check(config_path, fhir_base) -> None:
+    """Probe the store (ids, transactions, If-Match, conditional update, searches, Bundle size, scope),
+    delete what the probe wrote, and name the settings to use. Exit 1 when no safe setting exists."""
+    from thrive_fhir.sync import probe, runner
+    from thrive_fhir.sync.config import ConfigError
+
+    cfg = _cfg(config_path, fhir_base=fhir_base)
+    if not cfg.fhir_base.startswith(("http://", "https://")):
+        raise click.ClickException("fhir_base must be the store's FHIR base URL (http:// or https://)")
+    try:
+        client = runner.build_client(cfg)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    scope = cfg.auth.scope if cfg.auth.type == "backend-services" else ""
+    try:
+        report = probe.Probe(client, requested_scope=scope).check()
+    finally:
+        client.close()
+    for line in probe.render(report):
+        click.echo(line)
+    if not report.usable:
+        raise click.exceptions.Exit(1)

@@ -14,6 +14,7 @@ from ..client.fhir_http import NOT_FOUND, OK, FhirClient, version_from_etag
 from ..localstore import LocalStore
 from ..localstore import models as m
 from . import queue as q
+from .worker import header
 
 o = m.outbox
 
@@ -99,7 +100,7 @@ def resolve_conflict(store: LocalStore, client: FhirClient, row_id: int, keep: s
             continue
         if reply.kind != OK:
             raise AdminError(f"could not read {t}/{i} from the store ({reply.error or reply.kind}); try again")
-        version = str(((reply.body or {}).get("meta") or {}).get("versionId") or version_from_etag(reply.headers.get("ETag")) or "")
+        version = str(((reply.body or {}).get("meta") or {}).get("versionId") or version_from_etag(header(reply, "ETag")) or "")
         states.append({"resource_type": t, "resource_id": i, "store_version": version or None,
                        "local_version": max(v - 1, 0), "outbox_id": row_id, "updated_at": now})
     with store.session() as s:

@@ -689,7 +689,7 @@ class Worker:
                     self._retry([p.row for p in plans[i:]] + [p.row for p in undecided] + requeue + check, r)
                     return False
                 current = r.body or {}
-                version = str((current.get("meta") or {}).get("versionId") or version_from_etag(r.headers.get("ETag")) or "")
+                version = str((current.get("meta") or {}).get("versionId") or version_from_etag(header(r, "ETag")) or "")
                 if e.if_match is not None and version == e.if_match:
                     continue
                 if source_fragment(current) == plan.row.uid:
@@ -733,6 +733,13 @@ class Worker:
                 q.mark_retry(s, check, self.worker_id, delay=0.0, status=reply.status, error="already in store; verify",
                              ambiguous=True, now=now, kind="conflict-retry")
         return True
+
+
+def header(reply: Reply, name: str) -> str | None:
+    """A response header by name, in any case: Reply.headers is a plain dict and servers differ
+    (waitress, under our store, sends ``Etag``)."""
+    low = name.lower()
+    return next((v for k, v in reply.headers.items() if k.lower() == low), None)
 
 
 def _status_code(text) -> int:
