@@ -763,13 +763,17 @@ def _entry_results(reply: Reply, expected: int) -> list[EntryResult]:
         status = _status_code(resp.get("status"))
         kind = classify(status) if status else TRANSIENT
         outcome = resp.get("outcome") if isinstance(resp.get("outcome"), dict) else None
+        res = ans.get("resource")
+        if outcome is None and isinstance(res, dict) and res.get("resourceType") == "OperationOutcome":
+            outcome = res
         out.append(EntryResult(status, kind, _store_id_of(ans), _version_of(ans), outcome))
     return out
 
 
 def _store_id_of(answer: dict) -> str | None:
     res = answer.get("resource") or {}
-    if isinstance(res, dict) and res.get("id"):
+    # sekmet-fhir answers Prefer: return=OperationOutcome with the OperationOutcome as entry.resource
+    if isinstance(res, dict) and res.get("id") and res.get("resourceType") != "OperationOutcome":
         return str(res["id"])
     loc = ((answer.get("response") or {}).get("location") or "").split("?", 1)[0]
     segs = [s for s in loc.split("/") if s]
