@@ -1,4 +1,5 @@
-"""The fault proof again, for stores that are not the easy case (our store in quirks mode):
+"""The fault proof again, for stores that are not the easy case (our store in quirks mode, and a site's
+own server named by THRIVE_TEST_FHIR_BASE: see sync_targets.py; no restart for that one):
 
 - ``identifier``: the store refuses client-assigned ids (worker in identifier mode);
 - ``non-atomic``: the store answers transactions as batches (worker with atomic_transactions = false);
@@ -43,37 +44,62 @@ def _store_id(store, rtype, rid):
                                                               m.sync_resource_state.c.resource_id == rid)).first().store_id
 
 
-def _foreign_edit(base, store_id):
-    theirs = requests.get(f"{base}/Goal/{store_id}", timeout=30).json()
+def _foreign_edit(base, store_id, headers=None):
+    theirs = requests.get(f"{base}/Goal/{store_id}", headers=headers, timeout=30).json()
     theirs["description"] = {"text": "Changed by another agency"}
     theirs["meta"] = {"source": "https://other-agency.example/fhir"}
-    r = requests.put(f"{base}/Goal/{store_id}", json=theirs, headers={"Content-Type": "application/fhir+json"}, timeout=30)
+    r = requests.put(f"{base}/Goal/{store_id}", json=theirs,
+                     headers={"Content-Type": "application/fhir+json", **(headers or {})}, timeout=30)
     assert r.status_code == 200, r.text
 
 
-@pytest.mark.parametrize("mode", list(MODES))
+class _QuirksTarget:
+    """A quirks-mode store as a sync_targets.Target-like object."""
+
+    def __init__(self, workdir, mode):
+        quirks, self.settings = MODES[mode]
+        self.server = QuirksStoreProcess(workdir, quirks).start()
+        self.base_url = self.server.base_url
+
+    def auth(self):
+        return None
+
+    def headers(self):
+        return {}
+
+    def patients(self, n):
+        return create_patients(self.base_url, n)
+
+    def stop(self):
+        self.server.stop()
+
+
+@pytest.mark.parametrize("mode", [*MODES, "external"])
 def test_exactly_once_in_order_under_injected_faults(mode, sqlite_url, tmp_path, proxy_factory):
-    quirks, settings = MODES[mode]
-    server = QuirksStoreProcess(tmp_path / "store", quirks).start()
+    from sync_targets import start
+
+    target = start("external", tmp_path) if mode == "external" else _QuirksTarget(tmp_path / "store", mode)
+    settings = target.settings
     store = LocalStore(sqlite_url)
     store.migrate()
+    server = target
     try:
-        patients = create_patients(server.base_url, 6)
+        patients = target.patients(6)
         proxy = proxy_factory(server.base_url, seed=5, rates=FAULTS, delay=1.3)
         sc = Scenario(store, patients, seed=3)
         for p in patients:
             sc.new_goal(p)
-        workers = [make_worker(store, proxy.url, read_timeout=1.0, max_entries=10, max_patients=3, **settings)
-                   for _ in range(2)]
+        workers = [make_worker(store, proxy.url, read_timeout=1.0, max_entries=10, max_patients=3, auth=target.auth(),
+                               **settings) for _ in range(2)]
         drain(workers)
         contested = [sc.goals[patients[0]][0], sc.goals[patients[1]][0]]
         for gid in contested:
-            _foreign_edit(server.base_url, _store_id(store, "Goal", gid))
+            _foreign_edit(server.base_url, _store_id(store, "Goal", gid), target.headers())
         sc.update_goal(patients[0], contested[0])
         sc.update_goal(patients[1], contested[1])
         sc.random_saves(40)
         drain(workers)
-        result = verify(store, server.base_url)
+        result = verify(store, server.base_url, target.headers())
         expected_conflicts = _rows_touching(store, contested, after_version=1)
         assert result["rows"] == sc.saves == 6 + 2 + 40
         assert result["conflict"] == expected_conflicts >= 2, result
@@ -81,12 +107,13 @@ def test_exactly_once_in_order_under_injected_faults(mode, sqlite_url, tmp_path,
         assert (result["lost"], result["duplicated"], result["out_of_order"], result["overwritten"],
                 result["stray_provenance"]) == (0, 0, 0, 0, 0), result
         for gid in contested:
-            remote = requests.get(f"{server.base_url}/Goal/{_store_id(store, 'Goal', gid)}", timeout=30).json()
+            remote = requests.get(f"{server.base_url}/Goal/{_store_id(store, 'Goal', gid)}", headers=target.headers(),
+                                  timeout=30).json()
             assert remote["description"]["text"] == "Changed by another agency"
         assert sum(proxy.counts[f] for f in FAULTS) > 0
     finally:
         store.dispose()
-        server.stop()
+        target.stop()
 
 
 @pytest.mark.parametrize("mode", list(MODES))
