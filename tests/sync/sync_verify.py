@@ -71,7 +71,10 @@ def verify(store, base_url: str, headers: dict | None = None) -> dict:
         if row is None:
             continue
         key = (res["resourceType"], res["id"])
-        seen[(uid, res["resourceType"], local_of.get(key, res["id"]))] += 1
+        local = local_of.get(key, res["id"])
+        if res["resourceType"] == "Provenance":  # one per save, whatever id the store gave each copy
+            local = next((i for t, i, _v in json.loads(row.entries) if t == "Provenance"), local)
+        seen[(uid, res["resourceType"], local)] += 1
         if res["resourceType"] == "Provenance" and row.status != "sent" and key not in deleted:
             stray.add(key)
         per_patient[row.patient_key].append(((res.get("meta") or {}).get("lastUpdated"), row.id))

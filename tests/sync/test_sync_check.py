@@ -3,7 +3,6 @@ quirks mode as Medplum (non-atomic, no client ids, empty errors, first-wildcard 
 
 from __future__ import annotations
 
-import pytest
 import requests
 from click.testing import CliRunner
 from cryptography.hazmat.primitives import serialization

@@ -77,7 +77,8 @@ class Quirks:
                    max_updates=names.get("max-updates"))  # type: ignore[arg-type]
 
     def describe(self) -> str:
-        on = [n for n, f in zip(ALL, (self.batch_transactions, self.server_ids, self.empty_errors, self.first_scope)) if f]
+        flags = (self.batch_transactions, self.server_ids, self.empty_errors, self.first_scope)
+        on = [n for n, f in zip(ALL, flags, strict=True) if f]
         if self.max_updates:
             on.append(f"max-updates={self.max_updates}")
         return ", ".join(on) or "none"

@@ -297,25 +297,28 @@ def load_versions(store: LocalStore, row_ids: list[int]) -> dict[tuple[str, str,
     return out
 
 
+_STATES_BY_TYPE = (
+    select(m.sync_resource_state.c.resource_id, m.sync_resource_state.c.store_version,
+           m.sync_resource_state.c.local_version, m.sync_resource_state.c.store_id)
+    .where(m.sync_resource_state.c.resource_type == bindparam("rtype"),
+           m.sync_resource_state.c.resource_id.in_(bindparam("ids", expanding=True)))
+)
+
+
 def load_states(store: LocalStore, keys: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[str | None, int, str | None]]:
     """``(type, id) -> (store_version, local_version, store_id)`` for resources the store already has from us.
 
     Asked per resource type so each lookup is on the primary key (type, id): asking by id alone
-    scanned the whole table, which grows with every resource ever sent."""
-    t = m.sync_resource_state
+    scanned the whole table, which grows with every resource ever sent. One statement, built once:
+    building it per call cost more than running it (identifier mode asks for every batch)."""
     by_type: dict[str, list[str]] = {}
     for rtype, rid in sorted(set(keys)):
         by_type.setdefault(rtype, []).append(rid)
-    out: dict[tuple[str, str], tuple[str | None, int]] = {}
+    out: dict[tuple[str, str], tuple[str | None, int, str | None]] = {}
     with store.reader.connect() as conn:
         for rtype, ids in by_type.items():
             for i in range(0, len(ids), 500):
-                rows = conn.execute(
-                    select(t.c.resource_id, t.c.store_version, t.c.local_version, t.c.store_id).where(
-                        t.c.resource_type == rtype, t.c.resource_id.in_(_many(ids[i : i + 500]))
-                    )
-                ).all()
-                for r in rows:
+                for r in conn.execute(_STATES_BY_TYPE, {"rtype": rtype, "ids": ids[i : i + 500]}).all():
                     out[(rtype, r.resource_id)] = (r.store_version, r.local_version, r.store_id)
     return out
 

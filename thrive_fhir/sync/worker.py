@@ -16,9 +16,11 @@ Decisions follow sync.md's error table, one place each:
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
+import re
 import socket
 import threading
 import time
@@ -358,23 +360,32 @@ class Worker:
                 if res.get("id") in ids:
                     out[ids[res["id"]].row.uid] = res
             return out
-        # Identifier mode: the store chose the Provenance's id. Look for it through its target (a
-        # resource of the row already found in the store carrying the row's uid).
-        targets = {}
-        for p in plans:
-            for e in p.resources or []:
-                c = current.get(e.key)
-                if c is not None and source_fragment(c) == p.row.uid:
-                    targets[f"{e.resource_type}/{c['id']}"] = p
+        # Identifier mode: the store chose the Provenance's id. Look for it through one of its targets:
+        # a resource of the save found in the store just now, or one whose store id we learned before
+        # (a save whose resources landed earlier and only its Provenance is left).
+        wanted = [(p, p.provenance[0]) for p in plans if p.provenance]
+        refs: set[tuple[str, str]] = set()
+        for _p, prov in wanted:
+            for ref in _references(prov.resource.get("target") or []):
+                t, _, i = ref.partition("/")
+                refs.add((t, i))
+        known = q.load_states(self.store, sorted(refs)) if refs else {}
+        targets: dict[str, set[str]] = {}
+        for p, prov in wanted:
+            for ref in _references(prov.resource.get("target") or []):
+                t, _, i = ref.partition("/")
+                found = current.get((t, i))
+                sid = (found or {}).get("id") or (known.get((t, i)) or (None, 0, None))[2]
+                if sid:
+                    targets.setdefault(f"{t}/{sid}", set()).add(p.row.uid)
                     break
-        uids = {p.row.uid for p in targets.values()}
         for ref in sorted(targets):
             reply = self.client.request("GET", f"Provenance?target={quote(ref, safe='/')}&_count=200")
             if reply.kind != OK:
                 self._last_reply = reply
                 return None
             for res in _resources(reply, "Provenance"):
-                if source_fragment(res) in uids:
+                if source_fragment(res) in targets[ref]:
                     out[source_fragment(res)] = res
         return out
 
@@ -387,10 +398,19 @@ class Worker:
 
     # --- Bundles -------------------------------------------------------------------------------
     def _bundle(self, items: list[tuple[Plan, Entry]], kind: str) -> dict:
-        refs = self._reference_map(items) if self.identifier_mode else {}
+        if not self.identifier_mode:
+            return {"resourceType": "Bundle", "type": kind, "entry": [self._deterministic_entry(e) for _p, e in items]}
+        # References are found and rewritten in each resource's JSON text (a C-speed scan): walking
+        # the dicts in Python cost as much as the rest of the batch.
+        texts = [json.dumps(e.resource, separators=(",", ":"), ensure_ascii=False) for _p, e in items]
+        found = [_REFERENCE.findall(t) for t in texts]
+        refs = self._reference_map(items, found)
         entries = []
-        for _plan, e in items:
-            entries.append(self._bundle_entry(e, refs) if self.identifier_mode else self._deterministic_entry(e))
+        for (_p, e), text, seen in zip(items, texts, found, strict=True):
+            body = e.resource
+            if any(r in refs for r in seen):
+                body = json.loads(_REFERENCE.sub(lambda m: f'"reference":"{refs.get(m.group(1), m.group(1))}"', text))
+            entries.append(self._bundle_entry(e, body))
         return {"resourceType": "Bundle", "type": kind, "entry": entries}
 
     def _deterministic_entry(self, e: Entry) -> dict:
@@ -400,12 +420,12 @@ class Worker:
         return {"fullUrl": f"{self.client.base_url}/{e.resource_type}/{e.resource_id}", "resource": e.resource,
                 "request": request}
 
-    def _reference_map(self, items: list[tuple[Plan, Entry]]) -> dict[str, str]:
+    def _reference_map(self, items: list[tuple[Plan, Entry]], found: list[list[str]]) -> dict[str, str]:
         """``Type/<local id>`` -> what to write instead: ``Type/<store id>`` when known, ``urn:uuid:<local
         id>`` for a resource created in this very Bundle (the store resolves it)."""
         wanted: set[tuple[str, str]] = set()
-        for _p, e in items:
-            for ref in _references(e.resource):
+        for refs in found:
+            for ref in refs:
                 t, _, i = ref.partition("/")
                 if t and i and "/" not in i:
                     wanted.add((t, i))
@@ -416,9 +436,9 @@ class Worker:
             out[local] = f"{e.resource_type}/{e.store_id}" if e.store_id else _urn(e.resource_id)
         return out
 
-    def _bundle_entry(self, e: Entry, refs: dict[str, str]) -> dict:
-        """Identifier mode: update the store's id when we know it, otherwise create by identifier."""
-        body = _rewrite_refs(e.resource, refs)
+    def _bundle_entry(self, e: Entry, body: dict) -> dict:
+        """Identifier mode: update the store's id when we know it, otherwise create by identifier.
+        ``body`` is the resource with its references already rewritten."""
         if e.store_id:
             body = dict(body, id=e.store_id)
             request = {"method": "PUT", "url": f"{e.resource_type}/{e.store_id}"}
@@ -532,10 +552,8 @@ class Worker:
             if reply.kind in (TRANSIENT, AUTH):
                 self._retry([p.row for p in fresh], reply)
                 return False
-            now = self.clock()
             for p in fresh:
                 self._dead(p.row, reply.status, reply.body)
-            del now
             return True
         self._settle(prov_items, _entry_results(reply, len(prov_items)), compensate=False, rows=fresh)
         return True
@@ -557,7 +575,7 @@ class Worker:
         now = self.clock()
         per_plan: dict[int, list[tuple[Entry, EntryResult]]] = {}
         order: list[Plan] = list(rows or [])
-        for (p, e), r in zip(items, results):
+        for (p, e), r in zip(items, results, strict=True):
             if id(p) not in per_plan and p not in order:
                 order.append(p)
             per_plan.setdefault(id(p), []).append((e, r))
@@ -567,6 +585,7 @@ class Worker:
         retry: list[Plan] = []
         conflicts: list[Plan] = []
         dead: list[tuple[Plan, EntryResult]] = []
+        first_conflict: EntryResult | None = None
         for p in order:
             pairs = per_plan.get(id(p), [])
             for e, r in pairs:
@@ -587,6 +606,7 @@ class Worker:
             kinds = {r.kind for _e, r in failed}
             if CONFLICT in kinds:
                 conflicts.append(Plan(p.row, entries=[e for e, r in failed if r.kind == CONFLICT]))
+                first_conflict = first_conflict or next(r for _e, r in failed if r.kind == CONFLICT)
             elif kinds & {PAYLOAD, FORBIDDEN}:
                 dead.append((p, next(r for _e, r in failed if r.kind in (PAYLOAD, FORBIDDEN))))
             else:
@@ -604,10 +624,8 @@ class Worker:
         if retry:
             worst = next((r for p in retry for _e, r in per_plan.get(id(p), []) if not r.landed), EntryResult(0, TRANSIENT))
             self._retry([p.row for p in retry], Reply(TRANSIENT, status=worst.status, error=f"entry HTTP {worst.status or 'no answer'}"))
-        if conflicts:
-            first = next((r for p in conflicts for _e, r in per_plan.get(id(next(x for x in order if x.row is p.row)), [])
-                          if r.kind == CONFLICT), EntryResult(412, CONFLICT))
-            self._resolve_conflict(conflicts, Reply(CONFLICT, status=first.status, body=first.outcome))
+        if conflicts and first_conflict is not None:
+            self._resolve_conflict(conflicts, Reply(CONFLICT, status=first_conflict.status, body=first_conflict.outcome))
         return done_rows
 
     def _withdraw_provenance(self, row: q.Claimed, store_id: str | None) -> None:
@@ -807,27 +825,24 @@ def _urn(local_id: str) -> str:
         return f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, local_id)}"
 
 
-def _references(node) -> list[str]:
-    out: list[str] = []
+#: ``"reference":"<value>"`` in compact JSON (values with escapes are left alone: ours never have any)
+_REFERENCE = re.compile(r'"reference":"([^"\\]*)"')
+
+
+def _references(node, out: list[str] | None = None) -> list[str]:
+    """Every ``reference`` string in a resource (or part of one)."""
+    out = [] if out is None else out
     if isinstance(node, dict):
         for k, v in node.items():
             if k == "reference" and isinstance(v, str):
                 out.append(v)
             elif isinstance(v, (dict, list)):
-                out += _references(v)
+                _references(v, out)
     elif isinstance(node, list):
         for v in node:
-            out += _references(v)
+            if isinstance(v, (dict, list)):
+                _references(v, out)
     return out
-
-
-def _rewrite_refs(node, refs: dict[str, str]):
-    if isinstance(node, dict):
-        return {k: (refs.get(v, v) if k == "reference" and isinstance(v, str) else _rewrite_refs(v, refs))
-                for k, v in node.items()}
-    if isinstance(node, list):
-        return [_rewrite_refs(v, refs) for v in node]
-    return node
 
 
 def _refusal(prefix: str, outcome: dict | None) -> str:
