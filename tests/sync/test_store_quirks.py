@@ -160,3 +160,13 @@ def test_server_preset_sets_the_scope_and_mode_and_the_file_still_wins(tmp_path)
     with pytest.raises(ConfigError):
         load_config(None, env={"THRIVE_SYNC_SERVER": "nope"})
     assert json.dumps(load_config(None, env={}).server) == '""'
+
+
+def test_store_serve_refuses_an_unknown_quirk_in_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    from thrive_fhir.cli.store_cmd import store as store_cli
+
+    res = CliRunner().invoke(store_cli, ["serve", "--database", str(tmp_path / "s.db"), "--quirks", "medplum,teleport"])
+    assert res.exit_code == 2
+    assert "--quirks: unknown quirk 'teleport'" in res.output and "Traceback" not in res.output
