@@ -25,6 +25,8 @@ from thrive_fhir.localstore import LocalStore
 from thrive_fhir.localstore import models as m
 from thrive_fhir.sync import queue
 
+pytestmark = pytest.mark.slow  # about 2.5 minutes for the six stores-by-fault cases
+
 MODES = {
     "identifier": ("server-ids", {"id_mode": "identifier"}),
     "non-atomic": ("batch-transactions", {"atomic_transactions": False}),
