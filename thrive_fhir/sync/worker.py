@@ -1,7 +1,12 @@
 """The sync worker: turns claimed outbox rows into FHIR transaction Bundles and acts on the answer.
 
-Decisions follow sync.md's error table, one place each:
-- 2xx: rows sent; the store's version of every resource is recorded for the next If-Match.
+Decisions follow the error table of docs/sync-config.md ("What happens to a row"), one place each:
+- 2xx: every entry's own ``response.status`` is read too. All entries 2xx: rows sent; the store's
+  version (ETag, meta.versionId or a versioned Location) and id of every resource are recorded for the
+  next If-Match. A ``batch-response``, or entries that disagree, means the store did not apply the
+  transaction atomically (Medplum without its ``transaction-bundles`` feature): each save is decided
+  from its own entries by the classes below, a Provenance kept for a save that did not land is
+  deleted again, and the worker sends in two phases from then on (``_send_two_phase``).
 - transient (408/425/429/5xx, timeouts, dropped connections): back off with full jitter (at least
   Retry-After) and keep the rows' place. If the answer was lost after sending, the rows are marked
   ``needs_check`` and the next attempt first reads the store: a row already there (its
@@ -12,6 +17,10 @@ Decisions follow sync.md's error table, one place each:
   bad row is alone; that row is dead-lettered with the store's OperationOutcome.
 - 401: FhirClient has already refreshed the token once and retried; still refused -> back off, alert.
 - 403: dead-letter and alert (a configuration problem a person must fix).
+
+Ids: ``deterministic`` (default) writes ``PUT Type/<uuid5 id>``; ``identifier`` mode (stores that assign
+their own ids) creates by business identifier, learns the store's id and rewrites references through
+the local id -> store id map (``sync_resource_state.store_id``).
 """
 
 from __future__ import annotations
