@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from thrive_fhir.client.smart_scopes import requested_scopes
+from .scopes import requested_scopes
 
 from .context import COOKIE_NAME
 from .sessions import new_binding

@@ -20,9 +20,10 @@ from thrive_fhir.client.smart_launch import (
     SmartError,
     code_challenge,
     fhir_user_ref,
+    foreign_fhir_user,
     new_code_verifier,
 )
-from thrive_fhir.client.smart_scopes import GrantedScopes, requested_scopes
+from smart_app.scopes import GrantedScopes, requested_scopes
 from thrive_fhir.smart_scopes import ScopeError, parse_scope
 
 ISS = "https://ehr.example.test/fhir"
@@ -225,6 +226,10 @@ def test_private_key_jwt_assertion_claims(tmp_path):
 def test_fhir_user_ref():
     assert fhir_user_ref(f"{ISS}/Practitioner/abc", ISS) == "Practitioner/abc"
     assert fhir_user_ref("PractitionerRole/r1", ISS) == "PractitionerRole/r1"
-    assert fhir_user_ref("https://elsewhere/fhir/Practitioner/x", ISS) == "Practitioner/x"
+    # issue 16 item 8: an absolute fhirUser on another server is never taken as a local reference
+    assert fhir_user_ref("https://elsewhere/fhir/Practitioner/x", ISS) is None
+    assert foreign_fhir_user("https://elsewhere/fhir/Practitioner/x", ISS)
+    assert not foreign_fhir_user(f"{ISS}/Practitioner/abc", ISS) and not foreign_fhir_user("Practitioner/x", ISS)
+    assert fhir_user_ref("Practitioner/..", ISS) is None and fhir_user_ref("Practitioner/a/b", ISS) is None
     assert fhir_user_ref("Device/x", ISS) is None
     assert fhir_user_ref(None, ISS) is None

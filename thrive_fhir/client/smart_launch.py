@@ -27,19 +27,31 @@ from urllib.parse import urlencode, urljoin, urlsplit
 import jwt
 import requests
 
+from .fhir_http import is_fhir_id
+
 log = logging.getLogger(__name__)
 
 TIMEOUT = (5, 15)
 DISCOVERY_TTL = 3600
 OAUTH_URIS_EXT = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
 ID_TOKEN_ALGS = ["RS256", "RS384", "ES256", "ES384"]
+#: Longest access-token lifetime believed, in seconds. An absurd ``expires_in`` (10**12 overflowed
+#: the expiry arithmetic) is capped: the app then refreshes, or ends the session, sooner than told.
+MAX_EXPIRES_IN = 24 * 3600
+#: Assumed lifetime when ``expires_in`` is missing or unusable (EL-15).
+DEFAULT_EXPIRES_IN = 300
+#: Longest token or id_token kept (Epic's are JWTs of a few KB; nothing legitimate is near this).
+MAX_TOKEN_LENGTH = 64 * 1024
+#: fhirUser resource types (EL-17 step 5).
+FHIR_USER_TYPES = ("Practitioner", "PractitionerRole", "Patient", "RelatedPerson", "Person")
 
 
 class SmartError(Exception):
     """A launch step failed. ``kind`` picks the page the user sees; the message never holds secrets.
 
     kinds: ``discovery`` (502), ``config`` (502: EHR rejected our setup), ``denied`` (403),
-    ``invalid_grant`` (401, relaunch), ``unavailable`` (502, EHR did not respond), ``id_token`` (401).
+    ``invalid_grant`` (401, relaunch), ``unavailable`` (502, EHR did not respond), ``id_token`` (401),
+    ``context`` (502: the token response named a patient the app cannot use).
     """
 
     def __init__(self, kind: str, message: str, *, error_uri: str | None = None):
@@ -106,10 +118,12 @@ class SmartClient:
         except (requests.RequestException, ValueError):
             conf = None
         if conf is None:
+            # Epic: /metadata may need the Epic-Client-ID header to list the endpoints registered for
+            # this client (fhir.epic.com/Documentation?docId=oauth2, "Step 2"). It names our client
+            # to the server, so it goes only to EHRs registered as needing it.
+            headers = {"Epic-Client-ID": reg.client_id} if getattr(reg, "epic_client_id_header", False) else None
             try:
-                resp = self._get(
-                    f"{base}/metadata", "application/fhir+json", headers={"Epic-Client-ID": reg.client_id}
-                )
+                resp = self._get(f"{base}/metadata", "application/fhir+json", headers=headers)
                 if resp.status_code == 200:
                     conf = self._from_capability(resp.json(), iss)
             except (requests.RequestException, ValueError):
@@ -121,6 +135,9 @@ class SmartClient:
         pinned_issuer = getattr(reg, "oidc_issuer", None)
         if pinned_issuer and conf.issuer not in (None, pinned_issuer):
             raise SmartError("discovery", "EHR configuration names an unregistered identity issuer")
+        if pinned_issuer and conf.issuer is None:
+            # Discovery names no issuer: the id_token must then come from the pinned one (EL-17).
+            conf = dataclasses.replace(conf, issuer=pinned_issuer) if conf.jwks_uri else self._with_pinned_oidc(reg, conf)
         for url in (conf.authorization_endpoint, conf.token_endpoint):
             if not reg.url_allowed(url, pinned=True):
                 raise SmartError("discovery", "EHR configuration points at an unregistered server")
@@ -297,23 +314,50 @@ class SmartClient:
         body = self._token_request(
             reg, token_endpoint, {"grant_type": "refresh_token", "refresh_token": refresh_token}
         )
-        return self._check_token_response(body, None)
+        return self._check_token_response(body, None, launch_context=False)
 
     @staticmethod
-    def _check_token_response(body: dict, requested_scope: str | None) -> dict:
+    def _check_token_response(body: dict, requested_scope: str | None, *, launch_context: bool = True) -> dict:
+        """The token response, cleaned. Every member is another server's word, so each one the app
+        uses is type-checked and bounded here, and only those are returned (EL-15, EL-16):
+        ``access_token``, ``expires_in`` (seconds, 1..MAX_EXPIRES_IN), ``scope``, ``refresh_token``,
+        ``id_token``, and with ``launch_context`` ``patient``, ``encounter`` (FHIR ids, or None) and
+        ``need_patient_banner`` (bool). A patient id that breaks the FHIR id rule stops the launch:
+        it would otherwise go into a URL with our bearer token."""
         token = body.get("access_token")
-        if not isinstance(token, str) or not token:
-            raise SmartError("unavailable", "The EHR sent no access token.")
-        if str(body.get("token_type", "")).lower() != "bearer":
+        if not isinstance(token, str) or not token.strip() or len(token) > MAX_TOKEN_LENGTH:
+            raise SmartError("unavailable", "The EHR sent no usable access token.")
+        token_type = body.get("token_type")
+        if not isinstance(token_type, str) or token_type.lower() != "bearer":
             raise SmartError("config", "The EHR sent an unsupported token type.")
-        expires = body.get("expires_in")
-        if not isinstance(expires, int) or isinstance(expires, bool) or expires <= 0:
-            body["expires_in"] = 300
-        if not isinstance(body.get("scope"), str):
-            if requested_scope is not None:
-                log.warning("token response had no scope; assuming the requested scope (RFC 6749 5.1)")
-                body["scope"] = requested_scope
-        return body
+        clean: dict[str, Any] = {"access_token": token, "token_type": "bearer",
+                                 "expires_in": _lifetime(body.get("expires_in"))}
+        scope = body.get("scope")
+        if isinstance(scope, str) and len(scope) <= MAX_TOKEN_LENGTH:
+            clean["scope"] = scope
+        elif requested_scope is not None:
+            log.warning("token response had no usable scope; assuming the requested scope (RFC 6749 5.1)")
+            clean["scope"] = requested_scope
+        for name in ("refresh_token", "id_token"):
+            value = body.get(name)
+            clean[name] = value if isinstance(value, str) and value and len(value) <= MAX_TOKEN_LENGTH else None
+        if not launch_context:
+            return clean
+        patient = body.get("patient")
+        if patient is None or patient == "":
+            clean["patient"] = None
+        elif is_fhir_id(patient):
+            clean["patient"] = patient
+        else:
+            raise SmartError("context", "The EHR named the young person with an id the app cannot use, so "
+                                        "nothing was read or saved.")
+        encounter = body.get("encounter")
+        if encounter not in (None, "") and not is_fhir_id(encounter):
+            log.warning("token response encounter is not a FHIR id; ignored")
+        clean["encounter"] = encounter if is_fhir_id(encounter) else None
+        banner = body.get("need_patient_banner")
+        clean["need_patient_banner"] = banner if isinstance(banner, bool) else True
+        return clean
 
     # -- id_token (EL-17) ---------------------------------------------------------------------
     def _jwks(self, reg, jwks_uri: str, *, force: bool = False) -> dict:
@@ -337,8 +381,14 @@ class SmartClient:
     def validate_id_token(self, reg, id_token: str, *, issuer: str | None, jwks_uri: str | None, nonce: str) -> dict:
         """Signature (JWKS by ``kid``; a lone key when ``kid`` is absent), ``iss``, ``aud`` =
         client_id, ``exp``/``iat``, ``nonce``. Returns the claims."""
+        if not issuer:
+            # Without an expected issuer any server holding a key in the JWKS could vouch for users.
+            raise SmartError("id_token", "The EHR does not say which service issues its identity tokens, so "
+                                         "the app cannot check who you are.")
         if not jwks_uri:
             raise SmartError("id_token", "The EHR does not publish signing keys for its id_token.")
+        if not isinstance(id_token, str) or len(id_token) > MAX_TOKEN_LENGTH:
+            raise SmartError("id_token", "The EHR sent an unreadable identity token.")
         try:
             header = jwt.get_unverified_header(id_token)
         except jwt.PyJWTError:
@@ -357,14 +407,13 @@ class SmartClient:
             return keys[0] if len(keys) == 1 else None
 
         def decode(jwk: dict) -> dict:
-            options = {"require": ["exp", "iat", "sub", "aud", "iss"]}
             return jwt.decode(
                 id_token,
                 jwt.PyJWK(jwk).key,
                 algorithms=[header["alg"]],
                 audience=reg.client_id,
-                issuer=issuer if issuer else None,
-                options=options if issuer else {**options, "verify_iss": False},
+                issuer=issuer,
+                options={"require": ["exp", "iat", "sub", "aud", "iss"]},
                 leeway=60,
             )
 
@@ -390,21 +439,72 @@ class SmartClient:
                     raise
                 claims = decode(jwk)
         except (jwt.PyJWTError, ValueError, TypeError) as exc:
-            raise SmartError("id_token", f"The identity token is not valid ({type(exc).__name__}).") from None
+            raise SmartError("id_token", _id_token_problem(exc)) from None
         if claims.get("nonce") != nonce:
             raise SmartError("id_token", "The identity token does not belong to this sign-in.")
+        # OIDC Core 3.1.3.7: with several audiences, azp must name us; any azp must be us.
+        audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
+        azp = claims.get("azp")
+        if (len(audiences) > 1 and azp is None) or (azp is not None and azp != reg.client_id):
+            raise SmartError("id_token", "The identity token was issued for another app as well as this one.")
+        if not isinstance(claims.get("sub"), str) or not 1 <= len(claims["sub"]) <= 255:
+            raise SmartError("id_token", "The identity token does not say who you are.")
         return claims
 
 
-def fhir_user_ref(fhir_user: str | None, iss: str) -> str | None:
-    """``fhirUser`` (absolute or relative) as a relative ``Type/id`` reference."""
-    if not fhir_user:
+def _id_token_problem(exc: Exception) -> str:
+    """A plain sentence for a failed id_token check: no exception names, no token contents."""
+    if isinstance(exc, jwt.ExpiredSignatureError):
+        return "The identity token has expired. Check the computer's clock if this keeps happening."
+    if isinstance(exc, jwt.ImmatureSignatureError):
+        return "The identity token is not valid yet. Check the computer's clock if this keeps happening."
+    if isinstance(exc, jwt.InvalidAudienceError):
+        return "The identity token was issued for another app."
+    if isinstance(exc, jwt.InvalidIssuerError):
+        return "The identity token was not issued by this EHR's sign-in service."
+    if isinstance(exc, jwt.InvalidSignatureError):
+        return "The identity token's signature does not match the EHR's signing keys."
+    if isinstance(exc, jwt.MissingRequiredClaimError):
+        return "The identity token leaves out details the app needs to check it."
+    return "The identity token could not be checked."
+
+
+def _lifetime(value: Any) -> int:
+    """``expires_in`` as whole seconds in 1..MAX_EXPIRES_IN (missing or unusable: the default)."""
+    if isinstance(value, bool):
+        return DEFAULT_EXPIRES_IN
+    if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 12:
+        value = int(value.strip())  # some servers send the number as a string
+    if isinstance(value, float) and value == value and value not in (float("inf"), float("-inf")):
+        value = int(value)
+    if not isinstance(value, int) or value <= 0:
+        return DEFAULT_EXPIRES_IN
+    return min(value, MAX_EXPIRES_IN)
+
+
+def _fhir_user_path(fhir_user: Any, iss: str) -> str | None:
+    """``fhirUser`` relative to the FHIR base ``iss``, or None if it is absolute elsewhere."""
+    if not isinstance(fhir_user, str):
         return None
-    value = fhir_user
+    if "://" not in fhir_user:
+        return fhir_user
     base = iss.rstrip("/") + "/"
-    if value.startswith(base):
-        value = value[len(base):]
-    parts = value.rstrip("/").split("/")
-    if len(parts) >= 2 and parts[-2] in ("Practitioner", "PractitionerRole", "Patient", "RelatedPerson", "Person"):
-        return f"{parts[-2]}/{parts[-1]}"
+    return fhir_user[len(base):] if fhir_user.startswith(base) else None
+
+
+def foreign_fhir_user(fhir_user: Any, iss: str) -> bool:
+    """``fhirUser`` is an absolute URL outside the FHIR base ``iss`` (EL-17 step 5: never taken as
+    a local reference, never fetched with our token)."""
+    return isinstance(fhir_user, str) and bool(fhir_user) and _fhir_user_path(fhir_user, iss) is None
+
+
+def fhir_user_ref(fhir_user: Any, iss: str) -> str | None:
+    """``fhirUser`` (relative, or absolute under ``iss``) as a relative ``Type/id`` reference; None
+    when missing, on another server, of another type, or with an id that breaks the FHIR id rule."""
+    path = _fhir_user_path(fhir_user, iss) if fhir_user else None
+    if not path:
+        return None
+    parts = path.rstrip("/").split("/")
+    if len(parts) == 2 and parts[0] in FHIR_USER_TYPES and is_fhir_id(parts[1]):
+        return f"{parts[0]}/{parts[1]}"
     return None

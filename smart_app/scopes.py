@@ -1,6 +1,7 @@
 """SMART scopes the clinician app asks for (SC-04), and what a granted scope string lets it write.
 
-The scope grammar (v2 letters, the v1 aliases, what is malformed) has one home,
+This is the app's scope *policy*, so it lives with the app (only ``smart_app`` uses it). The
+scope grammar (v2 letters, the v1 aliases, what is malformed) has one home,
 :mod:`thrive_fhir.smart_scopes`, shared with the store and the sandbox; this module only builds the
 app's request and reads a grant through that parser, so the app cannot drift from what the store
 enforces. Kept apart from the HTTP parts of the launch so the app's permission checks can import
