@@ -22,7 +22,8 @@ READ_TYPES = ("Patient",)
 
 
 def requested_scopes(flow: str, version: str = "v2", *, online_access: bool = False) -> str:
-    """The exact scope string for ``flow`` (``ehr`` or ``standalone``) in ``version`` (SC-04).
+    """The exact scope string for ``flow`` (``ehr`` or ``standalone``) in ``version`` (SC-04);
+    ``online_access`` adds that scope (the registry's ``online_access``, on by default).
 
     Every part goes through the strict parser first, so a malformed scope (SC-01: letters out of
     order) is our bug, raised here, never sent to an EHR.
@@ -38,7 +39,10 @@ def requested_scopes(flow: str, version: str = "v2", *, online_access: bool = Fa
     else:
         parts += [f"patient/{t}.read" for t in READ_TYPES]
         parts += [f"patient/{t}.write" for t in WRITE_TYPES]
-    if online_access and flow == "ehr":
+    if online_access:
+        # A refresh token for as long as the user works in the app, for both launch kinds: access
+        # tokens last minutes (Oracle Health: 570 s) and a session is longer. online_access, never
+        # offline_access: the app does nothing for a user who has left (SC-02, SA-05).
         parts.append("online_access")
     for p in parts:
         parse_scope(p)

@@ -52,7 +52,9 @@ def test_scope_strings_snapshot_v2_v1_and_standalone():
         "patient/CarePlan.write patient/Consent.write patient/Provenance.write"
     )
     assert requested_scopes("ehr", "v2", online_access=True).endswith(" online_access")
-    assert "online_access" not in requested_scopes("standalone", "v2", online_access=True)
+    # issue 16 item 7: agency (standalone) sessions outlive one access token too
+    assert requested_scopes("standalone", "v2", online_access=True).endswith(" online_access")
+    assert "offline_access" not in requested_scopes("standalone", "v2", online_access=True)
 
 
 def test_scope_builder_rejects_out_of_order_letters():
