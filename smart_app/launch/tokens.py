@@ -1,5 +1,5 @@
 """Keeping a launch's access token usable: proactive refresh before expiry, and the one refresh
-allowed after the EHR refuses a token (smart-launch.md TS-08, TS-09).
+allowed after the EHR refuses a token (launch rules TS-08, TS-09).
 
 The refresh itself is serialised and single-use in ``SessionStore.refresh_tokens``; this module
 decides *when* to refresh and calls the SMART client with the endpoint stored at launch. It imports

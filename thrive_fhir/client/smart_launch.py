@@ -1,13 +1,14 @@
 """SMART App Launch 2.2 client for the clinician app: discovery, PKCE, the authorize URL, the code
-exchange, id_token validation and refresh (smart-launch.md sections 1-3, 5).
+exchange, id_token validation and refresh (launch rules EL-, SC-, SA- and TS-).
 
 HTTP rules that apply to every call here: TLS verified, explicit timeout, redirects never followed
 (a redirect could carry a code or client credentials somewhere unpinned), and no secret in any
-exception message (callers show a correlation id instead).
+exception message (callers show a correlation id instead). Everything an EHR sends back — discovery
+documents, token responses, id_tokens — is treated as hostile input: type-checked, bounded, and
+turned into plain-words :class:`SmartError` messages (never an exception class name).
 
-The registration object passed in is duck-typed (``smart_app.config.EhrRegistration``): ``iss``,
-``client_id``, ``auth_method``, ``private_key_file``, ``key_id``, ``client_secret``,
-``url_allowed(url, pinned=...)``, and optionally ``oidc_issuer`` (the id_token issuer pinned for the EHR).
+The EHR registration passed in is anything shaped like :class:`Registration` (the app's registry
+entry for one EHR).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlencode, urljoin, urlsplit
 
 import jwt
@@ -44,6 +45,31 @@ DEFAULT_EXPIRES_IN = 300
 MAX_TOKEN_LENGTH = 64 * 1024
 #: fhirUser resource types (EL-17 step 5).
 FHIR_USER_TYPES = ("Practitioner", "PractitionerRole", "Patient", "RelatedPerson", "Person")
+
+
+class Registration(Protocol):
+    """What this client needs to know about one EHR it is registered with."""
+
+    @property
+    def iss(self) -> str: ...
+    @property
+    def client_id(self) -> str: ...
+    @property
+    def auth_method(self) -> str: ...  # private_key_jwt | client_secret_basic | public
+    @property
+    def private_key_file(self) -> str | None: ...
+    @property
+    def key_id(self) -> str | None: ...
+    @property
+    def client_secret(self) -> str | None: ...
+    @property
+    def oidc_issuer(self) -> str | None: ...  # the id_token issuer pinned for the EHR (EL-17)
+    @property
+    def epic_client_id_header(self) -> bool: ...  # Epic: name the client to /metadata
+
+    def url_allowed(self, url: str, *, pinned: bool) -> bool:
+        """``url`` may be used for this EHR; ``pinned``: it is on one of the EHR's pinned origins."""
+        ...
 
 
 class SmartError(Exception):
@@ -102,7 +128,7 @@ class SmartClient:
             url, headers={"Accept": accept, **(headers or {})}, timeout=TIMEOUT, allow_redirects=False
         )
 
-    def discover(self, reg) -> SmartConfiguration:
+    def discover(self, reg: Registration) -> SmartConfiguration:
         """``.well-known/smart-configuration``, falling back to ``/metadata``; endpoints pinned."""
         iss = reg.iss
         with self._lock:
@@ -165,7 +191,7 @@ class SmartClient:
             capabilities=tuple(c for c in doc.get("capabilities", []) if isinstance(c, str)),
         )
 
-    def _with_pinned_oidc(self, reg, conf: SmartConfiguration) -> SmartConfiguration:
+    def _with_pinned_oidc(self, reg: Registration, conf: SmartConfiguration) -> SmartConfiguration:
         """The CapabilityStatement names no id_token issuer or JWKS URL, so after the /metadata
         fallback (EL-04) take both from the OIDC issuer pinned for this EHR in the registry
         (EL-17 step 2). Without a pin the id_token cannot be checked and the launch stops there."""
@@ -232,7 +258,7 @@ class SmartClient:
         return conf.authorization_endpoint + sep + urlencode(params)
 
     # -- token endpoint (EL-11..EL-15) -----------------------------------------------------------
-    def client_assertion(self, reg, token_endpoint: str) -> str:
+    def client_assertion(self, reg: Registration, token_endpoint: str) -> str:
         """A private_key_jwt assertion: RS384/ES384, ``kid``, exp ≤ 5 min, fresh ``jti`` (BS-02/03)."""
         from cryptography.hazmat.primitives import serialization
         from cryptography.hazmat.primitives.asymmetric import ec
@@ -257,7 +283,7 @@ class SmartClient:
             headers["kid"] = reg.key_id
         return jwt.encode(claims, key, algorithm=alg, headers=headers)
 
-    def _token_request(self, reg, token_endpoint: str, form: dict[str, str]) -> dict:
+    def _token_request(self, reg: Registration, token_endpoint: str, form: dict[str, str]) -> dict:
         headers = {"Accept": "application/json"}
         auth = None
         form = dict(form)
@@ -293,7 +319,7 @@ class SmartClient:
         return body
 
     def exchange_code(
-        self, reg, *, token_endpoint: str, code: str, redirect_uri: str, code_verifier: str, requested_scope: str
+        self, reg: Registration, *, token_endpoint: str, code: str, redirect_uri: str, code_verifier: str, requested_scope: str
     ) -> dict:
         """Swap the code for tokens (stored endpoint/redirect/verifier only, EL-10). Validates the
         envelope (EL-15) and fills ``scope`` from the request when the server omits it."""
@@ -309,7 +335,7 @@ class SmartClient:
         )
         return self._check_token_response(body, requested_scope)
 
-    def refresh(self, reg, *, token_endpoint: str, refresh_token: str) -> dict:
+    def refresh(self, reg: Registration, *, token_endpoint: str, refresh_token: str) -> dict:
         """One refresh-token grant, no ``scope`` (TS-08). Caller serialises and stores the result."""
         body = self._token_request(
             reg, token_endpoint, {"grant_type": "refresh_token", "refresh_token": refresh_token}
@@ -360,7 +386,7 @@ class SmartClient:
         return clean
 
     # -- id_token (EL-17) ---------------------------------------------------------------------
-    def _jwks(self, reg, jwks_uri: str, *, force: bool = False) -> dict:
+    def _jwks(self, reg: Registration, jwks_uri: str, *, force: bool = False) -> dict:
         with self._lock:
             cached = self._jwks_cache.get(jwks_uri)
         if cached and cached[0] > time.monotonic() and not force:
@@ -378,9 +404,11 @@ class SmartClient:
             self._jwks_cache[jwks_uri] = (time.monotonic() + DISCOVERY_TTL, doc)
         return doc
 
-    def validate_id_token(self, reg, id_token: str, *, issuer: str | None, jwks_uri: str | None, nonce: str) -> dict:
-        """Signature (JWKS by ``kid``; a lone key when ``kid`` is absent), ``iss``, ``aud`` =
-        client_id, ``exp``/``iat``, ``nonce``. Returns the claims."""
+    def validate_id_token(self, reg: Registration, id_token: str, *, issuer: str | None, jwks_uri: str | None,
+                          nonce: str) -> dict:
+        """Signature (JWKS by ``kid``; a lone key when ``kid`` is absent), ``iss`` = ``issuer``
+        (required: discovery's or the pinned one), ``aud`` = client_id (several audiences only with
+        ``azp`` = client_id), ``exp``/``iat``, ``sub``, ``nonce``. Returns the claims."""
         if not issuer:
             # Without an expected issuer any server holding a key in the JWKS could vouch for users.
             raise SmartError("id_token", "The EHR does not say which service issues its identity tokens, so "
