@@ -29,6 +29,7 @@ import jwt
 import requests
 
 from .fhir_http import is_fhir_id
+from .token_response import MAX_TOKEN_LENGTH, bounded_string, expires_in_seconds
 
 log = logging.getLogger(__name__)
 
@@ -36,13 +37,6 @@ TIMEOUT = (5, 15)
 DISCOVERY_TTL = 3600
 OAUTH_URIS_EXT = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
 ID_TOKEN_ALGS = ["RS256", "RS384", "ES256", "ES384"]
-#: Longest access-token lifetime believed, in seconds. An absurd ``expires_in`` (10**12 overflowed
-#: the expiry arithmetic) is capped: the app then refreshes, or ends the session, sooner than told.
-MAX_EXPIRES_IN = 24 * 3600
-#: Assumed lifetime when ``expires_in`` is missing or unusable (EL-15).
-DEFAULT_EXPIRES_IN = 300
-#: Longest token or id_token kept (Epic's are JWTs of a few KB; nothing legitimate is near this).
-MAX_TOKEN_LENGTH = 64 * 1024
 #: fhirUser resource types (EL-17 step 5).
 FHIR_USER_TYPES = ("Practitioner", "PractitionerRole", "Patient", "RelatedPerson", "Person")
 
@@ -350,14 +344,14 @@ class SmartClient:
         ``id_token``, and with ``launch_context`` ``patient``, ``encounter`` (FHIR ids, or None) and
         ``need_patient_banner`` (bool). A patient id that breaks the FHIR id rule stops the launch:
         it would otherwise go into a URL with our bearer token."""
-        token = body.get("access_token")
-        if not isinstance(token, str) or not token.strip() or len(token) > MAX_TOKEN_LENGTH:
+        token = bounded_string(body.get("access_token"))
+        if token is None:
             raise SmartError("unavailable", "The EHR sent no usable access token.")
         token_type = body.get("token_type")
         if not isinstance(token_type, str) or token_type.lower() != "bearer":
             raise SmartError("config", "The EHR sent an unsupported token type.")
         clean: dict[str, Any] = {"access_token": token, "token_type": "bearer",
-                                 "expires_in": _lifetime(body.get("expires_in"))}
+                                 "expires_in": expires_in_seconds(body.get("expires_in"))}
         scope = body.get("scope")
         if isinstance(scope, str) and len(scope) <= MAX_TOKEN_LENGTH:
             clean["scope"] = scope
@@ -365,8 +359,7 @@ class SmartClient:
             log.warning("token response had no usable scope; assuming the requested scope (RFC 6749 5.1)")
             clean["scope"] = requested_scope
         for name in ("refresh_token", "id_token"):
-            value = body.get(name)
-            clean[name] = value if isinstance(value, str) and value and len(value) <= MAX_TOKEN_LENGTH else None
+            clean[name] = bounded_string(body.get(name))
         if not launch_context:
             return clean
         patient = body.get("patient")
@@ -495,19 +488,6 @@ def _id_token_problem(exc: Exception) -> str:
     if isinstance(exc, jwt.MissingRequiredClaimError):
         return "The identity token leaves out details the app needs to check it."
     return "The identity token could not be checked."
-
-
-def _lifetime(value: Any) -> int:
-    """``expires_in`` as whole seconds in 1..MAX_EXPIRES_IN (missing or unusable: the default)."""
-    if isinstance(value, bool):
-        return DEFAULT_EXPIRES_IN
-    if isinstance(value, str) and value.strip().isdigit() and len(value.strip()) <= 12:
-        value = int(value.strip())  # some servers send the number as a string
-    if isinstance(value, float) and value == value and value not in (float("inf"), float("-inf")):
-        value = int(value)
-    if not isinstance(value, int) or value <= 0:
-        return DEFAULT_EXPIRES_IN
-    return min(value, MAX_EXPIRES_IN)
 
 
 def _fhir_user_path(fhir_user: Any, iss: str) -> str | None:

@@ -187,6 +187,15 @@ def _hostile_app(ehr: HostileEhr) -> Flask:
     @app.post("/auth/token")
     def token():
         form = request.form
+        if form.get("grant_type") == "client_credentials":  # the sync worker (Backend Services)
+            body = {"access_token": _new_token(), "token_type": "bearer", "expires_in": 300,
+                    "scope": form.get("scope", "")}
+            for name, value in ehr.token.items():
+                if value is DROP:
+                    body.pop(name, None)
+                else:
+                    body[name] = value
+            return _no_store(body)
         if form.get("grant_type") == "refresh_token":
             body = {"access_token": _new_token(), "token_type": "bearer", "expires_in": 3600}
             return _no_store(body)
