@@ -365,13 +365,16 @@ def _landing(mode: str, patient_id: str | None) -> str:
 
 
 def _safe_error_uri(value: str | None, token_endpoint: str) -> str | None:
-    if not value:
+    """``error_uri`` as a link only when it is https on the authorization server's own origin
+    (Oracle Health uses it for re-approval); anything else could send the user anywhere."""
+    if not value or len(value) > MAX_PARAM:
         return None
     try:
         parts, auth = urlsplit(value), urlsplit(token_endpoint)
+        same_origin = (parts.scheme, parts.hostname, parts.port) == (auth.scheme, auth.hostname, auth.port)
     except ValueError:
         return None
-    if parts.scheme == "https" and parts.hostname and parts.hostname == auth.hostname:
+    if parts.scheme == "https" and parts.hostname and not parts.username and same_origin:
         return value
     return None
 

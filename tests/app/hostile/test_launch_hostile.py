@@ -274,6 +274,16 @@ def test_every_app_log_value_is_escaped(make_app, caplog):
         assert "a\\r\\nFORGED line" in m
 
 
+def test_error_uri_is_linked_only_on_the_authorization_servers_origin():
+    from smart_app.launch.routes import _safe_error_uri
+
+    token = "https://auth.example.test/oauth/token"
+    assert _safe_error_uri("https://auth.example.test/reapprove?x=1", token) == "https://auth.example.test/reapprove?x=1"
+    for bad in ("https://auth.example.test:8443/reapprove", "http://auth.example.test/reapprove",
+                "https://evil.example/reapprove", "https://user@auth.example.test/x", "javascript:alert(1)", ""):
+        assert _safe_error_uri(bad, token) is None, bad
+
+
 # --- item 7: refresh tokens for both launch kinds, expiry worded per kind --------------------------
 
 def _authorize_scope(ehr) -> list[str]:
