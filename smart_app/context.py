@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, TypeGuard
 
 from flask import Blueprint, g, has_request_context, redirect, render_template, request, url_for
 
@@ -50,9 +50,9 @@ COOKIE_NAME = "__Host-thrive"
 STAFF_REF_PREFIXES = ("PractitionerRole/", "Practitioner/")
 
 
-def is_staff_ref(ref: str | None) -> bool:
+def is_staff_ref(ref: str | None) -> TypeGuard[str]:
     """``ref`` names a member of staff (see ``LaunchContext.staff_ref``)."""
-    return bool(ref) and ref.startswith(STAFF_REF_PREFIXES)
+    return ref is not None and ref.startswith(STAFF_REF_PREFIXES)
 
 
 @dataclass
@@ -251,7 +251,8 @@ def session_ended_response(record: LaunchRecord):
     if request.method == "POST":
         draft_fields = [(k, v) for k, v in request.form.items(multi=True) if k != "csrf_token"]
         path = request.path[len(f"/l/{record.launch_id}"):] or "/"
-        state().sessions.save_draft(request.cookies.get(COOKIE_NAME), record, path, draft_fields)
+        # launch_required matched the binding cookie, so it is there
+        state().sessions.save_draft(request.cookies.get(COOKIE_NAME) or "", record, path, draft_fields)
     _frame_policy_for(record)
     return (
         render_template("errors/session_ended.html", record=record, draft_fields=draft_fields),

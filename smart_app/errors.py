@@ -61,7 +61,7 @@ def install(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         status = exc.code or 500
-        message = exc.description if status in (400, 403, 413) else {
+        message = (exc.description or "") if status in (400, 403, 413) else {
             404: NOT_FOUND_MESSAGE,
             405: "Go back and try again.",
         }.get(status, "Something went wrong. Try again.")

@@ -12,12 +12,11 @@ forge a log line.
 
 from __future__ import annotations
 
+import http.client
 import logging
 import re
 import secrets
 from urllib.parse import urlsplit
-
-import http.client
 
 from flask import Flask, abort, g, request
 from flask.logging import default_handler

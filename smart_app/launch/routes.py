@@ -399,8 +399,10 @@ def _smart_error_page(exc: SmartError, mode: str):
         return error_page(502, "The EHR sent a launch the app cannot use",
                           f"{exc} {again} If it happens again contact support, ref {ref}.", ref=ref)
     if exc.kind == "discovery":
-        return error_page(502, "EHR configuration unavailable", "EHR configuration unavailable, try again later.", ref=ref)
-    return error_page(502, "The EHR rejected this app's setup", f"The EHR rejected this app's setup. Contact support, ref {ref}.", ref=ref)
+        return error_page(502, "EHR configuration unavailable", "EHR configuration unavailable, try again later.",
+                          ref=ref)
+    return error_page(502, "The EHR rejected this app's setup",
+                      f"The EHR rejected this app's setup. Contact support, ref {ref}.", ref=ref)
 
 
 # --- pages of a launch --------------------------------------------------------------------------

@@ -43,7 +43,8 @@ def test_app_state_module_is_a_leaf():
         if isinstance(node, ast.ImportFrom):
             assert node.level == 0 and not (node.module or "").startswith("smart_app"), ast.unparse(node)
     from smart_app import AppState
-    from smart_app.state import AppState as LeafAppState, state
+    from smart_app.state import AppState as LeafAppState
+    from smart_app.state import state
 
     assert AppState is LeafAppState and callable(state)
 

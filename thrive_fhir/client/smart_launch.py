@@ -23,10 +23,12 @@ import time
 import uuid
 from dataclasses import dataclass
 from typing import Any, Protocol
-from urllib.parse import urlencode, urljoin, urlsplit
+from urllib.parse import quote, urlencode, urljoin, urlsplit
 
 import jwt
 import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 from .fhir_http import is_fhir_id
 from .token_response import MAX_TOKEN_LENGTH, bounded_string, expires_in_seconds
@@ -113,7 +115,7 @@ class SmartClient:
         self.http = http or requests.Session()
         self._cache: dict[str, tuple[float, SmartConfiguration]] = {}
         self._jwks_cache: dict[str, tuple[float, dict]] = {}
-        self._keys: dict[str, object] = {}
+        self._keys: dict[str, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey] = {}
         self._lock = threading.Lock()
 
     # -- HTTP helper -----------------------------------------------------------------------------
@@ -157,7 +159,10 @@ class SmartClient:
             raise SmartError("discovery", "EHR configuration names an unregistered identity issuer")
         if pinned_issuer and conf.issuer is None:
             # Discovery names no issuer: the id_token must then come from the pinned one (EL-17).
-            conf = dataclasses.replace(conf, issuer=pinned_issuer) if conf.jwks_uri else self._with_pinned_oidc(reg, conf)
+            if conf.jwks_uri:
+                conf = dataclasses.replace(conf, issuer=pinned_issuer)
+            else:
+                conf = self._with_pinned_oidc(reg, conf)
         for url in (conf.authorization_endpoint, conf.token_endpoint):
             if not reg.url_allowed(url, pinned=True):
                 raise SmartError("discovery", "EHR configuration points at an unregistered server")
@@ -254,14 +259,15 @@ class SmartClient:
     # -- token endpoint (EL-11..EL-15) -----------------------------------------------------------
     def client_assertion(self, reg: Registration, token_endpoint: str) -> str:
         """A private_key_jwt assertion: RS384/ES384, ``kid``, exp ≤ 5 min, fresh ``jti`` (BS-02/03)."""
-        from cryptography.hazmat.primitives import serialization
-        from cryptography.hazmat.primitives.asymmetric import ec
-
+        if not reg.private_key_file:
+            raise SmartError("config", "This EHR registration has no private key file.")
         key = self._keys.get(reg.private_key_file)
         if key is None:  # parse once per process; the key file does not change while running
             with open(reg.private_key_file, "rb") as fh:
-                key = serialization.load_pem_private_key(fh.read(), password=None)
-            self._keys[reg.private_key_file] = key
+                loaded = serialization.load_pem_private_key(fh.read(), password=None)
+            if not isinstance(loaded, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
+                raise SmartError("config", "The app's private key is neither RSA nor EC (RS384/ES384).")
+            key = self._keys[reg.private_key_file] = loaded
         alg = "ES384" if isinstance(key, ec.EllipticCurvePrivateKey) else "RS384"
         now = int(time.time())
         claims = {
@@ -285,9 +291,8 @@ class SmartClient:
             form["client_assertion_type"] = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
             form["client_assertion"] = self.client_assertion(reg, token_endpoint)
         elif reg.auth_method == "client_secret_basic":
-            from urllib.parse import quote
-
-            pair = f"{quote(reg.client_id, safe='')}:{quote(reg.client_secret, safe='')}"
+            # RFC 6749 2.3.1 (Epic does this): both parts URL-encoded before Basic encoding.
+            pair = f"{quote(reg.client_id, safe='')}:{quote(reg.client_secret or '', safe='')}"
             headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
         else:
             form["client_id"] = reg.client_id
@@ -313,7 +318,8 @@ class SmartClient:
         return body
 
     def exchange_code(
-        self, reg: Registration, *, token_endpoint: str, code: str, redirect_uri: str, code_verifier: str, requested_scope: str
+        self, reg: Registration, *, token_endpoint: str, code: str, redirect_uri: str, code_verifier: str,
+        requested_scope: str,
     ) -> dict:
         """Swap the code for tokens (stored endpoint/redirect/verifier only, EL-10). Validates the
         envelope (EL-15) and fills ``scope`` from the request when the server omits it."""
