@@ -161,7 +161,8 @@ class _Identity:
 
 @bp.get("/callback")
 def callback():
-    """OAuth redirect back from the authorization server (EL-10, error table in 1.3)."""
+    """OAuth redirect back from the authorization server (EL-10), in named steps; each of the first
+    five may stop the launch with its page, and nothing is stored before the launch record."""
     try:
         auth = _state_check()
         _authorization_error(auth)
@@ -169,8 +170,8 @@ def callback():
         tokens, claims = _token_exchange(auth, reg)
         patient_id = _patient(auth, reg, tokens)
         user = _staff_user(auth, claims)
-        banner = _patient_identity(auth, reg, tokens, patient_id)
-        launch_id = _launch_record(auth, tokens, patient_id, user, banner)
+        launch_id = _launch_record(auth, tokens, patient_id, user)
+        _patient_identity(launch_id, patient_id)
     except LaunchStopped as stop:
         return stop.response
     log.info("launch completed mode=%s", auth.mode)
@@ -318,18 +319,9 @@ def _staff_user(auth: AuthRequest, claims: dict) -> _Identity:
     return _Identity(user_ref=user_ref, sub=sub if isinstance(sub, str) and sub else None)
 
 
-def _patient_identity(auth: AuthRequest, reg: EhrRegistration, tokens: dict, patient_id: str | None) -> dict | None:
-    """Step 6: read the Patient once; a failure is stored as an unconfirmed identity, and every
-    page of the launch then shows :func:`patient_identity` (what happened, and a retry)."""
-    if patient_id is None:
-        return None
-    token = tokens["access_token"]
-    return identity_or_problem(EhrClient(auth.iss, lambda: token, reg=reg), patient_id)
-
-
-def _launch_record(auth: AuthRequest, tokens: dict, patient_id: str | None, user: _Identity,
-                   banner: dict | None) -> str:
-    """Step 7: store the launch context (TS-02); tokens encrypted (TS-07)."""
+def _launch_record(auth: AuthRequest, tokens: dict, patient_id: str | None, user: _Identity) -> str:
+    """Step 6: store the launch context (TS-02); tokens encrypted (TS-07). Its young person's
+    identity is unconfirmed until step 7 reads it."""
     config = state().config
     entry = config.standalone.get(auth.standalone_key) if auth.standalone_key else None
     organization_ref = (entry.organization if entry else None) if auth.mode == "standalone" else _org_ref_for(
@@ -343,7 +335,7 @@ def _launch_record(auth: AuthRequest, tokens: dict, patient_id: str | None, user
         access_token=tokens["access_token"],
         refresh_token=tokens.get("refresh_token"),
         expires_in=tokens["expires_in"],
-        banner=banner,
+        banner=None,
         standalone_key=auth.standalone_key,
         patient_id=patient_id,
         encounter_id=tokens.get("encounter"),
@@ -355,6 +347,20 @@ def _launch_record(auth: AuthRequest, tokens: dict, patient_id: str | None, user
         need_patient_banner=tokens["need_patient_banner"],
         token_endpoint=auth.token_endpoint,
     )
+
+
+def _patient_identity(launch_id: str, patient_id: str | None) -> None:
+    """Step 7: read the Patient once, through the launch's own EHR client (so a token the EHR has
+    already let lapse gets its one refresh and retry). A failure is stored as an unconfirmed
+    identity, and every page of the launch then shows :func:`patient_identity` (what happened, and
+    a retry) instead of the young person's plan."""
+    if patient_id is None:
+        return
+    record = state().sessions.get_launch(launch_id)
+    if record is None:  # pragma: no cover - just created
+        return
+    banner = identity_or_problem(EhrClient.for_launch(state(), record), patient_id)
+    state().sessions.set_banner(launch_id, banner)
 
 
 def _landing(mode: str, patient_id: str | None) -> str:

@@ -117,6 +117,10 @@ class HostileEhr:
         self.authorize_error: str | None = None
         #: How Patient/<id> answers: None = a good Patient; else (status, body bytes, content type).
         self.patient_answer: tuple[int, bytes, str] | None = None
+        #: The FHIR endpoint refuses (401) the access token of the code exchange, as if it lapsed
+        #: before its expires_in; refreshed tokens are accepted.
+        self.refuse_first_access_token = False
+        self.refused_tokens: set[str] = set()
         self.requests.clear()
 
     # --- what happened ----------------------------------------------------------------------
@@ -211,6 +215,8 @@ def _hostile_app(ehr: HostileEhr) -> Flask:
             body["refresh_token"] = secrets.token_urlsafe(32)
         if "openid" in scopes:
             body["id_token"] = _id_token(grant)
+        if ehr.refuse_first_access_token:
+            ehr.refused_tokens.add(body["access_token"])
         for name, value in ehr.token.items():
             if value is DROP:
                 body.pop(name, None)
@@ -220,7 +226,8 @@ def _hostile_app(ehr: HostileEhr) -> Flask:
 
     @app.get("/fhir/Patient/<pid>")
     def patient(pid: str):
-        if request.headers.get("Authorization", "")[7:] not in ehr.tokens:
+        presented = request.headers.get("Authorization", "")[7:]
+        if presented not in ehr.tokens or presented in ehr.refused_tokens:
             return jsonify({"resourceType": "OperationOutcome"}), 401
         if ehr.patient_answer is not None:
             status, body, content_type = ehr.patient_answer

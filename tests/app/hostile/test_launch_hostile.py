@@ -205,6 +205,18 @@ def test_patient_read_failure_shows_no_plan_and_offers_a_retry(ehr, make_app, la
     assert "HOSTILE-TEST, Robin" in text(again) and f"{ehr.NHS[:3]} {ehr.NHS[3:6]} {ehr.NHS[6:]}" in text(again)
 
 
+def test_patient_read_at_launch_refreshes_a_lapsed_token_once(ehr, make_app, launcher):
+    """The EHR refuses the fresh access token (it lapsed early): one refresh, one retry, and the
+    identity is confirmed, rather than a launch stopped for nothing."""
+    L = launcher(make_app())
+    ehr.refuse_first_access_token = True
+    page = L.follow(L.ehr_launch())
+    assert page.status_code == 200 and "<h1>Summary</h1>" in text(page)
+    grants = [r.form.get("grant_type") for r in ehr.seen("/auth/token")]
+    assert grants == ["authorization_code", "refresh_token"]
+    assert [r.path for r in ehr.seen("/fhir/Patient")] == [f"/fhir/Patient/{ehr.PATIENT_ID}"] * 2
+
+
 def test_a_launch_whose_identity_was_never_read_shows_no_plan(app):
     """The agency picker stores an unconfirmed banner when its Patient read fails: same rule."""
     from smart_app.testing import TEST_ORIGIN, make_launch
