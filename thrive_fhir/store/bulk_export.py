@@ -17,7 +17,7 @@ import uuid
 from pathlib import Path
 from urllib.parse import parse_qsl
 
-from sqlalchemy import false, select, update
+from sqlalchemy import exists, false, select, update
 from sqlalchemy.engine import Engine
 
 from . import access
@@ -120,8 +120,19 @@ class Exporter:
             self._threads.pop(job_id, None)
 
     def export_type(self, rtype, level, since, transaction_time, out_dir: Path, cancel) -> int:
-        stmt = select(rv.c.content).where(rv.c.res_type == rtype, rv.c.is_current, rv.c.deleted == false(),
-                                          rv.c.last_updated <= transaction_time)
+        """Write the version of each ``rtype`` resource that was current at ``transaction_time``.
+
+        Not the current version filtered by its ``last_updated``: a resource updated after kick-off
+        (but before its type is written out) existed at ``transactionTime`` and must be exported, as
+        it was then. So per resource the newest version at or before that instant is taken from the
+        history, and left out when that version is a deletion. The ``NOT EXISTS`` probe walks the
+        ``uq_resource_version`` index (type, id, version) on both databases.
+        """
+        newer = rv.alias("newer")
+        stmt = select(rv.c.content).where(
+            rv.c.res_type == rtype, rv.c.last_updated <= transaction_time, rv.c.deleted == false(),
+            ~exists().where(newer.c.res_type == rv.c.res_type, newer.c.res_id == rv.c.res_id,
+                            newer.c.version_id > rv.c.version_id, newer.c.last_updated <= transaction_time))
         if since is not None:
             stmt = stmt.where(rv.c.last_updated > since)
         if level == "patient":
