@@ -23,6 +23,7 @@ from typing import NamedTuple
 
 from .errors import FhirError
 from .fhirdates import date_range
+from .limits import MAX_SEARCH_TERMS
 from .rawsql import placeholders
 from .search_params import INCLUDES, SearchParam, params_for, reference_key
 
@@ -46,9 +47,23 @@ class Cond(NamedTuple):
 
 
 def _or(conds: list[Cond]) -> Cond:
+    return _balanced("OR", conds)
+
+
+def _balanced(op: str, conds: list[Cond]) -> Cond:
+    """``c1 op c2 op ...`` as a balanced tree of parenthesised pairs.
+
+    SQLite parses a flat ``a OR b OR c ...`` into a tree as deep as the list is long and refuses
+    trees deeper than 1,000 ("Expression tree is too large"): ~490 comma alternatives or ~1,000
+    repeated parameters were a 500. Nested halves keep the depth at log2(n) on any database, so the
+    only bound left is the number of values (limits.MAX_SEARCH_TERMS)."""
     if len(conds) == 1:
         return conds[0]
-    return Cond("(" + " OR ".join(c.sql for c in conds) + ")", tuple(p for c in conds for p in c.params))
+    if len(conds) <= 8:
+        return Cond("(" + f" {op} ".join(c.sql for c in conds) + ")", tuple(p for c in conds for p in c.params))
+    mid = len(conds) // 2
+    left, right = _balanced(op, conds[:mid]), _balanced(op, conds[mid:])
+    return Cond(f"({left.sql} {op} {right.sql})", left.params + right.params)
 
 
 @dataclass
@@ -70,6 +85,10 @@ def parse(rtype: str, params: list[tuple[str, str]], *, strict: bool, base: str 
     """Build a SearchQuery. Invalid values are 400; unknown parameters 400 when strict, else ignored."""
     q = SearchQuery(rtype)
     known = params_for(rtype)
+    terms = sum(1 + value.count(",") for _name, value in params)
+    if terms > MAX_SEARCH_TERMS:
+        raise FhirError(400, f"The search has {terms} values; this server takes at most {MAX_SEARCH_TERMS} "
+                             "(parameters and comma-separated alternatives together)", "too-costly")
     for raw_name, value in params:
         name, _, modifier = raw_name.partition(":")
         if name in IGNORED_SILENTLY:
@@ -96,9 +115,7 @@ def parse(rtype: str, params: list[tuple[str, str]], *, strict: bool, base: str 
 
 def _result_param(q: SearchQuery, name: str, modifier: str, value: str, strict: bool) -> bool:
     if name == "_count":
-        if not value.isdigit():
-            raise FhirError(400, "_count must be a non-negative integer", "invalid")
-        q.count = min(int(value), MAX_COUNT)
+        q.count = parse_count(value)
         return True
     if name == "_sort":
         if value not in SORTS:
@@ -144,6 +161,14 @@ def _result_param(q: SearchQuery, name: str, modifier: str, value: str, strict: 
         q.revincludes.append((parts[0], parts[1]))
         return True
     return False
+
+
+def parse_count(value: str) -> int:
+    """``_count``: a non-negative integer; above MAX_COUNT means MAX_COUNT (a server may page smaller)."""
+    if not (value.isascii() and value.isdigit()):
+        raise FhirError(400, "_count must be a non-negative integer", "invalid")
+    digits = value.lstrip("0")
+    return MAX_COUNT if len(digits) > 6 else min(int(digits or "0"), MAX_COUNT)
 
 
 def _split(value: str) -> list[str]:
@@ -287,8 +312,12 @@ PAGE_COLUMNS = "res_id, content, last_updated, patient_key"
 def build_select(q: SearchQuery, restrict_patient: str | None = None, *,
                  columns: str = PAGE_COLUMNS) -> Cond:
     """``SELECT columns`` of the current resources matching ``q`` (unordered, unlimited)."""
-    where = ["resource_versions.res_type = ?", CURRENT] + [c.sql for c in q.conditions]
-    params = [q.rtype] + [p for c in q.conditions for p in c.params]
+    where = ["resource_versions.res_type = ?", CURRENT]
+    params = [q.rtype]
+    if q.conditions:
+        matched = _balanced("AND", q.conditions)  # repeated parameters: see _balanced
+        where.append(matched.sql)
+        params += matched.params
     if restrict_patient is not None:
         where.append("(resource_versions.patient_key = ? OR resource_versions.patient_key IS NULL)")
         params.append(restrict_patient)

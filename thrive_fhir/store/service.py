@@ -27,6 +27,7 @@ from ..smart_scopes import Grant
 from . import access, search, validation_hook
 from .errors import FhirError, issue, operation_outcome
 from .fhirdates import date_range, http_date, to_instant, utcnow
+from .limits import MAX_SEQ, MAX_VERSION_ID, bounded_int
 from .rawsql import Runner, placeholders
 from .schema import resource_versions as rv
 from .search_params import reference_key
@@ -94,10 +95,10 @@ def parse_etag(value: str | None) -> int | None:
     text_ = value.strip()
     if text_.startswith("W/"):
         text_ = text_[2:]
-    text_ = text_.strip('"')
-    if not text_.isdigit():
+    version = bounded_int(text_.strip('"'), MAX_VERSION_ID)
+    if version is None:
         raise FhirError(400, 'If-Match must be a version ETag such as W/"3"', "invalid")
-    return int(text_)
+    return version
 
 
 class Store:
@@ -233,10 +234,11 @@ class Store:
     def vread(self, ctx: Ctx, rtype: str, rid: str, vid: str, *, conn: Connection | None = None) -> Result:
         self.check_type(rtype)
         self.check_id(rid)
-        if not vid.isdigit():
+        version = bounded_int(vid, MAX_VERSION_ID)  # larger cannot exist, and would not fit the column
+        if version is None:
             raise FhirError(404, f"Version '{vid}' of {rtype}/{rid} is not known", "not-found")
         stmt = (select(rv.c.version_id, rv.c.last_updated, rv.c.deleted, rv.c.patient_key, rv.c.content)
-                .where(rv.c.res_type == rtype, rv.c.res_id == rid, rv.c.version_id == int(vid)))
+                .where(rv.c.res_type == rtype, rv.c.res_id == rid, rv.c.version_id == version))
         if conn is not None:
             row = conn.execute(stmt).first()
         else:
@@ -469,7 +471,8 @@ class Store:
 
     # --- history ---------------------------------------------------------------------------------
 
-    def history(self, ctx: Ctx, rtype: str | None, rid: str | None, params: list[tuple[str, str]]) -> Result:
+    def history(self, ctx: Ctx, rtype: str | None, rid: str | None, params: list[tuple[str, str]], *,
+                conn: Connection | None = None) -> Result:
         if rtype:
             self.check_type(rtype)
         if rid:
@@ -478,9 +481,7 @@ class Store:
         used = []
         for name, value in params:
             if name == "_count":
-                if not value.isdigit():
-                    raise FhirError(400, "_count must be a non-negative integer", "invalid")
-                count = min(int(value), search.MAX_COUNT)
+                count = search.parse_count(value)
                 used.append((name, value))
             elif name == "_since":
                 rng = date_range(value)
@@ -489,9 +490,9 @@ class Store:
                 since = rng[0]
                 used.append((name, value))
             elif name == "_cursor":
-                if not value.isdigit():
+                cursor = bounded_int(value, MAX_SEQ)
+                if cursor is None:
                     raise FhirError(400, "Invalid _cursor (use the next link exactly as given)", "invalid")
-                cursor = int(value)
             elif name in search.IGNORED_SILENTLY:
                 continue
             elif ctx.strict:
@@ -501,7 +502,7 @@ class Store:
         restrict = None
         if rtype and rid:
             stmt = stmt.where(rv.c.res_type == rtype, rv.c.res_id == rid)
-            head = self._current(None, rtype, rid)
+            head = self._current(conn, rtype, rid)
             if head is None:
                 raise FhirError(404, f"{rtype}/{rid} is not known", "not-found")
             access.require(ctx.grant, rtype, "history-instance", head.patient_key)
@@ -517,8 +518,11 @@ class Store:
         if cursor is not None:
             stmt = stmt.where(rv.c.seq < cursor)
         stmt = stmt.order_by(rv.c.seq.desc()).limit(count + 1)
-        with self.engine.connect() as conn:
+        if conn is not None:
             rows = list(conn.execute(stmt))
+        else:
+            with self.engine.connect() as c:
+                rows = list(c.execute(stmt))
         has_more = len(rows) > count
         rows = rows[:count]
         path = "/".join(p for p in (rtype, rid) if p)
