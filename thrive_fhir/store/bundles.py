@@ -9,6 +9,8 @@ answer is the failing entry's error. Entries are processed in the order the spec
 
 from __future__ import annotations
 
+import logging
+import traceback
 import uuid
 from dataclasses import dataclass
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -16,10 +18,12 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 from sqlalchemy.engine import Connection
 
 from . import validation_hook
-from .errors import FhirError, operation_outcome
+from .errors import FhirError, describe, operation_outcome
 from .fhirdates import to_instant, utcnow
 from .service import Ctx, Result, Store, parse_etag
 from .writes import WriteOp, apply, dumps, prepare
+
+log = logging.getLogger("thrive_fhir.store")
 
 ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3, "HEAD": 3}
 REASONS = {200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
@@ -197,6 +201,7 @@ def _rewrite(node, idmap: dict[str, str], unresolved: list[str], conditional: se
 
 def transaction(store: Store, ctx: Ctx, raw_entries: list) -> Result:
     entries = [_parse_entry(store, ctx, i, e) for i, e in enumerate(raw_entries)]
+    _refuse_duplicates(entries)
     pinned = any(e.if_match is not None for e in entries)
     # Without conditional entries every id is known up front: resolve, validate and serialise before
     # taking the write lock (see writes.prepare). Otherwise all of it happens inside the transaction.
@@ -205,6 +210,35 @@ def transaction(store: Store, ctx: Ctx, raw_entries: list) -> Result:
     answers = store.run_write(lambda conn: _run_transaction(store, ctx, conn, entries, plan),
                               conflict_status=412 if pinned else None)
     return Result(200, _response_bundle("transaction-response", answers))
+
+
+def _refuse_duplicates(entries: list[Entry]) -> None:
+    """Refuse a transaction in which two entries claim the same identity.
+
+    - Two entries with one ``fullUrl`` (bdl-7): a reference to it would silently resolve to
+      whichever entry came last.
+    - Two conditional writes with the same criteria (conditional PUT/DELETE URLs, POST
+      ``ifNoneExist``): each would be resolved against the database as it was before the
+      transaction, so both would create, and every later conditional write on those criteria
+      would fail with 412. R4 (http.html#transaction) makes overlapping identities a failure;
+      plain ``Type/id`` duplicates are refused in writes.apply, this is the same rule for criteria.
+    """
+    full_urls: dict[str, int] = {}
+    criteria: dict[tuple, int] = {}
+    for e in entries:
+        if e.full_url:
+            if e.full_url in full_urls:
+                raise FhirError(400, f"Bundle.entry[{e.index}]: fullUrl is the same as entry[{full_urls[e.full_url]}]'s "
+                                     "(bdl-7: fullUrl must be unique in a Bundle)", "invalid")
+            full_urls[e.full_url] = e.index
+        query = e.if_none_exist if e.method == "POST" else (e.query if e.rid is None and e.method != "GET" else None)
+        if query:
+            query = query.split("?", 1)[1] if "?" in query else query
+            key = (e.rtype, tuple(sorted(parse_qsl(query, keep_blank_values=True))))
+            if key in criteria:
+                raise FhirError(400, f"Bundle.entry[{e.index}]: the same conditional criteria as entry[{criteria[key]}]; "
+                                     "one transaction cannot apply two conditional writes to one resource", "invalid")
+            criteria[key] = e.index
 
 
 def _needs_database(entries: list[Entry]) -> bool:
@@ -394,9 +428,18 @@ def batch(store: Store, ctx: Ctx, raw_entries: list) -> Result:
                                      conflict_status=412 if e.if_match is not None else None)
             answers.extend(answer)
         except FhirError as exc:
-            answers.append({"response": {"status": f"{exc.status} {REASONS.get(exc.status, '')}".strip(),
-                                         "outcome": exc.outcome()}})
+            answers.append(_error_answer(exc))
+        except Exception as exc:  # noqa: BLE001 - one entry's bug must not take the others' answers away
+            # Earlier entries have committed: a bare 500 for the whole batch would have the client
+            # retry them (duplicate creates). This entry alone is answered 500.
+            log.error("batch entry %d: unhandled %s:\n%s", index, describe(exc),
+                      "".join(traceback.format_tb(exc.__traceback__)))
+            answers.append(_error_answer(FhirError(500, f"Bundle.entry[{index}]: internal server error", "exception")))
     return Result(200, _response_bundle("batch-response", answers))
+
+
+def _error_answer(exc: FhirError) -> dict:
+    return {"response": {"status": f"{exc.status} {REASONS.get(exc.status, '')}".strip(), "outcome": exc.outcome()}}
 
 
 def _response_bundle(kind: str, answers: list[dict]) -> str:

@@ -22,7 +22,7 @@ from werkzeug.wsgi import wrap_file
 from ..smart_scopes import Grant
 from . import bundles
 from .bulk_export import Exporter
-from .errors import FhirError, issue, operation_outcome
+from .errors import FhirError, describe, issue, operation_outcome
 from .service import Ctx, Result, Store
 
 log = logging.getLogger("thrive_fhir.store")
@@ -57,7 +57,7 @@ class StoreApp:
         except FhirError as exc:
             response = self.error(exc)
         except Exception as exc:  # noqa: BLE001 - a real bug: say so as an OperationOutcome, log no data
-            log.error("unhandled %s on %s %s:\n%s", type(exc).__name__, request.method, _route_shape(_path(environ)),
+            log.error("unhandled %s on %s %s:\n%s", describe(exc), request.method, _route_shape(_path(environ)),
                       "".join(traceback.format_tb(exc.__traceback__)))
             response = self.error(FhirError(500, "Internal server error", "exception"))
         return response(environ, start_response)
