@@ -23,6 +23,7 @@ from typing import NamedTuple
 
 from .errors import FhirError
 from .fhirdates import date_range
+from .fhirjson import string_problem
 from .limits import MAX_SEARCH_TERMS
 from .rawsql import placeholders
 from .search_params import INCLUDES, SearchParam, params_for, reference_key
@@ -90,6 +91,9 @@ def parse(rtype: str, params: list[tuple[str, str]], *, strict: bool, base: str 
         raise FhirError(400, f"The search has {terms} values; this server takes at most {MAX_SEARCH_TERMS} "
                              "(parameters and comma-separated alternatives together)", "too-costly")
     for raw_name, value in params:
+        problem = string_problem(raw_name) or string_problem(value)
+        if problem:  # e.g. %00, which PostgreSQL cannot even compare: no value with it can match
+            raise FhirError(400, f"Search parameter '{_clip(raw_name)}': the value {problem}", "value")
         name, _, modifier = raw_name.partition(":")
         if name in IGNORED_SILENTLY:
             continue
@@ -161,6 +165,10 @@ def _result_param(q: SearchQuery, name: str, modifier: str, value: str, strict: 
         q.revincludes.append((parts[0], parts[1]))
         return True
     return False
+
+
+def _clip(text: str) -> str:
+    return "".join(ch if ch.isprintable() else "?" for ch in text[:60])
 
 
 def parse_count(value: str) -> int:

@@ -48,7 +48,11 @@ def issues(resource: dict) -> list[tuple]:
     """The validator's issue tuples ``(severity, code, expression, text)``: its fast path, with no
     OperationOutcome built — a transaction only needs one when an entry fails or the client asks."""
     validator = project_validator()
-    return validator.issues(resource) if validator is not None else []
+    if validator is None:
+        return []
+    from .fhirjson import plain  # noqa: PLC0415
+
+    return validator.issues(plain(resource))  # the validator checks decimals as JSON floats
 
 
 def has_errors(found: list[tuple]) -> bool:
