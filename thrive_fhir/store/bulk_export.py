@@ -31,6 +31,9 @@ log = logging.getLogger("thrive_fhir.store.export")
 
 NDJSON_FORMATS = ("application/fhir+ndjson", "application/ndjson", "ndjson")
 FETCH_BATCH = 2000
+#: Kick-off parameters that select fewer resources; the store cannot apply them, and ignoring them
+#: would export what the client excluded, so they are refused whatever the handling preference.
+NARROWING_PARAMS = ("_typeFilter", "patient", "_typeFilter[]")
 
 
 class Exporter:
@@ -54,6 +57,9 @@ class Exporter:
         for name, value in params:
             if name == "_type":
                 types = [t.strip() for t in value.split(",") if t.strip()]
+                if not types:  # '_type=,,,' used to export every type
+                    raise FhirError(400, "_type names no resource type; give a comma-separated list of types",
+                                    "invalid")
                 for t in types:
                     if t not in self.types:
                         raise FhirError(400, f"_type names an unknown resource type '{t}'", "not-supported")
@@ -65,7 +71,12 @@ class Exporter:
             elif name == "_outputFormat":
                 if value not in NDJSON_FORMATS:
                     raise FhirError(400, "Only NDJSON output is supported", "not-supported")
-            elif ctx.strict:
+            elif name in NARROWING_PARAMS:
+                raise FhirError(400, f"$export parameter '{name}' is not supported; it narrows the export, so it is "
+                                     "not ignored (that would export resources it excludes)", "not-supported")
+            elif ctx.strict or "handling=lenient" not in prefer:
+                # Bulk Data: a server that does not support a parameter returns an error unless the
+                # client asked for lenient handling.
                 raise FhirError(400, f"Unsupported $export parameter '{name}'", "not-supported")
         if ctx.grant is not None:
             allowed = [t for t in (types or sorted(self.types)) if _may_export(ctx, t)]

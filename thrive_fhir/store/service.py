@@ -392,7 +392,7 @@ class Store:
         if q.summary_count or q.count == 0:
             bundle["total"] = fetch(conn, *search.count_select(q, restrict))[0][0]
             bundle["link"] = [{"relation": "self", "url": self_url}]
-            return Result(200, bundle)
+            return Result(200, _bundle_text(bundle, _ignored_entry(q)))
         rows = [search.PageRow(*row) for row in fetch(conn, *search.page_select(q, restrict))]
         has_more = len(rows) > q.count
         rows = rows[: q.count]
@@ -413,6 +413,7 @@ class Store:
         for rtype, rid, pkey, content in self._included(conn, ctx, q, rows, restrict):
             entries.append(_entry_text(full_url, rtype, rid, content, "include"))
             audited.append((rtype, rid, pkey))
+        entries += _ignored_entry(q)
         return Result(200, _bundle_text(bundle, entries), audit=("search-type", audited))
 
     def _included(self, conn, ctx: Ctx, q: search.SearchQuery, rows, restrict: str | None):
@@ -569,6 +570,18 @@ class Store:
         with self.engine.connect() as conn:
             return conn.execute(select(func.count()).select_from(rv).where(rv.c.is_current, rv.c.deleted == false())
                                 ).scalar_one()
+
+
+def _ignored_entry(q: search.SearchQuery) -> list[str]:
+    """The parameters a lenient search ignored, as an OperationOutcome entry (search mode
+    ``outcome``, R4 bundle.html#searchset): the self link alone leaves the client to guess why."""
+    if not q.ignored:
+        return []
+    oid = str(uuid.uuid4())
+    outcome = {"id": oid, **operation_outcome([issue("warning", "not-supported", f"Ignored: {text}")
+                                                for text in q.ignored])}
+    return ['{"fullUrl":"urn:uuid:' + oid + '","resource":' + dumps({"resourceType": "OperationOutcome", **outcome})
+            + ',"search":{"mode":"outcome"}}']
 
 
 def _cursor_suffix(cursor, has_query: bool) -> str:
