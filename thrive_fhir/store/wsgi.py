@@ -21,6 +21,7 @@ from werkzeug.wsgi import wrap_file
 
 from ..smart_scopes import Grant
 from . import bundles, fhirjson
+from .admission import WriteAdmission
 from .bulk_export import Exporter
 from .errors import FhirError, describe, issue, operation_outcome
 from .service import Ctx, Result, Store
@@ -47,6 +48,7 @@ class StoreApp:
         self.max_body = max_body
         self.capability = capability
         self.smart_configuration = smart_configuration
+        self.admission = WriteAdmission()
 
     # --- WSGI entry ------------------------------------------------------------------------------
 
@@ -85,7 +87,8 @@ class StoreApp:
         prefer = request.headers.get("Prefer", "")
         ctx = Ctx(base=self.base(request), grant=self.authenticate(request), strict="handling=strict" in prefer,
                   prefer_return=_prefer_return(prefer))
-        result = self.route(request, ctx, method, segs, params, prefer)
+        with self.admission.admit(method, segs):  # writers never take every thread (see admission)
+            result = self.route(request, ctx, method, segs, params, prefer)
         if isinstance(result, Response):
             return result
         if self.audit_reads and result.audit and result.status == 200 and method in ("GET", "HEAD", "POST"):
