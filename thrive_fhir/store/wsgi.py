@@ -1,8 +1,9 @@
 """HTTP layer: routing, content negotiation, body limits, authentication and the error envelope.
 
 Everything a client controls is checked here before it reaches the service, and every failure is
-answered with an OperationOutcome. Logs carry method, route shape, status and exception class only —
-never URLs with query strings, bodies, tokens or database error text (which can quote resource JSON).
+answered with an OperationOutcome. Logs carry method, route shape, status and exception class — and
+for a database error its primary message and SQLSTATE with quoted values cut (errors.describe) — never
+URLs with query strings, bodies, tokens or the database's DETAIL text (which can quote resource JSON).
 """
 
 from __future__ import annotations
