@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import traceback
 
 log = logging.getLogger("thrive_fhir.store")
 
@@ -52,7 +53,17 @@ def issues(resource: dict) -> list[tuple]:
         return []
     from .fhirjson import plain  # noqa: PLC0415
 
-    return validator.issues(plain(resource))  # the validator checks decimals as JSON floats
+    try:
+        return validator.issues(plain(resource))  # the validator checks decimals as JSON floats
+    except Exception as exc:  # noqa: BLE001 - a validator bug must not be the client's 500
+        # The resource was not checked, so it is not stored; the client gets a 422 that says so
+        # instead of a bare 500 (and a retry loop). The log names the failure, never the content.
+        from .errors import describe  # noqa: PLC0415
+
+        log.error("validator failed on a %s: %s\n%s", resource.get("resourceType"), describe(exc),
+                  "".join(traceback.format_tb(exc.__traceback__)))
+        return [("error", "exception", str(resource.get("resourceType") or "Resource"),
+                 "The validator failed on this resource (an internal error, logged); it was not stored")]
 
 
 def has_errors(found: list[tuple]) -> bool:
