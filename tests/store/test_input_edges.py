@@ -104,3 +104,17 @@ def test_long_or_lists_and_repeated_parameters(ours):
         assert entry["response"]["status"].startswith("200"), entry
     too_many = requests.get(ours.url("Patient?_id=" + ",".join(str(i) for i in range(5000))), headers=JSON)
     assert too_many.status_code == 400 and "at most" in too_many.json()["issue"][0]["diagnostics"]
+
+
+@pytest.mark.parametrize("rid", ["abc%0A", "abc%0D%0ALocation:%20x", "a%0A"])
+def test_an_id_with_a_trailing_newline_is_not_an_id(ours, rid):
+    """``$`` in the id pattern matched before a final newline: the id reached stored JSON and headers."""
+    from urllib.parse import unquote
+
+    body = {**patient(), "id": unquote(rid)}
+    resp = requests.put(ours.url(f"Patient/{rid}"), json=body, headers=JSON)
+    assert resp.status_code == 400, resp.text
+    assert requests.get(ours.url(f"Patient/{rid}"), headers=JSON).status_code == 400
+    tx = {"resourceType": "Bundle", "type": "transaction",
+          "entry": [{"resource": body, "request": {"method": "PUT", "url": f"Patient/{rid}"}}]}
+    assert requests.post(ours.base, json=tx, headers=JSON).status_code == 400

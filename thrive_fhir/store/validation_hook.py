@@ -15,7 +15,9 @@ import traceback
 
 log = logging.getLogger("thrive_fhir.store")
 
-ID_RE = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+#: A FHIR id. ``\Z``, not ``$``: ``$`` also matches before a final newline, and ``abc\n`` was accepted as
+#: an id (it is spliced unescaped into stored JSON and into Location headers).
+ID_RE = re.compile(r"^[A-Za-z0-9\-.]{1,64}\Z")
 
 _lock = threading.Lock()
 _validator = None
