@@ -156,6 +156,13 @@ def resources(draw):
         else:
             value = _deep(draw(st.sampled_from([3, 150, 400])))
         _set(res, path, value)
+    if draw(st.booleans()):  # an extension or id on a primitive, as EHR data and bulk exports carry them
+        key = "_birthDate" if rtype == "Patient" else "_status"
+        res[key] = draw(st.sampled_from([
+            {"extension": [{"url": "http://hl7.org/fhir/StructureDefinition/patient-birthTime",
+                            "valueDateTime": "2010-04-01T10:00:00Z"}]},
+            {"id": "p1"}, {"extension": [{"url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason",
+                                          "valueCode": "unknown"}]}, [], "x", None]))
     text = json.dumps(res)
     for marker, literal in raw.items():
         text = text.replace(f'"{marker}"', literal)
@@ -210,8 +217,9 @@ def test_write_surface_never_fails_and_a_refused_write_changes_nothing(store, ca
     if how == "PUT":
         text = text if '"id"' in text else text[:-1] + f',"id":"{rid}"}}'
         resp = requests.put(f"{base}/{rtype}/{rid}{url_tail}", data=text.encode(), headers=headers)
-    elif how == "POST":
-        resp = requests.post(f"{base}/{rtype}{url_tail}", data=text.encode(), headers=headers)
+    elif how == "POST":  # the drawn If-Match value doubles as If-None-Exist criteria
+        extra = {"If-None-Exist": f"identifier={if_match}"} if if_match else {}
+        resp = requests.post(f"{base}/{rtype}{url_tail}", data=text.encode(), headers={**JSON, **extra})
     elif how == "conditional PUT":
         resp = requests.put(f"{base}/{rtype}?identifier={uuid.uuid4().hex}", data=text.encode(), headers=headers)
     elif how == "DELETE":

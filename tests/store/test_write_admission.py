@@ -54,3 +54,13 @@ def test_reads_are_served_while_writers_fill_their_share_of_threads(tmp_path, mo
         assert requests.post(server.url("Patient"), json=patient(), headers=JSON).status_code == 201
     finally:
         server.stop()
+
+
+def test_on_postgresql_writes_also_leave_pool_connections_to_reads():
+    from thrive_fhir.store.admission import WriteAdmission
+
+    admission = WriteAdmission()
+    admission.configure(32)  # SQLite: reads do not use the pool
+    assert admission.limit == 32 - reserved_for_reads(32)
+    admission.configure(32, connections=20)  # PostgreSQL, pool of 10 + 10 overflow
+    assert admission.limit == 20 - reserved_for_reads(20) < 20

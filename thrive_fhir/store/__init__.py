@@ -80,6 +80,10 @@ def create_app(
     app = StoreApp(store, exporter, base_url=base_url, token_verifier=token_verifier, audit_reads=audit_reads,
                    max_body=max_body, capability=capability, smart_configuration=smart_configuration)
     app.engine = engine
+    # PostgreSQL: every request holds a pooled connection (pool_size + the same overflow, see
+    # schema.make_engine), so writes must leave some of those to reads too. SQLite reads do not
+    # use the pool.
+    app.connections = None if engine.dialect.name == "sqlite" else 2 * pool_size
     return app
 
 
@@ -98,7 +102,7 @@ def serve(app, host: str = "127.0.0.1", port: int = 8080, *, threads: int = DEFA
 
     limit = max_body or getattr(app, "max_body", DEFAULT_MAX_BODY)
     if hasattr(app, "admission"):
-        app.admission.configure(threads)
+        app.admission.configure(threads, getattr(app, "connections", None))
     waitress.serve(app, host=host, port=port, threads=threads, max_request_body_size=max(limit * 4, 64 << 20),
                    ident="thrive-fhir-store", clear_untrusted_proxy_headers=True)
 

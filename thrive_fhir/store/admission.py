@@ -37,9 +37,11 @@ class WriteAdmission:
         self._lock = threading.Lock()
         self._inside = 0
 
-    def configure(self, threads: int) -> None:
-        """Leave :func:`reserved_for_reads` of ``threads`` to requests that are not writes."""
-        self.limit = max(1, threads - reserved_for_reads(threads))
+    def configure(self, threads: int, connections: int | None = None) -> None:
+        """Leave :func:`reserved_for_reads` of ``threads`` — and of the pool's ``connections`` when
+        every request needs one (PostgreSQL) — to requests that are not writes."""
+        capacity = min(threads, connections) if connections else threads
+        self.limit = max(1, capacity - reserved_for_reads(capacity))
 
     @staticmethod
     def is_write(method: str, segs: list[str]) -> bool:
