@@ -17,7 +17,7 @@ import uuid
 from pathlib import Path
 from urllib.parse import parse_qsl
 
-from sqlalchemy import exists, false, select, update
+from sqlalchemy import exists, false, func, select, union_all, update
 from sqlalchemy.engine import Engine
 
 from . import access
@@ -133,21 +133,36 @@ class Exporter:
     def export_type(self, rtype, level, since, transaction_time, out_dir: Path, cancel) -> int:
         """Write the version of each ``rtype`` resource that was current at ``transaction_time``.
 
-        Not the current version filtered by its ``last_updated``: a resource updated after kick-off
-        (but before its type is written out) existed at ``transactionTime`` and must be exported, as
-        it was then. So per resource the newest version at or before that instant is taken from the
-        history, and left out when that version is a deletion. The ``NOT EXISTS`` probe walks the
-        ``uq_resource_version`` index (type, id, version) on both databases.
+        Not the current version filtered by its ``last_updated``: a resource updated or deleted after
+        kick-off (but before its type is written out) existed at ``transactionTime`` and must be
+        exported as it was then. One statement (so one snapshot on both databases), two parts:
+
+        - resources whose current version is at or before that instant: that version, through the
+          partial index on current rows, as before (nearly every resource);
+        - resources changed since (their current row is newer, found through ``ix_type_updated``):
+          the newest older version at or before it (by the unique (type, id, version) index), left
+          out when that version is a deletion.
         """
-        newer = rv.alias("newer")
-        stmt = select(rv.c.content).where(
-            rv.c.res_type == rtype, rv.c.last_updated <= transaction_time, rv.c.deleted == false(),
-            ~exists().where(newer.c.res_type == rv.c.res_type, newer.c.res_id == rv.c.res_id,
-                            newer.c.version_id > rv.c.version_id, newer.c.last_updated <= transaction_time))
+        tt = transaction_time
+        current = select(rv.c.content).where(rv.c.res_type == rtype, rv.c.is_current, rv.c.deleted == false(),
+                                             rv.c.last_updated <= tt)
+        old, newer = rv.alias("old"), rv.alias("newer")
+        moved = select(rv.c.res_id).where(rv.c.res_type == rtype, rv.c.is_current, rv.c.last_updated > tt)
+        # ``coalesce(x, x)``: the same value, but no index on it. Without it SQLite (no statistics)
+        # drove this part from every version at or before ``tt`` (ix_type_updated) and probed each:
+        # 2.2x the export time. Now it starts from the few resources changed since.
+        changed = select(old.c.content).where(
+            old.c.res_type == rtype, old.c.res_id.in_(moved), old.c.deleted == false(),
+            func.coalesce(old.c.last_updated, old.c.last_updated) <= tt,
+            ~exists().where(newer.c.res_type == old.c.res_type, newer.c.res_id == old.c.res_id,
+                            newer.c.version_id > old.c.version_id, newer.c.last_updated <= tt))
         if since is not None:
-            stmt = stmt.where(rv.c.last_updated > since)
+            current = current.where(rv.c.last_updated > since)
+            changed = changed.where(old.c.last_updated > since)
         if level == "patient":
-            stmt = stmt.where(rv.c.patient_key.is_not(None))
+            current = current.where(rv.c.patient_key.is_not(None))
+            changed = changed.where(old.c.patient_key.is_not(None))
+        stmt = union_all(current, changed)
         path = out_dir / f"{rtype}.ndjson"
         count = 0
         with self.engine.connect() as conn, open(path, "w", encoding="utf-8", buffering=1 << 20) as fh:
