@@ -50,6 +50,7 @@ class _Refused(Exception):
     """Raised inside the parser's hooks; turned into a 400 by :func:`loads`."""
 
 
+_TOO_LARGE = "A number in the body is too large for JSON to carry (beyond a double's range, about 1.8e308)"
 _MAX_FLOAT_DIGITS = len(str(int(1.7976931348623157e308)))  # 309
 #: An integer this long may be past a double's range (a hook on every integer would slow every parse).
 _LONG_DIGITS = re.compile(r"\d{%d}" % _MAX_FLOAT_DIGITS)
@@ -58,8 +59,7 @@ _LONG_DIGITS = re.compile(r"\d{%d}" % _MAX_FLOAT_DIGITS)
 def _decimal(text: str) -> JsonDecimal:
     value = JsonDecimal(text)
     if math.isinf(float(value)):
-        raise _Refused(f"The number {text[:40]} is too large for JSON to carry (beyond a double's range, "
-                       "about 1.8e308)")
+        raise _Refused(_TOO_LARGE)  # the number itself is not echoed: diagnostics carry no content
     return value
 
 
@@ -95,11 +95,11 @@ def loads(text: str):
         raise FhirError(400, _too_deep(), "too-costly") from None
     except ValueError as exc:
         if not isinstance(exc, json.JSONDecodeError) and "digits" in str(exc):  # int() past 4,300 digits
-            raise FhirError(400, "A number in the body is too large for JSON to carry (beyond a double's range, "
-                                 "about 1.8e308)", "value") from None
+            raise FhirError(400, _TOO_LARGE, "value") from None
         where = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
         raise FhirError(400, f"The request body is not valid JSON{where}", "structure") from None
-    if text.count("{") + text.count("[") > MAX_JSON_DEPTH and _depth_exceeds(value, MAX_JSON_DEPTH):
+    if (type(value) in (dict, list) and text.count("{") + text.count("[") > MAX_JSON_DEPTH
+            and _depth_exceeds(value, MAX_JSON_DEPTH)):
         raise FhirError(400, _too_deep(), "too-costly")
     if _SUSPECT_ESCAPE.search(text) or _LONG_DIGITS.search(text):
         _check_values(value)
