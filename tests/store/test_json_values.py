@@ -124,3 +124,14 @@ def test_deep_json_is_refused_with_its_own_message(tmp_path, validate):
         assert f"nested more than {MAX_JSON_DEPTH} levels" in text and "not valid JSON" not in text
     resp = client.post("/Patient", data=_with_extension(_nested(MAX_JSON_DEPTH // 2 - 5)), headers=JSON)
     assert resp.status_code < 500, resp.get_data(as_text=True)[:300]
+
+
+def test_the_store_never_writes_a_non_json_number():
+    """A Python caller handing the store a float inf gets an error, not stored ``Infinity``."""
+    from thrive_fhir.store.fhirjson import loads
+    from thrive_fhir.store.writes import dumps
+
+    with pytest.raises(ValueError):
+        dumps({"valueQuantity": {"value": float("inf")}})
+    sent = '{"a":[1.50,1e2,-0.0,1.0e-400,0.1,3],"b":{"c":12345678901234567890.5}}'
+    assert dumps(loads(sent)) == sent

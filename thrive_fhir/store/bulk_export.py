@@ -21,7 +21,7 @@ from sqlalchemy import exists, false, func, select, union_all, update
 from sqlalchemy.engine import Engine
 
 from . import access
-from .errors import FhirError
+from .errors import FhirError, describe
 from .fhirdates import date_range, to_instant, utcnow
 from .schema import export_jobs
 from .schema import resource_versions as rv
@@ -123,7 +123,7 @@ class Exporter:
                 conn.execute(update(export_jobs).where(export_jobs.c.id == job_id, export_jobs.c.status == "in-progress")
                              .values(status="complete", manifest=json.dumps(manifest), progress="complete"))
         except Exception as exc:  # noqa: BLE001 - a failed job is reported to the client, not raised
-            log.error("export job %s failed: %s", job_id, type(exc).__name__)
+            log.error("export job %s failed: %s", job_id, describe(exc))
             with self.writer.begin() as conn:
                 conn.execute(update(export_jobs).where(export_jobs.c.id == job_id)
                              .values(status="error", error=f"export failed ({type(exc).__name__})"))

@@ -172,7 +172,8 @@ def dumps(value) -> str:
             return f"\x00{nonce[0]}:{len(literals) - 1}\x00"
         raise TypeError(f"Object of type {type(obj).__name__} is not JSON serializable")
 
-    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=number)
+    # allow_nan=False: a float inf/nan from a Python caller raises instead of becoming "Infinity".
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=number)
     if not literals:
         return text
     marker = re.compile(r'"\\u0000' + nonce[0] + r':(\d+)\\u0000"')
