@@ -11,6 +11,7 @@ lists, unsupported parameters and modifiers, and wrong JSON shapes anywhere in a
 
 from __future__ import annotations
 
+import copy
 import json
 import uuid
 from urllib.parse import quote, urlencode
@@ -46,7 +47,8 @@ values = st.one_of(st.sampled_from(EDGE), st.text(max_size=12),
                    st.integers(min_value=-(2**70), max_value=2**70).map(str))
 
 
-@pytest.fixture(scope="module", params=["sqlite-validating", "postgres-no-validation"])
+@pytest.fixture(scope="module", params=["sqlite-validating",
+                                       pytest.param("postgres-no-validation", marks=pytest.mark.postgres)])
 def store(request, tmp_path_factory):
     work = tmp_path_factory.mktemp("fuzz")
     if request.param.startswith("sqlite"):
@@ -152,17 +154,17 @@ def resources(draw):
             raw[marker] = draw(st.sampled_from(RAW_NUMBERS))
             value: object = marker
         elif choice == 1:
-            value = draw(st.sampled_from(WRONG))
+            value = copy.deepcopy(draw(st.sampled_from(WRONG)))  # later mutations must not change WRONG
         else:
             value = _deep(draw(st.sampled_from([3, 150, 400])))
         _set(res, path, value)
     if draw(st.booleans()):  # an extension or id on a primitive, as EHR data and bulk exports carry them
         key = "_birthDate" if rtype == "Patient" else "_status"
-        res[key] = draw(st.sampled_from([
+        res[key] = copy.deepcopy(draw(st.sampled_from([
             {"extension": [{"url": "http://hl7.org/fhir/StructureDefinition/patient-birthTime",
                             "valueDateTime": "2010-04-01T10:00:00Z"}]},
             {"id": "p1"}, {"extension": [{"url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason",
-                                          "valueCode": "unknown"}]}, [], "x", None]))
+                                          "valueCode": "unknown"}]}, [], "x", None])))
     text = json.dumps(res)
     for marker, literal in raw.items():
         text = text.replace(f'"{marker}"', literal)
