@@ -127,7 +127,8 @@ def _entry_route(store: Store, method: str, segs: list[str], query: str) -> tupl
         if method in ("PUT", "DELETE") and not query:
             raise FhirError(405 if method == "DELETE" else 400, f"{method} entries need Type/id or Type?criteria",
                             "not-supported" if method == "DELETE" else "invalid")
-        if method == "POST" and query:
+        if method == "POST" and any(k not in ("_format", "_pretty") for k, _ in parse_qsl(query)):
+            # criteria here would silently be ignored (and the create duplicate what they match)
             raise FhirError(400, "POST entries take the type only (Type); use ifNoneExist for criteria", "invalid")
         return rtype, None
     second = segs[1]
