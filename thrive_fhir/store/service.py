@@ -31,6 +31,7 @@ from .limits import MAX_SEQ, MAX_VERSION_ID, bounded_int
 from .rawsql import Runner, placeholders
 from .schema import resource_versions as rv
 from .search_params import reference_key
+from .statistics import StatisticsKeeper
 from .validation_hook import ID_RE
 from .writes import WriteOp, apply, dumps
 
@@ -113,6 +114,7 @@ class Store:
         # handler (which sleeps in 1-100 ms steps) keeps concurrent writers from idling. Another
         # process on the same file is still arbitrated by BEGIN IMMEDIATE + busy_timeout.
         self._write_lock = threading.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
+        self.statistics = StatisticsKeeper(engine)
 
     # --- helpers ---------------------------------------------------------------------------------
 
@@ -166,7 +168,9 @@ class Store:
                 time.sleep(random.uniform(0, 0.005 * attempt))  # de-synchronise the losers of a race
             try:
                 with self._write_lock, self.writer.begin() as conn:
-                    return fn(conn)
+                    result = fn(conn)
+                self.statistics.after_write()  # PostgreSQL: statistics for fresh data (see statistics)
+                return result
             except IntegrityError:
                 if conflict_status:
                     raise FhirError(conflict_status, "The resource was changed by another request at the same time",
