@@ -56,7 +56,8 @@ def store() -> None:
 @click.option("--no-validate", is_flag=True, help="Store resources without validating them.")
 @click.option("--warn-only", is_flag=True, help="Validate but store invalid resources, reporting the issues.")
 @click.option("--audit-reads", is_flag=True, help="Write an AuditEvent for every read or search of patient data.")
-@click.option("--threads", type=click.IntRange(1, 64), default=8, show_default=True)
+@click.option("--threads", type=click.IntRange(1, 64), default=32, show_default=True,
+              help="Server threads; a quarter (at least 2) are kept for reads while writes queue.")
 @click.option("--max-body-mb", type=click.IntRange(1, 1024), default=20, show_default=True)
 @click.option("--quirks", default=None, help="TESTING ONLY: behave like other FHIR servers (medplum, or a comma list; "
               "see thrive_fhir/store/quirks.py).")

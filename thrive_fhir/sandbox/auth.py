@@ -248,6 +248,8 @@ def create_auth_app(authority: Authority) -> Flask:
 
     @app.errorhandler(413)
     def too_large(_exc: Exception) -> Response:
+        if request.path.endswith(("/token", "/introspect")):  # OAuth clients parse JSON errors (RFC 6749 5.2)
+            return _oauth_json(OAuthError("invalid_request", "The request is too large.", 413))
         return error_page("invalid_request", "The request is too large.", 413)
 
     return app
