@@ -12,7 +12,8 @@ from tests.support.sync_workers import make_worker, new_patients
 from tests.support.sync_synthetic import Scenario
 from thrive_fhir.ids import resource_id
 from thrive_fhir.localstore import LocalStore
-from thrive_fhir.sync import admin, queue
+from thrive_fhir.localstore import outbox as queue
+from thrive_fhir.sync import admin
 
 BASE = "https://store.example/fhir"
 

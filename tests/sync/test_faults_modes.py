@@ -17,7 +17,7 @@ import pytest
 import requests
 from tests.support.sync_quirks import QuirksStoreProcess, create_patients
 from tests.support.sync_workers import drain, make_worker
-from test_faults import FAULTS, _rows_touching, _wait_for, _worker_process
+from tests.sync.test_faults import FAULTS, _rows_touching, _wait_for, _worker_process
 
 from tests.support.sync_synthetic import Scenario
 from tests.support.sync_verify import verify

@@ -16,7 +16,8 @@ from tests.support.sync_synthetic import Scenario
 from thrive_fhir.localstore import ChangeSet, LocalStore
 from thrive_fhir.localstore import models as m
 from thrive_fhir.store.quirks import Quirks, QuirksError, first_wildcard_only
-from thrive_fhir.sync import admin, queue
+from thrive_fhir.localstore import outbox as queue
+from thrive_fhir.sync import admin
 
 
 def _store(url):
