@@ -22,6 +22,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "sandbox": ("thrive_fhir.cli.sandbox_cmd", "sandbox", "Run the development-only SMART sandbox (EHR page + auth server)."),
     "sync": ("thrive_fhir.cli.sync_cmd", "sync", "Push saved changes to the shared store; inspect the outbox."),
     "app": ("thrive_fhir.cli.app_cmd", "app", "Run the clinician SMART app."),
+    "view": ("thrive_fhir.cli.view_cmd", "view", "Run a SQL on FHIR v2 ViewDefinition over NDJSON or a FHIR server."),
+    "report": ("thrive_fhir.cli.report_cmd", "report", "Reports for data teams: groupings, transitions, outcomes (CSV/Parquet/DuckDB/HTML)."),
     "demo": ("thrive_fhir.cli.demo_cmd", "demo", "Seed and start every part on this machine; Ctrl-C stops all."),
 }
 

@@ -1,0 +1,131 @@
+"""Run ViewDefinitions over NDJSON with DuckDB and keep their rows as tables.
+
+One :class:`DuckEngine` per run: each view is compiled (:mod:`.compiler`), run once over the
+NDJSON of its resource type, and materialised as a table named after the view, so reports are
+plain SQL over small flat tables and the JSON is scanned once per view. ``write_output`` saves a
+query or the tables as ``.csv``, ``.parquet`` or ``.duckdb`` (the flattened views, for SQL).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from importlib import resources as importlib_resources
+from pathlib import Path
+
+from .compiler import CompiledView, ViewError, compile_view
+from .sources import NdjsonFolder, SourceError
+
+OUTPUT_SUFFIXES = (".csv", ".parquet", ".duckdb")
+_TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def shipped_view_names() -> list[str]:
+    folder = importlib_resources.files("thrive_fhir.reporting") / "views"
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".json"))
+
+
+def load_shipped_view(name: str) -> dict:
+    """One of the ViewDefinitions shipped in ``thrive_fhir/reporting/views``."""
+    path = importlib_resources.files("thrive_fhir.reporting") / "views" / f"{name}.json"
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def load_view_file(path: str | Path) -> dict:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ViewError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ViewError(f"{path}: cannot read it ({exc})") from None
+    except json.JSONDecodeError as exc:
+        raise ViewError(f"{path}: not JSON ({exc.msg} at line {exc.lineno})") from None
+
+
+def _sql_list(paths: list[Path]) -> str:
+    return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
+
+
+class DuckEngine:
+    """A DuckDB connection holding the flattened views of one NDJSON folder."""
+
+    def __init__(self, source: NdjsonFolder, database: str = ":memory:", threads: int | None = None,
+                 memory_limit: str | None = None):
+        import duckdb
+
+        self.duckdb = duckdb
+        self.source = source
+        self.con = duckdb.connect(database)
+        if threads:
+            self.con.execute(f"SET threads = {int(threads)}")
+        if memory_limit:
+            self.con.execute(f"SET memory_limit = '{memory_limit}'")
+        self.con.execute("SET preserve_insertion_order = false")
+        self.tables: dict[str, CompiledView] = {}
+
+    def source_sql(self, resource_type: str) -> str | None:
+        files = self.source.files_for(resource_type)
+        if not files:
+            return None
+        return f"(SELECT json AS resource FROM read_ndjson_objects({_sql_list(files)}))"
+
+    def query_for(self, view: dict) -> tuple[CompiledView, str | None]:
+        compiled = compile_view(view, "duckdb")
+        src = self.source_sql(compiled.resource)
+        return compiled, (compiled.sql(src) if src else None)
+
+    def materialise(self, view: dict, table: str | None = None) -> str:
+        """Run ``view`` and store its rows as a table; return the table name."""
+        compiled, sql = self.query_for(view)
+        name = table or compiled.name
+        if not _TABLE_NAME.match(name):
+            raise ViewError(f"view name {name!r} cannot be a table name (letters, digits and _ only)")
+        if sql is None:  # no resources of that type: an empty table with the right columns
+            cols = ", ".join(f'CAST(NULL AS {c.sql_type}{"[]" if c.collection else ""}) AS "{c.name}"'
+                             for c in compiled.columns)
+            sql = f"SELECT {cols} WHERE FALSE"
+        try:
+            self.con.execute(f'CREATE OR REPLACE TABLE "{name}" AS {sql}')
+        except self.duckdb.Error as exc:
+            raise SourceError(f"view {name}: could not read the NDJSON ({_first_line(exc)})") from None
+        self.tables[name] = compiled
+        return name
+
+    def rows(self, sql: str) -> tuple[list[str], list[tuple]]:
+        cur = self.con.execute(sql)
+        return [d[0] for d in cur.description], cur.fetchall()
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0][:300]
+
+
+def check_output(out: Path) -> str:
+    suffix = out.suffix.lower()
+    if suffix not in OUTPUT_SUFFIXES:
+        raise SourceError(f"{out}: the output must end in .csv, .parquet or .duckdb")
+    if out.parent and not out.parent.exists():
+        raise SourceError(f"{out.parent} does not exist")
+    return suffix
+
+
+def write_output(engine: DuckEngine, sql: str, out: Path, tables: list[str] | None = None) -> None:
+    """Write the result of ``sql`` to ``out`` (.csv/.parquet), or for .duckdb: the result as
+    table ``report`` plus the flattened views ``tables`` (all of the run's views by default)."""
+    suffix = check_output(out)
+    target = str(out).replace("'", "''")
+    if suffix == ".csv":
+        engine.con.execute(f"COPY ({sql}) TO '{target}' (HEADER, DELIMITER ',')")
+    elif suffix == ".parquet":
+        engine.con.execute(f"COPY ({sql}) TO '{target}' (FORMAT PARQUET)")
+    else:
+        if out.exists():
+            os.remove(out)
+        engine.con.execute(f"ATTACH '{target}' AS outdb")
+        try:
+            engine.con.execute(f"CREATE TABLE outdb.report AS {sql}")
+            for t in tables if tables is not None else list(engine.tables):
+                engine.con.execute(f'CREATE TABLE outdb."{t}" AS SELECT * FROM "{t}"')
+        finally:
+            engine.con.execute("DETACH outdb")
