@@ -69,3 +69,7 @@ def run_view_to_file(view: dict, folder: NdjsonFolder, out: Path, *, engine: str
         raise RunError(str(exc)) from None
     except ViewError:
         raise
+
+
+def engine_for(folder: NdjsonFolder) -> DuckEngine:
+    return DuckEngine(folder)
