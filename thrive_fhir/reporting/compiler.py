@@ -333,8 +333,10 @@ class _Compiler:
             nargs(0, 1)
             sep = self.as_text(self.node(args[0], focus, focus)) if args else d.lit_str("")
             var = self.fresh()
-            texts = d.transform(self.as_list(base), var, d.text(var))
-            return Val(f"({d.join(texts, sep)})", "s", "string")
+            items = self.as_list(base)
+            texts = d.transform(items, var, d.text(var))
+            # FHIRPath: joining an empty collection gives an empty result, not ''.
+            return Val(f"(CASE WHEN {d.size(items)} = 0 THEN NULL ELSE {d.join(texts, sep)} END)", "s", "string")
         if fn == "ofType":
             nargs(1)
             if not isinstance(args[0], (fp.Name, fp.Member)):
