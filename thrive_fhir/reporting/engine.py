@@ -68,7 +68,13 @@ class DuckEngine:
         files = self.source.files_for(resource_type)
         if not files:
             return None
-        return f"(SELECT json AS resource FROM read_ndjson_objects({_sql_list(files)}))"
+        scan = f"read_ndjson_objects({_sql_list(files)})"
+        if not self.source.incremental:
+            return f"(SELECT json AS resource FROM {scan})"
+        # Several export runs (_since) in one folder: keep the newest version of each resource.
+        return (f"(SELECT resource FROM (SELECT json AS resource, row_number() OVER (PARTITION BY "
+                f"json_extract_string(json, '$.resourceType'), json_extract_string(json, '$.id') ORDER BY json_extract_string(json, '$.meta.lastUpdated') DESC NULLS LAST) AS rn "
+                f"FROM {scan}) WHERE rn = 1)")
 
     def query_for(self, view: dict) -> tuple[CompiledView, str | None]:
         compiled = compile_view(view, "duckdb")

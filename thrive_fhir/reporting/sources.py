@@ -26,6 +26,8 @@ class NdjsonFolder:
     folder: Path
     by_type: dict[str, list[Path]] = field(default_factory=dict)
     untyped: list[Path] = field(default_factory=list)
+    #: Written by several export runs (full, then _since increments): versions must be deduplicated.
+    incremental: bool = False
 
     @classmethod
     def open(cls, folder: str | Path) -> "NdjsonFolder":
@@ -36,6 +38,7 @@ class NdjsonFolder:
         files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name.endswith(_SUFFIXES))
         if not files:
             raise SourceError(f"{folder} holds no .ndjson or .ndjson.gz files")
+        src.incremental = (folder / "_export_runs.json").is_file()
         for p in files:
             parts = [x for x in p.name.split(".") if _TYPE_NAME.match(x)]
             if len(parts) == 1:
