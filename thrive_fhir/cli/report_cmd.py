@@ -31,9 +31,13 @@ from ..reporting.reports import BY, REPORTS
 @click.option("--client-id", default=None, help="Backend Services client id (with a server URL).")
 @click.option("--key", "key_file", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Backend Services private key (PEM) for --client-id.")
+@click.option("--kid", default=None, help="Key id of --key as registered with the server (default: the client id).")
 @click.option("--token-url", default=None, help="Token endpoint (default: from the server's SMART configuration).")
+@click.option("--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb", show_default=True,
+              help="Where the views run: embedded DuckDB, or Spark for data that outgrows one machine.")
+@click.option("--master", default=None, help="Spark master URL with --engine spark (default local[2]).")
 def report(name, source, out, start, end, by, threshold, closed_only, no_suppression, since, client_id, key_file,
-           token_url) -> None:
+           kid, token_url, engine, master) -> None:
     """Write report NAME from SOURCE to OUT."""
     from ..reporting.compiler import ViewError
     from ..reporting.output import write_report_html, write_table
@@ -49,19 +53,24 @@ def report(name, source, out, start, end, by, threshold, closed_only, no_suppres
     if client_id:
         if not key_file:
             raise click.UsageError("--client-id needs --key")
-        auth = {"client_id": client_id, "key_file": str(key_file), "token_url": token_url}
+        auth = {"client_id": client_id, "key_file": str(key_file), "token_url": token_url, "kid": kid}
     names = list(REPORTS) if name == "html" else [name]
     types = sorted({_TYPES[v] for n in names for v in VIEWS[n]})
     progress = (lambda m: click.echo(m, err=True))
     try:
         with open_source(source, types=types, since=since, auth=auth, progress=progress) as folder:
-            engine = engine_for(folder)
-            if name == "html":
-                write_report_html(engine, opts, out, suppressed=not no_suppression, progress=progress)
-                click.echo(f"report written to {out}")
-                return
-            table = run_report(engine, name, opts)
-            write_table(engine, table, out, suppressed=not no_suppression)
+            eng = engine_for(folder, engine, master)
+            try:
+                if name == "html":
+                    write_report_html(eng, opts, out, suppressed=not no_suppression, progress=progress)
+                    click.echo(f"report written to {out}")
+                    return
+                table = run_report(eng, name, opts)
+                write_table(eng, table, out, suppressed=not no_suppression)
+            finally:
+                close = getattr(eng, "close", None)
+                if close:
+                    close()
     except (ViewError, RunError, ReportError, SourceError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{name}: {len(table.rows)} rows written to {out}")

@@ -84,6 +84,15 @@ def download(base: str, folder: Path, *, types: list[str] | None = None, since: 
     return result
 
 
+def _header(reply, name: str) -> str | None:
+    """A response header, whatever its case (HTTP header names are case-insensitive; some servers,
+    e.g. sekmet-fhir, send them in lower case)."""
+    for k, v in reply.headers.items():
+        if k.lower() == name.lower():
+            return v
+    return None
+
+
 def _check(reply, what: str) -> None:
     if reply.kind == "auth" or reply.status in (401, 403):
         raise BulkError(f"the server refused {what} (HTTP {reply.status or 401}: check the client id, key and scopes)")
@@ -108,15 +117,15 @@ def _bulk(client: FhirClient, folder: Path, run: str, types, since, say, timeout
         say("the server has no $export: reading by paging searches")
         return None
     _check(reply, "the $export kick-off")
-    if reply.status != 202 or not reply.headers.get("Content-Location"):
+    status_url = _header(reply, "Content-Location")
+    if reply.status != 202 or not status_url:
         raise BulkError(f"the $export kick-off answered HTTP {reply.status} without a status URL")
-    status_url = reply.headers["Content-Location"]
     deadline = time.monotonic() + timeout
     last = None
     while True:
         reply = client.request("GET", status_url)
         if reply.status == 202:
-            note = reply.headers.get("X-Progress") or "in progress"
+            note = _header(reply, "X-Progress") or "in progress"
             if note != last:
                 say(f"export: {note}")
                 last = note

@@ -71,5 +71,36 @@ def run_view_to_file(view: dict, folder: NdjsonFolder, out: Path, *, engine: str
         raise
 
 
-def engine_for(folder: NdjsonFolder) -> DuckEngine:
+def engine_for(folder: NdjsonFolder, engine: str = "duckdb", master: str | None = None) -> DuckEngine:
+    """The engine reports run on. With ``spark`` the views (the heavy part: every resource's JSON)
+    run on Spark and only their flat rows come back, as Parquet, for the small report queries."""
+    if engine == "spark":
+        return SparkViews(folder, master=master)
     return DuckEngine(folder)
+
+
+class SparkViews(DuckEngine):
+    def __init__(self, folder: NdjsonFolder, master: str | None = None):
+        super().__init__(folder)
+        from .spark import SparkEngine
+
+        self.spark_engine = SparkEngine(folder, master=master)
+        self._tmp = Path(tempfile.mkdtemp(prefix="thrive-spark-views-"))
+
+    def materialise(self, view: dict, table: str | None = None) -> str:
+        compiled, df = self.spark_engine.dataframe(view)
+        name = table or compiled.name
+        target = self._tmp / name
+        df.write.mode("overwrite").parquet(str(target))
+        parts = sorted(target.glob("*.parquet"))
+        if parts:
+            self.con.execute(f'CREATE OR REPLACE TABLE "{name}" AS SELECT * FROM read_parquet(\'{target}/*.parquet\')')
+        else:
+            cols = ", ".join(f'CAST(NULL AS {c.sql_type}{"[]" if c.collection else ""}) AS "{c.name}"' for c in compiled.columns)
+            self.con.execute(f'CREATE OR REPLACE TABLE "{name}" AS SELECT {cols} WHERE FALSE')
+        self.tables[name] = compiled
+        return name
+
+    def close(self) -> None:
+        self.spark_engine.__exit__(None, None, None)
+        shutil.rmtree(self._tmp, ignore_errors=True)
