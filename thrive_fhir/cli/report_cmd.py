@@ -54,6 +54,8 @@ def report(name, source, out, start, end, by, threshold, closed_only, no_suppres
         if not key_file:
             raise click.UsageError("--client-id needs --key")
         auth = {"client_id": client_id, "key_file": str(key_file), "token_url": token_url, "kid": kid}
+    if name == "html" and out.suffix.lower() != ".html":
+        raise click.UsageError("thrive report html writes an .html file (--out report.html)")
     names = list(REPORTS) if name == "html" else [name]
     types = sorted({_TYPES[v] for n in names for v in VIEWS[n]})
     progress = (lambda m: click.echo(m, err=True))
