@@ -25,10 +25,35 @@ def _key_path(key: str) -> str:
     return key
 
 
+ROOT = "t.resource"
+
+
 class DuckDB:
+    """DuckDB spellings. One instance per compiled view: it records the top-level keys the view
+    reads (:attr:`hoisted`) so the source query extracts them all in one JSON parse per resource
+    (``json_extract(resource, [paths])``) instead of one parse per expression."""
+
     name = "duckdb"
     empty_list = "[]::JSON[]"
     null_json = "NULL::JSON"
+
+    def __init__(self) -> None:
+        self.hoisted: dict[str, str] = {}
+
+    def _hoist(self, key: str) -> str:
+        alias = self.hoisted.setdefault(_key_path(key), f"h{len(self.hoisted)}")
+        return f't."{alias}"'
+
+    def source_wrapper(self, source: str) -> str:
+        """``source`` with the hoisted top-level keys as columns (one parse per resource)."""
+        if not self.hoisted:
+            return source
+        paths = ", ".join(f"'$.{k}'" for k in self.hoisted)
+        cols = ", ".join(f'p[{i + 1}] AS "{a}"' for i, a in enumerate(self.hoisted.values()))
+        return f"(SELECT resource, {cols} FROM (SELECT resource, json_extract(resource, [{paths}]) AS p FROM {source}))"
+
+    def contains(self, text: str, needle: str) -> str:
+        return f"contains({text}, {self.lit_str(needle)})"
 
     def lit_str(self, s: str) -> str:
         return "'" + s.replace("'", "''") + "'"
@@ -37,12 +62,21 @@ class DuckDB:
         return f"lambda {var}: {body}"
 
     def child_one(self, x: str, key: str) -> str:
+        if x == ROOT:
+            return self._hoist(key)
         return f"json_extract({x}, '$.{_key_path(key)}')"
 
     def child_many(self, x: str, key: str) -> str:
+        if x == ROOT:
+            return f"coalesce(json_extract({self._hoist(key)}, '$[*]'), {self.empty_list})"
         return f"coalesce(json_extract({x}, '$.{_key_path(key)}[*]'), {self.empty_list})"
 
     def child_any(self, x: str, key: str) -> str:
+        if x == ROOT:
+            h = self._hoist(key)
+            t = f"json_type({h})"
+            return (f"(CASE WHEN {t} = 'ARRAY' THEN json_extract({h}, '$[*]') "
+                    f"WHEN {t} IS NULL OR {t} = 'NULL' THEN {self.empty_list} ELSE [{h}] END)")
         k = _key_path(key)
         t = f"json_type({x}, '$.{k}')"
         return (f"(CASE WHEN {t} = 'ARRAY' THEN json_extract({x}, '$.{k}[*]') "
@@ -75,7 +109,7 @@ class DuckDB:
     def single(self, x: str) -> str:
         return f"[{x}]"
 
-    def text(self, x: str) -> str:
+    def text(self, x: str, tk: str | None = None) -> str:
         return f"json_extract_string({x}, '$')"
 
     def json_of_text(self, s: str) -> str:
@@ -87,7 +121,7 @@ class DuckDB:
     def json_of_bool(self, b: str) -> str:
         return f"to_json({b})"
 
-    def is_bool_json(self, x: str) -> str:
+    def is_bool_json(self, x: str, tk: str | None = None) -> str:
         return f"(json_type({x}) = 'BOOLEAN')"
 
     def try_cast(self, x: str, t: str) -> str:
@@ -132,6 +166,12 @@ class Spark(DuckDB):
     empty_list = "CAST(array() AS ARRAY<STRING>)"
     null_json = "CAST(NULL AS STRING)"
 
+    def source_wrapper(self, source: str) -> str:
+        return source
+
+    def contains(self, text: str, needle: str) -> str:
+        return f"(instr({text}, {self.lit_str(needle)}) > 0)"
+
     def lit_str(self, s: str) -> str:
         return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
@@ -173,7 +213,7 @@ class Spark(DuckDB):
     def single(self, x: str) -> str:
         return f"array({x})"
 
-    def text(self, x: str) -> str:
+    def text(self, x: str, tk: str | None = None) -> str:
         return x
 
     def json_of_text(self, s: str) -> str:
@@ -185,7 +225,7 @@ class Spark(DuckDB):
     def json_of_bool(self, b: str) -> str:
         return f"CAST({b} AS STRING)"
 
-    def is_bool_json(self, x: str) -> str:
+    def is_bool_json(self, x: str, tk: str | None = None) -> str:
         return f"({x} IN ('true', 'false'))"
 
     def try_cast(self, x: str, t: str) -> str:
@@ -220,4 +260,57 @@ class Spark(DuckDB):
         return f"CAST(NULL AS ARRAY<{self.sql_type(t)}>)"
 
 
-DIALECTS = {"duckdb": DuckDB(), "spark": Spark()}
+class DuckTyped(DuckDB):
+    """DuckDB over typed structs: ``from_json(resource, structure)`` once per resource, then
+    struct field access and list functions. A leaf the structure keeps as JSON (a complex value
+    used whole) falls back to the JSON spellings (``tk`` None)."""
+
+    empty_list = "[]"
+    null_json = "NULL"
+
+    def __init__(self, structure: dict):
+        super().__init__()
+        self.structure = structure
+
+    def source_wrapper(self, files: str) -> str:
+        """``files`` is a DuckDB list of NDJSON paths: read_json parses each line straight into
+        the typed columns (measured ~3x faster than a JSON function per expression)."""
+        from .compiler import read_json_columns
+
+        return (f"(SELECT * FROM read_json({files}, format = 'newline_delimited', "
+                f"columns = {read_json_columns(self.structure)}))")
+
+    def _field(self, x: str, key: str) -> str:
+        if x == "t.__root__":
+            return f't."{_key_path(key)}"'
+        return f'({x})."{_key_path(key)}"'
+
+    def child_one(self, x: str, key: str) -> str:
+        return self._field(x, key)
+
+    def child_many(self, x: str, key: str) -> str:
+        return f"coalesce({self._field(x, key)}, [])"
+
+    def text(self, x: str, tk: str | None = None) -> str:
+        if tk is None:
+            return f"json_extract_string({x}, '$')"
+        if tk == "struct":
+            return f"CAST(to_json({x}) AS VARCHAR)"
+        return x  # VARCHAR / BOOL: read as the value's JSON text
+
+    def is_bool_json(self, x: str, tk: str | None = None) -> str:
+        if tk is None:
+            return f"(json_type({x}) = 'BOOLEAN')"
+        return "TRUE" if tk == "BOOL" else "FALSE"
+
+    def json_of_text(self, s: str) -> str:
+        return s
+
+    def json_of_num(self, n: str) -> str:
+        return n
+
+    def json_of_bool(self, b: str) -> str:
+        return b
+
+
+DIALECTS = {"duckdb": DuckDB, "spark": Spark}

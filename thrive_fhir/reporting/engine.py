@@ -77,7 +77,11 @@ class DuckEngine:
                 f"FROM {scan}) WHERE rn = 1)")
 
     def query_for(self, view: dict) -> tuple[CompiledView, str | None]:
-        compiled = compile_view(view, "duckdb")
+        # Several export runs in one folder need the JSON plan (it deduplicates versions).
+        compiled = compile_view(view, "duckdb", typed=not self.source.incremental)
+        if compiled.typed:
+            files = self.source.files_for(compiled.resource)
+            return compiled, (compiled.sql(_sql_list(files)) if files else None)
         src = self.source_sql(compiled.resource)
         return compiled, (compiled.sql(src) if src else None)
 
