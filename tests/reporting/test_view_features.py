@@ -214,3 +214,23 @@ def test_cli_view_run_writes_each_format(tmp_path, folder, suffix):
     con = duckdb.connect(str(out) if suffix == ".duckdb" else ":memory:")
     src = "pats" if suffix == ".duckdb" else f"'{out}'"
     assert con.execute(f"SELECT count(*) FROM {src}").fetchone()[0] == 4
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_duckdb_json_plan_gives_the_same_rows(folder, case):
+    """The JSON-function plan (used for unknown paths and incremental folders) agrees with the typed one."""
+    from thrive_fhir.reporting.engine import _sql_list
+
+    view, expected = CASES[case]
+    compiled = compile_view({"resourceType": "ViewDefinition", "name": "v", **view}, typed=False)
+    assert not compiled.typed
+    src = f"(SELECT json AS resource FROM read_ndjson_objects({_sql_list(folder.files_for(compiled.resource))}))"
+    engine = DuckEngine(folder)
+    assert _norm(engine.con.execute(compiled.sql(src)).fetchall()) == _norm(expected)
+
+
+def test_shipped_views_compile_to_the_typed_plan():
+    from thrive_fhir.reporting.engine import load_shipped_view, shipped_view_names
+
+    for name in shipped_view_names():
+        assert compile_view(load_shipped_view(name)).typed, name
