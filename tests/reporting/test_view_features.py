@@ -105,8 +105,11 @@ CASES = {
     "getReferenceKey with and without a type": (
         {"resource": "Patient", "select": [_p(("id", "id"), ("org", "managingOrganization.getReferenceKey(Organization)"),
                                               ("not_pract", "managingOrganization.getReferenceKey(Practitioner)"),
-                                              ("gps", "generalPractitioner.getReferenceKey()", {"collection": True}))]},
-        [("p1", "Organization/o1", None, ["Practitioner/g1", "Organization/o2"]), ("p2", None, None, []), ("p3", None, None, [])],
+                                              ("gps", "generalPractitioner.getReferenceKey()", {"collection": True}),
+                                              ("gp_orgs", "generalPractitioner.getReferenceKey(Organization)", {"collection": True}),
+                                              ("gp_people", "generalPractitioner.getReferenceKey(Practitioner)", {"collection": True}))]},
+        [("p1", "Organization/o1", None, ["Practitioner/g1", "Organization/o2"], ["Organization/o2"], ["Practitioner/g1"]),
+         ("p2", None, None, [], [], []), ("p3", None, None, [], [], [])],
     ),
     "ofType on a choice element": (
         {"resource": "Observation", "select": [_p(("id", "id"), ("kg", "value.ofType(Quantity).value", {"type": "decimal"}),

@@ -450,7 +450,17 @@ class _Compiler:
 
         def key_of(x: Val) -> str:
             ref = self.as_text(self.navigate(x, "reference", False, "string"))
-            return f"(CASE WHEN {d.regex_match(ref, pattern)} THEN {d.regex_extract(ref, pattern)} END)"
+            if want is None:
+                return f"(CASE WHEN {d.regex_match(ref, pattern)} THEN {d.regex_extract(ref, pattern)} END)"
+            # With the type known, plain string functions (several times faster than a regex per
+            # row): "Type/id" or "Type/id/_history/v"; anything else (absolute, contained, urn:) no key.
+            prefix = f"{want}/"
+            n = len(prefix)
+            rest = f"substr({ref}, {n + 1})"
+            slash = f"instr({rest}, '/')"
+            return (f"(CASE WHEN substr({ref}, 1, {n}) = {d.lit_str(prefix)} AND length({rest}) > 0 "
+                    f"AND ({slash} = 0 OR substr({rest}, {slash}, 10) = '/_history/') "
+                    f"THEN {d.lit_str(prefix)} || (CASE WHEN {slash} = 0 THEN {rest} ELSE substr({rest}, 1, {slash} - 1) END) END)")
 
         if base.kind == "j1":
             return Val(key_of(base), "s", "string")
