@@ -15,7 +15,7 @@ from datetime import date
 import pytest
 import requests
 
-from thrive_fhir.reporting.bulk_client import BulkError, download
+from thrive_fhir.reporting.bulk_client import download
 from thrive_fhir.reporting.engine import DuckEngine
 from thrive_fhir.reporting.reports import Options, run_report
 from thrive_fhir.reporting.sources import NdjsonFolder

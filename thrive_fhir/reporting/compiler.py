@@ -409,8 +409,7 @@ class _Compiler:
                 if not match:
                     raise _ExprError(f"{elem.name} cannot be of type {tname} (it can be {', '.join(elem.types)})")
                 t = match[0]
-                return self.navigate(parent, elem.json_key(t), False, None if t in schema.PRIMITIVES else t) \
-                    if t not in schema.PRIMITIVES else self._typed(self.navigate(parent, elem.json_key(t), False, t))
+                return self.navigate(parent, elem.json_key(t), False, t)
             if base.ftype is not None and base.ftype.lower() == tname.lower():
                 return base
             if base.ftype in ("Resource", None) and tname[:1].isupper():
@@ -440,9 +439,6 @@ class _Compiler:
         if fn in ("lowBoundary", "highBoundary"):
             raise _ExprError(f"{fn}() is not supported by this engine")
         raise _ExprError(f"unknown function {fn}() (supported: {', '.join(SUPPORTED_FUNCTIONS[:-2])})")
-
-    def _typed(self, v: Val) -> Val:
-        return v
 
     def _reference_key(self, base: Val, want: str | None) -> Val:
         d = self.d
