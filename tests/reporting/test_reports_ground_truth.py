@@ -108,3 +108,25 @@ def test_threshold_is_configurable(case):
     strict = _rows(run_report(engine, "outcomes", Options(threshold=6)), "indicator")
     assert strict["reliable_improvement"]["n"] <= truth["gbo"]["paired"]["reliable_improvement"]
     assert strict["total"]["n"] == truth["gbo"]["paired"]["goals"]
+
+
+def test_period_filter_counts_only_decisions_in_the_period(population):
+    import json
+
+    folder, _ = population(160, 7)
+    engine = DuckEngine(NdjsonFolder.open(folder))
+    start, end = date(2024, 3, 1), date(2024, 11, 30)
+    expected: dict[str, int] = {}
+    patients: dict[str, set] = {}
+    for line in (folder / "Observation.ndjson").read_text().splitlines():
+        o = json.loads(line)
+        if o["code"]["coding"][0]["code"] != "thrive-grouping":
+            continue
+        if start.isoformat() <= o["effectiveDateTime"][:10] <= end.isoformat():
+            g = o["valueCodeableConcept"]["coding"][0]["code"]
+            expected[g] = expected.get(g, 0) + 1
+            patients.setdefault(g, set()).add(o["subject"]["reference"])
+    rows = _rows(run_report(engine, "groupings", Options(start=start, end=end)), "grouping")
+    assert {g: rows[g]["decisions"] for g in expected} == expected
+    assert {g: rows[g]["ever"] for g in patients} == {g: len(p) for g, p in patients.items()}
+    assert sum(rows[g]["decisions"] for g in canonical.GROUPINGS) == sum(expected.values())

@@ -291,8 +291,9 @@ def outcomes(engine, o: Options) -> Table:
         rows = [{"indicator": ind, "n": 0, "paired_goals": 0, "percent": None, "ci_low": None, "ci_high": None}
                 for ind in OUTCOMES + ("total",)]
     cols = (["by"] if by else []) + ["indicator", "n", "paired_goals", "percent", "ci_low", "ci_high"]
-    return Table(cols, rows, ["n"], ["n"], {"percent": "n", "ci_low": "n", "ci_high": "n"}, ["by"] if by else [],
-                 ("indicator", "total"))
+    # paired_goals repeats the group's total on every row: a small total is masked like any count.
+    return Table(cols, rows, ["n", "paired_goals"], ["n"], {"percent": "n", "ci_low": "n", "ci_high": "n"},
+                 ["by"] if by else [], ("indicator", "total"))
 
 
 def involvement(engine, o: Options) -> Table:
