@@ -122,3 +122,25 @@ def test_unreachable_server_is_one_readable_line(tmp_path):
                                       "--out", str(tmp_path / "g.csv")])
     assert result.exit_code == 1
     assert "cannot reach the server" in result.output and "Traceback" not in result.output
+
+
+@pytest.mark.slow
+def test_cli_since_needs_a_download_folder_and_adds_to_it(store, tmp_path):
+    from click.testing import CliRunner
+
+    from thrive_fhir.cli import cli
+
+    server, _, truth = store
+    out, keep = tmp_path / "g.csv", tmp_path / "keep"
+    refused = CliRunner().invoke(cli, ["report", "groupings", "--source", server.base_url, "--out", str(out),
+                                       "--since", "2020-01-01T00:00:00Z"])
+    assert refused.exit_code == 2 and "--download" in refused.output
+    first = CliRunner().invoke(cli, ["report", "groupings", "--source", server.base_url, "--out", str(out),
+                                     "--download", str(keep), "--no-suppression"])
+    assert first.exit_code == 0, first.output
+    runs = json.loads((keep / "_export_runs.json").read_text())
+    again = CliRunner().invoke(cli, ["report", "groupings", "--source", server.base_url, "--out", str(out),
+                                     "--download", str(keep), "--since", runs[-1]["transactionTime"], "--no-suppression"])
+    assert again.exit_code == 0, again.output
+    total = dict(line.split(",")[0:4:3] for line in out.read_text().splitlines()[1:])["total"]
+    assert int(total) >= sum(truth["groupings"]["decisions"].values())  # nothing lost: the increment adds to the first

@@ -27,7 +27,10 @@ from ..reporting.reports import BY, REPORTS
               help="Reliable change threshold for GBO scores (points).")
 @click.option("--closed-only", is_flag=True, help="Outcomes: only goals whose episode is finished (NHS England basis).")
 @click.option("--no-suppression", is_flag=True, help="Show small numbers (1-7) for internal use only.")
-@click.option("--since", default=None, help="With a server URL: only resources changed since this instant (_since).")
+@click.option("--since", default=None, help="With a server URL: only resources changed since this instant (_since); "
+              "use with --download to add the changes to an earlier download.")
+@click.option("--download", "download_dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="With a server URL: keep the NDJSON in this folder (runs with --since add to it).")
 @click.option("--client-id", default=None, help="Backend Services client id (with a server URL).")
 @click.option("--key", "key_file", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Backend Services private key (PEM) for --client-id.")
@@ -36,8 +39,8 @@ from ..reporting.reports import BY, REPORTS
 @click.option("--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb", show_default=True,
               help="Where the views run: embedded DuckDB, or Spark for data that outgrows one machine.")
 @click.option("--master", default=None, help="Spark master URL with --engine spark (default local[2]).")
-def report(name, source, out, start, end, by, threshold, closed_only, no_suppression, since, client_id, key_file,
-           kid, token_url, engine, master) -> None:
+def report(name, source, out, start, end, by, threshold, closed_only, no_suppression, since, download_dir, client_id,
+           key_file, kid, token_url, engine, master) -> None:
     """Write report NAME from SOURCE to OUT."""
     from ..reporting.compiler import ViewError
     from ..reporting.output import write_report_html, write_table
@@ -60,7 +63,9 @@ def report(name, source, out, start, end, by, threshold, closed_only, no_suppres
     types = sorted({_TYPES[v] for n in names for v in VIEWS[n]})
     progress = (lambda m: click.echo(m, err=True))
     try:
-        with open_source(source, types=types, since=since, auth=auth, progress=progress) as folder:
+        if since and not download_dir:
+            raise click.UsageError("--since needs --download DIR holding the earlier download (a report over the changes alone would be wrong)")
+        with open_source(source, types=types, since=since, auth=auth, progress=progress, keep=download_dir) as folder:
             eng = engine_for(folder, engine, master)
             try:
                 if name == "html":
