@@ -144,3 +144,17 @@ def test_cli_since_needs_a_download_folder_and_adds_to_it(store, tmp_path):
     assert again.exit_code == 0, again.output
     total = dict(line.split(",")[0:4:3] for line in out.read_text().splitlines()[1:])["total"]
     assert int(total) >= sum(truth["groupings"]["decisions"].values())  # nothing lost: the increment adds to the first
+
+
+@pytest.mark.slow
+def test_cli_view_run_from_a_server_url(store, tmp_path):
+    from click.testing import CliRunner
+
+    from thrive_fhir.cli import cli
+
+    server, _, truth = store
+    out = tmp_path / "episodes.csv"
+    view = "thrive_fhir/reporting/views/episodes.json"
+    result = CliRunner().invoke(cli, ["view", "run", view, "--source", server.base_url, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert len(out.read_text().splitlines()) - 1 == sum(truth["episodes"].values())

@@ -32,11 +32,11 @@ def run(view_file: Path, source: str, out: Path, engine: str, master: str | None
 
     try:
         vd = load_view_file(view_file)
+        compiled = compile_view(vd, engine)  # a bad view fails here, before any download
         if show_sql:
-            compiled = compile_view(vd, engine)
             click.echo(compiled.sql("<source>"))
             return
-        with open_source(source, progress=lambda m: click.echo(m, err=True)) as folder:
+        with open_source(source, types=[compiled.resource], progress=lambda m: click.echo(m, err=True)) as folder:
             n = run_view_to_file(vd, folder, out, engine=engine, master=master)
     except (ViewError, RunError) as exc:
         raise click.ClickException(str(exc)) from None
