@@ -11,6 +11,7 @@ import json
 import time
 import uuid
 from datetime import date
+from pathlib import Path
 
 import pytest
 import requests
@@ -154,7 +155,9 @@ def test_cli_view_run_from_a_server_url(store, tmp_path):
 
     server, _, truth = store
     out = tmp_path / "episodes.csv"
-    view = "thrive_fhir/reporting/views/episodes.json"
+    import thrive_fhir.reporting
+
+    view = str(Path(thrive_fhir.reporting.__file__).parent / "views" / "episodes.json")
     result = CliRunner().invoke(cli, ["view", "run", view, "--source", server.base_url, "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert len(out.read_text().splitlines()) - 1 == sum(truth["episodes"].values())
