@@ -67,8 +67,8 @@ def run_view_to_file(view: dict, folder: NdjsonFolder, out: Path, *, engine: str
         return eng.con.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]
     except SourceError as exc:
         raise RunError(str(exc)) from None
-    except ViewError:
-        raise
+    finally:
+        eng.close()
 
 
 def engine_for(folder: NdjsonFolder, engine: str = "duckdb", master: str | None = None) -> DuckEngine:
@@ -104,3 +104,4 @@ class SparkViews(DuckEngine):
     def close(self) -> None:
         self.spark_engine.__exit__(None, None, None)
         shutil.rmtree(self._tmp, ignore_errors=True)
+        super().close()
