@@ -23,17 +23,20 @@
 
 Generated data stays under ``--dir`` (in /tmp by default) and is removed unless ``--keep``.
 
-Measured (2 December 2026, the shared 2-core machine under a load average of 8-12 from other
-work, so every figure is several times slower than on an idle machine), at a reduced size of
-100,000 grouping + 300,000 GBO score Observations (388 MB NDJSON; the full size is 10x):
+Measured (2 December 2026) on the shared 2-core machine while other work kept its load average
+at 8-19, so wall times are several times what an idle machine gives:
 
-- DuckDB, groupings + outcomes reports: 17.0 s, peak RSS 370 MB (at 30k + 90k: 10.5 s, 215 MB).
-  Linear extrapolation to 1M + 3M: ~170 s under that load, so the < 10 s target is NOT shown here;
-  JSON parsing dominates (one read_json pass per view over the Observation file).
-- gbo_scores view alone: 7.7 s for 300,000 resources (39k resources/s under load).
-- sqlonfhir 0.0.2 on 2,000 of them: 6.2 s (324 resources/s), scaled to 300,000: 926 s, so DuckDB
-  is ~120x faster on the same view and data (target >= 10x).
-- Spark local[2]: 405 s for the same two reports (59 s of it starting the session), same figures.
+- Full size, 1,000,000 grouping + 2,999,999 GBO score Observations (3.9 GB NDJSON, generated in
+  ~85 s): DuckDB groupings + outcomes reports 101 s wall, peak RSS 684 MB (< 2 GB; an in-memory
+  database instead peaked at 2.3 GB, hence the scratch database file with a 1 GB limit). Process
+  CPU time 66 s including one extra pass of the GBO view, i.e. roughly 20-25 s wall for the two
+  reports on an idle 2-core machine: the < 10 s target is NOT met. Parsing 3.9 GB of JSON once per
+  view is the floor (both views scan the Observation file).
+- The gbo_scores view alone over the 3M GBO resources: 50.5 s; sqlonfhir 0.0.2 on 2,000 of them
+  2.9 s (689 resources/s), scaled to 3M: 4,353 s, so DuckDB is ~86x faster on the same view and
+  data (target >= 10x). At 100k + 300k with a lighter load: 3.5 s for both reports, 115x.
+- Spark local[2] (not run at full size: well over the few minutes allowed here): at 100k + 300k,
+  405 s for the same two reports (59 s of it starting the session), same figures as DuckDB.
 """
 
 from __future__ import annotations
