@@ -21,6 +21,7 @@ from .errors import FhirError
 from .fhirdates import to_instant
 from .schema import resource_versions as rv
 from .schema import search_index as si
+from .consent_gate import index_consent_writes
 from .search_params import compartment_patient, extract, reference_key
 
 
@@ -172,6 +173,7 @@ def apply(conn: Connection, ops: list[WriteOp], now: datetime, base: str | None,
         _insert_many(conn, sql, rv, _VERSION_COLUMNS, version_rows)
     if index_rows:
         _insert_many(conn, sql, si, _INDEX_COLUMNS, index_rows)
+    index_consent_writes(conn, ops)  # the store's consent filter reads consent_shares (consent_gate)
 
 
 def _by_type(keys) -> dict[str, list[str]]:
