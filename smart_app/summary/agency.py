@@ -16,11 +16,11 @@ from datetime import datetime, timezone
 from flask import g, render_template
 
 from thrive_fhir import canonical
+from thrive_fhir.consent_rule import active_consent_for
 from thrive_fhir.localstore import ChangeSet
 
 from .. import records
 from ..context import current_launch, error_page, launch_blueprint, launch_required, state, unknown_staff_page
-from ..records import as_utc, parse_when
 from .data import build_summary
 
 log = logging.getLogger("smart_app.agency")
@@ -34,27 +34,11 @@ OBJECT_ROLE = "http://terminology.hl7.org/CodeSystem/object-role"
 
 
 def consent_for(consents: list[dict], patient_ref: str, organization_ref: str | None, now: datetime) -> dict | None:
-    """The active permit Consent naming ``organization_ref`` whose period covers ``now``."""
-    if not organization_ref:
-        return None
-    for c in consents:
-        if c.get("resourceType") != "Consent" or c.get("status") != "active":
-            continue
-        if (c.get("patient") or {}).get("reference") != patient_ref:
-            continue
-        provision = c.get("provision") or {}
-        if provision.get("type") != "permit":
-            continue
-        period = provision.get("period") or {}
-        start, end = as_utc(parse_when(period.get("start"))), as_utc(parse_when(period.get("end")))
-        if start and start > now:
-            continue
-        if end and (end if len(period.get("end", "")) > 10 else end.replace(hour=23, minute=59, second=59)) < now:
-            continue
-        actors = [((a.get("reference") or {}).get("reference")) for a in provision.get("actor", [])]
-        if organization_ref in actors:
-            return c
-    return None
+    """The active permit Consent naming ``organization_ref`` whose period covers ``now``.
+
+    The rule is the library's (``thrive_fhir.consent_rule``), the same one the shared store enforces,
+    so the app never shows what the store would refuse, nor refuses what it would show."""
+    return active_consent_for(consents, patient_ref, organization_ref, now)
 
 
 def build_read_audit(launch, entities: list[str], allowed: bool, now: datetime, *,

@@ -53,6 +53,10 @@ DIRECTORY_TYPES = frozenset({
     "OperationDefinition", "SearchParameter", "CapabilityStatement", "PlanDefinition", "ActivityDefinition",
 })
 
+#: Types agency tokens never see: an AuditEvent of a search can name several young people, and its
+#: compartment is only the first of them; agencies have no need to read the audit trail.
+HIDDEN_TYPES = frozenset({"AuditEvent"})
+
 #: The young people shared with one organisation now (parameters: organisation, now, now).
 SHARED_PATIENTS = ("SELECT consent_shares.patient_key FROM consent_shares WHERE consent_shares.organization = ? "
                    "AND (consent_shares.starts IS NULL OR consent_shares.starts <= ?) "
@@ -115,7 +119,7 @@ class ConsentGate:
         agency = self.agency(grant)
         if agency is None or rtype in DIRECTORY_TYPES:
             return None
-        if agency.organization is None:
+        if agency.organization is None or rtype in HIDDEN_TYPES:
             return Cond("1 = 0", ())
         now = utcnow()
         return Cond(f"resource_versions.patient_key IN ({SHARED_PATIENTS})", (agency.organization, now, now))
@@ -126,11 +130,13 @@ class ConsentGate:
         if agency is None:
             return None
         directory = ", ".join(f"'{t}'" for t in sorted(DIRECTORY_TYPES))  # constants, not client input
+        hidden = ", ".join(f"'{t}'" for t in sorted(HIDDEN_TYPES))
         if agency.organization is None:
             return Cond(f"(resource_versions.patient_key IS NULL AND resource_versions.res_type IN ({directory}))", ())
         now = utcnow()
         return Cond(f"((resource_versions.patient_key IS NULL AND resource_versions.res_type IN ({directory})) "
-                    f"OR resource_versions.patient_key IN ({SHARED_PATIENTS}))", (agency.organization, now, now))
+                    f"OR (resource_versions.patient_key IN ({SHARED_PATIENTS}) "
+                    f"AND resource_versions.res_type NOT IN ({hidden})))", (agency.organization, now, now))
 
     def history_clause(self, grant: Grant | None):
         """:meth:`row_condition` as a SQLAlchemy clause for the Core-built ``_history`` statement."""
@@ -148,6 +154,8 @@ class ConsentGate:
         agency = self.agency(grant)
         if agency is None:
             return False
+        if rtype in HIDDEN_TYPES:
+            return True
         if patient_key is None:
             return rtype not in DIRECTORY_TYPES
         return patient_key not in self.shared_among(agency, [patient_key], dbapi)
@@ -177,7 +185,8 @@ class ConsentGate:
         if agency is None:
             return rows
         shared = self.shared_among(agency, [r.patient_key for r in rows if r.patient_key], dbapi)
-        return [r for r in rows if (r.patient_key in shared if r.patient_key else r.res_type in DIRECTORY_TYPES)]
+        return [r for r in rows if r.res_type not in HIDDEN_TYPES
+                and (r.patient_key in shared if r.patient_key else r.res_type in DIRECTORY_TYPES)]
 
     def refuse_export(self, grant: Grant | None) -> None:
         if self.agency(grant) is not None:
@@ -225,4 +234,4 @@ def index_consent_writes(conn: Connection, ops) -> None:
                     (op.rid, op.patient_key, share.organization, share.starts, share.ends))
 
 
-__all__ = ["ConsentGate", "Agency", "DIRECTORY_TYPES", "consent_shares", "index_consent_writes", "SHARED_PATIENTS"]
+__all__ = ["ConsentGate", "Agency", "DIRECTORY_TYPES", "HIDDEN_TYPES", "consent_shares", "index_consent_writes", "SHARED_PATIENTS"]
