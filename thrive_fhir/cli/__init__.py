@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "sync": ("thrive_fhir.cli.sync_cmd", "sync", "Push saved changes to the shared store; inspect the outbox."),
     "app": ("thrive_fhir.cli.app_cmd", "app", "Run the clinician SMART app."),
     "demo": ("thrive_fhir.cli.demo_cmd", "demo", "Seed and start every part on this machine; Ctrl-C stops all."),
+    "audit": ("thrive_fhir.cli.audit_cmd", "audit", "List who read or changed a young person's shared record (AuditEvents)."),
 }
 
 
