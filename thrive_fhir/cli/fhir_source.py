@@ -11,6 +11,7 @@ from __future__ import annotations
 import click
 
 from ..client.fhir_http import FhirClient, NoAuth
+from ..client.ndjson_import import outcome_text
 
 
 def open_client(url: str, auth_path: str | None, *, read_timeout: float = 60.0,
@@ -29,17 +30,6 @@ def open_client(url: str, auth_path: str | None, *, read_timeout: float = 60.0,
         except ConfigError as exc:
             raise click.ClickException(f"--auth {auth_path}: {exc}") from None
     return FhirClient(url, auth, read_timeout=read_timeout, user_agent=user_agent)
-
-
-def outcome_text(body: dict | None, fallback: str) -> str:
-    """The diagnostics of an OperationOutcome as one line (the server's own words), else ``fallback``."""
-    if isinstance(body, dict) and body.get("resourceType") == "OperationOutcome":
-        texts = [str(i.get("diagnostics") or (i.get("details") or {}).get("text") or i.get("code") or "")
-                 for i in body.get("issue") or [] if isinstance(i, dict)]
-        texts = [t for t in texts if t]
-        if texts:
-            return "; ".join(texts)[:500]
-    return fallback
 
 
 __all__ = ["open_client", "outcome_text"]
