@@ -18,6 +18,10 @@ __all__ = ["READ_TYPES", "WRITE_TYPES", "GrantedScopes", "ScopeError", "requeste
 #: Resource types the clinician app writes, each with create permission (SC-04).
 WRITE_TYPES = ("Observation", "Goal", "CarePlan", "Consent", "Provenance")
 READ_TYPES = ("Patient",)
+#: What an agency worker's standalone sign-in asks for: read the shared plan (the shared store decides
+#: which young people, from their Consents), update the Tasks their organisation owns, and record a
+#: Provenance naming the worker and organisation for each update. Nothing else.
+AGENCY_READ_TYPES = ("Patient", "Consent", "Observation", "Goal", "CarePlan", "ServiceRequest", "CareTeam")
 
 
 def requested_scopes(flow: str, version: str = "v2", *, online_access: bool = False) -> str:
@@ -31,7 +35,14 @@ def requested_scopes(flow: str, version: str = "v2", *, online_access: bool = Fa
     if version not in ("v1", "v2"):
         raise ScopeError(f"unknown scope version {version!r}")
     parts = ["launch" if flow == "ehr" else "launch/patient", "openid", "fhirUser"]
-    if version == "v2":
+    if flow == "standalone":  # the agency worker: read the shared plan, act on its Tasks (AGENCY_*)
+        if version == "v2":
+            parts += [f"patient/{t}.rs" for t in AGENCY_READ_TYPES]
+            parts += ["patient/Task.rus", "patient/Provenance.c"]
+        else:
+            parts += [f"patient/{t}.read" for t in AGENCY_READ_TYPES]
+            parts += ["patient/Task.read", "patient/Task.write", "patient/Provenance.write"]
+    elif version == "v2":
         parts += [f"patient/{t}.r" for t in READ_TYPES]
         parts += [f"patient/{t}.c" for t in WRITE_TYPES]
     else:
