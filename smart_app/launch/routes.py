@@ -16,7 +16,7 @@ from flask import Blueprint, g, redirect, render_template, request
 
 from thrive_fhir import canonical, ids
 from thrive_fhir.client.smart_launch import SmartError, fhir_user_ref, new_code_verifier
-from thrive_fhir.client.smart_scopes import requested_scopes
+from thrive_fhir.client.smart_scopes import patient_picker_scopes, requested_scopes
 
 from ..context import COOKIE_NAME, error_page, is_staff_ref, launch_required, state, unknown_staff_page
 from ..security import set_binding_cookie
@@ -51,7 +51,7 @@ def _start_authorization(reg, *, mode: str, aud: str, launch_param: str | None, 
     scope = requested_scopes(mode, reg.scope_version, online_access=reg.online_access)
     if mode == "standalone" and reg.need_patient_picker:
         # SA-04: the agency worker finds the young person in the app (smart_app.summary.picker)
-        scope += " user/Patient.rs" if reg.scope_version == "v2" else " user/Patient.read"
+        scope = patient_picker_scopes(scope, reg.scope_version)
     redirect_uri = _redirect_uri()
     st = state().sessions.create_auth_request(
         binding,

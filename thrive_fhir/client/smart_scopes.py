@@ -13,7 +13,8 @@ from dataclasses import dataclass
 
 from thrive_fhir.smart_scopes import ScopeError, parse_scope, parse_scopes
 
-__all__ = ["READ_TYPES", "WRITE_TYPES", "GrantedScopes", "ScopeError", "requested_scopes"]
+__all__ = ["READ_TYPES", "WRITE_TYPES", "AGENCY_READ_TYPES", "GrantedScopes", "ScopeError", "requested_scopes",
+           "patient_picker_scopes"]
 
 #: Resource types the clinician app writes, each with create permission (SC-04).
 WRITE_TYPES = ("Observation", "Goal", "CarePlan", "Consent", "Provenance")
@@ -54,6 +55,22 @@ def requested_scopes(flow: str, version: str = "v2", *, online_access: bool = Fa
         parse_scope(p)
     return " ".join(parts)
 
+
+
+def patient_picker_scopes(scope: str, version: str = "v2") -> str:
+    """``scope`` for a standalone sign-in that comes back without a patient (SA-04: the worker picks
+    the young person in the app): the same permissions at ``user/`` level, since there is no patient
+    context to scope them to, plus ``user/Patient.rs`` to search for the young person. Which young
+    people the worker may see is then the shared store's decision (their sharing Consents)."""
+    out = []
+    for token in scope.split():
+        out.append("user/" + token[len("patient/"):] if token.startswith("patient/") else token)
+    extra = "user/Patient.rs" if version == "v2" else "user/Patient.read"
+    if extra not in out:
+        out.append(extra)
+    for p in out:
+        parse_scope(p)
+    return " ".join(out)
 
 @dataclass(frozen=True)
 class GrantedScopes:
