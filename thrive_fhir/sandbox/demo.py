@@ -120,8 +120,10 @@ class Demo:
         self.sb = build_sandbox(f"sqlite:///{ehr_db}", self.sandbox_origin, registry=registry, key=auth_key,
                                 app_launch_url=f"{self.app_origin}/launch", extra_fhir_bases=[self.shared_base])
         authority = self.sb.authority
+        # The trust holds the shared record; every other organisation's token is an agency token and
+        # sees only the young people whose sharing Consent names it (thrive_fhir.store.consent_gate).
         self.shared_store = create_store(f"sqlite:///{shared_db}", self.shared_base,
-                                         authority.token_verifier(self.shared_base))
+                                         authority.token_verifier(self.shared_base), consent_custodians=[TRUST_REF])
         from .directory import PatientDirectory
 
         authority.patient_directories[self.shared_base] = PatientDirectory(
@@ -210,6 +212,7 @@ class Demo:
             return
         ref = counts.most_common(1)[0][0]
         names = {f"Organization/{r['id']}": r.get("name") for r in resources if r["resourceType"] == "Organization"}
+        self.agency_people = _shared_and_not(resources, ref)
         agency = self.sb.authority.registry.user("agency")
         if agency is not None:
             agency.organization = ref
@@ -305,9 +308,29 @@ class Demo:
             lines.append(f"[{part.status:>7}] {part.name}{where}")
             if part.detail:
                 lines.append(f"          {part.detail}")
+        lines += self._agency_lines()
         lines += ["", f"Open the EHR page: {self.sandbox_origin}/ehr/  (pick a patient, press Launch THRIVE)",
                   f"Working folder: {self.workdir}", "Press Ctrl-C to stop everything."]
         return "\n".join(lines)
+
+    def _agency_lines(self) -> list[str]:
+        """How to sign in as the demo agency worker, and whom to try (one shared, one not)."""
+        if not any(p.name == "SMART app" and p.status == "running" for p in self.parts):
+            return []
+        agency_ref, agency_name = getattr(self, "agency", (SCHOOL_REF, "Sandbox High School"))
+        user = self.sb.authority.registry.user("agency")
+        lines = ["", "Sign in as an agency worker (standalone launch against the shared store):",
+                 f"  open {self.app_origin}/standalone, choose '{agency_name} (demo agency)',",
+                 f"  sign in as user '{user.id if user else 'agency'}'"
+                 + (f" ({user.name})" if user else "") + ", then pick a young person:"]
+        shared, not_shared = getattr(self, "agency_people", (None, None))
+        if shared:
+            lines.append(f"  shared with {agency_name}:     {shared}")
+        if not_shared:
+            lines.append(f"  NOT shared with {agency_name}: {not_shared} (the store answers as if they did not exist)")
+        lines.append(f"  The store's audit of agency reads: thrive audit --patient <id or NHS number> "
+                     f"--source {self.shared_base} --auth {self.workdir / 'sync.toml'}")
+        return lines
 
     def smoke_check(self, patience: float = 60.0) -> list[str]:
         """Ask every part a real question over HTTP; returns the failures (empty = all fine).
@@ -359,6 +382,31 @@ class Demo:
 
     def stop(self) -> None:
         self.stopper.stop_all(lambda msg: None)
+
+
+def _shared_and_not(resources: list[dict[str, Any]], organization: str) -> tuple[str | None, str | None]:
+    """("name, NHS number" of a young person whose Consent shares with ``organization`` today, and of
+    one it does not), for the demo's sign-in instructions. Uses the same rule as the store."""
+    from datetime import datetime, timezone
+
+    from ..canonical import NHS_NUMBER
+    from ..consent_rule import active_consent_for
+
+    now = datetime.now(timezone.utc)
+    consents = [r for r in resources if r["resourceType"] == "Consent"]
+    shared = not_shared = None
+    for patient in (r for r in resources if r["resourceType"] == "Patient"):
+        name = " ".join(((patient.get("name") or [{}])[0].get("given") or [])
+                        + [(patient.get("name") or [{}])[0].get("family", "")]).strip() or patient["id"]
+        nhs = next((i.get("value") for i in patient.get("identifier") or [] if i.get("system") == NHS_NUMBER), None)
+        label = f"{name}" + (f", NHS number {nhs}" if nhs else "") + f" (Patient/{patient['id']})"
+        if active_consent_for(consents, f"Patient/{patient['id']}", organization, now):
+            shared = shared or label
+        else:
+            not_shared = not_shared or label
+        if shared and not_shared:
+            break
+    return shared, not_shared
 
 
 def _available(module: str, attr: str) -> bool:
