@@ -149,6 +149,7 @@ def _render(launch, recs, consent, *, message: str | None = None, status: int = 
     from .data import Names, concept_text, show_date
 
     g.shared_plan_allowed = True  # the consent check passed: the risk banner may show
+    records.use_snapshot(launch.local_store, launch.patient_ref, recs)  # the banner reads the shared record
     summary = build_summary(None, launch.patient_ref, patient_name=(launch.banner or {}).get("name"), records=recs)
     names = Names(None, launch.patient_ref, (launch.banner or {}).get("name"), recs)
     tasks = task_views(recs, launch.organization_ref, names, show_date, concept_text)

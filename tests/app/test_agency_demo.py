@@ -36,6 +36,7 @@ def _sign_in_and_pick(demo, patient_id: str):
     req = re.search(r'name="req" value="([^"]+)"', login.text).group(1)
     pick = b.go(demo.sb.authority.issuer + "/login", method="POST", data={"req": req, "user": "agency"})
     assert "select-patient" in pick.url, pick.text[:300]
+    b.picker_page = pick.text
     page = b.go(demo.sb.authority.issuer + "/select-patient", method="POST", data={"req": req, "patient": patient_id})
     if "/consent" in page.url:  # the sandbox asks the user to approve the app's scopes
         scopes = re.findall(r'name="scope" value="([^"]+)" checked', page.text)
@@ -58,8 +59,10 @@ def test_agency_reads_the_shared_plan_and_is_refused_the_other(demo):
     assert page.status_code == 200, (page.url, page.text[:500])
     assert "Shared plan" in page.text and "/shared-plan" in page.url
     assert 'id="safety-plan"' in page.text
-    _b, refused = _sign_in_and_pick(demo, other)
-    assert refused.status_code == 403 and "not shared with your organisation" in refused.text
+    # the auth server's picker, reading as the agency worker, lists only young people shared with them
+    assert shared in _b.picker_page and other not in _b.picker_page
+    _b, refused = _sign_in_and_pick(demo, other)  # a forged choice: the store says no such young person
+    assert refused.status_code == 400 and "Choose a patient from the list" in refused.text
 
     runner = CliRunner()
     conf = str(demo.workdir / "sync.toml")

@@ -246,3 +246,13 @@ def test_the_app_audits_each_read_through_it_too(agency_app, shared):
     stranger = _launch(agency_app, shared, shared.other)
     assert stranger.client().get(stranger.url("shared-plan"), base_url=TEST_ORIGIN).status_code == 403
     assert [e["outcome"] for e in local.for_patient(f"Patient/{shared.other}", type="AuditEvent")] == ["4"]
+
+
+def test_risk_banner_only_after_the_consent_check_and_from_the_shared_record(agency_app, shared):
+    stranger = _launch(agency_app, shared, shared.other)
+    refused = stranger.client().get(stranger.url("shared-plan"), base_url=TEST_ORIGIN)
+    assert refused.status_code == 403
+    assert 'id="risk-alert"' not in refused.get_data(as_text=True) and "Getting Risk Support" not in _text(refused)
+    allowed = _launch(agency_app, shared, shared.shared)
+    shown = allowed.client().get(allowed.url("shared-plan"), base_url=TEST_ORIGIN)
+    assert shown.status_code == 200 and 'id="risk-alert"' in shown.get_data(as_text=True)

@@ -169,6 +169,10 @@ def create_auth_app(authority: Authority) -> Flask:
         if isinstance(req, Response):
             return req
         directory = authority.patient_directories.get(req.aud)
+        user = authority.registry.user(req.user)
+        if directory is not None and user is not None:  # list what this user may see, not everyone
+            directory = directory.with_token(lambda: authority.mint_internal_token(
+                req.aud, "system/Patient.rs", user=user.fhirUser, organization=user.organization))
         query = (request.values.get("q") or "").strip()
         message = None
         try:
