@@ -319,7 +319,8 @@ def test_batch_entries_obey_the_rule(world):
     assert entries[1]["response"]["status"].startswith("404")
     found = entries[2]["resource"]
     assert {e["resource"]["subject"]["reference"] for e in found["entry"]} == {f"Patient/{world.pid['named']}"}
-    check_audit(world, subtype="batch", outcome="0", patients=set())
+    event = check_audit(world, subtype="batch", outcome="0", patients={f"Patient/{world.pid['named']}"})
+    assert f"Observation/{world.obs['named']}" in _whats(event)
 
 
 def test_conditional_create_never_matches_a_hidden_resource(world):

@@ -19,6 +19,7 @@ refused or failed request still leaves its record.
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import uuid
 from urllib.parse import unquote
@@ -77,7 +78,8 @@ class RequestAudit:
         if getattr(result, "audit", None):
             entities = list(result.audit[1])
         elif hasattr(result, "headers") and not hasattr(result, "status_code"):
-            entities = self._looked_up(self._written_refs(result) or self._url_ref())
+            refs = self._written_refs(result) or self._returned_refs(result) or self._url_ref()
+            entities = self._looked_up(refs)
         subtype = self.subtype
         if subtype == "batch" and isinstance(getattr(result, "body", None), str) and '"type":"transaction-response"' in result.body:
             subtype = "transaction"
@@ -122,6 +124,32 @@ class RequestAudit:
                 if "_history" in parts:
                     i = parts.index("_history")
                     refs.append((parts[i - 2], parts[i - 1]))
+        return refs
+
+    @staticmethod
+    def _returned_refs(result) -> list[tuple[str, str]]:
+        """Resources a batch/transaction answer carries (its GET entries, searches included)."""
+        body = result.body
+        if isinstance(body, str) and body.startswith('{"resourceType":"Bundle"'):
+            try:
+                body = json.loads(body)
+            except ValueError:
+                return []
+        if not isinstance(body, dict) or body.get("resourceType") != "Bundle":
+            return []
+        refs: list[tuple[str, str]] = []
+
+        def walk(resource) -> None:
+            if not isinstance(resource, dict) or len(refs) >= MAX_ENTITIES:
+                return
+            if resource.get("resourceType") == "Bundle":
+                for entry in resource.get("entry") or []:
+                    walk((entry or {}).get("resource"))
+            elif resource.get("resourceType") not in (None, "OperationOutcome") and resource.get("id"):
+                refs.append((resource["resourceType"], resource["id"]))
+
+        for entry in body.get("entry") or []:
+            walk((entry or {}).get("resource"))
         return refs
 
     def _looked_up(self, refs: list[tuple[str, str]]) -> list[tuple[str, str, str | None]]:
