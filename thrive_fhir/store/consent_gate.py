@@ -122,7 +122,11 @@ class ConsentGate:
         if agency.organization is None or rtype in HIDDEN_TYPES:
             return Cond("1 = 0", ())
         now = utcnow()
-        return Cond(f"resource_versions.patient_key IN ({SHARED_PATIENTS})", (agency.organization, now, now))
+        # A Patient's patient_key is its own id: testing res_id lets the database drive the search
+        # from the few shared young people through the (res_type, res_id) index instead of walking
+        # every Patient in id order and testing each.
+        column = "resource_versions.res_id" if rtype == "Patient" else "resource_versions.patient_key"
+        return Cond(f"{column} IN ({SHARED_PATIENTS})", (agency.organization, now, now))
 
     def row_condition(self, grant: Grant | None) -> Cond | None:
         """As :meth:`search_condition` for statements over rows of any type (``_history``)."""
