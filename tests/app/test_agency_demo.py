@@ -73,3 +73,42 @@ def test_agency_reads_the_shared_plan_and_is_refused_the_other(demo):
     out = runner.invoke(cli, ["audit", "--patient", other, "--source", demo.shared_base, "--auth", conf, "--json"],
                         catch_exceptions=False)
     assert out.exit_code == 0 and '"outcome":"4"' in out.output and "not shared" in out.output
+
+
+@pytest.mark.browser
+def test_agency_loop_in_chromium_with_axe(demo, browser_page, axe_check, screenshot):
+    """In Chromium: the agency worker signs in (standalone), picks the shared young person at the
+    auth server, reads the plan from the shared store, and acts on a Task their organisation owns."""
+    import requests
+
+    shared = _patient_id(demo.agency_people[0])
+    agency_ref = demo.agency[0]
+    # a referral Task for the shared young person owned by the agency (as the clinician's save would sync it)
+    token = demo.sb.authority.mint_internal_token(demo.shared_base, "system/*.cruds")
+    tid = "demo-agency-task-1"
+    resp = requests.put(f"{demo.shared_base}/Task/{tid}", headers={"Authorization": f"Bearer {token}",
+                                                                  "Content-Type": "application/fhir+json"},
+                        json={"resourceType": "Task", "id": tid, "status": "requested", "intent": "order",
+                              "code": {"coding": [{"system": "http://hl7.org/fhir/CodeSystem/task-code",
+                                                   "code": "fulfill"}]},
+                              "for": {"reference": f"Patient/{shared}"}, "authoredOn": "2025-03-04T16:10:00Z",
+                              "owner": {"reference": agency_ref}}, timeout=10)
+    assert resp.status_code in (200, 201), resp.text[:300]
+    page = browser_page
+    page.goto(demo.app_origin + "/standalone/start?org=agency")
+    page.check("input[name=user][value=agency]")
+    page.click("button[type=submit]")
+    page.check(f"input[name=patient][value='{shared}']")
+    page.click("form.panel button[type=submit]")
+    if "/consent" in page.url:
+        page.click("button[value=approve]")
+    page.wait_for_url("**/shared-plan**")
+    assert page.locator("h1").inner_text() == "Shared plan"
+    assert page.locator(f"#task-{tid}").count() == 1
+    axe_check(page, name="agency-shared-plan")
+    screenshot(page, "agency-shared-plan")
+    page.locator(f"#task-{tid} button[value=accept]").click()
+    page.wait_for_url("**done=accepted**")
+    assert "The request was accepted." in page.locator("#task-notice").inner_text()
+    assert page.locator(f"#task-{tid} .task-status").inner_text() == "accepted"
+    axe_check(page, name="agency-task-accepted")
