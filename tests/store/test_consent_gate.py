@@ -365,10 +365,23 @@ def test_agency_cannot_write_into_an_unshared_young_person(world):
     tid = world.tasks["no-consent"]
     body = task(tid, world.pid["no-consent"], ORG_A, status="accepted")
     before = world.audit_count()
-    resp = requests.put(world.url(f"Task/{tid}"), json=body, headers={**auth("agency-a"), "If-Match": 'W/"1"'})
-    assert resp.status_code == 404
-    assert resp.json()["issue"][0]["diagnostics"] == f"Task/{tid} is not known"
-    check_audit(world, subtype="update", outcome="4", patients={f"Patient/{world.pid['no-consent']}"}, before=before)
+    # whatever the content and the If-Match, the answer is the one for an id that does not exist
+    moved = task(tid, world.pid["named"], ORG_A, status="accepted")  # content placed in a shared record
+    for content in (body, moved):
+        for headers in ({"If-Match": 'W/"1"'}, {"If-Match": 'W/"7"'}, {}):
+            resp = requests.put(world.url(f"Task/{tid}"), json=content, headers={**auth("agency-a"), **headers})
+            check_audit(world, subtype="update", outcome="4", patients={f"Patient/{world.pid['no-consent']}"},
+                        before=before)
+            ghost = str(uuid.uuid4())
+            missing = requests.put(world.url(f"Task/{ghost}"), json={**content, "id": ghost},
+                                   headers={**auth("agency-a"), **headers})
+            before = world.audit_count()
+            if content is moved and not headers:  # a missing id would be created; a taken one cannot be
+                assert missing.status_code == 201 and resp.status_code == 404
+                assert resp.json()["issue"][0]["diagnostics"] == f"Task/{tid} is not known"
+                continue
+            assert resp.status_code == missing.status_code, (headers, resp.text, missing.text)
+            assert resp.json() == _swap(missing.json(), ghost, tid)
     assert requests.get(world.url(f"Task/{tid}"), headers=auth("custodian")).json()["status"] == "requested"
     # a new resource in an unshared record: 403, the same for a young person who does not exist
     prov = {"resourceType": "Provenance", "target": [{"reference": f"Task/{tid}"}],

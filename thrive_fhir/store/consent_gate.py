@@ -209,13 +209,17 @@ class ConsentGate:
         """
         if self.agency(grant) is None:
             return
-        exists = op.status == 200 or (op.method == "DELETE" and not op.noop)  # as writes.apply set them
-        if exists and self.hides(grant, op.rtype, old_patient):
-            raise FhirError(404, f"{op.rtype}/{op.rid} is not known", "not-found")
+        # The content first: refused the same whether or not a resource with this id exists.
         if op.method != "DELETE" and self.hides(grant, op.rtype, op.patient_key):
             refused = FhirError(403, NOT_SHARED_WRITE, "forbidden")
             refused.audit_patient = op.patient_key  # for the AuditEvent only, never in the answer
             raise refused
+        exists = op.status == 200 or (op.method == "DELETE" and not op.noop)  # as writes.apply set them
+        if exists and self.hides(grant, op.rtype, old_patient):
+            if op.if_match is not None:  # exactly what If-Match on a missing resource answers
+                raise FhirError(412, f'If-Match W/"{op.if_match}" does not match the current version (none)',
+                                "conflict")
+            raise FhirError(404, f"{op.rtype}/{op.rid} is not known", "not-found")
 
 
 def index_consent_writes(conn: Connection, ops) -> None:
