@@ -145,14 +145,20 @@ def _read_shared(launch):
 
 
 def _render(launch, recs, consent, *, message: str | None = None, status: int = 200):
-    from .agency_tasks import task_views
+    from ..launch.ehr_client import EhrError
+    from .agency_tasks import owners_for, task_views
     from .data import Names, concept_text, show_date
 
     g.shared_plan_allowed = True  # the consent check passed: the risk banner may show
     records.use_snapshot(launch.local_store, launch.patient_ref, recs)  # the banner reads the shared record
     summary = build_summary(None, launch.patient_ref, patient_name=(launch.banner or {}).get("name"), records=recs)
     names = Names(None, launch.patient_ref, (launch.banner or {}).get("name"), recs)
-    tasks = task_views(recs, launch.organization_ref, names, show_date, concept_text)
+    try:
+        owners = owners_for(launch.ehr_client, launch.organization_ref)
+    except EhrError:  # the plan still shows; the requests wait for the next visit
+        log.warning("agency view: the organisation's services could not be read")
+        owners = frozenset()
+    tasks = task_views(recs, owners, names, show_date, concept_text)
     done = request.args.get("done")
     notice = message or (f"The request was {done}." if done in _DONE else None)
     return render_template("summary/agency.html", summary=summary, tasks=tasks, notice=notice,

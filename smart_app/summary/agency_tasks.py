@@ -44,10 +44,29 @@ class TaskView:
     reason: str = ""
 
 
-def owned_by(task: dict, organization: str | None) -> bool:
+def owners_for(client, organization: str | None) -> frozenset[str]:
+    """What a Task's ``owner`` may say for it to be this organisation's: the Organization itself, or
+    one of the HealthcareServices it provides (referrals are usually addressed to a service)."""
+    from .shared_record import _search_all
+
     org = organization_ref(organization)
-    owner = organization_ref(((task.get("owner") or {}).get("reference")))
-    return org is not None and owner == org
+    if org is None:
+        return frozenset()
+    services = _search_all(client, "HealthcareService", [("organization", org), ("_count", "200")])
+    return frozenset({org, *(f"HealthcareService/{s['id']}" for s in services)})
+
+
+def _owner_key(reference: str | None) -> str | None:
+    if not isinstance(reference, str):
+        return None
+    parts = reference.rstrip("/").split("/")
+    if "_history" in parts:
+        parts = parts[:parts.index("_history")]
+    return "/".join(parts[-2:]) if len(parts) >= 2 else None
+
+
+def owned_by(task: dict, owners: frozenset[str]) -> bool:
+    return _owner_key((task.get("owner") or {}).get("reference")) in owners
 
 
 def allowed_actions(task: dict) -> list[tuple[str, str]]:
@@ -55,12 +74,12 @@ def allowed_actions(task: dict) -> list[tuple[str, str]]:
     return [(action, label) for action, (start, _to, label, _done) in TRANSITIONS.items() if status in start]
 
 
-def task_views(records, organization: str | None, names, show_date, concept_text) -> list[TaskView]:
-    """The Tasks of this young person owned by ``organization``, with what the worker may do next."""
+def task_views(records, owners: frozenset[str], names, show_date, concept_text) -> list[TaskView]:
+    """The Tasks of this young person owned by the agency (``owners_for``), with what may be done next."""
     requests = {f"ServiceRequest/{r['id']}": r for r in records.all("ServiceRequest")}
     out = []
     for task in records.all("Task"):
-        if not owned_by(task, organization):
+        if not owned_by(task, owners):
             continue
         focus = requests.get(((task.get("focus") or {}).get("reference")) or "")
         what = concept_text(focus.get("code")) if focus else ""
@@ -98,7 +117,7 @@ def act(client, task_id: str, action: str, seen_version: str, reason: str, *, st
     if action == "decline" and not reason:
         raise ActionRefused("Say why you are declining, so the team can find another way to help.")
     task = client.read("Task", task_id)
-    if not owned_by(task, organization):
+    if not owned_by(task, owners_for(client, organization)):
         raise ActionRefused("This request is not for your organisation.")
     starts, new_status, _label, _done = TRANSITIONS[action]
     current_version = str((task.get("meta") or {}).get("versionId") or "")
@@ -143,4 +162,4 @@ def _reread(client, task_id: str) -> dict | None:
         return None
 
 
-__all__ = ["TRANSITIONS", "TaskView", "task_views", "act", "owned_by", "Conflict", "ActionRefused"]
+__all__ = ["TRANSITIONS", "TaskView", "task_views", "act", "owned_by", "owners_for", "Conflict", "ActionRefused"]

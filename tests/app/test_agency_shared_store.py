@@ -24,7 +24,7 @@ ORG_B = "Organization/agency-social-care-2"
 WORKER = "Practitioner/agency-worker-1"
 AGENCY_SCOPES = ("launch/patient openid fhirUser patient/Patient.rs patient/Consent.rs patient/Observation.rs "
                  "patient/Goal.rs patient/CarePlan.rs patient/ServiceRequest.rs patient/CareTeam.rs "
-                 "patient/Task.rus patient/Provenance.c")
+                 "patient/HealthcareService.rs patient/Task.rus patient/Provenance.c")
 JSON = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
 
 
@@ -256,3 +256,18 @@ def test_risk_banner_only_after_the_consent_check_and_from_the_shared_record(age
     allowed = _launch(agency_app, shared, shared.shared)
     shown = allowed.client().get(allowed.url("shared-plan"), base_url=TEST_ORIGIN)
     assert shown.status_code == 200 and 'id="risk-alert"' in shown.get_data(as_text=True)
+
+
+def test_a_task_addressed_to_one_of_the_agencys_services_is_theirs(agency_app, shared):
+    service = f"hs-{uuid.uuid4().hex[:8]}"
+    _put(shared.base, {"resourceType": "HealthcareService", "id": service, "name": "School counselling",
+                       "providedBy": {"reference": ORG_A}})
+    tid = str(uuid.uuid4())
+    _put(shared.base, {"resourceType": "Task", "id": tid, "status": "requested", "intent": "order",
+                       "for": {"reference": f"Patient/{shared.shared}"}, "authoredOn": "2025-03-04T16:10:00Z",
+                       "owner": {"reference": f"HealthcareService/{service}"}, "requester": {"reference": CUSTODIAN}})
+    launch = _launch(agency_app, shared, shared.shared)
+    client = launch.client()
+    form = _task_form(client.get(launch.url("shared-plan"), base_url=TEST_ORIGIN).get_data(as_text=True), tid)
+    assert launch.post(client, f"shared-plan/tasks/{tid}", {**form, "action": "accept"}).status_code == 303
+    assert _get(shared.base, f"Task/{tid}")["status"] == "accepted"

@@ -22,7 +22,8 @@ READ_TYPES = ("Patient",)
 #: What an agency worker's standalone sign-in asks for: read the shared plan (the shared store decides
 #: which young people, from their Consents), update the Tasks their organisation owns, and record a
 #: Provenance naming the worker and organisation for each update. Nothing else.
-AGENCY_READ_TYPES = ("Patient", "Consent", "Observation", "Goal", "CarePlan", "ServiceRequest", "CareTeam")
+AGENCY_READ_TYPES = ("Patient", "Consent", "Observation", "Goal", "CarePlan", "ServiceRequest", "CareTeam",
+                     "HealthcareService")
 
 
 def requested_scopes(flow: str, version: str = "v2", *, online_access: bool = False) -> str:
