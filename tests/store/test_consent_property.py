@@ -19,6 +19,7 @@ from consent_data import CUSTODIAN, GRANTS, ORG_A, ORG_B, auth, consent, day, ta
 from store_data import observation, patient
 from store_servers import start_ours
 from thrive_fhir.smart_scopes import Grant
+from thrive_fhir.testing.servers import create_pg_database
 
 ORG_C = "Organization/org-youth-justice-c"
 ORGS = [ORG_A, ORG_B, ORG_C]
@@ -35,10 +36,13 @@ def _verifier(token: str):
     return verifier(token)
 
 
-@pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    server = start_ours(f"sqlite:///{tmp_path_factory.mktemp('consent-prop') / 'store.db'}", token_verifier=_verifier,
-                        consent_custodians=[CUSTODIAN])
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request, tmp_path_factory):
+    if request.param == "sqlite":
+        url, drop = f"sqlite:///{tmp_path_factory.mktemp('consent-prop') / 'store.db'}", (lambda: None)
+    else:
+        url, drop = create_pg_database("thrive_consent_prop")
+    server = start_ours(url, token_verifier=_verifier, consent_custodians=[CUSTODIAN])
     pids = [str(uuid.uuid4()) for _ in range(N_PATIENTS)]
     obs = [str(uuid.uuid4()) for _ in range(N_PATIENTS)]
     put = lambda r: requests.put(server.url(f"{r['resourceType']}/{r['id']}"), json=r,  # noqa: E731
@@ -53,6 +57,7 @@ def store(tmp_path_factory):
     slots = [[str(uuid.uuid4()) for _ in range(SLOTS)] for _ in pids]
     yield server, pids, obs, slots
     server.stop()
+    drop()
 
 
 consent_spec = st.one_of(
