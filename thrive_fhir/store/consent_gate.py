@@ -81,6 +81,7 @@ class ConsentGate:
         self.engine = engine
         self.custodians = frozenset(custodians) if custodians is not None else None
         self.sql = rawsql.Runner(engine)
+        self.postgres = engine.dialect.name == "postgresql"
 
     # --- set-up ----------------------------------------------------------------------------------
 
@@ -126,6 +127,8 @@ class ConsentGate:
         # from the few shared young people through the (res_type, res_id) index instead of walking
         # every Patient in id order and testing each.
         column = "resource_versions.res_id" if rtype == "Patient" else "resource_versions.patient_key"
+        if self.postgres:  # PostgreSQL: the shared set first (an InitPlan), then index probes for it
+            return Cond(f"{column} = ANY(ARRAY({SHARED_PATIENTS}))", (agency.organization, now, now))
         return Cond(f"{column} IN ({SHARED_PATIENTS})", (agency.organization, now, now))
 
     def row_condition(self, grant: Grant | None) -> Cond | None:
