@@ -5,7 +5,6 @@ only in the shared store), is refused the one not shared, and ``thrive audit`` l
 from __future__ import annotations
 
 import re
-from urllib.parse import urljoin
 
 import pytest
 from click.testing import CliRunner
