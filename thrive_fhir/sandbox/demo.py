@@ -129,6 +129,7 @@ class Demo:
         authority.patient_directories[self.shared_base] = PatientDirectory(
             self.shared_base, lambda: authority.mint_internal_token(self.shared_base, "system/Patient.rs"),
             wsgi_app=self.shared_store)
+        shared_srv.start(protected_store(self.shared_store, authority))  # seeded over HTTP (thrive store import)
         if self.seed and fresh:
             self._seed()
         elif self.seed:
@@ -136,7 +137,6 @@ class Demo:
         sandbox_srv.start(self.sb.wsgi)
         self.parts.append(Part("Sandbox EHR (EHR page, SMART auth, EHR FHIR store)", "running",
                                f"{self.sandbox_origin}/ehr/", f"FHIR base {self.sb.fhir_base}"))
-        shared_srv.start(protected_store(self.shared_store, authority))
         self.parts.append(Part("Shared cross-agency FHIR store", "running", self.shared_base,
                                "tokens from the sandbox auth server (Backend Services for the sync worker)"))
         self._start_app(app_srv)
@@ -181,14 +181,42 @@ class Demo:
         else:
             self.say("Skipped synthetic population: 'thrive synth' is not in this build yet.")
         try:
-            for name, base, store, types in (("EHR store", self.sb.fhir_base, self.sb.store, EHR_TYPES),
-                                             ("shared store", self.shared_base, self.shared_store, None)):
-                started = time.monotonic()
-                token = lambda b=base: authority.mint_internal_token(b, "system/*.cruds", lifetime=600)  # noqa: E731
-                report = load(store, base, token, [*users, *resources], types=types)
-                self.say(f"Seeded the {name}: {report.summary()} ({time.monotonic() - started:.1f} s)")
+            started = time.monotonic()
+            token = lambda: authority.mint_internal_token(self.sb.fhir_base, "system/*.cruds", lifetime=600)  # noqa: E731
+            report = load(self.sb.store, self.sb.fhir_base, token, [*users, *resources], types=EHR_TYPES)
+            self.say(f"Seeded the EHR store: {report.summary()} ({time.monotonic() - started:.1f} s)")
+            self._import_shared([*users, *resources])
         except SeedError as exc:
             raise DemoError(f"seeding failed: {exc}") from None
+
+    def _import_shared(self, resources: list[dict[str, Any]]) -> None:
+        """The shared store is filled the way a deployment would fill any FHIR server: ``thrive store
+        import``'s loader, over HTTP, in reference order and transaction batches."""
+        from ..client.fhir_http import FhirClient
+        from ..client.ndjson_import import Importer, Unreachable, reference_order
+
+        authority, base = self.sb.authority, self.shared_base
+
+        class _FreshToken:  # a short-lived internal token per request: a large load outlives one
+            def header(self) -> dict[str, str]:
+                return {"Authorization": f"Bearer {authority.mint_internal_token(base, 'system/*.cruds')}"}
+
+            def invalidate(self) -> None:
+                return None
+
+        started = time.monotonic()
+        client = FhirClient(base, _FreshToken(), read_timeout=120, user_agent="thrive-demo-seed")
+        try:
+            report = Importer(client, batch_size=100).run(reference_order(resources))
+        except Unreachable as exc:
+            raise DemoError(f"seeding the shared store failed: {exc}") from None
+        finally:
+            client.close()
+        if report.failures:
+            first = report.failures[0]
+            raise DemoError(f"seeding the shared store failed: {first.reference}: HTTP {first.status}: {first.message}")
+        summary = ", ".join(f"{n} {t}" for t, n in sorted(report.loaded.items())) or "nothing"
+        self.say(f"Seeded the shared store: {summary} ({time.monotonic() - started:.1f} s, by thrive store import)")
 
     def _pick_agency(self, resources: list[dict[str, Any]]) -> None:
         """Let the sandbox agency user act for the agency most young people currently share with,
