@@ -135,11 +135,11 @@ def filter_only(app, shared: dict[str, list[str]], rounds: int) -> None:
               f"{pct(a, 50) / pct(c, 50):7.2f}/{pct(a, 95) / pct(c, 95):6.2f}")
 
 
-def _client(base: str, org: str, pids: list[str], seconds: float, seed: int, out) -> None:
+def _client(base: str, org: str, pids: list[str], seconds: float, seed: int, out, token: str | None = None) -> None:
     """One agency user in its own process (so clients never wait on the server's GIL): a closed loop
     of the list and the plan view on one keep-alive session; the first second is warm-up."""
     session = requests.Session()
-    session.headers["Authorization"] = f"Bearer agency|{org}"
+    session.headers["Authorization"] = f"Bearer {token or 'agency|' + org}"
     rng = random.Random(seed)
     lat = {"list": [], "plan": []}
     start = time.monotonic()
@@ -159,7 +159,7 @@ def _client(base: str, org: str, pids: list[str], seconds: float, seed: int, out
     out.put(lat)
 
 
-def over_http(app, shared: dict[str, list[str]], seconds: float, clients: int) -> None:
+def over_http(app, shared: dict[str, list[str]], seconds: float, clients: int, token: str | None = None) -> None:
     import multiprocessing
 
     import waitress
@@ -173,7 +173,7 @@ def over_http(app, shared: dict[str, list[str]], seconds: float, clients: int) -
     ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue()
     procs = [ctx.Process(target=_client, args=(base, AGENCIES[k % len(AGENCIES)], shared[AGENCIES[k % len(AGENCIES)]],
-                                               seconds, k, out)) for k in range(clients)]
+                                               seconds, k, out, token)) for k in range(clients)]
     for p in procs:
         p.start()
     lat = {"list": [], "plan": []}
@@ -184,8 +184,9 @@ def over_http(app, shared: dict[str, list[str]], seconds: float, clients: int) -
     for p in procs:
         p.join(10)
     server.close()
-    print(f"\nover HTTP, {clients} concurrent agency users (own processes) for {seconds:.0f} s; "
-          "each request also writes its AuditEvent; ms")
+    who = ("the custodian's token (no filter, no audit)" if token else
+           "agency tokens (filter, and each request writes its AuditEvent)")
+    print(f"\nover HTTP, {clients} concurrent users (own processes) for {seconds:.0f} s with {who}; ms")
     for name, values in lat.items():
         label = "list (Patient?_count=50)" if name == "list" else "plan view (CarePlan+Goal, Observation)"
         print(f"{label:40} n={len(values):5d} p50={pct(values, 50):7.1f} p95={pct(values, 95):7.1f}")
@@ -209,6 +210,8 @@ def main() -> None:
         url = args.database
 
     def verify(token: str):
+        if token == "custodian":
+            return Grant.from_scope_string("bench-trust", "system/*.rs", organization=CUSTODIAN)
         if token.startswith("agency|"):
             return Grant.from_scope_string("thrive-app", SCOPES, user="Practitioner/bench-worker",
                                            organization=token.split("|", 1)[1])
@@ -222,6 +225,7 @@ def main() -> None:
         shared = load(app, args.patients)
         filter_only(app, shared, args.rounds)
         over_http(app, shared, args.seconds, args.clients)
+        over_http(app, shared, args.seconds, args.clients, token="custodian")
     finally:
         app.engine.dispose()
         if drop:

@@ -41,6 +41,7 @@ ENTITY_TYPE = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
 SOURCE_TYPE = "http://terminology.hl7.org/CodeSystem/security-source-type"
 ACTION = {"create": "C", "read": "R", "vread": "R", "history-instance": "R", "update": "U", "delete": "D"}
 MAX_ENTITIES = 200
+MAX_RESOURCES = 20
 
 
 def interaction(method: str, segs: list[str]) -> str:
@@ -204,9 +205,12 @@ def build_event(agency, subtype: str, entities, recorded: str, outcome: str, why
                                               "value": agency.client_id}}, "requestor": True})
     entity = []
     listed = set()
+    # Every young person is named (``thrive audit --patient`` finds the event by them); the resources
+    # themselves up to MAX_RESOURCES, the query saying what was asked. Each entity is indexed when
+    # the event is written, and a 50-row search listing all of them doubled the cost of the request.
     for t, i, _p in entities[:MAX_ENTITIES]:
         ref = f"{t}/{i}"
-        if t == "Patient" or ref in listed:
+        if t == "Patient" or ref in listed or len(listed) >= MAX_RESOURCES:
             continue
         listed.add(ref)
         entity.append({"what": {"reference": ref}})
