@@ -111,3 +111,16 @@ def test_agency_loop_in_chromium_with_axe(demo, browser_page, axe_check, screens
     assert "The request was accepted." in page.locator("#task-notice").inner_text()
     assert page.locator(f"#task-{tid} .task-status").inner_text() == "accepted"
     axe_check(page, name="agency-task-accepted")
+
+
+def test_agency_worker_reads_nobody_in_the_ehr_store(demo):
+    import requests
+
+    authority = demo.sb.authority
+    for user_id, expect_any in (("agency", False), ("clinician", True)):
+        user = authority.registry.user(user_id)
+        token = authority.mint_internal_token(demo.sb.fhir_base, "system/Patient.rs", user=user.fhirUser,
+                                              organization=user.organization)
+        bundle = requests.get(f"{demo.sb.fhir_base}/Patient", params={"_summary": "count"}, timeout=10,
+                              headers={"Authorization": f"Bearer {token}", "Accept": "application/fhir+json"}).json()
+        assert (bundle["total"] > 0) is expect_any, user_id

@@ -117,8 +117,10 @@ class Demo:
 
         ehr_db, shared_db = self.workdir / "ehr.db", self.workdir / "shared.db"
         fresh = not ehr_db.exists() or not shared_db.exists()
+        # The EHR store is the trust's too: an agency worker's token reads nobody there (no Consents).
         self.sb = build_sandbox(f"sqlite:///{ehr_db}", self.sandbox_origin, registry=registry, key=auth_key,
-                                app_launch_url=f"{self.app_origin}/launch", extra_fhir_bases=[self.shared_base])
+                                app_launch_url=f"{self.app_origin}/launch", extra_fhir_bases=[self.shared_base],
+                                consent_custodians=[TRUST_REF])
         authority = self.sb.authority
         # The trust holds the shared record; every other organisation's token is an agency token and
         # sees only the young people whose sharing Consent names it (thrive_fhir.store.consent_gate).
