@@ -360,6 +360,14 @@ def of(store, patient_ref: str) -> PatientRecords:
     return cache[key]
 
 
+def use_snapshot(store, patient_ref: str, records: PatientRecords) -> None:
+    """Make ``records`` the request's snapshot of ``patient_ref`` (the agency view reads the record
+    from the shared store; the risk banner then draws from what was read there)."""
+    from flask import g
+
+    g.setdefault(_G_KEY, {})[(id(store), patient_ref)] = records
+
+
 def forget() -> None:
     """Drop the request's snapshots (after a save, so what is drawn next is read again)."""
     from flask import g, has_app_context

@@ -14,11 +14,17 @@ from dataclasses import dataclass
 
 from thrive_fhir.smart_scopes import ScopeError, parse_scope, parse_scopes
 
-__all__ = ["READ_TYPES", "WRITE_TYPES", "GrantedScopes", "ScopeError", "requested_scopes"]
+__all__ = ["READ_TYPES", "WRITE_TYPES", "AGENCY_READ_TYPES", "GrantedScopes", "ScopeError", "requested_scopes",
+           "patient_picker_scopes"]
 
 #: Resource types the clinician app writes, each with create permission (SC-04).
 WRITE_TYPES = ("Observation", "Goal", "CarePlan", "Consent", "Provenance")
 READ_TYPES = ("Patient",)
+#: What an agency worker's standalone sign-in asks for: read the shared plan (the shared store decides
+#: which young people, from their Consents), update the Tasks their organisation owns, and record a
+#: Provenance naming the worker and organisation for each update. Nothing else.
+AGENCY_READ_TYPES = ("Patient", "Consent", "Observation", "Goal", "CarePlan", "ServiceRequest", "CareTeam",
+                     "HealthcareService")
 
 
 def requested_scopes(flow: str, version: str = "v2", *, online_access: bool = False) -> str:
@@ -33,7 +39,14 @@ def requested_scopes(flow: str, version: str = "v2", *, online_access: bool = Fa
     if version not in ("v1", "v2"):
         raise ScopeError(f"unknown scope version {version!r}")
     parts = ["launch" if flow == "ehr" else "launch/patient", "openid", "fhirUser"]
-    if version == "v2":
+    if flow == "standalone":  # the agency worker: read the shared plan, act on its Tasks (AGENCY_*)
+        if version == "v2":
+            parts += [f"patient/{t}.rs" for t in AGENCY_READ_TYPES]
+            parts += ["patient/Task.rus", "patient/Provenance.c"]
+        else:
+            parts += [f"patient/{t}.read" for t in AGENCY_READ_TYPES]
+            parts += ["patient/Task.read", "patient/Task.write", "patient/Provenance.write"]
+    elif version == "v2":
         parts += [f"patient/{t}.r" for t in READ_TYPES]
         parts += [f"patient/{t}.c" for t in WRITE_TYPES]
     else:
@@ -48,6 +61,22 @@ def requested_scopes(flow: str, version: str = "v2", *, online_access: bool = Fa
         parse_scope(p)
     return " ".join(parts)
 
+
+
+def patient_picker_scopes(scope: str, version: str = "v2") -> str:
+    """``scope`` for a standalone sign-in that comes back without a patient (SA-04: the worker picks
+    the young person in the app): the same permissions at ``user/`` level, since there is no patient
+    context to scope them to, plus ``user/Patient.rs`` to search for the young person. Which young
+    people the worker may see is then the shared store's decision (their sharing Consents)."""
+    out = []
+    for token in scope.split():
+        out.append("user/" + token[len("patient/"):] if token.startswith("patient/") else token)
+    extra = "user/Patient.rs" if version == "v2" else "user/Patient.read"
+    if extra not in out:
+        out.append(extra)
+    for p in out:
+        parse_scope(p)
+    return " ".join(out)
 
 @dataclass(frozen=True)
 class GrantedScopes:

@@ -118,14 +118,19 @@ class Demo:
 
         ehr_db, shared_db = self.workdir / "ehr.db", self.workdir / "shared.db"
         fresh = not ehr_db.exists() or not shared_db.exists()
+        # The EHR store is the trust's too: an agency worker's token reads nobody there (no Consents).
         self.sb = build_sandbox(f"sqlite:///{ehr_db}", self.sandbox_origin, registry=registry, key=auth_key,
-                                app_launch_url=f"{self.app_origin}/launch", extra_fhir_bases=[self.shared_base])
+                                app_launch_url=f"{self.app_origin}/launch", extra_fhir_bases=[self.shared_base],
+                                consent_custodians=[TRUST_REF])
         authority = self.sb.authority
+        # The trust holds the shared record; every other organisation's token is an agency token and
+        # sees only the young people whose sharing Consent names it (thrive_fhir.store.consent_gate).
         self.shared_store = create_store(f"sqlite:///{shared_db}", self.shared_base,
-                                         authority.token_verifier(self.shared_base))
+                                         authority.token_verifier(self.shared_base), consent_custodians=[TRUST_REF])
         authority.patient_lookups[self.shared_base] = PatientLookup(
             self.shared_base, lambda: authority.mint_internal_token(self.shared_base, "system/Patient.rs"),
             wsgi_app=self.shared_store)
+        shared_srv.start(protected_store(self.shared_store, authority))  # seeded over HTTP (thrive store import)
         if self.seed and fresh:
             self._seed()
         elif self.seed:
@@ -133,7 +138,6 @@ class Demo:
         sandbox_srv.start(self.sb.wsgi)
         self.parts.append(Part("Sandbox EHR (EHR page, SMART auth, EHR FHIR store)", "running",
                                f"{self.sandbox_origin}/ehr/", f"FHIR base {self.sb.fhir_base}"))
-        shared_srv.start(protected_store(self.shared_store, authority))
         self.parts.append(Part("Shared cross-agency FHIR store", "running", self.shared_base,
                                "tokens from the sandbox auth server (Backend Services for the sync worker)"))
         self._start_app(app_srv)
@@ -174,14 +178,42 @@ class Demo:
         resources: list[dict[str, Any]] = list(read_ndjson(synth_dir))
         self._pick_agency(resources)
         try:
-            for name, base, store, types in (("EHR store", self.sb.fhir_base, self.sb.store, EHR_TYPES),
-                                             ("shared store", self.shared_base, self.shared_store, None)):
-                started = time.monotonic()
-                token = lambda b=base: authority.mint_internal_token(b, "system/*.cruds", lifetime=600)  # noqa: E731
-                report = load(store, base, token, [*users, *resources], types=types)
-                self.say(f"Seeded the {name}: {report.summary()} ({time.monotonic() - started:.1f} s)")
+            started = time.monotonic()
+            token = lambda: authority.mint_internal_token(self.sb.fhir_base, "system/*.cruds", lifetime=600)  # noqa: E731
+            report = load(self.sb.store, self.sb.fhir_base, token, [*users, *resources], types=EHR_TYPES)
+            self.say(f"Seeded the EHR store: {report.summary()} ({time.monotonic() - started:.1f} s)")
+            self._import_shared([*users, *resources])
         except SeedError as exc:
             raise DemoError(f"seeding failed: {exc}") from None
+
+    def _import_shared(self, resources: list[dict[str, Any]]) -> None:
+        """The shared store is filled the way a deployment would fill any FHIR server: ``thrive store
+        import``'s loader, over HTTP, in reference order and transaction batches."""
+        from ..client.fhir_http import FhirClient
+        from ..client.ndjson_import import Importer, Unreachable, reference_order
+
+        authority, base = self.sb.authority, self.shared_base
+
+        class _FreshToken:  # a short-lived internal token per request: a large load outlives one
+            def header(self) -> dict[str, str]:
+                return {"Authorization": f"Bearer {authority.mint_internal_token(base, 'system/*.cruds')}"}
+
+            def invalidate(self) -> None:
+                return None
+
+        started = time.monotonic()
+        client = FhirClient(base, _FreshToken(), read_timeout=120, user_agent="thrive-demo-seed")
+        try:
+            report = Importer(client, batch_size=100).run(reference_order(resources))
+        except Unreachable as exc:
+            raise DemoError(f"seeding the shared store failed: {exc}") from None
+        finally:
+            client.close()
+        if report.failures:
+            first = report.failures[0]
+            raise DemoError(f"seeding the shared store failed: {first.reference}: HTTP {first.status}: {first.message}")
+        summary = ", ".join(f"{n} {t}" for t, n in sorted(report.loaded.items())) or "nothing"
+        self.say(f"Seeded the shared store: {summary} ({time.monotonic() - started:.1f} s, by thrive store import)")
 
     def _pick_agency(self, resources: list[dict[str, Any]]) -> None:
         """Let the sandbox agency user act for the agency most young people currently share with,
@@ -205,6 +237,7 @@ class Demo:
             return
         ref = counts.most_common(1)[0][0]
         names = {f"Organization/{r['id']}": r.get("name") for r in resources if r["resourceType"] == "Organization"}
+        self.agency_people = _shared_and_not(resources, ref)
         agency = self.sb.authority.registry.user("agency")
         if agency is not None:
             agency.organization = ref
@@ -292,9 +325,29 @@ class Demo:
             lines.append(f"[{part.status:>7}] {part.name}{where}")
             if part.detail:
                 lines.append(f"          {part.detail}")
+        lines += self._agency_lines()
         lines += ["", f"Open the EHR page: {self.sandbox_origin}/ehr/  (pick a patient, press Launch THRIVE)",
                   f"Working folder: {self.workdir}", "Press Ctrl-C to stop everything."]
         return "\n".join(lines)
+
+    def _agency_lines(self) -> list[str]:
+        """How to sign in as the demo agency worker, and whom to try (one shared, one not)."""
+        if not any(p.name == "SMART app" and p.status == "running" for p in self.parts):
+            return []
+        agency_ref, agency_name = getattr(self, "agency", (SCHOOL_REF, "Sandbox High School"))
+        user = self.sb.authority.registry.user("agency")
+        lines = ["", "Sign in as an agency worker (standalone launch against the shared store):",
+                 f"  open {self.app_origin}/standalone, choose '{agency_name} (demo agency)',",
+                 f"  sign in as user '{user.id if user else 'agency'}'"
+                 + (f" ({user.name})" if user else "") + ", then pick a young person:"]
+        shared, not_shared = getattr(self, "agency_people", (None, None))
+        if shared:
+            lines.append(f"  shared with {agency_name}:     {shared}")
+        if not_shared:
+            lines.append(f"  NOT shared with {agency_name}: {not_shared} (the store answers as if they did not exist)")
+        lines.append(f"  The store's audit of agency reads: thrive audit --patient <id or NHS number> "
+                     f"--source {self.shared_base} --auth {self.workdir / 'sync.toml'}")
+        return lines
 
     def smoke_check(self, patience: float = 60.0) -> list[str]:
         """Ask every part a real question over HTTP; returns the failures (empty = all fine).
@@ -346,6 +399,31 @@ class Demo:
 
     def stop(self) -> None:
         self.stopper.stop_all(lambda msg: None)
+
+
+def _shared_and_not(resources: list[dict[str, Any]], organization: str) -> tuple[str | None, str | None]:
+    """("name, NHS number" of a young person whose Consent shares with ``organization`` today, and of
+    one it does not), for the demo's sign-in instructions. Uses the same rule as the store."""
+    from datetime import datetime, timezone
+
+    from thrive_fhir.canonical import NHS_NUMBER
+    from thrive_fhir.consent_rule import active_consent_for
+
+    now = datetime.now(timezone.utc)
+    consents = [r for r in resources if r["resourceType"] == "Consent"]
+    shared = not_shared = None
+    for patient in (r for r in resources if r["resourceType"] == "Patient"):
+        name = " ".join(((patient.get("name") or [{}])[0].get("given") or [])
+                        + [(patient.get("name") or [{}])[0].get("family", "")]).strip() or patient["id"]
+        nhs = next((i.get("value") for i in patient.get("identifier") or [] if i.get("system") == NHS_NUMBER), None)
+        label = f"{name}" + (f", NHS number {nhs}" if nhs else "") + f" (Patient/{patient['id']})"
+        if active_consent_for(consents, f"Patient/{patient['id']}", organization, now):
+            shared = shared or label
+        else:
+            not_shared = not_shared or label
+        if shared and not_shared:
+            break
+    return shared, not_shared
 
 
 def thrive_command() -> list[str]:

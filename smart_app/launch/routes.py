@@ -25,7 +25,7 @@ from thrive_fhir.client.smart_launch import SmartError, fhir_user_ref, foreign_f
 from ..config import EhrRegistration
 from ..context import COOKIE_NAME, current_launch, is_staff_ref, launch_required
 from ..errors import error_page, unknown_staff_page
-from ..scopes import requested_scopes
+from ..scopes import patient_picker_scopes, requested_scopes
 from ..security import set_binding_cookie
 from ..sessions import AuthRequest, LaunchRecord, new_binding
 from ..state import state
@@ -74,7 +74,7 @@ def _start_authorization(reg: EhrRegistration, *, mode: str, aud: str, launch_pa
     scope = requested_scopes(mode, reg.scope_version, online_access=reg.online_access)
     if mode == "standalone" and reg.need_patient_picker:
         # SA-04: the agency worker finds the young person in the app (smart_app.summary.picker)
-        scope += " user/Patient.rs" if reg.scope_version == "v2" else " user/Patient.read"
+        scope = patient_picker_scopes(scope, reg.scope_version)
     redirect_uri = _redirect_uri()
     st = state().sessions.create_auth_request(
         binding,

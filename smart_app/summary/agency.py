@@ -1,10 +1,16 @@
-"""Agency view (standalone launch): read a young person's shared plan, only with consent, audited.
+"""Agency view (standalone launch): read a young person's shared plan from the shared store, and act
+on the Tasks the agency's organisation owns.
 
-The rule (docs/design/thrive-framework.md "Partnership working"; docs/design/fhir-model.md Consent): an agency worker sees
-the plan only while an active sharing Consent for this young person names their organisation as a
-recipient and its period covers today. Every attempt, allowed or refused, writes an AuditEvent
-(``thrive-read-audit``; docs/design/fhir-model.md section 4) in the same local store the plan lives in, so it
-syncs to the shared store with everything else.
+Where the plan comes from: the shared store (the launch's FHIR base), read with the worker's own
+token (:mod:`.shared_record`); the app keeps no copy. The store decides what the token may see from
+the young person's sharing Consents and audits every request itself (thrive_fhir.store.consent_gate
+and agency_audit).
+
+The rule (thrive_fhir.consent_rule; docs/design/fhir-model.md Consent): an agency worker sees the plan only while
+an active sharing Consent for this young person names their organisation as a recipient and its
+period covers now. The app applies it again to what the store returned (defence in depth: a store
+that does not enforce consent still shows nothing unshared here), and records its own AuditEvent of
+each read through the app (``thrive-read-audit``), which syncs to the shared store.
 """
 
 from __future__ import annotations
@@ -13,14 +19,14 @@ import logging
 import uuid
 from datetime import datetime, timezone
 
-from flask import g, render_template
+from flask import g, render_template, request
 
 from thrive_fhir import canonical
+from thrive_fhir.consent_rule import active_consent_for
 from thrive_fhir.localstore import ChangeSet
 
 from .. import records
 from ..context import current_launch, error_page, launch_blueprint, launch_required, state, unknown_staff_page
-from ..records import as_utc, parse_when
 from .data import build_summary
 
 log = logging.getLogger("smart_app.agency")
@@ -34,27 +40,11 @@ OBJECT_ROLE = "http://terminology.hl7.org/CodeSystem/object-role"
 
 
 def consent_for(consents: list[dict], patient_ref: str, organization_ref: str | None, now: datetime) -> dict | None:
-    """The active permit Consent naming ``organization_ref`` whose period covers ``now``."""
-    if not organization_ref:
-        return None
-    for c in consents:
-        if c.get("resourceType") != "Consent" or c.get("status") != "active":
-            continue
-        if (c.get("patient") or {}).get("reference") != patient_ref:
-            continue
-        provision = c.get("provision") or {}
-        if provision.get("type") != "permit":
-            continue
-        period = provision.get("period") or {}
-        start, end = as_utc(parse_when(period.get("start"))), as_utc(parse_when(period.get("end")))
-        if start and start > now:
-            continue
-        if end and (end if len(period.get("end", "")) > 10 else end.replace(hour=23, minute=59, second=59)) < now:
-            continue
-        actors = [((a.get("reference") or {}).get("reference")) for a in provision.get("actor", [])]
-        if organization_ref in actors:
-            return c
-    return None
+    """The active permit Consent naming ``organization_ref`` whose period covers ``now``.
+
+    The rule is the library's (``thrive_fhir.consent_rule``), the same one the shared store enforces,
+    so the app never shows what the store would refuse, nor refuses what it would show."""
+    return active_consent_for(consents, patient_ref, organization_ref, now)
 
 
 def build_read_audit(launch, entities: list[str], allowed: bool, now: datetime, *,
@@ -123,6 +113,61 @@ def write_audit(launch, event: dict) -> None:
         )
 
 
+def _refused_page():
+    return error_page(
+        403,
+        "This plan is not shared with your organisation",
+        "The young person has not agreed to share their plan with your organisation, or their "
+        "agreement has ended. Contact the team that looks after them if you need to know more.",
+    )
+
+
+def _read_shared(launch):
+    """(records, consent) from the shared store, or (None, None) when not shared; an error page
+    (third item) when the store cannot be read. The store enforces the Consent itself; the check
+    here is the app's own, kept as defence in depth against a store that does not."""
+    from ..launch.ehr_client import EhrSessionEnded
+    from .shared_record import NotShared, StoreUnavailable, read_record
+
+    try:
+        _patient, recs = read_record(launch.ehr_client, launch.patient_id)
+    except NotShared:
+        return None, None, None
+    except EhrSessionEnded:
+        return None, None, error_page(401, "Your session has ended", "Sign in again to read the shared plan.")
+    except StoreUnavailable:
+        log.warning("agency view: the shared store could not be read")
+        return None, None, error_page(502, "The shared record is unavailable",
+                                      "The shared record could not be read just now. Try again in a few minutes.")
+    now = datetime.now(timezone.utc)
+    consent = consent_for(recs.all("Consent"), launch.patient_ref, launch.organization_ref, now)
+    return (recs, consent, None) if consent is not None else (None, None, None)
+
+
+def _render(launch, recs, consent, *, message: str | None = None, status: int = 200):
+    from ..launch.ehr_client import EhrError
+    from .agency_tasks import owners_for, task_views
+    from .data import Names, concept_text, show_date
+
+    g.shared_plan_allowed = True  # the consent check passed: the risk banner may show
+    records.use_snapshot(launch.local_store, launch.patient_ref, recs)  # the banner reads the shared record
+    summary = build_summary(None, launch.patient_ref, patient_name=(launch.banner or {}).get("name"), records=recs)
+    names = Names(None, launch.patient_ref, (launch.banner or {}).get("name"), recs)
+    try:
+        owners = owners_for(launch.ehr_client, launch.organization_ref)
+    except EhrError:  # the plan still shows; the requests wait for the next visit
+        log.warning("agency view: the organisation's services could not be read")
+        owners = frozenset()
+    tasks = task_views(recs, owners, names, show_date, concept_text)
+    done = request.args.get("done")
+    notice = message or (f"The request was {done}." if done in _DONE else None)
+    return render_template("summary/agency.html", summary=summary, tasks=tasks, notice=notice,
+                           notice_is_error=message is not None), status
+
+
+_DONE = {"accepted", "declined", "marked in progress", "marked completed"}
+
+
 @bp.get("/shared-plan")
 @launch_required
 def index():
@@ -134,27 +179,56 @@ def index():
     if (refused := unattributable(launch)) is not None:
         return refused
     now = datetime.now(timezone.utc)
-    store = launch.local_store
-    recs = records.of(store, launch.patient_ref)
-    consent = consent_for(recs.all("Consent"), launch.patient_ref, launch.organization_ref, now)
+    recs, consent, failed = _read_shared(launch)
+    if failed is not None:
+        return failed
     if consent is None:
         write_audit(launch, build_read_audit(launch, [], allowed=False, now=now))
-        return error_page(
-            403,
-            "This plan is not shared with your organisation",
-            "The young person has not agreed to share their plan with your organisation, or their "
-            "agreement has ended. Contact the team that looks after them if you need to know more.",
-        )
-    g.shared_plan_allowed = True  # the consent check passed: the risk banner may show
-    summary = build_summary(store, launch.patient_ref, patient_name=(launch.banner or {}).get("name"), records=recs)
-    read = [f"Consent/{consent['id']}"]
-    if summary.current:
-        read.append(f"Observation/{summary.current.id}")
-    if summary.safety_plan:
-        read.append(f"CarePlan/{summary.safety_plan.id}")
-    read += [f"Goal/{g.id}" for g in summary.goals]
-    write_audit(launch, build_read_audit(launch, read, allowed=True, now=now))
-    return render_template(
-        "summary/agency.html",
-        summary=summary,
-    )
+        return _refused_page()
+    page = _render(launch, recs, consent)
+    summary_read = [f"Consent/{consent['id']}"] + [f"{t}/{r['id']}" for t in ("Observation", "CarePlan", "Goal", "Task")
+                                                   for r in recs.all(t)][:50]
+    write_audit(launch, build_read_audit(launch, summary_read, allowed=True, now=now))
+    return page
+
+
+@bp.post("/shared-plan/tasks/<task_id>")
+@launch_required
+def task_action(task_id: str):
+    """Accept, decline (with a reason), start or complete a Task the worker's organisation owns."""
+    import re
+
+    from flask import redirect
+
+    from ..launch.ehr_client import EhrError
+    from .agency_tasks import TRANSITIONS, ActionRefused, Conflict, act
+
+    launch = current_launch()
+    if launch.patient_id is None or not re.fullmatch(r"[A-Za-z0-9\-.]{1,64}", task_id):
+        return error_page(404, "Page not found", "Check the address, or go back to the shared plan.")
+    if (refused := unattributable(launch)) is not None:
+        return refused
+    recs, consent, failed = _read_shared(launch)
+    if failed is not None:
+        return failed
+    if consent is None:
+        return _refused_page()
+    if not any(t.get("id") == task_id for t in recs.all("Task")):
+        return error_page(404, "Request not found", "This request is not part of this young person's shared plan.")
+    action = request.form.get("action", "")
+    try:
+        act(launch.ehr_client, task_id, action, request.form.get("version", ""), request.form.get("reason", ""),
+            staff_ref=launch.staff_ref, organization=launch.organization_ref)
+    except ActionRefused as exc:
+        return _render(launch, recs, consent, message=str(exc), status=400)
+    except Conflict as exc:
+        now_status = (exc.current or {}).get("status", "changed")
+        _fresh, _c, _f = _read_shared(launch)
+        return _render(launch, _fresh or recs, _c or consent, status=409, message=(
+            f"Someone else changed this request while you were looking at it: it is now {now_status}. "
+            "Nothing was saved. Check it and choose again."))
+    except EhrError as exc:
+        log.warning("agency task update failed with HTTP %s", exc.status)
+        return _render(launch, recs, consent, status=502 if exc.status == 0 or exc.status >= 500 else 400,
+                       message="The shared record did not accept the change. Nothing was saved. Try again.")
+    return redirect(launch.url_for("agency.index", done=TRANSITIONS[action][3]), code=303)

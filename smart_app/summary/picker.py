@@ -3,7 +3,8 @@
 Epic gives no patient for provider-facing standalone launches (docs/design/smart-launch.md SA-04). Where the
 registry says so (``need_patient_picker``), the agency worker finds the young person here. Only
 young people whose active sharing Consent names the worker's organisation can be found: that set
-is worked out from the local store FIRST, and the EHR is then asked only about those young people
+is worked out FIRST from the Consents in the shared store (read with the worker's token; the store
+itself shows only young people shared with the organisation), and the store is then asked only about those young people
 (``Patient?_id=…&name=…``, with the ``user/Patient.rs`` scope), so nobody else's record is ever
 looked up, let alone listed. A search needs an NHS number or at least two letters of a name (no
 browsing), and every young person shown in a result list gets an AuditEvent (``search-type``).
@@ -15,13 +16,11 @@ page does its own consent check and read audit.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
 from datetime import datetime, timezone
 
 from flask import redirect, render_template, request, url_for
-from sqlalchemy import select
 
 from thrive_fhir import canonical
 
@@ -39,22 +38,24 @@ MAX_QUERY = 100
 _ID_RE = re.compile(r"[A-Za-z0-9\-.]{1,64}")  # a FHIR id
 
 
-def consenting_patients(store, organization_ref: str | None, now: datetime) -> list[str]:
-    """Patient references whose active sharing Consent names ``organization_ref`` today.
+def consenting_patients(launch, organization_ref: str | None, now: datetime) -> list[str]:
+    """Patient references whose active sharing Consent names ``organization_ref`` now.
 
-    Reads every Consent in the local store (one query); the rule is ``agency.consent_for``, the
-    same one the shared-plan page applies."""
+    Asks the shared store (the launch's FHIR base) with the worker's token for the Consents naming
+    the organisation (``Consent?actor=…&status=active``; the store shows only those it would share
+    anyway) and applies the same rule as the shared-plan page (``agency.consent_for``)."""
     if not organization_ref:
         return []
-    from thrive_fhir.localstore import models as m
+    from .shared_record import _search_all
 
-    t = m.local_resource
-    with store.reader.connect() as conn:  # a snapshot: does not queue behind a save's write lock
-        rows = conn.execute(select(t.c.patient_key, t.c.resource).where(t.c.resource_type == "Consent")).all()
+    consents = _search_all(launch.ehr_client, "Consent",
+                           [("actor", organization_ref), ("status", "active"), ("_count", "200")])
     by_patient: dict[str, list[dict]] = {}
-    for patient_key, body in rows:
-        by_patient.setdefault(patient_key, []).append(json.loads(body))
-    return sorted(p for p, consents in by_patient.items() if consent_for(consents, p, organization_ref, now))
+    for consent in consents:
+        ref = (consent.get("patient") or {}).get("reference") or ""
+        if ref.startswith("Patient/"):
+            by_patient.setdefault(ref, []).append(consent)
+    return sorted(p for p, cs in by_patient.items() if consent_for(cs, p, organization_ref, now))
 
 
 def _query_params(q: str) -> list[tuple[str, str]] | None:
@@ -111,16 +112,16 @@ def index():
         if params is None:
             message = "Enter a 10-digit NHS number, or at least 2 letters of the young person's name."
         else:
-            allowed = consenting_patients(launch.local_store, launch.organization_ref, now)  # consent first
             patients = []
-            if allowed:
-                try:
+            try:
+                allowed = consenting_patients(launch, launch.organization_ref, now)  # consent first
+                if allowed:
                     patients = _search_ehr(launch, allowed, params)
-                except EhrSessionEnded:
-                    message = "Your session has ended. Sign in again to search."
-                except EhrError:
-                    log.warning("patient picker: the EHR search failed")
-                    message = "The search could not be done just now. Try again."
+            except EhrSessionEnded:
+                message = "Your session has ended. Sign in again to search."
+            except EhrError:
+                log.warning("patient picker: the shared store search failed")
+                message = "The search could not be done just now. Try again."
             for patient in patients:
                 banner = banner_from_patient(patient)
                 results.append({"id": patient["id"], **banner})
@@ -143,7 +144,12 @@ def choose():
         return error_page(400, "Choose a young person", "Choose a young person from the search results.")
     now = datetime.now(timezone.utc)
     patient_ref = f"Patient/{patient_id}"
-    if patient_ref not in consenting_patients(launch.local_store, launch.organization_ref, now):
+    try:
+        allowed = consenting_patients(launch, launch.organization_ref, now)
+    except EhrError:
+        return error_page(502, "The shared record is unavailable",
+                          "The shared record could not be read just now. Try again in a few minutes.")
+    if patient_ref not in allowed:
         write_audit(launch, build_read_audit(launch, [], allowed=False, now=now, patient_ref=patient_ref))
         return error_page(403, "This plan is not shared with your organisation",
                           "The young person has not agreed to share their plan with your organisation, or their "

@@ -8,6 +8,7 @@ import re
 from urllib.parse import urljoin
 
 import pytest
+import requests
 
 from tests.support.app import live_stack, seed_plan
 from thrive_fhir import canonical, ids
@@ -26,6 +27,14 @@ def live_picker(tmp_path_factory):
         shared, not_shared = ns.patients
         seed_plan(ns.app, shared, share_with=(AGENCY_ORG_REF,))
         seed_plan(ns.app, not_shared)  # a plan, but no agreement to share it with this agency
+        # the agency reads the shared record (here the sandbox store), as the sync worker fills it
+        token = ns.authority.mint_internal_token(ns.fhir_base, "system/*.cruds")
+        local = ns.app.extensions["thrive"].local_store
+        for pid in (shared, not_shared):
+            for resource in local.for_patient(f"Patient/{pid}"):
+                r = requests.put(f"{ns.fhir_base}/{resource['resourceType']}/{resource['id']}", json=resource,
+                                 headers={"Authorization": f"Bearer {token}", "Content-Type": "application/fhir+json"})
+                assert r.status_code in (200, 201), r.text[:300]
         yield ns
 
 

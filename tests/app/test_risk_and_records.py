@@ -76,16 +76,7 @@ def test_plan_past_its_review_date_is_shown_as_overdue_everywhere(app_with_journ
     assert "Safety plan review overdue" in goals and past.strftime("%-d %B %Y") in goals
 
 
-def test_agency_without_consent_is_not_shown_the_risk_banner(app):
-    seed_plan(app, "pat-priv", share_with=(AGENCY,))
-    stranger = make_launch(app, patient_id="pat-priv", mode="standalone", organization_ref="Organization/other")
-    refused = stranger.client().get(stranger.url("shared-plan"), base_url=TEST_ORIGIN)
-    assert refused.status_code == 403
-    assert 'id="risk-alert"' not in refused.get_data(as_text=True)
-    assert "Getting Risk Support" not in _text(refused)
-    allowed = make_launch(app, patient_id="pat-priv", mode="standalone", organization_ref=AGENCY)
-    shown = allowed.client().get(allowed.url("shared-plan"), base_url=TEST_ORIGIN)
-    assert shown.status_code == 200 and 'id="risk-alert"' in shown.get_data(as_text=True)
+# The agency view's risk banner (shown only after the consent check): tests/app/test_agency_shared_store.py
 
 
 @pytest.fixture

@@ -371,7 +371,8 @@ def live_stack(tmp: Path, *, agency_org_ref: str | None = None, n_patients: int 
         key_file = tmp / "app-key.pem"
         key_file.write_bytes(key.private_pem())
         scopes = frozenset(
-            "launch launch/patient openid fhirUser online_access offline_access patient/*.cruds user/Patient.rs".split()
+            "launch launch/patient openid fhirUser online_access offline_access patient/*.cruds user/*.rs user/Task.rus "
+            "user/Provenance.c".split()
         )
         registry = Registry()
         registry.add(Client("thrive-app", "private_key_jwt", name="THRIVE care plan", auto_approve=True,

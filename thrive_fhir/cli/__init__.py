@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "sync": ("thrive_fhir.cli.sync_cmd", "sync", "Push saved changes to the shared store; inspect the outbox."),
     "view": ("thrive_fhir.cli.view_cmd", "view", "Run a SQL on FHIR v2 ViewDefinition over NDJSON or a FHIR server."),
     "report": ("thrive_fhir.cli.report_cmd", "report", "Reports for data teams: groupings, transitions, outcomes (CSV/Parquet/DuckDB/HTML)."),
+    "audit": ("thrive_fhir.cli.audit_cmd", "audit", "List who read or changed a young person's shared record (AuditEvents)."),
 }
 
 #: Entry-point group through which other packages add commands (``name = "module:attribute"``).

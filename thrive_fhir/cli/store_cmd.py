@@ -139,3 +139,17 @@ def export(database, out_dir, types, since) -> None:
             click.echo(f"{rtype}: {count}")
             total += count
     click.echo(f"exported {total} resources to {out}")
+
+
+@store.command(name="import", cls=_Command)
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.option("--url", required=True, help="FHIR base URL of the server to load into (any FHIR R4 server).")
+@click.option("--auth", "auth_path", default=None, type=click.Path(dir_okay=False),
+              help="TOML file with an [auth] table (sync config format).")
+@click.option("--batch", "batch_size", type=click.IntRange(1, 1000), default=100, show_default=True,
+              help="Resources per transaction Bundle.")
+def import_(source, url, auth_path, batch_size) -> None:
+    """Load DIR (every *.ndjson in it) or FILE.ndjson into the server at --url, in reference order."""
+    from .store_import import run_import
+
+    sys.exit(run_import(source, url, auth_path, batch_size))

@@ -666,11 +666,18 @@ class Authority:
                 return None
         return claims
 
-    def mint_internal_token(self, aud: str, scope: str, lifetime: int = 120) -> str:
-        """A short-lived token for the sandbox's own pages reading a store (client ``sandbox-ehr``)."""
+    def mint_internal_token(self, aud: str, scope: str, lifetime: int = 120, *, user: str | None = None,
+                            organization: str | None = None) -> str:
+        """A short-lived token for the sandbox's own pages reading a store (client ``sandbox-ehr``).
+        ``user``/``organization``: read on behalf of a signed-in user (``fhirUser`` and ``organization``
+        claims), so a store that enforces sharing Consents applies them to this read too."""
         now = int(self.clock())
         claims = {"iss": self.issuer, "aud": aud, "sub": "sandbox-ehr", "client_id": "sandbox-ehr",
                   "scope": scope, "iat": now, "exp": now + lifetime, "jti": uuid.uuid4().hex}
+        if user:
+            claims["fhirUser"] = user
+        if organization:
+            claims["organization"] = organization
         return self._signing_key().sign(claims, {"typ": ACCESS_TOKEN_TYP})
 
     def token_verifier(self, audience: str) -> Callable[[str], Grant | None]:

@@ -63,6 +63,14 @@ class PatientLookup:
         self._wsgi = WsgiClient(wsgi_app) if wsgi_app is not None else None
         self._timeout = timeout
 
+    def with_token(self, token: Callable[[], str]) -> "PatientLookup":
+        """The same lookup read with another token (the standalone picker reads as the signed-in
+        user, so a store that enforces sharing Consents lists only the young people they may see)."""
+        other = object.__new__(PatientLookup)
+        other.__dict__.update(self.__dict__)
+        other._token = token
+        return other
+
     def _get(self, path: str, params: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
         headers = {"Authorization": f"Bearer {self._token()}", "Accept": "application/fhir+json"}
         if self._wsgi is not None:

@@ -36,16 +36,20 @@ def create_app(
     export_dir: str | Path | None = None,
     smart_configuration: dict | None = None,
     pool_size: int = 10,
+    consent_custodians: list[str] | None = None,
 ):
     """Build the WSGI app; creates the tables if missing.
 
     ``validate_on_write``: True rejects invalid resources (422), "warn" stores them and reports the
     issues, False skips validation. ``base_url`` fixes the URLs in links and Location headers; by
-    default they follow the request's Host. ``smart_configuration`` is served at
+    default they follow the request's Host. ``consent_custodians``: the organisations holding the
+    record (``Organization/<id>``); when given, tokens of any other organisation are agency tokens and
+    see only young people whose sharing Consent names them (consent_gate.py). ``smart_configuration`` is served at
     ``/.well-known/smart-configuration`` (the sandbox auth server passes its discovery document).
     """
     from .bulk_export import Exporter
     from .capability import capability_statement
+    from .consent_gate import ConsentGate
     from .resource_types import resource_types
     from .schema import create_schema, make_engine
     from .service import Store
@@ -57,6 +61,8 @@ def create_app(
     create_schema(engine)
     types = resource_types()
     store = Store(engine, validate_on_write=validate_on_write, resource_types=types)
+    store.consent = ConsentGate(engine, consent_custodians)
+    store.consent.install()
     if validate_on_write:
         from .validation_hook import project_validator
 

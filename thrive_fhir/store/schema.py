@@ -84,6 +84,21 @@ Index("ix_si_value", search_index.c.res_type, search_index.c.param, search_index
 Index("ix_si_date", search_index.c.res_type, search_index.c.param, search_index.c.dt_lo, search_index.c.dt_hi)
 Index("ix_si_resource", search_index.c.res_type, search_index.c.res_id)
 
+#: What each current sharing Consent allows (one row per organisation): kept by writes.apply, read by
+#: the consent filter on agency requests (consent_gate.py).
+consent_shares = Table(
+    "consent_shares",
+    metadata,
+    Column("consent_id", String(64), nullable=False),
+    Column("patient_key", String(64), nullable=False),
+    Column("organization", String(256), nullable=False),
+    Column("starts", DateTime, nullable=True),
+    Column("ends", DateTime, nullable=True),
+)
+Index("ix_consent_shares_org", consent_shares.c.organization, consent_shares.c.patient_key, consent_shares.c.starts,
+      consent_shares.c.ends)
+Index("ix_consent_shares_consent", consent_shares.c.consent_id)
+
 export_jobs = Table(
     "export_jobs",
     metadata,

@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ..smart_scopes import Grant
 from . import access, search, validation_hook
+from .consent_gate import ConsentGate
 from .errors import FhirError, issue, operation_outcome
 from .fhirdates import date_range, http_date, to_instant, utcnow
 from .limits import MAX_SEQ, MAX_VERSION_ID, bounded_int
@@ -115,6 +116,7 @@ class Store:
         # process on the same file is still arbitrated by BEGIN IMMEDIATE + busy_timeout.
         self._write_lock = threading.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
         self.statistics = StatisticsKeeper(engine)
+        self.consent = ConsentGate(engine, None)  # create_app sets the store's custodians (consent_gate)
 
     # --- helpers ---------------------------------------------------------------------------------
 
@@ -202,6 +204,7 @@ class Store:
             if head_patient is not None and head_patient != op.patient_key:
                 access.require(grant, op.rtype, interaction, head_patient, op.resource)
             access.require(grant, op.rtype, interaction, op.patient_key, op.resource)
+            self.consent.check_write(grant, op, head_patient)
 
         return check
 
@@ -226,7 +229,7 @@ class Store:
         self.check_type(rtype)
         self.check_id(rid)
         row = self._current(conn, rtype, rid)
-        if row is None:
+        if row is None or self.consent.hides(ctx.grant, rtype, row.patient_key, conn and self.sql.dbapi(conn)):
             raise FhirError(404, f"{rtype}/{rid} is not known", "not-found")
         access.require(ctx.grant, rtype, "read", row.patient_key)
         if row.deleted:
@@ -248,7 +251,7 @@ class Store:
         else:
             with self.engine.connect() as c:
                 row = c.execute(stmt).first()
-        if row is None:
+        if row is None or self.consent.hides(ctx.grant, rtype, row.patient_key, conn and self.sql.dbapi(conn)):
             raise FhirError(404, f"Version {vid} of {rtype}/{rid} is not known", "not-found")
         access.require(ctx.grant, rtype, "vread", row.patient_key)
         headers = version_headers(ctx.base, rtype, rid, row.version_id, row.last_updated)
@@ -370,6 +373,7 @@ class Store:
             raise FhirError(400, "Conditional criteria are empty", "invalid")
         self.lock_conditional(conn, rtype, criteria)
         q = search.parse(rtype, pairs, strict=True, base=ctx.base)
+        q.conditions += filter(None, [self.consent.search_condition(ctx.grant, rtype)])
         sql, params = search.build_select(q, columns="res_id, version_id, last_updated, content, patient_key")
         rows = self.sql.fetch(self.sql.dbapi(conn), sql + " LIMIT 2", params)
         return [Match(rid, version, self.sql.dt(updated), content, pkey)
@@ -382,6 +386,7 @@ class Store:
         restrict = access.search_restriction(ctx.grant, rtype)
         access.check_patient_params(restrict, params)
         q = search.parse(rtype, params, strict=ctx.strict, base=ctx.base)
+        q.conditions += filter(None, [self.consent.search_condition(ctx.grant, rtype)])
         if conn is None:
             with self.sql.reading() as raw:
                 return self._search(raw, ctx, q, restrict)
@@ -457,7 +462,7 @@ class Store:
                                "FROM search_index WHERE search_index.res_type = ? AND search_index.param = ? "
                                f"AND search_index.val IN ({placeholders(len(keys))})) LIMIT 1000",
                          (src_type, src_type, param, *keys))
-        out = [Included(*r) for r in out]
+        out = self.consent.visible_rows(ctx.grant, [Included(*r) for r in out], conn)
         result, emitted = [], set(seen)
         for r in out:
             key = (r.res_type, r.res_id)
@@ -508,7 +513,7 @@ class Store:
         if rtype and rid:
             stmt = stmt.where(rv.c.res_type == rtype, rv.c.res_id == rid)
             head = self._current(conn, rtype, rid)
-            if head is None:
+            if head is None or self.consent.hides(ctx.grant, rtype, head.patient_key):
                 raise FhirError(404, f"{rtype}/{rid} is not known", "not-found")
             access.require(ctx.grant, rtype, "history-instance", head.patient_key)
         elif rtype:
@@ -518,6 +523,8 @@ class Store:
             restrict = access.search_restriction(ctx.grant, "*", "history-system")
         if restrict is not None:
             stmt = stmt.where((rv.c.patient_key == restrict) | rv.c.patient_key.is_(None))
+        if (gated := self.consent.history_clause(ctx.grant)) is not None:
+            stmt = stmt.where(gated)
         if since is not None:  # R4 http.html#history: versions created "at or after" _since
             stmt = stmt.where(rv.c.last_updated >= since)
         if cursor is not None:

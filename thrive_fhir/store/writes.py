@@ -20,6 +20,7 @@ from .errors import FhirError
 from .fhirdates import to_instant
 from .schema import resource_versions as rv
 from .schema import search_index as si
+from .consent_gate import index_consent_writes
 from .search_params import compartment_patient, extract, reference_key
 
 
@@ -105,6 +106,7 @@ def apply(conn: Connection, ops: list[WriteOp], now: datetime, base: str | None,
     version_rows: list[tuple] = []
     index_rows: list[tuple] = []
     seen: set[tuple[str, str]] = set()
+    mismatch: FhirError | None = None
     for op in ops:
         key = (op.rtype, op.rid)
         if key in seen:
@@ -112,10 +114,12 @@ def apply(conn: Connection, ops: list[WriteOp], now: datetime, base: str | None,
         seen.add(key)
         head = heads.get(key)
         current_version = head[1] if head and not head[2] else None
-        if op.if_match is not None and (head is None or head[1] != op.if_match or head[2]):
+        if op.if_match is not None and (head is None or head[1] != op.if_match or head[2]) and mismatch is None:
             have = "none" if head is None else ("deleted" if head[2] else f'W/"{head[1]}"')
-            raise FhirError(412, f"If-Match W/\"{op.if_match}\" does not match the current version ({have})",
-                            "conflict")
+            # raised after the authorization checks: a caller who may not see the resource must not
+            # learn its version (consent_gate answers such callers as for a missing resource)
+            mismatch = FhirError(412, f"If-Match W/\"{op.if_match}\" does not match the current version ({have})",
+                                 "conflict")
         if op.method == "POST" and head is not None:
             raise FhirError(409, f"{op.rtype}/{op.rid} already exists", "duplicate")
         if op.method == "DELETE":
@@ -148,6 +152,8 @@ def apply(conn: Connection, ops: list[WriteOp], now: datetime, base: str | None,
         for op in ops:  # no-ops too: a refused delete must not reveal that nothing was there
             head = heads.get((op.rtype, op.rid))
             authorize(op, head[3] if head else None)
+    if mismatch is not None:
+        raise mismatch
 
     db_time = sql.db_time
     now_db = db_time(now)
@@ -172,6 +178,7 @@ def apply(conn: Connection, ops: list[WriteOp], now: datetime, base: str | None,
         _insert_many(conn, sql, rv, _VERSION_COLUMNS, version_rows)
     if index_rows:
         _insert_many(conn, sql, si, _INDEX_COLUMNS, index_rows)
+    index_consent_writes(conn, ops)  # the store's consent filter reads consent_shares (consent_gate)
 
 
 def _by_type(keys) -> dict[str, list[str]]:

@@ -21,7 +21,7 @@ from werkzeug.wrappers import Request, Response
 from werkzeug.wsgi import wrap_file
 
 from ..smart_scopes import Grant
-from . import bundles, fhirjson
+from . import agency_audit, bundles, fhirjson
 from .admission import WriteAdmission
 from .bulk_export import Exporter
 from .errors import FhirError, describe, issue, operation_outcome
@@ -88,11 +88,19 @@ class StoreApp:
         prefer = request.headers.get("Prefer", "")
         ctx = Ctx(base=self.base(request), grant=self.authenticate(request), strict="handling=strict" in prefer,
                   prefer_return=_prefer_return(prefer))
-        with self.admission.admit(method, segs):  # writers never take every thread (see admission)
-            result = self.route(request, ctx, method, segs, params, prefer)
+        audit = agency_audit.begin(self.store, ctx, method, segs, request.query_string.decode("latin-1"))
+        try:
+            with self.admission.admit(method, segs):  # writers never take every thread (see admission)
+                result = self.route(request, ctx, method, segs, params, prefer)
+        except Exception as exc:  # an agency's refused request is audited too (agency_audit)
+            if audit is not None:
+                audit.failed(exc)
+            raise
+        if audit is not None:
+            audit.done(result)
         if isinstance(result, Response):
             return result
-        if self.audit_reads and result.audit and result.status == 200 and method in ("GET", "HEAD", "POST"):
+        if audit is None and self.audit_reads and result.audit and result.status == 200 and method in ("GET", "HEAD", "POST"):
             subtype, entities = result.audit
             self.store.write_audit(ctx, subtype, entities, request.query_string.decode("latin-1") or None)
         return self.result_response(ctx, method, result)
@@ -106,6 +114,8 @@ class StoreApp:
             raise FhirError(400 if method == "GET" else 405, "System-level search is not supported; use [base]/[type]",
                             "not-supported")
         head = segs[0]
+        if head in ("_export", "$export") or segs[-1] == "$export":
+            store.consent.refuse_export(ctx.grant)
         if head == "_export":
             return self.export_route(request, ctx, method, segs)
         if head == "$export" and n == 1:

@@ -1,0 +1,251 @@
+"""An AuditEvent for every request made with an agency token, refused ones included.
+
+Why here: the store is where an agency's read happens, so it is the one place that sees every read,
+whichever app (or none) the agency uses. The record says who (the worker's ``fhirUser`` and the
+client), for which organisation, about which young person, what (the interaction, the resources
+returned or written, the query), when, and the outcome: ``0`` success, ``4`` refused or not found
+(with the reason: not shared, not found, the error's own text), ``8`` a server error. A read refused
+because the young person is not shared answers the agency as a missing id, but the audit names the
+young person: the record holder needs to see probing, and agency tokens never see an AuditEvent
+about a young person not shared with them (AuditEvents sit in that young person's compartment).
+
+Shape: the project's ``thrive-read-audit`` profile (IHE Basic Audit Log Patterns for RESTful
+operations): type ``rest``, subtype the FHIR restful interaction, agent = the user (requestor) and
+the organisation, entity = the resources, the young person with role 1 (Patient), and the query.
+It holds references only: no health data. Written in its own transaction after the request, so a
+refused or failed request still leaves its record.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import uuid
+from urllib.parse import unquote
+
+from ..canonical import PROFILE_READ_AUDIT
+from . import rawsql
+from .errors import FhirError
+from .fhirdates import to_instant, utcnow
+from .writes import WriteOp, apply
+
+log = logging.getLogger("thrive_fhir.store")
+
+AUDIT_EVENT_TYPE = "http://terminology.hl7.org/CodeSystem/audit-event-type"
+RESTFUL_INTERACTION = "http://hl7.org/fhir/restful-interaction"
+ACT_REASON = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
+PARTICIPATION_TYPE = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
+OBJECT_ROLE = "http://terminology.hl7.org/CodeSystem/object-role"
+ENTITY_TYPE = "http://terminology.hl7.org/CodeSystem/audit-entity-type"
+SOURCE_TYPE = "http://terminology.hl7.org/CodeSystem/security-source-type"
+ACTION = {"create": "C", "read": "R", "vread": "R", "history-instance": "R", "update": "U", "delete": "D"}
+MAX_ENTITIES = 200
+MAX_RESOURCES = 20
+
+
+def interaction(method: str, segs: list[str]) -> str:
+    """The FHIR restful interaction a request is (``search-type``, ``read``, ...), from its shape."""
+    n = len(segs)
+    if n == 0:
+        return "batch" if method == "POST" else "search-system"
+    if any(s.startswith("$") for s in segs) or segs[0] == "_export":
+        return "operation"
+    if segs[0] == "_history":
+        return "history-system"
+    if n == 1:
+        return {"POST": "create", "PUT": "update", "DELETE": "delete"}.get(method, "search-type")
+    if segs[1] == "_search":
+        return "search-type"
+    if segs[1] == "_history":
+        return "history-type"
+    if n == 2:
+        return {"PUT": "update", "DELETE": "delete", "POST": "create"}.get(method, "read")
+    return "vread" if n == 4 else "history-instance"
+
+
+class RequestAudit:
+    """Collects what one agency request touched and writes its AuditEvent."""
+
+    def __init__(self, store, ctx, agency, method: str, segs: list[str], query: str):
+        self.store, self.ctx, self.agency = store, ctx, agency
+        self.method, self.segs, self.query = method, segs, query
+        self.subtype = interaction(method, segs)
+
+    # --- outcome -------------------------------------------------------------------------------
+
+    def done(self, result) -> None:
+        entities: list[tuple[str, str, str | None]] = []
+        if getattr(result, "audit", None):
+            entities = list(result.audit[1])
+        elif hasattr(result, "headers") and not hasattr(result, "status_code"):
+            refs = self._written_refs(result) or self._returned_refs(result) or self._url_ref()
+            entities = self._looked_up(refs)
+        subtype = self.subtype
+        if subtype == "batch" and isinstance(getattr(result, "body", None), str) and '"type":"transaction-response"' in result.body:
+            subtype = "transaction"
+        status = getattr(result, "status_code", None) or result.status
+        self._write(subtype, entities, "0" if status < 400 else "4", None if status < 400 else f"HTTP {status}")
+
+    def failed(self, exc: BaseException) -> None:
+        status = exc.status if isinstance(exc, FhirError) else 500
+        entities = self._looked_up(self._url_ref())
+        if getattr(exc, "audit_patient", None):
+            entities.append(("Patient", exc.audit_patient, exc.audit_patient))
+        if isinstance(exc, FhirError):
+            hidden = status == 404 and any(p for _t, _i, p in entities)
+            why = ("Refused: the young person's record is not shared with this organisation" if hidden
+                   else f"HTTP {status}: {exc.message}")
+        else:
+            why = "HTTP 500: server error"
+        self._write(self.subtype, entities, "8" if status >= 500 else "4", why)
+
+    # --- what was touched ----------------------------------------------------------------------
+
+    def _url_ref(self) -> list[tuple[str, str]]:
+        segs = self.segs
+        if len(segs) >= 2 and not segs[1].startswith(("_", "$")) and segs[0][:1].isupper():
+            return [(segs[0], segs[1])]
+        return []
+
+    @staticmethod
+    def _written_refs(result) -> list[tuple[str, str]]:
+        refs = []
+        location = (result.headers or {}).get("Location") or ""
+        if location:
+            parts = location.split("/")
+            if "_history" in parts:
+                i = parts.index("_history")
+                refs.append((parts[i - 2], parts[i - 1]))
+        body = result.body
+        if isinstance(body, dict) and body.get("resourceType") == "Bundle":
+            for entry in body.get("entry") or []:
+                loc = ((entry or {}).get("response") or {}).get("location") or ""
+                parts = loc.split("/")
+                if "_history" in parts:
+                    i = parts.index("_history")
+                    refs.append((parts[i - 2], parts[i - 1]))
+        return refs
+
+    @staticmethod
+    def _returned_refs(result) -> list[tuple[str, str]]:
+        """Resources a batch/transaction answer carries (its GET entries, searches included)."""
+        body = result.body
+        if isinstance(body, str) and body.startswith('{"resourceType":"Bundle"'):
+            try:
+                body = json.loads(body)
+            except ValueError:
+                return []
+        if not isinstance(body, dict) or body.get("resourceType") != "Bundle":
+            return []
+        refs: list[tuple[str, str]] = []
+
+        def walk(resource) -> None:
+            if not isinstance(resource, dict) or len(refs) >= MAX_ENTITIES:
+                return
+            if resource.get("resourceType") == "Bundle":
+                for entry in resource.get("entry") or []:
+                    walk((entry or {}).get("resource"))
+            elif resource.get("resourceType") not in (None, "OperationOutcome") and resource.get("id"):
+                refs.append((resource["resourceType"], resource["id"]))
+
+        for entry in body.get("entry") or []:
+            walk((entry or {}).get("resource"))
+        return refs
+
+    def _looked_up(self, refs: list[tuple[str, str]]) -> list[tuple[str, str, str | None]]:
+        """``refs`` with the young person each belongs to (the store's compartment, deleted or not)."""
+        if not refs:
+            return []
+        refs = refs[:MAX_ENTITIES]
+        sql = self.store.sql
+        found: dict[tuple[str, str], str | None] = {}
+        by_type: dict[str, list[str]] = {}
+        for t, i in refs:
+            by_type.setdefault(t, []).append(i)
+        with sql.reading(snapshot=False) as raw:
+            for t, ids in by_type.items():
+                for rid, pkey in sql.fetch(raw, "SELECT res_id, patient_key FROM resource_versions WHERE res_type = ? "
+                                                f"AND res_id IN ({rawsql.placeholders(len(ids))}) AND is_current",
+                                           (t, *ids)):
+                    found[(t, rid)] = pkey
+        return [(t, i, found.get((t, i))) for t, i in refs]
+
+    # --- the event -------------------------------------------------------------------------------
+
+    def _write(self, subtype: str, entities, outcome: str, why: str | None) -> None:
+        now = utcnow()
+        event = build_event(self.agency, subtype, entities, to_instant(now), outcome, why,
+                            unquote(self.query) if self.query else None, self._path())
+        store = self.store
+        try:
+            with store._write_lock, store.writer.begin() as conn:
+                apply(conn, [WriteOp("POST", "AuditEvent", event["id"], event)], now, self.ctx.base)
+        except Exception as exc:  # noqa: BLE001 - say so in the log (no data), keep the answer
+            log.error("could not write the agency AuditEvent (%s)", type(exc).__name__)
+            raise FhirError(500, "The access could not be audited; nothing was returned", "exception") from None
+
+    def _path(self) -> str:
+        return "/" + "/".join(self.segs)
+
+
+def build_event(agency, subtype: str, entities, recorded: str, outcome: str, why: str | None,
+                query: str | None, path: str) -> dict:
+    """The AuditEvent for one agency request (references only)."""
+    agents = []
+    if agency.user:
+        agents.append({"type": {"coding": [{"system": PARTICIPATION_TYPE, "code": "IRCP",
+                                            "display": "information recipient"}]},
+                       "who": {"reference": agency.user}, "requestor": True,
+                       "altId": agency.client_id})
+    if agency.organization:
+        agents.append({"who": {"reference": agency.organization}, "requestor": not agency.user})
+    if not agents:
+        agents.append({"who": {"identifier": {"system": "urn:ietf:params:oauth:client-id",
+                                              "value": agency.client_id}}, "requestor": True})
+    entity = []
+    listed = set()
+    # Every young person is named (``thrive audit --patient`` finds the event by them); the resources
+    # themselves up to MAX_RESOURCES, the query saying what was asked. Each entity is indexed when
+    # the event is written, and a 50-row search listing all of them doubled the cost of the request.
+    for t, i, _p in entities[:MAX_ENTITIES]:
+        ref = f"{t}/{i}"
+        if t == "Patient" or ref in listed or len(listed) >= MAX_RESOURCES:
+            continue
+        listed.add(ref)
+        entity.append({"what": {"reference": ref}})
+    for p in sorted({p for _t, _i, p in entities if p}):
+        entity.append({"what": {"reference": f"Patient/{p}"},
+                       "role": {"system": OBJECT_ROLE, "code": "1", "display": "Patient"}})
+    entity.append({"type": {"system": ENTITY_TYPE, "code": "2", "display": "System Object"},
+                   "description": path[:256],
+                   **({"query": base64.b64encode(query.encode()).decode()} if query else {})})
+    event = {
+        "resourceType": "AuditEvent",
+        "id": str(uuid.uuid4()),
+        "meta": {"profile": [PROFILE_READ_AUDIT]},
+        "type": {"system": AUDIT_EVENT_TYPE, "code": "rest", "display": "RESTful Operation"},
+        "subtype": [{"system": RESTFUL_INTERACTION, "code": subtype}],
+        "action": ACTION.get(subtype, "E"),
+        "recorded": recorded,
+        "outcome": outcome,
+        "purposeOfEvent": [{"coding": [{"system": ACT_REASON, "code": "TREAT", "display": "treatment"}]}],
+        "agent": agents,
+        "source": {"observer": {"display": "THRIVE-FHIR embedded FHIR store"},
+                   "type": [{"system": SOURCE_TYPE, "code": "4", "display": "Application Server"}]},
+        "entity": entity,
+    }
+    if why:
+        event["outcomeDesc"] = why
+    return event
+
+
+def begin(store, ctx, method: str, segs: list[str], query: str) -> RequestAudit | None:
+    """A :class:`RequestAudit` when the request is made with an agency token, else None."""
+    agency = store.consent.agency(ctx.grant)
+    if agency is None:
+        return None
+    return RequestAudit(store, ctx, agency, method, segs, query)
+
+
+__all__ = ["begin", "build_event", "interaction", "RequestAudit"]
