@@ -91,7 +91,7 @@ class Grant:
     other_scopes: tuple[str, ...] = field(default=())
 
     @classmethod
-    def from_scope_string(cls, client_id: str, scope: str, **kwargs) -> "Grant":
+    def from_scope_string(cls, client_id: str, scope: str, **kwargs) -> Grant:
         """Convenience for verifiers: keep resource scopes parsed and the rest (openid, ...) as text."""
         scopes = tuple(parse_scopes(scope, strict=False))
         resource_raw = {s.raw for s in scopes}

@@ -6,7 +6,7 @@ import copy
 import json
 import uuid
 from dataclasses import replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -59,7 +59,7 @@ from thrive_fhir.builders import (
 )
 from thrive_fhir.ids import resource_id
 
-UTC = timezone.utc
+UTC = UTC
 EXAMPLE_BASE = "https://fhir.example.org/thrive"
 PAT = "Patient/pat-example-01"
 PARENT = "RelatedPerson/rp-parent-01"

@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 import uuid
 from dataclasses import replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -25,6 +25,7 @@ from thrive_fhir.builders import (
     SafetyPlanInput,
     SafetyPlanItem,
     SignpostInput,
+    _codes,
     build_consent,
     build_gbo_score,
     build_goal,
@@ -33,7 +34,6 @@ from thrive_fhir.builders import (
     build_signposting,
     check_goal_slots,
 )
-from thrive_fhir.builders import _codes
 from thrive_fhir.ids import resource_id
 from thrive_fhir.validation import Validator, errors
 
@@ -62,7 +62,7 @@ def refs(*types: str):
 words = st.text(
     alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\x00"), min_size=1, max_size=80
 ).filter(lambda s: s.strip())
-offsets = st.sampled_from([timezone.utc, timezone(timedelta(hours=1)), timezone(timedelta(hours=-5, minutes=-30))])
+offsets = st.sampled_from([UTC, timezone(timedelta(hours=1)), timezone(timedelta(hours=-5, minutes=-30))])
 past = st.datetimes(min_value=datetime(2015, 1, 1), max_value=datetime(2025, 12, 31), timezones=offsets)
 dates = st.dates(min_value=date(2015, 1, 1), max_value=date(2025, 12, 31))
 groupings = st.sampled_from(canonical.GROUPINGS + ("Getting Additional Help", "Coping", "GETTING ADVICE", "getting advice and signposting"))
@@ -282,7 +282,7 @@ MISSING_PARTS = [
 
 def _valid_inputs():
     pat = "Patient/p1"
-    now = datetime(2025, 3, 4, 15, 30, tzinfo=timezone.utc)
+    now = datetime(2025, 3, 4, 15, 30, tzinfo=UTC)
     return {
         "grouping": GroupingDecision(local_id=str(uuid.UUID(int=11, version=4)), grouping="getting-help", subject=pat,
                                      episode="EpisodeOfCare/e1", agreed_at=now, recorded_at=now, clinician="PractitionerRole/r1",

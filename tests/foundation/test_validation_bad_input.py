@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from tests.support.validation_helpers import error_pairs, example, gbo_score, grouping, validator
-
 from thrive_fhir import canonical as c
 from thrive_fhir.validation import ValidationError, Validator, errors, has_errors
 
@@ -104,7 +103,7 @@ def test_consent_with_no_actor():
 
 
 def test_date_in_the_future():
-    fixed = datetime(2025, 3, 5, 12, 0, tzinfo=timezone.utc)
+    fixed = datetime(2025, 3, 5, 12, 0, tzinfo=UTC)
     v = Validator(Validator.default().tables, clock=lambda: fixed)
     obs = grouping()
     assert v.is_valid(obs)  # effective 2025-03-04 is in the past for this clock

@@ -7,7 +7,6 @@ import json
 from click.testing import CliRunner
 
 from tests.support.validation_helpers import EXAMPLES, gbo_score, grouping
-
 from thrive_fhir.cli import cli
 
 

@@ -20,7 +20,6 @@ import pytest
 from click.testing import CliRunner
 
 from tests.support.validation_helpers import ROOT, validator
-
 from thrive_fhir.cli import cli
 from thrive_fhir.validation import app_rules, errors, is_internal, rule_of
 

@@ -8,12 +8,10 @@
 
 from __future__ import annotations
 
-
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support.validation_helpers import validator
-
 from thrive_fhir.validation import errors, is_internal, rule_of
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])

@@ -21,8 +21,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from thrive_fhir.project_data import SHIPPED
 from tests.support.servers import free_port, wait_up
+from thrive_fhir.project_data import SHIPPED
 
 pytestmark = pytest.mark.slow
 

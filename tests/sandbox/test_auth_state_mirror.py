@@ -10,11 +10,11 @@ import pytest
 import requests
 import sqlalchemy as sa
 
+from thrive_fhir.sandbox.auth_state_mirror import digest
 from thrive_fhir.sandbox.clientkit import assertion_form, pkce_pair
 from thrive_fhir.sandbox.keys import SigningKey, jwks
 from thrive_fhir.sandbox.registry import Client, Registry
 from thrive_fhir.sandbox.server import ServerThread, build_sandbox
-from thrive_fhir.sandbox.auth_state_mirror import digest
 
 REDIRECT = "http://127.0.0.1:9/callback"
 SCOPE = "launch openid fhirUser online_access patient/Patient.rs"

@@ -9,8 +9,8 @@ import uuid
 import pytest
 import requests
 
-from thrive_fhir.sandbox.clientkit import assertion_form, client_assertion, pkce_pair
 from thrive_fhir.sandbox.client_auth import ASSERTION_TYPE
+from thrive_fhir.sandbox.clientkit import assertion_form, client_assertion, pkce_pair
 from thrive_fhir.sandbox.keys import SigningKey
 
 REDIRECT = "http://127.0.0.1:9/callback"

@@ -191,9 +191,8 @@ def validate(paths: tuple[str, ...], fmt: str, max_bytes: int | None) -> None:
     if not paths:
         raise click.UsageError("give at least one file or directory to validate")
     files = _collect(paths)
-    from thrive_fhir.validation import DEFAULT_MAX_BYTES, Validator
-
     from thrive_fhir.r4core import R4CoreMissing
+    from thrive_fhir.validation import DEFAULT_MAX_BYTES, Validator
 
     limit = max_bytes or DEFAULT_MAX_BYTES
     try:
@@ -208,7 +207,7 @@ def validate(paths: tuple[str, ...], fmt: str, max_bytes: int | None) -> None:
                 _validate_ndjson_file(v, f, report, limit)
             elif not _validate_json_file(v, f, report, limit, skip_non_fhir=in_directory):
                 continue
-        except Exception as exc:  # noqa: BLE001 - a defect of ours on one file must not stop the run
+        except Exception as exc:
             logging.getLogger(__name__).debug("validate failed on %s", f, exc_info=True)
             report.emit(str(f), None, "-", [("fatal", "exception", None,
                                              f"{INTERNAL_RULE}: the validator failed on this file "

@@ -23,9 +23,9 @@ from urllib.parse import urlsplit
 from flask import Flask, Response, jsonify, redirect, render_template, request
 
 from . import DEV_ONLY_NOTICE, scope_policy
-from .patient_lookup import PatientLookupError
 from .authority import Authority, AuthorizeError, AuthRequest
 from .errors import OAuthError
+from .patient_lookup import PatientLookupError
 from .quirks import discovery_document
 
 TEMPLATES = Path(__file__).with_name("templates")

@@ -24,21 +24,22 @@ import secrets
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
-from urllib.parse import urlencode, urlsplit, urlunsplit, parse_qsl
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import jwt
 
 from thrive_fhir.smart_scopes import Grant
 
 from . import scope_policy
+from .auth_state_mirror import AuthStateMirror, digest
 from .client_auth import ClientAuthenticator, JwksFetcher
 from .errors import OAuthError, invalid_client, invalid_grant, invalid_request, invalid_scope
 from .keys import SigningKey, jwks
 from .quirks import AUTHORIZE_ERRORS, REQUEST_ERRORS, Quirks
 from .registry import Client, Registry, SandboxUser
-from .auth_state_mirror import AuthStateMirror, digest
 
 #: RFC 7636: 43-128 characters from the unreserved set.
 _VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")

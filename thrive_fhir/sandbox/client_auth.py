@@ -12,7 +12,8 @@ from __future__ import annotations
 import base64
 import hmac
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import unquote_plus
 
 import jwt

@@ -16,7 +16,7 @@ from flask import Flask, Response, redirect, render_template, request
 
 from . import DEV_ONLY_NOTICE
 from .authority import Authority, add_query
-from .patient_lookup import PatientLookupError, PatientLookup
+from .patient_lookup import PatientLookup, PatientLookupError
 
 TEMPLATES = Path(__file__).with_name("templates")
 USER_COOKIE = "sandbox_ehr_user"

@@ -14,8 +14,9 @@ client in either direction. ``Quirks.effective(instance, client)`` merges the tw
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, fields, replace
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 #: LAUNCHER's simulated-error names and where each one strikes.
@@ -63,7 +64,7 @@ class Quirks:
     # -- construction --------------------------------------------------------------------------
 
     @classmethod
-    def from_dict(cls, data: Any, *, where: str = "quirks", instance: bool = True) -> "Quirks":
+    def from_dict(cls, data: Any, *, where: str = "quirks", instance: bool = True) -> Quirks:
         """Parse a JSON object of switches; unknown names and wrong types are refused."""
         if data is None:
             return cls()
@@ -103,7 +104,7 @@ class Quirks:
         return bool(self.to_dict())
 
     @staticmethod
-    def effective(instance: "Quirks", client: "Quirks | None") -> "Quirks":
+    def effective(instance: Quirks, client: Quirks | None) -> Quirks:
         """The instance switches with the client's set values laid over them."""
         if not client:
             return instance

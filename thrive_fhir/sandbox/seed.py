@@ -8,9 +8,10 @@ same files twice updates rather than duplicates.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 from werkzeug.test import Client as WsgiClient

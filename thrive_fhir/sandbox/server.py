@@ -12,20 +12,21 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from .auth import create_auth_app, smart_configuration_app
+from .auth_state_mirror import AuthStateMirror
 from .authority import Authority
-from .patient_lookup import PatientLookup
 from .ehr import create_ehr_app
 from .keys import SigningKey
+from .patient_lookup import PatientLookup
 from .registry import Registry
-from .auth_state_mirror import AuthStateMirror
 
 log = logging.getLogger("thrive.sandbox")
 
@@ -58,7 +59,7 @@ class ServerThread:
     def origin(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def start(self, app: Callable[..., Any]) -> "ServerThread":
+    def start(self, app: Callable[..., Any]) -> ServerThread:
         self._server.app = app
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
                                         name=f"thrive-{self.name}", daemon=True)
@@ -72,7 +73,7 @@ class ServerThread:
             self._thread = None
         self._server.server_close()
 
-    def __enter__(self) -> "ServerThread":
+    def __enter__(self) -> ServerThread:
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 from ..builders import (
     CareTeamInput,
@@ -59,7 +59,7 @@ from .directory import OFFER_SYSTEM, TRUST_ODS, Directory
 from .ids import local_id
 from .names import FAMILY_NAMES, GIVEN_NAMES, PARENT_RELATIONSHIPS
 
-UTC = timezone.utc
+UTC = UTC
 #: The default "as of" day. Nothing happens on or after the as-of day, and it is always given, never
 #: read from the clock, so the same (size, seed, as-of) gives the same bytes on any day.
 DEFAULT_AS_OF = date(2026, 1, 1)

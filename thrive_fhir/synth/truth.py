@@ -25,7 +25,7 @@ Definitions (also written into ``ground_truth.json`` under ``definitions``):
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 
 from .. import canonical
 
@@ -51,7 +51,7 @@ def _when(text: str) -> datetime:
     """An instant to order by; a bare date counts as midnight UTC."""
     if "T" in text:
         return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return datetime.combine(date.fromisoformat(text), time(0), timezone.utc)
+    return datetime.combine(date.fromisoformat(text), time(0), UTC)
 
 
 def _episode_of(resource: dict) -> str | None:

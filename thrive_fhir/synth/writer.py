@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
-from typing import IO, Callable
+from typing import IO
 
 from .directory import build_directory
 from .ids import NhsNumbers, directory_rng, patient_rng

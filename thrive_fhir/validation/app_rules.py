@@ -23,7 +23,7 @@ Bundle brings the other resource into the same batch. Each issue names its rule:
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from .. import canonical as c
 
@@ -111,19 +111,19 @@ def instant_range(value) -> tuple[datetime, datetime] | None:
     y, mo, d, h, mi, s, tz = m.groups()
     try:
         if h is not None:
-            dt = datetime(int(y), int(mo), int(d), int(h), int(mi), int(s or 0), tzinfo=timezone.utc)
+            dt = datetime(int(y), int(mo), int(d), int(h), int(mi), int(s or 0), tzinfo=UTC)
             if tz and tz != "Z":
                 sign = 1 if tz[0] == "+" else -1
                 dt -= sign * timedelta(hours=int(tz[1:3]), minutes=int(tz[4:6]))
             hi = dt + (timedelta(seconds=1) if s is not None else timedelta(minutes=1))
             return dt, hi - timedelta(microseconds=1)
-        lo = datetime(int(y), int(mo or 1), int(d or 1), tzinfo=timezone.utc)
+        lo = datetime(int(y), int(mo or 1), int(d or 1), tzinfo=UTC)
         if d is not None:
             hi = lo + timedelta(days=1)
         elif mo is not None:
-            hi = datetime(int(y) + (int(mo) == 12), int(mo) % 12 + 1, 1, tzinfo=timezone.utc)
+            hi = datetime(int(y) + (int(mo) == 12), int(mo) % 12 + 1, 1, tzinfo=UTC)
         else:
-            hi = datetime(int(y) + 1, 1, 1, tzinfo=timezone.utc)
+            hi = datetime(int(y) + 1, 1, 1, tzinfo=UTC)
         return lo - _TZ_SLACK, hi + _TZ_SLACK - timedelta(microseconds=1)
     except ValueError:
         return None
@@ -159,8 +159,8 @@ def _grouping_code(obs):
 
 def _components(obs, code):
     return [comp for comp in _items(obs.get("component"))
-            if type(comp) is dict and (c.CS_CONCEPTS, code) in _codes(comp.get("code"))
-            or type(comp) is dict and code in {cd for _s, cd in _codes(comp.get("code"))}]
+            if (type(comp) is dict and (c.CS_CONCEPTS, code) in _codes(comp.get("code")))
+            or (type(comp) is dict and code in {cd for _s, cd in _codes(comp.get("code"))})]
 
 
 # -- single-resource rules ----------------------------------------------------------------------

@@ -32,7 +32,7 @@ class Sources:
         self.expansion_files = sorted(expansion_files)
 
     @classmethod
-    def default(cls, root: Path | None = None) -> "Sources":
+    def default(cls, root: Path | None = None) -> Sources:
         """Our profiles and terminology from the checkout, or the copy packaged in the wheel
         (:mod:`thrive_fhir.project_data`), plus the R4 core package."""
         root = Path(root) if root else project_data.data_root()
@@ -75,7 +75,7 @@ def load_or_build(sources: Sources, build):
         try:
             with open(path, "rb") as fh:
                 return pickle.load(fh), True
-        except Exception:  # noqa: BLE001 - a corrupt cache is rebuilt, never fatal
+        except Exception:
             pass
     tables = build()
     try:

@@ -23,7 +23,7 @@ Primitive extensions without a value (``_status`` alone) are not visible to comp
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from fhirpathpy.parser import parse as _fp_parse
@@ -859,4 +859,4 @@ def _unescape(s: str) -> str:
     return "".join(out)
 
 
-_UTC = timezone.utc
+_UTC = UTC

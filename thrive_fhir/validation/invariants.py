@@ -53,7 +53,7 @@ class InvariantRunner:
         if ast is None:
             try:
                 ast = fhirpath.parse(inv.expression)
-            except Exception as exc:  # noqa: BLE001 - a broken expression is reported, not fatal
+            except Exception as exc:
                 self.skipped[inv.key] = f"expression does not parse: {exc}"
                 return False, None
         rt = inv.type_path.split(".")[0]

@@ -22,7 +22,7 @@ class Invariant:
     process, because closures cannot be pickled.
     """
 
-    __slots__ = ("key", "severity", "human", "expression", "type_path", "ast", "source", "_fn", "compiled")
+    __slots__ = ("_fn", "ast", "compiled", "expression", "human", "key", "severity", "source", "type_path")
 
     def __init__(self, key, severity, human, expression, type_path, source=None):
         self.key = key
@@ -47,7 +47,7 @@ class Invariant:
 class Slot:
     """How one JSON key of an element is checked."""
 
-    __slots__ = ("kind", "code", "checker", "node", "link")
+    __slots__ = ("checker", "code", "kind", "link", "node")
 
     def __init__(self, kind, code, checker=None, node=None, link=None):
         self.kind = kind        # PRIMITIVE / COMPLEX / RESOURCE
@@ -59,8 +59,23 @@ class Slot:
 
 class Elem:
     __slots__ = (
-        "name", "path", "min", "max", "array", "choice", "keys", "fixed", "pattern",
-        "binding", "targets", "slicing", "constraints", "max_length", "is_ext", "elem_id", "plain",
+        "array",
+        "binding",
+        "choice",
+        "constraints",
+        "elem_id",
+        "fixed",
+        "is_ext",
+        "keys",
+        "max",
+        "max_length",
+        "min",
+        "name",
+        "path",
+        "pattern",
+        "plain",
+        "slicing",
+        "targets",
     )
 
     def __init__(self, name, path):
@@ -84,7 +99,7 @@ class Elem:
 
 
 class Slice:
-    __slots__ = ("name", "min", "max", "elem", "match")
+    __slots__ = ("elem", "match", "max", "min", "name")
 
     def __init__(self, name, min_, max_, elem, match):
         self.name = name
@@ -95,7 +110,7 @@ class Slice:
 
 
 class Slicing:
-    __slots__ = ("rules", "slices", "description")
+    __slots__ = ("description", "rules", "slices")
 
     def __init__(self, rules, slices, description):
         self.rules = rules
@@ -106,8 +121,18 @@ class Slicing:
 class Node:
     """A structure: allowed keys, required elements and structure-level invariants."""
 
-    __slots__ = ("type_name", "path", "keys", "elems", "required", "constraints", "is_resource",
-                 "url", "choice_elems", "base_link")
+    __slots__ = (
+        "base_link",
+        "choice_elems",
+        "constraints",
+        "elems",
+        "is_resource",
+        "keys",
+        "path",
+        "required",
+        "type_name",
+        "url",
+    )
 
     def __init__(self, type_name, path, url=None):
         self.type_name = type_name

@@ -8,7 +8,7 @@ import json
 import logging
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from . import app_rules, fhirpath
 from .build import build_tables
@@ -45,13 +45,13 @@ class Validator:
     def __init__(self, tables, clock=None):
         self.tables = tables
         self.runner = InvariantRunner(tables.type_index, set(tables.resources))
-        self.clock = clock or (lambda: datetime.now(timezone.utc))
+        self.clock = clock or (lambda: datetime.now(UTC))
         self.startup_seconds = None
         self.loaded_from_cache = None
 
     # -- construction ---------------------------------------------------------------------------
     @classmethod
-    def default(cls) -> "Validator":
+    def default(cls) -> Validator:
         """The shared validator for this repository's profiles (built or unpickled once)."""
         if cls._default is None:
             with cls._default_lock:
@@ -60,7 +60,7 @@ class Validator:
         return cls._default
 
     @classmethod
-    def from_sources(cls, sources: Sources, clock=None) -> "Validator":
+    def from_sources(cls, sources: Sources, clock=None) -> Validator:
         t0 = time.perf_counter()
 
         def build():
@@ -69,7 +69,7 @@ class Validator:
             for inv in tables.invariants:
                 try:
                     inv.ast = fhirpath.parse(inv.expression)
-                except Exception:  # noqa: BLE001 - reported as skipped when first used
+                except Exception:
                     inv.ast = None
             return tables
 
@@ -114,7 +114,7 @@ class Validator:
                     w.issues.extend(self._bundle_rules(resource, prefix, now))
         except RecursionError:
             w.err("structure", path, "structure: the resource is nested too deeply to validate", "fatal")
-        except Exception as exc:  # noqa: BLE001 - a validator bug must not take the caller down
+        except Exception as exc:
             # A defect of ours, not of the resource: reported as a problem with this resource
             # (so a store refuses it rather than answering 500, and a folder run goes on), with a
             # rule name of its own so callers can tell it from "invalid" (thrive validate exits 3).
@@ -174,7 +174,7 @@ class Validator:
         try:
             for idx, issue in app_rules.cross(items):
                 per[owner[idx]].append(issue)
-        except Exception as exc:  # noqa: BLE001 - see issues()
+        except Exception as exc:
             log.error("cross-resource rules failed: %s", type(exc).__name__)
             log.debug("validator failure", exc_info=True)
             for k in keys:
@@ -188,7 +188,7 @@ class Validator:
 
         try:
             res, issue = parse_json_bytes(data, max_bytes)
-        except Exception as exc:  # noqa: BLE001 - see issues(): a defect of ours is reported, not raised
+        except Exception as exc:
             log.error("validator failed parsing content: %s", type(exc).__name__)
             log.debug("validator failure", exc_info=True)
             issue = ("fatal", "exception", None,

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from ..canonical import BASE
 from . import primitives
-from .model import COMPLEX, PRIMITIVE, RESOURCE
+from .model import COMPLEX, PRIMITIVE
 
 _check_primitive = primitives.check_primitive
 _clip = primitives.clip
@@ -27,7 +27,7 @@ _json_name = primitives.json_name
 class Walk:
     """State for validating one top-level resource (not shared between threads)."""
 
-    __slots__ = ("t", "runner", "issues", "ext_generic", "res_type", "res_path")
+    __slots__ = ("ext_generic", "issues", "res_path", "res_type", "runner", "t")
 
     def __init__(self, tables, runner):
         self.t = tables
@@ -258,7 +258,7 @@ class Walk:
             chk = slot.checker
             # fast path for the common case: a well-formed string; anything else gets the full check
             if chk[0] == "str" and type(item) is str and item and chk[2] is None and len(item) < 4096 and (
-                    chk[1] is None and not item.isspace() or chk[1] is not None and chk[1].fullmatch(item)):
+                    (chk[1] is None and not item.isspace()) or (chk[1] is not None and chk[1].fullmatch(item))):
                 prob = None
             else:
                 prob = _check_primitive(chk, item)
@@ -339,7 +339,7 @@ class Walk:
             where = p + ".coding[0].code" if type(codings[0]) is dict and "code" in codings[0] else p + ".coding"
             self.err("code-invalid", where,
                      f"binding: none of the codings ({_clip(shown, 160)}) is in the required value set {vs}")
-        elif code in ("Coding", "Quantity") or code in self.t.datatypes and "code" in item:
+        elif code in ("Coding", "Quantity") or (code in self.t.datatypes and "code" in item):
             if code != "Coding" and "code" not in item:
                 return
             if not _in_expansion(item, pairs):
@@ -492,7 +492,7 @@ class Walk:
                 continue
             try:
                 ok = fn(item, env)
-            except Exception as exc:  # noqa: BLE001 - evaluation errors become issues, never tracebacks
+            except Exception as exc:
                 # Not evaluable is not the same as false: the HL7 validator passes such resources
                 # (e.g. tim-9 over two Timing.repeat.when values), so this is a warning that
                 # names the invariant, never an error.
