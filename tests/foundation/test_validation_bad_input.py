@@ -79,8 +79,9 @@ def test_more_than_three_active_goals_in_a_set():
     goals[3]["lifecycleStatus"] = "completed"
     goals[3]["target"][0]["measure"]["coding"][0]["code"] = codes[0]
     goals[3]["id"] = goals[0]["id"]  # the same goal again (a later version) may keep its slot
-    assert not any(("Goal", "app-max-active-goals") in error_pairs(oo)
-                   for oo in Validator.default().validate_set(goals).values())
+    assert not any(
+        ("Goal", "app-max-active-goals") in error_pairs(oo) for oo in Validator.default().validate_set(goals).values()
+    )
 
 
 def test_safety_plan_without_a_patient():
@@ -140,7 +141,7 @@ def test_reference_to_an_unknown_type():
 
 def test_malformed_json():
     oo = validator().validate_bytes(b'{"resourceType": "Observation",\n "status": "final" "code": {}}')
-    (sev, code, expr, text), = errors(oo)
+    ((sev, code, expr, text),) = errors(oo)
     assert (sev, code) == ("fatal", "structure")
     assert "line 2 column" in text and text.startswith("json: malformed JSON")
 
@@ -148,7 +149,7 @@ def test_malformed_json():
 def test_fifty_megabyte_body_is_refused_before_decoding():
     body = b'{"resourceType": "Basic", "id": "' + b"a" * (50 * 1024 * 1024) + b'"}'
     oo = validator().validate_bytes(body)
-    (sev, code, _expr, text), = errors(oo)
+    ((sev, code, _expr, text),) = errors(oo)
     assert (sev, code) == ("fatal", "too-long")
     assert "52,428,8" in text and "10,485,760" in text
     # the limit is configurable
@@ -158,18 +159,21 @@ def test_fifty_megabyte_body_is_refused_before_decoding():
 
 def test_non_utf8_bytes():
     oo = validator().validate_bytes(b'{"resourceType": "Patient", "id": "p\xff1"}')
-    (sev, code, _expr, text), = errors(oo)
+    ((sev, code, _expr, text),) = errors(oo)
     assert (sev, code) == ("fatal", "invalid")
     assert "UTF-8" in text and "0xff" in text
 
 
-@pytest.mark.parametrize("body,needle", [
-    (b"", "empty"),
-    (b"[1, 2]", "JSON object"),
-    (b'{"resourceType": "Patient", "id": "a", "id": "b"}', "duplicate key 'id'"),
-    (b'{"resourceType": "Observation", "valueQuantity": {"value": NaN}}', "NaN"),
-    (b"[" * 100000 + b"]" * 100000, "nested"),
-])
+@pytest.mark.parametrize(
+    "body,needle",
+    [
+        (b"", "empty"),
+        (b"[1, 2]", "JSON object"),
+        (b'{"resourceType": "Patient", "id": "a", "id": "b"}', "duplicate key 'id'"),
+        (b'{"resourceType": "Observation", "valueQuantity": {"value": NaN}}', "NaN"),
+        (b"[" * 100000 + b"]" * 100000, "nested"),
+    ],
+)
 def test_other_unreadable_bodies(body, needle):
     oo = validator().validate_bytes(body)
     assert has_errors(oo)
@@ -197,14 +201,17 @@ def test_unknown_element_is_reported_not_dropped():
     assert pairs == {("Observation.component[0].valueCodeableConcept.coding[0].colour", "unknown-element")}
 
 
-@pytest.mark.parametrize("mutate,expr", [
-    (lambda o: o.__setitem__("status", 1), "Observation.status"),
-    (lambda o: o.__setitem__("valueInteger", "6"), "Observation.valueInteger"),
-    (lambda o: o.__setitem__("valueInteger", 6.0), "Observation.valueInteger"),
-    (lambda o: o.__setitem__("subject", "Patient/x"), "Observation.subject"),
-    (lambda o: o.__setitem__("category", {"coding": []}), "Observation.category"),
-    (lambda o: o.__setitem__("code", [o["code"]]), "Observation.code"),
-])
+@pytest.mark.parametrize(
+    "mutate,expr",
+    [
+        (lambda o: o.__setitem__("status", 1), "Observation.status"),
+        (lambda o: o.__setitem__("valueInteger", "6"), "Observation.valueInteger"),
+        (lambda o: o.__setitem__("valueInteger", 6.0), "Observation.valueInteger"),
+        (lambda o: o.__setitem__("subject", "Patient/x"), "Observation.subject"),
+        (lambda o: o.__setitem__("category", {"coding": []}), "Observation.category"),
+        (lambda o: o.__setitem__("code", [o["code"]]), "Observation.code"),
+    ],
+)
 def test_wrong_datatype(mutate, expr):
     obs = gbo_score()
     mutate(obs)
@@ -220,12 +227,15 @@ def test_bad_primitive_format(value):
     assert value in [e[3] for e in errors(oo) if e[2] == "Observation.effectiveDateTime"][0]
 
 
-@pytest.mark.parametrize("mutate,expr", [
-    (lambda o: o.__setitem__("encounter", {}), "Observation.encounter"),
-    (lambda o: o.__setitem__("note", []), "Observation.note"),
-    (lambda o: o["performer"].append({}), "Observation.performer[1]"),
-    (lambda o: o["subject"].__setitem__("display", ""), "Observation.subject.display"),
-])
+@pytest.mark.parametrize(
+    "mutate,expr",
+    [
+        (lambda o: o.__setitem__("encounter", {}), "Observation.encounter"),
+        (lambda o: o.__setitem__("note", []), "Observation.note"),
+        (lambda o: o["performer"].append({}), "Observation.performer[1]"),
+        (lambda o: o["subject"].__setitem__("display", ""), "Observation.subject.display"),
+    ],
+)
 def test_empty_objects_arrays_and_strings(mutate, expr):
     obs = gbo_score()
     mutate(obs)
@@ -244,8 +254,13 @@ def test_cardinality_and_fixed_values():
 
 def test_r4_core_required_binding_and_invariant_on_plain_resources():
     # no profile: base R4 rules still apply (core ValueSet expansion, obs-6)
-    obs = {"resourceType": "Observation", "status": "done", "code": {"text": "x"},
-           "dataAbsentReason": {"text": "n/a"}, "valueString": "x"}
+    obs = {
+        "resourceType": "Observation",
+        "status": "done",
+        "code": {"text": "x"},
+        "dataAbsentReason": {"text": "n/a"},
+        "valueString": "x",
+    }
     pairs = error_pairs(validator().validate(obs))
     assert ("Observation.status", "binding") in pairs
     assert ("Observation", "obs-6") in pairs
@@ -279,8 +294,11 @@ def test_contained_resources_are_validated():
 def test_bundle_entries_are_validated_in_place():
     bad = gbo_score()
     bad["valueInteger"] = -1
-    bundle = {"resourceType": "Bundle", "type": "collection",
-              "entry": [{"fullUrl": "urn:uuid:" + "0" * 8 + "-0000-4000-8000-" + "0" * 12, "resource": bad}]}
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [{"fullUrl": "urn:uuid:" + "0" * 8 + "-0000-4000-8000-" + "0" * 12, "resource": bad}],
+    }
     assert error_pairs(validator().validate(bundle)) == {("Bundle.entry[0].resource", "thr-gbo-1")}
 
 

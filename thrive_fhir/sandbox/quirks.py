@@ -21,14 +21,18 @@ from urllib.parse import urlsplit
 
 #: LAUNCHER's simulated-error names and where each one strikes.
 AUTHORIZE_ERRORS = ("auth_invalid_client_id", "auth_invalid_redirect_uri", "auth_invalid_scope")
-TOKEN_ERRORS = ("auth_invalid_client_secret", "token_invalid_token", "token_expired_refresh_token",
-                "token_invalid_scope", "token_invalid_jti")
+TOKEN_ERRORS = (
+    "auth_invalid_client_secret",
+    "token_invalid_token",
+    "token_expired_refresh_token",
+    "token_invalid_scope",
+    "token_invalid_jti",
+)
 REQUEST_ERRORS = ("request_invalid_token", "request_expired_token")
 SIMULATED_ERRORS = AUTHORIZE_ERRORS + TOKEN_ERRORS + REQUEST_ERRORS
 
 #: Switches only a whole sandbox can have (the request does not identify a client).
-INSTANCE_ONLY = frozenset({"well_known_404", "relative_discovery_endpoints", "jwks_extra_key",
-                           "jwks_rotate_every"})
+INSTANCE_ONLY = frozenset({"well_known_404", "relative_discovery_endpoints", "jwks_extra_key", "jwks_rotate_every"})
 
 
 class QuirkError(ValueError):

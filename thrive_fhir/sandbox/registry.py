@@ -185,10 +185,7 @@ def default_users() -> list[SandboxUser]:
         ("mhst", "Sam Sandbox (Mental Health Support Team)", TRUST_REF, "Education mental health practitioner"),
         ("agency", "Jo Sandbox (school wellbeing lead)", SCHOOL_REF, "Agency staff"),
     ]
-    return [
-        SandboxUser(uid, name, f"Practitioner/{practitioner_id(uid)}", org, role)
-        for uid, name, org, role in spec
-    ]
+    return [SandboxUser(uid, name, f"Practitioner/{practitioner_id(uid)}", org, role) for uid, name, org, role in spec]
 
 
 @dataclass

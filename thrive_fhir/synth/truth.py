@@ -122,7 +122,9 @@ class GroundTruth:
             if r.get("status") == "entered-in-error":
                 return
             if (canonical.CS_CONCEPTS, "thrive-grouping") in codes:
-                value = next(c["code"] for c in r["valueCodeableConcept"]["coding"] if c["system"] == canonical.CS_GROUPING)
+                value = next(
+                    c["code"] for c in r["valueCodeableConcept"]["coding"] if c["system"] == canonical.CS_GROUPING
+                )
                 reason = None
                 for comp in r.get("component", []):
                     if comp["code"]["coding"][0]["code"] == "grouping-change-reason":
@@ -150,8 +152,12 @@ class GroundTruth:
         elif rt == "Consent":
             self.consents[r["status"]] += 1
             provision = r.get("provision") or {}
-            if (self.as_of and r["status"] == "active" and provision.get("type") == "permit"
-                    and _covers(provision.get("period"), self.as_of)):
+            if (
+                self.as_of
+                and r["status"] == "active"
+                and provision.get("type") == "permit"
+                and _covers(provision.get("period"), self.as_of)
+            ):
                 self.consents_in_date += 1
         elif rt == "Flag":
             self.flags[r["status"]] += 1

@@ -24,8 +24,7 @@ CACHE_FORMAT = 1
 class Sources:
     """The files one validator is built from."""
 
-    def __init__(self, core_dir: Path, profile_files: list[Path], term_files: list[Path],
-                 expansion_files: list[Path]):
+    def __init__(self, core_dir: Path, profile_files: list[Path], term_files: list[Path], expansion_files: list[Path]):
         self.core_dir = Path(core_dir)
         self.profile_files = sorted(profile_files)
         self.term_files = sorted(term_files)
@@ -41,8 +40,10 @@ class Sources:
         return cls(
             r4core.ensure(),
             list(gen.glob("StructureDefinition-*.json")) if gen.is_dir() else [],
-            list(term.glob("*.json")) + (list(gen.glob("CodeSystem-*.json")) + list(gen.glob("ValueSet-*.json"))
-                                         if gen.is_dir() else []) if term.is_dir() or gen.is_dir() else [],
+            list(term.glob("*.json"))
+            + (list(gen.glob("CodeSystem-*.json")) + list(gen.glob("ValueSet-*.json")) if gen.is_dir() else [])
+            if term.is_dir() or gen.is_dir()
+            else [],
             list((term / "expansions").glob("ValueSet-*.json")) if (term / "expansions").is_dir() else [],
         )
 

@@ -71,7 +71,9 @@ class InvariantRunner:
             return check, True
         missing = fhirpath.functions_used(ast) & fhirpath.FHIRPATHPY_MISSING
         if missing:
-            self.skipped[inv.key] = f"uses {', '.join(sorted(missing))}(), which neither our compiler nor fhirpathpy implements"
+            self.skipped[inv.key] = (
+                f"uses {', '.join(sorted(missing))}(), which neither our compiler nor fhirpathpy implements"
+            )
             return False, None
         return self.fallback(inv.expression, inv.type_path), False
 

@@ -50,11 +50,11 @@ class Slot:
     __slots__ = ("checker", "code", "kind", "link", "node")
 
     def __init__(self, kind, code, checker=None, node=None, link=None):
-        self.kind = kind        # PRIMITIVE / COMPLEX / RESOURCE
-        self.code = code        # FHIR type code: "string", "CodeableConcept", "Resource"...
+        self.kind = kind  # PRIMITIVE / COMPLEX / RESOURCE
+        self.code = code  # FHIR type code: "string", "CodeableConcept", "Resource"...
         self.checker = checker  # primitives.make_checker tuple
-        self.node = node        # Node for complex types (after linking)
-        self.link = link        # unresolved reference to a Node, resolved by build.link()
+        self.node = node  # Node for complex types (after linking)
+        self.link = link  # unresolved reference to a Node, resolved by build.link()
 
 
 class Elem:
@@ -82,10 +82,10 @@ class Elem:
         self.name = name
         self.path = path
         self.min = 0
-        self.max = None     # None: unbounded
+        self.max = None  # None: unbounded
         self.array = False  # JSON array form (from base.max, not the profile's max)
         self.choice = False
-        self.keys = {}      # json key -> Slot
+        self.keys = {}  # json key -> Slot
         self.fixed = None
         self.pattern = None
         self.binding = None  # (valueset url, frozenset[(system, code)], frozenset[code])
@@ -138,10 +138,10 @@ class Node:
         self.type_name = type_name
         self.path = path
         self.url = url
-        self.keys = {}         # json key -> (Elem, Slot | None); "_x" keys map to (Elem, None)
+        self.keys = {}  # json key -> (Elem, Slot | None); "_x" keys map to (Elem, None)
         self.elems = []
-        self.required = ()     # Elems with min > 0
+        self.required = ()  # Elems with min > 0
         self.constraints = ()  # Invariants on the structure itself (resource- or datatype-level)
         self.is_resource = False
         self.choice_elems = ()  # Elems with more than one key: at most one may be present
-        self.base_link = None   # datatype whose structure-level invariants also apply
+        self.base_link = None  # datatype whose structure-level invariants also apply

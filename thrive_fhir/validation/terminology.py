@@ -28,8 +28,9 @@ def strip_version(url: str) -> str:
 
 
 class Expander:
-    def __init__(self, valuesets: dict[str, dict], codesystems: dict[str, dict],
-                 precomputed: dict[str, dict] | None = None):
+    def __init__(
+        self, valuesets: dict[str, dict], codesystems: dict[str, dict], precomputed: dict[str, dict] | None = None
+    ):
         self.valuesets = valuesets
         self.codesystems = codesystems
         self.precomputed = precomputed or {}
@@ -117,7 +118,8 @@ class Expander:
                 found |= _descendants_by_parent_property(cs, value)
             elif op == "=":
                 found = {
-                    c["code"] for c in _walk_concepts(cs.get("concept", []))
+                    c["code"]
+                    for c in _walk_concepts(cs.get("concept", []))
                     if any(p.get("code") == prop and _prop_value(p) == value for p in c.get("property", []))
                 }
             else:

@@ -64,8 +64,7 @@ class Validator:
         t0 = time.perf_counter()
 
         def build():
-            tables = build_tables(sources.core_dir, sources.profile_files, sources.term_files,
-                                  sources.expansion_files)
+            tables = build_tables(sources.core_dir, sources.profile_files, sources.term_files, sources.expansion_files)
             for inv in tables.invariants:
                 try:
                     inv.ast = fhirpath.parse(inv.expression)
@@ -122,9 +121,13 @@ class Validator:
             # reader); the traceback at debug level for whoever debugs it
             log.error("validator failed on a %s: %s", _rt(resource), type(exc).__name__)
             log.debug("validator failure", exc_info=True)
-            w.err("exception", path or _rt(resource),
-                  f"{INTERNAL_RULE}: the validator failed on this resource ({type(exc).__name__}); "
-                  "it was not validated. This is a defect in THRIVE-FHIR: please report it", "fatal")
+            w.err(
+                "exception",
+                path or _rt(resource),
+                f"{INTERNAL_RULE}: the validator failed on this resource ({type(exc).__name__}); "
+                "it was not validated. This is a defect in THRIVE-FHIR: please report it",
+                "fatal",
+            )
         return w.issues
 
     def _bundle_rules(self, bundle, prefix, now):
@@ -168,8 +171,13 @@ class Validator:
                 if res.get("resourceType") == "Bundle":
                     for j, e in enumerate(res.get("entry") or ()):
                         if type(e) is dict and type(e.get("resource")) is dict:
-                            items.append((e["resource"], f"Bundle.entry[{j}].resource",
-                                          e.get("fullUrl") if type(e.get("fullUrl")) is str else None))
+                            items.append(
+                                (
+                                    e["resource"],
+                                    f"Bundle.entry[{j}].resource",
+                                    e.get("fullUrl") if type(e.get("fullUrl")) is str else None,
+                                )
+                            )
                             owner.append(key)
         try:
             for idx, issue in app_rules.cross(items):
@@ -178,8 +186,15 @@ class Validator:
             log.error("cross-resource rules failed: %s", type(exc).__name__)
             log.debug("validator failure", exc_info=True)
             for k in keys:
-                per[k].append(("fatal", "exception", None, f"{INTERNAL_RULE}: the cross-resource rules failed "
-                               f"({type(exc).__name__}); they were not checked. This is a defect in THRIVE-FHIR"))
+                per[k].append(
+                    (
+                        "fatal",
+                        "exception",
+                        None,
+                        f"{INTERNAL_RULE}: the cross-resource rules failed "
+                        f"({type(exc).__name__}); they were not checked. This is a defect in THRIVE-FHIR",
+                    )
+                )
         return {k: outcome(per[k]) for k in keys}
 
     def validate_bytes(self, data: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> dict:
@@ -191,8 +206,12 @@ class Validator:
         except Exception as exc:
             log.error("validator failed parsing content: %s", type(exc).__name__)
             log.debug("validator failure", exc_info=True)
-            issue = ("fatal", "exception", None,
-                     f"{INTERNAL_RULE}: the validator failed reading this content ({type(exc).__name__})")
+            issue = (
+                "fatal",
+                "exception",
+                None,
+                f"{INTERNAL_RULE}: the validator failed reading this content ({type(exc).__name__})",
+            )
         if issue is not None:
             return outcome([issue])
         return self.validate(res)
