@@ -55,7 +55,7 @@ def main() -> None:
             f"patients={n:>7,}  resources={r['resources']:>9,}  output={r['bytes'] / 1e6:8.1f} MB  "
             f"time={r['seconds']:6.1f} s  rate={r['resources'] / r['seconds']:8,.0f}/s  peak RSS={r['peak_rss_mb']:6.1f} MB"
         )
-    (n1, a), (n2, b) = rows
+    (_, a), (_, b) = rows
     print(
         f"peak RSS ratio large/small = {b['peak_rss_mb'] / a['peak_rss_mb']:.2f} "
         f"for {b['resources'] / a['resources']:.1f}x the resources"

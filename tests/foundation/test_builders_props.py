@@ -66,7 +66,7 @@ offsets = st.sampled_from([UTC, timezone(timedelta(hours=1)), timezone(timedelta
 past = st.datetimes(min_value=datetime(2015, 1, 1), max_value=datetime(2025, 12, 31), timezones=offsets)
 dates = st.dates(min_value=date(2015, 1, 1), max_value=date(2025, 12, 31))
 groupings = st.sampled_from(
-    canonical.GROUPINGS + ("Getting Additional Help", "Coping", "GETTING ADVICE", "getting advice and signposting")
+    (*canonical.GROUPINGS, "Getting Additional Help", "Coping", "GETTING ADVICE", "getting advice and signposting")
 )
 ods = st.from_regex(r"[A-Z0-9]{3,6}", fullmatch=True)
 

@@ -7,6 +7,7 @@ to the FSH that drops or adds a code fails a test.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -336,7 +337,7 @@ def test_unknown_valueset_is_an_error():
 
 def test_missing_terminology_folder_gives_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv(loader.ENV_DIR, str(tmp_path))
-    with pytest.raises(terminology.TerminologyMissing, match="build_profiles.py"):
+    with pytest.raises(terminology.TerminologyMissing, match=re.escape("build_profiles.py")):
         loader.terminology_dir()
 
 

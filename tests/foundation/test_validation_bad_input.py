@@ -29,7 +29,7 @@ def test_wrong_grouping_code():
     obs["valueCodeableConcept"]["coding"][0]["code"] = "getting-some-help"
     oo = validator().validate(obs)
     assert ("code-invalid", "Observation.valueCodeableConcept.coding[0].code") in _codes(oo)
-    text = [e[3] for e in errors(oo) if e[1] == "code-invalid"][0]
+    text = next(e[3] for e in errors(oo) if e[1] == "code-invalid")
     assert text.startswith("binding: ") and c.VS_GROUPING in text
 
 
@@ -129,7 +129,7 @@ def test_wrong_resource_type_in_a_reference():
     obs["focus"] = [{"reference": "CarePlan/abc"}]
     oo = validator().validate(obs)
     assert ("Observation.focus[0]", "type") in error_pairs(oo)
-    text = [e[3] for e in errors(oo) if e[2] == "Observation.focus[0]"][0]
+    text = next(e[3] for e in errors(oo) if e[2] == "Observation.focus[0]")
     assert "CarePlan" in text and "Goal" in text
 
 
@@ -141,7 +141,7 @@ def test_reference_to_an_unknown_type():
 
 def test_malformed_json():
     oo = validator().validate_bytes(b'{"resourceType": "Observation",\n "status": "final" "code": {}}')
-    ((sev, code, expr, text),) = errors(oo)
+    ((sev, code, _expr, text),) = errors(oo)
     assert (sev, code) == ("fatal", "structure")
     assert "line 2 column" in text and text.startswith("json: malformed JSON")
 
@@ -224,7 +224,7 @@ def test_bad_primitive_format(value):
     obs["effectiveDateTime"] = value
     oo = validator().validate(obs)
     assert ("Observation.effectiveDateTime", "invalid-value") in error_pairs(oo)
-    assert value in [e[3] for e in errors(oo) if e[2] == "Observation.effectiveDateTime"][0]
+    assert value in next(e[3] for e in errors(oo) if e[2] == "Observation.effectiveDateTime")
 
 
 @pytest.mark.parametrize(

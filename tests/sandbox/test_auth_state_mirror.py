@@ -31,7 +31,7 @@ class Run:
                 "private_key_jwt",
                 redirect_uris=(REDIRECT,),
                 auto_approve=True,
-                scopes=frozenset(SCOPE.split() + ["launch/patient"]),
+                scopes=frozenset([*SCOPE.split(), "launch/patient"]),
                 jwks=jwks(client_key),
             )
         )

@@ -45,7 +45,7 @@ from .registry import Client, Registry, SandboxUser
 _VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
 #: base64url(SHA-256) without padding is always 43 characters.
 _CHALLENGE = re.compile(r"^[A-Za-z0-9\-_]{43}$")
-ACCESS_TOKEN_TYP = "at+jwt"  # RFC 9068: keeps an id_token from being replayed as an access token
+ACCESS_TOKEN_TYP = "at+jwt"  # noqa: S105 - a JWT header type, not a secret. RFC 9068: keeps an id_token from being replayed as an access token
 #: Access-token claim naming a simulated request error (LAUNCHER bakes it into the token the same way).
 SIM_ERROR_CLAIM = "sim_error"
 #: Signing keys kept published after a rotation, so tokens they signed still verify.
@@ -275,8 +275,8 @@ class Authority:
             "id_token_signing_alg_values_supported": ["RS256"],
             "response_types_supported": ["code"],
             "code_challenge_methods_supported": ["S256"],
-            "scopes_supported": sorted(scope_policy.NON_RESOURCE)
-            + ["patient/*.cruds", "user/*.cruds", "system/*.cruds", "patient/*.read", "patient/*.write"],
+            "scopes_supported": [*sorted(scope_policy.NON_RESOURCE),
+                                 "patient/*.cruds", "user/*.cruds", "system/*.cruds", "patient/*.read", "patient/*.write"],
             "capabilities": [
                 "launch-ehr", "launch-standalone", "authorize-post",
                 "client-public", "client-confidential-symmetric", "client-confidential-asymmetric",

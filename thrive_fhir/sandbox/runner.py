@@ -56,7 +56,7 @@ def start_child(args: list[str], *, log_path: str, env: dict[str, str] | None = 
     """A child process in its own process group, output appended to ``log_path``."""
     log = open(log_path, "ab")
     try:
-        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,  # noqa: S603 - callers pass our own thrive command lines; no shell
                                 env=env, cwd=cwd, start_new_session=True)
     except OSError:
         log.close()

@@ -14,7 +14,7 @@ import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
@@ -104,7 +104,7 @@ class SimulatedRequestErrors:
     ``request_invalid_token`` / ``request_expired_token`` mock switches, the way a resource server
     refuses a revoked or expired token (RFC 6750 section 3.1), before the store sees the request."""
 
-    MESSAGES = {
+    MESSAGES: ClassVar[dict[str, str]] = {
         "request_invalid_token": "The access token is invalid (simulated: request_invalid_token)",
         "request_expired_token": "The access token expired (simulated: request_expired_token)",
     }

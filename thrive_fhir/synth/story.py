@@ -305,7 +305,9 @@ class PatientStory:
             groupings.append(_pick(rng, NEXT[groupings[-1]]))
             decision_at.append(len(contacts) - 1)
         # last_referral + at most 28 days + a weekend stays before the last day: nothing spills over.
-        assert contacts[-1].date() < t.last_day
+        # An explicit check, not ``assert``: under ``python -O`` a broken story must still stop here.
+        if contacts[-1].date() >= t.last_day:
+            raise RuntimeError(f"synthetic story runs past its last day ({contacts[-1].date()} >= {t.last_day})")
 
         end = None
         if finished:
@@ -526,17 +528,21 @@ class PatientStory:
             team_lid,
         )
 
-        sections = ["warning-signs", "professionals-agencies"] + rng.sample(
-            [
-                "internal-coping",
-                "social-distraction",
-                "people-to-ask",
-                "safe-environment",
-                "reasons-for-living",
-                "agency-actions",
-            ],
-            rng.randint(2, 5),
-        )
+        sections = [
+            "warning-signs",
+            "professionals-agencies",
+            *rng.sample(
+                [
+                    "internal-coping",
+                    "social-distraction",
+                    "people-to-ask",
+                    "safe-environment",
+                    "reasons-for-living",
+                    "agency-actions",
+                ],
+                rng.randint(2, 5),
+            ),
+        ]
         items = []
         for section in sorted(sections, key=list(phrases.SAFETY_ITEMS).index):
             if section == "professionals-agencies":

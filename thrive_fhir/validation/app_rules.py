@@ -318,7 +318,7 @@ def _gbo_scores(items, kinds, index):
         focus = res.get("focus")
         if type(focus) is not list or not focus:
             continue
-        gi, goal = _target(index, items, focus[0])
+        _gi, goal = _target(index, items, focus[0])
         if goal is None or goal.get("resourceType") != "Goal":
             continue
         gcodes = set()

@@ -75,8 +75,8 @@ def load_or_build(sources: Sources, build):
     if path.is_file():
         try:
             with open(path, "rb") as fh:
-                return pickle.load(fh), True
-        except Exception:
+                return pickle.load(fh), True  # noqa: S301 - our own cache file, written by this function
+        except Exception:  # noqa: S110 - a stale or truncated cache (other version, killed write) is rebuilt below
             pass
     tables = build()
     try:

@@ -373,7 +373,7 @@ class Compiler:
         return [(BOOL, run)]
 
     def _logic(self, n, inputs, this, op):
-        a, b, fa, fb = self._both(n, inputs, this)
+        _a, _b, fa, fb = self._both(n, inputs, this)
         # Short-circuit where the left side decides the result (false and X, false implies X,
         # true or X), as the FHIRPath spec allows and the HL7 validator does: tim-9's
         # ``offset.empty() or (when in (...))`` must not fail on two ``when`` values when there is
@@ -416,7 +416,7 @@ class Compiler:
 
     def x_MembershipExpression(self, n, inputs, this):
         op = n["terminalNodeText"][0]
-        a, b, fa, fb = self._both(n, inputs, this)
+        _a, _b, fa, fb = self._both(n, inputs, this)
         if op == "contains":
             fa, fb = fb, fa
 
