@@ -135,7 +135,8 @@ def parse_scope(text: str, *, strict: bool = True) -> ResourceScope | None:
     return ResourceScope(context, rtype, frozenset(letters), q, version, text)
 
 
-def _bad(text: str, why: str, strict: bool) -> None:
+def _bad(text: str, why: str, strict: bool) -> ResourceScope | None:
+    """Reject a malformed resource scope: raise when ``strict``, else ignore it (None)."""
     if strict:
         raise ScopeError(f"invalid scope {text!r}: {why}")
     return None
@@ -196,7 +197,7 @@ def _matches_query(resource: dict, query: tuple[tuple[str, str], ...]) -> bool:
     """Granular scopes, token params only (``category=system|code``): every pair must match."""
     for name, wanted in query:
         system, _, code = wanted.rpartition("|") if "|" in wanted else ("", "", wanted)
-        codings = []
+        codings: list[object] = []
         values = resource.get(name)
         for concept in values if isinstance(values, list) else [values]:
             if isinstance(concept, dict):

@@ -193,7 +193,9 @@ class Authority:
     def _load_state(self) -> None:
         """Read back what a previous run of this sandbox wrote (``state_mirror``)."""
         store, now = self.state_mirror, self.clock()
-        kinds = {"launch": (self._launches, LaunchHandle), "code": (self._codes, CodeRecord),
+        if store is None:
+            return
+        kinds: dict[str, tuple[dict[str, Any], type]] = {"launch": (self._launches, LaunchHandle), "code": (self._codes, CodeRecord),
                  "refresh": (self._refresh, RefreshRecord)}
         for kind, (table, record_type) in kinds.items():
             for key, data, _expires in store.load(kind, now):
@@ -706,7 +708,7 @@ class Authority:
             rec = self._refresh.get(digest(token))
             live = rec is not None and not rec.used and rec.family not in self._revoked_families \
                 and rec.expires > self.clock()
-        if live:
+        if live and rec is not None:
             return {"active": True, "token_type": "refresh_token", "scope": " ".join(rec.scopes),
                     "client_id": rec.client_id, "exp": int(rec.expires), "iss": self.issuer}
         return {"active": False}

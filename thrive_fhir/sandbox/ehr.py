@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, redirect, render_template, request
+from werkzeug.wrappers import Response as BaseResponse
 
 from . import DEV_ONLY_NOTICE
 from .authority import Authority, add_query
@@ -55,7 +56,7 @@ def create_ehr_app(
         return resp
 
     @app.get("/")
-    def root() -> Response:
+    def root() -> BaseResponse:
         return redirect(f"{request.script_root}/ehr/", 302)
 
     @app.get("/ehr/")
@@ -94,7 +95,7 @@ def create_ehr_app(
         return page("ehr_patient.html", patient=patient, launch_src=None)
 
     @app.post("/ehr/patients/<patient_id>/launch")
-    def launch(patient_id: str) -> Response:
+    def launch(patient_id: str) -> BaseResponse:
         patient = load(patient_id)
         if isinstance(patient, Response):
             return patient
@@ -114,7 +115,7 @@ def create_ehr_app(
         return page("ehr_patient.html", patient=patient, launch_src=src)
 
     @app.post("/ehr/user")
-    def choose_user() -> Response:
+    def choose_user() -> BaseResponse:
         user = authority.registry.user(request.form.get("user"))
         back = request.form.get("back") or ""
         # Only ever return to a page of this EHR (no open redirect).

@@ -122,5 +122,6 @@ def _diagnostics(text: str) -> str:
         issues = json.loads(text).get("issue") or []
     except (ValueError, AttributeError):
         return ""
-    msgs = [i.get("diagnostics") for i in issues if isinstance(i, dict) and i.get("diagnostics")]
+    msgs = [i["diagnostics"] for i in issues if isinstance(i, dict) and isinstance(i.get("diagnostics"), str)]
+    msgs = [m for m in msgs if m]
     return f": {msgs[0][:300]}" if msgs else ""

@@ -47,9 +47,10 @@ class ServerThread:
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, name: str = "server") -> None:
         # Bind first, build the app later: the app needs its own URL, which needs the real port.
+        # threaded=True builds werkzeug's ThreadedWSGIServer, whose request threads are daemons
+        # (daemon_threads = True), so a hung request never keeps the process alive.
         self._server: BaseWSGIServer = make_server(host, port, _not_ready, threaded=True,
                                                    request_handler=_QuietHandler)
-        self._server.daemon_threads = True
         self.host = host
         self.port = self._server.server_port
         self.name = name

@@ -202,7 +202,7 @@ class GroundTruth:
             ordered = sorted(scores, key=lambda s: _when(s[0]))
             outcome = classify(ordered[-1][1] - ordered[0][1])
             self.paired[outcome] += 1
-            if all(self._episodes.get(s[2], {}).get("status") == "finished" for s in ordered):
+            if all(s[2] is not None and self._episodes.get(s[2], {}).get("status") == "finished" for s in ordered):
                 self.paired_closed[outcome] += 1
         self._reset()
 

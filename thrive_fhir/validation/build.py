@@ -538,7 +538,7 @@ class _SDContext:
 
 def _key_path(dpath: str):
     """'value.ofType(CodeableConcept).coding' -> ['valueCodeableConcept', 'coding']."""
-    out = []
+    out: list[str] = []
     for part in dpath.split("."):
         if part.startswith("ofType(") and out:
             tname = part[len("ofType(") : -1]

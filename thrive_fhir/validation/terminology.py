@@ -109,6 +109,8 @@ class Expander:
         for f in filters:
             op, prop, value = f.get("op"), f.get("property"), f.get("value")
             if op in ("is-a", "descendent-of") and prop == "concept":
+                if not isinstance(value, str):
+                    raise CannotExpand(f"filter {prop} {op}: the value must be a code")
                 node = _find_concept(cs.get("concept", []), value)
                 if node is None:
                     raise CannotExpand(f"filter {prop} {op} {value}: code not in {system}")

@@ -158,7 +158,8 @@ class Validator:
     def validate_set(self, resources: list) -> dict[str, dict]:
         """OperationOutcome per resource (key ``Type/id``, else the list index as a string), with
         the cross-resource app rules applied between all of them (and Bundle entries within)."""
-        keys, per, items, owner = [], {}, [], []
+        keys, per, owner = [], {}, []
+        items: list[tuple[dict, str, str | None]] = []
         for i, res in enumerate(resources):
             key = _key(res, i)
             if key in per:
