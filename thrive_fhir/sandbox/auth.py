@@ -151,8 +151,7 @@ class AuthViews:
         return resp
 
     def page(self, template: str, status: int = 200, **ctx: Any) -> Response:
-        return Response(render_template(template, notice=DEV_ONLY_NOTICE, **ctx), status=status,
-                        mimetype="text/html")
+        return Response(render_template(template, notice=DEV_ONLY_NOTICE, **ctx), status=status, mimetype="text/html")
 
     def error_page(self, error: str, description: str, status: int = 400) -> Response:
         if request.accept_mimetypes.best == "application/json":
@@ -175,8 +174,9 @@ class AuthViews:
     def pending_or_error(self) -> AuthRequest | Response:
         req = self.authority.pending(request.values.get("req"))
         if req is None:
-            return self.error_page("invalid_request",
-                                   "This sign-in request has expired or is unknown. Relaunch the app.")
+            return self.error_page(
+                "invalid_request", "This sign-in request has expired or is unknown. Relaunch the app."
+            )
         return req
 
     def authorize(self) -> BaseResponse:
@@ -203,8 +203,13 @@ class AuthViews:
             return self.page("login.html", 400, req=req, users=users, message="Choose one of the sandbox users.")
         req.user = user_id
         resp = self.next_step(req)
-        resp.set_cookie(SESSION_COOKIE, authority.start_session(user_id), httponly=True, samesite="Lax",
-                        path=request.script_root or "/")
+        resp.set_cookie(
+            SESSION_COOKIE,
+            authority.start_session(user_id),
+            httponly=True,
+            samesite="Lax",
+            path=request.script_root or "/",
+        )
         return resp
 
     def select_patient(self) -> BaseResponse:
@@ -225,8 +230,9 @@ class AuthViews:
             patients = lookup.search(query or None) if lookup else []
         except PatientLookupError:
             patients, message = [], "The record system did not answer; try again."
-        return self.page("select_patient.html", 400 if message else 200, req=req, patients=patients, q=query,
-                         message=message)
+        return self.page(
+            "select_patient.html", 400 if message else 200, req=req, patients=patients, q=query, message=message
+        )
 
     def consent(self) -> BaseResponse:
         authority = self.authority
