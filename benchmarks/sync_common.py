@@ -125,3 +125,25 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return 0.0
+
+
+def raw_bundles_by_identifier(changes, size: int = 100):
+    """The same data as a plain client would send to a store that assigns its own ids (the worker's
+    identifier mode): conditional update on the Observation's identifier, the Provenance POSTed with
+    its target pointing at the Observation's urn:uuid in the same Bundle."""
+    from urllib.parse import quote
+
+    entries = []
+    for uid, _pid, obs, prov in changes:
+        source = {"source": f"{canonical.source_uri('RXX')}#{uid}"}
+        ident = obs["identifier"][0]
+        o = {k: v for k, v in obs.items() if k != "id"} | {"meta": source}
+        entries.append({"fullUrl": f"urn:uuid:{obs['id']}", "resource": o,
+                        "request": {"method": "PUT",
+                                    "url": "Observation?identifier=" + quote(f"{ident['system']}|{ident['value']}", safe="")}})
+        p = {k: v for k, v in prov.items() if k != "id"} | {"meta": {**prov.get("meta", {}), **source},
+                                                            "target": [{"reference": f"urn:uuid:{obs['id']}"}]}
+        entries.append({"fullUrl": f"urn:uuid:{prov['id']}", "resource": p,
+                        "request": {"method": "POST", "url": "Provenance"}})
+    for i in range(0, len(entries), size):
+        yield {"resourceType": "Bundle", "type": "transaction", "entry": entries[i:i + size]}

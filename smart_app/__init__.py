@@ -11,38 +11,36 @@ blueprints use.
 from __future__ import annotations
 
 import importlib
-import logging
 import mimetypes
 import threading
-import uuid
-from dataclasses import dataclass, field
+from collections import OrderedDict
 from pathlib import Path
-from typing import Any
 
-from flask import Flask, abort, g, render_template, request, send_from_directory
+import sqlalchemy as sa
+from flask import Flask, abort, g, render_template, request, send_from_directory, url_for
 from jinja2 import ChainableUndefined, ChoiceLoader, FileSystemLoader, PackageLoader
-from werkzeug.exceptions import HTTPException
+from markupsafe import Markup
 
+from thrive_fhir.client.smart_launch import SmartClient
+from thrive_fhir.localstore import LocalStore
+
+from . import context, errors, security
 from .config import AppConfig, ConfigError, load_config_file, parse_config
+from .context import audience_allows, read_only_reason
+from .launch.routes import bp as launch_bp
+from .sessions import SessionStore
+from .state import EXTENSION, AppState
+from .summary import bp as summary_bp
+from .summary.agency import bp as agency_bp
+from .summary.picker import bp as picker_bp
+from .writeback import WriteBacks
 
-log = logging.getLogger("smart_app")
+__all__ = ["AppConfig", "AppState", "ConfigError", "create_app"]
 
 #: NHS.UK frontend files the pages use, served from node_modules (never committed to the repo).
 _FRONTEND_FILES = {"nhsuk-frontend.min.css", "nhsuk-frontend.min.js"}
 
 mimetypes.add_type("text/javascript", ".mjs")
-
-
-@dataclass
-class AppState:
-    """Per-app singletons, reachable as ``app.extensions["thrive"]``."""
-
-    config: AppConfig
-    sessions: Any
-    local_store: Any
-    smart: Any = None
-    writebacks: Any = None
-    nav: list[tuple[int, str, str]] = field(default_factory=list)
 
 
 def _frontend_dir(config: AppConfig) -> Path:
@@ -89,43 +87,26 @@ def create_app(config: dict | AppConfig | str | Path | None = None) -> Flask:
         ),
     }
 
-    from thrive_fhir.localstore import LocalStore
-
-    from .sessions import SessionStore
-
     store = LocalStore(cfg.database_url)
     store.migrate()
     sessions_engine = store.engine
     if store.engine.dialect.name == "sqlite":
         # Session reads must not queue behind the local store's BEGIN IMMEDIATE write lock.
-        import sqlalchemy as sa
-
         sessions_engine = sa.create_engine(cfg.database_url, connect_args={"timeout": 30})
     sessions = SessionStore(sessions_engine, cfg.secret_key)
     sessions.create_tables()
-    from thrive_fhir.client.smart_launch import SmartClient
-
-    from .writeback import WriteBacks
-
     writebacks = WriteBacks(sessions_engine)
     writebacks.create_tables()
     state = AppState(config=cfg, sessions=sessions, local_store=store, smart=SmartClient(), writebacks=writebacks)
-    app.extensions["thrive"] = state
-
-    from . import context, security
+    app.extensions[EXTENSION] = state
 
     context.install(app)
     security.install_csrf(app)
     security.install_headers(app)
-    security.install_log_redaction(app)
+    security.install_logging(app)
     _install_assets(app, _frontend_dir(cfg))
-    _install_errors(app)
+    errors.install(app)
     _install_template_globals(app)
-
-    from .launch import bp as launch_bp
-    from .summary import bp as summary_bp
-    from .summary.agency import bp as agency_bp
-    from .summary.picker import bp as picker_bp
 
     app.register_blueprint(launch_bp)
     app.register_blueprint(summary_bp)
@@ -172,45 +153,13 @@ def _install_assets(app: Flask, frontend: Path) -> None:
         response = send_from_directory(folder, filename, max_age=3600)
         return response
 
-
-def _install_errors(app: Flask) -> None:
-    @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException):
-        titles = {
-            400: "There is a problem with this request",
-            403: "You cannot do that here",
-            404: "Page not found",
-            405: "That action is not available here",
-            413: "What you sent is too large",
-        }
-        status = exc.code or 500
-        message = exc.description if status in (400, 403, 413) else {
-            404: "Check the address, or go back to the summary.",
-            405: "Go back and try again.",
-        }.get(status, "Something went wrong. Try again.")
-        return render_template(
-            "errors/message.html", status=status, title=titles.get(status, "Something went wrong"), message=message
-        ), status
-
-    @app.errorhandler(Exception)
-    def unexpected(exc: Exception):
-        ref = uuid.uuid4().hex[:8]
-        log.error("unhandled error ref=%s on %s %s: %s", ref, request.method, request.path, type(exc).__name__,
-                  exc_info=exc)
-        return render_template(
-            "errors/message.html",
-            status=500,
-            title="Sorry, there is a problem with the service",
-            message=f"Nothing has been lost that was already saved. Try again. If this keeps happening, "
-            f"contact support and quote reference {ref}.",
-        ), 500
+    @app.get("/favicon.ico")
+    def favicon():
+        # browsers ask for /favicon.ico whatever the page says; answer with the NHS.UK one, not a 404
+        return send_from_directory(frontend / "assets" / "images", "favicon.ico", max_age=86400)
 
 
 def _nav_items(app: Flask, launch) -> list[dict]:
-    from flask import url_for
-
-    from .context import audience_allows
-
     items = []
     if launch is not None and launch.patient_id:
         for _order, endpoint, label in app.extensions["thrive"].nav:
@@ -225,10 +174,6 @@ def _nav_items(app: Flask, launch) -> list[dict]:
 
 
 def _install_template_globals(app: Flask) -> None:
-    from flask import url_for
-
-    from .context import read_only_reason
-
     def risk_banner():
         """What the every-page risk banner shows (``smart_app.risk``), from the request's records
         snapshot. Agency launches see it only on the shared plan, after the consent check: the
@@ -255,10 +200,6 @@ def _install_template_globals(app: Flask) -> None:
         return g.risk_banner
 
     app.jinja_env.globals["risk_banner"] = risk_banner
-
-    from collections import OrderedDict
-
-    from markupsafe import Markup
 
     headers: OrderedDict = OrderedDict()
     header_lock = threading.Lock()

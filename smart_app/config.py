@@ -27,8 +27,13 @@ A config file may be TOML (``.toml``), JSON (``.json``) or YAML (``.yaml``/``.ym
     key_id = "thrive-2025-01"
     # client_secret = "..."                   # client_secret_basic only
     scope_version = "v2"                      # or "v1" (SC-03)
-    online_access = false                     # add online_access to the EHR-launch scopes
-    auth_hosts = ["auth.example.nhs.uk"]      # hosts discovery may point at (pinned)
+    online_access = true                      # ask for online_access (a refresh token while the user
+                                              # works; both launch kinds): the default
+    auth_hosts = ["auth.example.nhs.uk"]      # where discovery may point (pinned), besides the iss's
+                                              # own origin: "host" (https, port 443) or a whole origin
+                                              # "https://auth.example.nhs.uk:8443"; compared by scheme,
+                                              # host and port
+    # epic_client_id_header = true            # Epic only: send Epic-Client-ID to /metadata
     # oidc_issuer = "https://auth.example.nhs.uk/oauth2"  # id_token issuer (EL-17); needed when the EHR
     #                                         # has no .well-known/smart-configuration (/metadata fallback)
     frame_ancestors = ["https://ehr-ui.example.nhs.uk"]  # EHR UI origins allowed to frame us
@@ -97,12 +102,16 @@ class EhrRegistration:
     key_id: str | None = None
     client_secret: str | None = None
     scope_version: str = "v2"
-    online_access: bool = False
+    online_access: bool = True
     auth_hosts: tuple[str, ...] = ()
     frame_ancestors: tuple[str, ...] = ()
     allow_insecure_loopback: bool = False
     need_patient_picker: bool = False
     oidc_issuer: str | None = None
+    #: Epic: its /metadata may list the endpoints registered for a client only when the request names
+    #: that client in an ``Epic-Client-ID`` header (fhir.epic.com/Documentation?docId=oauth2, Step 2).
+    #: Other EHRs get no such header: it would tell them our client id for nothing.
+    epic_client_id_header: bool = False
 
     @property
     def display_name(self) -> str:
@@ -126,9 +135,29 @@ class EhrRegistration:
         else:
             return False
         if pinned:
-            allowed = {h.lower() for h in self.auth_hosts} | {(urlsplit(self.iss).hostname or "").lower()}
-            return host.lower() in allowed
+            return _origin(url) in self.pinned_origins
         return True
+
+    @property
+    def pinned_origins(self) -> frozenset[tuple[str, str, int]]:
+        """(scheme, host, port) of the iss and of each ``auth_hosts`` entry. Whole origins, not host
+        names: an authorization server on another port of the same host is another server."""
+        origins = {_origin(self.iss)}
+        for entry in self.auth_hosts:
+            origins.add(_origin(entry if "://" in entry else f"https://{entry}"))
+        return frozenset(o for o in origins if o is not None)
+
+
+def _origin(url: str) -> tuple[str, str, int] | None:
+    """``(scheme, lower-case host, port)`` with the scheme's default port filled in."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    if not parts.hostname or parts.scheme not in ("http", "https"):
+        return None
+    return parts.scheme, parts.hostname.lower(), port or (443 if parts.scheme == "https" else 80)
 
 
 @dataclass(frozen=True)
@@ -184,6 +213,20 @@ def _strs(raw: dict, key: str, where: str) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _auth_hosts(raw: dict, where: str) -> tuple[str, ...]:
+    entries = _strs(raw, "auth_hosts", where)
+    for entry in entries:
+        parts = urlsplit(entry if "://" in entry else f"https://{entry}")
+        try:
+            _ = parts.port
+        except ValueError:
+            parts = None
+        if parts is None or not parts.hostname or parts.path or parts.query or parts.username \
+                or parts.scheme not in ("http", "https"):
+            raise ConfigError(f"{where}.auth_hosts: {entry!r} is not a host or an origin (scheme://host[:port])")
+    return entries
+
+
 def _ehr(raw: Any, i: int, base_dir: Path) -> EhrRegistration:
     where = f"ehr[{i}]"
     if not isinstance(raw, dict):
@@ -225,12 +268,13 @@ def _ehr(raw: Any, i: int, base_dir: Path) -> EhrRegistration:
         key_id=raw.get("key_id"),
         client_secret=raw.get("client_secret"),
         scope_version=version,
-        online_access=_bool(raw, "online_access", False),
-        auth_hosts=_strs(raw, "auth_hosts", where),
+        online_access=_bool(raw, "online_access", True),
+        auth_hosts=_auth_hosts(raw, where),
         frame_ancestors=frame,
         allow_insecure_loopback=_bool(raw, "allow_insecure_loopback", False),
         need_patient_picker=_bool(raw, "need_patient_picker", False),
         oidc_issuer=raw.get("oidc_issuer"),
+        epic_client_id_header=_bool(raw, "epic_client_id_header", False),
     )
     if not reg.url_allowed(iss, pinned=False):
         raise ConfigError(

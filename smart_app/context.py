@@ -28,30 +28,31 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Any, Callable
+from typing import Any, Callable, TypeGuard
 
-from flask import Blueprint, current_app, g, has_request_context, render_template, request, url_for
+from flask import Blueprint, g, has_request_context, redirect, render_template, request, url_for
 
-from thrive_fhir.client.smart_scopes import GrantedScopes
+from .errors import error_page, unknown_staff_page
+from .launch.ehr_client import EhrClient
+from .launch.identity import identity_confirmed
+from .launch.tokens import ensure_fresh_token
+from .scopes import GrantedScopes
+from .sessions import LaunchRecord
+from .state import AppState, state
 
-from .sessions import LaunchRecord, utcnow
+__all__ = [
+    "COOKIE_NAME", "LaunchContext", "current_launch", "error_page", "launch_blueprint", "launch_required",
+    "register_nav", "state", "unknown_staff_page", "write_required",
+]
 
 COOKIE_NAME = "__Host-thrive"
 # fhirUser types that are members of staff: the only authors/readers Provenance and AuditEvent accept here.
 STAFF_REF_PREFIXES = ("PractitionerRole/", "Practitioner/")
 
 
-def is_staff_ref(ref: str | None) -> bool:
+def is_staff_ref(ref: str | None) -> TypeGuard[str]:
     """``ref`` names a member of staff (see ``LaunchContext.staff_ref``)."""
-    return bool(ref) and ref.startswith(STAFF_REF_PREFIXES)
-#: When fewer seconds than this remain on the access token, refresh before using it (TS-09).
-REFRESH_MARGIN = timedelta(seconds=60)
-
-
-def state():
-    """The app-wide state object (config, sessions, local store) of the current app."""
-    return current_app.extensions["thrive"]
+    return ref is not None and ref.startswith(STAFF_REF_PREFIXES)
 
 
 @dataclass
@@ -59,7 +60,7 @@ class LaunchContext:
     """What a page knows about the launch it runs in. Built per request; never stored as is."""
 
     record: LaunchRecord
-    _app_state: Any = field(repr=False)
+    _app_state: AppState = field(repr=False)
 
     # --- identity and patient ---------------------------------------------------------------
     @property
@@ -126,6 +127,21 @@ class LaunchContext:
     def need_patient_banner(self) -> bool:
         return self.record.need_patient_banner
 
+    @property
+    def show_patient_banner(self) -> bool:
+        """Show our banner (name, NHS number) on this response?
+
+        ``need_patient_banner: false`` means the EHR shows the young person's identity around our
+        frame, which is true only inside that frame. Opened in a new window or tab, nothing else on
+        screen says whose plan this is, so the banner shows unless the browser says this response
+        goes into an iframe (``Sec-Fetch-Dest``). A browser that does not send the header gets the
+        banner: when in doubt, show who this is."""
+        if not self.patient_id:
+            return False
+        if self.need_patient_banner:
+            return True
+        return request.headers.get("Sec-Fetch-Dest") != "iframe"
+
     # --- permissions ------------------------------------------------------------------------
     @functools.cached_property
     def scopes(self) -> GrantedScopes:
@@ -157,10 +173,8 @@ class LaunchContext:
         return self._app_state.local_store
 
     @functools.cached_property
-    def ehr_client(self):
+    def ehr_client(self) -> EhrClient:
         """An authorised FHIR client for the launching EHR (token sent only under its base)."""
-        from .launch.ehr_client import EhrClient
-
         return EhrClient.for_launch(self._app_state, self.record)
 
     @property
@@ -215,14 +229,6 @@ def register_nav(app, endpoint: str, label: str, order: int = 50) -> None:
     nav.sort()
 
 
-def error_page(status: int, title: str, message: str, **extra: Any):
-    """A friendly HTML error page (never a traceback, never a token)."""
-    return (
-        render_template("errors/message.html", status=status, title=title, message=message, **extra),
-        status,
-    )
-
-
 def load_launch_record() -> LaunchRecord | None:
     """The launch record named in the URL, if its binding matches this browser (cached in ``g``)."""
     if "launch_record" in g:
@@ -239,38 +245,28 @@ def load_launch_record() -> LaunchRecord | None:
     return record
 
 
-def _ensure_fresh_token(record: LaunchRecord) -> tuple[bool, bool]:
-    """Refresh proactively when < 60 s remain (at most once a minute).
-    Returns (usable, refreshed): usable False = the session is over."""
-    if record.ended or record.ends_at <= utcnow():
-        return False, False
-    expires = record.token_expires_at
-    if expires is None:
-        return True, False  # test launches and EHRs that do not say: rely on the FHIR 401 path
-    if expires - utcnow() > REFRESH_MARGIN:
-        return True, False
-    if record.has_refresh_token and not (
-        record.refreshed_at and utcnow() - record.refreshed_at < timedelta(seconds=60) and expires > utcnow()
-    ):
-        from .launch.routes import refresh_launch_tokens
-
-        if refresh_launch_tokens(record):
-            return True, True
-    return expires > utcnow(), False
-
-
 def session_ended_response(record: LaunchRecord):
     """Session over. A POST's form is kept server-side and offered again after relaunch (TS-09)."""
     draft_fields: list[tuple[str, str]] = []
     if request.method == "POST":
         draft_fields = [(k, v) for k, v in request.form.items(multi=True) if k != "csrf_token"]
         path = request.path[len(f"/l/{record.launch_id}"):] or "/"
-        state().sessions.save_draft(request.cookies.get(COOKIE_NAME), record, path, draft_fields)
-    g.frame_ancestors_iss = record.iss if record.mode == "ehr" else None
+        # launch_required matched the binding cookie, so it is there
+        state().sessions.save_draft(request.cookies.get(COOKIE_NAME) or "", record, path, draft_fields)
+    _frame_policy_for(record)
     return (
         render_template("errors/session_ended.html", record=record, draft_fields=draft_fields),
         401,
     )
+
+
+def _frame_policy_for(record: LaunchRecord) -> None:
+    """Who may frame this launch's pages: the launching EHR's UI for a clinician launch; nobody
+    for an agency worker's standalone launch (SA-03), error pages included."""
+    if record.mode == "ehr":
+        g.frame_ancestors_iss = record.iss
+    else:
+        g.frame_none = True
 
 
 def launch_required(view: Callable) -> Callable:
@@ -292,13 +288,19 @@ def launch_required(view: Callable) -> Callable:
                 "Session not found",
                 "This app session was not found or has ended. Relaunch the app from the patient's record.",
             )
-        g.frame_ancestors_iss = record.iss if record.mode == "ehr" else None
-        usable, refreshed = _ensure_fresh_token(record)
+        _frame_policy_for(record)
+        usable, refreshed = ensure_fresh_token(record)
         if not usable:
             return session_ended_response(state().sessions.get_launch(record.launch_id) or record)
         if refreshed:  # re-read: new expiry (tokens themselves are fetched on use)
             g.launch_record = state().sessions.get_launch(record.launch_id) or record
         g.launch = LaunchContext(g.launch_record, state())
+        if record.patient_id and not identity_confirmed(record.banner) and not getattr(
+            view, "identity_not_needed", False
+        ):
+            # Never a young person's plan without their confirmed identity (wrong-patient hazard):
+            # the identity page says what went wrong and offers to read the Patient again.
+            return redirect(url_for("launch.patient_identity", launch_id=record.launch_id), code=303)
         if not audience_allows(request.blueprint, record.mode):
             if record.mode != "ehr":
                 return error_page(
@@ -366,14 +368,3 @@ def install(app) -> None:
             return
         if app.url_map.is_endpoint_expecting(endpoint, "launch_id"):
             values["launch_id"] = g.launch_id
-
-
-def unknown_staff_page():
-    """403 for an agency sign-in that names no member of staff (see ``LaunchContext.staff_ref``)."""
-    return error_page(
-        403,
-        "We could not tell who you are",
-        "Every look at a shared plan is recorded against the person who looked, and your sign-in did not "
-        "say which member of staff you are. Sign in again and allow the app to know who you are, or ask "
-        "your system administrator to link your account to your staff record.",
-    )

@@ -45,6 +45,52 @@ def change_label(ratings: list[Rating]) -> str:
     return f"No reliable change yet ({delta:+d})"
 
 
+#: Goal.achievementStatus (R4 goal-achievement codes) in the words pages use.
+ACHIEVEMENT_WORDS = {
+    "in-progress": "In progress",
+    "improving": "Improving",
+    "worsening": "Getting worse",
+    "no-change": "No change",
+    "no-progress": "No reliable change",
+    "achieved": "Achieved",
+    "sustaining": "Sustaining",
+    "not-achieved": "Not achieved",
+    "not-attainable": "Not attainable",
+}
+
+
+def achievement(ratings: list[Rating]) -> str:
+    """Goal.achievementStatus from the score change so far, the same rule as :func:`change_label`:
+    a rise of 3 or more is ``improving``, a fall of 3 or more ``worsening``, anything smaller
+    ``no-progress`` (no reliable change); fewer than two ratings, ``in-progress``. Closing a goal as
+    achieved or not achieved replaces this (``thrive_fhir.builders.goals``)."""
+    delta = change(ratings)
+    if delta is None:
+        return "in-progress"
+    if delta >= GBO_RELIABLE_CHANGE:
+        return "improving"
+    if delta <= -GBO_RELIABLE_CHANGE:
+        return "worsening"
+    return "no-progress"
+
+
+def achievement_words(code: str | None) -> str:
+    return ACHIEVEMENT_WORDS.get(code or "", (code or "").replace("-", " ").capitalize())
+
+
+def ending_words(goal: dict) -> str:
+    """How a closed goal ended, and why, in words ("Achieved: back at school full time")."""
+    achievement = next((c.get("code") for c in (goal.get("achievementStatus") or {}).get("coding", [])), None)
+    if goal.get("lifecycleStatus") == "cancelled":
+        how = "Ended before it was achieved"
+    elif achievement in ("achieved", "not-achieved"):
+        how = ACHIEVEMENT_WORDS[achievement]
+    else:
+        how = (goal.get("lifecycleStatus") or "closed").replace("-", " ").capitalize()
+    reason = (goal.get("statusReason") or "").strip()
+    return f"{how}: {reason}" if reason else how
+
+
 def needs_discussion(ratings: list[Rating], last_discussed: datetime | date | None,
                      review_after: int = DEFAULT_REVIEW_AFTER) -> bool:
     """True when the goal has ``review_after`` or more ratings without a reliable improvement and
@@ -71,8 +117,12 @@ def _as_datetime(value: date | datetime) -> datetime:
 
 
 # --- the chart -------------------------------------------------------------------------------
-_W, _H = 640, 260
-_LEFT, _RIGHT, _TOP, _BOTTOM = 44, 16, 16, 40
+# A narrow drawing (360 units wide) so the text stays readable when a phone scales the chart down:
+# at 360 px the chart is drawn at about 0.9 of its size, so 15-unit labels are ~13 px tall (a 640-
+# unit drawing made them ~6 px). app.css caps its width so it does not grow huge on a desktop.
+_W, _H = 360, 230
+_LEFT, _RIGHT, _TOP, _BOTTOM = 30, 12, 12, 40
+_FONT = 15
 
 
 def _y(score: float) -> float:
@@ -87,6 +137,21 @@ def _x(i: int, n: int) -> float:
 
 def _short(value: date | datetime) -> str:
     return value.strftime("%-d %b")
+
+
+def axis_labels(ratings: list[Rating]) -> list[str]:
+    """The label under each rating: its day, and when two ratings share a day, the time as well,
+    so they can be told apart ("2 Dec 9am", "2 Dec 4:30pm")."""
+    from smart_app.wording import time_text
+
+    days = [_short(r.when) for r in ratings]
+    out = []
+    for r, day in zip(ratings, days):
+        if days.count(day) > 1 and isinstance(r.when, datetime):
+            out.append(f"{day} {time_text(r.when)}")
+        else:
+            out.append(day)
+    return out
 
 
 def goal_chart(goal_id: str, slot: int | None, text: str, ratings: list[Rating]) -> Markup:
@@ -123,19 +188,21 @@ def chart_svg(ratings: list[Rating], *, chart_id: str, title: str) -> Markup:
     for s in range(0, 11, 2):
         y = _y(s)
         parts.append(f'<line x1="{_LEFT}" x2="{_W - _RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="#d8dde0" stroke-width="1" />')
-        parts.append(f'<text x="{_LEFT - 8}" y="{y + 5:.1f}" text-anchor="end" font-size="14" fill="#212b32">{s}</text>')
+        parts.append(f'<text x="{_LEFT - 6}" y="{y + 5:.1f}" text-anchor="end" font-size="{_FONT}" fill="#212b32">{s}</text>')
     if n:
         points = " ".join(f"{_x(i, n):.1f},{_y(r.score):.1f}" for i, r in enumerate(ratings))
         parts.append(f'<polyline points="{points}" fill="none" stroke="#005eb8" stroke-width="3" />')
+        labels = axis_labels(ratings)
+        # label first, last and, for short series, every point, so the axis never crowds
+        crowded = n > 3
         for i, r in enumerate(ratings):
             x, y = _x(i, n), _y(r.score)
             parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="6" fill="#005eb8" stroke="#ffffff" stroke-width="2" />')
-            # label first, last and, for short series, every point, so the axis never crowds
-            if n <= 8 or i in (0, n - 1):
+            if not crowded or i in (0, n - 1):
                 anchor = "start" if (i == 0 and n > 1) else "end" if (i == n - 1 and n > 1) else "middle"
                 parts.append(
-                    f'<text x="{x:.1f}" y="{_H - _BOTTOM + 22}" text-anchor="{anchor}" font-size="13" '
-                    f'fill="#212b32">{escape(_short(r.when))}</text>'
+                    f'<text class="app-gbo-chart__date" x="{x:.1f}" y="{_H - _BOTTOM + 24}" text-anchor="{anchor}" '
+                    f'font-size="{_FONT}" fill="#212b32">{escape(labels[i])}</text>'
                 )
     parts.append("</svg>")
     return Markup("".join(parts))

@@ -26,6 +26,8 @@ from datetime import date, datetime, timezone
 from thrive_fhir import canonical
 
 OPEN_GOAL_STATUSES = ("proposed", "accepted", "active", "on-hold")
+OPEN_REQUEST_STATUSES = ("draft", "active", "on-hold")
+OPEN_TASK_STATUSES = ("draft", "requested", "received", "accepted", "ready", "in-progress", "on-hold")
 _G_KEY = "_thrive_patient_records"
 
 
@@ -182,6 +184,16 @@ class Signpost:
     @property
     def kind(self) -> str:
         return "referral" if self.request.get("intent") == "order" else "signposting"
+
+    @property
+    def id(self) -> str:
+        return self.request["id"]
+
+    @property
+    def is_open_referral(self) -> bool:
+        """A referral the receiving service has not finished, refused or had cancelled."""
+        return (self.kind == "referral" and self.request.get("status") in OPEN_REQUEST_STATUSES
+                and (self.task is None or self.task.get("status") in OPEN_TASK_STATUSES))
 
     @property
     def service_code(self) -> str | None:

@@ -4,20 +4,26 @@ Why these matter here: the binding cookie must be ``SameSite=None`` to survive t
 redirect back into the EHR frame, which removes the browser's own CSRF defence, so every
 state-changing request carries a per-launch synchronizer token and a same-origin ``Origin``
 (docs/design/smart-launch.md TS-04). Framing is allowed only from the launching EHR's registered UI origins
-(TS-05). Tokens, codes and launch values never reach a log line (TS-06).
+(TS-05); error pages that cannot tell which EHR frames them may be framed by any registered EHR UI
+(``smart_app.errors`` says why that is safe). Tokens, codes and launch values never reach a log
+line (TS-06), and values from requests are escaped there, so a newline in a query parameter cannot
+forge a log line.
 """
 
 from __future__ import annotations
 
+import http.client
 import logging
 import re
 import secrets
 from urllib.parse import urlsplit
 
 from flask import Flask, abort, g, request
+from flask.logging import default_handler
 from markupsafe import Markup, escape
 
-from .context import COOKIE_NAME, load_launch_record, state
+from .context import COOKIE_NAME, load_launch_record
+from .state import state
 
 UNSAFE_METHODS = ("POST", "PUT", "PATCH", "DELETE")
 
@@ -31,6 +37,10 @@ _COOKIE_RE = re.compile(r"(?i)((?:set-)?cookie:?\s*)[^\r\n]*")
 _JWT_RE = re.compile(r"eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*")
 
 
+#: Characters that would end or forge a log line (C0/C1 controls and Unicode line separators).
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
 def redact(text: str) -> str:
     """Mask secret query values, bearer/basic credentials, cookies and anything JWT-shaped."""
     text = _PARAM_RE.sub(lambda m: f"{m.group(1)}=[redacted]", text)
@@ -39,15 +49,23 @@ def redact(text: str) -> str:
     return _JWT_RE.sub("[redacted-jwt]", text)
 
 
+def escape_controls(text: str) -> str:
+    """Write control characters (newline, carriage return, escape, Unicode line separators) as
+    visible escapes, so one record is always one line whatever its values held (log injection)."""
+    return _CONTROL_RE.sub(lambda m: {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(
+        m.group(0), f"\\x{ord(m.group(0)):02x}" if ord(m.group(0)) < 0x100 else f"\\u{ord(m.group(0)):04x}"), text)
+
+
 class RedactingFilter(logging.Filter):
-    """Rewrites each record's message through :func:`redact` (including Werkzeug's request line)."""
+    """Rewrites each record's message through :func:`redact` (including Werkzeug's request line)
+    and :func:`escape_controls` (log injection: a value holding a newline)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
         except Exception:
             return True
-        cleaned = redact(message)
+        cleaned = escape_controls(redact(message))
         if cleaned != message:
             record.msg, record.args = cleaned, None
         if record.exc_text:
@@ -61,9 +79,28 @@ REDACTED_LOGGERS = ("werkzeug", "waitress", "urllib3", "urllib3.connectionpool",
 _FILTER = RedactingFilter()
 
 
+def _our_loggers() -> list[logging.Logger]:
+    """Every logger of the app and library that exists now (records are filtered where they are
+    made: a filter on ``smart_app`` alone would miss records of ``smart_app.launch``)."""
+    names = set(REDACTED_LOGGERS)
+    names.update(n for n in logging.root.manager.loggerDict if n.split(".", 1)[0] in ("smart_app", "thrive_fhir"))
+    return [logging.getLogger(n) for n in sorted(names)]
+
+
+def install_logging(app: Flask) -> None:
+    """The app's logging: each record written once, redacted and escaped.
+
+    Written once: Flask puts its own stderr handler on ``app.logger`` — the ``smart_app`` logger,
+    parent of every logger here — when no handler is configured yet, which is the case while the
+    app is being built. Once the server configured the root logger (``thrive app serve``), each
+    record then went to both, so every app log line was written twice. The app adds no handler of
+    its own: where log lines go is the server's choice (the root logger)."""
+    app.logger.removeHandler(default_handler)
+    install_log_redaction(app)
+
+
 def install_log_redaction(app: Flask) -> None:
-    for name in REDACTED_LOGGERS + (app.logger.name,):
-        logger = logging.getLogger(name)
+    for logger in _our_loggers() + [logging.getLogger(app.import_name)]:
         if _FILTER not in logger.filters:
             logger.addFilter(_FILTER)
         for handler in logger.handlers:
@@ -75,8 +112,6 @@ def install_log_redaction(app: Flask) -> None:
         if _FILTER not in handler.filters:
             handler.addFilter(_FILTER)
     # http.client debug prints headers to stdout, bypassing logging: keep it off.
-    import http.client
-
     http.client.HTTPConnection.debuglevel = 0
 
 
@@ -134,13 +169,24 @@ def install_csrf(app: Flask) -> None:
 
 
 def frame_ancestors() -> str:
-    """The CSP ``frame-ancestors`` value for this response: the launching EHR's registered UI
-    origins on its pages, ``'none'`` everywhere else (standalone, errors before an EHR is known)."""
+    """The CSP ``frame-ancestors`` value for this response.
+
+    - a clinician launch's pages (``g.frame_ancestors_iss``): that EHR's registered UI origins;
+    - an agency worker's standalone launch (``g.frame_none``): ``'none'`` (SA-03);
+    - an error page that cannot tell which EHR (if any) frames it — a 404, an unknown or expired
+      launch, a stale sign-in link — (``g.error_page``): every registered EHR UI origin, so the
+      "relaunch the app from the patient's record" page shows inside the EHR instead of the
+      browser's "refused to connect". Such a page has no form or action to click-jack;
+    - everything else: ``'none'``."""
+    if g.get("frame_none"):
+        return "'none'"
     iss = g.get("frame_ancestors_iss")
     if iss:
         reg = state().config.ehr_for_iss(iss)
-        if reg and reg.frame_ancestors:
-            return " ".join(reg.frame_ancestors)
+        return " ".join(reg.frame_ancestors) if reg and reg.frame_ancestors else "'none'"
+    if g.get("error_page"):
+        origins = sorted({o for reg in state().config.ehrs.values() for o in reg.frame_ancestors})
+        return " ".join(origins) if origins else "'none'"
     return "'none'"
 
 

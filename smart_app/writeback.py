@@ -122,6 +122,38 @@ class WriteBacks:
                 writebacks.c.iss == iss)).scalar()
 
 
+def outcome_page(launch, reason: str, resource: dict, *, saved: str, what: str = "grouping"):
+    """After a failed send: the redirect to show, or when the EHR session has ended, the page itself.
+
+    The local save has committed either way. When the session with the EHR has ended, every launch
+    page (the redirect target included) answers "session ended", so the clinician would never learn
+    that the grouping was saved; they get the outcome in the answer to their own save instead."""
+    from flask import redirect, render_template
+
+    if reason == "session-ended" and not _launch_usable(launch):
+        from .journeys import vocab
+
+        code = next((c.get("code") for c in (resource.get("valueCodeableConcept") or {}).get("coding", [])), None)
+        return render_template("journeys/grouping/saved_not_sent.html", what=what, reason=reason_text(reason),
+                               grouping=vocab.grouping_display(code)), 200
+    return redirect(launch.url_for("grouping.index", saved=saved, ehr=f"failed-{reason}"), code=303)
+
+
+def _launch_usable(launch) -> bool:
+    """Will the next page of this launch still open (the session store has not ended it)?"""
+    from datetime import datetime, timezone
+
+    from .context import state
+
+    record = state().sessions.get_launch(launch.launch_id)
+    if record is None or record.ended:
+        return False
+    ends = record.ends_at
+    if ends.tzinfo is None:
+        ends = ends.replace(tzinfo=timezone.utc)
+    return ends > datetime.now(timezone.utc)
+
+
 def _business_identifier(resource: dict) -> str | None:
     from thrive_fhir import canonical
 

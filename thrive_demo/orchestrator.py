@@ -223,7 +223,7 @@ class Demo:
         agency_ref, agency_name = getattr(self, "agency", (SCHOOL_REF, "Sandbox High School"))
         common = {"client_id": APP_CLIENT_ID, "auth_method": "private_key_jwt",
                   "private_key_file": str(self.workdir / "keys" / "app-client.pem"), "key_id": self.app_key.kid,
-                  "auth_hosts": ["127.0.0.1"], "frame_ancestors": [self.sandbox_origin],
+                  "auth_hosts": [self.sandbox_origin], "frame_ancestors": [self.sandbox_origin],
                   "allow_insecure_loopback": True, "online_access": True}
         config = {
             "secret_key_file": str(secret),

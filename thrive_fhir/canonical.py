@@ -47,6 +47,7 @@ CS_INVOLVEMENT = cs("involvement")
 CS_CHANGE_REASON = cs("grouping-change-reason")
 CS_SAFETY_PLAN_SECTION = cs("safety-plan-section")
 CS_SDM_PARTICIPANT = cs("sdm-participant")
+CS_DECISION_COMPETENCE = cs("decision-competence")
 CM_GROUPING_VARIANTS = f"{BASE}/ConceptMap/thrive-grouping-variants"
 
 # --- our ValueSets ---------------------------------------------------------------------------
@@ -57,6 +58,7 @@ VS_GBO_SCORE = vs("gbo-goal-score")
 VS_GBO_SCORE_ANY = vs("gbo-goal-score-any")
 VS_SAFETY_PLAN_SECTION = vs("safety-plan-section")
 VS_SDM_PARTICIPANT = vs("sdm-participant")
+VS_DECISION_COMPETENCE = vs("decision-competence")
 VS_LOCAL_OFFER = vs("local-offer")
 VS_GROUPING_METHOD = vs("grouping-method")  # shared-decision-making | decided-without-agreement
 VS_REQUEST_CATEGORY = vs("request-category")  # signposting | referral (ServiceRequest.category)
@@ -68,6 +70,7 @@ PROFILE_GBO_GOAL = sd("thrive-gbo-goal")
 PROFILE_GBO_SCORE = sd("thrive-gbo-score")
 PROFILE_SAFETY_PLAN = sd("thrive-safety-plan")
 PROFILE_CONSENT = sd("thrive-sharing-consent")
+EXT_DECISION_COMPETENCE = sd("sharing-decision-competence")  # on the sharing Consent
 PROFILE_SIGNPOSTING = sd("thrive-signposting")
 PROFILE_REFERRAL_TASK = sd("thrive-referral-task")
 PROFILE_PROVENANCE = sd("thrive-provenance")

@@ -13,7 +13,7 @@ transaction with its outbox row; resends and conflicting edits never overwrite).
 from __future__ import annotations
 
 import os
-from datetime import date, datetime
+from datetime import datetime
 
 from flask import Blueprint
 from markupsafe import Markup, escape
@@ -64,26 +64,23 @@ def error_link(item: tuple[str, str]) -> dict:
 
 def journey_datetime(value) -> str:
     """'4 March 2025 at 3:30pm' (UK style, as the NHS style guide writes dates and times)."""
+    from smart_app.wording import datetime_text
+
     if isinstance(value, str):
         from smart_app.records import parse_when
 
         value = parse_when(value)
-    if isinstance(value, datetime):
-        hour = value.strftime("%-I:%M%p").lower().replace(":00", "")
-        return f"{value.day} {value.strftime('%B %Y')} at {hour}"
-    if isinstance(value, date):
-        return journey_date(value)
-    return "unknown date"
+    return datetime_text(value)
 
 
 def journey_date(value) -> str:
+    from smart_app.wording import date_text
+
     if isinstance(value, str):
         from smart_app.records import parse_when
 
         value = parse_when(value)
-    if isinstance(value, (date, datetime)):
-        return f"{value.day} {value.strftime('%B %Y')}"
-    return "unknown date"
+    return date_text(value)
 
 
 def multiline(text: str | None) -> Markup:

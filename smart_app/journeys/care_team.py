@@ -59,10 +59,10 @@ def _members(team: records.Versioned | None) -> list[CareTeamMember]:
 
 
 def _member_rows(team: records.Versioned | None, recs: records.PatientRecords) -> list[dict]:
-    from smart_app.summary.data import Names, known_names
+    from smart_app.names import Names
 
     launch = current_launch()
-    names = Names(launch.local_store, launch.patient_ref, (launch.banner or {}).get("name"), recs, known_names())
+    names = Names.for_launch(launch, recs)
     if launch.user_ref:
         names.cache.setdefault(launch.user_ref, "You")
     if launch.practitioner_role_ref:

@@ -59,6 +59,8 @@ class GroupingForm(Schema):
     grouping = Choice(canonical.GROUPINGS, required=True, message="Choose the grouping you agreed")
     participants = fields.List(fields.String(), load_default=list)
     agencies = fields.List(fields.String(), load_default=list)
+    offered = fields.List(fields.String(), load_default=list)
+    chosen = fields.List(fields.String(), load_default=list)
     yp_involvement = Choice(vocab.YP_INVOLVEMENT, required=True, message="Choose whether the young person agreed")
     yp_reason = Text()
     family_involvement = Choice(
@@ -68,14 +70,16 @@ class GroupingForm(Schema):
     change_note = Text()
 
     ORDER = [
-        "yp_words", "needs", "options", "grouping", "change_reason", "change_note", "participants",
+        "yp_words", "needs", "options", "offered", "chosen", "grouping", "change_reason", "change_note", "participants",
         "agencies", "yp_involvement", "yp_reason", "family_involvement",
     ]
 
-    def __init__(self, *, previous_grouping: str | None = None, agency_keys: tuple[str, ...] = (), **kwargs):
+    def __init__(self, *, previous_grouping: str | None = None, agency_keys: tuple[str, ...] = (),
+                 option_codes: frozenset[str] | set[str] | None = None, **kwargs):
         super().__init__(**kwargs)
         self.previous_grouping = previous_grouping
         self.agency_keys = agency_keys
+        self.option_codes = option_codes
 
     @validates_schema(skip_on_field_errors=False)
     def _joined(self, data, **kwargs):
@@ -96,6 +100,11 @@ class GroupingForm(Schema):
             errors["participants"] = "Tick the parent or carer as taking part, or change how they were involved"
         elif family in ("not-involved", "not-applicable") and "parent-carer" in parts:
             errors["family_involvement"] = "The parent or carer is ticked as taking part, so choose whether they agreed"
+        if self.option_codes is not None:
+            if any(o not in self.option_codes for o in data.get("offered") or []):
+                errors["offered"] = "Choose the options offered from the list"
+            if any(o not in self.option_codes for o in data.get("chosen") or []):
+                errors["chosen"] = "Choose the options chosen from the list"
         agencies = data.get("agencies") or []
         if any(a not in self.agency_keys for a in agencies):
             errors["agencies"] = "Choose the agencies from the list"
@@ -271,29 +280,80 @@ class SignpostForm(Schema):
             raise ValidationError(errors)
 
 
+#: The referral page's three forms: form field name and the message when it is left blank.
+REFERRAL_CHANGES = {
+    "update": ("update_text", "Write what you want the service to know"),
+    "cancel": ("cancel_reason", "Say why the referral is being cancelled"),
+    "again": ("again_text", "Say what you are asking the service to do"),
+}
+
+
+def referral_change_form(kind: str) -> Schema:
+    """Updating, cancelling or making a referral again: the form's one text box (the update, the
+    reason for cancelling, or what the service is asked to do) arrives as ``text``."""
+    name, blank = REFERRAL_CHANGES[kind]
+
+    class ReferralChangeForm(Schema):
+        token = Token()
+        sr_version = Version()
+        task_version = Version()
+        text = Text(required=True, blank=blank, max_length=2000, data_key=name)
+
+        ORDER = [name]
+
+    return ReferralChangeForm()
+
+
 # --- 5. sharing consent -----------------------------------------------------------------------
+COMPETENCE = {
+    "competent": "Yes, the young person can decide for themselves",
+    "not-competent": "No, the young person cannot decide about this now",
+}
+
+
 class ConsentForm(Schema):
+    """Who agreed to share the plan, whether the young person could decide, with whom, until when.
+
+    Consent comes from the young person when they are competent to decide (Gillick competence under
+    16, capacity at 16 or 17); otherwise from a parent or carer with parental responsibility."""
+
     token = Token()
     version = Version()
+    given_by = fields.String(load_default="")
+    competence = Choice(tuple(COMPETENCE), required=True,
+                        message="Choose whether the young person can decide about sharing for themselves")
+    competence_note = Text(max_length=1000)
     agencies = fields.List(fields.String(), load_default=list)
     confirmed = fields.String(load_default="")
 
-    ORDER = ["agencies", "confirmed"]
+    ORDER = ["given_by", "competence", "competence_note", "agencies", "end-day", "confirmed"]
 
-    def __init__(self, *, agency_keys: tuple[str, ...] = (), **kwargs):
+    def __init__(self, *, agency_keys: tuple[str, ...] = (), giver_keys: tuple[str, ...] = ("young-person",), **kwargs):
         super().__init__(**kwargs)
         self.agency_keys = agency_keys
+        self.giver_keys = giver_keys
 
     @validates_schema(skip_on_field_errors=False)
     def _joined(self, data, **kwargs):
         errors = {}
+        giver = data.get("given_by") or ""
+        competence = data.get("competence")
+        if not giver:
+            errors["given_by"] = "Choose who agreed to share the plan"
+        elif giver not in self.giver_keys:
+            errors["given_by"] = "Choose who agreed from the list"
+        elif giver == "young-person" and competence == "not-competent":
+            errors["given_by"] = ("The young person cannot decide about this now, so a parent or carer with "
+                                  "parental responsibility must agree")
+        elif giver != "young-person" and competence == "competent":
+            errors["given_by"] = "The young person can decide for themselves, so record their own agreement"
         agencies = data.get("agencies") or []
         if not agencies:
             errors["agencies"] = "Choose at least one agency to share the plan with"
         elif any(a not in self.agency_keys for a in agencies):
             errors["agencies"] = "Choose the agencies from the list"
         if data.get("confirmed") != "yes":
-            errors["confirmed"] = "Confirm the young person has agreed to share the plan with these agencies"
+            errors["confirmed"] = "Confirm they have agreed to share the plan with these agencies"
         if errors:
             raise ValidationError(errors)
 
@@ -302,6 +362,7 @@ class WithdrawForm(Schema):
     token = Token()
     version = Version()
     agency = fields.String(load_default="")  # blank = withdraw from every agency
+    confirm = fields.String(load_default="")  # "yes" once the person has confirmed on the check page
 
     ORDER = ["agency"]
 

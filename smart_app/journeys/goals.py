@@ -51,6 +51,8 @@ def _goal_views(goal_records):
                 "record": g,
                 "chart": gbo.goal_chart(g.id, g.slot, g.description, g.ratings),
                 "change": gbo.change_label(g.ratings),
+                "ended": "" if g.is_open else gbo.ending_words(g.resource),
+                "progress": gbo.achievement_words(next(iter(records.codes(g.resource.get("achievementStatus"))), None)),
                 "needs_discussion": g.is_open and gbo.needs_discussion(g.ratings, g.last_discussed, review_after),
             }
         )
@@ -69,7 +71,8 @@ def _page(values=None, errors=None, status=200, form=None, **extra):
         form=form,
         goals=_goal_views(goal_records),
         open_goals=open_goals,
-        can_add=len(open_goals) < MAX_OPEN_GOALS,
+        can_add=len(open_goals) < MAX_OPEN_GOALS and _free_slot(goal_records) is not None,
+        slots_used=_free_slot(goal_records) is None,
         max_goals=MAX_OPEN_GOALS,
         review_after=_review_after(),
         saved=saved_message(),
@@ -215,7 +218,24 @@ def rate():
     except BuildError as exc:
         errors.add(f"score-{g.id}", exc.message.rstrip("."))
         return _page(raw, errors, 400, form="rate")
-    outcome = saving.save(store, w, items, activity="create", created_ref=first_ref)
+    # Each rated goal's achievementStatus follows its score change (a new version of the Goal only
+    # when the status changes). It is derived, so if someone changed a goal meanwhile the ratings are
+    # saved without it and the next rating or discussion brings it up to date.
+    updates = []
+    for g in open_goals:
+        score = data.get(f"score-{g.id}")
+        if score is None:
+            continue
+        new_status = gbo.achievement([*g.ratings, records.Rating(when, score, w.patient_ref)])
+        if new_status != next(iter(records.codes(g.resource.get("achievementStatus"))), None):
+            try:
+                updates.append((_with_notes(build_goal(_rebuild(g, achievement_status=new_status)), g, None), g.version))
+            except BuildError:  # a goal that arrived from elsewhere and cannot be rebuilt keeps its status
+                continue
+    try:
+        outcome = saving.save(store, w, items + updates, activity="create", created_ref=first_ref)
+    except saving.Conflict:
+        outcome = saving.save(store, w, items, activity="create", created_ref=first_ref)
     return done(launch, "goals.index", "ratings", outcome)
 
 
@@ -296,11 +316,13 @@ def discuss(goal_id: str):
         return _goal_page("journeys/goals/discuss.html", goal, raw, errors, 400)
     w = saving.who(launch)
     when = now()
-    note = {"time": when.isoformat().replace("+00:00", "Z"), "text": "Not progressing, discussed: " + data["discussion"]}
+    status = gbo.achievement(goal.ratings)
+    note = {"time": when.isoformat().replace("+00:00", "Z"),
+            "text": f"Progress discussed. Change so far: {gbo.change_label(goal.ratings)}. " + data["discussion"]}
     if w.practitioner_ref:
         note = {"authorReference": {"reference": w.practitioner_ref}, **note}
     try:
-        resource = build_goal(_rebuild(goal, achievement_status="no-progress"))
+        resource = build_goal(_rebuild(goal, achievement_status=status))
     except BuildError as exc:
         errors.add("discussion", exc.message.rstrip("."))
         return _goal_page("journeys/goals/discuss.html", goal, raw, errors, 400)

@@ -24,7 +24,7 @@ from smart_app import records, risk, writeback
 from smart_app.context import current_launch, launch_blueprint, launch_required, state, write_required
 from smart_app.directory import agency_ref
 
-from . import formkit, saving, vocab
+from . import decision_support, formkit, saving, vocab
 from .common import build_error_to_form, directory, done, now, other_agencies, render, saved_message, today
 from .forms import GroupingForm
 
@@ -119,6 +119,9 @@ def _form_page(values, errors=None, status=200, conflict=None):
         change_reasons=vocab.change_reasons(),
         agencies=other_agencies(launch),
         vocab=vocab,
+        support=decision_support.choices(),
+        prompts=decision_support.PROMPTS,
+        not_severity=decision_support.NOT_SEVERITY,
     )
 
 
@@ -133,7 +136,8 @@ def agree():
     store = launch.local_store
     current = records.current_grouping(store, launch.patient_ref)
     agencies = {a.key: a for a in other_agencies(launch)}
-    schema = GroupingForm(previous_grouping=current.code if current else None, agency_keys=tuple(agencies))
+    schema = GroupingForm(previous_grouping=current.code if current else None, agency_keys=tuple(agencies),
+                          option_codes=decision_support.option_codes())
     data, errors, raw = formkit.load(schema, request.form, GroupingForm.ORDER)
     posted_token = request.form.get("token", "")
     if data is not None or posted_token:
@@ -165,6 +169,7 @@ def agree():
         note_lines.append("What the young person did not agree with, and why: " + data["yp_reason"])
     if data.get("change_reason") and data.get("change_note"):
         note_lines.append("Reason for the change: " + data["change_note"])
+    note_lines += decision_support.note_lines(data["offered"], data["chosen"])
 
     episode_ref, episode_items = saving.episode_for(store, w, data["token"], today())
     try:
@@ -210,5 +215,7 @@ def agree():
     if outcome == "saved" and launch.write_back_grouping:
         # The local save has committed: whatever the EHR answers, the grouping is kept.
         reason = writeback.send(launch, obs)
-        return done(launch, "grouping.index", "grouping", outcome, ehr="sent" if reason is None else f"failed-{reason}")
+        if reason is not None:
+            return writeback.outcome_page(launch, reason, obs, saved="grouping")
+        return done(launch, "grouping.index", "grouping", outcome, ehr="sent")
     return done(launch, "grouping.index", "grouping", outcome)

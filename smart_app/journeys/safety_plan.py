@@ -13,6 +13,8 @@ nothing is overwritten.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from flask import request
 
 from thrive_fhir.builders import BuildError, SafetyPlanInput, SafetyPlanItem, build_safety_plan
@@ -20,6 +22,7 @@ from thrive_fhir.builders import BuildError, SafetyPlanInput, SafetyPlanItem, bu
 from smart_app import records, risk
 from smart_app.context import current_launch, launch_blueprint, launch_required, write_required
 from smart_app.directory import agency_ref, service_ref
+from smart_app.names import Names, spoken_name
 
 from . import saving, vocab
 from .common import directory, done, now, other_agencies, render, saved_message, today
@@ -100,32 +103,67 @@ def _versions(store, plan: records.Versioned | None) -> list[dict]:
     """Every saved version, newest first, with who saved it (``LocalStore.history``)."""
     if plan is None:
         return []
-    return [{"version": h["version"], "saved_at": h["saved_at"], "author": h["author_ref"] or "unknown",
+    names = Names.for_launch(current_launch())
+    return [{"version": h["version"], "saved_at": h["saved_at"],
+             "author": names(h["author_ref"]) if h["author_ref"] else "Not recorded",
              "resource": h["resource"]} for h in reversed(store.history("CarePlan", plan.id))]
 
 
-def _sections_view(resource: dict | None, launch) -> list[dict]:
-    """The plan's items grouped by section, in the CodeSystem's order, with holder names."""
+def _sections_view(resource: dict | None, launch, *, for_young_person: bool = False) -> list[dict]:
+    """The plan's items grouped by section, in the CodeSystem's order, with holder names.
+
+    ``for_young_person``: the printed copy is the young person's own plan, written to them (the
+    section names already say "I" and "my"): their own items carry no holder, and "this service
+    (you)", which means the clinician on screen, becomes "your worker at <service>"."""
     labels = {ref: label for _, label, ref in holder_options(launch)}
+    if for_young_person:
+        w = saving.who(launch)
+        labels[w.patient_ref] = None
+        labels[w.author_ref] = _worker_label(launch)
+    names = Names.for_launch(launch)
     out = []
     for section in vocab.safety_plan_sections():
         items = []
         for activity in (resource or {}).get("activity", []):
             detail = activity.get("detail", {})
             if section.code in [c.get("code") for c in detail.get("code", {}).get("coding", [])]:
-                holders = [labels.get(p.get("reference"), p.get("reference")) for p in detail.get("performer", [])]
-                items.append({"text": detail.get("description", ""), "holders": holders})
-        out.append({"code": section.code, "display": section.display, "definition": section.definition, "entries": items})
+                holders = [labels[p.get("reference")] if p.get("reference") in labels else names(p)
+                           for p in detail.get("performer", [])]
+                items.append({"text": detail.get("description", ""), "holders": [h for h in holders if h]})
+        out.append({"code": section.code, "display": section.display, "definition": section_hint(section),
+                    "entries": items})
     return out
 
 
-def _form_page(values, counts, errors=None, status=200, conflict=None):
+#: Hints under each section of the form, in plain words for the clinician and the young person
+#: (the CodeSystem's definitions are written for developers and data teams).
+SECTION_HINTS = {
+    "agency-actions": "What each agency working with the young person (school, social care, youth justice, "
+                      "a charity) has agreed to do to help keep them safe.",
+}
+
+
+def section_hint(section) -> str | None:
+    return SECTION_HINTS.get(section.code, section.definition)
+
+
+def _worker_label(launch) -> str:
+    """How the young person's copy names the clinician's service."""
+    d = directory()
+    own = next((a for a in d.agencies if agency_ref(d, a) == launch.organization_ref), None)
+    return f"Your worker at {own.name}" if own else "Your worker"
+
+
+def _form_page(values, counts, errors=None, status=200, conflict=None, spare: int = 0):
+    """The form with ``counts`` rows per section plus ``spare`` empty ones (a fresh form gets one
+    spare row per section; a redrawn form shows exactly the rows that were posted, so "Add another
+    row" adds one row to its own section and nothing anywhere else)."""
     launch = current_launch()
     plan = records.safety_plan(launch.local_store, launch.patient_ref)
     sections = []
     for section in vocab.safety_plan_sections():
-        n = max(counts.get(section.code, 0), 0) + SPARE_ROWS
-        sections.append({"code": section.code, "display": section.display, "definition": section.definition, "rows": range(n)})
+        n = max(counts.get(section.code, 0) + spare, 1)
+        sections.append({"code": section.code, "display": section.display, "definition": section_hint(section), "rows": range(n)})
     return render(
         "journeys/safety_plan/edit.html",
         status=status,
@@ -137,7 +175,20 @@ def _form_page(values, counts, errors=None, status=200, conflict=None):
         plan=plan,
         conflict=conflict,
         conflict_sections=_sections_view(conflict.current, launch) if conflict else None,
+        review_example=today() + timedelta(days=91),
     )
+
+
+def written_with(plan: records.Versioned | None, launch) -> list[str]:
+    """Everyone who helped write the plan, by name: the contributors saved on the CarePlan, and the
+    parent or carer (who has no record of their own to point at, so the plan's note says so)."""
+    if plan is None:
+        return []
+    names = Names.for_launch(launch)
+    out = [names(c) for c in plan.resource.get("contributor", [])]
+    if any(n.get("text", "").startswith("Also written with: Parent or carer") for n in plan.resource.get("note", [])):
+        out.append("Parent or carer")
+    return out
 
 
 def _team_active(launch) -> bool:
@@ -158,6 +209,7 @@ def index():
         team_active=_team_active(launch),
         active=risk.assess(None, plan.resource if plan else None, today()).plan_active,
         saved=saved_message(),
+        written_with=written_with(plan, launch),
     )
 
 
@@ -169,8 +221,10 @@ def print_view():
     return render(
         "journeys/safety_plan/print.html",
         plan=plan,
-        sections=_sections_view(plan.resource if plan else None, launch),
+        sections=_sections_view(plan.resource if plan else None, launch, for_young_person=True),
         crisis=[s for s in directory().services if s.code == "crisis-line"],
+        young_person=spoken_name((launch.banner or {}).get("name")),
+        yp_copy=True,
     )
 
 
@@ -200,7 +254,7 @@ def edit():
         values["version"] = plan.version if plan else 0
         if plan is None:
             values["contributors"] = ["young-person"]
-        return _form_page(values, start["counts"])
+        return _form_page(values, start["counts"], spare=SPARE_ROWS)
 
     raw = {k: (request.form.getlist(k) if k == "contributors" else v) for k, v in request.form.items()}
     raw.setdefault("contributors", [])
@@ -211,7 +265,7 @@ def edit():
         section = action.split(":", 1)[1]
         if section in counts:
             counts[section] += 1
-        return _form_page(raw, counts)
+        return _form_page(raw, counts, None)
 
     holders = {k: ref for k, _, ref in holder_options(launch)}
     contributors = {k: ref for k, _, ref in contributor_options(launch)}

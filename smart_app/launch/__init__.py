@@ -1,5 +1,6 @@
-"""SMART launch: EHR and standalone launch, callback, token refresh, the EHR FHIR client."""
+"""SMART launch: EHR and standalone launch and the OAuth callback (``routes``), token refresh
+(``tokens``) and the FHIR client for the launching EHR (``ehr_client``).
 
-from .routes import bp, refresh_launch_tokens
-
-__all__ = ["bp", "refresh_launch_tokens"]
+Nothing is imported here, so that importing one of these modules never drags in the others (the
+launch context imports ``tokens`` and ``ehr_client``; ``routes`` imports the launch context).
+"""

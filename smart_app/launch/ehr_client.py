@@ -1,8 +1,10 @@
 """A small FHIR client for the launching EHR, holding the launch's access token server-side.
 
-Rules it enforces: the bearer token goes only to URLs under the EHR's FHIR base (TS-10); a 401
-gets one refresh and one retry, then :class:`EhrSessionEnded` (TS-09); a 403 is a permission
-answer and is not retried; no redirects, explicit timeouts.
+Rules it enforces: the bearer token goes only to URLs under the EHR's FHIR base (TS-10), and every
+URL is built from checked segments, so an id taken from a token response or an EHR answer (say
+``../../x``) can never move the request outside that base; a 401 gets one refresh and one retry,
+then :class:`EhrSessionEnded` (TS-09); a 403 is a permission answer and is not retried; no
+redirects, explicit timeouts.
 """
 
 from __future__ import annotations
@@ -11,6 +13,11 @@ from datetime import date
 from typing import Any, Callable
 
 import requests
+
+from thrive_fhir.canonical import NHS_NUMBER
+from thrive_fhir.client.fhir_http import InvalidFhirPath, checked_relative_path, resource_path
+
+from .tokens import refresh_launch_tokens
 
 TIMEOUT = (5, 20)
 
@@ -30,6 +37,10 @@ class EhrSessionEnded(EhrError):
 
 class EhrForbidden(EhrError):
     """The EHR refused this request for this user (permission, not session)."""
+
+
+class EhrRefused(EhrError):
+    """The app refused to send this request at all (a URL outside the base, an invalid id)."""
 
 
 _shared_http = requests.Session()
@@ -53,8 +64,6 @@ class EhrClient:
 
     @classmethod
     def for_launch(cls, app_state, record) -> "EhrClient":
-        from .routes import refresh_launch_tokens
-
         sessions = app_state.sessions
 
         def refresh(rejected_token: str) -> bool:
@@ -69,11 +78,19 @@ class EhrClient:
         )
 
     def url(self, path_or_url: str) -> str:
-        url = path_or_url if "://" in path_or_url else f"{self.base}/{path_or_url.lstrip('/')}"
-        if not (url == self.base or url.startswith(self.base + "/") or url.startswith(self.base + "?")):
-            raise EhrError(0, "refusing to send the EHR token outside the EHR's FHIR base")
+        """The absolute URL for a relative ``Type/id…`` path, or an absolute URL under the base;
+        rebuilt from checked segments either way (dot segments, encoded slashes: refused)."""
+        if "://" in path_or_url:
+            if not (path_or_url == self.base or path_or_url.startswith((self.base + "/", self.base + "?"))):
+                raise EhrRefused(0, "refusing to send the EHR token outside the EHR's FHIR base")
+            path_or_url = path_or_url[len(self.base):]
+        try:
+            rest = checked_relative_path(path_or_url)
+        except InvalidFhirPath:
+            raise EhrRefused(0, "refusing a URL that is not a plain FHIR path") from None
+        url = f"{self.base}/{rest}" if rest and not rest.startswith("?") else self.base + rest
         if self.reg is not None and not self.reg.url_allowed(url, pinned=False):
-            raise EhrError(0, "refusing to use an insecure URL")
+            raise EhrRefused(0, "refusing to use an insecure URL")
         return url
 
     def request(self, method: str, path: str, *, json: Any = None, params=None, headers=None) -> requests.Response:
@@ -102,20 +119,29 @@ class EhrClient:
             return resp
         raise EhrSessionEnded(401, "Your session with the EHR has ended.")  # pragma: no cover
 
-    def read(self, resource_type: str, resource_id: str) -> dict:
-        return self.request("GET", f"{resource_type}/{resource_id}").json()
+    def read(self, resource_type: str, resource_id: str) -> Any:
+        """GET ``Type/id``. The JSON body as sent: callers check its shape (it is the EHR's word)."""
+        return self.request("GET", _path(resource_type, resource_id)).json()
 
-    def search(self, resource_type: str, **params: str) -> dict:
-        return self.request("GET", resource_type, params=params).json()
+    def search(self, resource_type: str, **params: str) -> Any:
+        return self.request("GET", _path(resource_type), params=params).json()
 
     def create(self, resource: dict) -> dict:
-        resp = self.request("POST", resource["resourceType"], json=resource)
+        resp = self.request("POST", _path(resource.get("resourceType")), json=resource)
         return resp.json() if resp.content else {}
 
     def update(self, resource: dict, if_match: str | None = None) -> dict:
         headers = {"If-Match": if_match} if if_match else None
-        resp = self.request("PUT", f"{resource['resourceType']}/{resource['id']}", json=resource, headers=headers)
+        resp = self.request("PUT", _path(resource.get("resourceType"), resource.get("id")), json=resource,
+                            headers=headers)
         return resp.json() if resp.content else {}
+
+
+def _path(resource_type: object, resource_id: object | None = None) -> str:
+    try:
+        return resource_path(resource_type, resource_id)
+    except InvalidFhirPath:
+        raise EhrRefused(0, "refusing an invalid FHIR resource type or id") from None
 
 
 def _outcome(resp: requests.Response) -> dict | None:
@@ -130,30 +156,42 @@ def _format_nhs_number(value: str) -> str:
     return f"{value[:3]} {value[3:6]} {value[6:]}" if len(value) == 10 and value.isdigit() else value
 
 
-def banner_from_patient(patient: dict, today: date | None = None) -> dict:
-    """The few facts the banner shows, taken from a FHIR Patient."""
-    from thrive_fhir.canonical import NHS_NUMBER
+def _strings(value: object) -> list[str]:
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
+
+def _dicts(value: object) -> list[dict]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
+
+
+def banner_from_patient(patient: object, today: date | None = None) -> dict:
+    """The few facts the banner shows, taken from a FHIR Patient. Never raises: parts of the
+    wrong shape are left out (``smart_app.launch.identity`` decides whether what is left is a
+    confirmed identity)."""
+    patient = patient if isinstance(patient, dict) else {}
     name = None
-    names = patient.get("name") or []
+    names = _dicts(patient.get("name"))
     official = next((n for n in names if n.get("use") == "official"), names[0] if names else None)
     if official:
-        if official.get("text"):
-            name = official["text"]
+        text = official.get("text")
+        if isinstance(text, str) and text.strip():
+            name = text.strip()
         else:
-            given = " ".join(official.get("given", []))
-            family = official.get("family", "")
+            given = " ".join(_strings(official.get("given"))).strip()
+            family = official.get("family") if isinstance(official.get("family"), str) else ""
             name = f"{family.upper()}, {given}".strip(", ") if family else given or None
     nhs = next(
-        (i.get("value") for i in patient.get("identifier", []) if i.get("system") == NHS_NUMBER), None
+        (i["value"] for i in _dicts(patient.get("identifier"))
+         if i.get("system") == NHS_NUMBER and isinstance(i.get("value"), str) and i["value"].strip()), None
     )
-    birth = patient.get("birthDate")
+    birth = patient.get("birthDate") if isinstance(patient.get("birthDate"), str) else None
+    gender = patient.get("gender") if isinstance(patient.get("gender"), str) else None
     banner = {
         "name": name,
         "nhs_number": nhs,
         "nhs_number_display": _format_nhs_number(nhs) if nhs else None,
         "birth_date": birth,
-        "gender": patient.get("gender"),
+        "gender": gender,
     }
     if birth and len(birth) == 10:
         try:

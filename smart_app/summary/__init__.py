@@ -10,6 +10,15 @@ from .data import build_summary
 bp = launch_blueprint("summary", __name__, audience="any")  # an agency launch is sent to its shared plan
 
 
+@bp.app_template_filter("when_text")
+def when_text(value) -> str:
+    """A date or time in the app's one style ("4 March 2025 at 3:30pm"; ``smart_app.wording``),
+    for pages that must work with the journeys switched off."""
+    from ..wording import datetime_text
+
+    return datetime_text(value)
+
+
 @bp.get("/summary")
 @launch_required
 def index():
@@ -20,7 +29,7 @@ def index():
         return redirect(launch.url_for("agency.index"), code=303)
     # The page and the every-page risk banner share the request's one records snapshot.
     summary = build_summary(
-        launch.local_store, launch.patient_ref, patient_name=(launch.banner or {}).get("name")
+        launch.local_store, launch.patient_ref, patient_name=(launch.banner or {}).get("name"), launch=launch
     )
     drafts = state().sessions.drafts_for(request.cookies.get(COOKIE_NAME), launch.record)
     return render_template(

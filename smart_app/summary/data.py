@@ -17,11 +17,13 @@ from thrive_fhir import canonical
 
 from .. import gbo
 from .. import records as rec
+from ..names import Names, known_names, person_name  # noqa: F401 (re-exported for older imports)
 from ..records import as_utc, has_code, parse_when
 from ..risk import RiskState, of_records
+from ..wording import request_status
 
-OPEN_REQUEST_STATUSES = ("draft", "active", "on-hold")
-ACTIVE_TASK_STATUSES = ("draft", "requested", "received", "accepted", "ready", "in-progress", "on-hold")
+OPEN_REQUEST_STATUSES = rec.OPEN_REQUEST_STATUSES
+ACTIVE_TASK_STATUSES = rec.OPEN_TASK_STATUSES
 
 _GROUPING_DISPLAY = {
     "thriving": "Thriving",
@@ -60,84 +62,13 @@ def concept_text(cc: dict | None) -> str:
 
 
 def show_date(value: str | None, with_time: bool = False) -> str:
+    """A FHIR date or dateTime in the app's one style (``smart_app.wording``)."""
+    from ..wording import date_text, datetime_text
+
     dt = parse_when(value)
     if dt is None:
         return value or ""
-    if with_time and isinstance(dt, datetime):
-        return dt.strftime("%-d %B %Y, %H:%M")
-    return dt.strftime("%-d %B %Y")
-
-
-def person_name(resource: dict | None) -> str | None:
-    """A readable name for Practitioner, RelatedPerson, Patient, Organization, HealthcareService…"""
-    if not resource:
-        return None
-    if isinstance(resource.get("name"), str):
-        return resource["name"]
-    names = resource.get("name") or []
-    if names:
-        n = names[0]
-        if n.get("text"):
-            return n["text"]
-        given = " ".join(n.get("given", []))
-        parts = [p for p in (n.get("prefix") and " ".join(n["prefix"]), given, n.get("family")) if p]
-        if parts:
-            return " ".join(parts)
-    return None
-
-
-class Names:
-    """Resolves references to display names, once per reference per page: the known names first
-    (the young person, directory agencies and services), then the records snapshot (people saved
-    with the plan), then one local store read."""
-
-    def __init__(self, store, patient_ref: str | None = None, patient_name: str | None = None,
-                 records: rec.PatientRecords | None = None, known: dict[str, str] | None = None):
-        self.store = store
-        self.records = records
-        self.cache: dict[str, str] = dict(known or {})
-        if patient_ref:
-            self.cache[patient_ref] = patient_name or "The young person"
-
-    def __call__(self, ref: dict | str | None) -> str:
-        if not ref:
-            return ""
-        if isinstance(ref, dict):
-            if ref.get("display"):
-                return ref["display"]
-            ref = ref.get("reference") or ""
-        if ref in self.cache:
-            return self.cache[ref]
-        name = None
-        if "/" in ref and self.store is not None:
-            rtype, rid = ref.split("/", 1)
-            found = self.records.get(ref) if self.records is not None else None
-            if found is not None:
-                resource = found.resource
-            else:
-                try:
-                    resource = self.store.current(rtype, rid)
-                except Exception:
-                    resource = None
-            if rtype == "PractitionerRole" and resource:
-                who = self(resource.get("practitioner"))
-                role = concept_text((resource.get("code") or [None])[0])
-                org = self(resource.get("organization")) if resource.get("organization") else ""
-                name = ", ".join(p for p in (who, role, org) if p)
-            else:
-                name = person_name(resource)
-        if not name:
-            kind = ref.split("/", 1)[0] if "/" in ref else "record"
-            name = {
-                "Practitioner": "A clinician",
-                "PractitionerRole": "A clinician",
-                "RelatedPerson": "A parent or carer",
-                "Organization": "An organisation",
-                "HealthcareService": "A service",
-                "Patient": "The young person",
-            }.get(kind, "Someone") + f" ({ref.split('/')[-1][:8]})"
-        self.cache[ref] = name
-        return name
+    return datetime_text(dt) if with_time else date_text(dt)
 
 
 @dataclass
@@ -150,6 +81,8 @@ class GroupingView:
     recorded_display: str
     performers: list[str]
     involvement: str
+    took_part: list[str]
+    family_involvement: str
     change_reason: str
     notes: list[str]
     status: str
@@ -172,6 +105,9 @@ class GoalView:
     start_display: str
     scores: list[ScorePoint] = field(default_factory=list)
     ratings: list[rec.Rating] = field(default_factory=list)
+    is_open: bool = True
+    ended: str = ""  # how a closed goal ended, in words ("Achieved: she is back at school full time")
+    ended_display: str = ""
 
     @property
     def chart(self):
@@ -227,6 +163,7 @@ class PlanSummary:
     care_team: list[tuple[str, str]]
     risk: RiskState
     safety_plan_id: str | None = None
+    closed_goals: list[GoalView] = field(default_factory=list)
 
     @property
     def risk_support(self) -> bool:
@@ -252,34 +189,69 @@ def _grouping_view(obs: dict, names: Names) -> GroupingView:
         recorded_display=show_date(obs.get("issued"), with_time=True),
         performers=[names(p) for p in obs.get("performer", [])],
         involvement=comps.get("young-person-involvement", ""),
+        took_part=took_part(obs, names),
+        family_involvement=comps.get("family-involvement", ""),
         change_reason=comps.get("grouping-change-reason", ""),
         notes=[n.get("text", "") for n in obs.get("note", []) if n.get("text")],
         status=obs.get("status", ""),
     )
 
 
-def known_names() -> dict[str, str]:
-    """Directory agencies and services by reference (they are not in the local store)."""
-    from flask import current_app, has_app_context
+def took_part(obs: dict, names: Names) -> list[str]:
+    """Everyone who took part in a grouping decision, by name where there is one.
 
-    from ..directory import DIRECTORY_KEY, names_by_ref
+    Observation.performer holds the clinician, the young person and any agency chosen by name;
+    the parent or carer, and a kind of agency ticked without naming one (a school), have no record
+    to point at, so the grouping journey lists every kind ticked in its "Took part:" note. Both are
+    read here, so nobody who was ticked is left out."""
+    from ..journeys import vocab
 
-    if not has_app_context() or DIRECTORY_KEY not in current_app.extensions:
-        return {}
-    return names_by_ref(current_app.extensions[DIRECTORY_KEY])
+    who = [names(p) for p in obs.get("performer", [])]
+    kinds = []
+    for n in obs.get("note", []):
+        text = n.get("text", "")
+        if text.startswith(TOOK_PART):
+            first_line = text[len(TOOK_PART):].split("\n", 1)[0]
+            kinds = [k.strip() for k in first_line.split(";") if k.strip() and not k.strip().startswith("(")]
+    represented = {"Young person", "Clinician"}
+    agency_kinds = {c.display for c in vocab.participants() if c.code in vocab.AGENCY_PARTICIPANTS}
+    named_agency = any((p.get("reference") or "").startswith(("Organization/", "HealthcareService/"))
+                       for p in obs.get("performer", []))
+    for kind in kinds:
+        if kind in represented or (named_agency and kind in agency_kinds):
+            continue
+        if kind not in who:
+            who.append(kind)
+    return who
+
+
+#: How the grouping journey's note lists who took part (``smart_app.journeys.grouping``).
+TOOK_PART = "Took part: "
+
+
+def closed_goal_view(g: rec.GoalRecord, names: Names) -> GoalView:
+    """A closed goal with how it ended (``Goal.achievementStatus`` / ``lifecycleStatus``) and why."""
+    r = g.resource
+    scores = [ScorePoint(as_utc(x.when), show_date(x.when.isoformat()), x.score, names(x.rater)) for x in g.ratings]
+    return GoalView(id=g.id, text=g.description, slot=g.slot, status=r.get("lifecycleStatus", ""),
+                    start_display=show_date(r.get("startDate")), scores=scores, ratings=list(g.ratings),
+                    is_open=False, ended=gbo.ending_words(r),
+                    ended_display=show_date(r.get("statusDate")))
 
 
 def build_summary(store, patient_ref: str, *, patient_name: str | None = None, today: date | None = None,
-                  records: rec.PatientRecords | None = None) -> PlanSummary:
-    """The Summary of ``patient_ref`` from the request's records snapshot (or ``records``)."""
+                  records: rec.PatientRecords | None = None, launch=None) -> PlanSummary:
+    """The Summary of ``patient_ref`` from the request's records snapshot (or ``records``).
+    With ``launch``, names are also looked up in the EHR and kept for the launch (``smart_app.names``)."""
     recs = records or rec.of(store, patient_ref)
     risk = of_records(recs, today)
-    names = Names(store, patient_ref, patient_name, recs, known_names())
+    names = Names(store, patient_ref, patient_name, recs, known_names(), launch=launch)
 
     timeline = [_grouping_view(g.resource, names) for g in recs.groupings]  # newest first
     current = timeline[0] if timeline else None
 
     goals = []
+    closed_goals = [closed_goal_view(g, names) for g in recs.goals if not g.is_open]
     for g in recs.goals:
         if not g.is_open:
             continue
@@ -327,7 +299,7 @@ def build_summary(store, patient_ref: str, *, patient_name: str | None = None, t
                 what=concept_text(sr.get("code")),
                 to=", ".join(names(p) for p in sr.get("performer", [])),
                 when_display=show_date(sr.get("authoredOn")),
-                status=status.replace("-", " "),
+                status=request_status(kind, task, sr.get("status")),
             )
         )
     requests.reverse()  # oldest first, as the page lists them
@@ -369,4 +341,5 @@ def build_summary(store, patient_ref: str, *, patient_name: str | None = None, t
         care_team=care_team,
         risk=risk,
         safety_plan_id=plan_view.id if plan_view else None,
+        closed_goals=closed_goals,
     )

@@ -26,6 +26,7 @@ from sqlalchemy import select
 from thrive_fhir import canonical
 
 from ..context import current_launch, error_page, launch_blueprint, launch_required, state
+from ..launch.identity import identity_or_problem
 from .agency import build_read_audit, consent_for, unattributable, write_audit
 
 log = logging.getLogger("smart_app.picker")
@@ -134,8 +135,6 @@ def index():
 @bp.post("/choose")
 @launch_required
 def choose():
-    from ..launch.ehr_client import EhrError, banner_from_patient
-
     launch, refused = _picker_launch()
     if refused:
         return refused
@@ -149,10 +148,9 @@ def choose():
         return error_page(403, "This plan is not shared with your organisation",
                           "The young person has not agreed to share their plan with your organisation, or their "
                           "agreement has ended.")
-    try:
-        banner = banner_from_patient(launch.ehr_client.read("Patient", patient_id))
-    except EhrError:
-        banner = {"name": None, "unavailable": True}
+    # The young person's identity is confirmed (or not) by the one rule for every launch: an
+    # unconfirmed one leads every page of the new context to the "try again" page.
+    banner = identity_or_problem(launch.ehr_client, patient_id)
     new_id = state().sessions.fork_launch(launch.launch_id, patient_id=patient_id, banner=banner)
     if new_id is None:
         return error_page(404, "Session not found", "This sign-in has ended. Sign in again to find a young person.")

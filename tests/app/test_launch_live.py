@@ -26,7 +26,9 @@ def test_ehr_launch_reaches_summary_with_banner_and_no_tokens_exposed(live, capl
     assert re.search(r"/l/[A-Za-z0-9_-]+/summary$", r.url)
     assert "<h1>Summary</h1>" in r.text
     # the sandbox EHR page shows its own banner -> need_patient_banner false -> no banner from us
-    assert "thrive-patient-banner" not in r.text
+    # inside its frame (a browser says Sec-Fetch-Dest: iframe there)
+    framed = b.request("GET", r.url, headers={"Sec-Fetch-Dest": "iframe"})
+    assert framed.status_code == 200 and "thrive-patient-banner" not in framed.text
     # authorize request carried every parameter, aud = iss exactly, S256
     authorize = next(h for h in b.history if "/auth/authorize" in h.url)
     q = {k: v[0] for k, v in parse_qs(urlsplit(authorize.url).query).items()}

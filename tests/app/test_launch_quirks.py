@@ -370,8 +370,10 @@ def test_expired_refresh_token_mid_session_ends_the_session_and_drops_tokens(liv
 def test_refused_access_token_gets_one_refresh_then_the_session_ends(live, start_app, logs, name):
     app = start_app(name.replace("_", "-"), simulate_error=name)
     b, page = ehr_launch(app, live.patients[0])
-    # The launch itself survives: only the banner read failed, and the EHR page shows its own banner.
-    assert page.status_code == 200 and "<h1>Summary</h1>" in page.text
+    # The Patient read at launch was refused too: no plan without a confirmed identity (issue 16
+    # item 4), so the launch lands on the page that says so and offers a retry.
+    assert page.status_code == 502 and "We could not confirm who this young person is" in page.text
+    assert "<h1>Summary</h1>" not in page.text and 'id="identity-retry"' in page.text
     lid = launch_id_of(page)
     first = app.sessions.access_token(lid)
     with app.app.app_context(), pytest.raises(EhrSessionEnded):

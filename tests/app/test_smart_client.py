@@ -20,9 +20,10 @@ from thrive_fhir.client.smart_launch import (
     SmartError,
     code_challenge,
     fhir_user_ref,
+    foreign_fhir_user,
     new_code_verifier,
 )
-from thrive_fhir.client.smart_scopes import GrantedScopes, requested_scopes
+from smart_app.scopes import GrantedScopes, requested_scopes
 from thrive_fhir.smart_scopes import ScopeError, parse_scope
 
 ISS = "https://ehr.example.test/fhir"
@@ -51,7 +52,9 @@ def test_scope_strings_snapshot_v2_v1_and_standalone():
         "patient/CarePlan.write patient/Consent.write patient/Provenance.write"
     )
     assert requested_scopes("ehr", "v2", online_access=True).endswith(" online_access")
-    assert "online_access" not in requested_scopes("standalone", "v2", online_access=True)
+    # issue 16 item 7: agency (standalone) sessions outlive one access token too
+    assert requested_scopes("standalone", "v2", online_access=True).endswith(" online_access")
+    assert "offline_access" not in requested_scopes("standalone", "v2", online_access=True)
 
 
 def test_scope_builder_rejects_out_of_order_letters():
@@ -225,6 +228,10 @@ def test_private_key_jwt_assertion_claims(tmp_path):
 def test_fhir_user_ref():
     assert fhir_user_ref(f"{ISS}/Practitioner/abc", ISS) == "Practitioner/abc"
     assert fhir_user_ref("PractitionerRole/r1", ISS) == "PractitionerRole/r1"
-    assert fhir_user_ref("https://elsewhere/fhir/Practitioner/x", ISS) == "Practitioner/x"
+    # issue 16 item 8: an absolute fhirUser on another server is never taken as a local reference
+    assert fhir_user_ref("https://elsewhere/fhir/Practitioner/x", ISS) is None
+    assert foreign_fhir_user("https://elsewhere/fhir/Practitioner/x", ISS)
+    assert not foreign_fhir_user(f"{ISS}/Practitioner/abc", ISS) and not foreign_fhir_user("Practitioner/x", ISS)
+    assert fhir_user_ref("Practitioner/..", ISS) is None and fhir_user_ref("Practitioner/a/b", ISS) is None
     assert fhir_user_ref("Device/x", ISS) is None
     assert fhir_user_ref(None, ISS) is None

@@ -595,6 +595,19 @@ def test_consent_refuses_bad_input(change, field):
     assert err.value.field == field
 
 
+def test_consent_competence_extension_is_declared_and_its_code_bound():
+    """The competence extension is a profiled project extension: the validator, which refuses unknown
+    extensions in our namespace, accepts it, and its required binding refuses an invented code."""
+    from thrive_fhir.validation import Validator, errors
+
+    v = Validator.default()
+    c = build_consent(replace(CONSENT_IN, competence="competent", competence_note="Talked it through"))
+    assert c["extension"][0]["url"] == canonical.EXT_DECISION_COMPETENCE
+    assert not [e for e in errors(v.validate(c)) if e[0] in ("error", "fatal")]
+    c["extension"][0]["extension"][0]["valueCode"] = "mostly"
+    assert any("Consent.extension[0]" in (e[2] or "") for e in errors(v.validate(c)) if e[0] == "error")
+
+
 def test_withdraw_all_is_inactive_and_keeps_what_was_agreed():
     c = build_consent(withdraw_all(CONSENT_IN))
     assert c["status"] == "inactive"

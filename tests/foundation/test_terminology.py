@@ -128,6 +128,7 @@ OUR_CODESYSTEMS = {
     canonical.CS_CHANGE_REASON: "draft",  # proposal awaiting clinical sign-off
     canonical.CS_SAFETY_PLAN_SECTION: "active",
     canonical.CS_SDM_PARTICIPANT: "active",
+    canonical.CS_DECISION_COMPETENCE: "draft",  # proposal awaiting clinical sign-off
     canonical.local_offer_cs("example"): "active",
 }
 

@@ -112,9 +112,11 @@ def test_lenient_unknown_parameter_is_ignored_and_left_out_of_self_link(ours):
     resp = requests.get(ours.url(f"Patient?_id={pid}&colour=blue"), headers=JSON)
     assert resp.status_code == 200
     body = resp.json()
-    assert ids(body) == [f"Patient/{pid}"]
+    assert ids(body, "match") == [f"Patient/{pid}"]
     self_link = next(link["url"] for link in body["link"] if link["relation"] == "self")
     assert "colour" not in self_link and f"_id={pid}" in self_link
+    outcome = [e["resource"] for e in body["entry"] if e["search"]["mode"] == "outcome"]
+    assert "colour" in outcome[0]["issue"][0]["diagnostics"]  # said, not silently dropped
 
 
 def test_invalid_search_values_are_400(ours):

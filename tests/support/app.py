@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from thrive_fhir.client.smart_scopes import requested_scopes
+from smart_app.scopes import requested_scopes
 
 from smart_app import create_app
 from smart_app.context import COOKIE_NAME

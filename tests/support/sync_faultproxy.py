@@ -30,7 +30,7 @@ HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", 
 
 class FaultProxy:
     def __init__(self, upstream: str, *, seed: int = 1, rates: dict[str, float] | None = None, delay: float = 1.5,
-                 retry_after: int = 1, methods: tuple[str, ...] = ("POST", "GET", "PUT")):
+                 retry_after: int = 1, methods: tuple[str, ...] = ("POST", "GET", "PUT"), on_request=None):
         parts = urlsplit(upstream)
         self.upstream_host = parts.hostname
         self.upstream_port = parts.port
@@ -42,6 +42,9 @@ class FaultProxy:
         self.methods = methods
         self.counts: Counter = Counter()
         self.enabled = True
+        #: ``on_request(method, path)`` runs before a request is forwarded (e.g. another agency's
+        #: edit landing between the worker's read and its write).
+        self.on_request = on_request
         self._lock = threading.Lock()
         proxy = self
 
@@ -106,6 +109,8 @@ class FaultProxy:
             return
         if fault == "delay":
             time.sleep(self.delay)
+        if self.on_request is not None:
+            self.on_request(h.command, h.path)
         try:
             status, headers, data = self._forward(h, body)
         except OSError:

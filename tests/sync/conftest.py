@@ -30,19 +30,18 @@ def local_store(db_url):
 
 
 
-#: Stores the same contract tests run against (sekmet with strict inbound validation, so a malformed
-#: resource really is rejected with 400).
-TARGETS = ["sekmet", "own"]
-
-
-def _start(kind: str, workdir):
-    return (SekmetProcess(workdir, strict=True) if kind == "sekmet" else OwnStoreProcess(workdir)).start()
+#: Stores the same contract tests run against (see sync_targets.py): sekmet-fhir with strict inbound
+#: validation (so a malformed resource really is rejected with 400), our store, our store in quirks
+#: mode as Medplum, and a site's own server when THRIVE_TEST_FHIR_BASE names one (skipped otherwise).
+TARGETS = ["sekmet", "own", "medplum-like", "external"]
 
 
 @pytest.fixture(scope="module", params=TARGETS)
 def target(request, tmp_path_factory):
     """A running FHIR store (shared by a module's tests; each test uses its own patients)."""
-    server = _start(request.param, tmp_path_factory.mktemp(request.param))
+    from tests.support.sync_targets import start
+
+    server = start(request.param, tmp_path_factory.mktemp(request.param))
     yield server
     server.stop()
 

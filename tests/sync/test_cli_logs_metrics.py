@@ -52,7 +52,9 @@ def test_run_once_logs_no_health_data_and_no_token(tmp_path):
         done = subprocess.run([thrive, "sync", "run", "--config", str(cfg), "--once", "--max-wait", "20",
                                "--log-file", str(log_file), "--metrics-file", str(metrics_file)],
                               env=env, capture_output=True, timeout=120)
-        assert done.returncode == 0, done.stderr.decode()[-2000:]
+        # the dead letter makes the run fail visibly: non-zero exit and how many rows need a person
+        assert done.returncode == 3, done.stderr.decode()[-2000:]
+        assert "1 row(s) dead-lettered and 0 parked" in done.stderr.decode()
         text = log_file.read_text()
         events = [json.loads(line) for line in text.splitlines()]
         assert {"worker_started", "batch_sent", "dead_lettered", "worker_stopped"} <= {e["event"] for e in events}

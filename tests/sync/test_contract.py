@@ -1,5 +1,8 @@
 """The same contract against every target store: order, exactly once, Provenance, meta.source,
-If-Match conflicts parked (never overwritten), rejected payloads dead-lettered with the store's answer."""
+If-Match conflicts parked (never overwritten), rejected payloads dead-lettered with the store's answer.
+
+Targets (conftest.TARGETS, sync_targets.py): sekmet-fhir, our store, our store in quirks mode as
+Medplum (identifier mode, non-atomic), and a site's own server named by THRIVE_TEST_FHIR_BASE."""
 
 from __future__ import annotations
 
@@ -7,9 +10,9 @@ import json
 
 import requests
 from click.testing import CliRunner
-from tests.support.sync_workers import drain, make_worker, new_patients
+from tests.support.sync_workers import drain
 
-from tests.support.sync_synthetic import Scenario, put_patients
+from tests.support.sync_synthetic import Scenario
 from tests.support.sync_verify import verify
 from thrive_fhir import canonical
 from thrive_fhir.cli.sync_cmd import sync as sync_cli
@@ -24,26 +27,29 @@ def _store(url):
     return s
 
 
-def _get(base, path):
-    r = requests.get(f"{base}/{path}", timeout=30)
+def _get(target, path):
+    r = requests.get(f"{target.base_url}/{path}", headers=target.headers(), timeout=30)
     r.raise_for_status()
     return r.json()
 
 
+def _goal(target, store, local_id):
+    return _get(target, f"Goal/{target.store_id(store, 'Goal', local_id)}")
+
+
 def test_every_save_lands_once_in_order_with_provenance(target, sqlite_url):
     store = _store(sqlite_url)
-    patients = new_patients(6)
-    put_patients(target.base_url, patients)
+    patients = target.patients(6)
     sc = Scenario(store, patients, seed=11)
     sc.random_saves(60)
-    drain([make_worker(store, target.base_url, max_entries=12)])
-    result = verify(store, target.base_url)
+    drain([target.worker(store, max_entries=12)])
+    result = verify(store, target.base_url, target.headers())
     assert result["sent"] == 60 and result["pending"] == 0
     assert (result["lost"], result["duplicated"], result["out_of_order"]) == (0, 0, 0), result
     # current store state of every goal equals the newest local version, with our meta.source
     for p in patients:
         for gid in sc.goals[p]:
-            remote = _get(target.base_url, f"Goal/{gid}")
+            remote = _goal(target, store, gid)
             assert remote["description"] == store.current("Goal", gid)["description"]
             assert remote["meta"]["source"].startswith(canonical.source_uri("RXX") + "#")
     # one Provenance per save, deterministic id, pointing at what the save wrote
@@ -51,32 +57,32 @@ def test_every_save_lands_once_in_order_with_provenance(target, sqlite_url):
     assert rows["sent"] == 60
     with store.engine.connect() as c:
         uids = [r.uid for r in c.execute(queue.o.select()).all()]
-    prov = _get(target.base_url, f"Provenance/{resource_id('provenance', uids[0])}")
+    prov = _get(target, f"Provenance/{target.store_id(store, 'Provenance', resource_id('provenance', uids[0]))}")
     assert prov["target"] and prov["agent"][0]["who"]["reference"].startswith("PractitionerRole/")
     store.dispose()
 
 
-def test_foreign_edit_is_parked_as_conflict_never_overwritten(target, sqlite_url):
+def test_foreign_edit_is_parked_as_conflict_never_overwritten(target, sqlite_url, tmp_path):
     store = _store(sqlite_url)
-    [pid] = new_patients(1)
-    put_patients(target.base_url, [pid])
+    [pid] = target.patients(1)
     sc = Scenario(store, [pid])
     g = sc.new_goal(pid, "Sleep through the night")
-    drain([make_worker(store, target.base_url)])
+    drain([target.worker(store)])
     # another agency edits the goal in the shared store
-    theirs = _get(target.base_url, f"Goal/{g['id']}")
+    theirs = _goal(target, store, g["id"])
     theirs["description"] = {"text": "Edited by the school nurse"}
     theirs["meta"] = {"source": "https://school.example/fhir"}
-    r = requests.put(f"{target.base_url}/Goal/{g['id']}", json=theirs, headers={"Content-Type": "application/fhir+json"}, timeout=30)
+    r = requests.put(f"{target.base_url}/Goal/{theirs['id']}", json=theirs,
+                     headers={"Content-Type": "application/fhir+json", **target.headers()}, timeout=30)
     assert r.status_code in (200, 201)
     sc.update_goal(pid, g["id"])  # our clinician edits the older version
     sc.update_goal(pid, g["id"])
     sc.new_score(pid)  # unrelated change for the same young person still flows
-    drain([make_worker(store, target.base_url)])
+    drain([target.worker(store)])
     fig = queue.figures(store)
     assert fig["conflicts"] == 2 and fig["sent"] == 2
-    assert _get(target.base_url, f"Goal/{g['id']}")["description"]["text"] == "Edited by the school nurse"
-    result = verify(store, target.base_url)
+    assert _goal(target, store, g["id"])["description"]["text"] == "Edited by the school nurse"
+    result = verify(store, target.base_url, target.headers())
     assert result["overwritten"] == 0 and result["lost"] == 0 and result["duplicated"] == 0
 
     runner = CliRunner()
@@ -88,11 +94,13 @@ def test_foreign_edit_is_parked_as_conflict_never_overwritten(target, sqlite_url
     # a person decides: drop the first edit (theirs stands), keep our second edit over theirs
     second_id = int(listed.output.strip().splitlines()[1].split()[0])
     assert runner.invoke(sync_cli, ["conflicts", "resolve", str(first_id), "--keep", "theirs", "--database", sqlite_url]).exit_code == 0
-    res = runner.invoke(sync_cli, ["conflicts", "resolve", str(second_id), "--keep", "ours", "--database", sqlite_url,
-                                   "--fhir-base", target.base_url], env={"THRIVE_SYNC_ODS_CODE": "RXX"})
+    cfg = tmp_path / "sync.toml"
+    cfg.write_text(target.config(sqlite_url))
+    res = runner.invoke(sync_cli, ["conflicts", "resolve", str(second_id), "--keep", "ours", "--config", str(cfg)],
+                        env={"THRIVE_SYNC_ODS_CODE": "RXX"})
     assert res.exit_code == 0, res.output
-    drain([make_worker(store, target.base_url)])
-    assert _get(target.base_url, f"Goal/{g['id']}")["description"] == store.current("Goal", g["id"])["description"]
+    drain([target.worker(store)])
+    assert _goal(target, store, g["id"])["description"] == store.current("Goal", g["id"])["description"]
     fig = queue.figures(store)
     assert (fig["conflicts"], fig["discarded"], fig["sent"]) == (0, 1, 3)
     store.dispose()
@@ -100,8 +108,7 @@ def test_foreign_edit_is_parked_as_conflict_never_overwritten(target, sqlite_url
 
 def test_rejected_payload_is_dead_lettered_alone_with_outcome(target, sqlite_url):
     store = _store(sqlite_url)
-    patients = new_patients(3)
-    put_patients(target.base_url, patients)
+    patients = target.patients(3)
     sc = Scenario(store, patients)
     for p in patients:
         sc.new_goal(p)
@@ -112,7 +119,7 @@ def test_rejected_payload_is_dead_lettered_alone_with_outcome(target, sqlite_url
                                   organization_ref="Organization/b").put(bad))
     for p in patients:
         sc.new_score(p)
-    drain([make_worker(store, target.base_url, max_entries=50)])
+    drain([target.worker(store, max_entries=50)])
     fig = queue.figures(store)
     assert fig["dead"] == 1 and fig["sent"] == 6
     runner = CliRunner()
@@ -123,7 +130,7 @@ def test_rejected_payload_is_dead_lettered_alone_with_outcome(target, sqlite_url
     assert [h["kind"] for h in shown["history"]] == ["dead"]
     # re-queued unchanged it is rejected again, and its history keeps both
     assert runner.invoke(sync_cli, ["dead-letters", "retry", str(row_id), "--database", sqlite_url]).exit_code == 0
-    drain([make_worker(store, target.base_url)])
+    drain([target.worker(store)])
     shown = json.loads(runner.invoke(sync_cli, ["dead-letters", "show", str(row_id), "--json", "--database", sqlite_url]).output)
     assert [h["kind"] for h in shown["history"]] == ["dead", "requeued", "dead"]
     bad_retry = runner.invoke(sync_cli, ["dead-letters", "retry", "999999", "--database", sqlite_url])

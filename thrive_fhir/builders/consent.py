@@ -20,12 +20,14 @@ from ._common import (
     check_datetime,
     check_ref,
     check_refs,
+    check_text,
     coding,
     concept,
     fhir_date,
     fhir_datetime,
     now_utc,
     ref,
+    reorder,
     start_resource,
 )
 
@@ -35,6 +37,13 @@ V3_PARTICIPATION = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
 CONSENT_ACTION = "http://terminology.hl7.org/CodeSystem/consentaction"
 V3_ACT_REASON = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
 CONSENT_STATUSES = ("draft", "proposed", "active", "rejected", "inactive", "entered-in-error")
+
+#: Whether the young person was judged competent to decide about sharing (Gillick competence under
+#: 16, capacity at 16-17), and by whom it was noted. R4 Consent has no element for this, so it is a
+#: project extension (complex: ``assessment`` valueCode competent | not-competent, optional
+#: ``note`` valueString), declared in profiles/input/fsh/profiles/consent.fsh.
+EXT_DECISION_COMPETENCE = canonical.EXT_DECISION_COMPETENCE
+COMPETENCE = ("competent", "not-competent")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,6 +61,8 @@ class ConsentInput(Record):
     end_date: date | None = None
     status: str = "active"
     policy: str = canonical.SHARING_POLICY
+    competence: str | None = None  # the young person's competence to decide (see EXT_DECISION_COMPETENCE)
+    competence_note: str | None = None
 
 
 def withdraw_all(c: ConsentInput) -> ConsentInput:
@@ -79,7 +90,17 @@ def build_consent(c: ConsentInput, *, now: datetime | None = None) -> dict:
     if not isinstance(c.policy, str) or not c.policy.startswith(("https://", "http://", "urn:")):
         raise BuildError("policy", "The information-sharing agreement must be given as a web address.")
 
+    competence = check_code(c.competence, "competence", COMPETENCE, "whether the young person can decide") if c.competence else None
+    if competence == "not-competent" and any(p.startswith("Patient/") for p in performers):
+        raise BuildError("performer", "The young person was not competent to decide: consent comes from a parent or carer with parental responsibility.")
+    competence_note = check_text(c.competence_note, "competence_note", "a note about competence", required=False)
+
     consent = start_resource("Consent", "sharing-consent", c, canonical.PROFILE_CONSENT)
+    if competence:
+        parts = [{"url": "assessment", "valueCode": competence}]
+        if competence_note:
+            parts.append({"url": "note", "valueString": competence_note})
+        consent["extension"] = [{"url": EXT_DECISION_COMPETENCE, "extension": parts}]
     consent["status"] = status
     consent["scope"] = {"coding": [coding(CONSENT_SCOPE, "patient-privacy")]}
     consent["category"] = [{"coding": [coding(V3_ACT_CODE, "IDSCL")]}]
@@ -99,4 +120,4 @@ def build_consent(c: ConsentInput, *, now: datetime | None = None) -> dict:
         "purpose": [coding(V3_ACT_REASON, "TREAT")],
         "data": [{"meaning": "related", "reference": ref(plan)}],
     }
-    return consent
+    return reorder(consent, ("extension",))

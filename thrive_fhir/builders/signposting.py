@@ -58,6 +58,7 @@ class SignpostInput(Record):
     based_on: str | None = None
     note: str | None = None
     status: str = "active"
+    replaces: str | None = None  # a referral made again: the earlier ServiceRequest it replaces
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -89,6 +90,7 @@ def build_signposting(s: SignpostInput, *, now: datetime | None = None) -> dict:
     based_on = check_ref(s.based_on, "based_on", ("CarePlan",), "the support plan") if s.based_on else None
     note = check_text(s.note, "note", "a note", required=False)
     status = check_code(s.status, "status", REQUEST_STATUSES, "the request's status")
+    replaces = check_ref(s.replaces, "replaces", ("ServiceRequest",), "the earlier referral") if s.replaces else None
 
     sr = start_resource("ServiceRequest", "signposting", s, canonical.PROFILE_SIGNPOSTING)
     sr["extension"] = [episode_extension(episode)] + [
@@ -96,6 +98,8 @@ def build_signposting(s: SignpostInput, *, now: datetime | None = None) -> dict:
     ]
     if based_on:
         sr["basedOn"] = [ref(based_on)]
+    if replaces:
+        sr["replaces"] = [ref(replaces)]
     sr["status"] = status
     sr["intent"] = _INTENT[kind]
     sr["category"] = [concept(canonical.CS_CONCEPTS, kind)]

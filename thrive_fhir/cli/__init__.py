@@ -27,6 +27,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "store": ("thrive_fhir.cli.store_cmd", "store", "Run the embedded FHIR R4 server."),
     "sandbox": ("thrive_fhir.cli.sandbox_cmd", "sandbox", "Run the development-only SMART sandbox (EHR page + auth server)."),
     "sync": ("thrive_fhir.cli.sync_cmd", "sync", "Push saved changes to the shared store; inspect the outbox."),
+    "view": ("thrive_fhir.cli.view_cmd", "view", "Run a SQL on FHIR v2 ViewDefinition over NDJSON or a FHIR server."),
+    "report": ("thrive_fhir.cli.report_cmd", "report", "Reports for data teams: groupings, transitions, outcomes (CSV/Parquet/DuckDB/HTML)."),
 }
 
 #: Entry-point group through which other packages add commands (``name = "module:attribute"``).

@@ -56,9 +56,12 @@ def store() -> None:
 @click.option("--no-validate", is_flag=True, help="Store resources without validating them.")
 @click.option("--warn-only", is_flag=True, help="Validate but store invalid resources, reporting the issues.")
 @click.option("--audit-reads", is_flag=True, help="Write an AuditEvent for every read or search of patient data.")
-@click.option("--threads", type=click.IntRange(1, 64), default=8, show_default=True)
+@click.option("--threads", type=click.IntRange(1, 64), default=32, show_default=True,
+              help="Server threads; a quarter (at least 2) are kept for reads while writes queue.")
 @click.option("--max-body-mb", type=click.IntRange(1, 1024), default=20, show_default=True)
-def serve(database, host, port, base_url, no_validate, warn_only, audit_reads, threads, max_body_mb) -> None:
+@click.option("--quirks", default=None, help="TESTING ONLY: behave like other FHIR servers (medplum, or a comma list; "
+              "see thrive_fhir/store/quirks.py).")
+def serve(database, host, port, base_url, no_validate, warn_only, audit_reads, threads, max_body_mb, quirks) -> None:
     """Serve FHIR R4 over HTTP until Ctrl-C."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import OperationalError
@@ -70,9 +73,21 @@ def serve(database, host, port, base_url, no_validate, warn_only, audit_reads, t
         raise _OneLineUsageError("--no-validate and --warn-only exclude each other")
     url = _database_url(database)
     validate = False if no_validate else ("warn" if warn_only else True)
+    def make_app(**extra):
+        return create_app(url, base_url=base_url, validate_on_write=validate, audit_reads=audit_reads,
+                          max_body=max_body_mb * 1024 * 1024, **extra)
+
     try:
-        app = create_app(url, base_url=base_url, validate_on_write=validate, audit_reads=audit_reads,
-                         max_body=max_body_mb * 1024 * 1024)
+        if quirks:
+            from ..store.quirks import QuirksError, wrap
+
+            try:
+                app = wrap(make_app, quirks)
+            except QuirksError as exc:
+                raise _OneLineUsageError(f"--quirks: {exc}") from None
+            click.echo(f"thrive store: QUIRKS MODE ({app.quirks.describe()}): a test double, never for real data", err=True)
+        else:
+            app = make_app()
     except OperationalError as exc:
         click.echo(f"thrive store: cannot open the database ({type(exc.orig).__name__})", err=True)
         sys.exit(1)

@@ -48,7 +48,8 @@ def sync() -> None:
 @sync.command()
 @config_option
 @db_option
-@click.option("--once", is_flag=True, help="Drain the queue and exit (exit 1 if rows are still waiting).")
+@click.option("--once", is_flag=True, help="Drain the queue and exit: 0 all sent, 3 if rows were dead-lettered or "
+              "parked as conflicts in this run, 1 if rows are still waiting.")
 @click.option("--max-wait", type=float, default=60.0, show_default=True, help="With --once: give up after this long with nothing ready.")
 @click.option("--fhir-base", default=None, help="Store FHIR base URL (overrides config).")
 @click.option("--concurrency", type=int, default=None, help="Worker threads in this process.")
@@ -65,9 +66,16 @@ def run(config_path, database_url, once, max_wait, fhir_base, concurrency, metri
     try:
         cfg.validate()
         logs.configure(cfg.log_file, cfg.log_level)
-        code = runner.run(cfg, once=once, max_wait=max_wait)
+        summary: dict = {}
+        code = runner.run(cfg, once=once, max_wait=max_wait, summary=summary)
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
+    if once and (summary.get("dead_lettered") or summary.get("parked")):
+        click.echo(f"thrive sync: {summary['dead_lettered']} row(s) dead-lettered and {summary['parked']} parked as "
+                   "conflicts in this run; see 'thrive sync dead-letters list' and 'thrive sync conflicts list'", err=True)
+    elif once and code:
+        click.echo(f"thrive sync: {summary.get('pending', 0)} row(s) still waiting (store unreachable or backing off)",
+                   err=True)
     if code:
         raise click.exceptions.Exit(code)
 
@@ -191,3 +199,30 @@ def cf_resolve(config_path, database_url, row_id, keep, fhir_base) -> None:
     except (AdminError, ConfigError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"row {row_id} resolved: kept {keep}")
+
+
+@sync.command()
+@config_option
+@click.option("--fhir-base", default=None, help="Store FHIR base URL (overrides config).")
+def check(config_path, fhir_base) -> None:
+    """Probe the store (ids, transactions, If-Match, conditional update, searches, Bundle size, scope),
+    delete what the probe wrote, and name the settings to use. Exit 1 when no safe setting exists."""
+    from thrive_fhir.sync import probe, runner
+    from thrive_fhir.sync.config import ConfigError
+
+    cfg = _cfg(config_path, fhir_base=fhir_base)
+    if not cfg.fhir_base.startswith(("http://", "https://")):
+        raise click.ClickException("fhir_base must be the store's FHIR base URL (http:// or https://)")
+    try:
+        client = runner.build_client(cfg)
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+    scope = cfg.auth.scope if cfg.auth.type == "backend-services" else ""
+    try:
+        report = probe.Probe(client, requested_scope=scope).check()
+    finally:
+        client.close()
+    for line in probe.render(report):
+        click.echo(line)
+    if not report.usable:
+        raise click.exceptions.Exit(1)

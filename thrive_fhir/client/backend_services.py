@@ -20,6 +20,7 @@ import jwt
 import requests
 
 from .fhir_http import TokenError
+from .token_response import bounded_string, expires_in_seconds
 
 ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 ALGORITHMS = ("RS384", "ES384")
@@ -173,24 +174,23 @@ class BackendServicesAuth:
             doc = resp.json()
         except ValueError:
             doc = {}
+        if not isinstance(doc, dict):  # every member below is the token server's word: check each
+            doc = {}
         if resp.status_code != 200:
-            error = str(doc.get("error") or f"HTTP {resp.status_code}")[:64]
+            error = bounded_string(doc.get("error"), 64) or f"HTTP {resp.status_code}"
             alerts.error("backend_services_token_refused", extra={"error": error, "http_status": resp.status_code})
             raise TokenError("token-refused", error)
-        token = doc.get("access_token")
-        if not token or str(doc.get("token_type", "")).lower() != "bearer":
+        token = bounded_string(doc.get("access_token"))
+        token_type = doc.get("token_type")
+        if token is None or not isinstance(token_type, str) or token_type.lower() != "bearer":
             raise TokenError("token-response-invalid", "no bearer access_token")
-        granted = set(str(doc.get("scope") or self.scope).split())
+        granted = set((bounded_string(doc.get("scope")) or self.scope).split())
         missing = sorted(set(self.scope.split()) - granted)
         if missing:
             # BS-05: do not write with less than we need; stop and say so.
             alerts.error("backend_services_scope_not_granted", extra={"missing": missing})
             raise TokenError("scope-not-granted", " ".join(missing))
-        try:
-            lifetime = float(doc.get("expires_in", 300))
-        except (TypeError, ValueError):
-            lifetime = 300.0
-        return token, max(lifetime, 1.0)
+        return token, float(expires_in_seconds(doc.get("expires_in")))
 
     def _check_clock(self, date_header: str | None) -> None:
         """BS-07: alert when the token server's clock and ours differ by more than 30 s."""

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import email.utils
 import json
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Protocol
+from urllib.parse import quote
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -29,6 +31,63 @@ NOT_FOUND = "not-found"  # only for reads: the resource is not there (not an err
 
 TRANSIENT_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
 PAYLOAD_STATUSES = frozenset({400, 404, 405, 410, 413, 415, 422})
+
+# --- ids and URLs built from segments ----------------------------------------------------------
+#: The FHIR id rule (R4 datatypes: ``[A-Za-z0-9\-\.]{1,64}``).
+FHIR_ID_RE = re.compile(r"[A-Za-z0-9\-.]{1,64}")
+RESOURCE_TYPE_RE = re.compile(r"[A-Z][A-Za-z]{1,63}")
+#: A path segment a FHIR client may send after the base: a type, an id, ``_history``, ``$op``.
+_SEGMENT_RE = re.compile(r"[A-Za-z0-9\-._$]{1,64}")
+
+
+class InvalidFhirPath(ValueError):
+    """An id, type or path segment that must not go into a FHIR URL (it would leave the base)."""
+
+
+def is_fhir_id(value: object) -> bool:
+    """``value`` is a string that obeys the FHIR id rule and is not a dot segment.
+
+    ``.`` and ``..`` match the R4 id pattern, but in a URL they climb out of the FHIR base, so
+    they are refused as well: an id that comes from another system (a token response, an EHR
+    answer) must never decide which URL our bearer token is sent to."""
+    return isinstance(value, str) and bool(FHIR_ID_RE.fullmatch(value)) and value.strip(".") != ""
+
+
+def check_id(value: object) -> str:
+    """``value`` if :func:`is_fhir_id`, else :class:`InvalidFhirPath`."""
+    if not is_fhir_id(value):
+        raise InvalidFhirPath("not a FHIR id")
+    return value  # type: ignore[return-value]
+
+
+def resource_path(resource_type: object, resource_id: object | None = None, *rest: str) -> str:
+    """``Type[/id[/rest...]]`` built from checked segments, never by joining raw strings."""
+    if not isinstance(resource_type, str) or not RESOURCE_TYPE_RE.fullmatch(resource_type):
+        raise InvalidFhirPath("not a FHIR resource type")
+    segments = [resource_type]
+    if resource_id is not None:
+        segments.append(check_id(resource_id))
+    segments += rest
+    return join_segments(segments)
+
+
+def join_segments(segments) -> str:
+    """Join path segments after checking each: no empty or dot segments, no ``/``, ``?`` or ``%``."""
+    out = []
+    for seg in segments:
+        if not isinstance(seg, str) or not _SEGMENT_RE.fullmatch(seg) or seg.strip(".") == "":
+            raise InvalidFhirPath("not a FHIR path segment")
+        out.append(quote(seg, safe="$"))
+    return "/".join(out)
+
+
+def checked_relative_path(path: str) -> str:
+    """A relative ``Type/id...[?query]`` whose path part passes :func:`join_segments` (the query
+    is left as it is: it cannot change the path). ``""`` (the base itself) is allowed."""
+    path_part, sep, query = path.partition("?")
+    path_part = path_part.strip("/")
+    checked = join_segments(path_part.split("/")) if path_part else ""
+    return checked + (sep + query if sep else "")
 
 
 class Auth(Protocol):
@@ -151,7 +210,13 @@ class FhirClient:
         return reply
 
     def _once(self, method: str, path: str, body: dict | None, headers: dict[str, str] | None) -> Reply:
-        url = path if path.startswith(("http://", "https://")) else f"{self.base_url}/{path.lstrip('/')}"
+        if path.startswith(("http://", "https://")):
+            url = path
+        else:
+            try:
+                url = f"{self.base_url}/{checked_relative_path(path)}"
+            except InvalidFhirPath:
+                return Reply(PAYLOAD, error="invalid FHIR path")
         data = None
         extra = dict(headers or {})
         if body is not None:
@@ -201,7 +266,11 @@ class FhirClient:
         return self.request("POST", "", bundle, {"Prefer": "return=minimal"})
 
     def read(self, resource_type: str, resource_id: str) -> Reply:
-        reply = self.request("GET", f"{resource_type}/{resource_id}")
+        try:
+            path = resource_path(resource_type, resource_id)
+        except InvalidFhirPath:
+            return Reply(PAYLOAD, error="invalid FHIR id")
+        reply = self.request("GET", path)
         if reply.status in (404, 410):
             reply.kind = NOT_FOUND
         return reply

@@ -130,6 +130,9 @@ sync_resource_state = Table(
     Column("local_version", Integer, nullable=False),
     Column("outbox_id", RowId, nullable=False),
     Column("updated_at", Float, nullable=False),
+    # The id the store gave the resource (migration 0004): equal to resource_id with deterministic
+    # ids; learned from the store's answer in identifier mode (servers that assign their own ids).
+    Column("store_id", String(64)),
 )
 
 #: History of each outbox row's life (attempts that failed, dead-lettering, retries, resolutions):

@@ -163,8 +163,13 @@ def _first_rows(s: Session, patient_keys: list[str], per_patient: int) -> list:
     return rows
 
 
-def claim(store: LocalStore, owner: str, *, max_entries: int, max_patients: int, lease_seconds: float, now: float | None = None) -> list[Claimed]:
-    """Lease the next batch: whole prefixes of ready patients, up to ``max_entries`` entries."""
+def claim(store: LocalStore, owner: str, *, max_entries: int, max_patients: int, lease_seconds: float, now: float | None = None,
+          one_per_patient: bool = False) -> list[Claimed]:
+    """Lease the next batch: whole prefixes of ready patients, up to ``max_entries`` entries.
+
+    ``one_per_patient``: only each patient's oldest row. For stores that apply entries one by one
+    (non-atomic), where a failed row followed by a landed later row of the same patient would put the
+    store's versions out of order once the failed row is retried."""
     now = time.time() if now is None else now
     earlier = aliased(o)
     is_head = ~exists(
@@ -184,7 +189,7 @@ def claim(store: LocalStore, owner: str, *, max_entries: int, max_patients: int,
             return []
         head_ids = {h.patient_key: h.id for h in heads}
         # Enough rows per patient to fill the batch when the saves are spread evenly over the heads.
-        per_patient = max(1, math.ceil(max(1, max_entries // 2) / len(head_ids)))
+        per_patient = 1 if one_per_patient else max(1, math.ceil(max(1, max_entries // 2) / len(head_ids)))
         # Many ready patients (the usual case): the heads alone fill the batch, no second query.
         rows = heads if per_patient == 1 else _first_rows(s, list(head_ids), per_patient)
         chosen: list[Claimed] = []
@@ -260,8 +265,9 @@ def mark_sent(s: Session, rows: list[Claimed], owner: str, status: int, states: 
 
 
 def upsert_states(s: Session, states: list[dict]) -> None:
-    """Record the store version of each resource, never moving back to an older local version."""
+    """Record the store version (and store id) of each resource, never moving back to an older local version."""
     t = m.sync_resource_state
+    states = [st if "store_id" in st else dict(st, store_id=None) for st in states]
     if s.get_bind().dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as dialect_insert
     else:
@@ -274,6 +280,7 @@ def upsert_states(s: Session, states: list[dict]) -> None:
             "local_version": stmt.excluded.local_version,
             "outbox_id": stmt.excluded.outbox_id,
             "updated_at": stmt.excluded.updated_at,
+            "store_id": func.coalesce(stmt.excluded.store_id, t.c.store_id),
         },
         where=t.c.local_version <= stmt.excluded.local_version,
     )
@@ -322,26 +329,29 @@ def load_versions(store: LocalStore, row_ids: list[int]) -> dict[tuple[str, str,
     return out
 
 
-def load_states(store: LocalStore, keys: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[str | None, int]]:
-    """``(type, id) -> (store_version, local_version)`` for resources the store already has from us.
+_STATES_BY_TYPE = (
+    select(m.sync_resource_state.c.resource_id, m.sync_resource_state.c.store_version,
+           m.sync_resource_state.c.local_version, m.sync_resource_state.c.store_id)
+    .where(m.sync_resource_state.c.resource_type == bindparam("rtype"),
+           m.sync_resource_state.c.resource_id.in_(bindparam("ids", expanding=True)))
+)
+
+
+def load_states(store: LocalStore, keys: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[str | None, int, str | None]]:
+    """``(type, id) -> (store_version, local_version, store_id)`` for resources the store already has from us.
 
     Asked per resource type so each lookup is on the primary key (type, id): asking by id alone
-    scanned the whole table, which grows with every resource ever sent."""
-    t = m.sync_resource_state
+    scanned the whole table, which grows with every resource ever sent. One statement, built once:
+    building it per call cost more than running it (identifier mode asks for every batch)."""
     by_type: dict[str, list[str]] = {}
     for rtype, rid in sorted(set(keys)):
         by_type.setdefault(rtype, []).append(rid)
-    out: dict[tuple[str, str], tuple[str | None, int]] = {}
+    out: dict[tuple[str, str], tuple[str | None, int, str | None]] = {}
     with store.reader.connect() as conn:
         for rtype, ids in by_type.items():
             for i in range(0, len(ids), 500):
-                rows = conn.execute(
-                    select(t.c.resource_id, t.c.store_version, t.c.local_version).where(
-                        t.c.resource_type == rtype, t.c.resource_id.in_(_many(ids[i : i + 500]))
-                    )
-                ).all()
-                for r in rows:
-                    out[(rtype, r.resource_id)] = (r.store_version, r.local_version)
+                for r in conn.execute(_STATES_BY_TYPE, {"rtype": rtype, "ids": ids[i : i + 500]}).all():
+                    out[(rtype, r.resource_id)] = (r.store_version, r.local_version, r.store_id)
     return out
 
 

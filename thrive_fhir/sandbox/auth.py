@@ -290,6 +290,8 @@ class AuthViews:
         return self.error_page("invalid_request", "This endpoint does not accept that HTTP method.", 405)
 
     def too_large(self, _exc: Exception) -> Response:
+        if request.path.endswith(("/token", "/introspect")):  # OAuth clients parse JSON errors (RFC 6749 5.2)
+            return _oauth_json(OAuthError("invalid_request", "The request is too large.", 413))
         return self.error_page("invalid_request", "The request is too large.", 413)
 
 

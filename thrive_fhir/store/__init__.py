@@ -20,6 +20,7 @@ from typing import Callable
 from ..smart_scopes import Grant
 
 DEFAULT_MAX_BODY = 20 * 1024 * 1024
+DEFAULT_THREADS = 32
 
 log = logging.getLogger("thrive_fhir.store")
 
@@ -79,11 +80,19 @@ def create_app(
     app = StoreApp(store, exporter, base_url=base_url, token_verifier=token_verifier, audit_reads=audit_reads,
                    max_body=max_body, capability=capability, smart_configuration=smart_configuration)
     app.engine = engine
+    # PostgreSQL: every request holds a pooled connection (pool_size + the same overflow, see
+    # schema.make_engine), so writes must leave some of those to reads too. SQLite reads do not
+    # use the pool.
+    app.connections = None if engine.dialect.name == "sqlite" else 2 * pool_size
     return app
 
 
-def serve(app, host: str = "127.0.0.1", port: int = 8080, *, threads: int = 8, max_body: int | None = None) -> None:
+def serve(app, host: str = "127.0.0.1", port: int = 8080, *, threads: int = DEFAULT_THREADS,
+          max_body: int | None = None) -> None:
     """Serve ``app`` with waitress until interrupted.
+
+    A quarter of the threads (at least 2) are kept from writes, so reads are served while writers
+    saturate the store (see :mod:`.admission`); waiting threads cost little, hence the default of 32.
 
     waitress reads whole request bodies before calling the app; its own hard cap is set a little above
     the app's limit so oversized bodies still get the app's OperationOutcome 413, while a client
@@ -92,6 +101,8 @@ def serve(app, host: str = "127.0.0.1", port: int = 8080, *, threads: int = 8, m
     import waitress
 
     limit = max_body or getattr(app, "max_body", DEFAULT_MAX_BODY)
+    if hasattr(app, "admission"):
+        app.admission.configure(threads, getattr(app, "connections", None))
     waitress.serve(app, host=host, port=port, threads=threads, max_request_body_size=max(limit * 4, 64 << 20),
                    ident="thrive-fhir-store", clear_untrusted_proxy_headers=True)
 

@@ -9,17 +9,21 @@ answer is the failing entry's error. Entries are processed in the order the spec
 
 from __future__ import annotations
 
+import logging
+import traceback
 import uuid
 from dataclasses import dataclass
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from sqlalchemy.engine import Connection
 
 from . import validation_hook
-from .errors import FhirError, operation_outcome
+from .errors import FhirError, describe, operation_outcome
 from .fhirdates import to_instant, utcnow
 from .service import Ctx, Result, Store, parse_etag
 from .writes import WriteOp, apply, dumps, prepare
+
+log = logging.getLogger("thrive_fhir.store")
 
 ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3, "HEAD": 3}
 REASONS = {200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
@@ -31,9 +35,9 @@ REASONS = {200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request", 401
 class Entry:
     index: int
     method: str
-    rtype: str
+    rtype: str | None  # None: system history (GET _history)
     rid: str | None
-    tail: list[str]
+    tail: list[str]  # after Type/id (or after Type, or alone): [], ["_history"] or ["_history", version]
     query: str
     resource: dict | None
     full_url: str | None
@@ -64,33 +68,89 @@ def _parse_entry(store: Store, ctx: Ctx, index: int, raw) -> Entry:
     url = req.get("url")
     if method not in ORDER or method == "HEAD" or not isinstance(url, str) or not url:
         raise FhirError(400, f"{where}.request needs method GET, POST, PUT or DELETE and a url", "structure")
-    if url.startswith(ctx.base.rstrip("/") + "/"):
-        url = url[len(ctx.base.rstrip("/")) + 1:]
-    parts = urlsplit(url)
-    segs = [s for s in parts.path.split("/") if s]
-    if not segs:
-        raise FhirError(400, f"{where}.request.url must name a resource type", "invalid")
-    rtype = segs[0]
     try:
-        store.check_type(rtype)
-        rid = segs[1] if len(segs) > 1 and not segs[1].startswith("_") and not segs[1].startswith("$") else None
-        if rid is not None:
-            store.check_id(rid)
+        segs, query = _entry_path(ctx, url)
+        rtype, rid = _entry_route(store, method, segs, query)
         resource = raw.get("resource")
         if method in ("POST", "PUT"):
-            if rid is None and method == "PUT" and not parts.query:
-                raise FhirError(400, "PUT needs Type/id or Type?criteria", "invalid")
-            if method == "POST" and len(segs) > 1:
-                raise FhirError(400, "POST entries take the type only (Type)", "invalid")
             resource = store.check_body(rtype, resource, rid, need_id=rid is not None and method == "PUT")
             if method == "POST":
                 resource = {k: v for k, v in resource.items() if k != "id"}
-        elif method == "DELETE" and rid is None and not parts.query:
-            raise FhirError(405, "DELETE entries need Type/id or Type?criteria", "not-supported")
-        return Entry(index, method, rtype, rid, segs[2:], parts.query, resource, raw.get("fullUrl"),
-                     parse_etag(req.get("ifMatch")), req.get("ifNoneExist"))
+        full_url = raw.get("fullUrl")
+        if full_url is not None and not isinstance(full_url, str):
+            raise FhirError(400, "fullUrl must be a string", "structure")
+        if_none_exist = req.get("ifNoneExist")
+        if if_none_exist is not None and not isinstance(if_none_exist, str):
+            raise FhirError(400, "request.ifNoneExist must be a string", "structure")
+        if_match = req.get("ifMatch")
+        if if_match is not None and not isinstance(if_match, str):
+            raise FhirError(400, "request.ifMatch must be a string such as W/\"3\"", "structure")
+        tail = segs[2:] if rid is not None else [s for s in segs if s == "_history"]
+        return Entry(index, method, rtype, rid, tail, query, resource, full_url,
+                     parse_etag(if_match), if_none_exist)
     except FhirError as exc:
         raise exc.with_prefix(where) from None
+
+
+def _entry_path(ctx: Ctx, url: str) -> tuple[list[str], str]:
+    """An entry's ``request.url`` as (decoded path segments, query), relative to this server.
+
+    Absolute URLs must be this server's own: an entry naming another host is refused rather than
+    applied here under the path it happens to have."""
+    base = ctx.base.rstrip("/")
+    if url.startswith(base + "/") or url == base:
+        url = url[len(base) + 1:]
+    parts = urlsplit(url)
+    if parts.scheme or parts.netloc:
+        raise FhirError(400, "request.url names another server; give a URL relative to this one (Type/id)",
+                        "not-supported")
+    if parts.fragment:
+        raise FhirError(400, "request.url must not carry a fragment", "invalid")
+    return [unquote(s) for s in parts.path.split("/") if s], parts.query
+
+
+def _entry_route(store: Store, method: str, segs: list[str], query: str) -> tuple[str | None, str | None]:
+    """(resource type, id) of an entry, by the same routing rules as the REST API (wsgi.route):
+    an interaction REST refuses is refused here with the same status, never mapped to another one
+    (``DELETE Patient/x/_history/1`` is a 405, not a delete of ``Patient/x``)."""
+    n = len(segs)
+    if n == 0:
+        raise FhirError(400, "request.url must name a resource type", "invalid")
+    if segs == ["_history"]:
+        _only(method, "GET")
+        return None, None
+    if segs[0].startswith("$") or segs[0].startswith("_"):
+        raise FhirError(400, f"'{segs[0]}' is not supported in a Bundle entry", "not-supported")
+    rtype = segs[0]
+    store.check_type(rtype)
+    if n == 1:
+        if method in ("PUT", "DELETE") and not query:
+            raise FhirError(405 if method == "DELETE" else 400, f"{method} entries need Type/id or Type?criteria",
+                            "not-supported" if method == "DELETE" else "invalid")
+        if method == "POST" and any(k not in ("_format", "_pretty") for k, _ in parse_qsl(query)):
+            # criteria here would silently be ignored (and the create duplicate what they match)
+            raise FhirError(400, "POST entries take the type only (Type); use ifNoneExist for criteria", "invalid")
+        return rtype, None
+    second = segs[1]
+    if second == "_history" and n == 2:
+        _only(method, "GET")
+        return rtype, None
+    if second.startswith("_") or second.startswith("$"):
+        raise FhirError(400, f"'{second}' is not supported in a Bundle entry", "not-supported")
+    store.check_id(second)
+    if n == 2:
+        if method == "POST":
+            raise FhirError(405, "POST entries take the type only (Type)", "not-supported")
+        return rtype, second
+    if segs[2] == "_history" and n in (3, 4):
+        _only(method, "GET")
+        return rtype, second
+    raise FhirError(404, "Unsupported URL for this server", "not-supported")
+
+
+def _only(method: str, *allowed: str) -> None:
+    if method not in allowed:
+        raise FhirError(405, f"{method} is not allowed on this URL", "not-supported")
 
 
 def _is_conditional(ref: str) -> bool:
@@ -142,6 +202,7 @@ def _rewrite(node, idmap: dict[str, str], unresolved: list[str], conditional: se
 
 def transaction(store: Store, ctx: Ctx, raw_entries: list) -> Result:
     entries = [_parse_entry(store, ctx, i, e) for i, e in enumerate(raw_entries)]
+    _refuse_duplicates(entries)
     pinned = any(e.if_match is not None for e in entries)
     # Without conditional entries every id is known up front: resolve, validate and serialise before
     # taking the write lock (see writes.prepare). Otherwise all of it happens inside the transaction.
@@ -150,6 +211,35 @@ def transaction(store: Store, ctx: Ctx, raw_entries: list) -> Result:
     answers = store.run_write(lambda conn: _run_transaction(store, ctx, conn, entries, plan),
                               conflict_status=412 if pinned else None)
     return Result(200, _response_bundle("transaction-response", answers))
+
+
+def _refuse_duplicates(entries: list[Entry]) -> None:
+    """Refuse a transaction in which two entries claim the same identity.
+
+    - Two entries with one ``fullUrl`` (bdl-7): a reference to it would silently resolve to
+      whichever entry came last.
+    - Two conditional writes with the same criteria (conditional PUT/DELETE URLs, POST
+      ``ifNoneExist``): each would be resolved against the database as it was before the
+      transaction, so both would create, and every later conditional write on those criteria
+      would fail with 412. R4 (http.html#transaction) makes overlapping identities a failure;
+      plain ``Type/id`` duplicates are refused in writes.apply, this is the same rule for criteria.
+    """
+    full_urls: dict[str, int] = {}
+    criteria: dict[tuple, int] = {}
+    for e in entries:
+        if e.full_url:
+            if e.full_url in full_urls:
+                raise FhirError(400, f"Bundle.entry[{e.index}]: fullUrl is the same as entry[{full_urls[e.full_url]}]'s "
+                                     "(bdl-7: fullUrl must be unique in a Bundle)", "invalid")
+            full_urls[e.full_url] = e.index
+        query = e.if_none_exist if e.method == "POST" else (e.query if e.rid is None and e.method != "GET" else None)
+        if query:
+            query = query.split("?", 1)[1] if "?" in query else query
+            key = (e.rtype, tuple(sorted(parse_qsl(query, keep_blank_values=True))))
+            if key in criteria:
+                raise FhirError(400, f"Bundle.entry[{e.index}]: the same conditional criteria as entry[{criteria[key]}]; "
+                                     "one transaction cannot apply two conditional writes to one resource", "invalid")
+            criteria[key] = e.index
 
 
 def _needs_database(entries: list[Entry]) -> bool:
@@ -309,14 +399,14 @@ def _answer(status: int, rtype: str, rid: str, version: int, last_updated, conte
 
 def _get_entry(store: Store, ctx: Ctx, e: Entry, conn: Connection | None) -> dict:
     params = parse_qsl(e.query, keep_blank_values=True)
-    if e.rid is None:
+    if e.tail[:1] == ["_history"]:
+        vid = e.tail[1] if len(e.tail) == 2 else None
+        result = (store.vread(ctx, e.rtype, e.rid, vid, conn=conn) if vid is not None
+                  else store.history(ctx, e.rtype, e.rid, params, conn=conn))
+    elif e.rid is None:
         result = store.search(ctx, e.rtype, params, conn=conn)
-    elif not e.tail:
-        result = store.read(ctx, e.rtype, e.rid, conn=conn)
-    elif len(e.tail) == 2 and e.tail[0] == "_history":
-        result = store.vread(ctx, e.rtype, e.rid, e.tail[1], conn=conn)
     else:
-        raise FhirError(400, "GET entries support read, vread and search", "not-supported")
+        result = store.read(ctx, e.rtype, e.rid, conn=conn)
     out = {"response": {"status": f"{result.status} {REASONS.get(result.status, '')}".strip()}}
     if "ETag" in result.headers:
         out["response"]["etag"] = result.headers["ETag"]
@@ -339,9 +429,18 @@ def batch(store: Store, ctx: Ctx, raw_entries: list) -> Result:
                                      conflict_status=412 if e.if_match is not None else None)
             answers.extend(answer)
         except FhirError as exc:
-            answers.append({"response": {"status": f"{exc.status} {REASONS.get(exc.status, '')}".strip(),
-                                         "outcome": exc.outcome()}})
+            answers.append(_error_answer(exc))
+        except Exception as exc:  # noqa: BLE001 - one entry's bug must not take the others' answers away
+            # Earlier entries have committed: a bare 500 for the whole batch would have the client
+            # retry them (duplicate creates). This entry alone is answered 500.
+            log.error("batch entry %d: unhandled %s:\n%s", index, describe(exc),
+                      "".join(traceback.format_tb(exc.__traceback__)))
+            answers.append(_error_answer(FhirError(500, f"Bundle.entry[{index}]: internal server error", "exception")))
     return Result(200, _response_bundle("batch-response", answers))
+
+
+def _error_answer(exc: FhirError) -> dict:
+    return {"response": {"status": f"{exc.status} {REASONS.get(exc.status, '')}".strip(), "outcome": exc.outcome()}}
 
 
 def _response_bundle(kind: str, answers: list[dict]) -> str:

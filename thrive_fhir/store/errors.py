@@ -6,6 +6,8 @@ the rule broken — because clients log them and so do proxies.
 
 from __future__ import annotations
 
+import re
+
 #: HTTP status -> default OperationOutcome issue code.
 _CODES = {
     400: "invalid",
@@ -68,3 +70,24 @@ class FhirError(Exception):
                 for i in outcome.get("issue", [])
             ]}
         return FhirError(self.status, f"{prefix}: {self.message}", self.code, outcome=outcome, headers=self.headers)
+
+
+_QUOTED_VALUE = re.compile(r':\s*(["\']).*$')
+
+
+def describe(exc: BaseException) -> str:
+    """An exception for the log: its class and, for a database error, the database's own message
+    (SQLSTATE and primary text) so an operator can act on it — without data.
+
+    PostgreSQL keeps row values in DETAIL (never read here), but a few primary messages end with
+    the offending input (``invalid input syntax for type integer: "..."``): that tail is cut."""
+    name = type(exc).__name__
+    orig = getattr(exc, "orig", None)
+    if orig is None:
+        return name
+    diag = getattr(orig, "diag", None)
+    primary = getattr(diag, "message_primary", None) if diag is not None else None
+    text = primary or (str(orig).splitlines() or [""])[0]
+    text = _QUOTED_VALUE.sub(": (value left out)", text)[:300]
+    state = getattr(orig, "sqlstate", None)
+    return f"{name} ({type(orig).__name__}{' ' + state if state else ''}): {text}"

@@ -23,6 +23,16 @@ _DATE_RE = re.compile(
 _US = timedelta(microseconds=1)
 
 
+def _shift(dt: datetime, delta: timedelta) -> datetime:
+    """``dt + delta`` held inside [MIN, MAX]: the edges of the range are valid FHIR values
+    (``9999-12-31``, ``0001-01-01T00:00:00+14:00``) whose bounds or UTC shift fall outside what a
+    datetime can hold. The range is open-ended there, so the edge itself is the right bound."""
+    try:
+        return dt + delta
+    except OverflowError:
+        return MAX if delta > timedelta(0) else MIN
+
+
 def date_range(text: str) -> tuple[datetime, datetime] | None:
     """(low, high) inclusive bounds in naive UTC, or None when ``text`` is not a FHIR date/dateTime."""
     if not isinstance(text, str):
@@ -38,12 +48,13 @@ def date_range(text: str) -> tuple[datetime, datetime] | None:
         month = int(g["m"])
         if g["d"] is None:
             low = datetime(year, month, 1)
-            nxt = datetime(year + (month == 12), month % 12 + 1, 1)
-            return low, nxt - _US
+            if month == 12:
+                return low, datetime(year, 12, 31, 23, 59, 59, 999999)
+            return low, datetime(year, month + 1, 1) - _US
         day = int(g["d"])
         if g["H"] is None:
             low = datetime(year, month, day)
-            return low, low + timedelta(days=1) - _US
+            return low, low.replace(hour=23, minute=59, second=59, microsecond=999999)
         frac = (g["f"] or "")[:6]
         local = datetime(year, month, day, int(g["H"]), int(g["M"]), int(g["S"] or 0), int(frac.ljust(6, "0") or 0))
     except ValueError:
@@ -52,7 +63,7 @@ def date_range(text: str) -> tuple[datetime, datetime] | None:
     if tz and tz != "Z":
         sign = 1 if tz[0] == "+" else -1
         offset = timedelta(hours=int(tz[1:3]), minutes=int(tz[4:6]))
-        local = local - sign * offset
+        local = _shift(local, -sign * offset)
     # A dateTime's implicit range is its precision: minutes -> the whole minute, seconds -> the second.
     if g["S"] is None:
         span = timedelta(minutes=1)
@@ -60,7 +71,7 @@ def date_range(text: str) -> tuple[datetime, datetime] | None:
         span = timedelta(microseconds=10 ** (6 - len(frac))) if len(frac) < 6 else _US
     else:
         span = timedelta(seconds=1)
-    return local, local + span - _US
+    return local, _shift(local, span - _US)
 
 
 def utcnow() -> datetime:

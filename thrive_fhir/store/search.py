@@ -23,6 +23,8 @@ from typing import NamedTuple
 
 from .errors import FhirError
 from .fhirdates import date_range
+from .fhirjson import string_problem
+from .limits import MAX_SEARCH_TERMS
 from .rawsql import placeholders
 from .search_params import INCLUDES, SearchParam, params_for, reference_key
 
@@ -32,7 +34,7 @@ SORTS = ("_id", "-_id", "_lastUpdated", "-_lastUpdated")
 DATE_PREFIXES = ("eq", "ne", "gt", "lt", "ge", "le", "sa", "eb")
 #: Parameters every type accepts beyond its own table.
 COMMON_PARAMS = ("_id", "_lastUpdated")
-RESULT_PARAMS = ("_count", "_sort", "_include", "_revinclude", "_summary", "_total", "_cursor")
+RESULT_PARAMS = ("_count", "_sort", "_include", "_revinclude", "_summary", "_total", "_cursor", "_elements")
 IGNORED_SILENTLY = ("_format", "_pretty")
 
 #: Only current, not deleted versions are searched. ``is_current`` is tested bare so SQLite can use
@@ -46,9 +48,23 @@ class Cond(NamedTuple):
 
 
 def _or(conds: list[Cond]) -> Cond:
+    return _balanced("OR", conds)
+
+
+def _balanced(op: str, conds: list[Cond]) -> Cond:
+    """``c1 op c2 op ...`` as a balanced tree of parenthesised pairs.
+
+    SQLite parses a flat ``a OR b OR c ...`` into a tree as deep as the list is long and refuses
+    trees deeper than 1,000 ("Expression tree is too large"): ~490 comma alternatives or ~1,000
+    repeated parameters were a 500. Nested halves keep the depth at log2(n) on any database, so the
+    only bound left is the number of values (limits.MAX_SEARCH_TERMS)."""
     if len(conds) == 1:
         return conds[0]
-    return Cond("(" + " OR ".join(c.sql for c in conds) + ")", tuple(p for c in conds for p in c.params))
+    if len(conds) <= 8:
+        return Cond("(" + f" {op} ".join(c.sql for c in conds) + ")", tuple(p for c in conds for p in c.params))
+    mid = len(conds) // 2
+    left, right = _balanced(op, conds[:mid]), _balanced(op, conds[mid:])
+    return Cond(f"({left.sql} {op} {right.sql})", left.params + right.params)
 
 
 @dataclass
@@ -63,14 +79,37 @@ class SearchQuery:
     summary_count: bool = False
     total_accurate: bool = False
     used: list[tuple[str, str]] = field(default_factory=list)  # params honoured, for the self link
-    ignored: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)  # what was ignored and why (lenient handling)
+
+
+#: Parameters that narrow a search in ways this server cannot evaluate. Ignoring them (what lenient
+#: handling does with an unknown parameter) would answer with resources the client excluded, so
+#: they are refused in every mode. Chained parameters (``subject.name``) are refused for the same reason.
+UNSUPPORTED_FILTERS = ("_has", "_filter", "_query", "_text", "_content", "_list")
+SUMMARY_VALUES = ("true", "text", "data", "count", "false")
 
 
 def parse(rtype: str, params: list[tuple[str, str]], *, strict: bool, base: str | None) -> SearchQuery:
-    """Build a SearchQuery. Invalid values are 400; unknown parameters 400 when strict, else ignored."""
+    """Build a SearchQuery.
+
+    Invalid values are 400. What the server does not support follows R4 search.html#errors:
+    under ``Prefer: handling=strict`` it is a 400; otherwise it is ignored only where ignoring is
+    safe — the answer still holds exactly the matches, perhaps unsorted, without includes or with
+    more elements than asked (unknown parameter names, ``_sort`` on other keys, unsupported
+    ``_include``/``_revinclude``, ``_elements``, ``_summary`` other than count/false) — and each is
+    listed in ``q.ignored``, which the search Bundle reports in an OperationOutcome entry
+    (search mode ``outcome``). Filters it cannot apply (UNSUPPORTED_FILTERS, chains, unknown
+    modifiers) are refused in both modes: ignoring them would return what the client excluded."""
     q = SearchQuery(rtype)
     known = params_for(rtype)
+    terms = sum(1 + value.count(",") for _name, value in params)
+    if terms > MAX_SEARCH_TERMS:
+        raise FhirError(400, f"The search has {terms} values; this server takes at most {MAX_SEARCH_TERMS} "
+                             "(parameters and comma-separated alternatives together)", "too-costly")
     for raw_name, value in params:
+        problem = string_problem(raw_name) or string_problem(value)
+        if problem:  # e.g. %00, which PostgreSQL cannot even compare: no value with it can match
+            raise FhirError(400, f"Search parameter '{_clip(raw_name)}': the value {problem}", "value")
         name, _, modifier = raw_name.partition(":")
         if name in IGNORED_SILENTLY:
             continue
@@ -78,6 +117,11 @@ def parse(rtype: str, params: list[tuple[str, str]], *, strict: bool, base: str 
             if _result_param(q, name, modifier, value, strict):
                 q.used.append((raw_name, value))
             continue
+        if name in UNSUPPORTED_FILTERS or "." in name:
+            raise FhirError(400, f"'{_clip(raw_name)}' is not supported by this server; it narrows the search, so it is "
+                                 "not ignored (that would return resources it excludes)", "not-supported")
+        if name in ("_id", "_lastUpdated") and modifier:
+            raise FhirError(400, f"Modifier ':{_clip(modifier)}' is not supported on '{name}'", "not-supported")
         if name == "_id" and not modifier:
             ids = _split(value)
             q.conditions.append(Cond(f"resource_versions.res_id IN ({placeholders(len(ids))})", tuple(ids)))
@@ -86,25 +130,27 @@ def parse(rtype: str, params: list[tuple[str, str]], *, strict: bool, base: str 
         elif name in known:
             q.conditions.append(_param_condition(rtype, known[name], modifier, value, base))
         else:
-            if strict:
-                raise FhirError(400, f"Unknown or unsupported search parameter '{raw_name}' for {rtype}", "not-supported")
-            q.ignored.append(raw_name)
+            _unsupported(q, strict, f"Unknown or unsupported search parameter '{_clip(raw_name)}' for {rtype}")
             continue
         q.used.append((raw_name, value))
     return q
 
 
+def _unsupported(q: SearchQuery, strict: bool, message: str) -> None:
+    """A parameter it is safe to ignore: 400 under strict handling, else noted in ``q.ignored``."""
+    if strict:
+        raise FhirError(400, message, "not-supported")
+    q.ignored.append(message)
+
+
 def _result_param(q: SearchQuery, name: str, modifier: str, value: str, strict: bool) -> bool:
     if name == "_count":
-        if not value.isdigit():
-            raise FhirError(400, "_count must be a non-negative integer", "invalid")
-        q.count = min(int(value), MAX_COUNT)
+        q.count = parse_count(value)
         return True
     if name == "_sort":
         if value not in SORTS:
-            if strict:
-                raise FhirError(400, f"_sort supports only {', '.join(SORTS)}", "not-supported")
-            q.ignored.append("_sort")
+            _unsupported(q, strict, f"_sort={_clip(value)} is not supported (only {', '.join(SORTS)}); "
+                                    "results are in the default order (_id)")
             return False
         q.sort = value
         return True
@@ -112,38 +158,52 @@ def _result_param(q: SearchQuery, name: str, modifier: str, value: str, strict: 
         q.cursor = _decode_cursor(value)
         return False
     if name == "_summary":
+        if value not in SUMMARY_VALUES:
+            raise FhirError(400, f"_summary must be one of {', '.join(SUMMARY_VALUES)}", "invalid")
         if value == "count":
             q.summary_count = True
             return True
         if value == "false":
             return True
-        if strict:
-            raise FhirError(400, "_summary supports only 'count' and 'false'", "not-supported")
-        q.ignored.append("_summary")
+        _unsupported(q, strict, f"_summary={value} is not supported (only count and false); "
+                                "whole resources are returned")
+        return False
+    if name == "_elements":
+        _unsupported(q, strict, "_elements is not supported; whole resources are returned")
         return False
     if name == "_total":
+        if value not in ("none", "estimate", "accurate"):
+            raise FhirError(400, "_total must be none, estimate or accurate", "invalid")
         if value == "accurate":
             q.total_accurate = True
         return True
     if name == "_include":
         parts = value.split(":")
         if modifier or len(parts) not in (2, 3) or f"{parts[0]}:{parts[1]}" not in INCLUDES or parts[0] != q.rtype:
-            if strict:
-                raise FhirError(400, f"Unsupported _include '{value}'", "not-supported")
-            q.ignored.append("_include")
+            _unsupported(q, strict, f"_include={_clip(value)} is not supported; those resources are not included")
             return False
         q.includes.append((parts[0], parts[1], parts[2] if len(parts) == 3 else None))
         return True
     if name == "_revinclude":
         parts = value.split(":")
         if modifier or len(parts) not in (2, 3) or f"{parts[0]}:{parts[1]}" not in INCLUDES:
-            if strict:
-                raise FhirError(400, f"Unsupported _revinclude '{value}'", "not-supported")
-            q.ignored.append("_revinclude")
+            _unsupported(q, strict, f"_revinclude={_clip(value)} is not supported; those resources are not included")
             return False
         q.revincludes.append((parts[0], parts[1]))
         return True
     return False
+
+
+def _clip(text: str) -> str:
+    return "".join(ch if ch.isprintable() else "?" for ch in text[:60])
+
+
+def parse_count(value: str) -> int:
+    """``_count``: a non-negative integer; above MAX_COUNT means MAX_COUNT (a server may page smaller)."""
+    if not (value.isascii() and value.isdigit()):
+        raise FhirError(400, "_count must be a non-negative integer", "invalid")
+    digits = value.lstrip("0")
+    return MAX_COUNT if len(digits) > 6 else min(int(digits or "0"), MAX_COUNT)
 
 
 def _split(value: str) -> list[str]:
@@ -287,8 +347,12 @@ PAGE_COLUMNS = "res_id, content, last_updated, patient_key"
 def build_select(q: SearchQuery, restrict_patient: str | None = None, *,
                  columns: str = PAGE_COLUMNS) -> Cond:
     """``SELECT columns`` of the current resources matching ``q`` (unordered, unlimited)."""
-    where = ["resource_versions.res_type = ?", CURRENT] + [c.sql for c in q.conditions]
-    params = [q.rtype] + [p for c in q.conditions for p in c.params]
+    where = ["resource_versions.res_type = ?", CURRENT]
+    params = [q.rtype]
+    if q.conditions:
+        matched = _balanced("AND", q.conditions)  # repeated parameters: see _balanced
+        where.append(matched.sql)
+        params += matched.params
     if restrict_patient is not None:
         where.append("(resource_versions.patient_key = ? OR resource_versions.patient_key IS NULL)")
         params.append(restrict_patient)

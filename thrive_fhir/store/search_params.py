@@ -12,6 +12,7 @@ Reference parameters may name the target type (``patient`` only indexes ``Patien
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Iterator
 
 from .fhirdates import MAX, MIN, date_range
@@ -238,8 +239,8 @@ def _scalar(value) -> str | None:
         return value
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return str(value)
+    if isinstance(value, (int, float, Decimal)):
+        return str(value)  # a fhirjson.JsonDecimal: its literal
     return None
 
 

@@ -27,9 +27,11 @@ from ..smart_scopes import Grant
 from . import access, search, validation_hook
 from .errors import FhirError, issue, operation_outcome
 from .fhirdates import date_range, http_date, to_instant, utcnow
+from .limits import MAX_SEQ, MAX_VERSION_ID, bounded_int
 from .rawsql import Runner, placeholders
 from .schema import resource_versions as rv
 from .search_params import reference_key
+from .statistics import StatisticsKeeper
 from .validation_hook import ID_RE
 from .writes import WriteOp, apply, dumps
 
@@ -94,10 +96,10 @@ def parse_etag(value: str | None) -> int | None:
     text_ = value.strip()
     if text_.startswith("W/"):
         text_ = text_[2:]
-    text_ = text_.strip('"')
-    if not text_.isdigit():
+    version = bounded_int(text_.strip('"'), MAX_VERSION_ID)
+    if version is None:
         raise FhirError(400, 'If-Match must be a version ETag such as W/"3"', "invalid")
-    return int(text_)
+    return version
 
 
 class Store:
@@ -112,6 +114,7 @@ class Store:
         # handler (which sleeps in 1-100 ms steps) keeps concurrent writers from idling. Another
         # process on the same file is still arbitrated by BEGIN IMMEDIATE + busy_timeout.
         self._write_lock = threading.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
+        self.statistics = StatisticsKeeper(engine)
 
     # --- helpers ---------------------------------------------------------------------------------
 
@@ -165,7 +168,9 @@ class Store:
                 time.sleep(random.uniform(0, 0.005 * attempt))  # de-synchronise the losers of a race
             try:
                 with self._write_lock, self.writer.begin() as conn:
-                    return fn(conn)
+                    result = fn(conn)
+                self.statistics.after_write()  # PostgreSQL: statistics for fresh data (see statistics)
+                return result
             except IntegrityError:
                 if conflict_status:
                     raise FhirError(conflict_status, "The resource was changed by another request at the same time",
@@ -233,10 +238,11 @@ class Store:
     def vread(self, ctx: Ctx, rtype: str, rid: str, vid: str, *, conn: Connection | None = None) -> Result:
         self.check_type(rtype)
         self.check_id(rid)
-        if not vid.isdigit():
+        version = bounded_int(vid, MAX_VERSION_ID)  # larger cannot exist, and would not fit the column
+        if version is None:
             raise FhirError(404, f"Version '{vid}' of {rtype}/{rid} is not known", "not-found")
         stmt = (select(rv.c.version_id, rv.c.last_updated, rv.c.deleted, rv.c.patient_key, rv.c.content)
-                .where(rv.c.res_type == rtype, rv.c.res_id == rid, rv.c.version_id == int(vid)))
+                .where(rv.c.res_type == rtype, rv.c.res_id == rid, rv.c.version_id == version))
         if conn is not None:
             row = conn.execute(stmt).first()
         else:
@@ -390,7 +396,7 @@ class Store:
         if q.summary_count or q.count == 0:
             bundle["total"] = fetch(conn, *search.count_select(q, restrict))[0][0]
             bundle["link"] = [{"relation": "self", "url": self_url}]
-            return Result(200, bundle)
+            return Result(200, _bundle_text(bundle, _ignored_entry(q)))
         rows = [search.PageRow(*row) for row in fetch(conn, *search.page_select(q, restrict))]
         has_more = len(rows) > q.count
         rows = rows[: q.count]
@@ -411,6 +417,7 @@ class Store:
         for rtype, rid, pkey, content in self._included(conn, ctx, q, rows, restrict):
             entries.append(_entry_text(full_url, rtype, rid, content, "include"))
             audited.append((rtype, rid, pkey))
+        entries += _ignored_entry(q)
         return Result(200, _bundle_text(bundle, entries), audit=("search-type", audited))
 
     def _included(self, conn, ctx: Ctx, q: search.SearchQuery, rows, restrict: str | None):
@@ -469,7 +476,8 @@ class Store:
 
     # --- history ---------------------------------------------------------------------------------
 
-    def history(self, ctx: Ctx, rtype: str | None, rid: str | None, params: list[tuple[str, str]]) -> Result:
+    def history(self, ctx: Ctx, rtype: str | None, rid: str | None, params: list[tuple[str, str]], *,
+                conn: Connection | None = None) -> Result:
         if rtype:
             self.check_type(rtype)
         if rid:
@@ -478,9 +486,7 @@ class Store:
         used = []
         for name, value in params:
             if name == "_count":
-                if not value.isdigit():
-                    raise FhirError(400, "_count must be a non-negative integer", "invalid")
-                count = min(int(value), search.MAX_COUNT)
+                count = search.parse_count(value)
                 used.append((name, value))
             elif name == "_since":
                 rng = date_range(value)
@@ -489,9 +495,9 @@ class Store:
                 since = rng[0]
                 used.append((name, value))
             elif name == "_cursor":
-                if not value.isdigit():
+                cursor = bounded_int(value, MAX_SEQ)
+                if cursor is None:
                     raise FhirError(400, "Invalid _cursor (use the next link exactly as given)", "invalid")
-                cursor = int(value)
             elif name in search.IGNORED_SILENTLY:
                 continue
             elif ctx.strict:
@@ -501,7 +507,7 @@ class Store:
         restrict = None
         if rtype and rid:
             stmt = stmt.where(rv.c.res_type == rtype, rv.c.res_id == rid)
-            head = self._current(None, rtype, rid)
+            head = self._current(conn, rtype, rid)
             if head is None:
                 raise FhirError(404, f"{rtype}/{rid} is not known", "not-found")
             access.require(ctx.grant, rtype, "history-instance", head.patient_key)
@@ -517,8 +523,11 @@ class Store:
         if cursor is not None:
             stmt = stmt.where(rv.c.seq < cursor)
         stmt = stmt.order_by(rv.c.seq.desc()).limit(count + 1)
-        with self.engine.connect() as conn:
+        if conn is not None:
             rows = list(conn.execute(stmt))
+        else:
+            with self.engine.connect() as c:
+                rows = list(c.execute(stmt))
         has_more = len(rows) > count
         rows = rows[:count]
         path = "/".join(p for p in (rtype, rid) if p)
@@ -565,6 +574,18 @@ class Store:
         with self.engine.connect() as conn:
             return conn.execute(select(func.count()).select_from(rv).where(rv.c.is_current, rv.c.deleted == false())
                                 ).scalar_one()
+
+
+def _ignored_entry(q: search.SearchQuery) -> list[str]:
+    """The parameters a lenient search ignored, as an OperationOutcome entry (search mode
+    ``outcome``, R4 bundle.html#searchset): the self link alone leaves the client to guess why."""
+    if not q.ignored:
+        return []
+    oid = str(uuid.uuid4())
+    outcome = {"id": oid, **operation_outcome([issue("warning", "not-supported", f"Ignored: {text}")
+                                                for text in q.ignored])}
+    return ['{"fullUrl":"urn:uuid:' + oid + '","resource":' + dumps({"resourceType": "OperationOutcome", **outcome})
+            + ',"search":{"mode":"outcome"}}']
 
 
 def _cursor_suffix(cursor, has_query: bool) -> str:

@@ -11,10 +11,13 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import traceback
 
 log = logging.getLogger("thrive_fhir.store")
 
-ID_RE = re.compile(r"^[A-Za-z0-9\-.]{1,64}$")
+#: A FHIR id. ``\Z``, not ``$``: ``$`` also matches before a final newline, and ``abc\n`` was accepted as
+#: an id (it is spliced unescaped into stored JSON and into Location headers).
+ID_RE = re.compile(r"^[A-Za-z0-9\-.]{1,64}\Z")
 
 _lock = threading.Lock()
 _validator = None
@@ -48,7 +51,21 @@ def issues(resource: dict) -> list[tuple]:
     """The validator's issue tuples ``(severity, code, expression, text)``: its fast path, with no
     OperationOutcome built — a transaction only needs one when an entry fails or the client asks."""
     validator = project_validator()
-    return validator.issues(resource) if validator is not None else []
+    if validator is None:
+        return []
+    from .fhirjson import plain  # noqa: PLC0415
+
+    try:
+        return validator.issues(plain(resource))  # the validator checks decimals as JSON floats
+    except Exception as exc:  # noqa: BLE001 - a validator bug must not be the client's 500
+        # The resource was not checked, so it is not stored; the client gets a 422 that says so
+        # instead of a bare 500 (and a retry loop). The log names the failure, never the content.
+        from .errors import describe  # noqa: PLC0415
+
+        log.error("validator failed on a %s: %s\n%s", resource.get("resourceType"), describe(exc),
+                  "".join(traceback.format_tb(exc.__traceback__)))
+        return [("error", "exception", str(resource.get("resourceType") or "Resource"),
+                 "The validator failed on this resource (an internal error, logged); it was not stored")]
 
 
 def has_errors(found: list[tuple]) -> bool:

@@ -9,14 +9,13 @@ IntegrityError, which callers map to 412 (If-Match given) or retry.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable
 
 from sqlalchemy.engine import Connection
 
-from . import rawsql
+from . import fhirjson, rawsql
 from .errors import FhirError
 from .fhirdates import to_instant
 from .schema import resource_versions as rv
@@ -25,7 +24,8 @@ from .search_params import compartment_patient, extract, reference_key
 
 
 def dumps(resource: dict) -> str:
-    return json.dumps(resource, separators=(",", ":"), ensure_ascii=False)
+    """Compact JSON; decimals exactly as the client sent them (see fhirjson)."""
+    return fhirjson.dumps(resource)
 
 
 @dataclass

@@ -1,8 +1,9 @@
 """HTTP layer: routing, content negotiation, body limits, authentication and the error envelope.
 
 Everything a client controls is checked here before it reaches the service, and every failure is
-answered with an OperationOutcome. Logs carry method, route shape, status and exception class only —
-never URLs with query strings, bodies, tokens or database error text (which can quote resource JSON).
+answered with an OperationOutcome. Logs carry method, route shape, status and exception class — and
+for a database error its primary message and SQLSTATE with quoted values cut (errors.describe) — never
+URLs with query strings, bodies, tokens or the database's DETAIL text (which can quote resource JSON).
 """
 
 from __future__ import annotations
@@ -20,9 +21,10 @@ from werkzeug.wrappers import Request, Response
 from werkzeug.wsgi import wrap_file
 
 from ..smart_scopes import Grant
-from . import bundles
+from . import bundles, fhirjson
+from .admission import WriteAdmission
 from .bulk_export import Exporter
-from .errors import FhirError, issue, operation_outcome
+from .errors import FhirError, describe, issue, operation_outcome
 from .service import Ctx, Result, Store
 
 log = logging.getLogger("thrive_fhir.store")
@@ -47,6 +49,7 @@ class StoreApp:
         self.max_body = max_body
         self.capability = capability
         self.smart_configuration = smart_configuration
+        self.admission = WriteAdmission()
 
     # --- WSGI entry ------------------------------------------------------------------------------
 
@@ -57,7 +60,7 @@ class StoreApp:
         except FhirError as exc:
             response = self.error(exc)
         except Exception as exc:  # noqa: BLE001 - a real bug: say so as an OperationOutcome, log no data
-            log.error("unhandled %s on %s %s:\n%s", type(exc).__name__, request.method, _route_shape(_path(environ)),
+            log.error("unhandled %s on %s %s:\n%s", describe(exc), request.method, _route_shape(_path(environ)),
                       "".join(traceback.format_tb(exc.__traceback__)))
             response = self.error(FhirError(500, "Internal server error", "exception"))
         return response(environ, start_response)
@@ -85,7 +88,8 @@ class StoreApp:
         prefer = request.headers.get("Prefer", "")
         ctx = Ctx(base=self.base(request), grant=self.authenticate(request), strict="handling=strict" in prefer,
                   prefer_return=_prefer_return(prefer))
-        result = self.route(request, ctx, method, segs, params, prefer)
+        with self.admission.admit(method, segs):  # writers never take every thread (see admission)
+            result = self.route(request, ctx, method, segs, params, prefer)
         if isinstance(result, Response):
             return result
         if self.audit_reads and result.audit and result.status == 200 and method in ("GET", "HEAD", "POST"):
@@ -228,11 +232,7 @@ class StoreApp:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
             raise FhirError(400, "The request body is not valid UTF-8", "structure") from None
-        try:
-            return json.loads(text, parse_constant=_reject_constant)
-        except (ValueError, RecursionError) as exc:
-            where = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
-            raise FhirError(400, f"The request body is not valid JSON{where}", "structure") from None
+        return fhirjson.loads(text)  # decimals as sent, FHIR string rules, bounded depth
 
     def form(self, request: Request) -> list[tuple[str, str]]:
         if not request.content_length:
@@ -333,10 +333,6 @@ def _base_url(scheme: str, host: str | None, server_name: str, server_port: str,
         environ["HTTP_HOST"] = host
     request = Request(environ)
     return request.host_url.rstrip("/") + request.script_root
-
-
-def _reject_constant(name: str):
-    raise ValueError(f"{name} is not allowed in FHIR JSON")
 
 
 def _prefer_return(prefer: str) -> str:

@@ -14,6 +14,7 @@ from ..client.fhir_http import NOT_FOUND, OK, FhirClient, version_from_etag
 from ..localstore import LocalStore
 from ..localstore import models as m
 from ..localstore import outbox as q
+from .worker import header
 
 o = m.outbox
 
@@ -92,16 +93,21 @@ def resolve_conflict(store: LocalStore, client: FhirClient, row_id: int, keep: s
         return
     with store.reader.connect() as c:
         entries = json.loads(c.execute(select(o.c.entries).where(o.c.id == row_id)).scalar_one())
+    known = q.load_states(store, [(t, i) for t, i, _v in entries])
     states = []
     for t, i, v in entries:
-        reply = client.read(t, i)
+        store_id = (known.get((t, i)) or (None, 0, None))[2] or i  # identifier mode: the store's own id
+        if t == "Provenance" and (t, i) not in known:
+            continue  # the save's new Provenance: nothing in the store to read
+        reply = client.read(t, store_id)
         if reply.kind == NOT_FOUND:
             continue
         if reply.kind != OK:
             raise AdminError(f"could not read {t}/{i} from the store ({reply.error or reply.kind}); try again")
-        version = str(((reply.body or {}).get("meta") or {}).get("versionId") or version_from_etag(reply.headers.get("ETag")) or "")
+        version = str(((reply.body or {}).get("meta") or {}).get("versionId") or version_from_etag(header(reply, "ETag")) or "")
         states.append({"resource_type": t, "resource_id": i, "store_version": version or None,
-                       "local_version": max(v - 1, 0), "outbox_id": row_id, "updated_at": now})
+                       "local_version": max(v - 1, 0), "outbox_id": row_id, "updated_at": now,
+                       "store_id": store_id})
     with store.session() as s:
         if states:
             q.upsert_states(s, states)

@@ -39,8 +39,29 @@ class AuthConfig:
         return f"AuthConfig(type={self.type!r}, client_id={self.client_id!r}, token_url={self.token_url!r})"
 
 
+#: Defaults per known store (``server = "..."``); any setting given in the file or environment wins.
+#: ``thrive sync check`` probes a store and says which of these to use. See docs/sync-config.md.
+SERVER_PRESETS: dict[str, dict] = {
+    # HAPI FHIR JPA: atomic transactions, client-assigned (non-numeric) ids, If-Match, ETags.
+    "hapi": {"auth": {"scope": "system/*.rs system/*.cu"}},
+    # sekmet-fhir: atomic transactions and client ids; its Goal has no identifier search (no identifier mode).
+    "sekmet": {"auth": {"scope": "system/*.rs system/*.cu"}},
+    # our own embedded store
+    "thrive-store": {"auth": {"scope": "system/*.rs system/*.cu"}},
+    # Medplum 5.x: only the FIRST wildcard scope of a token counts ("system/*.rs system/*.cu" would be
+    # read-only), so one scope that allows everything; ordinary clients cannot create with PUT Type/<id>
+    # (404), so identifier mode; no ETag on its answers, so ask for the representation; transactions
+    # holding conditional entries are capped at a few entries. Atomic only with the project feature
+    # transaction-bundles (without it set atomic_transactions = false).
+    "medplum": {"auth": {"scope": "system/*.cruds"}, "id_mode": "identifier", "prefer_return": "representation",
+                "max_entries": 8},
+}
+
+
 @dataclass
 class SyncConfig:
+    #: a known store kind (hapi, medplum, sekmet, thrive-store) whose defaults to start from; empty: none
+    server: str = ""
     database_url: str = "sqlite:///thrive-local.db"
     fhir_base: str = ""
     #: ODS code of the deploying organisation: meta.source = {base}/source/<ods>#<outbox row uid>
@@ -56,6 +77,22 @@ class SyncConfig:
     backoff_max: float = 300.0
     #: after this many 409/412 answers that re-reading cannot explain, park the row as a conflict
     max_conflict_retries: int = 3
+    #: true: one atomic ``transaction`` Bundle per batch (the worker still reads every entry and falls
+    #: back to the non-atomic handling if the store answers otherwise). false: send ``batch`` Bundles
+    #: on purpose, resources first and each save's Provenance after its resources landed, one save per
+    #: young person per batch (Medplum without its ``transaction-bundles`` feature).
+    atomic_transactions: bool = True
+    #: deterministic: ``PUT Type/<uuid5 id>`` (the store must accept client-assigned ids).
+    #: identifier: create by business identifier (conditional update or If-None-Exist), learn the
+    #: store's id from its answer and rewrite references through the local id -> store id map.
+    id_mode: str = "deterministic"
+    #: identifier mode, how a new resource is created: conditional-update (``PUT Type?identifier=``)
+    #: or if-none-exist (``POST Type`` with ``If-None-Exist: identifier=``)
+    identifier_create: str = "conditional-update"
+    #: ``Prefer: return=...`` on writes: OperationOutcome (errors explained, versions from ETag),
+    #: representation (the stored resource back: versions from meta.versionId when a store sends no
+    #: ETag) or minimal.
+    prefer_return: str = "OperationOutcome"
     log_file: str = ""
     log_level: str = "INFO"
     metrics_file: str = ""
@@ -74,6 +111,12 @@ class SyncConfig:
             raise ConfigError("concurrency must be at least 1")
         if self.lease_seconds <= self.connect_timeout + self.read_timeout:
             raise ConfigError("lease_seconds must exceed connect_timeout + read_timeout")
+        if self.id_mode not in ("deterministic", "identifier"):
+            raise ConfigError("id_mode must be deterministic or identifier")
+        if self.identifier_create not in ("conditional-update", "if-none-exist"):
+            raise ConfigError("identifier_create must be conditional-update or if-none-exist")
+        if self.prefer_return not in ("OperationOutcome", "representation", "minimal"):
+            raise ConfigError("prefer_return must be OperationOutcome, representation or minimal")
         if self.auth.type not in ("none", "bearer", "backend-services"):
             raise ConfigError("auth.type must be none, bearer or backend-services")
         if self.auth.type == "backend-services":
@@ -126,8 +169,10 @@ def _apply(target, data: dict, where: str) -> None:
 
 
 def load_config(path: str | None = None, env: dict[str, str] | None = None, **overrides) -> SyncConfig:
-    """Defaults, then the TOML file, then THRIVE_SYNC_* variables, then explicit overrides."""
+    """Defaults, then the ``server`` preset, then the TOML file, then THRIVE_SYNC_* variables, then
+    explicit overrides."""
     cfg = SyncConfig()
+    data: dict = {}
     if path:
         try:
             data = tomllib.loads(Path(path).read_text())
@@ -135,8 +180,14 @@ def load_config(path: str | None = None, env: dict[str, str] | None = None, **ov
             raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
-        _apply(cfg, data, path)
     env = os.environ if env is None else env
+    server = overrides.get("server") or env.get(ENV_PREFIX + "SERVER") or data.get("server") or ""
+    if server:
+        if server not in SERVER_PRESETS:
+            raise ConfigError(f"server must be one of {', '.join(sorted(SERVER_PRESETS))} (or left out)")
+        _apply(cfg, SERVER_PRESETS[server], f"server preset {server}")
+    if data:
+        _apply(cfg, data, path)
     for f in fields(cfg):
         if f.name == "auth":
             continue

@@ -44,11 +44,25 @@ def make_worker(cfg: SyncConfig, store: LocalStore, client: FhirClient, metrics:
         store, client, ods_code=cfg.ods_code, max_entries=cfg.max_entries, max_patients=cfg.max_patients,
         lease_seconds=cfg.lease_seconds, backoff_base=cfg.backoff_base, backoff_max=cfg.backoff_max,
         max_conflict_retries=cfg.max_conflict_retries, metrics=metrics,
+        atomic_transactions=cfg.atomic_transactions, id_mode=cfg.id_mode, identifier_create=cfg.identifier_create,
+        prefer_return=cfg.prefer_return,
     )
 
 
-def run(cfg: SyncConfig, *, once: bool = False, max_wait: float = 60.0, stop: threading.Event | None = None) -> int:
-    """Run ``cfg.concurrency`` worker threads. Exit code 0, or 1 when ``once`` left rows waiting."""
+#: ``thrive sync run --once`` exit codes: rows still waiting (store down, backing off) ...
+EXIT_WAITING = 1
+#: ... and rows the store refused in this run (dead-lettered, or parked as conflicts): a person must look.
+EXIT_REFUSED = 3
+
+
+def run(cfg: SyncConfig, *, once: bool = False, max_wait: float = 60.0, stop: threading.Event | None = None,
+        summary: dict | None = None) -> int:
+    """Run ``cfg.concurrency`` worker threads.
+
+    Exit code 0; with ``once``: EXIT_REFUSED when rows were dead-lettered or parked as conflicts during
+    this run (a cron job must not report success while saves sit waiting for a person), otherwise
+    EXIT_WAITING when rows are still waiting. ``summary`` (a dict) receives the run's figures:
+    ``dead_lettered``, ``parked``, ``pending``."""
     cfg.validate()
     store = LocalStore(cfg.database_url)
     store.migrate()
@@ -98,11 +112,20 @@ def run(cfg: SyncConfig, *, once: bool = False, max_wait: float = 60.0, stop: th
     stop.set()
     refresh_metrics()
     fig = q.figures(store)
+    dead_now = int(sum(v for (name, _l), v in metrics.counters.items() if name == "thrive_sync_dead_letters_total"))
+    parked_now = int(sum(v for (name, _l), v in metrics.counters.items() if name == "thrive_sync_conflicts_total"))
     log.info("worker_stopped", extra={"pending": fig["queued"] + fig["in_flight"], "sent": fig["sent"],
-                                      "dead": fig["dead"], "conflicts": fig["conflicts"]})
+                                      "dead": fig["dead"], "conflicts": fig["conflicts"],
+                                      "dead_lettered_this_run": dead_now, "parked_this_run": parked_now})
+    if summary is not None:
+        summary.update(dead_lettered=dead_now, parked=parked_now, pending=fig["queued"] + fig["in_flight"])
     for c in clients:
         c.close()
     if server:
         server.shutdown()
     store.dispose()
-    return 0 if (not once or all(results)) else 1
+    if not once:
+        return 0
+    if dead_now or parked_now:
+        return EXIT_REFUSED
+    return 0 if all(results) else EXIT_WAITING

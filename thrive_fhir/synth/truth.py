@@ -40,6 +40,8 @@ DEFINITIONS = {
     "in_date.safety_plans": "active safety plans (CarePlan) whose period start <= as_of <= period end (the review date)",
     "in_date.consents": "active permit Consents whose provision.period start <= as_of <= end (no end: open)",
     "first_contact_to_first_grouping_days": "per episode with a grouping: days from EpisodeOfCare.period.start to the earliest grouping effective date",
+    "involvement": "grouping Observations by the young person's / the family's involvement component code (not-recorded when absent)",
+    "risk_support": "episodes whose latest grouping is getting-risk-support; of those, the young person has an active safety plan in date on as_of; and such a plan is named by an active permit Consent in date on as_of",
 }
 
 
@@ -104,12 +106,16 @@ class GroundTruth:
         self.tasks: Counter[str] = Counter()
         self.first_grouping_days = 0
         self.first_grouping_episodes = 0
+        self.involvement: dict[str, Counter[str]] = {"young-person": Counter(), "family": Counter()}
+        self.risk_support: Counter[str] = Counter()
         self._reset()
 
     def _reset(self) -> None:
         self._groupings: dict[str, dict] = {}  # Observation/id -> facts
         self._scores: dict[tuple[str, str], list[tuple[str, int, str | None]]] = defaultdict(list)
         self._episodes: dict[str, dict] = {}
+        self._plans_in_date: set[str] = set()     # CarePlan/id of active plans in date on as_of
+        self._shared_plans: set[str] = set()      # CarePlan/id named by an active permit Consent in date
 
     # --- per resource ----------------------------------------------------------------------
     def observe(self, r: dict) -> None:
@@ -126,9 +132,17 @@ class GroundTruth:
                     c["code"] for c in r["valueCodeableConcept"]["coding"] if c["system"] == canonical.CS_GROUPING
                 )
                 reason = None
+                involvement = {"young-person": "not-recorded", "family": "not-recorded"}
                 for comp in r.get("component", []):
-                    if comp["code"]["coding"][0]["code"] == "grouping-change-reason":
+                    ccode = comp["code"]["coding"][0]["code"]
+                    if ccode == "grouping-change-reason":
                         reason = comp["valueCodeableConcept"]["coding"][0]["code"]
+                    elif ccode == "young-person-involvement":
+                        involvement["young-person"] = comp["valueCodeableConcept"]["coding"][0]["code"]
+                    elif ccode == "family-involvement":
+                        involvement["family"] = comp["valueCodeableConcept"]["coding"][0]["code"]
+                for who, code in involvement.items():
+                    self.involvement[who][code] += 1
                 self._groupings[f"Observation/{r['id']}"] = {
                     "subject": r["subject"]["reference"],
                     "episode": _episode_of(r),
@@ -149,6 +163,7 @@ class GroundTruth:
             self.plans[r["status"]] += 1
             if self.as_of and r["status"] == "active" and _covers(r.get("period"), self.as_of):
                 self.plans_in_date += 1
+                self._plans_in_date.add(f"CarePlan/{r['id']}")
         elif rt == "Consent":
             self.consents[r["status"]] += 1
             provision = r.get("provision") or {}
@@ -159,6 +174,8 @@ class GroundTruth:
                 and _covers(provision.get("period"), self.as_of)
             ):
                 self.consents_in_date += 1
+                for d in provision.get("data", []):
+                    self._shared_plans.add(d["reference"]["reference"])
         elif rt == "Flag":
             self.flags[r["status"]] += 1
         elif rt == "ServiceRequest":
@@ -189,6 +206,12 @@ class GroundTruth:
                     self.change_reasons[g["reason"]] += 1
         for _, code in latest.values():
             self.current[code] += 1
+            if code == "getting-risk-support":
+                self.risk_support["in_risk_support"] += 1
+                if self._plans_in_date:
+                    self.risk_support["with_in_date_plan"] += 1
+                if self._plans_in_date & self._shared_plans:
+                    self.risk_support["with_shared_in_date_plan"] += 1
         for _, code in ever:
             self.ever[code] += 1
         for ep, when in earliest.items():
@@ -249,5 +272,7 @@ class GroundTruth:
                 "episodes": self.first_grouping_episodes,
                 "total_days": self.first_grouping_days,
             },
+            "involvement": {who: dict(sorted(c.items())) for who, c in self.involvement.items()},
+            "risk_support": {k: self.risk_support.get(k, 0) for k in ("in_risk_support", "with_in_date_plan", "with_shared_in_date_plan")},
             "definitions": DEFINITIONS,
         }

@@ -148,3 +148,14 @@ def safety_plan_form(version: int = 0, **overrides) -> dict:
     }
     form.update(overrides)
     return {k: v for k, v in form.items() if v is not None}
+
+
+def sharing_form(agencies, version: int = 0, **overrides) -> list[tuple[str, str]]:
+    """A complete sharing agreement: the young person, competent to decide, agrees until 6 months on."""
+    from datetime import date, timedelta
+
+    end = date.today() + timedelta(days=180)
+    form = {"token": token(), "version": str(version), "confirmed": "yes", "given_by": "young-person",
+            "competence": "competent", "end-day": str(end.day), "end-month": str(end.month), "end-year": str(end.year)}
+    form.update(overrides)
+    return [(k, v) for k, v in form.items() if v is not None] + [("agencies", a) for a in agencies]

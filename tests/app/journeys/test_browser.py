@@ -56,7 +56,9 @@ def _saved(page, message: str) -> None:
 
 def _check(page, axe_check, screenshot, name):
     assert "Sorry, there is a problem" not in page.content(), name
-    axe_check(page, name=name)
+    violations = axe_check(page, name=name)
+    # no axe-core finding of any impact level, minor and moderate included
+    assert not violations, (name, [(v["id"], v["impact"], [n["target"] for n in v["nodes"][:3]]) for v in violations])
     screenshot(page, f"journeys-{name}")
 
 
@@ -85,7 +87,7 @@ def test_clinician_walks_every_journey(page_in_launch, axe_check, screenshot):
     _check(page, axe_check, screenshot, "safety-plan-form")
     page.get_by_label("Warning signs: item 1").fill("Staying in my room")
     page.get_by_label("Things I can do on my own: item 1").fill("Drawing")
-    _submit(page, "Add another row to Reasons for living")
+    page.get_by_role("button", name="Add another row to Reasons for living").click()  # in place, with JavaScript
     page.get_by_label("Reasons for living: item 2").fill("My dog")
     review = date.today() + timedelta(days=60)
     page.get_by_label("Day").fill(str(review.day))
@@ -131,10 +133,16 @@ def test_clinician_walks_every_journey(page_in_launch, axe_check, screenshot):
     page.goto_launch("sharing/")
     page.get_by_label("Northgate Academy (invented school)").check()
     page.get_by_label("Exampleshire Council Children's Services").check()
-    page.get_by_label("The young person has agreed to share their plan with the agencies ticked").check()
+    page.get_by_role("group", name="Can the young person decide about sharing for themselves?").get_by_label(
+        "Yes, the young person can decide for themselves").check()
+    page.get_by_role("group", name="Who agreed to share the plan?").get_by_label("The young person").check()
+    page.get_by_label("They have agreed to share the plan with the agencies ticked, until this date").check()
     _submit(page, "Save sharing choices")
     _saved(page, "The sharing agreement has been saved.")
     _submit(page, "Withdraw sharing with Northgate Academy (invented school)")
+    assert "Stop sharing the plan with Northgate Academy (invented school)?" in page.content()
+    _check(page, axe_check, screenshot, "sharing-confirm-withdraw")
+    _submit(page, "Yes, stop sharing")
     _saved(page, "Sharing has been withdrawn.")
     _check(page, axe_check, screenshot, "sharing")
 
@@ -165,6 +173,10 @@ def test_clinician_walks_every_journey(page_in_launch, axe_check, screenshot):
     page.get_by_role("group", name="Did the young person agree with ending help?").get_by_label("Agreed", exact=True).check()
     for group in page.get_by_role("group", name="How did goal").all():
         group.get_by_label("Achieved", exact=True).check()
+    # what is still open is asked about, one by one
+    page.get_by_role("group", name="What happens to it?").get_by_label("End the safety plan").check()
+    page.get_by_role("group", name="keep it open?").get_by_label("Keep the referral open").check()
+    page.get_by_role("group", name="Keep sharing it?").get_by_label("Stop sharing now").check()
     _submit(page, "Record the ending of help")
     _saved(page, "The ending of help has been recorded.")
     _check(page, axe_check, screenshot, "ending-saved")

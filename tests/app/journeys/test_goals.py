@@ -110,13 +110,14 @@ def test_not_progressing_goal_prompts_an_explicit_discussion(journey):
     assert "This goal is not moving" in page and "After 3 ratings there is no reliable improvement" in page
     form = journey.get(f"goals/{g['id']}/discuss")
     assert form.status_code == 200
-    resp = journey.post(f"goals/{g['id']}/discuss", {"token": token(), "version": "1", "discussion": " "})
+    version = journey.store.current_version("Goal", g["id"])  # ratings keep achievementStatus up to date
+    resp = journey.post(f"goals/{g['id']}/discuss", {"token": token(), "version": str(version), "discussion": " "})
     assert resp.status_code == 400 and error_links(resp) == ["discussion"]
-    resp = journey.post(f"goals/{g['id']}/discuss", {"token": token(), "version": "1",
+    resp = journey.post(f"goals/{g['id']}/discuss", {"token": token(), "version": str(version),
                                                       "discussion": "Agreed to keep the goal and try a sleep diary"})
     assert resp.status_code == 303
     [goal] = _goals(journey)
-    assert journey.store.current_version("Goal", goal["id"]) == 2
+    assert journey.store.current_version("Goal", goal["id"]) == version + 1
     assert goal["achievementStatus"]["coding"][0]["code"] == "no-progress"
     assert "sleep diary" in goal["note"][0]["text"] and goal["note"][0]["time"]
     assert "This goal is not moving" not in text_of(journey.get("goals/"))
@@ -169,3 +170,73 @@ def test_progress_rules():
 
     assert not gbo.needs_discussion(r(3, 4, 5), dt.datetime(2025, 1, 3, 12))
     assert gbo.needs_discussion(r(3, 4, 5, 4, 5, 4), dt.datetime(2025, 1, 3, 12))
+
+
+# --- issue 15: achievementStatus follows the score change; closed goals say so up front ----------
+def _status(goal):
+    return goal["achievementStatus"]["coding"][0]["code"]
+
+
+def test_achievement_status_follows_the_score_change_and_the_label_follows_it(journey):
+    _add(journey, "Sleep through the night", baseline=2)
+    [g] = _goals(journey)
+    assert _status(g) == "in-progress"
+    journey.post("goals/rate", {"token": token(), f"score-{g['id']}": "6"})
+    [g] = _goals(journey)
+    assert _status(g) == "improving"
+    assert "Progress: Improving" in text_of(journey.get("goals/"))
+    # a discussion after the score rose is not saved as "not progressing"
+    version = journey.store.current_version("Goal", g["id"])
+    assert journey.post(f"goals/{g['id']}/discuss", {"token": token(), "version": str(version),
+                                                      "discussion": "Going well; keep going"}).status_code == 303
+    [g] = _goals(journey)
+    assert _status(g) == "improving"
+    assert "Not progressing" not in g["note"][0]["text"] and "Reliable improvement (+4)" in g["note"][0]["text"]
+    journey.post("goals/rate", {"token": token(), f"score-{g['id']}": "1"})
+    [g] = _goals(journey)
+    assert _status(g) == "no-progress"  # 2 -> 1: no reliable change
+    journey.post("goals/rate", {"token": token(), f"score-{g['id']}": "0"})
+    journey.post("goals/rate", {"token": token(), f"score-{g['id']}": "9"})
+    [g] = _goals(journey)
+    assert _status(g) == "improving"
+    version = journey.store.current_version("Goal", g["id"])
+    assert journey.post(f"goals/{g['id']}/close", {"token": token(), "version": str(version), "outcome": "achieved",
+                                                    "reason": "Sleeping well"}).status_code == 303
+    [g] = _goals(journey)
+    assert _status(g) == "achieved" and g["lifecycleStatus"] == "completed"
+    page = text_of(journey.get("goals/"))
+    assert "Closed Achieved: Sleeping well" in page and "Achieved :" not in page
+    assert "Progress: Improving" not in page
+    journey.assert_all_valid()
+
+
+def test_worsening_scores_are_recorded_as_worsening(journey):
+    _add(journey, "See friends at weekends", baseline=7)
+    [g] = _goals(journey)
+    journey.post("goals/rate", {"token": token(), f"score-{g['id']}": "3"})
+    [g] = _goals(journey)
+    assert _status(g) == "worsening"
+    assert "Progress: Getting worse" in text_of(journey.get("goals/"))
+
+
+def test_achievement_rule():
+    from datetime import date
+
+    def r(*scores):
+        return [Rating(date(2026, 1, i + 1), s) for i, s in enumerate(scores)]
+
+    assert gbo.achievement(r()) == gbo.achievement(r(5)) == "in-progress"
+    assert gbo.achievement(r(2, 5)) == "improving" and gbo.achievement(r(2, 4)) == "no-progress"
+    assert gbo.achievement(r(6, 3)) == "worsening" and gbo.achievement(r(6, 4, 7)) == "no-progress"
+
+
+def test_no_add_goal_form_when_every_goal_number_is_used(journey):
+    for words in ("A", "B", "C"):
+        assert _add(journey, words).status_code == 303
+    g = _goals(journey)[0]
+    assert journey.post(f"goals/{g['id']}/close", {"token": token(), "version": "1", "outcome": "achieved",
+                                                    "reason": "Done"}).status_code == 303
+    page = journey.get("goals/")
+    html = page.get_data(as_text=True)
+    assert 'id="add-form"' not in html
+    assert "All three goal numbers have been used" in text_of(page)

@@ -155,3 +155,43 @@ def test_hostile_input_never_gives_a_500(journey):
         resp = journey.post("grouping/agree", form)
         assert resp.status_code in (400, 409), (form, resp.status_code)
     assert _groupings(journey) == []
+
+
+# --- issue 15 item 13: needs-led decision support ---------------------------------------------
+def test_agree_page_shows_what_each_grouping_means_locally_without_ranking(journey):
+    from smart_app.journeys import decision_support
+
+    html = journey.get("grouping/agree").get_data(as_text=True)
+    text = text_of(journey.get("grouping/agree"))
+    assert "What each grouping would mean here" in text and "the order is not a scale" in text
+    for prompt in decision_support.PROMPTS:
+        assert prompt in text
+    assert "not how unwell someone is" in text
+    # each grouping's local offers from the directory, e.g. the MHST under Getting Help only
+    help_block = html.split('id="support-getting-help"', 1)[1].split("</details>", 1)[0]
+    assert "Mental Health Support Team in schools" in help_block
+    risk_block = html.split('id="support-getting-risk-support"', 1)[1].split("</details>", 1)[0]
+    assert "Keeping Safe multi-agency team" in risk_block and "Mental Health Support Team in schools" not in risk_block
+    # the app's own words about the groupings carry no levels, numbers or severity
+    own_words = " ".join([*decision_support.PROMPTS, *decision_support.WHAT_YOU_WOULD_DO.values()]).lower()
+    for word in ("level", "tier", "mild", "moderate", "severe", "score", "diagnos"):
+        assert word not in own_words
+    assert not re.search(r"<summary[^>]*>\s*<span[^>]*>\s*\d", html)  # groupings never numbered
+
+
+def test_options_offered_and_chosen_are_recorded_with_the_grouping(journey):
+    form = grouping_form() + [("offered", "online-support"), ("offered", "mhst"), ("chosen", "mhst"),
+                              ("chosen", "early-help")]
+    assert journey.post("grouping/agree", form).status_code == 303
+    [obs] = [o for o in journey.resources("Observation") if "valueCodeableConcept" in o]
+    notes = "\n".join(n["text"] for n in obs["note"])
+    assert "Local options offered: Kindly Online chat and counselling (Kindly Online (invented charity)); " \
+           "Mental Health Support Team in schools" in notes
+    assert "Early Help family support" in notes.split("Local options offered: ", 1)[1]  # chosen counts as offered
+    assert "Options the young person and family chose: Mental Health Support Team in schools" in notes
+    journey.assert_valid(obs)
+    page = text_of(journey.get("grouping/"))
+    assert "Options the young person and family chose" in page
+    bad = journey.post("grouping/agree", grouping_form(previous_id=obs["id"], change_reason="needs-changed")
+                       + [("chosen", "no-such-service")])
+    assert bad.status_code == 400 and "chosen" in error_links(bad)

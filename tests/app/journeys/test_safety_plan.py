@@ -80,7 +80,7 @@ def test_edits_are_versions_with_author_and_history(journey):
     assert [h["version"] for h in history] == [1, 2]
     assert len(history[0]["resource"]["activity"]) == 4 and len(plan["activity"]) == 5
     page = text_of(journey.get("safety-plan/"))
-    assert "Version 2" in page and "Version 1" in page and "Practitioner/pr-test-1" in page
+    assert "Version 2" in page and "Version 1" in page and "A member of staff" in page and "pr-test-1" not in page
     old = journey.get("safety-plan/version/1")
     assert old.status_code == 200 and "This is an earlier version" in text_of(old)
     assert journey.get("safety-plan/version/9").status_code == 404

@@ -52,8 +52,14 @@ def test_bad_service_choice_and_double_submit(journey):
 
 
 # --- 5. sharing consent -----------------------------------------------------------------------
-def _share(journey, agencies, version=0):
-    return journey.post("sharing/", [("token", token()), ("version", str(version)), ("confirmed", "yes")]
+def _share(journey, agencies, version=0, **extra):
+    from datetime import date, timedelta
+
+    end = date.today() + timedelta(days=180)
+    form = {"token": token(), "version": str(version), "confirmed": "yes", "given_by": "young-person",
+            "competence": "competent", "end-day": str(end.day), "end-month": str(end.month), "end-year": str(end.year)}
+    form.update(extra)
+    return journey.post("sharing/", [(k, v) for k, v in form.items() if v is not None]
                         + [("agencies", a) for a in agencies])
 
 
@@ -62,7 +68,8 @@ def test_sharing_needs_a_plan_agencies_and_confirmation(journey):
     assert resp.status_code == 400 and "Write the safety plan first" in text_of(resp)
     journey.post("safety-plan/edit", safety_plan_form())
     resp = journey.post("sharing/", {"token": token(), "version": "0"})
-    assert resp.status_code == 400 and error_links(resp) == ["agencies", "confirmed"]
+    assert resp.status_code == 400
+    assert error_links(resp) == ["given_by", "competence", "agencies", "end-day", "confirmed"]
     resp = _share(journey, ["mars-council"])
     assert resp.status_code == 400 and error_links(resp) == ["agencies"]
     assert journey.resources("Consent") == []
@@ -77,12 +84,12 @@ def test_share_withdraw_one_then_all(journey):
     assert consent["provision"]["data"][0]["reference"]["reference"] == f"CarePlan/{plan['id']}"
     page = text_of(journey.get("sharing/"))
     assert "Northgate Academy (invented school)" in page and "Withdraw sharing with every agency" in page
-    resp = journey.post("sharing/withdraw", {"token": token(), "version": "1", "agency": "northgate-academy"})
+    resp = journey.post("sharing/withdraw", {"token": token(), "version": "1", "agency": "northgate-academy", "confirm": "yes"})
     assert resp.status_code == 303
     [consent] = journey.resources("Consent")
     assert journey.store.current_version("Consent", consent["id"]) == 2
     assert consent["status"] == "active" and len(consent["provision"]["actor"]) == 1
-    assert journey.post("sharing/withdraw", {"token": token(), "version": "2", "agency": ""}).status_code == 303
+    assert journey.post("sharing/withdraw", {"token": token(), "version": "2", "agency": "", "confirm": "yes"}).status_code == 303
     [consent] = journey.resources("Consent")
     assert consent["status"] == "inactive" and len(consent["provision"]["actor"]) == 1  # kept: what had been agreed
     assert "the young person withdrew sharing" in text_of(journey.get("sharing/"))
@@ -94,7 +101,7 @@ def test_share_withdraw_one_then_all(journey):
 def test_stale_sharing_change_is_a_conflict(journey):
     journey.post("safety-plan/edit", safety_plan_form())
     _share(journey, ["northgate-academy", "exampleshire-council"])
-    assert journey.post("sharing/withdraw", {"token": token(), "version": "1", "agency": "exampleshire-council"}).status_code == 303
+    assert journey.post("sharing/withdraw", {"token": token(), "version": "1", "agency": "exampleshire-council", "confirm": "yes"}).status_code == 303
     resp = _share(journey, ["northgate-academy", "exampleshire-council", "youth-justice"], version=1)
     assert resp.status_code == 409
     assert "Someone else changed who the plan is shared with" in text_of(resp)

@@ -9,6 +9,7 @@ Description: "The young person's (or a person with parental responsibility's) ag
 * insert ImposeUKCore($UKCore-Consent)
 * obeys thr-con-1 and thr-con-2 and thr-con-3 and thr-con-4
 * insert BusinessIdentifier
+* extension contains SharingDecisionCompetence named decisionCompetence 0..1 MS
 * status MS
 * scope MS
 * scope = $consentscope#patient-privacy
@@ -34,3 +35,16 @@ Description: "The young person's (or a person with parental responsibility's) ag
 * provision.purpose MS
 * provision.data 1..* MS
 * provision.data.meaning = #related
+
+// Who was judged competent to decide (Gillick competence or capacity), and a note of how: R4 Consent
+// has no element for it, so the app writes this extension on the sharing Consent.
+Extension: SharingDecisionCompetence
+Id: sharing-decision-competence
+Title: "Young person's competence to decide about sharing"
+Description: "Whether the young person was judged competent to decide about sharing their plan (assessment), with an optional note of how that was judged."
+Context: Consent
+* insert ThriveProfile
+* extension contains assessment 1..1 and note 0..1
+* extension[assessment].value[x] only code
+* extension[assessment].valueCode from DecisionCompetenceVS (required)
+* extension[note].value[x] only string

@@ -93,3 +93,11 @@ Description: "The Observation statuses a grouping or GBO score may have once rec
 * http://hl7.org/fhir/observation-status#amended "Amended"
 * http://hl7.org/fhir/observation-status#corrected "Corrected"
 * http://hl7.org/fhir/observation-status#entered-in-error "Entered in Error"
+
+ValueSet: DecisionCompetenceVS
+Id: decision-competence
+Title: "Competence to decide about sharing"
+Description: "All decision-competence codes. Bound (required) to the assessment in the sharing-decision-competence extension."
+* insert LocalValueSet
+* ^status = #draft
+* include codes from system DecisionCompetence

@@ -1,6 +1,7 @@
 """SMART scopes the clinician app asks for (SC-04), and what a granted scope string lets it write.
 
-The scope grammar (v2 letters, the v1 aliases, what is malformed) has one home,
+This is the app's scope *policy*, so it lives with the app (only ``smart_app`` uses it). The
+scope grammar (v2 letters, the v1 aliases, what is malformed) has one home,
 :mod:`thrive_fhir.smart_scopes`, shared with the store and the sandbox; this module only builds the
 app's request and reads a grant through that parser, so the app cannot drift from what the store
 enforces. Kept apart from the HTTP parts of the launch so the app's permission checks can import
@@ -21,7 +22,8 @@ READ_TYPES = ("Patient",)
 
 
 def requested_scopes(flow: str, version: str = "v2", *, online_access: bool = False) -> str:
-    """The exact scope string for ``flow`` (``ehr`` or ``standalone``) in ``version`` (SC-04).
+    """The exact scope string for ``flow`` (``ehr`` or ``standalone``) in ``version`` (SC-04);
+    ``online_access`` adds that scope (the registry's ``online_access``, on by default).
 
     Every part goes through the strict parser first, so a malformed scope (SC-01: letters out of
     order) is our bug, raised here, never sent to an EHR.
@@ -37,7 +39,10 @@ def requested_scopes(flow: str, version: str = "v2", *, online_access: bool = Fa
     else:
         parts += [f"patient/{t}.read" for t in READ_TYPES]
         parts += [f"patient/{t}.write" for t in WRITE_TYPES]
-    if online_access and flow == "ehr":
+    if online_access:
+        # A refresh token for as long as the user works in the app, for both launch kinds: access
+        # tokens last minutes (Oracle Health: 570 s) and a session is longer. online_access, never
+        # offline_access: the app does nothing for a user who has left (SC-02, SA-05).
         parts.append("online_access")
     for p in parts:
         parse_scope(p)

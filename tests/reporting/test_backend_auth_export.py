@@ -1,0 +1,57 @@
+"""$export through SMART Backend Services auth, against sekmet-fhir's real token endpoint."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt.algorithms import RSAAlgorithm
+
+from thrive_fhir.reporting.bulk_client import BulkError, download
+from tests.support.servers import SekmetProcess
+
+CLIENT_ID = "thrive-report-test"
+KID = "report-key-1"
+
+
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory):
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    jwk = json.loads(RSAAlgorithm.to_jwk(key.public_key()))
+    jwk.update(kid=KID, alg="RS384", use="sig")
+    workdir = tmp_path_factory.mktemp("sekmet")
+    server = SekmetProcess(workdir, server_auth={
+        "types": ["smart"],
+        "smart_clients": [{"client_id": CLIENT_ID, "jwks": {"keys": [jwk]}, "scopes": "system/*.rs system/*.cu"}],
+        "token_lifetime": 300,
+    }).start()
+    key_file = workdir / "client.pem"
+    key_file.write_bytes(pem)
+    try:
+        yield server, key_file
+    finally:
+        server.stop()
+
+
+@pytest.mark.slow
+def test_export_with_backend_services_token(secured, tmp_path):
+    server, key_file = secured
+    auth = {"client_id": CLIENT_ID, "key_file": str(key_file), "kid": KID, "scope": "system/*.rs system/*.cu"}
+    from thrive_fhir.reporting.bulk_client import make_auth
+
+    token_header = make_auth(server.base_url, auth).header()
+    pid = str(uuid.uuid4())
+    put = requests.put(f"{server.base_url}/Patient/{pid}", json={"resourceType": "Patient", "id": pid, "gender": "female"},
+                       headers={**token_header, "Content-Type": "application/fhir+json"}, timeout=30)
+    assert put.status_code in (200, 201)
+    with pytest.raises(BulkError) as err:  # no token: refused, and said plainly
+        download(server.base_url, tmp_path / "anon", types=["Patient"], mode="bulk")
+    assert "refused" in str(err.value)
+    result = download(server.base_url, tmp_path / "ok", types=["Patient"], auth=auth)
+    ids = {json.loads(line)["id"] for f in result["files"] for line in open(f) if line.strip()}
+    assert pid in ids

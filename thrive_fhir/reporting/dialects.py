@@ -1,0 +1,316 @@
+"""The SQL spellings the view compiler needs, once for DuckDB and once for Spark SQL.
+
+Both engines see a FHIR resource as JSON text and a FHIRPath collection as an array of JSON
+values, so one compiler (:mod:`.compiler`) emits the same plan for both; only these spellings
+differ. Spark's ``get_json_object`` returns a string primitive without its quotes while DuckDB
+keeps JSON, so "the text of a value" (:meth:`Dialect.text`) is where the two meet.
+"""
+
+from __future__ import annotations
+
+#: Output column types: FHIR primitive type -> (DuckDB type, Spark type).
+SQL_TYPES = {
+    "boolean": ("BOOLEAN", "BOOLEAN"),
+    "integer": ("BIGINT", "BIGINT"),
+    "integer64": ("BIGINT", "BIGINT"),
+    "positiveInt": ("BIGINT", "BIGINT"),
+    "unsignedInt": ("BIGINT", "BIGINT"),
+    "decimal": ("DOUBLE", "DOUBLE"),
+}
+
+
+def _key_path(key: str) -> str:
+    if not key.replace("_", "a").isalnum():
+        raise ValueError(f"unusable element name {key!r}")
+    return key
+
+
+ROOT = "t.resource"
+
+
+class DuckDB:
+    """DuckDB spellings. One instance per compiled view: it records the top-level keys the view
+    reads (:attr:`hoisted`) so the source query extracts them all in one JSON parse per resource
+    (``json_extract(resource, [paths])``) instead of one parse per expression."""
+
+    name = "duckdb"
+    empty_list = "[]::JSON[]"
+    null_json = "NULL::JSON"
+
+    def __init__(self) -> None:
+        self.hoisted: dict[str, str] = {}
+
+    def _hoist(self, key: str) -> str:
+        alias = self.hoisted.setdefault(_key_path(key), f"h{len(self.hoisted)}")
+        return f't."{alias}"'
+
+    def source_wrapper(self, source: str) -> str:
+        """``source`` with the hoisted top-level keys as columns (one parse per resource)."""
+        if not self.hoisted:
+            return source
+        paths = ", ".join(f"'$.{k}'" for k in self.hoisted)
+        cols = ", ".join(f'p[{i + 1}] AS "{a}"' for i, a in enumerate(self.hoisted.values()))
+        return f"(SELECT resource, {cols} FROM (SELECT resource, json_extract(resource, [{paths}]) AS p FROM {source}))"
+
+    def contains(self, text: str, needle: str) -> str:
+        return f"contains({text}, {self.lit_str(needle)})"
+
+    def lit_str(self, s: str) -> str:
+        return "'" + s.replace("'", "''") + "'"
+
+    def lam(self, var: str, body: str) -> str:
+        return f"lambda {var}: {body}"
+
+    def child_one(self, x: str, key: str) -> str:
+        if x == ROOT:
+            return self._hoist(key)
+        return f"json_extract({x}, '$.{_key_path(key)}')"
+
+    def child_many(self, x: str, key: str) -> str:
+        if x == ROOT:
+            return f"coalesce(json_extract({self._hoist(key)}, '$[*]'), {self.empty_list})"
+        return f"coalesce(json_extract({x}, '$.{_key_path(key)}[*]'), {self.empty_list})"
+
+    def child_any(self, x: str, key: str) -> str:
+        if x == ROOT:
+            h = self._hoist(key)
+            t = f"json_type({h})"
+            return (f"(CASE WHEN {t} = 'ARRAY' THEN json_extract({h}, '$[*]') "
+                    f"WHEN {t} IS NULL OR {t} = 'NULL' THEN {self.empty_list} ELSE [{h}] END)")
+        k = _key_path(key)
+        t = f"json_type({x}, '$.{k}')"
+        return (f"(CASE WHEN {t} = 'ARRAY' THEN json_extract({x}, '$.{k}[*]') "
+                f"WHEN {t} IS NULL OR {t} = 'NULL' THEN {self.empty_list} ELSE [json_extract({x}, '$.{k}')] END)")
+
+    def transform(self, lst: str, var: str, body: str) -> str:
+        return f"list_transform({lst}, {self.lam(var, body)})"
+
+    def filter(self, lst: str, var: str, cond: str) -> str:
+        return f"list_filter({lst}, {self.lam(var, cond)})"
+
+    def flatten(self, lst: str) -> str:
+        return f"flatten({lst})"
+
+    def concat(self, *lists: str) -> str:
+        out = lists[0]
+        for other in lists[1:]:
+            out = f"list_concat({out}, {other})"
+        return out
+
+    def size(self, lst: str) -> str:
+        return f"len({lst})"
+
+    def elem(self, lst: str, index0: str) -> str:
+        return f"({lst})[({index0}) + 1]"
+
+    def last(self, lst: str) -> str:
+        return f"({lst})[-1]"
+
+    def single(self, x: str) -> str:
+        return f"[{x}]"
+
+    def text(self, x: str, tk: str | None = None) -> str:
+        return f"json_extract_string({x}, '$')"
+
+    def json_of_text(self, s: str) -> str:
+        return f"to_json({s})"
+
+    def json_of_num(self, n: str) -> str:
+        return f"to_json({n})"
+
+    def json_of_bool(self, b: str) -> str:
+        return f"to_json({b})"
+
+    def is_bool_json(self, x: str, tk: str | None = None) -> str:
+        return f"(json_type({x}) = 'BOOLEAN')"
+
+    def try_cast(self, x: str, t: str) -> str:
+        return f"TRY_CAST({x} AS {self.sql_type(t)})"
+
+    def sql_type(self, t: str) -> str:
+        if t == "string":
+            return "VARCHAR"
+        return {"BOOLEAN": "BOOLEAN", "BIGINT": "BIGINT", "DOUBLE": "DOUBLE"}.get(t, "VARCHAR")
+
+    def struct(self, fields: list[tuple[str, str]]) -> str:
+        return "struct_pack(" + ", ".join(f'"{n}" := {e}' for n, e in fields) + ")"
+
+    def field(self, var: str, name: str) -> str:
+        return f'{var}."{name}"'
+
+    def quote_ident(self, name: str) -> str:
+        return f'"{name}"'
+
+    def regex_match(self, s: str, pattern: str) -> str:
+        return f"regexp_full_match({s}, {self.lit_str(pattern)})"
+
+    def regex_extract(self, s: str, pattern: str) -> str:
+        return f"regexp_extract({s}, {self.lit_str(pattern)}, 1)"
+
+    def join(self, lst: str, sep: str) -> str:
+        return f"array_to_string({lst}, {sep})"
+
+    def explode_rows(self, rows: str, columns: list[str]) -> str:
+        cols = ", ".join(f'r."{c}"' for c in columns)
+        return f"SELECT {cols} FROM (SELECT unnest({rows}) AS r FROM __SOURCE__ __WHERE__)"
+
+    def typed_null(self, t: str) -> str:
+        return f"CAST(NULL AS {t})"
+
+    def list_type_null(self, t: str) -> str:
+        return f"CAST(NULL AS {t}[])"
+
+
+class Spark(DuckDB):
+    name = "spark"
+    empty_list = "CAST(array() AS ARRAY<STRING>)"
+    null_json = "CAST(NULL AS STRING)"
+
+    def source_wrapper(self, source: str) -> str:
+        return source
+
+    def contains(self, text: str, needle: str) -> str:
+        return f"(instr({text}, {self.lit_str(needle)}) > 0)"
+
+    def lit_str(self, s: str) -> str:
+        return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+    def lam(self, var: str, body: str) -> str:
+        return f"{var} -> {body}"
+
+    def child_one(self, x: str, key: str) -> str:
+        return f"get_json_object({x}, '$.{_key_path(key)}')"
+
+    def child_many(self, x: str, key: str) -> str:
+        return f"coalesce(from_json(get_json_object({x}, '$.{_key_path(key)}'), 'ARRAY<STRING>'), {self.empty_list})"
+
+    def child_any(self, x: str, key: str) -> str:
+        v = self.child_one(x, key)
+        return (f"(CASE WHEN {v} IS NULL THEN {self.empty_list} WHEN ltrim({v}) LIKE '[%' "
+                f"THEN coalesce(from_json({v}, 'ARRAY<STRING>'), {self.empty_list}) ELSE array({v}) END)")
+
+    def transform(self, lst: str, var: str, body: str) -> str:
+        return f"transform({lst}, {self.lam(var, body)})"
+
+    def filter(self, lst: str, var: str, cond: str) -> str:
+        return f"filter({lst}, {self.lam(var, f'coalesce({cond}, false)')})"
+
+    def flatten(self, lst: str) -> str:
+        return f"flatten({lst})"
+
+    def concat(self, *lists: str) -> str:
+        return "concat(" + ", ".join(lists) + ")"
+
+    def size(self, lst: str) -> str:
+        return f"size({lst})"
+
+    def elem(self, lst: str, index0: str) -> str:
+        return f"try_element_at({lst}, CAST(({index0}) + 1 AS INT))"
+
+    def last(self, lst: str) -> str:
+        return f"try_element_at({lst}, -1)"
+
+    def single(self, x: str) -> str:
+        return f"array({x})"
+
+    def text(self, x: str, tk: str | None = None) -> str:
+        return x
+
+    def json_of_text(self, s: str) -> str:
+        return s
+
+    def json_of_num(self, n: str) -> str:
+        return f"CAST({n} AS STRING)"
+
+    def json_of_bool(self, b: str) -> str:
+        return f"CAST({b} AS STRING)"
+
+    def is_bool_json(self, x: str, tk: str | None = None) -> str:
+        return f"({x} IN ('true', 'false'))"
+
+    def try_cast(self, x: str, t: str) -> str:
+        return f"try_cast({x} AS {self.sql_type(t)})"
+
+    def sql_type(self, t: str) -> str:
+        return {"BOOLEAN": "BOOLEAN", "BIGINT": "BIGINT", "DOUBLE": "DOUBLE"}.get(t, "STRING")
+
+    def struct(self, fields: list[tuple[str, str]]) -> str:
+        return "named_struct(" + ", ".join(f"'{n}', {e}" for n, e in fields) + ")"
+
+    def field(self, var: str, name: str) -> str:
+        return f"{var}.`{name}`"
+
+    def quote_ident(self, name: str) -> str:
+        return f"`{name}`"
+
+    def regex_match(self, s: str, pattern: str) -> str:
+        return f"({s} RLIKE {self.lit_str('^' + pattern + '$')})"
+
+    def join(self, lst: str, sep: str) -> str:
+        return f"array_join({lst}, {sep})"
+
+    def explode_rows(self, rows: str, columns: list[str]) -> str:
+        cols = ", ".join(f"r.`{c}`" for c in columns)
+        return f"SELECT {cols} FROM (SELECT explode({rows}) AS r FROM __SOURCE__ __WHERE__)"
+
+    def typed_null(self, t: str) -> str:
+        return f"CAST(NULL AS {self.sql_type(t)})"
+
+    def list_type_null(self, t: str) -> str:
+        return f"CAST(NULL AS ARRAY<{self.sql_type(t)}>)"
+
+
+class DuckTyped(DuckDB):
+    """DuckDB over typed structs: ``from_json(resource, structure)`` once per resource, then
+    struct field access and list functions. A leaf the structure keeps as JSON (a complex value
+    used whole) falls back to the JSON spellings (``tk`` None)."""
+
+    empty_list = "[]"
+    null_json = "NULL"
+
+    def __init__(self, structure: dict):
+        super().__init__()
+        self.structure = structure
+
+    def source_wrapper(self, files: str) -> str:
+        """``files`` is a DuckDB list of NDJSON paths: read_json parses each line straight into
+        the typed columns (measured ~3x faster than a JSON function per expression)."""
+        from .compiler import read_json_columns
+
+        return (f"(SELECT * FROM read_json({files}, format = 'newline_delimited', "
+                f"columns = {read_json_columns(self.structure)}))")
+
+    def _field(self, x: str, key: str) -> str:
+        if x == "t.__root__":
+            return f't."{_key_path(key)}"'
+        return f'({x})."{_key_path(key)}"'
+
+    def child_one(self, x: str, key: str) -> str:
+        return self._field(x, key)
+
+    def child_many(self, x: str, key: str) -> str:
+        return f"coalesce({self._field(x, key)}, [])"
+
+    def text(self, x: str, tk: str | None = None) -> str:
+        if tk is None:
+            return f"json_extract_string({x}, '$')"
+        if tk == "struct":
+            return f"CAST(to_json({x}) AS VARCHAR)"
+        return x  # VARCHAR / BOOL: read as the value's JSON text
+
+    def is_bool_json(self, x: str, tk: str | None = None) -> str:
+        if tk is None:
+            return f"(json_type({x}) = 'BOOLEAN')"
+        return "TRUE" if tk == "BOOL" else "FALSE"
+
+    def json_of_text(self, s: str) -> str:
+        return s
+
+    def json_of_num(self, n: str) -> str:
+        return n
+
+    def json_of_bool(self, b: str) -> str:
+        return b
+
+
+DIALECTS = {"duckdb": DuckDB, "spark": Spark}

@@ -1,0 +1,163 @@
+"""Run ViewDefinitions over NDJSON with DuckDB and keep their rows as tables.
+
+One :class:`DuckEngine` per run: each view is compiled (:mod:`.compiler`), run once over the
+NDJSON of its resource type, and materialised as a table named after the view, so reports are
+plain SQL over small flat tables and the JSON is scanned once per view. ``write_output`` saves a
+query or the tables as ``.csv``, ``.parquet`` or ``.duckdb`` (the flattened views, for SQL).
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+import re
+import shutil
+import tempfile
+from importlib import resources as importlib_resources
+from pathlib import Path
+
+from .compiler import CompiledView, ViewError, compile_view
+from .sources import NdjsonFolder, SourceError
+
+OUTPUT_SUFFIXES = (".csv", ".parquet", ".duckdb")
+#: DuckDB's memory cap for a report run (it spills to its scratch folder beyond this).
+DEFAULT_MEMORY_LIMIT = "1GB"
+_TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def shipped_view_names() -> list[str]:
+    folder = importlib_resources.files("thrive_fhir.reporting") / "views"
+    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".json"))
+
+
+def load_shipped_view(name: str) -> dict:
+    """One of the ViewDefinitions shipped in ``thrive_fhir/reporting/views``."""
+    path = importlib_resources.files("thrive_fhir.reporting") / "views" / f"{name}.json"
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def load_view_file(path: str | Path) -> dict:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ViewError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ViewError(f"{path}: cannot read it ({exc})") from None
+    except json.JSONDecodeError as exc:
+        raise ViewError(f"{path}: not JSON ({exc.msg} at line {exc.lineno})") from None
+
+
+def _sql_list(paths: list[Path]) -> str:
+    return "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in paths) + "]"
+
+
+class DuckEngine:
+    """A DuckDB connection holding the flattened views of one NDJSON folder."""
+
+    def __init__(self, source: NdjsonFolder, database: str | None = None, threads: int | None = None,
+                 memory_limit: str | None = DEFAULT_MEMORY_LIMIT):
+        """``database`` None: a scratch DuckDB file in a temporary folder (removed by :meth:`close`
+        or at exit), so the flattened views live compressed on disk and memory stays bounded by
+        ``memory_limit`` however large the input (measured: an in-memory database peaked at 2.3 GB
+        for 1M + 3M Observations)."""
+        import duckdb
+
+        self.duckdb = duckdb
+        self.source = source
+        self._scratch = None
+        if database is None:
+            self._scratch = tempfile.mkdtemp(prefix="thrive-report-db-")
+            database = os.path.join(self._scratch, "views.duckdb")
+            atexit.register(shutil.rmtree, self._scratch, True)
+        self.con = duckdb.connect(database)
+        if threads:
+            self.con.execute(f"SET threads = {int(threads)}")
+        if memory_limit:
+            self.con.execute(f"SET memory_limit = '{memory_limit}'")
+        if self._scratch:
+            self.con.execute(f"SET temp_directory = '{self._scratch}'")
+        self.con.execute("SET preserve_insertion_order = false")
+        self.con.execute("SET enable_progress_bar = false")
+        self.tables: dict[str, CompiledView] = {}
+
+    def close(self) -> None:
+        self.con.close()
+        if self._scratch:
+            shutil.rmtree(self._scratch, ignore_errors=True)
+
+    def source_sql(self, resource_type: str) -> str | None:
+        files = self.source.files_for(resource_type)
+        if not files:
+            return None
+        scan = f"read_ndjson_objects({_sql_list(files)})"
+        if not self.source.incremental:
+            return f"(SELECT json AS resource FROM {scan})"
+        # Several export runs (_since) in one folder: keep the newest version of each resource.
+        return (f"(SELECT resource FROM (SELECT json AS resource, row_number() OVER (PARTITION BY "
+                f"json_extract_string(json, '$.resourceType'), json_extract_string(json, '$.id') ORDER BY json_extract_string(json, '$.meta.lastUpdated') DESC NULLS LAST) AS rn "
+                f"FROM {scan}) WHERE rn = 1)")
+
+    def query_for(self, view: dict) -> tuple[CompiledView, str | None]:
+        # Several export runs in one folder need the JSON plan (it deduplicates versions).
+        compiled = compile_view(view, "duckdb", typed=not self.source.incremental)
+        if compiled.typed:
+            files = self.source.files_for(compiled.resource)
+            return compiled, (compiled.sql(_sql_list(files)) if files else None)
+        src = self.source_sql(compiled.resource)
+        return compiled, (compiled.sql(src) if src else None)
+
+    def materialise(self, view: dict, table: str | None = None) -> str:
+        """Run ``view`` and store its rows as a table; return the table name."""
+        compiled, sql = self.query_for(view)
+        name = table or compiled.name
+        if not _TABLE_NAME.match(name):
+            raise ViewError(f"view name {name!r} cannot be a table name (letters, digits and _ only)")
+        if sql is None:  # no resources of that type: an empty table with the right columns
+            cols = ", ".join(f'CAST(NULL AS {c.sql_type}{"[]" if c.collection else ""}) AS "{c.name}"'
+                             for c in compiled.columns)
+            sql = f"SELECT {cols} WHERE FALSE"
+        try:
+            self.con.execute(f'CREATE OR REPLACE TABLE "{name}" AS {sql}')
+        except self.duckdb.Error as exc:
+            raise SourceError(f"view {name}: could not read the NDJSON ({_first_line(exc)})") from None
+        self.tables[name] = compiled
+        return name
+
+    def rows(self, sql: str) -> tuple[list[str], list[tuple]]:
+        cur = self.con.execute(sql)
+        return [d[0] for d in cur.description], cur.fetchall()
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0][:300]
+
+
+def check_output(out: Path) -> str:
+    suffix = out.suffix.lower()
+    if suffix not in OUTPUT_SUFFIXES:
+        raise SourceError(f"{out}: the output must end in .csv, .parquet or .duckdb")
+    if out.parent and not out.parent.exists():
+        raise SourceError(f"{out.parent} does not exist")
+    return suffix
+
+
+def write_output(engine: DuckEngine, sql: str, out: Path, tables: list[str] | None = None) -> None:
+    """Write the result of ``sql`` to ``out`` (.csv/.parquet), or for .duckdb: the result as
+    table ``report`` plus the flattened views ``tables`` (all of the run's views by default)."""
+    suffix = check_output(out)
+    target = str(out).replace("'", "''")
+    if suffix == ".csv":
+        engine.con.execute(f"COPY ({sql}) TO '{target}' (HEADER, DELIMITER ',')")
+    elif suffix == ".parquet":
+        engine.con.execute(f"COPY ({sql}) TO '{target}' (FORMAT PARQUET)")
+    else:
+        if out.exists():
+            os.remove(out)
+        engine.con.execute(f"ATTACH '{target}' AS outdb")
+        try:
+            engine.con.execute(f"CREATE TABLE outdb.report AS {sql}")
+            for t in tables if tables is not None else list(engine.tables):
+                engine.con.execute(f'CREATE TABLE outdb."{t}" AS SELECT * FROM "{t}"')
+        finally:
+            engine.con.execute("DETACH outdb")
