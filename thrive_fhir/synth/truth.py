@@ -114,8 +114,8 @@ class GroundTruth:
         self._groupings: dict[str, dict] = {}  # Observation/id -> facts
         self._scores: dict[tuple[str, str], list[tuple[str, int, str | None]]] = defaultdict(list)
         self._episodes: dict[str, dict] = {}
-        self._plans_in_date: set[str] = set()     # CarePlan/id of active plans in date on as_of
-        self._shared_plans: set[str] = set()      # CarePlan/id named by an active permit Consent in date
+        self._plans_in_date: set[str] = set()  # CarePlan/id of active plans in date on as_of
+        self._shared_plans: set[str] = set()  # CarePlan/id named by an active permit Consent in date
 
     # --- per resource ----------------------------------------------------------------------
     def observe(self, r: dict) -> None:
@@ -273,6 +273,9 @@ class GroundTruth:
                 "total_days": self.first_grouping_days,
             },
             "involvement": {who: dict(sorted(c.items())) for who, c in self.involvement.items()},
-            "risk_support": {k: self.risk_support.get(k, 0) for k in ("in_risk_support", "with_in_date_plan", "with_shared_in_date_plan")},
+            "risk_support": {
+                k: self.risk_support.get(k, 0)
+                for k in ("in_risk_support", "with_in_date_plan", "with_shared_in_date_plan")
+            },
             "definitions": DEFINITIONS,
         }
