@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT))
 
 
-class build_py_with_fhir_data(build_py):  # noqa: N801 - setuptools command naming
+class build_py_with_fhir_data(build_py):
     def run(self):
         super().run()
         from thrive_fhir.project_data import SHIPPED

@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 CHILD = """
@@ -32,8 +30,12 @@ print(json.dumps({"resources": truth["resources_total"], "seconds": time.perf_co
 def run(n: int, provenance: bool) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "pop"
-        proc = subprocess.run([sys.executable, "-c", CHILD, str(n), str(out), "1" if provenance else "0"],
-                              check=True, capture_output=True, text=True)
+        proc = subprocess.run(
+            [sys.executable, "-c", CHILD, str(n), str(out), "1" if provenance else "0"],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         result = json.loads(proc.stdout)
         result["bytes"] = sum(p.stat().st_size for p in out.iterdir())
     return result
@@ -49,11 +51,15 @@ def main() -> None:
     for n in (args.small, args.large):
         r = run(n, args.provenance)
         rows.append((n, r))
-        print(f"patients={n:>7,}  resources={r['resources']:>9,}  output={r['bytes'] / 1e6:8.1f} MB  "
-              f"time={r['seconds']:6.1f} s  rate={r['resources'] / r['seconds']:8,.0f}/s  peak RSS={r['peak_rss_mb']:6.1f} MB")
-    (n1, a), (n2, b) = rows
-    print(f"peak RSS ratio large/small = {b['peak_rss_mb'] / a['peak_rss_mb']:.2f} "
-          f"for {b['resources'] / a['resources']:.1f}x the resources")
+        print(
+            f"patients={n:>7,}  resources={r['resources']:>9,}  output={r['bytes'] / 1e6:8.1f} MB  "
+            f"time={r['seconds']:6.1f} s  rate={r['resources'] / r['seconds']:8,.0f}/s  peak RSS={r['peak_rss_mb']:6.1f} MB"
+        )
+    (_, a), (_, b) = rows
+    print(
+        f"peak RSS ratio large/small = {b['peak_rss_mb'] / a['peak_rss_mb']:.2f} "
+        f"for {b['resources'] / a['resources']:.1f}x the resources"
+    )
 
 
 if __name__ == "__main__":

@@ -45,7 +45,9 @@ MANAGED = {
     "profiles/examples": ("*.json",),
 }
 
-_EXPECTED_OFFLINE = re.compile(r"Failed to load automatically-provided (hl7\.fhir\.uv\.tools|hl7\.terminology|hl7\.fhir\.uv\.extensions)")
+_EXPECTED_OFFLINE = re.compile(
+    r"Failed to load automatically-provided (hl7\.fhir\.uv\.tools|hl7\.terminology|hl7\.fhir\.uv\.extensions)"
+)
 
 
 class BuildFailed(RuntimeError):
@@ -63,7 +65,9 @@ def run_sushi(out: Path) -> tuple[list[dict], list[str]]:
         raise BuildFailed(f"SUSHI not found at {SUSHI}: run scripts/setup.sh (npm ci)")
     proc = subprocess.run(
         [str(SUSHI), "build", str(PROFILES), "--out", str(out), "--snapshot"],
-        capture_output=True, text=True, cwd=ROOT,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
     )
     log = proc.stdout + proc.stderr
     errors = re.search(r"(\d+) Errors?", log)
@@ -77,8 +81,7 @@ def run_sushi(out: Path) -> tuple[list[dict], list[str]]:
             detail = [ln for ln in lines[i + 1 : i + 3] if ln.startswith("  ")]
             warnings.append(" ".join([line, *(d.strip() for d in detail)]))
     resources = [
-        json.loads(p.read_text(encoding="utf-8"))
-        for p in sorted((out / "fsh-generated" / "resources").glob("*.json"))
+        json.loads(p.read_text(encoding="utf-8")) for p in sorted((out / "fsh-generated" / "resources").glob("*.json"))
     ]
     return resources, warnings
 
@@ -121,8 +124,9 @@ def build() -> tuple[dict[str, bytes], list[str]]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--check", action="store_true",
-                        help="do not write; exit 1 listing files that differ from the committed ones")
+    parser.add_argument(
+        "--check", action="store_true", help="do not write; exit 1 listing files that differ from the committed ones"
+    )
     args = parser.parse_args(argv)
     try:
         files, warnings = build()

@@ -120,12 +120,8 @@ SHARING_POLICY = f"{BASE}/policy/information-sharing-agreement-v1"
 # --- more external systems (UK Core, NHS) used by the people/organisation builders ------------
 ODS_SITE = "https://fhir.nhs.uk/Id/ods-site-code"
 SDS_ROLE_PROFILE = "https://fhir.nhs.uk/Id/sds-role-profile-id"
-EXT_NHS_NUMBER_VERIFICATION = (
-    "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-NHSNumberVerificationStatus"
-)
-CS_NHS_NUMBER_VERIFICATION = (
-    "https://fhir.hl7.org.uk/CodeSystem/UKCore-NHSNumberVerificationStatusEngland"
-)
+EXT_NHS_NUMBER_VERIFICATION = "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-NHSNumberVerificationStatus"
+CS_NHS_NUMBER_VERIFICATION = "https://fhir.hl7.org.uk/CodeSystem/UKCore-NHSNumberVerificationStatusEngland"
 
 
 def ukcore(resource_type: str) -> str:
@@ -136,6 +132,7 @@ def ukcore(resource_type: str) -> str:
 def local_offer_cs(site: str) -> str:
     """CodeSystem of one site's local offer (docs/design/fhir-model.md 1.2: ``local-offer-<site>``)."""
     return cs(f"local-offer-{site}")
+
 
 #: Reliable change on the GBO scale (NHS England CYP outcome metric).
 GBO_RELIABLE_CHANGE = 3

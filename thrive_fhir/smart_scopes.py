@@ -91,7 +91,7 @@ class Grant:
     other_scopes: tuple[str, ...] = field(default=())
 
     @classmethod
-    def from_scope_string(cls, client_id: str, scope: str, **kwargs) -> "Grant":
+    def from_scope_string(cls, client_id: str, scope: str, **kwargs) -> Grant:
         """Convenience for verifiers: keep resource scopes parsed and the rest (openid, ...) as text."""
         scopes = tuple(parse_scopes(scope, strict=False))
         resource_raw = {s.raw for s in scopes}
@@ -135,7 +135,8 @@ def parse_scope(text: str, *, strict: bool = True) -> ResourceScope | None:
     return ResourceScope(context, rtype, frozenset(letters), q, version, text)
 
 
-def _bad(text: str, why: str, strict: bool) -> None:
+def _bad(text: str, why: str, strict: bool) -> ResourceScope | None:
+    """Reject a malformed resource scope: raise when ``strict``, else ignore it (None)."""
     if strict:
         raise ScopeError(f"invalid scope {text!r}: {why}")
     return None
@@ -196,7 +197,7 @@ def _matches_query(resource: dict, query: tuple[tuple[str, str], ...]) -> bool:
     """Granular scopes, token params only (``category=system|code``): every pair must match."""
     for name, wanted in query:
         system, _, code = wanted.rpartition("|") if "|" in wanted else ("", "", wanted)
-        codings = []
+        codings: list[object] = []
         values = resource.get(name)
         for concept in values if isinstance(values, list) else [values]:
             if isinstance(concept, dict):

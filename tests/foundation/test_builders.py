@@ -6,7 +6,7 @@ import copy
 import json
 import uuid
 from dataclasses import replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -59,7 +59,7 @@ from thrive_fhir.builders import (
 )
 from thrive_fhir.ids import resource_id
 
-UTC = timezone.utc
+UTC = UTC
 EXAMPLE_BASE = "https://fhir.example.org/thrive"
 PAT = "Patient/pat-example-01"
 PARENT = "RelatedPerson/rp-parent-01"
@@ -131,7 +131,9 @@ DOC_SCORE_1 = json.loads("""
 DOC_SCORE_2 = {
     **copy.deepcopy(DOC_SCORE_1),
     "id": "75709e99-123e-5a4b-aba6-f02c7c4cd245",
-    "identifier": [{"system": "https://fhir.example.org/thrive/Id/gbo-score", "value": "a1b2c3d4-e5f6-4789-abcd-ef0123456789"}],
+    "identifier": [
+        {"system": "https://fhir.example.org/thrive/Id/gbo-score", "value": "a1b2c3d4-e5f6-4789-abcd-ef0123456789"}
+    ],
     "encounter": {"reference": "Encounter/enc-example-07"},
     "effectiveDateTime": "2025-03-04",
     "valueInteger": 6,
@@ -159,14 +161,23 @@ _ITEMS = [
     ("internal-coping", "Music with headphones, drawing, walking the dog", (PAT,)),
     ("social-distraction", "Thursday youth club; the library after school", (PAT,)),
     ("people-to-ask", "Mum (mobile number on her record)", (PARENT,)),
-    ("professionals-agencies", "24-hour crisis line 0808 157 0123 (fictional); school nurse on school days",
-     ("HealthcareService/hs-crisisline-01", "PractitionerRole/prr-schoolnurse-01")),
+    (
+        "professionals-agencies",
+        "24-hour crisis line 0808 157 0123 (fictional); school nurse on school days",
+        ("HealthcareService/hs-crisisline-01", "PractitionerRole/prr-schoolnurse-01"),
+    ),
     ("safe-environment", "Mum keeps medicines in a locked box", (PARENT,)),
     ("reasons-for-living", "My dog, my little sister, finishing my art course", (PAT,)),
 ]
 DOC_SAFETY_PLAN["activity"] = [
-    {"detail": {"code": {"coding": [{"system": _SECTION, "code": s}]}, "status": "in-progress", "description": t,
-                "performer": [{"reference": r} for r in refs]}}
+    {
+        "detail": {
+            "code": {"coding": [{"system": _SECTION, "code": s}]},
+            "status": "in-progress",
+            "description": t,
+            "performer": [{"reference": r} for r in refs],
+        }
+    }
     for s, t, refs in _ITEMS
 ]
 DOC_CONSENT = json.loads("""
@@ -190,8 +201,13 @@ DOC_CONSENT = json.loads("""
   "data": [{"meaning": "related", "reference": {"reference": "CarePlan/622e1f5d-21f1-56d5-b85c-8a4034ce3712"}}]}}
 """)
 DOCS = [DOC_GROUPING, DOC_GOAL, DOC_SCORE_1, DOC_SCORE_2, DOC_SAFETY_PLAN, DOC_CONSENT]
-KIND_OF = {"grouping": "grouping", "gbo-goal": "gbo-goal", "gbo-score": "gbo-score", "safety-plan": "safety-plan",
-           "sharing-consent": "sharing-consent"}
+KIND_OF = {
+    "grouping": "grouping",
+    "gbo-goal": "gbo-goal",
+    "gbo-score": "gbo-score",
+    "safety-plan": "safety-plan",
+    "sharing-consent": "sharing-consent",
+}
 
 
 def _example_id(system: str, value: str) -> str:
@@ -243,12 +259,22 @@ GOAL_IN = GoalInput(
 )
 GOAL_REF = "Goal/" + resource_id("gbo-goal", GOAL_IN.local_id)
 SCORE_1_IN = GoalScoreInput(
-    local_id="91b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d", goal=GOAL_REF, slot=1, score=2, rater=PAT, subject=PAT,
-    episode=EOC, encounter="Encounter/enc-example-01", effective=date(2025, 1, 14),
+    local_id="91b2c3d4-e5f6-4a7b-8c9d-0e1f2a3b4c5d",
+    goal=GOAL_REF,
+    slot=1,
+    score=2,
+    rater=PAT,
+    subject=PAT,
+    episode=EOC,
+    encounter="Encounter/enc-example-01",
+    effective=date(2025, 1, 14),
 )
 SCORE_2_IN = replace(
-    SCORE_1_IN, local_id="a1b2c3d4-e5f6-4789-abcd-ef0123456789", encounter="Encounter/enc-example-07",
-    effective=date(2025, 3, 4), score=6,
+    SCORE_1_IN,
+    local_id="a1b2c3d4-e5f6-4789-abcd-ef0123456789",
+    encounter="Encounter/enc-example-07",
+    effective=date(2025, 3, 4),
+    score=6,
 )
 PLAN_IN = SafetyPlanInput(
     local_id="3c4d5e6f-7a8b-4c9d-8e0f-1a2b3c4d5e6f",
@@ -300,7 +326,9 @@ def test_builder_output_matches_documented_example(built, doc):
 def test_grouping_synonym_is_stored_canonical_with_received_words():
     obs = build_grouping(replace(GROUPING_IN, grouping="Getting Additional Help", change_reason="needs-changed"))
     value = obs["valueCodeableConcept"]
-    assert value["coding"] == [{"system": canonical.CS_GROUPING, "code": "getting-more-help", "display": "Getting More Help"}]
+    assert value["coding"] == [
+        {"system": canonical.CS_GROUPING, "code": "getting-more-help", "display": "Getting More Help"}
+    ]
     assert value["text"] == "Getting Additional Help"
     assert "text" not in build_grouping(GROUPING_IN)["valueCodeableConcept"]
 
@@ -308,8 +336,12 @@ def test_grouping_synonym_is_stored_canonical_with_received_words():
 def test_grouping_words_and_not_involved_reason():
     obs = build_grouping(
         replace(
-            GROUPING_IN, yp_involvement="not-involved", not_involved_reason="Too unwell to attend", participants=(PARENT,),
-            yp_words="I want to go back to school", options_considered="MHST or specialist CAMHS",
+            GROUPING_IN,
+            yp_involvement="not-involved",
+            not_involved_reason="Too unwell to attend",
+            participants=(PARENT,),
+            yp_words="I want to go back to school",
+            options_considered="MHST or specialist CAMHS",
         )
     )
     comps = {c["code"]["coding"][0]["code"]: c for c in obs["component"]}
@@ -354,8 +386,14 @@ GROUPING_BAD = [
     ({"local_id": str(uuid.uuid1())}, "local_id"),
     ({"source_ods": "rx x"}, "source_ods"),
     ({"note_author": "PractitionerRole/prr-camhs-01"}, "note_author"),
-    ({"previous": PreviousGrouping(observation="Observation/p", grouping="getting-help",
-                                   agreed_at=datetime(2025, 3, 5, tzinfo=UTC))}, "agreed_at"),
+    (
+        {
+            "previous": PreviousGrouping(
+                observation="Observation/p", grouping="getting-help", agreed_at=datetime(2025, 3, 5, tzinfo=UTC)
+            )
+        },
+        "agreed_at",
+    ),
 ]
 
 
@@ -368,12 +406,19 @@ def test_grouping_refuses_bad_input_naming_the_field(change, field):
 
 
 GOAL_BAD = [
-    ({"slot": 4}, "slot"), ({"slot": 0}, "slot"), ({"slot": True}, "slot"), ({"slot": "1"}, "slot"),
-    ({"description": ""}, "description"), ({"description": "   "}, "description"), ({"description": None}, "description"),
-    ({"subject": "Group/x"}, "subject"), ({"expressed_by": "Practitioner/x"}, "expressed_by"),
+    ({"slot": 4}, "slot"),
+    ({"slot": 0}, "slot"),
+    ({"slot": True}, "slot"),
+    ({"slot": "1"}, "slot"),
+    ({"description": ""}, "description"),
+    ({"description": "   "}, "description"),
+    ({"description": None}, "description"),
+    ({"subject": "Group/x"}, "subject"),
+    ({"expressed_by": "Practitioner/x"}, "expressed_by"),
     ({"expressed_by": "Patient/other"}, "expressed_by"),
     ({"start_date": datetime(2025, 1, 14, tzinfo=UTC)}, "start_date"),
-    ({"lifecycle_status": "done"}, "lifecycle_status"), ({"achievement_status": "great"}, "achievement_status"),
+    ({"lifecycle_status": "done"}, "lifecycle_status"),
+    ({"achievement_status": "great"}, "achievement_status"),
     ({"acceptance": (GoalAcceptance(individual="Organization/x"),)}, "acceptance[0]"),
     ({"acceptance": (GoalAcceptance(individual=PAT, status="yes"),)}, "acceptance[0]"),
     ({"status_date": date(2024, 1, 1)}, "status_date"),
@@ -394,7 +439,11 @@ def test_goal_description_kept_unedited():
 
 @pytest.mark.parametrize(
     "outcome, lifecycle, achievement",
-    [("achieved", "completed", "achieved"), ("not-achieved", "completed", "not-achieved"), ("ended", "cancelled", None)],
+    [
+        ("achieved", "completed", "achieved"),
+        ("not-achieved", "completed", "not-achieved"),
+        ("ended", "cancelled", None),
+    ],
 )
 def test_close_goal(outcome, lifecycle, achievement):
     closed = close_goal(GOAL_IN, outcome, date(2025, 5, 1), reason="Help ended as planned")
@@ -435,8 +484,11 @@ def test_score_bounds_accepted(score):
 @pytest.mark.parametrize(
     "change, field",
     [
-        ({"goal": "CarePlan/x"}, "goal"), ({"slot": 4}, "slot"), ({"rater": "Organization/x"}, "rater"),
-        ({"rater": "Patient/other"}, "rater"), ({"episode": None}, "episode"),
+        ({"goal": "CarePlan/x"}, "goal"),
+        ({"slot": 4}, "slot"),
+        ({"rater": "Organization/x"}, "rater"),
+        ({"rater": "Patient/other"}, "rater"),
+        ({"episode": None}, "episode"),
         ({"effective": date.today() + timedelta(days=2)}, "effective"),
         ({"effective": datetime(2025, 1, 14)}, "effective"),
         ({"goal_start_date": date(2025, 2, 1)}, "effective"),
@@ -454,8 +506,15 @@ def test_score_with_datetime_effective():
 
 
 def _goal(slot: int, lifecycle: str = "active", subject: str = PAT) -> GoalInput:
-    return replace(GOAL_IN, local_id=str(uuid.uuid4()), slot=slot, lifecycle_status=lifecycle, subject=subject,
-                   expressed_by=subject, acceptance=())
+    return replace(
+        GOAL_IN,
+        local_id=str(uuid.uuid4()),
+        slot=slot,
+        lifecycle_status=lifecycle,
+        subject=subject,
+        expressed_by=subject,
+        acceptance=(),
+    )
 
 
 def test_fourth_open_goal_is_refused():
@@ -476,7 +535,9 @@ def test_slot_reuse_is_refused_even_when_the_old_goal_is_closed():
 def test_goal_slot_rules_ignore_other_people_and_own_versions():
     g = _goal(1)
     check_goal_slots(g, [g, _goal(1, subject="Patient/other"), _goal(2), _goal(3)])
-    check_goal_slots(close_goal(_goal(1), "achieved", date(2025, 5, 1)), [_goal(2), _goal(3), _goal(1, subject="Patient/x")])
+    check_goal_slots(
+        close_goal(_goal(1), "achieved", date(2025, 5, 1)), [_goal(2), _goal(3), _goal(1, subject="Patient/x")]
+    )
 
 
 PLAN_BAD = [
@@ -485,7 +546,10 @@ PLAN_BAD = [
     ({"items": tuple(i for i in PLAN_IN.items if i.section != "professionals-agencies")}, "items"),
     ({"items": (SafetyPlanItem(section="hobbies", text="x"),)}, "items[0].section"),
     ({"items": (SafetyPlanItem(section="warning-signs", text=" "),)}, "items[0].text"),
-    ({"items": (SafetyPlanItem(section="warning-signs", text="x", performer_refs=("Goal/x",)),)}, "items[0].performer_refs[0]"),
+    (
+        {"items": (SafetyPlanItem(section="warning-signs", text="x", performer_refs=("Goal/x",)),)},
+        "items[0].performer_refs[0]",
+    ),
     ({"review_date": date(2025, 3, 1)}, "review_date"),
     ({"author": "Patient/pat-example-01"}, "author"),
     ({"contributors": (PARENT,)}, "contributors"),  # no young person and no note
@@ -511,11 +575,16 @@ def test_safety_plan_without_young_person_needs_note_and_draft_needs_no_required
 
 
 CONSENT_BAD = [
-    ({"agencies": ()}, "agencies"), ({"agencies": ("Patient/x",)}, "agencies[0]"),
-    ({"performer": ()}, "performer"), ({"performer": ("Practitioner/x",)}, "performer[0]"),
-    ({"plan": "Observation/x"}, "plan"), ({"custodian": "Practitioner/x"}, "custodian"),
-    ({"end_date": date(2025, 1, 1)}, "end_date"), ({"status": "withdrawn"}, "status"),
-    ({"policy": "ISA v1"}, "policy"), ({"date_time": NOW + timedelta(days=3)}, "date_time"),
+    ({"agencies": ()}, "agencies"),
+    ({"agencies": ("Patient/x",)}, "agencies[0]"),
+    ({"performer": ()}, "performer"),
+    ({"performer": ("Practitioner/x",)}, "performer[0]"),
+    ({"plan": "Observation/x"}, "plan"),
+    ({"custodian": "Practitioner/x"}, "custodian"),
+    ({"end_date": date(2025, 1, 1)}, "end_date"),
+    ({"status": "withdrawn"}, "status"),
+    ({"policy": "ISA v1"}, "policy"),
+    ({"date_time": NOW + timedelta(days=3)}, "date_time"),
 ]
 
 
@@ -549,9 +618,16 @@ def test_withdraw_all_is_inactive_and_keeps_what_was_agreed():
 
 OFFER = Coded(canonical.local_offer_cs("example"), "mhst", "Mental Health Support Team in schools")
 SIGNPOST_IN = SignpostInput(
-    local_id=str(uuid.UUID(int=1, version=4)), kind="signposting", offer=OFFER, subject=PAT, episode=EOC,
-    authored_on=datetime(2025, 3, 4, 16, 0, tzinfo=UTC), requester=PRR, performer="HealthcareService/hs-mhst-01",
-    reason="Observation/" + resource_id("grouping", GROUPING_IN.local_id), goals=(GOAL_REF,),
+    local_id=str(uuid.UUID(int=1, version=4)),
+    kind="signposting",
+    offer=OFFER,
+    subject=PAT,
+    episode=EOC,
+    authored_on=datetime(2025, 3, 4, 16, 0, tzinfo=UTC),
+    requester=PRR,
+    performer="HealthcareService/hs-mhst-01",
+    reason="Observation/" + resource_id("grouping", GROUPING_IN.local_id),
+    goals=(GOAL_REF,),
 )
 
 
@@ -564,9 +640,14 @@ def test_signposting_and_referral():
     ref_sr = build_signposting(replace(SIGNPOST_IN, kind="referral"))
     assert ref_sr["intent"] == "order" and ref_sr["category"][0]["coding"][0]["code"] == "referral"
     task = build_referral_task(
-        ReferralTaskInput(local_id=str(uuid.UUID(int=2, version=4)), service_request="ServiceRequest/" + ref_sr["id"],
-                          subject=PAT, requester=PRR, owner="Organization/org-school-01",
-                          authored_on=datetime(2025, 3, 4, 16, 0, tzinfo=UTC))
+        ReferralTaskInput(
+            local_id=str(uuid.UUID(int=2, version=4)),
+            service_request="ServiceRequest/" + ref_sr["id"],
+            subject=PAT,
+            requester=PRR,
+            owner="Organization/org-school-01",
+            authored_on=datetime(2025, 3, 4, 16, 0, tzinfo=UTC),
+        )
     )
     assert task["focus"] == {"reference": "ServiceRequest/" + ref_sr["id"]}
     assert task["code"]["coding"][0]["code"] == "fulfill" and task["intent"] == "order"
@@ -575,9 +656,14 @@ def test_signposting_and_referral():
 
 @pytest.mark.parametrize(
     "change, field",
-    [({"kind": "advice"}, "kind"), ({"performer": "PractitionerRole/x"}, "performer"),
-     ({"offer": Coded("http://example.org/cs", "x")}, "offer"), ({"reason": "Goal/x"}, "reason"),
-     ({"goals": ("Observation/x",)}, "goals[0]"), ({"authored_on": NOW + timedelta(days=1)}, "authored_on")],
+    [
+        ({"kind": "advice"}, "kind"),
+        ({"performer": "PractitionerRole/x"}, "performer"),
+        ({"offer": Coded("http://example.org/cs", "x")}, "offer"),
+        ({"reason": "Goal/x"}, "reason"),
+        ({"goals": ("Observation/x",)}, "goals[0]"),
+        ({"authored_on": NOW + timedelta(days=1)}, "authored_on"),
+    ],
 )
 def test_signposting_refuses_bad_input(change, field):
     with pytest.raises(BuildError) as err:
@@ -586,8 +672,13 @@ def test_signposting_refuses_bad_input(change, field):
 
 
 def test_referral_task_rules():
-    base = ReferralTaskInput(local_id=str(uuid.UUID(int=3, version=4)), service_request="ServiceRequest/sr1",
-                             subject=PAT, requester=PRR, authored_on=datetime(2025, 3, 4, tzinfo=UTC))
+    base = ReferralTaskInput(
+        local_id=str(uuid.UUID(int=3, version=4)),
+        service_request="ServiceRequest/sr1",
+        subject=PAT,
+        requester=PRR,
+        authored_on=datetime(2025, 3, 4, tzinfo=UTC),
+    )
     assert "owner" not in build_referral_task(replace(base, status="draft"))
     with pytest.raises(BuildError) as err:
         build_referral_task(base)
@@ -601,75 +692,151 @@ def test_referral_task_rules():
 
 def test_episode_care_team_flag_local_offer():
     lid = str(uuid.UUID(int=4, version=4))
-    eoc = build_episode(EpisodeInput(local_id=lid, subject=PAT, managing_organization="Organization/o",
-                                     start=date(2025, 1, 1), referral_id=("https://example.org/referral", "R1")))
+    eoc = build_episode(
+        EpisodeInput(
+            local_id=lid,
+            subject=PAT,
+            managing_organization="Organization/o",
+            start=date(2025, 1, 1),
+            referral_id=("https://example.org/referral", "R1"),
+        )
+    )
     assert eoc["id"] == resource_id("episode", lid) and eoc["identifier"][1]["value"] == "R1"
     with pytest.raises(BuildError) as err:
-        build_episode(EpisodeInput(local_id=lid, subject=PAT, managing_organization="Organization/o",
-                                   start=date(2025, 1, 1), status="finished"))
+        build_episode(
+            EpisodeInput(
+                local_id=lid,
+                subject=PAT,
+                managing_organization="Organization/o",
+                start=date(2025, 1, 1),
+                status="finished",
+            )
+        )
     assert err.value.field == "end"
 
-    team = build_care_team(CareTeamInput(local_id=lid, subject=PAT, episode=EOC, members=(
-        CareTeamMember(member=PAT, role="Young person"),
-        CareTeamMember(member="Practitioner/p1", role="School nurse", on_behalf_of="Organization/school"))))
+    team = build_care_team(
+        CareTeamInput(
+            local_id=lid,
+            subject=PAT,
+            episode=EOC,
+            members=(
+                CareTeamMember(member=PAT, role="Young person"),
+                CareTeamMember(member="Practitioner/p1", role="School nurse", on_behalf_of="Organization/school"),
+            ),
+        )
+    )
     assert team["participant"][1]["onBehalfOf"] == {"reference": "Organization/school"}
     with pytest.raises(BuildError) as err:
-        build_care_team(CareTeamInput(local_id=lid, subject=PAT, members=(
-            CareTeamMember(member=PRR, role="x", on_behalf_of="Organization/o"),)))
+        build_care_team(
+            CareTeamInput(
+                local_id=lid,
+                subject=PAT,
+                members=(CareTeamMember(member=PRR, role="x", on_behalf_of="Organization/o"),),
+            )
+        )
     assert err.value.field == "members[0].on_behalf_of"
 
     flag = build_risk_flag(RiskFlagInput(local_id=lid, subject=PAT, author=PRR, start=datetime(2025, 3, 4, tzinfo=UTC)))
     assert flag["code"]["coding"][0]["code"] == "risk-support-alert"
     with pytest.raises(BuildError) as err:
-        build_risk_flag(RiskFlagInput(local_id=lid, subject=PAT, author=PRR, status="inactive",
-                                      start=datetime(2025, 3, 4, tzinfo=UTC)))
+        build_risk_flag(
+            RiskFlagInput(
+                local_id=lid, subject=PAT, author=PRR, status="inactive", start=datetime(2025, 3, 4, tzinfo=UTC)
+            )
+        )
     assert err.value.field == "end"
 
-    hs = build_local_offer(LocalOfferInput(local_id=lid, provided_by="Organization/o", offer=OFFER, name="MHST",
-                                           groupings=("getting-help", "Getting Advice"), phone="0300 000 0000"))
+    hs = build_local_offer(
+        LocalOfferInput(
+            local_id=lid,
+            provided_by="Organization/o",
+            offer=OFFER,
+            name="MHST",
+            groupings=("getting-help", "Getting Advice"),
+            phone="0300 000 0000",
+        )
+    )
     assert [c["coding"][0]["code"] for c in hs["characteristic"]] == ["getting-help", "getting-advice"]
     with pytest.raises(BuildError) as err:
-        build_local_offer(LocalOfferInput(local_id=lid, provided_by="Organization/o", offer=OFFER, name="MHST",
-                                          groupings=("severe",)))
+        build_local_offer(
+            LocalOfferInput(local_id=lid, provided_by="Organization/o", offer=OFFER, name="MHST", groupings=("severe",))
+        )
     assert err.value.field == "groupings[0]"
 
 
 def test_provenance_id_from_outbox_row_and_agents():
-    prov = build_provenance(ProvenanceInput(
-        outbox_row_id=42, targets=("Observation/a", "CarePlan/b"), recorded=datetime(2025, 3, 4, 16, 6, tzinfo=UTC),
-        activity="CREATE", author=PRR, on_behalf_of="Organization/org-camhs-01", assembler="Device/thrive-app",
-        sources=(SourceRecord(kind="grouping", local_id=GROUPING_IN.local_id, version=1),),
-        informants=(PAT, PARENT), source_ods="RXX"))
+    prov = build_provenance(
+        ProvenanceInput(
+            outbox_row_id=42,
+            targets=("Observation/a", "CarePlan/b"),
+            recorded=datetime(2025, 3, 4, 16, 6, tzinfo=UTC),
+            activity="CREATE",
+            author=PRR,
+            on_behalf_of="Organization/org-camhs-01",
+            assembler="Device/thrive-app",
+            sources=(SourceRecord(kind="grouping", local_id=GROUPING_IN.local_id, version=1),),
+            informants=(PAT, PARENT),
+            source_ods="RXX",
+        )
+    )
     ns = uuid.uuid5(uuid.NAMESPACE_URL, canonical.BASE)
     assert prov["id"] == str(uuid.uuid5(ns, f"{canonical.BASE}/Id/provenance|42"))
     assert prov["meta"]["source"] == f"{canonical.BASE}/source/RXX#42"
     types = [a["type"]["coding"][0]["code"] for a in prov["agent"]]
     assert types == ["author", "assembler", "informant", "informant"]
     assert prov["agent"][0]["onBehalfOf"] == {"reference": "Organization/org-camhs-01"}
-    assert prov["entity"][0]["what"]["identifier"] == {"system": canonical.id_system("grouping"), "value": GROUPING_IN.local_id}
+    assert prov["entity"][0]["what"]["identifier"] == {
+        "system": canonical.id_system("grouping"),
+        "value": GROUPING_IN.local_id,
+    }
     with pytest.raises(BuildError) as err:
-        build_provenance(ProvenanceInput(outbox_row_id=1, targets=(), recorded=NOW, activity="CREATE", author=PRR,
-                                         on_behalf_of="Organization/o", assembler="Device/d"))
+        build_provenance(
+            ProvenanceInput(
+                outbox_row_id=1,
+                targets=(),
+                recorded=NOW,
+                activity="CREATE",
+                author=PRR,
+                on_behalf_of="Organization/o",
+                assembler="Device/d",
+            )
+        )
     assert err.value.field == "targets"
 
 
 def test_people_and_organisations():
     lid = str(uuid.UUID(int=5, version=4))
-    p = build_patient(PatientInput(local_id=lid, nhs_number="9990000018", family="Example", given=("Sam",),
-                                   birth_date=date(2010, 5, 1), gender="female"))
+    p = build_patient(
+        PatientInput(
+            local_id=lid,
+            nhs_number="9990000018",
+            family="Example",
+            given=("Sam",),
+            birth_date=date(2010, 5, 1),
+            gender="female",
+        )
+    )
     nhs = p["identifier"][0]
     assert nhs["system"] == canonical.NHS_NUMBER and nhs["value"] == "9990000018"
     assert nhs["extension"][0]["valueCodeableConcept"]["coding"][0]["code"] == "01"
     assert "9990000018" not in p["id"]
     with pytest.raises(BuildError) as err:
-        build_patient(PatientInput(local_id=lid, nhs_number="9990000019", family="E", given=(), birth_date=date(2010, 1, 1)))
+        build_patient(
+            PatientInput(local_id=lid, nhs_number="9990000019", family="E", given=(), birth_date=date(2010, 1, 1))
+        )
     assert err.value.field == "nhs_number"
     live = "1111111111"  # valid check digit, outside the test range, obviously not a person
     with pytest.raises(BuildError) as err:
         build_patient(PatientInput(local_id=lid, nhs_number=live, family="E", given=(), birth_date=date(2010, 1, 1)))
     assert err.value.field == "nhs_number" and "999" in err.value.message
-    assert build_patient(PatientInput(local_id=lid, nhs_number=live, family="E", given=(), birth_date=date(2010, 1, 1),
-                                      test_range_only=False))["identifier"][0]["value"] == live
+    assert (
+        build_patient(
+            PatientInput(
+                local_id=lid, nhs_number=live, family="E", given=(), birth_date=date(2010, 1, 1), test_range_only=False
+            )
+        )["identifier"][0]["value"]
+        == live
+    )
 
     org = build_organization(OrganizationInput(local_id=lid, name="Example CAMHS", agency_type="camhs", ods_code="RXX"))
     assert org["identifier"][0] == {"system": canonical.ODS_ORG, "value": "RXX"}
@@ -679,12 +846,22 @@ def test_people_and_organisations():
         build_organization(OrganizationInput(local_id=lid, name="X", agency_type="bank"))
     assert err.value.field == "agency_type"
 
-    pr = build_practitioner(PractitionerInput(local_id=lid, family="Nurse", given=("Alex",), sds_user_id="123456789012"))
+    pr = build_practitioner(
+        PractitionerInput(local_id=lid, family="Nurse", given=("Alex",), sds_user_id="123456789012")
+    )
     assert pr["identifier"][0]["system"] == canonical.SDS_USER
-    prr = build_practitioner_role(PractitionerRoleInput(local_id=lid, practitioner="Practitioner/" + pr["id"],
-                                                        organization="Organization/" + org["id"], role="CAMHS clinician"))
+    prr = build_practitioner_role(
+        PractitionerRoleInput(
+            local_id=lid,
+            practitioner="Practitioner/" + pr["id"],
+            organization="Organization/" + org["id"],
+            role="CAMHS clinician",
+        )
+    )
     assert prr["practitioner"]["reference"].startswith("Practitioner/")
-    rp = build_related_person(RelatedPersonInput(local_id=lid, patient=PAT, relationship="MTH", family="Example", given=("Jo",)))
+    rp = build_related_person(
+        RelatedPersonInput(local_id=lid, patient=PAT, relationship="MTH", family="Example", given=("Jo",))
+    )
     assert rp["relationship"][0]["coding"][0]["code"] == "MTH"
     with pytest.raises(BuildError) as err:
         build_related_person(RelatedPersonInput(local_id=lid, patient=PAT, relationship="mum", family="E", given=()))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import copy
 import uuid
 from dataclasses import replace
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -25,6 +25,7 @@ from thrive_fhir.builders import (
     SafetyPlanInput,
     SafetyPlanItem,
     SignpostInput,
+    _codes,
     build_consent,
     build_gbo_score,
     build_goal,
@@ -33,7 +34,6 @@ from thrive_fhir.builders import (
     build_signposting,
     check_goal_slots,
 )
-from thrive_fhir.builders import _codes
 from thrive_fhir.ids import resource_id
 from thrive_fhir.validation import Validator, errors
 
@@ -62,10 +62,12 @@ def refs(*types: str):
 words = st.text(
     alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="\x00"), min_size=1, max_size=80
 ).filter(lambda s: s.strip())
-offsets = st.sampled_from([timezone.utc, timezone(timedelta(hours=1)), timezone(timedelta(hours=-5, minutes=-30))])
+offsets = st.sampled_from([UTC, timezone(timedelta(hours=1)), timezone(timedelta(hours=-5, minutes=-30))])
 past = st.datetimes(min_value=datetime(2015, 1, 1), max_value=datetime(2025, 12, 31), timezones=offsets)
 dates = st.dates(min_value=date(2015, 1, 1), max_value=date(2025, 12, 31))
-groupings = st.sampled_from(canonical.GROUPINGS + ("Getting Additional Help", "Coping", "GETTING ADVICE", "getting advice and signposting"))
+groupings = st.sampled_from(
+    (*canonical.GROUPINGS, "Getting Additional Help", "Coping", "GETTING ADVICE", "getting advice and signposting")
+)
 ods = st.from_regex(r"[A-Z0-9]{3,6}", fullmatch=True)
 
 
@@ -81,8 +83,11 @@ def grouping_decisions(draw):
     reason = None
     if draw(st.booleans()):
         prev_code = draw(st.sampled_from(canonical.GROUPINGS))
-        previous = PreviousGrouping(observation="Observation/" + draw(ids), grouping=prev_code,
-                                    agreed_at=draw(st.one_of(st.none(), st.just(agreed - timedelta(days=30)))))
+        previous = PreviousGrouping(
+            observation="Observation/" + draw(ids),
+            grouping=prev_code,
+            agreed_at=draw(st.one_of(st.none(), st.just(agreed - timedelta(days=30)))),
+        )
         reason = draw(st.one_of(st.none(), st.sampled_from(_codes.CHANGE_REASONS)))
         if reason is None and draw(st.booleans()):
             grouping = prev_code  # unchanged: no reason needed
@@ -91,15 +96,28 @@ def grouping_decisions(draw):
     method = draw(st.sampled_from(_codes.GROUPING_METHODS))
     note = draw(st.one_of(st.none(), words)) if method == "shared-decision-making" else draw(words)
     return GroupingDecision(
-        local_id=draw(local_ids), source_ods=draw(st.one_of(st.none(), ods)), assigner_ods=draw(st.one_of(st.none(), ods)),
-        grouping=grouping, subject=subject, episode="EpisodeOfCare/" + draw(ids), agreed_at=agreed,
+        local_id=draw(local_ids),
+        source_ods=draw(st.one_of(st.none(), ods)),
+        assigner_ods=draw(st.one_of(st.none(), ods)),
+        grouping=grouping,
+        subject=subject,
+        episode="EpisodeOfCare/" + draw(ids),
+        agreed_at=agreed,
         recorded_at=agreed + draw(st.timedeltas(timedelta(0), timedelta(days=3))),
-        clinician=draw(refs("PractitionerRole", "Practitioner")), participants=tuple(participants), yp_involvement=yp,
+        clinician=draw(refs("PractitionerRole", "Practitioner")),
+        participants=tuple(participants),
+        yp_involvement=yp,
         family_involvement=draw(st.one_of(st.none(), st.sampled_from(_codes.INVOLVEMENT))),
-        not_involved_reason=draw(words) if yp == "not-involved" else None, previous=previous, change_reason=reason,
-        method=method, note=note, yp_words=draw(st.one_of(st.none(), words)),
-        needs_discussed=draw(st.one_of(st.none(), words)), options_considered=draw(st.one_of(st.none(), words)),
-        encounter=draw(st.one_of(st.none(), refs("Encounter"))), status=draw(st.sampled_from(("final", "amended", "corrected"))),
+        not_involved_reason=draw(words) if yp == "not-involved" else None,
+        previous=previous,
+        change_reason=reason,
+        method=method,
+        note=note,
+        yp_words=draw(st.one_of(st.none(), words)),
+        needs_discussed=draw(st.one_of(st.none(), words)),
+        options_considered=draw(st.one_of(st.none(), words)),
+        encounter=draw(st.one_of(st.none(), refs("Encounter"))),
+        status=draw(st.sampled_from(("final", "amended", "corrected"))),
     )
 
 
@@ -109,8 +127,13 @@ def goal_inputs(draw):
     start = draw(dates)
     who = draw(st.sampled_from((subject, "RelatedPerson/" + draw(ids))))
     return GoalInput(
-        local_id=draw(local_ids), slot=draw(st.integers(1, 3)), description=draw(words), subject=subject, start_date=start,
-        expressed_by=who, acceptance=(GoalAcceptance(individual=who, status=draw(st.sampled_from(_codes.GOAL_ACCEPTANCE))),),
+        local_id=draw(local_ids),
+        slot=draw(st.integers(1, 3)),
+        description=draw(words),
+        subject=subject,
+        start_date=start,
+        expressed_by=who,
+        acceptance=(GoalAcceptance(individual=who, status=draw(st.sampled_from(_codes.GOAL_ACCEPTANCE))),),
         lifecycle_status=draw(st.sampled_from(_codes.GOAL_OPEN)),
         achievement_status=draw(st.one_of(st.none(), st.sampled_from(_codes.GOAL_ACHIEVEMENT))),
         note=draw(st.one_of(st.none(), words)),
@@ -121,9 +144,14 @@ def goal_inputs(draw):
 def score_inputs(draw):
     subject = "Patient/" + draw(ids)
     return GoalScoreInput(
-        local_id=draw(local_ids), goal="Goal/" + draw(ids), slot=draw(st.integers(1, 3)), score=draw(st.integers(0, 10)),
-        rater=draw(st.one_of(st.just(subject), refs("RelatedPerson", "Practitioner", "PractitionerRole"))), subject=subject,
-        episode="EpisodeOfCare/" + draw(ids), effective=draw(st.one_of(past, dates)),
+        local_id=draw(local_ids),
+        goal="Goal/" + draw(ids),
+        slot=draw(st.integers(1, 3)),
+        score=draw(st.integers(0, 10)),
+        rater=draw(st.one_of(st.just(subject), refs("RelatedPerson", "Practitioner", "PractitionerRole"))),
+        subject=subject,
+        episode="EpisodeOfCare/" + draw(ids),
+        effective=draw(st.one_of(past, dates)),
         encounter=draw(st.one_of(st.none(), refs("Encounter"))),
     )
 
@@ -137,17 +165,28 @@ def plan_inputs(draw):
         sections += ["warning-signs", "professionals-agencies"]
     performer_types = ("Patient", "RelatedPerson", "PractitionerRole", "Organization", "HealthcareService")
     items = tuple(
-        SafetyPlanItem(section=s, text=draw(words), performer_refs=tuple(draw(st.lists(refs(*performer_types), max_size=2))))
+        SafetyPlanItem(
+            section=s, text=draw(words), performer_refs=tuple(draw(st.lists(refs(*performer_types), max_size=2)))
+        )
         for s in sections
     )
     with_yp = draw(st.booleans())
     start = draw(dates)
     return SafetyPlanInput(
-        local_id=draw(local_ids), subject=subject, start_date=start, review_date=start + timedelta(days=draw(st.integers(0, 365))),
-        created=draw(past), author=draw(refs("PractitionerRole", "Practitioner")), items=items, status=status,
-        contributors=((subject,) if with_yp else ()) + tuple(draw(st.lists(refs("RelatedPerson", "PractitionerRole"), max_size=3))),
-        care_team=draw(st.one_of(st.none(), refs("CareTeam"))), supporting_info=tuple(draw(st.lists(refs("Observation"), max_size=2))),
-        episode=draw(st.one_of(st.none(), refs("EpisodeOfCare"))), note=None if with_yp else draw(words),
+        local_id=draw(local_ids),
+        subject=subject,
+        start_date=start,
+        review_date=start + timedelta(days=draw(st.integers(0, 365))),
+        created=draw(past),
+        author=draw(refs("PractitionerRole", "Practitioner")),
+        items=items,
+        status=status,
+        contributors=((subject,) if with_yp else ())
+        + tuple(draw(st.lists(refs("RelatedPerson", "PractitionerRole"), max_size=3))),
+        care_team=draw(st.one_of(st.none(), refs("CareTeam"))),
+        supporting_info=tuple(draw(st.lists(refs("Observation"), max_size=2))),
+        episode=draw(st.one_of(st.none(), refs("EpisodeOfCare"))),
+        note=None if with_yp else draw(words),
     )
 
 
@@ -156,9 +195,14 @@ def consent_inputs(draw):
     subject = "Patient/" + draw(ids)
     start = draw(dates)
     return ConsentInput(
-        local_id=draw(local_ids), subject=subject, performer=(draw(st.sampled_from((subject, "RelatedPerson/" + draw(ids)))),),
-        agencies=tuple(draw(st.lists(refs("Organization"), min_size=1, max_size=4))), custodian="Organization/" + draw(ids),
-        plan="CarePlan/" + draw(ids), date_time=draw(past), start_date=start,
+        local_id=draw(local_ids),
+        subject=subject,
+        performer=(draw(st.sampled_from((subject, "RelatedPerson/" + draw(ids)))),),
+        agencies=tuple(draw(st.lists(refs("Organization"), min_size=1, max_size=4))),
+        custodian="Organization/" + draw(ids),
+        plan="CarePlan/" + draw(ids),
+        date_time=draw(past),
+        start_date=start,
         end_date=draw(st.one_of(st.none(), st.just(start + timedelta(days=365)))),
         status=draw(st.sampled_from(("active", "inactive"))),
     )
@@ -167,12 +211,19 @@ def consent_inputs(draw):
 @st.composite
 def signpost_inputs(draw):
     return SignpostInput(
-        local_id=draw(local_ids), kind=draw(st.sampled_from(("signposting", "referral"))),
-        offer=Coded(canonical.local_offer_cs("example"), draw(st.sampled_from(("mhst", "online-support", "crisis-line")))),
-        subject="Patient/" + draw(ids), episode="EpisodeOfCare/" + draw(ids), authored_on=draw(past),
+        local_id=draw(local_ids),
+        kind=draw(st.sampled_from(("signposting", "referral"))),
+        offer=Coded(
+            canonical.local_offer_cs("example"), draw(st.sampled_from(("mhst", "online-support", "crisis-line")))
+        ),
+        subject="Patient/" + draw(ids),
+        episode="EpisodeOfCare/" + draw(ids),
+        authored_on=draw(past),
         requester=draw(refs("PractitionerRole", "Practitioner", "Organization")),
-        performer=draw(refs("HealthcareService", "Organization")), reason="Observation/" + draw(ids),
-        goals=tuple(draw(st.lists(refs("Goal"), max_size=3))), based_on=draw(st.one_of(st.none(), refs("CarePlan"))),
+        performer=draw(refs("HealthcareService", "Organization")),
+        reason="Observation/" + draw(ids),
+        goals=tuple(draw(st.lists(refs("Goal"), max_size=3))),
+        based_on=draw(st.one_of(st.none(), refs("CarePlan"))),
         note=draw(st.one_of(st.none(), words)),
     )
 
@@ -259,57 +310,144 @@ def test_unknown_grouping_refused_and_rejected(d, label):
 
 MISSING_PARTS = [
     # (builder, valid input, input change, field named, the same fault made in the resource)
-    (build_grouping, "grouping", {"yp_involvement": "not-involved", "participants": (), "not_involved_reason": None},
-     "not_involved_reason", lambda r: r.update(component=[{**r["component"][0], "valueCodeableConcept": {"coding": [
-         {"system": canonical.CS_INVOLVEMENT, "code": "not-involved"}]}}])),
-    (build_grouping, "grouping", {"clinician": "Organization/o"}, "clinician",
-     lambda r: r.update(performer=[p for p in r["performer"] if not p["reference"].startswith("Practitioner")])),
-    (build_grouping, "grouping", {"participants": ()}, "participants",
-     lambda r: r.update(performer=[p for p in r["performer"] if not p["reference"].startswith("Patient/")])),
+    (
+        build_grouping,
+        "grouping",
+        {"yp_involvement": "not-involved", "participants": (), "not_involved_reason": None},
+        "not_involved_reason",
+        lambda r: r.update(
+            component=[
+                {
+                    **r["component"][0],
+                    "valueCodeableConcept": {"coding": [{"system": canonical.CS_INVOLVEMENT, "code": "not-involved"}]},
+                }
+            ]
+        ),
+    ),
+    (
+        build_grouping,
+        "grouping",
+        {"clinician": "Organization/o"},
+        "clinician",
+        lambda r: r.update(performer=[p for p in r["performer"] if not p["reference"].startswith("Practitioner")]),
+    ),
+    (
+        build_grouping,
+        "grouping",
+        {"participants": ()},
+        "participants",
+        lambda r: r.update(performer=[p for p in r["performer"] if not p["reference"].startswith("Patient/")]),
+    ),
     (build_safety_plan, "plan", {"items": ()}, "items", lambda r: r.pop("activity")),
-    (build_safety_plan, "plan", {"items": (SafetyPlanItem(section="warning-signs", text="x"),)}, "items",
-     lambda r: r.update(activity=[a for a in r["activity"] if a["detail"]["code"]["coding"][0]["code"] != "professionals-agencies"])),
-    (build_safety_plan, "plan", {"subject": "Group/g"}, "subject", lambda r: r.update(subject={"reference": "Group/g"})),
+    (
+        build_safety_plan,
+        "plan",
+        {"items": (SafetyPlanItem(section="warning-signs", text="x"),)},
+        "items",
+        lambda r: r.update(
+            activity=[a for a in r["activity"] if a["detail"]["code"]["coding"][0]["code"] != "professionals-agencies"]
+        ),
+    ),
+    (
+        build_safety_plan,
+        "plan",
+        {"subject": "Group/g"},
+        "subject",
+        lambda r: r.update(subject={"reference": "Group/g"}),
+    ),
     (build_consent, "consent", {"agencies": ()}, "agencies", lambda r: r["provision"].pop("actor")),
     (build_consent, "consent", {"performer": ()}, "performer", lambda r: r.pop("performer")),
     (build_gbo_score, "score", {"goal": "CarePlan/x"}, "goal", lambda r: r.update(focus=[{"reference": "CarePlan/x"}])),
     (build_goal, "goal", {"slot": 4}, "slot", lambda r: r.update(target=[])),
     (build_signposting, "signpost", {"reason": None}, "reason", lambda r: r.pop("reasonReference")),
-    (build_signposting, "signpost", {"performer": "PractitionerRole/x"}, "performer",
-     lambda r: r.update(performer=[{"reference": "PractitionerRole/x"}])),
+    (
+        build_signposting,
+        "signpost",
+        {"performer": "PractitionerRole/x"},
+        "performer",
+        lambda r: r.update(performer=[{"reference": "PractitionerRole/x"}]),
+    ),
 ]
 
 
 def _valid_inputs():
     pat = "Patient/p1"
-    now = datetime(2025, 3, 4, 15, 30, tzinfo=timezone.utc)
+    now = datetime(2025, 3, 4, 15, 30, tzinfo=UTC)
     return {
-        "grouping": GroupingDecision(local_id=str(uuid.UUID(int=11, version=4)), grouping="getting-help", subject=pat,
-                                     episode="EpisodeOfCare/e1", agreed_at=now, recorded_at=now, clinician="PractitionerRole/r1",
-                                     participants=(pat,), yp_involvement="agreed"),
-        "plan": SafetyPlanInput(local_id=str(uuid.UUID(int=12, version=4)), subject=pat, start_date=now.date(),
-                                review_date=now.date() + timedelta(days=90), created=now, author="PractitionerRole/r1",
-                                contributors=(pat,), items=(SafetyPlanItem(section="warning-signs", text="a"),
-                                                            SafetyPlanItem(section="professionals-agencies", text="b"))),
-        "consent": ConsentInput(local_id=str(uuid.UUID(int=13, version=4)), subject=pat, performer=(pat,),
-                                agencies=("Organization/o1",), custodian="Organization/o2", plan="CarePlan/c1",
-                                date_time=now, start_date=now.date()),
-        "score": GoalScoreInput(local_id=str(uuid.UUID(int=14, version=4)), goal="Goal/g1", slot=1, score=4, rater=pat,
-                                subject=pat, episode="EpisodeOfCare/e1", effective=now),
-        "goal": GoalInput(local_id=str(uuid.UUID(int=15, version=4)), slot=1, description="words", subject=pat,
-                          start_date=now.date(), expressed_by=pat),
-        "signpost": SignpostInput(local_id=str(uuid.UUID(int=16, version=4)), kind="signposting",
-                                  offer=Coded(canonical.local_offer_cs("example"), "mhst"), subject=pat, episode="EpisodeOfCare/e1",
-                                  authored_on=now, requester="PractitionerRole/r1", performer="HealthcareService/h1",
-                                  reason="Observation/o1"),
+        "grouping": GroupingDecision(
+            local_id=str(uuid.UUID(int=11, version=4)),
+            grouping="getting-help",
+            subject=pat,
+            episode="EpisodeOfCare/e1",
+            agreed_at=now,
+            recorded_at=now,
+            clinician="PractitionerRole/r1",
+            participants=(pat,),
+            yp_involvement="agreed",
+        ),
+        "plan": SafetyPlanInput(
+            local_id=str(uuid.UUID(int=12, version=4)),
+            subject=pat,
+            start_date=now.date(),
+            review_date=now.date() + timedelta(days=90),
+            created=now,
+            author="PractitionerRole/r1",
+            contributors=(pat,),
+            items=(
+                SafetyPlanItem(section="warning-signs", text="a"),
+                SafetyPlanItem(section="professionals-agencies", text="b"),
+            ),
+        ),
+        "consent": ConsentInput(
+            local_id=str(uuid.UUID(int=13, version=4)),
+            subject=pat,
+            performer=(pat,),
+            agencies=("Organization/o1",),
+            custodian="Organization/o2",
+            plan="CarePlan/c1",
+            date_time=now,
+            start_date=now.date(),
+        ),
+        "score": GoalScoreInput(
+            local_id=str(uuid.UUID(int=14, version=4)),
+            goal="Goal/g1",
+            slot=1,
+            score=4,
+            rater=pat,
+            subject=pat,
+            episode="EpisodeOfCare/e1",
+            effective=now,
+        ),
+        "goal": GoalInput(
+            local_id=str(uuid.UUID(int=15, version=4)),
+            slot=1,
+            description="words",
+            subject=pat,
+            start_date=now.date(),
+            expressed_by=pat,
+        ),
+        "signpost": SignpostInput(
+            local_id=str(uuid.UUID(int=16, version=4)),
+            kind="signposting",
+            offer=Coded(canonical.local_offer_cs("example"), "mhst"),
+            subject=pat,
+            episode="EpisodeOfCare/e1",
+            authored_on=now,
+            requester="PractitionerRole/r1",
+            performer="HealthcareService/h1",
+            reason="Observation/o1",
+        ),
     }
 
 
 VALID = _valid_inputs()
 
 
-@pytest.mark.parametrize("builder, which, change, field, break_resource", MISSING_PARTS,
-                         ids=[f"{b.__name__}-{f}" for b, _, _, f, _ in MISSING_PARTS])
+@pytest.mark.parametrize(
+    "builder, which, change, field, break_resource",
+    MISSING_PARTS,
+    ids=[f"{b.__name__}-{f}" for b, _, _, f, _ in MISSING_PARTS],
+)
 def test_required_parts_refused_by_builder_and_rejected_by_validator(builder, which, change, field, break_resource):
     good = VALID[which]
     resource = builder(good)
@@ -323,7 +461,9 @@ def test_required_parts_refused_by_builder_and_rejected_by_validator(builder, wh
 
 
 def test_fourth_active_goal_refused_and_rejected_by_the_set_rules():
-    goals = [replace(VALID["goal"], local_id=str(uuid.UUID(int=100 + slot, version=4)), slot=slot) for slot in (1, 2, 3)]
+    goals = [
+        replace(VALID["goal"], local_id=str(uuid.UUID(int=100 + slot, version=4)), slot=slot) for slot in (1, 2, 3)
+    ]
     fourth = replace(VALID["goal"], local_id=str(uuid.UUID(int=200, version=4)), slot=1)
     with pytest.raises(BuildError) as err:
         check_goal_slots(fourth, goals)

@@ -31,14 +31,46 @@ EXTENSIONS = {v for k, v in vars(canonical).items() if k.startswith("EXT_") and 
 RULES = {"cardinality", "binding", "fixed", "type", "unknown-element", "invalid-value"}
 #: every invariant the brief and docs/design/fhir-model.md 2.3 require, plus our own keys for the other profiles
 REQUIRED_INVARIANTS = {
-    "thr-grp-1", "thr-grp-2", "thr-grp-3", "thr-grp-4", "thr-grp-5", "thr-goal-1", "thr-gbo-1", "thr-gbo-2",
-    "thr-sp-1", "thr-sp-2", "thr-sp-3", "thr-sp-4", "thr-con-1", "thr-con-2", "thr-con-3", "thr-con-4",
-    "thr-sr-1", "thr-sr-2", "thr-sr-3", "thr-task-1", "thr-task-2", "thr-prov-1", "thr-prov-2",
-    "thr-aud-1", "thr-aud-2", "thr-aud-3",
+    "thr-grp-1",
+    "thr-grp-2",
+    "thr-grp-3",
+    "thr-grp-4",
+    "thr-grp-5",
+    "thr-goal-1",
+    "thr-gbo-1",
+    "thr-gbo-2",
+    "thr-sp-1",
+    "thr-sp-2",
+    "thr-sp-3",
+    "thr-sp-4",
+    "thr-con-1",
+    "thr-con-2",
+    "thr-con-3",
+    "thr-con-4",
+    "thr-sr-1",
+    "thr-sr-2",
+    "thr-sr-3",
+    "thr-task-1",
+    "thr-task-2",
+    "thr-prov-1",
+    "thr-prov-2",
+    "thr-aud-1",
+    "thr-aud-2",
+    "thr-aud-3",
 }
 #: identifier system kind -> resource type, for the deterministic-id check (docs/design/fhir-model.md section 4)
-ID_KINDS = ("grouping", "gbo-goal", "gbo-score", "safety-plan", "care-team", "sharing-consent",
-            "signposting", "referral-task", "episode", "flag")
+ID_KINDS = (
+    "grouping",
+    "gbo-goal",
+    "gbo-score",
+    "safety-plan",
+    "care-team",
+    "sharing-consent",
+    "signposting",
+    "referral-task",
+    "episode",
+    "flag",
+)
 
 
 def _json(path: Path):
@@ -70,9 +102,15 @@ def failing_thr_invariants(resource: dict) -> set[str]:
 
 # ---- the build itself -----------------------------------------------------------------------
 
+
 def test_committed_json_matches_a_fresh_sushi_build():
-    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "build_profiles.py"), "--check"],
-                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "build_profiles.py"), "--check"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     # Only the expected offline auto-dependency warnings: the script prints any other SUSHI warning.
     assert "SUSHI warn" not in proc.stderr, proc.stderr
@@ -116,10 +154,16 @@ def test_required_bindings_point_at_our_expanded_valuesets():
             binding = element.get("binding")
             if binding and binding["valueSet"].startswith(canonical.BASE):
                 bound.add(binding["valueSet"])
-                assert (ROOT / "terminology" / "expansions" /
-                        f"ValueSet-{binding['valueSet'].rsplit('/', 1)[1]}.json").exists()
-    assert {canonical.VS_GROUPING, canonical.VS_INVOLVEMENT, canonical.VS_GBO_SCORE,
-            canonical.VS_SAFETY_PLAN_SECTION, canonical.VS_LOCAL_OFFER} <= bound
+                assert (
+                    ROOT / "terminology" / "expansions" / f"ValueSet-{binding['valueSet'].rsplit('/', 1)[1]}.json"
+                ).exists()
+    assert {
+        canonical.VS_GROUPING,
+        canonical.VS_INVOLVEMENT,
+        canonical.VS_GBO_SCORE,
+        canonical.VS_SAFETY_PLAN_SECTION,
+        canonical.VS_LOCAL_OFFER,
+    } <= bound
 
 
 def test_sushi_config_and_aliases_match_canonical():
@@ -146,6 +190,7 @@ def test_project_urls_in_fsh_are_known_canonicals():
 
 
 # ---- examples ----------------------------------------------------------------------------------
+
 
 def _examples() -> list[dict]:
     return [_json(p) for p in sorted(EXAMPLES.glob("*.json"))]
@@ -185,6 +230,7 @@ def test_examples_are_synthetic():
 
 # ---- invalid fixtures ----------------------------------------------------------------------------
 
+
 def _expected(folder: Path) -> dict[str, list[dict]]:
     return _json(folder / "expected.json")
 
@@ -212,8 +258,13 @@ def test_fixture_coverage_per_profile():
         for url in _json(INVALID / name)["meta"]["profile"]:
             counts[url] = counts.get(url, 0) + 1
     assert set(counts) == PROFILES
-    for url in (canonical.PROFILE_GROUPING, canonical.PROFILE_GBO_GOAL, canonical.PROFILE_GBO_SCORE,
-                canonical.PROFILE_SAFETY_PLAN, canonical.PROFILE_CONSENT):
+    for url in (
+        canonical.PROFILE_GROUPING,
+        canonical.PROFILE_GBO_GOAL,
+        canonical.PROFILE_GBO_SCORE,
+        canonical.PROFILE_SAFETY_PLAN,
+        canonical.PROFILE_CONSENT,
+    ):
         assert counts[url] >= 3, url
     rules = {i["rule"] for issues in _expected(INVALID).values() for i in issues}
     assert RULES <= rules  # every non-invariant rule kind is exercised

@@ -138,15 +138,26 @@ def _recount(out: Path) -> dict:
             continue
         ss.sort(key=when)
         change = ss[-1]["valueInteger"] - ss[0]["valueInteger"]
-        outcome = "reliable_improvement" if change >= 3 else "reliable_deterioration" if change <= -3 else "no_reliable_change"
+        outcome = (
+            "reliable_improvement"
+            if change >= 3
+            else "reliable_deterioration"
+            if change <= -3
+            else "no_reliable_change"
+        )
         paired[outcome] += 1
         if all(episode_status[ep(s)] == "finished" for s in ss):
             closed[outcome] += 1
     return {
         "patients": len(data["Patient"]),
         "resources": {t: len(rs) for t, rs in data.items()},
-        "current": current, "ever": ever, "decisions": decisions, "transitions": transitions,
-        "paired": paired, "closed": closed, "goals": len(data["Goal"]),
+        "current": current,
+        "ever": ever,
+        "decisions": decisions,
+        "transitions": transitions,
+        "paired": paired,
+        "closed": closed,
+        "goals": len(data["Goal"]),
     }
 
 
@@ -182,15 +193,21 @@ def test_population_is_realistic(population):
     assert paired["reliable_improvement"] > paired["no_reliable_change"] > paired["reliable_deterioration"] > 0
     data = read_all(out)
     # Goals only for young people who were ever in Getting Help or Getting More Help; 1-3 each.
-    helped = {o["subject"]["reference"] for o in data["Observation"]
-              if o["code"]["coding"][0]["code"] == "thrive-grouping"
-              and o["valueCodeableConcept"]["coding"][0]["code"] in ("getting-help", "getting-more-help")}
+    helped = {
+        o["subject"]["reference"]
+        for o in data["Observation"]
+        if o["code"]["coding"][0]["code"] == "thrive-grouping"
+        and o["valueCodeableConcept"]["coding"][0]["code"] in ("getting-help", "getting-more-help")
+    }
     per_patient = Counter(goal["subject"]["reference"] for goal in data["Goal"])
     assert set(per_patient) <= helped and max(per_patient.values()) <= 3
     # Safety plans only in Getting Risk Support, for some of them.
-    at_risk = {o["subject"]["reference"] for o in data["Observation"]
-               if o["code"]["coding"][0]["code"] == "thrive-grouping"
-               and o["valueCodeableConcept"]["coding"][0]["code"] == "getting-risk-support"}
+    at_risk = {
+        o["subject"]["reference"]
+        for o in data["Observation"]
+        if o["code"]["coding"][0]["code"] == "thrive-grouping"
+        and o["valueCodeableConcept"]["coding"][0]["code"] == "getting-risk-support"
+    }
     planned = {p["subject"]["reference"] for p in data["CarePlan"]}
     assert planned and planned <= at_risk
     # Organisations of every agency kind; the trust has an ODS code, the others the local system.
@@ -280,7 +297,23 @@ def test_same_bytes_across_processes_with_different_hash_seeds(tmp_path):
     for hash_seed in ("1", "2"):
         out = tmp_path / f"h{hash_seed}"
         env = {**os.environ, "PYTHONHASHSEED": hash_seed}
-        subprocess.run([sys.executable, "-c", "from thrive_fhir.cli import main; main()", "synth", "-n", "15", "-s", "3",
-                        "-o", str(out), "--provenance", "-q"], check=True, env=env)
+        subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "from thrive_fhir.cli import main; main()",
+                "synth",
+                "-n",
+                "15",
+                "-s",
+                "3",
+                "-o",
+                str(out),
+                "--provenance",
+                "-q",
+            ],
+            check=True,
+            env=env,
+        )
         outs.append(_files(out))
     assert outs[0] == outs[1] and len(outs[0]) > 10

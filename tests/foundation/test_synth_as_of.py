@@ -106,13 +106,20 @@ def test_any_other_shift_moves_dates_by_roughly_the_same(today_population, tmp_p
     days = (AS_OF - DEFAULT_AS_OF).days
     for x, y in zip(before["Patient"], after["Patient"]):
         assert (date.fromisoformat(y["birthDate"]) - date.fromisoformat(x["birthDate"])).days == days
-    starts = [(date.fromisoformat(y["period"]["start"]) - date.fromisoformat(x["period"]["start"])).days
-              for x, y in zip(before["EpisodeOfCare"], after["EpisodeOfCare"])]
+    starts = [
+        (date.fromisoformat(y["period"]["start"]) - date.fromisoformat(x["period"]["start"])).days
+        for x, y in zip(before["EpisodeOfCare"], after["EpisodeOfCare"])
+    ]
     assert len(starts) == N and all(days - 2 <= s <= days + 2 for s in starts), sorted(set(starts))
 
     def span(data):
-        values = [date.fromisoformat(v[:10]) for rs in data.values() for r in rs
-                  for p, v in dated_values(r, r["resourceType"]) if p not in FUTURE_FIELDS]
+        values = [
+            date.fromisoformat(v[:10])
+            for rs in data.values()
+            for r in rs
+            for p, v in dated_values(r, r["resourceType"])
+            if p not in FUTURE_FIELDS
+        ]
         return min(values), max(values)
 
     (lo0, hi0), (lo1, hi1) = span(before), span(after)
@@ -143,8 +150,11 @@ def test_recent_safety_plans_and_consents_are_in_date_and_counted(today_populati
     data = read_all(out)
     day = AS_OF.isoformat()
     plans = [p for p in data["CarePlan"] if p["status"] == "active" and _in_date(p["period"], day)]
-    consents = [c for c in data["Consent"] if c["status"] == "active" and c["provision"]["type"] == "permit"
-                and _in_date(c["provision"]["period"], day)]
+    consents = [
+        c
+        for c in data["Consent"]
+        if c["status"] == "active" and c["provision"]["type"] == "permit" and _in_date(c["provision"]["period"], day)
+    ]
     assert truth["in_date"] == {"as_of": day, "safety_plans": len(plans), "consents": len(consents)}
     assert plans and consents
     # An in-date plan is a recent one: reviewed within 90 days of being agreed, review still to come.

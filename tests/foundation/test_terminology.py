@@ -7,6 +7,7 @@ to the FSH that drops or adds a code fails a test.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -57,29 +58,61 @@ EXPECTED_VALUESETS = {
     },
     canonical.VS_CHANGE_REASON: {
         (canonical.CS_CHANGE_REASON, c)
-        for c in ("needs-changed", "goals-achieved", "not-benefiting", "risk-increased", "risk-reduced",
-                  "yp-or-family-choice", "service-change", "other")
+        for c in (
+            "needs-changed",
+            "goals-achieved",
+            "not-benefiting",
+            "risk-increased",
+            "risk-reduced",
+            "yp-or-family-choice",
+            "service-change",
+            "other",
+        )
     },
     canonical.VS_GBO_SCORE: {
         (canonical.SNOMED, c) for c in ("1638531000000102", "1638541000000106", "1638551000000109")
     },
     canonical.VS_GBO_SCORE_ANY: {
         (canonical.SNOMED, c)
-        for c in ("1638531000000102", "1638541000000106", "1638551000000109", "1034351000000101",
-                  "1034361000000103", "1034371000000105", "959951000000108")
+        for c in (
+            "1638531000000102",
+            "1638541000000106",
+            "1638551000000109",
+            "1034351000000101",
+            "1034361000000103",
+            "1034371000000105",
+            "959951000000108",
+        )
     },
     canonical.VS_SAFETY_PLAN_SECTION: {
         (canonical.CS_SAFETY_PLAN_SECTION, c)
-        for c in ("warning-signs", "internal-coping", "social-distraction", "people-to-ask",
-                  "professionals-agencies", "safe-environment", "reasons-for-living", "agency-actions")
+        for c in (
+            "warning-signs",
+            "internal-coping",
+            "social-distraction",
+            "people-to-ask",
+            "professionals-agencies",
+            "safe-environment",
+            "reasons-for-living",
+            "agency-actions",
+        )
     },
     canonical.VS_SDM_PARTICIPANT: {
         (canonical.CS_SDM_PARTICIPANT, c)
-        for c in ("young-person", "parent-carer", "clinician", "school", "social-care", "youth-justice",
-                  "voluntary-sector", "other-agency")
+        for c in (
+            "young-person",
+            "parent-carer",
+            "clinician",
+            "school",
+            "social-care",
+            "youth-justice",
+            "voluntary-sector",
+            "other-agency",
+        )
     },
     canonical.VS_GROUPING_METHOD: {
-        (canonical.CS_CONCEPTS, "shared-decision-making"), (canonical.CS_CONCEPTS, "decided-without-agreement"),
+        (canonical.CS_CONCEPTS, "shared-decision-making"),
+        (canonical.CS_CONCEPTS, "decided-without-agreement"),
     },
     canonical.VS_REQUEST_CATEGORY: {(canonical.CS_CONCEPTS, "signposting"), (canonical.CS_CONCEPTS, "referral")},
     canonical.VS_RECORDED_OBSERVATION_STATUS: {
@@ -105,6 +138,7 @@ def _files(pattern: str) -> list[dict]:
 
 
 # ---- grouping translation -------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(("label", "code"), sorted(TRANSLATIONS.items()))
 def test_translate_known_labels(label, code):
@@ -136,10 +170,24 @@ def test_every_conceptmap_entry_translates_to_its_target():
     assert mapped == 9
 
 
-@pytest.mark.parametrize("label", [
-    "Getting Some Help", "Level 3", "getting helps", "risk", "Getting Advice and", "Specialist CAMHS",
-    "Quadrant 1", "quadrant-4", "Getting Help / Getting More Help", "1", "", "   ", "---",
-])
+@pytest.mark.parametrize(
+    "label",
+    [
+        "Getting Some Help",
+        "Level 3",
+        "getting helps",
+        "risk",
+        "Getting Advice and",
+        "Specialist CAMHS",
+        "Quadrant 1",
+        "quadrant-4",
+        "Getting Help / Getting More Help",
+        "1",
+        "",
+        "   ",
+        "---",
+    ],
+)
 def test_unmatched_labels_are_rejected_never_guessed(label):
     with pytest.raises(terminology.UnmatchedGrouping) as info:
         terminology.translate_grouping(label)
@@ -166,7 +214,9 @@ def test_non_text_labels_are_rejected(label):
 
 def test_translate_grouping_coding():
     assert terminology.translate_grouping_coding("coping") == {
-        "system": canonical.CS_GROUPING, "code": "getting-advice", "display": "Getting Advice and Signposting",
+        "system": canonical.CS_GROUPING,
+        "code": "getting-advice",
+        "display": "Getting Advice and Signposting",
     }
 
 
@@ -176,6 +226,7 @@ def test_normalise_label_keeps_digits_and_collapses_punctuation():
 
 
 # ---- CodeSystems ------------------------------------------------------------------------------
+
 
 def test_groupings_are_the_five_in_codesystem_order_with_definitions():
     rows = terminology.groupings()
@@ -199,8 +250,11 @@ def test_synonyms_are_designations():
     cs = terminology.load().codesystem(canonical.CS_GROUPING)
     synonyms = {c["code"]: sorted(d["value"] for d in c.get("designation", [])) for c in cs["concept"]}
     assert synonyms == {
-        "thriving": [], "getting-advice": ["Coping", "Getting Advice"], "getting-help": [],
-        "getting-more-help": ["Getting Additional Help"], "getting-risk-support": [],
+        "thriving": [],
+        "getting-advice": ["Coping", "Getting Advice"],
+        "getting-help": [],
+        "getting-more-help": ["Getting Additional Help"],
+        "getting-risk-support": [],
     }
 
 
@@ -240,6 +294,7 @@ def test_conceptmap_metadata():
 
 
 # ---- ValueSets -----------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("url", sorted(EXPECTED_VALUESETS))
 def test_valueset_expansion_is_exactly_the_intended_codes(url):
@@ -283,11 +338,12 @@ def test_unknown_valueset_is_an_error():
 
 def test_missing_terminology_folder_gives_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv(loader.ENV_DIR, str(tmp_path))
-    with pytest.raises(terminology.TerminologyMissing, match="build_profiles.py"):
+    with pytest.raises(terminology.TerminologyMissing, match=re.escape("build_profiles.py")):
         loader.terminology_dir()
 
 
 # ---- CLI -----------------------------------------------------------------------------------
+
 
 def _run(*args: str):
     return CliRunner().invoke(terminology_cli, list(args))

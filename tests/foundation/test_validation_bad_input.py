@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import copy
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from tests.support.validation_helpers import error_pairs, example, gbo_score, grouping, validator
-
 from thrive_fhir import canonical as c
 from thrive_fhir.validation import ValidationError, Validator, errors, has_errors
 
@@ -30,7 +29,7 @@ def test_wrong_grouping_code():
     obs["valueCodeableConcept"]["coding"][0]["code"] = "getting-some-help"
     oo = validator().validate(obs)
     assert ("code-invalid", "Observation.valueCodeableConcept.coding[0].code") in _codes(oo)
-    text = [e[3] for e in errors(oo) if e[1] == "code-invalid"][0]
+    text = next(e[3] for e in errors(oo) if e[1] == "code-invalid")
     assert text.startswith("binding: ") and c.VS_GROUPING in text
 
 
@@ -80,8 +79,9 @@ def test_more_than_three_active_goals_in_a_set():
     goals[3]["lifecycleStatus"] = "completed"
     goals[3]["target"][0]["measure"]["coding"][0]["code"] = codes[0]
     goals[3]["id"] = goals[0]["id"]  # the same goal again (a later version) may keep its slot
-    assert not any(("Goal", "app-max-active-goals") in error_pairs(oo)
-                   for oo in Validator.default().validate_set(goals).values())
+    assert not any(
+        ("Goal", "app-max-active-goals") in error_pairs(oo) for oo in Validator.default().validate_set(goals).values()
+    )
 
 
 def test_safety_plan_without_a_patient():
@@ -104,7 +104,7 @@ def test_consent_with_no_actor():
 
 
 def test_date_in_the_future():
-    fixed = datetime(2025, 3, 5, 12, 0, tzinfo=timezone.utc)
+    fixed = datetime(2025, 3, 5, 12, 0, tzinfo=UTC)
     v = Validator(Validator.default().tables, clock=lambda: fixed)
     obs = grouping()
     assert v.is_valid(obs)  # effective 2025-03-04 is in the past for this clock
@@ -129,7 +129,7 @@ def test_wrong_resource_type_in_a_reference():
     obs["focus"] = [{"reference": "CarePlan/abc"}]
     oo = validator().validate(obs)
     assert ("Observation.focus[0]", "type") in error_pairs(oo)
-    text = [e[3] for e in errors(oo) if e[2] == "Observation.focus[0]"][0]
+    text = next(e[3] for e in errors(oo) if e[2] == "Observation.focus[0]")
     assert "CarePlan" in text and "Goal" in text
 
 
@@ -141,7 +141,7 @@ def test_reference_to_an_unknown_type():
 
 def test_malformed_json():
     oo = validator().validate_bytes(b'{"resourceType": "Observation",\n "status": "final" "code": {}}')
-    (sev, code, expr, text), = errors(oo)
+    ((sev, code, _expr, text),) = errors(oo)
     assert (sev, code) == ("fatal", "structure")
     assert "line 2 column" in text and text.startswith("json: malformed JSON")
 
@@ -149,7 +149,7 @@ def test_malformed_json():
 def test_fifty_megabyte_body_is_refused_before_decoding():
     body = b'{"resourceType": "Basic", "id": "' + b"a" * (50 * 1024 * 1024) + b'"}'
     oo = validator().validate_bytes(body)
-    (sev, code, _expr, text), = errors(oo)
+    ((sev, code, _expr, text),) = errors(oo)
     assert (sev, code) == ("fatal", "too-long")
     assert "52,428,8" in text and "10,485,760" in text
     # the limit is configurable
@@ -159,18 +159,21 @@ def test_fifty_megabyte_body_is_refused_before_decoding():
 
 def test_non_utf8_bytes():
     oo = validator().validate_bytes(b'{"resourceType": "Patient", "id": "p\xff1"}')
-    (sev, code, _expr, text), = errors(oo)
+    ((sev, code, _expr, text),) = errors(oo)
     assert (sev, code) == ("fatal", "invalid")
     assert "UTF-8" in text and "0xff" in text
 
 
-@pytest.mark.parametrize("body,needle", [
-    (b"", "empty"),
-    (b"[1, 2]", "JSON object"),
-    (b'{"resourceType": "Patient", "id": "a", "id": "b"}', "duplicate key 'id'"),
-    (b'{"resourceType": "Observation", "valueQuantity": {"value": NaN}}', "NaN"),
-    (b"[" * 100000 + b"]" * 100000, "nested"),
-])
+@pytest.mark.parametrize(
+    "body,needle",
+    [
+        (b"", "empty"),
+        (b"[1, 2]", "JSON object"),
+        (b'{"resourceType": "Patient", "id": "a", "id": "b"}', "duplicate key 'id'"),
+        (b'{"resourceType": "Observation", "valueQuantity": {"value": NaN}}', "NaN"),
+        (b"[" * 100000 + b"]" * 100000, "nested"),
+    ],
+)
 def test_other_unreadable_bodies(body, needle):
     oo = validator().validate_bytes(body)
     assert has_errors(oo)
@@ -198,14 +201,17 @@ def test_unknown_element_is_reported_not_dropped():
     assert pairs == {("Observation.component[0].valueCodeableConcept.coding[0].colour", "unknown-element")}
 
 
-@pytest.mark.parametrize("mutate,expr", [
-    (lambda o: o.__setitem__("status", 1), "Observation.status"),
-    (lambda o: o.__setitem__("valueInteger", "6"), "Observation.valueInteger"),
-    (lambda o: o.__setitem__("valueInteger", 6.0), "Observation.valueInteger"),
-    (lambda o: o.__setitem__("subject", "Patient/x"), "Observation.subject"),
-    (lambda o: o.__setitem__("category", {"coding": []}), "Observation.category"),
-    (lambda o: o.__setitem__("code", [o["code"]]), "Observation.code"),
-])
+@pytest.mark.parametrize(
+    "mutate,expr",
+    [
+        (lambda o: o.__setitem__("status", 1), "Observation.status"),
+        (lambda o: o.__setitem__("valueInteger", "6"), "Observation.valueInteger"),
+        (lambda o: o.__setitem__("valueInteger", 6.0), "Observation.valueInteger"),
+        (lambda o: o.__setitem__("subject", "Patient/x"), "Observation.subject"),
+        (lambda o: o.__setitem__("category", {"coding": []}), "Observation.category"),
+        (lambda o: o.__setitem__("code", [o["code"]]), "Observation.code"),
+    ],
+)
 def test_wrong_datatype(mutate, expr):
     obs = gbo_score()
     mutate(obs)
@@ -218,15 +224,18 @@ def test_bad_primitive_format(value):
     obs["effectiveDateTime"] = value
     oo = validator().validate(obs)
     assert ("Observation.effectiveDateTime", "invalid-value") in error_pairs(oo)
-    assert value in [e[3] for e in errors(oo) if e[2] == "Observation.effectiveDateTime"][0]
+    assert value in next(e[3] for e in errors(oo) if e[2] == "Observation.effectiveDateTime")
 
 
-@pytest.mark.parametrize("mutate,expr", [
-    (lambda o: o.__setitem__("encounter", {}), "Observation.encounter"),
-    (lambda o: o.__setitem__("note", []), "Observation.note"),
-    (lambda o: o["performer"].append({}), "Observation.performer[1]"),
-    (lambda o: o["subject"].__setitem__("display", ""), "Observation.subject.display"),
-])
+@pytest.mark.parametrize(
+    "mutate,expr",
+    [
+        (lambda o: o.__setitem__("encounter", {}), "Observation.encounter"),
+        (lambda o: o.__setitem__("note", []), "Observation.note"),
+        (lambda o: o["performer"].append({}), "Observation.performer[1]"),
+        (lambda o: o["subject"].__setitem__("display", ""), "Observation.subject.display"),
+    ],
+)
 def test_empty_objects_arrays_and_strings(mutate, expr):
     obs = gbo_score()
     mutate(obs)
@@ -245,8 +254,13 @@ def test_cardinality_and_fixed_values():
 
 def test_r4_core_required_binding_and_invariant_on_plain_resources():
     # no profile: base R4 rules still apply (core ValueSet expansion, obs-6)
-    obs = {"resourceType": "Observation", "status": "done", "code": {"text": "x"},
-           "dataAbsentReason": {"text": "n/a"}, "valueString": "x"}
+    obs = {
+        "resourceType": "Observation",
+        "status": "done",
+        "code": {"text": "x"},
+        "dataAbsentReason": {"text": "n/a"},
+        "valueString": "x",
+    }
     pairs = error_pairs(validator().validate(obs))
     assert ("Observation.status", "binding") in pairs
     assert ("Observation", "obs-6") in pairs
@@ -280,8 +294,11 @@ def test_contained_resources_are_validated():
 def test_bundle_entries_are_validated_in_place():
     bad = gbo_score()
     bad["valueInteger"] = -1
-    bundle = {"resourceType": "Bundle", "type": "collection",
-              "entry": [{"fullUrl": "urn:uuid:" + "0" * 8 + "-0000-4000-8000-" + "0" * 12, "resource": bad}]}
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [{"fullUrl": "urn:uuid:" + "0" * 8 + "-0000-4000-8000-" + "0" * 12, "resource": bad}],
+    }
     assert error_pairs(validator().validate(bundle)) == {("Bundle.entry[0].resource", "thr-gbo-1")}
 
 

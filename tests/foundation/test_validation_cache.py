@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 from thrive_fhir.validation import Validator
 from thrive_fhir.validation.cache import REPO_ROOT, Sources

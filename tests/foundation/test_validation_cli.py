@@ -7,7 +7,6 @@ import json
 from click.testing import CliRunner
 
 from tests.support.validation_helpers import EXAMPLES, gbo_score, grouping
-
 from thrive_fhir.cli import cli
 
 
@@ -49,8 +48,10 @@ def test_ndjson_reports_line_numbers_and_streams_cross_rules(tmp_path):
     r = run(f)
     assert r.exit_code == 1
     lines = r.output.splitlines()
-    assert any(line.startswith(f"{f}:3: Observation/{bad['id']}: Observation.effectiveDateTime: invalid-value:")
-               for line in lines)
+    assert any(
+        line.startswith(f"{f}:3: Observation/{bad['id']}: Observation.effectiveDateTime: invalid-value:")
+        for line in lines
+    )
     assert any(line.startswith(f"{f}:4: -: -: json: malformed JSON at line 1 column 2") for line in lines)
     assert lines[-1].startswith("3 resources in 1 file: 1 valid, 2 invalid")
 

@@ -11,7 +11,6 @@ import json
 import pytest
 
 from tests.support.validation_helpers import EXAMPLES, INVALID, error_pairs, load, validator
-
 from thrive_fhir.validation import errors
 
 EXAMPLE_FILES = sorted(EXAMPLES.glob("*.json"))

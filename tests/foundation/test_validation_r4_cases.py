@@ -20,7 +20,6 @@ import pytest
 from click.testing import CliRunner
 
 from tests.support.validation_helpers import ROOT, validator
-
 from thrive_fhir.cli import cli
 from thrive_fhir.validation import app_rules, errors, is_internal, rule_of
 
@@ -63,20 +62,35 @@ def test_real_world_shaped_r4_fixture_is_valid_with_no_warnings(name):
 
 # -- 1. primitive extensions ----------------------------------------------------------------------
 def test_birthdate_with_birthtime_extension_is_valid():
-    res = {"resourceType": "Patient", "id": "p", "birthDate": "2015-03-04",
-           "_birthDate": {"id": "bd", "extension": [{"url": BIRTH_TIME, "valueDateTime": "2015-03-04T10:12:00Z"}]}}
+    res = {
+        "resourceType": "Patient",
+        "id": "p",
+        "birthDate": "2015-03-04",
+        "_birthDate": {"id": "bd", "extension": [{"url": BIRTH_TIME, "valueDateTime": "2015-03-04T10:12:00Z"}]},
+    }
     assert problems(res) == []
 
 
 def test_given_with_data_absent_reason_is_valid():
-    res = {"resourceType": "Patient", "name": [{"family": "T", "given": ["A", None],
-                                                "_given": [None, {"extension": [{"url": DAR, "valueCode": "unknown"}]}]}]}
+    res = {
+        "resourceType": "Patient",
+        "name": [
+            {
+                "family": "T",
+                "given": ["A", None],
+                "_given": [None, {"extension": [{"url": DAR, "valueCode": "unknown"}]}],
+            }
+        ],
+    }
     assert problems(res) == []
 
 
 def test_primitive_extension_content_is_checked():
-    res = {"resourceType": "Patient", "birthDate": "2015-03-04",
-           "_birthDate": {"extension": [{"url": BIRTH_TIME, "valueDateTime": "not a date"}], "bogus": 1}}
+    res = {
+        "resourceType": "Patient",
+        "birthDate": "2015-03-04",
+        "_birthDate": {"extension": [{"url": BIRTH_TIME, "valueDateTime": "not a date"}], "bogus": 1},
+    }
     found = {(p, r) for p, r, _t in problems(res)}
     assert ("Patient._birthDate.bogus", "unknown-element") in found
     assert ("Patient._birthDate.extension[0].valueDateTime", "invalid-value") in found
@@ -180,8 +194,12 @@ def test_invariant_that_cannot_be_evaluated_is_one_warning_naming_it():
 
 def test_backbone_invariant_failure_reported_once():
     # que-1 (on Questionnaire.item, a backbone element): a group must have nested items
-    q = {"resourceType": "Questionnaire", "name": "Q", "status": "draft",
-         "item": [{"linkId": "g", "type": "group", "text": "empty group"}]}
+    q = {
+        "resourceType": "Questionnaire",
+        "name": "Q",
+        "status": "draft",
+        "item": [{"linkId": "g", "type": "group", "text": "empty group"}],
+    }
     found = [x for x in problems(q) if x[1] == "que-1"]
     assert [p for p, _r, _t in found] == ["Questionnaire.item[0]"]
 
@@ -204,45 +222,70 @@ def test_cli_json_output_stays_clean_with_trace_invariants(tmp_path):
 
 # -- 5. extensions --------------------------------------------------------------------------------
 def test_extension_outside_its_context_is_an_error():
-    res = {"resourceType": "Patient", "name": [{"family": "Y",
-                                                "extension": [{"url": MOTHERS_FAMILY, "valueString": "X"}]}]}
+    res = {
+        "resourceType": "Patient",
+        "name": [{"family": "Y", "extension": [{"url": MOTHERS_FAMILY, "valueString": "X"}]}],
+    }
     found = problems(res)
     assert [(p, r) for p, r, _t in found] == [("Patient.name[0].extension[0]", "extension")]
     assert "HumanName.family" in found[0][2]
 
 
 def test_extension_in_its_context_is_valid():
-    res = {"resourceType": "Patient", "name": [{"family": "Y",
-                                                "_family": {"extension": [{"url": MOTHERS_FAMILY, "valueString": "X"}]}}]}
+    res = {
+        "resourceType": "Patient",
+        "name": [{"family": "Y", "_family": {"extension": [{"url": MOTHERS_FAMILY, "valueString": "X"}]}}],
+    }
     assert problems(res) == []
 
 
 def test_extension_context_by_type_and_by_resource():
     # goal-acceptance: context Goal; patient-birthTime: context Patient.birthDate
-    goal = {"resourceType": "Goal", "lifecycleStatus": "active", "description": {"text": "x"},
-            "subject": {"reference": "Patient/p"},
-            "extension": [{"url": "http://hl7.org/fhir/StructureDefinition/goal-acceptance",
-                           "extension": [{"url": "individual", "valueReference": {"reference": "Patient/p"}}]}]}
+    goal = {
+        "resourceType": "Goal",
+        "lifecycleStatus": "active",
+        "description": {"text": "x"},
+        "subject": {"reference": "Patient/p"},
+        "extension": [
+            {
+                "url": "http://hl7.org/fhir/StructureDefinition/goal-acceptance",
+                "extension": [{"url": "individual", "valueReference": {"reference": "Patient/p"}}],
+            }
+        ],
+    }
     assert problems(goal) == []
-    obs = {"resourceType": "Observation", "status": "final", "code": {"text": "x"},
-           "extension": [{"url": BIRTH_TIME, "valueDateTime": "2015-03-04T10:12:00Z"}]}
+    obs = {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"text": "x"},
+        "extension": [{"url": BIRTH_TIME, "valueDateTime": "2015-03-04T10:12:00Z"}],
+    }
     assert [r for _p, r, _t in problems(obs)] == ["extension"]
 
 
 def test_unknown_core_extension_is_an_error_and_foreign_one_a_warning():
-    res = {"resourceType": "Patient", "extension": [
-        {"url": "http://hl7.org/fhir/StructureDefinition/patient-no-such-thing", "valueString": "a"},
-        {"url": "http://example.org/fhir/StructureDefinition/local", "valueString": "b"},
-        {"url": "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-EthnicCategory",
-         "valueCodeableConcept": {"text": "x"}},
-    ]}
+    res = {
+        "resourceType": "Patient",
+        "extension": [
+            {"url": "http://hl7.org/fhir/StructureDefinition/patient-no-such-thing", "valueString": "a"},
+            {"url": "http://example.org/fhir/StructureDefinition/local", "valueString": "b"},
+            {
+                "url": "https://fhir.hl7.org.uk/StructureDefinition/Extension-UKCore-EthnicCategory",
+                "valueCodeableConcept": {"text": "x"},
+            },
+        ],
+    }
     assert [(p, r) for p, r, _t in problems(res)] == [("Patient.extension[0].url", "extension")]
     assert [(p, r) for p, r, _t in warnings(res)] == [("Patient.extension[1].url", "extension")]
 
 
 def test_own_namespace_unknown_extension_is_an_error():
-    res = {"resourceType": "Observation", "status": "final", "code": {"text": "x"},
-           "extension": [{"url": "https://thrive-fhir.org/fhir/StructureDefinition/no-such", "valueString": "a"}]}
+    res = {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"text": "x"},
+        "extension": [{"url": "https://thrive-fhir.org/fhir/StructureDefinition/no-such", "valueString": "a"}],
+    }
     assert [(p, r) for p, r, _t in problems(res)] == [("Observation.extension[0].url", "extension")]
 
 
@@ -281,6 +324,8 @@ def test_our_generated_structure_definitions_validate():
 
 
 def test_unknown_modifier_extension_is_an_error_in_any_namespace():
-    res = {"resourceType": "Patient", "modifierExtension": [
-        {"url": "http://example.org/fhir/StructureDefinition/not-really", "valueBoolean": True}]}
+    res = {
+        "resourceType": "Patient",
+        "modifierExtension": [{"url": "http://example.org/fhir/StructureDefinition/not-really", "valueBoolean": True}],
+    }
     assert [(p, r) for p, r, _t in problems(res)] == [("Patient.modifierExtension[0].url", "extension")]

@@ -8,12 +8,10 @@
 
 from __future__ import annotations
 
-
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support.validation_helpers import validator
-
 from thrive_fhir.validation import errors, is_internal, rule_of
 
 SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -34,11 +32,17 @@ ext_content = st.fixed_dictionaries(
     {},
     optional={
         "id": IDS,
-        "extension": st.lists(st.sampled_from([
-            {"url": DAR, "valueCode": "unknown"},
-            {"url": DAR, "valueCode": "asked-declined"},
-            {"url": "http://hl7.org/fhir/StructureDefinition/iso21090-nullFlavor", "valueCode": "UNK"},
-        ]), min_size=1, max_size=2),
+        "extension": st.lists(
+            st.sampled_from(
+                [
+                    {"url": DAR, "valueCode": "unknown"},
+                    {"url": DAR, "valueCode": "asked-declined"},
+                    {"url": "http://hl7.org/fhir/StructureDefinition/iso21090-nullFlavor", "valueCode": "UNK"},
+                ]
+            ),
+            min_size=1,
+            max_size=2,
+        ),
     },
 ).filter(bool)
 
@@ -80,17 +84,25 @@ def test_valid_primitive_extensions_are_accepted(patient):
     assert _errors(patient) == []
 
 
-json_leaf = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False),
-                      st.text(max_size=8))
-junk = st.recursive(json_leaf, lambda c: st.one_of(st.lists(c, max_size=3),
-                                                  st.dictionaries(st.sampled_from(["id", "extension", "url", "valueCode",
-                                                                                   "valueString", "x", "_x"]), c,
-                                                                  max_size=3)), max_leaves=12)
+json_leaf = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=8)
+)
+junk = st.recursive(
+    json_leaf,
+    lambda c: st.one_of(
+        st.lists(c, max_size=3),
+        st.dictionaries(
+            st.sampled_from(["id", "extension", "url", "valueCode", "valueString", "x", "_x"]), c, max_size=3
+        ),
+    ),
+    max_leaves=12,
+)
 
 
 @SETTINGS
-@given(patient_with_primitive_extensions(), st.sampled_from(["_birthDate", "_gender", "_active", "_deceasedBoolean"]),
-       junk)
+@given(
+    patient_with_primitive_extensions(), st.sampled_from(["_birthDate", "_gender", "_active", "_deceasedBoolean"]), junk
+)
 def test_any_json_in_a_primitive_extension_is_never_an_internal_error(patient, key, value):
     patient[key] = value
     issues = _issues(patient)
@@ -119,11 +131,16 @@ def observation_with_contained(draw):
         if how == "from-contained" and k > 0:
             holder = contained[draw(st.integers(0, k - 1))]
             holder.setdefault("extension", []).append(
-                {"url": "http://example.org/fhir/StructureDefinition/related", "valueReference": {"reference": "#" + cid}})
+                {
+                    "url": "http://example.org/fhir/StructureDefinition/related",
+                    "valueReference": {"reference": "#" + cid},
+                }
+            )
             # the holder itself may be an orphan; the reference still counts (R4 dom-3)
         elif how == "canonical":
             obs.setdefault("extension", []).append(
-                {"url": "http://example.org/fhir/StructureDefinition/source", "valueCanonical": "#" + cid})
+                {"url": "http://example.org/fhir/StructureDefinition/source", "valueCanonical": "#" + cid}
+            )
         elif how == "nowhere":
             orphans.add(cid)
         else:
@@ -162,7 +179,9 @@ import json  # noqa: E402
 
 from tests.support.validation_helpers import ROOT  # noqa: E402
 
-_FIXTURES = [json.loads(p.read_text(encoding="utf-8")) for p in sorted((ROOT / "tests" / "fixtures" / "r4").glob("*.json"))]
+_FIXTURES = [
+    json.loads(p.read_text(encoding="utf-8")) for p in sorted((ROOT / "tests" / "fixtures" / "r4").glob("*.json"))
+]
 #: Not elements that may carry extensions in JSON: resourceType, Resource.id and Element.id and
 #: Extension.url (XML attributes in R4), and the narrative's XHTML div.
 _NOT_EXTENSIBLE = {"resourceType", "id", "url", "div"}
@@ -175,7 +194,8 @@ def _primitive_slots(node, out):
             if k.startswith("_") or k in _NOT_EXTENSIBLE or ("_" + k) in node:
                 continue
             if type(v) in (str, bool, int, float) or (
-                    type(v) is list and v and all(type(x) in (str, bool, int, float) for x in v)):
+                type(v) is list and v and all(type(x) in (str, bool, int, float) for x in v)
+            ):
                 out.append((node, k))
             else:
                 _primitive_slots(v, out)
@@ -186,8 +206,12 @@ def _primitive_slots(node, out):
 
 
 @SETTINGS
-@given(st.sampled_from(range(len(_FIXTURES))), st.integers(min_value=0), st.lists(st.integers(min_value=0), max_size=3),
-       ext_content)
+@given(
+    st.sampled_from(range(len(_FIXTURES))),
+    st.integers(min_value=0),
+    st.lists(st.integers(min_value=0), max_size=3),
+    ext_content,
+)
 def test_a_primitive_extension_anywhere_keeps_a_valid_resource_valid(which, pick, more, ext):
     res = copy.deepcopy(_FIXTURES[which])
     slots = _primitive_slots(res, [])

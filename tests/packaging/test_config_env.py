@@ -18,10 +18,16 @@ def _secret(tmp_path: Path, name="app-secret") -> Path:
 def test_environment_alone_configures_the_app(tmp_path):
     dburl = tmp_path / "db-url"
     dburl.write_text("postgresql+psycopg://thrive:pw@db.internal/thrive\n")
-    cfg = load_config(None, environ={"THRIVE_APP_SECRET_KEY_FILE": str(_secret(tmp_path)),
-                                     "THRIVE_APP_DATABASE_URL_FILE": str(dburl),
-                                     "THRIVE_APP_ODS_CODE": "RYY", "THRIVE_APP_JOURNEYS": "false",
-                                     "THRIVE_APP_PUBLIC_BASE_URL": "https://thrive.example.nhs.uk"})
+    cfg = load_config(
+        None,
+        environ={
+            "THRIVE_APP_SECRET_KEY_FILE": str(_secret(tmp_path)),
+            "THRIVE_APP_DATABASE_URL_FILE": str(dburl),
+            "THRIVE_APP_ODS_CODE": "RYY",
+            "THRIVE_APP_JOURNEYS": "false",
+            "THRIVE_APP_PUBLIC_BASE_URL": "https://thrive.example.nhs.uk",
+        },
+    )
     assert cfg.database_url == "postgresql+psycopg://thrive:pw@db.internal/thrive"
     assert cfg.secret_key == b"s" * 40
     assert cfg.ods_code == "RYY" and cfg.journeys is False
@@ -58,8 +64,10 @@ def test_client_secret_from_a_file(tmp_path):
     _secret(tmp_path)
     (tmp_path / "ehr-secret").write_text("s3cr3t-from-file\n")
     f = tmp_path / "app.toml"
-    f.write_text('secret_key_file = "app-secret"\n[[ehr]]\niss = "https://ehr.example.nhs.uk/fhir"\n'
-                 'client_id = "thrive"\nauth_method = "client_secret_basic"\nclient_secret_file = "ehr-secret"\n')
+    f.write_text(
+        'secret_key_file = "app-secret"\n[[ehr]]\niss = "https://ehr.example.nhs.uk/fhir"\n'
+        'client_id = "thrive"\nauth_method = "client_secret_basic"\nclient_secret_file = "ehr-secret"\n'
+    )
     cfg = load_config_file(f, environ={})
     (reg,) = cfg.ehrs.values()
     assert reg.client_secret == "s3cr3t-from-file"
@@ -67,5 +75,10 @@ def test_client_secret_from_a_file(tmp_path):
 
 def test_unreadable_secret_file_is_a_config_error(tmp_path):
     with pytest.raises(ConfigError, match="database_url_file: cannot read"):
-        load_config(None, environ={"THRIVE_APP_SECRET_KEY_FILE": str(_secret(tmp_path)),
-                                   "THRIVE_APP_DATABASE_URL_FILE": str(tmp_path / "missing")})
+        load_config(
+            None,
+            environ={
+                "THRIVE_APP_SECRET_KEY_FILE": str(_secret(tmp_path)),
+                "THRIVE_APP_DATABASE_URL_FILE": str(tmp_path / "missing"),
+            },
+        )

@@ -24,8 +24,10 @@ from thrive_fhir.sandbox.registry import Client, Registry
 from thrive_fhir.sandbox.server import ServerThread, build_sandbox
 
 REDIRECT = "http://127.0.0.1:9/callback"
-APP_SCOPES = ("launch launch/patient openid fhirUser online_access offline_access "
-              "patient/Patient.rs patient/Observation.cruds patient/Goal.cruds")
+APP_SCOPES = (
+    "launch launch/patient openid fhirUser online_access offline_access "
+    "patient/Patient.rs patient/Observation.cruds patient/Goal.cruds"
+)
 EHR_SCOPE = "launch openid fhirUser online_access patient/Patient.rs patient/Observation.c"
 
 
@@ -51,8 +53,12 @@ class Flows:
     # -- authorize ---------------------------------------------------------------------------
     def authorize(self, session: requests.Session | None = None, **params: str | None) -> requests.Response:
         s = session or requests.Session()
-        return s.get(self.ns.auth + "/authorize", params={k: v for k, v in params.items() if v is not None},
-                     allow_redirects=False, timeout=10)
+        return s.get(
+            self.ns.auth + "/authorize",
+            params={k: v for k, v in params.items() if v is not None},
+            allow_redirects=False,
+            timeout=10,
+        )
 
     def ehr_launch_handle(self, patient: str, user: str = "clinician") -> str:
         """Press "Launch THRIVE" on the EHR page and read the launch handle from the iframe src."""
@@ -65,28 +71,47 @@ class Flows:
         assert query["iss"] == [self.ns.fhir_base]
         return query["launch"][0]
 
-    def ehr_params(self, patient: str, client_id: str = "app-jwt", scope: str = EHR_SCOPE,
-                   **overrides: str | None) -> tuple[dict, str]:
+    def ehr_params(
+        self, patient: str, client_id: str = "app-jwt", scope: str = EHR_SCOPE, **overrides: str | None
+    ) -> tuple[dict, str]:
         verifier, challenge = pkce_pair()
-        params = {"response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT,
-                  "launch": self.ehr_launch_handle(patient), "scope": scope, "state": "st-" + patient[:8],
-                  "aud": self.ns.fhir_base, "code_challenge": challenge, "code_challenge_method": "S256",
-                  "nonce": "n-123"}
+        params = {
+            "response_type": "code",
+            "client_id": client_id,
+            "redirect_uri": REDIRECT,
+            "launch": self.ehr_launch_handle(patient),
+            "scope": scope,
+            "state": "st-" + patient[:8],
+            "aud": self.ns.fhir_base,
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+            "nonce": "n-123",
+        }
         params.update(overrides)
         return params, verifier
 
-    def consent(self, resp: requests.Response, session: requests.Session | None = None,
-                untick: tuple[str, ...] = (), decision: str = "approve") -> requests.Response:
+    def consent(
+        self,
+        resp: requests.Response,
+        session: requests.Session | None = None,
+        untick: tuple[str, ...] = (),
+        decision: str = "approve",
+    ) -> requests.Response:
         """Follow a 303 to the consent page and submit it."""
         s = session or requests.Session()
         assert resp.status_code == 303, resp.text
         page = s.get(self.ns.auth + "/" + resp.headers["Location"].rsplit("/", 1)[1], timeout=10)
         assert page.status_code == 200
         req = re.search(r'name="req" value="([^"]+)"', page.text).group(1)
-        scopes = [s_ for s_ in re.findall(r'name="scope" value="([^"]+)" checked(?! disabled)', page.text)
-                  if s_ not in untick]
-        return s.post(self.ns.auth + "/consent", data={"req": req, "scope": scopes, "decision": decision},
-                      allow_redirects=False, timeout=10)
+        scopes = [
+            s_ for s_ in re.findall(r'name="scope" value="([^"]+)" checked(?! disabled)', page.text) if s_ not in untick
+        ]
+        return s.post(
+            self.ns.auth + "/consent",
+            data={"req": req, "scope": scopes, "decision": decision},
+            allow_redirects=False,
+            timeout=10,
+        )
 
     @staticmethod
     def redirect_params(resp: requests.Response) -> dict[str, str]:
@@ -95,8 +120,9 @@ class Flows:
         assert loc.startswith(REDIRECT), loc
         return {k: v[0] for k, v in parse_qs(urlsplit(loc).query).items()}
 
-    def code_for(self, patient: str, client_id: str = "app-jwt", scope: str = EHR_SCOPE,
-                 untick: tuple[str, ...] = ()) -> tuple[str, str]:
+    def code_for(
+        self, patient: str, client_id: str = "app-jwt", scope: str = EHR_SCOPE, untick: tuple[str, ...] = ()
+    ) -> tuple[str, str]:
         params, verifier = self.ehr_params(patient, client_id, scope)
         got = self.redirect_params(self.consent(self.authorize(**params), untick=untick))
         assert got["state"] == params["state"]
@@ -110,12 +136,22 @@ class Flows:
         return assertion_form(key or self.ns.keys[client_id], client_id, self.ns.token_url, **kwargs)
 
     def exchange(self, code: str, verifier: str, client_id: str = "app-jwt", **assertion) -> requests.Response:
-        return self.token({"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
-                           "code_verifier": verifier, **self.jwt_auth(client_id, **assertion)})
+        return self.token(
+            {
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": REDIRECT,
+                "code_verifier": verifier,
+                **self.jwt_auth(client_id, **assertion),
+            }
+        )
 
     def fhir(self, path: str, token: str) -> requests.Response:
-        return requests.get(self.ns.fhir_base + path, headers={"Authorization": f"Bearer {token}",
-                                                               "Accept": "application/fhir+json"}, timeout=10)
+        return requests.get(
+            self.ns.fhir_base + path,
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/fhir+json"},
+            timeout=10,
+        )
 
 
 def _jwks_app(holder: dict) -> Flask:
@@ -132,42 +168,99 @@ def _jwks_app(holder: dict) -> Flask:
 @pytest.fixture(scope="module")
 def sb(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("sandbox")
-    keys = {"app-jwt": SigningKey.generate("RS384"), "app-es": SigningKey.generate("ES384"),
-            "backend": SigningKey.generate("RS384")}
+    keys = {
+        "app-jwt": SigningKey.generate("RS384"),
+        "app-es": SigningKey.generate("ES384"),
+        "backend": SigningKey.generate("RS384"),
+    }
     holder = {"jwks": jwks(keys["app-es"]), "fetches": 0}
     jwks_server = ServerThread(name="client-jwks").start(_jwks_app(holder))
     registry = Registry()
-    registry.add(Client("app-jwt", "private_key_jwt", name="THRIVE (test)", redirect_uris=(REDIRECT,),
-                        scopes=frozenset(APP_SCOPES.split()), jwks=jwks(keys["app-jwt"])))
-    registry.add(Client("app-es", "private_key_jwt", redirect_uris=(REDIRECT,),
-                        scopes=frozenset(APP_SCOPES.split()), jwks_uri=jwks_server.origin + "/jwks"))
-    registry.add(Client("app-secret", "client_secret_basic", redirect_uris=(REDIRECT,),
-                        scopes=frozenset(APP_SCOPES.split()), client_secret="s3cret-Value_1.~"))
+    registry.add(
+        Client(
+            "app-jwt",
+            "private_key_jwt",
+            name="THRIVE (test)",
+            redirect_uris=(REDIRECT,),
+            scopes=frozenset(APP_SCOPES.split()),
+            jwks=jwks(keys["app-jwt"]),
+        )
+    )
+    registry.add(
+        Client(
+            "app-es",
+            "private_key_jwt",
+            redirect_uris=(REDIRECT,),
+            scopes=frozenset(APP_SCOPES.split()),
+            jwks_uri=jwks_server.origin + "/jwks",
+        )
+    )
+    registry.add(
+        Client(
+            "app-secret",
+            "client_secret_basic",
+            redirect_uris=(REDIRECT,),
+            scopes=frozenset(APP_SCOPES.split()),
+            client_secret="s3cret-Value_1.~",
+        )
+    )
     registry.add(Client("app-public", "none", redirect_uris=(REDIRECT,), scopes=frozenset(APP_SCOPES.split())))
-    registry.add(Client("app-fixed", "none", redirect_uris=(REDIRECT,), scopes=frozenset(APP_SCOPES.split()),
-                        rotate_refresh_tokens=False, auto_approve=True))
-    registry.add(Client("backend", "private_key_jwt", grant_types=("client_credentials",),
-                        scopes=frozenset({"system/Patient.rs", "system/Observation.cruds"}),
-                        jwks=jwks(keys["backend"]), organization="Organization/sync-test",
-                        access_token_lifetime=300))
+    registry.add(
+        Client(
+            "app-fixed",
+            "none",
+            redirect_uris=(REDIRECT,),
+            scopes=frozenset(APP_SCOPES.split()),
+            rotate_refresh_tokens=False,
+            auto_approve=True,
+        )
+    )
+    registry.add(
+        Client(
+            "backend",
+            "private_key_jwt",
+            grant_types=("client_credentials",),
+            scopes=frozenset({"system/Patient.rs", "system/Observation.cruds"}),
+            jwks=jwks(keys["backend"]),
+            organization="Organization/sync-test",
+            access_token_lifetime=300,
+        )
+    )
     server = ServerThread(name="sandbox")
-    sandbox = build_sandbox(f"sqlite:///{tmp}/ehr.db", server.origin, registry=registry,
-                            app_launch_url="http://127.0.0.1:9/launch")
+    sandbox = build_sandbox(
+        f"sqlite:///{tmp}/ehr.db", server.origin, registry=registry, app_launch_url="http://127.0.0.1:9/launch"
+    )
     server.start(sandbox.wsgi)
-    ns = SimpleNamespace(origin=server.origin, fhir_base=sandbox.fhir_base, auth=server.origin + "/auth",
-                         token_url=server.origin + "/auth/token", authority=sandbox.authority, keys=keys,
-                         jwks_holder=holder, registry=registry)
+    ns = SimpleNamespace(
+        origin=server.origin,
+        fhir_base=sandbox.fhir_base,
+        auth=server.origin + "/auth",
+        token_url=server.origin + "/auth/token",
+        authority=sandbox.authority,
+        keys=keys,
+        jwks_holder=holder,
+        registry=registry,
+    )
     ns.flows = Flows(ns)
     # Seed two patients through the store's own API with a system token.
     admin = sandbox.authority.mint_internal_token(sandbox.fhir_base, "system/Patient.cruds")
     ns.patients = []
     for i, (given, family) in enumerate([("Alex", "Sandbox-One"), ("Billie", "Sandbox-Two")]):
         pid = f"sandbox-patient-{i + 1}"
-        body = {"resourceType": "Patient", "id": pid, "name": [{"given": [given], "family": family}],
-                "birthDate": f"201{i}-05-0{i + 1}", "gender": "unknown",
-                "identifier": [{"system": NHS_NUMBER, "value": test_nhs_number(i * 7 + 1)}]}
-        r = requests.put(f"{sandbox.fhir_base}/Patient/{pid}", json=body, timeout=10,
-                         headers={"Authorization": f"Bearer {admin}", "Content-Type": "application/fhir+json"})
+        body = {
+            "resourceType": "Patient",
+            "id": pid,
+            "name": [{"given": [given], "family": family}],
+            "birthDate": f"201{i}-05-0{i + 1}",
+            "gender": "unknown",
+            "identifier": [{"system": NHS_NUMBER, "value": test_nhs_number(i * 7 + 1)}],
+        }
+        r = requests.put(
+            f"{sandbox.fhir_base}/Patient/{pid}",
+            json=body,
+            timeout=10,
+            headers={"Authorization": f"Bearer {admin}", "Content-Type": "application/fhir+json"},
+        )
         assert r.status_code in (200, 201), r.text
         ns.patients.append(pid)
     real_clock = sandbox.authority.clock

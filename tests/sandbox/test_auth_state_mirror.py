@@ -10,11 +10,11 @@ import pytest
 import requests
 import sqlalchemy as sa
 
+from thrive_fhir.sandbox.auth_state_mirror import digest
 from thrive_fhir.sandbox.clientkit import assertion_form, pkce_pair
 from thrive_fhir.sandbox.keys import SigningKey, jwks
 from thrive_fhir.sandbox.registry import Client, Registry
 from thrive_fhir.sandbox.server import ServerThread, build_sandbox
-from thrive_fhir.sandbox.auth_state_mirror import digest
 
 REDIRECT = "http://127.0.0.1:9/callback"
 SCOPE = "launch openid fhirUser online_access patient/Patient.rs"
@@ -25,8 +25,16 @@ class Run:
 
     def __init__(self, database_url: str, client_key: SigningKey, port: int = 0, persist: bool = True) -> None:
         registry = Registry()
-        registry.add(Client("app", "private_key_jwt", redirect_uris=(REDIRECT,), auto_approve=True,
-                            scopes=frozenset(SCOPE.split() + ["launch/patient"]), jwks=jwks(client_key)))
+        registry.add(
+            Client(
+                "app",
+                "private_key_jwt",
+                redirect_uris=(REDIRECT,),
+                auto_approve=True,
+                scopes=frozenset([*SCOPE.split(), "launch/patient"]),
+                jwks=jwks(client_key),
+            )
+        )
         self.key = client_key
         self.server = ServerThread(port=port, name="sandbox")
         self.sb = build_sandbox(database_url, self.server.origin, registry=registry, persist_state=persist)
@@ -42,20 +50,35 @@ class Run:
     def code(self, patient: str = "p1") -> tuple[str, str]:
         verifier, challenge = pkce_pair()
         launch = self.sb.authority.mint_launch(patient, "clinician")
-        resp = requests.get(self.origin + "/auth/authorize", allow_redirects=False, timeout=10, params={
-            "response_type": "code", "client_id": "app", "redirect_uri": REDIRECT, "launch": launch,
-            "scope": SCOPE, "state": "s1", "aud": self.sb.fhir_base, "code_challenge": challenge,
-            "code_challenge_method": "S256"})
+        resp = requests.get(
+            self.origin + "/auth/authorize",
+            allow_redirects=False,
+            timeout=10,
+            params={
+                "response_type": "code",
+                "client_id": "app",
+                "redirect_uri": REDIRECT,
+                "launch": launch,
+                "scope": SCOPE,
+                "state": "s1",
+                "aud": self.sb.fhir_base,
+                "code_challenge": challenge,
+                "code_challenge_method": "S256",
+            },
+        )
         assert resp.status_code == 303, resp.text
         return re.search(r"code=([^&]+)", resp.headers["Location"]).group(1), verifier
 
     def token(self, form: dict, **assertion) -> requests.Response:
-        return requests.post(self.token_url, data={**form, **assertion_form(self.key, "app", self.token_url,
-                                                                              **assertion)}, timeout=10)
+        return requests.post(
+            self.token_url, data={**form, **assertion_form(self.key, "app", self.token_url, **assertion)}, timeout=10
+        )
 
     def exchange(self, code: str, verifier: str, **assertion) -> requests.Response:
-        return self.token({"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
-                           "code_verifier": verifier}, **assertion)
+        return self.token(
+            {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT, "code_verifier": verifier},
+            **assertion,
+        )
 
     def refresh(self, refresh_token: str) -> requests.Response:
         return self.token({"grant_type": "refresh_token", "refresh_token": refresh_token})
@@ -94,8 +117,11 @@ def test_a_restart_logs_nobody_out(database_url):
         refreshed = second.refresh(tokens["refresh_token"])
         assert refreshed.status_code == 200, refreshed.text
         body = refreshed.json()
-        fhir = requests.get(f"{second.sb.fhir_base}/Patient?_count=1", timeout=10,
-                            headers={"Authorization": f"Bearer {body['access_token']}"})
+        fhir = requests.get(
+            f"{second.sb.fhir_base}/Patient?_count=1",
+            timeout=10,
+            headers={"Authorization": f"Bearer {body['access_token']}"},
+        )
         assert fhir.status_code != 401
         assert second.exchange(unused_code, unused_verifier).status_code == 200
         # Single use still holds across the restart: the used code, the rotated refresh token and

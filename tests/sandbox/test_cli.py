@@ -23,11 +23,21 @@ def test_serve_with_a_registry_file_and_stop_on_sigterm(tmp_path, start_thrive):
     backend_key = SigningKey.generate("ES384")
     registry = {
         "clients": [
-            {"client_id": "sync", "auth": "private_key_jwt", "grant_types": ["client_credentials"],
-             "scopes": "system/Patient.rs", "jwks": jwks(backend_key)},
-            {"client_id": "app", "auth": "none", "redirect_uris": ["http://127.0.0.1:9/cb"],
-             "launch_url": "http://127.0.0.1:9/launch", "scopes": ["launch", "patient/*.rs"],
-             "quirks": {"no_patient": True}},
+            {
+                "client_id": "sync",
+                "auth": "private_key_jwt",
+                "grant_types": ["client_credentials"],
+                "scopes": "system/Patient.rs",
+                "jwks": jwks(backend_key),
+            },
+            {
+                "client_id": "app",
+                "auth": "none",
+                "redirect_uris": ["http://127.0.0.1:9/cb"],
+                "launch_url": "http://127.0.0.1:9/launch",
+                "scopes": ["launch", "patient/*.rs"],
+                "quirks": {"no_patient": True},
+            },
         ],
         "quirks": {"relative_discovery_endpoints": True},
         "users": [{"id": "tester", "name": "Tess Sandbox", "fhirUser": "Practitioner/tess"}],
@@ -35,9 +45,20 @@ def test_serve_with_a_registry_file_and_stop_on_sigterm(tmp_path, start_thrive):
     clients = tmp_path / "clients.json"
     clients.write_text(json.dumps(registry))
     key_file = tmp_path / "auth.pem"
-    proc, out = start_thrive("sandbox", "serve", "--database", f"sqlite:///{tmp_path}/ehr.db",
-                             "--port", "0", "--clients", str(clients), "--key", str(key_file),
-                             ready="Ctrl-C", timeout=120)
+    proc, out = start_thrive(
+        "sandbox",
+        "serve",
+        "--database",
+        f"sqlite:///{tmp_path}/ehr.db",
+        "--port",
+        "0",
+        "--clients",
+        str(clients),
+        "--key",
+        str(key_file),
+        ready="Ctrl-C",
+        timeout=120,
+    )
     assert "development and testing only" in out, out
     base = re.search(r"FHIR base \(iss\): (\S+)", out).group(1)
     assert "Mock switches:   (sandbox) relative_discovery_endpoints=True" in out
@@ -45,8 +66,11 @@ def test_serve_with_a_registry_file_and_stop_on_sigterm(tmp_path, start_thrive):
     conf = requests.get(base + "/.well-known/smart-configuration", timeout=10).json()
     assert conf["token_endpoint"] == "/auth/token"  # the registry file's switch is in force
     token_endpoint = urljoin(base + "/", conf["token_endpoint"])
-    form = {"grant_type": "client_credentials", "scope": "system/Patient.rs",
-            **assertion_form(backend_key, "sync", token_endpoint)}
+    form = {
+        "grant_type": "client_credentials",
+        "scope": "system/Patient.rs",
+        **assertion_form(backend_key, "sync", token_endpoint),
+    }
     token = requests.post(token_endpoint, data=form, timeout=10).json()["access_token"]
     search = requests.get(base + "/Patient", headers={"Authorization": f"Bearer {token}"}, timeout=10)
     assert search.status_code == 200
@@ -67,8 +91,7 @@ def test_serve_with_a_registry_file_and_stop_on_sigterm(tmp_path, start_thrive):
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*THRIVE, "sandbox", "serve", *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=60)
+    return subprocess.run([*THRIVE, "sandbox", "serve", *args], cwd=REPO, capture_output=True, text=True, timeout=60)
 
 
 def test_bad_registry_file_is_one_readable_line(tmp_path):

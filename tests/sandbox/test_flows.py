@@ -55,7 +55,8 @@ def test_ehr_launch_end_to_end(sb, flows):
     assert body["patient"] == sb.patients[0]
     assert body["need_patient_banner"] is False
     assert set(body["scope"].split()) == set(
-        "launch openid fhirUser online_access patient/Patient.rs patient/Observation.c".split())
+        "launch openid fhirUser online_access patient/Patient.rs patient/Observation.c".split()
+    )
     assert "refresh_token" in body  # online_access was granted
     own = flows.fhir(f"/Patient/{sb.patients[0]}", body["access_token"])
     assert own.status_code == 200, own.text
@@ -80,8 +81,15 @@ def test_id_token_verifies_with_the_published_jwks(sb, flows):
     header = jwt.get_unverified_header(body["id_token"])
     assert header["alg"] == "RS256" and header["kid"]
     signing_key = jwt.PyJWKClient(sb.auth + "/jwks").get_signing_key_from_jwt(body["id_token"])
-    claims = jwt.decode(body["id_token"], signing_key.key, algorithms=["RS256"], audience="app-jwt",
-                        issuer=sb.auth, leeway=60, options={"require": ["iss", "aud", "exp", "iat", "sub"]})
+    claims = jwt.decode(
+        body["id_token"],
+        signing_key.key,
+        algorithms=["RS256"],
+        audience="app-jwt",
+        issuer=sb.auth,
+        leeway=60,
+        options={"require": ["iss", "aud", "exp", "iat", "sub"]},
+    )
     assert claims["nonce"] == "n-123"
     assert claims["sub"] == "clinician"
     assert claims["fhirUser"].startswith(sb.fhir_base + "/Practitioner/")
@@ -92,9 +100,17 @@ def test_id_token_verifies_with_the_published_jwks(sb, flows):
 def test_standalone_launch_with_login_and_patient_picker(sb, flows):
     s = requests.Session()
     verifier, challenge = pkce_pair()
-    resp = flows.authorize(s, response_type="code", client_id="app-secret", redirect_uri=REDIRECT,
-                           scope="launch/patient openid fhirUser patient/Patient.rs", state="standalone-1",
-                           aud=sb.fhir_base, code_challenge=challenge, code_challenge_method="S256")
+    resp = flows.authorize(
+        s,
+        response_type="code",
+        client_id="app-secret",
+        redirect_uri=REDIRECT,
+        scope="launch/patient openid fhirUser patient/Patient.rs",
+        state="standalone-1",
+        aud=sb.fhir_base,
+        code_challenge=challenge,
+        code_challenge_method="S256",
+    )
     assert resp.status_code == 303 and "/login?req=" in resp.headers["Location"]
     login_page = s.get(sb.auth + "/login?" + resp.headers["Location"].split("?", 1)[1], timeout=10)
     assert "Dr Ada Sandbox" in login_page.text
@@ -103,28 +119,46 @@ def test_standalone_launch_with_login_and_patient_picker(sb, flows):
     assert "/select-patient?req=" in resp.headers["Location"]
     picker = s.get(sb.auth + "/select-patient", params={"req": req, "q": "Billie"}, timeout=10)
     assert "Billie Sandbox-Two" in picker.text and "Alex Sandbox-One" not in picker.text
-    resp = s.post(sb.auth + "/select-patient", data={"req": req, "patient": sb.patients[1]},
-                  allow_redirects=False, timeout=10)
+    resp = s.post(
+        sb.auth + "/select-patient", data={"req": req, "patient": sb.patients[1]}, allow_redirects=False, timeout=10
+    )
     got = flows.redirect_params(flows.consent(resp, s))
     assert got["state"] == "standalone-1"
-    tok = flows.token({"grant_type": "authorization_code", "code": got["code"], "redirect_uri": REDIRECT,
-                       "code_verifier": verifier}, auth=("app-secret", "s3cret-Value_1.~"))
+    tok = flows.token(
+        {"grant_type": "authorization_code", "code": got["code"], "redirect_uri": REDIRECT, "code_verifier": verifier},
+        auth=("app-secret", "s3cret-Value_1.~"),
+    )
     assert tok.status_code == 200, tok.text
     body = tok.json()
     assert body["patient"] == sb.patients[1] and body["need_patient_banner"] is True
     assert "refresh_token" not in body  # neither online_access nor offline_access requested
     assert flows.fhir(f"/Patient/{sb.patients[1]}", body["access_token"]).status_code == 200
     # The login cookie means a second standalone authorization skips the login page.
-    again = flows.authorize(s, response_type="code", client_id="app-secret", redirect_uri=REDIRECT,
-                            scope="launch/patient patient/Patient.rs", state="standalone-2", aud=sb.fhir_base,
-                            code_challenge=challenge, code_challenge_method="S256")
+    again = flows.authorize(
+        s,
+        response_type="code",
+        client_id="app-secret",
+        redirect_uri=REDIRECT,
+        scope="launch/patient patient/Patient.rs",
+        state="standalone-2",
+        aud=sb.fhir_base,
+        code_challenge=challenge,
+        code_challenge_method="S256",
+    )
     assert "/select-patient?req=" in again.headers["Location"]
 
 
 def test_public_client_uses_client_id_and_pkce(sb, flows):
     code, verifier = flows.code_for(sb.patients[0], client_id="app-public")
-    resp = flows.token({"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
-                        "code_verifier": verifier, "client_id": "app-public"})
+    resp = flows.token(
+        {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT,
+            "code_verifier": verifier,
+            "client_id": "app-public",
+        }
+    )
     assert resp.status_code == 200, resp.text
 
 
@@ -136,8 +170,15 @@ def test_es384_client_with_jwks_url_and_key_rotation(sb, flows):
     sb.jwks_holder["jwks"] = jwks(sb.keys["app-es"], new_key)
     before = sb.jwks_holder["fetches"]
     code, verifier = flows.code_for(sb.patients[0], client_id="app-es")
-    resp = flows.token({"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
-                        "code_verifier": verifier, **flows.jwt_auth("app-es", key=new_key)})
+    resp = flows.token(
+        {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT,
+            "code_verifier": verifier,
+            **flows.jwt_auth("app-es", key=new_key),
+        }
+    )
     assert resp.status_code == 200, resp.text
     assert sb.jwks_holder["fetches"] == before + 1
 
@@ -145,23 +186,26 @@ def test_es384_client_with_jwks_url_and_key_rotation(sb, flows):
 def test_refresh_tokens_rotate_and_reuse_revokes_the_family(sb, flows):
     code, verifier = flows.code_for(sb.patients[0])
     first = flows.exchange(code, verifier).json()
-    second = flows.token({"grant_type": "refresh_token", "refresh_token": first["refresh_token"],
-                          **flows.jwt_auth()})
+    second = flows.token({"grant_type": "refresh_token", "refresh_token": first["refresh_token"], **flows.jwt_auth()})
     assert second.status_code == 200, second.text
     second = second.json()
     assert second["refresh_token"] != first["refresh_token"]
     assert second["patient"] == sb.patients[0]
     assert flows.fhir(f"/Patient/{sb.patients[0]}", second["access_token"]).status_code == 200
     # Narrowing on refresh is allowed.
-    third = flows.token({"grant_type": "refresh_token", "refresh_token": second["refresh_token"],
-                         "scope": "patient/Patient.rs online_access", **flows.jwt_auth()}).json()
+    third = flows.token(
+        {
+            "grant_type": "refresh_token",
+            "refresh_token": second["refresh_token"],
+            "scope": "patient/Patient.rs online_access",
+            **flows.jwt_auth(),
+        }
+    ).json()
     assert third["scope"] == "patient/Patient.rs online_access"
     # Replaying an old refresh token fails and revokes everything issued in that grant.
-    reuse = flows.token({"grant_type": "refresh_token", "refresh_token": first["refresh_token"],
-                         **flows.jwt_auth()})
+    reuse = flows.token({"grant_type": "refresh_token", "refresh_token": first["refresh_token"], **flows.jwt_auth()})
     assert reuse.status_code == 400 and reuse.json()["error"] == "invalid_grant"
-    latest = flows.token({"grant_type": "refresh_token", "refresh_token": third["refresh_token"],
-                          **flows.jwt_auth()})
+    latest = flows.token({"grant_type": "refresh_token", "refresh_token": third["refresh_token"], **flows.jwt_auth()})
     assert latest.json()["error"] == "invalid_grant"
     assert flows.fhir(f"/Patient/{sb.patients[0]}", third["access_token"]).status_code == 401
 
@@ -169,17 +213,24 @@ def test_refresh_tokens_rotate_and_reuse_revokes_the_family(sb, flows):
 def test_non_rotating_refresh_keeps_the_same_token(sb, flows):
     params, verifier = flows.ehr_params(sb.patients[0], client_id="app-fixed")
     got = flows.redirect_params(flows.authorize(**params))  # auto_approve: no consent page
-    first = flows.token({"grant_type": "authorization_code", "code": got["code"], "redirect_uri": REDIRECT,
-                         "code_verifier": verifier, "client_id": "app-fixed"}).json()
+    first = flows.token(
+        {
+            "grant_type": "authorization_code",
+            "code": got["code"],
+            "redirect_uri": REDIRECT,
+            "code_verifier": verifier,
+            "client_id": "app-fixed",
+        }
+    ).json()
     for _ in range(2):
-        again = flows.token({"grant_type": "refresh_token", "refresh_token": first["refresh_token"],
-                             "client_id": "app-fixed"})
+        again = flows.token(
+            {"grant_type": "refresh_token", "refresh_token": first["refresh_token"], "client_id": "app-fixed"}
+        )
         assert again.status_code == 200 and "refresh_token" not in again.json()
 
 
 def test_backend_services_client_credentials(sb, flows):
-    resp = flows.token({"grant_type": "client_credentials", "scope": "system/Patient.rs",
-                        **flows.jwt_auth("backend")})
+    resp = flows.token({"grant_type": "client_credentials", "scope": "system/Patient.rs", **flows.jwt_auth("backend")})
     assert resp.status_code == 200, resp.text
     body = resp.json()
     assert body["scope"] == "system/Patient.rs" and body["expires_in"] == 300
@@ -199,8 +250,9 @@ def test_introspection(sb, flows):
     info = active.json()
     assert info["active"] is True and info["client_id"] == "app-jwt" and info["patient"] == sb.patients[0]
     assert set(info["scope"].split()) == set(body["scope"].split())
-    refresh = requests.post(sb.auth + "/introspect", data={"token": body["refresh_token"],
-                                                           **flows.jwt_auth("backend")}, timeout=10).json()
+    refresh = requests.post(
+        sb.auth + "/introspect", data={"token": body["refresh_token"], **flows.jwt_auth("backend")}, timeout=10
+    ).json()
     assert refresh["active"] is True and refresh["token_type"] == "refresh_token"
     junk = requests.post(sb.auth + "/introspect", data={"token": "junk", **flows.jwt_auth("backend")}, timeout=10)
     assert junk.json() == {"active": False}

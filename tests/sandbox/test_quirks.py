@@ -21,6 +21,7 @@ OAUTH_URIS = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-u
 
 # --- registry -----------------------------------------------------------------------------------
 
+
 def _registry(client_quirks=None, top=None):
     client = {"client_id": "c", "auth": "none", "redirect_uris": ["https://app.example/cb"], "scopes": "launch"}
     if client_quirks is not None:
@@ -32,8 +33,12 @@ def _registry(client_quirks=None, top=None):
 
 
 def test_switches_load_from_the_registry_json_and_round_trip():
-    reg = Registry.from_dict(_registry({"no_patient": True, "simulate_error": "token_invalid_scope"},
-                                       {"token_lifetime": 570, "well_known_404": True}))
+    reg = Registry.from_dict(
+        _registry(
+            {"no_patient": True, "simulate_error": "token_invalid_scope"},
+            {"token_lifetime": 570, "well_known_404": True},
+        )
+    )
     assert reg.quirks == Quirks(token_lifetime=570, well_known_404=True)
     assert reg.client("c").quirks == Quirks(no_patient=True, simulate_error="token_invalid_scope")
     again = Registry.from_dict(json.loads(json.dumps(reg.to_dict())))
@@ -43,15 +48,18 @@ def test_switches_load_from_the_registry_json_and_round_trip():
     assert "quirks" not in plain and "quirks" not in plain["clients"][0]
 
 
-@pytest.mark.parametrize("client_quirks, top, message", [
-    ({"no_patinet": True}, None, r"unknown switch\(es\) \['no_patinet'\]"),
-    (None, {"token_lifetime": 0}, "token_lifetime: must be a whole number of seconds"),
-    (None, {"token_lifetime": "570"}, "token_lifetime: must be a whole number of seconds"),
-    ({"no_patient": "yes"}, None, "no_patient: must be true or false"),
-    ({"simulate_error": "auth_sad"}, None, "simulate_error: must be one of"),
-    ({"well_known_404": True}, None, "can only be set for the whole sandbox"),
-    (None, ["no_patient"], "must be an object"),
-])
+@pytest.mark.parametrize(
+    "client_quirks, top, message",
+    [
+        ({"no_patinet": True}, None, r"unknown switch\(es\) \['no_patinet'\]"),
+        (None, {"token_lifetime": 0}, "token_lifetime: must be a whole number of seconds"),
+        (None, {"token_lifetime": "570"}, "token_lifetime: must be a whole number of seconds"),
+        ({"no_patient": "yes"}, None, "no_patient: must be true or false"),
+        ({"simulate_error": "auth_sad"}, None, "simulate_error: must be one of"),
+        ({"well_known_404": True}, None, "can only be set for the whole sandbox"),
+        (None, ["no_patient"], "must be an object"),
+    ],
+)
 def test_bad_switches_are_refused_with_the_reason(client_quirks, top, message):
     with pytest.raises(RegistryError, match=message):
         Registry.from_dict(_registry(client_quirks, top))
@@ -83,6 +91,7 @@ def test_switched_restores_and_refuses_instance_switches_on_a_client(sb):
 
 # --- helpers ------------------------------------------------------------------------------------
 
+
 def _ehr_tokens(flows, patient, client_id="app-jwt"):
     code, verifier = flows.code_for(patient, client_id=client_id)
     resp = flows.exchange(code, verifier, client_id=client_id)
@@ -98,9 +107,17 @@ def _standalone_code(sb, flows, client_id="app-secret"):
     """Standalone launch as the agency user; returns (redirect params, verifier, last response)."""
     s = requests.Session()
     verifier, challenge = pkce_pair()
-    resp = flows.authorize(s, response_type="code", client_id=client_id, redirect_uri=REDIRECT,
-                           scope="launch/patient openid fhirUser patient/Patient.rs", state="sa-1",
-                           aud=sb.fhir_base, code_challenge=challenge, code_challenge_method="S256")
+    resp = flows.authorize(
+        s,
+        response_type="code",
+        client_id=client_id,
+        redirect_uri=REDIRECT,
+        scope="launch/patient openid fhirUser patient/Patient.rs",
+        state="sa-1",
+        aud=sb.fhir_base,
+        code_challenge=challenge,
+        code_challenge_method="S256",
+    )
     req = re.search(r"req=([^&]+)", resp.headers["Location"]).group(1)
     resp = s.post(sb.auth + "/login", data={"req": req, "user": "agency"}, allow_redirects=False, timeout=10)
     return resp, s, verifier
@@ -108,14 +125,22 @@ def _standalone_code(sb, flows, client_id="app-secret"):
 
 # --- no_patient ---------------------------------------------------------------------------------
 
+
 def test_no_patient_standalone_skips_the_picker_and_answers_without_patient(sb, flows):
     with switched(sb.registry.client("app-secret"), no_patient=True):
         resp, s, verifier = _standalone_code(sb, flows)
         assert "/select-patient" not in resp.headers["Location"]
         assert "/consent?req=" in resp.headers["Location"]
         got = flows.redirect_params(flows.consent(resp, s))
-        tok = flows.token({"grant_type": "authorization_code", "code": got["code"], "redirect_uri": REDIRECT,
-                           "code_verifier": verifier}, auth=("app-secret", "s3cret-Value_1.~"))
+        tok = flows.token(
+            {
+                "grant_type": "authorization_code",
+                "code": got["code"],
+                "redirect_uri": REDIRECT,
+                "code_verifier": verifier,
+            },
+            auth=("app-secret", "s3cret-Value_1.~"),
+        )
     assert tok.status_code == 200, tok.text
     body = tok.json()
     assert "patient" not in body and body["access_token"]
@@ -134,6 +159,7 @@ def test_no_patient_also_strips_the_ehr_launch_patient(sb, flows):
 
 # --- id_token kid and signing keys -----------------------------------------------------------------
 
+
 def test_id_token_without_kid_verifies_with_the_single_published_key(sb, flows):
     with switched(sb.registry.client("app-jwt"), id_token_without_kid=True):
         body = _ehr_tokens(flows, sb.patients[0])
@@ -141,8 +167,9 @@ def test_id_token_without_kid_verifies_with_the_single_published_key(sb, flows):
     assert "kid" not in header and header["alg"] == "RS256"
     keys = requests.get(sb.auth + "/jwks", timeout=10).json()["keys"]
     assert len(keys) == 1
-    claims = jwt.decode(body["id_token"], jwt.PyJWK(keys[0]).key, algorithms=["RS256"], audience="app-jwt",
-                        issuer=sb.auth)
+    claims = jwt.decode(
+        body["id_token"], jwt.PyJWK(keys[0]).key, algorithms=["RS256"], audience="app-jwt", issuer=sb.auth
+    )
     assert claims["sub"] == "clinician"
     # Access tokens keep their kid: only the id_token is LAUNCHER-style.
     assert jwt.get_unverified_header(body["access_token"])["kid"] == keys[0]["kid"]
@@ -184,6 +211,7 @@ def test_timed_rotation(sb, later):
 
 # --- lifetimes and refresh ------------------------------------------------------------------------
 
+
 def test_token_lifetime_sandbox_wide_and_per_client(sb, flows):
     with switched(sb.registry, token_lifetime=570):
         body = _ehr_tokens(flows, sb.patients[0])
@@ -219,6 +247,7 @@ def test_non_rotating_refresh_switch_on_a_rotating_client(sb, flows):
 
 # --- discovery ------------------------------------------------------------------------------------
 
+
 def test_well_known_404_leaves_the_capability_statement_as_the_way_in(sb):
     url = sb.fhir_base + "/.well-known/smart-configuration"
     assert requests.get(url, timeout=10).status_code == 200
@@ -245,10 +274,14 @@ def test_relative_discovery_endpoints_resolve_against_the_fhir_base(sb):
 
 # --- LAUNCHER's simulated errors ------------------------------------------------------------------
 
-@pytest.mark.parametrize("name, error", [
-    ("auth_invalid_client_id", "invalid_client"),
-    ("auth_invalid_redirect_uri", "invalid_request"),
-])
+
+@pytest.mark.parametrize(
+    "name, error",
+    [
+        ("auth_invalid_client_id", "invalid_client"),
+        ("auth_invalid_redirect_uri", "invalid_request"),
+    ],
+)
 def test_authorize_errors_that_must_not_redirect(sb, flows, name, error):
     params, _verifier = flows.ehr_params(sb.patients[0])
     with switched(sb.registry.client("app-jwt"), simulate_error=name):
@@ -267,12 +300,15 @@ def test_authorize_invalid_scope_redirects_with_state(sb, flows):
     assert "simulated: auth_invalid_scope" in got["error_description"]
 
 
-@pytest.mark.parametrize("name, status, error", [
-    ("auth_invalid_client_secret", 401, "invalid_client"),
-    ("token_invalid_token", 401, "invalid_client"),
-    ("token_invalid_jti", 401, "invalid_client"),
-    ("token_invalid_scope", 400, "invalid_scope"),
-])
+@pytest.mark.parametrize(
+    "name, status, error",
+    [
+        ("auth_invalid_client_secret", 401, "invalid_client"),
+        ("token_invalid_token", 401, "invalid_client"),
+        ("token_invalid_jti", 401, "invalid_client"),
+        ("token_invalid_scope", 400, "invalid_scope"),
+    ],
+)
 def test_token_errors_on_the_code_exchange(sb, flows, name, status, error):
     code, verifier = flows.code_for(sb.patients[0])
     with switched(sb.registry.client("app-jwt"), simulate_error=name):
@@ -288,8 +324,15 @@ def test_token_invalid_jti_needs_an_assertion(sb, flows):
     """Clients that send no client assertion have no jti to refuse."""
     code, verifier = flows.code_for(sb.patients[0], client_id="app-public")
     with switched(sb.registry.client("app-public"), simulate_error="token_invalid_jti"):
-        resp = flows.token({"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT,
-                            "code_verifier": verifier, "client_id": "app-public"})
+        resp = flows.token(
+            {
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": REDIRECT,
+                "code_verifier": verifier,
+                "client_id": "app-public",
+            }
+        )
     assert resp.status_code == 200, resp.text
 
 
@@ -302,10 +345,13 @@ def test_token_expired_refresh_token_only_strikes_the_refresh(sb, flows):
     assert resp.json()["error_description"].startswith("refresh token has expired")
 
 
-@pytest.mark.parametrize("name, words", [
-    ("request_invalid_token", "access token is invalid"),
-    ("request_expired_token", "access token expired"),
-])
+@pytest.mark.parametrize(
+    "name, words",
+    [
+        ("request_invalid_token", "access token is invalid"),
+        ("request_expired_token", "access token expired"),
+    ],
+)
 def test_request_errors_refuse_the_token_at_the_fhir_api(sb, flows, name, words):
     with switched(sb.registry.client("app-jwt"), simulate_error=name):
         body = _ehr_tokens(flows, sb.patients[0])
@@ -319,15 +365,25 @@ def test_request_errors_refuse_the_token_at_the_fhir_api(sb, flows, name, words)
     # Baked into the token (as LAUNCHER does): still refused after the switch is off, and
     # introspection calls it inactive; a refreshed token issued without the switch works.
     assert flows.fhir(f"/Patient/{sb.patients[0]}", body["access_token"]).status_code == 401
-    info = requests.post(sb.auth + "/introspect", data={"token": body["access_token"], **flows.jwt_auth("backend")},
-                         timeout=10).json()
+    info = requests.post(
+        sb.auth + "/introspect", data={"token": body["access_token"], **flows.jwt_auth("backend")}, timeout=10
+    ).json()
     assert info == {"active": False}
     fresh = _refresh(flows, body["refresh_token"]).json()
     assert flows.fhir(f"/Patient/{sb.patients[0]}", fresh["access_token"]).status_code == 200
 
 
 def test_every_simulated_error_name_is_pinned_here():
-    names = {"auth_invalid_client_id", "auth_invalid_redirect_uri", "auth_invalid_scope",
-             "auth_invalid_client_secret", "token_invalid_token", "token_expired_refresh_token",
-             "token_invalid_scope", "token_invalid_jti", "request_invalid_token", "request_expired_token"}
+    names = {
+        "auth_invalid_client_id",
+        "auth_invalid_redirect_uri",
+        "auth_invalid_scope",
+        "auth_invalid_client_secret",
+        "token_invalid_token",
+        "token_expired_refresh_token",
+        "token_invalid_scope",
+        "token_invalid_jti",
+        "request_invalid_token",
+        "request_expired_token",
+    }
     assert set(SIMULATED_ERRORS) == names

@@ -14,19 +14,22 @@ def _client(**overrides):
     return {"clients": [base]}
 
 
-@pytest.mark.parametrize("overrides, message", [
-    ({"redirect_uris": ["http://app.example/cb"]}, "must be an https URL"),
-    ({"redirect_uris": ["https://app.example/cb#frag"]}, "must be an https URL"),
-    ({"redirect_uris": ["https://user@app.example/cb"]}, "must be an https URL"),
-    ({"redirect_uris": []}, "needs redirect_uris"),
-    ({"launch_url": "ftp://app.example/launch"}, "must be an https URL"),
-    ({"auth": "private_key_jwt"}, "needs jwks_uri or jwks"),
-    ({"auth": "private_key_jwt", "jwks": {"keys": []}}, "at least one key"),
-    ({"auth": "client_secret_basic"}, "needs client_secret"),
-    ({"auth": "none", "grant_types": ["client_credentials"]}, "needs private_key_jwt"),
-    ({"auth": "magic"}, "auth must be one of"),
-    ({"colour": "blue"}, "unknown field"),
-])
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"redirect_uris": ["http://app.example/cb"]}, "must be an https URL"),
+        ({"redirect_uris": ["https://app.example/cb#frag"]}, "must be an https URL"),
+        ({"redirect_uris": ["https://user@app.example/cb"]}, "must be an https URL"),
+        ({"redirect_uris": []}, "needs redirect_uris"),
+        ({"launch_url": "ftp://app.example/launch"}, "must be an https URL"),
+        ({"auth": "private_key_jwt"}, "needs jwks_uri or jwks"),
+        ({"auth": "private_key_jwt", "jwks": {"keys": []}}, "at least one key"),
+        ({"auth": "client_secret_basic"}, "needs client_secret"),
+        ({"auth": "none", "grant_types": ["client_credentials"]}, "needs private_key_jwt"),
+        ({"auth": "magic"}, "auth must be one of"),
+        ({"colour": "blue"}, "unknown field"),
+    ],
+)
 def test_bad_registrations_are_refused_with_the_reason(overrides, message):
     with pytest.raises(RegistryError, match=message):
         Registry.from_dict(_client(**overrides))
@@ -42,8 +45,14 @@ def test_private_keys_are_refused_in_a_registered_jwks():
 
 def test_loopback_http_is_allowed_for_the_demo_and_round_trips():
     key = SigningKey.generate("ES384")
-    reg = Registry.from_dict(_client(auth="private_key_jwt", jwks=jwks(key), redirect_uris=["http://127.0.0.1:8101/cb"],
-                                     scopes="launch patient/*.rs"))
+    reg = Registry.from_dict(
+        _client(
+            auth="private_key_jwt",
+            jwks=jwks(key),
+            redirect_uris=["http://127.0.0.1:8101/cb"],
+            scopes="launch patient/*.rs",
+        )
+    )
     again = Registry.from_dict(reg.to_dict())
     assert again.client("c").scopes == frozenset({"launch", "patient/*.rs"})
     assert again.client("c").jwks == jwks(key)

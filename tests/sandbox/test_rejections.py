@@ -9,8 +9,8 @@ import uuid
 import pytest
 import requests
 
-from thrive_fhir.sandbox.clientkit import assertion_form, client_assertion, pkce_pair
 from thrive_fhir.sandbox.client_auth import ASSERTION_TYPE
+from thrive_fhir.sandbox.clientkit import assertion_form, client_assertion, pkce_pair
 from thrive_fhir.sandbox.keys import SigningKey
 
 REDIRECT = "http://127.0.0.1:9/callback"
@@ -30,6 +30,7 @@ def oauth_error(resp: requests.Response, status: int = 400) -> str:
 
 # -- authorization endpoint -------------------------------------------------------------------------
 
+
 def test_unknown_client_at_authorize_is_not_redirected(sb, flows):
     params, _ = flows.ehr_params(sb.patients[0], client_id="no-such-client")
     assert page_error(flows.authorize(**params)) == "invalid_client"
@@ -44,22 +45,26 @@ def test_unregistered_redirect_uri_is_not_redirected(sb, flows):
 
 def test_unregistered_redirect_uri_json_error(sb, flows):
     params, _ = flows.ehr_params(sb.patients[0], redirect_uri=REDIRECT + "/")
-    resp = requests.get(sb.auth + "/authorize", params=params, headers={"Accept": "application/json"},
-                        allow_redirects=False, timeout=10)
+    resp = requests.get(
+        sb.auth + "/authorize", params=params, headers={"Accept": "application/json"}, allow_redirects=False, timeout=10
+    )
     assert resp.status_code == 400 and resp.json()["error"] == "invalid_request"
 
 
-@pytest.mark.parametrize("overrides, error", [
-    ({"code_challenge": None}, "invalid_request"),                                  # PKCE mandatory
-    ({"code_challenge_method": "plain"}, "invalid_request"),                        # plain refused
-    ({"code_challenge_method": None}, "invalid_request"),
-    ({"state": None}, "invalid_request"),
-    ({"response_type": "token"}, "unsupported_response_type"),
-    ({"scope": "launch patient/Patient.rs system/Patient.rs"}, "invalid_scope"),    # not registered
-    ({"scope": "launch patient/Patient.rs patient/Condition.r"}, "invalid_scope"),  # not registered
-    ({"scope": "launch patient/Observation.dus"}, "invalid_scope"),                 # malformed
-    ({"scope": "openid patient/Patient.rs"}, "invalid_scope"),                      # launch scope missing
-])
+@pytest.mark.parametrize(
+    "overrides, error",
+    [
+        ({"code_challenge": None}, "invalid_request"),  # PKCE mandatory
+        ({"code_challenge_method": "plain"}, "invalid_request"),  # plain refused
+        ({"code_challenge_method": None}, "invalid_request"),
+        ({"state": None}, "invalid_request"),
+        ({"response_type": "token"}, "unsupported_response_type"),
+        ({"scope": "launch patient/Patient.rs system/Patient.rs"}, "invalid_scope"),  # not registered
+        ({"scope": "launch patient/Patient.rs patient/Condition.r"}, "invalid_scope"),  # not registered
+        ({"scope": "launch patient/Observation.dus"}, "invalid_scope"),  # malformed
+        ({"scope": "openid patient/Patient.rs"}, "invalid_scope"),  # launch scope missing
+    ],
+)
 def test_authorize_errors_redirect_with_code(sb, flows, overrides, error):
     params, _ = flows.ehr_params(sb.patients[0], **overrides)
     got = flows.redirect_params(flows.authorize(**params))
@@ -71,8 +76,12 @@ def test_authorize_errors_redirect_with_code(sb, flows, overrides, error):
 
 @pytest.mark.parametrize("aud", ["wrong", "trailing-slash", "missing", "other-host"])
 def test_aud_must_equal_the_fhir_base(sb, flows, aud):
-    value = {"wrong": "https://evil.example/fhir", "trailing-slash": sb.fhir_base + "/", "missing": None,
-             "other-host": sb.fhir_base.replace("127.0.0.1", "localhost")}[aud]
+    value = {
+        "wrong": "https://evil.example/fhir",
+        "trailing-slash": sb.fhir_base + "/",
+        "missing": None,
+        "other-host": sb.fhir_base.replace("127.0.0.1", "localhost"),
+    }[aud]
     params, _ = flows.ehr_params(sb.patients[0], aud=value)
     assert flows.redirect_params(flows.authorize(**params))["error"] == "invalid_request"
 
@@ -94,11 +103,11 @@ def test_made_up_or_expired_launch_is_refused(sb, flows, later):
 def test_user_denial_redirects_with_access_denied(sb, flows):
     params, _ = flows.ehr_params(sb.patients[0])
     got = flows.redirect_params(flows.consent(flows.authorize(**params), decision="deny"))
-    assert got == {"error": "access_denied", "error_description": got["error_description"],
-                   "state": params["state"]}
+    assert got == {"error": "access_denied", "error_description": got["error_description"], "state": params["state"]}
 
 
 # -- token endpoint: the authorization code ------------------------------------------------------
+
 
 def test_reused_code_is_invalid_grant_and_revokes_its_tokens(sb, flows):
     code, verifier = flows.code_for(sb.patients[0])
@@ -117,8 +126,15 @@ def test_expired_code_is_invalid_grant(sb, flows, later):
 
 def test_wrong_redirect_uri_at_token_is_invalid_grant(sb, flows):
     code, verifier = flows.code_for(sb.patients[0])
-    resp = flows.token({"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT + "?x=1",
-                        "code_verifier": verifier, **flows.jwt_auth()})
+    resp = flows.token(
+        {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT + "?x=1",
+            "code_verifier": verifier,
+            **flows.jwt_auth(),
+        }
+    )
     assert oauth_error(resp) == "invalid_grant"
 
 
@@ -140,6 +156,7 @@ def test_code_issued_to_another_client_is_invalid_grant(sb, flows):
 
 # -- token endpoint: client authentication -------------------------------------------------------
 
+
 def _code_form(flows, sb):
     code, verifier = flows.code_for(sb.patients[0])
     return {"grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT, "code_verifier": verifier}
@@ -147,19 +164,26 @@ def _code_form(flows, sb):
 
 def test_unknown_client_at_token_is_invalid_client(sb, flows):
     stranger = SigningKey.generate("RS384")
-    form = {"grant_type": "client_credentials", "scope": "system/Patient.rs",
-            **assertion_form(stranger, "no-such-client", sb.token_url)}
+    form = {
+        "grant_type": "client_credentials",
+        "scope": "system/Patient.rs",
+        **assertion_form(stranger, "no-such-client", sb.token_url),
+    }
     assert oauth_error(flows.token(form), 401) == "invalid_client"
-    public = {"grant_type": "authorization_code", "code": "x", "redirect_uri": REDIRECT,
-              "code_verifier": "y" * 43, "client_id": "no-such-client"}
+    public = {
+        "grant_type": "authorization_code",
+        "code": "x",
+        "redirect_uri": REDIRECT,
+        "code_verifier": "y" * 43,
+        "client_id": "no-such-client",
+    }
     assert oauth_error(flows.token(public), 401) == "invalid_client"
     basic = flows.token(public | {"client_id": None}, auth=("no-such-client", "secret"))
     assert oauth_error(basic, 401) == "invalid_client"
 
 
 def test_assertion_exp_more_than_five_minutes_ahead_is_invalid_client(sb, flows):
-    form = {"grant_type": "client_credentials", "scope": "system/Patient.rs",
-            **flows.jwt_auth("backend", lifetime=600)}
+    form = {"grant_type": "client_credentials", "scope": "system/Patient.rs", **flows.jwt_auth("backend", lifetime=600)}
     assert oauth_error(flows.token(form), 401) == "invalid_client"
 
 
@@ -171,8 +195,21 @@ def test_replayed_jti_is_invalid_client(sb, flows):
     assert oauth_error(flows.token(again), 401) == "invalid_client"
 
 
-@pytest.mark.parametrize("case", ["rs256", "no-kid", "unknown-kid", "wrong-aud", "expired", "iss-not-sub",
-                                  "bad-signature", "jku-mismatch", "wrong-type", "typ-not-jwt"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "rs256",
+        "no-kid",
+        "unknown-kid",
+        "wrong-aud",
+        "expired",
+        "iss-not-sub",
+        "bad-signature",
+        "jku-mismatch",
+        "wrong-type",
+        "typ-not-jwt",
+    ],
+)
 def test_bad_assertions_are_invalid_client(sb, flows, case):
     key = sb.keys["backend"]
     form = {"grant_type": "client_credentials", "scope": "system/Patient.rs"}
@@ -181,10 +218,18 @@ def test_bad_assertions_are_invalid_client(sb, flows, case):
         form |= assertion_form(rs256, "backend", sb.token_url, headers={"kid": key.kid})
     elif case == "no-kid":
         import jwt as pyjwt
-        claims = {"iss": "backend", "sub": "backend", "aud": sb.token_url, "jti": str(uuid.uuid4()),
-                  "exp": int(time.time()) + 240}
-        form |= {"client_assertion_type": ASSERTION_TYPE,
-                 "client_assertion": pyjwt.encode(claims, key.private_key, algorithm="RS384")}
+
+        claims = {
+            "iss": "backend",
+            "sub": "backend",
+            "aud": sb.token_url,
+            "jti": str(uuid.uuid4()),
+            "exp": int(time.time()) + 240,
+        }
+        form |= {
+            "client_assertion_type": ASSERTION_TYPE,
+            "client_assertion": pyjwt.encode(claims, key.private_key, algorithm="RS384"),
+        }
     elif case == "unknown-kid":
         form |= assertion_form(key, "backend", sb.token_url, headers={"kid": "not-registered"})
     elif case == "wrong-aud":
@@ -199,8 +244,10 @@ def test_bad_assertions_are_invalid_client(sb, flows, case):
     elif case == "jku-mismatch":
         form |= assertion_form(key, "backend", sb.token_url, headers={"jku": "https://evil.example/jwks"})
     elif case == "wrong-type":
-        form |= {"client_assertion_type": "urn:example:other",
-                 "client_assertion": client_assertion(key, "backend", sb.token_url)}
+        form |= {
+            "client_assertion_type": "urn:example:other",
+            "client_assertion": client_assertion(key, "backend", sb.token_url),
+        }
     elif case == "typ-not-jwt":
         form |= assertion_form(key, "backend", sb.token_url, headers={"typ": "at+jwt"})
     assert oauth_error(flows.token(form), 401) == "invalid_client"
@@ -225,6 +272,7 @@ def test_two_authentication_methods_is_invalid_request(sb, flows):
 
 # -- token endpoint: grants and scopes -----------------------------------------------------------
 
+
 def test_client_credentials_scope_outside_registration_is_invalid_scope(sb, flows):
     for scope in ("system/Goal.rs", "system/Observation.cruds system/Patient.cruds", "patient/Patient.rs", ""):
         form = {"grant_type": "client_credentials", "scope": scope, **flows.jwt_auth("backend")}
@@ -243,8 +291,12 @@ def test_unknown_grant_type(sb, flows):
 def test_refresh_cannot_widen_scope(sb, flows):
     code, verifier = flows.code_for(sb.patients[0])
     refresh = flows.exchange(code, verifier).json()["refresh_token"]
-    form = {"grant_type": "refresh_token", "refresh_token": refresh, "scope": "patient/Goal.cruds online_access",
-            **flows.jwt_auth()}
+    form = {
+        "grant_type": "refresh_token",
+        "refresh_token": refresh,
+        "scope": "patient/Goal.cruds online_access",
+        **flows.jwt_auth(),
+    }
     assert oauth_error(flows.token(form)) == "invalid_scope"
 
 

@@ -36,17 +36,45 @@ def _usage(message: str) -> click.ClickException:
 
 
 @click.command(cls=_OneLineUsage, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--patients", "-n", "patients", type=int, required=True,
-              help="How many young people to generate (1 to 900,000; ~25 resources each).")
-@click.option("--seed", "-s", type=int, default=1, show_default=True,
-              help="Random seed: the same seed and size give byte-identical files.")
-@click.option("--out", "-o", "out", type=click.Path(path_type=Path, file_okay=False), required=True,
-              help="Folder for <Type>.ndjson and ground_truth.json (created if missing).")
-@click.option("--provenance/--no-provenance", default=False, show_default=True,
-              help="Also write one Provenance per save (and the app Device).")
-@click.option("--as-of", "as_of", type=click.DateTime(formats=["%Y-%m-%d"]), default="2026-01-01", show_default=True,
-              help="The day the data is as of (YYYY-MM-DD): referrals in the three years before it, nothing on or "
-                   "after it, recent safety plans and consents still in date on it. Not after today.")
+@click.option(
+    "--patients",
+    "-n",
+    "patients",
+    type=int,
+    required=True,
+    help="How many young people to generate (1 to 900,000; ~25 resources each).",
+)
+@click.option(
+    "--seed",
+    "-s",
+    type=int,
+    default=1,
+    show_default=True,
+    help="Random seed: the same seed and size give byte-identical files.",
+)
+@click.option(
+    "--out",
+    "-o",
+    "out",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    help="Folder for <Type>.ndjson and ground_truth.json (created if missing).",
+)
+@click.option(
+    "--provenance/--no-provenance",
+    default=False,
+    show_default=True,
+    help="Also write one Provenance per save (and the app Device).",
+)
+@click.option(
+    "--as-of",
+    "as_of",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default="2026-01-01",
+    show_default=True,
+    help="The day the data is as of (YYYY-MM-DD): referrals in the three years before it, nothing on or "
+    "after it, recent safety plans and consents still in date on it. Not after today.",
+)
 @click.option("--overwrite", is_flag=True, help="Replace a population already in the folder.")
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing on success.")
 def synth(patients: int, seed: int, out: Path, provenance: bool, as_of: datetime, overwrite: bool, quiet: bool) -> None:

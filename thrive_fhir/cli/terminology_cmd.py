@@ -37,8 +37,12 @@ def terminology() -> None:
 
 
 @terminology.command()
-@click.option("--definitions/--no-definitions", default=True, show_default=True,
-              help="Show each grouping's plain-language definition.")
+@click.option(
+    "--definitions/--no-definitions",
+    default=True,
+    show_default=True,
+    help="Show each grouping's plain-language definition.",
+)
 def groupings(definitions: bool) -> None:
     """List the five THRIVE groupings (code, display, definition).
 

@@ -36,7 +36,9 @@ def _collect(paths: tuple[str, ...]) -> list[tuple[Path, bool]]:
         if not p.exists():
             raise click.UsageError(f"path does not exist: {raw}")
         if p.is_dir():
-            found = sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in JSON_SUFFIXES | NDJSON_SUFFIXES)
+            found = sorted(
+                f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in JSON_SUFFIXES | NDJSON_SUFFIXES
+            )
             files.extend((f, True) for f in found)
         else:
             files.append((p, False))
@@ -91,8 +93,12 @@ class _Report:
         else:
             from thrive_fhir.validation.outcome import outcome
 
-            self.out.write(json.dumps({"file": where, "line": line, "resource": key,
-                                       "outcome": outcome([issue])}, ensure_ascii=False) + "\n")
+            self.out.write(
+                json.dumps(
+                    {"file": where, "line": line, "resource": key, "outcome": outcome([issue])}, ensure_ascii=False
+                )
+                + "\n"
+            )
 
 
 class _Echo:
@@ -116,8 +122,19 @@ def _validate_json_file(v, path: Path, report: _Report, max_bytes: int, skip_non
 
     size = path.stat().st_size
     if size > max_bytes:
-        report.emit(str(path), None, "-", [("fatal", "too-long", None,
-                                            f"too-long: file is {size:,} bytes; the limit is {max_bytes:,} (--max-bytes)")])
+        report.emit(
+            str(path),
+            None,
+            "-",
+            [
+                (
+                    "fatal",
+                    "too-long",
+                    None,
+                    f"too-long: file is {size:,} bytes; the limit is {max_bytes:,} (--max-bytes)",
+                )
+            ],
+        )
         return True
     try:
         data = path.read_bytes()
@@ -162,16 +179,26 @@ def _validate_ndjson_file(v, path: Path, report: _Report, max_bytes: int):
                 where.append((lineno, _key(res), not any(i[0] in ("error", "fatal") for i in issues)))
     for idx, issue in app_rules.cross(slims):
         lineno, key, was_valid = where[idx]
-        report.extra(str(path), lineno, key, issue, was_valid)
+        report.extra(str(path), lineno, key, issue, was_valid)  # noqa: S610 - our Report.extra, not Django's QuerySet.extra
         where[idx] = (lineno, key, False)
 
 
 @click.command(name="validate")
 @click.argument("paths", nargs=-1, type=click.Path())
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="text: one line per problem; json: one OperationOutcome record per resource (NDJSON).")
-@click.option("--max-bytes", type=click.IntRange(min=1), default=None,
-              help="Largest JSON document (or NDJSON line) accepted, in bytes [default: 10 MB].")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="text: one line per problem; json: one OperationOutcome record per resource (NDJSON).",
+)
+@click.option(
+    "--max-bytes",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Largest JSON document (or NDJSON line) accepted, in bytes [default: 10 MB].",
+)
 def validate(paths: tuple[str, ...], fmt: str, max_bytes: int | None) -> None:
     """Validate FHIR R4 JSON resources, Bundles (.json) and NDJSON (.ndjson, one resource per line)
     against R4 and the THRIVE profiles. Directories are searched recursively; there, .json files
@@ -191,9 +218,8 @@ def validate(paths: tuple[str, ...], fmt: str, max_bytes: int | None) -> None:
     if not paths:
         raise click.UsageError("give at least one file or directory to validate")
     files = _collect(paths)
-    from thrive_fhir.validation import DEFAULT_MAX_BYTES, Validator
-
     from thrive_fhir.r4core import R4CoreMissing
+    from thrive_fhir.validation import DEFAULT_MAX_BYTES, Validator
 
     limit = max_bytes or DEFAULT_MAX_BYTES
     try:
@@ -208,16 +234,29 @@ def validate(paths: tuple[str, ...], fmt: str, max_bytes: int | None) -> None:
                 _validate_ndjson_file(v, f, report, limit)
             elif not _validate_json_file(v, f, report, limit, skip_non_fhir=in_directory):
                 continue
-        except Exception as exc:  # noqa: BLE001 - a defect of ours on one file must not stop the run
+        except Exception as exc:
             logging.getLogger(__name__).debug("validate failed on %s", f, exc_info=True)
-            report.emit(str(f), None, "-", [("fatal", "exception", None,
-                                             f"{INTERNAL_RULE}: the validator failed on this file "
-                                             f"({type(exc).__name__}); the rest of it was not checked")])
+            report.emit(
+                str(f),
+                None,
+                "-",
+                [
+                    (
+                        "fatal",
+                        "exception",
+                        None,
+                        f"{INTERNAL_RULE}: the validator failed on this file "
+                        f"({type(exc).__name__}); the rest of it was not checked",
+                    )
+                ],
+            )
         report.files += 1
-    summary = (f"{report.resources} resource{'s' if report.resources != 1 else ''} in {report.files} "
-               f"file{'s' if report.files != 1 else ''}: {report.resources - report.invalid} valid, "
-               f"{report.invalid} invalid ({report.errors} error{'s' if report.errors != 1 else ''}, "
-               f"{report.warnings} warning{'s' if report.warnings != 1 else ''})")
+    summary = (
+        f"{report.resources} resource{'s' if report.resources != 1 else ''} in {report.files} "
+        f"file{'s' if report.files != 1 else ''}: {report.resources - report.invalid} valid, "
+        f"{report.invalid} invalid ({report.errors} error{'s' if report.errors != 1 else ''}, "
+        f"{report.warnings} warning{'s' if report.warnings != 1 else ''})"
+    )
     if report.internal:
         summary += f"; the validator failed on {report.internal} (exit 3)"
     click.echo(summary, err=(fmt == "json"))

@@ -21,11 +21,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from flask import Flask, Response, jsonify, redirect, render_template, request
+from werkzeug.wrappers import Response as BaseResponse
 
 from . import DEV_ONLY_NOTICE, scope_policy
-from .patient_lookup import PatientLookupError
 from .authority import Authority, AuthorizeError, AuthRequest
 from .errors import OAuthError
+from .patient_lookup import PatientLookupError
 from .quirks import discovery_document
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -71,6 +72,13 @@ def _oauth_json(exc: OAuthError) -> Response:
     return _no_store(resp)
 
 
+def _public(resp: Response) -> Response:
+    """A public, cacheable discovery document (keys, configuration): any origin may read it."""
+    resp.headers["Cache-Control"] = "public, max-age=300"
+    resp.headers["Access-Control-Allow-Origin"] = "*"
+    return resp
+
+
 def _form() -> dict[str, str]:
     """Form fields as a plain dict; a repeated OAuth parameter is itself an error (RFC 6749 3.1)."""
     out: dict[str, str] = {}
@@ -83,89 +91,130 @@ def _form() -> dict[str, str]:
 
 
 def create_auth_app(authority: Authority) -> Flask:
-    """The Flask app for ``/auth``; ``authority`` holds every decision and all state."""
+    """The Flask app for ``/auth``; ``authority`` holds every decision and all state.
+
+    The routes are the methods of :class:`AuthViews`, one per endpoint; this function only wires
+    them to their URLs, so the whole surface of the server is readable here in one place.
+    """
     app = Flask(__name__, template_folder=str(TEMPLATES))
     app.config["MAX_CONTENT_LENGTH"] = 64 * 1024
+    views = AuthViews(authority)
+    app.after_request(views.headers)
+    # Browser steps of an authorization (each ends in the next step or a redirect to the app).
+    app.add_url_rule("/authorize", view_func=views.authorize, methods=["GET", "POST"])
+    app.add_url_rule("/login", view_func=views.login, methods=["GET", "POST"])
+    app.add_url_rule("/select-patient", view_func=views.select_patient, methods=["GET", "POST"])
+    app.add_url_rule("/consent", view_func=views.consent, methods=["GET", "POST"])
+    # Back-channel endpoints (OAuth JSON answers).
+    app.add_url_rule("/token", view_func=views.token, methods=["POST"])
+    app.add_url_rule("/introspect", view_func=views.introspect, methods=["POST"])
+    # Discovery.
+    app.add_url_rule("/jwks", view_func=views.jwks, methods=["GET"])
+    app.add_url_rule("/.well-known/openid-configuration", view_func=views.openid_configuration, methods=["GET"])
+    # Errors.
+    app.register_error_handler(OAuthError, views.oauth_error)
+    app.register_error_handler(404, views.not_found)
+    app.register_error_handler(405, views.bad_method)
+    app.register_error_handler(413, views.too_large)
+    return app
 
-    def frame_ancestors() -> str:
+
+class AuthViews:
+    """The ``/auth`` endpoints of one sandbox origin, as methods over its :class:`Authority`.
+
+    Grouped as the server is: response helpers, the browser steps (authorize -> login ->
+    select-patient -> consent, :meth:`next_step` picks the next one), the back-channel endpoints
+    (token, introspect), discovery (jwks, openid-configuration) and the error handlers.
+    """
+
+    def __init__(self, authority: Authority) -> None:
+        self.authority = authority
+
+    # -- response helpers ----------------------------------------------------------------------
+
+    def frame_ancestors(self) -> str:
         # EHR launch runs the authorize/consent pages inside the app's iframe inside the EHR page,
         # so both the sandbox origin and every registered app origin are ancestors.
         origins = {"'self'"}
-        for client in authority.registry.clients.values():
+        for client in self.authority.registry.clients.values():
             for url in (*client.redirect_uris, client.launch_url or ""):
                 parts = urlsplit(url)
                 if parts.scheme in ("http", "https") and parts.netloc:
                     origins.add(f"{parts.scheme}://{parts.netloc}")
         return " ".join(sorted(origins))
 
-    @app.after_request
-    def headers(resp: Response) -> Response:
+    def headers(self, resp: Response) -> Response:
         resp.headers.setdefault("Cache-Control", "no-store")
         resp.headers["X-Sandbox"] = "development and testing only"
         if resp.mimetype == "text/html":
-            resp.headers["Content-Security-Policy"] = f"frame-ancestors {frame_ancestors()}"
+            resp.headers["Content-Security-Policy"] = f"frame-ancestors {self.frame_ancestors()}"
         return resp
 
-    def page(template: str, status: int = 200, **ctx: Any) -> Response:
-        resp = Response(render_template(template, notice=DEV_ONLY_NOTICE, **ctx), status=status,
-                        mimetype="text/html")
-        return resp
+    def page(self, template: str, status: int = 200, **ctx: Any) -> Response:
+        return Response(render_template(template, notice=DEV_ONLY_NOTICE, **ctx), status=status, mimetype="text/html")
 
-    def error_page(error: str, description: str, status: int = 400) -> Response:
+    def error_page(self, error: str, description: str, status: int = 400) -> Response:
         if request.accept_mimetypes.best == "application/json":
             resp = jsonify({"error": error, "error_description": description})
             resp.status_code = status
             return resp
-        return page("auth_error.html", status, error=error, description=description)
+        return self.page("auth_error.html", status, error=error, description=description)
 
-    def next_step(req: AuthRequest) -> Response:
+    # -- browser steps: authorize, login, select-patient, consent ------------------------------
+
+    def next_step(self, req: AuthRequest) -> BaseResponse:
         if req.user is None:
             return redirect(f"{request.script_root}/login?req={req.id}", 303)
         if req.needs_patient:
             return redirect(f"{request.script_root}/select-patient?req={req.id}", 303)
         if req.client.auto_approve:
-            return redirect(authority.approve(req.id), 303)
+            return redirect(self.authority.approve(req.id), 303)
         return redirect(f"{request.script_root}/consent?req={req.id}", 303)
 
-    def pending_or_error() -> AuthRequest | Response:
-        req = authority.pending(request.values.get("req"))
+    def pending_or_error(self) -> AuthRequest | Response:
+        req = self.authority.pending(request.values.get("req"))
         if req is None:
-            return error_page("invalid_request",
-                              "This sign-in request has expired or is unknown. Relaunch the app.")
+            return self.error_page(
+                "invalid_request", "This sign-in request has expired or is unknown. Relaunch the app."
+            )
         return req
 
-    @app.route("/authorize", methods=["GET", "POST"])
-    def authorize() -> Response:
-        params = {k: request.values.get(k) for k in request.values}
-        session_user = authority.session_user(request.cookies.get(SESSION_COOKIE))
+    def authorize(self) -> BaseResponse:
+        params = {k: request.values[k] for k in request.values}
+        session_user = self.authority.session_user(request.cookies.get(SESSION_COOKIE))
         try:
-            req = authority.begin_authorization(params, session_user)
+            req = self.authority.begin_authorization(params, session_user)
         except AuthorizeError as exc:
             if exc.redirect_uri is None:
-                return error_page(exc.error, exc.description)
+                return self.error_page(exc.error, exc.description)
             return redirect(exc.location(), 302)
-        return next_step(req)
+        return self.next_step(req)
 
-    @app.route("/login", methods=["GET", "POST"])
-    def login() -> Response:
-        req = pending_or_error()
+    def login(self) -> BaseResponse:
+        authority = self.authority
+        req = self.pending_or_error()
         if isinstance(req, Response):
             return req
         users = list(authority.registry.users.values())
         if request.method == "GET":
-            return page("login.html", req=req, users=users)
+            return self.page("login.html", req=req, users=users)
         user_id = request.form.get("user")
-        if authority.registry.user(user_id) is None:
-            return page("login.html", 400, req=req, users=users, message="Choose one of the sandbox users.")
+        if user_id is None or authority.registry.user(user_id) is None:
+            return self.page("login.html", 400, req=req, users=users, message="Choose one of the sandbox users.")
         req.user = user_id
-        resp = next_step(req)
-        resp.set_cookie(SESSION_COOKIE, authority.start_session(user_id), httponly=True, samesite="Lax",
-                        path=request.script_root or "/")
+        resp = self.next_step(req)
+        resp.set_cookie(
+            SESSION_COOKIE,
+            authority.start_session(user_id),
+            httponly=True,
+            samesite="Lax",
+            path=request.script_root or "/",
+        )
         return resp
 
-    @app.route("/select-patient", methods=["GET", "POST"])
-    def select_patient() -> Response:
-        req = pending_or_error()
+    def select_patient(self) -> BaseResponse:
+        authority = self.authority
+        req = self.pending_or_error()
         if isinstance(req, Response):
             return req
         lookup = authority.patient_lookups.get(req.aud)
@@ -180,83 +229,74 @@ def create_auth_app(authority: Authority) -> Flask:
                 chosen = lookup.get(request.form.get("patient", "")) if lookup else None
                 if chosen is not None:
                     req.patient = chosen["id"]
-                    return next_step(req)
+                    return self.next_step(req)
                 message = "Choose a patient from the list."
             patients = lookup.search(query or None) if lookup else []
         except PatientLookupError:
             patients, message = [], "The record system did not answer; try again."
-        return page("select_patient.html", 400 if message else 200, req=req, patients=patients, q=query,
-                    message=message)
+        return self.page(
+            "select_patient.html", 400 if message else 200, req=req, patients=patients, q=query, message=message
+        )
 
-    @app.route("/consent", methods=["GET", "POST"])
-    def consent() -> Response:
-        req = pending_or_error()
+    def consent(self) -> BaseResponse:
+        authority = self.authority
+        req = self.pending_or_error()
         if isinstance(req, Response):
             return req
         if request.method == "GET":
             if req.user is None or req.needs_patient:
-                return next_step(req)
+                return self.next_step(req)
             rows = [(s, describe_scope(s), s in scope_policy.CONTEXT_SCOPES) for s in req.scopes]
             user = authority.registry.user(req.user)
-            return page("consent.html", req=req, rows=rows, user=user)
+            return self.page("consent.html", req=req, rows=rows, user=user)
         try:
             if request.form.get("decision") == "approve":
                 return redirect(authority.approve(req.id, request.form.getlist("scope")), 303)
             return redirect(authority.deny(req.id), 303)
         except OAuthError as exc:
-            return error_page(exc.error, exc.description)
+            return self.error_page(exc.error, exc.description)
 
-    @app.post("/token")
-    def token() -> Response:
+    # -- back channel: token, introspect -------------------------------------------------------
+
+    def token(self) -> Response:
         try:
-            body = authority.token(request.headers.get("Authorization"), _form())
+            body = self.authority.token(request.headers.get("Authorization"), _form())
         except OAuthError as exc:
             return _oauth_json(exc)
         return _no_store(jsonify(body))
 
-    @app.post("/introspect")
-    def introspect() -> Response:
+    def introspect(self) -> Response:
         try:
-            body = authority.introspect(request.headers.get("Authorization"), _form())
+            body = self.authority.introspect(request.headers.get("Authorization"), _form())
         except OAuthError as exc:
             return _oauth_json(exc)
         return _no_store(jsonify(body))
 
-    @app.get("/jwks")
-    def jwks() -> Response:
-        resp = jsonify(authority.jwks())
-        resp.headers["Cache-Control"] = "public, max-age=300"
-        resp.headers["Access-Control-Allow-Origin"] = "*"
-        return resp
+    # -- discovery: jwks, openid-configuration -------------------------------------------------
 
-    @app.get("/.well-known/openid-configuration")
-    def openid_configuration() -> Response:
-        resp = jsonify(authority.openid_configuration())
-        resp.headers["Cache-Control"] = "public, max-age=300"
-        resp.headers["Access-Control-Allow-Origin"] = "*"
-        return resp
+    def jwks(self) -> Response:
+        return _public(jsonify(self.authority.jwks()))
 
-    @app.errorhandler(OAuthError)
-    def oauth_error(exc: OAuthError) -> Response:
+    def openid_configuration(self) -> Response:
+        return _public(jsonify(self.authority.openid_configuration()))
+
+    # -- errors --------------------------------------------------------------------------------
+
+    def oauth_error(self, exc: OAuthError) -> Response:
         if request.path.endswith(("/token", "/introspect")):
             return _oauth_json(exc)
-        return error_page(exc.error, exc.description)
+        return self.error_page(exc.error, exc.description)
 
-    @app.errorhandler(404)
-    def not_found(_exc: Exception) -> Response:
-        return error_page("not_found", "There is no such page on the sandbox authorization server.", 404)
+    def not_found(self, _exc: Exception) -> Response:
+        return self.error_page("not_found", "There is no such page on the sandbox authorization server.", 404)
 
-    @app.errorhandler(405)
-    def bad_method(_exc: Exception) -> Response:
-        return error_page("invalid_request", "This endpoint does not accept that HTTP method.", 405)
+    def bad_method(self, _exc: Exception) -> Response:
+        return self.error_page("invalid_request", "This endpoint does not accept that HTTP method.", 405)
 
-    @app.errorhandler(413)
-    def too_large(_exc: Exception) -> Response:
+    def too_large(self, _exc: Exception) -> Response:
         if request.path.endswith(("/token", "/introspect")):  # OAuth clients parse JSON errors (RFC 6749 5.2)
             return _oauth_json(OAuthError("invalid_request", "The request is too large.", 413))
-        return error_page("invalid_request", "The request is too large.", 413)
-
-    return app
+        return self.error_page("invalid_request", "The request is too large.", 413)
 
 
 def smart_configuration_app(authority: Authority) -> Flask:
@@ -271,10 +311,7 @@ def smart_configuration_app(authority: Authority) -> Flask:
             resp = jsonify({"error": "not_found"})
             resp.status_code = 404
             return resp
-        resp = jsonify(discovery_document(authority.smart_configuration(), quirks))
-        resp.headers["Cache-Control"] = "public, max-age=300"
-        resp.headers["Access-Control-Allow-Origin"] = "*"
-        return resp
+        return _public(jsonify(discovery_document(authority.smart_configuration(), quirks)))
 
     @app.errorhandler(404)
     def not_found(_exc: Exception) -> Response:

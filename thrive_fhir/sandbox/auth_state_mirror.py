@@ -16,16 +16,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import sqlalchemy as sa
 
 metadata = sa.MetaData()
 state_table = sa.Table(
-    "sandbox_auth_state", metadata,
-    sa.Column("kind", sa.String(16), primary_key=True),     # launch | code | refresh | revoked | jti | session
-    sa.Column("key", sa.String(512), primary_key=True),     # SHA-256 hex of the secret, or a plain id
-    sa.Column("data", sa.Text, nullable=False),             # the record as JSON
+    "sandbox_auth_state",
+    metadata,
+    sa.Column("kind", sa.String(16), primary_key=True),  # launch | code | refresh | revoked | jti | session
+    sa.Column("key", sa.String(512), primary_key=True),  # SHA-256 hex of the secret, or a plain id
+    sa.Column("data", sa.Text, nullable=False),  # the record as JSON
     sa.Column("expires", sa.Float, nullable=False, index=True),
 )
 
@@ -59,7 +61,8 @@ class AuthStateMirror:
     def load(self, kind: str, now: float) -> Iterator[tuple[str, dict[str, Any], float]]:
         """Every record of ``kind`` not yet past its grace period: (key, data, expires)."""
         query = sa.select(state_table.c.key, state_table.c.data, state_table.c.expires).where(
-            state_table.c.kind == kind, state_table.c.expires + GRACE_SECONDS >= now)
+            state_table.c.kind == kind, state_table.c.expires + GRACE_SECONDS >= now
+        )
         with self.engine.connect() as conn:
             rows = conn.execute(query).all()
         for key, data, expires in rows:

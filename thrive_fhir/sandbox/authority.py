@@ -24,27 +24,28 @@ import secrets
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Callable
-from urllib.parse import urlencode, urlsplit, urlunsplit, parse_qsl
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import jwt
 
 from thrive_fhir.smart_scopes import Grant
 
 from . import scope_policy
+from .auth_state_mirror import AuthStateMirror, digest
 from .client_auth import ClientAuthenticator, JwksFetcher
 from .errors import OAuthError, invalid_client, invalid_grant, invalid_request, invalid_scope
 from .keys import SigningKey, jwks
 from .quirks import AUTHORIZE_ERRORS, REQUEST_ERRORS, Quirks
 from .registry import Client, Registry, SandboxUser
-from .auth_state_mirror import AuthStateMirror, digest
 
 #: RFC 7636: 43-128 characters from the unreserved set.
 _VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
 #: base64url(SHA-256) without padding is always 43 characters.
 _CHALLENGE = re.compile(r"^[A-Za-z0-9\-_]{43}$")
-ACCESS_TOKEN_TYP = "at+jwt"  # RFC 9068: keeps an id_token from being replayed as an access token
+ACCESS_TOKEN_TYP = "at+jwt"  # noqa: S105 - a JWT header type, not a secret. RFC 9068: keeps an id_token from being replayed as an access token
 #: Access-token claim naming a simulated request error (LAUNCHER bakes it into the token the same way).
 SIM_ERROR_CLAIM = "sim_error"
 #: Signing keys kept published after a rotation, so tokens they signed still verify.
@@ -192,7 +193,9 @@ class Authority:
     def _load_state(self) -> None:
         """Read back what a previous run of this sandbox wrote (``state_mirror``)."""
         store, now = self.state_mirror, self.clock()
-        kinds = {"launch": (self._launches, LaunchHandle), "code": (self._codes, CodeRecord),
+        if store is None:
+            return
+        kinds: dict[str, tuple[dict[str, Any], type]] = {"launch": (self._launches, LaunchHandle), "code": (self._codes, CodeRecord),
                  "refresh": (self._refresh, RefreshRecord)}
         for kind, (table, record_type) in kinds.items():
             for key, data, _expires in store.load(kind, now):
@@ -274,8 +277,8 @@ class Authority:
             "id_token_signing_alg_values_supported": ["RS256"],
             "response_types_supported": ["code"],
             "code_challenge_methods_supported": ["S256"],
-            "scopes_supported": sorted(scope_policy.NON_RESOURCE)
-            + ["patient/*.cruds", "user/*.cruds", "system/*.cruds", "patient/*.read", "patient/*.write"],
+            "scopes_supported": [*sorted(scope_policy.NON_RESOURCE),
+                                 "patient/*.cruds", "user/*.cruds", "system/*.cruds", "patient/*.read", "patient/*.write"],
             "capabilities": [
                 "launch-ehr", "launch-standalone", "authorize-post",
                 "client-public", "client-confidential-symmetric", "client-confidential-asymmetric",
@@ -712,7 +715,7 @@ class Authority:
             rec = self._refresh.get(digest(token))
             live = rec is not None and not rec.used and rec.family not in self._revoked_families \
                 and rec.expires > self.clock()
-        if live:
+        if live and rec is not None:
             return {"active": True, "token_type": "refresh_token", "scope": " ".join(rec.scopes),
                     "client_id": rec.client_id, "exp": int(rec.expires), "iss": self.issuer}
         return {"active": False}

@@ -12,7 +12,8 @@ from __future__ import annotations
 import base64
 import hmac
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import unquote_plus
 
 import jwt
@@ -88,8 +89,14 @@ class JwksFetcher:
 class ClientAuthenticator:
     """Works out which registered client made a token/introspection request, or refuses it."""
 
-    def __init__(self, registry: Registry, token_endpoint: str, clock: Callable[[], float],
-                 jwks_fetcher: JwksFetcher | None = None, state_mirror: Any = None) -> None:
+    def __init__(
+        self,
+        registry: Registry,
+        token_endpoint: str,
+        clock: Callable[[], float],
+        jwks_fetcher: JwksFetcher | None = None,
+        state_mirror: Any = None,
+    ) -> None:
         self.registry = registry
         self.token_endpoint = token_endpoint
         self.clock = clock
@@ -177,7 +184,11 @@ class ClientAuthenticator:
         key = self._key_for(client, kid, alg)
         try:
             claims = jwt.decode(
-                token, key, algorithms=[alg], audience=self.token_endpoint, issuer=client.client_id,
+                token,
+                key,
+                algorithms=[alg],
+                audience=self.token_endpoint,
+                issuer=client.client_id,
                 leeway=CLOCK_SKEW,
                 options={"require": ["iss", "sub", "aud", "exp", "jti"], "verify_iat": False},
             )

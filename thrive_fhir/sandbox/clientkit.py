@@ -23,18 +23,34 @@ def pkce_pair() -> tuple[str, str]:
     return verifier, pkce_challenge(verifier)
 
 
-def client_assertion(key: SigningKey, client_id: str, token_endpoint: str, *, lifetime: int = 240,
-                     now: float | None = None, jti: str | None = None,
-                     headers: dict[str, Any] | None = None, claims: dict[str, Any] | None = None) -> str:
+def client_assertion(
+    key: SigningKey,
+    client_id: str,
+    token_endpoint: str,
+    *,
+    lifetime: int = 240,
+    now: float | None = None,
+    jti: str | None = None,
+    headers: dict[str, Any] | None = None,
+    claims: dict[str, Any] | None = None,
+) -> str:
     """A private_key_jwt assertion; ``headers``/``claims`` override defaults (tests use them)."""
     now = int(now if now is not None else time.time())
-    body = {"iss": client_id, "sub": client_id, "aud": token_endpoint, "jti": jti or str(uuid.uuid4()),
-            "iat": now - 30, "exp": now + lifetime}
+    body = {
+        "iss": client_id,
+        "sub": client_id,
+        "aud": token_endpoint,
+        "jti": jti or str(uuid.uuid4()),
+        "iat": now - 30,
+        "exp": now + lifetime,
+    }
     body.update(claims or {})
     return key.sign(body, headers)
 
 
 def assertion_form(key: SigningKey, client_id: str, token_endpoint: str, **kwargs: Any) -> dict[str, str]:
     """The two form fields that carry a client assertion."""
-    return {"client_assertion_type": ASSERTION_TYPE,
-            "client_assertion": client_assertion(key, client_id, token_endpoint, **kwargs)}
+    return {
+        "client_assertion_type": ASSERTION_TYPE,
+        "client_assertion": client_assertion(key, client_id, token_endpoint, **kwargs),
+    }

@@ -13,17 +13,19 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, redirect, render_template, request
+from werkzeug.wrappers import Response as BaseResponse
 
 from . import DEV_ONLY_NOTICE
 from .authority import Authority, add_query
-from .patient_lookup import PatientLookupError, PatientLookup
+from .patient_lookup import PatientLookup, PatientLookupError
 
 TEMPLATES = Path(__file__).with_name("templates")
 USER_COOKIE = "sandbox_ehr_user"
 
 
-def create_ehr_app(authority: Authority, lookup: PatientLookup, fhir_base: str,
-                   app_launch_url: str | None, app_name: str = "THRIVE") -> Flask:
+def create_ehr_app(
+    authority: Authority, lookup: PatientLookup, fhir_base: str, app_launch_url: str | None, app_name: str = "THRIVE"
+) -> Flask:
     """The EHR page app, mounted at the root of the sandbox origin (routes under ``/ehr``)."""
     app = Flask(__name__, template_folder=str(TEMPLATES))
 
@@ -33,9 +35,16 @@ def create_ehr_app(authority: Authority, lookup: PatientLookup, fhir_base: str,
         return chosen or (users[0] if users else None)
 
     def page(template: str, status: int = 200, **ctx: Any) -> Response:
-        html = render_template(template, notice=DEV_ONLY_NOTICE, user=current_user(),
-                               users=list(authority.registry.users.values()), app_name=app_name,
-                               app_launch_url=app_launch_url, fhir_base=fhir_base, **ctx)
+        html = render_template(
+            template,
+            notice=DEV_ONLY_NOTICE,
+            user=current_user(),
+            users=list(authority.registry.users.values()),
+            app_name=app_name,
+            app_launch_url=app_launch_url,
+            fhir_base=fhir_base,
+            **ctx,
+        )
         return Response(html, status=status, mimetype="text/html")
 
     @app.after_request
@@ -47,7 +56,7 @@ def create_ehr_app(authority: Authority, lookup: PatientLookup, fhir_base: str,
         return resp
 
     @app.get("/")
-    def root() -> Response:
+    def root() -> BaseResponse:
         return redirect(f"{request.script_root}/ehr/", 302)
 
     @app.get("/ehr/")
@@ -63,11 +72,19 @@ def create_ehr_app(authority: Authority, lookup: PatientLookup, fhir_base: str,
         try:
             patient = lookup.get(patient_id)
         except PatientLookupError as exc:
-            return page("ehr_message.html", 503, title="Record system unavailable",
-                        message=f"Could not read the patient: {exc}.")
+            return page(
+                "ehr_message.html",
+                503,
+                title="Record system unavailable",
+                message=f"Could not read the patient: {exc}.",
+            )
         if patient is None:
-            return page("ehr_message.html", 404, title="Patient not found",
-                        message="There is no patient with that id in this sandbox record system.")
+            return page(
+                "ehr_message.html",
+                404,
+                title="Patient not found",
+                message="There is no patient with that id in this sandbox record system.",
+            )
         return patient
 
     @app.get("/ehr/patients/<patient_id>")
@@ -78,14 +95,18 @@ def create_ehr_app(authority: Authority, lookup: PatientLookup, fhir_base: str,
         return page("ehr_patient.html", patient=patient, launch_src=None)
 
     @app.post("/ehr/patients/<patient_id>/launch")
-    def launch(patient_id: str) -> Response:
+    def launch(patient_id: str) -> BaseResponse:
         patient = load(patient_id)
         if isinstance(patient, Response):
             return patient
         user = current_user()
         if not app_launch_url:
-            return page("ehr_message.html", 409, title="No app to launch",
-                        message="Start the sandbox with --app-launch-url to launch the app.")
+            return page(
+                "ehr_message.html",
+                409,
+                title="No app to launch",
+                message="Start the sandbox with --app-launch-url to launch the app.",
+            )
         handle = authority.mint_launch(patient["id"], user.id, fhir_base)
         src = add_query(app_launch_url, {"iss": fhir_base, "launch": handle})
         if request.form.get("window") == "new":
@@ -94,7 +115,7 @@ def create_ehr_app(authority: Authority, lookup: PatientLookup, fhir_base: str,
         return page("ehr_patient.html", patient=patient, launch_src=src)
 
     @app.post("/ehr/user")
-    def choose_user() -> Response:
+    def choose_user() -> BaseResponse:
         user = authority.registry.user(request.form.get("user"))
         back = request.form.get("back") or ""
         # Only ever return to a page of this EHR (no open redirect).

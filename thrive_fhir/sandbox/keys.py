@@ -44,17 +44,17 @@ class SigningKey:
     alg: str
 
     @classmethod
-    def generate(cls, alg: str = "RS256") -> "SigningKey":
+    def generate(cls, alg: str = "RS256") -> SigningKey:
         if alg.startswith("ES"):
             return cls(ec.generate_private_key(ec.SECP384R1()), alg)
         return cls(rsa.generate_private_key(public_exponent=65537, key_size=2048), alg)
 
     @classmethod
-    def from_pem(cls, pem: bytes, alg: str) -> "SigningKey":
+    def from_pem(cls, pem: bytes, alg: str) -> SigningKey:
         return cls(serialization.load_pem_private_key(pem, password=None), alg)
 
     @classmethod
-    def load_or_create(cls, path: str | os.PathLike[str], alg: str = "RS256") -> "SigningKey":
+    def load_or_create(cls, path: str | os.PathLike[str], alg: str = "RS256") -> SigningKey:
         """Read the PEM at ``path``; create it (mode 0600) when missing."""
         path = Path(path)
         if path.exists():

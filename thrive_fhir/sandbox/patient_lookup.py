@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 from werkzeug.test import Client as WsgiClient
 
 from thrive_fhir.canonical import NHS_NUMBER
-
 
 _FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
 

@@ -14,20 +14,25 @@ client in either direction. ``Quirks.effective(instance, client)`` merges the tw
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, fields, replace
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 #: LAUNCHER's simulated-error names and where each one strikes.
 AUTHORIZE_ERRORS = ("auth_invalid_client_id", "auth_invalid_redirect_uri", "auth_invalid_scope")
-TOKEN_ERRORS = ("auth_invalid_client_secret", "token_invalid_token", "token_expired_refresh_token",
-                "token_invalid_scope", "token_invalid_jti")
+TOKEN_ERRORS = (
+    "auth_invalid_client_secret",
+    "token_invalid_token",
+    "token_expired_refresh_token",
+    "token_invalid_scope",
+    "token_invalid_jti",
+)
 REQUEST_ERRORS = ("request_invalid_token", "request_expired_token")
 SIMULATED_ERRORS = AUTHORIZE_ERRORS + TOKEN_ERRORS + REQUEST_ERRORS
 
 #: Switches only a whole sandbox can have (the request does not identify a client).
-INSTANCE_ONLY = frozenset({"well_known_404", "relative_discovery_endpoints", "jwks_extra_key",
-                           "jwks_rotate_every"})
+INSTANCE_ONLY = frozenset({"well_known_404", "relative_discovery_endpoints", "jwks_extra_key", "jwks_rotate_every"})
 
 
 class QuirkError(ValueError):
@@ -63,7 +68,7 @@ class Quirks:
     # -- construction --------------------------------------------------------------------------
 
     @classmethod
-    def from_dict(cls, data: Any, *, where: str = "quirks", instance: bool = True) -> "Quirks":
+    def from_dict(cls, data: Any, *, where: str = "quirks", instance: bool = True) -> Quirks:
         """Parse a JSON object of switches; unknown names and wrong types are refused."""
         if data is None:
             return cls()
@@ -103,7 +108,7 @@ class Quirks:
         return bool(self.to_dict())
 
     @staticmethod
-    def effective(instance: "Quirks", client: "Quirks | None") -> "Quirks":
+    def effective(instance: Quirks, client: Quirks | None) -> Quirks:
         """The instance switches with the client's set values laid over them."""
         if not client:
             return instance

@@ -44,8 +44,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from thrive_fhir.ids import deterministic_id
 from thrive_fhir.canonical import ODS_ORG, SDS_USER, id_system
+from thrive_fhir.ids import deterministic_id
 
 from .quirks import INSTANCE_ONLY, QuirkError, Quirks
 
@@ -81,7 +81,7 @@ class Client:
         return self.name or self.client_id
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Client":
+    def from_dict(cls, d: dict[str, Any]) -> Client:
         where = f"client {d.get('client_id', '?')!r}"
         if not isinstance(d.get("client_id"), str) or not d["client_id"]:
             raise RegistryError(f"{where}: client_id must be a non-empty string")
@@ -155,7 +155,7 @@ class SandboxUser:
     role: str = "Clinician"
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "SandboxUser":
+    def from_dict(cls, d: dict[str, Any]) -> SandboxUser:
         try:
             return cls(**d)
         except TypeError as exc:
@@ -185,10 +185,7 @@ def default_users() -> list[SandboxUser]:
         ("mhst", "Sam Sandbox (Mental Health Support Team)", TRUST_REF, "Education mental health practitioner"),
         ("agency", "Jo Sandbox (school wellbeing lead)", SCHOOL_REF, "Agency staff"),
     ]
-    return [
-        SandboxUser(uid, name, f"Practitioner/{practitioner_id(uid)}", org, role)
-        for uid, name, org, role in spec
-    ]
+    return [SandboxUser(uid, name, f"Practitioner/{practitioner_id(uid)}", org, role) for uid, name, org, role in spec]
 
 
 @dataclass
@@ -214,7 +211,7 @@ class Registry:
         return self.users.get(user_id or "")
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "Registry":
+    def from_dict(cls, data: dict[str, Any]) -> Registry:
         if not isinstance(data, dict):
             raise RegistryError("registry must be a JSON object with 'clients' and optional 'users'")
         clients = [Client.from_dict(c) for c in data.get("clients", [])]
@@ -233,7 +230,7 @@ class Registry:
         return cls({c.client_id: c for c in clients}, {u.id: u for u in users}, quirks)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> "Registry":
+    def load(cls, path: str | os.PathLike[str]) -> Registry:
         try:
             data = json.loads(Path(path).read_text(encoding="utf-8"))
         except FileNotFoundError:

@@ -11,7 +11,8 @@ import os
 import signal
 import subprocess
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 
 class Stopper:
@@ -53,9 +54,9 @@ class Stopper:
 def start_child(args: list[str], *, log_path: str, env: dict[str, str] | None = None,
                 cwd: str | None = None) -> subprocess.Popen:
     """A child process in its own process group, output appended to ``log_path``."""
-    log = open(log_path, "ab")  # noqa: SIM115 (closed by stop_child)
+    log = open(log_path, "ab")
     try:
-        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,  # noqa: S603 - callers pass our own thrive command lines; no shell
                                 env=env, cwd=cwd, start_new_session=True)
     except OSError:
         log.close()

@@ -13,8 +13,7 @@ from thrive_fhir.smart_scopes import ScopeError, parse_scope
 
 #: Scopes that carry no resource access; they are matched literally.
 NON_RESOURCE = frozenset(
-    {"openid", "fhirUser", "profile", "launch", "launch/patient", "launch/encounter",
-     "online_access", "offline_access"}
+    {"openid", "fhirUser", "profile", "launch", "launch/patient", "launch/encounter", "online_access", "offline_access"}
 )
 #: Context scopes are part of how the app was launched, not something the user can untick.
 CONTEXT_SCOPES = frozenset({"launch", "launch/patient", "launch/encounter"})

@@ -8,9 +8,10 @@ same files twice updates rather than duplicates.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 from werkzeug.test import Client as WsgiClient
@@ -121,5 +122,6 @@ def _diagnostics(text: str) -> str:
         issues = json.loads(text).get("issue") or []
     except (ValueError, AttributeError):
         return ""
-    msgs = [i.get("diagnostics") for i in issues if isinstance(i, dict) and i.get("diagnostics")]
+    msgs = [i["diagnostics"] for i in issues if isinstance(i, dict) and isinstance(i.get("diagnostics"), str)]
+    msgs = [m for m in msgs if m]
     return f": {msgs[0][:300]}" if msgs else ""

@@ -12,20 +12,21 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 from .auth import create_auth_app, smart_configuration_app
+from .auth_state_mirror import AuthStateMirror
 from .authority import Authority
-from .patient_lookup import PatientLookup
 from .ehr import create_ehr_app
 from .keys import SigningKey
+from .patient_lookup import PatientLookup
 from .registry import Registry
-from .auth_state_mirror import AuthStateMirror
 
 log = logging.getLogger("thrive.sandbox")
 
@@ -46,9 +47,10 @@ class ServerThread:
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, name: str = "server") -> None:
         # Bind first, build the app later: the app needs its own URL, which needs the real port.
+        # threaded=True builds werkzeug's ThreadedWSGIServer, whose request threads are daemons
+        # (daemon_threads = True), so a hung request never keeps the process alive.
         self._server: BaseWSGIServer = make_server(host, port, _not_ready, threaded=True,
                                                    request_handler=_QuietHandler)
-        self._server.daemon_threads = True
         self.host = host
         self.port = self._server.server_port
         self.name = name
@@ -58,7 +60,7 @@ class ServerThread:
     def origin(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def start(self, app: Callable[..., Any]) -> "ServerThread":
+    def start(self, app: Callable[..., Any]) -> ServerThread:
         self._server.app = app
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
                                         name=f"thrive-{self.name}", daemon=True)
@@ -72,7 +74,7 @@ class ServerThread:
             self._thread = None
         self._server.server_close()
 
-    def __enter__(self) -> "ServerThread":
+    def __enter__(self) -> ServerThread:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -103,7 +105,7 @@ class SimulatedRequestErrors:
     ``request_invalid_token`` / ``request_expired_token`` mock switches, the way a resource server
     refuses a revoked or expired token (RFC 6750 section 3.1), before the store sees the request."""
 
-    MESSAGES = {
+    MESSAGES: ClassVar[dict[str, str]] = {
         "request_invalid_token": "The access token is invalid (simulated: request_invalid_token)",
         "request_expired_token": "The access token expired (simulated: request_expired_token)",
     }

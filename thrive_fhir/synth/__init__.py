@@ -11,4 +11,13 @@ from .story import DEFAULT_AS_OF
 from .truth import DEFINITIONS, GroundTruth, classify
 from .writer import GROUND_TRUTH, MAX_PATIENTS, SynthError, generate
 
-__all__ = ["DEFAULT_AS_OF", "DEFINITIONS", "GROUND_TRUTH", "MAX_PATIENTS", "GroundTruth", "SynthError", "classify", "generate"]
+__all__ = [
+    "DEFAULT_AS_OF",
+    "DEFINITIONS",
+    "GROUND_TRUTH",
+    "MAX_PATIENTS",
+    "GroundTruth",
+    "SynthError",
+    "classify",
+    "generate",
+]

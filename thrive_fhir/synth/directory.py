@@ -112,19 +112,37 @@ def build_directory(rng: random.Random, n_patients: int, staff_start: date = dat
         d.schools.append(org(name, "school"))
     d.social_care = org("Example Council Children's Social Care", "social-care")
     d.youth_justice = org("Example Youth Justice Service", "youth-justice")
-    d.voluntary = [org(n, "voluntary-sector") for n in ("Example Young Minds Project", "Example Youth Trust",
-                                                          "Example Families Together", "Example Sports Foundation")[:n_voluntary]]
+    d.voluntary = [
+        org(n, "voluntary-sector")
+        for n in (
+            "Example Young Minds Project",
+            "Example Youth Trust",
+            "Example Families Together",
+            "Example Sports Foundation",
+        )[:n_voluntary]
+    ]
 
     def staff(kind: str, organisation: str, count: int) -> None:
         role_name, specialty = ROLES[kind]
         for _ in range(count):
             pr = build_practitioner(
-                PractitionerInput(local_id=local_id(rng), family=rng.choice(FAMILY_NAMES), given=(rng.choice(GIVEN_NAMES),),
-                                  source_ods=TRUST_ODS)
+                PractitionerInput(
+                    local_id=local_id(rng),
+                    family=rng.choice(FAMILY_NAMES),
+                    given=(rng.choice(GIVEN_NAMES),),
+                    source_ods=TRUST_ODS,
+                )
             )
             prr = build_practitioner_role(
-                PractitionerRoleInput(local_id=local_id(rng), practitioner=_ref(pr), organization=organisation,
-                                      role=role_name, specialty=specialty, start=staff_start, source_ods=TRUST_ODS)
+                PractitionerRoleInput(
+                    local_id=local_id(rng),
+                    practitioner=_ref(pr),
+                    organization=organisation,
+                    role=role_name,
+                    specialty=specialty,
+                    start=staff_start,
+                    source_ods=TRUST_ODS,
+                )
             )
             d.resources += [pr, prr]
             d.roles.setdefault(kind, []).append(_ref(prr))
@@ -145,10 +163,15 @@ def build_directory(rng: random.Random, n_patients: int, staff_start: date = dat
     for code, (kind, groupings) in OFFERS.items():
         org_ref = rng.choice(provider[kind])
         hs = build_local_offer(
-            LocalOfferInput(local_id=local_id(rng), provided_by=org_ref,
-                            offer=Coded(OFFER_SYSTEM, code, display(OFFER_SYSTEM, code)),
-                            name=display(OFFER_SYSTEM, code) or code, groupings=groupings,
-                            phone=_PHONES.get(code), source_ods=TRUST_ODS)
+            LocalOfferInput(
+                local_id=local_id(rng),
+                provided_by=org_ref,
+                offer=Coded(OFFER_SYSTEM, code, display(OFFER_SYSTEM, code)),
+                name=display(OFFER_SYSTEM, code) or code,
+                groupings=groupings,
+                phone=_PHONES.get(code),
+                source_ods=TRUST_ODS,
+            )
         )
         d.resources.append(hs)
         d.services[code] = _ref(hs)

@@ -25,11 +25,11 @@ def local_id(rng: random.Random) -> str:
 
 def patient_rng(seed: int, index: int) -> random.Random:
     """The random stream of one patient (string seeds hash with SHA-512: stable across runs)."""
-    return random.Random(f"thrive-synth/{seed}/patient/{index}")
+    return random.Random(f"thrive-synth/{seed}/patient/{index}")  # noqa: S311 - seeded synthetic data, not security
 
 
 def directory_rng(seed: int) -> random.Random:
-    return random.Random(f"thrive-synth/{seed}/directory")
+    return random.Random(f"thrive-synth/{seed}/directory")  # noqa: S311 - seeded synthetic data, not security
 
 
 class NhsNumbers:
@@ -42,7 +42,7 @@ class NhsNumbers:
     CAPACITY = 909_000
 
     def __init__(self, seed: int) -> None:
-        self._offset = random.Random(f"thrive-synth/{seed}/nhs").randrange(_STEMS)
+        self._offset = random.Random(f"thrive-synth/{seed}/nhs").randrange(_STEMS)  # noqa: S311 - test-range NHS numbers, not security
         self._next = 0
 
     def take(self) -> str:

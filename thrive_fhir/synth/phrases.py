@@ -77,4 +77,7 @@ YP_WORDS = (
     "I want to sleep properly",
     "",
 )
-REJECTED_REASONS = ("Outside our criteria; suggested the online support service instead", "Service at capacity; family given other options")
+REJECTED_REASONS = (
+    "Outside our criteria; suggested the online support service instead",
+    "Service at capacity; family given other options",
+)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 
 from ..builders import (
     CareTeamInput,
@@ -59,7 +59,7 @@ from .directory import OFFER_SYSTEM, TRUST_ODS, Directory
 from .ids import local_id
 from .names import FAMILY_NAMES, GIVEN_NAMES, PARENT_RELATIONSHIPS
 
-UTC = timezone.utc
+UTC = UTC
 #: The default "as of" day. Nothing happens on or after the as-of day, and it is always given, never
 #: read from the clock, so the same (size, seed, as-of) gives the same bytes on any day.
 DEFAULT_AS_OF = date(2026, 1, 1)
@@ -75,15 +75,50 @@ INITIAL = {"thriving": 4, "getting-advice": 30, "getting-help": 36, "getting-mor
 #: Next grouping at a review, given the current one (staying the same is a review without change).
 NEXT = {
     "thriving": {"thriving": 40, "getting-advice": 35, "getting-help": 25},
-    "getting-advice": {"getting-advice": 25, "thriving": 30, "getting-help": 32, "getting-more-help": 9, "getting-risk-support": 4},
-    "getting-help": {"getting-help": 25, "getting-advice": 25, "thriving": 15, "getting-more-help": 23, "getting-risk-support": 12},
-    "getting-more-help": {"getting-more-help": 30, "getting-help": 28, "getting-advice": 10, "thriving": 12, "getting-risk-support": 20},
-    "getting-risk-support": {"getting-risk-support": 25, "getting-more-help": 40, "getting-help": 25, "getting-advice": 10},
+    "getting-advice": {
+        "getting-advice": 25,
+        "thriving": 30,
+        "getting-help": 32,
+        "getting-more-help": 9,
+        "getting-risk-support": 4,
+    },
+    "getting-help": {
+        "getting-help": 25,
+        "getting-advice": 25,
+        "thriving": 15,
+        "getting-more-help": 23,
+        "getting-risk-support": 12,
+    },
+    "getting-more-help": {
+        "getting-more-help": 30,
+        "getting-help": 28,
+        "getting-advice": 10,
+        "thriving": 12,
+        "getting-risk-support": 20,
+    },
+    "getting-risk-support": {
+        "getting-risk-support": 25,
+        "getting-more-help": 40,
+        "getting-help": 25,
+        "getting-advice": 10,
+    },
 }
 #: Contacts in one spell before the next review or the end.
-SPELL = {"thriving": (1, 2), "getting-advice": (1, 3), "getting-help": (3, 6), "getting-more-help": (4, 8), "getting-risk-support": (3, 6)}
+SPELL = {
+    "thriving": (1, 2),
+    "getting-advice": (1, 3),
+    "getting-help": (3, 6),
+    "getting-more-help": (4, 8),
+    "getting-risk-support": (3, 6),
+}
 #: Chance that the episode ends after a spell in this grouping.
-END_AFTER = {"thriving": 0.9, "getting-advice": 0.65, "getting-help": 0.5, "getting-more-help": 0.4, "getting-risk-support": 0.25}
+END_AFTER = {
+    "thriving": 0.9,
+    "getting-advice": 0.65,
+    "getting-help": 0.5,
+    "getting-more-help": 0.4,
+    "getting-risk-support": 0.25,
+}
 MAX_DECISIONS = 5
 HELP = ("getting-help", "getting-more-help")
 
@@ -154,8 +189,15 @@ class _Save:
 class PatientStory:
     """Builds the resources of patient ``index`` from its own random stream."""
 
-    def __init__(self, rng: random.Random, index: int, directory: Directory, nhs_number: str, provenance: bool = False,
-                 timeline: Timeline = Timeline()):
+    def __init__(
+        self,
+        rng: random.Random,
+        index: int,
+        directory: Directory,
+        nhs_number: str,
+        provenance: bool = False,
+        timeline: Timeline = Timeline(),
+    ):
         self.rng = rng
         self.t = timeline
         self.now = timeline.now
@@ -170,8 +212,14 @@ class PatientStory:
     def _id(self) -> str:
         return local_id(self.rng)
 
-    def _emit(self, resource: dict, contact: int | None = None, kind: str | None = None, lid: str | None = None,
-              informants: tuple[str, ...] = ()) -> str:
+    def _emit(
+        self,
+        resource: dict,
+        contact: int | None = None,
+        kind: str | None = None,
+        lid: str | None = None,
+        informants: tuple[str, ...] = (),
+    ) -> str:
         self.out.append(resource)
         ref = f"{resource['resourceType']}/{resource['id']}"
         if contact is not None and self.provenance:
@@ -199,18 +247,32 @@ class PatientStory:
         family_name = rng.choice(FAMILY_NAMES)
         patient_lid = self._id()
         patient = build_patient(
-            PatientInput(local_id=patient_lid, nhs_number=self.nhs_number, family=family_name,
-                         given=(rng.choice(GIVEN_NAMES),), birth_date=birth,
-                         gender=rng.choices(("female", "male", "other"), weights=(48, 48, 4))[0], source_ods=TRUST_ODS)
+            PatientInput(
+                local_id=patient_lid,
+                nhs_number=self.nhs_number,
+                family=family_name,
+                given=(rng.choice(GIVEN_NAMES),),
+                birth_date=birth,
+                gender=rng.choices(("female", "male", "other"), weights=(48, 48, 4))[0],
+                source_ods=TRUST_ODS,
+            )
         )
         pat = self._emit(patient)
         parent = None
         if rng.random() < 0.9:
-            parent = self._emit(build_related_person(
-                RelatedPersonInput(local_id=self._id(), patient=pat, relationship=rng.choice(PARENT_RELATIONSHIPS),
-                                   family=family_name, given=(rng.choice(GIVEN_NAMES),), phone="07700 900" + f"{rng.randrange(1000):03d}",
-                                   source_ods=TRUST_ODS)
-            ))
+            parent = self._emit(
+                build_related_person(
+                    RelatedPersonInput(
+                        local_id=self._id(),
+                        patient=pat,
+                        relationship=rng.choice(PARENT_RELATIONSHIPS),
+                        family=family_name,
+                        given=(rng.choice(GIVEN_NAMES),),
+                        phone="07700 900" + f"{rng.randrange(1000):03d}",
+                        source_ods=TRUST_ODS,
+                    )
+                )
+            )
         school_org = rng.choice(self.d.schools)
         school_role = next(r for r in self.d.roles["school"] if self.d.org_of_role[r] == school_org)
 
@@ -243,19 +305,39 @@ class PatientStory:
             groupings.append(_pick(rng, NEXT[groupings[-1]]))
             decision_at.append(len(contacts) - 1)
         # last_referral + at most 28 days + a weekend stays before the last day: nothing spills over.
-        assert contacts[-1].date() < t.last_day
+        # An explicit check, not ``assert``: under ``python -O`` a broken story must still stop here.
+        if contacts[-1].date() >= t.last_day:
+            raise RuntimeError(f"synthetic story runs past its last day ({contacts[-1].date()} >= {t.last_day})")
 
         end = None
         if finished:
             end = min(contacts[-1].date() + timedelta(days=rng.randint(0, 14)), t.last_day)
-        lead = rng.choice(self.d.roles["mhst" if groupings[0] in ("getting-advice", "getting-help") and rng.random() < 0.5 else "camhs"])
+        lead = rng.choice(
+            self.d.roles[
+                "mhst" if groupings[0] in ("getting-advice", "getting-help") and rng.random() < 0.5 else "camhs"
+            ]
+        )
         lead_practitioner = self.d.practitioner_of_role[lead]
         eoc_lid = self._id()
-        eoc = self._emit(build_episode(
-            EpisodeInput(local_id=eoc_lid, subject=pat, managing_organization=self.d.trust, start=contacts[0].date(), end=end,
-                         status="finished" if finished else "active", type_text="Community CAMHS and partners (THRIVE)",
-                         care_manager=lead, source_ods=TRUST_ODS, assigner_ods=TRUST_ODS)
-        ), 0, "episode", eoc_lid)
+        eoc = self._emit(
+            build_episode(
+                EpisodeInput(
+                    local_id=eoc_lid,
+                    subject=pat,
+                    managing_organization=self.d.trust,
+                    start=contacts[0].date(),
+                    end=end,
+                    status="finished" if finished else "active",
+                    type_text="Community CAMHS and partners (THRIVE)",
+                    care_manager=lead,
+                    source_ods=TRUST_ODS,
+                    assigner_ods=TRUST_ODS,
+                )
+            ),
+            0,
+            "episode",
+            eoc_lid,
+        )
 
         # Grouping decisions.
         grouping_refs: list[str] = []
@@ -264,7 +346,9 @@ class PatientStory:
         plan_made = False
         for n, (g, ci) in enumerate(zip(groupings, decision_at)):
             agreed = contacts[ci] + timedelta(minutes=rng.randint(30, 50))
-            obs_ref, informants = self._grouping(n, g, ci, agreed, pat, parent, eoc, lead, lead_practitioner, school_role, prev)
+            obs_ref, informants = self._grouping(
+                n, g, ci, agreed, pat, parent, eoc, lead, lead_practitioner, school_role, prev
+            )
             grouping_refs.append(obs_ref)
             prev = PreviousGrouping(observation=obs_ref, grouping=g, agreed_at=agreed)
             if g in HELP and not goals_set:
@@ -302,14 +386,30 @@ class PatientStory:
         elif reason == "other":
             note = rng.choice(phrases.OTHER_REASON_NOTES)
         lid = self._id()
-        obs = build_grouping(GroupingDecision(
-            local_id=lid, source_ods=TRUST_ODS, assigner_ods=TRUST_ODS, grouping=g, subject=pat, episode=eoc,
-            agreed_at=agreed, recorded_at=agreed + timedelta(minutes=rng.randint(5, 120)), clinician=lead,
-            participants=tuple(participants), yp_involvement=yp, family_involvement=family,
-            not_involved_reason=rng.choice(phrases.NOT_INVOLVED_REASONS) if yp == "not-involved" else None,
-            previous=prev, change_reason=reason, method=method, note=note, note_author=lead_practitioner,
-            yp_words=rng.choice(phrases.YP_WORDS) if yp != "not-involved" and n == 0 else None,
-        ), now=self.now)
+        obs = build_grouping(
+            GroupingDecision(
+                local_id=lid,
+                source_ods=TRUST_ODS,
+                assigner_ods=TRUST_ODS,
+                grouping=g,
+                subject=pat,
+                episode=eoc,
+                agreed_at=agreed,
+                recorded_at=agreed + timedelta(minutes=rng.randint(5, 120)),
+                clinician=lead,
+                participants=tuple(participants),
+                yp_involvement=yp,
+                family_involvement=family,
+                not_involved_reason=rng.choice(phrases.NOT_INVOLVED_REASONS) if yp == "not-involved" else None,
+                previous=prev,
+                change_reason=reason,
+                method=method,
+                note=note,
+                note_author=lead_practitioner,
+                yp_words=rng.choice(phrases.YP_WORDS) if yp != "not-involved" and n == 0 else None,
+            ),
+            now=self.now,
+        )
         informants = tuple(p for p in participants if p.startswith(("Patient/", "RelatedPerson/")))
         return self._emit(obs, ci, "grouping", lid, informants), informants
 
@@ -340,24 +440,52 @@ class PatientStory:
                 scores.append(max(0, min(10, s)))
             goal_lid = self._id()
             goal_in = GoalInput(
-                local_id=goal_lid, source_ods=TRUST_ODS, assigner_ods=TRUST_ODS, slot=slot, description=words,
-                subject=pat, start_date=rated_at[0].date(), expressed_by=setter,
+                local_id=goal_lid,
+                source_ods=TRUST_ODS,
+                assigner_ods=TRUST_ODS,
+                slot=slot,
+                description=words,
+                subject=pat,
+                start_date=rated_at[0].date(),
+                expressed_by=setter,
                 acceptance=(GoalAcceptance(individual=setter, status="agree"),),
-                achievement_status="in-progress" if m < 2 else ("improving" if last > first else "worsening" if last < first else "no-change"),
+                achievement_status="in-progress"
+                if m < 2
+                else ("improving" if last > first else "worsening" if last < first else "no-change"),
             )
             if end is not None:
                 achieved = last >= 7 and last - first >= 3
-                goal_in = close_goal(goal_in, "achieved" if achieved else "not-achieved", end,
-                                     reason="Goal met" if achieved else "Help ended before the goal was met")
+                goal_in = close_goal(
+                    goal_in,
+                    "achieved" if achieved else "not-achieved",
+                    end,
+                    reason="Goal met" if achieved else "Help ended before the goal was met",
+                )
             goal = build_goal(goal_in)
             goal_ref = self._emit(goal, start_ci, "gbo-goal", goal_lid)
             for j, (when, s) in enumerate(zip(rated_at, scores)):
                 score_lid = self._id()
-                self._emit(build_gbo_score(GoalScoreInput(
-                    local_id=score_lid, source_ods=TRUST_ODS, assigner_ods=TRUST_ODS, goal=goal_ref, slot=slot, score=s,
-                    rater=setter, subject=pat, episode=eoc, effective=when + timedelta(minutes=50),
-                    goal_start_date=rated_at[0].date(),
-                ), now=self.now), start_ci + j, "gbo-score", score_lid)
+                self._emit(
+                    build_gbo_score(
+                        GoalScoreInput(
+                            local_id=score_lid,
+                            source_ods=TRUST_ODS,
+                            assigner_ods=TRUST_ODS,
+                            goal=goal_ref,
+                            slot=slot,
+                            score=s,
+                            rater=setter,
+                            subject=pat,
+                            episode=eoc,
+                            effective=when + timedelta(minutes=50),
+                            goal_start_date=rated_at[0].date(),
+                        ),
+                        now=self.now,
+                    ),
+                    start_ci + j,
+                    "gbo-score",
+                    score_lid,
+                )
 
     def _safety_plan(self, ci, agreed, pat, parent, eoc, lead, school_org, school_role, grouping_ref, end, informants):
         rng = self.rng
@@ -373,21 +501,48 @@ class PatientStory:
             vol = rng.choice(self.d.voluntary)
             agencies.append(vol)
             team_roles.append(next(r for r in self.d.roles["voluntary-sector"] if self.d.org_of_role[r] == vol))
-        members = [CareTeamMember(member=pat, role="Young person"), CareTeamMember(member=lead, role="Lead professional")]
+        members = [
+            CareTeamMember(member=pat, role="Young person"),
+            CareTeamMember(member=lead, role="Lead professional"),
+        ]
         if parent:
             members.insert(1, CareTeamMember(member=parent, role="Parent or carer"))
         members += [CareTeamMember(member=r, role="Agency worker") for r in team_roles]
         team_lid = self._id()
-        team = self._emit(build_care_team(CareTeamInput(
-            local_id=team_lid, source_ods=TRUST_ODS, subject=pat, episode=eoc, members=tuple(members),
-            name="Multi-agency team", start=agreed.date(), managing_organization=self.d.trust,
-            status="inactive" if end else "active",
-        )), ci, "care-team", team_lid)
-
-        sections = ["warning-signs", "professionals-agencies"] + rng.sample(
-            ["internal-coping", "social-distraction", "people-to-ask", "safe-environment", "reasons-for-living", "agency-actions"],
-            rng.randint(2, 5),
+        team = self._emit(
+            build_care_team(
+                CareTeamInput(
+                    local_id=team_lid,
+                    source_ods=TRUST_ODS,
+                    subject=pat,
+                    episode=eoc,
+                    members=tuple(members),
+                    name="Multi-agency team",
+                    start=agreed.date(),
+                    managing_organization=self.d.trust,
+                    status="inactive" if end else "active",
+                )
+            ),
+            ci,
+            "care-team",
+            team_lid,
         )
+
+        sections = [
+            "warning-signs",
+            "professionals-agencies",
+            *rng.sample(
+                [
+                    "internal-coping",
+                    "social-distraction",
+                    "people-to-ask",
+                    "safe-environment",
+                    "reasons-for-living",
+                    "agency-actions",
+                ],
+                rng.randint(2, 5),
+            ),
+        ]
         items = []
         for section in sorted(sections, key=list(phrases.SAFETY_ITEMS).index):
             if section == "professionals-agencies":
@@ -398,26 +553,57 @@ class PatientStory:
                 who = tuple(team_roles)
             else:
                 who = (pat,)
-            items.append(SafetyPlanItem(section=section, text=rng.choice(phrases.SAFETY_ITEMS[section]), performer_refs=who))
+            items.append(
+                SafetyPlanItem(section=section, text=rng.choice(phrases.SAFETY_ITEMS[section]), performer_refs=who)
+            )
         created = agreed + timedelta(minutes=rng.randint(20, 40))
         yp_in = pat in informants or rng.random() < 0.5
         contributors = ([pat] if yp_in else []) + ([parent] if parent else []) + team_roles
         plan_lid = self._id()
-        plan = self._emit(build_safety_plan(SafetyPlanInput(
-            local_id=plan_lid, source_ods=TRUST_ODS, assigner_ods=TRUST_ODS, subject=pat, start_date=agreed.date(),
-            review_date=agreed.date() + timedelta(days=90), created=created, author=lead, items=tuple(items),
-            status="completed" if end else "active", contributors=tuple(contributors), care_team=team,
-            supporting_info=(grouping_ref,), episode=eoc,
-            note=None if yp_in else "Written with the family and agencies; to go through with the young person when they are ready.",
-        ), now=self.now), ci, "safety-plan", plan_lid, informants)
+        plan = self._emit(
+            build_safety_plan(
+                SafetyPlanInput(
+                    local_id=plan_lid,
+                    source_ods=TRUST_ODS,
+                    assigner_ods=TRUST_ODS,
+                    subject=pat,
+                    start_date=agreed.date(),
+                    review_date=agreed.date() + timedelta(days=90),
+                    created=created,
+                    author=lead,
+                    items=tuple(items),
+                    status="completed" if end else "active",
+                    contributors=tuple(contributors),
+                    care_team=team,
+                    supporting_info=(grouping_ref,),
+                    episode=eoc,
+                    note=None
+                    if yp_in
+                    else "Written with the family and agencies; to go through with the young person when they are ready.",
+                ),
+                now=self.now,
+            ),
+            ci,
+            "safety-plan",
+            plan_lid,
+            informants,
+        )
 
         if rng.random() < 0.85:
             performer = pat if (parent is None or rng.random() < 0.8) else parent
             consent_lid = self._id()
             consent_in = ConsentInput(
-                local_id=consent_lid, source_ods=TRUST_ODS, assigner_ods=TRUST_ODS, subject=pat, performer=(performer,),
-                agencies=tuple(agencies), custodian=self.d.trust, plan=plan, date_time=created + timedelta(minutes=5),
-                start_date=agreed.date(), end_date=agreed.date() + timedelta(days=365),
+                local_id=consent_lid,
+                source_ods=TRUST_ODS,
+                assigner_ods=TRUST_ODS,
+                subject=pat,
+                performer=(performer,),
+                agencies=tuple(agencies),
+                custodian=self.d.trust,
+                plan=plan,
+                date_time=created + timedelta(minutes=5),
+                start_date=agreed.date(),
+                end_date=agreed.date() + timedelta(days=365),
             )
             if end and rng.random() < 0.2:
                 consent_in = withdraw_all(consent_in)
@@ -425,10 +611,23 @@ class PatientStory:
 
         flag_lid = self._id()
         cleared = max(datetime.combine(end, time(17), UTC), created + timedelta(hours=1)) if end else None
-        self._emit(build_risk_flag(RiskFlagInput(
-            local_id=flag_lid, source_ods=TRUST_ODS, subject=pat, author=lead, start=created, end=cleared,
-            status="inactive" if end else "active",
-        ), now=self.now), ci, "flag", flag_lid)
+        self._emit(
+            build_risk_flag(
+                RiskFlagInput(
+                    local_id=flag_lid,
+                    source_ods=TRUST_ODS,
+                    subject=pat,
+                    author=lead,
+                    start=created,
+                    end=cleared,
+                    status="inactive" if end else "active",
+                ),
+                now=self.now,
+            ),
+            ci,
+            "flag",
+            flag_lid,
+        )
 
     def _signpost_or_refer(self, ci, agreed, g, pat, eoc, lead, grouping_ref, finished):
         rng = self.rng
@@ -438,12 +637,28 @@ class PatientStory:
                 return
             for code in rng.sample(codes, min(len(codes), rng.randint(1, 2))):
                 lid = self._id()
-                self._emit(build_signposting(SignpostInput(
-                    local_id=lid, source_ods=TRUST_ODS, assigner_ods=TRUST_ODS, kind="signposting",
-                    offer=Coded(OFFER_SYSTEM, code, display(OFFER_SYSTEM, code)), subject=pat, episode=eoc,
-                    authored_on=agreed + timedelta(minutes=10), requester=lead, performer=self.d.services[code],
-                    reason=grouping_ref, status="completed" if finished else "active",
-                ), now=self.now), ci, "signposting", lid)
+                self._emit(
+                    build_signposting(
+                        SignpostInput(
+                            local_id=lid,
+                            source_ods=TRUST_ODS,
+                            assigner_ods=TRUST_ODS,
+                            kind="signposting",
+                            offer=Coded(OFFER_SYSTEM, code, display(OFFER_SYSTEM, code)),
+                            subject=pat,
+                            episode=eoc,
+                            authored_on=agreed + timedelta(minutes=10),
+                            requester=lead,
+                            performer=self.d.services[code],
+                            reason=grouping_ref,
+                            status="completed" if finished else "active",
+                        ),
+                        now=self.now,
+                    ),
+                    ci,
+                    "signposting",
+                    lid,
+                )
             return
         if rng.random() >= 0.5:
             return
@@ -451,29 +666,74 @@ class PatientStory:
         service = self.d.services[code]
         sr_lid = self._id()
         authored = agreed + timedelta(minutes=15)
-        sr = self._emit(build_signposting(SignpostInput(
-            local_id=sr_lid, source_ods=TRUST_ODS, assigner_ods=TRUST_ODS, kind="referral",
-            offer=Coded(OFFER_SYSTEM, code, display(OFFER_SYSTEM, code)), subject=pat, episode=eoc,
-            authored_on=authored, requester=lead, performer=service, reason=grouping_ref,
-            status="completed" if finished else "active",
-        ), now=self.now), ci, "signposting", sr_lid)
-        status = rng.choices(("completed", "accepted", "in-progress", "rejected", "requested"), weights=(45, 20, 15, 10, 10))[0]
+        sr = self._emit(
+            build_signposting(
+                SignpostInput(
+                    local_id=sr_lid,
+                    source_ods=TRUST_ODS,
+                    assigner_ods=TRUST_ODS,
+                    kind="referral",
+                    offer=Coded(OFFER_SYSTEM, code, display(OFFER_SYSTEM, code)),
+                    subject=pat,
+                    episode=eoc,
+                    authored_on=authored,
+                    requester=lead,
+                    performer=service,
+                    reason=grouping_ref,
+                    status="completed" if finished else "active",
+                ),
+                now=self.now,
+            ),
+            ci,
+            "signposting",
+            sr_lid,
+        )
+        status = rng.choices(
+            ("completed", "accepted", "in-progress", "rejected", "requested"), weights=(45, 20, 15, 10, 10)
+        )[0]
         modified = None
         if status != "requested":
             modified = min(authored + timedelta(days=rng.randint(1, 20)), self.now - timedelta(hours=1))
         task_lid = self._id()
-        self._emit(build_referral_task(ReferralTaskInput(
-            local_id=task_lid, source_ods=TRUST_ODS, assigner_ods=TRUST_ODS, service_request=sr, subject=pat,
-            requester=lead, authored_on=authored, owner=service, status=status,
-            status_reason=rng.choice(phrases.REJECTED_REASONS) if status == "rejected" else None, last_modified=modified,
-        ), now=self.now), ci, "referral-task", task_lid)
+        self._emit(
+            build_referral_task(
+                ReferralTaskInput(
+                    local_id=task_lid,
+                    source_ods=TRUST_ODS,
+                    assigner_ods=TRUST_ODS,
+                    service_request=sr,
+                    subject=pat,
+                    requester=lead,
+                    authored_on=authored,
+                    owner=service,
+                    status=status,
+                    status_reason=rng.choice(phrases.REJECTED_REASONS) if status == "rejected" else None,
+                    last_modified=modified,
+                ),
+                now=self.now,
+            ),
+            ci,
+            "referral-task",
+            task_lid,
+        )
 
     def _provenances(self, contacts, lead, pat):
         for ci in sorted(self.saves):
             save = self.saves[ci]
-            self.out.append(build_provenance(ProvenanceInput(
-                outbox_row_id=f"{self.index}-{ci}", targets=tuple(save.targets),
-                recorded=contacts[min(ci, len(contacts) - 1)] + timedelta(hours=3), activity="CREATE",
-                author=lead, on_behalf_of=self.d.trust, assembler=DEVICE_REF, sources=tuple(save.sources),
-                informants=tuple(save.informants), source_ods=TRUST_ODS,
-            ), now=self.now))
+            self.out.append(
+                build_provenance(
+                    ProvenanceInput(
+                        outbox_row_id=f"{self.index}-{ci}",
+                        targets=tuple(save.targets),
+                        recorded=contacts[min(ci, len(contacts) - 1)] + timedelta(hours=3),
+                        activity="CREATE",
+                        author=lead,
+                        on_behalf_of=self.d.trust,
+                        assembler=DEVICE_REF,
+                        sources=tuple(save.sources),
+                        informants=tuple(save.informants),
+                        source_ods=TRUST_ODS,
+                    ),
+                    now=self.now,
+                )
+            )

@@ -25,7 +25,7 @@ Definitions (also written into ``ground_truth.json`` under ``definitions``):
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from datetime import date, datetime, time, timezone
+from datetime import UTC, date, datetime, time
 
 from .. import canonical
 
@@ -53,7 +53,7 @@ def _when(text: str) -> datetime:
     """An instant to order by; a bare date counts as midnight UTC."""
     if "T" in text:
         return datetime.fromisoformat(text.replace("Z", "+00:00"))
-    return datetime.combine(date.fromisoformat(text), time(0), timezone.utc)
+    return datetime.combine(date.fromisoformat(text), time(0), UTC)
 
 
 def _episode_of(resource: dict) -> str | None:
@@ -114,8 +114,8 @@ class GroundTruth:
         self._groupings: dict[str, dict] = {}  # Observation/id -> facts
         self._scores: dict[tuple[str, str], list[tuple[str, int, str | None]]] = defaultdict(list)
         self._episodes: dict[str, dict] = {}
-        self._plans_in_date: set[str] = set()     # CarePlan/id of active plans in date on as_of
-        self._shared_plans: set[str] = set()      # CarePlan/id named by an active permit Consent in date
+        self._plans_in_date: set[str] = set()  # CarePlan/id of active plans in date on as_of
+        self._shared_plans: set[str] = set()  # CarePlan/id named by an active permit Consent in date
 
     # --- per resource ----------------------------------------------------------------------
     def observe(self, r: dict) -> None:
@@ -128,7 +128,9 @@ class GroundTruth:
             if r.get("status") == "entered-in-error":
                 return
             if (canonical.CS_CONCEPTS, "thrive-grouping") in codes:
-                value = next(c["code"] for c in r["valueCodeableConcept"]["coding"] if c["system"] == canonical.CS_GROUPING)
+                value = next(
+                    c["code"] for c in r["valueCodeableConcept"]["coding"] if c["system"] == canonical.CS_GROUPING
+                )
                 reason = None
                 involvement = {"young-person": "not-recorded", "family": "not-recorded"}
                 for comp in r.get("component", []):
@@ -165,8 +167,12 @@ class GroundTruth:
         elif rt == "Consent":
             self.consents[r["status"]] += 1
             provision = r.get("provision") or {}
-            if (self.as_of and r["status"] == "active" and provision.get("type") == "permit"
-                    and _covers(provision.get("period"), self.as_of)):
+            if (
+                self.as_of
+                and r["status"] == "active"
+                and provision.get("type") == "permit"
+                and _covers(provision.get("period"), self.as_of)
+            ):
                 self.consents_in_date += 1
                 for d in provision.get("data", []):
                     self._shared_plans.add(d["reference"]["reference"])
@@ -219,7 +225,7 @@ class GroundTruth:
             ordered = sorted(scores, key=lambda s: _when(s[0]))
             outcome = classify(ordered[-1][1] - ordered[0][1])
             self.paired[outcome] += 1
-            if all(self._episodes.get(s[2], {}).get("status") == "finished" for s in ordered):
+            if all(s[2] is not None and self._episodes.get(s[2], {}).get("status") == "finished" for s in ordered):
                 self.paired_closed[outcome] += 1
         self._reset()
 
@@ -267,6 +273,9 @@ class GroundTruth:
                 "total_days": self.first_grouping_days,
             },
             "involvement": {who: dict(sorted(c.items())) for who, c in self.involvement.items()},
-            "risk_support": {k: self.risk_support.get(k, 0) for k in ("in_risk_support", "with_in_date_plan", "with_shared_in_date_plan")},
+            "risk_support": {
+                k: self.risk_support.get(k, 0)
+                for k in ("in_risk_support", "with_in_date_plan", "with_shared_in_date_plan")
+            },
             "definitions": DEFINITIONS,
         }

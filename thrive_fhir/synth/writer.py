@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from datetime import date, datetime
 from pathlib import Path
-from typing import IO, Callable
+from typing import IO
 
 from .directory import build_directory
 from .ids import NhsNumbers, directory_rng, patient_rng
@@ -20,8 +21,22 @@ from .truth import GroundTruth
 GROUND_TRUTH = "ground_truth.json"
 #: Every file this generator may write (so ``overwrite`` removes only its own files).
 TYPES = (
-    "Organization", "Practitioner", "PractitionerRole", "HealthcareService", "Device", "Patient", "RelatedPerson",
-    "EpisodeOfCare", "Observation", "Goal", "CarePlan", "CareTeam", "Consent", "Flag", "ServiceRequest", "Task",
+    "Organization",
+    "Practitioner",
+    "PractitionerRole",
+    "HealthcareService",
+    "Device",
+    "Patient",
+    "RelatedPerson",
+    "EpisodeOfCare",
+    "Observation",
+    "Goal",
+    "CarePlan",
+    "CareTeam",
+    "Consent",
+    "Flag",
+    "ServiceRequest",
+    "Task",
     "Provenance",
 )
 MAX_PATIENTS = 900_000  # the 999 test range holds ~909,000 valid NHS numbers
@@ -120,17 +135,20 @@ def generate(
         for resource in directory.resources:
             sink.write(resource)
         if provenance:
-            sink.write({
-                "resourceType": "Device",
-                "id": DEVICE_REF.split("/", 1)[1],
-                "status": "active",
-                "deviceName": [{"name": "THRIVE-FHIR app (synthetic deployment)", "type": "user-friendly-name"}],
-            })
+            sink.write(
+                {
+                    "resourceType": "Device",
+                    "id": DEVICE_REF.split("/", 1)[1],
+                    "status": "active",
+                    "deviceName": [{"name": "THRIVE-FHIR app (synthetic deployment)", "type": "user-friendly-name"}],
+                }
+            )
         truth.end_patient()  # directory resources carry no patient facts; start clean
         nhs = NhsNumbers(seed)
         for index in range(n_patients):
-            story = PatientStory(patient_rng(seed, index), index, directory, nhs.take(), provenance=provenance,
-                                 timeline=timeline)
+            story = PatientStory(
+                patient_rng(seed, index), index, directory, nhs.take(), provenance=provenance, timeline=timeline
+            )
             for resource in story.tell():
                 sink.write(resource)
             truth.end_patient()

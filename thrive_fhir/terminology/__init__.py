@@ -14,7 +14,7 @@ Everything is loaded once per process and cached. Lookups never contact a termin
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache, lru_cache
 
 from thrive_fhir.canonical import CS_GROUPING
 
@@ -73,7 +73,7 @@ def groupings() -> list[Grouping]:
     return _groupings(load())
 
 
-@lru_cache(maxsize=None)
+@cache
 def expand(valueset_url: str) -> frozenset[tuple[str, str]]:
     """Every (system, code) in one of our ValueSets. Raises TerminologyMissing for unknown URLs."""
     return frozenset((r["system"], r["code"]) for r in expansion_rows(load(), valueset_url))

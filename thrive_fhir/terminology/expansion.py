@@ -75,8 +75,11 @@ def expanded_valueset(term: Terminology, vs_url: str) -> dict[str, Any]:
         "contains": [
             {
                 "system": r["system"],
-                **({"version": term.codesystems[r["system"]]["version"]}
-                   if r["system"] in term.codesystems and "version" in term.codesystems[r["system"]] else {}),
+                **(
+                    {"version": term.codesystems[r["system"]]["version"]}
+                    if r["system"] in term.codesystems and "version" in term.codesystems[r["system"]]
+                    else {}
+                ),
                 "code": r["code"],
                 **({"display": r["display"]} if "display" in r else {}),
             }

@@ -51,10 +51,7 @@ def normalise_label(label: str) -> str:
 
 def groupings(term: Terminology) -> list[Grouping]:
     """The five groupings in the CodeSystem's order (an order of listing, never of severity)."""
-    return [
-        Grouping(c["code"], c["display"], c["definition"])
-        for c in term.codesystem(CS_GROUPING).get("concept", [])
-    ]
+    return [Grouping(c["code"], c["display"], c["definition"]) for c in term.codesystem(CS_GROUPING).get("concept", [])]
 
 
 class GroupingTranslator:

@@ -59,7 +59,7 @@ class Terminology:
         }
 
     @classmethod
-    def from_dir(cls, folder: Path) -> "Terminology":
+    def from_dir(cls, folder: Path) -> Terminology:
         resources = []
         for pattern in ("CodeSystem-*.json", "ValueSet-*.json", "ConceptMap-*.json"):
             for path in sorted(folder.glob(pattern)):

@@ -34,5 +34,13 @@ Choices made against the HL7 reference validator (the Java ``InstanceValidator``
 from .outcome import errors, has_errors, rule_of
 from .validator import DEFAULT_MAX_BYTES, INTERNAL_RULE, ValidationError, Validator, is_internal
 
-__all__ = ["Validator", "ValidationError", "errors", "has_errors", "rule_of", "DEFAULT_MAX_BYTES",
-           "INTERNAL_RULE", "is_internal"]
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "INTERNAL_RULE",
+    "ValidationError",
+    "Validator",
+    "errors",
+    "has_errors",
+    "is_internal",
+    "rule_of",
+]

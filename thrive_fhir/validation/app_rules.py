@@ -23,19 +23,38 @@ Bundle brings the other resource into the same batch. Each issue names its rule:
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from .. import canonical as c
 
 OUR_PROFILES = {
-    c.PROFILE_GROUPING, c.PROFILE_GBO_GOAL, c.PROFILE_GBO_SCORE, c.PROFILE_SAFETY_PLAN, c.PROFILE_CONSENT,
-    c.PROFILE_SIGNPOSTING, c.PROFILE_REFERRAL_TASK, c.PROFILE_PROVENANCE, c.PROFILE_EPISODE,
-    c.PROFILE_CARE_TEAM, c.PROFILE_LOCAL_OFFER, c.PROFILE_RISK_FLAG, c.PROFILE_READ_AUDIT,
+    c.PROFILE_GROUPING,
+    c.PROFILE_GBO_GOAL,
+    c.PROFILE_GBO_SCORE,
+    c.PROFILE_SAFETY_PLAN,
+    c.PROFILE_CONSENT,
+    c.PROFILE_SIGNPOSTING,
+    c.PROFILE_REFERRAL_TASK,
+    c.PROFILE_PROVENANCE,
+    c.PROFILE_EPISODE,
+    c.PROFILE_CARE_TEAM,
+    c.PROFILE_LOCAL_OFFER,
+    c.PROFILE_RISK_FLAG,
+    c.PROFILE_READ_AUDIT,
 }
 ACTIVE_GOAL = {"proposed", "accepted", "active", "on-hold"}
 GBO_CODES = {code for code, _ in c.GBO_SCORE_CODES.values()}
-DATE_FIELDS = ("effectiveDateTime", "effectiveInstant", "issued", "authoredOn", "recorded", "dateTime",
-               "created", "startDate", "occurrenceDateTime")
+DATE_FIELDS = (
+    "effectiveDateTime",
+    "effectiveInstant",
+    "issued",
+    "authoredOn",
+    "recorded",
+    "dateTime",
+    "created",
+    "startDate",
+    "occurrenceDateTime",
+)
 # dates without a time zone may be "today" somewhere on Earth while already tomorrow in UTC
 _TZ_SLACK = timedelta(hours=14)
 
@@ -79,7 +98,8 @@ def kind_of(res: dict) -> str | None:
         if c.PROFILE_GROUPING in profs or (c.CS_CONCEPTS, "thrive-grouping") in _codes(res.get("code")):
             return "grouping"
         if c.PROFILE_GBO_SCORE in profs or (
-                {cd for _s, cd in _codes(res.get("code"), c.SNOMED)} & GBO_CODES and res.get("focus")):
+            {cd for _s, cd in _codes(res.get("code"), c.SNOMED)} & GBO_CODES and res.get("focus")
+        ):
             return "gbo-score"
     elif rt == "Goal":
         cats = set()
@@ -111,19 +131,19 @@ def instant_range(value) -> tuple[datetime, datetime] | None:
     y, mo, d, h, mi, s, tz = m.groups()
     try:
         if h is not None:
-            dt = datetime(int(y), int(mo), int(d), int(h), int(mi), int(s or 0), tzinfo=timezone.utc)
+            dt = datetime(int(y), int(mo), int(d), int(h), int(mi), int(s or 0), tzinfo=UTC)
             if tz and tz != "Z":
                 sign = 1 if tz[0] == "+" else -1
                 dt -= sign * timedelta(hours=int(tz[1:3]), minutes=int(tz[4:6]))
             hi = dt + (timedelta(seconds=1) if s is not None else timedelta(minutes=1))
             return dt, hi - timedelta(microseconds=1)
-        lo = datetime(int(y), int(mo or 1), int(d or 1), tzinfo=timezone.utc)
+        lo = datetime(int(y), int(mo or 1), int(d or 1), tzinfo=UTC)
         if d is not None:
             hi = lo + timedelta(days=1)
         elif mo is not None:
-            hi = datetime(int(y) + (int(mo) == 12), int(mo) % 12 + 1, 1, tzinfo=timezone.utc)
+            hi = datetime(int(y) + (int(mo) == 12), int(mo) % 12 + 1, 1, tzinfo=UTC)
         else:
-            hi = datetime(int(y) + 1, 1, 1, tzinfo=timezone.utc)
+            hi = datetime(int(y) + 1, 1, 1, tzinfo=UTC)
         return lo - _TZ_SLACK, hi + _TZ_SLACK - timedelta(microseconds=1)
     except ValueError:
         return None
@@ -158,9 +178,12 @@ def _grouping_code(obs):
 
 
 def _components(obs, code):
-    return [comp for comp in _items(obs.get("component"))
-            if type(comp) is dict and (c.CS_CONCEPTS, code) in _codes(comp.get("code"))
-            or type(comp) is dict and code in {cd for _s, cd in _codes(comp.get("code"))}]
+    return [
+        comp
+        for comp in _items(obs.get("component"))
+        if (type(comp) is dict and (c.CS_CONCEPTS, code) in _codes(comp.get("code")))
+        or (type(comp) is dict and code in {cd for _s, cd in _codes(comp.get("code"))})
+    ]
 
 
 # -- single-resource rules ----------------------------------------------------------------------
@@ -177,29 +200,54 @@ def single(res: dict, prefix: str, now: datetime) -> list[tuple]:
             continue
         rng = instant_range(val)
         if rng and rng[0] > now:
-            issues.append(("error", "business-rule", f"{prefix}.{f}",
-                           f"app-future-date: {f} {res.get(f)} is in the future"))
+            issues.append(
+                ("error", "business-rule", f"{prefix}.{f}", f"app-future-date: {f} {res.get(f)} is in the future")
+            )
     if kind in ("grouping", "gbo-score"):
         eff, iss = instant_range(res.get("effectiveDateTime")), instant_range(res.get("issued"))
         if eff and iss and eff[0] > iss[1]:
-            issues.append(("error", "business-rule", f"{prefix}.effectiveDateTime",
-                           f"app-effective-after-issued: issued ({res.get('issued')}) is before effectiveDateTime "
-                           f"({res.get('effectiveDateTime')})"))
+            issues.append(
+                (
+                    "error",
+                    "business-rule",
+                    f"{prefix}.effectiveDateTime",
+                    f"app-effective-after-issued: issued ({res.get('issued')}) is before effectiveDateTime "
+                    f"({res.get('effectiveDateTime')})",
+                )
+            )
     if kind == "grouping":
         if (c.CS_CONCEPTS, "decided-without-agreement") in _codes(res.get("method")) and not res.get("note"):
-            issues.append(("error", "business-rule", f"{prefix}.note",
-                           "app-note-required: a grouping decided without agreement needs a note saying why"))
+            issues.append(
+                (
+                    "error",
+                    "business-rule",
+                    f"{prefix}.note",
+                    "app-note-required: a grouping decided without agreement needs a note saying why",
+                )
+            )
     # absence is the profiles' cardinality error; here: present but not naming a Patient
     if kind == "safety-plan" and "subject" in res:
         k = ref_key(res.get("subject"))
         if not (k and (k.startswith("Patient/") or k.startswith("urn:"))):
-            issues.append(("error", "business-rule", f"{prefix}.subject",
-                           "app-patient: a safety plan must name the young person (subject = Patient)"))
+            issues.append(
+                (
+                    "error",
+                    "business-rule",
+                    f"{prefix}.subject",
+                    "app-patient: a safety plan must name the young person (subject = Patient)",
+                )
+            )
     if kind == "consent" and "patient" in res:
         k = ref_key(res.get("patient"))
         if not (k and (k.startswith("Patient/") or k.startswith("urn:"))):
-            issues.append(("error", "business-rule", f"{prefix}.patient",
-                           "app-patient: a sharing consent must name the young person (patient = Patient)"))
+            issues.append(
+                (
+                    "error",
+                    "business-rule",
+                    f"{prefix}.patient",
+                    "app-patient: a sharing consent must name the young person (patient = Patient)",
+                )
+            )
     return issues
 
 
@@ -237,9 +285,18 @@ def _safety_plans(items, kinds):
             continue
         if subj in seen:
             first = items[seen[subj]][0]
-            out.append((i, ("error", "business-rule", prefix,
-                            f"app-one-active-safety-plan: {subj} already has an active safety plan "
-                            f"(CarePlan/{first.get('id')}); update that one instead of adding another")))
+            out.append(
+                (
+                    i,
+                    (
+                        "error",
+                        "business-rule",
+                        prefix,
+                        f"app-one-active-safety-plan: {subj} already has an active safety plan "
+                        f"(CarePlan/{first.get('id')}); update that one instead of adding another",
+                    ),
+                )
+            )
         else:
             seen[subj] = i
     return out
@@ -261,7 +318,7 @@ def _gbo_scores(items, kinds, index):
         focus = res.get("focus")
         if type(focus) is not list or not focus:
             continue
-        gi, goal = _target(index, items, focus[0])
+        _gi, goal = _target(index, items, focus[0])
         if goal is None or goal.get("resourceType") != "Goal":
             continue
         gcodes = set()
@@ -270,17 +327,44 @@ def _gbo_scores(items, kinds, index):
                 gcodes |= _codes(t.get("measure"), c.SNOMED)
         scodes = _codes(res.get("code"), c.SNOMED)
         if gcodes and not (gcodes & scodes):
-            out.append((i, ("error", "business-rule", f"{prefix}.code",
-                            f"app-gbo-code-mismatch: score code {sorted(cd for _s, cd in scodes)} differs from its "
-                            f"Goal's target measure {sorted(cd for _s, cd in gcodes)}")))
+            out.append(
+                (
+                    i,
+                    (
+                        "error",
+                        "business-rule",
+                        f"{prefix}.code",
+                        f"app-gbo-code-mismatch: score code {sorted(cd for _s, cd in scodes)} differs from its "
+                        f"Goal's target measure {sorted(cd for _s, cd in gcodes)}",
+                    ),
+                )
+            )
         if ref_key(res.get("subject")) != ref_key(goal.get("subject")):
-            out.append((i, ("error", "business-rule", f"{prefix}.subject",
-                            "app-gbo-subject-mismatch: the score's subject differs from its Goal's subject")))
+            out.append(
+                (
+                    i,
+                    (
+                        "error",
+                        "business-rule",
+                        f"{prefix}.subject",
+                        "app-gbo-subject-mismatch: the score's subject differs from its Goal's subject",
+                    ),
+                )
+            )
         eff, start = instant_range(res.get("effectiveDateTime")), instant_range(goal.get("startDate"))
         if eff and start and eff[1] < start[0]:
-            out.append((i, ("error", "business-rule", f"{prefix}.effectiveDateTime",
-                            f"app-score-before-goal: score date {res.get('effectiveDateTime')} is before the Goal's "
-                            f"startDate {goal.get('startDate')}")))
+            out.append(
+                (
+                    i,
+                    (
+                        "error",
+                        "business-rule",
+                        f"{prefix}.effectiveDateTime",
+                        f"app-score-before-goal: score date {res.get('effectiveDateTime')} is before the Goal's "
+                        f"startDate {goal.get('startDate')}",
+                    ),
+                )
+            )
     return out
 
 
@@ -297,22 +381,58 @@ def _grouping_chain(items, kinds, index):
             continue
         where = f"{prefix}.derivedFrom[0]"
         if kinds[pi] != "grouping":
-            out.append((i, ("error", "business-rule", where,
-                            "app-derivedfrom-mismatch: derivedFrom must point to the previous grouping Observation")))
+            out.append(
+                (
+                    i,
+                    (
+                        "error",
+                        "business-rule",
+                        where,
+                        "app-derivedfrom-mismatch: derivedFrom must point to the previous grouping Observation",
+                    ),
+                )
+            )
             continue
         if ref_key(res.get("subject")) != ref_key(prev.get("subject")):
-            out.append((i, ("error", "business-rule", where,
-                            "app-derivedfrom-mismatch: the previous grouping is about a different young person")))
+            out.append(
+                (
+                    i,
+                    (
+                        "error",
+                        "business-rule",
+                        where,
+                        "app-derivedfrom-mismatch: the previous grouping is about a different young person",
+                    ),
+                )
+            )
         a, b = instant_range(prev.get("effectiveDateTime")), instant_range(res.get("effectiveDateTime"))
         if a and b and a[0] >= b[1]:
-            out.append((i, ("error", "business-rule", where,
-                            f"app-derivedfrom-mismatch: the previous grouping ({prev.get('effectiveDateTime')}) is not "
-                            f"earlier than this one ({res.get('effectiveDateTime')})")))
+            out.append(
+                (
+                    i,
+                    (
+                        "error",
+                        "business-rule",
+                        where,
+                        f"app-derivedfrom-mismatch: the previous grouping ({prev.get('effectiveDateTime')}) is not "
+                        f"earlier than this one ({res.get('effectiveDateTime')})",
+                    ),
+                )
+            )
         g_now, g_prev = _grouping_code(res), _grouping_code(prev)
         if g_now and g_prev and g_now != g_prev and not _components(res, "grouping-change-reason"):
-            out.append((i, ("error", "business-rule", f"{prefix}.component",
-                            f"app-change-reason-required: the grouping changed from {g_prev} to {g_now}, so a "
-                            "grouping-change-reason component is required")))
+            out.append(
+                (
+                    i,
+                    (
+                        "error",
+                        "business-rule",
+                        f"{prefix}.component",
+                        f"app-change-reason-required: the grouping changed from {g_prev} to {g_now}, so a "
+                        "grouping-change-reason component is required",
+                    ),
+                )
+            )
     return out
 
 
@@ -349,9 +469,18 @@ def _goal_limits(items, kinds, index):
         active = [i for i in members if _text(items[i][0].get("lifecycleStatus")) in ACTIVE_GOAL]
         where = "in this episode" if ep else "(episode not known from this batch)"
         for n, i in enumerate(active[3:], start=4):
-            out.append((i, ("error", "business-rule", items[i][1],
-                            f"app-max-active-goals: this is goal number {n} open for the young person {where}; "
-                            "at most three GBO goals may be open at once")))
+            out.append(
+                (
+                    i,
+                    (
+                        "error",
+                        "business-rule",
+                        items[i][1],
+                        f"app-max-active-goals: this is goal number {n} open for the young person {where}; "
+                        "at most three GBO goals may be open at once",
+                    ),
+                )
+            )
         slots: dict[str, str] = {}
         for i in members:
             goal = items[i][0]
@@ -362,16 +491,40 @@ def _goal_limits(items, kinds, index):
                 for _s, code in _codes(t.get("measure"), c.SNOMED):
                     other = slots.get(code)
                     if other is not None and other != gid:
-                        out.append((i, ("error", "business-rule", f"{items[i][1]}.target[{ti}].measure",
-                                        f"app-slot-reused: goal slot code {code} is already used by Goal/{other} "
-                                        f"{where}; each goal needs its own slot")))
+                        out.append(
+                            (
+                                i,
+                                (
+                                    "error",
+                                    "business-rule",
+                                    f"{items[i][1]}.target[{ti}].measure",
+                                    f"app-slot-reused: goal slot code {code} is already used by Goal/{other} "
+                                    f"{where}; each goal needs its own slot",
+                                ),
+                            )
+                        )
                     else:
                         slots[code] = gid
     return out
 
 
-_SLIM_KEYS = ("resourceType", "id", "meta", "subject", "code", "focus", "effectiveDateTime", "derivedFrom",
-              "valueCodeableConcept", "category", "lifecycleStatus", "startDate", "target", "goal", "status")
+_SLIM_KEYS = (
+    "resourceType",
+    "id",
+    "meta",
+    "subject",
+    "code",
+    "focus",
+    "effectiveDateTime",
+    "derivedFrom",
+    "valueCodeableConcept",
+    "category",
+    "lifecycleStatus",
+    "startDate",
+    "target",
+    "goal",
+    "status",
+)
 
 
 def slim(res) -> dict | None:

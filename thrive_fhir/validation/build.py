@@ -63,16 +63,16 @@ class Tables:
     """Everything the validator needs at run time; pickled as a whole."""
 
     def __init__(self):
-        self.resources: dict[str, Node] = {}      # base resource type -> Node
-        self.datatypes: dict[str, Node] = {}      # complex datatype -> Node
-        self.profiles: dict[str, Node] = {}       # profile canonical -> Node (incl. core constraint profiles)
-        self.profile_types: dict[str, str] = {}   # profile canonical -> resource type
-        self.own_profiles: set[str] = set()       # canonicals from profiles/generated
-        self.extensions: dict[str, Node] = {}     # extension canonical -> Node
+        self.resources: dict[str, Node] = {}  # base resource type -> Node
+        self.datatypes: dict[str, Node] = {}  # complex datatype -> Node
+        self.profiles: dict[str, Node] = {}  # profile canonical -> Node (incl. core constraint profiles)
+        self.profile_types: dict[str, str] = {}  # profile canonical -> resource type
+        self.own_profiles: set[str] = set()  # canonicals from profiles/generated
+        self.extensions: dict[str, Node] = {}  # extension canonical -> Node
         self.extension_contexts: dict[str, tuple] = {}  # extension canonical -> ((type, expression), ...)
-        self.type_index: dict[str, dict] = {}     # FHIRPath model: path -> {name: [(json_key, code, child_path)]}
+        self.type_index: dict[str, dict] = {}  # FHIRPath model: path -> {name: [(json_key, code, child_path)]}
         self.primitive_types: set[str] = set()
-        self.invariants: list[Invariant] = []     # every invariant compiled into the tables
+        self.invariants: list[Invariant] = []  # every invariant compiled into the tables
         self.skipped_bindings: dict[str, str] = {}
         self.skipped_invariants: dict[str, str] = dict(SKIPPED)
         self.notes: list[str] = []
@@ -84,8 +84,7 @@ def _load_json(path: Path) -> dict:
         return json.loads(fh.read())
 
 
-def load_sources(core_dir: Path, project_sds: list[Path], project_terms: list[Path],
-                 expansion_files: list[Path]):
+def load_sources(core_dir: Path, project_sds: list[Path], project_terms: list[Path], expansion_files: list[Path]):
     sds, vss, css, pre = [], {}, {}, {}
     for f in sorted(core_dir.glob("StructureDefinition-*.json")):
         sds.append((False, _load_json(f)))
@@ -152,8 +151,10 @@ class Builder:
             if kind == "complex-type" and sd["type"] == "Extension" and deriv == "constraint":
                 t.extensions[sd["url"]] = self.build_sd(sd)
                 t.extension_contexts[sd["url"]] = tuple(
-                    (c.get("type"), c.get("expression")) for c in sd.get("context") or ()
-                    if type(c) is dict and c.get("expression")) + CONTEXT_CORRECTIONS.get(sd["url"], ())
+                    (c.get("type"), c.get("expression"))
+                    for c in sd.get("context") or ()
+                    if type(c) is dict and c.get("expression")
+                ) + CONTEXT_CORRECTIONS.get(sd["url"], ())
             elif kind == "complex-type" and (deriv == "specialization" or sd["type"] == "Element"):
                 # Element is the root of the datatype tree: it has no derivation, yet it is the
                 # node every primitive's id/extensions (``_birthDate``) are checked against.
@@ -176,8 +177,13 @@ class Builder:
                     t.own_profiles.add(sd["url"])
         self.link()
         for e in self.all_elems:
-            e.plain = (e.binding is None and e.fixed is None and e.pattern is None and e.max_length is None
-                       and not e.constraints)
+            e.plain = (
+                e.binding is None
+                and e.fixed is None
+                and e.pattern is None
+                and e.max_length is None
+                and not e.constraints
+            )
         t.skipped_bindings = dict(self.expander.unexpandable)
         for url in self.own_valuesets:
             codes = self.expander.expand(url)
@@ -251,7 +257,9 @@ class Builder:
                 choice.append(elem)
         node.required = tuple(required)
         node.choice_elems = tuple(choice)
-        type_path = node_def.get("base", {}).get("path", node_def["path"]) if "." in node_def["path"] else node_def["path"]
+        type_path = (
+            node_def.get("base", {}).get("path", node_def["path"]) if "." in node_def["path"] else node_def["path"]
+        )
         if node_id == ctx.root_id:
             type_path = ctx.sd["type"]
         node.constraints = tuple(self.invariants_of(node_def, type_path, ctx))
@@ -391,8 +399,9 @@ class Builder:
             if not ok:
                 continue
             mx = sdef.get("max", "*")
-            out.append(Slice(sdef.get("sliceName"), int(sdef.get("min", 0)),
-                             None if mx == "*" else int(mx), sub, tuple(match)))
+            out.append(
+                Slice(sdef.get("sliceName"), int(sdef.get("min", 0)), None if mx == "*" else int(mx), sub, tuple(match))
+            )
         return Slicing(sl.get("rules", "open"), tuple(out), sl.get("description"))
 
     def _discriminator(self, ctx, d, sdef, sid, sub: Elem):
@@ -402,7 +411,7 @@ class Builder:
         if target is None and parts:
             # resolve through a choice element (value[x]) or along the path
             for cand_id, cand in ctx.by_id.items():
-                if cand_id.startswith(sid + ".") and cand_id[len(sid) + 1:].replace("[x]", "") == dpath:
+                if cand_id.startswith(sid + ".") and cand_id[len(sid) + 1 :].replace("[x]", "") == dpath:
                     target = cand
                     break
         if dtype in ("value", "pattern"):
@@ -443,8 +452,9 @@ class Builder:
             ck = (key, c["expression"], type_path)
             inv = self._inv_cache.get(ck)
             if inv is None:
-                inv = Invariant(key, c.get("severity", "error"), c.get("human", ""), c["expression"],
-                                type_path, c.get("source"))
+                inv = Invariant(
+                    key, c.get("severity", "error"), c.get("human", ""), c["expression"], type_path, c.get("source")
+                )
                 self._inv_cache[ck] = inv
                 self.t.invariants.append(inv)
             out.append(inv)
@@ -454,8 +464,11 @@ class Builder:
     def _resource_types(self):
         rt = getattr(self, "_rt", None)
         if rt is None:
-            rt = {sd["type"] for _own, sd in self.sds
-                  if sd.get("kind") == "resource" and sd.get("derivation") == "specialization"}
+            rt = {
+                sd["type"]
+                for _own, sd in self.sds
+                if sd.get("kind") == "resource" and sd.get("derivation") == "specialization"
+            }
             rt |= {"Resource", "DomainResource"}
             self._rt = rt
         return rt
@@ -504,8 +517,7 @@ class Builder:
             base = t.datatypes.get(code)
             if base is not None:
                 have = {i.key for i in inline.constraints}
-                inline.constraints = tuple(inline.constraints) + tuple(
-                    i for i in base.constraints if i.key not in have)
+                inline.constraints = tuple(inline.constraints) + tuple(i for i in base.constraints if i.key not in have)
         self.pending_inline = []
 
 
@@ -526,10 +538,10 @@ class _SDContext:
 
 def _key_path(dpath: str):
     """'value.ofType(CodeableConcept).coding' -> ['valueCodeableConcept', 'coding']."""
-    out = []
+    out: list[str] = []
     for part in dpath.split("."):
         if part.startswith("ofType(") and out:
-            tname = part[len("ofType("):-1]
+            tname = part[len("ofType(") : -1]
             out[-1] = out[-1] + tname[0].upper() + tname[1:]
         elif part == "extension" or part.startswith("extension("):
             out.append("extension")

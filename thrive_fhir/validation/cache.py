@@ -24,15 +24,14 @@ CACHE_FORMAT = 1
 class Sources:
     """The files one validator is built from."""
 
-    def __init__(self, core_dir: Path, profile_files: list[Path], term_files: list[Path],
-                 expansion_files: list[Path]):
+    def __init__(self, core_dir: Path, profile_files: list[Path], term_files: list[Path], expansion_files: list[Path]):
         self.core_dir = Path(core_dir)
         self.profile_files = sorted(profile_files)
         self.term_files = sorted(term_files)
         self.expansion_files = sorted(expansion_files)
 
     @classmethod
-    def default(cls, root: Path | None = None) -> "Sources":
+    def default(cls, root: Path | None = None) -> Sources:
         """Our profiles and terminology from the checkout, or the copy packaged in the wheel
         (:mod:`thrive_fhir.project_data`), plus the R4 core package."""
         root = Path(root) if root else project_data.data_root()
@@ -41,8 +40,10 @@ class Sources:
         return cls(
             r4core.ensure(),
             list(gen.glob("StructureDefinition-*.json")) if gen.is_dir() else [],
-            list(term.glob("*.json")) + (list(gen.glob("CodeSystem-*.json")) + list(gen.glob("ValueSet-*.json"))
-                                         if gen.is_dir() else []) if term.is_dir() or gen.is_dir() else [],
+            list(term.glob("*.json"))
+            + (list(gen.glob("CodeSystem-*.json")) + list(gen.glob("ValueSet-*.json")) if gen.is_dir() else [])
+            if term.is_dir() or gen.is_dir()
+            else [],
             list((term / "expansions").glob("ValueSet-*.json")) if (term / "expansions").is_dir() else [],
         )
 
@@ -74,8 +75,8 @@ def load_or_build(sources: Sources, build):
     if path.is_file():
         try:
             with open(path, "rb") as fh:
-                return pickle.load(fh), True
-        except Exception:  # noqa: BLE001 - a corrupt cache is rebuilt, never fatal
+                return pickle.load(fh), True  # noqa: S301 - our own cache file, written by this function
+        except Exception:  # noqa: S110 - a stale or truncated cache (other version, killed write) is rebuilt below
             pass
     tables = build()
     try:

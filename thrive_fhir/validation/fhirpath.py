@@ -23,24 +23,37 @@ Primitive extensions without a value (``_status`` alone) are not visible to comp
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from fhirpathpy.parser import parse as _fp_parse
 
 DATE_TYPES = frozenset({"date", "dateTime", "instant", "System.Date", "System.DateTime"})
-STRING_TYPES = frozenset({
-    "string", "code", "id", "uri", "url", "canonical", "markdown", "oid", "uuid", "base64Binary",
-    "xhtml", "System.String",
-})
+STRING_TYPES = frozenset(
+    {
+        "string",
+        "code",
+        "id",
+        "uri",
+        "url",
+        "canonical",
+        "markdown",
+        "oid",
+        "uuid",
+        "base64Binary",
+        "xhtml",
+        "System.String",
+    }
+)
 NUMBER_TYPES = frozenset({"integer", "decimal", "unsignedInt", "positiveInt", "System.Integer", "System.Decimal"})
 BOOL = ("System.Boolean", None)
 INT = ("System.Integer", None)
 STR = ("System.String", None)
 
 #: Functions fhirpathpy 2.2.4 does not implement: an invariant using one cannot fall back.
-FHIRPATHPY_MISSING = frozenset({"hasValue", "memberOf", "resolve", "conformsTo", "htmlChecks",
-                                "getValue", "subsumes", "subsumedBy", "htmlchecks"})
+FHIRPATHPY_MISSING = frozenset(
+    {"hasValue", "memberOf", "resolve", "conformsTo", "htmlChecks", "getValue", "subsumes", "subsumedBy", "htmlchecks"}
+)
 
 
 class Unsupported(Exception):
@@ -121,8 +134,10 @@ def verdict(coll) -> bool:
 
 
 # ---- date comparison with FHIRPath precision semantics ---------------------------------------
-_DT_RX = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?"
-                    r"(Z|[+-]\d{2}:\d{2})?)?)?)?$")
+_DT_RX = re.compile(
+    r"(\d{4})(?:-(\d{2})(?:-(\d{2})(?:T(\d{2}):(\d{2})(?::(\d{2})(?:\.(\d+))?)?"
+    r"(Z|[+-]\d{2}:\d{2})?)?)?)?$"
+)
 
 
 def _date_parts(s):
@@ -132,8 +147,7 @@ def _date_parts(s):
     y, mo, d, h, mi, sec, frac, tz = m.groups()
     if h is None:
         return tuple(int(x) for x in (y, mo, d) if x is not None)
-    dt = datetime(int(y), int(mo), int(d), int(h), int(mi), int(sec or 0),
-                  int((frac or "0")[:6].ljust(6, "0")))
+    dt = datetime(int(y), int(mo), int(d), int(h), int(mi), int(sec or 0), int((frac or "0")[:6].ljust(6, "0")))
     if tz and tz != "Z":
         sign = 1 if tz[0] == "+" else -1
         dt -= sign * timedelta(hours=int(tz[1:3]), minutes=int(tz[4:6]))
@@ -280,7 +294,7 @@ class Compiler:
                 return []
             coll = fl(f, e)
             k = i[0]
-            return coll[k:k + 1] if k >= 0 else []
+            return coll[k : k + 1] if k >= 0 else []
 
         return [(left[0][0] if len(left) == 1 else ("?", None), run)]
 
@@ -342,8 +356,12 @@ class Compiler:
                 if c is None:
                     return []
             elif kind == "num":
-                if type(p) is bool or type(q) is bool or not isinstance(p, (int, float, Decimal)) \
-                        or not isinstance(q, (int, float, Decimal)):
+                if (
+                    type(p) is bool
+                    or type(q) is bool
+                    or not isinstance(p, (int, float, Decimal))
+                    or not isinstance(q, (int, float, Decimal))
+                ):
                     raise EvalError("numeric comparison of non-numbers")
                 c = (p > q) - (p < q)
             else:
@@ -355,7 +373,7 @@ class Compiler:
         return [(BOOL, run)]
 
     def _logic(self, n, inputs, this, op):
-        a, b, fa, fb = self._both(n, inputs, this)
+        _a, _b, fa, fb = self._both(n, inputs, this)
         # Short-circuit where the left side decides the result (false and X, false implies X,
         # true or X), as the FHIRPath spec allows and the HL7 validator does: tim-9's
         # ``offset.empty() or (when in (...))`` must not fail on two ``when`` values when there is
@@ -398,7 +416,7 @@ class Compiler:
 
     def x_MembershipExpression(self, n, inputs, this):
         op = n["terminalNodeText"][0]
-        a, b, fa, fb = self._both(n, inputs, this)
+        _a, _b, fa, fb = self._both(n, inputs, this)
         if op == "contains":
             fa, fb = fb, fa
 
@@ -489,8 +507,7 @@ class Compiler:
 
     def _crit(self, inputs, param):
         """A criteria expression evaluated per item; one compiled version per input type."""
-        return [(tr, f, _concat([g for _t, g in self.expr(param, [(tr, _ident)], [(tr, _ident)])]))
-                for tr, f in inputs]
+        return [(tr, f, _concat([g for _t, g in self.expr(param, [(tr, _ident)], [(tr, _ident)])])) for tr, f in inputs]
 
     def f_exists(self, inputs, params, this):
         if params:
@@ -848,7 +865,7 @@ def _unescape(s: str) -> str:
         if ch == "\\" and i + 1 < len(s):
             nxt = s[i + 1]
             if nxt == "u" and i + 5 < len(s) + 0:
-                out.append(chr(int(s[i + 2:i + 6], 16)))
+                out.append(chr(int(s[i + 2 : i + 6], 16)))
                 i += 6
                 continue
             out.append(_ESCAPES.get(nxt, nxt))
@@ -859,4 +876,4 @@ def _unescape(s: str) -> str:
     return "".join(out)
 
 
-_UTC = timezone.utc
+_UTC = UTC

@@ -53,7 +53,7 @@ class InvariantRunner:
         if ast is None:
             try:
                 ast = fhirpath.parse(inv.expression)
-            except Exception as exc:  # noqa: BLE001 - a broken expression is reported, not fatal
+            except Exception as exc:
                 self.skipped[inv.key] = f"expression does not parse: {exc}"
                 return False, None
         rt = inv.type_path.split(".")[0]
@@ -71,7 +71,9 @@ class InvariantRunner:
             return check, True
         missing = fhirpath.functions_used(ast) & fhirpath.FHIRPATHPY_MISSING
         if missing:
-            self.skipped[inv.key] = f"uses {', '.join(sorted(missing))}(), which neither our compiler nor fhirpathpy implements"
+            self.skipped[inv.key] = (
+                f"uses {', '.join(sorted(missing))}(), which neither our compiler nor fhirpathpy implements"
+            )
             return False, None
         return self.fallback(inv.expression, inv.type_path), False
 

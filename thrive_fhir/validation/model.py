@@ -22,7 +22,7 @@ class Invariant:
     process, because closures cannot be pickled.
     """
 
-    __slots__ = ("key", "severity", "human", "expression", "type_path", "ast", "source", "_fn", "compiled")
+    __slots__ = ("_fn", "ast", "compiled", "expression", "human", "key", "severity", "source", "type_path")
 
     def __init__(self, key, severity, human, expression, type_path, source=None):
         self.key = key
@@ -47,30 +47,45 @@ class Invariant:
 class Slot:
     """How one JSON key of an element is checked."""
 
-    __slots__ = ("kind", "code", "checker", "node", "link")
+    __slots__ = ("checker", "code", "kind", "link", "node")
 
     def __init__(self, kind, code, checker=None, node=None, link=None):
-        self.kind = kind        # PRIMITIVE / COMPLEX / RESOURCE
-        self.code = code        # FHIR type code: "string", "CodeableConcept", "Resource"...
+        self.kind = kind  # PRIMITIVE / COMPLEX / RESOURCE
+        self.code = code  # FHIR type code: "string", "CodeableConcept", "Resource"...
         self.checker = checker  # primitives.make_checker tuple
-        self.node = node        # Node for complex types (after linking)
-        self.link = link        # unresolved reference to a Node, resolved by build.link()
+        self.node = node  # Node for complex types (after linking)
+        self.link = link  # unresolved reference to a Node, resolved by build.link()
 
 
 class Elem:
     __slots__ = (
-        "name", "path", "min", "max", "array", "choice", "keys", "fixed", "pattern",
-        "binding", "targets", "slicing", "constraints", "max_length", "is_ext", "elem_id", "plain",
+        "array",
+        "binding",
+        "choice",
+        "constraints",
+        "elem_id",
+        "fixed",
+        "is_ext",
+        "keys",
+        "max",
+        "max_length",
+        "min",
+        "name",
+        "path",
+        "pattern",
+        "plain",
+        "slicing",
+        "targets",
     )
 
     def __init__(self, name, path):
         self.name = name
         self.path = path
         self.min = 0
-        self.max = None     # None: unbounded
+        self.max = None  # None: unbounded
         self.array = False  # JSON array form (from base.max, not the profile's max)
         self.choice = False
-        self.keys = {}      # json key -> Slot
+        self.keys = {}  # json key -> Slot
         self.fixed = None
         self.pattern = None
         self.binding = None  # (valueset url, frozenset[(system, code)], frozenset[code])
@@ -84,7 +99,7 @@ class Elem:
 
 
 class Slice:
-    __slots__ = ("name", "min", "max", "elem", "match")
+    __slots__ = ("elem", "match", "max", "min", "name")
 
     def __init__(self, name, min_, max_, elem, match):
         self.name = name
@@ -95,7 +110,7 @@ class Slice:
 
 
 class Slicing:
-    __slots__ = ("rules", "slices", "description")
+    __slots__ = ("description", "rules", "slices")
 
     def __init__(self, rules, slices, description):
         self.rules = rules
@@ -106,17 +121,27 @@ class Slicing:
 class Node:
     """A structure: allowed keys, required elements and structure-level invariants."""
 
-    __slots__ = ("type_name", "path", "keys", "elems", "required", "constraints", "is_resource",
-                 "url", "choice_elems", "base_link")
+    __slots__ = (
+        "base_link",
+        "choice_elems",
+        "constraints",
+        "elems",
+        "is_resource",
+        "keys",
+        "path",
+        "required",
+        "type_name",
+        "url",
+    )
 
     def __init__(self, type_name, path, url=None):
         self.type_name = type_name
         self.path = path
         self.url = url
-        self.keys = {}         # json key -> (Elem, Slot | None); "_x" keys map to (Elem, None)
+        self.keys = {}  # json key -> (Elem, Slot | None); "_x" keys map to (Elem, None)
         self.elems = []
-        self.required = ()     # Elems with min > 0
+        self.required = ()  # Elems with min > 0
         self.constraints = ()  # Invariants on the structure itself (resource- or datatype-level)
         self.is_resource = False
         self.choice_elems = ()  # Elems with more than one key: at most one may be present
-        self.base_link = None   # datatype whose structure-level invariants also apply
+        self.base_link = None  # datatype whose structure-level invariants also apply

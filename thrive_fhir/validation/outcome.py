@@ -14,8 +14,13 @@ def outcome(issues: list[tuple]) -> dict:
     if not issues:
         return {
             "resourceType": "OperationOutcome",
-            "issue": [{"severity": "information", "code": "informational",
-                       "details": {"text": "validation passed: no errors or warnings"}}],
+            "issue": [
+                {
+                    "severity": "information",
+                    "code": "informational",
+                    "details": {"text": "validation passed: no errors or warnings"},
+                }
+            ],
         }
     out = []
     seen = set()
@@ -37,8 +42,14 @@ def errors(oo: dict) -> list[tuple[str, str, str | None, str]]:
     result = []
     for issue in oo.get("issue", []):
         expr = issue.get("expression") or [None]
-        result.append((issue.get("severity"), issue.get("code"), expr[0],
-                       (issue.get("details") or {}).get("text") or issue.get("diagnostics") or ""))
+        result.append(
+            (
+                issue.get("severity"),
+                issue.get("code"),
+                expr[0],
+                (issue.get("details") or {}).get("text") or issue.get("diagnostics") or "",
+            )
+        )
     return result
 
 

@@ -12,8 +12,8 @@ a tuple unpack: ``(json_kind, compiled_regex_or_None, extra_check_or_None)``.
 from __future__ import annotations
 
 import re
-from functools import partial
 from datetime import date as _date
+from functools import partial
 
 #: FHIR R4: a string value SHALL NOT exceed 1 MB; we count characters (a lower bound on bytes).
 MAX_STRING_CHARS = 1024 * 1024

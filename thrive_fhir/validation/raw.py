@@ -38,16 +38,24 @@ def parse_json_bytes(data: bytes, max_bytes: int, where: str | None = None):
         return None, ("fatal", "structure", where, "input: expected bytes")
     size = len(data)
     if size > max_bytes:
-        return None, ("fatal", "too-long", where,
-                      f"too-long: input is {size:,} bytes; the limit is {max_bytes:,} bytes")
+        return None, (
+            "fatal",
+            "too-long",
+            where,
+            f"too-long: input is {size:,} bytes; the limit is {max_bytes:,} bytes",
+        )
     if size == 0:
         return None, ("fatal", "structure", where, "json: the input is empty")
     try:
         text = bytes(data).decode("utf-8")
     except UnicodeDecodeError as exc:
-        bad = bytes(data)[exc.start:exc.start + 1].hex()
-        return None, ("fatal", "invalid", where,
-                      f"encoding: the input is not valid UTF-8 (byte 0x{bad} at offset {exc.start})")
+        bad = bytes(data)[exc.start : exc.start + 1].hex()
+        return None, (
+            "fatal",
+            "invalid",
+            where,
+            f"encoding: the input is not valid UTF-8 (byte 0x{bad} at offset {exc.start})",
+        )
     return parse_json_text(text.lstrip("\ufeff"), where)
 
 
@@ -55,15 +63,23 @@ def parse_json_text(text: str, where: str | None = None):
     try:
         value = json.loads(text, object_pairs_hook=_pairs, parse_constant=_constant)
     except json.JSONDecodeError as exc:
-        return None, ("fatal", "structure", where,
-                      f"json: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}")
+        return None, (
+            "fatal",
+            "structure",
+            where,
+            f"json: malformed JSON at line {exc.lineno} column {exc.colno}: {exc.msg}",
+        )
     except _Bad as exc:
         return None, ("fatal", "structure", where, f"json: {exc}")
     except RecursionError:
         return None, ("fatal", "structure", where, "json: the JSON is nested too deeply")
     if not isinstance(value, dict):
-        return None, ("fatal", "structure", where,
-                      f"json: a FHIR resource must be a JSON object, not {type(value).__name__}")
+        return None, (
+            "fatal",
+            "structure",
+            where,
+            f"json: a FHIR resource must be a JSON object, not {type(value).__name__}",
+        )
     # very deep nesting surfaces as RecursionError (above, or in the walker, which reports it)
     return value, None
 

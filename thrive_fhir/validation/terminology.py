@@ -28,8 +28,9 @@ def strip_version(url: str) -> str:
 
 
 class Expander:
-    def __init__(self, valuesets: dict[str, dict], codesystems: dict[str, dict],
-                 precomputed: dict[str, dict] | None = None):
+    def __init__(
+        self, valuesets: dict[str, dict], codesystems: dict[str, dict], precomputed: dict[str, dict] | None = None
+    ):
         self.valuesets = valuesets
         self.codesystems = codesystems
         self.precomputed = precomputed or {}
@@ -108,6 +109,8 @@ class Expander:
         for f in filters:
             op, prop, value = f.get("op"), f.get("property"), f.get("value")
             if op in ("is-a", "descendent-of") and prop == "concept":
+                if not isinstance(value, str):
+                    raise CannotExpand(f"filter {prop} {op}: the value must be a code")
                 node = _find_concept(cs.get("concept", []), value)
                 if node is None:
                     raise CannotExpand(f"filter {prop} {op} {value}: code not in {system}")
@@ -117,7 +120,8 @@ class Expander:
                 found |= _descendants_by_parent_property(cs, value)
             elif op == "=":
                 found = {
-                    c["code"] for c in _walk_concepts(cs.get("concept", []))
+                    c["code"]
+                    for c in _walk_concepts(cs.get("concept", []))
                     if any(p.get("code") == prop and _prop_value(p) == value for p in c.get("property", []))
                 }
             else:

@@ -8,7 +8,7 @@ import json
 import logging
 import threading
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from . import app_rules, fhirpath
 from .build import build_tables
@@ -45,13 +45,13 @@ class Validator:
     def __init__(self, tables, clock=None):
         self.tables = tables
         self.runner = InvariantRunner(tables.type_index, set(tables.resources))
-        self.clock = clock or (lambda: datetime.now(timezone.utc))
+        self.clock = clock or (lambda: datetime.now(UTC))
         self.startup_seconds = None
         self.loaded_from_cache = None
 
     # -- construction ---------------------------------------------------------------------------
     @classmethod
-    def default(cls) -> "Validator":
+    def default(cls) -> Validator:
         """The shared validator for this repository's profiles (built or unpickled once)."""
         if cls._default is None:
             with cls._default_lock:
@@ -60,16 +60,15 @@ class Validator:
         return cls._default
 
     @classmethod
-    def from_sources(cls, sources: Sources, clock=None) -> "Validator":
+    def from_sources(cls, sources: Sources, clock=None) -> Validator:
         t0 = time.perf_counter()
 
         def build():
-            tables = build_tables(sources.core_dir, sources.profile_files, sources.term_files,
-                                  sources.expansion_files)
+            tables = build_tables(sources.core_dir, sources.profile_files, sources.term_files, sources.expansion_files)
             for inv in tables.invariants:
                 try:
                     inv.ast = fhirpath.parse(inv.expression)
-                except Exception:  # noqa: BLE001 - reported as skipped when first used
+                except Exception:
                     inv.ast = None
             return tables
 
@@ -114,7 +113,7 @@ class Validator:
                     w.issues.extend(self._bundle_rules(resource, prefix, now))
         except RecursionError:
             w.err("structure", path, "structure: the resource is nested too deeply to validate", "fatal")
-        except Exception as exc:  # noqa: BLE001 - a validator bug must not take the caller down
+        except Exception as exc:
             # A defect of ours, not of the resource: reported as a problem with this resource
             # (so a store refuses it rather than answering 500, and a folder run goes on), with a
             # rule name of its own so callers can tell it from "invalid" (thrive validate exits 3).
@@ -122,9 +121,13 @@ class Validator:
             # reader); the traceback at debug level for whoever debugs it
             log.error("validator failed on a %s: %s", _rt(resource), type(exc).__name__)
             log.debug("validator failure", exc_info=True)
-            w.err("exception", path or _rt(resource),
-                  f"{INTERNAL_RULE}: the validator failed on this resource ({type(exc).__name__}); "
-                  "it was not validated. This is a defect in THRIVE-FHIR: please report it", "fatal")
+            w.err(
+                "exception",
+                path or _rt(resource),
+                f"{INTERNAL_RULE}: the validator failed on this resource ({type(exc).__name__}); "
+                "it was not validated. This is a defect in THRIVE-FHIR: please report it",
+                "fatal",
+            )
         return w.issues
 
     def _bundle_rules(self, bundle, prefix, now):
@@ -155,7 +158,8 @@ class Validator:
     def validate_set(self, resources: list) -> dict[str, dict]:
         """OperationOutcome per resource (key ``Type/id``, else the list index as a string), with
         the cross-resource app rules applied between all of them (and Bundle entries within)."""
-        keys, per, items, owner = [], {}, [], []
+        keys, per, owner = [], {}, []
+        items: list[tuple[dict, str, str | None]] = []
         for i, res in enumerate(resources):
             key = _key(res, i)
             if key in per:
@@ -168,18 +172,30 @@ class Validator:
                 if res.get("resourceType") == "Bundle":
                     for j, e in enumerate(res.get("entry") or ()):
                         if type(e) is dict and type(e.get("resource")) is dict:
-                            items.append((e["resource"], f"Bundle.entry[{j}].resource",
-                                          e.get("fullUrl") if type(e.get("fullUrl")) is str else None))
+                            items.append(
+                                (
+                                    e["resource"],
+                                    f"Bundle.entry[{j}].resource",
+                                    e.get("fullUrl") if type(e.get("fullUrl")) is str else None,
+                                )
+                            )
                             owner.append(key)
         try:
             for idx, issue in app_rules.cross(items):
                 per[owner[idx]].append(issue)
-        except Exception as exc:  # noqa: BLE001 - see issues()
+        except Exception as exc:
             log.error("cross-resource rules failed: %s", type(exc).__name__)
             log.debug("validator failure", exc_info=True)
             for k in keys:
-                per[k].append(("fatal", "exception", None, f"{INTERNAL_RULE}: the cross-resource rules failed "
-                               f"({type(exc).__name__}); they were not checked. This is a defect in THRIVE-FHIR"))
+                per[k].append(
+                    (
+                        "fatal",
+                        "exception",
+                        None,
+                        f"{INTERNAL_RULE}: the cross-resource rules failed "
+                        f"({type(exc).__name__}); they were not checked. This is a defect in THRIVE-FHIR",
+                    )
+                )
         return {k: outcome(per[k]) for k in keys}
 
     def validate_bytes(self, data: bytes, max_bytes: int = DEFAULT_MAX_BYTES) -> dict:
@@ -188,11 +204,15 @@ class Validator:
 
         try:
             res, issue = parse_json_bytes(data, max_bytes)
-        except Exception as exc:  # noqa: BLE001 - see issues(): a defect of ours is reported, not raised
+        except Exception as exc:
             log.error("validator failed parsing content: %s", type(exc).__name__)
             log.debug("validator failure", exc_info=True)
-            issue = ("fatal", "exception", None,
-                     f"{INTERNAL_RULE}: the validator failed reading this content ({type(exc).__name__})")
+            issue = (
+                "fatal",
+                "exception",
+                None,
+                f"{INTERNAL_RULE}: the validator failed reading this content ({type(exc).__name__})",
+            )
         if issue is not None:
             return outcome([issue])
         return self.validate(res)

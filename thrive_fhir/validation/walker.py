@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from ..canonical import BASE
 from . import primitives
-from .model import COMPLEX, PRIMITIVE, RESOURCE
+from .model import COMPLEX, PRIMITIVE
 
 _check_primitive = primitives.check_primitive
 _clip = primitives.clip
@@ -27,7 +27,7 @@ _json_name = primitives.json_name
 class Walk:
     """State for validating one top-level resource (not shared between threads)."""
 
-    __slots__ = ("t", "runner", "issues", "ext_generic", "res_type", "res_path")
+    __slots__ = ("ext_generic", "issues", "res_path", "res_type", "runner", "t")
 
     def __init__(self, tables, runner):
         self.t = tables
@@ -82,27 +82,31 @@ class Walk:
             canon = url.split("|", 1)[0]
             node = self.t.profiles.get(canon)
             if node is None:
-                self.err("not-supported", f"{path}.meta.profile[{i}]",
-                         f"profile: profile '{_clip(url, 120)}' is not known here; checked against base R4 {rt} only",
-                         severity="warning")
+                self.err(
+                    "not-supported",
+                    f"{path}.meta.profile[{i}]",
+                    f"profile: profile '{_clip(url, 120)}' is not known here; checked against base R4 {rt} only",
+                    severity="warning",
+                )
                 continue
             ptype = self.t.profile_types.get(canon)
             if ptype != rt:
-                self.err("invalid", f"{path}.meta.profile[{i}]",
-                         f"profile: profile '{canon}' is for {ptype}, not {rt}")
+                self.err("invalid", f"{path}.meta.profile[{i}]", f"profile: profile '{canon}' is for {ptype}, not {rt}")
                 continue
             nodes.append(node)
         return nodes or (self.t.resources[rt],)
 
     def check_contained_rules(self, res, path):
         if res.get("contained"):
-            self.err("invariant", path + ".contained",
-                     "dom-2: a contained resource SHALL NOT contain nested resources")
+            self.err("invariant", path + ".contained", "dom-2: a contained resource SHALL NOT contain nested resources")
         meta = res.get("meta")
         if type(meta) is dict:
             if "versionId" in meta or "lastUpdated" in meta:
-                self.err("invariant", path + ".meta",
-                         "dom-4: a contained resource SHALL NOT have meta.versionId or meta.lastUpdated")
+                self.err(
+                    "invariant",
+                    path + ".meta",
+                    "dom-4: a contained resource SHALL NOT have meta.versionId or meta.lastUpdated",
+                )
             if "security" in meta:
                 self.err("invariant", path + ".meta", "dom-5: a contained resource SHALL NOT have a security label")
 
@@ -117,8 +121,11 @@ class Walk:
             return
         for i, c in enumerate(cont):
             if type(c) is dict and c.get("id") is not None and ("#" + str(c.get("id"))) not in refs:
-                self.err("invariant", f"{path}.contained[{i}]",
-                         f"dom-3: contained resource '{c.get('id')}' is not referenced from the containing resource")
+                self.err(
+                    "invariant",
+                    f"{path}.contained[{i}]",
+                    f"dom-3: contained resource '{c.get('id')}' is not referenced from the containing resource",
+                )
 
     # -- structures --------------------------------------------------------------------------------
     def node(self, node, obj, path, env):
@@ -140,16 +147,20 @@ class Walk:
                     seen_choice = {}
                 other = seen_choice.get(elem.name)
                 if other is not None:
-                    self.err("structure", path + "." + key,
-                             f"cardinality: only one of {elem.name}[x] may be present, found {other} and {key}")
+                    self.err(
+                        "structure",
+                        path + "." + key,
+                        f"cardinality: only one of {elem.name}[x] may be present, found {other} and {key}",
+                    )
                 seen_choice[elem.name] = key
             if elem.max == 0:
-                self.err("structure", path + "." + key, f"cardinality: {elem.path} is not allowed by the profile (max 0)")
+                self.err(
+                    "structure", path + "." + key, f"cardinality: {elem.path} is not allowed by the profile (max 0)"
+                )
                 continue
             if elem.array:
                 if type(val) is not list:
-                    self.err("structure", path + "." + key,
-                             f"type: {key} must be a JSON array, not {_json_name(val)}")
+                    self.err("structure", path + "." + key, f"type: {key} must be a JSON array, not {_json_name(val)}")
                     continue
                 n = len(val)
                 if n == 0:
@@ -157,8 +168,7 @@ class Walk:
                     continue
                 mx = elem.max
                 if mx is not None and n > mx:
-                    self.err("structure", path + "." + key,
-                             f"cardinality: {elem.path} allows at most {mx}, found {n}")
+                    self.err("structure", path + "." + key, f"cardinality: {elem.path} allows at most {mx}, found {n}")
                 if elem.slicing is not None:
                     assigned = self.slices(elem, val, path + "." + key, env)
                     for i, item in enumerate(val):
@@ -182,15 +192,21 @@ class Walk:
             name = elem.name
             if elem.choice:
                 if not any(k in obj for k in elem.keys) and not _has_choice_key(obj, name):
-                    self.err("required", f"{path}.{name}[x]",
-                             f"cardinality: {elem.path} is required (min {elem.min}) but missing")
+                    self.err(
+                        "required",
+                        f"{path}.{name}[x]",
+                        f"cardinality: {elem.path} is required (min {elem.min}) but missing",
+                    )
             elif name not in obj and ("_" + name) not in obj:
                 self.missing(elem, path)
             elif elem.min > 1:
                 v = obj.get(name)
                 if type(v) is list and len(v) < elem.min:
-                    self.err("required", path + "." + name,
-                             f"cardinality: {elem.path} needs at least {elem.min}, found {len(v)}")
+                    self.err(
+                        "required",
+                        path + "." + name,
+                        f"cardinality: {elem.path} needs at least {elem.min}, found {len(v)}",
+                    )
         if node.constraints:
             self.invariants(node.constraints, obj, path, env)
 
@@ -201,26 +217,32 @@ class Walk:
             needed = [s for s in sl.slices if s.min > 0]
             if needed:
                 for s in needed:
-                    self.err("required", f"{path}.{elem.name}:{s.name}",
-                             f"cardinality: {elem.path}:{s.name} is required (min {s.min}) but missing")
+                    self.err(
+                        "required",
+                        f"{path}.{elem.name}:{s.name}",
+                        f"cardinality: {elem.path}:{s.name} is required (min {s.min}) but missing",
+                    )
                 return
-        self.err("required", f"{path}.{elem.name}", f"cardinality: {elem.path} is required (min {elem.min}) but missing")
+        self.err(
+            "required", f"{path}.{elem.name}", f"cardinality: {elem.path} is required (min {elem.min}) but missing"
+        )
 
     def unknown(self, node, obj, key, path):
         for elem in node.elems:
-            if elem.choice and key.startswith(elem.name) and key[len(elem.name):len(elem.name) + 1].isupper():
-                tname = key[len(elem.name):]
+            if elem.choice and key.startswith(elem.name) and key[len(elem.name) : len(elem.name) + 1].isupper():
+                tname = key[len(elem.name) :]
                 if tname[0].lower() + tname[1:] in self.t.primitive_types or tname in self.t.datatypes:
                     allowed = ", ".join(s.code for s in elem.keys.values())
-                    self.err("structure", path + "." + key,
-                             f"type: {elem.path} may not be a {tname} here; allowed: {allowed}")
+                    self.err(
+                        "structure",
+                        path + "." + key,
+                        f"type: {elem.path} may not be a {tname} here; allowed: {allowed}",
+                    )
                     return
         if key.startswith("_") and key[1:] in node.keys:
-            self.err("structure", path + "." + key,
-                     f"unknown-element: '{key}' is only allowed for primitive elements")
+            self.err("structure", path + "." + key, f"unknown-element: '{key}' is only allowed for primitive elements")
         else:
-            self.err("structure", path + "." + key,
-                     f"unknown-element: '{_clip(key)}' is not an element of {node.path}")
+            self.err("structure", path + "." + key, f"unknown-element: '{_clip(key)}' is not an element of {node.path}")
 
     def primitive_extension(self, elem, key, val, obj, path, env):
         """``_status``: the id/extensions of a primitive (one object, or an array parallel to the values)."""
@@ -257,8 +279,14 @@ class Walk:
                 return
             chk = slot.checker
             # fast path for the common case: a well-formed string; anything else gets the full check
-            if chk[0] == "str" and type(item) is str and item and chk[2] is None and len(item) < 4096 and (
-                    chk[1] is None and not item.isspace() or chk[1] is not None and chk[1].fullmatch(item)):
+            if (
+                chk[0] == "str"
+                and type(item) is str
+                and item
+                and chk[2] is None
+                and len(item) < 4096
+                and ((chk[1] is None and not item.isspace()) or (chk[1] is not None and chk[1].fullmatch(item)))
+            ):
                 prob = None
             else:
                 prob = _check_primitive(chk, item)
@@ -272,8 +300,7 @@ class Walk:
                 self.err("too-long", p, f"too-long: at most {ml} characters allowed, found {len(item)}")
             b = elem.binding
             if b is not None and type(item) is str and item not in b[2]:
-                self.err("code-invalid", p,
-                         f"binding: '{_clip(item)}' is not in the required value set {b[0]}")
+                self.err("code-invalid", p, f"binding: '{_clip(item)}' is not in the required value set {b[0]}")
             if elem.fixed is not None and item != elem.fixed:
                 self.err("value", p, f"fixed: must be exactly '{elem.fixed}', found '{_clip(str(item))}'")
             elif elem.pattern is not None and item != elem.pattern:
@@ -303,8 +330,13 @@ class Walk:
                         has_value = True
                         break
                 if has_value == ("extension" in item):
-                    self.err("invariant", p, "ext-1: an extension must have either extensions or value[x], not both"
-                             if has_value else "ext-1: an extension must have either extensions or value[x]")
+                    self.err(
+                        "invariant",
+                        p,
+                        "ext-1: an extension must have either extensions or value[x], not both"
+                        if has_value
+                        else "ext-1: an extension must have either extensions or value[x]",
+                    )
             elif len(item) == 1 and "id" in item:
                 self.err("structure", p, "ele-1: elements must have a value or children other than id")
             self.node(node, item, p, env)
@@ -337,14 +369,20 @@ class Walk:
                     return
             shown = ", ".join(f"{c.get('system')}#{c.get('code')}" for c in codings if type(c) is dict)
             where = p + ".coding[0].code" if type(codings[0]) is dict and "code" in codings[0] else p + ".coding"
-            self.err("code-invalid", where,
-                     f"binding: none of the codings ({_clip(shown, 160)}) is in the required value set {vs}")
-        elif code in ("Coding", "Quantity") or code in self.t.datatypes and "code" in item:
+            self.err(
+                "code-invalid",
+                where,
+                f"binding: none of the codings ({_clip(shown, 160)}) is in the required value set {vs}",
+            )
+        elif code in ("Coding", "Quantity") or (code in self.t.datatypes and "code" in item):
             if code != "Coding" and "code" not in item:
                 return
             if not _in_expansion(item, pairs):
-                self.err("code-invalid", p + ".code",
-                         f"binding: {item.get('system')}#{_clip(str(item.get('code')))} is not in the required value set {vs}")
+                self.err(
+                    "code-invalid",
+                    p + ".code",
+                    f"binding: {item.get('system')}#{_clip(str(item.get('code')))} is not in the required value set {vs}",
+                )
 
     # -- extensions ------------------------------------------------------------------------------
     def unknown_extension(self, url, p, modifier=False):
@@ -358,11 +396,19 @@ class Walk:
         if url.startswith(EXTENSION_DOMAINS) or url in LATER_CORE_EXTENSIONS:
             return
         own = url.startswith(CORE_EXT) or url.startswith(OWN_EXT)
-        why = ("; no such extension is defined in that namespace" if own else
-               "; a modifier extension that is not understood may change the meaning of the data" if modifier
-               else "; its content is not checked")
-        self.err("structure", p + ".url", f"extension: unknown extension '{_clip(url, 120)}'{why}",
-                 severity="error" if own or modifier else "warning")
+        why = (
+            "; no such extension is defined in that namespace"
+            if own
+            else "; a modifier extension that is not understood may change the meaning of the data"
+            if modifier
+            else "; its content is not checked"
+        )
+        self.err(
+            "structure",
+            p + ".url",
+            f"extension: unknown extension '{_clip(url, 120)}'{why}",
+            severity="error" if own or modifier else "warning",
+        )
 
     def extension_context(self, url, ctx, parent, p):
         """Check where an extension is used against its StructureDefinition's ``context``."""
@@ -380,8 +426,12 @@ class Walk:
                 return
         allowed = ", ".join(e for _t, e in ctx)
         where = p.rsplit(".", 1)[0]
-        self.err("structure", p, f"extension: '{_clip(url, 120)}' is not allowed on {_clip(where, 120)}; "
-                 f"its definition allows it on {_clip(allowed, 160)}")
+        self.err(
+            "structure",
+            p,
+            f"extension: '{_clip(url, 120)}' is not allowed on {_clip(where, 120)}; "
+            f"its definition allows it on {_clip(allowed, 160)}",
+        )
 
     def context_names(self, parent, p):
         """Every name an extension context could use for the element holding ``p``: its
@@ -392,7 +442,7 @@ class Walk:
         rel = p.rsplit(".", 1)[0]
         if rt is None or not rel.startswith(self.res_path):
             return None
-        rel = rel[len(self.res_path):].lstrip(".")
+        rel = rel[len(self.res_path) :].lstrip(".")
         if type(parent) is dict and type(parent.get("url")) is str:
             names.add(parent["url"])  # context type "extension": used inside that extension
         if not rel:
@@ -449,8 +499,9 @@ class Walk:
         targets = elem.targets
         if targets is not None and rtype not in targets and "Resource" not in targets:
             allowed = ", ".join(sorted(targets))
-            self.err("structure", p, f"type: a reference to a {rtype} is not allowed here; "
-                     f"{elem.path} refers to {allowed}")
+            self.err(
+                "structure", p, f"type: a reference to a {rtype} is not allowed here; {elem.path} refers to {allowed}"
+            )
         t = item.get("type")
         if type(t) is str and t != rtype:
             self.err("invalid", p + ".type", f"type: Reference.type '{t}' disagrees with reference '{_clip(ref)}'")
@@ -469,14 +520,21 @@ class Walk:
                     break
             else:
                 if sl.rules == "closed":
-                    self.err("structure", f"{p}[{i}]",
-                             f"cardinality: this entry matches none of the slices defined for {elem.path} (closed slicing)")
+                    self.err(
+                        "structure",
+                        f"{p}[{i}]",
+                        f"cardinality: this entry matches none of the slices defined for {elem.path} (closed slicing)",
+                    )
             assigned.append(chosen)
         for si, s in enumerate(sl.slices):
             n = counts[si]
             if n < s.min:
-                self.err("required", p, f"cardinality: {elem.path}:{s.name} needs at least {s.min} entr"
-                         f"{'y' if s.min == 1 else 'ies'}, found {n}")
+                self.err(
+                    "required",
+                    p,
+                    f"cardinality: {elem.path}:{s.name} needs at least {s.min} entr"
+                    f"{'y' if s.min == 1 else 'ies'}, found {n}",
+                )
             elif s.max is not None and n > s.max:
                 self.err("structure", p, f"cardinality: {elem.path}:{s.name} allows at most {s.max}, found {n}")
         return assigned
@@ -492,17 +550,24 @@ class Walk:
                 continue
             try:
                 ok = fn(item, env)
-            except Exception as exc:  # noqa: BLE001 - evaluation errors become issues, never tracebacks
+            except Exception as exc:
                 # Not evaluable is not the same as false: the HL7 validator passes such resources
                 # (e.g. tim-9 over two Timing.repeat.when values), so this is a warning that
                 # names the invariant, never an error.
-                self.err("processing", path,
-                         f"{inv.key}: could not be evaluated ({_clip(str(exc), 120)}); not checked: {inv.human}",
-                         severity="warning")
+                self.err(
+                    "processing",
+                    path,
+                    f"{inv.key}: could not be evaluated ({_clip(str(exc), 120)}); not checked: {inv.human}",
+                    severity="warning",
+                )
                 continue
             if not ok:
-                self.err("invariant", path, f"{inv.key}: {inv.human}",
-                         severity="error" if inv.severity == "error" else "warning")
+                self.err(
+                    "invariant",
+                    path,
+                    f"{inv.key}: {inv.human}",
+                    severity="error" if inv.severity == "error" else "warning",
+                )
 
 
 CORE_EXT = "http://hl7.org/fhir/StructureDefinition/"
@@ -515,9 +580,11 @@ EXTENSION_DOMAINS = ("https://fhir.hl7.org.uk/StructureDefinition/",)
 #: later in the extensions pack (hl7.fhir.uv.extensions), which SUSHI adds automatically but which
 #: is not available offline. Accepted unchecked, like EXTENSION_DOMAINS; every other unknown URL in
 #: that namespace is an error. Our own profiles use imposeProfile to name their UK Core parent.
-LATER_CORE_EXTENSIONS = frozenset({
-    "http://hl7.org/fhir/StructureDefinition/structuredefinition-imposeProfile",
-})
+LATER_CORE_EXTENSIONS = frozenset(
+    {
+        "http://hl7.org/fhir/StructureDefinition/structuredefinition-imposeProfile",
+    }
+)
 
 
 def _local_refs(res) -> set:
@@ -542,8 +609,13 @@ def _fast_ok(chk, val) -> bool:
     """True for the overwhelmingly common well-formed primitive; False means "do the full check"."""
     kind = chk[0]
     if kind == "str":
-        return (type(val) is str and val != "" and chk[2] is None and len(val) < 4096
-                and (chk[1].fullmatch(val) is not None if chk[1] is not None else not val.isspace()))
+        return (
+            type(val) is str
+            and val != ""
+            and chk[2] is None
+            and len(val) < 4096
+            and (chk[1].fullmatch(val) is not None if chk[1] is not None else not val.isspace())
+        )
     if kind == "bool":
         return type(val) is bool
     return False
