@@ -329,3 +329,22 @@ def test_unknown_modifier_extension_is_an_error_in_any_namespace():
         "modifierExtension": [{"url": "http://example.org/fhir/StructureDefinition/not-really", "valueBoolean": True}],
     }
     assert [(p, r) for p, r, _t in problems(res)] == [("Patient.modifierExtension[0].url", "extension")]
+
+
+def test_extensions_on_several_linkids_do_not_make_them_duplicates():
+    """fhirpathpy 2.2.4 counts a primitive's ``_x`` as a second value beside ``x``: que-2 (linkIds
+    unique, evaluated by the fhirpathpy fallback) then failed a valid Questionnaire whose items'
+    linkIds carry an extension. Found by the primitive-extension property test."""
+    ext = {"extension": [{"url": "http://example.org/fhir/StructureDefinition/note", "valueString": "x"}]}
+    q = {
+        "resourceType": "Questionnaire",
+        "status": "draft",
+        "item": [
+            {"linkId": "a", "_linkId": ext, "type": "string", "text": "A"},
+            {"linkId": "b", "_linkId": ext, "type": "string", "text": "B"},
+        ],
+    }
+    assert not [e for e in errors(validator().validate(q)) if e[0] in ("error", "fatal")]
+    dup = copy.deepcopy(q)
+    dup["item"][1]["linkId"] = "a"
+    assert any("que-2" in e[3] for e in errors(validator().validate(dup)))

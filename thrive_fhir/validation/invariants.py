@@ -86,7 +86,8 @@ class InvariantRunner:
         typed = _typed_node(type_path)
 
         def check(item, env):
-            return verdict(fp(typed(item), {"resource": env[0], "rootResource": env[1]}))
+            item, res, root = (_without_value_extensions(x) for x in (item, env[0], env[1]))
+            return verdict(fp(typed(item), {"resource": res, "rootResource": root}))
 
         return check
 
@@ -97,6 +98,36 @@ class InvariantRunner:
 
         fp = fhirpathpy.compile(expression, models["r4"], options=QUIET)
         return fp(_typed_node(type_path)(item), {"resource": env[0], "rootResource": env[1]})
+
+
+def _without_value_extensions(node):
+    """``node`` without the ``_x`` sibling of every primitive ``x`` that has a value (copy on write).
+
+    fhirpathpy 2.2.4 returns a primitive's ``_x`` (its id and extensions) as a second, separate
+    item beside the value instead of one node carrying both, as the FHIRPath JSON mapping and
+    fhirpath.js do, so ``item.linkId`` with an extension on two linkIds counts four, and que-2
+    (linkIds unique) fails a valid Questionnaire. No R4 invariant reads a primitive's extensions
+    (the walker checks those itself), so the fallback evaluates without them. A ``_x`` with no value
+    beside it stays: there fhirpathpy's one node is the element.
+    """
+    if type(node) is dict:
+        out = None
+        for k, v in node.items():
+            if k[:1] == "_" and k[1:] in node:
+                if out is None:
+                    out = dict(node)
+                del out[k]
+                continue
+            w = _without_value_extensions(v)
+            if w is not v:
+                if out is None:
+                    out = dict(node)
+                out[k] = w
+        return node if out is None else out
+    if type(node) is list:
+        new = [_without_value_extensions(x) for x in node]
+        return node if all(a is b for a, b in zip(new, node)) else new
+    return node
 
 
 def _typed_node(type_path: str):
