@@ -28,11 +28,11 @@ import uuid
 
 import requests
 
+from tests.support.servers import create_pg_database, free_port
 from thrive_fhir.smart_scopes import Grant
 from thrive_fhir.store.fhirdates import utcnow
 from thrive_fhir.store.service import Ctx
 from thrive_fhir.store.writes import WriteOp, apply, prepare
-from tests.support.servers import create_pg_database, free_port
 
 CUSTODIAN = "Organization/bench-trust"
 AGENCIES = [f"Organization/bench-agency-{i:02d}" for i in range(20)]
@@ -51,28 +51,60 @@ def population(n: int, rng: random.Random):
         goal = str(uuid.uuid4())
         out = [
             {"resourceType": "Patient", "id": pid, "name": [{"family": f"Bench{i}"}], "gender": "unknown"},
-            {"resourceType": "Goal", "id": goal, "lifecycleStatus": "active", "subject": {"reference": f"Patient/{pid}"},
-             "description": {"text": "Feel able to go back to school"}},
-            {"resourceType": "CarePlan", "id": str(uuid.uuid4()), "status": "active", "intent": "plan",
-             "subject": {"reference": f"Patient/{pid}"}, "goal": [{"reference": f"Goal/{goal}"}]},
+            {
+                "resourceType": "Goal",
+                "id": goal,
+                "lifecycleStatus": "active",
+                "subject": {"reference": f"Patient/{pid}"},
+                "description": {"text": "Feel able to go back to school"},
+            },
+            {
+                "resourceType": "CarePlan",
+                "id": str(uuid.uuid4()),
+                "status": "active",
+                "intent": "plan",
+                "subject": {"reference": f"Patient/{pid}"},
+                "goal": [{"reference": f"Goal/{goal}"}],
+            },
         ]
         for k in range(2):
-            out.append({"resourceType": "Observation", "id": str(uuid.uuid4()), "status": "final",
-                        "code": {"coding": [{"system": "http://loinc.org", "code": "72166-2"}]},
-                        "subject": {"reference": f"Patient/{pid}"}, "effectiveDateTime": f"2025-0{k + 1}-01",
-                        "valueInteger": k})
+            out.append(
+                {
+                    "resourceType": "Observation",
+                    "id": str(uuid.uuid4()),
+                    "status": "final",
+                    "code": {"coding": [{"system": "http://loinc.org", "code": "72166-2"}]},
+                    "subject": {"reference": f"Patient/{pid}"},
+                    "effectiveDateTime": f"2025-0{k + 1}-01",
+                    "valueInteger": k,
+                }
+            )
         if i % 10 == 0:
             org = AGENCIES[(i // 10) % len(AGENCIES)]
-            out.append({"resourceType": "Consent", "id": str(uuid.uuid4()), "status": "active",
-                        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope",
-                                              "code": "patient-privacy"}]},
-                        "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode",
-                                                  "code": "IDSCL"}]}],
-                        "patient": {"reference": f"Patient/{pid}"},
-                        "provision": {"type": "permit",
-                                      "period": {"start": str(today.replace(year=today.year - 1)),
-                                                 "end": str(today.replace(year=today.year + 1))},
-                                      "actor": [{"reference": {"reference": org}}]}})
+            out.append(
+                {
+                    "resourceType": "Consent",
+                    "id": str(uuid.uuid4()),
+                    "status": "active",
+                    "scope": {
+                        "coding": [
+                            {"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}
+                        ]
+                    },
+                    "category": [
+                        {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IDSCL"}]}
+                    ],
+                    "patient": {"reference": f"Patient/{pid}"},
+                    "provision": {
+                        "type": "permit",
+                        "period": {
+                            "start": str(today.replace(year=today.year - 1)),
+                            "end": str(today.replace(year=today.year + 1)),
+                        },
+                        "actor": [{"reference": {"reference": org}}],
+                    },
+                }
+            )
         yield pid, out
 
 
@@ -131,8 +163,10 @@ def filter_only(app, shared: dict[str, list[str]], rounds: int) -> None:
                 times[who].append((time.perf_counter() - t0) * 1000)
                 assert result.status == 200
         c, a = times["custodian"], times["agency"]
-        print(f"{name:34} {pct(c, 50):9.2f}/{pct(c, 95):8.2f} {pct(a, 50):9.2f}/{pct(a, 95):7.2f} "
-              f"{pct(a, 50) / pct(c, 50):7.2f}/{pct(a, 95) / pct(c, 95):6.2f}")
+        print(
+            f"{name:34} {pct(c, 50):9.2f}/{pct(c, 95):8.2f} {pct(a, 50):9.2f}/{pct(a, 95):7.2f} "
+            f"{pct(a, 50) / pct(c, 50):7.2f}/{pct(a, 95) / pct(c, 95):6.2f}"
+        )
 
 
 def _client(base: str, org: str, pids: list[str], seconds: float, seed: int, out, token: str | None = None) -> None:
@@ -172,8 +206,13 @@ def over_http(app, shared: dict[str, list[str]], seconds: float, clients: int, t
     time.sleep(0.5)
     ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue()
-    procs = [ctx.Process(target=_client, args=(base, AGENCIES[k % len(AGENCIES)], shared[AGENCIES[k % len(AGENCIES)]],
-                                               seconds, k, out, token)) for k in range(clients)]
+    procs = [
+        ctx.Process(
+            target=_client,
+            args=(base, AGENCIES[k % len(AGENCIES)], shared[AGENCIES[k % len(AGENCIES)]], seconds, k, out, token),
+        )
+        for k in range(clients)
+    ]
     for p in procs:
         p.start()
     lat = {"list": [], "plan": []}
@@ -184,8 +223,11 @@ def over_http(app, shared: dict[str, list[str]], seconds: float, clients: int, t
     for p in procs:
         p.join(10)
     server.close()
-    who = ("the custodian's token (no filter, no audit)" if token else
-           "agency tokens (filter, and each request writes its AuditEvent)")
+    who = (
+        "the custodian's token (no filter, no audit)"
+        if token
+        else "agency tokens (filter, and each request writes its AuditEvent)"
+    )
     print(f"\nover HTTP, {clients} concurrent users (own processes) for {seconds:.0f} s with {who}; ms")
     for name, values in lat.items():
         label = "list (Patient?_count=50)" if name == "list" else "plan view (CarePlan+Goal, Observation)"
@@ -195,8 +237,11 @@ def over_http(app, shared: dict[str, list[str]], seconds: float, clients: int, t
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--patients", type=int, default=10000)
-    parser.add_argument("--database", default="postgres", help="SQLAlchemy URL, 'postgres' (a throwaway "
-                        "database on 127.0.0.1) or 'sqlite'")
+    parser.add_argument(
+        "--database",
+        default="postgres",
+        help="SQLAlchemy URL, 'postgres' (a throwaway database on 127.0.0.1) or 'sqlite'",
+    )
     parser.add_argument("--rounds", type=int, default=300)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--clients", type=int, default=20)
@@ -213,14 +258,16 @@ def main() -> None:
         if token == "custodian":
             return Grant.from_scope_string("bench-trust", "system/*.rs", organization=CUSTODIAN)
         if token.startswith("agency|"):
-            return Grant.from_scope_string("thrive-app", SCOPES, user="Practitioner/bench-worker",
-                                           organization=token.split("|", 1)[1])
+            return Grant.from_scope_string(
+                "thrive-app", SCOPES, user="Practitioner/bench-worker", organization=token.split("|", 1)[1]
+            )
         return None
 
     from thrive_fhir.store import create_app
 
-    app = create_app(url, validate_on_write=False, token_verifier=verify, consent_custodians=[CUSTODIAN],
-                     pool_size=args.clients)
+    app = create_app(
+        url, validate_on_write=False, token_verifier=verify, consent_custodians=[CUSTODIAN], pool_size=args.clients
+    )
     try:
         shared = load(app, args.patients)
         filter_only(app, shared, args.rounds)

@@ -189,8 +189,8 @@ class Demo:
     def _import_shared(self, resources: list[dict[str, Any]]) -> None:
         """The shared store is filled the way a deployment would fill any FHIR server: ``thrive store
         import``'s loader, over HTTP, in reference order and transaction batches."""
-        from ..client.fhir_http import FhirClient
-        from ..client.ndjson_import import Importer, Unreachable, reference_order
+        from thrive_fhir.client.fhir_http import FhirClient
+        from thrive_fhir.client.ndjson_import import Importer, Unreachable, reference_order
 
         authority, base = self.sb.authority, self.shared_base
 

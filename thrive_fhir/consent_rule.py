@@ -24,7 +24,7 @@ Times are naive UTC :class:`datetime` values, as the store keeps them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from .store.fhirdates import date_range
 
@@ -80,13 +80,14 @@ def shares(consent: dict) -> list[Share]:
     return list(out.values())
 
 
-def active_consent_for(consents: list[dict], patient_ref: str, organization: str | None,
-                       now: datetime | None = None) -> dict | None:
+def active_consent_for(
+    consents: list[dict], patient_ref: str, organization: str | None, now: datetime | None = None
+) -> dict | None:
     """The first of ``consents`` about ``patient_ref`` that shares with ``organization`` at ``now``."""
     org = organization_ref(organization)
     if org is None:
         return None
-    when = _naive_utc(now or datetime.now(timezone.utc))
+    when = _naive_utc(now or datetime.now(UTC))
     pid = patient_ref.rsplit("/", 1)[-1]
     for consent in consents:
         ref = ((consent.get("patient") or {}).get("reference") or "") if isinstance(consent, dict) else ""
@@ -99,7 +100,7 @@ def active_consent_for(consents: list[dict], patient_ref: str, organization: str
 
 
 def _naive_utc(value: datetime) -> datetime:
-    return value.astimezone(timezone.utc).replace(tzinfo=None) if value.tzinfo else value
+    return value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value
 
 
 def _privacy_scope(scope) -> bool:
@@ -108,8 +109,10 @@ def _privacy_scope(scope) -> bool:
     codings = scope.get("coding") if isinstance(scope, dict) else None
     if not codings:
         return True  # text-only scope: judged by the rest of the Consent
-    return any(isinstance(c, dict) and c.get("code") == "patient-privacy"
-               and c.get("system") in (None, CONSENT_SCOPE) for c in codings)
+    return any(
+        isinstance(c, dict) and c.get("code") == "patient-privacy" and c.get("system") in (None, CONSENT_SCOPE)
+        for c in codings
+    )
 
 
 def _period(period) -> tuple[datetime | None, datetime | None] | None:
@@ -137,8 +140,9 @@ def _actors(provision: dict) -> list[str]:
     out = []
     for actor in provision.get("actor") or []:
         if isinstance(actor, dict):
-            org = organization_ref((actor.get("reference") or {}).get("reference")
-                                   if isinstance(actor.get("reference"), dict) else None)
+            org = organization_ref(
+                (actor.get("reference") or {}).get("reference") if isinstance(actor.get("reference"), dict) else None
+            )
             if org:
                 out.append(org)
     return out
@@ -155,4 +159,4 @@ def _denied(nested) -> set[str]:
     return denied
 
 
-__all__ = ["Share", "shares", "active_consent_for", "organization_ref"]
+__all__ = ["Share", "active_consent_for", "organization_ref", "shares"]

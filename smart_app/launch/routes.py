@@ -59,8 +59,9 @@ def _redirect_uri() -> str:
 
 
 # --- starting a launch ----------------------------------------------------------------------------
-def _start_authorization(reg: EhrRegistration, *, mode: str, aud: str, launch_param: str | None,
-                         standalone_key: str | None):
+def _start_authorization(
+    reg: EhrRegistration, *, mode: str, aud: str, launch_param: str | None, standalone_key: str | None
+):
     """Discovery, then a pending request (state, PKCE, nonce) and the redirect to authorize."""
     smart = state().smart
     try:
@@ -143,9 +144,7 @@ def standalone():
 def standalone_start():
     entry = state().config.standalone.get(request.args.get("org", ""))
     if entry is None:
-        return error_page(
-            400, "Choose your organisation", "Choose your organisation from the list to sign in."
-        )
+        return error_page(400, "Choose your organisation", "Choose your organisation from the list to sign in.")
     reg = state().config.ehr_for_iss(entry.iss)
     return _start_authorization(reg, mode="standalone", aud=entry.iss, launch_param=None, standalone_key=entry.key)
 
@@ -188,8 +187,12 @@ def _state_check() -> AuthRequest:
             400,
             "This sign-in link is no longer valid",
             "This sign-in link is no longer valid. Close this and relaunch the app from the patient's chart."
-            + ("" if binding else " If this keeps happening, your browser may be blocking the app's cookie: "
-               "open the app in a new window from the chart."),
+            + (
+                ""
+                if binding
+                else " If this keeps happening, your browser may be blocking the app's cookie: "
+                "open the app in a new window from the chart."
+            ),
         )
     if auth.mode == "ehr":
         g.frame_ancestors_iss = auth.iss
@@ -209,8 +212,11 @@ def _authorization_error(auth: AuthRequest) -> None:
             403,
             "Access was not approved",
             f"Access for {app_name} was not approved. "
-            + ("Relaunch from the chart if this was a mistake." if auth.mode == "ehr"
-               else "Sign in again if this was a mistake."),
+            + (
+                "Relaunch from the chart if this was a mistake."
+                if auth.mode == "ehr"
+                else "Sign in again if this was a mistake."
+            ),
         )
     ref = uuid.uuid4().hex[:8]
     # The value is the other server's: log only a recognised OAuth error code, never the raw text.
@@ -297,8 +303,11 @@ def _staff_user(auth: AuthRequest, claims: dict) -> _Identity:
     if not is_staff_ref(user_ref):
         # Saves name their author (Provenance) and agency reads their reader (AuditEvent): both must
         # be a Practitioner(Role). A missing fhirUser, or a patient/parent one, cannot use this app.
-        log.warning("launch refused: fhirUser is %s (mode=%s)",
-                    "missing" if user_ref is None else user_ref.split("/", 1)[0], auth.mode)
+        log.warning(
+            "launch refused: fhirUser is %s (mode=%s)",
+            "missing" if user_ref is None else user_ref.split("/", 1)[0],
+            auth.mode,
+        )
         if auth.mode == "ehr" and user_ref is not None:
             raise _stop(
                 403,
@@ -324,8 +333,9 @@ def _launch_record(auth: AuthRequest, tokens: dict, patient_id: str | None, user
     identity is unconfirmed until step 7 reads it."""
     config = state().config
     entry = config.standalone.get(auth.standalone_key) if auth.standalone_key else None
-    organization_ref = (entry.organization if entry else None) if auth.mode == "standalone" else _org_ref_for(
-        config.ods_code)
+    organization_ref = (
+        (entry.organization if entry else None) if auth.mode == "standalone" else _org_ref_for(config.ods_code)
+    )
     binding = request.cookies.get(COOKIE_NAME) or ""
     return state().sessions.create_launch(
         binding,
@@ -399,16 +409,29 @@ def _smart_error_page(exc: SmartError, mode: str):
         return error_page(502, "The EHR did not respond", f"The EHR did not respond. {again}", ref=ref)
     if exc.kind == "id_token":
         # The SmartError message is written for people (no exception names, no token contents).
-        return error_page(401, "Could not confirm who you are",
-                          f"{exc} {again} If it happens again contact support, ref {ref}.", ref=ref)
+        return error_page(
+            401,
+            "Could not confirm who you are",
+            f"{exc} {again} If it happens again contact support, ref {ref}.",
+            ref=ref,
+        )
     if exc.kind == "context":
-        return error_page(502, "The EHR sent a launch the app cannot use",
-                          f"{exc} {again} If it happens again contact support, ref {ref}.", ref=ref)
+        return error_page(
+            502,
+            "The EHR sent a launch the app cannot use",
+            f"{exc} {again} If it happens again contact support, ref {ref}.",
+            ref=ref,
+        )
     if exc.kind == "discovery":
-        return error_page(502, "EHR configuration unavailable", "EHR configuration unavailable, try again later.",
-                          ref=ref)
-    return error_page(502, "The EHR rejected this app's setup",
-                      f"The EHR rejected this app's setup. Contact support, ref {ref}.", ref=ref)
+        return error_page(
+            502, "EHR configuration unavailable", "EHR configuration unavailable, try again later.", ref=ref
+        )
+    return error_page(
+        502,
+        "The EHR rejected this app's setup",
+        f"The EHR rejected this app's setup. Contact support, ref {ref}.",
+        ref=ref,
+    )
 
 
 # --- pages of a launch --------------------------------------------------------------------------

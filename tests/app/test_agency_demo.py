@@ -9,8 +9,8 @@ import re
 import pytest
 from click.testing import CliRunner
 
-from thrive_fhir.cli import cli
 from thrive_demo.orchestrator import Demo
+from thrive_fhir.cli import cli
 
 pytestmark = pytest.mark.slow
 
@@ -39,8 +39,11 @@ def _sign_in_and_pick(demo, patient_id: str):
     page = b.go(demo.sb.authority.issuer + "/select-patient", method="POST", data={"req": req, "patient": patient_id})
     if "/consent" in page.url:  # the sandbox asks the user to approve the app's scopes
         scopes = re.findall(r'name="scope" value="([^"]+)" checked', page.text)
-        page = b.go(demo.sb.authority.issuer + "/consent", method="POST",
-                    data={"req": req, "scope": scopes, "decision": "approve"})
+        page = b.go(
+            demo.sb.authority.issuer + "/consent",
+            method="POST",
+            data={"req": req, "scope": scopes, "decision": "approve"},
+        )
     return b, page
 
 
@@ -65,12 +68,16 @@ def test_agency_reads_the_shared_plan_and_is_refused_the_other(demo):
 
     runner = CliRunner()
     conf = str(demo.workdir / "sync.toml")
-    out = runner.invoke(cli, ["audit", "--patient", shared, "--source", demo.shared_base, "--auth", conf],
-                        catch_exceptions=False)
+    out = runner.invoke(
+        cli, ["audit", "--patient", shared, "--source", demo.shared_base, "--auth", conf], catch_exceptions=False
+    )
     assert out.exit_code == 0, out.output
     assert " ok " in out.output and demo.agency[0] in out.output
-    out = runner.invoke(cli, ["audit", "--patient", other, "--source", demo.shared_base, "--auth", conf, "--json"],
-                        catch_exceptions=False)
+    out = runner.invoke(
+        cli,
+        ["audit", "--patient", other, "--source", demo.shared_base, "--auth", conf, "--json"],
+        catch_exceptions=False,
+    )
     assert out.exit_code == 0 and '"outcome":"4"' in out.output and "not shared" in out.output
 
 
@@ -85,13 +92,21 @@ def test_agency_loop_in_chromium_with_axe(demo, browser_page, axe_check, screens
     # a referral Task for the shared young person owned by the agency (as the clinician's save would sync it)
     token = demo.sb.authority.mint_internal_token(demo.shared_base, "system/*.cruds")
     tid = "demo-agency-task-1"
-    resp = requests.put(f"{demo.shared_base}/Task/{tid}", headers={"Authorization": f"Bearer {token}",
-                                                                  "Content-Type": "application/fhir+json"},
-                        json={"resourceType": "Task", "id": tid, "status": "requested", "intent": "order",
-                              "code": {"coding": [{"system": "http://hl7.org/fhir/CodeSystem/task-code",
-                                                   "code": "fulfill"}]},
-                              "for": {"reference": f"Patient/{shared}"}, "authoredOn": "2025-03-04T16:10:00Z",
-                              "owner": {"reference": agency_ref}}, timeout=10)
+    resp = requests.put(
+        f"{demo.shared_base}/Task/{tid}",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/fhir+json"},
+        json={
+            "resourceType": "Task",
+            "id": tid,
+            "status": "requested",
+            "intent": "order",
+            "code": {"coding": [{"system": "http://hl7.org/fhir/CodeSystem/task-code", "code": "fulfill"}]},
+            "for": {"reference": f"Patient/{shared}"},
+            "authoredOn": "2025-03-04T16:10:00Z",
+            "owner": {"reference": agency_ref},
+        },
+        timeout=10,
+    )
     assert resp.status_code in (200, 201), resp.text[:300]
     page = browser_page
     page.goto(demo.app_origin + "/standalone/start?org=agency")
@@ -119,8 +134,13 @@ def test_agency_worker_reads_nobody_in_the_ehr_store(demo):
     authority = demo.sb.authority
     for user_id, expect_any in (("agency", False), ("clinician", True)):
         user = authority.registry.user(user_id)
-        token = authority.mint_internal_token(demo.sb.fhir_base, "system/Patient.rs", user=user.fhirUser,
-                                              organization=user.organization)
-        bundle = requests.get(f"{demo.sb.fhir_base}/Patient", params={"_summary": "count"}, timeout=10,
-                              headers={"Authorization": f"Bearer {token}", "Accept": "application/fhir+json"}).json()
+        token = authority.mint_internal_token(
+            demo.sb.fhir_base, "system/Patient.rs", user=user.fhirUser, organization=user.organization
+        )
+        bundle = requests.get(
+            f"{demo.sb.fhir_base}/Patient",
+            params={"_summary": "count"},
+            timeout=10,
+            headers={"Authorization": f"Bearer {token}", "Accept": "application/fhir+json"},
+        ).json()
         assert (bundle["total"] > 0) is expect_any, user_id

@@ -22,9 +22,11 @@ CUSTODIAN = "Organization/agency-test-trust"
 ORG_A = "Organization/agency-school-1"
 ORG_B = "Organization/agency-social-care-2"
 WORKER = "Practitioner/agency-worker-1"
-AGENCY_SCOPES = ("launch/patient openid fhirUser patient/Patient.rs patient/Consent.rs patient/Observation.rs "
-                 "patient/Goal.rs patient/CarePlan.rs patient/ServiceRequest.rs patient/CareTeam.rs "
-                 "patient/HealthcareService.rs patient/Task.rus patient/Provenance.c")
+AGENCY_SCOPES = (
+    "launch/patient openid fhirUser patient/Patient.rs patient/Consent.rs patient/Observation.rs "
+    "patient/Goal.rs patient/CarePlan.rs patient/ServiceRequest.rs patient/CareTeam.rs "
+    "patient/HealthcareService.rs patient/Task.rus patient/Provenance.c"
+)
 JSON = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
 
 
@@ -45,8 +47,9 @@ def shared(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("agency-shared")
     server = ServerThread(name="shared-store")
     base = server.origin + "/fhir"
-    store = create_store(f"sqlite:///{tmp / 'shared.db'}", base_url=base, token_verifier=_grant,
-                         consent_custodians=[CUSTODIAN])
+    store = create_store(
+        f"sqlite:///{tmp / 'shared.db'}", base_url=base, token_verifier=_grant, consent_custodians=[CUSTODIAN]
+    )
     from werkzeug.middleware.dispatcher import DispatcherMiddleware
 
     server.start(DispatcherMiddleware(lambda e, s: (s("404 Not Found", []), [b""])[1], {"/fhir": store}))
@@ -62,19 +65,32 @@ def shared(tmp_path_factory):
             _put(base, resource)
         tid = str(uuid.uuid4())
         sr = next(r for r in local.for_patient(f"Patient/{pid}") if r["resourceType"] == "ServiceRequest")
-        _put(base, {"resourceType": "Task", "id": tid, "status": "requested", "intent": "order",
-                    "code": {"coding": [{"system": "http://hl7.org/fhir/CodeSystem/task-code", "code": "fulfill"}]},
-                    "focus": {"reference": f"ServiceRequest/{sr['id']}"}, "for": {"reference": f"Patient/{pid}"},
-                    "authoredOn": "2025-03-04T16:10:00Z", "requester": {"reference": CUSTODIAN},
-                    "owner": {"reference": ORG_A if pid == shared_pid else ORG_B}})
+        _put(
+            base,
+            {
+                "resourceType": "Task",
+                "id": tid,
+                "status": "requested",
+                "intent": "order",
+                "code": {"coding": [{"system": "http://hl7.org/fhir/CodeSystem/task-code", "code": "fulfill"}]},
+                "focus": {"reference": f"ServiceRequest/{sr['id']}"},
+                "for": {"reference": f"Patient/{pid}"},
+                "authoredOn": "2025-03-04T16:10:00Z",
+                "requester": {"reference": CUSTODIAN},
+                "owner": {"reference": ORG_A if pid == shared_pid else ORG_B},
+            },
+        )
         tasks[pid] = tid
     yield type("Shared", (), {"base": base, "shared": shared_pid, "other": other_pid, "tasks": tasks})
     server.stop()
 
 
 def _put(base: str, resource: dict) -> None:
-    resp = requests.put(f"{base}/{resource['resourceType']}/{resource['id']}", json=resource,
-                        headers={**JSON, "Authorization": "Bearer custodian"})
+    resp = requests.put(
+        f"{base}/{resource['resourceType']}/{resource['id']}",
+        json=resource,
+        headers={**JSON, "Authorization": "Bearer custodian"},
+    )
     assert resp.status_code in (200, 201), (resource["resourceType"], resp.text[:300])
 
 
@@ -88,8 +104,16 @@ def agency_app(tmp_path):
 
 
 def _launch(app, shared, patient: str, org: str = ORG_A):
-    return make_launch(app, patient_id=patient, mode="standalone", iss=shared.base, organization_ref=org,
-                       user_ref=WORKER, access_token=f"agency:{org}|{patient}", scopes=AGENCY_SCOPES)
+    return make_launch(
+        app,
+        patient_id=patient,
+        mode="standalone",
+        iss=shared.base,
+        organization_ref=org,
+        user_ref=WORKER,
+        access_token=f"agency:{org}|{patient}",
+        scopes=AGENCY_SCOPES,
+    )
 
 
 def _text(resp) -> str:
@@ -135,8 +159,15 @@ def test_not_shared_young_person_is_refused_by_the_store_and_the_app(agency_app,
 def test_app_check_stays_when_the_store_shows_more(agency_app, shared, monkeypatch):
     """Defence in depth: even if the store returned an unshared young person's record, the app's own
     consent rule refuses it (here the store is asked with the custodian's token)."""
-    launch = make_launch(agency_app, patient_id=shared.other, mode="standalone", iss=shared.base,
-                         organization_ref=ORG_A, user_ref=WORKER, access_token="custodian")
+    launch = make_launch(
+        agency_app,
+        patient_id=shared.other,
+        mode="standalone",
+        iss=shared.base,
+        organization_ref=ORG_A,
+        user_ref=WORKER,
+        access_token="custodian",
+    )
     resp = launch.client().get(launch.url("shared-plan"), base_url=TEST_ORIGIN)
     assert resp.status_code == 403 and "Staying in my room" not in _text(resp)
 
@@ -190,17 +221,30 @@ def test_a_stale_update_shows_the_conflict_and_overwrites_nothing(agency_app, sh
 def test_decline_needs_a_reason_and_records_it(agency_app, shared, tmp_path):
     # a fresh Task to decline
     tid = str(uuid.uuid4())
-    _put(shared.base, {"resourceType": "Task", "id": tid, "status": "requested", "intent": "order",
-                       "for": {"reference": f"Patient/{shared.shared}"}, "authoredOn": "2025-03-04T16:10:00Z",
-                       "owner": {"reference": ORG_A}, "requester": {"reference": CUSTODIAN}})
+    _put(
+        shared.base,
+        {
+            "resourceType": "Task",
+            "id": tid,
+            "status": "requested",
+            "intent": "order",
+            "for": {"reference": f"Patient/{shared.shared}"},
+            "authoredOn": "2025-03-04T16:10:00Z",
+            "owner": {"reference": ORG_A},
+            "requester": {"reference": CUSTODIAN},
+        },
+    )
     launch = _launch(agency_app, shared, shared.shared)
     client = launch.client()
     form = _task_form(client.get(launch.url("shared-plan"), base_url=TEST_ORIGIN).get_data(as_text=True), tid)
     no_reason = launch.post(client, f"shared-plan/tasks/{tid}", {**form, "action": "decline", "reason": "  "})
     assert no_reason.status_code == 400 and "Say why you are declining" in _text(no_reason)
     assert _get(shared.base, f"Task/{tid}")["status"] == "requested"
-    ok = launch.post(client, f"shared-plan/tasks/{tid}", {**form, "action": "decline",
-                                                         "reason": "No places this term; try the youth hub"})
+    ok = launch.post(
+        client,
+        f"shared-plan/tasks/{tid}",
+        {**form, "action": "decline", "reason": "No places this term; try the youth hub"},
+    )
     assert ok.status_code == 303
     task = _get(shared.base, f"Task/{tid}")
     assert task["status"] == "rejected" and task["statusReason"]["text"] == "No places this term; try the youth hub"
@@ -217,9 +261,19 @@ def test_cannot_act_on_another_organisations_or_another_young_persons_task(agenc
     assert bad.status_code in (403, 404)
     # a Task of this young person owned by another organisation: not shown, not changeable
     tid = str(uuid.uuid4())
-    _put(shared.base, {"resourceType": "Task", "id": tid, "status": "requested", "intent": "order",
-                       "for": {"reference": f"Patient/{shared.shared}"}, "authoredOn": "2025-03-04T16:10:00Z",
-                       "owner": {"reference": ORG_B}, "requester": {"reference": CUSTODIAN}})
+    _put(
+        shared.base,
+        {
+            "resourceType": "Task",
+            "id": tid,
+            "status": "requested",
+            "intent": "order",
+            "for": {"reference": f"Patient/{shared.shared}"},
+            "authoredOn": "2025-03-04T16:10:00Z",
+            "owner": {"reference": ORG_B},
+            "requester": {"reference": CUSTODIAN},
+        },
+    )
     page = client.get(launch.url("shared-plan"), base_url=TEST_ORIGIN).get_data(as_text=True)
     assert f'id="task-{tid}"' not in page
     resp = launch.post(client, f"shared-plan/tasks/{tid}", {"version": "1", "action": "accept"})
@@ -231,10 +285,17 @@ def test_the_app_audits_each_read_through_it_too(agency_app, shared):
     """Besides the store's own audit, the app records each read through it (allowed and refused),
     naming the PractitionerRole when the sign-in gives one."""
     local = agency_app.extensions["thrive"].local_store
-    launch = make_launch(agency_app, patient_id=shared.shared, mode="standalone", iss=shared.base,
-                         organization_ref=ORG_A, user_ref="PractitionerRole/role-1",
-                         practitioner_role_ref="PractitionerRole/role-1",
-                         access_token=f"agency:{ORG_A}|{shared.shared}", scopes=AGENCY_SCOPES)
+    launch = make_launch(
+        agency_app,
+        patient_id=shared.shared,
+        mode="standalone",
+        iss=shared.base,
+        organization_ref=ORG_A,
+        user_ref="PractitionerRole/role-1",
+        practitioner_role_ref="PractitionerRole/role-1",
+        access_token=f"agency:{ORG_A}|{shared.shared}",
+        scopes=AGENCY_SCOPES,
+    )
     for _ in range(2):
         assert launch.client().get(launch.url("shared-plan"), base_url=TEST_ORIGIN).status_code == 200
     events = local.for_patient(f"Patient/{shared.shared}", type="AuditEvent")
@@ -260,12 +321,29 @@ def test_risk_banner_only_after_the_consent_check_and_from_the_shared_record(age
 
 def test_a_task_addressed_to_one_of_the_agencys_services_is_theirs(agency_app, shared):
     service = f"hs-{uuid.uuid4().hex[:8]}"
-    _put(shared.base, {"resourceType": "HealthcareService", "id": service, "name": "School counselling",
-                       "providedBy": {"reference": ORG_A}})
+    _put(
+        shared.base,
+        {
+            "resourceType": "HealthcareService",
+            "id": service,
+            "name": "School counselling",
+            "providedBy": {"reference": ORG_A},
+        },
+    )
     tid = str(uuid.uuid4())
-    _put(shared.base, {"resourceType": "Task", "id": tid, "status": "requested", "intent": "order",
-                       "for": {"reference": f"Patient/{shared.shared}"}, "authoredOn": "2025-03-04T16:10:00Z",
-                       "owner": {"reference": f"HealthcareService/{service}"}, "requester": {"reference": CUSTODIAN}})
+    _put(
+        shared.base,
+        {
+            "resourceType": "Task",
+            "id": tid,
+            "status": "requested",
+            "intent": "order",
+            "for": {"reference": f"Patient/{shared.shared}"},
+            "authoredOn": "2025-03-04T16:10:00Z",
+            "owner": {"reference": f"HealthcareService/{service}"},
+            "requester": {"reference": CUSTODIAN},
+        },
+    )
     launch = _launch(agency_app, shared, shared.shared)
     client = launch.client()
     form = _task_form(client.get(launch.url("shared-plan"), base_url=TEST_ORIGIN).get_data(as_text=True), tid)

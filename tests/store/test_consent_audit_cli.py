@@ -22,8 +22,10 @@ def setup(tmp_path_factory):
     server = start_ours(f"sqlite:///{work / 'store.db'}", token_verifier=verifier, consent_custodians=[CUSTODIAN])
     shared, hidden = str(uuid.uuid4()), str(uuid.uuid4())
     nhs = synthetic_nhs_number()
-    put = lambda r: requests.put(server.url(f"{r['resourceType']}/{r['id']}"), json=r,  # noqa: E731
-                                 headers=auth("custodian")).raise_for_status()
+
+    def put(r):
+        requests.put(server.url(f"{r['resourceType']}/{r['id']}"), json=r, headers=auth("custodian")).raise_for_status()
+
     put(patient(shared, nhs=nhs))
     put(patient(hidden))
     oid = str(uuid.uuid4())

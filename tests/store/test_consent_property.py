@@ -16,10 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.support.consent_data import CUSTODIAN, GRANTS, ORG_A, ORG_B, auth, consent, day, task, verifier
+from tests.support.servers import create_pg_database
 from tests.support.store_data import observation, patient
 from tests.support.store_servers import start_ours
 from thrive_fhir.smart_scopes import Grant
-from tests.support.servers import create_pg_database
 
 ORG_C = "Organization/org-youth-justice-c"
 ORGS = [ORG_A, ORG_B, ORG_C]
@@ -31,8 +31,9 @@ TOKENS = {"agency-a": ORG_A, "agency-b": ORG_B, "agency-c": ORG_C, "agency-noorg
 
 def _verifier(token: str):
     if token == "agency-c":
-        return Grant.from_scope_string("thrive-app", "openid fhirUser user/*.rs", user="Practitioner/worker-c",
-                                       organization=ORG_C)
+        return Grant.from_scope_string(
+            "thrive-app", "openid fhirUser user/*.rs", user="Practitioner/worker-c", organization=ORG_C
+        )
     return verifier(token)
 
 
@@ -45,8 +46,10 @@ def store(request, tmp_path_factory):
     server = start_ours(url, token_verifier=_verifier, consent_custodians=[CUSTODIAN])
     pids = [str(uuid.uuid4()) for _ in range(N_PATIENTS)]
     obs = [str(uuid.uuid4()) for _ in range(N_PATIENTS)]
-    put = lambda r: requests.put(server.url(f"{r['resourceType']}/{r['id']}"), json=r,  # noqa: E731
-                                 headers=auth("custodian")).raise_for_status()
+
+    def put(r):
+        requests.put(server.url(f"{r['resourceType']}/{r['id']}"), json=r, headers=auth("custodian")).raise_for_status()
+
     for org in ORGS:
         put({"resourceType": "Organization", "id": org.split("/")[1], "name": org})
     for i, pid in enumerate(pids):
@@ -62,18 +65,32 @@ def store(request, tmp_path_factory):
 
 consent_spec = st.one_of(
     st.none(),
-    st.fixed_dictionaries({
-        "status": st.sampled_from(["active", "active", "active", "inactive", "draft"]),
-        "start": st.one_of(st.none(), st.integers(-3, 3)),
-        "end": st.one_of(st.none(), st.integers(-3, 3)),
-        "actors": st.lists(st.sampled_from(ORGS), min_size=1, max_size=3, unique=True),
-    }).filter(lambda c: c["start"] is None or c["end"] is None or c["start"] <= c["end"]),
+    st.fixed_dictionaries(
+        {
+            "status": st.sampled_from(["active", "active", "active", "inactive", "draft"]),
+            "start": st.one_of(st.none(), st.integers(-3, 3)),
+            "end": st.one_of(st.none(), st.integers(-3, 3)),
+            "actors": st.lists(st.sampled_from(ORGS), min_size=1, max_size=3, unique=True),
+        }
+    ).filter(lambda c: c["start"] is None or c["end"] is None or c["start"] <= c["end"]),
 )
 
-request_kind = st.sampled_from([
-    "read-patient", "read-observation", "search-patient", "search-observation", "include", "revinclude",
-    "history-system", "history-observation", "history-instance", "batch", "search-task", "search-consent",
-])
+request_kind = st.sampled_from(
+    [
+        "read-patient",
+        "read-observation",
+        "search-patient",
+        "search-observation",
+        "include",
+        "revinclude",
+        "history-system",
+        "history-observation",
+        "history-instance",
+        "batch",
+        "search-task",
+        "search-consent",
+    ]
+)
 
 
 def shared_today(specs: list, org: str | None) -> bool:
@@ -107,9 +124,12 @@ def resources_in(answer: dict):
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(specs=st.lists(st.lists(consent_spec, min_size=SLOTS, max_size=SLOTS), min_size=N_PATIENTS,
-                      max_size=N_PATIENTS),
-       token=st.sampled_from(sorted(TOKENS)), kind=request_kind, target=st.integers(0, N_PATIENTS - 1))
+@given(
+    specs=st.lists(st.lists(consent_spec, min_size=SLOTS, max_size=SLOTS), min_size=N_PATIENTS, max_size=N_PATIENTS),
+    token=st.sampled_from(sorted(TOKENS)),
+    kind=request_kind,
+    target=st.integers(0, N_PATIENTS - 1),
+)
 def test_agency_never_receives_an_unshared_young_persons_resource(store, specs, token, kind, target):
     server, pids, obs, slots = store
     for i, pid in enumerate(pids):
@@ -117,9 +137,14 @@ def test_agency_never_receives_an_unshared_young_persons_resource(store, specs, 
             if spec is None:
                 requests.delete(server.url(f"Consent/{slot}"), headers=auth("custodian"))
                 continue
-            body = consent(slot, pid, spec["actors"], status=spec["status"],
-                           start=None if spec["start"] is None else day(spec["start"]),
-                           end=None if spec["end"] is None else day(spec["end"]))
+            body = consent(
+                slot,
+                pid,
+                spec["actors"],
+                status=spec["status"],
+                start=None if spec["start"] is None else day(spec["start"]),
+                end=None if spec["end"] is None else day(spec["end"]),
+            )
             resp = requests.put(server.url(f"Consent/{slot}"), json=body, headers=auth("custodian"))
             assert resp.status_code in (200, 201), resp.text
     org = TOKENS[token]
@@ -139,9 +164,12 @@ def test_agency_never_receives_an_unshared_young_persons_resource(store, specs, 
         "search-consent": ("Consent", {"_count": "100"}),
     }[kind]
     if kind == "batch":
-        bundle = {"resourceType": "Bundle", "type": "batch", "entry": [
-            {"request": {"method": "GET", "url": f"Patient/{p}"}} for p in pids] + [
-            {"request": {"method": "GET", "url": "Observation?_include=Observation:focus"}}]}
+        bundle = {
+            "resourceType": "Bundle",
+            "type": "batch",
+            "entry": [{"request": {"method": "GET", "url": f"Patient/{p}"}} for p in pids]
+            + [{"request": {"method": "GET", "url": "Observation?_include=Observation:focus"}}],
+        }
         resp = requests.post(server.url(""), json=bundle, headers=auth(token))
     else:
         resp = requests.get(server.url(url), params=params, headers=auth(token))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
@@ -49,11 +49,18 @@ def test_open_ended_and_unreadable_periods():
 def test_deny_type_other_scope_and_nested_deny():
     c = consent("c1", "p1", [ORG_A, ORG_B], start="2025-01-01")
     assert shares({**c, "provision": {**c["provision"], "type": "deny"}}) == []
-    research = {**c, "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope",
-                                           "code": "research"}]}}
+    research = {
+        **c,
+        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "research"}]},
+    }
     assert shares(research) == []
-    nested = {**c, "provision": {**c["provision"], "provision": [
-        {"type": "deny", "actor": [{"reference": {"reference": ORG_B}}]}]}}
+    nested = {
+        **c,
+        "provision": {
+            **c["provision"],
+            "provision": [{"type": "deny", "actor": [{"reference": {"reference": ORG_B}}]}],
+        },
+    }
     assert _orgs(nested) == {ORG_A}
 
 
@@ -68,9 +75,9 @@ def test_absolute_and_versioned_organisation_references():
 def test_active_consent_for_matches_patient_and_organisation():
     c1 = consent("c1", "p1", [ORG_A], start="2025-01-01", end="2025-12-31")
     c2 = consent("c2", "p2", [ORG_B], start="2025-01-01", end="2025-12-31")
-    now = datetime(2025, 6, 1, tzinfo=timezone.utc)
+    now = datetime(2025, 6, 1, tzinfo=UTC)
     assert active_consent_for([c1, c2], "Patient/p1", ORG_A, now) is c1
     assert active_consent_for([c1, c2], "Patient/p1", ORG_B, now) is None
     assert active_consent_for([c1, c2], "Patient/p2", ORG_B, now) is c2
     assert active_consent_for([c1, c2], "Patient/p1", None, now) is None
-    assert active_consent_for([c1], "Patient/p1", ORG_A, datetime(2026, 1, 1, tzinfo=timezone.utc)) is None
+    assert active_consent_for([c1], "Patient/p1", ORG_A, datetime(2026, 1, 1, tzinfo=UTC)) is None

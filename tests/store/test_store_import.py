@@ -21,8 +21,23 @@ from thrive_fhir.client.ndjson_import import reference_order
 @pytest.fixture(scope="module")
 def synth_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("synth")
-    proc = subprocess.run([sys.executable, "-c", "from thrive_fhir.cli import main; main()", "synth", "--patients", "3",
-                           "--seed", "11", "--out", str(out)], capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from thrive_fhir.cli import main; main()",
+            "synth",
+            "--patients",
+            "3",
+            "--seed",
+            "11",
+            "--out",
+            str(out),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert proc.returncode == 0, proc.stderr
     return out
 
@@ -45,10 +60,18 @@ def test_reference_order_puts_targets_first():
     org = {"resourceType": "Organization", "id": "o"}
     pat = {"resourceType": "Patient", "id": "p", "managingOrganization": {"reference": "Organization/o"}}
     member = {"resourceType": "Observation", "id": "m", "subject": {"reference": "Patient/p"}}
-    panel = {"resourceType": "Observation", "id": "panel", "subject": {"reference": "http://x/fhir/Patient/p"},
-             "hasMember": [{"reference": "Observation/m"}]}
-    task = {"resourceType": "Task", "id": "t", "focus": {"reference": "Observation/panel/_history/2"},
-            "owner": {"reference": "Organization/o"}}
+    panel = {
+        "resourceType": "Observation",
+        "id": "panel",
+        "subject": {"reference": "http://x/fhir/Patient/p"},
+        "hasMember": [{"reference": "Observation/m"}],
+    }
+    task = {
+        "resourceType": "Task",
+        "id": "t",
+        "focus": {"reference": "Observation/panel/_history/2"},
+        "owner": {"reference": "Organization/o"},
+    }
     ordered = reference_order([task, panel, member, pat, org])
     keys = [f"{r['resourceType']}/{r['id']}" for r in ordered]
     assert keys == ["Organization/o", "Patient/p", "Observation/m", "Observation/panel", "Task/t"]
@@ -61,7 +84,9 @@ def test_loads_synthetic_population_into_every_server(server, synth_dir):
     assert f"Loaded {sum(expected.values())} of {sum(expected.values())} resources" in result.output
     for rtype, n in expected.items():
         assert f"  {rtype}: {n}" in result.output
-        resp = requests.get(server.url(rtype), params={"_summary": "count"}, headers={"Accept": "application/fhir+json"})
+        resp = requests.get(
+            server.url(rtype), params={"_summary": "count"}, headers={"Accept": "application/fhir+json"}
+        )
         assert resp.json()["total"] >= n, rtype
     # loading again updates rather than duplicates (ids are kept)
     again = run(synth_dir, "--url", server.base)
@@ -113,9 +138,9 @@ def test_bad_input_is_one_readable_line(tmp_path, ours_sqlite):
 
 
 def test_unreachable_server_stops_with_one_reason():
+    from tests.support.servers import free_port
     from thrive_fhir.client.fhir_http import FhirClient
     from thrive_fhir.client.ndjson_import import Importer, Unreachable
-    from tests.support.servers import free_port
 
     slept: list[float] = []
     importer = Importer(FhirClient(f"http://127.0.0.1:{free_port()}"), sleep=slept.append)

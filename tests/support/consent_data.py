@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from thrive_fhir.smart_scopes import Grant
 
@@ -36,15 +36,22 @@ def auth(token: str) -> dict:
 
 
 def instant(dt: datetime) -> str:
-    return dt.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def now_utc() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
-def consent(cid: str, patient_id: str, actors: list[str], *, status: str = "active",
-            start: str | None = None, end: str | None = None) -> dict:
+def consent(
+    cid: str,
+    patient_id: str,
+    actors: list[str],
+    *,
+    status: str = "active",
+    start: str | None = None,
+    end: str | None = None,
+) -> dict:
     """A thrive-sharing-consent shaped Consent (status, period and actors as given)."""
     period = {}
     if start is not None:
@@ -52,11 +59,13 @@ def consent(cid: str, patient_id: str, actors: list[str], *, status: str = "acti
     if end is not None:
         period["end"] = end
     return {
-        "resourceType": "Consent", "id": cid,
+        "resourceType": "Consent",
+        "id": cid,
         "identifier": [{"system": "https://example.org/test-ids", "value": uuid.uuid4().hex}],
         "status": status,
-        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope",
-                              "code": "patient-privacy"}]},
+        "scope": {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]
+        },
         "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ActCode", "code": "IDSCL"}]}],
         "patient": {"reference": f"Patient/{patient_id}"},
         "dateTime": "2025-03-04T16:10:00Z",
@@ -66,11 +75,20 @@ def consent(cid: str, patient_id: str, actors: list[str], *, status: str = "acti
         "provision": {
             "type": "permit",
             **({"period": period} if period else {}),
-            "actor": [{"role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
-                                            "code": "IRCP"}]},
-                       "reference": {"reference": a}} for a in actors],
-            "action": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentaction",
-                                    "code": "access"}]}],
+            "actor": [
+                {
+                    "role": {
+                        "coding": [
+                            {"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}
+                        ]
+                    },
+                    "reference": {"reference": a},
+                }
+                for a in actors
+            ],
+            "action": [
+                {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentaction", "code": "access"}]}
+            ],
         },
     }
 
@@ -80,10 +98,17 @@ def day(offset: int) -> str:
 
 
 def task(tid: str, patient_id: str, owner: str, focus: str | None = None, status: str = "requested") -> dict:
-    res = {"resourceType": "Task", "id": tid, "status": status, "intent": "order",
-           "code": {"coding": [{"system": "http://hl7.org/fhir/CodeSystem/task-code", "code": "fulfill"}]},
-           "for": {"reference": f"Patient/{patient_id}"}, "authoredOn": "2025-03-04T16:10:00Z",
-           "requester": {"reference": CUSTODIAN}, "owner": {"reference": owner}}
+    res = {
+        "resourceType": "Task",
+        "id": tid,
+        "status": status,
+        "intent": "order",
+        "code": {"coding": [{"system": "http://hl7.org/fhir/CodeSystem/task-code", "code": "fulfill"}]},
+        "for": {"reference": f"Patient/{patient_id}"},
+        "authoredOn": "2025-03-04T16:10:00Z",
+        "requester": {"reference": CUSTODIAN},
+        "owner": {"reference": owner},
+    }
     if focus:
         res["focus"] = {"reference": focus}
     return res

@@ -23,10 +23,20 @@ OUTCOMES = {"0": "ok", "4": "refused", "8": "failed", "12": "failed"}
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--patient", "patient", required=True, help="The young person: Patient id or NHS number.")
 @click.option("--source", required=True, help="FHIR base URL of the store (e.g. the shared store).")
-@click.option("--auth", "auth_path", default=None, type=click.Path(dir_okay=False),
-              help="TOML file with an [auth] table (sync config format).")
-@click.option("--limit", type=click.IntRange(1, 100000), default=200, show_default=True,
-              help="At most this many events, newest first.")
+@click.option(
+    "--auth",
+    "auth_path",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="TOML file with an [auth] table (sync config format).",
+)
+@click.option(
+    "--limit",
+    type=click.IntRange(1, 100000),
+    default=200,
+    show_default=True,
+    help="At most this many events, newest first.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the AuditEvents as NDJSON instead of a table.")
 def audit(patient: str, source: str, auth_path: str | None, limit: int, as_json: bool) -> None:
     """List the AuditEvents about one young person, newest first."""
@@ -77,8 +87,11 @@ def _patient_id(client, given: str) -> str:
         if not ids:
             _fail(f"no young person with NHS number {digits} at {client.base_url}")
         if len(ids) > 1:
-            _fail(f"{len(ids)} Patients carry NHS number {digits} at {client.base_url}: give the id ("
-                  + ", ".join(ids[:5]) + ")")
+            _fail(
+                f"{len(ids)} Patients carry NHS number {digits} at {client.base_url}: give the id ("
+                + ", ".join(ids[:5])
+                + ")"
+            )
         return ids[0]
     if not given or "/" in given.removeprefix("Patient/"):
         _fail(f"--patient takes a Patient id or a ten-digit NHS number, not {given!r}")
@@ -87,25 +100,39 @@ def _patient_id(client, given: str) -> str:
 
 def _events(client, pid: str, limit: int) -> list[dict]:
     events: list[dict] = []
-    path = f"AuditEvent?patient=Patient/{pid}&_sort=-_lastUpdated&_count={min(limit, 500)}"
+    path: str | None = f"AuditEvent?patient=Patient/{pid}&_sort=-_lastUpdated&_count={min(limit, 500)}"
     while path and len(events) < limit:
         bundle = _get(client, path)
-        events += [e["resource"] for e in bundle.get("entry") or [] if (e.get("resource") or {}).get("resourceType")
-                   == "AuditEvent"]
+        events += [
+            e["resource"]
+            for e in bundle.get("entry") or []
+            if (e.get("resource") or {}).get("resourceType") == "AuditEvent"
+        ]
         path = next((link.get("url") for link in bundle.get("link") or [] if link.get("relation") == "next"), None)
     return events[:limit]
 
 
 def _row(event: dict, pid: str) -> tuple[str, ...]:
     agents = event.get("agent") or []
-    who = next((_ref(a.get("who")) for a in agents if a.get("requestor")), "") or (_ref(agents[0].get("who")) if agents else "")
+    who = next((_ref(a.get("who")) for a in agents if a.get("requestor")), "") or (
+        _ref(agents[0].get("who")) if agents else ""
+    )
     orgs = [_ref(a.get("who")) for a in agents if _ref(a.get("who")).startswith("Organization/")]
-    subtype = ",".join(c.get("code", "") for c in event.get("subtype") or []) or (event.get("type") or {}).get("code", "")
+    subtype = ",".join(c.get("code", "") for c in event.get("subtype") or []) or (event.get("type") or {}).get(
+        "code", ""
+    )
     whats = [_ref(e.get("what")) for e in event.get("entity") or [] if e.get("what")]
     whats = [w for w in whats if w and w != f"Patient/{pid}"]
     what = ", ".join(whats[:3]) + (f" (+{len(whats) - 3})" if len(whats) > 3 else "") or f"Patient/{pid}"
-    return (event.get("recorded", ""), OUTCOMES.get(str(event.get("outcome")), str(event.get("outcome", ""))),
-            subtype, who, ", ".join(o for o in orgs if o != who), what, event.get("outcomeDesc", ""))
+    return (
+        event.get("recorded", ""),
+        OUTCOMES.get(str(event.get("outcome")), str(event.get("outcome", ""))),
+        subtype,
+        who,
+        ", ".join(o for o in orgs if o != who),
+        what,
+        event.get("outcomeDesc", ""),
+    )
 
 
 def _ref(value) -> str:

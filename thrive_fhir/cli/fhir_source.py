@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import click
 
-from ..client.fhir_http import FhirClient, NoAuth
+from ..client.fhir_http import Auth, FhirClient, NoAuth
 from ..client.ndjson_import import outcome_text
 
 
-def open_client(url: str, auth_path: str | None, *, read_timeout: float = 60.0,
-                user_agent: str = "thrive-cli") -> FhirClient:
+def open_client(
+    url: str, auth_path: str | None, *, read_timeout: float = 60.0, user_agent: str = "thrive-cli"
+) -> FhirClient:
     """A :class:`FhirClient` for ``url``; a bad ``--auth`` file is a one-line ClickException."""
     if not url.startswith(("http://", "https://")):
         raise click.UsageError(f"--url/--source must be an http(s) FHIR base URL, not {url!r}")
-    auth = NoAuth()
+    auth: Auth = NoAuth()
     if auth_path:
         from ..sync.config import ConfigError, load_config
         from ..sync.runner import build_auth

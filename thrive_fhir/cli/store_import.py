@@ -33,8 +33,9 @@ def run_import(source: Path, url: str, auth_path: str | None, batch_size: int) -
     client = open_client(url, auth_path, user_agent="thrive-store-import")
     started = time.monotonic()
     try:
-        with click.progressbar(length=len(resources), label=f"Loading {len(resources)} resources", file=sys.stderr,
-                               show_pos=True) as bar:
+        with click.progressbar(
+            length=len(resources), label=f"Loading {len(resources)} resources", file=sys.stderr, show_pos=True
+        ) as bar:
             report = Importer(client, batch_size=batch_size).run(resources, bar.update)
     except Unreachable as exc:
         click.echo(f"\nthrive store import: {exc}; nothing more was sent", err=True)
@@ -42,8 +43,10 @@ def run_import(source: Path, url: str, auth_path: str | None, batch_size: int) -
     finally:
         client.close()
     elapsed = time.monotonic() - started
-    click.echo(f"Loaded {report.total} of {len(resources)} resources into {url} in {elapsed:.1f} s "
-               f"({report.batches} transaction batches of up to {batch_size}).")
+    click.echo(
+        f"Loaded {report.total} of {len(resources)} resources into {url} in {elapsed:.1f} s "
+        f"({report.batches} transaction batches of up to {batch_size})."
+    )
     for rtype, n in sorted(report.loaded.items()):
         click.echo(f"  {rtype}: {n}")
     if report.failures:

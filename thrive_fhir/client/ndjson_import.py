@@ -21,16 +21,36 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from .fhir_http import OK, TRANSIENT, FhirClient
 
 #: Tie-breaker when references form a cycle: resources others commonly point at first.
-PREFERRED = ("Organization", "Location", "HealthcareService", "Practitioner", "PractitionerRole", "Device",
-             "Patient", "RelatedPerson", "EpisodeOfCare", "CareTeam", "Encounter", "Goal", "CarePlan", "Consent",
-             "ServiceRequest", "Observation", "QuestionnaireResponse", "Task", "Flag", "Provenance")
+PREFERRED = (
+    "Organization",
+    "Location",
+    "HealthcareService",
+    "Practitioner",
+    "PractitionerRole",
+    "Device",
+    "Patient",
+    "RelatedPerson",
+    "EpisodeOfCare",
+    "CareTeam",
+    "Encounter",
+    "Goal",
+    "CarePlan",
+    "Consent",
+    "ServiceRequest",
+    "Observation",
+    "QuestionnaireResponse",
+    "Task",
+    "Flag",
+    "Provenance",
+)
 
 
 class InputError(ValueError):
@@ -149,8 +169,11 @@ def reference_order(resources: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def _entry(r: dict[str, Any]) -> dict[str, Any]:
     if isinstance(r.get("id"), str) and r["id"]:
-        return {"fullUrl": f"{r['resourceType']}/{r['id']}", "resource": r,
-                "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
+        return {
+            "fullUrl": f"{r['resourceType']}/{r['id']}",
+            "resource": r,
+            "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"},
+        }
     return {"resource": r, "request": {"method": "POST", "url": r["resourceType"]}}
 
 
@@ -160,8 +183,11 @@ def _ref(r: dict[str, Any]) -> str:
 
 def outcome_text(body, fallback: str) -> str:
     if isinstance(body, dict) and body.get("resourceType") == "OperationOutcome":
-        texts = [str(i.get("diagnostics") or (i.get("details") or {}).get("text") or i.get("code") or "")
-                 for i in body.get("issue") or [] if isinstance(i, dict)]
+        texts = [
+            str(i.get("diagnostics") or (i.get("details") or {}).get("text") or i.get("code") or "")
+            for i in body.get("issue") or []
+            if isinstance(i, dict)
+        ]
         texts = [t for t in texts if t]
         if texts:
             return "; ".join(texts)[:500]
@@ -171,30 +197,40 @@ def outcome_text(body, fallback: str) -> str:
 class Importer:
     """Sends ordered resources to ``client`` in transaction batches of ``batch_size``."""
 
-    def __init__(self, client: FhirClient, *, batch_size: int = 100, retries: int = 4,
-                 sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        client: FhirClient,
+        *,
+        batch_size: int = 100,
+        retries: int = 4,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         self.client = client
         self.batch_size = batch_size
         self.retries = retries
         self.sleep = sleep
 
     def _send(self, method: str, path: str, body: dict | None):
-        reply = None
-        for attempt in range(self.retries + 1):
+        attempt = 0
+        while True:
             reply = self.client.request(method, path, body, {"Prefer": "return=minimal"})
             if reply.kind != TRANSIENT or (reply.ambiguous and method == "POST" and path):
                 return reply
-            if attempt < self.retries:
-                self.sleep(min(30.0, reply.retry_after if reply.retry_after is not None else 0.5 * 2 ** attempt))
+            if attempt >= self.retries:
+                break
+            self.sleep(min(30.0, reply.retry_after if reply.retry_after is not None else 0.5 * 2**attempt))
+            attempt += 1
         if reply.status == 0 or reply.status in (429, 503):
             raise Unreachable(f"{self.client.base_url}: {reply.error or 'no answer'} after {self.retries + 1} attempts")
         return reply
 
-    def run(self, resources: Iterable[dict[str, Any]], progress: Callable[[int], None] = lambda n: None) -> ImportReport:
+    def run(
+        self, resources: Iterable[dict[str, Any]], progress: Callable[[int], None] = lambda n: None
+    ) -> ImportReport:
         report = ImportReport()
         items = list(resources)
         for start in range(0, len(items), self.batch_size):
-            batch = items[start:start + self.batch_size]
+            batch = items[start : start + self.batch_size]
             report.batches += 1
             bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [_entry(r) for r in batch]}
             reply = self._send("POST", "", bundle)
@@ -218,4 +254,4 @@ class Importer:
                 report.failures.append(Failure(_ref(r), reply.status, outcome_text(reply.body, fallback)))
 
 
-__all__ = ["Importer", "ImportReport", "Unreachable", "Failure", "read_input", "reference_order", "InputError"]
+__all__ = ["Failure", "ImportReport", "Importer", "InputError", "Unreachable", "read_input", "reference_order"]

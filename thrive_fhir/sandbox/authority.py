@@ -63,8 +63,7 @@ class AuthorizeError(OAuthError):
     (RFC 6749 4.1.2.1); without one (unknown client, unregistered redirect URI) it is shown to
     the user and the browser is NOT redirected, so the sandbox is never an open redirector."""
 
-    def __init__(self, error: str, description: str, redirect_uri: str | None = None,
-                 state: str | None = None) -> None:
+    def __init__(self, error: str, description: str, redirect_uri: str | None = None, state: str | None = None) -> None:
         super().__init__(error, description, 400)
         self.redirect_uri = redirect_uri
         self.state = state
@@ -146,10 +145,10 @@ class RefreshRecord:
 
 @dataclass
 class Lifetimes:
-    code: int = 600              # Inferno's mock: codes live 10 minutes
+    code: int = 600  # Inferno's mock: codes live 10 minutes
     launch: int = 600
     request: int = 600
-    id_token: int = 300          # validated at exchange time, as Epic does
+    id_token: int = 300  # validated at exchange time, as Epic does
     online_refresh: int = 8 * 3600
     offline_refresh: int = 30 * 24 * 3600
 
@@ -157,10 +156,18 @@ class Lifetimes:
 class Authority:
     """One sandbox authorization server: issuer ``<origin>/auth`` for one or more FHIR bases."""
 
-    def __init__(self, origin: str, registry: Registry, key: SigningKey, *,
-                 fhir_bases: list[str] | None = None, clock: Callable[[], float] = time.time,
-                 lifetimes: Lifetimes | None = None, jwks_fetcher: JwksFetcher | None = None,
-                 state_mirror: AuthStateMirror | None = None) -> None:
+    def __init__(
+        self,
+        origin: str,
+        registry: Registry,
+        key: SigningKey,
+        *,
+        fhir_bases: list[str] | None = None,
+        clock: Callable[[], float] = time.time,
+        lifetimes: Lifetimes | None = None,
+        jwks_fetcher: JwksFetcher | None = None,
+        state_mirror: AuthStateMirror | None = None,
+    ) -> None:
         self.origin = origin.rstrip("/")
         self.issuer = self.origin + "/auth"
         self.token_endpoint = self.issuer + "/token"
@@ -172,8 +179,9 @@ class Authority:
         self.clock = clock
         self.lifetimes = lifetimes or Lifetimes()
         self.state_mirror = state_mirror
-        self.client_auth = ClientAuthenticator(registry, self.token_endpoint, lambda: self.clock(),
-                                               jwks_fetcher, state_mirror=state_mirror)
+        self.client_auth = ClientAuthenticator(
+            registry, self.token_endpoint, lambda: self.clock(), jwks_fetcher, state_mirror=state_mirror
+        )
         #: Patient lookup per FHIR base for the standalone patient picker: base -> callable
         #: (text or None) -> list of {"id", "name", "birthDate", "nhs"}; set by the server wiring.
         self.patient_lookups: dict[str, Any] = {}
@@ -195,8 +203,11 @@ class Authority:
         store, now = self.state_mirror, self.clock()
         if store is None:
             return
-        kinds: dict[str, tuple[dict[str, Any], type]] = {"launch": (self._launches, LaunchHandle), "code": (self._codes, CodeRecord),
-                 "refresh": (self._refresh, RefreshRecord)}
+        kinds: dict[str, tuple[dict[str, Any], type]] = {
+            "launch": (self._launches, LaunchHandle),
+            "code": (self._codes, CodeRecord),
+            "refresh": (self._refresh, RefreshRecord),
+        }
         for kind, (table, record_type) in kinds.items():
             for key, data, _expires in store.load(kind, now):
                 table[key] = record_type(**data)
@@ -277,22 +288,47 @@ class Authority:
             "id_token_signing_alg_values_supported": ["RS256"],
             "response_types_supported": ["code"],
             "code_challenge_methods_supported": ["S256"],
-            "scopes_supported": [*sorted(scope_policy.NON_RESOURCE),
-                                 "patient/*.cruds", "user/*.cruds", "system/*.cruds", "patient/*.read", "patient/*.write"],
+            "scopes_supported": [
+                *sorted(scope_policy.NON_RESOURCE),
+                "patient/*.cruds",
+                "user/*.cruds",
+                "system/*.cruds",
+                "patient/*.read",
+                "patient/*.write",
+            ],
             "capabilities": [
-                "launch-ehr", "launch-standalone", "authorize-post",
-                "client-public", "client-confidential-symmetric", "client-confidential-asymmetric",
-                "context-ehr-patient", "context-standalone-patient", "context-banner",
-                "sso-openid-connect", "permission-offline", "permission-online",
-                "permission-patient", "permission-user", "permission-v1", "permission-v2",
+                "launch-ehr",
+                "launch-standalone",
+                "authorize-post",
+                "client-public",
+                "client-confidential-symmetric",
+                "client-confidential-asymmetric",
+                "context-ehr-patient",
+                "context-standalone-patient",
+                "context-banner",
+                "sso-openid-connect",
+                "permission-offline",
+                "permission-online",
+                "permission-patient",
+                "permission-user",
+                "permission-v1",
+                "permission-v2",
             ],
         }
 
     def openid_configuration(self) -> dict[str, Any]:
         conf = self.smart_configuration()
-        keep = ("issuer", "jwks_uri", "authorization_endpoint", "token_endpoint", "response_types_supported",
-                "id_token_signing_alg_values_supported", "scopes_supported",
-                "token_endpoint_auth_methods_supported", "grant_types_supported")
+        keep = (
+            "issuer",
+            "jwks_uri",
+            "authorization_endpoint",
+            "token_endpoint",
+            "response_types_supported",
+            "id_token_signing_alg_values_supported",
+            "scopes_supported",
+            "token_endpoint_auth_methods_supported",
+            "grant_types_supported",
+        )
         out = {k: conf[k] for k in keep}
         out["subject_types_supported"] = ["public"]
         out["claims_supported"] = ["iss", "sub", "aud", "exp", "iat", "nonce", "fhirUser", "name"]
@@ -332,8 +368,9 @@ class Authority:
             raise AuthorizeError("invalid_client", "unknown client_id")
         redirect_uri = params.get("redirect_uri")
         if simulated == "auth_invalid_redirect_uri":
-            raise AuthorizeError("invalid_request", "redirect_uri is missing or not registered for this client"
-                                 + _simulated(simulated))
+            raise AuthorizeError(
+                "invalid_request", "redirect_uri is missing or not registered for this client" + _simulated(simulated)
+            )
         if not redirect_uri or redirect_uri not in client.redirect_uris:
             raise AuthorizeError("invalid_request", "redirect_uri is missing or not registered for this client")
         state = params.get("state")
@@ -384,10 +421,19 @@ class Authority:
                 self._save("launch", digest(launch_value), handle)
             user, patient = handle.user, handle.patient
         request = AuthRequest(
-            id=secrets.token_urlsafe(24), client=client, redirect_uri=redirect_uri, state=state,
-            scopes=scopes, aud=aud, code_challenge=challenge, nonce=params.get("nonce"),
-            ehr_launch=launch_value is not None, expires=self.clock() + self.lifetimes.request,
-            user=user, patient=patient, no_patient=bool(quirks.no_patient),
+            id=secrets.token_urlsafe(24),
+            client=client,
+            redirect_uri=redirect_uri,
+            state=state,
+            scopes=scopes,
+            aud=aud,
+            code_challenge=challenge,
+            nonce=params.get("nonce"),
+            ehr_launch=launch_value is not None,
+            expires=self.clock() + self.lifetimes.request,
+            user=user,
+            patient=patient,
+            no_patient=bool(quirks.no_patient),
         )
         with self._lock:
             self._purge()
@@ -418,8 +464,9 @@ class Authority:
         with self._lock:
             self._sessions[digest(sid)] = user_id
             if self.state_mirror is not None:
-                self.state_mirror.put("session", digest(sid), {"user": user_id},
-                                     self.clock() + self.lifetimes.online_refresh)
+                self.state_mirror.put(
+                    "session", digest(sid), {"user": user_id}, self.clock() + self.lifetimes.online_refresh
+                )
         return sid
 
     def session_user(self, sid: str | None) -> str | None:
@@ -444,9 +491,17 @@ class Authority:
             scopes = [s for s in req.scopes if s in chosen or s in scope_policy.CONTEXT_SCOPES]
         code = secrets.token_urlsafe(32)
         record = CodeRecord(
-            client_id=req.client.client_id, redirect_uri=req.redirect_uri, code_challenge=req.code_challenge,
-            scopes=scopes, aud=req.aud, user=req.user, patient=req.patient, nonce=req.nonce,
-            ehr_launch=req.ehr_launch, family=uuid.uuid4().hex, expires=self.clock() + self.lifetimes.code,
+            client_id=req.client.client_id,
+            redirect_uri=req.redirect_uri,
+            code_challenge=req.code_challenge,
+            scopes=scopes,
+            aud=req.aud,
+            user=req.user,
+            patient=req.patient,
+            nonce=req.nonce,
+            ehr_launch=req.ehr_launch,
+            family=uuid.uuid4().hex,
+            expires=self.clock() + self.lifetimes.code,
         )
         with self._lock:
             self._codes[digest(code)] = record
@@ -458,8 +513,9 @@ class Authority:
             req = self._requests.pop(request_id, None)
         if req is None:
             raise OAuthError("invalid_request", "this authorization request has expired; relaunch the app")
-        return AuthorizeError("access_denied", "the user denied the authorization request",
-                              req.redirect_uri, req.state).location()
+        return AuthorizeError(
+            "access_denied", "the user denied the authorization request", req.redirect_uri, req.state
+        ).location()
 
     # -- token endpoint ----------------------------------------------------------------------------
 
@@ -519,8 +575,17 @@ class Authority:
             raise invalid_grant("code_verifier is required (PKCE)")
         if not _VERIFIER.match(verifier) or not hmac.compare_digest(pkce_challenge(verifier), rec.code_challenge):
             raise invalid_grant("code_verifier does not match the code_challenge")
-        return self._issue(client, rec.scopes, rec.aud, rec.user, rec.patient, rec.ehr_launch, rec.family,
-                           nonce=rec.nonce, refresh=True)
+        return self._issue(
+            client,
+            rec.scopes,
+            rec.aud,
+            rec.user,
+            rec.patient,
+            rec.ehr_launch,
+            rec.family,
+            nonce=rec.nonce,
+            refresh=True,
+        )
 
     def _refresh_grant(self, client: Client, form: dict[str, str]) -> dict[str, Any]:
         token = form.get("refresh_token")
@@ -549,8 +614,17 @@ class Authority:
             if extra:
                 raise invalid_scope(f"refresh may only narrow the grant; not granted: {' '.join(extra)}")
             scopes = wanted
-        return self._issue(client, scopes, rec.aud, rec.user, rec.patient, rec.ehr_launch, rec.family,
-                           refresh=rotate, refresh_expires=rec.expires)
+        return self._issue(
+            client,
+            scopes,
+            rec.aud,
+            rec.user,
+            rec.patient,
+            rec.ehr_launch,
+            rec.family,
+            refresh=rotate,
+            refresh_expires=rec.expires,
+        )
 
     def _rotates_refresh_tokens(self, client: Client) -> bool:
         switch = self.quirks_for(client).rotate_refresh_tokens
@@ -567,9 +641,20 @@ class Authority:
         aud = client.fhir_base or self.fhir_bases[0]
         return self._issue(client, scopes, aud, None, None, False, uuid.uuid4().hex, refresh=False)
 
-    def _issue(self, client: Client, scopes: list[str], aud: str, user_id: str | None, patient: str | None,
-               ehr_launch: bool, family: str, *, nonce: str | None = None, refresh: bool = False,
-               refresh_expires: float | None = None) -> dict[str, Any]:
+    def _issue(
+        self,
+        client: Client,
+        scopes: list[str],
+        aud: str,
+        user_id: str | None,
+        patient: str | None,
+        ehr_launch: bool,
+        family: str,
+        *,
+        nonce: str | None = None,
+        refresh: bool = False,
+        refresh_expires: float | None = None,
+    ) -> dict[str, Any]:
         now = int(self.clock())
         quirks = self.quirks_for(client)
         if quirks.no_patient:
@@ -578,8 +663,15 @@ class Authority:
         scope = " ".join(scopes)
         lifetime = quirks.token_lifetime or client.access_token_lifetime
         claims: dict[str, Any] = {
-            "iss": self.issuer, "aud": aud, "sub": user_id or client.client_id, "client_id": client.client_id,
-            "scope": scope, "iat": now, "exp": now + lifetime, "jti": uuid.uuid4().hex, "fam": family,
+            "iss": self.issuer,
+            "aud": aud,
+            "sub": user_id or client.client_id,
+            "client_id": client.client_id,
+            "scope": scope,
+            "iat": now,
+            "exp": now + lifetime,
+            "jti": uuid.uuid4().hex,
+            "fam": family,
         }
         has_patient_scope = "patient" in scope_policy.contexts(scopes)
         if patient and (has_patient_scope or {"launch", "launch/patient"} & set(scopes)):
@@ -604,12 +696,14 @@ class Authority:
             # The sandbox EHR page shows its own patient banner around the iframe.
             body["need_patient_banner"] = not ehr_launch
         if "openid" in scopes and user:
-            body["id_token"] = self._id_token(client, user, aud, nonce, "fhirUser" in scopes, now,
-                                              kid=not quirks.id_token_without_kid)
+            body["id_token"] = self._id_token(
+                client, user, aud, nonce, "fhirUser" in scopes, now, kid=not quirks.id_token_without_kid
+            )
         wants_refresh = {"online_access", "offline_access"} & set(scopes)
         if refresh and wants_refresh and "refresh_token" in client.grant_types:
             expires = refresh_expires or now + (
-                self.lifetimes.offline_refresh if "offline_access" in scopes else self.lifetimes.online_refresh)
+                self.lifetimes.offline_refresh if "offline_access" in scopes else self.lifetimes.online_refresh
+            )
             token = secrets.token_urlsafe(32)
             with self._lock:
                 record = RefreshRecord(client.client_id, scopes, aud, user_id, patient, ehr_launch, family, expires)
@@ -618,11 +712,24 @@ class Authority:
             body["refresh_token"] = token
         return body
 
-    def _id_token(self, client: Client, user: SandboxUser, aud: str, nonce: str | None, fhir_user: bool,
-                  now: int, *, kid: bool = True) -> str:
+    def _id_token(
+        self,
+        client: Client,
+        user: SandboxUser,
+        aud: str,
+        nonce: str | None,
+        fhir_user: bool,
+        now: int,
+        *,
+        kid: bool = True,
+    ) -> str:
         claims: dict[str, Any] = {
-            "iss": self.issuer, "sub": user.id, "aud": client.client_id, "iat": now,
-            "exp": now + self.lifetimes.id_token, "name": user.name,
+            "iss": self.issuer,
+            "sub": user.id,
+            "aud": client.client_id,
+            "iat": now,
+            "exp": now + self.lifetimes.id_token,
+            "name": user.name,
         }
         if nonce:
             claims["nonce"] = nonce
@@ -656,8 +763,12 @@ class Authority:
             if key is None:
                 return None
             claims = jwt.decode(
-                token, key, algorithms=["RS256"], issuer=self.issuer,
-                audience=audience or self.fhir_bases, leeway=0,
+                token,
+                key,
+                algorithms=["RS256"],
+                issuer=self.issuer,
+                audience=audience or self.fhir_bases,
+                leeway=0,
                 options={"require": ["iss", "aud", "exp", "sub", "scope", "client_id"], "verify_exp": False},
             )
         except jwt.PyJWTError:
@@ -669,14 +780,23 @@ class Authority:
                 return None
         return claims
 
-    def mint_internal_token(self, aud: str, scope: str, lifetime: int = 120, *, user: str | None = None,
-                            organization: str | None = None) -> str:
+    def mint_internal_token(
+        self, aud: str, scope: str, lifetime: int = 120, *, user: str | None = None, organization: str | None = None
+    ) -> str:
         """A short-lived token for the sandbox's own pages reading a store (client ``sandbox-ehr``).
         ``user``/``organization``: read on behalf of a signed-in user (``fhirUser`` and ``organization``
         claims), so a store that enforces sharing Consents applies them to this read too."""
         now = int(self.clock())
-        claims = {"iss": self.issuer, "aud": aud, "sub": "sandbox-ehr", "client_id": "sandbox-ehr",
-                  "scope": scope, "iat": now, "exp": now + lifetime, "jti": uuid.uuid4().hex}
+        claims = {
+            "iss": self.issuer,
+            "aud": aud,
+            "sub": "sandbox-ehr",
+            "client_id": "sandbox-ehr",
+            "scope": scope,
+            "iat": now,
+            "exp": now + lifetime,
+            "jti": uuid.uuid4().hex,
+        }
         if user:
             claims["fhirUser"] = user
         if organization:
@@ -691,8 +811,11 @@ class Authority:
             if claims is None:
                 return None
             return Grant.from_scope_string(
-                claims["client_id"], claims["scope"], patient=claims.get("patient"),
-                user=claims.get("fhirUser"), organization=claims.get("organization"),
+                claims["client_id"],
+                claims["scope"],
+                patient=claims.get("patient"),
+                user=claims.get("fhirUser"),
+                organization=claims.get("organization"),
                 expires=float(claims["exp"]),
             )
 
@@ -713,11 +836,21 @@ class Authority:
             return {"active": True, "token_type": "Bearer", **out}
         with self._lock:
             rec = self._refresh.get(digest(token))
-            live = rec is not None and not rec.used and rec.family not in self._revoked_families \
+            live = (
+                rec is not None
+                and not rec.used
+                and rec.family not in self._revoked_families
                 and rec.expires > self.clock()
+            )
         if live and rec is not None:
-            return {"active": True, "token_type": "refresh_token", "scope": " ".join(rec.scopes),
-                    "client_id": rec.client_id, "exp": int(rec.expires), "iss": self.issuer}
+            return {
+                "active": True,
+                "token_type": "refresh_token",
+                "scope": " ".join(rec.scopes),
+                "client_id": rec.client_id,
+                "exp": int(rec.expires),
+                "iss": self.issuer,
+            }
         return {"active": False}
 
     # -- housekeeping ------------------------------------------------------------------------------

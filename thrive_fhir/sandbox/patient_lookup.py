@@ -56,14 +56,13 @@ def summarise(patient: dict[str, Any]) -> dict[str, Any]:
 class PatientLookup:
     """Patient search and read against one FHIR base, authorised by ``token()``."""
 
-    def __init__(self, base_url: str, token: Callable[[], str], wsgi_app: Any = None,
-                 timeout: float = 10.0) -> None:
+    def __init__(self, base_url: str, token: Callable[[], str], wsgi_app: Any = None, timeout: float = 10.0) -> None:
         self.base_url = base_url.rstrip("/")
         self._token = token
         self._wsgi = WsgiClient(wsgi_app) if wsgi_app is not None else None
         self._timeout = timeout
 
-    def with_token(self, token: Callable[[], str]) -> "PatientLookup":
+    def with_token(self, token: Callable[[], str]) -> PatientLookup:
         """The same lookup read with another token (the standalone picker reads as the signed-in
         user, so a store that enforces sharing Consents lists only the young people they may see)."""
         other = object.__new__(PatientLookup)
@@ -75,8 +74,9 @@ class PatientLookup:
         headers = {"Authorization": f"Bearer {self._token()}", "Accept": "application/fhir+json"}
         if self._wsgi is not None:
             base_path = urlsplit(self.base_url).path
-            resp = self._wsgi.get(path, query_string=params or {}, headers=headers,
-                                  environ_overrides={"SCRIPT_NAME": base_path})
+            resp = self._wsgi.get(
+                path, query_string=params or {}, headers=headers, environ_overrides={"SCRIPT_NAME": base_path}
+            )
             status, text = resp.status_code, resp.get_data(as_text=True)
         else:
             try:
@@ -98,8 +98,11 @@ class PatientLookup:
         if text:
             params["name"] = text
         _, bundle = self._get("/Patient", params)
-        out = [summarise(e["resource"]) for e in bundle.get("entry") or []
-               if (e.get("resource") or {}).get("resourceType") == "Patient"]
+        out = [
+            summarise(e["resource"])
+            for e in bundle.get("entry") or []
+            if (e.get("resource") or {}).get("resourceType") == "Patient"
+        ]
         return sorted(out, key=lambda p: p["name"].lower())
 
     def __call__(self, text: str | None = None) -> list[dict[str, Any]]:

@@ -51,13 +51,21 @@ class Stopper:
         return failed
 
 
-def start_child(args: list[str], *, log_path: str, env: dict[str, str] | None = None,
-                cwd: str | None = None) -> subprocess.Popen:
+def start_child(
+    args: list[str], *, log_path: str, env: dict[str, str] | None = None, cwd: str | None = None
+) -> subprocess.Popen:
     """A child process in its own process group, output appended to ``log_path``."""
     log = open(log_path, "ab")
     try:
-        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,  # noqa: S603 - callers pass our own thrive command lines; no shell
-                                env=env, cwd=cwd, start_new_session=True)
+        proc = subprocess.Popen(  # noqa: S603 - callers pass our own thrive command lines; no shell
+            args,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=env,
+            cwd=cwd,
+            start_new_session=True,
+        )
     except OSError:
         log.close()
         raise

@@ -21,12 +21,24 @@ from thrive_fhir.canonical import ODS_ORG
 from .registry import SandboxUser
 
 #: Resources others point at go first, so a store that checks references finds their targets.
-LOAD_ORDER = ("Organization", "Location", "HealthcareService", "Practitioner", "PractitionerRole",
-              "Patient", "RelatedPerson", "EpisodeOfCare", "CareTeam", "Encounter", "Consent")
+LOAD_ORDER = (
+    "Organization",
+    "Location",
+    "HealthcareService",
+    "Practitioner",
+    "PractitionerRole",
+    "Patient",
+    "RelatedPerson",
+    "EpisodeOfCare",
+    "CareTeam",
+    "Encounter",
+    "Consent",
+)
 #: What the sandbox EHR holds: the provider's own directory and demographics. The shared
 #: cross-agency store gets everything the synthetic population has.
-EHR_TYPES = frozenset({"Organization", "Location", "HealthcareService", "Practitioner", "PractitionerRole",
-                       "Patient", "RelatedPerson"})
+EHR_TYPES = frozenset(
+    {"Organization", "Location", "HealthcareService", "Practitioner", "PractitionerRole", "Patient", "RelatedPerson"}
+)
 
 
 class SeedError(RuntimeError):
@@ -72,8 +84,7 @@ def practitioner_for(user: SandboxUser) -> dict[str, Any]:
     if given and given[0] in ("Dr", "Mr", "Ms", "Mx", "Mrs"):
         name["prefix"] = [given.pop(0)]
     name["given"] = given
-    return {"resourceType": "Practitioner", "id": user.fhirUser.split("/", 1)[1], "active": True,
-            "name": [name]}
+    return {"resourceType": "Practitioner", "id": user.fhirUser.split("/", 1)[1], "active": True, "name": [name]}
 
 
 def organization_for(reference: str) -> dict[str, Any] | None:
@@ -83,15 +94,25 @@ def organization_for(reference: str) -> dict[str, Any] | None:
     if reference not in SANDBOX_ORGANIZATIONS:
         return None
     name, ods = SANDBOX_ORGANIZATIONS[reference]
-    org: dict[str, Any] = {"resourceType": "Organization", "id": reference.split("/", 1)[1], "active": True,
-                           "name": name}
+    org: dict[str, Any] = {
+        "resourceType": "Organization",
+        "id": reference.split("/", 1)[1],
+        "active": True,
+        "name": name,
+    }
     if ods:
         org["identifier"] = [{"system": ODS_ORG, "value": ods}]
     return org
 
 
-def load(store_app: Any, base_url: str, token: Callable[[], str], resources: Iterable[dict[str, Any]],
-         *, types: frozenset[str] | None = None) -> SeedReport:
+def load(
+    store_app: Any,
+    base_url: str,
+    token: Callable[[], str],
+    resources: Iterable[dict[str, Any]],
+    *,
+    types: frozenset[str] | None = None,
+) -> SeedReport:
     """PUT each resource (of ``types``, or all) into the store app mounted at ``base_url``."""
     client = WsgiClient(store_app)
     script = urlsplit(base_url).path
@@ -102,10 +123,16 @@ def load(store_app: Any, base_url: str, token: Callable[[], str], resources: Ite
         if types is not None and rtype not in types:
             continue
         for attempt in range(2):
-            resp = client.put(f"/{rtype}/{res['id']}", data=json.dumps(res),
-                              headers={"Authorization": f"Bearer {bearer}", "Content-Type": "application/fhir+json",
-                                       "Accept": "application/fhir+json"},
-                              environ_overrides={"SCRIPT_NAME": script})
+            resp = client.put(
+                f"/{rtype}/{res['id']}",
+                data=json.dumps(res),
+                headers={
+                    "Authorization": f"Bearer {bearer}",
+                    "Content-Type": "application/fhir+json",
+                    "Accept": "application/fhir+json",
+                },
+                environ_overrides={"SCRIPT_NAME": script},
+            )
             if resp.status_code == 401 and attempt == 0:
                 bearer = token()  # the short-lived seeding token ran out on a large load
                 continue

@@ -49,8 +49,7 @@ class ServerThread:
         # Bind first, build the app later: the app needs its own URL, which needs the real port.
         # threaded=True builds werkzeug's ThreadedWSGIServer, whose request threads are daemons
         # (daemon_threads = True), so a hung request never keeps the process alive.
-        self._server: BaseWSGIServer = make_server(host, port, _not_ready, threaded=True,
-                                                   request_handler=_QuietHandler)
+        self._server: BaseWSGIServer = make_server(host, port, _not_ready, threaded=True, request_handler=_QuietHandler)
         self.host = host
         self.port = self._server.server_port
         self.name = name
@@ -62,8 +61,9 @@ class ServerThread:
 
     def start(self, app: Callable[..., Any]) -> ServerThread:
         self._server.app = app
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
-                                        name=f"thrive-{self.name}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.2}, name=f"thrive-{self.name}", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -120,22 +120,37 @@ class SimulatedRequestErrors:
             simulated = self.authority.simulated_request_error(header[7:].strip())
             if simulated:
                 message = self.MESSAGES[simulated]
-                body = json.dumps({"resourceType": "OperationOutcome", "issue": [
-                    {"severity": "error", "code": "login", "diagnostics": message}]}).encode()
-                start_response("401 Unauthorized", [
-                    ("Content-Type", "application/fhir+json"), ("Content-Length", str(len(body))),
-                    ("WWW-Authenticate", f'Bearer realm="sandbox", error="invalid_token", error_description="{message}"'),
-                    ("Cache-Control", "no-store")])
+                body = json.dumps(
+                    {
+                        "resourceType": "OperationOutcome",
+                        "issue": [{"severity": "error", "code": "login", "diagnostics": message}],
+                    }
+                ).encode()
+                start_response(
+                    "401 Unauthorized",
+                    [
+                        ("Content-Type", "application/fhir+json"),
+                        ("Content-Length", str(len(body))),
+                        (
+                            "WWW-Authenticate",
+                            f'Bearer realm="sandbox", error="invalid_token", error_description="{message}"',
+                        ),
+                        ("Cache-Control", "no-store"),
+                    ],
+                )
                 return [body]
         return self.app(environ, start_response)
 
 
 def protected_store(store_app: Any, authority: Authority, fhir_path: str = "/fhir") -> DispatcherMiddleware:
     """A FHIR store mounted at ``fhir_path`` with its SMART discovery document beside it."""
-    return DispatcherMiddleware(_not_found, {
-        fhir_path: SimulatedRequestErrors(store_app, authority),
-        f"{fhir_path}/.well-known": smart_configuration_app(authority),
-    })
+    return DispatcherMiddleware(
+        _not_found,
+        {
+            fhir_path: SimulatedRequestErrors(store_app, authority),
+            f"{fhir_path}/.well-known": smart_configuration_app(authority),
+        },
+    )
 
 
 def create_store(database_url: str, base_url: str, verifier: Callable[[str], Any], **kwargs: Any) -> Any:
@@ -156,10 +171,18 @@ class Sandbox:
     patient_lookup: PatientLookup
 
 
-def build_sandbox(database_url: str, origin: str, *, registry: Registry | None = None,
-                  key: SigningKey | None = None, app_launch_url: str | None = None,
-                  extra_fhir_bases: list[str] | None = None, store_app: Any = None,
-                  persist_state: bool = False, **store_kwargs: Any) -> Sandbox:
+def build_sandbox(
+    database_url: str,
+    origin: str,
+    *,
+    registry: Registry | None = None,
+    key: SigningKey | None = None,
+    app_launch_url: str | None = None,
+    extra_fhir_bases: list[str] | None = None,
+    store_app: Any = None,
+    persist_state: bool = False,
+    **store_kwargs: Any,
+) -> Sandbox:
     """Compose EHR page + auth server + EHR FHIR store for ``origin`` (e.g. http://127.0.0.1:8100).
 
     ``extra_fhir_bases`` are other stores (the shared cross-agency store in the demo) that accept
@@ -171,22 +194,31 @@ def build_sandbox(database_url: str, origin: str, *, registry: Registry | None =
     fhir_base = f"{origin}/fhir"
     registry = registry or Registry()
     state_mirror = AuthStateMirror(database_url) if persist_state else None
-    authority = Authority(origin, registry, key or SigningKey.generate("RS256"),
-                          fhir_bases=[fhir_base, *(extra_fhir_bases or [])], state_mirror=state_mirror)
+    authority = Authority(
+        origin,
+        registry,
+        key or SigningKey.generate("RS256"),
+        fhir_bases=[fhir_base, *(extra_fhir_bases or [])],
+        state_mirror=state_mirror,
+    )
     if store_app is None:
         # The CapabilityStatement carries the oauth-uris extension, for clients whose discovery
         # falls back to /metadata (the well_known_404 mock switch).
         store_kwargs.setdefault("smart_configuration", authority.smart_configuration())
         store_app = create_store(database_url, fhir_base, authority.token_verifier(fhir_base), **store_kwargs)
-    patient_lookup = PatientLookup(fhir_base, lambda: authority.mint_internal_token(fhir_base, "system/Patient.rs"),
-                                 wsgi_app=store_app)
+    patient_lookup = PatientLookup(
+        fhir_base, lambda: authority.mint_internal_token(fhir_base, "system/Patient.rs"), wsgi_app=store_app
+    )
     authority.patient_lookups[fhir_base] = patient_lookup
     if app_launch_url is None:
         app_launch_url = next((c.launch_url for c in registry.clients.values() if c.launch_url), None)
     ehr = create_ehr_app(authority, patient_lookup, fhir_base, app_launch_url)
-    wsgi = DispatcherMiddleware(ehr, {
-        "/auth": create_auth_app(authority),
-        "/fhir": SimulatedRequestErrors(store_app, authority),
-        "/fhir/.well-known": smart_configuration_app(authority),
-    })
+    wsgi = DispatcherMiddleware(
+        ehr,
+        {
+            "/auth": create_auth_app(authority),
+            "/fhir": SimulatedRequestErrors(store_app, authority),
+            "/fhir/.well-known": smart_configuration_app(authority),
+        },
+    )
     return Sandbox(wsgi, authority, fhir_base, store_app, patient_lookup)

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from ..smart_scopes import Grant
 
@@ -69,22 +69,37 @@ def create_app(
         project_validator()  # load now: the first write should not pay for it, and failures show at start
     if export_dir is None:
         db_file = engine.url.database if engine.dialect.name == "sqlite" else None
-        export_dir = Path(db_file + ".exports") if db_file and db_file != ":memory:" else Path(
-            tempfile.mkdtemp(prefix="thrive-store-export-"))
+        export_dir = (
+            Path(db_file + ".exports")
+            if db_file and db_file != ":memory:"
+            else Path(tempfile.mkdtemp(prefix="thrive-store-export-"))
+        )
     exporter = Exporter(engine, Path(export_dir), types, tokens_required=token_verifier is not None)
     cache: dict[str, dict] = {}
 
     def capability(base: str) -> dict:
         if base not in cache:
-            from .. import __version__ as version  # noqa: PLC0415
+            from .. import __version__ as version
 
-            cache[base] = capability_statement(base, types, software_version=str(version),
-                                               smart_configuration=smart_configuration,
-                                               access_control=token_verifier is not None)
+            cache[base] = capability_statement(
+                base,
+                types,
+                software_version=str(version),
+                smart_configuration=smart_configuration,
+                access_control=token_verifier is not None,
+            )
         return cache[base]
 
-    app = StoreApp(store, exporter, base_url=base_url, token_verifier=token_verifier, audit_reads=audit_reads,
-                   max_body=max_body, capability=capability, smart_configuration=smart_configuration)
+    app = StoreApp(
+        store,
+        exporter,
+        base_url=base_url,
+        token_verifier=token_verifier,
+        audit_reads=audit_reads,
+        max_body=max_body,
+        capability=capability,
+        smart_configuration=smart_configuration,
+    )
     app.engine = engine
     # PostgreSQL: every request holds a pooled connection (pool_size + the same overflow, see
     # schema.make_engine), so writes must leave some of those to reads too. SQLite reads do not
@@ -93,8 +108,9 @@ def create_app(
     return app
 
 
-def serve(app, host: str = "127.0.0.1", port: int = 8080, *, threads: int = DEFAULT_THREADS,
-          max_body: int | None = None) -> None:
+def serve(
+    app, host: str = "127.0.0.1", port: int = 8080, *, threads: int = DEFAULT_THREADS, max_body: int | None = None
+) -> None:
     """Serve ``app`` with waitress until interrupted.
 
     A quarter of the threads (at least 2) are kept from writes, so reads are served while writers
@@ -109,8 +125,15 @@ def serve(app, host: str = "127.0.0.1", port: int = 8080, *, threads: int = DEFA
     limit = max_body or getattr(app, "max_body", DEFAULT_MAX_BODY)
     if hasattr(app, "admission"):
         app.admission.configure(threads, getattr(app, "connections", None))
-    waitress.serve(app, host=host, port=port, threads=threads, max_request_body_size=max(limit * 4, 64 << 20),
-                   ident="thrive-fhir-store", clear_untrusted_proxy_headers=True)
+    waitress.serve(
+        app,
+        host=host,
+        port=port,
+        threads=threads,
+        max_request_body_size=max(limit * 4, 64 << 20),
+        ident="thrive-fhir-store",
+        clear_untrusted_proxy_headers=True,
+    )
 
 
-__all__ = ["create_app", "serve", "Grant", "DEFAULT_MAX_BODY"]
+__all__ = ["DEFAULT_MAX_BODY", "Grant", "create_app", "serve"]

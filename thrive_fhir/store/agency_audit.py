@@ -22,6 +22,7 @@ import base64
 import json
 import logging
 import uuid
+from typing import Any
 from urllib.parse import unquote
 
 from ..canonical import PROFILE_READ_AUDIT
@@ -82,7 +83,11 @@ class RequestAudit:
             refs = self._written_refs(result) or self._returned_refs(result) or self._url_ref()
             entities = self._looked_up(refs)
         subtype = self.subtype
-        if subtype == "batch" and isinstance(getattr(result, "body", None), str) and '"type":"transaction-response"' in result.body:
+        if (
+            subtype == "batch"
+            and isinstance(getattr(result, "body", None), str)
+            and '"type":"transaction-response"' in result.body
+        ):
             subtype = "transaction"
         status = getattr(result, "status_code", None) or result.status
         self._write(subtype, entities, "0" if status < 400 else "4", None if status < 400 else f"HTTP {status}")
@@ -90,12 +95,15 @@ class RequestAudit:
     def failed(self, exc: BaseException) -> None:
         status = exc.status if isinstance(exc, FhirError) else 500
         entities = self._looked_up(self._url_ref())
-        if getattr(exc, "audit_patient", None):
+        if isinstance(exc, FhirError) and exc.audit_patient:
             entities.append(("Patient", exc.audit_patient, exc.audit_patient))
         if isinstance(exc, FhirError):
             hidden = status == 404 and any(p for _t, _i, p in entities)
-            why = ("Refused: the young person's record is not shared with this organisation" if hidden
-                   else f"HTTP {status}: {exc.message}")
+            why = (
+                "Refused: the young person's record is not shared with this organisation"
+                if hidden
+                else f"HTTP {status}: {exc.message}"
+            )
         else:
             why = "HTTP 500: server error"
         self._write(self.subtype, entities, "8" if status >= 500 else "4", why)
@@ -165,9 +173,12 @@ class RequestAudit:
             by_type.setdefault(t, []).append(i)
         with sql.reading(snapshot=False) as raw:
             for t, ids in by_type.items():
-                for rid, pkey in sql.fetch(raw, "SELECT res_id, patient_key FROM resource_versions WHERE res_type = ? "
-                                                f"AND res_id IN ({rawsql.placeholders(len(ids))}) AND is_current",
-                                           (t, *ids)):
+                for rid, pkey in sql.fetch(
+                    raw,
+                    "SELECT res_id, patient_key FROM resource_versions WHERE res_type = ? "  # noqa: S608 - only '?' placeholders and our own SQL are interpolated; values are bound
+                    f"AND res_id IN ({rawsql.placeholders(len(ids))}) AND is_current",
+                    (t, *ids),
+                ):
                     found[(t, rid)] = pkey
         return [(t, i, found.get((t, i))) for t, i in refs]
 
@@ -175,13 +186,21 @@ class RequestAudit:
 
     def _write(self, subtype: str, entities, outcome: str, why: str | None) -> None:
         now = utcnow()
-        event = build_event(self.agency, subtype, entities, to_instant(now), outcome, why,
-                            unquote(self.query) if self.query else None, self._path())
+        event = build_event(
+            self.agency,
+            subtype,
+            entities,
+            to_instant(now),
+            outcome,
+            why,
+            unquote(self.query) if self.query else None,
+            self._path(),
+        )
         store = self.store
         try:
             with store._write_lock, store.writer.begin() as conn:
                 apply(conn, [WriteOp("POST", "AuditEvent", event["id"], event)], now, self.ctx.base)
-        except Exception as exc:  # noqa: BLE001 - say so in the log (no data), keep the answer
+        except Exception as exc:
             log.error("could not write the agency AuditEvent (%s)", type(exc).__name__)
             raise FhirError(500, "The access could not be audited; nothing was returned", "exception") from None
 
@@ -189,22 +208,33 @@ class RequestAudit:
         return "/" + "/".join(self.segs)
 
 
-def build_event(agency, subtype: str, entities, recorded: str, outcome: str, why: str | None,
-                query: str | None, path: str) -> dict:
+def build_event(
+    agency, subtype: str, entities, recorded: str, outcome: str, why: str | None, query: str | None, path: str
+) -> dict:
     """The AuditEvent for one agency request (references only)."""
     agents = []
     if agency.user:
-        agents.append({"type": {"coding": [{"system": PARTICIPATION_TYPE, "code": "IRCP",
-                                            "display": "information recipient"}]},
-                       "who": {"reference": agency.user}, "requestor": True,
-                       "altId": agency.client_id})
+        agents.append(
+            {
+                "type": {
+                    "coding": [{"system": PARTICIPATION_TYPE, "code": "IRCP", "display": "information recipient"}]
+                },
+                "who": {"reference": agency.user},
+                "requestor": True,
+                "altId": agency.client_id,
+            }
+        )
     if agency.organization:
         agents.append({"who": {"reference": agency.organization}, "requestor": not agency.user})
     if not agents:
-        agents.append({"who": {"identifier": {"system": "urn:ietf:params:oauth:client-id",
-                                              "value": agency.client_id}}, "requestor": True})
-    entity = []
-    listed = set()
+        agents.append(
+            {
+                "who": {"identifier": {"system": "urn:ietf:params:oauth:client-id", "value": agency.client_id}},
+                "requestor": True,
+            }
+        )
+    entity: list[dict[str, Any]] = []
+    listed: set[str] = set()
     # Every young person is named (``thrive audit --patient`` finds the event by them); the resources
     # themselves up to MAX_RESOURCES, the query saying what was asked. Each entity is indexed when
     # the event is written, and a 50-row search listing all of them doubled the cost of the request.
@@ -215,11 +245,16 @@ def build_event(agency, subtype: str, entities, recorded: str, outcome: str, why
         listed.add(ref)
         entity.append({"what": {"reference": ref}})
     for p in sorted({p for _t, _i, p in entities if p}):
-        entity.append({"what": {"reference": f"Patient/{p}"},
-                       "role": {"system": OBJECT_ROLE, "code": "1", "display": "Patient"}})
-    entity.append({"type": {"system": ENTITY_TYPE, "code": "2", "display": "System Object"},
-                   "description": path[:256],
-                   **({"query": base64.b64encode(query.encode()).decode()} if query else {})})
+        entity.append(
+            {"what": {"reference": f"Patient/{p}"}, "role": {"system": OBJECT_ROLE, "code": "1", "display": "Patient"}}
+        )
+    entity.append(
+        {
+            "type": {"system": ENTITY_TYPE, "code": "2", "display": "System Object"},
+            "description": path[:256],
+            **({"query": base64.b64encode(query.encode()).decode()} if query else {}),
+        }
+    )
     event = {
         "resourceType": "AuditEvent",
         "id": str(uuid.uuid4()),
@@ -231,8 +266,10 @@ def build_event(agency, subtype: str, entities, recorded: str, outcome: str, why
         "outcome": outcome,
         "purposeOfEvent": [{"coding": [{"system": ACT_REASON, "code": "TREAT", "display": "treatment"}]}],
         "agent": agents,
-        "source": {"observer": {"display": "THRIVE-FHIR embedded FHIR store"},
-                   "type": [{"system": SOURCE_TYPE, "code": "4", "display": "Application Server"}]},
+        "source": {
+            "observer": {"display": "THRIVE-FHIR embedded FHIR store"},
+            "type": [{"system": SOURCE_TYPE, "code": "4", "display": "Application Server"}],
+        },
         "entity": entity,
     }
     if why:
@@ -248,4 +285,4 @@ def begin(store, ctx, method: str, segs: list[str], query: str) -> RequestAudit 
     return RequestAudit(store, ctx, agency, method, segs, query)
 
 
-__all__ = ["begin", "build_event", "interaction", "RequestAudit"]
+__all__ = ["RequestAudit", "begin", "build_event", "interaction"]

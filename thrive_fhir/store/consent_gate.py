@@ -47,20 +47,38 @@ from .schema import consent_shares
 from .search import Cond
 
 #: Types that hold no one's health data, visible to agency tokens without a consent.
-DIRECTORY_TYPES = frozenset({
-    "Organization", "Practitioner", "PractitionerRole", "HealthcareService", "Location", "Endpoint",
-    "CodeSystem", "ValueSet", "ConceptMap", "Questionnaire", "StructureDefinition", "NamingSystem",
-    "OperationDefinition", "SearchParameter", "CapabilityStatement", "PlanDefinition", "ActivityDefinition",
-})
+DIRECTORY_TYPES = frozenset(
+    {
+        "Organization",
+        "Practitioner",
+        "PractitionerRole",
+        "HealthcareService",
+        "Location",
+        "Endpoint",
+        "CodeSystem",
+        "ValueSet",
+        "ConceptMap",
+        "Questionnaire",
+        "StructureDefinition",
+        "NamingSystem",
+        "OperationDefinition",
+        "SearchParameter",
+        "CapabilityStatement",
+        "PlanDefinition",
+        "ActivityDefinition",
+    }
+)
 
 #: Types agency tokens never see: an AuditEvent of a search can name several young people, and its
 #: compartment is only the first of them; agencies have no need to read the audit trail.
 HIDDEN_TYPES = frozenset({"AuditEvent"})
 
 #: The young people shared with one organisation now (parameters: organisation, now, now).
-SHARED_PATIENTS = ("SELECT consent_shares.patient_key FROM consent_shares WHERE consent_shares.organization = ? "
-                   "AND (consent_shares.starts IS NULL OR consent_shares.starts <= ?) "
-                   "AND (consent_shares.ends IS NULL OR consent_shares.ends >= ?)")
+SHARED_PATIENTS = (
+    "SELECT consent_shares.patient_key FROM consent_shares WHERE consent_shares.organization = ? "
+    "AND (consent_shares.starts IS NULL OR consent_shares.starts <= ?) "
+    "AND (consent_shares.ends IS NULL OR consent_shares.ends >= ?)"
+)
 
 NOT_SHARED_WRITE = "The young person's record is not shared with your organisation"
 
@@ -92,12 +110,24 @@ class ConsentGate:
         with self.engine.begin() as conn:
             if conn.execute(select(func.count()).select_from(consent_shares)).scalar_one():
                 return
-            rows = conn.execute(text("SELECT res_id, patient_key, content FROM resource_versions "
-                                     "WHERE res_type = 'Consent' AND is_current AND NOT deleted "
-                                     "AND patient_key IS NOT NULL")).all()
-            values = [{"consent_id": rid, "patient_key": pkey, "organization": s.organization, "starts": s.starts,
-                       "ends": s.ends}
-                      for rid, pkey, content in rows for s in shares(json.loads(content))]
+            rows = conn.execute(
+                text(
+                    "SELECT res_id, patient_key, content FROM resource_versions "
+                    "WHERE res_type = 'Consent' AND is_current AND NOT deleted "
+                    "AND patient_key IS NOT NULL"
+                )
+            ).all()
+            values = [
+                {
+                    "consent_id": rid,
+                    "patient_key": pkey,
+                    "organization": s.organization,
+                    "starts": s.starts,
+                    "ends": s.ends,
+                }
+                for rid, pkey, content in rows
+                for s in shares(json.loads(content))
+            ]
             if values:
                 conn.execute(consent_shares.insert(), values)
 
@@ -141,9 +171,12 @@ class ConsentGate:
         if agency.organization is None:
             return Cond(f"(resource_versions.patient_key IS NULL AND resource_versions.res_type IN ({directory}))", ())
         now = utcnow()
-        return Cond(f"((resource_versions.patient_key IS NULL AND resource_versions.res_type IN ({directory})) "
-                    f"OR (resource_versions.patient_key IN ({SHARED_PATIENTS}) "
-                    f"AND resource_versions.res_type NOT IN ({hidden})))", (agency.organization, now, now))
+        return Cond(
+            f"((resource_versions.patient_key IS NULL AND resource_versions.res_type IN ({directory})) "
+            f"OR (resource_versions.patient_key IN ({SHARED_PATIENTS}) "
+            f"AND resource_versions.res_type NOT IN ({hidden})))",
+            (agency.organization, now, now),
+        )
 
     def history_clause(self, grant: Grant | None):
         """:meth:`row_condition` as a SQLAlchemy clause for the Core-built ``_history`` statement."""
@@ -175,9 +208,11 @@ class ConsentGate:
         now = utcnow()
         out: set[str] = set()
         for start in range(0, len(keys), 500):
-            chunk = keys[start:start + 500]
-            query = (SHARED_PATIENTS + f" AND consent_shares.patient_key IN ({rawsql.placeholders(len(chunk))})",
-                     (agency.organization, now, now, *chunk))
+            chunk = keys[start : start + 500]
+            query = (
+                SHARED_PATIENTS + f" AND consent_shares.patient_key IN ({rawsql.placeholders(len(chunk))})",
+                (agency.organization, now, now, *chunk),
+            )
             if dbapi is not None:
                 rows = self.sql.fetch(dbapi, *query)
             else:
@@ -192,8 +227,12 @@ class ConsentGate:
         if agency is None:
             return rows
         shared = self.shared_among(agency, [r.patient_key for r in rows if r.patient_key], dbapi)
-        return [r for r in rows if r.res_type not in HIDDEN_TYPES
-                and (r.patient_key in shared if r.patient_key else r.res_type in DIRECTORY_TYPES)]
+        return [
+            r
+            for r in rows
+            if r.res_type not in HIDDEN_TYPES
+            and (r.patient_key in shared if r.patient_key else r.res_type in DIRECTORY_TYPES)
+        ]
 
     def refuse_export(self, grant: Grant | None) -> None:
         if self.agency(grant) is not None:
@@ -220,8 +259,9 @@ class ConsentGate:
         exists = op.status == 200 or (op.method == "DELETE" and not op.noop)  # as writes.apply set them
         if exists and self.hides(grant, op.rtype, old_patient):
             if op.if_match is not None:  # exactly what If-Match on a missing resource answers
-                raise FhirError(412, f'If-Match W/"{op.if_match}" does not match the current version (none)',
-                                "conflict")
+                raise FhirError(
+                    412, f'If-Match W/"{op.if_match}" does not match the current version (none)', "conflict"
+                )
             raise FhirError(404, f"{op.rtype}/{op.rid} is not known", "not-found")
 
 
@@ -233,16 +273,30 @@ def index_consent_writes(conn: Connection, ops) -> None:
     sql, dbapi = rawsql.for_connection(conn)
     ids = [op.rid for op in consents]
     for start in range(0, len(ids), 400):
-        chunk = ids[start:start + 400]
-        sql.run(dbapi, f"DELETE FROM consent_shares WHERE consent_id IN ({rawsql.placeholders(len(chunk))})",
-                tuple(chunk))
+        chunk = ids[start : start + 400]
+        sql.run(
+            dbapi,
+            f"DELETE FROM consent_shares WHERE consent_id IN ({rawsql.placeholders(len(chunk))})",  # noqa: S608 - only '?' placeholders and our own SQL are interpolated; values are bound
+            tuple(chunk),
+        )
     for op in consents:
         if op.method == "DELETE" or op.resource is None or not op.patient_key:
             continue
         for share in shares({**op.resource, "resourceType": "Consent"}):
-            sql.run(dbapi, "INSERT INTO consent_shares (consent_id, patient_key, organization, starts, ends) "
-                           "VALUES (?, ?, ?, ?, ?)",
-                    (op.rid, op.patient_key, share.organization, share.starts, share.ends))
+            sql.run(
+                dbapi,
+                "INSERT INTO consent_shares (consent_id, patient_key, organization, starts, ends) "
+                "VALUES (?, ?, ?, ?, ?)",
+                (op.rid, op.patient_key, share.organization, share.starts, share.ends),
+            )
 
 
-__all__ = ["ConsentGate", "Agency", "DIRECTORY_TYPES", "HIDDEN_TYPES", "consent_shares", "index_consent_writes", "SHARED_PATIENTS"]
+__all__ = [
+    "DIRECTORY_TYPES",
+    "HIDDEN_TYPES",
+    "SHARED_PATIENTS",
+    "Agency",
+    "ConsentGate",
+    "consent_shares",
+    "index_consent_writes",
+]

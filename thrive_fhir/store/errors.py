@@ -55,6 +55,9 @@ class FhirError(Exception):
         self.code = code or _CODES.get(status, "processing")
         self._outcome = outcome
         self.headers = headers or {}
+        #: The young person a refused request was about, for the agency AuditEvent only (never in
+        #: the answer: store/consent_gate sets it, store/agency_audit reads it).
+        self.audit_patient: str | None = None
 
     def outcome(self) -> dict:
         if self._outcome is not None:

@@ -95,8 +95,13 @@ consent_shares = Table(
     Column("starts", DateTime, nullable=True),
     Column("ends", DateTime, nullable=True),
 )
-Index("ix_consent_shares_org", consent_shares.c.organization, consent_shares.c.patient_key, consent_shares.c.starts,
-      consent_shares.c.ends)
+Index(
+    "ix_consent_shares_org",
+    consent_shares.c.organization,
+    consent_shares.c.patient_key,
+    consent_shares.c.starts,
+    consent_shares.c.ends,
+)
 Index("ix_consent_shares_consent", consent_shares.c.consent_id)
 
 export_jobs = Table(
@@ -161,6 +166,8 @@ def create_schema(engine: Engine) -> None:
     # A job still "in-progress" belonged to a process that has gone; say so instead of polling forever.
     with engine.begin() as conn:
         conn.execute(
-            text("UPDATE export_jobs SET status='error', error='server restarted during export' "
-                 "WHERE status='in-progress'")
+            text(
+                "UPDATE export_jobs SET status='error', error='server restarted during export' "
+                "WHERE status='in-progress'"
+            )
         )

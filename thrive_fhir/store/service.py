@@ -15,9 +15,10 @@ import random
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable, NamedTuple
+from typing import NamedTuple
 
 from sqlalchemy import and_, false, func, select, text
 from sqlalchemy.engine import Connection, Engine
@@ -153,8 +154,12 @@ class Store:
             return None
         found = validation_hook.issues(resource)
         if self.validate_mode is True and validation_hook.has_errors(found):
-            raise FhirError(422, f"{resource.get('resourceType')} failed validation", "processing",
-                            outcome=validation_hook.outcome_of(found))
+            raise FhirError(
+                422,
+                f"{resource.get('resourceType')} failed validation",
+                "processing",
+                outcome=validation_hook.outcome_of(found),
+            )
         return found
 
     def run_write(self, fn: Callable[[Connection], Result], *, conflict_status: int | None = None) -> Result:
@@ -167,7 +172,7 @@ class Store:
         attempts = 8
         for attempt in range(attempts):
             if attempt:
-                time.sleep(random.uniform(0, 0.005 * attempt))  # de-synchronise the losers of a race
+                time.sleep(random.uniform(0, 0.005 * attempt))  # de-synchronise the losers of a race  # noqa: S311 - jitter between retries, not a secret
             try:
                 with self._write_lock, self.writer.begin() as conn:
                     result = fn(conn)
@@ -175,16 +180,18 @@ class Store:
                 return result
             except IntegrityError:
                 if conflict_status:
-                    raise FhirError(conflict_status, "The resource was changed by another request at the same time",
-                                    "conflict") from None
+                    raise FhirError(
+                        conflict_status, "The resource was changed by another request at the same time", "conflict"
+                    ) from None
                 last = FhirError(409, "Conflicting concurrent writes; retry the request", "conflict")
             except OperationalError as exc:
                 if str(getattr(exc.orig, "sqlstate", "") or "").startswith("40"):
                     last = FhirError(409, "Conflicting concurrent writes; retry the request", "conflict")
                     continue
                 if "locked" in str(exc.orig).lower():
-                    raise FhirError(503, "The store is busy; retry shortly", "transient",
-                                    headers={"Retry-After": "1"}) from None
+                    raise FhirError(
+                        503, "The store is busy; retry shortly", "transient", headers={"Retry-After": "1"}
+                    ) from None
                 raise
         raise last
 
@@ -211,8 +218,10 @@ class Store:
     # --- reads -----------------------------------------------------------------------------------
 
     # Hand-written (see rawsql): the read by id is the hottest path, ~10 µs of SQL.
-    _CURRENT_SQL = ("SELECT version_id, last_updated, deleted, patient_key, content FROM resource_versions "
-                    "WHERE res_type = ? AND res_id = ? AND is_current")
+    _CURRENT_SQL = (
+        "SELECT version_id, last_updated, deleted, patient_key, content FROM resource_versions "
+        "WHERE res_type = ? AND res_id = ? AND is_current"
+    )
 
     def _current(self, conn: Connection | None, rtype: str, rid: str) -> Head | None:
         if conn is not None:
@@ -233,10 +242,18 @@ class Store:
             raise FhirError(404, f"{rtype}/{rid} is not known", "not-found")
         access.require(ctx.grant, rtype, "read", row.patient_key)
         if row.deleted:
-            raise FhirError(410, f"{rtype}/{rid} was deleted", "deleted",
-                            headers=version_headers(ctx.base, rtype, rid, row.version_id, row.last_updated))
-        return Result(200, row.content, version_headers(ctx.base, rtype, rid, row.version_id, row.last_updated),
-                      audit=("read", [(rtype, rid, row.patient_key)]))
+            raise FhirError(
+                410,
+                f"{rtype}/{rid} was deleted",
+                "deleted",
+                headers=version_headers(ctx.base, rtype, rid, row.version_id, row.last_updated),
+            )
+        return Result(
+            200,
+            row.content,
+            version_headers(ctx.base, rtype, rid, row.version_id, row.last_updated),
+            audit=("read", [(rtype, rid, row.patient_key)]),
+        )
 
     def vread(self, ctx: Ctx, rtype: str, rid: str, vid: str, *, conn: Connection | None = None) -> Result:
         self.check_type(rtype)
@@ -244,8 +261,9 @@ class Store:
         version = bounded_int(vid, MAX_VERSION_ID)  # larger cannot exist, and would not fit the column
         if version is None:
             raise FhirError(404, f"Version '{vid}' of {rtype}/{rid} is not known", "not-found")
-        stmt = (select(rv.c.version_id, rv.c.last_updated, rv.c.deleted, rv.c.patient_key, rv.c.content)
-                .where(rv.c.res_type == rtype, rv.c.res_id == rid, rv.c.version_id == version))
+        stmt = select(rv.c.version_id, rv.c.last_updated, rv.c.deleted, rv.c.patient_key, rv.c.content).where(
+            rv.c.res_type == rtype, rv.c.res_id == rid, rv.c.version_id == version
+        )
         if conn is not None:
             row = conn.execute(stmt).first()
         else:
@@ -261,8 +279,9 @@ class Store:
 
     # --- writes ----------------------------------------------------------------------------------
 
-    def _single_write(self, ctx: Ctx, op_factory: Callable[[Connection], WriteOp | Result], *,
-                      if_match: int | None) -> Result:
+    def _single_write(
+        self, ctx: Ctx, op_factory: Callable[[Connection], WriteOp | Result], *, if_match: int | None
+    ) -> Result:
         def run(conn: Connection) -> Result:
             made = op_factory(conn)
             if isinstance(made, Result):
@@ -280,14 +299,22 @@ class Store:
         issues = validation_hook.issue_dicts(found)
         if op.method == "DELETE":
             headers = {} if op.noop else {"ETag": f'W/"{op.version}"'}
-            return Result(204 if not ctx.prefer_return == "OperationOutcome" else 200, None, headers,
-                          outcome=operation_outcome(issues or [issue("information", "informational",
-                                                                      "Deleted" if not op.noop else "Nothing to delete")]))
+            return Result(
+                204 if not ctx.prefer_return == "OperationOutcome" else 200,
+                None,
+                headers,
+                outcome=operation_outcome(
+                    issues or [issue("information", "informational", "Deleted" if not op.noop else "Nothing to delete")]
+                ),
+            )
         headers = version_headers(ctx.base, op.rtype, op.rid, op.version, op.last_updated, location=True)
         note = "Created" if op.status == 201 else "Updated"
-        return Result(op.status, op.content, headers,
-                      outcome=operation_outcome(issues or [issue("information", "informational",
-                                                                  f"{note} {op.rtype}/{op.rid}")]))
+        return Result(
+            op.status,
+            op.content,
+            headers,
+            outcome=operation_outcome(issues or [issue("information", "informational", f"{note} {op.rtype}/{op.rid}")]),
+        )
 
     def create(self, ctx: Ctx, rtype: str, body, if_none_exist: str | None = None) -> Result:
         self.check_type(rtype)
@@ -301,10 +328,14 @@ class Store:
                     raise FhirError(412, "If-None-Exist matches more than one resource", "multiple-matches")
                 if found:
                     row = found[0]
-                    return Result(200, row.content, version_headers(ctx.base, rtype, row.res_id, row.version_id,
-                                                                    row.last_updated, location=True),
-                                  outcome=operation_outcome([issue("information", "informational",
-                                                                   "Matched an existing resource; nothing created")]))
+                    return Result(
+                        200,
+                        row.content,
+                        version_headers(ctx.base, rtype, row.res_id, row.version_id, row.last_updated, location=True),
+                        outcome=operation_outcome(
+                            [issue("information", "informational", "Matched an existing resource; nothing created")]
+                        ),
+                    )
             return WriteOp("POST", rtype, str(uuid.uuid4()), resource)
 
         return self._single_write(ctx, factory, if_match=None)
@@ -314,11 +345,13 @@ class Store:
         self.check_id(rid)
         resource = self.check_body(rtype, body, rid, need_id=True)
         version = parse_etag(if_match)
-        return self._single_write(ctx, lambda conn: WriteOp("PUT", rtype, rid, resource, if_match=version),
-                                  if_match=version)
+        return self._single_write(
+            ctx, lambda conn: WriteOp("PUT", rtype, rid, resource, if_match=version), if_match=version
+        )
 
-    def conditional_update(self, ctx: Ctx, rtype: str, params: list[tuple[str, str]], body,
-                           if_match: str | None = None) -> Result:
+    def conditional_update(
+        self, ctx: Ctx, rtype: str, params: list[tuple[str, str]], body, if_match: str | None = None
+    ) -> Result:
         self.check_type(rtype)
         if not params:
             raise FhirError(400, "PUT on a type needs search criteria (conditional update) or an id", "invalid")
@@ -357,8 +390,14 @@ class Store:
             if len(found) > 1:
                 raise FhirError(412, "Conditional delete criteria match more than one resource", "multiple-matches")
             if not found:
-                return Result(204, None, {}, outcome=operation_outcome(
-                    [issue("information", "informational", "No resource matched; nothing deleted")]))
+                return Result(
+                    204,
+                    None,
+                    {},
+                    outcome=operation_outcome(
+                        [issue("information", "informational", "No resource matched; nothing deleted")]
+                    ),
+                )
             return WriteOp("DELETE", rtype, found[0].res_id)
 
         return self._single_write(ctx, factory, if_match=None)
@@ -376,8 +415,9 @@ class Store:
         q.conditions += filter(None, [self.consent.search_condition(ctx.grant, rtype)])
         sql, params = search.build_select(q, columns="res_id, version_id, last_updated, content, patient_key")
         rows = self.sql.fetch(self.sql.dbapi(conn), sql + " LIMIT 2", params)
-        return [Match(rid, version, self.sql.dt(updated), content, pkey)
-                for rid, version, updated, content, pkey in rows]
+        return [
+            Match(rid, version, self.sql.dt(updated), content, pkey) for rid, version, updated, content, pkey in rows
+        ]
 
     # --- search ----------------------------------------------------------------------------------
 
@@ -396,8 +436,12 @@ class Store:
         """``conn``: a DBAPI connection (see rawsql)."""
         fetch = self.sql.fetch
         self_url = f"{ctx.base}/{q.rtype}" + ("?" + search.query_string(q.used) if q.used else "")
-        bundle = {"resourceType": "Bundle", "id": str(uuid.uuid4()), "meta": {"lastUpdated": to_instant(utcnow())},
-                  "type": "searchset"}
+        bundle = {
+            "resourceType": "Bundle",
+            "id": str(uuid.uuid4()),
+            "meta": {"lastUpdated": to_instant(utcnow())},
+            "type": "searchset",
+        }
         if q.summary_count or q.count == 0:
             bundle["total"] = fetch(conn, *search.count_select(q, restrict))[0][0]
             bundle["link"] = [{"relation": "self", "url": self_url}]
@@ -413,8 +457,7 @@ class Store:
         if has_more:
             last = rows[-1]
             cursor = search.cursor_for(q, last._replace(last_updated=self.sql.dt(last.last_updated)))
-            links.append({"relation": "next",
-                          "url": self_url + ("&" if q.used else "?") + "_cursor=" + cursor})
+            links.append({"relation": "next", "url": self_url + ("&" if q.used else "?") + "_cursor=" + cursor})
         bundle["link"] = links
         full_url = _full_url_prefix(ctx.base)
         entries = [_entry_text(full_url, q.rtype, r.res_id, r.content, "match") for r in rows]
@@ -435,8 +478,12 @@ class Store:
             # By (res_type, res_id), the index that narrows most; the parameter is filtered here.
             # ``sys`` is selected (unused) so the query is not covered by ix_si_value: SQLite, without
             # statistics, would otherwise scan every index row of the type through that index.
-            index_rows = fetch(conn, "SELECT param, val, sys FROM search_index WHERE res_type = ? AND res_id IN "
-                                     f"({placeholders(len(ids))})", (q.rtype, *ids))
+            index_rows = fetch(
+                conn,
+                "SELECT param, val, sys FROM search_index WHERE res_type = ? AND res_id IN "  # noqa: S608 - only '?' placeholders and our own SQL are interpolated; values are bound
+                f"({placeholders(len(ids))})",
+                (q.rtype, *ids),
+            )
             for src_type, param, target in q.includes:
                 if src_type != q.rtype:
                     continue
@@ -452,16 +499,22 @@ class Store:
             by_type.setdefault(t, []).append(i)
         for t, t_ids in by_type.items():
             t_ids = t_ids[:1000]
-            out += fetch(conn, "SELECT res_type, res_id, patient_key, content FROM resource_versions "
-                               f"WHERE res_type = ? AND res_id IN ({placeholders(len(t_ids))}) AND {search.CURRENT}",
-                         (t, *t_ids))
+            out += fetch(
+                conn,
+                "SELECT res_type, res_id, patient_key, content FROM resource_versions "  # noqa: S608 - only '?' placeholders and our own SQL are interpolated; values are bound
+                f"WHERE res_type = ? AND res_id IN ({placeholders(len(t_ids))}) AND {search.CURRENT}",
+                (t, *t_ids),
+            )
         keys = [f"{q.rtype}/{i}" for i in ids]
         for src_type, param in q.revincludes:
-            out += fetch(conn, "SELECT res_type, res_id, patient_key, content FROM resource_versions "
-                               f"WHERE res_type = ? AND {search.CURRENT} AND res_id IN (SELECT search_index.res_id "
-                               "FROM search_index WHERE search_index.res_type = ? AND search_index.param = ? "
-                               f"AND search_index.val IN ({placeholders(len(keys))})) LIMIT 1000",
-                         (src_type, src_type, param, *keys))
+            out += fetch(
+                conn,
+                "SELECT res_type, res_id, patient_key, content FROM resource_versions "  # noqa: S608 - only '?' placeholders and our own SQL are interpolated; values are bound
+                f"WHERE res_type = ? AND {search.CURRENT} AND res_id IN (SELECT search_index.res_id "
+                "FROM search_index WHERE search_index.res_type = ? AND search_index.param = ? "
+                f"AND search_index.val IN ({placeholders(len(keys))})) LIMIT 1000",
+                (src_type, src_type, param, *keys),
+            )
         out = self.consent.visible_rows(ctx.grant, [Included(*r) for r in out], conn)
         result, emitted = [], set(seen)
         for r in out:
@@ -481,8 +534,15 @@ class Store:
 
     # --- history ---------------------------------------------------------------------------------
 
-    def history(self, ctx: Ctx, rtype: str | None, rid: str | None, params: list[tuple[str, str]], *,
-                conn: Connection | None = None) -> Result:
+    def history(
+        self,
+        ctx: Ctx,
+        rtype: str | None,
+        rid: str | None,
+        params: list[tuple[str, str]],
+        *,
+        conn: Connection | None = None,
+    ) -> Result:
         if rtype:
             self.check_type(rtype)
         if rid:
@@ -507,8 +567,16 @@ class Store:
                 continue
             elif ctx.strict:
                 raise FhirError(400, f"Unsupported _history parameter '{name}'", "not-supported")
-        stmt = select(rv.c.seq, rv.c.res_type, rv.c.res_id, rv.c.version_id, rv.c.last_updated, rv.c.deleted,
-                      rv.c.patient_key, rv.c.content)
+        stmt = select(
+            rv.c.seq,
+            rv.c.res_type,
+            rv.c.res_id,
+            rv.c.version_id,
+            rv.c.last_updated,
+            rv.c.deleted,
+            rv.c.patient_key,
+            rv.c.content,
+        )
         restrict = None
         if rtype and rid:
             stmt = stmt.where(rv.c.res_type == rtype, rv.c.res_id == rid)
@@ -538,7 +606,9 @@ class Store:
         has_more = len(rows) > count
         rows = rows[:count]
         path = "/".join(p for p in (rtype, rid) if p)
-        self_url = f"{ctx.base}/{path + '/' if path else ''}_history" + ("?" + search.query_string(used) if used else "")
+        self_url = f"{ctx.base}/{path + '/' if path else ''}_history" + (
+            "?" + search.query_string(used) if used else ""
+        )
         links = [{"relation": "self", "url": self_url}]
         if has_more:
             links.append({"relation": "next", "url": self_url + ("&" if used else "?") + f"_cursor={rows[-1].seq}"})
@@ -554,8 +624,10 @@ class Store:
             if not r.deleted:
                 parts.append(f'"resource":{r.content}')
             parts.append('"request":' + dumps({"method": method, "url": url}))
-            parts.append('"response":' + dumps({"status": status, "etag": f'W/"{r.version_id}"',
-                                                "lastModified": to_instant(r.last_updated)}))
+            parts.append(
+                '"response":'
+                + dumps({"status": status, "etag": f'W/"{r.version_id}"', "lastModified": to_instant(r.last_updated)})
+            )
             entries.append("{" + ",".join(parts) + "}")
         audited = [(r.res_type, r.res_id, r.patient_key) for r in rows if not r.deleted]
         subtype = "history-instance" if rid else ("history-type" if rtype else "history-system")
@@ -563,8 +635,9 @@ class Store:
 
     # --- audit -----------------------------------------------------------------------------------
 
-    def write_audit(self, ctx: Ctx, subtype: str, entities: list[tuple[str, str, str | None]],
-                    query: str | None) -> None:
+    def write_audit(
+        self, ctx: Ctx, subtype: str, entities: list[tuple[str, str, str | None]], query: str | None
+    ) -> None:
         """Record a read of patient data. Server-generated, so it is not re-validated.
 
         Reads of AuditEvents themselves are not audited again (that would double the audit trail
@@ -579,8 +652,9 @@ class Store:
 
     def count_all(self) -> int:
         with self.engine.connect() as conn:
-            return conn.execute(select(func.count()).select_from(rv).where(rv.c.is_current, rv.c.deleted == false())
-                                ).scalar_one()
+            return conn.execute(
+                select(func.count()).select_from(rv).where(rv.c.is_current, rv.c.deleted == false())
+            ).scalar_one()
 
 
 def _ignored_entry(q: search.SearchQuery) -> list[str]:
@@ -589,10 +663,17 @@ def _ignored_entry(q: search.SearchQuery) -> list[str]:
     if not q.ignored:
         return []
     oid = str(uuid.uuid4())
-    outcome = {"id": oid, **operation_outcome([issue("warning", "not-supported", f"Ignored: {text}")
-                                                for text in q.ignored])}
-    return ['{"fullUrl":"urn:uuid:' + oid + '","resource":' + dumps({"resourceType": "OperationOutcome", **outcome})
-            + ',"search":{"mode":"outcome"}}']
+    outcome = {
+        "id": oid,
+        **operation_outcome([issue("warning", "not-supported", f"Ignored: {text}") for text in q.ignored]),
+    }
+    return [
+        '{"fullUrl":"urn:uuid:'
+        + oid
+        + '","resource":'
+        + dumps({"resourceType": "OperationOutcome", **outcome})
+        + ',"search":{"mode":"outcome"}}'
+    ]
 
 
 def _cursor_suffix(cursor, has_query: bool) -> str:
@@ -608,8 +689,7 @@ def _full_url_prefix(base: str) -> str:
 
 
 def _entry_text(full_url_prefix: str, rtype: str, rid: str, content: str, mode: str) -> str:
-    return (full_url_prefix + rtype + "/" + rid + '","resource":' + content + ',"search":{"mode":"' + mode
-            + '"}}')
+    return full_url_prefix + rtype + "/" + rid + '","resource":' + content + ',"search":{"mode":"' + mode + '"}}'
 
 
 def _bundle_text(bundle: dict, entries: list[str]) -> str:
@@ -619,4 +699,4 @@ def _bundle_text(bundle: dict, entries: list[str]) -> str:
     return head[:-1] + ',"entry":[' + ",".join(entries) + "]}"
 
 
-__all__ = ["Store", "Ctx", "Result", "reference_key", "and_"]
+__all__ = ["Ctx", "Result", "Store", "and_", "reference_key"]

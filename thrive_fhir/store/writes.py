@@ -9,18 +9,18 @@ IntegrityError, which callers map to 412 (If-Match given) or retry.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable
 
 from sqlalchemy.engine import Connection
 
 from . import fhirjson, rawsql
+from .consent_gate import index_consent_writes
 from .errors import FhirError
 from .fhirdates import to_instant
 from .schema import resource_versions as rv
 from .schema import search_index as si
-from .consent_gate import index_consent_writes
 from .search_params import compartment_patient, extract, reference_key
 
 
@@ -48,10 +48,18 @@ class WriteOp:
     noop: bool = False
     body_text: str | None = None  # JSON of the resource without resourceType/id/meta (see prepare)
 
-    def fresh(self) -> "WriteOp":
+    def fresh(self) -> WriteOp:
         """This write as prepared, before apply() filled in its outcome (for a retried transaction)."""
-        return WriteOp(self.method, self.rtype, self.rid, self.resource, self.if_match, patient_key=self.patient_key,
-                       index_rows=self.index_rows, body_text=self.body_text)
+        return WriteOp(
+            self.method,
+            self.rtype,
+            self.rid,
+            self.resource,
+            self.if_match,
+            patient_key=self.patient_key,
+            index_rows=self.index_rows,
+            body_text=self.body_text,
+        )
 
 
 def patient_key_of(rtype: str, rid: str, resource: dict, base: str | None) -> tuple[str | None, list]:
@@ -79,8 +87,13 @@ def _content(rtype: str, rid: str, meta: dict, body_text: str) -> str:
     return head + ("}" if body_text == "{}" else "," + body_text[1:])
 
 
-def apply(conn: Connection, ops: list[WriteOp], now: datetime, base: str | None,
-          authorize: Callable[[WriteOp, str | None], None] | None = None) -> None:
+def apply(
+    conn: Connection,
+    ops: list[WriteOp],
+    now: datetime,
+    base: str | None,
+    authorize: Callable[[WriteOp, str | None], None] | None = None,
+) -> None:
     """Apply ``ops`` inside the caller's transaction. Raises FhirError (412/409) on version conflicts.
 
     ``authorize(op, previous_patient)`` is called for every effective write once the compartment of
@@ -94,8 +107,9 @@ def apply(conn: Connection, ops: list[WriteOp], now: datetime, base: str | None,
         for chunk in _chunks(ids, 400):
             # Per type with ``res_id IN``: a row-value IN over (type, id) pairs made SQLite scan the table.
             for seq, rid, version, deleted, pkey in sql.fetch(
-                dbapi, "SELECT seq, res_id, version_id, deleted, patient_key FROM resource_versions "
-                       f"WHERE res_type = ? AND res_id IN ({rawsql.placeholders(len(chunk))}) AND is_current",
+                dbapi,
+                "SELECT seq, res_id, version_id, deleted, patient_key FROM resource_versions "  # noqa: S608 - only '?' placeholders and our own SQL are interpolated; values are bound
+                f"WHERE res_type = ? AND res_id IN ({rawsql.placeholders(len(chunk))}) AND is_current",
                 (rtype, *chunk),
             ):
                 heads[(rtype, rid)] = (seq, version, bool(deleted), pkey)
@@ -118,8 +132,9 @@ def apply(conn: Connection, ops: list[WriteOp], now: datetime, base: str | None,
             have = "none" if head is None else ("deleted" if head[2] else f'W/"{head[1]}"')
             # raised after the authorization checks: a caller who may not see the resource must not
             # learn its version (consent_gate answers such callers as for a missing resource)
-            mismatch = FhirError(412, f"If-Match W/\"{op.if_match}\" does not match the current version ({have})",
-                                 "conflict")
+            mismatch = FhirError(
+                412, f'If-Match W/"{op.if_match}" does not match the current version ({have})', "conflict"
+            )
         if op.method == "POST" and head is not None:
             raise FhirError(409, f"{op.rtype}/{op.rid} already exists", "duplicate")
         if op.method == "DELETE":
@@ -143,8 +158,12 @@ def apply(conn: Connection, ops: list[WriteOp], now: datetime, base: str | None,
             if op.body_text is None:
                 prepare(op, base)
             if authorize is not None:  # scope checks see the resource as it will be stored
-                op.resource = {"resourceType": op.rtype, "id": op.rid, "meta": meta,
-                               **{k: v for k, v in op.resource.items() if k not in _HEAD_KEYS}}
+                op.resource = {
+                    "resourceType": op.rtype,
+                    "id": op.rid,
+                    "meta": meta,
+                    **{k: v for k, v in op.resource.items() if k not in _HEAD_KEYS},
+                }
             op.content = _content(op.rtype, op.rid, meta, op.body_text)
 
     _resolve_provenance_patients(conn, ops, heads)
@@ -160,20 +179,36 @@ def apply(conn: Connection, ops: list[WriteOp], now: datetime, base: str | None,
     for op in ops:
         if op.noop:
             continue
-        version_rows.append((op.rtype, op.rid, op.version, now_db, op.method == "DELETE", True, op.patient_key,
-                             op.content))
+        version_rows.append(
+            (op.rtype, op.rid, op.version, now_db, op.method == "DELETE", True, op.patient_key, op.content)
+        )
         if op.method != "DELETE":
             for name, system, value, lo, hi in op.index_rows:
-                index_rows.append((op.rtype, op.rid, name, _cap(system), _cap(value),
-                                   None if lo is None else db_time(lo), None if hi is None else db_time(hi)))
+                index_rows.append(
+                    (
+                        op.rtype,
+                        op.rid,
+                        name,
+                        _cap(system),
+                        _cap(value),
+                        None if lo is None else db_time(lo),
+                        None if hi is None else db_time(hi),
+                    )
+                )
 
     for chunk in _chunks(retire_seqs, 500):
-        sql.run(dbapi, f"UPDATE resource_versions SET is_current = ? WHERE seq IN ({rawsql.placeholders(len(chunk))})",
-                (False, *chunk))
+        sql.run(
+            dbapi,
+            f"UPDATE resource_versions SET is_current = ? WHERE seq IN ({rawsql.placeholders(len(chunk))})",  # noqa: S608 - only '?' placeholders and our own SQL are interpolated; values are bound
+            (False, *chunk),
+        )
     for rtype, ids in _by_type(reindex).items():
         for chunk in _chunks(ids, 400):
-            sql.run(dbapi, f"DELETE FROM search_index WHERE res_type = ? AND res_id IN ({rawsql.placeholders(len(chunk))})",
-                    (rtype, *chunk))
+            sql.run(
+                dbapi,
+                f"DELETE FROM search_index WHERE res_type = ? AND res_id IN ({rawsql.placeholders(len(chunk))})",  # noqa: S608 - only '?' placeholders and our own SQL are interpolated; values are bound
+                (rtype, *chunk),
+            )
     if version_rows:
         _insert_many(conn, sql, rv, _VERSION_COLUMNS, version_rows)
     if index_rows:
@@ -190,11 +225,19 @@ def _by_type(keys) -> dict[str, list[str]]:
 
 def _chunks(items: list, size: int):
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
-_VERSION_COLUMNS = ("res_type", "res_id", "version_id", "last_updated", "deleted", "is_current", "patient_key",
-                    "content")
+_VERSION_COLUMNS = (
+    "res_type",
+    "res_id",
+    "version_id",
+    "last_updated",
+    "deleted",
+    "is_current",
+    "patient_key",
+    "content",
+)
 _INDEX_COLUMNS = ("res_type", "res_id", "param", "sys", "val", "dt_lo", "dt_hi")
 
 
@@ -211,10 +254,12 @@ def _insert_many(conn: Connection, sql: rawsql.Sql, table, columns: tuple[str, .
         # One statement with one array per column: a round trip per row (even pipelined) or a huge
         # VALUES list (re-parsed by the driver every time) both cost more than the inserts.
         casts = ", ".join(f"%s::{table.c[c].type.compile(dialect)}[]" for c in columns)
-        conn.exec_driver_sql(f"INSERT INTO {table.name} ({names}) SELECT * FROM unnest({casts})",
-                             tuple(list(col) for col in zip(*rows)))
+        conn.exec_driver_sql(
+            f"INSERT INTO {table.name} ({names}) SELECT * FROM unnest({casts})",  # noqa: S608 - table and type names from our schema; values are bound
+            tuple(list(col) for col in zip(*rows)),
+        )
     else:
-        conn.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({', '.join('?' * len(columns))})", rows)
+        conn.exec_driver_sql(f"INSERT INTO {table.name} ({names}) VALUES ({', '.join('?' * len(columns))})", rows)  # noqa: S608 - table and column names from our schema; values are bound
 
 
 def _cap(value: str | None) -> str | None:
@@ -235,16 +280,23 @@ def _resolve_provenance_patients(conn: Connection, ops: list[WriteOp], heads) ->
     in_request = {f"{op.rtype}/{op.rid}": op.patient_key for op in ops if op.patient_key}
     for op in pending:
         raw = op.resource.get("target")
-        targets = [reference_key(t.get("reference"), None) for t in (raw if isinstance(raw, list) else [])
-                   if isinstance(t, dict) and isinstance(t.get("reference"), str)]
+        targets = [
+            reference_key(t.get("reference"), None)
+            for t in (raw if isinstance(raw, list) else [])
+            if isinstance(t, dict) and isinstance(t.get("reference"), str)
+        ]
         targets = [t for t in targets if t and "/" in t and "://" not in t]
         found = {in_request[t] for t in targets if t in in_request}
         unknown = [t for t in targets if t not in in_request]
         if unknown:
             sql, dbapi = rawsql.for_connection(conn)
             for rtype, ids in _by_type(tuple(t.split("/", 1)) for t in unknown).items():
-                for (pkey,) in sql.fetch(dbapi, "SELECT patient_key FROM resource_versions WHERE res_type = ? AND "
-                                                f"res_id IN ({rawsql.placeholders(len(ids))}) AND is_current", (rtype, *ids)):
+                for (pkey,) in sql.fetch(
+                    dbapi,
+                    "SELECT patient_key FROM resource_versions WHERE res_type = ? AND "  # noqa: S608 - only '?' placeholders and our own SQL are interpolated; values are bound
+                    f"res_id IN ({rawsql.placeholders(len(ids))}) AND is_current",
+                    (rtype, *ids),
+                ):
                     if pkey:
                         found.add(pkey)
         if len(found) == 1:

@@ -12,8 +12,8 @@ import functools
 import json
 import logging
 import traceback
+from collections.abc import Callable
 from http import HTTPStatus
-from typing import Callable
 from urllib.parse import parse_qsl
 
 from werkzeug.urls import iri_to_uri
@@ -31,16 +31,33 @@ log = logging.getLogger("thrive_fhir.store")
 
 FHIR_JSON = "application/fhir+json"
 JSON_TYPES = ("application/fhir+json", "application/json", "text/json", "json")
-ACCEPT_ANY = ("*/*", "application/*", "application/fhir+json", "application/json", "text/json", "json",
-              "application/fhir+ndjson", "application/ndjson")
+ACCEPT_ANY = (
+    "*/*",
+    "application/*",
+    "application/fhir+json",
+    "application/json",
+    "text/json",
+    "json",
+    "application/fhir+ndjson",
+    "application/ndjson",
+)
 
 
 class StoreApp:
     """The WSGI application returned by :func:`thrive_fhir.store.create_app`."""
 
-    def __init__(self, store: Store, exporter: Exporter, *, base_url: str | None,
-                 token_verifier: Callable[[str], Grant | None] | None, audit_reads: bool, max_body: int,
-                 capability: Callable[[str], dict], smart_configuration: dict | None):
+    def __init__(
+        self,
+        store: Store,
+        exporter: Exporter,
+        *,
+        base_url: str | None,
+        token_verifier: Callable[[str], Grant | None] | None,
+        audit_reads: bool,
+        max_body: int,
+        capability: Callable[[str], dict],
+        smart_configuration: dict | None,
+    ):
         self.store = store
         self.exporter = exporter
         self.base_url = base_url.rstrip("/") if base_url else None
@@ -59,9 +76,14 @@ class StoreApp:
             response = self.handle(request)
         except FhirError as exc:
             response = self.error(exc)
-        except Exception as exc:  # noqa: BLE001 - a real bug: say so as an OperationOutcome, log no data
-            log.error("unhandled %s on %s %s:\n%s", describe(exc), request.method, _route_shape(_path(environ)),
-                      "".join(traceback.format_tb(exc.__traceback__)))
+        except Exception as exc:
+            log.error(
+                "unhandled %s on %s %s:\n%s",
+                describe(exc),
+                request.method,
+                _route_shape(_path(environ)),
+                "".join(traceback.format_tb(exc.__traceback__)),
+            )
             response = self.error(FhirError(500, "Internal server error", "exception"))
         return response(environ, start_response)
 
@@ -69,8 +91,13 @@ class StoreApp:
         if self.base_url:
             return self.base_url
         env = request.environ
-        return _base_url(env.get("wsgi.url_scheme", "http"), env.get("HTTP_HOST"), env.get("SERVER_NAME", ""),
-                         env.get("SERVER_PORT", ""), env.get("SCRIPT_NAME", ""))
+        return _base_url(
+            env.get("wsgi.url_scheme", "http"),
+            env.get("HTTP_HOST"),
+            env.get("SERVER_NAME", ""),
+            env.get("SERVER_PORT", ""),
+            env.get("SCRIPT_NAME", ""),
+        )
 
     # --- dispatch --------------------------------------------------------------------------------
 
@@ -86,8 +113,12 @@ class StoreApp:
                 return self.json_response(200, self.smart_configuration, content_type="application/json")
             raise FhirError(404, "Not found", "not-found")
         prefer = request.headers.get("Prefer", "")
-        ctx = Ctx(base=self.base(request), grant=self.authenticate(request), strict="handling=strict" in prefer,
-                  prefer_return=_prefer_return(prefer))
+        ctx = Ctx(
+            base=self.base(request),
+            grant=self.authenticate(request),
+            strict="handling=strict" in prefer,
+            prefer_return=_prefer_return(prefer),
+        )
         audit = agency_audit.begin(self.store, ctx, method, segs, request.query_string.decode("latin-1"))
         try:
             with self.admission.admit(method, segs):  # writers never take every thread (see admission)
@@ -100,7 +131,13 @@ class StoreApp:
             audit.done(result)
         if isinstance(result, Response):
             return result
-        if audit is None and self.audit_reads and result.audit and result.status == 200 and method in ("GET", "HEAD", "POST"):
+        if (
+            audit is None
+            and self.audit_reads
+            and result.audit
+            and result.status == 200
+            and method in ("GET", "HEAD", "POST")
+        ):
             subtype, entities = result.audit
             self.store.write_audit(ctx, subtype, entities, request.query_string.decode("latin-1") or None)
         return self.result_response(ctx, method, result)
@@ -111,8 +148,11 @@ class StoreApp:
         if n == 0:
             if method == "POST":
                 return bundles.process(store, ctx, self.body(request))
-            raise FhirError(400 if method == "GET" else 405, "System-level search is not supported; use [base]/[type]",
-                            "not-supported")
+            raise FhirError(
+                400 if method == "GET" else 405,
+                "System-level search is not supported; use [base]/[type]",
+                "not-supported",
+            )
         head = segs[0]
         if head in ("_export", "$export") or segs[-1] == "$export":
             store.consent.refuse_export(ctx.grant)
@@ -146,8 +186,9 @@ class StoreApp:
                 return store.history(ctx, rtype, None, params)
             if second == "$export" and rtype == "Patient":
                 self.only(method, "GET")
-                return self.exporter.kickoff(ctx, "patient", request.query_string.decode("latin-1"), prefer,
-                                             request.url)
+                return self.exporter.kickoff(
+                    ctx, "patient", request.query_string.decode("latin-1"), prefer, request.url
+                )
             if second.startswith("$"):
                 raise FhirError(404, f"Operation {second} is not supported on {rtype}", "not-supported")
             if method in ("GET", "HEAD"):
@@ -175,8 +216,12 @@ class StoreApp:
             self.only(method, "GET")
             path = self.exporter.file_path(ctx, segs[1], segs[2])
             fh = open(path, "rb")  # closed by the WSGI server through wrap_file
-            response = Response(wrap_file(request.environ, fh, buffer_size=1 << 16), 200,
-                                content_type="application/fhir+ndjson", direct_passthrough=True)
+            response = Response(
+                wrap_file(request.environ, fh, buffer_size=1 << 16),
+                200,
+                content_type="application/fhir+ndjson",
+                direct_passthrough=True,
+            )
             response.content_length = path.stat().st_size
             return response
         raise FhirError(404, "Unknown export URL", "not-found")
@@ -186,8 +231,9 @@ class StoreApp:
     @staticmethod
     def only(method: str, *allowed: str) -> None:
         if method not in allowed:
-            raise FhirError(405, f"{method} is not allowed here", "not-supported",
-                            headers={"Allow": ", ".join(allowed)})
+            raise FhirError(
+                405, f"{method} is not allowed here", "not-supported", headers={"Allow": ", ".join(allowed)}
+            )
 
     @staticmethod
     def not_allowed(method: str) -> FhirError:
@@ -210,16 +256,24 @@ class StoreApp:
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
-            raise FhirError(401, "A bearer access token is required", "login",
-                            headers={"WWW-Authenticate": 'Bearer realm="thrive-fhir"'})
+            raise FhirError(
+                401,
+                "A bearer access token is required",
+                "login",
+                headers={"WWW-Authenticate": 'Bearer realm="thrive-fhir"'},
+            )
         try:
             grant = self.token_verifier(token.strip())
-        except Exception as exc:  # noqa: BLE001 - a broken verifier must not become a 500 leak of the token
+        except Exception as exc:
             log.error("token verifier raised %s", type(exc).__name__)
             grant = None
         if grant is None or grant.expired():
-            raise FhirError(401, "The access token is invalid or expired", "login",
-                            headers={"WWW-Authenticate": 'Bearer realm="thrive-fhir", error="invalid_token"'})
+            raise FhirError(
+                401,
+                "The access token is invalid or expired",
+                "login",
+                headers={"WWW-Authenticate": 'Bearer realm="thrive-fhir", error="invalid_token"'},
+            )
         return grant
 
     def raw_body(self, request: Request) -> bytes:
@@ -266,8 +320,9 @@ class StoreApp:
                 body = result.outcome
         return self.json_response(result.status, body, result.headers)
 
-    def json_response(self, status: int, body, headers: dict | None = None,
-                      content_type: str = FHIR_JSON) -> "JsonResponse":
+    def json_response(
+        self, status: int, body, headers: dict | None = None, content_type: str = FHIR_JSON
+    ) -> JsonResponse:
         data = None
         if body is not None:
             text = body if isinstance(body, str) else json.dumps(body, separators=(",", ":"), ensure_ascii=False)
@@ -287,7 +342,7 @@ class JsonResponse:
     HEAD gets the headers without the body, Location as a URI.
     """
 
-    __slots__ = ("status", "body", "headers", "content_type")
+    __slots__ = ("body", "content_type", "headers", "status")
 
     def __init__(self, status: int, body: bytes | None, headers: dict | None = None, content_type: str = FHIR_JSON):
         self.status = status
@@ -320,7 +375,7 @@ def _query_pairs(query: str) -> list[tuple[str, str]]:
     return [(name, value) for name, _, value in (part.partition("=") for part in query.split("&") if part)]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _status_line(status: int) -> str:
     try:
         return f"{status} {HTTPStatus(status).phrase}"
@@ -337,8 +392,15 @@ def _path(environ) -> str:
 @functools.lru_cache(maxsize=64)  # the Host header is client-controlled: keep the cache bounded
 def _base_url(scheme: str, host: str | None, server_name: str, server_port: str, script_name: str) -> str:
     """The base URL a client used, as werkzeug computes it (its Request is the reference)."""
-    environ = {"wsgi.url_scheme": scheme, "SERVER_NAME": server_name, "SERVER_PORT": server_port,
-               "SCRIPT_NAME": script_name, "PATH_INFO": "/", "QUERY_STRING": "", "REQUEST_METHOD": "GET"}
+    environ = {
+        "wsgi.url_scheme": scheme,
+        "SERVER_NAME": server_name,
+        "SERVER_PORT": server_port,
+        "SCRIPT_NAME": script_name,
+        "PATH_INFO": "/",
+        "QUERY_STRING": "",
+        "REQUEST_METHOD": "GET",
+    }
     if host is not None:
         environ["HTTP_HOST"] = host
     request = Request(environ)
@@ -361,4 +423,4 @@ def _route_shape(path: str) -> str:
     return "/" + "/".join(shaped)
 
 
-__all__ = ["StoreApp", "operation_outcome", "issue"]
+__all__ = ["StoreApp", "issue", "operation_outcome"]
