@@ -18,9 +18,8 @@ What a token must be to pass (anything else -> ``None``, which the store answers
 - ``typ`` header, when present, one that an access token uses (``at+jwt``, ``JWT``); an id_token
   already fails the ``aud`` check, since its audience is the client.
 
-Keys: fetched from ``jwks_uri`` and cached; a token naming an unknown ``kid`` (the issuer rotated
-its key) triggers one refetch, at most once per ``refetch_interval`` seconds, so a stream of tokens
-with invented kids cannot make the store hammer the issuer.
+Keys: fetched from ``jwks_uri`` and cached (:class:`KeySet`); a token naming an unknown ``kid`` (the
+issuer rotated its key) triggers one refetch, at most once per ``refetch_interval`` seconds.
 
 Claims -> Grant: ``client_id`` (RFC 9068; ``azp`` as Keycloak and Azure AD name it), ``scope`` (a
 space-separated string, or the ``scp`` list some servers use), ``patient``, ``fhirUser`` and
@@ -121,33 +120,61 @@ def smart_configuration(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 class KeySet:
-    """The issuer's signing keys: cached, refetched on an unknown kid at most once per interval."""
+    """The issuer's signing keys, cached.
 
-    def __init__(self, jwks_url: str, refetch_interval: float = DEFAULT_REFETCH_INTERVAL, *, timeout: float = 10.0):
-        # lifespan: cached keys are re-read every 5 minutes anyway, so a key the issuer withdrew stops working.
-        # Only get_jwk_set is used: the rate limit below is ours (PyJWKClient's cooldown applies
-        # to get_signing_key, which cannot take a token without a kid).
-        self.client = PyJWKClient(jwks_url, cache_keys=False, lifespan=300, timeout=timeout)
+    Refetched when older than ``lifespan`` (so a key the issuer withdrew stops verifying) and when a
+    token names an unknown kid (the issuer rotated), but never more than once per
+    ``refetch_interval``: a stream of tokens with invented kids must not make the store hammer the
+    issuer. A refetch that fails keeps the keys already known, so a short outage of the issuer does
+    not turn every request into a 401.
+    """
+
+    def __init__(self, jwks_url: str, refetch_interval: float = DEFAULT_REFETCH_INTERVAL, *,
+                 lifespan: float = 300.0, timeout: float = 10.0):
+        # PyJWKClient only fetches and parses here; caching and its rate limit are ours, because its
+        # own cooldown covers get_signing_key only, which cannot serve a token without a kid.
+        self.client = PyJWKClient(jwks_url, cache_jwk_set=False, timeout=timeout)
         self.refetch_interval = refetch_interval
+        self.lifespan = lifespan
         self._lock = threading.Lock()
-        self._last_refetch = float("-inf")
+        self._keys: list[Any] = []
+        self._fetched = float("-inf")
+        self._tried = float("-inf")
+
+    def load(self) -> None:
+        """First fetch; raises PyJWKClientError/PyJWKSetError so start-up fails on a wrong URL."""
+        keys = self.client.get_jwk_set().keys
+        with self._lock:
+            self._keys, self._fetched = keys, time.monotonic()
+
+    def _refetch(self) -> bool:
+        """Fetch again unless one was tried within ``refetch_interval``; True when the keys changed."""
+        now = time.monotonic()
+        with self._lock:
+            if now - self._tried < self.refetch_interval:
+                return False
+            self._tried = now
+        try:
+            keys = self.client.get_jwk_set().keys
+        except (PyJWKClientError, PyJWKSetError) as exc:
+            log.warning("cannot refetch the issuer's JWKS (%s): keeping the keys already known", type(exc).__name__)
+            return False
+        with self._lock:
+            self._keys, self._fetched = keys, time.monotonic()
+        return True
 
     def key_for(self, kid: str | None) -> Any:
         """The PyJWK for ``kid`` (or the only key, when the token names none); None if unknown."""
-        found = self._find(self.client.get_jwk_set(), kid)
-        if found is not None:
-            return found
-        with self._lock:
-            now = time.monotonic()
-            if now - self._last_refetch < self.refetch_interval:
-                return None  # rate limit: an invented kid must not cost a fetch per request
-            self._last_refetch = now
-        log.info("token names a key not in the cached JWKS: refetching it")
-        return self._find(self.client.get_jwk_set(refresh=True), kid)
+        if time.monotonic() - self._fetched >= self.lifespan:
+            self._refetch()
+        found = self._find(kid)
+        if found is None and self._refetch():
+            log.info("a token named a key not in the cached JWKS: refetched it")
+            found = self._find(kid)
+        return found
 
-    @staticmethod
-    def _find(jwk_set, kid: str | None):
-        keys = [k for k in jwk_set.keys if k.public_key_use in (None, "sig")]
+    def _find(self, kid: str | None) -> Any:
+        keys = [k for k in self._keys if k.public_key_use in (None, "sig")]
         if kid is None:
             return keys[0] if len(keys) == 1 else None  # no kid: acceptable only when there is one key
         return next((k for k in keys if k.key_id == kid), None)
@@ -183,13 +210,11 @@ class JwtTokenVerifier:
         typ = header.get("typ")
         if typ is not None and str(typ).lower() not in ACCESS_TOKEN_TYPES:
             raise _Refused("typ is not an access token's")
-        try:
-            jwk = self.keys.key_for(header.get("kid"))
-        except (PyJWKClientError, PyJWKSetError) as exc:
-            raise _Refused(f"JWKS unavailable ({type(exc).__name__})") from None
+        jwk = self.keys.key_for(header.get("kid"))
         if jwk is None:
             raise _Refused("unknown signing key")
-        if jwk.key_type != _KEY_TYPE[alg[:2]] or (jwk._jwk_data.get("alg") not in (None, alg)):
+        stated = getattr(jwk, "_jwk_data", {}).get("alg")  # the JWK's own "alg" (PyJWK keeps no public copy)
+        if jwk.key_type != _KEY_TYPE[alg[:2]] or stated not in (None, alg):
             raise _Refused("key does not match the algorithm")
         try:
             # jwk.key is the bare public key: the header's algorithm (checked above) is the one used.
@@ -254,7 +279,7 @@ def build_verifier(settings: AuthSettings) -> tuple[JwtTokenVerifier, dict[str, 
     jwks_url = settings.jwks_url or (doc or {})["jwks_uri"]
     keys = KeySet(jwks_url, settings.refetch_interval)
     try:
-        keys.client.get_jwk_set()
+        keys.load()
     except (PyJWKClientError, PyJWKSetError) as exc:
         raise AuthConfigError(f"cannot read the issuer's keys at {jwks_url} ({type(exc).__name__})") from None
     return JwtTokenVerifier(settings, keys), (smart_configuration(doc) if doc else None)
