@@ -158,6 +158,8 @@ def test_forged_expired_and_misdirected_tokens_get_401(world):
         "claims-swapped": f"{head}.{raised}.{sig}",  # custodian's organisation under agency A's signature
         "not-a-jwt": "opaque-" + uuid.uuid4().hex,
         "id-token-typ": world.sandbox.authority.key.sign(_claims(world), {"typ": "logout+jwt"}),
+        # neither user nor organisation: with custodians configured, refused rather than let through ungated
+        "no-organization": _signed(world, {k: v for k, v in _claims(world).items() if k != "organization"}),
     }
     for name, token in cases.items():
         resp = _get(world, path, token)

@@ -146,7 +146,7 @@ def _token_verifier(issuer, audience, jwks_url, discovery_url, refetch, custodia
     from ..store.token_verification import AuthConfigError, AuthSettings, build_verifier
 
     settings = AuthSettings(issuer=issuer, audience=audience, jwks_url=jwks_url, discovery_url=discovery_url,
-                            refetch_interval=refetch)
+                            refetch_interval=refetch, require_organization=bool(custodians))
     try:
         verifier, smart = build_verifier(settings)
     except AuthConfigError as exc:

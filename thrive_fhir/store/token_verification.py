@@ -80,6 +80,8 @@ class AuthSettings:
     discovery_url: str | None = None
     leeway: int = DEFAULT_LEEWAY
     refetch_interval: float = DEFAULT_REFETCH_INTERVAL
+    #: Refuse tokens naming neither a user nor an organisation (set when consent custodians are).
+    require_organization: bool = False
 
 
 def discover(issuer: str, discovery_url: str | None = None, *, timeout: float = 10.0) -> dict[str, Any]:
@@ -241,10 +243,15 @@ class JwtTokenVerifier:
             expires = float(claims["exp"]) + self.settings.leeway
         except (TypeError, ValueError):
             return None
-        return Grant.from_scope_string(
-            client_id, scope, patient=_text(claims.get("patient")), user=self._relative(claims.get("fhirUser")),
-            organization=self._relative(claims.get("organization")), expires=expires,
-        )
+        user, organization = self._relative(claims.get("fhirUser")), self._relative(claims.get("organization"))
+        if self.settings.require_organization and user is None and organization is None:
+            # The consent gate lets such tokens through (they are the sandbox operator's own services);
+            # from a real issuer the store cannot tell those from a client registered without its
+            # organisation, so it fails closed (docs/consent-enforcement.md).
+            log.info("access token refused: it names neither a user nor an organisation")
+            return None
+        return Grant.from_scope_string(client_id, scope, patient=_text(claims.get("patient")), user=user,
+                                       organization=organization, expires=expires)
 
     def _relative(self, value: Any) -> str | None:
         """``<this store's base>/Type/id`` -> ``Type/id``; other values as they are."""
