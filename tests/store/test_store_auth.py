@@ -223,6 +223,8 @@ def test_cli_refuses_settings_that_cannot_verify_tokens(world):
         (["--auth-issuer", world.issuer + "-other", "--base-url", "http://x",
           "--auth-discovery-url", f"{world.issuer}/.well-known/openid-configuration"], 1, "names issuer"),
         (["--auth-issuer", f"http://127.0.0.1:{free_port()}/auth", "--base-url", "http://x"], 1, "discovery"),
+        (["--auth-issuer", world.issuer, "--base-url", "http://x", "--auth-introspect", world.issuer + "/introspect"],
+         1, "--auth-introspect-client"),
     ]
     for args, code, words in cases:
         result = _serve(args)
@@ -249,3 +251,36 @@ def test_issuer_discovery_without_explicit_urls(world, tmp_path):
         assert requests.get(f"{store.base_url}/Patient", headers=bearer(other), timeout=10).status_code == 401
     finally:
         store.stop()
+
+
+@pytest.mark.slow
+def test_introspection_checks_each_token_at_the_issuer(world, tmp_path):
+    """--auth-introspect: tokens are asked about at the issuer's RFC 7662 endpoint, not checked as JWTs."""
+    from tests.support.store_auth import INTROSPECTOR, AuthStoreProcess
+
+    client_file = tmp_path / "introspect.toml"
+    client_file.write_text(f'client_id = "{INTROSPECTOR[0]}"\nclient_secret = "{INTROSPECTOR[1]}"\n')
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    world.sandbox.authority.fhir_bases.append(base)  # the issuer serves this store too (extra_fhir_bases)
+    store = AuthStoreProcess(tmp_path / "store", port, [
+        "--auth-issuer", world.issuer, "--auth-audience", base,
+        "--auth-introspect", world.issuer + "/introspect", "--auth-introspect-client", str(client_file)])
+    store.start()
+    try:
+        token = world.sandbox.authority.mint_internal_token(base, "system/Patient.rs")
+        for _ in range(2):  # the second answer comes from the cache
+            assert requests.get(f"{base}/Patient", headers=bearer(token), timeout=10).status_code == 200
+        assert requests.get(f"{base}/Observation", headers=bearer(token), timeout=10).status_code == 403  # scopes
+        refused = {
+            "other-store": world.token("trust-backend"),  # active at the issuer, but aud names the other store
+            "unknown-key": SigningKey.generate("RS256").sign(_claims(world, aud=base), {"typ": "at+jwt"}),
+            "opaque-junk": uuid.uuid4().hex,
+        }
+        for name, bad in refused.items():
+            resp = requests.get(f"{base}/Patient", headers=bearer(bad), timeout=10)
+            assert resp.status_code == 401, name
+            _assert_invalid_token(resp)
+    finally:
+        store.stop()
+        world.sandbox.authority.fhir_bases.remove(base)

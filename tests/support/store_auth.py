@@ -27,6 +27,9 @@ CLIENTS = {
     "ehr-backend": (CUSTODIAN, "system/*.rs", False),
 }
 
+#: The store's own client at the introspection endpoint: (client_id, client_secret), invented.
+INTROSPECTOR = ("store-introspector", "intro-Secret_value.1")
+
 
 class AuthStoreProcess(OwnStoreProcess):
     """``thrive store serve`` with ``--auth-*`` options (a list of extra arguments)."""
@@ -85,6 +88,9 @@ def start_auth_world(workdir: Path, *, custodians: tuple[str, ...] = (CUSTODIAN,
         registry.add(Client(cid, "private_key_jwt", grant_types=("client_credentials",),
                             scopes=frozenset(scopes.split()), jwks=jwks(keys[cid]), organization=org,
                             fhir_base=store_base if for_store else None, access_token_lifetime=300))
+    # a confidential client the store authenticates as at the introspection endpoint (RFC 7662)
+    registry.add(Client(INTROSPECTOR[0], "client_secret_basic", redirect_uris=("http://127.0.0.1:9/unused",),
+                        client_secret=INTROSPECTOR[1]))
     server = ServerThread(name="auth")
     sandbox = build_sandbox(f"sqlite:///{workdir / 'ehr.db'}", server.origin, registry=registry,
                             extra_fhir_bases=[store_base], validate_on_write=False)

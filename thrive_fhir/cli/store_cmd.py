@@ -73,14 +73,19 @@ def store() -> None:
                    "openid-configuration). Env THRIVE_STORE_AUTH_DISCOVERY_URL.")
 @click.option("--auth-jwks-refetch", envvar="THRIVE_STORE_AUTH_JWKS_REFETCH", type=click.FloatRange(0, 3600),
               default=30.0, show_default=True, help="Least seconds between JWKS refetches for an unknown key id.")
+@click.option("--auth-introspect", envvar="THRIVE_STORE_AUTH_INTROSPECT", default=None,
+              help="Check every token at this RFC 7662 introspection endpoint instead of as a JWT (opaque "
+                   "tokens). Env THRIVE_STORE_AUTH_INTROSPECT.")
+@click.option("--auth-introspect-client", envvar="THRIVE_STORE_AUTH_INTROSPECT_CLIENT", default=None,
+              type=click.Path(dir_okay=False), help="TOML file with client_id and client_secret for introspection.")
 @click.option("--consent-custodian", "custodians", multiple=True, envvar="THRIVE_STORE_CONSENT_CUSTODIANS",
               help="Organization/<id> holding the record (repeatable; env: space-separated). Tokens of any other "
                    "organisation see only young people whose sharing Consent names it.")
 @click.option("--require-auth", is_flag=True, envvar="THRIVE_STORE_REQUIRE_AUTH",
               help="Refuse to start without --auth-issuer (set it in production). Env THRIVE_STORE_REQUIRE_AUTH=1.")
 def serve(database, host, port, base_url, no_validate, warn_only, audit_reads, threads, max_body_mb, quirks,
-          auth_issuer, auth_audience, auth_jwks_url, auth_discovery_url, auth_jwks_refetch, custodians,
-          require_auth) -> None:
+          auth_issuer, auth_audience, auth_jwks_url, auth_discovery_url, auth_jwks_refetch, auth_introspect,
+          auth_introspect_client, custodians, require_auth) -> None:
     """Serve FHIR R4 over HTTP until Ctrl-C."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import OperationalError
@@ -93,7 +98,8 @@ def serve(database, host, port, base_url, no_validate, warn_only, audit_reads, t
     url = _database_url(database)
     validate = False if no_validate else ("warn" if warn_only else True)
     auth = _token_verifier(auth_issuer, auth_audience or base_url, auth_jwks_url, auth_discovery_url,
-                           auth_jwks_refetch, custodians, require_auth, quirks)
+                           auth_jwks_refetch, custodians, require_auth, quirks,
+                           introspect=(auth_introspect, auth_introspect_client))
     if auth:
         auth["consent_custodians"] = list(custodians) or None
     def make_app(**extra):
@@ -128,7 +134,8 @@ def serve(database, host, port, base_url, no_validate, warn_only, audit_reads, t
         sys.exit(1)
 
 
-def _token_verifier(issuer, audience, jwks_url, discovery_url, refetch, custodians, require_auth, quirks) -> dict:
+def _token_verifier(issuer, audience, jwks_url, discovery_url, refetch, custodians, require_auth, quirks, *,
+                    introspect=(None, None)) -> dict:
     """create_app's ``token_verifier`` and ``smart_configuration`` for --auth-* (empty: no access control)."""
     bad = [c for c in custodians if not (c.startswith("Organization/") and len(c) > len("Organization/"))]
     if bad:
@@ -136,7 +143,7 @@ def _token_verifier(issuer, audience, jwks_url, discovery_url, refetch, custodia
     if not issuer:
         if require_auth:
             raise _OneLineUsageError("--require-auth: no --auth-issuer given, so no token could be verified")
-        if custodians or jwks_url or discovery_url:
+        if custodians or jwks_url or discovery_url or any(introspect):
             raise _OneLineUsageError("--consent-custodian and --auth-* need --auth-issuer")
         return {}
     if quirks:
@@ -148,7 +155,7 @@ def _token_verifier(issuer, audience, jwks_url, discovery_url, refetch, custodia
     settings = AuthSettings(issuer=issuer, audience=audience, jwks_url=jwks_url, discovery_url=discovery_url,
                             refetch_interval=refetch, require_organization=bool(custodians))
     try:
-        verifier, smart = build_verifier(settings)
+        verifier, smart = build_verifier(settings, introspect_url=introspect[0], introspect_client=introspect[1])
     except AuthConfigError as exc:
         click.echo(f"thrive store: {exc}", err=True)
         sys.exit(1)

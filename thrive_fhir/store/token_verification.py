@@ -229,37 +229,42 @@ class JwtTokenVerifier:
             raise _Refused(type(exc).__name__) from None
 
     def grant(self, claims: dict[str, Any]) -> Grant | None:
-        """The Grant the sandbox's verifier would build from the same claims."""
-        client_id = claims.get("client_id") or claims.get("azp") or claims.get("sub")
-        scope = claims.get("scope")
-        if scope is None:
-            scope = claims.get("scp")
-        if isinstance(scope, list):
-            scope = " ".join(str(s) for s in scope)
-        if not isinstance(client_id, str) or not isinstance(scope, str):
-            log.info("access token refused: no client_id or scope claim")
-            return None
-        try:
-            expires = float(claims["exp"]) + self.settings.leeway
-        except (TypeError, ValueError):
-            return None
-        user, organization = self._relative(claims.get("fhirUser")), self._relative(claims.get("organization"))
-        if self.settings.require_organization and user is None and organization is None:
-            # The consent gate lets such tokens through (they are the sandbox operator's own services);
-            # from a real issuer the store cannot tell those from a client registered without its
-            # organisation, so it fails closed (docs/consent-enforcement.md).
-            log.info("access token refused: it names neither a user nor an organisation")
-            return None
-        return Grant.from_scope_string(client_id, scope, patient=_text(claims.get("patient")), user=user,
-                                       organization=organization, expires=expires)
+        return grant_from_claims(claims, self.settings)
 
-    def _relative(self, value: Any) -> str | None:
-        """``<this store's base>/Type/id`` -> ``Type/id``; other values as they are."""
-        text = _text(value)
-        if text is None:
-            return None
-        base = self.audiences[1]
-        return text[len(base):] if text.startswith(base) else text
+
+def grant_from_claims(claims: dict[str, Any], settings: AuthSettings) -> Grant | None:
+    """The Grant the sandbox's verifier would build from the same (already verified) claims."""
+    client_id = claims.get("client_id") or claims.get("azp") or claims.get("sub")
+    scope = claims.get("scope")
+    if scope is None:
+        scope = claims.get("scp")
+    if isinstance(scope, list):
+        scope = " ".join(str(s) for s in scope)
+    if not isinstance(client_id, str) or not isinstance(scope, str):
+        log.info("access token refused: no client_id or scope claim")
+        return None
+    try:
+        expires = float(claims["exp"]) + settings.leeway
+    except (KeyError, TypeError, ValueError):
+        return None
+    base = settings.audience.rstrip("/") + "/"
+    user, organization = _relative(claims.get("fhirUser"), base), _relative(claims.get("organization"), base)
+    if settings.require_organization and user is None and organization is None:
+        # The consent gate lets such tokens through (they are the sandbox operator's own services);
+        # from a real issuer the store cannot tell those from a client registered without its
+        # organisation, so it fails closed (docs/consent-enforcement.md).
+        log.info("access token refused: it names neither a user nor an organisation")
+        return None
+    return Grant.from_scope_string(client_id, scope, patient=_text(claims.get("patient")), user=user,
+                                   organization=organization, expires=expires)
+
+
+def _relative(value: Any, base: str) -> str | None:
+    """``<this store's base>/Type/id`` -> ``Type/id``; other values as they are."""
+    text = _text(value)
+    if text is None:
+        return None
+    return text[len(base):] if text.startswith(base) else text
 
 
 class _Refused(Exception):
@@ -270,23 +275,33 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def build_verifier(settings: AuthSettings) -> tuple[JwtTokenVerifier, dict[str, Any] | None]:
+def build_verifier(settings: AuthSettings, *, introspect_url: str | None = None,
+                   introspect_client: str | None = None) -> tuple[Any, dict[str, Any] | None]:
     """The verifier and the SMART configuration to serve; raises :class:`AuthConfigError`.
 
-    With an explicit ``jwks_url`` discovery is still tried (for the SMART configuration) but not
-    required. The JWKS is fetched once here, so a wrong URL stops the store at start-up, not at the
-    first request.
+    With an explicit ``jwks_url`` or ``introspect_url`` discovery is still tried (for the SMART
+    configuration) but not required. The JWKS is fetched once here, so a wrong URL stops the store
+    at start-up, not at the first request. ``introspect_url`` (RFC 7662, token_introspection.py)
+    replaces JWT checking: every token is asked about, with the client in ``introspect_client``.
     """
     doc = None
     try:
         doc = discover(settings.issuer, settings.discovery_url)
     except AuthConfigError:
-        if not settings.jwks_url:
+        if not (settings.jwks_url or introspect_url):
             raise
+    smart = smart_configuration(doc) if doc else None
+    if introspect_url:
+        from .token_introspection import IntrospectionVerifier, read_client
+
+        if not introspect_client:
+            raise AuthConfigError("--auth-introspect needs --auth-introspect-client FILE (client_id, client_secret)")
+        client_id, secret = read_client(introspect_client)
+        return IntrospectionVerifier(settings, introspect_url, client_id, secret), smart
     jwks_url = settings.jwks_url or (doc or {})["jwks_uri"]
     keys = KeySet(jwks_url, settings.refetch_interval)
     try:
         keys.load()
     except (PyJWKClientError, PyJWKSetError) as exc:
         raise AuthConfigError(f"cannot read the issuer's keys at {jwks_url} ({type(exc).__name__})") from None
-    return JwtTokenVerifier(settings, keys), (smart_configuration(doc) if doc else None)
+    return JwtTokenVerifier(settings, keys), smart
