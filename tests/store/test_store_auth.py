@@ -148,6 +148,9 @@ def test_forged_expired_and_misdirected_tokens_get_401(world):
     cases = {
         "expired": _signed(world, _claims(world, iat=now - 900, exp=now - 300)),
         "not-yet-valid": _signed(world, _claims(world, nbf=now + 900)),
+        "issued-in-future": _signed(world, _claims(world, iat=now + 900)),
+        "embedded-jwk": jwt.encode(_claims(world), (attacker := SigningKey.generate("RS256")).private_key,
+                                   algorithm="RS256", headers={"jwk": attacker.public_jwk(), "typ": "at+jwt"}),
         "wrong-audience": world.token("ehr-backend"),  # a real token, for the EHR's FHIR base
         "wrong-issuer": _signed(world, _claims(world, iss="http://127.0.0.1:9/auth")),
         "no-exp": _signed(world, {k: v for k, v in _claims(world).items() if k != "exp"}),

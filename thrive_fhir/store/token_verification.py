@@ -15,6 +15,7 @@ What a token must be to pass (anything else -> ``None``, which the store answers
   forgery), and the key's type and stated ``alg`` must match the token's;
 - ``iss`` equal to the configured issuer, ``aud`` naming this store's base URL, ``exp`` present and
   in the future, ``nbf``/``iat`` not in the future (each with a small leeway for clock skew);
+- keys come only from the issuer's JWKS: ``jwk``, ``jku`` and ``x5u`` headers in the token are ignored;
 - ``typ`` header, when present, one that an access token uses (``at+jwt``, ``JWT``); an id_token
   already fails the ``aud`` check, since its audience is the client.
 
