@@ -198,7 +198,7 @@ def test_store_republishes_the_issuers_smart_configuration(world):
 
 @pytest.mark.slow
 def test_tokens_never_reach_the_store_log(world):
-    """Runs last in this module: everything above has been handed to the store by now."""
+    """Every token handed to the store so far (all of them when this runs last, as in file order)."""
     log = (world.store.workdir / "thrive-store.log").read_text()
     assert "access tokens: issuer" in log
     for token in world.issued:
@@ -207,11 +207,13 @@ def test_tokens_never_reach_the_store_log(world):
         assert len(signature) < 20 or signature not in log
 
 
-def _serve(args: list[str], timeout: float = 30) -> subprocess.CompletedProcess:
+def _serve(args: list[str], timeout: float = 30, env: dict | None = None) -> subprocess.CompletedProcess:
+    import os
+
     port = free_port()
     return subprocess.run([str(VENV_BIN / "thrive"), "store", "serve", "--database", "sqlite:///:memory:",
                            "--port", str(port), "--no-validate", *args],
-                          capture_output=True, text=True, timeout=timeout)
+                          capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
 
 
 @pytest.mark.slow
@@ -229,8 +231,15 @@ def test_cli_refuses_settings_that_cannot_verify_tokens(world):
         (["--auth-issuer", world.issuer, "--base-url", "http://x", "--auth-introspect", world.issuer + "/introspect"],
          1, "--auth-introspect-client"),
     ]
-    for args, code, words in cases:
-        result = _serve(args)
+    env_cases = [  # the same settings from the environment
+        ({"THRIVE_STORE_REQUIRE_AUTH": "1"}, 2, "--require-auth"),
+        ({"THRIVE_STORE_AUTH_ISSUER": world.issuer, "THRIVE_STORE_AUTH_AUDIENCE": "http://x",
+          "THRIVE_STORE_CONSENT_CUSTODIANS": f"{CUSTODIAN} org-b"}, 2, "'org-b'"),
+    ]
+    runs = [(args, code, words, None) for args, code, words in cases]
+    runs += [([], code, words, env) for env, code, words in env_cases]
+    for args, code, words, env in runs:
+        result = _serve(args, env=env)
         assert result.returncode == code, (args, result.stderr)
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and words in lines[0], (args, result.stderr)
