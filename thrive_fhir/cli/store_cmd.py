@@ -61,7 +61,31 @@ def store() -> None:
 @click.option("--max-body-mb", type=click.IntRange(1, 1024), default=20, show_default=True)
 @click.option("--quirks", default=None, help="TESTING ONLY: behave like other FHIR servers (medplum, or a comma list; "
               "see thrive_fhir/store/quirks.py).")
-def serve(database, host, port, base_url, no_validate, warn_only, audit_reads, threads, max_body_mb, quirks) -> None:
+@click.option("--auth-issuer", envvar="THRIVE_STORE_AUTH_ISSUER", default=None,
+              help="Authorization server whose JWT access tokens this store accepts (its iss); turns on SMART "
+                   "scopes, consent enforcement and audit. Env THRIVE_STORE_AUTH_ISSUER.")
+@click.option("--auth-audience", envvar="THRIVE_STORE_AUTH_AUDIENCE", default=None,
+              help="This store's base URL as tokens name it in aud (default: --base-url). Env THRIVE_STORE_AUTH_AUDIENCE.")
+@click.option("--auth-jwks-url", envvar="THRIVE_STORE_AUTH_JWKS_URL", default=None,
+              help="The issuer's JWKS (default: jwks_uri from its discovery document). Env THRIVE_STORE_AUTH_JWKS_URL.")
+@click.option("--auth-discovery-url", envvar="THRIVE_STORE_AUTH_DISCOVERY_URL", default=None,
+              help="The issuer's discovery document (default: <issuer>/.well-known/smart-configuration, then "
+                   "openid-configuration). Env THRIVE_STORE_AUTH_DISCOVERY_URL.")
+@click.option("--auth-jwks-refetch", envvar="THRIVE_STORE_AUTH_JWKS_REFETCH", type=click.FloatRange(0, 3600),
+              default=30.0, show_default=True, help="Least seconds between JWKS refetches for an unknown key id.")
+@click.option("--auth-introspect", envvar="THRIVE_STORE_AUTH_INTROSPECT", default=None,
+              help="Check every token at this RFC 7662 introspection endpoint instead of as a JWT (opaque "
+                   "tokens). Env THRIVE_STORE_AUTH_INTROSPECT.")
+@click.option("--auth-introspect-client", envvar="THRIVE_STORE_AUTH_INTROSPECT_CLIENT", default=None,
+              type=click.Path(dir_okay=False), help="TOML file with client_id and client_secret for introspection.")
+@click.option("--consent-custodian", "custodians", multiple=True, envvar="THRIVE_STORE_CONSENT_CUSTODIANS",
+              help="Organization/<id> holding the record (repeatable; env: space-separated). Tokens of any other "
+                   "organisation see only young people whose sharing Consent names it.")
+@click.option("--require-auth", is_flag=True, envvar="THRIVE_STORE_REQUIRE_AUTH",
+              help="Refuse to start without --auth-issuer (set it in production). Env THRIVE_STORE_REQUIRE_AUTH=1.")
+def serve(database, host, port, base_url, no_validate, warn_only, audit_reads, threads, max_body_mb, quirks,
+          auth_issuer, auth_audience, auth_jwks_url, auth_discovery_url, auth_jwks_refetch, auth_introspect,
+          auth_introspect_client, custodians, require_auth) -> None:
     """Serve FHIR R4 over HTTP until Ctrl-C."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import OperationalError
@@ -73,9 +97,14 @@ def serve(database, host, port, base_url, no_validate, warn_only, audit_reads, t
         raise _OneLineUsageError("--no-validate and --warn-only exclude each other")
     url = _database_url(database)
     validate = False if no_validate else ("warn" if warn_only else True)
+    auth = _token_verifier(auth_issuer, auth_audience or base_url, auth_jwks_url, auth_discovery_url,
+                           auth_jwks_refetch, custodians, require_auth, quirks,
+                           introspect=(auth_introspect, auth_introspect_client))
+    if auth:
+        auth["consent_custodians"] = list(custodians) or None
     def make_app(**extra):
         return create_app(url, base_url=base_url, validate_on_write=validate, audit_reads=audit_reads,
-                          max_body=max_body_mb * 1024 * 1024, **extra)
+                          max_body=max_body_mb * 1024 * 1024, **auth, **extra)
 
     try:
         if quirks:
@@ -93,11 +122,44 @@ def serve(database, host, port, base_url, no_validate, warn_only, audit_reads, t
         sys.exit(1)
     shown = make_url(url).render_as_string(hide_password=True)
     click.echo(f"THRIVE-FHIR store: http://{host}:{port}/metadata  database: {shown}  validation: {validate}")
+    if auth:
+        click.echo(f"access tokens: issuer {auth_issuer}, audience {auth_audience or base_url}; "
+                   f"consent custodians: {' '.join(custodians) or 'none (consent gate off)'}")
+    else:
+        click.echo("thrive store: no --auth-issuer: every request is served WITHOUT access control", err=True)
     try:
         run(app, host, port, threads=threads)
     except OSError as exc:
         click.echo(f"thrive store: cannot listen on {host}:{port} ({exc.strerror})", err=True)
         sys.exit(1)
+
+
+def _token_verifier(issuer, audience, jwks_url, discovery_url, refetch, custodians, require_auth, quirks, *,
+                    introspect=(None, None)) -> dict:
+    """create_app's ``token_verifier`` and ``smart_configuration`` for --auth-* (empty: no access control)."""
+    bad = [c for c in custodians if not (c.startswith("Organization/") and len(c) > len("Organization/"))]
+    if bad:
+        raise _OneLineUsageError(f"--consent-custodian: expected Organization/<id>, got {bad[0]!r}")
+    if not issuer:
+        if require_auth:
+            raise _OneLineUsageError("--require-auth: no --auth-issuer given, so no token could be verified")
+        if custodians or jwks_url or discovery_url or any(introspect):
+            raise _OneLineUsageError("--consent-custodian and --auth-* need --auth-issuer")
+        return {}
+    if quirks:
+        raise _OneLineUsageError("--quirks and --auth-issuer exclude each other")
+    if not audience:
+        raise _OneLineUsageError("--auth-issuer needs --auth-audience (or --base-url): the URL tokens name in aud")
+    from ..store.token_verification import AuthConfigError, AuthSettings, build_verifier
+
+    settings = AuthSettings(issuer=issuer, audience=audience, jwks_url=jwks_url, discovery_url=discovery_url,
+                            refetch_interval=refetch, require_organization=bool(custodians))
+    try:
+        verifier, smart = build_verifier(settings, introspect_url=introspect[0], introspect_client=introspect[1])
+    except AuthConfigError as exc:
+        click.echo(f"thrive store: {exc}", err=True)
+        sys.exit(1)
+    return {"token_verifier": verifier, "smart_configuration": smart}
 
 
 @store.command(cls=_Command)
