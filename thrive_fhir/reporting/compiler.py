@@ -50,6 +50,10 @@ class Val:
     choice: tuple | None = None  # (base Val, schema.Element) when this is a bare choice element
     jpath: tuple | None = None   # JSON keys from the resource root (typed DuckDB mode), None if computed
     tk: str | None = None        # typed mode: "struct" or a SQL type; None = a JSON value
+    #: When ``sql`` is ``list_filter(X, v IS NOT NULL)``: X. A step that maps NULL to NULL (or to
+    #: nothing) and drops NULLs afterwards can read X instead, and ``first()`` can take X's first
+    #: non-NULL item: one list operation less per step (measured ~30% of a view's CPU).
+    nn_of: str | None = None
 
 
 @dataclass
@@ -153,7 +157,7 @@ class _Compiler:
         if v.kind == "j1":
             return v.sql
         if v.kind == "jn":
-            return d.elem(v.sql, "0")
+            return (d.first_non_null(v.nn_of) if v.nn_of else None) or d.elem(v.sql, "0")
         if v.kind == "s":
             return d.json_of_text(v.sql)
         if v.kind == "n":
@@ -276,11 +280,13 @@ class _Compiler:
                 return Val(d.child_many(base.sql, key), "jn", ftype, jpath=jpath, tk=tk)
             return Val(d.child_one(base.sql, key), "j1", ftype, jpath=jpath, tk=tk)
         var = self.fresh()
+        # A NULL item has no child: reading the list before its NULLs were dropped is the same.
+        items = base.nn_of or base.sql
         if array:
-            return Val(d.flatten(d.transform(base.sql, var, d.child_many(var, key))), "jn", ftype, jpath=jpath, tk=tk)
-        mapped = d.transform(base.sql, var, d.child_one(var, key))
+            return Val(d.flatten(d.transform(items, var, d.child_many(var, key))), "jn", ftype, jpath=jpath, tk=tk)
+        mapped = d.transform(items, var, d.child_one(var, key))
         var2 = self.fresh()
-        return Val(d.filter(mapped, var2, f"{var2} IS NOT NULL"), "jn", ftype, jpath=jpath, tk=tk)
+        return Val(d.filter(mapped, var2, f"{var2} IS NOT NULL"), "jn", ftype, jpath=jpath, tk=tk, nn_of=mapped)
 
     def binop(self, n: fp.BinOp, focus: Val, this: Val) -> Val:
         d = self.d
@@ -313,7 +319,8 @@ class _Compiler:
             # FHIRPath: a collection of more than one item is never equal to a single value.
             for side in (left, right):
                 if side.kind == "jn" and sqlop in ("=", "<>"):
-                    cmp = f"(CASE WHEN {d.size(side.sql)} > 1 THEN {'FALSE' if sqlop == '=' else 'TRUE'} ELSE {cmp} END)"
+                    size = (d.count_non_null(side.nn_of) if side.nn_of else None) or d.size(side.sql)
+                    cmp = f"(CASE WHEN {size} > 1 THEN {'FALSE' if sqlop == '=' else 'TRUE'} ELSE {cmp} END)"
             return Val(cmp, "b")
         if op in ("+", "-", "*", "/", "div", "mod"):
             if op == "+" and "s" in (left.kind, right.kind) and "n" not in (left.kind, right.kind):
@@ -358,7 +365,8 @@ class _Compiler:
         if fn == "first":
             nargs(0)
             if base.kind == "jn":
-                return Val(d.elem(base.sql, "0"), "j1", base.ftype, jpath=base.jpath, tk=base.tk)
+                sql = d.first_non_null(base.nn_of) if base.nn_of else None
+                return Val(sql or d.elem(base.sql, "0"), "j1", base.ftype, jpath=base.jpath, tk=base.tk)
             return base
         if fn == "last":
             nargs(0)
@@ -452,6 +460,9 @@ class _Compiler:
             # row): "Type/id" or "Type/id/_history/v"; anything else (absolute, contained, urn:) no key.
             prefix = f"{want}/"
             n = len(prefix)
+            fast = d.reference_key(ref, prefix)
+            if fast:
+                return fast
             rest = f"substr({ref}, {n + 1})"
             slash = f"instr({rest}, '/')"
             return (f"(CASE WHEN substr({ref}, 1, {n}) = {d.lit_str(prefix)} AND length({rest}) > 0 "
@@ -462,8 +473,11 @@ class _Compiler:
             return Val(key_of(base), "s", "string")
         var = self.fresh()
         var2 = self.fresh()
-        keys = d.transform(base.sql, var, d.json_of_text(key_of(Val(var, "j1", base.ftype, jpath=base.jpath, tk=base.tk))))
-        return Val(d.filter(keys, var2, f"{var2} IS NOT NULL"), "jn", "string", tk="VARCHAR" if self.structure is not None else None)
+        # key_of(NULL) is NULL and NULL keys are dropped: the base's NULLs need no dropping first.
+        keys = d.transform(base.nn_of or base.sql, var,
+                           d.json_of_text(key_of(Val(var, "j1", base.ftype, jpath=base.jpath, tk=base.tk))))
+        return Val(d.filter(keys, var2, f"{var2} IS NOT NULL"), "jn", "string",
+                   tk="VARCHAR" if self.structure is not None else None, nn_of=keys)
 
     # --- select tree --------------------------------------------------------------------------
     def column(self, col: dict, focus: Val) -> tuple[Column, str]:
