@@ -145,8 +145,9 @@ def _child(phase: str, folder: str, extra: str) -> dict:
 
 
 def _reports(engine) -> dict:
-    from thrive_fhir.reporting.reports import Options, run_report
+    from thrive_fhir.reporting.reports import Options, prepare, run_report
 
+    prepare(engine, ["groupings", "outcomes"])  # their views of one type share one scan
     g = run_report(engine, "groupings", Options())
     o = run_report(engine, "outcomes", Options())
     return {"decisions": sum(r["decisions"] for r in g.rows if r["grouping"] != "total"),

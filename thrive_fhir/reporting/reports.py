@@ -391,15 +391,25 @@ BUILDERS = {
 }
 
 
-def run_report(engine, name: str, options: Options) -> Table:
-    """Materialise the views ``name`` needs (if not yet) and build the report table."""
+def prepare(engine, names: list[str]) -> None:
+    """Materialise, in one go, the views the reports ``names`` need and ``engine`` lacks: views of
+    the same resource type then share one read of its NDJSON (groupings and outcomes both read
+    the Observations). Call it before running several reports on one engine."""
     from .engine import load_shipped_view
 
+    for name in names:
+        if name not in BUILDERS:
+            raise ReportError(f"unknown report {name!r} (choose from {', '.join(REPORTS)})")
+    wanted = list(dict.fromkeys(v for n in names for v in VIEWS[n] if v not in engine.tables))
+    if wanted:
+        engine.materialise_many([load_shipped_view(v) for v in wanted])
+
+
+def run_report(engine, name: str, options: Options) -> Table:
+    """Materialise the views ``name`` needs (if not yet) and build the report table."""
     if name not in BUILDERS:
         raise ReportError(f"unknown report {name!r} (choose from {', '.join(REPORTS)})")
     if options.by is not None and options.by not in BY:
         raise ReportError(f"--by must be one of {', '.join(BY)}")
-    for v in VIEWS[name]:
-        if v not in engine.tables:
-            engine.materialise(load_shipped_view(v))
+    prepare(engine, [name])
     return BUILDERS[name](engine, options)
