@@ -155,7 +155,8 @@ def groupings(engine, o: Options) -> Table:
                        FROM months JOIN g ON g.ts < m + INTERVAL 1 MONTH AND g.ts < {o.to_ts} GROUP BY 1, 2)
             SELECT by_, grouping, count(*)::BIGINT AS current FROM latest GROUP BY 1, 2"""
     else:
-        current = f"""{base}, latest AS (SELECT coalesce(episode, patient) AS ep, arg_max(g, ts) AS g FROM (SELECT g, ts, episode, patient FROM g) AS x
+        current = f"""{base}, latest AS (SELECT coalesce(episode, patient) AS ep,
+                       arg_max(struct_pack(grouping := grouping, clinician := clinician, ts := ts), ts) AS g FROM g
                        WHERE ts < {o.to_ts} GROUP BY 1)
             SELECT {_dim(o.by, "(latest.g).clinician", "(latest.g).ts")} AS by_, (latest.g).grouping AS grouping, count(*)::BIGINT AS current
             FROM latest GROUP BY 1, 2"""
@@ -254,7 +255,7 @@ def outcomes(engine, o: Options) -> Table:
     by = o.by is not None
     thr = int(o.threshold)
     closed = "AND e.status = 'finished'" if o.closed_only else ""
-    sql = f"""WITH {_STAFF}, s AS (SELECT s.*, {_ts('s.effective')} AS ts, e.care_manager, e.status AS episode_status
+    sql = f"""WITH {_STAFF}, s AS (SELECT s.goal, s.rater, s.score, {_ts('s.effective')} AS ts, e.care_manager
                        FROM gbo_scores s LEFT JOIN episodes e ON e.id = s.episode
                        WHERE s.score IS NOT NULL AND s.goal IS NOT NULL {closed}),
         pairs AS (SELECT goal, rater, count(*) AS n, arg_min(score, ts) AS first_score, arg_max(score, ts) AS last_score,
