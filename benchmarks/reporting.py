@@ -23,18 +23,29 @@
 
 Generated data stays under ``--dir`` (in /tmp by default) and is removed unless ``--keep``.
 
-Measured (2 December 2026) on the shared 2-core machine while other work kept its load average
-at 8-19, so wall times are several times what an idle machine gives:
+Measured (2 December 2026) on the shared 2-core machine, with other work keeping its load average
+at 2-8, so wall times are well above what an idle machine gives; CPU time is the steadier figure
+(DuckDB uses both cores, so an idle machine's wall time is about half of it):
 
-- Full size, 1,000,000 grouping + 2,999,999 GBO score Observations (3.9 GB NDJSON, generated in
-  ~85 s): DuckDB groupings + outcomes reports 101 s wall, peak RSS 684 MB (< 2 GB; an in-memory
-  database instead peaked at 2.3 GB, hence the scratch database file with a 1 GB limit). Process
-  CPU time 66 s including one extra pass of the GBO view, i.e. roughly 20-25 s wall for the two
-  reports on an idle 2-core machine: the < 10 s target is NOT met. Parsing 3.9 GB of JSON once per
-  view is the floor (both views scan the Observation file).
-- The gbo_scores view alone over the 3M GBO resources: 50.5 s; sqlonfhir 0.0.2 on 2,000 of them
-  2.9 s (689 resources/s), scaled to 3M: 4,353 s, so DuckDB is ~86x faster on the same view and
-  data (target >= 10x). At 100k + 300k with a lighter load: 3.5 s for both reports, 115x.
+- Full size, 1,000,000 grouping + 2,999,999 GBO score Observations (3.9 GB NDJSON, generated once
+  in ~190 s and reused with ``--keep``/``--reuse``): DuckDB groupings + outcomes reports 43.8 s
+  wall at load average 2.3-3.3, 29.8 s of CPU, so about 15 s wall on an idle 2-core machine:
+  the < 10 s target is NOT met. Peak RSS 1,095 MB (< 2 GB). Before this round: 101 s wall under
+  heavier load, 66 s CPU (with one extra view), 684 MB.
+- What changed: the views of one resource type share one ``read_json`` scan (groupings and GBO
+  scores are both Observations: one parse of 3.9 GB instead of two); the flattened views are
+  in-memory temporary tables (DuckDB spills them to its scratch folder beyond the 1 GB limit)
+  instead of tables in the scratch database file (writing them compressed cost ~0.8 CPU-s per
+  300k rows, ~12 CPU-s at full size); cheaper SQL for ``getReferenceKey(Type)`` and for
+  ``first()``/comparisons of filtered lists (~2x less CPU on those columns); the groupings
+  report's latest-decision query keeps three fields per decision, not the whole row.
+- Where the time goes (100k + 300k, DuckDB profiler and per-column timings): about 35% parsing
+  the JSON into typed structs, 45% computing the view columns (reference keys and the
+  ``component.where(...)`` columns are the dearest), 10% storing the rows, 10% the report
+  queries. Going below 10 s would need less per-resource work than a full parse of every line.
+- The gbo_scores view alone over the 3M GBO resources: 10.1 s (was 50.5 s); sqlonfhir 0.0.2 on
+  5,000 of them 3.2 s (1,569 resources/s), scaled to 3M: 1,913 s, so DuckDB is ~190x faster on
+  the same view and data (target >= 10x).
 - Spark local[2] (not run at full size: well over the few minutes allowed here): at 100k + 300k,
   405 s for the same two reports (59 s of it starting the session), same figures as DuckDB.
 """
