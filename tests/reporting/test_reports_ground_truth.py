@@ -8,7 +8,7 @@ import pytest
 
 from thrive_fhir import canonical
 from thrive_fhir.reporting.engine import DuckEngine
-from thrive_fhir.reporting.reports import Options, run_report
+from thrive_fhir.reporting.reports import REPORTS, Options, prepare, run_report
 from thrive_fhir.reporting.sources import NdjsonFolder
 
 from .conftest import POPULATIONS
@@ -16,10 +16,17 @@ from .conftest import POPULATIONS
 AS_OF = date(2026, 1, 1)
 
 
-@pytest.fixture(scope="module", params=POPULATIONS, ids=lambda p: f"n{p[0]}-seed{p[1]}")
+@pytest.fixture(scope="module", params=[(p, shared) for p in POPULATIONS for shared in (False, True)],
+                ids=lambda p: f"n{p[0][0]}-seed{p[0][1]}-{'shared' if p[1] else 'alone'}")
 def case(request, population):
-    folder, truth = population(*request.param)
-    return DuckEngine(NdjsonFolder.open(folder)), truth
+    """An engine per population; "shared": every report's views made up front, so the views of
+    one resource type share one scan (as ``thrive report html`` and the benchmark do)."""
+    (size, seed), shared = request.param
+    folder, truth = population(size, seed)
+    engine = DuckEngine(NdjsonFolder.open(folder))
+    if shared:
+        prepare(engine, list(REPORTS))
+    return engine, truth
 
 
 def _rows(table, key):

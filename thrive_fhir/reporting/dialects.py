@@ -109,6 +109,29 @@ class DuckDB:
     def single(self, x: str) -> str:
         return f"[{x}]"
 
+    def first_non_null(self, lst: str) -> str | None:
+        """The first non-NULL item of ``lst`` (None: not available, filter then index)."""
+        return f"list_any_value({lst})"
+
+    def count_non_null(self, lst: str) -> str | None:
+        """How many items of ``lst`` are not NULL (None: not available)."""
+        return f"list_count({lst})"
+
+    def reference_key(self, ref: str, prefix: str) -> str | None:
+        """``getReferenceKey(Type)`` of the reference text ``ref``: ``prefix`` ("Type/") + id when
+        ``ref`` is "Type/id" or "Type/id/_history/v", else NULL. Same value as the compiler's
+        portable spelling; the common "Type/id" is tested first with a prefix test and one LIKE
+        (no substrings made), the history form only for what is left."""
+        n = len(prefix)
+        lit = self.lit_str(prefix)
+        like = self.lit_str(prefix + "%/%")
+        rest = f"substr({ref}, {n + 1})"
+        slash = f"instr({rest}, '/')"
+        return (f"(CASE WHEN NOT starts_with({ref}, {lit}) THEN NULL "
+                f"WHEN NOT ({ref} LIKE {like}) THEN (CASE WHEN length({ref}) > {n} THEN {ref} END) "
+                f"WHEN substr({rest}, {slash}, 10) = '/_history/' "
+                f"THEN {lit} || substr({rest}, 1, {slash} - 1) END)")
+
     def text(self, x: str, tk: str | None = None) -> str:
         return f"json_extract_string({x}, '$')"
 
@@ -168,6 +191,15 @@ class Spark(DuckDB):
 
     def source_wrapper(self, source: str) -> str:
         return source
+
+    def first_non_null(self, lst: str) -> str | None:
+        return None
+
+    def count_non_null(self, lst: str) -> str | None:
+        return None
+
+    def reference_key(self, ref: str, prefix: str) -> str | None:
+        return None
 
     def contains(self, text: str, needle: str) -> str:
         return f"(instr({text}, {self.lit_str(needle)}) > 0)"

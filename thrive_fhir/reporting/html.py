@@ -14,7 +14,7 @@ import io
 from pathlib import Path
 
 from .. import canonical
-from .reports import run_report
+from .reports import prepare, run_report
 from .suppression import MASK, Table, suppress
 
 LABELS = {"thriving": "Thriving", "getting-advice": "Getting Advice", "getting-help": "Getting Help",
@@ -118,6 +118,8 @@ def render(engine, opts, out: Path, *, suppressed: bool = True, progress=None) -
              ("transitions", "transitions", replace(opts, by=None), chart_transitions),
              ("outcomes", "outcomes", replace(opts, by=None), chart_outcomes)]
     sections, pngs = [], []
+    say("reading the resources (views of one type share one scan)")
+    prepare(engine, [report for _t, report, _o, _d in steps])
     for n, (title, report, o, draw) in enumerate(steps, 1):
         say(f"[{n}/{len(steps)}] {title}: running views and report")
         table = run_report(engine, report, o)

@@ -155,7 +155,8 @@ def groupings(engine, o: Options) -> Table:
                        FROM months JOIN g ON g.ts < m + INTERVAL 1 MONTH AND g.ts < {o.to_ts} GROUP BY 1, 2)
             SELECT by_, grouping, count(*)::BIGINT AS current FROM latest GROUP BY 1, 2"""
     else:
-        current = f"""{base}, latest AS (SELECT coalesce(episode, patient) AS ep, arg_max(g, ts) AS g FROM (SELECT g, ts, episode, patient FROM g) AS x
+        current = f"""{base}, latest AS (SELECT coalesce(episode, patient) AS ep,
+                       arg_max(struct_pack(grouping := grouping, clinician := clinician, ts := ts), ts) AS g FROM g
                        WHERE ts < {o.to_ts} GROUP BY 1)
             SELECT {_dim(o.by, "(latest.g).clinician", "(latest.g).ts")} AS by_, (latest.g).grouping AS grouping, count(*)::BIGINT AS current
             FROM latest GROUP BY 1, 2"""
@@ -254,7 +255,7 @@ def outcomes(engine, o: Options) -> Table:
     by = o.by is not None
     thr = int(o.threshold)
     closed = "AND e.status = 'finished'" if o.closed_only else ""
-    sql = f"""WITH {_STAFF}, s AS (SELECT s.*, {_ts('s.effective')} AS ts, e.care_manager, e.status AS episode_status
+    sql = f"""WITH {_STAFF}, s AS (SELECT s.goal, s.rater, s.score, {_ts('s.effective')} AS ts, e.care_manager
                        FROM gbo_scores s LEFT JOIN episodes e ON e.id = s.episode
                        WHERE s.score IS NOT NULL AND s.goal IS NOT NULL {closed}),
         pairs AS (SELECT goal, rater, count(*) AS n, arg_min(score, ts) AS first_score, arg_max(score, ts) AS last_score,
@@ -391,15 +392,25 @@ BUILDERS = {
 }
 
 
-def run_report(engine, name: str, options: Options) -> Table:
-    """Materialise the views ``name`` needs (if not yet) and build the report table."""
+def prepare(engine, names: list[str]) -> None:
+    """Materialise, in one go, the views the reports ``names`` need and ``engine`` lacks: views of
+    the same resource type then share one read of its NDJSON (groupings and outcomes both read
+    the Observations). Call it before running several reports on one engine."""
     from .engine import load_shipped_view
 
+    for name in names:
+        if name not in BUILDERS:
+            raise ReportError(f"unknown report {name!r} (choose from {', '.join(REPORTS)})")
+    wanted = list(dict.fromkeys(v for n in names for v in VIEWS[n] if v not in engine.tables))
+    if wanted:
+        engine.materialise_many([load_shipped_view(v) for v in wanted])
+
+
+def run_report(engine, name: str, options: Options) -> Table:
+    """Materialise the views ``name`` needs (if not yet) and build the report table."""
     if name not in BUILDERS:
         raise ReportError(f"unknown report {name!r} (choose from {', '.join(REPORTS)})")
     if options.by is not None and options.by not in BY:
         raise ReportError(f"--by must be one of {', '.join(BY)}")
-    for v in VIEWS[name]:
-        if v not in engine.tables:
-            engine.materialise(load_shipped_view(v))
+    prepare(engine, [name])
     return BUILDERS[name](engine, options)

@@ -80,6 +80,8 @@ def engine_for(folder: NdjsonFolder, engine: str = "duckdb", master: str | None 
 
 
 class SparkViews(DuckEngine):
+    shared_scans = False  # each view is its own Spark job
+
     def __init__(self, folder: NdjsonFolder, master: str | None = None):
         super().__init__(folder)
         from .spark import SparkEngine
