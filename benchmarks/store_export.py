@@ -24,11 +24,11 @@ from pathlib import Path
 import requests
 import waitress
 
+from tests.support.servers import free_port
 from thrive_fhir.store import create_app
 from thrive_fhir.store.fhirdates import to_instant, utcnow
 from thrive_fhir.store.schema import create_schema, make_engine
 from thrive_fhir.store.schema import resource_versions as rv
-from tests.support.servers import free_port
 
 
 def rss_mb() -> float:

@@ -124,7 +124,7 @@ def _client(out, base: str, kind: str, pids: list[str], oids: list[str],
 def _writer(out, base: str, start_at: float, stop_at: float, seed_: int) -> None:
     """One writer process: 100-entry transaction Bundles (20 patients x 4 observations + the patients)
     in a closed loop; sends (resources written, errors)."""
-    from benchmarks.store_ingest import synthetic_bundle  # noqa: PLC0415
+    from benchmarks.store_ingest import synthetic_bundle
 
     parts = urlsplit(base)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)

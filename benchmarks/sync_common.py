@@ -10,15 +10,15 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
+from tests.support.servers import OwnStoreProcess, SekmetProcess
 from thrive_fhir import canonical
 from thrive_fhir.builders import ProvenanceInput, build_provenance
 from thrive_fhir.ids import resource_id
 from thrive_fhir.localstore import DEFAULT_ASSEMBLER, LocalStore
 from thrive_fhir.localstore import models as m
-from tests.support.servers import OwnStoreProcess, SekmetProcess
 
 AUTHOR = "PractitionerRole/7b6f2d56-1f43-4a51-9a39-3f2f6c1f0a01"
 ORG = "Organization/0d1f1c55-9a6c-4a77-8f39-6a0c3c1f4b02"
@@ -63,7 +63,7 @@ def observation(patient_id: str, value: int) -> dict:
 def make_changes(n: int, patients: list[str]) -> list[tuple[str, str, dict, dict]]:
     """n saves (uid, patient, observation, provenance), patients round-robin."""
     out = []
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     for k in range(n):
         pid = patients[k % len(patients)]
         obs = observation(pid, k % 11)

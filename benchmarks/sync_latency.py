@@ -18,8 +18,8 @@ import uuid
 from pathlib import Path
 
 from sqlalchemy import select
-from benchmarks.sync_common import AUTHOR, ORG, observation, put_patients, start_store
 
+from benchmarks.sync_common import AUTHOR, ORG, observation, put_patients, start_store
 from thrive_fhir.client.fhir_http import FhirClient
 from thrive_fhir.localstore import ChangeSet, LocalStore
 from thrive_fhir.localstore import models as m

@@ -20,7 +20,6 @@ import uuid
 from pathlib import Path
 
 from benchmarks.sync_common import bulk_enqueue, make_changes, put_patients, rss_mb, start_store
-
 from thrive_fhir.localstore import LocalStore
 from thrive_fhir.localstore import outbox as queue
 

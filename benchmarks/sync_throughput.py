@@ -27,8 +27,15 @@ import uuid
 from pathlib import Path
 
 import requests
-from benchmarks.sync_common import bulk_enqueue, make_changes, put_patients, raw_bundles, raw_bundles_by_identifier, start_store
 
+from benchmarks.sync_common import (
+    bulk_enqueue,
+    make_changes,
+    put_patients,
+    raw_bundles,
+    raw_bundles_by_identifier,
+    start_store,
+)
 from thrive_fhir.client.fhir_http import FhirClient
 from thrive_fhir.localstore import LocalStore
 from thrive_fhir.sync.worker import Worker

@@ -27,8 +27,9 @@ in the navigation. Read a young person's records with ``smart_app.records.of(sto
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, TypeGuard
+from typing import Any, TypeGuard
 
 from flask import Blueprint, g, has_request_context, redirect, render_template, request, url_for
 

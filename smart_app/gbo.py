@@ -18,9 +18,8 @@ from datetime import date, datetime
 
 from markupsafe import Markup, escape
 
-from thrive_fhir.canonical import GBO_RELIABLE_CHANGE
-
 from smart_app.records import Rating
+from thrive_fhir.canonical import GBO_RELIABLE_CHANGE
 
 #: Ask for an explicit discussion when this many ratings show no reliable improvement.
 DEFAULT_REVIEW_AFTER = 3

@@ -99,7 +99,7 @@ class Names:
             self.cache[patient_ref] = patient_name or "The young person"
 
     @classmethod
-    def for_launch(cls, launch, records=None) -> "Names":
+    def for_launch(cls, launch, records=None) -> Names:
         """Names for pages of ``launch`` (its patient, directory, local store, EHR and cache)."""
         from . import records as rec
 

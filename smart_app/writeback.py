@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from datetime import UTC
 
 import sqlalchemy as sa
 
@@ -141,7 +142,7 @@ def outcome_page(launch, reason: str, resource: dict, *, saved: str, what: str =
 
 def _launch_usable(launch) -> bool:
     """Will the next page of this launch still open (the session store has not ended it)?"""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from .context import state
 
@@ -150,8 +151,8 @@ def _launch_usable(launch) -> bool:
         return False
     ends = record.ends_at
     if ends.tzinfo is None:
-        ends = ends.replace(tzinfo=timezone.utc)
-    return ends > datetime.now(timezone.utc)
+        ends = ends.replace(tzinfo=UTC)
+    return ends > datetime.now(UTC)
 
 
 def _business_identifier(resource: dict) -> str | None:

@@ -14,6 +14,9 @@ from __future__ import annotations
 
 from flask import request
 
+from smart_app import records
+from smart_app.context import current_launch, launch_blueprint, launch_required, write_required
+from smart_app.directory import agency_ref
 from thrive_fhir.builders import (
     BuildError,
     CareTeamInput,
@@ -22,10 +25,6 @@ from thrive_fhir.builders import (
     build_care_team,
     build_related_person,
 )
-
-from smart_app import records
-from smart_app.context import current_launch, launch_blueprint, launch_required, write_required
-from smart_app.directory import agency_ref
 
 from . import formkit, saving
 from .common import directory, done, other_agencies, render, saved_message, today

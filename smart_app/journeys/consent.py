@@ -11,16 +11,15 @@ can be recorded once there is a safety plan.
 
 from __future__ import annotations
 
-from flask import request
-
 from datetime import timedelta
 
-from thrive_fhir.builders import BuildError, ConsentInput, build_consent, withdraw_all
-from thrive_fhir.builders.consent import EXT_DECISION_COMPETENCE
+from flask import request
 
 from smart_app import records
 from smart_app.context import current_launch, launch_blueprint, launch_required, write_required
 from smart_app.directory import agency_ref
+from thrive_fhir.builders import BuildError, ConsentInput, build_consent, withdraw_all
+from thrive_fhir.builders.consent import EXT_DECISION_COMPETENCE
 
 from . import formkit, saving
 from .common import directory, done, now, other_agencies, render, saved_message, today

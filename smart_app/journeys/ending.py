@@ -13,6 +13,8 @@ from __future__ import annotations
 from flask import request
 from marshmallow import Schema, ValidationError, validates_schema
 
+from smart_app import records, risk, wording, writeback
+from smart_app.context import current_launch, launch_blueprint, launch_required, write_required
 from thrive_fhir.builders import (
     BuildError,
     EpisodeInput,
@@ -24,15 +26,10 @@ from thrive_fhir.builders import (
 )
 from thrive_fhir.ids import resource_id
 
-from smart_app import records, risk, writeback
-from smart_app.context import current_launch, launch_blueprint, launch_required, write_required
-
-from smart_app import wording
-
 from . import changes, formkit, saving, vocab
 from .common import done, now, render, saved_message, today
-from .forms import GOAL_OUTCOMES, EndingForm
 from .formkit import Choice, Text
+from .forms import GOAL_OUTCOMES, EndingForm
 from .goals import _rebuild, _with_notes
 from .grouping import decision_method, previous_of
 

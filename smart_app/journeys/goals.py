@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from flask import current_app, request
 
+from smart_app import gbo, records
+from smart_app.context import current_launch, launch_blueprint, launch_required, write_required
 from thrive_fhir.builders import (
     BuildError,
     GoalAcceptance,
@@ -26,9 +28,6 @@ from thrive_fhir.builders import (
 )
 from thrive_fhir.builders.goals import MAX_OPEN_GOALS
 from thrive_fhir.ids import resource_id
-
-from smart_app import gbo, records
-from smart_app.context import current_launch, launch_blueprint, launch_required, write_required
 
 from . import formkit, saving
 from .common import build_error_to_form, done, now, render, saved_message, today

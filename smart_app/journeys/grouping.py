@@ -17,12 +17,11 @@ from __future__ import annotations
 
 from flask import abort, redirect, request
 
-from thrive_fhir.builders import BuildError, GroupingDecision, PreviousGrouping, build_grouping
-from thrive_fhir.ids import resource_id
-
 from smart_app import records, risk, writeback
 from smart_app.context import current_launch, launch_blueprint, launch_required, state, write_required
 from smart_app.directory import agency_ref
+from thrive_fhir.builders import BuildError, GroupingDecision, PreviousGrouping, build_grouping
+from thrive_fhir.ids import resource_id
 
 from . import decision_support, formkit, saving, vocab
 from .common import build_error_to_form, directory, done, now, other_agencies, render, saved_message, today

@@ -17,12 +17,11 @@ from datetime import timedelta
 
 from flask import request
 
-from thrive_fhir.builders import BuildError, SafetyPlanInput, SafetyPlanItem, build_safety_plan
-
 from smart_app import records, risk
 from smart_app.context import current_launch, launch_blueprint, launch_required, write_required
 from smart_app.directory import agency_ref, service_ref
 from smart_app.names import Names, spoken_name
+from thrive_fhir.builders import BuildError, SafetyPlanInput, SafetyPlanItem, build_safety_plan
 
 from . import saving, vocab
 from .common import directory, done, now, other_agencies, render, saved_message, today

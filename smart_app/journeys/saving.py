@@ -15,13 +15,12 @@ Three outcomes of :func:`save`:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
-
-from thrive_fhir.builders import EpisodeInput, RiskFlagInput, build_episode, build_risk_flag
-from thrive_fhir.localstore import ChangeSet, StaleVersion
+from datetime import UTC, date, datetime
 
 from smart_app import records
 from smart_app.risk import RiskState
+from thrive_fhir.builders import EpisodeInput, RiskFlagInput, build_episode, build_risk_flag
+from thrive_fhir.localstore import ChangeSet, StaleVersion
 
 from .localids import derived_uuid4
 
@@ -126,7 +125,7 @@ def flag_changes(store, w: Who, token: str, *, risk: RiskState,
     (Getting Risk Support AND an active, in-date safety plan; see ``smart_app.risk``). Clearing keeps
     the Flag with an end time; raising again later starts a new Flag.
     """
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     wanted = risk.flag_wanted
     current = records.active_flag(store, w.patient_ref)
     if wanted and current is None:
@@ -138,7 +137,7 @@ def flag_changes(store, w: Who, token: str, *, risk: RiskState,
     if not wanted and current is not None:
         start = records.parse_when(current.resource.get("period", {}).get("start")) or now
         if not isinstance(start, datetime):
-            start = datetime(start.year, start.month, start.day, tzinfo=timezone.utc)
+            start = datetime(start.year, start.month, start.day, tzinfo=UTC)
         cleared = build_risk_flag(
             RiskFlagInput(
                 local_id=current.local_id,

@@ -11,6 +11,10 @@ from __future__ import annotations
 
 from flask import request
 
+from smart_app import records, wording
+from smart_app.context import current_launch, launch_blueprint, launch_required, write_required
+from smart_app.directory import service_ref
+from thrive_fhir import terminology
 from thrive_fhir.builders import (
     BuildError,
     Coded,
@@ -20,11 +24,6 @@ from thrive_fhir.builders import (
     build_signposting,
 )
 from thrive_fhir.ids import resource_id
-from thrive_fhir import terminology
-
-from smart_app import records, wording
-from smart_app.context import current_launch, launch_blueprint, launch_required, write_required
-from smart_app.directory import service_ref
 
 from . import changes, formkit, saving, vocab
 from .common import directory, done, now, render, saved_message, today

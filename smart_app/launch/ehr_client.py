@@ -9,8 +9,9 @@ redirects, explicit timeouts.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
-from typing import Any, Callable
+from typing import Any
 
 import requests
 
@@ -63,7 +64,7 @@ class EhrClient:
         self.http = http or _shared_http
 
     @classmethod
-    def for_launch(cls, app_state, record) -> "EhrClient":
+    def for_launch(cls, app_state, record) -> EhrClient:
         sessions = app_state.sessions
 
         def refresh(rejected_token: str) -> bool:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
-from flask import Blueprint
 
 from smart_app import create_app
 from smart_app.context import COOKIE_NAME, current_launch, launch_blueprint, launch_required, write_required

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.store_servers import Server, start_ours, start_sekmet
-
 from tests.support.servers import create_pg_database
+from tests.support.store_servers import Server, start_ours, start_sekmet
 
 
 @pytest.fixture(scope="session")

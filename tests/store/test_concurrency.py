@@ -8,10 +8,9 @@ import uuid
 import pytest
 import requests
 
+from tests.support.servers import create_pg_database
 from tests.support.store_data import local_identifier, observation, patient
 from tests.support.store_servers import start_ours
-
-from tests.support.servers import create_pg_database
 
 JSON = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
 

@@ -11,10 +11,9 @@ import pytest
 import requests
 import sqlalchemy
 
+from tests.support.servers import create_pg_database
 from tests.support.store_data import observation, patient
 from tests.support.store_servers import start_ours
-
-from tests.support.servers import create_pg_database
 
 JSON = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
 

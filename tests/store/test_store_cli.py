@@ -9,9 +9,8 @@ from pathlib import Path
 
 import requests
 
-from tests.support.store_data import patient
-
 from tests.support.servers import free_port
+from tests.support.store_data import patient
 
 THRIVE = str(Path(sys.executable).parent / "thrive")
 

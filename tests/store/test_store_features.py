@@ -9,7 +9,7 @@ import uuid
 
 import requests
 
-from tests.support.store_data import goal, careplan, local_identifier, observation, patient
+from tests.support.store_data import careplan, goal, local_identifier, observation, patient
 
 JSON = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
 

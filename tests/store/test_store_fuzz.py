@@ -21,8 +21,8 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support.store_data import observation, patient
 from tests.support.servers import OwnStoreProcess, create_pg_database
+from tests.support.store_data import observation, patient
 
 pytestmark = pytest.mark.slow
 

@@ -10,7 +10,6 @@ import requests
 
 from tests.support.store_data import patient
 from tests.support.store_servers import start_ours
-
 from thrive_fhir.store.admission import reserved_for_reads
 
 JSON = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}

@@ -82,8 +82,8 @@ class Target:
 def _medplum_like(workdir) -> Target:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
-    from tests.support.sync_quirks import QuirksStoreProcess
 
+    from tests.support.sync_quirks import QuirksStoreProcess
     from thrive_fhir.client.backend_services import BackendServicesAuth, discover_token_url
 
     server = QuirksStoreProcess(workdir, "medplum").start()

@@ -95,7 +95,7 @@ def verify(store, base_url: str, headers: dict | None = None) -> dict:
         while k < len(versions):
             stamp = versions[k][0]
             group = []
-            while k < len(versions) and stamp is not None and versions[k][0] == stamp or (not group and k < len(versions)):
+            while (k < len(versions) and stamp is not None and versions[k][0] == stamp) or (not group and k < len(versions)):
                 group.append(versions[k][1])
                 k += 1
             out_of_order += sum(1 for i in group if i < high)

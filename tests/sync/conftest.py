@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.servers import OwnStoreProcess, SekmetProcess
+from tests.support.servers import SekmetProcess
 from thrive_fhir.localstore import LocalStore
 
 

@@ -13,14 +13,13 @@ import jwt
 import pytest
 import requests
 import responses
-from tests.support.sync_workers import drain, make_worker, new_patients
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+from jwt.algorithms import RSAAlgorithm
 
 from tests.support.servers import SekmetProcess
 from tests.support.sync_synthetic import Scenario
-from tests.support.sync_verify import verify
+from tests.support.sync_workers import drain, make_worker, new_patients
 from thrive_fhir.client.backend_services import BackendServicesAuth, discover_token_url
 from thrive_fhir.client.fhir_http import FhirClient, TokenError
 from thrive_fhir.localstore import LocalStore

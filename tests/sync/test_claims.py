@@ -5,9 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
-from tests.support.sync_workers import new_patients
-
 from tests.support.sync_synthetic import Scenario
+from tests.support.sync_workers import new_patients
 from thrive_fhir.localstore import outbox as q
 
 
@@ -93,7 +92,7 @@ def test_claim_and_queue_figures_never_scan_the_whole_outbox(sqlite_url):
     Scenario(store, patients).random_saves(30)
     seen: list[tuple[str, object]] = []
 
-    def capture(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
+    def capture(conn, cursor, statement, parameters, context, executemany):
         if statement.lstrip().upper().startswith("SELECT") and " outbox" in statement:
             seen.append((statement, parameters))
 
@@ -121,6 +120,7 @@ def _leases(store):
 
 def test_worker_gives_back_unsettled_rows_at_once(local_store):
     import pytest
+
     from tests.support.sync_workers import make_worker
 
     patients = new_patients(3)

@@ -12,10 +12,10 @@ import time
 
 import requests
 from click.testing import CliRunner
-from tests.support.sync_workers import new_patients
 
 from tests.support.servers import SekmetProcess, free_port
 from tests.support.sync_synthetic import Scenario, put_patients
+from tests.support.sync_workers import new_patients
 from thrive_fhir.cli.sync_cmd import sync as sync_cli
 from thrive_fhir.ids import new_local_id
 from thrive_fhir.localstore import ChangeSet, LocalStore

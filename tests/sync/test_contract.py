@@ -10,10 +10,10 @@ import json
 
 import requests
 from click.testing import CliRunner
-from tests.support.sync_workers import drain
 
 from tests.support.sync_synthetic import Scenario
 from tests.support.sync_verify import verify
+from tests.support.sync_workers import drain
 from thrive_fhir import canonical
 from thrive_fhir.cli.sync_cmd import sync as sync_cli
 from thrive_fhir.ids import resource_id

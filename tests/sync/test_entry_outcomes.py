@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 
 import responses
-from tests.support.sync_workers import make_worker, new_patients
 
 from tests.support.sync_synthetic import Scenario
+from tests.support.sync_workers import make_worker, new_patients
 from thrive_fhir.ids import resource_id
 from thrive_fhir.localstore import LocalStore
 from thrive_fhir.localstore import outbox as queue

@@ -15,11 +15,11 @@ import threading
 import time
 
 import requests
-from tests.support.sync_workers import drain, make_worker, new_patients
 
 from tests.support.servers import SekmetProcess
 from tests.support.sync_synthetic import Scenario, put_patients
 from tests.support.sync_verify import verify
+from tests.support.sync_workers import drain, make_worker, new_patients
 from thrive_fhir.localstore import LocalStore
 from thrive_fhir.localstore import outbox as queue
 

@@ -15,12 +15,12 @@ import signal
 
 import pytest
 import requests
-from tests.support.sync_quirks import QuirksStoreProcess, create_patients
-from tests.support.sync_workers import drain, make_worker
-from tests.sync.test_faults import FAULTS, _rows_touching, _wait_for, _worker_process
 
+from tests.support.sync_quirks import QuirksStoreProcess, create_patients
 from tests.support.sync_synthetic import Scenario
 from tests.support.sync_verify import verify
+from tests.support.sync_workers import drain, make_worker
+from tests.sync.test_faults import FAULTS, _rows_touching, _wait_for, _worker_process
 from thrive_fhir.localstore import LocalStore
 from thrive_fhir.localstore import models as m
 from thrive_fhir.localstore import outbox as queue

@@ -11,11 +11,11 @@ import json
 
 import pytest
 import requests
-from tests.support.sync_quirks import QuirksStoreProcess, create_patients
-from tests.support.sync_workers import drain, make_worker
 
+from tests.support.sync_quirks import QuirksStoreProcess, create_patients
 from tests.support.sync_synthetic import Scenario
 from tests.support.sync_verify import verify
+from tests.support.sync_workers import drain, make_worker
 from thrive_fhir.localstore import LocalStore
 from thrive_fhir.localstore import models as m
 from thrive_fhir.localstore import outbox as queue

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import pytest
 import requests
-from tests.support.sync_quirks import QuirksStoreProcess
-from tests.support.sync_workers import drain, make_worker, new_patients
 
+from tests.support.sync_quirks import QuirksStoreProcess
 from tests.support.sync_synthetic import Scenario, put_patients
 from tests.support.sync_verify import verify
+from tests.support.sync_workers import drain, make_worker, new_patients
 from thrive_fhir.ids import resource_id
 from thrive_fhir.localstore import outbox as queue
 

@@ -44,7 +44,7 @@ def _hold_write(store, g, holding: threading.Event, release: threading.Event, er
             store.record(s, ChangeSet(patient_key=PKEY, author_ref=AUTHOR, organization_ref=ORG).put(g))
             holding.set()
             release.wait(10)
-    except Exception as exc:  # noqa: BLE001 - reported to the test thread
+    except Exception as exc:  # reported to the test thread
         errors.append(exc)
         holding.set()
 

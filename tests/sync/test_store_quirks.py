@@ -9,14 +9,14 @@ import json
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from tests.support.sync_quirks import QuirksStoreProcess, create_patients
-from tests.support.sync_workers import drain, make_worker
 
+from tests.support.sync_quirks import QuirksStoreProcess, create_patients
 from tests.support.sync_synthetic import Scenario
+from tests.support.sync_workers import drain, make_worker
 from thrive_fhir.localstore import ChangeSet, LocalStore
 from thrive_fhir.localstore import models as m
-from thrive_fhir.store.quirks import Quirks, QuirksError, first_wildcard_only
 from thrive_fhir.localstore import outbox as queue
+from thrive_fhir.store.quirks import Quirks, QuirksError, first_wildcard_only
 from thrive_fhir.sync import admin
 
 

@@ -7,8 +7,8 @@ import requests
 from click.testing import CliRunner
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from tests.support.sync_quirks import QuirksStoreProcess
 
+from tests.support.sync_quirks import QuirksStoreProcess
 from thrive_fhir.cli.sync_cmd import sync as sync_cli
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
-from typing import Iterable
+from datetime import UTC, date, datetime
 
 from .. import canonical
 from ..ids import resource_id
@@ -146,7 +146,7 @@ def check_date(value: object, field: str, what: str) -> date:
 
 
 def now_utc() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _or(types: tuple[str, ...]) -> str:

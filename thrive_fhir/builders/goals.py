@@ -8,9 +8,10 @@ different goal in one episode (:func:`check_goal_slots`).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Iterable, Literal
+from typing import Literal
 
 from .. import canonical
 from . import _codes

@@ -7,7 +7,7 @@ except in ``show`` (which prints the store's OperationOutcome or conflicting ver
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import click
 
@@ -37,7 +37,7 @@ def _store(cfg):
 
 
 def _when(ts):
-    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="seconds") if ts else "-"
+    return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="seconds") if ts else "-"
 
 
 @click.group()

@@ -22,6 +22,12 @@ from .store import (
 )
 
 __all__ = [
-    "ChangeSet", "CurrentResource", "DEFAULT_ASSEMBLER", "LocalStore", "LocalVersion", "StaleVersion",
-    "LONG_LIVED_TYPES", "make_engine",
+    "DEFAULT_ASSEMBLER",
+    "LONG_LIVED_TYPES",
+    "ChangeSet",
+    "CurrentResource",
+    "LocalStore",
+    "LocalVersion",
+    "StaleVersion",
+    "make_engine",
 ]

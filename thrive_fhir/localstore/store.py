@@ -15,11 +15,12 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import resources as importlib_resources
-from typing import Iterator, NamedTuple
+from typing import NamedTuple
 
 from sqlalchemy import create_engine, event, insert, select, update
 from sqlalchemy.engine import Engine
@@ -93,7 +94,7 @@ class ChangeSet:
     informants: tuple[str, ...] = ()
     items: list[tuple[dict, int | None]] = field(default_factory=list)
 
-    def put(self, resource: dict, expected_local_version: int | None = None) -> "ChangeSet":
+    def put(self, resource: dict, expected_local_version: int | None = None) -> ChangeSet:
         if not isinstance(resource, dict) or not resource.get("resourceType") or not resource.get("id"):
             raise ValueError("a resource needs resourceType and id (ids come from thrive_fhir.ids)")
         if resource["resourceType"] == "Provenance":
@@ -115,7 +116,7 @@ def _sqlite_setup(engine: Engine) -> None:
     """
 
     @event.listens_for(engine, "connect")
-    def _connect(dbapi_conn, _record):  # noqa: ANN001 - DBAPI objects
+    def _connect(dbapi_conn, _record):  # DBAPI objects
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
@@ -124,7 +125,7 @@ def _sqlite_setup(engine: Engine) -> None:
         cur.close()
 
     @event.listens_for(engine, "begin")
-    def _begin(conn):  # noqa: ANN001
+    def _begin(conn):
         readonly = bool(conn.get_execution_options().get(_READONLY))
         info = conn.connection.info
         if readonly != info.get(_READONLY, False):
@@ -277,7 +278,7 @@ class LocalStore:
         A :class:`~thrive_fhir.builders.BuildError` (a ``ValueError`` naming the field, e.g. an author
         that is not a Practitioner(Role)) propagates: nothing of the save is written.
         """
-        recorded = datetime.fromtimestamp(now, tz=timezone.utc)
+        recorded = datetime.fromtimestamp(now, tz=UTC)
         sources = tuple(src for r, v in plans if (src := _business_source(r, v)) is not None)
         return build_provenance(
             ProvenanceInput(
@@ -345,7 +346,7 @@ class LocalStore:
             for r in rows
         ]
 
-    def for_patient(self, patient_key: str, type: str | None = None) -> list[dict]:  # noqa: A002 - agreed name
+    def for_patient(self, patient_key: str, type: str | None = None) -> list[dict]:  # `type` is the agreed parameter name
         """Current versions of every resource saved for one patient (optionally one type)."""
         return [c.resource for c in self.for_patient_versioned(patient_key, type)]
 

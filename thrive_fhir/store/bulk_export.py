@@ -122,7 +122,7 @@ class Exporter:
             with self.writer.begin() as conn:
                 conn.execute(update(export_jobs).where(export_jobs.c.id == job_id, export_jobs.c.status == "in-progress")
                              .values(status="complete", manifest=json.dumps(manifest), progress="complete"))
-        except Exception as exc:  # noqa: BLE001 - a failed job is reported to the client, not raised
+        except Exception as exc:  # a failed job is reported to the client, not raised
             log.error("export job %s failed: %s", job_id, describe(exc))
             with self.writer.begin() as conn:
                 conn.execute(update(export_jobs).where(export_jobs.c.id == job_id)

@@ -430,7 +430,7 @@ def batch(store: Store, ctx: Ctx, raw_entries: list) -> Result:
             answers.extend(answer)
         except FhirError as exc:
             answers.append(_error_answer(exc))
-        except Exception as exc:  # noqa: BLE001 - one entry's bug must not take the others' answers away
+        except Exception as exc:  # one entry's bug must not take the others' answers away
             # Earlier entries have committed: a bare 500 for the whole batch would have the client
             # retry them (duplicate creates). This entry alone is answered 500.
             log.error("batch entry %d: unhandled %s:\n%s", index, describe(exc),

@@ -61,7 +61,7 @@ class FhirError(Exception):
             return self._outcome
         return operation_outcome([issue("error" if self.status < 500 else "fatal", self.code, self.message)])
 
-    def with_prefix(self, prefix: str) -> "FhirError":
+    def with_prefix(self, prefix: str) -> FhirError:
         """The same error, its message prefixed (e.g. with the failing Bundle entry)."""
         outcome = self._outcome
         if outcome is not None:

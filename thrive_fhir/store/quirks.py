@@ -55,7 +55,7 @@ class Quirks:
     max_updates: int | None = None
 
     @classmethod
-    def parse(cls, spec: str) -> "Quirks":
+    def parse(cls, spec: str) -> Quirks:
         names: dict[str, object] = {}
         for raw in (spec or "").split(","):
             name = raw.strip().lower()

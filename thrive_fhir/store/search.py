@@ -16,10 +16,9 @@ import base64
 import json
 import re
 from dataclasses import dataclass, field
-from urllib.parse import urlencode
-
 from datetime import datetime
 from typing import NamedTuple
+from urllib.parse import urlencode
 
 from .errors import FhirError
 from .fhirdates import date_range
@@ -413,4 +412,4 @@ def query_string(pairs: list[tuple[str, str]]) -> str:
     return urlencode(pairs, safe="|:,/")
 
 
-__all__ = ["SearchQuery", "Cond", "PageRow", "parse", "page_select", "count_select", "cursor_for", "query_string"]
+__all__ = ["Cond", "PageRow", "SearchQuery", "count_select", "cursor_for", "page_select", "parse", "query_string"]

@@ -11,9 +11,9 @@ Reference parameters may name the target type (``patient`` only indexes ``Patien
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Iterator
 
 from .fhirdates import MAX, MIN, date_range
 

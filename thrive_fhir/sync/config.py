@@ -100,7 +100,7 @@ class SyncConfig:
     metrics_interval: float = 5.0
     auth: AuthConfig = field(default_factory=AuthConfig)
 
-    def validate(self) -> "SyncConfig":
+    def validate(self) -> SyncConfig:
         if not self.fhir_base.startswith(("http://", "https://")):
             raise ConfigError("fhir_base must be the store's FHIR base URL (http:// or https://)")
         if not self.ods_code or not self.ods_code.isalnum():

@@ -63,7 +63,7 @@ class Metrics:
         metrics = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 - http.server API
+            def do_GET(self):  # http.server API
                 if self.path.split("?")[0] != "/metrics":
                     self.send_error(404)
                     return

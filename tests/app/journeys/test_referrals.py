@@ -4,7 +4,7 @@ cancelling and referring again (never overwriting a change the service made mean
 from __future__ import annotations
 
 import copy
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from thrive_fhir.localstore import ChangeSet
 
@@ -26,7 +26,7 @@ def _service_updates_task(journey, status, reason=None):
     task["status"] = status
     if reason:
         task["statusReason"] = {"text": reason}
-    task["lastModified"] = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+    task["lastModified"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
     with journey.store.session() as s:
         cs = ChangeSet(patient_key=journey.patient_ref, author_ref="Practitioner/receiving-worker",
                        organization_ref="Organization/receiving-service", activity="update")

@@ -61,7 +61,7 @@ def test_add_row_redraws_without_saving(journey):
     resp = journey.post("safety-plan/edit", form)
     assert resp.status_code == 200
     html = resp.get_data(as_text=True)
-    assert 'name="warning-signs-1-text"' in html and 'name="warning-signs-2-text"' not in html.split("internal-coping")[0] or True
+    assert ('name="warning-signs-1-text"' in html and 'name="warning-signs-2-text"' not in html.split("internal-coping")[0]) or True
     assert 'name="warning-signs-1-text"' in html
     assert "Staying in my room, not answering messages</textarea>" in html
     assert _plans(journey) == []

@@ -4,7 +4,7 @@ words and times; the chart's axis; /favicon.ico."""
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 from smart_app import gbo
 from smart_app.gbo import Rating
@@ -70,7 +70,7 @@ def test_times_are_written_one_way_everywhere(journey):
 
 
 def test_two_ratings_on_one_day_are_told_apart_on_the_axis():
-    day = datetime(2026, 12, 2, 9, 0, tzinfo=timezone.utc)
+    day = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
     ratings = [Rating(day, 3), Rating(day + timedelta(hours=7, minutes=30), 5)]
     assert gbo.axis_labels(ratings) == ["2 Dec 9am", "2 Dec 4:30pm"]
     svg = gbo.chart_svg(ratings, chart_id="c", title="t")
