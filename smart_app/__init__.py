@@ -189,7 +189,9 @@ def _install_template_globals(app: Flask) -> None:
             state = risk.of_records(records.of(launch.local_store, launch.patient_ref))
             href = None
             if state.has_plan:
-                href = (url_for("summary.index", launch_id=launch.launch_id) if launch.mode == "ehr" else "") + "#safety-plan"
+                href = (
+                    url_for("summary.index", launch_id=launch.launch_id) if launch.mode == "ehr" else ""
+                ) + "#safety-plan"
             g.risk_banner = {
                 "risk_support": state.risk_support,
                 "plan_active": state.plan_active,

@@ -90,8 +90,9 @@ def ending_words(goal: dict) -> str:
     return f"{how}: {reason}" if reason else how
 
 
-def needs_discussion(ratings: list[Rating], last_discussed: datetime | date | None,
-                     review_after: int = DEFAULT_REVIEW_AFTER) -> bool:
+def needs_discussion(
+    ratings: list[Rating], last_discussed: datetime | date | None, review_after: int = DEFAULT_REVIEW_AFTER
+) -> bool:
     """True when the goal has ``review_after`` or more ratings without a reliable improvement and
     no discussion has been recorded since ``review_after`` ratings ago.
 
@@ -186,8 +187,12 @@ def chart_svg(ratings: list[Rating], *, chart_id: str, title: str) -> Markup:
         )
     for s in range(0, 11, 2):
         y = _y(s)
-        parts.append(f'<line x1="{_LEFT}" x2="{_W - _RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="#d8dde0" stroke-width="1" />')
-        parts.append(f'<text x="{_LEFT - 6}" y="{y + 5:.1f}" text-anchor="end" font-size="{_FONT}" fill="#212b32">{s}</text>')
+        parts.append(
+            f'<line x1="{_LEFT}" x2="{_W - _RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="#d8dde0" stroke-width="1" />'
+        )
+        parts.append(
+            f'<text x="{_LEFT - 6}" y="{y + 5:.1f}" text-anchor="end" font-size="{_FONT}" fill="#212b32">{s}</text>'
+        )
     if n:
         points = " ".join(f"{_x(i, n):.1f},{_y(r.score):.1f}" for i, r in enumerate(ratings))
         parts.append(f'<polyline points="{points}" fill="none" stroke="#005eb8" stroke-width="3" />')

@@ -225,9 +225,7 @@ class SessionStore:
             return None
         with self.engine.begin() as conn:
             row = conn.execute(
-                auth_requests.delete()
-                .where(auth_requests.c.state_hash == sha256(state))
-                .returning(*auth_requests.c)
+                auth_requests.delete().where(auth_requests.c.state_hash == sha256(state)).returning(*auth_requests.c)
             ).first()
         if row is None:
             return None

@@ -70,12 +70,29 @@ class GroupingForm(Schema):
     change_note = Text()
 
     ORDER = [
-        "yp_words", "needs", "options", "offered", "chosen", "grouping", "change_reason", "change_note", "participants",
-        "agencies", "yp_involvement", "yp_reason", "family_involvement",
+        "yp_words",
+        "needs",
+        "options",
+        "offered",
+        "chosen",
+        "grouping",
+        "change_reason",
+        "change_note",
+        "participants",
+        "agencies",
+        "yp_involvement",
+        "yp_reason",
+        "family_involvement",
     ]
 
-    def __init__(self, *, previous_grouping: str | None = None, agency_keys: tuple[str, ...] = (),
-                 option_codes: frozenset[str] | set[str] | None = None, **kwargs):
+    def __init__(
+        self,
+        *,
+        previous_grouping: str | None = None,
+        agency_keys: tuple[str, ...] = (),
+        option_codes: frozenset[str] | set[str] | None = None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.previous_grouping = previous_grouping
         self.agency_keys = agency_keys
@@ -236,7 +253,10 @@ def parse_safety_plan(form, *, holder_keys: set[str], contributor_keys: set[str]
     if not any(s == "warning-signs" for s, _, _ in items) and not errors.get("warning-signs-0-text"):
         errors.add("warning-signs-0-text", "Add at least one warning sign")
     if not any(s == "professionals-agencies" for s, _, _ in items) and not errors.get("professionals-agencies-0-text"):
-        errors.add("professionals-agencies-0-text", "Add at least one professional or service to contact, such as a crisis line")
+        errors.add(
+            "professionals-agencies-0-text",
+            "Add at least one professional or service to contact, such as a crisis line",
+        )
     review = parse_date_parts(form, "review", "the review date", errors)
     if review is not None:
         if review <= today:
@@ -320,8 +340,11 @@ class ConsentForm(Schema):
     token = Token()
     version = Version()
     given_by = fields.String(load_default="")
-    competence = Choice(tuple(COMPETENCE), required=True,
-                        message="Choose whether the young person can decide about sharing for themselves")
+    competence = Choice(
+        tuple(COMPETENCE),
+        required=True,
+        message="Choose whether the young person can decide about sharing for themselves",
+    )
     competence_note = Text(max_length=1000)
     agencies = fields.List(fields.String(), load_default=list)
     confirmed = fields.String(load_default="")
@@ -343,8 +366,10 @@ class ConsentForm(Schema):
         elif giver not in self.giver_keys:
             errors["given_by"] = "Choose who agreed from the list"
         elif giver == "young-person" and competence == "not-competent":
-            errors["given_by"] = ("The young person cannot decide about this now, so a parent or carer with "
-                                  "parental responsibility must agree")
+            errors["given_by"] = (
+                "The young person cannot decide about this now, so a parent or carer with "
+                "parental responsibility must agree"
+            )
         elif giver != "young-person" and competence == "competent":
             errors["given_by"] = "The young person can decide for themselves, so record their own agreement"
         agencies = data.get("agencies") or []

@@ -135,8 +135,11 @@ def agree():
     store = launch.local_store
     current = records.current_grouping(store, launch.patient_ref)
     agencies = {a.key: a for a in other_agencies(launch)}
-    schema = GroupingForm(previous_grouping=current.code if current else None, agency_keys=tuple(agencies),
-                          option_codes=decision_support.option_codes())
+    schema = GroupingForm(
+        previous_grouping=current.code if current else None,
+        agency_keys=tuple(agencies),
+        option_codes=decision_support.option_codes(),
+    )
     data, errors, raw = formkit.load(schema, request.form, GroupingForm.ORDER)
     posted_token = request.form.get("token", "")
     if data is not None or posted_token:

@@ -82,7 +82,9 @@ def _rows_from_plan(plan: records.Versioned | None, launch) -> dict:
     notes = [n.get("text", "") for n in plan.resource.get("note", [])]
     if any(n.startswith("Also written with: Parent or carer") for n in notes):
         values["contributors"].append("parent-carer")
-    reason = next((n.split(": ", 1)[1] for n in notes if n.startswith("The young person did not help write this plan: ")), None)
+    reason = next(
+        (n.split(": ", 1)[1] for n in notes if n.startswith("The young person did not help write this plan: ")), None
+    )
     if reason:
         values["no_yp_reason"] = reason
     return {"values": values, "counts": counts}
@@ -103,9 +105,15 @@ def _versions(store, plan: records.Versioned | None) -> list[dict]:
     if plan is None:
         return []
     names = Names.for_launch(current_launch())
-    return [{"version": h["version"], "saved_at": h["saved_at"],
-             "author": names(h["author_ref"]) if h["author_ref"] else "Not recorded",
-             "resource": h["resource"]} for h in reversed(store.history("CarePlan", plan.id))]
+    return [
+        {
+            "version": h["version"],
+            "saved_at": h["saved_at"],
+            "author": names(h["author_ref"]) if h["author_ref"] else "Not recorded",
+            "resource": h["resource"],
+        }
+        for h in reversed(store.history("CarePlan", plan.id))
+    ]
 
 
 def _sections_view(resource: dict | None, launch, *, for_young_person: bool = False) -> list[dict]:
@@ -126,11 +134,14 @@ def _sections_view(resource: dict | None, launch, *, for_young_person: bool = Fa
         for activity in (resource or {}).get("activity", []):
             detail = activity.get("detail", {})
             if section.code in [c.get("code") for c in detail.get("code", {}).get("coding", [])]:
-                holders = [labels[p.get("reference")] if p.get("reference") in labels else names(p)
-                           for p in detail.get("performer", [])]
+                holders = [
+                    labels[p.get("reference")] if p.get("reference") in labels else names(p)
+                    for p in detail.get("performer", [])
+                ]
                 items.append({"text": detail.get("description", ""), "holders": [h for h in holders if h]})
-        out.append({"code": section.code, "display": section.display, "definition": section_hint(section),
-                    "entries": items})
+        out.append(
+            {"code": section.code, "display": section.display, "definition": section_hint(section), "entries": items}
+        )
     return out
 
 
@@ -138,7 +149,7 @@ def _sections_view(resource: dict | None, launch, *, for_young_person: bool = Fa
 #: (the CodeSystem's definitions are written for developers and data teams).
 SECTION_HINTS = {
     "agency-actions": "What each agency working with the young person (school, social care, youth justice, "
-                      "a charity) has agreed to do to help keep them safe.",
+    "a charity) has agreed to do to help keep them safe.",
 }
 
 
@@ -162,7 +173,9 @@ def _form_page(values, counts, errors=None, status=200, conflict=None, spare: in
     sections = []
     for section in vocab.safety_plan_sections():
         n = max(counts.get(section.code, 0) + spare, 1)
-        sections.append({"code": section.code, "display": section.display, "definition": section_hint(section), "rows": range(n)})
+        sections.append(
+            {"code": section.code, "display": section.display, "definition": section_hint(section), "rows": range(n)}
+        )
     return render(
         "journeys/safety_plan/edit.html",
         status=status,
@@ -234,10 +247,22 @@ def version(version: int):
     plan = records.safety_plan(launch.local_store, launch.patient_ref)
     found = next((v for v in _versions(launch.local_store, plan) if v["version"] == version), None)
     if found is None:
-        return render("journeys/safety_plan/index.html", status=404, plan=None, sections=[], versions=[], active=False,
-                      saved=None, missing_version=version)
-    return render("journeys/safety_plan/version.html", v=found, sections=_sections_view(found["resource"], launch),
-                  latest=plan.version)
+        return render(
+            "journeys/safety_plan/index.html",
+            status=404,
+            plan=None,
+            sections=[],
+            versions=[],
+            active=False,
+            saved=None,
+            missing_version=version,
+        )
+    return render(
+        "journeys/safety_plan/version.html",
+        v=found,
+        sections=_sections_view(found["resource"], launch),
+        latest=plan.version,
+    )
 
 
 @bp.route("/edit", methods=["GET", "POST"])
@@ -284,7 +309,9 @@ def edit():
             service = d.service(holder.split(":", 1)[1])
             if service is not None and service.phone and service.phone.replace(" ", "") not in text.replace(" ", ""):
                 text = f"{text} ({service.name}: {service.phone})"
-        plan_items.append(SafetyPlanItem(section=section, text=text, performer_refs=(holders[holder],) if holder else ()))
+        plan_items.append(
+            SafetyPlanItem(section=section, text=text, performer_refs=(holders[holder],) if holder else ())
+        )
     chosen = head["contributors"]
     notes = []
     if "young-person" not in chosen:
@@ -329,8 +356,9 @@ def edit():
     after = risk.assess(grouping.code if grouping else None, resource, today())
     flags = saving.flag_changes(store, w, head["token"], risk=after, now=when)
     try:
-        outcome = saving.save(store, w, [(resource, expected), *flags], activity="update" if plan else "create",
-                              created_ref=created_ref)
+        outcome = saving.save(
+            store, w, [(resource, expected), *flags], activity="update" if plan else "create", created_ref=created_ref
+        )
     except saving.Conflict as conflict:
         raw["version"] = conflict.current_version
         return _form_page(raw, counts, None, 409, conflict=conflict)

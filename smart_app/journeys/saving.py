@@ -68,8 +68,15 @@ def stable(value):
     return value
 
 
-def save(store, w: Who, items: list[tuple[dict, int | None]], *, activity: str, created_ref: str | None = None,
-         reason: str | None = None) -> str:
+def save(
+    store,
+    w: Who,
+    items: list[tuple[dict, int | None]],
+    *,
+    activity: str,
+    created_ref: str | None = None,
+    reason: str | None = None,
+) -> str:
     """Record ``items`` ((resource, expected local version)) as one save; see the module docstring.
 
     ``created_ref`` names the resource whose local id is the form token: if it exists already, this
@@ -79,8 +86,13 @@ def save(store, w: Who, items: list[tuple[dict, int | None]], *, activity: str, 
         rtype, rid = created_ref.split("/", 1)
         if store.current_version(rtype, rid) > 0:
             return "duplicate"
-    cs = ChangeSet(patient_key=w.patient_ref, author_ref=w.author_ref, organization_ref=w.organization_ref,
-                   activity=activity, reason=reason)
+    cs = ChangeSet(
+        patient_key=w.patient_ref,
+        author_ref=w.author_ref,
+        organization_ref=w.organization_ref,
+        activity=activity,
+        reason=reason,
+    )
     for resource, expected in items:
         cs.put(resource, expected_local_version=expected)
     try:
@@ -116,8 +128,9 @@ def episode_for(store, w: Who, token: str, today: date) -> tuple[str, list[tuple
 
 
 # --- the risk banner Flag ---------------------------------------------------------------------
-def flag_changes(store, w: Who, token: str, *, risk: RiskState,
-                 now: datetime | None = None) -> list[tuple[dict, int | None]]:
+def flag_changes(
+    store, w: Who, token: str, *, risk: RiskState, now: datetime | None = None
+) -> list[tuple[dict, int | None]]:
     """Raise or clear the "Getting Risk Support: safety plan in place" Flag to match ``risk``, the
     risk state the records will have once this save lands (``smart_app.risk.assess``).
 

@@ -13,7 +13,7 @@ from tests.support.servers import create_pg_database
 from thrive_fhir.store import rawsql
 from thrive_fhir.store.schema import create_schema, make_engine
 
-INSERT_JOB = ("INSERT INTO export_jobs (id, status, created, transaction_time, request) VALUES (?, ?, ?, ?, ?)")
+INSERT_JOB = "INSERT INTO export_jobs (id, status, created, transaction_time, request) VALUES (?, ?, ?, ?, ?)"
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

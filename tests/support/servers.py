@@ -99,8 +99,14 @@ class ServerProcess:
 
     def start(self, timeout: float = 60) -> ServerProcess:
         with open(self.workdir / f"{self.kind}.log", "ab") as log:
-            self.proc = subprocess.Popen(self.command(), cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT,
-                                         env=dict(os.environ, PYTHONUNBUFFERED="1"), start_new_session=True)
+            self.proc = subprocess.Popen(
+                self.command(),
+                cwd=self.workdir,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=dict(os.environ, PYTHONUNBUFFERED="1"),
+                start_new_session=True,
+            )
         try:
             wait_up(f"{self.base_url}/metadata", timeout=timeout, proc=self.proc, interval=0.2)
         except RuntimeError:
@@ -133,8 +139,9 @@ class SekmetProcess(ServerProcess):
 
     kind = "sekmet"
 
-    def __init__(self, workdir: Path, port: int | None = None, *, strict: bool = False,
-                 server_auth: dict | None = None):
+    def __init__(
+        self, workdir: Path, port: int | None = None, *, strict: bool = False, server_auth: dict | None = None
+    ):
         super().__init__(workdir, port)
         import yaml
 

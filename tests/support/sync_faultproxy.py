@@ -24,13 +24,32 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-authorization",
-              "proxy-authenticate", "host", "content-length"}
+HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "proxy-authorization",
+    "proxy-authenticate",
+    "host",
+    "content-length",
+}
 
 
 class FaultProxy:
-    def __init__(self, upstream: str, *, seed: int = 1, rates: dict[str, float] | None = None, delay: float = 1.5,
-                 retry_after: int = 1, methods: tuple[str, ...] = ("POST", "GET", "PUT"), on_request=None):
+    def __init__(
+        self,
+        upstream: str,
+        *,
+        seed: int = 1,
+        rates: dict[str, float] | None = None,
+        delay: float = 1.5,
+        retry_after: int = 1,
+        methods: tuple[str, ...] = ("POST", "GET", "PUT"),
+        on_request=None,
+    ):
         parts = urlsplit(upstream)
         self.upstream_host = parts.hostname
         self.upstream_port = parts.port

@@ -29,7 +29,6 @@ def local_store(db_url):
     store.dispose()
 
 
-
 #: Stores the same contract tests run against (see sync_targets.py): sekmet-fhir with strict inbound
 #: validation (so a malformed resource really is rejected with 400), our store, our store in quirks
 #: mode as Medplum, and a site's own server when THRIVE_TEST_FHIR_BASE names one (skipped otherwise).

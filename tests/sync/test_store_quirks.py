@@ -27,16 +27,32 @@ def _store(url):
 
 
 def _bad_observation(store, pid):
-    bad = {"resourceType": "Observation", "id": "7d1c5b9e-3f0a-4c8e-9d1b-2a6f4e8c0b13", "status": "final",
-           "code": {"text": "x"}, "subject": {"reference": f"Patient/{pid}"}, "valueInteger": "not a number"}
+    bad = {
+        "resourceType": "Observation",
+        "id": "7d1c5b9e-3f0a-4c8e-9d1b-2a6f4e8c0b13",
+        "status": "final",
+        "code": {"text": "x"},
+        "subject": {"reference": f"Patient/{pid}"},
+        "valueInteger": "not a number",
+    }
     with store.session() as s:
-        store.record(s, ChangeSet(patient_key=f"Patient/{pid}", author_ref="PractitionerRole/a",
-                                  organization_ref="Organization/b").put(bad))
+        store.record(
+            s,
+            ChangeSet(
+                patient_key=f"Patient/{pid}", author_ref="PractitionerRole/a", organization_ref="Organization/b"
+            ).put(bad),
+        )
 
 
 def test_quirk_names_parse_and_unknown_ones_are_refused():
     q = Quirks.parse("medplum")
-    assert (q.batch_transactions, q.server_ids, q.empty_errors, q.first_scope, q.max_updates) == (True, True, True, True, 50)
+    assert (q.batch_transactions, q.server_ids, q.empty_errors, q.first_scope, q.max_updates) == (
+        True,
+        True,
+        True,
+        True,
+        50,
+    )
     assert Quirks.parse("server-ids, max-updates=7").max_updates == 7
     with pytest.raises(QuirksError):
         Quirks.parse("teleport")
@@ -82,10 +98,21 @@ def test_representation_gives_versions_where_a_store_sends_no_etag(tmp_path, sql
         [pid] = create_patients(server.base_url, 1)
         sc = Scenario(store, [pid])
         g = sc.new_goal(pid)
-        drain([make_worker(store, server.base_url, id_mode="identifier", atomic_transactions=False,
-                           prefer_return="representation")])
+        drain(
+            [
+                make_worker(
+                    store,
+                    server.base_url,
+                    id_mode="identifier",
+                    atomic_transactions=False,
+                    prefer_return="representation",
+                )
+            ]
+        )
         with store.engine.connect() as c:
-            state = c.execute(m.sync_resource_state.select().where(m.sync_resource_state.c.resource_id == g["id"])).first()
+            state = c.execute(
+                m.sync_resource_state.select().where(m.sync_resource_state.c.resource_id == g["id"])
+            ).first()
         assert state.store_version == "1" and state.store_id not in (None, g["id"])
         store.dispose()
     finally:
@@ -95,7 +122,9 @@ def test_representation_gives_versions_where_a_store_sends_no_etag(tmp_path, sql
 @pytest.fixture(scope="module")
 def rsa_pem():
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 @pytest.fixture(scope="module")
@@ -108,8 +137,9 @@ def first_scope_store(tmp_path_factory):
 def _auth(base, pem, scope):
     from thrive_fhir.client.backend_services import BackendServicesAuth, discover_token_url
 
-    return BackendServicesAuth(token_url=discover_token_url(base), client_id="thrive-sync", private_key_pem=pem,
-                               kid="k1", scope=scope)
+    return BackendServicesAuth(
+        token_url=discover_token_url(base), client_id="thrive-sync", private_key_pem=pem, kid="k1", scope=scope
+    )
 
 
 @pytest.mark.parametrize("scope,sent", [("system/*.rs system/*.cu", False), ("system/*.cruds", True)])

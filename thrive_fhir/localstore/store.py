@@ -158,7 +158,7 @@ def _business_source(resource: dict, version: int) -> SourceRecord | None:
     for ident in resource.get("identifier") or []:
         system = ident.get("system") if isinstance(ident, dict) else None
         if isinstance(system, str) and system.startswith(prefix) and len(system) > len(prefix):
-            return SourceRecord(kind=system[len(prefix):], local_id=ident.get("value"), version=version)
+            return SourceRecord(kind=system[len(prefix) :], local_id=ident.get("value"), version=version)
     return None
 
 
@@ -184,9 +184,7 @@ class LocalStore:
         from alembic.config import Config
 
         cfg = Config()
-        cfg.set_main_option(
-            "script_location", str(importlib_resources.files("thrive_fhir.localstore") / "migrations")
-        )
+        cfg.set_main_option("script_location", str(importlib_resources.files("thrive_fhir.localstore") / "migrations"))
         with self.engine.begin() as conn:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
@@ -249,7 +247,12 @@ class LocalStore:
             body = json.dumps(resource, separators=(",", ":"), ensure_ascii=False)
             s.execute(
                 insert(m.local_resource_version).values(
-                    resource_type=rtype, resource_id=rid, version=version, resource=body, saved_at=now, outbox_id=outbox_id
+                    resource_type=rtype,
+                    resource_id=rid,
+                    version=version,
+                    resource=body,
+                    saved_at=now,
+                    outbox_id=outbox_id,
                 )
             )
             if version == 1:
@@ -301,7 +304,11 @@ class LocalStore:
             from sqlalchemy.dialects.postgresql import insert as pg_insert
 
             s.execute(pg_insert(m.patient_lock).values(patient_key=patient_key).on_conflict_do_nothing())
-            s.execute(select(m.patient_lock.c.patient_key).where(m.patient_lock.c.patient_key == patient_key).with_for_update())
+            s.execute(
+                select(m.patient_lock.c.patient_key)
+                .where(m.patient_lock.c.patient_key == patient_key)
+                .with_for_update()
+            )
         else:
             # SQLite transactions already hold the database write lock from BEGIN IMMEDIATE.
             from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -341,12 +348,19 @@ class LocalStore:
                 .order_by(t.c.version)
             ).all()
         return [
-            {"version": r.version, "saved_at": r.saved_at, "author_ref": r.author_ref,
-             "organization_ref": r.organization_ref, "resource": json.loads(r.resource)}
+            {
+                "version": r.version,
+                "saved_at": r.saved_at,
+                "author_ref": r.author_ref,
+                "organization_ref": r.organization_ref,
+                "resource": json.loads(r.resource),
+            }
             for r in rows
         ]
 
-    def for_patient(self, patient_key: str, type: str | None = None) -> list[dict]:  # `type` is the agreed parameter name
+    def for_patient(
+        self, patient_key: str, type: str | None = None
+    ) -> list[dict]:  # `type` is the agreed parameter name
         """Current versions of every resource saved for one patient (optionally one type)."""
         return [c.resource for c in self.for_patient_versioned(patient_key, type)]
 

@@ -65,10 +65,13 @@ class FhirError(Exception):
         """The same error, its message prefixed (e.g. with the failing Bundle entry)."""
         outcome = self._outcome
         if outcome is not None:
-            outcome = {**outcome, "issue": [
-                {**i, "diagnostics": f"{prefix}: {i['diagnostics']}" if i.get("diagnostics") else prefix}
-                for i in outcome.get("issue", [])
-            ]}
+            outcome = {
+                **outcome,
+                "issue": [
+                    {**i, "diagnostics": f"{prefix}: {i['diagnostics']}" if i.get("diagnostics") else prefix}
+                    for i in outcome.get("issue", [])
+                ],
+            }
         return FhirError(self.status, f"{prefix}: {self.message}", self.code, outcome=outcome, headers=self.headers)
 
 

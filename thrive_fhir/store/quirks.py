@@ -72,9 +72,13 @@ class Quirks:
                 names[name] = True
             else:
                 raise QuirksError(f"unknown quirk {name!r} (known: medplum, {', '.join(ALL)}, max-updates=N)")
-        return cls(batch_transactions=bool(names.get("batch-transactions")), server_ids=bool(names.get("server-ids")),
-                   empty_errors=bool(names.get("empty-errors")), first_scope=bool(names.get("first-scope")),
-                   max_updates=names.get("max-updates"))  # type: ignore[arg-type]
+        return cls(
+            batch_transactions=bool(names.get("batch-transactions")),
+            server_ids=bool(names.get("server-ids")),
+            empty_errors=bool(names.get("empty-errors")),
+            first_scope=bool(names.get("first-scope")),
+            max_updates=names.get("max-updates"),
+        )  # type: ignore[arg-type]
 
     def describe(self) -> str:
         flags = (self.batch_transactions, self.server_ids, self.empty_errors, self.first_scope)
@@ -107,8 +111,9 @@ class TokenBook:
 
     def issue(self, client_id: str, scope: str) -> str:
         token = secrets.token_urlsafe(24)
-        grant = Grant.from_scope_string(client_id or "quirks-client", first_wildcard_only(scope),
-                                        expires=time.time() + self.lifetime)
+        grant = Grant.from_scope_string(
+            client_id or "quirks-client", first_wildcard_only(scope), expires=time.time() + self.lifetime
+        )
         with self._lock:
             self._tokens[token] = grant
         return token
@@ -144,8 +149,15 @@ class QuirksMiddleware:
         self.max_body = getattr(app, "max_body", None)
 
     # --- plumbing --------------------------------------------------------------------------------
-    def _call(self, environ, method: str | None = None, path: str | None = None, query: str | None = None,
-              body: bytes | None = None, headers: dict[str, str] | None = None) -> _Answer:
+    def _call(
+        self,
+        environ,
+        method: str | None = None,
+        path: str | None = None,
+        query: str | None = None,
+        body: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> _Answer:
         env = dict(environ)
         if method is not None:
             env["REQUEST_METHOD"] = method
@@ -192,8 +204,9 @@ class QuirksMiddleware:
 
     @staticmethod
     def _outcome(status: int, text: str, code: str = "processing") -> _Answer:
-        body = json.dumps({"resourceType": "OperationOutcome",
-                           "issue": [{"severity": "error", "code": code, "diagnostics": text}]}).encode()
+        body = json.dumps(
+            {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": code, "diagnostics": text}]}
+        ).encode()
         return _Answer(status, [("Content-Type", "application/fhir+json; charset=utf-8")], body)
 
     # --- entry -----------------------------------------------------------------------------------
@@ -246,7 +259,11 @@ class QuirksMiddleware:
         headers = [(k, _unversioned(v) if k.lower() in ("location", "content-location") else v) for k, v in headers]
         body = answer.body
         doc = answer.json() if body else None
-        if isinstance(doc, dict) and doc.get("resourceType") == "Bundle" and str(doc.get("type", "")).endswith("-response"):
+        if (
+            isinstance(doc, dict)
+            and doc.get("resourceType") == "Bundle"
+            and str(doc.get("type", "")).endswith("-response")
+        ):
             for e in doc.get("entry") or []:
                 resp = e.get("response") or {}
                 resp.pop("etag", None)
@@ -260,7 +277,11 @@ class QuirksMiddleware:
     def _bundle(self, environ, bundle: dict, raw: bytes) -> _Answer:
         q = self.quirks
         entries = bundle.get("entry") if isinstance(bundle.get("entry"), list) else []
-        writes = sum(1 for e in entries if isinstance(e, dict) and (e.get("request") or {}).get("method") in ("PUT", "POST", "PATCH", "DELETE"))
+        writes = sum(
+            1
+            for e in entries
+            if isinstance(e, dict) and (e.get("request") or {}).get("method") in ("PUT", "POST", "PATCH", "DELETE")
+        )
         if q.max_updates and writes > q.max_updates:
             return self._outcome(400, f"Bundle has {writes} updates; at most {q.max_updates} are allowed", "too-costly")
         if q.server_ids:
@@ -324,8 +345,14 @@ class QuirksMiddleware:
             else:
                 status = answer.status if answer.status >= 400 else 500
                 outcome = doc if isinstance(doc, dict) and doc.get("resourceType") == "OperationOutcome" else None
-                answers.append({"response": {"status": f"{status} {_REASONS.get(status, '')}".strip(),
-                                             **({"outcome": outcome} if outcome else {})}})
+                answers.append(
+                    {
+                        "response": {
+                            "status": f"{status} {_REASONS.get(status, '')}".strip(),
+                            **({"outcome": outcome} if outcome else {}),
+                        }
+                    }
+                )
         body = {"resourceType": "Bundle", "type": kind, "entry": answers}
         return _Answer(200, [("Content-Type", "application/fhir+json; charset=utf-8")], json.dumps(body).encode())
 
@@ -335,12 +362,14 @@ class QuirksMiddleware:
         return f"{environ.get('wsgi.url_scheme', 'http')}://{host}{environ.get('SCRIPT_NAME', '')}"
 
     def _smart_configuration(self, environ) -> _Answer:
-        doc = {"token_endpoint": self._base(environ) + TOKEN_PATH,
-               "token_endpoint_auth_methods_supported": ["private_key_jwt"],
-               "token_endpoint_auth_signing_alg_values_supported": ["RS384", "ES384"],
-               "grant_types_supported": ["client_credentials"],
-               "scopes_supported": ["system/*.rs", "system/*.cu", "system/*.cruds"],
-               "capabilities": ["client-confidential-asymmetric"]}
+        doc = {
+            "token_endpoint": self._base(environ) + TOKEN_PATH,
+            "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+            "token_endpoint_auth_signing_alg_values_supported": ["RS384", "ES384"],
+            "grant_types_supported": ["client_credentials"],
+            "scopes_supported": ["system/*.rs", "system/*.cu", "system/*.cruds"],
+            "capabilities": ["client-confidential-asymmetric"],
+        }
         return _Answer(200, [("Content-Type", "application/json")], json.dumps(doc).encode())
 
     def _token(self, environ) -> _Answer:
@@ -352,8 +381,9 @@ class QuirksMiddleware:
             return _Answer(400, [("Content-Type", "application/json")], body)
         scope = form.get("scope", "")
         token = self.tokens.issue(_client_of(form.get("client_assertion", "")), scope)
-        body = json.dumps({"access_token": token, "token_type": "bearer", "expires_in": int(self.tokens.lifetime),
-                           "scope": scope}).encode()
+        body = json.dumps(
+            {"access_token": token, "token_type": "bearer", "expires_in": int(self.tokens.lifetime), "scope": scope}
+        ).encode()
         return _Answer(200, [("Content-Type", "application/json"), ("Cache-Control", "no-store")], body)
 
 
@@ -391,9 +421,15 @@ def _unversioned(location: str) -> str:
 
 
 def _entry_error(status: int, text: str, code: str = "invalid") -> dict:
-    return {"response": {"status": f"{status} {_REASONS.get(status, '')}".strip(),
-                         "outcome": {"resourceType": "OperationOutcome",
-                                     "issue": [{"severity": "error", "code": code, "diagnostics": text}]}}}
+    return {
+        "response": {
+            "status": f"{status} {_REASONS.get(status, '')}".strip(),
+            "outcome": {
+                "resourceType": "OperationOutcome",
+                "issue": [{"severity": "error", "code": code, "diagnostics": text}],
+            },
+        }
+    }
 
 
 def _resolve(entry: dict, idmap: dict[str, str]) -> dict:
@@ -402,7 +438,9 @@ def _resolve(entry: dict, idmap: dict[str, str]) -> dict:
 
     def walk(node):
         if isinstance(node, dict):
-            return {k: (idmap.get(v, v) if k == "reference" and isinstance(v, str) else walk(v)) for k, v in node.items()}
+            return {
+                k: (idmap.get(v, v) if k == "reference" and isinstance(v, str) else walk(v)) for k, v in node.items()
+            }
         if isinstance(node, list):
             return [walk(v) for v in node]
         return node
@@ -413,6 +451,17 @@ def _resolve(entry: dict, idmap: dict[str, str]) -> dict:
     return out
 
 
-_REASONS = {200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
-            404: "Not Found", 405: "Method Not Allowed", 409: "Conflict", 412: "Precondition Failed",
-            422: "Unprocessable Entity", 500: "Internal Server Error"}
+_REASONS = {
+    200: "OK",
+    201: "Created",
+    204: "No Content",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    412: "Precondition Failed",
+    422: "Unprocessable Entity",
+    500: "Internal Server Error",
+}

@@ -62,10 +62,20 @@ def issues(resource: dict) -> list[tuple]:
         # instead of a bare 500 (and a retry loop). The log names the failure, never the content.
         from .errors import describe
 
-        log.error("validator failed on a %s: %s\n%s", resource.get("resourceType"), describe(exc),
-                  "".join(traceback.format_tb(exc.__traceback__)))
-        return [("error", "exception", str(resource.get("resourceType") or "Resource"),
-                 "The validator failed on this resource (an internal error, logged); it was not stored")]
+        log.error(
+            "validator failed on a %s: %s\n%s",
+            resource.get("resourceType"),
+            describe(exc),
+            "".join(traceback.format_tb(exc.__traceback__)),
+        )
+        return [
+            (
+                "error",
+                "exception",
+                str(resource.get("resourceType") or "Resource"),
+                "The validator failed on this resource (an internal error, logged); it was not stored",
+            )
+        ]
 
 
 def has_errors(found: list[tuple]) -> bool:

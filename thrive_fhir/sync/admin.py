@@ -59,7 +59,9 @@ def show_row(store: LocalStore, row_id: int) -> dict:
 
 
 def _event(c, row_id: int, kind: str, detail: str) -> None:
-    c.execute(insert(m.outbox_event).values(outbox_id=row_id, at=time.time(), kind=kind, http_status=None, detail=detail))
+    c.execute(
+        insert(m.outbox_event).values(outbox_id=row_id, at=time.time(), kind=kind, http_status=None, detail=detail)
+    )
 
 
 def requeue(store: LocalStore, row_id: int, *, expect: str = "dead") -> None:
@@ -67,8 +69,15 @@ def requeue(store: LocalStore, row_id: int, *, expect: str = "dead") -> None:
     now = time.time()
     with store.session() as s:
         n = s.execute(
-            update(o).where(o.c.id == row_id, o.c.status == expect).values(
-                status="pending", next_attempt_at=0.0, lease_owner=None, lease_until=None, needs_check=True, updated_at=now
+            update(o)
+            .where(o.c.id == row_id, o.c.status == expect)
+            .values(
+                status="pending",
+                next_attempt_at=0.0,
+                lease_owner=None,
+                lease_until=None,
+                needs_check=True,
+                updated_at=now,
             )
         ).rowcount
         if n != 1:
@@ -88,7 +97,9 @@ def resolve_conflict(store: LocalStore, client: FhirClient, row_id: int, keep: s
     now = time.time()
     if keep == "theirs":
         with store.session() as s:
-            s.execute(update(o).where(o.c.id == row_id, o.c.status == "conflict").values(status="discarded", updated_at=now))
+            s.execute(
+                update(o).where(o.c.id == row_id, o.c.status == "conflict").values(status="discarded", updated_at=now)
+            )
             _event(s, row_id, "resolved", "kept the store's version")
         return
     with store.reader.connect() as c:
@@ -104,13 +115,33 @@ def resolve_conflict(store: LocalStore, client: FhirClient, row_id: int, keep: s
             continue
         if reply.kind != OK:
             raise AdminError(f"could not read {t}/{i} from the store ({reply.error or reply.kind}); try again")
-        version = str(((reply.body or {}).get("meta") or {}).get("versionId") or version_from_etag(header(reply, "ETag")) or "")
-        states.append({"resource_type": t, "resource_id": i, "store_version": version or None,
-                       "local_version": max(v - 1, 0), "outbox_id": row_id, "updated_at": now,
-                       "store_id": store_id})
+        version = str(
+            ((reply.body or {}).get("meta") or {}).get("versionId") or version_from_etag(header(reply, "ETag")) or ""
+        )
+        states.append(
+            {
+                "resource_type": t,
+                "resource_id": i,
+                "store_version": version or None,
+                "local_version": max(v - 1, 0),
+                "outbox_id": row_id,
+                "updated_at": now,
+                "store_id": store_id,
+            }
+        )
     with store.session() as s:
         if states:
             q.upsert_states(s, states)
-        s.execute(update(o).where(o.c.id == row_id).values(
-            status="pending", next_attempt_at=0.0, lease_owner=None, lease_until=None, needs_check=False, updated_at=now))
+        s.execute(
+            update(o)
+            .where(o.c.id == row_id)
+            .values(
+                status="pending",
+                next_attempt_at=0.0,
+                lease_owner=None,
+                lease_until=None,
+                needs_check=False,
+                updated_at=now,
+            )
+        )
         _event(s, row_id, "resolved", "kept our version; re-queued over the store's current version")

@@ -53,8 +53,12 @@ SERVER_PRESETS: dict[str, dict] = {
     # (404), so identifier mode; no ETag on its answers, so ask for the representation; transactions
     # holding conditional entries are capped at a few entries. Atomic only with the project feature
     # transaction-bundles (without it set atomic_transactions = false).
-    "medplum": {"auth": {"scope": "system/*.cruds"}, "id_mode": "identifier", "prefer_return": "representation",
-                "max_entries": 8},
+    "medplum": {
+        "auth": {"scope": "system/*.cruds"},
+        "id_mode": "identifier",
+        "prefer_return": "representation",
+        "max_entries": 8,
+    },
 }
 
 

@@ -155,7 +155,15 @@ def sharing_form(agencies, version: int = 0, **overrides) -> list[tuple[str, str
     from datetime import date, timedelta
 
     end = date.today() + timedelta(days=180)
-    form = {"token": token(), "version": str(version), "confirmed": "yes", "given_by": "young-person",
-            "competence": "competent", "end-day": str(end.day), "end-month": str(end.month), "end-year": str(end.year)}
+    form = {
+        "token": token(),
+        "version": str(version),
+        "confirmed": "yes",
+        "given_by": "young-person",
+        "competence": "competent",
+        "end-day": str(end.day),
+        "end-month": str(end.month),
+        "end-year": str(end.year),
+    }
     form.update(overrides)
     return [(k, v) for k, v in form.items() if v is not None] + [("agencies", a) for a in agencies]

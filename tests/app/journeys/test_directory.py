@@ -33,7 +33,11 @@ def test_directory_becomes_valid_organizations_and_healthcareservices(validator)
         assert not [i for i in oo.get("issue", []) if i["severity"] in ("error", "fatal")], (r["id"], oo)
     # ids are stable: loading again gives the same resources
     assert [r["id"] for r in directory.to_fhir(directory.load())] == [r["id"] for r in resources]
-    crisis = next(r for r in resources if r["resourceType"] == "HealthcareService" and r["type"][0]["coding"][0]["code"] == "crisis-line")
+    crisis = next(
+        r
+        for r in resources
+        if r["resourceType"] == "HealthcareService" and r["type"][0]["coding"][0]["code"] == "crisis-line"
+    )
     assert {c["coding"][0]["code"] for c in crisis["characteristic"]} == set(canonical.GROUPINGS)
     assert directory.service_ref(d, d.service("crisis-line")) == f"HealthcareService/{crisis['id']}"
 

@@ -36,11 +36,17 @@ def test_add_another_row_adds_one_row_to_its_own_section_only(journey):
 
 def test_every_ticked_contributor_is_shown(journey):
     form = [(k, v) for k, v in safety_plan_form().items() if k != "contributors"]
-    form += [("contributors", "young-person"), ("contributors", "parent-carer"), ("contributors", "agency:northgate-academy")]
+    form += [
+        ("contributors", "young-person"),
+        ("contributors", "parent-carer"),
+        ("contributors", "agency:northgate-academy"),
+    ]
     assert journey.post("safety-plan/edit", form).status_code == 303
     page = journey.get("safety-plan/")
     written = re.search(r'id="plan-written-with">([^<]*)<', page.get_data(as_text=True)).group(1)
-    assert "TESTER, Sam" in written and "Parent or carer" in written and "Northgate Academy (invented school)" in written
+    assert (
+        "TESTER, Sam" in written and "Parent or carer" in written and "Northgate Academy (invented school)" in written
+    )
     journey.assert_all_valid()
 
 
