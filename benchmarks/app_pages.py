@@ -77,7 +77,7 @@ def pct(values: list[float], p: float) -> float:
     values = sorted(values)
     if not values:
         return float("nan")
-    k = max(0, min(len(values) - 1, int(round(p / 100 * len(values) + 0.5)) - 1))
+    k = max(0, min(len(values) - 1, round(p / 100 * len(values) + 0.5) - 1))
     return values[k]
 
 

@@ -112,7 +112,7 @@ def install_logging(app: Flask) -> None:
 
 
 def install_log_redaction(app: Flask) -> None:
-    for logger in _our_loggers() + [logging.getLogger(app.import_name)]:
+    for logger in [*_our_loggers(), logging.getLogger(app.import_name)]:
         if _FILTER not in logger.filters:
             logger.addFilter(_FILTER)
         for handler in logger.handlers:

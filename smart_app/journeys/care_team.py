@@ -92,7 +92,7 @@ def _page(values=None, errors=None, status=200, conflict=None):
         team=team,
         members=_member_rows(team, recs),
         kinds=[(k, v, None) for k, v in MEMBER_KINDS.items()],
-        relationships=[("", "Choose")] + list(RELATIONSHIPS.items()),
+        relationships=[("", "Choose"), *RELATIONSHIPS.items()],
         agencies=[("", "Choose an agency")] + [(a.key, a.name) for a in other_agencies(launch)],
         conflict=conflict,
         saved=saved_message(),
@@ -197,7 +197,7 @@ def add():
         errors.add("agency" if kind == "agency" else "kind", "They are already in the care team")
         return _page(raw, errors, 400)
     try:
-        outcome = _save(launch, team, members + [new], data["token"], data["version"], extra)
+        outcome = _save(launch, team, [*members, new], data["token"], data["version"], extra)
     except BuildError as exc:
         errors.add("role" if "role" in exc.field else "kind", exc.message.rstrip("."))
         return _page(raw, errors, 400)
@@ -212,7 +212,7 @@ def add():
 @write_required
 def remove():
     launch = current_launch()
-    data, errors, raw = formkit.load(RemoveMemberForm(), request.form, RemoveMemberForm.ORDER)
+    data, errors, _raw = formkit.load(RemoveMemberForm(), request.form, RemoveMemberForm.ORDER)
     if data is None:
         return _page(None, errors, 400)
     w = saving.who(launch)

@@ -254,7 +254,7 @@ def save_consent():
 def withdraw():
     launch = current_launch()
     store = launch.local_store
-    data, errors, raw = formkit.load(WithdrawForm(), request.form, WithdrawForm.ORDER)
+    data, errors, _raw = formkit.load(WithdrawForm(), request.form, WithdrawForm.ORDER)
     w = saving.who(launch)
     current = records.consent(store, w.patient_ref)
     if data is None or current is None:

@@ -119,7 +119,7 @@ ORDER_HEAD = ["limits", "grouping", "change_reason", "yp_involvement", "yp_reaso
 def _order(open_goals, still_open) -> list[str]:
     order = ORDER_HEAD + [f"outcome-{g.id}" for g in open_goals]
     order += ["plan_choice", "plan_reason"] + [f"referral-{s.id}" for s in still_open["referrals"]]
-    return order + ["referral_reason", "sharing_choice"]
+    return [*order, "referral_reason", "sharing_choice"]
 
 
 def _page(values=None, errors=None, status=200):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, timedelta
+from typing import ClassVar
 
 from marshmallow import Schema, ValidationError, fields, validates_schema
 
@@ -69,7 +70,7 @@ class GroupingForm(Schema):
     change_reason = Choice([c.code for c in vocab.change_reasons()], message="Choose why the grouping has changed")
     change_note = Text()
 
-    ORDER = [
+    ORDER: ClassVar[list[str]] = [
         "yp_words",
         "needs",
         "options",
@@ -150,7 +151,7 @@ class NewGoalForm(Schema):
     description = Text(required=True, blank="Write the goal in the young person's own words", max_length=500)
     baseline = Score()
 
-    ORDER = ["description", "baseline"]
+    ORDER: ClassVar[list[str]] = ["description", "baseline"]
 
 
 class DiscussionForm(Schema):
@@ -158,7 +159,7 @@ class DiscussionForm(Schema):
     version = Version()
     discussion = Text(required=True, blank="Write what you talked about and what you agreed")
 
-    ORDER = ["discussion"]
+    ORDER: ClassVar[list[str]] = ["discussion"]
 
 
 class CloseGoalForm(Schema):
@@ -167,7 +168,7 @@ class CloseGoalForm(Schema):
     outcome = Choice(tuple(GOAL_OUTCOMES), required=True, message="Choose how the goal ended")
     reason = Text(required=True, blank="Say why the goal is being closed")
 
-    ORDER = ["outcome", "reason"]
+    ORDER: ClassVar[list[str]] = ["outcome", "reason"]
 
 
 def ratings_form(goal_ids: list[str]) -> Schema:
@@ -176,7 +177,7 @@ def ratings_form(goal_ids: list[str]) -> Schema:
     schema_cls = Schema.from_dict(spec, name="RatingsForm")
 
     class RatingsForm(schema_cls):
-        ORDER = [f"score-{gid}" for gid in goal_ids]
+        ORDER: ClassVar[list[str]] = [f"score-{gid}" for gid in goal_ids]
 
         @validates_schema
         def _one(self, data, **kwargs):
@@ -215,7 +216,7 @@ class SafetyPlanHeadForm(Schema):
     contributors = fields.List(fields.String(), load_default=list)
     no_yp_reason = Text()
 
-    ORDER = ["contributors", "no_yp_reason"]
+    ORDER: ClassVar[list[str]] = ["contributors", "no_yp_reason"]
 
 
 def parse_safety_plan(form, *, holder_keys: set[str], contributor_keys: set[str], today: date):
@@ -246,7 +247,7 @@ def parse_safety_plan(form, *, holder_keys: set[str], contributor_keys: set[str]
             elif text.strip():
                 items.append((section.code, text, holder))
             elif holder:
-                errors.add(field_id, f"Write what this item under ‘{section.display}’ says, or choose nobody")
+                errors.add(field_id, f"Write what this item under ‘{section.display}’ says, or choose nobody")  # noqa: RUF001  typographic quotes, NHS.UK style
             n += 1
             if n > 50:
                 break
@@ -283,7 +284,7 @@ class SignpostForm(Schema):
     kind = Choice(("signposting", "referral"), required=True, message="Choose whether you are signposting or referring")
     note = Text(max_length=2000)
 
-    ORDER = ["service", "kind", "note"]
+    ORDER: ClassVar[list[str]] = ["service", "kind", "note"]
 
     def __init__(self, *, service_codes: tuple[str, ...] = (), **kwargs):
         super().__init__(**kwargs)
@@ -319,7 +320,7 @@ def referral_change_form(kind: str) -> Schema:
         task_version = Version()
         text = Text(required=True, blank=blank, max_length=2000, data_key=name)
 
-        ORDER = [name]
+        ORDER: ClassVar[list[str]] = [name]
 
     return ReferralChangeForm()
 
@@ -349,7 +350,7 @@ class ConsentForm(Schema):
     agencies = fields.List(fields.String(), load_default=list)
     confirmed = fields.String(load_default="")
 
-    ORDER = ["given_by", "competence", "competence_note", "agencies", "end-day", "confirmed"]
+    ORDER: ClassVar[list[str]] = ["given_by", "competence", "competence_note", "agencies", "end-day", "confirmed"]
 
     def __init__(self, *, agency_keys: tuple[str, ...] = (), giver_keys: tuple[str, ...] = ("young-person",), **kwargs):
         super().__init__(**kwargs)
@@ -389,7 +390,7 @@ class WithdrawForm(Schema):
     agency = fields.String(load_default="")  # blank = withdraw from every agency
     confirm = fields.String(load_default="")  # "yes" once the person has confirmed on the check page
 
-    ORDER = ["agency"]
+    ORDER: ClassVar[list[str]] = ["agency"]
 
 
 # --- 6. ending help ---------------------------------------------------------------------------
@@ -399,7 +400,7 @@ class EndingForm(Schema):
     grouping = Choice(canonical.GROUPINGS, required=True, message="Choose the grouping at the end of help")
     change_reason = Choice([c.code for c in vocab.change_reasons()], message="Choose why the grouping has changed")
 
-    ORDER = ["limits", "grouping", "change_reason"]
+    ORDER: ClassVar[list[str]] = ["limits", "grouping", "change_reason"]
 
     def __init__(self, *, previous_grouping: str | None = None, **kwargs):
         super().__init__(**kwargs)
@@ -446,7 +447,7 @@ class CareTeamMemberForm(Schema):
     agency = fields.String(load_default="")
     role = Text(max_length=200)
 
-    ORDER = ["kind", "given", "family", "relationship", "agency", "role"]
+    ORDER: ClassVar[list[str]] = ["kind", "given", "family", "relationship", "agency", "role"]
 
     def __init__(self, *, agency_keys: tuple[str, ...] = (), **kwargs):
         super().__init__(**kwargs)
@@ -477,4 +478,4 @@ class RemoveMemberForm(Schema):
     version = Version()
     member = fields.String(required=True, error_messages={"required": "Choose who to remove"})
 
-    ORDER = ["member"]
+    ORDER: ClassVar[list[str]] = ["member"]

@@ -31,7 +31,7 @@ def _serve(tmp_path):
     )
     port = free_port()
     proc = subprocess.Popen(
-        THRIVE + ["app", "serve", "--config", str(cfg), "--port", str(port)],
+        [*THRIVE, "app", "serve", "--config", str(cfg), "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -26,7 +26,7 @@ def test_serve_starts_and_answers(tmp_path):
     )
     port = free_port()
     proc = subprocess.Popen(
-        THRIVE + ["app", "serve", "--config", str(cfg), "--port", str(port)],
+        [*THRIVE, "app", "serve", "--config", str(cfg), "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -51,12 +51,12 @@ def test_serve_starts_and_answers(tmp_path):
 
 def test_bad_config_is_one_readable_line(tmp_path):
     missing = subprocess.run(
-        THRIVE + ["app", "serve", "--config", str(tmp_path / "nope.toml")], capture_output=True, text=True, timeout=60
+        [*THRIVE, "app", "serve", "--config", str(tmp_path / "nope.toml")], capture_output=True, text=True, timeout=60
     )
     assert missing.returncode != 0 and "Traceback" not in missing.stderr
     bad = tmp_path / "bad.toml"
     bad.write_text('secret_key = "short"\n')
-    out = subprocess.run(THRIVE + ["app", "serve", "--config", str(bad)], capture_output=True, text=True, timeout=60)
+    out = subprocess.run([*THRIVE, "app", "serve", "--config", str(bad)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 1
     assert "secret_key" in out.stderr and "Traceback" not in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1

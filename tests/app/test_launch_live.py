@@ -57,7 +57,7 @@ def test_ehr_launch_reaches_summary_with_banner_and_no_tokens_exposed(live, capl
 
 
 def test_launch_record_holds_identity_scopes_and_encrypted_tokens(live):
-    b, r = _launch(live, live.patients[1])
+    _b, r = _launch(live, live.patients[1])
     launch_id = r.url.rsplit("/", 2)[-2]
     rec = live.app.extensions["thrive"].sessions.get_launch(launch_id)
     assert rec.patient_id == live.patients[1]
@@ -86,7 +86,7 @@ def test_two_tabs_two_patients_one_browser(live):
 
 
 def test_replayed_callback_and_other_browser_state_are_refused(live):
-    b, r = _launch(live, live.patients[0])
+    b, _r = _launch(live, live.patients[0])
     callback = next(h for h in b.history if "/callback?" in h.url)
     again = b.go(callback.url)
     assert again.status_code == 400 and "no longer valid" in again.text
@@ -181,7 +181,7 @@ def test_token_refresh_is_single_use_and_serialised(live, caplog):
 def test_ehr_client_sends_token_only_to_the_ehr(live):
     from smart_app.launch.ehr_client import EhrClient, EhrError
 
-    b, r = _launch(live, live.patients[0])
+    _b, r = _launch(live, live.patients[0])
     launch_id = r.url.rsplit("/", 2)[-2]
     state = live.app.extensions["thrive"]
     client = EhrClient.for_launch(state, state.sessions.get_launch(launch_id))

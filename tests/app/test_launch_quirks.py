@@ -248,7 +248,7 @@ def test_id_token_without_kid_and_two_published_keys_is_refused_clearly(live, st
 
 def test_rotated_signing_key_is_fetched_once_and_accepted(live, start_app, logs):
     app = start_app("rotate")
-    b, first = ehr_launch(app, live.patients[0])
+    _b, first = ehr_launch(app, live.patients[0])
     assert first.status_code == 200
     live.authority.rotate_signing_key()  # new kid; the app's cached JWKS does not have it
     b2, second = ehr_launch(app, live.patients[1])

@@ -48,10 +48,10 @@ def _paths(obj, prefix=()):
     if isinstance(obj, dict):
         for k, v in obj.items():
             if k != "resourceType":
-                yield from _paths(v, prefix + (k,))
+                yield from _paths(v, (*prefix, k))
     elif isinstance(obj, list):
         for i, v in enumerate(obj):
-            yield from _paths(v, prefix + (i,))
+            yield from _paths(v, (*prefix, i))
 
 
 def _mangled(rng: random.Random) -> dict:

@@ -286,12 +286,12 @@ def _paths(obj, prefix=()):
     if isinstance(obj, dict):
         for k, v in obj.items():
             if k != "resourceType":
-                yield prefix + (k,)
-                yield from _paths(v, prefix + (k,))
+                yield (*prefix, k)
+                yield from _paths(v, (*prefix, k))
     elif isinstance(obj, list):
         for i, v in enumerate(obj):
-            yield prefix + (i,)
-            yield from _paths(v, prefix + (i,))
+            yield (*prefix, i)
+            yield from _paths(v, (*prefix, i))
 
 
 def _set(obj, path, value):

@@ -124,7 +124,7 @@ def _start(resource_type: str, kind: str, r: Record, identifiers: list[dict], id
     resource = {"resourceType": resource_type, "id": id_ or resource_id(kind, local_id)}
     if meta:
         resource["meta"] = meta
-    resource["identifier"] = identifiers + [business_identifier(kind, local_id, r)]
+    resource["identifier"] = [*identifiers, business_identifier(kind, local_id, r)]
     return resource
 
 

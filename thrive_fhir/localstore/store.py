@@ -358,13 +358,11 @@ class LocalStore:
             for r in rows
         ]
 
-    def for_patient(
-        self, patient_key: str, type: str | None = None
-    ) -> list[dict]:  # `type` is the agreed parameter name
+    def for_patient(self, patient_key: str, type: str | None = None) -> list[dict]:  # noqa: A002  the agreed parameter name
         """Current versions of every resource saved for one patient (optionally one type)."""
         return [c.resource for c in self.for_patient_versioned(patient_key, type)]
 
-    def for_patient_versioned(self, patient_key: str, type: str | None = None) -> list[CurrentResource]:  # noqa: A002
+    def for_patient_versioned(self, patient_key: str, type: str | None = None) -> list[CurrentResource]:  # noqa: A002  as for_patient
         """Like :meth:`for_patient`, each resource with its local version number, read in one query.
 
         One query matters: reading versions separately could pair one version's content with another's

@@ -53,7 +53,7 @@ class _Refused(Exception):
 _TOO_LARGE = "A number in the body is too large for JSON to carry (beyond a double's range, about 1.8e308)"
 _MAX_FLOAT_DIGITS = len(str(int(1.7976931348623157e308)))  # 309
 #: An integer this long may be past a double's range (a hook on every integer would slow every parse).
-_LONG_DIGITS = re.compile(r"\d{%d}" % _MAX_FLOAT_DIGITS)
+_LONG_DIGITS = re.compile(rf"\d{{{_MAX_FLOAT_DIGITS}}}")
 
 
 def _decimal(text: str) -> JsonDecimal:

@@ -39,7 +39,7 @@ from ..smart_scopes import Grant
 
 ALL = ("batch-transactions", "server-ids", "empty-errors", "first-scope")
 MEDPLUM_MAX_UPDATES = 50
-TOKEN_PATH = "/auth/token"
+TOKEN_PATH = "/auth/token"  # noqa: S105  a URL path, not a secret
 
 
 class QuirksError(ValueError):

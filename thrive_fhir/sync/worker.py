@@ -158,7 +158,7 @@ class Worker:
         self.metrics = metrics or Metrics()
         self.worker_id = worker_id or f"{socket.gethostname()[:20]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.clock = clock
-        self.rng = rng or random.Random()
+        self.rng = rng or random.Random()  # noqa: S311  back-off jitter, not a secret
         #: False: batches on purpose (two phases, see _send_two_phase). Set to False by the worker
         #: itself when a store answers a transaction non-atomically.
         self.atomic = atomic_transactions

@@ -41,7 +41,7 @@ class Journey:
         from werkzeug.datastructures import MultiDict
 
         pairs = list(data.items()) if isinstance(data, dict) else list(data)
-        form = MultiDict(pairs + [("csrf_token", self.launch.csrf_token)])
+        form = MultiDict([*pairs, ("csrf_token", self.launch.csrf_token)])
         return self.client.post(self.launch.url(path), data=form, headers={"Origin": TEST_ORIGIN}, base_url=TEST_ORIGIN)
 
     def resources(self, rtype: str | None = None) -> list[dict]:

@@ -70,7 +70,7 @@ def _check(page, axe_check, screenshot, name):
 
 
 def test_clinician_walks_every_journey(page_in_launch, axe_check, screenshot):
-    page, app, launch = page_in_launch
+    page, app, _launch = page_in_launch
 
     # 1. grouping: first an empty submit shows the error summary, focused links to fields
     page.goto_launch("grouping/agree")

@@ -82,7 +82,7 @@ def test_printed_safety_plan_keeps_the_crisis_number_and_speaks_to_the_young_per
 ):
     app, _ = served
     seed_plan(app, "pat-print-1", risk=True)
-    page, launch, go = open_launch("pat-print-1")
+    page, _launch, go = open_launch("pat-print-1")
     go("safety-plan/print")
     assert page.locator("#risk-alert").is_visible()  # on screen the clinician still sees the banner
     axe_clean(page, axe_check, "safety-plan-print-screen")
@@ -129,7 +129,7 @@ def test_add_another_row_with_and_without_javascript(open_launch, served, browse
     axe_clean(page, axe_check, "safety-plan-form-added-row")
 
     # without JavaScript: the form is posted and redrawn with one more row, opening at it
-    app, origin = served
+    _app, origin = served
     context = browser.new_context(viewport={"width": 1024, "height": 700}, java_script_enabled=False)
     try:
         context.add_cookies(
@@ -175,7 +175,7 @@ def test_ending_help_asks_about_what_is_still_open(open_launch, served, axe_chec
         pairs = list(data.items()) if isinstance(data, dict) else list(data)
         return client.post(
             launch.url(suffix),
-            data=MultiDict(pairs + [("csrf_token", launch.csrf_token)]),
+            data=MultiDict([*pairs, ("csrf_token", launch.csrf_token)]),
             headers={"Origin": origin},
             base_url=origin.replace("http://", "https://"),
         )
@@ -255,7 +255,7 @@ def test_chart_axis_is_readable_on_a_small_phone(served, browser, axe_check):
 
 def test_agree_a_grouping_with_needs_led_decision_support(open_launch, served, axe_check, screenshot):
     app, _ = served
-    page, launch, go = open_launch("pat-decide-1")
+    page, _launch, go = open_launch("pat-decide-1")
     go("grouping/agree")
     assert page.get_by_role("heading", name="What each grouping would mean here").is_visible()
     assert page.get_by_text("What has helped before, and what has not?").is_visible()

@@ -114,7 +114,7 @@ def test_config_directory_field_wins_over_the_environment(tmp_path, monkeypatch)
     launch = make_launch(app)
     page = launch.client().get(launch.url("services/"), base_url="https://localhost").get_data(as_text=True)
     assert page.count('name="service" type="radio"') == 1
-    with pytest.raises(ConfigError, match="directory: .*missing.json does not exist"):
+    with pytest.raises(ConfigError, match=r"directory: .*missing\.json does not exist"):
         parse_config(test_config(tmp_path, directory="missing.json"), base_dir=tmp_path)
     with pytest.raises(ConfigError, match="directory: expected"):
         parse_config(test_config(tmp_path, directory=""), base_dir=tmp_path)

@@ -92,6 +92,6 @@ def test_ending_can_keep_them_open_with_a_reason(journey):
     assert journey.resources("CarePlan")[0]["status"] == "active"
     assert journey.resources("Task")[0]["status"] == "requested"
     assert journey.resources("Consent")[0]["status"] == "active"
-    ending = [o for o in journey.resources("Observation") if "Planned ending" in str(o.get("note"))][0]
+    ending = next(o for o in journey.resources("Observation") if "Planned ending" in str(o.get("note")))
     assert "The safety plan stays active: Social care leads the plan now" in ending["note"][0]["text"]
     journey.assert_all_valid()

@@ -178,7 +178,9 @@ def test_unknown_goal_is_a_404_page_not_an_error(journey):
 
 
 def test_progress_rules():
-    r = lambda *scores: [Rating(__import__("datetime").date(2025, 1, i + 1), s) for i, s in enumerate(scores)]
+    def r(*scores):
+        return [Rating(__import__("datetime").date(2025, 1, i + 1), s) for i, s in enumerate(scores)]
+
     assert gbo.change_label(r(2, 5)) == "Reliable improvement (+3)"
     assert gbo.change_label(r(5, 2)) == "Reliable deterioration (-3)"
     assert gbo.change_label(r(5, 7)) == "No reliable change yet (+2)"

@@ -200,7 +200,8 @@ def test_agree_page_shows_what_each_grouping_means_locally_without_ranking(journ
 
 
 def test_options_offered_and_chosen_are_recorded_with_the_grouping(journey):
-    form = grouping_form() + [
+    form = [
+        *grouping_form(),
         ("offered", "online-support"),
         ("offered", "mhst"),
         ("chosen", "mhst"),
@@ -220,6 +221,6 @@ def test_options_offered_and_chosen_are_recorded_with_the_grouping(journey):
     assert "Options the young person and family chose" in page
     bad = journey.post(
         "grouping/agree",
-        grouping_form(previous_id=obs["id"], change_reason="needs-changed") + [("chosen", "no-such-service")],
+        [*grouping_form(previous_id=obs["id"], change_reason="needs-changed"), ("chosen", "no-such-service")],
     )
     assert bad.status_code == 400 and "chosen" in error_links(bad)

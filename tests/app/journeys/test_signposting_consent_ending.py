@@ -34,7 +34,7 @@ def test_signposting_is_a_proposal_and_referral_an_order_with_a_task(journey):
     )
     requests = {sr["intent"]: sr for sr in journey.resources("ServiceRequest")}
     assert set(requests) == {"proposal", "order"}
-    grouping = [o for o in journey.resources("Observation") if "valueCodeableConcept" in o][0]
+    grouping = next(o for o in journey.resources("Observation") if "valueCodeableConcept" in o)
     assert requests["order"]["reasonReference"] == [{"reference": f"Observation/{grouping['id']}"}]
     [task] = journey.resources("Task")
     assert task["focus"] == {"reference": f"ServiceRequest/{requests['order']['id']}"}

@@ -86,6 +86,15 @@ def test_two_ratings_on_one_day_are_told_apart_on_the_axis():
     assert gbo.axis_labels(other_days) == ["1 Dec", "2 Dec"]
 
 
+def test_chart_escapes_an_id_from_the_server():
+    """The chart's ids come from the Goal's id, which a FHIR server chose: it must not inject markup."""
+    ratings = [Rating(date(2025, 1, 1), 3), Rating(date(2025, 2, 1), 7)]
+    svg = gbo.goal_chart('x"><script>alert(1)</script>', 1, "Sleep <better>", ratings)
+    assert "<script>" not in svg
+    assert "<better>" not in svg
+    assert 'id="chart-x&#34;&gt;&lt;script&gt;alert(1)&lt;/script&gt;-title"' in svg
+
+
 def test_favicon_is_served(journey):
     resp = journey.client.get("/favicon.ico")
     assert resp.status_code == 200 and resp.data[:4] == b"\x00\x00\x01\x00"  # an ICO file
