@@ -70,7 +70,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 AUTH_METHODS = ("public", "private_key_jwt", "client_secret_basic")
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -216,9 +216,10 @@ def _strs(raw: dict, key: str, where: str) -> tuple[str, ...]:
 def _auth_hosts(raw: dict, where: str) -> tuple[str, ...]:
     entries = _strs(raw, "auth_hosts", where)
     for entry in entries:
-        parts = urlsplit(entry if "://" in entry else f"https://{entry}")
+        split = urlsplit(entry if "://" in entry else f"https://{entry}")
+        parts: SplitResult | None = split
         try:
-            _ = parts.port
+            _ = split.port
         except ValueError:
             parts = None
         if (

@@ -19,7 +19,7 @@ import secrets
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, overload
 
 import sqlalchemy as sa
 from cryptography.fernet import Fernet, InvalidToken
@@ -95,6 +95,10 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+@overload
+def _aware(value: datetime) -> datetime: ...
+@overload
+def _aware(value: datetime | None) -> datetime | None: ...
 def _aware(value: datetime | None) -> datetime | None:
     # SQLite returns naive datetimes even for timezone=True columns.
     if value is not None and value.tzinfo is None:

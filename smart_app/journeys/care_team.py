@@ -12,6 +12,8 @@ The safety plan points at the team (``CarePlan.careTeam``) from its next save.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from flask import request
 
 from smart_app import records
@@ -111,7 +113,7 @@ def _save(
     members: list[CareTeamMember],
     token: str,
     expected: int,
-    extra: list[tuple[dict, int | None]] = (),
+    extra: Sequence[tuple[dict, int | None]] = (),
 ):
     """Build the team's next version and save it (with ``extra``, e.g. a new RelatedPerson)."""
     w = saving.who(launch)

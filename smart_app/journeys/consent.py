@@ -168,7 +168,7 @@ def _input(
         custodian=w.organization_ref,
         plan=plan_ref,
         date_time=when,
-        start_date=start,
+        start_date=start,  # type: ignore[arg-type]  # None if the stored start is unreadable: the builder refuses it
         end_date=end_date,
         competence=competence,
         competence_note=competence_note,

@@ -171,12 +171,18 @@ class CloseGoalForm(Schema):
     ORDER: ClassVar[list[str]] = ["outcome", "reason"]
 
 
-def ratings_form(goal_ids: list[str]) -> Schema:
-    """One screen of ratings: a ``score-<goal id>`` field per open goal, blank = not rated."""
-    spec = {"token": Token(), **{f"score-{gid}": Score() for gid in goal_ids}}
-    schema_cls = Schema.from_dict(spec, name="RatingsForm")
+class OrderedSchema(Schema):
+    """A form whose fields are built per request: ``ORDER`` names them in page order."""
 
-    class RatingsForm(schema_cls):
+    ORDER: ClassVar[list[str]] = []
+
+
+def ratings_form(goal_ids: list[str]) -> OrderedSchema:
+    """One screen of ratings: a ``score-<goal id>`` field per open goal, blank = not rated."""
+    spec: dict[str, fields.Field] = {"token": Token(), **{f"score-{gid}": Score() for gid in goal_ids}}
+    schema_cls: type[OrderedSchema] = OrderedSchema.from_dict(spec, name="RatingsForm")  # type: ignore[assignment]
+
+    class RatingsForm(schema_cls):  # type: ignore[valid-type,misc]
         ORDER: ClassVar[list[str]] = [f"score-{gid}" for gid in goal_ids]
 
         @validates_schema
@@ -309,12 +315,12 @@ REFERRAL_CHANGES = {
 }
 
 
-def referral_change_form(kind: str) -> Schema:
+def referral_change_form(kind: str) -> OrderedSchema:
     """Updating, cancelling or making a referral again: the form's one text box (the update, the
     reason for cancelling, or what the service is asked to do) arrives as ``text``."""
     name, blank = REFERRAL_CHANGES[kind]
 
-    class ReferralChangeForm(Schema):
+    class ReferralChangeForm(OrderedSchema):
         token = Token()
         sr_version = Version()
         task_version = Version()

@@ -87,6 +87,8 @@ def index():
 
 def _find_goal(goal_id: str):
     launch = current_launch()
+    if launch.patient_ref is None:  # no young person in this launch: no goal of theirs either
+        return None
     for g in records.goals(launch.local_store, launch.patient_ref):
         if g.id == goal_id:
             return g

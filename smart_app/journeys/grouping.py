@@ -90,6 +90,8 @@ def index():
 def send_to_ehr(obs_id: str):
     """Retry sending a saved grouping to the EHR (the warning's "Send to the EHR again")."""
     launch = current_launch()
+    if launch.patient_ref is None:  # no young person in this launch: no grouping of theirs either
+        abort(404)
     found = records.of(launch.local_store, launch.patient_ref).get(f"Observation/{obs_id}")
     if found is None or not records.is_grouping(found.resource):
         abort(404)

@@ -37,7 +37,10 @@ def holder_options(launch) -> list[tuple[str, str, str | None]]:
     """(key, label, reference) for every possible holder, young person first."""
     d = directory()
     w = saving.who(launch)
-    out = [("young-person", "The young person", w.patient_ref), ("this-service", "This service (you)", w.author_ref)]
+    out: list[tuple[str, str, str | None]] = [
+        ("young-person", "The young person", w.patient_ref),
+        ("this-service", "This service (you)", w.author_ref),
+    ]
     out += [(f"agency:{a.key}", a.name, agency_ref(d, a)) for a in other_agencies(launch)]
     for s in d.services:
         out.append((f"service:{s.code}", f"{s.name} ({s.agency.name})", service_ref(d, s)))
@@ -122,7 +125,7 @@ def _sections_view(resource: dict | None, launch, *, for_young_person: bool = Fa
     ``for_young_person``: the printed copy is the young person's own plan, written to them (the
     section names already say "I" and "my"): their own items carry no holder, and "this service
     (you)", which means the clinician on screen, becomes "your worker at <service>"."""
-    labels = {ref: label for _, label, ref in holder_options(launch)}
+    labels: dict[str | None, str | None] = {ref: label for _, label, ref in holder_options(launch)}
     if for_young_person:
         w = saving.who(launch)
         labels[w.patient_ref] = None
@@ -164,12 +167,17 @@ def _worker_label(launch) -> str:
     return f"Your worker at {own.name}" if own else "Your worker"
 
 
+def _current_plan(launch) -> records.Versioned | None:
+    """The young person's current plan (none in a launch without a young person)."""
+    return records.safety_plan(launch.local_store, launch.patient_ref) if launch.patient_ref else None
+
+
 def _form_page(values, counts, errors=None, status=200, conflict=None, spare: int = 0):
     """The form with ``counts`` rows per section plus ``spare`` empty ones (a fresh form gets one
     spare row per section; a redrawn form shows exactly the rows that were posted, so "Add another
     row" adds one row to its own section and nothing anywhere else)."""
     launch = current_launch()
-    plan = records.safety_plan(launch.local_store, launch.patient_ref)
+    plan = _current_plan(launch)
     sections = []
     for section in vocab.safety_plan_sections():
         n = max(counts.get(section.code, 0) + spare, 1)
@@ -212,7 +220,7 @@ def _team_active(launch) -> bool:
 @launch_required
 def index():
     launch = current_launch()
-    plan = records.safety_plan(launch.local_store, launch.patient_ref)
+    plan = _current_plan(launch)
     return render(
         "journeys/safety_plan/index.html",
         plan=plan,
@@ -229,7 +237,7 @@ def index():
 @launch_required
 def print_view():
     launch = current_launch()
-    plan = records.safety_plan(launch.local_store, launch.patient_ref)
+    plan = _current_plan(launch)
     return render(
         "journeys/safety_plan/print.html",
         plan=plan,
@@ -244,9 +252,9 @@ def print_view():
 @launch_required
 def version(version: int):
     launch = current_launch()
-    plan = records.safety_plan(launch.local_store, launch.patient_ref)
+    plan = _current_plan(launch)
     found = next((v for v in _versions(launch.local_store, plan) if v["version"] == version), None)
-    if found is None:
+    if found is None or plan is None:  # no plan has no versions
         return render(
             "journeys/safety_plan/index.html",
             status=404,

@@ -160,6 +160,8 @@ MESSAGES = {
 
 def _find(sr_id: str) -> records.Signpost | None:
     launch = current_launch()
+    if launch.patient_ref is None:  # no young person in this launch: no referral of theirs either
+        return None
     return next((s for s in records.signposts(launch.local_store, launch.patient_ref) if s.id == sr_id), None)
 
 
@@ -171,7 +173,7 @@ def _referral_view(sp: records.Signpost) -> dict:
     d = directory()
     service = d.service(sp.service_code) if sp.service_code else None
     task = sp.task or {}
-    recs = records.of(launch.local_store, launch.patient_ref)
+    recs = records.of(launch.local_store, launch.patient_ref or "")  # set: sp was found for this patient
     replaced_by = [
         s
         for s in recs.signposts

@@ -59,6 +59,19 @@ def test_quirk_names_parse_and_unknown_ones_are_refused():
     assert first_wildcard_only("system/*.rs system/*.cu openid") == "system/*.rs openid"
 
 
+def test_token_endpoint_without_a_token_book_is_a_404_not_a_crash():
+    """first-scope built by hand without a TokenBook (wrap() always gives one): no token endpoint."""
+    from thrive_fhir.store.quirks import TOKEN_PATH, QuirksMiddleware
+
+    def inner(environ, start_response):  # never reached
+        raise AssertionError("the token request must not reach the store")
+
+    middleware = QuirksMiddleware(inner, Quirks(first_scope=True))
+    answer = middleware.handle({"REQUEST_METHOD": "POST", "PATH_INFO": TOKEN_PATH})
+    assert answer.status == 404
+    assert json.loads(answer.body)["resourceType"] == "OperationOutcome"
+
+
 @pytest.fixture(scope="module")
 def empty_errors_store(tmp_path_factory):
     server = QuirksStoreProcess(tmp_path_factory.mktemp("empty"), "empty-errors").start()

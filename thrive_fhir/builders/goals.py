@@ -45,11 +45,14 @@ class GoalAcceptance:
     status: str = "agree"
 
 
+GoalOutcome = Literal["achieved", "not-achieved", "ended"]
+
+
 @dataclass(frozen=True, kw_only=True)
 class GoalClosing:
     """How a goal ended: ``achieved``, ``not-achieved`` (completed either way) or ``ended`` (stopped early)."""
 
-    outcome: Literal["achieved", "not-achieved", "ended"]
+    outcome: GoalOutcome
     on: date
     reason: str | None = None
     achievement: str | None = None  # for "ended": the last known progress, if any
@@ -101,7 +104,7 @@ def slot_concept(slot: int) -> dict:
 
 
 def close_goal(
-    goal: GoalInput, outcome: str, on: date, reason: str | None = None, achievement: str | None = None
+    goal: GoalInput, outcome: GoalOutcome, on: date, reason: str | None = None, achievement: str | None = None
 ) -> GoalInput:
     """The same goal, closed: the new version to build and send with ``If-Match``."""
     return dataclasses.replace(

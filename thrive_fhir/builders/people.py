@@ -121,7 +121,7 @@ def _start(resource_type: str, kind: str, r: Record, identifiers: list[dict], id
     meta: dict = {}
     if r.source_ods is not None:
         meta["source"] = canonical.source_uri(check_ods(r.source_ods, "source_ods"))
-    resource = {"resourceType": resource_type, "id": id_ or resource_id(kind, local_id)}
+    resource: dict = {"resourceType": resource_type, "id": id_ or resource_id(kind, local_id)}
     if meta:
         resource["meta"] = meta
     resource["identifier"] = [*identifiers, business_identifier(kind, local_id, r)]

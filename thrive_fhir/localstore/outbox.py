@@ -16,10 +16,12 @@ import json
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import (
+    ColumnElement,
     String,
     and_,
     bindparam,
@@ -35,6 +37,7 @@ from sqlalchemy import (
     update,
     values,
 )
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, aliased
 
@@ -49,8 +52,13 @@ o = m.outbox
 
 # Status values written into the SQL text, not bound: a partial index (``WHERE status = 'pending'``)
 # is only usable when the planner sees the value (SQLite at prepare time; PostgreSQL generic plans).
-PENDING = literal_column("'pending'")
-SENT = literal_column("'sent'")
+PENDING: ColumnElement[str] = literal_column("'pending'")
+SENT: ColumnElement[str] = literal_column("'sent'")
+
+
+def rowcount(s: Session, statement: Any) -> int:
+    """Rows an UPDATE or DELETE touched: for those, Session.execute returns a CursorResult."""
+    return cast(CursorResult, s.execute(statement)).rowcount
 
 
 def enqueue(s: Session, cs: ChangeSet, uid: str, entries: list[list], now: float) -> int:
@@ -143,7 +151,7 @@ _ROW_COLUMNS = (
 )
 
 
-def _first_rows(s: Session, patient_keys: list[str], per_patient: int) -> list:
+def _first_rows(s: Session, patient_keys: list[str], per_patient: int) -> Sequence:
     """Each patient's oldest ``per_patient`` pending rows, oldest first overall.
 
     One short index range per patient (ix_outbox_patient_pending), however deep the queue. The former
@@ -276,7 +284,8 @@ def mark_sent(s: Session, rows: list[Claimed], owner: str, status: int, states: 
     """Rows done; ``states`` are ``sync_resource_state`` values for every resource written."""
     ids = [r.id for r in rows]
     _settle(rows)
-    n = s.execute(
+    n = rowcount(
+        s,
         update(o)
         .where(_owned(ids, owner))
         .values(
@@ -288,8 +297,8 @@ def mark_sent(s: Session, rows: list[Claimed], owner: str, status: int, states: 
             last_error=None,
             needs_check=False,
             updated_at=now,
-        )
-    ).rowcount
+        ),
+    )
     if states:
         upsert_states(s, states)
     return n
@@ -300,10 +309,13 @@ def upsert_states(s: Session, states: list[dict]) -> None:
     t = m.sync_resource_state
     states = [st if "store_id" in st else dict(st, store_id=None) for st in states]
     if s.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        stmt: Any = pg_insert(t)
     else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    stmt = dialect_insert(t)
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        stmt = sqlite_insert(t)
     stmt = stmt.on_conflict_do_update(
         index_elements=[t.c.resource_type, t.c.resource_id],
         set_={
@@ -478,8 +490,9 @@ def release(store: LocalStore, rows: list[Claimed], owner: str, now: float) -> i
     if not rows:
         return 0
     with store.session() as s:
-        return s.execute(
+        return rowcount(
+            s,
             update(o)
             .where(_owned([r.id for r in rows], owner))
-            .values(lease_owner=None, lease_until=None, needs_check=True, updated_at=now)
-        ).rowcount
+            .values(lease_owner=None, lease_until=None, needs_check=True, updated_at=now),
+        )

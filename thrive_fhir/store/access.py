@@ -81,7 +81,7 @@ def audit_event(
 ) -> dict:
     """An AuditEvent recording one read or search (docs/design/fhir-model.md section 4). Holds references only."""
     if grant is not None and (grant.user or grant.organization):
-        who = {"reference": grant.user or grant.organization}
+        who: dict = {"reference": grant.user or grant.organization}
     elif grant is not None:
         who = {"identifier": {"system": "urn:ietf:params:oauth:client-id", "value": grant.client_id}}
     else:
@@ -95,7 +95,7 @@ def audit_event(
     if grant is not None and grant.user and grant.organization:
         agents.append({"who": {"reference": grant.organization}, "requestor": False})
     patients = sorted({p for _t, _i, p in entities if p})
-    entity = [{"what": {"reference": f"{t}/{i}"}} for t, i, _p in entities]
+    entity: list[dict] = [{"what": {"reference": f"{t}/{i}"}} for t, i, _p in entities]
     for p in patients:
         if f"Patient/{p}" not in {e["what"]["reference"] for e in entity}:
             entity.append(

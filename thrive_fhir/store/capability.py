@@ -54,7 +54,7 @@ def capability_statement(
         if rtype == "Patient":
             entry["operation"] = [{"name": "export", "definition": EXPORT_PATIENT}]
         resources.append(entry)
-    rest = {
+    rest: dict = {
         "mode": "server",
         "resource": resources,
         "interaction": [{"code": c} for c in SYSTEM_INTERACTIONS],

@@ -31,7 +31,7 @@ def operation_outcome(issues: list[dict]) -> dict:
 
 
 def issue(severity: str, code: str, diagnostics: str, expression: list[str] | None = None) -> dict:
-    out = {"severity": severity, "code": code, "diagnostics": diagnostics}
+    out: dict = {"severity": severity, "code": code, "diagnostics": diagnostics}
     if expression:
         out["expression"] = expression
     return out

@@ -36,6 +36,7 @@ class JsonDecimal(Decimal):
     """A JSON decimal: its value, and its text exactly as the client wrote it."""
 
     __slots__ = ("literal",)
+    literal: str
 
     def __new__(cls, literal: str):
         self = super().__new__(cls, literal)

@@ -56,18 +56,20 @@ class Quirks:
 
     @classmethod
     def parse(cls, spec: str) -> Quirks:
-        names: dict[str, object] = {}
+        names: dict[str, bool] = {}
+        max_updates: int | None = None
         for raw in (spec or "").split(","):
             name = raw.strip().lower()
             if not name:
                 continue
             if name == "medplum":
-                names.update({n: True for n in ALL}, **{"max-updates": MEDPLUM_MAX_UPDATES})
+                names.update({n: True for n in ALL})
+                max_updates = MEDPLUM_MAX_UPDATES
             elif name.startswith("max-updates="):
                 value = name.split("=", 1)[1]
                 if not value.isdigit() or int(value) < 1:
                     raise QuirksError("max-updates needs a positive number, e.g. max-updates=50")
-                names["max-updates"] = int(value)
+                max_updates = int(value)
             elif name in ALL:
                 names[name] = True
             else:
@@ -77,8 +79,8 @@ class Quirks:
             server_ids=bool(names.get("server-ids")),
             empty_errors=bool(names.get("empty-errors")),
             first_scope=bool(names.get("first-scope")),
-            max_updates=names.get("max-updates"),
-        )  # type: ignore[arg-type]
+            max_updates=max_updates,
+        )
 
     def describe(self) -> str:
         flags = (self.batch_transactions, self.server_ids, self.empty_errors, self.first_scope)
@@ -156,7 +158,7 @@ class QuirksMiddleware:
         path: str | None = None,
         query: str | None = None,
         body: bytes | None = None,
-        headers: dict[str, str] | None = None,
+        headers: dict[str, str | None] | None = None,
     ) -> _Answer:
         env = dict(environ)
         if method is not None:
@@ -276,7 +278,7 @@ class QuirksMiddleware:
     # --- Bundles ---------------------------------------------------------------------------------
     def _bundle(self, environ, bundle: dict, raw: bytes) -> _Answer:
         q = self.quirks
-        entries = bundle.get("entry") if isinstance(bundle.get("entry"), list) else []
+        entries: list = bundle["entry"] if isinstance(bundle.get("entry"), list) else []
         writes = sum(
             1
             for e in entries
@@ -373,6 +375,8 @@ class QuirksMiddleware:
         return _Answer(200, [("Content-Type", "application/json")], json.dumps(doc).encode())
 
     def _token(self, environ) -> _Answer:
+        if self.tokens is None:  # first-scope without a TokenBook (wrap() always gives one): no token endpoint
+            return self._outcome(404, "This server has no token endpoint")
         if environ.get("REQUEST_METHOD") != "POST":
             return self._outcome(405, "POST the token request")
         form = dict(parse_qsl(_read(environ).decode("utf-8", "replace")))

@@ -392,8 +392,8 @@ def count_select(q: SearchQuery, restrict_patient: str | None = None) -> Cond:
 
 def page_select(q: SearchQuery, restrict_patient: str | None = None) -> Cond:
     """One page (plus one row, to know whether there is a next page) in sort order after the cursor."""
-    sql, params = build_select(q, restrict_patient)
-    params = list(params)
+    sql, bound = build_select(q, restrict_patient)
+    params = list(bound)
     desc = q.sort.startswith("-")
     by_updated = q.sort.lstrip("-") == "_lastUpdated"
     op = "<" if desc else ">"

@@ -310,7 +310,7 @@ def params_for(rtype: str) -> dict[str, SearchParam]:
 # --- extraction ----------------------------------------------------------------------------------
 
 
-def reference_key(ref: str, base: str | None) -> str | None:
+def reference_key(ref: str | None, base: str | None) -> str | None:
     """``Type/id`` for a literal reference to this server (relative, or absolute with our base)."""
     if not isinstance(ref, str) or not ref or ref.startswith("#") or ref.startswith("urn:"):
         return None

@@ -68,7 +68,8 @@ def requeue(store: LocalStore, row_id: int, *, expect: str = "dead") -> None:
     """Put a dead letter back in the queue. The next attempt reads the store first (needs_check)."""
     now = time.time()
     with store.session() as s:
-        n = s.execute(
+        n = q.rowcount(
+            s,
             update(o)
             .where(o.c.id == row_id, o.c.status == expect)
             .values(
@@ -78,14 +79,14 @@ def requeue(store: LocalStore, row_id: int, *, expect: str = "dead") -> None:
                 lease_until=None,
                 needs_check=True,
                 updated_at=now,
-            )
-        ).rowcount
+            ),
+        )
         if n != 1:
             raise AdminError(f"outbox row {row_id} is not a {'dead letter' if expect == 'dead' else expect}")
         _event(s, row_id, "requeued", f"re-queued from {expect} by an operator")
 
 
-def resolve_conflict(store: LocalStore, client: FhirClient, row_id: int, keep: str) -> None:
+def resolve_conflict(store: LocalStore, client: FhirClient | None, row_id: int, keep: str) -> None:
     """``keep='theirs'``: drop our change (the store's version stands).
     ``keep='ours'``: a person decided our version wins; it is sent with If-Match on the store's
     *current* version, so a further change made meanwhile is still caught."""
@@ -102,6 +103,8 @@ def resolve_conflict(store: LocalStore, client: FhirClient, row_id: int, keep: s
             )
             _event(s, row_id, "resolved", "kept the store's version")
         return
+    if client is None:
+        raise AdminError("keeping our version needs the FHIR server (a client) to read its current versions")
     with store.reader.connect() as c:
         entries = json.loads(c.execute(select(o.c.entries).where(o.c.id == row_id)).scalar_one())
     known = q.load_states(store, [(t, i) for t, i, _v in entries])

@@ -234,9 +234,8 @@ class Worker:
             self._send(plans)
 
     def _plan(self, rows: list[q.Claimed]) -> list[Plan]:
-        keys = [tuple(e) for r in rows for e in r.entries]
         versions = q.load_versions(self.store, [r.id for r in rows])
-        states = q.load_states(self.store, sorted({(t, i) for t, i, _ in keys}))
+        states = q.load_states(self.store, sorted({(e[0], e[1]) for r in rows for e in r.entries}))
         plans = []
         for row in rows:
             plan = Plan(row)
@@ -361,9 +360,9 @@ class Worker:
                 return None
             for res in _resources(reply, rtype):
                 for ident in res.get("identifier") or []:
-                    e = wanted.get(f"{ident.get('system')}|{ident.get('value')}")
-                    if e is not None:
-                        out[e.key] = res
+                    found = wanted.get(f"{ident.get('system')}|{ident.get('value')}")
+                    if found is not None:
+                        out[found.key] = res
         return out
 
     def _find_provenances(self, plans: list[Plan], current: dict) -> dict[str, dict] | None:
@@ -405,8 +404,9 @@ class Worker:
                 self._last_reply = reply
                 return None
             for res in _resources(reply, "Provenance"):
-                if source_fragment(res) in targets[ref]:
-                    out[source_fragment(res)] = res
+                fragment = source_fragment(res)
+                if fragment is not None and fragment in targets[ref]:
+                    out[fragment] = res
         return out
 
     def _state(
