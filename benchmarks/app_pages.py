@@ -77,7 +77,7 @@ def pct(values: list[float], p: float) -> float:
     values = sorted(values)
     if not values:
         return float("nan")
-    k = max(0, min(len(values) - 1, int(round(p / 100 * len(values) + 0.5)) - 1))
+    k = max(0, min(len(values) - 1, round(p / 100 * len(values) + 0.5) - 1))
     return values[k]
 
 
@@ -105,8 +105,9 @@ def run_pages(label: str, database_url: str, clinicians: int, rounds: int, threa
     cfg_file.write_text(json.dumps(config))
     port = free_port()
     # The server runs in its own process so the simulated clinicians do not share its GIL.
-    proc = subprocess.Popen([sys.executable, __file__, "--serve", str(cfg_file), "--port", str(port),
-                             "--threads", str(threads)])
+    proc = subprocess.Popen(
+        [sys.executable, __file__, "--serve", str(cfg_file), "--port", str(port), "--threads", str(threads)]
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         wait_up(base + "/healthz", timeout=30, proc=proc, interval=0.2)
@@ -138,8 +139,16 @@ def run_pages(label: str, database_url: str, clinicians: int, rounds: int, threa
                     continue
                 form = {"csrf_token": launch.csrf_token, "token": token.group(1)}
                 form.update({f: "7" for f in fields})
-                r = timed("save rating", lambda: s.post(base + launch.url("goals/rate"), data=form,
-                                                        headers={"Origin": base}, allow_redirects=False, timeout=30))
+                r = timed(
+                    "save rating",
+                    lambda: s.post(
+                        base + launch.url("goals/rate"),
+                        data=form,
+                        headers={"Origin": base},
+                        allow_redirects=False,
+                        timeout=30,
+                    ),
+                )
                 if r.status_code not in (200, 302, 303):
                     errors.append(("save rating", r.status_code))
 
@@ -152,8 +161,10 @@ def run_pages(label: str, database_url: str, clinicians: int, rounds: int, threa
     finally:
         proc.terminate()
         proc.wait(timeout=20)
-    print(f"\n== {label}: {clinicians} concurrent clinicians x {rounds} rounds, server {threads} threads, "
-          f"wall {wall:.1f}s{'' if journeys else ' (journeys not installed: no rating saves)'}")
+    print(
+        f"\n== {label}: {clinicians} concurrent clinicians x {rounds} rounds, server {threads} threads, "
+        f"wall {wall:.1f}s{'' if journeys else ' (journeys not installed: no rating saves)'}"
+    )
     print(f"{'page':<14}{'n':>6}{'srv p50':>9}{'srv p95':>9}{'srv max':>9}{'cli p95':>9}  (ms)")
     out = {}
     for kind in ("summary", "goals page", "save rating"):
@@ -162,7 +173,9 @@ def run_pages(label: str, database_url: str, clinicians: int, rounds: int, threa
         srv = [a for a, _ in samples[kind]]
         cli = [b for _, b in samples[kind]]
         out[kind] = pct(srv, 95)
-        print(f"{kind:<14}{len(srv):>6}{ms(pct(srv, 50)):>9}{ms(pct(srv, 95)):>9}{ms(max(srv)):>9}{ms(pct(cli, 95)):>9}")
+        print(
+            f"{kind:<14}{len(srv):>6}{ms(pct(srv, 50)):>9}{ms(pct(srv, 95)):>9}{ms(max(srv)):>9}{ms(pct(cli, 95)):>9}"
+        )
     if errors:
         print(f"ERRORS: {len(errors)} e.g. {errors[:3]}")
     return out
@@ -201,8 +214,12 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--launches", type=int, default=10)
     ap.add_argument("--no-postgres", action="store_true")
-    ap.add_argument("--threads", type=int, default=2,
-                    help="waitress threads in the server process (default: one per core of this 2-core machine)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=2,
+        help="waitress threads in the server process (default: one per core of this 2-core machine)",
+    )
     ap.add_argument("--serve", help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -221,8 +238,10 @@ def main() -> None:
             drop()
 
     times = run_launch(args.launches)
-    print(f"\n== launch-to-first-summary (real sandbox, {len(times)} launches): "
-          f"first {ms(times[0])} ms, median {ms(statistics.median(times))} ms, max {ms(max(times))} ms")
+    print(
+        f"\n== launch-to-first-summary (real sandbox, {len(times)} launches): "
+        f"first {ms(times[0])} ms, median {ms(statistics.median(times))} ms, max {ms(max(times))} ms"
+    )
 
     print("\n== targets")
     for db, r in results.items():

@@ -24,11 +24,11 @@ from pathlib import Path
 import requests
 import waitress
 
+from tests.support.servers import free_port
 from thrive_fhir.store import create_app
 from thrive_fhir.store.fhirdates import to_instant, utcnow
 from thrive_fhir.store.schema import create_schema, make_engine
 from thrive_fhir.store.schema import resource_versions as rv
-from tests.support.servers import free_port
 
 
 def rss_mb() -> float:
@@ -46,26 +46,52 @@ def load(database: str, total: int) -> None:
     patients = max(1, total // 100)
     batch = []
     with engine.begin() as conn:
+
         def flush():
             conn.execute(rv.insert(), batch)
             batch.clear()
 
         for p in range(patients):
             pid = uuid.uuid4().hex
-            batch.append({"res_type": "Patient", "res_id": pid, "version_id": 1, "last_updated": now,
-                          "deleted": False, "is_current": True, "patient_key": pid,
-                          "content": json.dumps({"resourceType": "Patient", "id": pid,
-                                                 "meta": {"versionId": "1", "lastUpdated": stamp}})})
+            batch.append(
+                {
+                    "res_type": "Patient",
+                    "res_id": pid,
+                    "version_id": 1,
+                    "last_updated": now,
+                    "deleted": False,
+                    "is_current": True,
+                    "patient_key": pid,
+                    "content": json.dumps(
+                        {"resourceType": "Patient", "id": pid, "meta": {"versionId": "1", "lastUpdated": stamp}}
+                    ),
+                }
+            )
             for _ in range(total // patients - 1):
                 oid = uuid.uuid4().hex
-                batch.append({"res_type": "Observation", "res_id": oid, "version_id": 1, "last_updated": now,
-                              "deleted": False, "is_current": True, "patient_key": pid,
-                              "content": json.dumps({
-                                  "resourceType": "Observation", "id": oid,
-                                  "meta": {"versionId": "1", "lastUpdated": stamp}, "status": "final",
-                                  "code": {"coding": [{"system": "http://loinc.org", "code": "72166-2"}]},
-                                  "subject": {"reference": f"Patient/{pid}"},
-                                  "effectiveDateTime": "2024-05-01T10:00:00Z", "valueInteger": 5})})
+                batch.append(
+                    {
+                        "res_type": "Observation",
+                        "res_id": oid,
+                        "version_id": 1,
+                        "last_updated": now,
+                        "deleted": False,
+                        "is_current": True,
+                        "patient_key": pid,
+                        "content": json.dumps(
+                            {
+                                "resourceType": "Observation",
+                                "id": oid,
+                                "meta": {"versionId": "1", "lastUpdated": stamp},
+                                "status": "final",
+                                "code": {"coding": [{"system": "http://loinc.org", "code": "72166-2"}]},
+                                "subject": {"reference": f"Patient/{pid}"},
+                                "effectiveDateTime": "2024-05-01T10:00:00Z",
+                                "valueInteger": 5,
+                            }
+                        ),
+                    }
+                )
             if len(batch) >= 20000:
                 flush()
         if batch:
@@ -117,10 +143,14 @@ def main() -> None:
         manifest = poll.json()
         count = sum(o["count"] for o in manifest["output"])
         size = sum(p.stat().st_size for p in (tmp / "exports").rglob("*.ndjson"))
-        print(f"exported {count} resources in {elapsed:.1f} s ({count / elapsed:.0f} resources/s), "
-              f"{size / 1e6:.0f} MB NDJSON")
-        print(f"server RSS before {before:.0f} MB, after {after:.0f} MB, peak while exporting {peak:.0f} MB "
-              f"(growth {peak - before:+.0f} MB for {count} resources)")
+        print(
+            f"exported {count} resources in {elapsed:.1f} s ({count / elapsed:.0f} resources/s), "
+            f"{size / 1e6:.0f} MB NDJSON"
+        )
+        print(
+            f"server RSS before {before:.0f} MB, after {after:.0f} MB, peak while exporting {peak:.0f} MB "
+            f"(growth {peak - before:+.0f} MB for {count} resources)"
+        )
         server.close()
         app.engine.dispose()
     finally:

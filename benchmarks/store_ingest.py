@@ -25,14 +25,14 @@ import requests
 
 from tests.support.servers import OwnStoreProcess, SekmetProcess, create_pg_database
 
-HEADERS = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json",
-           "Prefer": "return=minimal"}
+HEADERS = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json", "Prefer": "return=minimal"}
 
 
 def start_ours(workdir: Path, database: str, *, validate: bool = True) -> OwnStoreProcess:
     server = OwnStoreProcess(workdir / f"ours-{uuid.uuid4().hex[:6]}", database=database, validate=validate)
-    server.name = (f"ours ({'postgres' if 'postgresql' in database else 'sqlite'}, validation "
-                   f"{'on' if validate else 'off'})")
+    server.name = (
+        f"ours ({'postgres' if 'postgresql' in database else 'sqlite'}, validation {'on' if validate else 'off'})"
+    )
     return server.start()
 
 
@@ -46,21 +46,46 @@ def synthetic_bundle(n_patients: int = 20, obs_per_patient: int = 4) -> bytes:
     entries = []
     for p in range(n_patients):
         pid = str(uuid.uuid4())
-        entries.append({"resource": {"resourceType": "Patient", "id": pid,
-                                     "identifier": [{"system": "https://example.org/bench", "value": pid}],
-                                     "name": [{"family": "Bench", "given": [f"P{p}"]}], "gender": "unknown",
-                                     "birthDate": "2011-02-03"},
-                        "request": {"method": "PUT", "url": f"Patient/{pid}"}})
+        entries.append(
+            {
+                "resource": {
+                    "resourceType": "Patient",
+                    "id": pid,
+                    "identifier": [{"system": "https://example.org/bench", "value": pid}],
+                    "name": [{"family": "Bench", "given": [f"P{p}"]}],
+                    "gender": "unknown",
+                    "birthDate": "2011-02-03",
+                },
+                "request": {"method": "PUT", "url": f"Patient/{pid}"},
+            }
+        )
         for o in range(obs_per_patient):
             oid = str(uuid.uuid4())
-            entries.append({"resource": {
-                "resourceType": "Observation", "id": oid, "status": "final",
-                "identifier": [{"system": "https://example.org/bench-obs", "value": oid}],
-                "category": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/observation-category",
-                                          "code": "survey"}]}],
-                "code": {"coding": [{"system": "http://loinc.org", "code": "72166-2"}]},
-                "subject": {"reference": f"Patient/{pid}"}, "effectiveDateTime": f"2024-0{1 + o}-15T10:00:00Z",
-                "valueInteger": o + 3}, "request": {"method": "PUT", "url": f"Observation/{oid}"}})
+            entries.append(
+                {
+                    "resource": {
+                        "resourceType": "Observation",
+                        "id": oid,
+                        "status": "final",
+                        "identifier": [{"system": "https://example.org/bench-obs", "value": oid}],
+                        "category": [
+                            {
+                                "coding": [
+                                    {
+                                        "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+                                        "code": "survey",
+                                    }
+                                ]
+                            }
+                        ],
+                        "code": {"coding": [{"system": "http://loinc.org", "code": "72166-2"}]},
+                        "subject": {"reference": f"Patient/{pid}"},
+                        "effectiveDateTime": f"2024-0{1 + o}-15T10:00:00Z",
+                        "valueInteger": o + 3,
+                    },
+                    "request": {"method": "PUT", "url": f"Observation/{oid}"},
+                }
+            )
     return json.dumps({"resourceType": "Bundle", "type": "transaction", "entry": entries}).encode()
 
 
@@ -114,8 +139,10 @@ def main() -> None:
     results = {}
     cleanups = []
     try:
-        setups = [("ours-sqlite-validate", lambda: start_ours(tmp, f"sqlite:///{tmp / 'v.db'}")),
-                  ("ours-sqlite-novalidate", lambda: start_ours(tmp, f"sqlite:///{tmp / 'n.db'}", validate=False))]
+        setups = [
+            ("ours-sqlite-validate", lambda: start_ours(tmp, f"sqlite:///{tmp / 'v.db'}")),
+            ("ours-sqlite-novalidate", lambda: start_ours(tmp, f"sqlite:///{tmp / 'n.db'}", validate=False)),
+        ]
         if not args.no_postgres:
             url, drop = create_pg_database("thrive_bench")
             cleanups.append(drop)
@@ -128,9 +155,12 @@ def main() -> None:
                 data = [synthetic_bundle() for _ in range(args.bundles)]
                 rate, cpu_us = ingest(server.base_url, data, args.clients, server.pid)
                 results[key] = (server.name, rate)
-                print(f"{server.name:35s} {rate:6.0f} resources/s  server CPU {cpu_us:4.0f} µs/resource  "
-                      f"({args.bundles} x 100-entry transactions, {args.clients} clients, "
-                      f"load average {os.getloadavg()[0]:.1f})", flush=True)
+                print(
+                    f"{server.name:35s} {rate:6.0f} resources/s  server CPU {cpu_us:4.0f} µs/resource  "
+                    f"({args.bundles} x 100-entry transactions, {args.clients} clients, "
+                    f"load average {os.getloadavg()[0]:.1f})",
+                    flush=True,
+                )
             finally:
                 server.stop()
     finally:

@@ -58,35 +58,71 @@ def seed(base: str, patients: int) -> tuple[list[str], list[str]]:
         for _ in range(min(10, patients - start)):
             pid = str(uuid.uuid4())
             pids.append(pid)
-            entries.append({"resource": {"resourceType": "Patient", "id": pid, "gender": "unknown"},
-                            "request": {"method": "PUT", "url": f"Patient/{pid}"}})
+            entries.append(
+                {
+                    "resource": {"resourceType": "Patient", "id": pid, "gender": "unknown"},
+                    "request": {"method": "PUT", "url": f"Patient/{pid}"},
+                }
+            )
             goals = [str(uuid.uuid4()) for _ in range(3)]
             for g in goals:
-                entries.append({"resource": {"resourceType": "Goal", "id": g, "lifecycleStatus": "active",
-                                             "description": {"text": "goal"}, "subject": {"reference": f"Patient/{pid}"}},
-                                "request": {"method": "PUT", "url": f"Goal/{g}"}})
+                entries.append(
+                    {
+                        "resource": {
+                            "resourceType": "Goal",
+                            "id": g,
+                            "lifecycleStatus": "active",
+                            "description": {"text": "goal"},
+                            "subject": {"reference": f"Patient/{pid}"},
+                        },
+                        "request": {"method": "PUT", "url": f"Goal/{g}"},
+                    }
+                )
                 for k in range(3):
                     oid = str(uuid.uuid4())
                     oids.append(oid)
-                    entries.append({"resource": {
-                        "resourceType": "Observation", "id": oid, "status": "final",
-                        "code": {"coding": [{"system": "http://loinc.org", "code": "72166-2"}]},
-                        "subject": {"reference": f"Patient/{pid}"}, "focus": [{"reference": f"Goal/{g}"}],
-                        "effectiveDateTime": f"2024-0{k + 1}-01T10:00:00Z", "valueInteger": 4 + k},
-                        "request": {"method": "PUT", "url": f"Observation/{oid}"}})
+                    entries.append(
+                        {
+                            "resource": {
+                                "resourceType": "Observation",
+                                "id": oid,
+                                "status": "final",
+                                "code": {"coding": [{"system": "http://loinc.org", "code": "72166-2"}]},
+                                "subject": {"reference": f"Patient/{pid}"},
+                                "focus": [{"reference": f"Goal/{g}"}],
+                                "effectiveDateTime": f"2024-0{k + 1}-01T10:00:00Z",
+                                "valueInteger": 4 + k,
+                            },
+                            "request": {"method": "PUT", "url": f"Observation/{oid}"},
+                        }
+                    )
             cp = str(uuid.uuid4())
-            entries.append({"resource": {"resourceType": "CarePlan", "id": cp, "status": "active", "intent": "plan",
-                                         "subject": {"reference": f"Patient/{pid}"},
-                                         "goal": [{"reference": f"Goal/{g}"} for g in goals]},
-                            "request": {"method": "PUT", "url": f"CarePlan/{cp}"}})
-        resp = session.post(base, data=json.dumps({"resourceType": "Bundle", "type": "transaction",
-                                                   "entry": entries}), headers=HEADERS, timeout=120)
+            entries.append(
+                {
+                    "resource": {
+                        "resourceType": "CarePlan",
+                        "id": cp,
+                        "status": "active",
+                        "intent": "plan",
+                        "subject": {"reference": f"Patient/{pid}"},
+                        "goal": [{"reference": f"Goal/{g}"} for g in goals],
+                    },
+                    "request": {"method": "PUT", "url": f"CarePlan/{cp}"},
+                }
+            )
+        resp = session.post(
+            base,
+            data=json.dumps({"resourceType": "Bundle", "type": "transaction", "entry": entries}),
+            headers=HEADERS,
+            timeout=120,
+        )
         resp.raise_for_status()
     return pids, oids
 
 
-def _client(out, base: str, kind: str, pids: list[str], oids: list[str],
-            start_at: float, stop_at: float, seed_: int) -> None:
+def _client(
+    out, base: str, kind: str, pids: list[str], oids: list[str], start_at: float, stop_at: float, seed_: int
+) -> None:
     """One client process: a closed loop on one keep-alive connection; sends (latencies ms, errors)."""
     parts = urlsplit(base)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=60)
@@ -104,8 +140,10 @@ def _client(out, base: str, kind: str, pids: list[str], oids: list[str],
             paths = [f"{prefix}/Observation/{rng.choice(oids)}"]
         else:
             pid = rng.choice(pids)
-            paths = [f"{prefix}/CarePlan?patient={pid}&_include=CarePlan:goal",
-                     f"{prefix}/Goal?patient={pid}&_revinclude=Observation:focus"]
+            paths = [
+                f"{prefix}/CarePlan?patient={pid}&_include=CarePlan:goal",
+                f"{prefix}/Goal?patient={pid}&_revinclude=Observation:focus",
+            ]
         t0 = time.perf_counter()
         for path in paths:
             conn.request("GET", path, headers=headers)
@@ -124,7 +162,7 @@ def _client(out, base: str, kind: str, pids: list[str], oids: list[str],
 def _writer(out, base: str, start_at: float, stop_at: float, seed_: int) -> None:
     """One writer process: 100-entry transaction Bundles (20 patients x 4 observations + the patients)
     in a closed loop; sends (resources written, errors)."""
-    from benchmarks.store_ingest import synthetic_bundle  # noqa: PLC0415
+    from benchmarks.store_ingest import synthetic_bundle
 
     parts = urlsplit(base)
     conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
@@ -152,8 +190,7 @@ def _writer(out, base: str, start_at: float, stop_at: float, seed_: int) -> None
     out.close()
 
 
-def run_with_writers(base: str, pids: list[str], seconds: float, readers: int,
-                     writers: int) -> tuple[list, float, int]:
+def run_with_writers(base: str, pids: list[str], seconds: float, readers: int, writers: int) -> tuple[list, float, int]:
     """Plan searches by ``readers`` clients while ``writers`` clients ingest transactions:
     (search latencies ms, resources written per second, 503 answers the writers backed off on)."""
     ctx = multiprocessing.get_context("fork")
@@ -192,8 +229,9 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_clients(base: str, server_pid: int, pids: list[str], oids: list[str], seconds: float, clients: int,
-                mixed: bool) -> tuple[dict, float]:
+def run_clients(
+    base: str, server_pid: int, pids: list[str], oids: list[str], seconds: float, clients: int, mixed: bool
+) -> tuple[dict, float]:
     """({kind: [latency ms]}, server CPU ms per HTTP request) for ``seconds`` of closed-loop load."""
     ctx = multiprocessing.get_context("fork")
     start_at = time.time() + 1.5  # every client connected and waiting before the clock starts
@@ -235,9 +273,13 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=8)
     ap.add_argument("--clients", type=int, default=20)
     ap.add_argument("--no-sekmet", action="store_true")
-    ap.add_argument("--writers", type=int, default=0,
-                    help="also measure plan searches by --readers clients with and without this many clients "
-                         "ingesting 100-entry transactions (our store only)")
+    ap.add_argument(
+        "--writers",
+        type=int,
+        default=0,
+        help="also measure plan searches by --readers clients with and without this many clients "
+        "ingesting 100-entry transactions (our store only)",
+    )
     ap.add_argument("--readers", type=int, default=10)
     ap.add_argument("--database", default=None, help="SQLAlchemy URL for our store (default: SQLite in a temp dir)")
     args = ap.parse_args()
@@ -255,15 +297,22 @@ def main() -> None:
             try:
                 pids, oids = seed(server.base_url, args.patients)
                 for mixed in mixes:
-                    timings, cpu_ms = run_clients(server.base_url, server.pid, pids, oids, args.seconds,
-                                                  args.clients, mixed)
+                    timings, cpu_ms = run_clients(
+                        server.base_url, server.pid, pids, oids, args.seconds, args.clients, mixed
+                    )
                     load = "mixed" if mixed else "reads"
                     for kind, values in timings.items():
                         if values:
-                            print(f"{name:18s} {load:5s} {kind:12s} n={len(values):6d}  p50={pct(values, 50):6.1f} ms"
-                                  f"  p95={pct(values, 95):6.1f} ms  ({args.clients} clients)", flush=True)
-                    print(f"{name:18s} {load:5s} server CPU {cpu_ms:.2f} ms per HTTP request "
-                          f"(load average {os.getloadavg()[0]:.1f})", flush=True)
+                            print(
+                                f"{name:18s} {load:5s} {kind:12s} n={len(values):6d}  p50={pct(values, 50):6.1f} ms"
+                                f"  p95={pct(values, 95):6.1f} ms  ({args.clients} clients)",
+                                flush=True,
+                            )
+                    print(
+                        f"{name:18s} {load:5s} server CPU {cpu_ms:.2f} ms per HTTP request "
+                        f"(load average {os.getloadavg()[0]:.1f})",
+                        flush=True,
+                    )
                     if mixed:
                         p95_ours = pct(timings["read-by-id"], 95)
             finally:
@@ -271,8 +320,10 @@ def main() -> None:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if p95_ours is not None:
-        print(f"target: read-by-id p95 < 20 ms with {args.clients} concurrent clients, half of them running the "
-              f"plan search (our store): {'MET' if p95_ours < 20 else 'NOT MET'} ({p95_ours:.1f} ms)")
+        print(
+            f"target: read-by-id p95 < 20 ms with {args.clients} concurrent clients, half of them running the "
+            f"plan search (our store): {'MET' if p95_ours < 20 else 'NOT MET'} ({p95_ours:.1f} ms)"
+        )
 
 
 def readers_under_writes(args) -> None:
@@ -291,10 +342,15 @@ def readers_under_writes(args) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
     name = server.name
     for label, values in (("no writers", quiet), (f"{args.writers} writers", busy)):
-        print(f"{name}: plan search, {args.readers} readers, {label:11s} n={len(values):6d}  "
-              f"p50={pct(values, 50):7.1f} ms  p95={pct(values, 95):7.1f} ms", flush=True)
-    print(f"{name}: ingest with {args.writers} writers: {rate:.0f} resources/s, {backed_off} busy answers (503) "
-          f"backed off on (load average {os.getloadavg()[0]:.1f})")
+        print(
+            f"{name}: plan search, {args.readers} readers, {label:11s} n={len(values):6d}  "
+            f"p50={pct(values, 50):7.1f} ms  p95={pct(values, 95):7.1f} ms",
+            flush=True,
+        )
+    print(
+        f"{name}: ingest with {args.writers} writers: {rate:.0f} resources/s, {backed_off} busy answers (503) "
+        f"backed off on (load average {os.getloadavg()[0]:.1f})"
+    )
     p95 = pct(busy, 95)
     print(f"target: plan search p95 < 100 ms while ingest runs: {'MET' if p95 < 100 else 'NOT MET'} ({p95:.1f} ms)")
 

@@ -18,8 +18,8 @@ import uuid
 from pathlib import Path
 
 from sqlalchemy import select
-from benchmarks.sync_common import AUTHOR, ORG, observation, put_patients, start_store
 
+from benchmarks.sync_common import AUTHOR, ORG, observation, put_patients, start_store
 from thrive_fhir.client.fhir_http import FhirClient
 from thrive_fhir.localstore import ChangeSet, LocalStore
 from thrive_fhir.localstore import models as m
@@ -56,8 +56,12 @@ def main() -> None:
                     time.sleep(delay)
                 pid = patients[k % len(patients)]
                 with store.session() as s:
-                    store.record(s, ChangeSet(patient_key=f"Patient/{pid}", author_ref=AUTHOR, organization_ref=ORG)
-                                 .put(observation(pid, k % 11)))
+                    store.record(
+                        s,
+                        ChangeSet(patient_key=f"Patient/{pid}", author_ref=AUTHOR, organization_ref=ORG).put(
+                            observation(pid, k % 11)
+                        ),
+                    )
             achieved = n / (time.perf_counter() - start)
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
@@ -69,8 +73,11 @@ def main() -> None:
             stop.set()
             t.join()
             with store.engine.connect() as c:
-                lat = sorted(r.sent_at - r.created_at for r in c.execute(select(m.outbox.c.sent_at, m.outbox.c.created_at)).all()
-                             if r.sent_at is not None)
+                lat = sorted(
+                    r.sent_at - r.created_at
+                    for r in c.execute(select(m.outbox.c.sent_at, m.outbox.c.created_at)).all()
+                    if r.sent_at is not None
+                )
             store.dispose()
         finally:
             server.stop()

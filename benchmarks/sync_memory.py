@@ -20,7 +20,6 @@ import uuid
 from pathlib import Path
 
 from benchmarks.sync_common import bulk_enqueue, make_changes, put_patients, rss_mb, start_store
-
 from thrive_fhir.localstore import LocalStore
 from thrive_fhir.localstore import outbox as queue
 
@@ -46,11 +45,16 @@ def main() -> None:
         try:
             put_patients(server.base_url, patients)
             cfg = tmp / "sync.toml"
-            cfg.write_text(f'database_url = "{db}"\nfhir_base = "{server.base_url}"\nods_code = "RXX"\n'
-                           f"max_entries = 100\npoll_interval = 0.2\nmetrics_interval = 5\n")
+            cfg.write_text(
+                f'database_url = "{db}"\nfhir_base = "{server.base_url}"\nods_code = "RXX"\n'
+                f"max_entries = 100\npoll_interval = 0.2\nmetrics_interval = 5\n"
+            )
             log = open(tmp / "sync.log", "w")
-            proc = subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "thrive"), "sync", "run", "--config", str(cfg)],
-                                    stdout=subprocess.DEVNULL, stderr=log)
+            proc = subprocess.Popen(
+                [os.path.join(os.path.dirname(sys.executable), "thrive"), "sync", "run", "--config", str(cfg)],
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
             samples = []
             end = time.monotonic() + args.seconds
             while time.monotonic() < end and proc.poll() is None:
@@ -63,11 +67,15 @@ def main() -> None:
         after = queue.figures(store)
         store.dispose()
     drained = after["sent"] - before["sent"]
-    first, last = samples[: len(samples) // 4 or 1], samples[-(len(samples) // 4 or 1):]
-    print(f"queued rows at start {before['queued']:,} (filled in {fill:.0f} s); worker ran {len(samples)} s, "
-          f"pushed {drained:,} rows ({drained / max(1, len(samples)):.0f} rows/s); still queued {after['queued']:,}")
-    print(f"worker RSS MB: min {min(samples):.1f}  max {max(samples):.1f}  first-quarter avg "
-          f"{sum(first) / len(first):.1f}  last-quarter avg {sum(last) / len(last):.1f}  (target flat, < 250 MB)")
+    first, last = samples[: len(samples) // 4 or 1], samples[-(len(samples) // 4 or 1) :]
+    print(
+        f"queued rows at start {before['queued']:,} (filled in {fill:.0f} s); worker ran {len(samples)} s, "
+        f"pushed {drained:,} rows ({drained / max(1, len(samples)):.0f} rows/s); still queued {after['queued']:,}"
+    )
+    print(
+        f"worker RSS MB: min {min(samples):.1f}  max {max(samples):.1f}  first-quarter avg "
+        f"{sum(first) / len(first):.1f}  last-quarter avg {sum(last) / len(last):.1f}  (target flat, < 250 MB)"
+    )
 
 
 if __name__ == "__main__":

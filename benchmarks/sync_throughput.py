@@ -27,8 +27,15 @@ import uuid
 from pathlib import Path
 
 import requests
-from benchmarks.sync_common import bulk_enqueue, make_changes, put_patients, raw_bundles, raw_bundles_by_identifier, start_store
 
+from benchmarks.sync_common import (
+    bulk_enqueue,
+    make_changes,
+    put_patients,
+    raw_bundles,
+    raw_bundles_by_identifier,
+    start_store,
+)
 from thrive_fhir.client.fhir_http import FhirClient
 from thrive_fhir.localstore import LocalStore
 from thrive_fhir.sync.worker import Worker
@@ -40,14 +47,20 @@ def run_raw(base: str, changes, size: int, id_mode: str = "deterministic") -> fl
     bundles = raw_bundles_by_identifier(changes, size) if id_mode == "identifier" else raw_bundles(changes, size)
     t0 = time.perf_counter()
     for bundle in bundles:
-        r = session.post(base, json=bundle, headers={"Content-Type": "application/fhir+json", "Prefer": "return=minimal"}, timeout=300)
+        r = session.post(
+            base,
+            json=bundle,
+            headers={"Content-Type": "application/fhir+json", "Prefer": "return=minimal"},
+            timeout=300,
+        )
         r.raise_for_status()
         n += len(bundle["entry"])
     return n / (time.perf_counter() - t0)
 
 
-def run_worker(base: str, changes, size: int, workdir: Path, concurrency: int, outbox: str,
-               id_mode: str = "deterministic") -> float:
+def run_worker(
+    base: str, changes, size: int, workdir: Path, concurrency: int, outbox: str, id_mode: str = "deterministic"
+) -> float:
     """Fill an outbox with ``changes`` (SQLite file, or a throwaway PostgreSQL database where the
     worker threads claim with FOR UPDATE SKIP LOCKED), drain it, return resources/s."""
     drop = None
@@ -68,12 +81,23 @@ def _drain(url: str, base: str, changes, size: int, concurrency: int, id_mode: s
     store = LocalStore(url)
     store.migrate()
     bulk_enqueue(store, changes)
-    workers = [Worker(store, FhirClient(base, read_timeout=300), ods_code="RXX", max_entries=size, max_patients=size,
-                      id_mode=id_mode) for _ in range(concurrency)]
+    workers = [
+        Worker(
+            store,
+            FhirClient(base, read_timeout=300),
+            ods_code="RXX",
+            max_entries=size,
+            max_patients=size,
+            id_mode=id_mode,
+        )
+        for _ in range(concurrency)
+    ]
     stop = threading.Event()
     t0 = time.perf_counter()
-    threads = [threading.Thread(target=w.run, args=(stop,), kwargs={"once": True, "poll_interval": 0.05, "max_wait": 30})
-               for w in workers]
+    threads = [
+        threading.Thread(target=w.run, args=(stop,), kwargs={"once": True, "poll_interval": 0.05, "max_wait": 30})
+        for w in workers
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -94,18 +118,34 @@ def main() -> None:
     ap.add_argument("--bundle", type=int, default=100, help="entries per transaction Bundle (raw and worker)")
     ap.add_argument("--concurrency", type=int, default=2, help="worker threads")
     ap.add_argument("--stores", default="sekmet,own")
-    ap.add_argument("--repeat", type=int, default=1,
-                    help="raw/worker pairs per store and mode (medians reported: a busy machine is noisy)")
-    ap.add_argument("--id-modes", default="deterministic",
-                    help="comma list: deterministic (PUT Type/<uuid5>) and/or identifier (conditional update)")
-    ap.add_argument("--outbox", choices=("sqlite", "postgres"), default="sqlite",
-                    help="the worker's local database (postgres: 127.0.0.1:5432, a throwaway database)")
-    ap.add_argument("--strict", action="store_true",
-                    help="stores validate on write (sekmet strict inbound, ours profiles): slower stores")
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="raw/worker pairs per store and mode (medians reported: a busy machine is noisy)",
+    )
+    ap.add_argument(
+        "--id-modes",
+        default="deterministic",
+        help="comma list: deterministic (PUT Type/<uuid5>) and/or identifier (conditional update)",
+    )
+    ap.add_argument(
+        "--outbox",
+        choices=("sqlite", "postgres"),
+        default="sqlite",
+        help="the worker's local database (postgres: 127.0.0.1:5432, a throwaway database)",
+    )
+    ap.add_argument(
+        "--strict",
+        action="store_true",
+        help="stores validate on write (sekmet strict inbound, ours profiles): slower stores",
+    )
     args = ap.parse_args()
     patients = [str(uuid.uuid4()) for _ in range(args.patients)]
-    print(f"changes={args.changes} patients={args.patients} bundle={args.bundle} worker_threads={args.concurrency} "
-          f"store validation={'on' if args.strict else 'off'} outbox={args.outbox}")
+    print(
+        f"changes={args.changes} patients={args.patients} bundle={args.bundle} worker_threads={args.concurrency} "
+        f"store validation={'on' if args.strict else 'off'} outbox={args.outbox}"
+    )
     for kind in args.stores.split(","):
         for id_mode in args.id_modes.split(","):
             pairs = []
@@ -122,8 +162,9 @@ def main() -> None:
                     worker_store = start_store(kind, tmp / "worker", strict=args.strict)
                     put_patients(worker_store.base_url, patients)
                     try:
-                        worker = run_worker(worker_store.base_url, changes, args.bundle, tmp, args.concurrency,
-                                            args.outbox, id_mode)
+                        worker = run_worker(
+                            worker_store.base_url, changes, args.bundle, tmp, args.concurrency, args.outbox, id_mode
+                        )
                     finally:
                         worker_store.stop()
                 pairs.append((raw, worker))
@@ -131,8 +172,11 @@ def main() -> None:
             raw = statistics.median(r for r, _ in pairs)
             worker = statistics.median(w for _, w in pairs)
             ratio = statistics.median(w / r for r, w in pairs)
-            print(f"{kind:7} {id_mode:13} raw client {raw:8.0f} resources/s   sync worker {worker:8.0f} resources/s   "
-                  f"ratio {ratio:.2f} (median of {len(pairs)}; target >= 0.8)", flush=True)
+            print(
+                f"{kind:7} {id_mode:13} raw client {raw:8.0f} resources/s   sync worker {worker:8.0f} resources/s   "
+                f"ratio {ratio:.2f} (median of {len(pairs)}; target >= 0.8)",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

@@ -25,10 +25,15 @@ def app_command() -> None:
 
 
 @app_command.command()
-@click.option("--config", "config_path", envvar="THRIVE_APP_CONFIG", type=click.Path(dir_okay=False),
-              help="App config file (.toml, .json or .yaml): registered EHRs, database, ODS code. "
-                   "THRIVE_APP_* environment variables override it (see smart_app/config.py); "
-                   "without it, the environment alone configures the app.")
+@click.option(
+    "--config",
+    "config_path",
+    envvar="THRIVE_APP_CONFIG",
+    type=click.Path(dir_okay=False),
+    help="App config file (.toml, .json or .yaml): registered EHRs, database, ODS code. "
+    "THRIVE_APP_* environment variables override it (see smart_app/config.py); "
+    "without it, the environment alone configures the app.",
+)
 @click.option("--port", type=click.IntRange(1, 65535), default=8101, show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
 @click.option("--threads", type=click.IntRange(1, 64), default=8, show_default=True)

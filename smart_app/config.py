@@ -70,7 +70,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 AUTH_METHODS = ("public", "private_key_jwt", "client_secret_basic")
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -86,7 +86,7 @@ def normalise_iss(iss: str) -> str:
     netloc = parts.netloc
     if "@" not in netloc:
         netloc = netloc.lower()
-    rest = iss[len(parts.scheme) + 3 + len(parts.netloc):]
+    rest = iss[len(parts.scheme) + 3 + len(parts.netloc) :]
     return f"{parts.scheme.lower()}://{netloc}{rest}"
 
 
@@ -216,13 +216,20 @@ def _strs(raw: dict, key: str, where: str) -> tuple[str, ...]:
 def _auth_hosts(raw: dict, where: str) -> tuple[str, ...]:
     entries = _strs(raw, "auth_hosts", where)
     for entry in entries:
-        parts = urlsplit(entry if "://" in entry else f"https://{entry}")
+        split = urlsplit(entry if "://" in entry else f"https://{entry}")
+        parts: SplitResult | None = split
         try:
-            _ = parts.port
+            _ = split.port
         except ValueError:
             parts = None
-        if parts is None or not parts.hostname or parts.path or parts.query or parts.username \
-                or parts.scheme not in ("http", "https"):
+        if (
+            parts is None
+            or not parts.hostname
+            or parts.path
+            or parts.query
+            or parts.username
+            or parts.scheme not in ("http", "https")
+        ):
             raise ConfigError(f"{where}.auth_hosts: {entry!r} is not a host or an origin (scheme://host[:port])")
     return entries
 
@@ -248,8 +255,12 @@ def _ehr(raw: Any, i: int, base_dir: Path) -> EhrRegistration:
         if not Path(key_file).is_file():
             raise ConfigError(f"{where}.private_key_file: {key_file} does not exist")
     if raw.get("client_secret_file"):
-        raw = dict(raw, client_secret=_read_secret_file(raw["client_secret_file"], base_dir,
-                                                        f"{where}.client_secret_file").decode("utf-8", "replace"))
+        raw = dict(
+            raw,
+            client_secret=_read_secret_file(raw["client_secret_file"], base_dir, f"{where}.client_secret_file").decode(
+                "utf-8", "replace"
+            ),
+        )
     if method == "client_secret_basic" and not raw.get("client_secret"):
         raise ConfigError(f"{where}.client_secret: required for client_secret_basic")
     version = raw.get("scope_version", "v2")
@@ -277,11 +288,10 @@ def _ehr(raw: Any, i: int, base_dir: Path) -> EhrRegistration:
         epic_client_id_header=_bool(raw, "epic_client_id_header", False),
     )
     if not reg.url_allowed(iss, pinned=False):
-        raise ConfigError(
-            f"{where}.iss: must be https (http only on 127.0.0.1/localhost with allow_insecure_loopback)"
-        )
-    if reg.oidc_issuer is not None and (not isinstance(reg.oidc_issuer, str)
-                                        or not reg.url_allowed(reg.oidc_issuer, pinned=True)):
+        raise ConfigError(f"{where}.iss: must be https (http only on 127.0.0.1/localhost with allow_insecure_loopback)")
+    if reg.oidc_issuer is not None and (
+        not isinstance(reg.oidc_issuer, str) or not reg.url_allowed(reg.oidc_issuer, pinned=True)
+    ):
         raise ConfigError(f"{where}.oidc_issuer: must be an https URL on the iss host or one of auth_hosts")
     return reg
 
@@ -300,9 +310,17 @@ def _read_secret_file(name: Any, base_dir: Path, key: str) -> bytes:
 #: read. Secrets only as ``*_file`` (a path), so they never sit in the environment of a process.
 ENV_PREFIX = "THRIVE_APP_"
 ENV_KEYS = {
-    "database_url": str, "database_url_file": "path", "secret_key_file": "path", "ods_code": str,
-    "public_base_url": str, "directory": "path", "nhsuk_frontend_dir": "path", "app_name": str,
-    "write_back_grouping": bool, "journeys": bool, "session_max_hours": float,
+    "database_url": str,
+    "database_url_file": "path",
+    "secret_key_file": "path",
+    "ods_code": str,
+    "public_base_url": str,
+    "directory": "path",
+    "nhsuk_frontend_dir": "path",
+    "app_name": str,
+    "write_back_grouping": bool,
+    "journeys": bool,
+    "session_max_hours": float,
 }
 
 
@@ -387,8 +405,9 @@ def parse_config(raw: dict | None, base_dir: Path | None = None) -> AppConfig:
         if not Path(directory).is_file():
             raise ConfigError(f"directory: {directory} does not exist")
     if raw.get("database_url_file"):
-        raw["database_url"] = _read_secret_file(raw["database_url_file"], base_dir,
-                                                "database_url_file").decode("utf-8", "replace")
+        raw["database_url"] = _read_secret_file(raw["database_url_file"], base_dir, "database_url_file").decode(
+            "utf-8", "replace"
+        )
     public = raw.get("public_base_url")
     if public is not None and (not isinstance(public, str) or "://" not in public):
         raise ConfigError("public_base_url: expected an absolute URL")

@@ -27,8 +27,9 @@ in the navigation. Read a young person's records with ``smart_app.records.of(sto
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, TypeGuard
+from typing import Any, TypeGuard
 
 from flask import Blueprint, g, has_request_context, redirect, render_template, request, url_for
 
@@ -41,8 +42,16 @@ from .sessions import LaunchRecord
 from .state import AppState, state
 
 __all__ = [
-    "COOKIE_NAME", "LaunchContext", "current_launch", "error_page", "launch_blueprint", "launch_required",
-    "register_nav", "state", "unknown_staff_page", "write_required",
+    "COOKIE_NAME",
+    "LaunchContext",
+    "current_launch",
+    "error_page",
+    "launch_blueprint",
+    "launch_required",
+    "register_nav",
+    "state",
+    "unknown_staff_page",
+    "write_required",
 ]
 
 COOKIE_NAME = "__Host-thrive"
@@ -203,8 +212,9 @@ _AUDIENCE: dict[str, str] = {}
 AUDIENCES = ("clinician", "agency", "any")
 
 
-def launch_blueprint(name: str, import_name: str, url_prefix: str = "", *, audience: str = "clinician",
-                     **kwargs: Any) -> Blueprint:
+def launch_blueprint(
+    name: str, import_name: str, url_prefix: str = "", *, audience: str = "clinician", **kwargs: Any
+) -> Blueprint:
     """A blueprint whose routes live under ``/l/<launch_id>``; use with :func:`launch_required`.
 
     ``audience``: ``clinician`` (the default: EHR launches only; an agency worker's standalone
@@ -250,7 +260,7 @@ def session_ended_response(record: LaunchRecord):
     draft_fields: list[tuple[str, str]] = []
     if request.method == "POST":
         draft_fields = [(k, v) for k, v in request.form.items(multi=True) if k != "csrf_token"]
-        path = request.path[len(f"/l/{record.launch_id}"):] or "/"
+        path = request.path[len(f"/l/{record.launch_id}") :] or "/"
         # launch_required matched the binding cookie, so it is there
         state().sessions.save_draft(request.cookies.get(COOKIE_NAME) or "", record, path, draft_fields)
     _frame_policy_for(record)
@@ -280,8 +290,7 @@ def launch_required(view: Callable) -> Callable:
                 return error_page(
                     403,
                     "This page belongs to another session",
-                    "This link was opened in a different browser session. Relaunch the app from the "
-                    "patient's record.",
+                    "This link was opened in a different browser session. Relaunch the app from the patient's record.",
                 )
             return error_page(
                 404,
@@ -295,8 +304,10 @@ def launch_required(view: Callable) -> Callable:
         if refreshed:  # re-read: new expiry (tokens themselves are fetched on use)
             g.launch_record = state().sessions.get_launch(record.launch_id) or record
         g.launch = LaunchContext(g.launch_record, state())
-        if record.patient_id and not identity_confirmed(record.banner) and not getattr(
-            view, "identity_not_needed", False
+        if (
+            record.patient_id
+            and not identity_confirmed(record.banner)
+            and not getattr(view, "identity_not_needed", False)
         ):
             # Never a young person's plan without their confirmed identity (wrong-patient hazard):
             # the identity page says what went wrong and offers to read the Patient again.
@@ -337,9 +348,8 @@ def read_only_reason(launch: LaunchContext) -> str:
     if launch.mode != "ehr":
         return "This is a read-only view of a shared plan."
     missing = ", ".join(launch.missing_writes)
-    return (
-        "Read-only: the EHR did not give this app permission to save changes"
-        + (f" (no permission to create {missing})." if missing else ".")
+    return "Read-only: the EHR did not give this app permission to save changes" + (
+        f" (no permission to create {missing})." if missing else "."
     )
 
 

@@ -61,18 +61,23 @@ def install(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
         status = exc.code or 500
-        message = (exc.description or "") if status in (400, 403, 413) else {
-            404: NOT_FOUND_MESSAGE,
-            405: "Go back and try again.",
-        }.get(status, "Something went wrong. Try again.")
+        message = (
+            (exc.description or "")
+            if status in (400, 403, 413)
+            else {
+                404: NOT_FOUND_MESSAGE,
+                405: "Go back and try again.",
+            }.get(status, "Something went wrong. Try again.")
+        )
         return error_page(status, TITLES.get(status, "Something went wrong"), message)
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception):
         ref = uuid.uuid4().hex[:8]
         # The exception's class goes to the log (for support, with the ref), never onto the page.
-        log.error("unhandled error ref=%s on %s %s: %s", ref, request.method, request.path, type(exc).__name__,
-                  exc_info=exc)
+        log.error(
+            "unhandled error ref=%s on %s %s: %s", ref, request.method, request.path, type(exc).__name__, exc_info=exc
+        )
         return error_page(
             500,
             "Sorry, there is a problem with the service",

@@ -18,9 +18,8 @@ from datetime import date, datetime
 
 from markupsafe import Markup, escape
 
-from thrive_fhir.canonical import GBO_RELIABLE_CHANGE
-
 from smart_app.records import Rating
+from thrive_fhir.canonical import GBO_RELIABLE_CHANGE
 
 #: Ask for an explicit discussion when this many ratings show no reliable improvement.
 DEFAULT_REVIEW_AFTER = 3
@@ -91,8 +90,9 @@ def ending_words(goal: dict) -> str:
     return f"{how}: {reason}" if reason else how
 
 
-def needs_discussion(ratings: list[Rating], last_discussed: datetime | date | None,
-                     review_after: int = DEFAULT_REVIEW_AFTER) -> bool:
+def needs_discussion(
+    ratings: list[Rating], last_discussed: datetime | date | None, review_after: int = DEFAULT_REVIEW_AFTER
+) -> bool:
     """True when the goal has ``review_after`` or more ratings without a reliable improvement and
     no discussion has been recorded since ``review_after`` ratings ago.
 
@@ -170,6 +170,8 @@ def chart_svg(ratings: list[Rating], *, chart_id: str, title: str) -> Markup:
     """
     n = len(ratings)
     desc = change_label(ratings)
+    # the id comes from the Goal's id, which the FHIR server chose: escaped like the text
+    chart_id = escape(chart_id)
     parts = [
         f'<svg class="app-gbo-chart" viewBox="0 0 {_W} {_H}" role="img" '
         f'aria-labelledby="{chart_id}-title {chart_id}-desc" preserveAspectRatio="xMidYMid meet" '
@@ -187,8 +189,12 @@ def chart_svg(ratings: list[Rating], *, chart_id: str, title: str) -> Markup:
         )
     for s in range(0, 11, 2):
         y = _y(s)
-        parts.append(f'<line x1="{_LEFT}" x2="{_W - _RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="#d8dde0" stroke-width="1" />')
-        parts.append(f'<text x="{_LEFT - 6}" y="{y + 5:.1f}" text-anchor="end" font-size="{_FONT}" fill="#212b32">{s}</text>')
+        parts.append(
+            f'<line x1="{_LEFT}" x2="{_W - _RIGHT}" y1="{y:.1f}" y2="{y:.1f}" stroke="#d8dde0" stroke-width="1" />'
+        )
+        parts.append(
+            f'<text x="{_LEFT - 6}" y="{y + 5:.1f}" text-anchor="end" font-size="{_FONT}" fill="#212b32">{s}</text>'
+        )
     if n:
         points = " ".join(f"{_x(i, n):.1f},{_y(r.score):.1f}" for i, r in enumerate(ratings))
         parts.append(f'<polyline points="{points}" fill="none" stroke="#005eb8" stroke-width="3" />')
@@ -205,4 +211,4 @@ def chart_svg(ratings: list[Rating], *, chart_id: str, title: str) -> Markup:
                     f'font-size="{_FONT}" fill="#212b32">{escape(labels[i])}</text>'
                 )
     parts.append("</svg>")
-    return Markup("".join(parts))
+    return Markup("".join(parts))  # noqa: S704  every text and id above is escaped; the rest are numbers

@@ -88,8 +88,16 @@ def launch_cache(launch_id: str) -> dict[str, str | None]:
 class Names:
     """Resolves references to display names (see the module docstring for the order)."""
 
-    def __init__(self, store=None, patient_ref: str | None = None, patient_name: str | None = None,
-                 records=None, known: dict[str, str] | None = None, *, launch=None):
+    def __init__(
+        self,
+        store=None,
+        patient_ref: str | None = None,
+        patient_name: str | None = None,
+        records=None,
+        known: dict[str, str] | None = None,
+        *,
+        launch=None,
+    ):
         self.store = store
         self.records = records
         self.launch = launch
@@ -99,14 +107,20 @@ class Names:
             self.cache[patient_ref] = patient_name or "The young person"
 
     @classmethod
-    def for_launch(cls, launch, records=None) -> "Names":
+    def for_launch(cls, launch, records=None) -> Names:
         """Names for pages of ``launch`` (its patient, directory, local store, EHR and cache)."""
         from . import records as rec
 
         if records is None and launch.patient_ref:
             records = rec.of(launch.local_store, launch.patient_ref)
-        return cls(launch.local_store, launch.patient_ref, (launch.banner or {}).get("name"), records,
-                   known_names(), launch=launch)
+        return cls(
+            launch.local_store,
+            launch.patient_ref,
+            (launch.banner or {}).get("name"),
+            records,
+            known_names(),
+            launch=launch,
+        )
 
     def __call__(self, ref: dict | str | None) -> str:
         if not ref:
@@ -152,7 +166,11 @@ class Names:
 
     def _name_of(self, rtype: str, resource: dict) -> str | None:
         if rtype == "PractitionerRole":
-            who = self.lookup(resource["practitioner"]["reference"]) if (resource.get("practitioner") or {}).get("reference") else None
+            who = (
+                self.lookup(resource["practitioner"]["reference"])
+                if (resource.get("practitioner") or {}).get("reference")
+                else None
+            )
             org_ref = (resource.get("organization") or {}).get("reference")
             org = (self.cache.get(org_ref) or self.lookup(org_ref)) if org_ref else None
             role = _concept_text((resource.get("code") or [None])[0])

@@ -16,7 +16,7 @@ BOTH hold; it is derived from the records, never the source of truth.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 from .records import PatientRecords, is_safety_plan, parse_when
 
@@ -57,7 +57,7 @@ class RiskState:
 
 
 def today_utc() -> date:
-    return datetime.now(timezone.utc).date()
+    return datetime.now(UTC).date()
 
 
 def assess(grouping_code: str | None, plan: dict | None, today: date | None = None) -> RiskState:

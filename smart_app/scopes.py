@@ -87,7 +87,7 @@ class GrantedScopes:
     permissions: dict[tuple[str, str], frozenset[str]]
 
     @classmethod
-    def parse(cls, scope: str | None) -> "GrantedScopes":
+    def parse(cls, scope: str | None) -> GrantedScopes:
         perms: dict[tuple[str, str], set[str]] = {}
         for s in parse_scopes(scope or "", strict=False):
             if s.query:

@@ -52,8 +52,12 @@ def redact(text: str) -> str:
 def escape_controls(text: str) -> str:
     """Write control characters (newline, carriage return, escape, Unicode line separators) as
     visible escapes, so one record is always one line whatever its values held (log injection)."""
-    return _CONTROL_RE.sub(lambda m: {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(
-        m.group(0), f"\\x{ord(m.group(0)):02x}" if ord(m.group(0)) < 0x100 else f"\\u{ord(m.group(0)):04x}"), text)
+    return _CONTROL_RE.sub(
+        lambda m: {"\n": "\\n", "\r": "\\r", "\t": "\\t"}.get(
+            m.group(0), f"\\x{ord(m.group(0)):02x}" if ord(m.group(0)) < 0x100 else f"\\u{ord(m.group(0)):04x}"
+        ),
+        text,
+    )
 
 
 class RedactingFilter(logging.Filter):
@@ -74,8 +78,16 @@ class RedactingFilter(logging.Filter):
 
 
 #: Loggers whose records may carry request URLs or HTTP details.
-REDACTED_LOGGERS = ("werkzeug", "waitress", "urllib3", "urllib3.connectionpool", "smart_app",
-                    "thrive_fhir", "thrive_fhir.client.smart_launch", "requests")
+REDACTED_LOGGERS = (
+    "werkzeug",
+    "waitress",
+    "urllib3",
+    "urllib3.connectionpool",
+    "smart_app",
+    "thrive_fhir",
+    "thrive_fhir.client.smart_launch",
+    "requests",
+)
 _FILTER = RedactingFilter()
 
 
@@ -100,7 +112,7 @@ def install_logging(app: Flask) -> None:
 
 
 def install_log_redaction(app: Flask) -> None:
-    for logger in _our_loggers() + [logging.getLogger(app.import_name)]:
+    for logger in [*_our_loggers(), logging.getLogger(app.import_name)]:
         if _FILTER not in logger.filters:
             logger.addFilter(_FILTER)
         for handler in logger.handlers:

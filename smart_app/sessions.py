@@ -18,8 +18,8 @@ import json
 import secrets
 import threading
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, overload
 
 import sqlalchemy as sa
 from cryptography.fernet import Fernet, InvalidToken
@@ -92,13 +92,17 @@ drafts = sa.Table(
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
+@overload
+def _aware(value: datetime) -> datetime: ...
+@overload
+def _aware(value: datetime | None) -> datetime | None: ...
 def _aware(value: datetime | None) -> datetime | None:
     # SQLite returns naive datetimes even for timezone=True columns.
     if value is not None and value.tzinfo is None:
-        return value.replace(tzinfo=timezone.utc)
+        return value.replace(tzinfo=UTC)
     return value
 
 
@@ -225,9 +229,7 @@ class SessionStore:
             return None
         with self.engine.begin() as conn:
             row = conn.execute(
-                auth_requests.delete()
-                .where(auth_requests.c.state_hash == sha256(state))
-                .returning(*auth_requests.c)
+                auth_requests.delete().where(auth_requests.c.state_hash == sha256(state)).returning(*auth_requests.c)
             ).first()
         if row is None:
             return None

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from datetime import UTC
 
 import sqlalchemy as sa
 
@@ -87,21 +88,45 @@ class WriteBacks:
         now = time.time()
         try:
             with self.engine.begin() as conn:
-                conn.execute(writebacks.insert().values(
-                    resource_type=resource["resourceType"], resource_id=resource["id"], iss=iss, patient_key=patient_key,
-                    status="pending", attempts=0, created_at=now, updated_at=now))
+                conn.execute(
+                    writebacks.insert().values(
+                        resource_type=resource["resourceType"],
+                        resource_id=resource["id"],
+                        iss=iss,
+                        patient_key=patient_key,
+                        status="pending",
+                        attempts=0,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
         except sa.exc.IntegrityError:
             pass  # known already (a retry): its row is updated when the attempt ends
 
-    def record_attempt(self, resource: dict, patient_key: str, iss: str, *, ok: bool, reason: str | None = None,
-                       ehr_ref: str | None = None) -> None:
+    def record_attempt(
+        self,
+        resource: dict,
+        patient_key: str,
+        iss: str,
+        *,
+        ok: bool,
+        reason: str | None = None,
+        ehr_ref: str | None = None,
+    ) -> None:
         key = {"resource_type": resource["resourceType"], "resource_id": resource["id"], "iss": iss}
         where = [writebacks.c[k] == v for k, v in key.items()]
         now = time.time()
-        values = {"patient_key": patient_key, "status": "sent" if ok else "failed",
-                  "reason": None if ok else reason, "ehr_ref": ehr_ref, "updated_at": now}
+        values = {
+            "patient_key": patient_key,
+            "status": "sent" if ok else "failed",
+            "reason": None if ok else reason,
+            "ehr_ref": ehr_ref,
+            "updated_at": now,
+        }
         with self.engine.begin() as conn:
-            updated = conn.execute(writebacks.update().where(*where).values(**values, attempts=writebacks.c.attempts + 1))
+            updated = conn.execute(
+                writebacks.update().where(*where).values(**values, attempts=writebacks.c.attempts + 1)
+            )
             if not updated.rowcount:
                 conn.execute(writebacks.insert().values(**key, **values, attempts=1, created_at=now))
 
@@ -109,17 +134,26 @@ class WriteBacks:
         """Groupings of ``patient_key`` not yet in the EHR ``iss``, by Observation id."""
         with self.engine.connect() as conn:
             rows = conn.execute(
-                sa.select(writebacks.c.resource_id, writebacks.c.status, writebacks.c.attempts, writebacks.c.reason)
-                .where(writebacks.c.patient_key == patient_key, writebacks.c.iss == iss,
-                       writebacks.c.resource_type == "Observation", writebacks.c.status != "sent")
+                sa.select(
+                    writebacks.c.resource_id, writebacks.c.status, writebacks.c.attempts, writebacks.c.reason
+                ).where(
+                    writebacks.c.patient_key == patient_key,
+                    writebacks.c.iss == iss,
+                    writebacks.c.resource_type == "Observation",
+                    writebacks.c.status != "sent",
+                )
             ).all()
         return {r.resource_id: Pending(r.resource_id, r.status, r.attempts, r.reason) for r in rows}
 
     def status(self, resource_type: str, resource_id: str, iss: str) -> str | None:
         with self.engine.connect() as conn:
-            return conn.execute(sa.select(writebacks.c.status).where(
-                writebacks.c.resource_type == resource_type, writebacks.c.resource_id == resource_id,
-                writebacks.c.iss == iss)).scalar()
+            return conn.execute(
+                sa.select(writebacks.c.status).where(
+                    writebacks.c.resource_type == resource_type,
+                    writebacks.c.resource_id == resource_id,
+                    writebacks.c.iss == iss,
+                )
+            ).scalar()
 
 
 def outcome_page(launch, reason: str, resource: dict, *, saved: str, what: str = "grouping"):
@@ -134,14 +168,18 @@ def outcome_page(launch, reason: str, resource: dict, *, saved: str, what: str =
         from .journeys import vocab
 
         code = next((c.get("code") for c in (resource.get("valueCodeableConcept") or {}).get("coding", [])), None)
-        return render_template("journeys/grouping/saved_not_sent.html", what=what, reason=reason_text(reason),
-                               grouping=vocab.grouping_display(code)), 200
+        return render_template(
+            "journeys/grouping/saved_not_sent.html",
+            what=what,
+            reason=reason_text(reason),
+            grouping=vocab.grouping_display(code),
+        ), 200
     return redirect(launch.url_for("grouping.index", saved=saved, ehr=f"failed-{reason}"), code=303)
 
 
 def _launch_usable(launch) -> bool:
     """Will the next page of this launch still open (the session store has not ended it)?"""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from .context import state
 
@@ -150,8 +188,8 @@ def _launch_usable(launch) -> bool:
         return False
     ends = record.ends_at
     if ends.tzinfo is None:
-        ends = ends.replace(tzinfo=timezone.utc)
-    return ends > datetime.now(timezone.utc)
+        ends = ends.replace(tzinfo=UTC)
+    return ends > datetime.now(UTC)
 
 
 def _business_identifier(resource: dict) -> str | None:

@@ -31,10 +31,12 @@ SLOW_FIXTURES = frozenset({"start_thrive", "proxy_factory"})
 #: Folders (relative to tests/) whose every test is slow: each starts every part of the demo.
 SLOW_FOLDERS = ("demo",)
 #: Single tests measured at over 10 s on the 2-core machine (``pytest --durations``).
-SLOW_TESTS = frozenset({
-    "test_committed_json_matches_a_fresh_sushi_build",  # runs SUSHI (Node) over every profile
-    "test_tables_are_built_once_then_loaded",           # builds the validator's tables from scratch
-})
+SLOW_TESTS = frozenset(
+    {
+        "test_committed_json_matches_a_fresh_sushi_build",  # runs SUSHI (Node) over every profile
+        "test_tables_are_built_once_then_loaded",  # builds the validator's tables from scratch
+    }
+)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -56,6 +58,7 @@ def pytest_collection_modifyitems(config, items):
         if fixtures & SLOW_FIXTURES or folder in SLOW_FOLDERS or item.originalname in SLOW_TESTS:
             item.add_marker(pytest.mark.slow)
 
+
 #: ``thrive`` as a user runs it, from the checkout (no reliance on the console script being installed).
 THRIVE = [sys.executable, "-c", "from thrive_fhir.cli import main; main()"]
 REPO = Path(__file__).resolve().parents[1]
@@ -74,8 +77,7 @@ def start_thrive():
     started: list[subprocess.Popen] = []
 
     def start(*args: str, ready: str = "Ctrl-C", timeout: float = 120) -> tuple[subprocess.Popen, str]:
-        proc = subprocess.Popen([*THRIVE, *args], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                text=True)
+        proc = subprocess.Popen([*THRIVE, *args], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         started.append(proc)
         lines = []
         deadline = time.monotonic() + timeout

@@ -19,6 +19,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, overload
 
 from thrive_fhir import canonical
 
@@ -110,6 +111,10 @@ class Directory:
         return matched, others
 
 
+@overload
+def _text(entry: dict, name: str, where: str, *, required: Literal[True] = True) -> str: ...
+@overload
+def _text(entry: dict, name: str, where: str, *, required: bool) -> str | None: ...
 def _text(entry: dict, name: str, where: str, *, required: bool = True) -> str | None:
     value = entry.get(name)
     if value is None and not required:
@@ -187,8 +192,8 @@ def parse(data: object, *, source: str = "directory") -> Directory:
     for i, entry in enumerate(raw_services):
         where = f"{source}: services[{i}]"
         code = _unique_key(entry, "code", "service", where, index)
-        agency = index.get(("agency", entry.get("organisation")))
-        if agency is None:
+        owner = index.get(("agency", entry.get("organisation")))
+        if not isinstance(owner, Agency):
             raise DirectoryError(f"{where}: 'organisation' {entry.get('organisation')!r} is not in 'organisations'")
         groupings = entry.get("groupings")
         if not isinstance(groupings, list) or not groupings:
@@ -201,7 +206,7 @@ def parse(data: object, *, source: str = "directory") -> Directory:
         service = Service(
             code=code,
             name=_text(entry, "name", where),
-            agency=agency,
+            agency=owner,
             # keep the CodeSystem's order, whatever order the file used: groupings are not ranked
             groupings=tuple(g for g in canonical.GROUPINGS if g in groupings),
             description=_text(entry, "description", where),

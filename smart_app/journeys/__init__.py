@@ -13,7 +13,7 @@ transaction with its outbox row; resends and conflicting edits never overwrite).
 from __future__ import annotations
 
 import os
-from datetime import datetime
+from datetime import UTC, datetime
 
 from flask import Blueprint
 from markupsafe import Markup, escape
@@ -95,5 +95,5 @@ def epoch_datetime(value) -> str:
     from datetime import timezone
 
     if isinstance(value, (int, float)):
-        return journey_datetime(datetime.fromtimestamp(value, tz=timezone.utc))
+        return journey_datetime(datetime.fromtimestamp(value, tz=UTC))
     return journey_datetime(value)

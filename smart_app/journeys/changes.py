@@ -24,7 +24,7 @@ def stamp(when: datetime) -> str:
 
 
 def _add_note(resource: dict, text: str, author_ref: str | None, when: datetime) -> None:
-    note = {"time": stamp(when), "text": text}
+    note: dict = {"time": stamp(when), "text": text}
     if author_ref and author_ref.startswith("Practitioner/"):
         note = {"authorReference": {"reference": author_ref}, **note}
     resource.setdefault("note", []).append(note)

@@ -3,13 +3,12 @@ friendly answers to a conflict, a resent form or a builder's refusal."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 from flask import current_app, redirect, render_template, request
 
-from thrive_fhir.builders import BuildError
-
 from smart_app.directory import DIRECTORY_KEY, agency_ref
+from thrive_fhir.builders import BuildError
 
 from .formkit import FormErrors, new_token
 from .saving import Conflict
@@ -28,12 +27,12 @@ def other_agencies(launch) -> list:
 
 
 def today() -> date:
-    return datetime.now(timezone.utc).date()
+    return datetime.now(UTC).date()
 
 
 def now() -> datetime:
     # full precision: two decisions in one second must still be ordered (derivedFrom, effective)
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def render(template: str, *, status: int = 200, errors: FormErrors | None = None, values: dict | None = None, **ctx):

@@ -11,16 +11,15 @@ can be recorded once there is a safety plan.
 
 from __future__ import annotations
 
-from flask import request
-
 from datetime import timedelta
 
-from thrive_fhir.builders import BuildError, ConsentInput, build_consent, withdraw_all
-from thrive_fhir.builders.consent import EXT_DECISION_COMPETENCE
+from flask import request
 
 from smart_app import records
 from smart_app.context import current_launch, launch_blueprint, launch_required, write_required
 from smart_app.directory import agency_ref
+from thrive_fhir.builders import BuildError, ConsentInput, build_consent, withdraw_all
+from thrive_fhir.builders.consent import EXT_DECISION_COMPETENCE
 
 from . import formkit, saving
 from .common import directory, done, now, other_agencies, render, saved_message, today
@@ -47,8 +46,11 @@ def givers(launch) -> list[tuple[str, str, str]]:
     names = Names.for_launch(launch, recs)
     out = [("young-person", "The young person", launch.patient_ref)]
     for rp in recs.versioned("RelatedPerson"):
-        rel = ", ".join(c.get("display") or c.get("code", "") for cc in rp.resource.get("relationship", [])
-                        for c in cc.get("coding", [])[:1])
+        rel = ", ".join(
+            c.get("display") or c.get("code", "")
+            for cc in rp.resource.get("relationship", [])
+            for c in cc.get("coding", [])[:1]
+        )
         label = names(rp.ref) + (f" ({rel})" if rel else "")
         out.append((f"rp:{rp.id}", label, rp.ref))
     return out
@@ -84,9 +86,13 @@ def _page(values=None, errors=None, status=200, conflict=None):
     giver_list = givers(launch)
     if values is None:
         end = today() + timedelta(days=SHARING_DAYS)
-        values = {"agencies": [by_ref[r].key for r in shared_refs if r in by_ref],
-                  "version": current.version if current else 0,
-                  "end-day": str(end.day), "end-month": str(end.month), "end-year": str(end.year)}
+        values = {
+            "agencies": [by_ref[r].key for r in shared_refs if r in by_ref],
+            "version": current.version if current else 0,
+            "end-day": str(end.day),
+            "end-month": str(end.month),
+            "end-year": str(end.year),
+        }
         if current is not None and current.resource.get("status") == "active":
             refs = {ref: key for key, _, ref in giver_list}
             performer = next((p.get("reference") for p in current.resource.get("performer", [])), None)
@@ -94,8 +100,13 @@ def _page(values=None, errors=None, status=200, conflict=None):
             values["competence"] = _competence(current.resource)[0] or ""
             period_end = records.parse_when(current.resource.get("provision", {}).get("period", {}).get("end"))
             if period_end:
-                values.update({"end-day": str(period_end.day), "end-month": str(period_end.month),
-                               "end-year": str(period_end.year)})
+                values.update(
+                    {
+                        "end-day": str(period_end.day),
+                        "end-month": str(period_end.month),
+                        "end-year": str(period_end.year),
+                    }
+                )
     return render(
         "journeys/consent/index.html",
         status=status,
@@ -110,7 +121,8 @@ def _page(values=None, errors=None, status=200, conflict=None):
         plan=records.safety_plan(store, launch.patient_ref),
         conflict=conflict,
         conflict_agencies=[by_ref.get(r) for r in records.consent_agencies(records.Versioned(conflict.current, 0))]
-        if conflict and conflict.current else [],
+        if conflict and conflict.current
+        else [],
         saved=saved_message(),
     )
 
@@ -121,15 +133,27 @@ def index():
     return _page()
 
 
-def _input(current: records.Versioned | None, local_id: str, agency_refs: list[str], plan_ref: str, when, launch, w,
-           *, performer: str | None = None, end_date=None, competence: str | None = None,
-           competence_note: str | None = None):
+def _input(
+    current: records.Versioned | None,
+    local_id: str,
+    agency_refs: list[str],
+    plan_ref: str,
+    when,
+    launch,
+    w,
+    *,
+    performer: str | None = None,
+    end_date=None,
+    competence: str | None = None,
+    competence_note: str | None = None,
+):
     """Builder input for a new version. What is not given is kept from ``current`` (withdrawing
     one agency keeps who agreed, their competence and the end date)."""
     start = records.parse_when(current.resource["provision"]["period"]["start"]) if current else when.date()
     if performer is None:
-        performer = next((p.get("reference") for p in (current.resource.get("performer", []) if current else [])),
-                         w.patient_ref)
+        performer = next(
+            (p.get("reference") for p in (current.resource.get("performer", []) if current else [])), w.patient_ref
+        )
     if end_date is None:
         kept = records.parse_when(current.resource["provision"]["period"].get("end")) if current else None
         end_date = kept or when.date() + timedelta(days=SHARING_DAYS)
@@ -144,7 +168,7 @@ def _input(current: records.Versioned | None, local_id: str, agency_refs: list[s
         custodian=w.organization_ref,
         plan=plan_ref,
         date_time=when,
-        start_date=start,
+        start_date=start,  # type: ignore[arg-type]  # None if the stored start is unreadable: the builder refuses it
         end_date=end_date,
         competence=competence,
         competence_note=competence_note,
@@ -191,15 +215,33 @@ def save_consent():
     performer = {k: ref for k, _, ref in giver_list}[data["given_by"]]
     when = now()
     try:
-        resource = build_consent(_input(current, current.local_id if current else data["token"], refs, plan.ref, when,
-                                        launch, w, performer=performer, end_date=end, competence=data["competence"],
-                                        competence_note=data.get("competence_note")), now=when)
+        resource = build_consent(
+            _input(
+                current,
+                current.local_id if current else data["token"],
+                refs,
+                plan.ref,
+                when,
+                launch,
+                w,
+                performer=performer,
+                end_date=end,
+                competence=data["competence"],
+                competence_note=data.get("competence_note"),
+            ),
+            now=when,
+        )
     except BuildError as exc:
         errors.add("given_by" if exc.field in ("performer", "competence") else "agencies", exc.message.rstrip("."))
         return _page(raw, errors, 400)
     try:
-        outcome = saving.save(store, w, [(resource, data["version"])], activity="update" if current else "create",
-                              created_ref=None if current else f"Consent/{resource['id']}")
+        outcome = saving.save(
+            store,
+            w,
+            [(resource, data["version"])],
+            activity="update" if current else "create",
+            created_ref=None if current else f"Consent/{resource['id']}",
+        )
     except saving.Conflict as conflict:
         raw["version"] = conflict.current_version
         return _page(raw, None, 409, conflict)
@@ -212,7 +254,7 @@ def save_consent():
 def withdraw():
     launch = current_launch()
     store = launch.local_store
-    data, errors, raw = formkit.load(WithdrawForm(), request.form, WithdrawForm.ORDER)
+    data, errors, _raw = formkit.load(WithdrawForm(), request.form, WithdrawForm.ORDER)
     w = saving.who(launch)
     current = records.consent(store, w.patient_ref)
     if data is None or current is None:
@@ -227,24 +269,42 @@ def withdraw():
         return _page(None, errors, 400)
     if data["confirm"] != "yes":
         # ask first: once withdrawn, the agencies can no longer see the plan
-        leaving = [agencies[data["agency"]].name] if data["agency"] else \
-            [a.name if a else "an agency not in this directory" for a in
-             ({agency_ref(d, x): x for x in agencies.values()}.get(r) for r in shared)]
-        return render("journeys/consent/confirm_withdraw.html", values=dict(request.form), leaving=leaving,
-                      everyone=not data["agency"], consent=current)
+        leaving = (
+            [agencies[data["agency"]].name]
+            if data["agency"]
+            else [
+                a.name if a else "an agency not in this directory"
+                for a in ({agency_ref(d, x): x for x in agencies.values()}.get(r) for r in shared)
+            ]
+        )
+        return render(
+            "journeys/consent/confirm_withdraw.html",
+            values=dict(request.form),
+            leaving=leaving,
+            everyone=not data["agency"],
+            consent=current,
+        )
     # one agency: keep the others; blank: withdraw from every agency
     remaining = [r for r in shared if r != agency_ref(d, agencies[data["agency"]])] if data["agency"] else []
     when = now()
     plan_ref = current.resource["provision"]["data"][0]["reference"]["reference"]
-    if data["agency"] and data["version"] == current.version - 1 and agency_ref(d, agencies[data["agency"]]) not in shared:
+    if (
+        data["agency"]
+        and data["version"] == current.version - 1
+        and agency_ref(d, agencies[data["agency"]]) not in shared
+    ):
         return done(launch, "consent.index", "withdrawn", "duplicate")  # this withdrawal was already saved
     try:
         if remaining:
             resource = build_consent(_input(current, current.local_id, remaining, plan_ref, when, launch, w), now=when)
         else:
             # withdrawn from every agency: inactive, keeping the agencies so the record says what had been agreed
-            everyone = shared or [a.get("reference", {}).get("reference") for a in current.resource["provision"]["actor"]]
-            resource = build_consent(withdraw_all(_input(current, current.local_id, everyone, plan_ref, when, launch, w)), now=when)
+            everyone = shared or [
+                a.get("reference", {}).get("reference") for a in current.resource["provision"]["actor"]
+            ]
+            resource = build_consent(
+                withdraw_all(_input(current, current.local_id, everyone, plan_ref, when, launch, w)), now=when
+            )
     except BuildError as exc:
         errors.add("agencies", exc.message.rstrip("."))
         return _page(None, errors, 400)

@@ -19,15 +19,15 @@ from .common import directory
 #: What the young person and family would do in each grouping (project wording, plain language).
 WHAT_YOU_WOULD_DO = {
     "thriving": "Carry on with everyday life, school and friends, using the support everyone can get. "
-                "No individual help is planned; come back at any time if things change.",
+    "No individual help is planned; come back at any time if things change.",
     "getting-advice": "Use advice, self-help, online or community support and the local offer, choosing what "
-                      "suits them, and know where to turn if they need more.",
+    "suits them, and know where to turn if they need more.",
     "getting-help": "Meet for a short, focused piece of help with goals agreed at the start, rating progress "
-                    "towards them as they go, and deciding together when to stop.",
+    "towards them as they go, and deciding together when to stop.",
     "getting-more-help": "Take part in longer or more specialist help, often with more than one service, with "
-                         "goals agreed at the start and progress reviewed together.",
+    "goals agreed at the start and progress reviewed together.",
     "getting-risk-support": "Work with the services around them on keeping safe, with a safety plan they help "
-                            "write and people they can turn to, even if treatment is not right or possible now.",
+    "write and people they can turn to, even if treatment is not right or possible now.",
 }
 
 #: Questions that keep the talk about needs and choice (never severity, diagnosis or a score).
@@ -40,8 +40,10 @@ PROMPTS = (
 )
 
 #: A reminder shown with the prompts.
-NOT_SEVERITY = ("The groupings describe the kind of help chosen, not how unwell someone is. Do not decide "
-                "from a score or a diagnosis: talk about needs, wishes and what the young person chooses.")
+NOT_SEVERITY = (
+    "The groupings describe the kind of help chosen, not how unwell someone is. Do not decide "
+    "from a score or a diagnosis: talk about needs, wishes and what the young person chooses."
+)
 
 
 @dataclass(frozen=True)

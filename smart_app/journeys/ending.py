@@ -13,6 +13,8 @@ from __future__ import annotations
 from flask import request
 from marshmallow import Schema, ValidationError, validates_schema
 
+from smart_app import records, risk, wording, writeback
+from smart_app.context import current_launch, launch_blueprint, launch_required, write_required
 from thrive_fhir.builders import (
     BuildError,
     EpisodeInput,
@@ -24,15 +26,10 @@ from thrive_fhir.builders import (
 )
 from thrive_fhir.ids import resource_id
 
-from smart_app import records, risk, writeback
-from smart_app.context import current_launch, launch_blueprint, launch_required, write_required
-
-from smart_app import wording
-
 from . import changes, formkit, saving, vocab
 from .common import done, now, render, saved_message, today
-from .forms import GOAL_OUTCOMES, EndingForm
 from .formkit import Choice, Text
+from .forms import GOAL_OUTCOMES, EndingForm
 from .goals import _rebuild, _with_notes
 from .grouping import decision_method, previous_of
 
@@ -72,20 +69,24 @@ def _schema(previous: str | None, goal_ids: list[str], still_open: dict | None =
     about each thing still open: the safety plan, each open referral, sharing."""
     still_open = still_open or {"plan": None, "referrals": [], "consent": None}
     extra: dict = {
-        f"outcome-{gid}": Choice(tuple(GOAL_OUTCOMES), required=True, message="Choose how this goal ended") for gid in goal_ids
+        f"outcome-{gid}": Choice(tuple(GOAL_OUTCOMES), required=True, message="Choose how this goal ended")
+        for gid in goal_ids
     }
     if still_open["plan"] is not None:
-        extra["plan_choice"] = Choice(tuple(PLAN_CHOICES), required=True,
-                                      message="Choose what happens to the safety plan")
+        extra["plan_choice"] = Choice(
+            tuple(PLAN_CHOICES), required=True, message="Choose what happens to the safety plan"
+        )
         extra["plan_reason"] = Text()
     for sp in still_open["referrals"]:
-        extra[f"referral-{sp.id}"] = Choice(tuple(REFERRAL_CHOICES), required=True,
-                                            message="Choose whether this referral stays open")
+        extra[f"referral-{sp.id}"] = Choice(
+            tuple(REFERRAL_CHOICES), required=True, message="Choose whether this referral stays open"
+        )
     if still_open["referrals"]:
         extra["referral_reason"] = Text()
     if still_open["consent"] is not None:
-        extra["sharing_choice"] = Choice(tuple(SHARING_CHOICES), required=True,
-                                         message="Choose whether the plan is still shared")
+        extra["sharing_choice"] = Choice(
+            tuple(SHARING_CHOICES), required=True, message="Choose whether the plan is still shared"
+        )
 
     @validates_schema(skip_on_field_errors=False)
     def _check_open(self, data, **kwargs):
@@ -98,8 +99,9 @@ def _schema(previous: str | None, goal_ids: list[str], still_open: dict | None =
             raise ValidationError(errors)
 
     extra["_check_open"] = _check_open
-    extra["yp_involvement"] = Choice(vocab.YP_INVOLVEMENT, required=True,
-                                     message="Choose whether the young person agreed with ending help")
+    extra["yp_involvement"] = Choice(
+        vocab.YP_INVOLVEMENT, required=True, message="Choose whether the young person agreed with ending help"
+    )
     extra["yp_reason"] = Text()
 
     @validates_schema(skip_on_field_errors=False)
@@ -117,7 +119,7 @@ ORDER_HEAD = ["limits", "grouping", "change_reason", "yp_involvement", "yp_reaso
 def _order(open_goals, still_open) -> list[str]:
     order = ORDER_HEAD + [f"outcome-{g.id}" for g in open_goals]
     order += ["plan_choice", "plan_reason"] + [f"referral-{s.id}" for s in still_open["referrals"]]
-    return order + ["referral_reason", "sharing_choice"]
+    return [*order, "referral_reason", "sharing_choice"]
 
 
 def _page(values=None, errors=None, status=200):
@@ -161,15 +163,23 @@ def _open_view(still_open: dict) -> dict:
     referrals = []
     for sp in still_open["referrals"]:
         service = d.service(sp.service_code) if sp.service_code else None
-        referrals.append({"id": sp.id, "service": service.name if service else names((sp.request.get("performer") or [None])[0]),
-                          "when": sp.request.get("authoredOn"),
-                          "status": wording.request_status("referral", sp.task, sp.request.get("status"))})
+        referrals.append(
+            {
+                "id": sp.id,
+                "service": service.name if service else names((sp.request.get("performer") or [None])[0]),
+                "when": sp.request.get("authoredOn"),
+                "status": wording.request_status("referral", sp.task, sp.request.get("status")),
+            }
+        )
     consent = still_open["consent"]
     return {
         "plan": still_open["plan"],
         "referrals": referrals,
         "consent": consent,
-        "shared_with": [names(a.get("reference")) for a in (consent.resource.get("provision", {}).get("actor", []) if consent else [])],
+        "shared_with": [
+            names(a.get("reference"))
+            for a in (consent.resource.get("provision", {}).get("actor", []) if consent else [])
+        ],
     }
 
 
@@ -238,41 +248,58 @@ def end_help():
         )
         items.append((obs, 0))
         for g in open_goals:
-            closed = build_goal(_rebuild(g, closing=GoalClosing(
-                outcome=data[f"outcome-{g.id}"], on=when.date(), reason="Closed at the planned ending of help")))
+            closed = build_goal(
+                _rebuild(
+                    g,
+                    closing=GoalClosing(
+                        outcome=data[f"outcome-{g.id}"], on=when.date(), reason="Closed at the planned ending of help"
+                    ),
+                )
+            )
             items.append((_with_notes(closed, g, None), g.version))
         r = episode.resource
         start = records.parse_when(r["period"]["start"])
-        items.append((
-            build_episode(EpisodeInput(
-                local_id=episode.local_id,
-                source_ods=launch.ods_code,
-                subject=w.patient_ref,
-                managing_organization=r["managingOrganization"]["reference"],
-                start=start,
-                end=max(when.date(), start),
-                status="finished",
-                referral_requests=tuple(x["reference"] for x in r.get("referralRequest", [])),
-                teams=tuple(x["reference"] for x in r.get("team", [])),
-            )),
-            episode.version,
-        ))
+        items.append(
+            (
+                build_episode(
+                    EpisodeInput(
+                        local_id=episode.local_id,
+                        source_ods=launch.ods_code,
+                        subject=w.patient_ref,
+                        managing_organization=r["managingOrganization"]["reference"],
+                        start=start,
+                        end=max(when.date(), start),
+                        status="finished",
+                        referral_requests=tuple(x["reference"] for x in r.get("referralRequest", [])),
+                        teams=tuple(x["reference"] for x in r.get("team", [])),
+                    )
+                ),
+                episode.version,
+            )
+        )
     except BuildError as exc:
-        field = {"grouping": "grouping", "change_reason": "change_reason", "not_involved_reason": "yp_reason",
-                 "participants": "yp_involvement"}.get(exc.field.split("[")[0], "limits")
+        field = {
+            "grouping": "grouping",
+            "change_reason": "change_reason",
+            "not_involved_reason": "yp_reason",
+            "participants": "yp_involvement",
+        }.get(exc.field.split("[")[0], "limits")
         errors.add(field, exc.message.rstrip("."))
         return _page(raw, errors, 400)
     # what was still open: each answered on the form
     plan = records.safety_plan(store, w.patient_ref)
     plan_after = plan.resource if plan else None
     if still_open["plan"] is not None and data.get("plan_choice") == "end":
-        plan_after = changes.end_safety_plan(still_open["plan"], "Ended at the planned ending of help.",
-                                             w.practitioner_ref, when)
+        plan_after = changes.end_safety_plan(
+            still_open["plan"], "Ended at the planned ending of help.", w.practitioner_ref, when
+        )
         items.append((plan_after, still_open["plan"].version))
     for sp in still_open["referrals"]:
         if data.get(f"referral-{sp.id}") == "cancel":
             recs = records.of(store, w.patient_ref)
-            for changed in changes.cancel_referral(sp, "Cancelled at the planned ending of help: " + data["referral_reason"], when):
+            for changed in changes.cancel_referral(
+                sp, "Cancelled at the planned ending of help: " + data["referral_reason"], when
+            ):
                 found = recs.get(f"{changed['resourceType']}/{changed['id']}")
                 items.append((changed, found.version if found else None))
     if still_open["consent"] is not None and data.get("sharing_choice") == "withdraw":
@@ -282,8 +309,11 @@ def end_help():
     try:
         outcome = saving.save(store, w, items, activity="update", created_ref=f"Observation/{obs['id']}")
     except saving.Conflict:
-        errors.add("limits", "Someone else changed this young person's goals or episode while you were writing. "
-                   "Check the page below, then save again")
+        errors.add(
+            "limits",
+            "Someone else changed this young person's goals or episode while you were writing. "
+            "Check the page below, then save again",
+        )
         return _page(raw, errors, 409)
     if outcome == "saved" and launch.write_back_grouping:
         # the grouping at the ending goes to the EHR like any agreed grouping; if it cannot, the

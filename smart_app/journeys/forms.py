@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from datetime import date, timedelta
+from typing import ClassVar
 
 from marshmallow import Schema, ValidationError, fields, validates_schema
 
@@ -69,13 +70,30 @@ class GroupingForm(Schema):
     change_reason = Choice([c.code for c in vocab.change_reasons()], message="Choose why the grouping has changed")
     change_note = Text()
 
-    ORDER = [
-        "yp_words", "needs", "options", "offered", "chosen", "grouping", "change_reason", "change_note", "participants",
-        "agencies", "yp_involvement", "yp_reason", "family_involvement",
+    ORDER: ClassVar[list[str]] = [
+        "yp_words",
+        "needs",
+        "options",
+        "offered",
+        "chosen",
+        "grouping",
+        "change_reason",
+        "change_note",
+        "participants",
+        "agencies",
+        "yp_involvement",
+        "yp_reason",
+        "family_involvement",
     ]
 
-    def __init__(self, *, previous_grouping: str | None = None, agency_keys: tuple[str, ...] = (),
-                 option_codes: frozenset[str] | set[str] | None = None, **kwargs):
+    def __init__(
+        self,
+        *,
+        previous_grouping: str | None = None,
+        agency_keys: tuple[str, ...] = (),
+        option_codes: frozenset[str] | set[str] | None = None,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         self.previous_grouping = previous_grouping
         self.agency_keys = agency_keys
@@ -133,7 +151,7 @@ class NewGoalForm(Schema):
     description = Text(required=True, blank="Write the goal in the young person's own words", max_length=500)
     baseline = Score()
 
-    ORDER = ["description", "baseline"]
+    ORDER: ClassVar[list[str]] = ["description", "baseline"]
 
 
 class DiscussionForm(Schema):
@@ -141,7 +159,7 @@ class DiscussionForm(Schema):
     version = Version()
     discussion = Text(required=True, blank="Write what you talked about and what you agreed")
 
-    ORDER = ["discussion"]
+    ORDER: ClassVar[list[str]] = ["discussion"]
 
 
 class CloseGoalForm(Schema):
@@ -150,16 +168,22 @@ class CloseGoalForm(Schema):
     outcome = Choice(tuple(GOAL_OUTCOMES), required=True, message="Choose how the goal ended")
     reason = Text(required=True, blank="Say why the goal is being closed")
 
-    ORDER = ["outcome", "reason"]
+    ORDER: ClassVar[list[str]] = ["outcome", "reason"]
 
 
-def ratings_form(goal_ids: list[str]) -> Schema:
+class OrderedSchema(Schema):
+    """A form whose fields are built per request: ``ORDER`` names them in page order."""
+
+    ORDER: ClassVar[list[str]] = []
+
+
+def ratings_form(goal_ids: list[str]) -> OrderedSchema:
     """One screen of ratings: a ``score-<goal id>`` field per open goal, blank = not rated."""
-    spec = {"token": Token(), **{f"score-{gid}": Score() for gid in goal_ids}}
-    schema_cls = Schema.from_dict(spec, name="RatingsForm")
+    spec: dict[str, fields.Field] = {"token": Token(), **{f"score-{gid}": Score() for gid in goal_ids}}
+    schema_cls: type[OrderedSchema] = OrderedSchema.from_dict(spec, name="RatingsForm")  # type: ignore[assignment]
 
-    class RatingsForm(schema_cls):
-        ORDER = [f"score-{gid}" for gid in goal_ids]
+    class RatingsForm(schema_cls):  # type: ignore[valid-type,misc]
+        ORDER: ClassVar[list[str]] = [f"score-{gid}" for gid in goal_ids]
 
         @validates_schema
         def _one(self, data, **kwargs):
@@ -198,7 +222,7 @@ class SafetyPlanHeadForm(Schema):
     contributors = fields.List(fields.String(), load_default=list)
     no_yp_reason = Text()
 
-    ORDER = ["contributors", "no_yp_reason"]
+    ORDER: ClassVar[list[str]] = ["contributors", "no_yp_reason"]
 
 
 def parse_safety_plan(form, *, holder_keys: set[str], contributor_keys: set[str], today: date):
@@ -229,14 +253,17 @@ def parse_safety_plan(form, *, holder_keys: set[str], contributor_keys: set[str]
             elif text.strip():
                 items.append((section.code, text, holder))
             elif holder:
-                errors.add(field_id, f"Write what this item under ‘{section.display}’ says, or choose nobody")
+                errors.add(field_id, f"Write what this item under ‘{section.display}’ says, or choose nobody")  # noqa: RUF001  typographic quotes, NHS.UK style
             n += 1
             if n > 50:
                 break
     if not any(s == "warning-signs" for s, _, _ in items) and not errors.get("warning-signs-0-text"):
         errors.add("warning-signs-0-text", "Add at least one warning sign")
     if not any(s == "professionals-agencies" for s, _, _ in items) and not errors.get("professionals-agencies-0-text"):
-        errors.add("professionals-agencies-0-text", "Add at least one professional or service to contact, such as a crisis line")
+        errors.add(
+            "professionals-agencies-0-text",
+            "Add at least one professional or service to contact, such as a crisis line",
+        )
     review = parse_date_parts(form, "review", "the review date", errors)
     if review is not None:
         if review <= today:
@@ -263,7 +290,7 @@ class SignpostForm(Schema):
     kind = Choice(("signposting", "referral"), required=True, message="Choose whether you are signposting or referring")
     note = Text(max_length=2000)
 
-    ORDER = ["service", "kind", "note"]
+    ORDER: ClassVar[list[str]] = ["service", "kind", "note"]
 
     def __init__(self, *, service_codes: tuple[str, ...] = (), **kwargs):
         super().__init__(**kwargs)
@@ -288,18 +315,18 @@ REFERRAL_CHANGES = {
 }
 
 
-def referral_change_form(kind: str) -> Schema:
+def referral_change_form(kind: str) -> OrderedSchema:
     """Updating, cancelling or making a referral again: the form's one text box (the update, the
     reason for cancelling, or what the service is asked to do) arrives as ``text``."""
     name, blank = REFERRAL_CHANGES[kind]
 
-    class ReferralChangeForm(Schema):
+    class ReferralChangeForm(OrderedSchema):
         token = Token()
         sr_version = Version()
         task_version = Version()
         text = Text(required=True, blank=blank, max_length=2000, data_key=name)
 
-        ORDER = [name]
+        ORDER: ClassVar[list[str]] = [name]
 
     return ReferralChangeForm()
 
@@ -320,13 +347,16 @@ class ConsentForm(Schema):
     token = Token()
     version = Version()
     given_by = fields.String(load_default="")
-    competence = Choice(tuple(COMPETENCE), required=True,
-                        message="Choose whether the young person can decide about sharing for themselves")
+    competence = Choice(
+        tuple(COMPETENCE),
+        required=True,
+        message="Choose whether the young person can decide about sharing for themselves",
+    )
     competence_note = Text(max_length=1000)
     agencies = fields.List(fields.String(), load_default=list)
     confirmed = fields.String(load_default="")
 
-    ORDER = ["given_by", "competence", "competence_note", "agencies", "end-day", "confirmed"]
+    ORDER: ClassVar[list[str]] = ["given_by", "competence", "competence_note", "agencies", "end-day", "confirmed"]
 
     def __init__(self, *, agency_keys: tuple[str, ...] = (), giver_keys: tuple[str, ...] = ("young-person",), **kwargs):
         super().__init__(**kwargs)
@@ -343,8 +373,10 @@ class ConsentForm(Schema):
         elif giver not in self.giver_keys:
             errors["given_by"] = "Choose who agreed from the list"
         elif giver == "young-person" and competence == "not-competent":
-            errors["given_by"] = ("The young person cannot decide about this now, so a parent or carer with "
-                                  "parental responsibility must agree")
+            errors["given_by"] = (
+                "The young person cannot decide about this now, so a parent or carer with "
+                "parental responsibility must agree"
+            )
         elif giver != "young-person" and competence == "competent":
             errors["given_by"] = "The young person can decide for themselves, so record their own agreement"
         agencies = data.get("agencies") or []
@@ -364,7 +396,7 @@ class WithdrawForm(Schema):
     agency = fields.String(load_default="")  # blank = withdraw from every agency
     confirm = fields.String(load_default="")  # "yes" once the person has confirmed on the check page
 
-    ORDER = ["agency"]
+    ORDER: ClassVar[list[str]] = ["agency"]
 
 
 # --- 6. ending help ---------------------------------------------------------------------------
@@ -374,7 +406,7 @@ class EndingForm(Schema):
     grouping = Choice(canonical.GROUPINGS, required=True, message="Choose the grouping at the end of help")
     change_reason = Choice([c.code for c in vocab.change_reasons()], message="Choose why the grouping has changed")
 
-    ORDER = ["limits", "grouping", "change_reason"]
+    ORDER: ClassVar[list[str]] = ["limits", "grouping", "change_reason"]
 
     def __init__(self, *, previous_grouping: str | None = None, **kwargs):
         super().__init__(**kwargs)
@@ -421,7 +453,7 @@ class CareTeamMemberForm(Schema):
     agency = fields.String(load_default="")
     role = Text(max_length=200)
 
-    ORDER = ["kind", "given", "family", "relationship", "agency", "role"]
+    ORDER: ClassVar[list[str]] = ["kind", "given", "family", "relationship", "agency", "role"]
 
     def __init__(self, *, agency_keys: tuple[str, ...] = (), **kwargs):
         super().__init__(**kwargs)
@@ -452,4 +484,4 @@ class RemoveMemberForm(Schema):
     version = Version()
     member = fields.String(required=True, error_messages={"required": "Choose who to remove"})
 
-    ORDER = ["member"]
+    ORDER: ClassVar[list[str]] = ["member"]

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from flask import current_app, request
 
+from smart_app import gbo, records
+from smart_app.context import current_launch, launch_blueprint, launch_required, write_required
 from thrive_fhir.builders import (
     BuildError,
     GoalAcceptance,
@@ -26,9 +28,6 @@ from thrive_fhir.builders import (
 )
 from thrive_fhir.builders.goals import MAX_OPEN_GOALS
 from thrive_fhir.ids import resource_id
-
-from smart_app import gbo, records
-from smart_app.context import current_launch, launch_blueprint, launch_required, write_required
 
 from . import formkit, saving
 from .common import build_error_to_form, done, now, render, saved_message, today
@@ -88,6 +87,8 @@ def index():
 
 def _find_goal(goal_id: str):
     launch = current_launch()
+    if launch.patient_ref is None:  # no young person in this launch: no goal of theirs either
+        return None
     for g in records.goals(launch.local_store, launch.patient_ref):
         if g.id == goal_id:
             return g
@@ -229,7 +230,9 @@ def rate():
         new_status = gbo.achievement([*g.ratings, records.Rating(when, score, w.patient_ref)])
         if new_status != next(iter(records.codes(g.resource.get("achievementStatus"))), None):
             try:
-                updates.append((_with_notes(build_goal(_rebuild(g, achievement_status=new_status)), g, None), g.version))
+                updates.append(
+                    (_with_notes(build_goal(_rebuild(g, achievement_status=new_status)), g, None), g.version)
+                )
             except BuildError:  # a goal that arrived from elsewhere and cannot be rebuilt keeps its status
                 continue
     try:
@@ -282,8 +285,16 @@ def _goal_page(template, goal, values=None, errors=None, status=200, conflict=No
     view = _goal_views([goal])[0]
     if values is None:
         values = {"version": goal.version}
-    return render(template, status=status, errors=errors, values=values, goal=view, conflict=conflict,
-                  outcomes=GOAL_OUTCOME_OPTIONS, review_after=_review_after())
+    return render(
+        template,
+        status=status,
+        errors=errors,
+        values=values,
+        goal=view,
+        conflict=conflict,
+        outcomes=GOAL_OUTCOME_OPTIONS,
+        review_after=_review_after(),
+    )
 
 
 def _save_goal(launch, w, goal, resource, data, raw, *, template: str, saved: str):
@@ -317,8 +328,10 @@ def discuss(goal_id: str):
     w = saving.who(launch)
     when = now()
     status = gbo.achievement(goal.ratings)
-    note = {"time": when.isoformat().replace("+00:00", "Z"),
-            "text": f"Progress discussed. Change so far: {gbo.change_label(goal.ratings)}. " + data["discussion"]}
+    note = {
+        "time": when.isoformat().replace("+00:00", "Z"),
+        "text": f"Progress discussed. Change so far: {gbo.change_label(goal.ratings)}. " + data["discussion"],
+    }
     if w.practitioner_ref:
         note = {"authorReference": {"reference": w.practitioner_ref}, **note}
     try:
@@ -326,8 +339,16 @@ def discuss(goal_id: str):
     except BuildError as exc:
         errors.add("discussion", exc.message.rstrip("."))
         return _goal_page("journeys/goals/discuss.html", goal, raw, errors, 400)
-    return _save_goal(launch, w, goal, _with_notes(resource, goal, note), data, raw,
-                      template="journeys/goals/discuss.html", saved="discussion")
+    return _save_goal(
+        launch,
+        w,
+        goal,
+        _with_notes(resource, goal, note),
+        data,
+        raw,
+        template="journeys/goals/discuss.html",
+        saved="discussion",
+    )
 
 
 @bp.route("/<goal_id>/close", methods=["GET", "POST"])
@@ -353,8 +374,16 @@ def close(goal_id: str):
     except BuildError as exc:
         errors.add("reason", exc.message.rstrip("."))
         return _goal_page("journeys/goals/close.html", goal, raw, errors, 400)
-    return _save_goal(launch, w, goal, _with_notes(resource, goal, None), data, raw,
-                      template="journeys/goals/close.html", saved="goal-closed")
+    return _save_goal(
+        launch,
+        w,
+        goal,
+        _with_notes(resource, goal, None),
+        data,
+        raw,
+        template="journeys/goals/close.html",
+        saved="goal-closed",
+    )
 
 
 GOAL_OUTCOME_OPTIONS = [(k, v, None) for k, v in GOAL_OUTCOMES.items()]

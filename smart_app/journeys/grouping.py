@@ -17,12 +17,11 @@ from __future__ import annotations
 
 from flask import abort, redirect, request
 
-from thrive_fhir.builders import BuildError, GroupingDecision, PreviousGrouping, build_grouping
-from thrive_fhir.ids import resource_id
-
 from smart_app import records, risk, writeback
 from smart_app.context import current_launch, launch_blueprint, launch_required, state, write_required
 from smart_app.directory import agency_ref
+from thrive_fhir.builders import BuildError, GroupingDecision, PreviousGrouping, build_grouping
+from thrive_fhir.ids import resource_id
 
 from . import decision_support, formkit, saving, vocab
 from .common import build_error_to_form, directory, done, now, other_agencies, render, saved_message, today
@@ -91,6 +90,8 @@ def index():
 def send_to_ehr(obs_id: str):
     """Retry sending a saved grouping to the EHR (the warning's "Send to the EHR again")."""
     launch = current_launch()
+    if launch.patient_ref is None:  # no young person in this launch: no grouping of theirs either
+        abort(404)
     found = records.of(launch.local_store, launch.patient_ref).get(f"Observation/{obs_id}")
     if found is None or not records.is_grouping(found.resource):
         abort(404)
@@ -136,8 +137,11 @@ def agree():
     store = launch.local_store
     current = records.current_grouping(store, launch.patient_ref)
     agencies = {a.key: a for a in other_agencies(launch)}
-    schema = GroupingForm(previous_grouping=current.code if current else None, agency_keys=tuple(agencies),
-                          option_codes=decision_support.option_codes())
+    schema = GroupingForm(
+        previous_grouping=current.code if current else None,
+        agency_keys=tuple(agencies),
+        option_codes=decision_support.option_codes(),
+    )
     data, errors, raw = formkit.load(schema, request.form, GroupingForm.ORDER)
     posted_token = request.form.get("token", "")
     if data is not None or posted_token:

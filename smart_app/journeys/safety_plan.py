@@ -17,12 +17,11 @@ from datetime import timedelta
 
 from flask import request
 
-from thrive_fhir.builders import BuildError, SafetyPlanInput, SafetyPlanItem, build_safety_plan
-
 from smart_app import records, risk
 from smart_app.context import current_launch, launch_blueprint, launch_required, write_required
 from smart_app.directory import agency_ref, service_ref
 from smart_app.names import Names, spoken_name
+from thrive_fhir.builders import BuildError, SafetyPlanInput, SafetyPlanItem, build_safety_plan
 
 from . import saving, vocab
 from .common import directory, done, now, other_agencies, render, saved_message, today
@@ -38,7 +37,10 @@ def holder_options(launch) -> list[tuple[str, str, str | None]]:
     """(key, label, reference) for every possible holder, young person first."""
     d = directory()
     w = saving.who(launch)
-    out = [("young-person", "The young person", w.patient_ref), ("this-service", "This service (you)", w.author_ref)]
+    out: list[tuple[str, str, str | None]] = [
+        ("young-person", "The young person", w.patient_ref),
+        ("this-service", "This service (you)", w.author_ref),
+    ]
     out += [(f"agency:{a.key}", a.name, agency_ref(d, a)) for a in other_agencies(launch)]
     for s in d.services:
         out.append((f"service:{s.code}", f"{s.name} ({s.agency.name})", service_ref(d, s)))
@@ -83,7 +85,9 @@ def _rows_from_plan(plan: records.Versioned | None, launch) -> dict:
     notes = [n.get("text", "") for n in plan.resource.get("note", [])]
     if any(n.startswith("Also written with: Parent or carer") for n in notes):
         values["contributors"].append("parent-carer")
-    reason = next((n.split(": ", 1)[1] for n in notes if n.startswith("The young person did not help write this plan: ")), None)
+    reason = next(
+        (n.split(": ", 1)[1] for n in notes if n.startswith("The young person did not help write this plan: ")), None
+    )
     if reason:
         values["no_yp_reason"] = reason
     return {"values": values, "counts": counts}
@@ -104,9 +108,15 @@ def _versions(store, plan: records.Versioned | None) -> list[dict]:
     if plan is None:
         return []
     names = Names.for_launch(current_launch())
-    return [{"version": h["version"], "saved_at": h["saved_at"],
-             "author": names(h["author_ref"]) if h["author_ref"] else "Not recorded",
-             "resource": h["resource"]} for h in reversed(store.history("CarePlan", plan.id))]
+    return [
+        {
+            "version": h["version"],
+            "saved_at": h["saved_at"],
+            "author": names(h["author_ref"]) if h["author_ref"] else "Not recorded",
+            "resource": h["resource"],
+        }
+        for h in reversed(store.history("CarePlan", plan.id))
+    ]
 
 
 def _sections_view(resource: dict | None, launch, *, for_young_person: bool = False) -> list[dict]:
@@ -115,7 +125,7 @@ def _sections_view(resource: dict | None, launch, *, for_young_person: bool = Fa
     ``for_young_person``: the printed copy is the young person's own plan, written to them (the
     section names already say "I" and "my"): their own items carry no holder, and "this service
     (you)", which means the clinician on screen, becomes "your worker at <service>"."""
-    labels = {ref: label for _, label, ref in holder_options(launch)}
+    labels: dict[str | None, str | None] = {ref: label for _, label, ref in holder_options(launch)}
     if for_young_person:
         w = saving.who(launch)
         labels[w.patient_ref] = None
@@ -127,11 +137,14 @@ def _sections_view(resource: dict | None, launch, *, for_young_person: bool = Fa
         for activity in (resource or {}).get("activity", []):
             detail = activity.get("detail", {})
             if section.code in [c.get("code") for c in detail.get("code", {}).get("coding", [])]:
-                holders = [labels[p.get("reference")] if p.get("reference") in labels else names(p)
-                           for p in detail.get("performer", [])]
+                holders = [
+                    labels[p.get("reference")] if p.get("reference") in labels else names(p)
+                    for p in detail.get("performer", [])
+                ]
                 items.append({"text": detail.get("description", ""), "holders": [h for h in holders if h]})
-        out.append({"code": section.code, "display": section.display, "definition": section_hint(section),
-                    "entries": items})
+        out.append(
+            {"code": section.code, "display": section.display, "definition": section_hint(section), "entries": items}
+        )
     return out
 
 
@@ -139,7 +152,7 @@ def _sections_view(resource: dict | None, launch, *, for_young_person: bool = Fa
 #: (the CodeSystem's definitions are written for developers and data teams).
 SECTION_HINTS = {
     "agency-actions": "What each agency working with the young person (school, social care, youth justice, "
-                      "a charity) has agreed to do to help keep them safe.",
+    "a charity) has agreed to do to help keep them safe.",
 }
 
 
@@ -154,16 +167,23 @@ def _worker_label(launch) -> str:
     return f"Your worker at {own.name}" if own else "Your worker"
 
 
+def _current_plan(launch) -> records.Versioned | None:
+    """The young person's current plan (none in a launch without a young person)."""
+    return records.safety_plan(launch.local_store, launch.patient_ref) if launch.patient_ref else None
+
+
 def _form_page(values, counts, errors=None, status=200, conflict=None, spare: int = 0):
     """The form with ``counts`` rows per section plus ``spare`` empty ones (a fresh form gets one
     spare row per section; a redrawn form shows exactly the rows that were posted, so "Add another
     row" adds one row to its own section and nothing anywhere else)."""
     launch = current_launch()
-    plan = records.safety_plan(launch.local_store, launch.patient_ref)
+    plan = _current_plan(launch)
     sections = []
     for section in vocab.safety_plan_sections():
         n = max(counts.get(section.code, 0) + spare, 1)
-        sections.append({"code": section.code, "display": section.display, "definition": section_hint(section), "rows": range(n)})
+        sections.append(
+            {"code": section.code, "display": section.display, "definition": section_hint(section), "rows": range(n)}
+        )
     return render(
         "journeys/safety_plan/edit.html",
         status=status,
@@ -200,7 +220,7 @@ def _team_active(launch) -> bool:
 @launch_required
 def index():
     launch = current_launch()
-    plan = records.safety_plan(launch.local_store, launch.patient_ref)
+    plan = _current_plan(launch)
     return render(
         "journeys/safety_plan/index.html",
         plan=plan,
@@ -217,7 +237,7 @@ def index():
 @launch_required
 def print_view():
     launch = current_launch()
-    plan = records.safety_plan(launch.local_store, launch.patient_ref)
+    plan = _current_plan(launch)
     return render(
         "journeys/safety_plan/print.html",
         plan=plan,
@@ -232,13 +252,25 @@ def print_view():
 @launch_required
 def version(version: int):
     launch = current_launch()
-    plan = records.safety_plan(launch.local_store, launch.patient_ref)
+    plan = _current_plan(launch)
     found = next((v for v in _versions(launch.local_store, plan) if v["version"] == version), None)
-    if found is None:
-        return render("journeys/safety_plan/index.html", status=404, plan=None, sections=[], versions=[], active=False,
-                      saved=None, missing_version=version)
-    return render("journeys/safety_plan/version.html", v=found, sections=_sections_view(found["resource"], launch),
-                  latest=plan.version)
+    if found is None or plan is None:  # no plan has no versions
+        return render(
+            "journeys/safety_plan/index.html",
+            status=404,
+            plan=None,
+            sections=[],
+            versions=[],
+            active=False,
+            saved=None,
+            missing_version=version,
+        )
+    return render(
+        "journeys/safety_plan/version.html",
+        v=found,
+        sections=_sections_view(found["resource"], launch),
+        latest=plan.version,
+    )
 
 
 @bp.route("/edit", methods=["GET", "POST"])
@@ -285,7 +317,9 @@ def edit():
             service = d.service(holder.split(":", 1)[1])
             if service is not None and service.phone and service.phone.replace(" ", "") not in text.replace(" ", ""):
                 text = f"{text} ({service.name}: {service.phone})"
-        plan_items.append(SafetyPlanItem(section=section, text=text, performer_refs=(holders[holder],) if holder else ()))
+        plan_items.append(
+            SafetyPlanItem(section=section, text=text, performer_refs=(holders[holder],) if holder else ())
+        )
     chosen = head["contributors"]
     notes = []
     if "young-person" not in chosen:
@@ -330,8 +364,9 @@ def edit():
     after = risk.assess(grouping.code if grouping else None, resource, today())
     flags = saving.flag_changes(store, w, head["token"], risk=after, now=when)
     try:
-        outcome = saving.save(store, w, [(resource, expected), *flags], activity="update" if plan else "create",
-                              created_ref=created_ref)
+        outcome = saving.save(
+            store, w, [(resource, expected), *flags], activity="update" if plan else "create", created_ref=created_ref
+        )
     except saving.Conflict as conflict:
         raw["version"] = conflict.current_version
         return _form_page(raw, counts, None, 409, conflict=conflict)

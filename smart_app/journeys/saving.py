@@ -15,13 +15,12 @@ Three outcomes of :func:`save`:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
-
-from thrive_fhir.builders import EpisodeInput, RiskFlagInput, build_episode, build_risk_flag
-from thrive_fhir.localstore import ChangeSet, StaleVersion
+from datetime import UTC, date, datetime
 
 from smart_app import records
 from smart_app.risk import RiskState
+from thrive_fhir.builders import EpisodeInput, RiskFlagInput, build_episode, build_risk_flag
+from thrive_fhir.localstore import ChangeSet, StaleVersion
 
 from .localids import derived_uuid4
 
@@ -69,8 +68,15 @@ def stable(value):
     return value
 
 
-def save(store, w: Who, items: list[tuple[dict, int | None]], *, activity: str, created_ref: str | None = None,
-         reason: str | None = None) -> str:
+def save(
+    store,
+    w: Who,
+    items: list[tuple[dict, int | None]],
+    *,
+    activity: str,
+    created_ref: str | None = None,
+    reason: str | None = None,
+) -> str:
     """Record ``items`` ((resource, expected local version)) as one save; see the module docstring.
 
     ``created_ref`` names the resource whose local id is the form token: if it exists already, this
@@ -80,8 +86,13 @@ def save(store, w: Who, items: list[tuple[dict, int | None]], *, activity: str, 
         rtype, rid = created_ref.split("/", 1)
         if store.current_version(rtype, rid) > 0:
             return "duplicate"
-    cs = ChangeSet(patient_key=w.patient_ref, author_ref=w.author_ref, organization_ref=w.organization_ref,
-                   activity=activity, reason=reason)
+    cs = ChangeSet(
+        patient_key=w.patient_ref,
+        author_ref=w.author_ref,
+        organization_ref=w.organization_ref,
+        activity=activity,
+        reason=reason,
+    )
     for resource, expected in items:
         cs.put(resource, expected_local_version=expected)
     try:
@@ -117,8 +128,9 @@ def episode_for(store, w: Who, token: str, today: date) -> tuple[str, list[tuple
 
 
 # --- the risk banner Flag ---------------------------------------------------------------------
-def flag_changes(store, w: Who, token: str, *, risk: RiskState,
-                 now: datetime | None = None) -> list[tuple[dict, int | None]]:
+def flag_changes(
+    store, w: Who, token: str, *, risk: RiskState, now: datetime | None = None
+) -> list[tuple[dict, int | None]]:
     """Raise or clear the "Getting Risk Support: safety plan in place" Flag to match ``risk``, the
     risk state the records will have once this save lands (``smart_app.risk.assess``).
 
@@ -126,7 +138,7 @@ def flag_changes(store, w: Who, token: str, *, risk: RiskState,
     (Getting Risk Support AND an active, in-date safety plan; see ``smart_app.risk``). Clearing keeps
     the Flag with an end time; raising again later starts a new Flag.
     """
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     wanted = risk.flag_wanted
     current = records.active_flag(store, w.patient_ref)
     if wanted and current is None:
@@ -138,7 +150,7 @@ def flag_changes(store, w: Who, token: str, *, risk: RiskState,
     if not wanted and current is not None:
         start = records.parse_when(current.resource.get("period", {}).get("start")) or now
         if not isinstance(start, datetime):
-            start = datetime(start.year, start.month, start.day, tzinfo=timezone.utc)
+            start = datetime(start.year, start.month, start.day, tzinfo=UTC)
         cleared = build_risk_flag(
             RiskFlagInput(
                 local_id=current.local_id,

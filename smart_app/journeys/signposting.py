@@ -11,6 +11,10 @@ from __future__ import annotations
 
 from flask import request
 
+from smart_app import records, wording
+from smart_app.context import current_launch, launch_blueprint, launch_required, write_required
+from smart_app.directory import service_ref
+from thrive_fhir import terminology
 from thrive_fhir.builders import (
     BuildError,
     Coded,
@@ -20,11 +24,6 @@ from thrive_fhir.builders import (
     build_signposting,
 )
 from thrive_fhir.ids import resource_id
-from thrive_fhir import terminology
-
-from smart_app import records, wording
-from smart_app.context import current_launch, launch_blueprint, launch_required, write_required
-from smart_app.directory import service_ref
 
 from . import changes, formkit, saving, vocab
 from .common import directory, done, now, render, saved_message, today
@@ -49,7 +48,9 @@ def _page(values=None, errors=None, status=200):
         rows.append(
             {
                 "kind": "Referral" if s.kind == "referral" else "Signposting",
-                "service": service.name if service else (s.request.get("code", {}).get("coding", [{}])[0].get("display") or "Unknown service"),
+                "service": service.name
+                if service
+                else (s.request.get("code", {}).get("coding", [{}])[0].get("display") or "Unknown service"),
                 "phone": service.phone if service else None,
                 "when": s.request.get("authoredOn"),
                 "status": wording.request_status(s.kind, s.task, s.request.get("status")),
@@ -99,7 +100,9 @@ def create():
     service = d.service(data["service"])
     grouping = records.current_grouping(store, w.patient_ref)
     if grouping is None:
-        errors.add("service", "Agree a grouping first: signposting and referrals are recorded against the grouping in force")
+        errors.add(
+            "service", "Agree a grouping first: signposting and referrals are recorded against the grouping in force"
+        )
         return _page(raw, errors, 400)
     episode_ref, items = saving.episode_for(store, w, data["token"], today())
     performer = service_ref(d, service)
@@ -157,6 +160,8 @@ MESSAGES = {
 
 def _find(sr_id: str) -> records.Signpost | None:
     launch = current_launch()
+    if launch.patient_ref is None:  # no young person in this launch: no referral of theirs either
+        return None
     return next((s for s in records.signposts(launch.local_store, launch.patient_ref) if s.id == sr_id), None)
 
 
@@ -168,9 +173,12 @@ def _referral_view(sp: records.Signpost) -> dict:
     d = directory()
     service = d.service(sp.service_code) if sp.service_code else None
     task = sp.task or {}
-    recs = records.of(launch.local_store, launch.patient_ref)
-    replaced_by = [s for s in recs.signposts if f"ServiceRequest/{sp.id}" in
-                   [r.get("reference") for r in s.request.get("replaces", [])]]
+    recs = records.of(launch.local_store, launch.patient_ref or "")  # set: sp was found for this patient
+    replaced_by = [
+        s
+        for s in recs.signposts
+        if f"ServiceRequest/{sp.id}" in [r.get("reference") for r in s.request.get("replaces", [])]
+    ]
     return {
         "signpost": sp,
         "service": service.name if service else names((sp.request.get("performer") or [None])[0]),
@@ -190,8 +198,16 @@ def _referral_view(sp: records.Signpost) -> dict:
 def _manage_page(sp, values=None, errors=None, status=200, form=None, conflict=False):
     view = _referral_view(sp)
     values = values or {}
-    return render("journeys/signposting/referral.html", status=status, errors=errors, values=values, form=form,
-                  r=view, conflict=conflict, message=MESSAGES.get(request.args.get("done", "")) or saved_message())
+    return render(
+        "journeys/signposting/referral.html",
+        status=status,
+        errors=errors,
+        values=values,
+        form=form,
+        r=view,
+        conflict=conflict,
+        message=MESSAGES.get(request.args.get("done", "")) or saved_message(),
+    )
 
 
 @bp.get("/<sr_id>")
@@ -218,8 +234,13 @@ def _change(sr_id: str, form_name: str):
 def _save_change(sp, items, form_name: str, raw: dict, done_key: str, created_ref: str | None = None):
     launch = current_launch()
     try:
-        outcome = saving.save(launch.local_store, saving.who(launch), items, activity="create" if created_ref else "update",
-                              created_ref=created_ref)
+        outcome = saving.save(
+            launch.local_store,
+            saving.who(launch),
+            items,
+            activity="create" if created_ref else "update",
+            created_ref=created_ref,
+        )
     except saving.Conflict:
         fresh = _find(sp.id) or sp
         return _manage_page(fresh, raw, None, 409, form=form_name, conflict=True)
@@ -284,7 +305,10 @@ def refer_again(sr_id: str):
         return done(launch, "signposting.referral", "duplicate", "duplicate", sr_id=new_id)
     if sp.is_open_referral:
         errors = formkit.FormErrors()
-        errors.add(REFERRAL_CHANGES["again"][0], "This referral is still open. Cancel it first, or add an update for the service")
+        errors.add(
+            REFERRAL_CHANGES["again"][0],
+            "This referral is still open. Cancel it first, or add an update for the service",
+        )
         return _manage_page(sp, dict(request.form), errors, 400, form="again")
     d = directory()
     service = d.service(sp.service_code) if sp.service_code else None
@@ -292,26 +316,56 @@ def refer_again(sr_id: str):
     grouping = records.current_grouping(store, w.patient_ref)
     if service is None or grouping is None:
         errors = formkit.FormErrors()
-        errors.add(REFERRAL_CHANGES["again"][0], "This service is no longer in the directory, or there is no grouping: make a new referral on the services page"
-                   if grouping is not None else "Agree a grouping first: referrals are recorded against the grouping in force")
+        errors.add(
+            REFERRAL_CHANGES["again"][0],
+            "This service is no longer in the directory, or there is no grouping: make a new referral on the services page"
+            if grouping is not None
+            else "Agree a grouping first: referrals are recorded against the grouping in force",
+        )
         return _manage_page(sp, dict(request.form), errors, 400, form="again")
     when = now()
     episode_ref, items = saving.episode_for(store, w, data["token"], today())
     performer = service_ref(d, service)
     try:
-        sr = build_signposting(SignpostInput(
-            local_id=data["token"], source_ods=launch.ods_code, kind="referral",
-            offer=Coded(system=d.code_system, code=service.code,
-                        display=terminology.display(d.code_system, service.code) or service.name),
-            subject=w.patient_ref, episode=episode_ref, authored_on=when, requester=w.author_ref,
-            performer=performer, reason=grouping.ref, note=data["text"], replaces=f"ServiceRequest/{sp.id}"), now=when)
-        task = build_referral_task(ReferralTaskInput(
-            local_id=derived_uuid4(data["token"], "task"), source_ods=launch.ods_code,
-            service_request=f"ServiceRequest/{sr['id']}", subject=w.patient_ref, requester=w.author_ref,
-            authored_on=when, owner=performer, status="requested"), now=when)
+        sr = build_signposting(
+            SignpostInput(
+                local_id=data["token"],
+                source_ods=launch.ods_code,
+                kind="referral",
+                offer=Coded(
+                    system=d.code_system,
+                    code=service.code,
+                    display=terminology.display(d.code_system, service.code) or service.name,
+                ),
+                subject=w.patient_ref,
+                episode=episode_ref,
+                authored_on=when,
+                requester=w.author_ref,
+                performer=performer,
+                reason=grouping.ref,
+                note=data["text"],
+                replaces=f"ServiceRequest/{sp.id}",
+            ),
+            now=when,
+        )
+        task = build_referral_task(
+            ReferralTaskInput(
+                local_id=derived_uuid4(data["token"], "task"),
+                source_ods=launch.ods_code,
+                service_request=f"ServiceRequest/{sr['id']}",
+                subject=w.patient_ref,
+                requester=w.author_ref,
+                authored_on=when,
+                owner=performer,
+                status="requested",
+            ),
+            now=when,
+        )
     except BuildError as exc:
         errors = formkit.FormErrors()
         errors.add(REFERRAL_CHANGES["again"][0], exc.message.rstrip("."))
         return _manage_page(sp, dict(request.form), errors, 400, form="again")
     items += [(sr, 0), (task, 0)]
-    return _save_change(sp, items, "again", dict(request.form), "referred-again", created_ref=f"ServiceRequest/{sr['id']}")
+    return _save_change(
+        sp, items, "again", dict(request.form), "referred-again", created_ref=f"ServiceRequest/{sr['id']}"
+    )

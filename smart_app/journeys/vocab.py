@@ -7,7 +7,7 @@ never numbered, ranked or shown as levels anywhere in the app.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 from thrive_fhir import canonical, terminology
 
@@ -19,7 +19,7 @@ class Code:
     definition: str | None = None
 
 
-@lru_cache(maxsize=None)
+@cache
 def codes(system: str) -> tuple[Code, ...]:
     cs = terminology.load().codesystem(system)
     return tuple(Code(c["code"], c.get("display", c["code"]), c.get("definition")) for c in cs.get("concept", []))

@@ -9,8 +9,9 @@ redirects, explicit timeouts.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
-from typing import Any, Callable
+from typing import Any
 
 import requests
 
@@ -63,7 +64,7 @@ class EhrClient:
         self.http = http or _shared_http
 
     @classmethod
-    def for_launch(cls, app_state, record) -> "EhrClient":
+    def for_launch(cls, app_state, record) -> EhrClient:
         sessions = app_state.sessions
 
         def refresh(rejected_token: str) -> bool:
@@ -83,7 +84,7 @@ class EhrClient:
         if "://" in path_or_url:
             if not (path_or_url == self.base or path_or_url.startswith((self.base + "/", self.base + "?"))):
                 raise EhrRefused(0, "refusing to send the EHR token outside the EHR's FHIR base")
-            path_or_url = path_or_url[len(self.base):]
+            path_or_url = path_or_url[len(self.base) :]
         try:
             rest = checked_relative_path(path_or_url)
         except InvalidFhirPath:
@@ -132,8 +133,9 @@ class EhrClient:
 
     def update(self, resource: dict, if_match: str | None = None) -> dict:
         headers = {"If-Match": if_match} if if_match else None
-        resp = self.request("PUT", _path(resource.get("resourceType"), resource.get("id")), json=resource,
-                            headers=headers)
+        resp = self.request(
+            "PUT", _path(resource.get("resourceType"), resource.get("id")), json=resource, headers=headers
+        )
         return resp.json() if resp.content else {}
 
 
@@ -181,8 +183,12 @@ def banner_from_patient(patient: object, today: date | None = None) -> dict:
             family = official.get("family") if isinstance(official.get("family"), str) else ""
             name = f"{family.upper()}, {given}".strip(", ") if family else given or None
     nhs = next(
-        (i["value"] for i in _dicts(patient.get("identifier"))
-         if i.get("system") == NHS_NUMBER and isinstance(i.get("value"), str) and i["value"].strip()), None
+        (
+            i["value"]
+            for i in _dicts(patient.get("identifier"))
+            if i.get("system") == NHS_NUMBER and isinstance(i.get("value"), str) and i["value"].strip()
+        ),
+        None,
     )
     birth = patient.get("birthDate") if isinstance(patient.get("birthDate"), str) else None
     gender = patient.get("gender") if isinstance(patient.get("gender"), str) else None

@@ -27,8 +27,12 @@ class IdentityProblem(Exception):
 
 def identity_confirmed(banner: Any) -> bool:
     """True when ``banner`` (as stored on the launch) came from a confirming Patient read."""
-    return isinstance(banner, dict) and not banner.get("unconfirmed") and isinstance(banner.get("name"), str) \
+    return (
+        isinstance(banner, dict)
+        and not banner.get("unconfirmed")
+        and isinstance(banner.get("name"), str)
         and bool(banner["name"].strip())
+    )
 
 
 def unconfirmed(reason: str) -> dict:
@@ -58,26 +62,29 @@ def read_identity(client: EhrClient, patient_id: str) -> dict:
     try:
         patient = client.read("Patient", patient_id)
     except EhrSessionEnded:
-        raise IdentityProblem("The EHR no longer accepts this sign-in, so the app could not read the "
-                              "young person's details.") from None
+        raise IdentityProblem(
+            "The EHR no longer accepts this sign-in, so the app could not read the young person's details."
+        ) from None
     except EhrForbidden:
         raise IdentityProblem("The EHR did not allow the app to read the young person's details.") from None
     except EhrError as exc:
         if exc.status:
-            raise IdentityProblem(f"The EHR answered with an error (HTTP {exc.status}) when the app asked "
-                                  "for the young person's details.") from None
-        raise IdentityProblem("The EHR did not respond when the app asked for the young person's "
-                              "details.") from None
+            raise IdentityProblem(
+                f"The EHR answered with an error (HTTP {exc.status}) when the app asked for the young person's details."
+            ) from None
+        raise IdentityProblem("The EHR did not respond when the app asked for the young person's details.") from None
     except ValueError:  # JSON decoding: an HTML error page, a truncated body
-        raise IdentityProblem("The EHR's answer about the young person could not be read (it was not "
-                              "FHIR JSON).") from None
+        raise IdentityProblem(
+            "The EHR's answer about the young person could not be read (it was not FHIR JSON)."
+        ) from None
     problem = _shape_problem(patient, patient_id)
     if problem:
         raise IdentityProblem(problem)
     banner = banner_from_patient(patient)
     if not banner.get("name"):
-        raise IdentityProblem("The EHR's record for this young person has no name, so the app cannot show "
-                              "whose plan this is.")
+        raise IdentityProblem(
+            "The EHR's record for this young person has no name, so the app cannot show whose plan this is."
+        )
     return banner
 
 

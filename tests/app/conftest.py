@@ -64,8 +64,9 @@ class AppBrowser:
         if not resp.url.startswith(self.app_origin):
             return
         for cookie in resp.cookies:
-            self.http.cookies.set(cookie.name, cookie.value, domain=urlsplit(self.app_origin).hostname,
-                                  path="/", secure=False)
+            self.http.cookies.set(
+                cookie.name, cookie.value, domain=urlsplit(self.app_origin).hostname, path="/", secure=False
+            )
 
     def request(self, method: str, url: str, **kwargs) -> requests.Response:
         resp = self.http.request(method, url, allow_redirects=False, timeout=20, **kwargs)

@@ -30,8 +30,12 @@ def _serve(tmp_path):
         'iss = "https://ehr.example.test/fhir"\nclient_id = "thrive-app"\nauth_method = "public"\n'
     )
     port = free_port()
-    proc = subprocess.Popen(THRIVE + ["app", "serve", "--config", str(cfg), "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [*THRIVE, "app", "serve", "--config", str(cfg), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     origin = f"http://127.0.0.1:{port}"
     deadline = time.time() + 30
     while time.time() < deadline:
@@ -48,8 +52,9 @@ def test_each_app_log_line_is_written_once_and_values_cannot_forge_lines(tmp_pat
     proc, origin = _serve(tmp_path)
     try:
         # A callback with no pending sign-in is logged (INFO, smart_app.launch) and refused.
-        r = requests.get(origin + "/callback", params={"state": "nope", "error": "x\nFORGED smart_app line"},
-                         timeout=10)
+        r = requests.get(
+            origin + "/callback", params={"state": "nope", "error": "x\nFORGED smart_app line"}, timeout=10
+        )
         assert r.status_code == 400
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -10,9 +10,17 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-ONE_WAY = ["smart_app/context.py", "smart_app/launch/routes.py", "smart_app/launch/ehr_client.py",
-           "smart_app/launch/tokens.py", "smart_app/launch/identity.py", "smart_app/security.py",
-           "smart_app/errors.py", "smart_app/state.py", "smart_app/scopes.py"]
+ONE_WAY = [
+    "smart_app/context.py",
+    "smart_app/launch/routes.py",
+    "smart_app/launch/ehr_client.py",
+    "smart_app/launch/tokens.py",
+    "smart_app/launch/identity.py",
+    "smart_app/security.py",
+    "smart_app/errors.py",
+    "smart_app/state.py",
+    "smart_app/scopes.py",
+]
 
 
 @pytest.mark.parametrize("path", ONE_WAY)
@@ -20,8 +28,10 @@ def test_no_imports_inside_functions(path):
     tree = ast.parse((REPO / path).read_text(), path)
     inside = [
         f"{path}:{node.lineno}"
-        for func in ast.walk(tree) if isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef))
-        for node in ast.walk(func) if isinstance(node, (ast.Import, ast.ImportFrom))
+        for func in ast.walk(tree)
+        if isinstance(func, (ast.FunctionDef, ast.AsyncFunctionDef))
+        for node in ast.walk(func)
+        if isinstance(node, (ast.Import, ast.ImportFrom))
     ]
     assert inside == []
 

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import requests
 
@@ -27,8 +25,12 @@ def test_serve_starts_and_answers(tmp_path):
         'iss = "https://ehr.example.test/fhir"\nclient_id = "thrive-app"\nauth_method = "public"\n'
     )
     port = free_port()
-    proc = subprocess.Popen(THRIVE + ["app", "serve", "--config", str(cfg), "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(
+        [*THRIVE, "app", "serve", "--config", str(cfg), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.time() + 30
         while time.time() < deadline:
@@ -48,12 +50,13 @@ def test_serve_starts_and_answers(tmp_path):
 
 
 def test_bad_config_is_one_readable_line(tmp_path):
-    missing = subprocess.run(THRIVE + ["app", "serve", "--config", str(tmp_path / "nope.toml")],
-                             capture_output=True, text=True, timeout=60)
+    missing = subprocess.run(
+        [*THRIVE, "app", "serve", "--config", str(tmp_path / "nope.toml")], capture_output=True, text=True, timeout=60
+    )
     assert missing.returncode != 0 and "Traceback" not in missing.stderr
     bad = tmp_path / "bad.toml"
     bad.write_text('secret_key = "short"\n')
-    out = subprocess.run(THRIVE + ["app", "serve", "--config", str(bad)], capture_output=True, text=True, timeout=60)
+    out = subprocess.run([*THRIVE, "app", "serve", "--config", str(bad)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 1
     assert "secret_key" in out.stderr and "Traceback" not in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1

@@ -23,13 +23,20 @@ def frame_ancestors(response) -> str:
 @pytest.fixture
 def two_ehr_app(tmp_path):
     cfg = test_config(tmp_path, journeys=False)
-    cfg["ehr"].append({"iss": "https://other-ehr.test.invalid/fhir", "client_id": "c2", "auth_method": "public",
-                       "frame_ancestors": [OTHER_EHR_UI]})
+    cfg["ehr"].append(
+        {
+            "iss": "https://other-ehr.test.invalid/fhir",
+            "client_id": "c2",
+            "auth_method": "public",
+            "frame_ancestors": [OTHER_EHR_UI],
+        }
+    )
     return create_app(cfg)
 
 
-@pytest.mark.parametrize("path", ["/no-such-page", "/l/no-such-launch/summary", "/l/no-such-launch/goals/",
-                                  "/callback?state=stale&code=x"])
+@pytest.mark.parametrize(
+    "path", ["/no-such-page", "/l/no-such-launch/summary", "/l/no-such-launch/goals/", "/callback?state=stale&code=x"]
+)
 def test_error_pages_with_no_known_launch_may_show_inside_any_registered_ehr(two_ehr_app, path):
     """404, unknown launch, stale sign-in link: the relaunch page must show in the EHR's iframe."""
     r = two_ehr_app.test_client().get(path, base_url=TEST_ORIGIN)
@@ -78,8 +85,12 @@ def test_no_registered_frame_origin_means_no_framing(tmp_path):
 
 # --- issue 15 item 3: identity in a new window ------------------------------------------------------
 
-BANNER = {"name": "EXAMPLE, Kit", "nhs_number": "9990000018", "nhs_number_display": "999 000 0018",
-          "birth_date": "2011-02-03"}
+BANNER = {
+    "name": "EXAMPLE, Kit",
+    "nhs_number": "9990000018",
+    "nhs_number_display": "999 000 0018",
+    "birth_date": "2011-02-03",
+}
 
 
 @pytest.mark.parametrize("dest,shown", [(None, True), ("document", True), ("iframe", False)])

@@ -24,8 +24,14 @@ def named_tests() -> list[str]:
 
 def _pytest(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
-    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 def test_every_hazard_has_cause_effect_risks_controls_and_tests():
@@ -34,11 +40,26 @@ def test_every_hazard_has_cause_effect_risks_controls_and_tests():
     assert len(hazards) >= 8
     for block in hazards:
         title = block.splitlines()[0]
-        for part in ("**Cause.**", "**Effect.**", "**Initial risk.**", "**Controls.**", "**Residual risk.**", "**Tests.**"):
+        for part in (
+            "**Cause.**",
+            "**Effect.**",
+            "**Initial risk.**",
+            "**Controls.**",
+            "**Residual risk.**",
+            "**Tests.**",
+        ):
             assert part in block, f"{title}: missing {part}"
         assert TEST_ID.search(block), f"{title}: names no test"
-    for hazard in ("wrong young person", "stale grouping", "Risk is not visible", "lost or silently overwritten",
-                   "crisis contact is missing", "without consent", "recorded twice", "sync conflict is lost"):
+    for hazard in (
+        "wrong young person",
+        "stale grouping",
+        "Risk is not visible",
+        "lost or silently overwritten",
+        "crisis contact is missing",
+        "without consent",
+        "recorded twice",
+        "sync conflict is lost",
+    ):
         assert hazard.lower() in text.lower(), hazard
 
 
@@ -49,8 +70,11 @@ def test_every_test_named_in_the_log_is_defined():
         path, name = node.split("::", 1)
         source = REPO / path
         assert source.is_file(), f"{node}: no such file"
-        defined = {n.name for n in ast.walk(ast.parse(source.read_text(encoding="utf-8")))
-                   if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))}
+        defined = {
+            n.name
+            for n in ast.walk(ast.parse(source.read_text(encoding="utf-8")))
+            if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
+        }
         assert name in defined, f"{node}: no such test"
 
 

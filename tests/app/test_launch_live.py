@@ -57,7 +57,7 @@ def test_ehr_launch_reaches_summary_with_banner_and_no_tokens_exposed(live, capl
 
 
 def test_launch_record_holds_identity_scopes_and_encrypted_tokens(live):
-    b, r = _launch(live, live.patients[1])
+    _b, r = _launch(live, live.patients[1])
     launch_id = r.url.rsplit("/", 2)[-2]
     rec = live.app.extensions["thrive"].sessions.get_launch(launch_id)
     assert rec.patient_id == live.patients[1]
@@ -86,7 +86,7 @@ def test_two_tabs_two_patients_one_browser(live):
 
 
 def test_replayed_callback_and_other_browser_state_are_refused(live):
-    b, r = _launch(live, live.patients[0])
+    b, _r = _launch(live, live.patients[0])
     callback = next(h for h in b.history if "/callback?" in h.url)
     again = b.go(callback.url)
     assert again.status_code == 400 and "no longer valid" in again.text
@@ -126,8 +126,9 @@ def test_narrowed_grant_gives_read_only_mode_said_plainly(live):
     r = b.go(live.ehr_launch_url(live.patients[0], origin=live.ro_origin))
     req = re.search(r'name="req" value="([^"]+)"', r.text).group(1)
     scopes = [s for s in re.findall(r'name="scope" value="([^"]+)"', r.text) if s != "patient/Goal.c"]
-    page = b.go(live.sandbox_origin + "/auth/consent", method="POST",
-                data={"req": req, "decision": "approve", "scope": scopes})
+    page = b.go(
+        live.sandbox_origin + "/auth/consent", method="POST", data={"req": req, "decision": "approve", "scope": scopes}
+    )
     assert page.status_code == 200, page.text[:400]
     assert "did not give this app permission to save changes" in page.text
     assert "Goal" in page.text
@@ -146,8 +147,11 @@ def test_token_refresh_is_single_use_and_serialised(live, caplog):
     from smart_app.sessions import utcnow
 
     with sessions.engine.begin() as conn:
-        conn.execute(launches.update().where(launches.c.launch_id == launch_id)
-                     .values(token_expires_at=utcnow() + timedelta(seconds=10)))
+        conn.execute(
+            launches.update()
+            .where(launches.c.launch_id == launch_id)
+            .values(token_expires_at=utcnow() + timedelta(seconds=10))
+        )
     import concurrent.futures
 
     with concurrent.futures.ThreadPoolExecutor(6) as pool:
@@ -157,14 +161,18 @@ def test_token_refresh_is_single_use_and_serialised(live, caplog):
     assert new != old
     # a second refresh still works: the rotated refresh token was stored (reuse would revoke the family)
     with sessions.engine.begin() as conn:
-        conn.execute(launches.update().where(launches.c.launch_id == launch_id)
-                     .values(token_expires_at=utcnow() + timedelta(seconds=10), refreshed_at=None))
+        conn.execute(
+            launches.update()
+            .where(launches.c.launch_id == launch_id)
+            .values(token_expires_at=utcnow() + timedelta(seconds=10), refreshed_at=None)
+        )
     assert b.http.get(r.url, timeout=20).status_code == 200
     latest = sessions.access_token(launch_id)
     assert latest not in (old, new)
     with sessions.engine.connect() as conn:
-        refresh = sessions.decrypt(conn.execute(sa.select(launches.c.refresh_token_enc)
-                                                .where(launches.c.launch_id == launch_id)).scalar())
+        refresh = sessions.decrypt(
+            conn.execute(sa.select(launches.c.refresh_token_enc).where(launches.c.launch_id == launch_id)).scalar()
+        )
     logged = "\n".join(rec.getMessage() for rec in caplog.records)
     for secret in (old, new, latest, refresh):
         assert secret and secret not in logged
@@ -173,7 +181,7 @@ def test_token_refresh_is_single_use_and_serialised(live, caplog):
 def test_ehr_client_sends_token_only_to_the_ehr(live):
     from smart_app.launch.ehr_client import EhrClient, EhrError
 
-    b, r = _launch(live, live.patients[0])
+    _b, r = _launch(live, live.patients[0])
     launch_id = r.url.rsplit("/", 2)[-2]
     state = live.app.extensions["thrive"]
     client = EhrClient.for_launch(state, state.sessions.get_launch(launch_id))
@@ -196,8 +204,9 @@ def test_standalone_agency_launch(live):
     req = re.search(r'name="req" value="([^"]+)"', login.text).group(1)
     pick = b.go(live.sandbox_origin + "/auth/login", method="POST", data={"req": req, "user": "agency"})
     assert "select-patient" in pick.url
-    done = b.go(live.sandbox_origin + "/auth/select-patient", method="POST",
-                data={"req": req, "patient": live.patients[0]})
+    done = b.go(
+        live.sandbox_origin + "/auth/select-patient", method="POST", data={"req": req, "patient": live.patients[0]}
+    )
     # no consent recorded for this young person yet: refused, and the refusal is audited
     assert done.status_code == 403, done.text[:300]
     assert "not shared with your organisation" in done.text

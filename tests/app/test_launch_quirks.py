@@ -42,25 +42,57 @@ def start_app(live, tmp_path):
         server = ServerThread(name=f"app-{name}")
         servers.append(server)
         origin = server.origin
-        client = live.authority.registry.add(Client(
-            f"thrive-{name}-{server.port}", "private_key_jwt", name=f"THRIVE ({name})", auto_approve=True,
-            redirect_uris=(origin + "/callback",), launch_url=origin + "/launch", scopes=SCOPES,
-            jwks=jwks(live.key), organization="RXX01", quirks=Quirks(**switches)))
-        ehr = {"name": "Sandbox EHR", "iss": live.fhir_base, "client_id": client.client_id,
-               "auth_method": "private_key_jwt", "private_key_file": str(live.tmp / "app-key.pem"),
-               "key_id": live.key.kid, "online_access": online_access, "allow_insecure_loopback": True,
-               "frame_ancestors": [live.sandbox_origin]}
+        client = live.authority.registry.add(
+            Client(
+                f"thrive-{name}-{server.port}",
+                "private_key_jwt",
+                name=f"THRIVE ({name})",
+                auto_approve=True,
+                redirect_uris=(origin + "/callback",),
+                launch_url=origin + "/launch",
+                scopes=SCOPES,
+                jwks=jwks(live.key),
+                organization="RXX01",
+                quirks=Quirks(**switches),
+            )
+        )
+        ehr = {
+            "name": "Sandbox EHR",
+            "iss": live.fhir_base,
+            "client_id": client.client_id,
+            "auth_method": "private_key_jwt",
+            "private_key_file": str(live.tmp / "app-key.pem"),
+            "key_id": live.key.kid,
+            "online_access": online_access,
+            "allow_insecure_loopback": True,
+            "frame_ancestors": [live.sandbox_origin],
+        }
         if oidc_issuer:
             ehr["oidc_issuer"] = oidc_issuer
-        app = create_app({
-            "secret_key": secrets.token_urlsafe(32), "database_url": f"sqlite:///{tmp_path}/{name}.db",
-            "ods_code": "RXX01", "public_base_url": origin, "journeys": False, "ehr": [ehr],
-            "standalone": [{"key": "school", "name": "Sandbox High School", "iss": live.fhir_base,
-                            "organization": AGENCY_ORG_REF}],
-        })
+        app = create_app(
+            {
+                "secret_key": secrets.token_urlsafe(32),
+                "database_url": f"sqlite:///{tmp_path}/{name}.db",
+                "ods_code": "RXX01",
+                "public_base_url": origin,
+                "journeys": False,
+                "ehr": [ehr],
+                "standalone": [
+                    {
+                        "key": "school",
+                        "name": "Sandbox High School",
+                        "iss": live.fhir_base,
+                        "organization": AGENCY_ORG_REF,
+                    }
+                ],
+            }
+        )
         server.start(app)
         return SimpleNamespace(
-            app=app, origin=origin, client=client, sessions=app.extensions["thrive"].sessions,
+            app=app,
+            origin=origin,
+            client=client,
+            sessions=app.extensions["thrive"].sessions,
             browser=lambda: live.browser_session(origin),
             launch_url=lambda patient, user="clinician": live.ehr_launch_url(patient, user=user, origin=origin),
         )
@@ -77,6 +109,7 @@ def logs(caplog):
 
 
 # --- helpers ------------------------------------------------------------------------------------
+
 
 def ehr_launch(app, patient):
     b = app.browser()
@@ -126,6 +159,7 @@ def ehr_client(app, launch_id):
 
 # --- no patient (Epic provider standalone, SA-04) -------------------------------------------------
 
+
 def test_no_patient_standalone_says_not_supported_and_stores_nothing(live, start_app, logs):
     app = start_app("nopatient-sa", no_patient=True)
     b, page = standalone_launch(app, live)
@@ -155,8 +189,13 @@ def test_agency_sign_in_that_is_not_staff_is_refused_at_launch(live, start_app, 
     login = b.go(app.origin + "/standalone/start?org=school")
     req = re.search(r'name="req" value="([^"]+)"', login.text).group(1)
     pick = b.go(live.sandbox_origin + "/auth/login", method="POST", data={"req": req, "user": parent_user})
-    page = b.go(live.sandbox_origin + "/auth/select-patient", method="POST",
-                data={"req": req, "patient": live.patients[0]}) if "select-patient" in pick.url else pick
+    page = (
+        b.go(
+            live.sandbox_origin + "/auth/select-patient", method="POST", data={"req": req, "patient": live.patients[0]}
+        )
+        if "select-patient" in pick.url
+        else pick
+    )
     assert page.url.startswith(app.origin + "/callback")
     assert page.status_code == 403 and "We could not tell who you are" in page.text
     assert count_launches(app) == before
@@ -185,6 +224,7 @@ def test_no_patient_in_an_ehr_launch_is_refused_clearly(live, start_app, logs):
 
 # --- id_token without kid (LAUNCHER), JWKS with one or two keys, rotation -----------------------
 
+
 def test_id_token_without_kid_and_one_published_key_is_accepted(live, start_app, logs):
     app = start_app("nokid-one", id_token_without_kid=True)
     assert len(live.authority.jwks()["keys"]) == 1
@@ -208,7 +248,7 @@ def test_id_token_without_kid_and_two_published_keys_is_refused_clearly(live, st
 
 def test_rotated_signing_key_is_fetched_once_and_accepted(live, start_app, logs):
     app = start_app("rotate")
-    b, first = ehr_launch(app, live.patients[0])
+    _b, first = ehr_launch(app, live.patients[0])
     assert first.status_code == 200
     live.authority.rotate_signing_key()  # new kid; the app's cached JWKS does not have it
     b2, second = ehr_launch(app, live.patients[1])
@@ -242,6 +282,7 @@ def test_token_withdrawn_mid_session_gets_one_refresh_and_a_retry(live, start_ap
 
 
 # --- token lifetime, rotating and non-rotating refresh ------------------------------------------
+
 
 def test_oracle_570_second_tokens_are_kept_with_their_expiry(live, start_app):
     app = start_app("oracle", token_lifetime=570)
@@ -288,6 +329,7 @@ def test_short_tokens_without_refresh_end_the_session_clearly(live, start_app):
 
 # --- discovery ------------------------------------------------------------------------------------
 
+
 def test_well_known_404_falls_back_to_metadata(live, start_app, logs):
     app = start_app("wk404", oidc_issuer=live.sandbox_origin + "/auth")
     with switched(live.authority.registry, well_known_404=True):
@@ -319,6 +361,7 @@ def test_relative_discovery_endpoints_are_resolved(live, start_app):
 
 # --- LAUNCHER's simulated errors ------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", ["auth_invalid_client_id", "auth_invalid_redirect_uri"])
 def test_authorize_errors_that_cannot_come_back_stop_at_the_ehr(live, start_app, logs, name):
     """RFC 6749 4.1.2.1: the EHR shows these itself and never redirects; the app stores nothing."""
@@ -340,8 +383,9 @@ def test_authorize_invalid_scope_shows_the_setup_page(live, start_app, logs):
     assert_nothing_secret_logged(logs, b)
 
 
-@pytest.mark.parametrize("name", ["auth_invalid_client_secret", "token_invalid_token", "token_invalid_jti",
-                                  "token_invalid_scope"])
+@pytest.mark.parametrize(
+    "name", ["auth_invalid_client_secret", "token_invalid_token", "token_invalid_jti", "token_invalid_scope"]
+)
 def test_token_endpoint_refusals_show_the_setup_page(live, start_app, logs, name):
     app = start_app(name.replace("_", "-"), simulate_error=name)
     b, page = ehr_launch(app, live.patients[0])
@@ -404,8 +448,17 @@ def test_pinned_id_token_issuer_must_match_discovery(live, start_app):
 def test_oidc_issuer_must_be_on_a_pinned_host():
     from smart_app.config import ConfigError, parse_config
 
-    base = {"testing": True, "ehr": [{"iss": "https://ehr.example.test/fhir", "client_id": "c", "auth_method": "public",
-                                      "auth_hosts": ["idp.example.test"]}]}
+    base = {
+        "testing": True,
+        "ehr": [
+            {
+                "iss": "https://ehr.example.test/fhir",
+                "client_id": "c",
+                "auth_method": "public",
+                "auth_hosts": ["idp.example.test"],
+            }
+        ],
+    }
     ok = parse_config({**base, "ehr": [{**base["ehr"][0], "oidc_issuer": "https://idp.example.test/oauth2"}]})
     assert ok.ehrs["https://ehr.example.test/fhir"].oidc_issuer == "https://idp.example.test/oauth2"
     for bad in ("https://evil.example.test/oauth2", "http://idp.example.test/oauth2", 42):

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import logging
 from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
-from flask import Blueprint
 
 from smart_app import create_app
 from smart_app.context import COOKIE_NAME, current_launch, launch_blueprint, launch_required, write_required
@@ -28,8 +26,12 @@ def _app_with_probe(tmp_path, **cfg):
         launch = current_launch()
         if launch.record and __import__("flask").request.method == "POST":
             return {"saved_for": launch.patient_ref, "by": launch.user_ref}
-        return {"patient": launch.patient_ref, "self": launch.url_for("probe.index"),
-                "summary": __import__("flask").url_for("summary.index"), "can_write": launch.can_write}
+        return {
+            "patient": launch.patient_ref,
+            "self": launch.url_for("probe.index"),
+            "summary": __import__("flask").url_for("summary.index"),
+            "can_write": launch.can_write,
+        }
 
     app.register_blueprint(bp)
     return app
@@ -40,8 +42,12 @@ def test_launch_context_and_url_helpers(tmp_path):
     a = make_launch(app, patient_id="pat-A")
     r = a.client().get(a.url("probe/"), base_url=TEST_ORIGIN)
     assert r.status_code == 200, r.data
-    assert r.json == {"patient": "Patient/pat-A", "self": f"/l/{a.launch_id}/probe/",
-                      "summary": f"/l/{a.launch_id}/summary", "can_write": True}
+    assert r.json == {
+        "patient": "Patient/pat-A",
+        "self": f"/l/{a.launch_id}/probe/",
+        "summary": f"/l/{a.launch_id}/summary",
+        "can_write": True,
+    }
 
 
 def test_two_launches_in_one_browser_never_cross(tmp_path):
@@ -75,19 +81,25 @@ def test_csrf_required_on_every_post(tmp_path):
     url = a.url("probe/")
     assert client.post(url, base_url=TEST_ORIGIN).status_code == 403  # no token
     assert client.post(url, data={"csrf_token": b.csrf_token}, base_url=TEST_ORIGIN).status_code == 403  # other context
-    foreign = client.post(url, data={"csrf_token": a.csrf_token}, headers={"Origin": "https://evil.example"},
-                          base_url=TEST_ORIGIN)
+    foreign = client.post(
+        url, data={"csrf_token": a.csrf_token}, headers={"Origin": "https://evil.example"}, base_url=TEST_ORIGIN
+    )
     assert foreign.status_code == 403
-    assert client.post(url, data={"csrf_token": a.csrf_token}, headers={"Origin": TEST_ORIGIN},
-                       base_url=TEST_ORIGIN).status_code == 200
+    assert (
+        client.post(
+            url, data={"csrf_token": a.csrf_token}, headers={"Origin": TEST_ORIGIN}, base_url=TEST_ORIGIN
+        ).status_code
+        == 200
+    )
     # POSTs outside any launch are refused too
     assert client.post("/launch", base_url=TEST_ORIGIN).status_code in (403, 405)
 
 
 def test_csrf_field_helper_renders_token(tmp_path, app):
     a = make_launch(app)
-    with app.test_request_context(a.url("summary"), base_url=TEST_ORIGIN,
-                                  headers={"Cookie": f"{COOKIE_NAME}={a.binding}"}):
+    with app.test_request_context(
+        a.url("summary"), base_url=TEST_ORIGIN, headers={"Cookie": f"{COOKIE_NAME}={a.binding}"}
+    ):
         app.preprocess_request()
         html = app.jinja_env.from_string("{{ csrf_field() }}").render()
     assert f'name="csrf_token" value="{a.csrf_token}"' in html
@@ -141,10 +153,16 @@ def test_launch_parameter_checks_before_any_network(app, monkeypatch):
 
     monkeypatch.setattr(requests.Session, "request", no_network)
     c = app.test_client()
-    for query in ("", "?iss=https://ehr.test.invalid/fhir", "?launch=abc",
-                  "?iss=https://evil.example/fhir&launch=x", "?iss=http://ehr.test.invalid/fhir&launch=x",
-                  "?iss=https://ehr.test.invalid:444/fhir&launch=x", "?iss=https://u@ehr.test.invalid/fhir&launch=x",
-                  "?iss=https://ehr.test.invalid/fhir&launch=" + "x" * 9000):
+    for query in (
+        "",
+        "?iss=https://ehr.test.invalid/fhir",
+        "?launch=abc",
+        "?iss=https://evil.example/fhir&launch=x",
+        "?iss=http://ehr.test.invalid/fhir&launch=x",
+        "?iss=https://ehr.test.invalid:444/fhir&launch=x",
+        "?iss=https://u@ehr.test.invalid/fhir&launch=x",
+        "?iss=https://ehr.test.invalid/fhir&launch=" + "x" * 9000,
+    ):
         r = c.get("/launch" + query)
         assert r.status_code == 400, query
         assert "Location" not in r.headers
@@ -175,8 +193,11 @@ def test_session_ended_keeps_the_form_and_offers_it_after_relaunch(tmp_path):
     a = make_launch(app, access_token="AT-1", expires_in=30)  # < 60 s left, no refresh token
     engine = app.extensions["thrive"].sessions.engine
     with engine.begin() as conn:
-        conn.execute(launches.update().where(launches.c.launch_id == a.launch_id)
-                     .values(token_expires_at=utcnow() - timedelta(seconds=5)))
+        conn.execute(
+            launches.update()
+            .where(launches.c.launch_id == a.launch_id)
+            .values(token_expires_at=utcnow() - timedelta(seconds=5))
+        )
     client = a.client()
     r = a.post(client, "probe/", data={"rating": "7", "note": "Feeling better at school"})
     assert r.status_code == 401
@@ -208,8 +229,10 @@ def test_tokens_encrypted_at_rest(app):
 
 
 def test_redaction_masks_tokens_in_logs():
-    line = ('GET /callback?code=SECRETCODE&state=SECRETSTATE HTTP/1.1 Authorization: Bearer abc.def '
-            'launch=LAUNCHVAL eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.sig')
+    line = (
+        "GET /callback?code=SECRETCODE&state=SECRETSTATE HTTP/1.1 Authorization: Bearer abc.def "
+        "launch=LAUNCHVAL eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.sig"
+    )
     out = redact(line)
     for secret in ("SECRETCODE", "SECRETSTATE", "abc.def", "LAUNCHVAL", "eyJhbGci"):
         assert secret not in out

@@ -27,10 +27,20 @@ def _agree(live, b, base, grouping="getting-help", **extra):
     page = b.go(base + "/grouping/agree")
     assert page.status_code == 200
     field = lambda name: re.search(rf'name="{name}" value="([^"]*)"', page.text).group(1)  # noqa: E731
-    form = [("csrf_token", field("csrf_token")), ("token", field("token")), ("previous_id", field("previous_id")),
-            ("yp_words", "I want to feel safe at school"), ("needs", "Safety at school"),
-            ("options", "School nurse; MHST"), ("grouping", grouping), ("yp_involvement", "agreed"),
-            ("family_involvement", "agreed"), ("participants", "young-person"), ("participants", "parent-carer"), ("participants", "clinician")]
+    form = [
+        ("csrf_token", field("csrf_token")),
+        ("token", field("token")),
+        ("previous_id", field("previous_id")),
+        ("yp_words", "I want to feel safe at school"),
+        ("needs", "Safety at school"),
+        ("options", "School nurse; MHST"),
+        ("grouping", grouping),
+        ("yp_involvement", "agreed"),
+        ("family_involvement", "agreed"),
+        ("participants", "young-person"),
+        ("participants", "parent-carer"),
+        ("participants", "clinician"),
+    ]
     form += list(extra.items())
     resp = b.request("POST", base + "/grouping/agree", data=form, headers={"Origin": live.app_origin})
     assert resp.status_code == 303, resp.text[:500]
@@ -62,8 +72,12 @@ def test_agreed_grouping_lands_in_the_ehr_and_is_valid(live_writeback):
     assert local["identifier"] == in_ehr["identifier"]
     # asking to send it again adds no second copy
     csrf = re.search(r'name="csrf_token" value="([^"]*)"', b.go(base + "/grouping/agree").text).group(1)
-    again = b.request("POST", f"{base}/grouping/{local['id']}/send-to-ehr",
-                      data={"csrf_token": csrf}, headers={"Origin": live.app_origin})
+    again = b.request(
+        "POST",
+        f"{base}/grouping/{local['id']}/send-to-ehr",
+        data={"csrf_token": csrf},
+        headers={"Origin": live.app_origin},
+    )
     assert again.status_code == 303 and "ehr=sent" in again.headers["Location"]
     assert len(live.ehr_search("Observation", identifier=_identifier(token))) == 1
 
@@ -77,8 +91,11 @@ def test_ehr_refusal_keeps_the_local_save_and_send_again_completes_it(live_write
     # The EHR stops accepting this launch's token, and tokens it issues now are refused too: the
     # one refresh-and-retry also fails, so the send fails as a real ended session does.
     with sessions.engine.begin() as conn:
-        conn.execute(launches.update().where(launches.c.launch_id == launch_id)
-                     .values(access_token_enc=sessions.encrypt("revoked-" + uuid.uuid4().hex)))
+        conn.execute(
+            launches.update()
+            .where(launches.c.launch_id == launch_id)
+            .values(access_token_enc=sessions.encrypt("revoked-" + uuid.uuid4().hex))
+        )
     with switched(live.authority.registry, simulate_error="request_invalid_token"):
         resp, token = _agree(live, b, base, grouping="getting-more-help")
     location = resp.headers["Location"]
@@ -114,10 +131,23 @@ def test_no_write_back_unless_configured(tmp_path):
     client = launch.client()
     page = client.get(launch.url("grouping/agree"), base_url="https://localhost").get_data(as_text=True)
     token = re.search(r'name="token" value="([^"]*)"', page).group(1)
-    resp = launch.post(client, "grouping/agree", data=[
-        ("token", token), ("previous_id", ""), ("yp_words", "x"), ("needs", "n"), ("options", "o"),
-        ("grouping", "getting-help"), ("yp_involvement", "agreed"), ("family_involvement", "agreed"),
-        ("participants", "young-person"), ("participants", "parent-carer"), ("participants", "clinician")])
+    resp = launch.post(
+        client,
+        "grouping/agree",
+        data=[
+            ("token", token),
+            ("previous_id", ""),
+            ("yp_words", "x"),
+            ("needs", "n"),
+            ("options", "o"),
+            ("grouping", "getting-help"),
+            ("yp_involvement", "agreed"),
+            ("family_involvement", "agreed"),
+            ("participants", "young-person"),
+            ("participants", "parent-carer"),
+            ("participants", "clinician"),
+        ],
+    )
     assert resp.status_code == 303 and "ehr=" not in resp.headers["Location"]
     wb = app.extensions["thrive"].writebacks
     with wb.engine.connect() as conn:
@@ -131,17 +161,42 @@ def test_unreachable_ehr_is_a_warning_not_an_error(tmp_path):
 
     port = free_port()  # nothing listens there: connection refused
     iss = f"http://127.0.0.1:{port}/fhir"
-    app = create_app(test_config(tmp_path, write_back_grouping=True, ehr=[{
-        "iss": iss, "client_id": "thrive-app", "auth_method": "public", "allow_insecure_loopback": True,
-        "frame_ancestors": ["https://ehr-ui.test.invalid"]}]))
+    app = create_app(
+        test_config(
+            tmp_path,
+            write_back_grouping=True,
+            ehr=[
+                {
+                    "iss": iss,
+                    "client_id": "thrive-app",
+                    "auth_method": "public",
+                    "allow_insecure_loopback": True,
+                    "frame_ancestors": ["https://ehr-ui.test.invalid"],
+                }
+            ],
+        )
+    )
     launch = make_launch(app, iss=iss, access_token="token-for-a-closed-port")
     client = launch.client()
     page = client.get(launch.url("grouping/agree"), base_url="https://localhost").get_data(as_text=True)
     token = re.search(r'name="token" value="([^"]*)"', page).group(1)
-    resp = launch.post(client, "grouping/agree", data=[
-        ("token", token), ("previous_id", ""), ("yp_words", "x"), ("needs", "n"), ("options", "o"),
-        ("grouping", "getting-help"), ("yp_involvement", "agreed"), ("family_involvement", "agreed"),
-        ("participants", "young-person"), ("participants", "parent-carer"), ("participants", "clinician")])
+    resp = launch.post(
+        client,
+        "grouping/agree",
+        data=[
+            ("token", token),
+            ("previous_id", ""),
+            ("yp_words", "x"),
+            ("needs", "n"),
+            ("options", "o"),
+            ("grouping", "getting-help"),
+            ("yp_involvement", "agreed"),
+            ("family_involvement", "agreed"),
+            ("participants", "young-person"),
+            ("participants", "parent-carer"),
+            ("participants", "clinician"),
+        ],
+    )
     assert resp.status_code == 303
     q = parse_qs(urlsplit(resp.headers["Location"]).query)
     assert q["saved"] == ["grouping"] and q["ehr"] == ["failed-unavailable"]

@@ -43,8 +43,13 @@ def listening(port: int) -> bool:
 
 def test_demo_smoke_starts_everything_checks_it_and_stops_clean(tmp_path):
     workdir = tmp_path / "demo"
-    proc = subprocess.run([*THRIVE, "demo", "--workdir", str(workdir), "--port-base", "0", "--patients", "3",
-                           "--smoke"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [*THRIVE, "demo", "--workdir", str(workdir), "--port-base", "0", "--patients", "3", "--smoke"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out
     assert "development and testing only" in out
@@ -54,8 +59,14 @@ def test_demo_smoke_starts_everything_checks_it_and_stops_clean(tmp_path):
     assert re.search(r"Seeded the EHR store: .*\d+ Patient", out), out
     assert re.search(r"Seeded the shared store: .*\d+ Patient", out), out
     # Keys, registry and the two separate stores are in the working folder.
-    for name in ("keys/sandbox-auth.pem", "keys/app-client.pem", "keys/sync-client.pem", "clients.json",
-                 "ehr.db", "shared.db"):
+    for name in (
+        "keys/sandbox-auth.pem",
+        "keys/app-client.pem",
+        "keys/sync-client.pem",
+        "clients.json",
+        "ehr.db",
+        "shared.db",
+    ):
         assert (workdir / name).exists(), name
     assert oct((workdir / "keys" / "sync-client.pem").stat().st_mode & 0o777) == "0o600"
     assert processes_mentioning(str(workdir)) == []
@@ -66,8 +77,9 @@ def test_demo_smoke_starts_everything_checks_it_and_stops_clean(tmp_path):
 
 def test_demo_stops_everything_on_sigterm(tmp_path, start_thrive):
     workdir = tmp_path / "demo"
-    proc, out = start_thrive("demo", "--workdir", str(workdir), "--port-base", "0", "--no-seed",
-                             ready="Press Ctrl-C", timeout=300)
+    proc, out = start_thrive(
+        "demo", "--workdir", str(workdir), "--port-base", "0", "--no-seed", ready="Press Ctrl-C", timeout=300
+    )
     assert "Press Ctrl-C" in out, out
     ehr = re.search(r"(http://127\.0\.0\.1:\d+/ehr/)", out).group(1)
     assert requests.get(ehr, timeout=10).status_code == 200

@@ -28,8 +28,9 @@ class Browser:
 
     def go(self, url: str, method: str = "GET", data: dict | None = None) -> requests.Response:
         host = urlsplit(url).netloc
-        r = requests.request(method, url, data=data, allow_redirects=False, timeout=30,
-                             cookies=self.cookies.get(host, {}))
+        r = requests.request(
+            method, url, data=data, allow_redirects=False, timeout=30, cookies=self.cookies.get(host, {})
+        )
         for c in r.cookies:
             self.cookies.setdefault(host, {})[c.name] = c.value
         return r
@@ -44,7 +45,7 @@ def test_ehr_launch_into_the_app_inside_the_iframe(demo):
     assert src.startswith(f"{demo.app_origin}/launch?")
     assert parse_qs(urlsplit(src).query)["iss"] == [demo.sb.fhir_base]
 
-    to_authorize = b.go(src)                       # the app: discovery, state, PKCE -> authorize
+    to_authorize = b.go(src)  # the app: discovery, state, PKCE -> authorize
     assert to_authorize.status_code in (302, 303)
     authorize = to_authorize.headers["Location"]
     assert authorize.startswith(demo.sb.authority.issuer + "/authorize?")
@@ -60,7 +61,7 @@ def test_ehr_launch_into_the_app_inside_the_iframe(demo):
     callback = back.headers["Location"]
     assert callback.startswith(f"{demo.app_origin}/callback?code=")
 
-    landed = b.go(callback)                        # the app exchanges the code with private_key_jwt
+    landed = b.go(callback)  # the app exchanges the code with private_key_jwt
     assert landed.status_code in (302, 303), landed.text[:500]
     app_page = b.go(urljoin(callback, landed.headers["Location"]))
     assert app_page.status_code == 200

@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.store_servers import Server, start_ours, start_sekmet
-
 from tests.support.servers import create_pg_database
+from tests.support.store_servers import Server, start_ours, start_sekmet
 
 
 @pytest.fixture(scope="session")
@@ -37,8 +36,9 @@ def sekmet(tmp_path_factory):
 @pytest.fixture(params=["ours-sqlite", "ours-postgres", "sekmet"])
 def server(request) -> Server:
     """Every server that claims the feature under test (the REST contract)."""
-    return request.getfixturevalue({"ours-sqlite": "ours_sqlite", "ours-postgres": "ours_postgres",
-                                    "sekmet": "sekmet"}[request.param])
+    return request.getfixturevalue(
+        {"ours-sqlite": "ours_sqlite", "ours-postgres": "ours_postgres", "sekmet": "sekmet"}[request.param]
+    )
 
 
 @pytest.fixture(params=["ours-sqlite", "ours-postgres"])

@@ -19,8 +19,12 @@ P1, P2 = str(uuid.uuid4()), str(uuid.uuid4())
 GRANTS = {
     "admin": Grant.from_scope_string("admin", "system/*.cruds"),
     "app-p1": Grant.from_scope_string(
-        "app", "launch openid fhirUser patient/Patient.r patient/Observation.crs patient/Goal.cs "
-        "patient/Provenance.c", patient=P1, user="Practitioner/dr-1", organization="Organization/org-1"),
+        "app",
+        "launch openid fhirUser patient/Patient.r patient/Observation.crs patient/Goal.cs patient/Provenance.c",
+        patient=P1,
+        user="Practitioner/dr-1",
+        organization="Organization/org-1",
+    ),
     "reader-v1": Grant.from_scope_string("agency", "user/Observation.read user/Patient.read", user="Practitioner/r"),
     "expired": Grant.from_scope_string("old", "system/*.cruds", expires=time.time() - 10),
     "worker": Grant.from_scope_string("sync", "system/Goal.ru system/Observation.cu"),
@@ -38,8 +42,9 @@ def auth(token: str) -> dict:
 
 @pytest.fixture(scope="module")
 def secured(tmp_path_factory):
-    server = start_ours(f"sqlite:///{tmp_path_factory.mktemp('sec') / 'sec.db'}", token_verifier=verifier,
-                        audit_reads=True)
+    server = start_ours(
+        f"sqlite:///{tmp_path_factory.mktemp('sec') / 'sec.db'}", token_verifier=verifier, audit_reads=True
+    )
     for pid in (P1, P2):
         assert requests.put(server.url(f"Patient/{pid}"), json=patient(pid), headers=auth("admin")).status_code == 201
     yield server
@@ -52,8 +57,10 @@ def test_metadata_and_discovery_need_no_token(secured):
     assert resp.json()["rest"][0]["security"]["service"][0]["coding"][0]["code"] == "SMART-on-FHIR"
 
 
-@pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic YTpi"},
-                                     {"Authorization": "Bearer expired"}])
+@pytest.mark.parametrize(
+    "headers",
+    [{}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic YTpi"}, {"Authorization": "Bearer expired"}],
+)
 def test_missing_bad_or_expired_token_is_401(secured, headers):
     resp = requests.get(secured.url(f"Patient/{P1}"), headers={**JSON, **headers})
     assert resp.status_code == 401
@@ -74,13 +81,18 @@ def test_patient_scope_writes_only_in_own_compartment(secured):
     assert wrong.status_code == 403
     # c without u: no update, even of its own resource; no delete at all
     oid = ok.json()["id"]
-    upd = requests.put(secured.url(f"Observation/{oid}"), json={**ok.json(), "status": "amended"}, headers=auth("app-p1"))
+    upd = requests.put(
+        secured.url(f"Observation/{oid}"), json={**ok.json(), "status": "amended"}, headers=auth("app-p1")
+    )
     assert upd.status_code == 403
     assert requests.delete(secured.url(f"Observation/{oid}"), headers=auth("app-p1")).status_code == 403
     # moving an existing resource of another patient into mine is refused too
     theirs = requests.post(secured.url("Observation"), json=observation(f"Patient/{P2}"), headers=auth("admin")).json()
-    moved = requests.put(secured.url(f"Observation/{theirs['id']}"), json={**theirs, "subject": {"reference": f"Patient/{P1}"}},
-                         headers=auth("worker"))
+    moved = requests.put(
+        secured.url(f"Observation/{theirs['id']}"),
+        json={**theirs, "subject": {"reference": f"Patient/{P1}"}},
+        headers=auth("worker"),
+    )
     assert moved.status_code == 200  # system scope may; a patient scope could not have read it
 
 
@@ -106,24 +118,43 @@ def test_type_and_interaction_outside_scopes_is_403(secured):
 def test_transactions_are_authorised_per_entry(secured):
     o_urn = f"urn:uuid:{uuid.uuid4()}"
     obs = observation(f"Patient/{P1}")
-    prov = {"resourceType": "Provenance", "target": [{"reference": o_urn}], "recorded": "2024-05-01T10:00:00Z",
-            "agent": [{"who": {"reference": "Practitioner/dr-1"}}]}
-    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
-        {"fullUrl": o_urn, "resource": obs, "request": {"method": "POST", "url": "Observation"}},
-        {"resource": prov, "request": {"method": "POST", "url": "Provenance"}}]}
+    prov = {
+        "resourceType": "Provenance",
+        "target": [{"reference": o_urn}],
+        "recorded": "2024-05-01T10:00:00Z",
+        "agent": [{"who": {"reference": "Practitioner/dr-1"}}],
+    }
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"fullUrl": o_urn, "resource": obs, "request": {"method": "POST", "url": "Observation"}},
+            {"resource": prov, "request": {"method": "POST", "url": "Provenance"}},
+        ],
+    }
     assert requests.post(secured.base, json=bundle, headers=auth("app-p1")).status_code == 200
     # the same with a Consent entry (no scope) fails as a whole
-    consent = {"resourceType": "Consent", "status": "active", "scope": {"coding": [
-        {"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+    consent = {
+        "resourceType": "Consent",
+        "status": "active",
+        "scope": {
+            "coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]
+        },
         "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
-        "patient": {"reference": f"Patient/{P1}"}, "policyRule": {"text": "share"}}
+        "patient": {"reference": f"Patient/{P1}"},
+        "policyRule": {"text": "share"},
+    }
     marker = observation(f"Patient/{P1}")
-    bundle["entry"] = [{"resource": marker, "request": {"method": "POST", "url": "Observation"}},
-                       {"resource": consent, "request": {"method": "POST", "url": "Consent"}}]
+    bundle["entry"] = [
+        {"resource": marker, "request": {"method": "POST", "url": "Observation"}},
+        {"resource": consent, "request": {"method": "POST", "url": "Consent"}},
+    ]
     resp = requests.post(secured.base, json=bundle, headers=auth("app-p1"))
     assert resp.status_code == 403
     ident = marker["identifier"][0]
-    found = requests.get(secured.url(f"Observation?identifier={ident['system']}|{ident['value']}"), headers=auth("admin"))
+    found = requests.get(
+        secured.url(f"Observation?identifier={ident['system']}|{ident['value']}"), headers=auth("admin")
+    )
     assert found.json()["total"] == 0
     # a Provenance about another patient's data is outside the patient context
     theirs = requests.post(secured.url("Observation"), json=observation(f"Patient/{P2}"), headers=auth("admin")).json()
@@ -132,7 +163,9 @@ def test_transactions_are_authorised_per_entry(secured):
 
 
 def test_reads_are_audited_without_health_data(secured):
-    oid = requests.post(secured.url("Observation"), json=observation(f"Patient/{P1}"), headers=auth("admin")).json()["id"]
+    oid = requests.post(secured.url("Observation"), json=observation(f"Patient/{P1}"), headers=auth("admin")).json()[
+        "id"
+    ]
     assert requests.get(secured.url(f"Observation/{oid}"), headers=auth("reader-v1")).status_code == 200
     events = requests.get(secured.url(f"AuditEvent?entity=Observation/{oid}"), headers=auth("admin")).json()
     assert events["total"] == 1
@@ -151,7 +184,9 @@ def test_bulk_export_needs_system_read_scopes_and_binds_job_to_client(secured):
     headers = {"Accept": "application/fhir+json", "Prefer": "respond-async"}
     refused = requests.get(secured.url("$export?_type=Goal"), headers={**headers, "Authorization": "Bearer bulk"})
     assert refused.status_code == 403
-    assert requests.get(secured.url("$export"), headers={**headers, "Authorization": "Bearer app-p1"}).status_code == 403
+    assert (
+        requests.get(secured.url("$export"), headers={**headers, "Authorization": "Bearer app-p1"}).status_code == 403
+    )
     kick = requests.get(secured.url("$export?_type=Patient"), headers={**headers, "Authorization": "Bearer bulk"})
     assert kick.status_code == 202
     status_url = kick.headers["Content-Location"]

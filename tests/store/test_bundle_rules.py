@@ -23,15 +23,18 @@ def _put_patient(server) -> str:
     return pid
 
 
-@pytest.mark.parametrize("method,url,rest_status", [
-    ("DELETE", "Patient/{pid}/_history/1", 405),
-    ("PUT", "Patient/{pid}/_history/1", 405),
-    ("POST", "Patient/{pid}", 405),
-    ("DELETE", "http://other.example/Patient/{pid}", None),
-    ("PUT", "https://other.example/fhir/Patient/{pid}", None),
-    ("GET", "//other.example/Patient/{pid}", None),
-    ("DELETE", "Patient/{pid}/extra/bits", 404),
-])
+@pytest.mark.parametrize(
+    "method,url,rest_status",
+    [
+        ("DELETE", "Patient/{pid}/_history/1", 405),
+        ("PUT", "Patient/{pid}/_history/1", 405),
+        ("POST", "Patient/{pid}", 405),
+        ("DELETE", "http://other.example/Patient/{pid}", None),
+        ("PUT", "https://other.example/fhir/Patient/{pid}", None),
+        ("GET", "//other.example/Patient/{pid}", None),
+        ("DELETE", "Patient/{pid}/extra/bits", 404),
+    ],
+)
 def test_entry_urls_are_routed_like_rest(ours, method, url, rest_status):
     pid = _put_patient(ours)
     url = url.format(pid=pid)
@@ -54,9 +57,19 @@ def test_entry_urls_are_routed_like_rest(ours, method, url, rest_status):
 def test_history_urls_in_batch_get_entries(ours):
     pid = _put_patient(ours)
     requests.put(ours.url(f"Patient/{pid}"), json=patient(pid), headers=JSON)
-    entries = _post(ours, "batch", [{"request": {"method": "GET", "url": u}} for u in
-                                    (f"Patient/{pid}/_history", f"Patient/{pid}/_history/1", "Patient/_history?_count=1",
-                                     "_history?_count=1")]).json()["entry"]
+    entries = _post(
+        ours,
+        "batch",
+        [
+            {"request": {"method": "GET", "url": u}}
+            for u in (
+                f"Patient/{pid}/_history",
+                f"Patient/{pid}/_history/1",
+                "Patient/_history?_count=1",
+                "_history?_count=1",
+            )
+        ],
+    ).json()["entry"]
     assert [e["response"]["status"][:3] for e in entries] == ["200"] * 4
     assert [x["resource"]["meta"]["versionId"] for x in entries[0]["resource"]["entry"]] == ["2", "1"]
     assert entries[1]["resource"]["meta"]["versionId"] == "1"
@@ -77,9 +90,15 @@ def test_a_failing_batch_entry_leaves_the_others_their_answers(ours, monkeypatch
 
     monkeypatch.setattr(store, "read", read)
     first, last = patient(), patient()
-    resp = _post(ours, "batch", [{"resource": first, "request": {"method": "POST", "url": "Patient"}},
-                                 {"request": {"method": "GET", "url": f"Patient/{boom}"}},
-                                 {"resource": last, "request": {"method": "POST", "url": "Patient"}}])
+    resp = _post(
+        ours,
+        "batch",
+        [
+            {"resource": first, "request": {"method": "POST", "url": "Patient"}},
+            {"request": {"method": "GET", "url": f"Patient/{boom}"}},
+            {"resource": last, "request": {"method": "POST", "url": "Patient"}},
+        ],
+    )
     assert resp.status_code == 200, resp.text
     statuses = [e["response"]["status"][:3] for e in resp.json()["entry"]]
     assert statuses == ["201", "500", "201"]
@@ -100,15 +119,28 @@ def test_duplicate_conditional_entries_are_refused(ours):
     for res in (a, b):
         res["identifier"] = [{"system": LOCAL, "value": ident}]
     cases = {
-        "two conditional PUTs": [_cond_put(f"identifier={LOCAL}|{ident}", a),
-                                 _cond_put(f"identifier={LOCAL}|{ident}", b)],
-        "criteria in another order": [_cond_put(f"identifier={LOCAL}|{ident}&active=true", a),
-                                      _cond_put(f"active=true&identifier={LOCAL}|{ident}", b)],
-        "two ifNoneExist": [{"resource": r, "request": {"method": "POST", "url": "Patient",
-                                                        "ifNoneExist": f"identifier={LOCAL}|{ident}"}} for r in (a, b)],
-        "PUT and ifNoneExist": [_cond_put(f"identifier={LOCAL}|{ident}", a),
-                                {"resource": b, "request": {"method": "POST", "url": "Patient",
-                                                            "ifNoneExist": f"identifier={LOCAL}|{ident}"}}],
+        "two conditional PUTs": [
+            _cond_put(f"identifier={LOCAL}|{ident}", a),
+            _cond_put(f"identifier={LOCAL}|{ident}", b),
+        ],
+        "criteria in another order": [
+            _cond_put(f"identifier={LOCAL}|{ident}&active=true", a),
+            _cond_put(f"active=true&identifier={LOCAL}|{ident}", b),
+        ],
+        "two ifNoneExist": [
+            {
+                "resource": r,
+                "request": {"method": "POST", "url": "Patient", "ifNoneExist": f"identifier={LOCAL}|{ident}"},
+            }
+            for r in (a, b)
+        ],
+        "PUT and ifNoneExist": [
+            _cond_put(f"identifier={LOCAL}|{ident}", a),
+            {
+                "resource": b,
+                "request": {"method": "POST", "url": "Patient", "ifNoneExist": f"identifier={LOCAL}|{ident}"},
+            },
+        ],
     }
     for name, entries in cases.items():
         resp = _post(ours, "transaction", entries)
@@ -125,11 +157,18 @@ def test_duplicate_full_url_is_refused(ours):
     """bdl-7: a reference to a fullUrl named twice used to resolve silently to the last entry."""
     full = f"urn:uuid:{uuid.uuid4()}"
     a, b = patient(), patient()
-    obs = {"resourceType": "Observation", "status": "final", "code": {"text": "x"},
-           "subject": {"reference": full}, "identifier": [{"system": LOCAL, "value": uuid.uuid4().hex}]}
-    entries = [{"fullUrl": full, "resource": a, "request": {"method": "POST", "url": "Patient"}},
-               {"fullUrl": full, "resource": b, "request": {"method": "POST", "url": "Patient"}},
-               {"resource": obs, "request": {"method": "POST", "url": "Observation"}}]
+    obs = {
+        "resourceType": "Observation",
+        "status": "final",
+        "code": {"text": "x"},
+        "subject": {"reference": full},
+        "identifier": [{"system": LOCAL, "value": uuid.uuid4().hex}],
+    }
+    entries = [
+        {"fullUrl": full, "resource": a, "request": {"method": "POST", "url": "Patient"}},
+        {"fullUrl": full, "resource": b, "request": {"method": "POST", "url": "Patient"}},
+        {"resource": obs, "request": {"method": "POST", "url": "Observation"}},
+    ]
     resp = _post(ours, "transaction", entries)
     assert resp.status_code == 400 and "bdl-7" in resp.json()["issue"][0]["diagnostics"]
     for res in (a, b):

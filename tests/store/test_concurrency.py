@@ -8,10 +8,9 @@ import uuid
 import pytest
 import requests
 
+from tests.support.servers import create_pg_database
 from tests.support.store_data import local_identifier, observation, patient
 from tests.support.store_servers import start_ours
-
-from tests.support.servers import create_pg_database
 
 JSON = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
 
@@ -41,8 +40,9 @@ def test_two_writers_with_the_same_if_match_exactly_one_wins(two_process_store):
 
         def write(server, family):
             barrier.wait()
-            resp = requests.put(server.url(f"Patient/{pid}"), json=patient(pid, family=family),
-                                headers={**JSON, "If-Match": 'W/"1"'})
+            resp = requests.put(
+                server.url(f"Patient/{pid}"), json=patient(pid, family=family), headers={**JSON, "If-Match": 'W/"1"'}
+            )
             statuses.append((resp.status_code, family, resp.json()["resourceType"]))
 
         threads = [threading.Thread(target=write, args=(a, "Ay")), threading.Thread(target=write, args=(b, "Bee"))]
@@ -72,14 +72,21 @@ def test_failing_entry_rolls_back_concurrent_transactions(two_process_store):
     def send(i, server):
         p, p_urn = patient(), f"urn:uuid:{uuid.uuid4()}"
         obs = observation(p_urn)
-        entries = [{"fullUrl": p_urn, "resource": p, "request": {"method": "POST", "url": "Patient"}},
-                   {"resource": obs, "request": {"method": "POST", "url": "Observation"}}]
+        entries = [
+            {"fullUrl": p_urn, "resource": p, "request": {"method": "POST", "url": "Patient"}},
+            {"resource": obs, "request": {"method": "POST", "url": "Observation"}},
+        ]
         if i % 2:
-            entries.append({"resource": patient(anchor), "request": {"method": "PUT", "url": f"Patient/{anchor}",
-                                                                      "ifMatch": 'W/"99"'}})
+            entries.append(
+                {
+                    "resource": patient(anchor),
+                    "request": {"method": "PUT", "url": f"Patient/{anchor}", "ifMatch": 'W/"99"'},
+                }
+            )
         markers.append((i, p, obs))
-        resp = requests.post(server.base, json={"resourceType": "Bundle", "type": "transaction", "entry": entries},
-                             headers=JSON)
+        resp = requests.post(
+            server.base, json={"resourceType": "Bundle", "type": "transaction", "entry": entries}, headers=JSON
+        )
         results[i] = resp.status_code
 
     threads = [threading.Thread(target=send, args=(i, (a, b)[i % 2 == 0 and i % 4 == 0])) for i in range(12)]

@@ -68,11 +68,13 @@ def test_update_with_client_id_creates_then_versions(server):
 def test_if_match_mismatch_is_412_and_match_updates(server):
     pid = str(uuid.uuid4())
     requests.put(server.url(f"Patient/{pid}"), json=patient(pid), headers=JSON)
-    stale = requests.put(server.url(f"Patient/{pid}"), json=patient(pid, family="Stale"),
-                         headers={**JSON, "If-Match": 'W/"7"'})
+    stale = requests.put(
+        server.url(f"Patient/{pid}"), json=patient(pid, family="Stale"), headers={**JSON, "If-Match": 'W/"7"'}
+    )
     assert stale.status_code == 412 and is_outcome(stale)
-    fresh = requests.put(server.url(f"Patient/{pid}"), json=patient(pid, family="Fresh"),
-                         headers={**JSON, "If-Match": 'W/"1"'})
+    fresh = requests.put(
+        server.url(f"Patient/{pid}"), json=patient(pid, family="Fresh"), headers={**JSON, "If-Match": 'W/"1"'}
+    )
     assert fresh.status_code == 200
     assert requests.get(server.url(f"Patient/{pid}"), headers=JSON).json()["name"][0]["family"] == "Fresh"
 
@@ -125,14 +127,20 @@ def _transaction(entries):
 
 def test_transaction_resolves_urn_uuid_references_everywhere(server):
     p_urn, o_urn = f"urn:uuid:{uuid.uuid4()}", f"urn:uuid:{uuid.uuid4()}"
-    prov = {"resourceType": "Provenance", "target": [{"reference": o_urn}], "recorded": "2024-05-01T10:00:00Z",
-            "agent": [{"who": {"reference": p_urn}}],  # nested references
-            "entity": [{"role": "source", "what": {"reference": o_urn}}]}
-    bundle = _transaction([
-        {"resource": prov, "request": {"method": "POST", "url": "Provenance"}},
-        {"fullUrl": p_urn, "resource": patient(), "request": {"method": "POST", "url": "Patient"}},
-        {"fullUrl": o_urn, "resource": observation(p_urn), "request": {"method": "POST", "url": "Observation"}},
-    ])
+    prov = {
+        "resourceType": "Provenance",
+        "target": [{"reference": o_urn}],
+        "recorded": "2024-05-01T10:00:00Z",
+        "agent": [{"who": {"reference": p_urn}}],  # nested references
+        "entity": [{"role": "source", "what": {"reference": o_urn}}],
+    }
+    bundle = _transaction(
+        [
+            {"resource": prov, "request": {"method": "POST", "url": "Provenance"}},
+            {"fullUrl": p_urn, "resource": patient(), "request": {"method": "POST", "url": "Patient"}},
+            {"fullUrl": o_urn, "resource": observation(p_urn), "request": {"method": "POST", "url": "Observation"}},
+        ]
+    )
     resp = requests.post(server.base, json=bundle, headers=JSON)
     assert resp.status_code == 200, resp.text
     out = resp.json()
@@ -156,11 +164,19 @@ def test_transaction_is_all_or_nothing(server):
     marker = patient()
     existing = str(uuid.uuid4())
     requests.put(server.url(f"Patient/{existing}"), json=patient(existing), headers=JSON)
-    bundle = _transaction([
-        {"fullUrl": f"urn:uuid:{uuid.uuid4()}", "resource": marker, "request": {"method": "POST", "url": "Patient"}},
-        {"resource": patient(existing, family="Changed"),
-         "request": {"method": "PUT", "url": f"Patient/{existing}", "ifMatch": 'W/"9"'}},
-    ])
+    bundle = _transaction(
+        [
+            {
+                "fullUrl": f"urn:uuid:{uuid.uuid4()}",
+                "resource": marker,
+                "request": {"method": "POST", "url": "Patient"},
+            },
+            {
+                "resource": patient(existing, family="Changed"),
+                "request": {"method": "PUT", "url": f"Patient/{existing}", "ifMatch": 'W/"9"'},
+            },
+        ]
+    )
     resp = requests.post(server.base, json=bundle, headers=JSON)
     assert 400 <= resp.status_code < 500
     assert is_outcome(resp)
@@ -172,11 +188,18 @@ def test_batch_entries_are_independent(server):
     good = patient()
     existing = str(uuid.uuid4())
     requests.put(server.url(f"Patient/{existing}"), json=patient(existing), headers=JSON)
-    bundle = {"resourceType": "Bundle", "type": "batch", "entry": [
-        {"resource": good, "request": {"method": "POST", "url": "Patient"}},
-        {"resource": patient(existing), "request": {"method": "PUT", "url": f"Patient/{existing}", "ifMatch": 'W/"9"'}},
-        {"request": {"method": "GET", "url": f"Patient/{existing}"}},
-    ]}
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [
+            {"resource": good, "request": {"method": "POST", "url": "Patient"}},
+            {
+                "resource": patient(existing),
+                "request": {"method": "PUT", "url": f"Patient/{existing}", "ifMatch": 'W/"9"'},
+            },
+            {"request": {"method": "GET", "url": f"Patient/{existing}"}},
+        ],
+    }
     resp = requests.post(server.base, json=bundle, headers=JSON)
     assert resp.status_code == 200
     statuses = [e["response"]["status"][:3] for e in resp.json()["entry"]]
@@ -245,7 +268,9 @@ def test_type_history_since(server):
     assert resp.status_code == 200
     ids = [e.get("resource", {}).get("id") for e in resp.json().get("entry", [])]
     assert pid in ids
-    versions = {e["resource"]["meta"]["versionId"] for e in resp.json()["entry"] if e.get("resource", {}).get("id") == pid}
+    versions = {
+        e["resource"]["meta"]["versionId"] for e in resp.json()["entry"] if e.get("resource", {}).get("id") == pid
+    }
     assert "2" in versions
     # R4: _since is "at or after" the instant.
     assert all(e["resource"]["meta"]["lastUpdated"] >= marker for e in resp.json()["entry"] if "resource" in e)
@@ -260,8 +285,9 @@ def test_bad_input_gets_4xx_outcome_and_stores_nothing(server):
     for data, _ in cases:
         resp = requests.post(server.url("Patient"), data=data, headers=JSON)
         assert 400 <= resp.status_code < 500 and is_outcome(resp), resp.text
-    wrong_type = requests.post(server.url("Patient"), json={**observation("Patient/x"), "resourceType": "Observation"},
-                               headers=JSON)
+    wrong_type = requests.post(
+        server.url("Patient"), json={**observation("Patient/x"), "resourceType": "Observation"}, headers=JSON
+    )
     assert wrong_type.status_code == 400 and is_outcome(wrong_type)
     body = patient("abc", family="Badinput")
     mismatch = requests.put(server.url("Patient/xyz"), json=body, headers=JSON)
@@ -273,8 +299,9 @@ def test_bad_input_gets_4xx_outcome_and_stores_nothing(server):
 def test_bulk_export_kickoff_poll_download(server):
     pid = str(uuid.uuid4())
     requests.put(server.url(f"Patient/{pid}"), json=patient(pid), headers=JSON)
-    kick = requests.get(server.url("$export?_type=Patient"),
-                        headers={"Accept": "application/fhir+json", "Prefer": "respond-async"})
+    kick = requests.get(
+        server.url("$export?_type=Patient"), headers={"Accept": "application/fhir+json", "Prefer": "respond-async"}
+    )
     assert kick.status_code == 202
     status_url = kick.headers["Content-Location"]
     deadline = time.time() + 30

@@ -9,8 +9,8 @@ import requests
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import DBAPIError
 
-from thrive_fhir.store.errors import describe
 from tests.support.servers import PG_ADMIN_URL
+from thrive_fhir.store.errors import describe
 
 SECRET = "Testperson-77777"
 

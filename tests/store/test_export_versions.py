@@ -41,8 +41,10 @@ def _exported(manifest: dict, rtype: str) -> dict[str, dict]:
 def test_export_holds_the_versions_current_at_transaction_time(ours, monkeypatch):
     pid = str(uuid.uuid4())
     assert requests.put(ours.url(f"Patient/{pid}"), json=patient(pid), headers=JSON).status_code == 201
-    made = [requests.post(ours.url("Observation"), json=observation(f"Patient/{pid}"), headers=JSON).json()
-            for _ in range(12)]
+    made = [
+        requests.post(ours.url("Observation"), json=observation(f"Patient/{pid}"), headers=JSON).json()
+        for _ in range(12)
+    ]
     exporter = ours.app.exporter
     real = exporter.export_type
     release = threading.Event()

@@ -18,9 +18,28 @@ from werkzeug.test import Client
 
 from thrive_fhir.store import create_app
 
-EXAMPLES = [json.loads(p.read_text()) for p in sorted((Path(__file__).parents[2] / "profiles" / "examples").glob("*.json"))]
-WRONG_SHAPES = ["Patient/p1", "x", "", 1, -1, 3.5, True, None, [], {}, [1], {"a": 1}, ["active"],
-                {"reference": 1}, "2025-13-45", "Patient?identifier=x|y", "urn:uuid:1"]
+EXAMPLES = [
+    json.loads(p.read_text()) for p in sorted((Path(__file__).parents[2] / "profiles" / "examples").glob("*.json"))
+]
+WRONG_SHAPES = [
+    "Patient/p1",
+    "x",
+    "",
+    1,
+    -1,
+    3.5,
+    True,
+    None,
+    [],
+    {},
+    [1],
+    {"a": 1},
+    ["active"],
+    {"reference": 1},
+    "2025-13-45",
+    "Patient?identifier=x|y",
+    "urn:uuid:1",
+]
 FHIR_JSON = {"Content-Type": "application/fhir+json"}
 
 
@@ -29,10 +48,10 @@ def _paths(obj, prefix=()):
     if isinstance(obj, dict):
         for k, v in obj.items():
             if k != "resourceType":
-                yield from _paths(v, prefix + (k,))
+                yield from _paths(v, (*prefix, k))
     elif isinstance(obj, list):
         for i, v in enumerate(obj):
-            yield from _paths(v, prefix + (i,))
+            yield from _paths(v, (*prefix, i))
 
 
 def _mangled(rng: random.Random) -> dict:
@@ -58,8 +77,11 @@ def test_wrong_shapes_never_get_a_server_error(tmp_path, validate):
         if how == 0 and isinstance(rid, str) and rid:
             r = client.put(f"/{rt}/{rid}", json=res, headers=FHIR_JSON)
         elif how == 1:
-            bundle = {"resourceType": "Bundle", "type": "transaction",
-                      "entry": [{"fullUrl": "urn:uuid:1", "resource": res, "request": {"method": "POST", "url": rt}}]}
+            bundle = {
+                "resourceType": "Bundle",
+                "type": "transaction",
+                "entry": [{"fullUrl": "urn:uuid:1", "resource": res, "request": {"method": "POST", "url": rt}}],
+            }
             r = client.post("/", json=bundle, headers=FHIR_JSON)
         else:
             r = client.post(f"/{rt}", json=res, headers=FHIR_JSON)

@@ -19,30 +19,40 @@ JSON = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+jso
 
 
 def _batch(server, urls: list[str]) -> list[dict]:
-    bundle = {"resourceType": "Bundle", "type": "batch",
-              "entry": [{"request": {"method": "GET", "url": u}} for u in urls]}
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [{"request": {"method": "GET", "url": u}} for u in urls],
+    }
     resp = requests.post(server.base, json=bundle, headers=JSON)
     assert resp.status_code == 200, resp.text
     return resp.json()["entry"]
 
 
-@pytest.mark.parametrize("text,low,high", [
-    ("9999-12-31", "9999-12-31T00:00:00", MAX.isoformat()),
-    ("9999-12", "9999-12-01T00:00:00", MAX.isoformat()),
-    ("9999-12-31T23:59:59Z", "9999-12-31T23:59:59", MAX.isoformat()),
-    ("9999-12-31T23:00:00-14:00", MAX.isoformat(), MAX.isoformat()),
-    ("0001-01-01T00:00:00+14:00", MIN.isoformat(), "0001-01-01T00:00:00.999999"),
-    ("0001-01-01", "0001-01-01T00:00:00", "0001-01-01T23:59:59.999999"),
-])
+@pytest.mark.parametrize(
+    "text,low,high",
+    [
+        ("9999-12-31", "9999-12-31T00:00:00", MAX.isoformat()),
+        ("9999-12", "9999-12-01T00:00:00", MAX.isoformat()),
+        ("9999-12-31T23:59:59Z", "9999-12-31T23:59:59", MAX.isoformat()),
+        ("9999-12-31T23:00:00-14:00", MAX.isoformat(), MAX.isoformat()),
+        ("0001-01-01T00:00:00+14:00", MIN.isoformat(), "0001-01-01T00:00:00.999999"),
+        ("0001-01-01", "0001-01-01T00:00:00", "0001-01-01T23:59:59.999999"),
+    ],
+)
 def test_date_range_at_the_edges_is_clamped(text, low, high):
     lo, hi = date_range(text)
     assert (lo.isoformat(), hi.isoformat()) == (low, high)
 
 
 EDGE_DATE_QUERIES = [
-    "Patient?birthdate=9999-12-31", "Patient?birthdate=9999-12", "Patient?birthdate=0001-01-01T00:00:00%2B14:00",
-    "Patient?birthdate=le9999-12-31T23:59:59-14:00", "Patient?_lastUpdated=ge9999-12-31T23:59:59Z",
-    "Patient/_history?_since=9999-12-31T23:59:59Z", "_history?_since=9999-12-31T23:59:59.999Z",
+    "Patient?birthdate=9999-12-31",
+    "Patient?birthdate=9999-12",
+    "Patient?birthdate=0001-01-01T00:00:00%2B14:00",
+    "Patient?birthdate=le9999-12-31T23:59:59-14:00",
+    "Patient?_lastUpdated=ge9999-12-31T23:59:59Z",
+    "Patient/_history?_since=9999-12-31T23:59:59Z",
+    "_history?_since=9999-12-31T23:59:59.999Z",
 ]
 
 
@@ -57,8 +67,10 @@ def test_dates_at_the_edge_of_the_range(ours):
     assert [e["resource"]["id"] for e in found["entry"]] == [pid]
     for entry in _batch(ours, EDGE_DATE_QUERIES):
         assert entry["response"]["status"].startswith("200"), entry
-    kick = requests.get(ours.url("$export?_since=9999-12-31T23:59:59Z"),
-                        headers={"Accept": "application/fhir+json", "Prefer": "respond-async"})
+    kick = requests.get(
+        ours.url("$export?_since=9999-12-31T23:59:59Z"),
+        headers={"Accept": "application/fhir+json", "Prefer": "respond-async"},
+    )
     assert kick.status_code == 202
 
 
@@ -77,8 +89,15 @@ def test_integers_past_the_columns(ours):
         assert resp.status_code == (400 if count == "²" else 200), (count, resp.text)
     resp = requests.put(ours.url(f"Patient/{pid}"), json=patient(pid), headers={**JSON, "If-Match": f'W/"{2**63}"'})
     assert resp.status_code in (400, 412)
-    entries = _batch(ours, [f"Patient/{pid}/_history/{2**63}", f"Patient/{pid}/_history/{2**31}",
-                            f"_history?_cursor={2**63}", f"Patient/{pid}/_history/1"])
+    entries = _batch(
+        ours,
+        [
+            f"Patient/{pid}/_history/{2**63}",
+            f"Patient/{pid}/_history/{2**31}",
+            f"_history?_cursor={2**63}",
+            f"Patient/{pid}/_history/1",
+        ],
+    )
     assert [e["response"]["status"][:3] for e in entries] == ["404", "404", "400", "200"]
 
 
@@ -97,8 +116,11 @@ def test_long_or_lists_and_repeated_parameters(ours):
         assert resp.status_code == 200, (name, resp.text[:300])
     repeated = requests.get(ours.url(queries["repeated"]), headers=JSON).json()
     assert [e["resource"]["id"] for e in repeated["entry"]] == [pid]
-    posted = requests.post(ours.url("Patient/_search"), data=queries["repeated"].split("?", 1)[1],
-                           headers={"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/fhir+json"})
+    posted = requests.post(
+        ours.url("Patient/_search"),
+        data=queries["repeated"].split("?", 1)[1],
+        headers={"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/fhir+json"},
+    )
     assert posted.status_code == 200
     for entry in _batch(ours, [queries["or-tokens"], queries["repeated"]]):
         assert entry["response"]["status"].startswith("200"), entry
@@ -115,6 +137,9 @@ def test_an_id_with_a_trailing_newline_is_not_an_id(ours, rid):
     resp = requests.put(ours.url(f"Patient/{rid}"), json=body, headers=JSON)
     assert resp.status_code == 400, resp.text
     assert requests.get(ours.url(f"Patient/{rid}"), headers=JSON).status_code == 400
-    tx = {"resourceType": "Bundle", "type": "transaction",
-          "entry": [{"resource": body, "request": {"method": "PUT", "url": f"Patient/{rid}"}}]}
+    tx = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [{"resource": body, "request": {"method": "PUT", "url": f"Patient/{rid}"}}],
+    }
     assert requests.post(ours.base, json=tx, headers=JSON).status_code == 400

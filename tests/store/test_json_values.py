@@ -28,8 +28,10 @@ def _raw_obs(pid: str, value_literal: str, ident: str) -> str:
     return json.dumps(obs).replace('"@VALUE@"', value_literal)
 
 
-@pytest.mark.parametrize("literal", ["1.50", "1e2", "1.0e-400", "-0.0", "3.14159265358979323846264338327950288",
-                                     "0.0000001", "12345678901234567890.5"])
+@pytest.mark.parametrize(
+    "literal",
+    ["1.50", "1e2", "1.0e-400", "-0.0", "3.14159265358979323846264338327950288", "0.0000001", "12345678901234567890.5"],
+)
 def test_decimals_are_kept_exactly_as_sent(ours, literal):
     pid = str(uuid.uuid4())
     requests.put(ours.url(f"Patient/{pid}"), json=patient(pid), headers=JSON)
@@ -42,8 +44,9 @@ def test_decimals_are_kept_exactly_as_sent(ours, literal):
     assert expected in requests.get(ours.url(f"Observation/{oid}"), headers=JSON).text
     assert expected in requests.get(ours.url(f"Observation?identifier={LOCAL}|{ident}"), headers=JSON).text
     assert expected in requests.get(ours.url(f"Observation/{oid}/_history"), headers=JSON).text
-    kick = requests.get(ours.url("$export?_type=Observation"),
-                        headers={"Accept": "application/fhir+json", "Prefer": "respond-async"})
+    kick = requests.get(
+        ours.url("$export?_type=Observation"), headers={"Accept": "application/fhir+json", "Prefer": "respond-async"}
+    )
     deadline = time.time() + 30
     while (poll := requests.get(kick.headers["Content-Location"])).status_code == 202:
         assert time.time() < deadline
@@ -61,8 +64,11 @@ def test_numbers_json_cannot_carry_are_refused(ours, literal):
     body = _raw_obs(pid, literal, ident)
     single = requests.post(ours.url("Observation"), data=body, headers=JSON)
     assert single.status_code == 400 and "too large" in single.json()["issue"][0]["diagnostics"]
-    tx = ('{"resourceType":"Bundle","type":"transaction","entry":[{"resource":' + body
-          + ',"request":{"method":"POST","url":"Observation"}}]}')
+    tx = (
+        '{"resourceType":"Bundle","type":"transaction","entry":[{"resource":'
+        + body
+        + ',"request":{"method":"POST","url":"Observation"}}]}'
+    )
     assert requests.post(ours.base, data=tx, headers=JSON).status_code == 400
     found = requests.get(ours.url(f"Observation?identifier={LOCAL}|{ident}"), headers=JSON)
     assert found.status_code == 200 and found.json()["total"] == 0
@@ -77,8 +83,11 @@ def test_strings_fhir_forbids_are_refused(ours, escaped):
     assert resp.status_code == 400, resp.text
     assert "name[0].given[0]" in resp.json()["issue"][0]["diagnostics"]
     assert requests.get(ours.url(f"Patient/{pid}"), headers=JSON).status_code == 404
-    tx = ('{"resourceType":"Bundle","type":"transaction","entry":[{"resource":' + body
-          + f',"request":{{"method":"PUT","url":"Patient/{pid}"}}}}]}}')
+    tx = (
+        '{"resourceType":"Bundle","type":"transaction","entry":[{"resource":'
+        + body
+        + f',"request":{{"method":"PUT","url":"Patient/{pid}"}}}}]}}'
+    )
     assert requests.post(ours.base, data=tx, headers=JSON).status_code == 400
     assert requests.get(ours.url(f"Patient/{pid}"), headers=JSON).status_code == 404
 
@@ -87,12 +96,20 @@ def test_pairs_of_surrogates_and_allowed_whitespace_are_kept(ours):
     pid = str(uuid.uuid4())
     body = json.dumps(patient(pid)).replace('"Alex"', '"A\\ud83d\\ude00\\tx\\ny"')
     assert requests.put(ours.url(f"Patient/{pid}"), data=body, headers=JSON).status_code == 201
-    assert requests.get(ours.url(f"Patient/{pid}"), headers=JSON).json()["name"][0]["given"][0] == "A\U0001F600\tx\ny"
+    assert requests.get(ours.url(f"Patient/{pid}"), headers=JSON).json()["name"][0]["given"][0] == "A\U0001f600\tx\ny"
 
 
-@pytest.mark.parametrize("query", ["Patient?_id=a%00b", "Patient?identifier=x%00", "Patient?name=%00",
-                                   "Patient?gender=male,%01", "Observation?subject=Patient/%00",
-                                   "Patient?birthdate=2020%00"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "Patient?_id=a%00b",
+        "Patient?identifier=x%00",
+        "Patient?name=%00",
+        "Patient?gender=male,%01",
+        "Observation?subject=Patient/%00",
+        "Patient?birthdate=2020%00",
+    ],
+)
 def test_search_values_with_control_characters_are_refused(ours, query):
     resp = requests.get(ours.url(query), headers=JSON)
     assert resp.status_code == 400 and resp.json()["resourceType"] == "OperationOutcome", resp.text

@@ -9,11 +9,11 @@ from datetime import datetime
 import pytest
 from sqlalchemy.exc import IntegrityError, OperationalError, ProgrammingError
 
+from tests.support.servers import create_pg_database
 from thrive_fhir.store import rawsql
 from thrive_fhir.store.schema import create_schema, make_engine
-from tests.support.servers import create_pg_database
 
-INSERT_JOB = ("INSERT INTO export_jobs (id, status, created, transaction_time, request) VALUES (?, ?, ?, ?, ?)")
+INSERT_JOB = "INSERT INTO export_jobs (id, status, created, transaction_time, request) VALUES (?, ?, ?, ?, ?)"
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

@@ -27,8 +27,19 @@ def pid(ours) -> str:
     return pid
 
 
-@pytest.mark.parametrize("param", ["_sort=name", "_include=*", "_include=Patient:link", "_elements=name",
-                                   "_summary=true", "_summary=text", "_revinclude=*", "colour=blue"])
+@pytest.mark.parametrize(
+    "param",
+    [
+        "_sort=name",
+        "_include=*",
+        "_include=Patient:link",
+        "_elements=name",
+        "_summary=true",
+        "_summary=text",
+        "_revinclude=*",
+        "colour=blue",
+    ],
+)
 def test_safe_to_ignore_is_ignored_and_said(ours, pid, param):
     resp = requests.get(ours.url(f"Patient?_id={pid}&{param}"), headers=JSON)
     assert resp.status_code == 200, resp.text
@@ -47,10 +58,22 @@ def test_safe_to_ignore_is_ignored_and_said(ours, pid, param):
     assert strict.status_code == 400 and strict.json()["resourceType"] == "OperationOutcome"
 
 
-@pytest.mark.parametrize("param", ["_has:Observation:subject:code=1234", "general-practitioner.name=Smith",
-                                   "organization.name=x", "_filter=name eq x", "_text=anxiety", "_content=x",
-                                   "_list=42", "_id:not=abc", "_lastUpdated:missing=true", "_summary=junk",
-                                   "_total=maybe"])
+@pytest.mark.parametrize(
+    "param",
+    [
+        "_has:Observation:subject:code=1234",
+        "general-practitioner.name=Smith",
+        "organization.name=x",
+        "_filter=name eq x",
+        "_text=anxiety",
+        "_content=x",
+        "_list=42",
+        "_id:not=abc",
+        "_lastUpdated:missing=true",
+        "_summary=junk",
+        "_total=maybe",
+    ],
+)
 def test_filters_that_cannot_be_applied_are_refused_in_every_mode(ours, pid, param):
     for headers in (JSON, STRICT):
         resp = requests.get(ours.url(f"Patient?{param}"), headers=headers)
@@ -59,13 +82,22 @@ def test_filters_that_cannot_be_applied_are_refused_in_every_mode(ours, pid, par
 
 
 def test_supported_result_parameters_add_no_outcome(ours, pid):
-    body = requests.get(ours.url(f"Patient?_id={pid}&_sort=-_lastUpdated&_summary=false&_total=accurate&_count=5"),
-                        headers=JSON).json()
+    body = requests.get(
+        ours.url(f"Patient?_id={pid}&_sort=-_lastUpdated&_summary=false&_total=accurate&_count=5"), headers=JSON
+    ).json()
     assert [e["search"]["mode"] for e in body["entry"]] == ["match"]
 
 
-@pytest.mark.parametrize("query", ["$export?_type=,,,", "$export?_type=", "$export?_typeFilter=Patient%3Fgender%3Dmale",
-                                   "$export?patient=Patient/x", "$export?includeAssociatedData=LatestProvenanceResources"])
+@pytest.mark.parametrize(
+    "query",
+    [
+        "$export?_type=,,,",
+        "$export?_type=",
+        "$export?_typeFilter=Patient%3Fgender%3Dmale",
+        "$export?patient=Patient/x",
+        "$export?includeAssociatedData=LatestProvenanceResources",
+    ],
+)
 def test_export_parameters_it_cannot_honour_are_refused(ours, query):
     resp = requests.get(ours.url(query), headers=ASYNC)
     assert resp.status_code == 400, resp.text
@@ -73,9 +105,13 @@ def test_export_parameters_it_cannot_honour_are_refused(ours, query):
 
 
 def test_export_ignores_an_unknown_parameter_only_when_asked_to_be_lenient(ours):
-    lenient = requests.get(ours.url("$export?_type=Patient&includeAssociatedData=x"),
-                           headers={**ASYNC, "Prefer": "respond-async, handling=lenient"})
+    lenient = requests.get(
+        ours.url("$export?_type=Patient&includeAssociatedData=x"),
+        headers={**ASYNC, "Prefer": "respond-async, handling=lenient"},
+    )
     assert lenient.status_code == 202
-    narrowing = requests.get(ours.url("$export?_type=Patient&_typeFilter=Patient%3Fgender%3Dmale"),
-                             headers={**ASYNC, "Prefer": "respond-async, handling=lenient"})
+    narrowing = requests.get(
+        ours.url("$export?_type=Patient&_typeFilter=Patient%3Fgender%3Dmale"),
+        headers={**ASYNC, "Prefer": "respond-async, handling=lenient"},
+    )
     assert narrowing.status_code == 400

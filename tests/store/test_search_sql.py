@@ -22,9 +22,14 @@ def _put(server, resource: dict) -> dict:
 
 
 def _obs(oid: str, pid: str, *, status="final", code=("http://loinc.org", "72166-2"), when=None, focus=None):
-    res = {"resourceType": "Observation", "id": oid, "status": status,
-           "code": {"coding": [{"system": code[0], "code": code[1]} if code[0] else {"code": code[1]}]},
-           "subject": {"reference": f"Patient/{pid}"}, "valueInteger": 3}
+    res = {
+        "resourceType": "Observation",
+        "id": oid,
+        "status": status,
+        "code": {"coding": [{"system": code[0], "code": code[1]} if code[0] else {"code": code[1]}]},
+        "subject": {"reference": f"Patient/{pid}"},
+        "valueInteger": 3,
+    }
     if when:
         res["effectiveDateTime"] = when
     if focus:
@@ -39,10 +44,27 @@ def world(ours):
     _put(ours, {**patient(pid, family=f"Zz{tag}100%_x"), "id": pid})
     _put(ours, {**patient(other, family=f"Zz{tag}smith"), "id": other})
     goal = f"g-{tag}"
-    _put(ours, {"resourceType": "Goal", "id": goal, "lifecycleStatus": "active", "description": {"text": "sleep"},
-                "subject": {"reference": f"Patient/{pid}"}})
-    _put(ours, {"resourceType": "CarePlan", "id": f"cp-{tag}", "status": "active", "intent": "plan",
-                "subject": {"reference": f"Patient/{pid}"}, "goal": [{"reference": f"Goal/{goal}"}]})
+    _put(
+        ours,
+        {
+            "resourceType": "Goal",
+            "id": goal,
+            "lifecycleStatus": "active",
+            "description": {"text": "sleep"},
+            "subject": {"reference": f"Patient/{pid}"},
+        },
+    )
+    _put(
+        ours,
+        {
+            "resourceType": "CarePlan",
+            "id": f"cp-{tag}",
+            "status": "active",
+            "intent": "plan",
+            "subject": {"reference": f"Patient/{pid}"},
+            "goal": [{"reference": f"Goal/{goal}"}],
+        },
+    )
     obs = {
         "a": _obs(f"a-{tag}", pid, when="2024-01-15T10:00:00Z", focus=f"Goal/{goal}"),
         "b": _obs(f"b-{tag}", pid, when="2024-03-15", code=("http://snomed.info/sct", "1234")),

@@ -16,15 +16,26 @@ def test_v2_scopes_parse_with_letters_and_query():
     assert parse_scope("system/*.cruds").to_v2() == "system/*.cruds"
 
 
-@pytest.mark.parametrize("text,letters", [("patient/Patient.read", "rs"), ("user/Goal.write", "cud"),
-                                          ("system/*.*", "cruds")])
+@pytest.mark.parametrize(
+    "text,letters", [("patient/Patient.read", "rs"), ("user/Goal.write", "cud"), ("system/*.*", "cruds")]
+)
 def test_v1_scopes_map_to_v2_letters(text, letters):
     s = parse_scope(text)
     assert s.permissions == frozenset(letters) and s.version == 1
 
 
-@pytest.mark.parametrize("bad", ["patient/Observation.dus", "patient/Observation.rr", "patient/Observation.x",
-                                 "patient/observation.r", "practitioner/Observation.r", "user/Goal.", "system/Goal"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "patient/Observation.dus",
+        "patient/Observation.rr",
+        "patient/Observation.x",
+        "patient/observation.r",
+        "practitioner/Observation.r",
+        "user/Goal.",
+        "system/Goal",
+    ],
+)
 def test_strict_parser_rejects_malformed_resource_scopes(bad):
     with pytest.raises(ScopeError):
         parse_scope(bad)

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import requests
 
-from tests.support.store_data import patient
-
 from tests.support.servers import free_port
+from tests.support.store_data import patient
 
 THRIVE = str(Path(sys.executable).parent / "thrive")
 
@@ -21,10 +20,14 @@ def run(*args, timeout=60):
 
 
 def test_bad_arguments_exit_2_with_one_line(tmp_path):
-    for args in (["serve"], ["serve", "-d", str(tmp_path / "x.db"), "--port", "99999"],
-                 ["serve", "-d", "mysql://u@h/db"], ["serve", "-d", "x.db", "--no-validate", "--warn-only"],
-                 ["export", "-d", str(tmp_path / "missing.db"), "-o", str(tmp_path / "o")],
-                 ["export", "-d", str(tmp_path / "x.db"), "-o", str(tmp_path / "o"), "--type", "Nope"]):
+    for args in (
+        ["serve"],
+        ["serve", "-d", str(tmp_path / "x.db"), "--port", "99999"],
+        ["serve", "-d", "mysql://u@h/db"],
+        ["serve", "-d", "x.db", "--no-validate", "--warn-only"],
+        ["export", "-d", str(tmp_path / "missing.db"), "-o", str(tmp_path / "o")],
+        ["export", "-d", str(tmp_path / "x.db"), "-o", str(tmp_path / "o"), "--type", "Nope"],
+    ):
         result = run(*args)
         assert result.returncode == 2, (args, result.stderr)
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
@@ -35,8 +38,12 @@ def test_bad_arguments_exit_2_with_one_line(tmp_path):
 def test_serve_then_export(tmp_path):
     db = tmp_path / "cli.db"
     port = free_port()
-    proc = subprocess.Popen([THRIVE, "store", "serve", "-d", str(db), "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [THRIVE, "store", "serve", "-d", str(db), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.time() + 30

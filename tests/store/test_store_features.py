@@ -9,26 +9,36 @@ import uuid
 
 import requests
 
-from tests.support.store_data import goal, careplan, local_identifier, observation, patient
+from tests.support.store_data import careplan, goal, local_identifier, observation, patient
 
 JSON = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
 
 
 def ids(bundle: dict, mode: str | None = None) -> list[str]:
-    return [f'{e["resource"]["resourceType"]}/{e["resource"]["id"]}' for e in bundle.get("entry", [])
-            if mode is None or e["search"]["mode"] == mode]
+    return [
+        f"{e['resource']['resourceType']}/{e['resource']['id']}"
+        for e in bundle.get("entry", [])
+        if mode is None or e["search"]["mode"] == mode
+    ]
 
 
 def make_plan(server) -> dict:
     """A patient with two goals, a care plan naming them, and GBO-style scores focused on each goal."""
     pid = str(uuid.uuid4())
     assert requests.put(server.url(f"Patient/{pid}"), json=patient(pid), headers=JSON).status_code == 201
-    goals = [requests.post(server.url("Goal"), json=goal(f"Patient/{pid}"), headers=JSON).json()["id"]
-             for _ in range(2)]
-    plan = requests.post(server.url("CarePlan"), json=careplan(f"Patient/{pid}", [f"Goal/{g}" for g in goals]),
-                         headers=JSON).json()["id"]
-    scores = [requests.post(server.url("Observation"), json=observation(f"Patient/{pid}", focus=f"Goal/{g}"),
-                            headers=JSON).json()["id"] for g in goals for _ in range(2)]
+    goals = [
+        requests.post(server.url("Goal"), json=goal(f"Patient/{pid}"), headers=JSON).json()["id"] for _ in range(2)
+    ]
+    plan = requests.post(
+        server.url("CarePlan"), json=careplan(f"Patient/{pid}", [f"Goal/{g}" for g in goals]), headers=JSON
+    ).json()["id"]
+    scores = [
+        requests.post(
+            server.url("Observation"), json=observation(f"Patient/{pid}", focus=f"Goal/{g}"), headers=JSON
+        ).json()["id"]
+        for g in goals
+        for _ in range(2)
+    ]
     return {"patient": pid, "goals": goals, "plan": plan, "scores": scores}
 
 
@@ -43,7 +53,9 @@ def test_capability_statement_lists_exactly_what_is_implemented(ours):
     for rtype in ("Patient", "Observation", "Goal", "CarePlan", "Consent", "Provenance", "AuditEvent"):
         for param in by_type[rtype]["searchParam"]:
             value = {"date": "ge2024-01-01", "reference": "x", "string": "a"}.get(param["type"], "a")
-            resp = requests.get(ours.url(f"{rtype}?{param['name']}={value}"), headers={**JSON, "Prefer": "handling=strict"})
+            resp = requests.get(
+                ours.url(f"{rtype}?{param['name']}={value}"), headers={**JSON, "Prefer": "handling=strict"}
+            )
             assert resp.status_code == 200, (rtype, param["name"], resp.text)
     assert {i["code"] for i in cs["rest"][0]["interaction"]} == {"transaction", "batch", "history-system"}
 
@@ -77,8 +89,10 @@ def test_goal_search_parameters_work(ours):
 def test_sort_by_last_updated_both_ways(ours):
     pid = str(uuid.uuid4())
     requests.put(ours.url(f"Patient/{pid}"), json=patient(pid), headers=JSON)
-    made = [requests.post(ours.url("Observation"), json=observation(f"Patient/{pid}"), headers=JSON).json()["id"]
-            for _ in range(4)]
+    made = [
+        requests.post(ours.url("Observation"), json=observation(f"Patient/{pid}"), headers=JSON).json()["id"]
+        for _ in range(4)
+    ]
     newest = requests.get(ours.url(f"Observation?patient={pid}&_sort=-_lastUpdated&_count=2"), headers=JSON).json()
     assert [e["resource"]["id"] for e in newest["entry"]] == made[::-1][:2]
     nxt = next(link["url"] for link in newest["link"] if link["relation"] == "next")
@@ -91,8 +105,10 @@ def test_sort_by_last_updated_both_ways(ours):
 def test_paging_is_stable_while_resources_are_added(ours):
     pid = str(uuid.uuid4())
     requests.put(ours.url(f"Patient/{pid}"), json=patient(pid), headers=JSON)
-    first_ids = {requests.post(ours.url("Observation"), json=observation(f"Patient/{pid}"), headers=JSON).json()["id"]
-                 for _ in range(6)}
+    first_ids = {
+        requests.post(ours.url("Observation"), json=observation(f"Patient/{pid}"), headers=JSON).json()["id"]
+        for _ in range(6)
+    }
     page = requests.get(ours.url(f"Observation?patient={pid}&_count=3&_sort=_lastUpdated"), headers=JSON).json()
     seen = [e["resource"]["id"] for e in page["entry"]]
     for _ in range(3):  # added while paging: after the cursor in _lastUpdated order, so they follow
@@ -120,8 +136,14 @@ def test_lenient_unknown_parameter_is_ignored_and_left_out_of_self_link(ours):
 
 
 def test_invalid_search_values_are_400(ours):
-    for query in ("Observation?date=yesterday", "Observation?_lastUpdated=gt2024-13-45", "Patient?_count=many",
-                  "Patient?identifier=", "Observation?code:fuzzy=x", "Patient?_cursor=!!!"):
+    for query in (
+        "Observation?date=yesterday",
+        "Observation?_lastUpdated=gt2024-13-45",
+        "Patient?_count=many",
+        "Patient?identifier=",
+        "Observation?code:fuzzy=x",
+        "Patient?_cursor=!!!",
+    ):
         resp = requests.get(ours.url(query), headers=JSON)
         assert resp.status_code == 400, query
         assert resp.json()["resourceType"] == "OperationOutcome"
@@ -133,8 +155,11 @@ def test_prefer_return_variants(ours):
     oo = requests.post(ours.url("Patient"), json=patient(), headers={**JSON, "Prefer": "return=OperationOutcome"})
     assert oo.status_code == 201 and oo.json()["resourceType"] == "OperationOutcome"
     assert "validation passed" in oo.json()["issue"][0]["details"]["text"]  # the validator's verdict
-    bundle = {"resourceType": "Bundle", "type": "transaction",
-              "entry": [{"resource": patient(), "request": {"method": "POST", "url": "Patient"}}]}
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [{"resource": patient(), "request": {"method": "POST", "url": "Patient"}}],
+    }
     tx = requests.post(ours.base, json=bundle, headers={**JSON, "Prefer": "return=OperationOutcome"}).json()
     assert "validation passed" in tx["entry"][0]["response"]["outcome"]["issue"][0]["details"]["text"]
     tx = requests.post(ours.base, json=bundle, headers=JSON).json()
@@ -155,9 +180,14 @@ def test_invalid_resource_is_422_and_not_stored(ours):
     assert requests.get(ours.url("Observation?identifier=" + local_identifier(bad)), headers=JSON).json()["total"] == 0
     # ...and one invalid entry rejects the whole transaction.
     good = patient()
-    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
-        {"resource": good, "request": {"method": "POST", "url": "Patient"}},
-        {"resource": bad, "request": {"method": "POST", "url": "Observation"}}]}
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"resource": good, "request": {"method": "POST", "url": "Patient"}},
+            {"resource": bad, "request": {"method": "POST", "url": "Observation"}},
+        ],
+    }
     resp = requests.post(ours.base, json=bundle, headers=JSON)
     assert resp.status_code == 422
     assert "Bundle.entry[1]" in json.dumps(resp.json())
@@ -195,8 +225,10 @@ def test_50_mb_body_is_413_without_being_read(ours):
     host, port = ours.base.split("//")[1].split(":")
     size = 50 * 1024 * 1024
     with socket.create_connection((host, int(port)), timeout=30) as sock:
-        sock.sendall(f"POST /Patient HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/fhir+json\r\n"
-                     f"Content-Length: {size}\r\nConnection: close\r\n\r\n".encode())
+        sock.sendall(
+            f"POST /Patient HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/fhir+json\r\n"
+            f"Content-Length: {size}\r\nConnection: close\r\n\r\n".encode()
+        )
         sock.sendall(b'{"resourceType":"Patient","x":"' + b"a" * (size - 33) + b'"}')
         data = b""
         while True:
@@ -233,11 +265,19 @@ def test_transaction_conditional_entries_and_get(ours):
     crit = "identifier=" + local_identifier(existing)
     p_urn = f"urn:uuid:{uuid.uuid4()}"
     g = goal(p_urn)
-    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
-        {"fullUrl": p_urn, "resource": existing, "request": {"method": "POST", "url": "Patient", "ifNoneExist": crit}},
-        {"resource": g, "request": {"method": "PUT", "url": "Goal?identifier=" + local_identifier(g)}},
-        {"request": {"method": "GET", "url": "Patient?" + crit}},
-    ]}
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "fullUrl": p_urn,
+                "resource": existing,
+                "request": {"method": "POST", "url": "Patient", "ifNoneExist": crit},
+            },
+            {"resource": g, "request": {"method": "PUT", "url": "Goal?identifier=" + local_identifier(g)}},
+            {"request": {"method": "GET", "url": "Patient?" + crit}},
+        ],
+    }
     resp = requests.post(ours.base, json=bundle, headers={**JSON, "Prefer": "return=representation"})
     assert resp.status_code == 200, resp.text
     entries = resp.json()["entry"]
@@ -250,9 +290,14 @@ def test_transaction_conditional_entries_and_get(ours):
 
 def test_transaction_unresolved_urn_is_rejected(ours):
     marker = patient()
-    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
-        {"resource": marker, "request": {"method": "POST", "url": "Patient"}},
-        {"resource": observation(f"urn:uuid:{uuid.uuid4()}"), "request": {"method": "POST", "url": "Observation"}}]}
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"resource": marker, "request": {"method": "POST", "url": "Patient"}},
+            {"resource": observation(f"urn:uuid:{uuid.uuid4()}"), "request": {"method": "POST", "url": "Observation"}},
+        ],
+    }
     resp = requests.post(ours.base, json=bundle, headers=JSON)
     assert resp.status_code == 400
     assert requests.get(ours.url("Patient?identifier=" + local_identifier(marker)), headers=JSON).json()["total"] == 0
@@ -260,8 +305,10 @@ def test_transaction_unresolved_urn_is_rejected(ours):
 
 def test_patient_export_and_cancel(ours):
     plan = make_plan(ours)
-    kick = requests.get(ours.url("Patient/$export?_type=Patient,Goal,Observation"),
-                        headers={"Accept": "application/fhir+json", "Prefer": "respond-async"})
+    kick = requests.get(
+        ours.url("Patient/$export?_type=Patient,Goal,Observation"),
+        headers={"Accept": "application/fhir+json", "Prefer": "respond-async"},
+    )
     assert kick.status_code == 202
     status_url = kick.headers["Content-Location"]
     deadline = time.time() + 30
@@ -303,10 +350,17 @@ def test_transaction_conditional_references_and_if_none_exist(ours):
     p = patient()
     pid = requests.post(ours.url("Patient"), json=p, headers=JSON).json()["id"]
     obs = observation(f"Patient?identifier={local_identifier(p)}")
-    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
-        {"resource": obs, "request": {"method": "POST", "url": "Observation"}},
-        {"resource": patient(), "request": {"method": "POST", "url": "Patient",
-                                            "ifNoneExist": f"identifier={local_identifier(p)}"}}]}
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"resource": obs, "request": {"method": "POST", "url": "Observation"}},
+            {
+                "resource": patient(),
+                "request": {"method": "POST", "url": "Patient", "ifNoneExist": f"identifier={local_identifier(p)}"},
+            },
+        ],
+    }
     resp = requests.post(ours.base, json=bundle, headers=JSON)
     assert resp.status_code == 200, resp.text
     first, second = resp.json()["entry"]
@@ -314,7 +368,16 @@ def test_transaction_conditional_references_and_if_none_exist(ours):
     assert stored["subject"]["reference"] == f"Patient/{pid}"
     assert second["response"]["status"].startswith("200") and f"Patient/{pid}/" in second["response"]["location"]
     missing = observation("Patient?identifier=https://example.org/none|nobody")
-    resp = requests.post(ours.base, json={"resourceType": "Bundle", "type": "transaction", "entry": [
-        {"resource": missing, "request": {"method": "POST", "url": "Observation"}}]}, headers=JSON)
+    resp = requests.post(
+        ours.base,
+        json={
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "entry": [{"resource": missing, "request": {"method": "POST", "url": "Observation"}}],
+        },
+        headers=JSON,
+    )
     assert resp.status_code == 404 and resp.json()["resourceType"] == "OperationOutcome"
-    assert requests.get(ours.url("Observation?identifier=" + local_identifier(missing)), headers=JSON).json()["total"] == 0
+    assert (
+        requests.get(ours.url("Observation?identifier=" + local_identifier(missing)), headers=JSON).json()["total"] == 0
+    )

@@ -21,8 +21,8 @@ import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support.store_data import observation, patient
 from tests.support.servers import OwnStoreProcess, create_pg_database
+from tests.support.store_data import observation, patient
 
 pytestmark = pytest.mark.slow
 
@@ -34,21 +34,81 @@ PARAMS = {
     "Goal": ["patient", "subject", "lifecycle-status", "target-date", "start-date"],
     "CarePlan": ["patient", "status", "date", "goal", "part-of"],
 }
-COMMON = ["_id", "_lastUpdated", "_count", "_sort", "_include", "_revinclude", "_summary", "_total", "_cursor",
-          "_elements", "_has:Observation:subject:code", "_filter", "_text", "colour", "subject.name", "_format"]
+COMMON = [
+    "_id",
+    "_lastUpdated",
+    "_count",
+    "_sort",
+    "_include",
+    "_revinclude",
+    "_summary",
+    "_total",
+    "_cursor",
+    "_elements",
+    "_has:Observation:subject:code",
+    "_filter",
+    "_text",
+    "colour",
+    "subject.name",
+    "_format",
+]
 MODIFIERS = ["", "", "", ":not", ":missing", ":contains", ":exact", ":Patient", ":text", ":above", ":x.y"]
-EDGE = ["", "x", "9999-12-31", "9999-12", "0001-01-01T00:00:00+14:00", "ge9999-12-31T23:59:59Z", "le0001-01-01",
-        "2024-02-30", "2024-05-01T10:00", str(2**31), str(2**63), str(2**64), "-1", "1e309", "0", "true", "count",
-        "\x00", "a\x00b", "\x07", "%", "_", "\\", "\\,", "|", "a|b", "|b", "a|", "Patient/x", "Patient/", "http://x.example/Patient/1",
-        "urn:uuid:1", ",", ",,,", "x" * 600, "é", "\U0001F600", "Patient:goal", "*", "CarePlan:goal:Goal",
-        "-_lastUpdated", "_id", "'; DROP TABLE resource_versions; --"]
-values = st.one_of(st.sampled_from(EDGE), st.text(max_size=12),
-                   st.lists(st.sampled_from(EDGE[:12]), min_size=2, max_size=40).map(",".join),
-                   st.integers(min_value=-(2**70), max_value=2**70).map(str))
+EDGE = [
+    "",
+    "x",
+    "9999-12-31",
+    "9999-12",
+    "0001-01-01T00:00:00+14:00",
+    "ge9999-12-31T23:59:59Z",
+    "le0001-01-01",
+    "2024-02-30",
+    "2024-05-01T10:00",
+    str(2**31),
+    str(2**63),
+    str(2**64),
+    "-1",
+    "1e309",
+    "0",
+    "true",
+    "count",
+    "\x00",
+    "a\x00b",
+    "\x07",
+    "%",
+    "_",
+    "\\",
+    "\\,",
+    "|",
+    "a|b",
+    "|b",
+    "a|",
+    "Patient/x",
+    "Patient/",
+    "http://x.example/Patient/1",
+    "urn:uuid:1",
+    ",",
+    ",,,",
+    "x" * 600,
+    "é",
+    "\U0001f600",
+    "Patient:goal",
+    "*",
+    "CarePlan:goal:Goal",
+    "-_lastUpdated",
+    "_id",
+    "'; DROP TABLE resource_versions; --",
+]
+values = st.one_of(
+    st.sampled_from(EDGE),
+    st.text(max_size=12),
+    st.lists(st.sampled_from(EDGE[:12]), min_size=2, max_size=40).map(",".join),
+    st.integers(min_value=-(2**70), max_value=2**70).map(str),
+)
 
 
-@pytest.fixture(scope="module", params=["sqlite-validating",
-                                       pytest.param("postgres-no-validation", marks=pytest.mark.postgres)])
+@pytest.fixture(
+    scope="module", params=["sqlite-validating", pytest.param("postgres-no-validation", marks=pytest.mark.postgres)]
+)
 def store(request, tmp_path_factory):
     work = tmp_path_factory.mktemp("fuzz")
     if request.param.startswith("sqlite"):
@@ -113,13 +173,19 @@ def test_search_surface_never_fails(store, case):
     if how == "GET":
         resp = requests.get(f"{base}/{rtype}?{query}", headers=JSON)
     elif how == "POST _search":
-        resp = requests.post(f"{base}/{rtype}/_search", data=query.encode("latin-1", "replace"),
-                             headers={"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/fhir+json"})
+        resp = requests.post(
+            f"{base}/{rtype}/_search",
+            data=query.encode("latin-1", "replace"),
+            headers={"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/fhir+json"},
+        )
     elif how == "history":
         resp = requests.get(f"{base}/{rtype}/_history?{query}", headers=JSON)
     else:
-        bundle = {"resourceType": "Bundle", "type": "batch", "entry": [{"request": {"method": "GET",
-                                                                                    "url": f"{rtype}?{query}"}}]}
+        bundle = {
+            "resourceType": "Bundle",
+            "type": "batch",
+            "entry": [{"request": {"method": "GET", "url": f"{rtype}?{query}"}}],
+        }
         resp = requests.post(base, json=bundle, headers=JSON)
     body = check_answer(resp, f"{how} {rtype}?{query}")
     if how == "batch GET" and body is not None and resp.status_code == 200:
@@ -128,9 +194,31 @@ def test_search_surface_never_fails(store, case):
 
 
 RAW_NUMBERS = ["1e309", "-1e309", "1.0e-400", "1.50", "9" * 400, "0.1", "-0", "1E2", str(2**64)]
-WRONG = [None, True, 0, -1, 3.5, "", "x", [], {}, [1], {"a": 1}, ["active"], {"reference": 1}, "2025-13-45",
-         "9999-12-31", "0001-01-01T00:00:00+14:00", "Patient?identifier=x|y", "urn:uuid:1", "a\x00b", "\ud800",
-         "bell\x07", "\U0001F600", "x" * 2000]
+WRONG = [
+    None,
+    True,
+    0,
+    -1,
+    3.5,
+    "",
+    "x",
+    [],
+    {},
+    [1],
+    {"a": 1},
+    ["active"],
+    {"reference": 1},
+    "2025-13-45",
+    "9999-12-31",
+    "0001-01-01T00:00:00+14:00",
+    "Patient?identifier=x|y",
+    "urn:uuid:1",
+    "a\x00b",
+    "\ud800",
+    "bell\x07",
+    "\U0001f600",
+    "x" * 2000,
+]
 
 
 def _deep(levels: int):
@@ -160,11 +248,34 @@ def resources(draw):
         _set(res, path, value)
     if draw(st.booleans()):  # an extension or id on a primitive, as EHR data and bulk exports carry them
         key = "_birthDate" if rtype == "Patient" else "_status"
-        res[key] = copy.deepcopy(draw(st.sampled_from([
-            {"extension": [{"url": "http://hl7.org/fhir/StructureDefinition/patient-birthTime",
-                            "valueDateTime": "2010-04-01T10:00:00Z"}]},
-            {"id": "p1"}, {"extension": [{"url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason",
-                                          "valueCode": "unknown"}]}, [], "x", None])))
+        res[key] = copy.deepcopy(
+            draw(
+                st.sampled_from(
+                    [
+                        {
+                            "extension": [
+                                {
+                                    "url": "http://hl7.org/fhir/StructureDefinition/patient-birthTime",
+                                    "valueDateTime": "2010-04-01T10:00:00Z",
+                                }
+                            ]
+                        },
+                        {"id": "p1"},
+                        {
+                            "extension": [
+                                {
+                                    "url": "http://hl7.org/fhir/StructureDefinition/data-absent-reason",
+                                    "valueCode": "unknown",
+                                }
+                            ]
+                        },
+                        [],
+                        "x",
+                        None,
+                    ]
+                )
+            )
+        )
     text = json.dumps(res)
     for marker, literal in raw.items():
         text = text.replace(f'"{marker}"', literal)
@@ -175,12 +286,12 @@ def _paths(obj, prefix=()):
     if isinstance(obj, dict):
         for k, v in obj.items():
             if k != "resourceType":
-                yield prefix + (k,)
-                yield from _paths(v, prefix + (k,))
+                yield (*prefix, k)
+                yield from _paths(v, (*prefix, k))
     elif isinstance(obj, list):
         for i, v in enumerate(obj):
-            yield prefix + (i,)
-            yield from _paths(v, prefix + (i,))
+            yield (*prefix, i)
+            yield from _paths(v, (*prefix, i))
 
 
 def _set(obj, path, value):
@@ -193,8 +304,13 @@ def _bundle_text(kind: str, entries: list[tuple[str, str, str]]) -> str:
     parts = []
     for method, url, body in entries:
         resource = f'"resource":{body},' if body else ""
-        parts.append("{" + f'"fullUrl":"urn:uuid:{uuid.uuid4()}",' + resource
-                     + f'"request":{{"method":"{method}","url":"{url}"}}' + "}")
+        parts.append(
+            "{"
+            + f'"fullUrl":"urn:uuid:{uuid.uuid4()}",'
+            + resource
+            + f'"request":{{"method":"{method}","url":"{url}"}}'
+            + "}"
+        )
     return '{"resourceType":"Bundle","type":"' + kind + '","entry":[' + ",".join(parts) + "]}"
 
 
@@ -202,7 +318,7 @@ def _bundle_text(kind: str, entries: list[tuple[str, str, str]]) -> str:
 def writes(draw):
     how = draw(st.sampled_from(["PUT", "POST", "conditional PUT", "DELETE", "transaction", "batch"]))
     items = [draw(resources()) for _ in range(draw(st.integers(1, 3)))]
-    if_match = draw(st.sampled_from([None, 'W/"1"', 'W/"9223372036854775808"', '"x"', "W/\"²\""]))
+    if_match = draw(st.sampled_from([None, 'W/"1"', 'W/"9223372036854775808"', '"x"', 'W/"²"']))
     url_tail = draw(st.sampled_from(["", "", "/_history/1", "/_history/99999999999", "/extra"]))
     return how, items, if_match, url_tail
 

@@ -40,9 +40,14 @@ def test_validator_failure_is_a_422_and_nothing_is_stored(client):
     assert resp.status_code == 422, resp.get_data(as_text=True)
     assert "validator failed" in json.dumps(resp.get_json())
     assert client.get(f"/Patient/{pid}").status_code == 404
-    tx = {"resourceType": "Bundle", "type": "transaction",
-          "entry": [{"resource": patient(), "request": {"method": "POST", "url": "Patient"}},
-                    {"resource": body, "request": {"method": "PUT", "url": f"Patient/{pid}"}}]}
+    tx = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {"resource": patient(), "request": {"method": "POST", "url": "Patient"}},
+            {"resource": body, "request": {"method": "PUT", "url": f"Patient/{pid}"}},
+        ],
+    }
     resp = client.post("/", data=json.dumps(tx), headers=JSON)
     assert resp.status_code == 422 and "Bundle.entry[1]" in json.dumps(resp.get_json())
     assert client.get(f"/Patient/{pid}").status_code == 404

@@ -10,7 +10,6 @@ import requests
 
 from tests.support.store_data import patient
 from tests.support.store_servers import start_ours
-
 from thrive_fhir.store.admission import reserved_for_reads
 
 JSON = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
@@ -34,8 +33,14 @@ def test_reads_are_served_while_writers_fill_their_share_of_threads(tmp_path, mo
 
         monkeypatch.setattr(store, "create", slow_create)
         results = []
-        writers = [threading.Thread(target=lambda: results.append(
-            requests.post(server.url("Patient"), json=patient(), headers=JSON).status_code)) for _ in range(limit)]
+        writers = [
+            threading.Thread(
+                target=lambda: results.append(
+                    requests.post(server.url("Patient"), json=patient(), headers=JSON).status_code
+                )
+            )
+            for _ in range(limit)
+        ]
         for w in writers:
             w.start()
         for _ in range(limit):
@@ -45,8 +50,15 @@ def test_reads_are_served_while_writers_fill_their_share_of_threads(tmp_path, mo
         assert refused.json()["issue"][0]["code"] == "transient"
         for _ in range(3):  # reads (and POST _search) still get a thread at once
             assert requests.get(server.url(f"Patient/{pid}"), headers=JSON, timeout=5).status_code == 200
-            assert requests.post(server.url("Patient/_search"), data=f"_id={pid}", timeout=5,
-                                 headers={"Content-Type": "application/x-www-form-urlencoded"}).status_code == 200
+            assert (
+                requests.post(
+                    server.url("Patient/_search"),
+                    data=f"_id={pid}",
+                    timeout=5,
+                    headers={"Content-Type": "application/x-www-form-urlencoded"},
+                ).status_code
+                == 200
+            )
         release.set()
         for w in writers:
             w.join(30)

@@ -15,8 +15,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import requests
 
@@ -97,10 +97,16 @@ class ServerProcess:
     def command(self) -> list[str]:
         raise NotImplementedError
 
-    def start(self, timeout: float = 60) -> "ServerProcess":
+    def start(self, timeout: float = 60) -> ServerProcess:
         with open(self.workdir / f"{self.kind}.log", "ab") as log:
-            self.proc = subprocess.Popen(self.command(), cwd=self.workdir, stdout=log, stderr=subprocess.STDOUT,
-                                         env=dict(os.environ, PYTHONUNBUFFERED="1"), start_new_session=True)
+            self.proc = subprocess.Popen(
+                self.command(),
+                cwd=self.workdir,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=dict(os.environ, PYTHONUNBUFFERED="1"),
+                start_new_session=True,
+            )
         try:
             wait_up(f"{self.base_url}/metadata", timeout=timeout, proc=self.proc, interval=0.2)
         except RuntimeError:
@@ -133,8 +139,9 @@ class SekmetProcess(ServerProcess):
 
     kind = "sekmet"
 
-    def __init__(self, workdir: Path, port: int | None = None, *, strict: bool = False,
-                 server_auth: dict | None = None):
+    def __init__(
+        self, workdir: Path, port: int | None = None, *, strict: bool = False, server_auth: dict | None = None
+    ):
         super().__init__(workdir, port)
         import yaml
 

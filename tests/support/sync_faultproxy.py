@@ -24,13 +24,32 @@ from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-HOP_BY_HOP = {"connection", "keep-alive", "transfer-encoding", "te", "trailer", "upgrade", "proxy-authorization",
-              "proxy-authenticate", "host", "content-length"}
+HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "transfer-encoding",
+    "te",
+    "trailer",
+    "upgrade",
+    "proxy-authorization",
+    "proxy-authenticate",
+    "host",
+    "content-length",
+}
 
 
 class FaultProxy:
-    def __init__(self, upstream: str, *, seed: int = 1, rates: dict[str, float] | None = None, delay: float = 1.5,
-                 retry_after: int = 1, methods: tuple[str, ...] = ("POST", "GET", "PUT"), on_request=None):
+    def __init__(
+        self,
+        upstream: str,
+        *,
+        seed: int = 1,
+        rates: dict[str, float] | None = None,
+        delay: float = 1.5,
+        retry_after: int = 1,
+        methods: tuple[str, ...] = ("POST", "GET", "PUT"),
+        on_request=None,
+    ):
         parts = urlsplit(upstream)
         self.upstream_host = parts.hostname
         self.upstream_port = parts.port
@@ -57,7 +76,7 @@ class FaultProxy:
             def _handle(self):
                 proxy._serve(self)
 
-            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle  # noqa: N815
+            do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = _handle
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
@@ -68,7 +87,7 @@ class FaultProxy:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}{self.upstream_path}"
 
-    def start(self) -> "FaultProxy":
+    def start(self) -> FaultProxy:
         self.thread.start()
         return self
 

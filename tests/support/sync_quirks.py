@@ -23,8 +23,12 @@ def create_patients(base_url: str, n: int, headers: dict | None = None) -> list[
 
     out = []
     for _ in range(n):
-        r = requests.post(f"{base_url}/Patient", json={"resourceType": "Patient", "active": True},
-                          headers={"Content-Type": "application/fhir+json", **(headers or {})}, timeout=30)
+        r = requests.post(
+            f"{base_url}/Patient",
+            json={"resourceType": "Patient", "active": True},
+            headers={"Content-Type": "application/fhir+json", **(headers or {})},
+            timeout=30,
+        )
         r.raise_for_status()
         out.append(r.headers["Location"].split("/Patient/", 1)[1].split("/")[0])
     return out

@@ -60,7 +60,9 @@ class Scenario:
     def _cs(self, patient_id: str, activity: str):
         from thrive_fhir.localstore import ChangeSet
 
-        return ChangeSet(patient_key=f"Patient/{patient_id}", author_ref=AUTHOR, organization_ref=ORG, activity=activity)
+        return ChangeSet(
+            patient_key=f"Patient/{patient_id}", author_ref=AUTHOR, organization_ref=ORG, activity=activity
+        )
 
     def new_goal(self, patient_id: str, text: str = "Feel able to go to school") -> dict:
         g = goal(new_local_id(), patient_id, text)
@@ -73,7 +75,9 @@ class Scenario:
     def update_goal(self, patient_id: str, goal_id: str) -> int:
         current = self.store.current("Goal", goal_id)
         version = self.store.current_version("Goal", goal_id)
-        changed = dict(current, description={"text": f"{current['description']['text'].split(' (')[0]} (edit {version + 1})"})
+        changed = dict(
+            current, description={"text": f"{current['description']['text'].split(' (')[0]} (edit {version + 1})"}
+        )
         with self.store.session() as s:
             self.store.record(s, self._cs(patient_id, "update").put(changed, expected_local_version=version))
         self.saves += 1
@@ -104,6 +108,10 @@ def put_patients(base_url: str, patient_ids: list[str], headers: dict | None = N
     import requests
 
     for pid in patient_ids:
-        r = requests.put(f"{base_url}/Patient/{pid}", json=patient_resource(pid),
-                         headers={"Content-Type": "application/fhir+json", **(headers or {})}, timeout=30)
+        r = requests.put(
+            f"{base_url}/Patient/{pid}",
+            json=patient_resource(pid),
+            headers={"Content-Type": "application/fhir+json", **(headers or {})},
+            timeout=30,
+        )
         r.raise_for_status()

@@ -24,8 +24,17 @@ WORKER_SETTINGS = ("id_mode", "identifier_create", "atomic_transactions", "prefe
 
 
 class Target:
-    def __init__(self, kind: str, base_url: str, *, server=None, auth_factory=None, settings: dict | None = None,
-                 client_ids: bool = True, config_lines: str = ""):
+    def __init__(
+        self,
+        kind: str,
+        base_url: str,
+        *,
+        server=None,
+        auth_factory=None,
+        settings: dict | None = None,
+        client_ids: bool = True,
+        config_lines: str = "",
+    ):
         self.kind = kind
         self.base_url = base_url
         self.server = server
@@ -69,10 +78,15 @@ class Target:
         return (st[2] if st else None) or local_id
 
     def config(self, database_url: str) -> str:
-        settings = "".join(f"{k} = {str(v).lower() if isinstance(v, bool) else chr(34) + str(v) + chr(34)}\n"
-                           for k, v in self.settings.items())
-        return (f'database_url = "{database_url}"\nfhir_base = "{self.base_url}"\nods_code = "RXX"\n'
-                + settings + self.config_lines)
+        settings = "".join(
+            f"{k} = {str(v).lower() if isinstance(v, bool) else chr(34) + str(v) + chr(34)}\n"
+            for k, v in self.settings.items()
+        )
+        return (
+            f'database_url = "{database_url}"\nfhir_base = "{self.base_url}"\nods_code = "RXX"\n'
+            + settings
+            + self.config_lines
+        )
 
     def stop(self) -> None:
         if self.server is not None:
@@ -82,8 +96,8 @@ class Target:
 def _medplum_like(workdir) -> Target:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import rsa
-    from tests.support.sync_quirks import QuirksStoreProcess
 
+    from tests.support.sync_quirks import QuirksStoreProcess
     from thrive_fhir.client.backend_services import BackendServicesAuth, discover_token_url
 
     server = QuirksStoreProcess(workdir, "medplum").start()
@@ -94,14 +108,22 @@ def _medplum_like(workdir) -> Target:
     base = server.base_url
 
     def auth():
-        return BackendServicesAuth(token_url=discover_token_url(base), client_id="thrive-sync", private_key_pem=pem,
-                                   kid="k1", scope="system/*.cruds")
+        return BackendServicesAuth(
+            token_url=discover_token_url(base),
+            client_id="thrive-sync",
+            private_key_pem=pem,
+            kid="k1",
+            scope="system/*.cruds",
+        )
 
     settings = {"id_mode": "identifier", "atomic_transactions": False, "prefer_return": "representation"}
-    lines = (f'[auth]\ntype = "backend-services"\nclient_id = "thrive-sync"\nprivate_key_file = "{key_file}"\n'
-             f'kid = "k1"\nscope = "system/*.cruds"\n')
-    return Target("medplum-like", base, server=server, auth_factory=auth, settings=settings, client_ids=False,
-                  config_lines=lines)
+    lines = (
+        f'[auth]\ntype = "backend-services"\nclient_id = "thrive-sync"\nprivate_key_file = "{key_file}"\n'
+        f'kid = "k1"\nscope = "system/*.cruds"\n'
+    )
+    return Target(
+        "medplum-like", base, server=server, auth_factory=auth, settings=settings, client_ids=False, config_lines=lines
+    )
 
 
 def _external() -> Target:
@@ -120,8 +142,11 @@ def _external() -> Target:
         cfg = load_config(auth_file, env={}, fhir_base=base)
         settings = {k: getattr(cfg, k) for k in WORKER_SETTINGS}
         a = cfg.auth
-        lines = (f'[auth]\ntype = "{a.type}"\nclient_id = "{a.client_id}"\nprivate_key_file = "{a.private_key_file}"\n'
-                 f'kid = "{a.kid}"\nalg = "{a.alg}"\nscope = "{a.scope}"\n' + (f'token_url = "{a.token_url}"\n' if a.token_url else ""))
+        lines = (
+            f'[auth]\ntype = "{a.type}"\nclient_id = "{a.client_id}"\nprivate_key_file = "{a.private_key_file}"\n'
+            f'kid = "{a.kid}"\nalg = "{a.alg}"\nscope = "{a.scope}"\n'
+            + (f'token_url = "{a.token_url}"\n' if a.token_url else "")
+        )
 
         def auth_factory():
             return runner.build_auth(cfg)

@@ -53,10 +53,16 @@ def store_history(base_url: str, headers: dict | None = None, deleted: set | Non
 
 def verify(store, base_url: str, headers: dict | None = None) -> dict:
     with store.engine.connect() as c:
-        rows = c.execute(select(m.outbox.c.id, m.outbox.c.uid, m.outbox.c.patient_key, m.outbox.c.status,
-                                m.outbox.c.entries)).all()
-        mapped = c.execute(select(m.sync_resource_state.c.resource_type, m.sync_resource_state.c.resource_id,
-                                  m.sync_resource_state.c.store_id)).all()
+        rows = c.execute(
+            select(m.outbox.c.id, m.outbox.c.uid, m.outbox.c.patient_key, m.outbox.c.status, m.outbox.c.entries)
+        ).all()
+        mapped = c.execute(
+            select(
+                m.sync_resource_state.c.resource_type,
+                m.sync_resource_state.c.resource_id,
+                m.sync_resource_state.c.store_id,
+            )
+        ).all()
     local_of = {(r.resource_type, r.store_id): r.resource_id for r in mapped if r.store_id}
     by_uid = {r.uid: r for r in rows}
     deleted: set = set()
@@ -95,11 +101,23 @@ def verify(store, base_url: str, headers: dict | None = None) -> dict:
         while k < len(versions):
             stamp = versions[k][0]
             group = []
-            while k < len(versions) and stamp is not None and versions[k][0] == stamp or (not group and k < len(versions)):
+            while (k < len(versions) and stamp is not None and versions[k][0] == stamp) or (
+                not group and k < len(versions)
+            ):
                 group.append(versions[k][1])
                 k += 1
             out_of_order += sum(1 for i in group if i < high)
             high = max(high, *group)
-    return {"rows": len(rows), "sent": status["sent"], "pending": status["pending"], "conflict": status["conflict"],
-            "dead": status["dead"], "lost": lost, "duplicated": duplicated, "out_of_order": out_of_order,
-            "overwritten": overwritten, "stray_provenance": len(stray), "store_versions": len(history)}
+    return {
+        "rows": len(rows),
+        "sent": status["sent"],
+        "pending": status["pending"],
+        "conflict": status["conflict"],
+        "dead": status["dead"],
+        "lost": lost,
+        "duplicated": duplicated,
+        "out_of_order": out_of_order,
+        "overwritten": overwritten,
+        "stray_provenance": len(stray),
+        "store_versions": len(history),
+    }

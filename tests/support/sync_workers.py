@@ -30,8 +30,9 @@ def drain(workers, timeout: float = 120.0) -> None:
 
     stop = threading.Event()
     results = []
-    threads = [threading.Thread(target=lambda w=w: results.append(w.run(stop, once=True, max_wait=timeout)))
-               for w in workers]
+    threads = [
+        threading.Thread(target=lambda w=w: results.append(w.run(stop, once=True, max_wait=timeout))) for w in workers
+    ]
     for t in threads:
         t.start()
     for t in threads:

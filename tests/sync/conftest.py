@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.support.servers import OwnStoreProcess, SekmetProcess
+from tests.support.servers import SekmetProcess
 from thrive_fhir.localstore import LocalStore
 
 
@@ -27,7 +27,6 @@ def local_store(db_url):
     store.migrate()
     yield store
     store.dispose()
-
 
 
 #: Stores the same contract tests run against (see sync_targets.py): sekmet-fhir with strict inbound

@@ -13,14 +13,13 @@ import jwt
 import pytest
 import requests
 import responses
-from tests.support.sync_workers import drain, make_worker, new_patients
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+from jwt.algorithms import RSAAlgorithm
 
 from tests.support.servers import SekmetProcess
 from tests.support.sync_synthetic import Scenario
-from tests.support.sync_verify import verify
+from tests.support.sync_workers import drain, make_worker, new_patients
 from thrive_fhir.client.backend_services import BackendServicesAuth, discover_token_url
 from thrive_fhir.client.fhir_http import FhirClient, TokenError
 from thrive_fhir.localstore import LocalStore
@@ -45,24 +44,38 @@ def smart_store(tmp_path_factory, rsa_key):
     key, _pem = rsa_key
     jwk = json.loads(RSAAlgorithm.to_jwk(key.public_key()))
     jwk.update(kid=KID, alg="RS384", use="sig")
-    server = SekmetProcess(tmp_path_factory.mktemp("smart"), strict=True, server_auth={
-        "types": ["smart"],
-        "smart_clients": [{"client_id": CLIENT_ID, "jwks": {"keys": [jwk]}, "scopes": "system/*.rs system/*.cu"}],
-        "token_lifetime": 300,
-    }).start()
+    server = SekmetProcess(
+        tmp_path_factory.mktemp("smart"),
+        strict=True,
+        server_auth={
+            "types": ["smart"],
+            "smart_clients": [{"client_id": CLIENT_ID, "jwks": {"keys": [jwk]}, "scopes": "system/*.rs system/*.cu"}],
+            "token_lifetime": 300,
+        },
+    ).start()
     yield server
     server.stop()
 
 
 def test_assertion_claims_with_frozen_clock(rsa_key):
     key, pem = rsa_key
-    auth = BackendServicesAuth(token_url="https://auth.example/token", client_id=CLIENT_ID, private_key_pem=pem,
-                               kid=KID, clock=lambda: 1_700_000_000)
+    auth = BackendServicesAuth(
+        token_url="https://auth.example/token",
+        client_id=CLIENT_ID,
+        private_key_pem=pem,
+        kid=KID,
+        clock=lambda: 1_700_000_000,
+    )
     a1, a2 = auth.assertion(), auth.assertion()
     header = jwt.get_unverified_header(a1)
     assert header == {"alg": "RS384", "kid": KID, "typ": "JWT"}
-    claims = jwt.decode(a1, key.public_key(), algorithms=["RS384"], audience="https://auth.example/token",
-                        options={"verify_exp": False, "verify_iat": False})
+    claims = jwt.decode(
+        a1,
+        key.public_key(),
+        algorithms=["RS384"],
+        audience="https://auth.example/token",
+        options={"verify_exp": False, "verify_iat": False},
+    )
     assert claims["iss"] == claims["sub"] == CLIENT_ID
     assert claims["exp"] == 1_700_000_240 and claims["iat"] == 1_699_999_970
     assert claims["exp"] - claims["iat"] == 270 <= 300
@@ -92,8 +105,12 @@ def test_worker_syncs_through_backend_services_with_one_token_for_many_threads(s
     assert auth.requests_made == 1 and len(set(tokens)) == 1
     patients = new_patients(2)
     for pid in patients:
-        r = requests.put(f"{smart_store.base_url}/Patient/{pid}", json={"resourceType": "Patient", "id": pid},
-                         headers={**auth.header(), "Content-Type": "application/fhir+json"}, timeout=30)
+        r = requests.put(
+            f"{smart_store.base_url}/Patient/{pid}",
+            json={"resourceType": "Patient", "id": pid},
+            headers={**auth.header(), "Content-Type": "application/fhir+json"},
+            timeout=30,
+        )
         assert r.status_code in (200, 201)
     store = LocalStore(sqlite_url)
     store.migrate()
@@ -115,16 +132,21 @@ def test_unauthenticated_request_is_refused_by_the_store(smart_store):
 
 
 def _conf(**over):
-    doc = {"token_endpoint": "https://auth.example/token", "grant_types_supported": ["client_credentials"],
-           "token_endpoint_auth_methods_supported": ["private_key_jwt"],
-           "token_endpoint_auth_signing_alg_values_supported": ["RS384", "ES384"]}
+    doc = {
+        "token_endpoint": "https://auth.example/token",
+        "grant_types_supported": ["client_credentials"],
+        "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+        "token_endpoint_auth_signing_alg_values_supported": ["RS384", "ES384"],
+    }
     doc.update(over)
     return doc
 
 
 @responses.activate
 def test_discovery_without_client_credentials_refuses_to_start(caplog):
-    responses.get("https://fhir.example/.well-known/smart-configuration", json=_conf(grant_types_supported=["authorization_code"]))
+    responses.get(
+        "https://fhir.example/.well-known/smart-configuration", json=_conf(grant_types_supported=["authorization_code"])
+    )
     with caplog.at_level(logging.ERROR, logger="thrive_fhir.alerts"), pytest.raises(TokenError) as err:
         discover_token_url("https://fhir.example")
     assert err.value.kind == "discovery-refused"
@@ -137,9 +159,11 @@ def test_discovery_without_client_credentials_refuses_to_start(caplog):
 @responses.activate
 def test_narrower_scope_halts_with_alert_and_skew_is_reported(rsa_key, caplog):
     _key, pem = rsa_key
-    responses.post("https://auth.example/token", json={"access_token": "t", "token_type": "Bearer", "expires_in": 300,
-                                                        "scope": "system/*.rs"},
-                   headers={"Date": "Mon, 01 Jan 2001 00:00:00 GMT"})
+    responses.post(
+        "https://auth.example/token",
+        json={"access_token": "t", "token_type": "Bearer", "expires_in": 300, "scope": "system/*.rs"},
+        headers={"Date": "Mon, 01 Jan 2001 00:00:00 GMT"},
+    )
     auth = BackendServicesAuth(token_url="https://auth.example/token", client_id="c", private_key_pem=pem, kid="k")
     with caplog.at_level(logging.WARNING, logger="thrive_fhir.alerts"), pytest.raises(TokenError) as err:
         auth.token()
@@ -160,8 +184,9 @@ def test_token_is_renewed_before_expiry(rsa_key):
     _key, pem = rsa_key
     now = [1000.0]
     responses.post("https://auth.example/token", json={"access_token": "a", "token_type": "bearer", "expires_in": 1000})
-    auth = BackendServicesAuth(token_url="https://auth.example/token", client_id="c", private_key_pem=pem, kid="k",
-                               clock=lambda: now[0])
+    auth = BackendServicesAuth(
+        token_url="https://auth.example/token", client_id="c", private_key_pem=pem, kid="k", clock=lambda: now[0]
+    )
     auth.token()
     now[0] += 899
     auth.token()

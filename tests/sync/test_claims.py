@@ -5,9 +5,8 @@ from __future__ import annotations
 import threading
 import time
 
-from tests.support.sync_workers import new_patients
-
 from tests.support.sync_synthetic import Scenario
+from tests.support.sync_workers import new_patients
 from thrive_fhir.localstore import outbox as q
 
 
@@ -93,7 +92,7 @@ def test_claim_and_queue_figures_never_scan_the_whole_outbox(sqlite_url):
     Scenario(store, patients).random_saves(30)
     seen: list[tuple[str, object]] = []
 
-    def capture(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001
+    def capture(conn, cursor, statement, parameters, context, executemany):
         if statement.lstrip().upper().startswith("SELECT") and " outbox" in statement:
             seen.append((statement, parameters))
 
@@ -115,12 +114,15 @@ def _leases(store):
     from sqlalchemy import select
 
     with store.reader.connect() as c:
-        return {r.id: (r.lease_owner, bool(r.needs_check), r.next_attempt_at)
-                for r in c.execute(select(q.o.c.id, q.o.c.lease_owner, q.o.c.needs_check, q.o.c.next_attempt_at))}
+        return {
+            r.id: (r.lease_owner, bool(r.needs_check), r.next_attempt_at)
+            for r in c.execute(select(q.o.c.id, q.o.c.lease_owner, q.o.c.needs_check, q.o.c.next_attempt_at))
+        }
 
 
 def test_worker_gives_back_unsettled_rows_at_once(local_store):
     import pytest
+
     from tests.support.sync_workers import make_worker
 
     patients = new_patients(3)
@@ -131,7 +133,16 @@ def test_worker_gives_back_unsettled_rows_at_once(local_store):
 
     def settle_first_only(rows):  # a batch that settled one row and forgot the others
         with local_store.session() as s:
-            q.mark_retry(s, rows[:1], worker.worker_id, delay=60.0, status=503, error="x", ambiguous=False, now=rows[0].created_at)
+            q.mark_retry(
+                s,
+                rows[:1],
+                worker.worker_id,
+                delay=60.0,
+                status=503,
+                error="x",
+                ambiguous=False,
+                now=rows[0].created_at,
+            )
 
     worker.process = settle_first_only
     assert worker.step() == 3
@@ -163,11 +174,14 @@ def test_worker_start_refreshes_outbox_statistics_on_postgres(fresh_postgres_url
 
     def analysed() -> bool:
         with store.engine.connect() as conn:
-            return conn.execute(text(
-                "SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables WHERE relname = 'outbox'")).scalar()
+            return conn.execute(
+                text("SELECT last_analyze IS NOT NULL FROM pg_stat_user_tables WHERE relname = 'outbox'")
+            ).scalar()
 
     assert not analysed()
-    cfg = load_config(None, env={}, database_url=fresh_postgres_url, fhir_base="http://127.0.0.1:9/fhir", ods_code="RXX")
+    cfg = load_config(
+        None, env={}, database_url=fresh_postgres_url, fhir_base="http://127.0.0.1:9/fhir", ods_code="RXX"
+    )
     assert runner.run(cfg, once=True, max_wait=1) == 0
     deadline = time.monotonic() + 5  # the statistics views are flushed by the server, not at once
     while not analysed() and time.monotonic() < deadline:

@@ -12,10 +12,10 @@ import time
 
 import requests
 from click.testing import CliRunner
-from tests.support.sync_workers import new_patients
 
 from tests.support.servers import SekmetProcess, free_port
 from tests.support.sync_synthetic import Scenario, put_patients
+from tests.support.sync_workers import new_patients
 from thrive_fhir.cli.sync_cmd import sync as sync_cli
 from thrive_fhir.ids import new_local_id
 from thrive_fhir.localstore import ChangeSet, LocalStore
@@ -27,7 +27,9 @@ NHS = "9990000018"  # a test-range NHS number with a valid check digit
 
 
 def test_run_once_logs_no_health_data_and_no_token(tmp_path):
-    server = SekmetProcess(tmp_path / "bearer", strict=True, server_auth={"types": ["bearer"], "tokens": [TOKEN]}).start()
+    server = SekmetProcess(
+        tmp_path / "bearer", strict=True, server_auth={"types": ["bearer"], "tokens": [TOKEN]}
+    ).start()
     try:
         db = f"sqlite:///{tmp_path / 'local.db'}"
         store = LocalStore(db)
@@ -38,20 +40,50 @@ def test_run_once_logs_no_health_data_and_no_token(tmp_path):
         secret_text = "Wants to stop self-harming before exams"
         for p in patients:
             sc.new_goal(p, secret_text)
-        bad = {"resourceType": "Observation", "id": new_local_id(), "status": "final", "code": {"text": secret_text},
-               "subject": {"reference": f"Patient/{patients[0]}", "identifier": {"value": NHS}}, "valueInteger": "bad"}
+        bad = {
+            "resourceType": "Observation",
+            "id": new_local_id(),
+            "status": "final",
+            "code": {"text": secret_text},
+            "subject": {"reference": f"Patient/{patients[0]}", "identifier": {"value": NHS}},
+            "valueInteger": "bad",
+        }
         with store.session() as s:
-            store.record(s, ChangeSet(patient_key=f"Patient/{patients[0]}", author_ref="PractitionerRole/a",
-                                      organization_ref="Organization/b").put(bad))
+            store.record(
+                s,
+                ChangeSet(
+                    patient_key=f"Patient/{patients[0]}",
+                    author_ref="PractitionerRole/a",
+                    organization_ref="Organization/b",
+                ).put(bad),
+            )
         log_file, metrics_file = tmp_path / "sync.log", tmp_path / "metrics.prom"
         cfg = tmp_path / "sync.toml"
-        cfg.write_text(f'database_url = "{db}"\nfhir_base = "{server.base_url}"\nods_code = "RXX"\n'
-                       f'[auth]\ntype = "bearer"\ntoken_env = "SYNC_TEST_TOKEN"\n')
+        cfg.write_text(
+            f'database_url = "{db}"\nfhir_base = "{server.base_url}"\nods_code = "RXX"\n'
+            f'[auth]\ntype = "bearer"\ntoken_env = "SYNC_TEST_TOKEN"\n'
+        )
         env = dict(os.environ, SYNC_TEST_TOKEN=TOKEN)
         thrive = os.path.join(os.path.dirname(sys.executable), "thrive")
-        done = subprocess.run([thrive, "sync", "run", "--config", str(cfg), "--once", "--max-wait", "20",
-                               "--log-file", str(log_file), "--metrics-file", str(metrics_file)],
-                              env=env, capture_output=True, timeout=120)
+        done = subprocess.run(
+            [
+                thrive,
+                "sync",
+                "run",
+                "--config",
+                str(cfg),
+                "--once",
+                "--max-wait",
+                "20",
+                "--log-file",
+                str(log_file),
+                "--metrics-file",
+                str(metrics_file),
+            ],
+            env=env,
+            capture_output=True,
+            timeout=120,
+        )
         # the dead letter makes the run fail visibly: non-zero exit and how many rows need a person
         assert done.returncode == 3, done.stderr.decode()[-2000:]
         assert "1 row(s) dead-lettered and 0 parked" in done.stderr.decode()
@@ -82,8 +114,16 @@ def test_metrics_endpoint_while_running(tmp_path, sekmet):
     put_patients(sekmet.base_url, patients)
     Scenario(store, patients).random_saves(5)
     port = free_port()
-    cfg = load_config(None, env={}, database_url=db, fhir_base=sekmet.base_url, ods_code="RXX", metrics_port=port,
-                      metrics_interval=0.2, poll_interval=0.1)
+    cfg = load_config(
+        None,
+        env={},
+        database_url=db,
+        fhir_base=sekmet.base_url,
+        ods_code="RXX",
+        metrics_port=port,
+        metrics_interval=0.2,
+        poll_interval=0.1,
+    )
     stop = threading.Event()
     t = threading.Thread(target=runner.run, args=(cfg,), kwargs={"stop": stop}, daemon=True)
     t.start()
@@ -103,7 +143,9 @@ def test_metrics_endpoint_while_running(tmp_path, sekmet):
 
 def test_bad_configuration_is_one_readable_line(tmp_path):
     runner_ = CliRunner()
-    res = runner_.invoke(sync_cli, ["run", "--once", "--database", f"sqlite:///{tmp_path / 'x.db'}"], env={"THRIVE_SYNC_FHIR_BASE": ""})
+    res = runner_.invoke(
+        sync_cli, ["run", "--once", "--database", f"sqlite:///{tmp_path / 'x.db'}"], env={"THRIVE_SYNC_FHIR_BASE": ""}
+    )
     assert res.exit_code == 1 and "fhir_base" in res.output and "Traceback" not in res.output
     bad = tmp_path / "bad.toml"
     bad.write_text("fhir_base = [\n")

@@ -10,10 +10,10 @@ import json
 
 import requests
 from click.testing import CliRunner
-from tests.support.sync_workers import drain
 
 from tests.support.sync_synthetic import Scenario
 from tests.support.sync_verify import verify
+from tests.support.sync_workers import drain
 from thrive_fhir import canonical
 from thrive_fhir.cli.sync_cmd import sync as sync_cli
 from thrive_fhir.ids import resource_id
@@ -72,8 +72,12 @@ def test_foreign_edit_is_parked_as_conflict_never_overwritten(target, sqlite_url
     theirs = _goal(target, store, g["id"])
     theirs["description"] = {"text": "Edited by the school nurse"}
     theirs["meta"] = {"source": "https://school.example/fhir"}
-    r = requests.put(f"{target.base_url}/Goal/{theirs['id']}", json=theirs,
-                     headers={"Content-Type": "application/fhir+json", **target.headers()}, timeout=30)
+    r = requests.put(
+        f"{target.base_url}/Goal/{theirs['id']}",
+        json=theirs,
+        headers={"Content-Type": "application/fhir+json", **target.headers()},
+        timeout=30,
+    )
     assert r.status_code in (200, 201)
     sc.update_goal(pid, g["id"])  # our clinician edits the older version
     sc.update_goal(pid, g["id"])
@@ -93,11 +97,19 @@ def test_foreign_edit_is_parked_as_conflict_never_overwritten(target, sqlite_url
     assert json.loads(shown.output)["outcome"]["description"]["text"] == "Edited by the school nurse"
     # a person decides: drop the first edit (theirs stands), keep our second edit over theirs
     second_id = int(listed.output.strip().splitlines()[1].split()[0])
-    assert runner.invoke(sync_cli, ["conflicts", "resolve", str(first_id), "--keep", "theirs", "--database", sqlite_url]).exit_code == 0
+    assert (
+        runner.invoke(
+            sync_cli, ["conflicts", "resolve", str(first_id), "--keep", "theirs", "--database", sqlite_url]
+        ).exit_code
+        == 0
+    )
     cfg = tmp_path / "sync.toml"
     cfg.write_text(target.config(sqlite_url))
-    res = runner.invoke(sync_cli, ["conflicts", "resolve", str(second_id), "--keep", "ours", "--config", str(cfg)],
-                        env={"THRIVE_SYNC_ODS_CODE": "RXX"})
+    res = runner.invoke(
+        sync_cli,
+        ["conflicts", "resolve", str(second_id), "--keep", "ours", "--config", str(cfg)],
+        env={"THRIVE_SYNC_ODS_CODE": "RXX"},
+    )
     assert res.exit_code == 0, res.output
     drain([target.worker(store)])
     assert _goal(target, store, g["id"])["description"] == store.current("Goal", g["id"])["description"]
@@ -112,11 +124,21 @@ def test_rejected_payload_is_dead_lettered_alone_with_outcome(target, sqlite_url
     sc = Scenario(store, patients)
     for p in patients:
         sc.new_goal(p)
-    bad = {"resourceType": "Observation", "id": "7d1c5b9e-3f0a-4c8e-9d1b-2a6f4e8c0b13", "status": "final",
-           "code": {"text": "x"}, "subject": {"reference": f"Patient/{patients[1]}"}, "valueInteger": "not a number"}
+    bad = {
+        "resourceType": "Observation",
+        "id": "7d1c5b9e-3f0a-4c8e-9d1b-2a6f4e8c0b13",
+        "status": "final",
+        "code": {"text": "x"},
+        "subject": {"reference": f"Patient/{patients[1]}"},
+        "valueInteger": "not a number",
+    }
     with store.session() as s:
-        store.record(s, ChangeSet(patient_key=f"Patient/{patients[1]}", author_ref="PractitionerRole/a",
-                                  organization_ref="Organization/b").put(bad))
+        store.record(
+            s,
+            ChangeSet(
+                patient_key=f"Patient/{patients[1]}", author_ref="PractitionerRole/a", organization_ref="Organization/b"
+            ).put(bad),
+        )
     for p in patients:
         sc.new_score(p)
     drain([target.worker(store, max_entries=50)])
@@ -125,13 +147,17 @@ def test_rejected_payload_is_dead_lettered_alone_with_outcome(target, sqlite_url
     runner = CliRunner()
     listed = runner.invoke(sync_cli, ["dead-letters", "list", "--database", sqlite_url])
     row_id = int(listed.output.split()[0])
-    shown = json.loads(runner.invoke(sync_cli, ["dead-letters", "show", str(row_id), "--json", "--database", sqlite_url]).output)
+    shown = json.loads(
+        runner.invoke(sync_cli, ["dead-letters", "show", str(row_id), "--json", "--database", sqlite_url]).output
+    )
     assert shown["outcome"]["resourceType"] == "OperationOutcome" and shown["last_status"] in (400, 422)
     assert [h["kind"] for h in shown["history"]] == ["dead"]
     # re-queued unchanged it is rejected again, and its history keeps both
     assert runner.invoke(sync_cli, ["dead-letters", "retry", str(row_id), "--database", sqlite_url]).exit_code == 0
     drain([target.worker(store)])
-    shown = json.loads(runner.invoke(sync_cli, ["dead-letters", "show", str(row_id), "--json", "--database", sqlite_url]).output)
+    shown = json.loads(
+        runner.invoke(sync_cli, ["dead-letters", "show", str(row_id), "--json", "--database", sqlite_url]).output
+    )
     assert [h["kind"] for h in shown["history"]] == ["dead", "requeued", "dead"]
     bad_retry = runner.invoke(sync_cli, ["dead-letters", "retry", "999999", "--database", sqlite_url])
     assert bad_retry.exit_code == 1 and "not a dead letter" in bad_retry.output

@@ -7,9 +7,9 @@ from __future__ import annotations
 import json
 
 import responses
-from tests.support.sync_workers import make_worker, new_patients
 
 from tests.support.sync_synthetic import Scenario
+from tests.support.sync_workers import make_worker, new_patients
 from thrive_fhir.ids import resource_id
 from thrive_fhir.localstore import LocalStore
 from thrive_fhir.localstore import outbox as queue
@@ -28,7 +28,10 @@ def _answer(status: str, rtype: str | None = None, rid: str | None = None, outco
 
 
 def _outcome(text):
-    return {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": "invalid", "diagnostics": text}]}
+    return {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": "invalid", "diagnostics": text}],
+    }
 
 
 def _three_goals(sqlite_url):
@@ -46,15 +49,29 @@ def _three_goals(sqlite_url):
 def test_each_entry_is_classed_on_its_own_in_a_non_atomic_batch(sqlite_url):
     store, goals, uids = _three_goals(sqlite_url)
     # phase one: the three goals; the second answered 503, the third refused with its reason
-    responses.post(BASE + "/", json={"resourceType": "Bundle", "type": "batch-response", "entry": [
-        _answer("201 Created", "Goal", goals[0]["id"]),
-        _answer("503 Service Unavailable"),
-        _answer("422 Unprocessable Entity", outcome=_outcome("Goal.lifecycleStatus: unknown code")),
-    ]})
+    responses.post(
+        BASE + "/",
+        json={
+            "resourceType": "Bundle",
+            "type": "batch-response",
+            "entry": [
+                _answer("201 Created", "Goal", goals[0]["id"]),
+                _answer("503 Service Unavailable"),
+                _answer("422 Unprocessable Entity", outcome=_outcome("Goal.lifecycleStatus: unknown code")),
+            ],
+        },
+    )
     # phase two: the Provenance of the only save whose resources all landed
-    responses.post(BASE + "/", json={"resourceType": "Bundle", "type": "batch-response", "entry": [
-        _answer("201 Created", "Provenance", resource_id("provenance", uids[0])),
-    ]})
+    responses.post(
+        BASE + "/",
+        json={
+            "resourceType": "Bundle",
+            "type": "batch-response",
+            "entry": [
+                _answer("201 Created", "Provenance", resource_id("provenance", uids[0])),
+            ],
+        },
+    )
     worker = make_worker(store, BASE, atomic_transactions=False)
     assert worker.step() == 3
     sent = [json.loads(c.request.body) for c in responses.calls]
@@ -76,12 +93,21 @@ def test_transaction_answered_as_batch_withdraws_the_provenance_of_a_refused_sav
     store, goals, uids = _three_goals(sqlite_url)
     refused = goals[1]["id"]
     prov_refused = resource_id("provenance", uids[1])
-    responses.post(BASE + "/", json={"resourceType": "Bundle", "type": "transaction-response", "entry": [
-        _answer("201 Created", "Goal", goals[0]["id"]), _answer("201 Created", "Provenance", resource_id("provenance", uids[0])),
-        _answer("412 Precondition Failed", outcome=_outcome("version conflict")),
-        _answer("201 Created", "Provenance", prov_refused),
-        _answer("201 Created", "Goal", goals[2]["id"]), _answer("201 Created", "Provenance", resource_id("provenance", uids[2])),
-    ]})
+    responses.post(
+        BASE + "/",
+        json={
+            "resourceType": "Bundle",
+            "type": "transaction-response",
+            "entry": [
+                _answer("201 Created", "Goal", goals[0]["id"]),
+                _answer("201 Created", "Provenance", resource_id("provenance", uids[0])),
+                _answer("412 Precondition Failed", outcome=_outcome("version conflict")),
+                _answer("201 Created", "Provenance", prov_refused),
+                _answer("201 Created", "Goal", goals[2]["id"]),
+                _answer("201 Created", "Provenance", resource_id("provenance", uids[2])),
+            ],
+        },
+    )
     theirs = dict(goals[1], meta={"versionId": "4", "source": "https://school.example/fhir"})
     responses.get(f"{BASE}/Goal/{refused}", json=theirs)
     responses.delete(f"{BASE}/Provenance/{prov_refused}", status=204)

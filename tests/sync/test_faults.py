@@ -15,11 +15,11 @@ import threading
 import time
 
 import requests
-from tests.support.sync_workers import drain, make_worker, new_patients
 
 from tests.support.servers import SekmetProcess
 from tests.support.sync_synthetic import Scenario, put_patients
 from tests.support.sync_verify import verify
+from tests.support.sync_workers import drain, make_worker, new_patients
 from thrive_fhir.localstore import LocalStore
 from thrive_fhir.localstore import outbox as queue
 
@@ -30,7 +30,9 @@ def _foreign_edit(base: str, goal_id: str) -> None:
     theirs = requests.get(f"{base}/Goal/{goal_id}", timeout=30).json()
     theirs["description"] = {"text": "Changed by another agency"}
     theirs["meta"] = {"source": "https://other-agency.example/fhir"}
-    r = requests.put(f"{base}/Goal/{goal_id}", json=theirs, headers={"Content-Type": "application/fhir+json"}, timeout=30)
+    r = requests.put(
+        f"{base}/Goal/{goal_id}", json=theirs, headers={"Content-Type": "application/fhir+json"}, timeout=30
+    )
     assert r.status_code in (200, 201)
 
 
@@ -71,7 +73,10 @@ def test_exactly_once_in_order_under_injected_faults(db_url, sekmet, proxy_facto
     assert result["out_of_order"] == 0
     assert result["overwritten"] == 0
     for gid in contested:
-        assert requests.get(f"{sekmet.base_url}/Goal/{gid}", timeout=30).json()["description"]["text"] == "Changed by another agency"
+        assert (
+            requests.get(f"{sekmet.base_url}/Goal/{gid}", timeout=30).json()["description"]["text"]
+            == "Changed by another agency"
+        )
     # every kind of fault really happened
     for fault in FAULTS:
         assert proxy.counts[fault] > 0, (fault, dict(proxy.counts))
@@ -87,13 +92,20 @@ def _rows_touching(store, goal_ids, after_version):
 
     with store.engine.connect() as c:
         rows = c.execute(select(m.outbox.c.entries)).all()
-    return sum(1 for r in rows for t, i, v in json.loads(r.entries) if t == "Goal" and i in goal_ids and v > after_version)
+    return sum(
+        1 for r in rows for t, i, v in json.loads(r.entries) if t == "Goal" and i in goal_ids and v > after_version
+    )
 
 
 def _worker_process(config_path, *extra):
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    return subprocess.Popen([os.path.join(os.path.dirname(sys.executable), "thrive"), "sync", "run", "--config", str(config_path), *extra],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env, start_new_session=True)
+    return subprocess.Popen(
+        [os.path.join(os.path.dirname(sys.executable), "thrive"), "sync", "run", "--config", str(config_path), *extra],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+        start_new_session=True,
+    )
 
 
 def test_worker_killed_mid_batch_and_store_restarted(db_url, tmp_path, proxy_factory):

@@ -15,12 +15,12 @@ import signal
 
 import pytest
 import requests
-from tests.support.sync_quirks import QuirksStoreProcess, create_patients
-from tests.support.sync_workers import drain, make_worker
-from tests.sync.test_faults import FAULTS, _rows_touching, _wait_for, _worker_process
 
+from tests.support.sync_quirks import QuirksStoreProcess, create_patients
 from tests.support.sync_synthetic import Scenario
 from tests.support.sync_verify import verify
+from tests.support.sync_workers import drain, make_worker
+from tests.sync.test_faults import FAULTS, _rows_touching, _wait_for, _worker_process
 from thrive_fhir.localstore import LocalStore
 from thrive_fhir.localstore import models as m
 from thrive_fhir.localstore import outbox as queue
@@ -30,28 +30,43 @@ pytestmark = pytest.mark.slow  # about 2.5 minutes for the six stores-by-fault c
 MODES = {
     "identifier": ("server-ids", {"id_mode": "identifier"}),
     "non-atomic": ("batch-transactions", {"atomic_transactions": False}),
-    "medplum-like": ("batch-transactions,server-ids,empty-errors",
-                     {"id_mode": "identifier", "atomic_transactions": False, "prefer_return": "representation"}),
+    "medplum-like": (
+        "batch-transactions,server-ids,empty-errors",
+        {"id_mode": "identifier", "atomic_transactions": False, "prefer_return": "representation"},
+    ),
 }
 
 
 def _toml(settings: dict) -> str:
-    return "".join(f"{k} = {str(v).lower() if isinstance(v, bool) else repr(v).replace(chr(39), chr(34))}\n"
-                   for k, v in settings.items())
+    return "".join(
+        f"{k} = {str(v).lower() if isinstance(v, bool) else repr(v).replace(chr(39), chr(34))}\n"
+        for k, v in settings.items()
+    )
 
 
 def _store_id(store, rtype, rid):
     with store.engine.connect() as c:
-        return c.execute(m.sync_resource_state.select().where(m.sync_resource_state.c.resource_type == rtype,
-                                                              m.sync_resource_state.c.resource_id == rid)).first().store_id
+        return (
+            c.execute(
+                m.sync_resource_state.select().where(
+                    m.sync_resource_state.c.resource_type == rtype, m.sync_resource_state.c.resource_id == rid
+                )
+            )
+            .first()
+            .store_id
+        )
 
 
 def _foreign_edit(base, store_id, headers=None):
     theirs = requests.get(f"{base}/Goal/{store_id}", headers=headers, timeout=30).json()
     theirs["description"] = {"text": "Changed by another agency"}
     theirs["meta"] = {"source": "https://other-agency.example/fhir"}
-    r = requests.put(f"{base}/Goal/{store_id}", json=theirs,
-                     headers={"Content-Type": "application/fhir+json", **(headers or {})}, timeout=30)
+    r = requests.put(
+        f"{base}/Goal/{store_id}",
+        json=theirs,
+        headers={"Content-Type": "application/fhir+json", **(headers or {})},
+        timeout=30,
+    )
     assert r.status_code == 200, r.text
 
 
@@ -91,8 +106,12 @@ def test_exactly_once_in_order_under_injected_faults(mode, sqlite_url, tmp_path,
         sc = Scenario(store, patients, seed=3)
         for p in patients:
             sc.new_goal(p)
-        workers = [make_worker(store, proxy.url, read_timeout=1.0, max_entries=10, max_patients=3, auth=target.auth(),
-                               **settings) for _ in range(2)]
+        workers = [
+            make_worker(
+                store, proxy.url, read_timeout=1.0, max_entries=10, max_patients=3, auth=target.auth(), **settings
+            )
+            for _ in range(2)
+        ]
         drain(workers)
         contested = [sc.goals[patients[0]][0], sc.goals[patients[1]][0]]
         for gid in contested:
@@ -105,12 +124,20 @@ def test_exactly_once_in_order_under_injected_faults(mode, sqlite_url, tmp_path,
         expected_conflicts = _rows_touching(store, contested, after_version=1)
         assert result["rows"] == sc.saves == 6 + 2 + 40
         assert result["conflict"] == expected_conflicts >= 2, result
-        assert result["sent"] == sc.saves - expected_conflicts and result["pending"] == 0 and result["dead"] == 0, result
-        assert (result["lost"], result["duplicated"], result["out_of_order"], result["overwritten"],
-                result["stray_provenance"]) == (0, 0, 0, 0, 0), result
+        assert result["sent"] == sc.saves - expected_conflicts and result["pending"] == 0 and result["dead"] == 0, (
+            result
+        )
+        assert (
+            result["lost"],
+            result["duplicated"],
+            result["out_of_order"],
+            result["overwritten"],
+            result["stray_provenance"],
+        ) == (0, 0, 0, 0, 0), result
         for gid in contested:
-            remote = requests.get(f"{server.base_url}/Goal/{_store_id(store, 'Goal', gid)}", headers=target.headers(),
-                                  timeout=30).json()
+            remote = requests.get(
+                f"{server.base_url}/Goal/{_store_id(store, 'Goal', gid)}", headers=target.headers(), timeout=30
+            ).json()
             assert remote["description"]["text"] == "Changed by another agency"
         assert sum(proxy.counts[f] for f in FAULTS) > 0
     finally:
@@ -150,7 +177,12 @@ def test_worker_killed_and_store_restarted(mode, sqlite_url, tmp_path, proxy_fac
         assert done.returncode == 0, err.decode()[-2000:]
         result = verify(store, server.base_url)
         assert result["sent"] == 50 and result["pending"] == 0, result
-        assert (result["lost"], result["duplicated"], result["out_of_order"], result["stray_provenance"]) == (0, 0, 0, 0), result
+        assert (result["lost"], result["duplicated"], result["out_of_order"], result["stray_provenance"]) == (
+            0,
+            0,
+            0,
+            0,
+        ), result
     finally:
         store.dispose()
         server.stop()

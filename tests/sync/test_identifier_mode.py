@@ -11,11 +11,11 @@ import json
 
 import pytest
 import requests
-from tests.support.sync_quirks import QuirksStoreProcess, create_patients
-from tests.support.sync_workers import drain, make_worker
 
+from tests.support.sync_quirks import QuirksStoreProcess, create_patients
 from tests.support.sync_synthetic import Scenario
 from tests.support.sync_verify import verify
+from tests.support.sync_workers import drain, make_worker
 from thrive_fhir.localstore import LocalStore
 from thrive_fhir.localstore import models as m
 from thrive_fhir.localstore import outbox as queue
@@ -78,9 +78,12 @@ def test_identifier_mode_lands_every_save_once_in_order_with_rewritten_reference
     history = requests.get(f"{base}/Observation", params={"_count": 500}, timeout=30).json()
     local_goal_ids = {g for p in patients for g in sc.goals[p]}
     store_goal_ids = {ids[("Goal", g)] for g in local_goal_ids}
-    refs = [ext["valueReference"]["reference"] for e in history.get("entry") or []
-            for ext in e["resource"].get("extension") or [] if "valueReference" in ext
-            and e["resource"]["subject"]["reference"].split("/")[1] in patients]
+    refs = [
+        ext["valueReference"]["reference"]
+        for e in history.get("entry") or []
+        for ext in e["resource"].get("extension") or []
+        if "valueReference" in ext and e["resource"]["subject"]["reference"].split("/")[1] in patients
+    ]
     assert refs and all(r.split("/")[1] in store_goal_ids for r in refs), refs[:3]
     provs = requests.get(f"{base}/Provenance", params={"_count": 500}, timeout=30).json()
     targets = [t["reference"] for e in provs["entry"] for t in e["resource"]["target"]]
@@ -100,11 +103,21 @@ def test_identifier_mode_conflict_is_parked(server_ids_store, sqlite_url):
     theirs = requests.get(f"{base}/Goal/{store_id}", timeout=30).json()
     theirs["description"] = {"text": "Edited by the school nurse"}
     theirs["meta"] = {"source": "https://school.example/fhir"}
-    assert requests.put(f"{base}/Goal/{store_id}", data=json.dumps(theirs),
-                        headers={"Content-Type": "application/fhir+json"}, timeout=30).status_code == 200
+    assert (
+        requests.put(
+            f"{base}/Goal/{store_id}",
+            data=json.dumps(theirs),
+            headers={"Content-Type": "application/fhir+json"},
+            timeout=30,
+        ).status_code
+        == 200
+    )
     sc.update_goal(pid, g["id"])
     drain([make_worker(store, base, id_mode="identifier")])
     fig = queue.figures(store)
     assert (fig["sent"], fig["conflicts"]) == (1, 1)
-    assert requests.get(f"{base}/Goal/{store_id}", timeout=30).json()["description"]["text"] == "Edited by the school nurse"
+    assert (
+        requests.get(f"{base}/Goal/{store_id}", timeout=30).json()["description"]["text"]
+        == "Edited by the school nurse"
+    )
     store.dispose()

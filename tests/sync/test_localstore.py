@@ -40,7 +40,11 @@ def test_record_writes_versions_provenance_and_one_outbox_row(local_store):
     with local_store.engine.connect() as c:
         row = c.execute(select(m.outbox)).one()
     assert row.status == "pending" and row.uid == uid and row.patient_key == PKEY
-    assert json.loads(row.entries) == [["Goal", g["id"], 1], ["Observation", obs["id"], 1], ["Provenance", prov["id"], 1]]
+    assert json.loads(row.entries) == [
+        ["Goal", g["id"], 1],
+        ["Observation", obs["id"], 1],
+        ["Provenance", prov["id"], 1],
+    ]
     assert local_store.current("Goal", g["id"]) == g
     assert local_store.current_version("Goal", g["id"]) == 1
 
@@ -70,7 +74,9 @@ def test_stale_version_raises_with_current_and_writes_nothing(local_store):
         local_store.record(s, _cs("update").put(dict(g, description={"text": "Theirs"}), expected_local_version=1))
     with pytest.raises(StaleVersion) as err:
         with local_store.session() as s:
-            local_store.record(s, _cs("update").put(dict(g, description={"text": "Late edit"}), expected_local_version=1))
+            local_store.record(
+                s, _cs("update").put(dict(g, description={"text": "Late edit"}), expected_local_version=1)
+            )
     assert err.value.current_version == 2
     assert err.value.current_resource["description"]["text"] == "Theirs"
     assert _count(local_store, m.outbox) == 2
@@ -129,13 +135,23 @@ def _validator():
 def test_every_provenance_the_store_writes_is_valid_thrive_provenance(local_store):
     v = _validator()
     g = goal(new_local_id(), PID, "Feel calmer at school")
-    audit = {"resourceType": "AuditEvent", "id": "0c5a3b1e-8f2d-4c6a-9e7b-1d3f5a7c9e20", "recorded": "2025-01-15T10:00:00Z",
-             "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest"},
-             "agent": [{"requestor": True, "who": {"reference": AUTHOR}}], "source": {"observer": {"display": "app"}}}
+    audit = {
+        "resourceType": "AuditEvent",
+        "id": "0c5a3b1e-8f2d-4c6a-9e7b-1d3f5a7c9e20",
+        "recorded": "2025-01-15T10:00:00Z",
+        "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-event-type", "code": "rest"},
+        "agent": [{"requestor": True, "who": {"reference": AUTHOR}}],
+        "source": {"observer": {"display": "app"}},
+    }
     saves = [
         _cs().put(g, expected_local_version=0).put(score(PID, 3, g["id"])),
-        ChangeSet(patient_key=PKEY, author_ref="Practitioner/pr-1", organization_ref=ORG, activity="update",
-                  informants=(PKEY, "RelatedPerson/rp-1")).put(dict(g, description={"text": "Calmer"}), expected_local_version=1),
+        ChangeSet(
+            patient_key=PKEY,
+            author_ref="Practitioner/pr-1",
+            organization_ref=ORG,
+            activity="update",
+            informants=(PKEY, "RelatedPerson/rp-1"),
+        ).put(dict(g, description={"text": "Calmer"}), expected_local_version=1),
         ChangeSet(patient_key=PKEY, author_ref=AUTHOR, organization_ref=ORG, reason="Agency read").put(audit),
     ]
     provs = []
@@ -150,8 +166,10 @@ def test_every_provenance_the_store_writes_is_valid_thrive_provenance(local_stor
     first, update, audited = (p.resource for p in provs)
     assert first["activity"]["coding"][0]["code"] == "CREATE" and update["activity"]["coding"][0]["code"] == "UPDATE"
     # the local record behind each written resource, with the version the save wrote
-    assert [e["what"]["identifier"]["value"] for e in first["entity"]] == [g["identifier"][0]["value"],
-                                                                           saves[0].items[1][0]["identifier"][0]["value"]]
+    assert [e["what"]["identifier"]["value"] for e in first["entity"]] == [
+        g["identifier"][0]["value"],
+        saves[0].items[1][0]["identifier"][0]["value"],
+    ]
     assert update["entity"][0]["what"]["display"].endswith("version 2")
     assert [a["who"]["reference"] for a in update["agent"][2:]] == [PKEY, "RelatedPerson/rp-1"]
     assert "entity" not in audited  # an AuditEvent has no local business identifier
@@ -172,11 +190,17 @@ def test_history_names_each_versions_author_and_time(local_store):
     with local_store.session() as s:
         local_store.record(s, _cs().put(g, expected_local_version=0))
     with local_store.session() as s:
-        local_store.record(s, ChangeSet(patient_key=PKEY, author_ref="Practitioner/pr-2", organization_ref=ORG,
-                                        activity="update").put(dict(g, description={"text": "v2"}), expected_local_version=1))
+        local_store.record(
+            s,
+            ChangeSet(patient_key=PKEY, author_ref="Practitioner/pr-2", organization_ref=ORG, activity="update").put(
+                dict(g, description={"text": "v2"}), expected_local_version=1
+            ),
+        )
     hist = local_store.history("Goal", g["id"])
     assert [(h["version"], h["author_ref"], h["resource"]["description"]["text"]) for h in hist] == [
-        (1, AUTHOR, "v1"), (2, "Practitioner/pr-2", "v2")]
+        (1, AUTHOR, "v1"),
+        (2, "Practitioner/pr-2", "v2"),
+    ]
     assert hist[0]["saved_at"] <= hist[1]["saved_at"] and all(h["organization_ref"] == ORG for h in hist)
     assert local_store.history("Goal", "no-such-goal") == []
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import pytest
 import requests
-from tests.support.sync_quirks import QuirksStoreProcess
-from tests.support.sync_workers import drain, make_worker, new_patients
 
+from tests.support.sync_quirks import QuirksStoreProcess
 from tests.support.sync_synthetic import Scenario, put_patients
 from tests.support.sync_verify import verify
+from tests.support.sync_workers import drain, make_worker, new_patients
 from thrive_fhir.ids import resource_id
 from thrive_fhir.localstore import outbox as queue
 
@@ -30,7 +30,9 @@ def _foreign_edit(base: str, goal_id: str) -> None:
     theirs = requests.get(f"{base}/Goal/{goal_id}", timeout=30).json()
     theirs["description"] = {"text": "Changed by another agency"}
     theirs["meta"] = {"source": "https://other-agency.example/fhir"}
-    r = requests.put(f"{base}/Goal/{goal_id}", json=theirs, headers={"Content-Type": "application/fhir+json"}, timeout=30)
+    r = requests.put(
+        f"{base}/Goal/{goal_id}", json=theirs, headers={"Content-Type": "application/fhir+json"}, timeout=30
+    )
     assert r.status_code in (200, 201), r.text
 
 
@@ -70,13 +72,17 @@ def test_foreign_edit_between_read_and_write_is_parked_not_lost(batching_store, 
 
     fig = queue.figures(store)
     assert (fig["sent"], fig["conflicts"], fig["pending"] if "pending" in fig else fig["queued"]) == (1, 1, 0), fig
-    assert requests.get(f"{base}/Goal/{g['id']}", timeout=30).json()["description"]["text"] == "Changed by another agency"
+    assert (
+        requests.get(f"{base}/Goal/{g['id']}", timeout=30).json()["description"]["text"] == "Changed by another agency"
+    )
     # no Provenance claims a change that did not land
     second_uid = _uids(store)[1]
     prov = requests.get(f"{base}/Provenance/{resource_id('provenance', second_uid)}", timeout=30)
     assert prov.status_code in (404, 410), prov.text
     result = verify(store, base)
-    assert (result["lost"], result["duplicated"], result["overwritten"], result["stray_provenance"]) == (0, 0, 0, 0), result
+    assert (result["lost"], result["duplicated"], result["overwritten"], result["stray_provenance"]) == (0, 0, 0, 0), (
+        result
+    )
     store.dispose()
 
 
@@ -95,8 +101,10 @@ def test_run_once_exits_non_zero_and_counts_parked_rows(batching_store, sqlite_u
     sc = Scenario(store, [pid])
     g = sc.new_goal(pid)
     cfg = tmp_path / "sync.toml"
-    cfg.write_text(f'database_url = "{sqlite_url}"\nfhir_base = "{base}"\nods_code = "RXX"\nbackoff_base = 0.05\n'
-                   f'poll_interval = 0.1\nlog_file = "{tmp_path / "sync.log"}"\n')
+    cfg.write_text(
+        f'database_url = "{sqlite_url}"\nfhir_base = "{base}"\nods_code = "RXX"\nbackoff_base = 0.05\n'
+        f'poll_interval = 0.1\nlog_file = "{tmp_path / "sync.log"}"\n'
+    )
     runner = CliRunner()
     first = runner.invoke(sync_cli, ["run", "--config", str(cfg), "--once", "--max-wait", "10"])
     assert first.exit_code == 0, first.output

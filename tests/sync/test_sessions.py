@@ -26,7 +26,12 @@ HOLD = 0.8
 
 def _save(store, g, expected=0):
     with store.session() as s:
-        store.record(s, ChangeSet(patient_key=PKEY, author_ref=AUTHOR, organization_ref=ORG).put(g, expected_local_version=expected))
+        store.record(
+            s,
+            ChangeSet(patient_key=PKEY, author_ref=AUTHOR, organization_ref=ORG).put(
+                g, expected_local_version=expected
+            ),
+        )
 
 
 def test_sqlite_runs_in_wal_mode(sqlite_url):
@@ -44,7 +49,7 @@ def _hold_write(store, g, holding: threading.Event, release: threading.Event, er
             store.record(s, ChangeSet(patient_key=PKEY, author_ref=AUTHOR, organization_ref=ORG).put(g))
             holding.set()
             release.wait(10)
-    except Exception as exc:  # noqa: BLE001 - reported to the test thread
+    except Exception as exc:  # reported to the test thread
         errors.append(exc)
         holding.set()
 
@@ -53,15 +58,23 @@ def test_second_writer_waits_for_the_first_instead_of_failing(sqlite_url):
     store = LocalStore(sqlite_url)
     store.migrate()
     holding, release, errors = threading.Event(), threading.Event(), []
-    first = threading.Thread(target=_hold_write, args=(store, goal(new_local_id(), PID, "first"), holding, release, errors))
+    first = threading.Thread(
+        target=_hold_write, args=(store, goal(new_local_id(), PID, "first"), holding, release, errors)
+    )
     first.start()
     assert holding.wait(10)
     threading.Timer(HOLD, release.set).start()
     t0 = time.monotonic()
     other = goal(new_local_id(), "0f6e2a9b-3c1d-4b5a-9e8f-7a6b5c4d3e2f", "second")
     with store.session() as s:  # a different young person: only the database lock is shared
-        store.record(s, ChangeSet(patient_key=f"Patient/{other['subject']['reference'].split('/')[1]}",
-                                  author_ref=AUTHOR, organization_ref=ORG).put(other))
+        store.record(
+            s,
+            ChangeSet(
+                patient_key=f"Patient/{other['subject']['reference'].split('/')[1]}",
+                author_ref=AUTHOR,
+                organization_ref=ORG,
+            ).put(other),
+        )
     waited = time.monotonic() - t0
     first.join(10)
     assert not errors, errors

@@ -9,14 +9,14 @@ import json
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from tests.support.sync_quirks import QuirksStoreProcess, create_patients
-from tests.support.sync_workers import drain, make_worker
 
+from tests.support.sync_quirks import QuirksStoreProcess, create_patients
 from tests.support.sync_synthetic import Scenario
+from tests.support.sync_workers import drain, make_worker
 from thrive_fhir.localstore import ChangeSet, LocalStore
 from thrive_fhir.localstore import models as m
-from thrive_fhir.store.quirks import Quirks, QuirksError, first_wildcard_only
 from thrive_fhir.localstore import outbox as queue
+from thrive_fhir.store.quirks import Quirks, QuirksError, first_wildcard_only
 from thrive_fhir.sync import admin
 
 
@@ -27,20 +27,49 @@ def _store(url):
 
 
 def _bad_observation(store, pid):
-    bad = {"resourceType": "Observation", "id": "7d1c5b9e-3f0a-4c8e-9d1b-2a6f4e8c0b13", "status": "final",
-           "code": {"text": "x"}, "subject": {"reference": f"Patient/{pid}"}, "valueInteger": "not a number"}
+    bad = {
+        "resourceType": "Observation",
+        "id": "7d1c5b9e-3f0a-4c8e-9d1b-2a6f4e8c0b13",
+        "status": "final",
+        "code": {"text": "x"},
+        "subject": {"reference": f"Patient/{pid}"},
+        "valueInteger": "not a number",
+    }
     with store.session() as s:
-        store.record(s, ChangeSet(patient_key=f"Patient/{pid}", author_ref="PractitionerRole/a",
-                                  organization_ref="Organization/b").put(bad))
+        store.record(
+            s,
+            ChangeSet(
+                patient_key=f"Patient/{pid}", author_ref="PractitionerRole/a", organization_ref="Organization/b"
+            ).put(bad),
+        )
 
 
 def test_quirk_names_parse_and_unknown_ones_are_refused():
     q = Quirks.parse("medplum")
-    assert (q.batch_transactions, q.server_ids, q.empty_errors, q.first_scope, q.max_updates) == (True, True, True, True, 50)
+    assert (q.batch_transactions, q.server_ids, q.empty_errors, q.first_scope, q.max_updates) == (
+        True,
+        True,
+        True,
+        True,
+        50,
+    )
     assert Quirks.parse("server-ids, max-updates=7").max_updates == 7
     with pytest.raises(QuirksError):
         Quirks.parse("teleport")
     assert first_wildcard_only("system/*.rs system/*.cu openid") == "system/*.rs openid"
+
+
+def test_token_endpoint_without_a_token_book_is_a_404_not_a_crash():
+    """first-scope built by hand without a TokenBook (wrap() always gives one): no token endpoint."""
+    from thrive_fhir.store.quirks import TOKEN_PATH, QuirksMiddleware
+
+    def inner(environ, start_response):  # never reached
+        raise AssertionError("the token request must not reach the store")
+
+    middleware = QuirksMiddleware(inner, Quirks(first_scope=True))
+    answer = middleware.handle({"REQUEST_METHOD": "POST", "PATH_INFO": TOKEN_PATH})
+    assert answer.status == 404
+    assert json.loads(answer.body)["resourceType"] == "OperationOutcome"
 
 
 @pytest.fixture(scope="module")
@@ -82,10 +111,21 @@ def test_representation_gives_versions_where_a_store_sends_no_etag(tmp_path, sql
         [pid] = create_patients(server.base_url, 1)
         sc = Scenario(store, [pid])
         g = sc.new_goal(pid)
-        drain([make_worker(store, server.base_url, id_mode="identifier", atomic_transactions=False,
-                           prefer_return="representation")])
+        drain(
+            [
+                make_worker(
+                    store,
+                    server.base_url,
+                    id_mode="identifier",
+                    atomic_transactions=False,
+                    prefer_return="representation",
+                )
+            ]
+        )
         with store.engine.connect() as c:
-            state = c.execute(m.sync_resource_state.select().where(m.sync_resource_state.c.resource_id == g["id"])).first()
+            state = c.execute(
+                m.sync_resource_state.select().where(m.sync_resource_state.c.resource_id == g["id"])
+            ).first()
         assert state.store_version == "1" and state.store_id not in (None, g["id"])
         store.dispose()
     finally:
@@ -95,7 +135,9 @@ def test_representation_gives_versions_where_a_store_sends_no_etag(tmp_path, sql
 @pytest.fixture(scope="module")
 def rsa_pem():
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 @pytest.fixture(scope="module")
@@ -108,8 +150,9 @@ def first_scope_store(tmp_path_factory):
 def _auth(base, pem, scope):
     from thrive_fhir.client.backend_services import BackendServicesAuth, discover_token_url
 
-    return BackendServicesAuth(token_url=discover_token_url(base), client_id="thrive-sync", private_key_pem=pem,
-                               kid="k1", scope=scope)
+    return BackendServicesAuth(
+        token_url=discover_token_url(base), client_id="thrive-sync", private_key_pem=pem, kid="k1", scope=scope
+    )
 
 
 @pytest.mark.parametrize("scope,sent", [("system/*.rs system/*.cu", False), ("system/*.cruds", True)])

@@ -7,15 +7,16 @@ import requests
 from click.testing import CliRunner
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from tests.support.sync_quirks import QuirksStoreProcess
 
+from tests.support.sync_quirks import QuirksStoreProcess
 from thrive_fhir.cli.sync_cmd import sync as sync_cli
 
 
 def _probe_leftovers(base, headers=None) -> int:
     """Probe Organizations still readable in the store (searched by the probe's name)."""
-    r = requests.get(f"{base}/Organization", params={"name": "thrive sync check probe", "_count": 500}, headers=headers,
-                     timeout=30)
+    r = requests.get(
+        f"{base}/Organization", params={"name": "thrive sync check probe", "_count": 500}, headers=headers, timeout=30
+    )
     r.raise_for_status()
     return len(r.json().get("entry") or [])
 
@@ -51,10 +52,14 @@ def test_check_on_a_medplum_like_store_names_identifier_mode_and_the_scope(tmp_p
     server = QuirksStoreProcess(tmp_path / "s", "medplum").start()
     try:
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
         (tmp_path / "key.pem").write_bytes(pem)
-        auth = (f'[auth]\ntype = "backend-services"\nclient_id = "c"\nprivate_key_file = "{tmp_path / "key.pem"}"\n'
-                f'kid = "k"\n')
+        auth = (
+            f'[auth]\ntype = "backend-services"\nclient_id = "c"\nprivate_key_file = "{tmp_path / "key.pem"}"\n'
+            f'kid = "k"\n'
+        )
         res = _check(tmp_path, server.base_url, auth + 'scope = "system/*.rs system/*.cu"\n')
         assert res.exit_code == 1, res.output
         assert "FIRST wildcard scope" in res.output and "REFUSED (403)" in res.output

@@ -42,7 +42,17 @@ GOAL_ACHIEVEMENT = (
     "no-progress",
     "not-attainable",
 )
-GOAL_LIFECYCLE = ("proposed", "planned", "accepted", "active", "on-hold", "completed", "cancelled", "entered-in-error", "rejected")
+GOAL_LIFECYCLE = (
+    "proposed",
+    "planned",
+    "accepted",
+    "active",
+    "on-hold",
+    "completed",
+    "cancelled",
+    "entered-in-error",
+    "rejected",
+)
 #: Lifecycle states that count towards the three-goal limit (docs/design/fhir-model.md 2.3).
 GOAL_OPEN = ("proposed", "accepted", "active", "on-hold")
 GOAL_ACCEPTANCE = ("agree", "disagree", "pending")

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timezone
-from typing import Iterable
+from datetime import UTC, date, datetime
+from typing import Literal, overload
 
 from .. import canonical
 from ..ids import resource_id
@@ -77,6 +78,10 @@ _CONTROL_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 MAX_TEXT = 100_000
 
 
+@overload
+def check_text(value: object, field: str, what: str, *, required: Literal[True] = True) -> str: ...
+@overload
+def check_text(value: object, field: str, what: str, *, required: bool) -> str | None: ...
 def check_text(value: object, field: str, what: str, *, required: bool = True) -> str | None:
     """Free text: kept exactly as entered, but it must say something and be storable."""
     if value is None and not required:
@@ -146,7 +151,7 @@ def check_date(value: object, field: str, what: str) -> date:
 
 
 def now_utc() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _or(types: tuple[str, ...]) -> str:

@@ -118,7 +118,11 @@ def build_episode(e: EpisodeInput) -> dict:
         raise BuildError("end", "Enter the date the episode ended.")
     referrals = check_refs(e.referral_requests, "referral_requests", ("ServiceRequest",), "the referral")
     teams = check_refs(e.teams, "teams", ("CareTeam",), "a team")
-    manager = check_ref(e.care_manager, "care_manager", ("Practitioner", "PractitionerRole"), "the care manager") if e.care_manager else None
+    manager = (
+        check_ref(e.care_manager, "care_manager", ("Practitioner", "PractitionerRole"), "the care manager")
+        if e.care_manager
+        else None
+    )
 
     eoc = start_resource("EpisodeOfCare", "episode", e, canonical.PROFILE_EPISODE)
     if e.referral_id is not None:
@@ -148,14 +152,19 @@ def build_care_team(c: CareTeamInput) -> dict:
     subject = check_ref(c.subject, "subject", ("Patient",), "the young person")
     episode = check_ref(c.episode, "episode", ("EpisodeOfCare",), "the episode of care") if c.episode else None
     start = check_date(c.start, "start", "the date the team started") if c.start is not None else None
-    managing = check_ref(c.managing_organization, "managing_organization", ("Organization",), "the lead agency") if c.managing_organization else None
+    managing = (
+        check_ref(c.managing_organization, "managing_organization", ("Organization",), "the lead agency")
+        if c.managing_organization
+        else None
+    )
     name = check_text(c.name, "name", "a name for the team", required=False)
     if not isinstance(c.members, (list, tuple)) or not c.members:
         raise BuildError("members", "Add at least one person or agency to the team.")
     participants = []
     for i, m in enumerate(c.members):
         member = check_ref(
-            m.member, f"members[{i}].member",
+            m.member,
+            f"members[{i}].member",
             ("Patient", "RelatedPerson", "Practitioner", "PractitionerRole", "Organization", "CareTeam"),
             "a team member",
         )
@@ -164,8 +173,12 @@ def build_care_team(c: CareTeamInput) -> dict:
         if m.on_behalf_of:
             # R4 ctm-1: onBehalfOf only for a Practitioner (a PractitionerRole already names its organisation).
             if not member.startswith("Practitioner/"):
-                raise BuildError(f"members[{i}].on_behalf_of", "Only a practitioner can be recorded as acting for an organisation.")
-            p["onBehalfOf"] = ref(check_ref(m.on_behalf_of, f"members[{i}].on_behalf_of", ("Organization",), "the organisation"))
+                raise BuildError(
+                    f"members[{i}].on_behalf_of", "Only a practitioner can be recorded as acting for an organisation."
+                )
+            p["onBehalfOf"] = ref(
+                check_ref(m.on_behalf_of, f"members[{i}].on_behalf_of", ("Organization",), "the organisation")
+            )
         participants.append(p)
 
     team = start_resource("CareTeam", "care-team", c, canonical.PROFILE_CARE_TEAM)
@@ -188,7 +201,9 @@ def build_risk_flag(f: RiskFlagInput, *, now: datetime | None = None) -> dict:
     now = now or now_utc()
     status = check_code(f.status, "status", FLAG_STATUSES, "the flag's status")
     subject = check_ref(f.subject, "subject", ("Patient",), "the young person")
-    author = check_ref(f.author, "author", ("PractitionerRole", "Practitioner", "Organization", "Device"), "who raised the flag")
+    author = check_ref(
+        f.author, "author", ("PractitionerRole", "Practitioner", "Organization", "Device"), "who raised the flag"
+    )
     start = check_datetime(f.start, "start", "when the flag was raised", not_after=now)
     end = check_datetime(f.end, "end", "when the flag was cleared", not_after=now) if f.end is not None else None
     if end is not None and end < start:
@@ -199,7 +214,9 @@ def build_risk_flag(f: RiskFlagInput, *, now: datetime | None = None) -> dict:
     flag = start_resource("Flag", "flag", f, canonical.PROFILE_RISK_FLAG)
     flag["status"] = status
     flag["category"] = [concept(FLAG_CATEGORY, "safety", "Safety")]
-    flag["code"] = concept(canonical.CS_CONCEPTS, "risk-support-alert", display_for(canonical.CS_CONCEPTS, "risk-support-alert"))
+    flag["code"] = concept(
+        canonical.CS_CONCEPTS, "risk-support-alert", display_for(canonical.CS_CONCEPTS, "risk-support-alert")
+    )
     flag["subject"] = ref(subject)
     flag["period"] = {"start": fhir_datetime(start), **({"end": fhir_datetime(end)} if end else {})}
     flag["author"] = ref(author)
@@ -236,7 +253,5 @@ def build_local_offer(o: LocalOfferInput) -> dict:
     hs["name"] = name
     if telecom:
         hs["telecom"] = telecom
-    hs["characteristic"] = [
-        concept(canonical.CS_GROUPING, c, display_for(canonical.CS_GROUPING, c)) for c in codes
-    ]
+    hs["characteristic"] = [concept(canonical.CS_GROUPING, c, display_for(canonical.CS_GROUPING, c)) for c in codes]
     return hs

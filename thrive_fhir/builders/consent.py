@@ -90,9 +90,16 @@ def build_consent(c: ConsentInput, *, now: datetime | None = None) -> dict:
     if not isinstance(c.policy, str) or not c.policy.startswith(("https://", "http://", "urn:")):
         raise BuildError("policy", "The information-sharing agreement must be given as a web address.")
 
-    competence = check_code(c.competence, "competence", COMPETENCE, "whether the young person can decide") if c.competence else None
+    competence = (
+        check_code(c.competence, "competence", COMPETENCE, "whether the young person can decide")
+        if c.competence
+        else None
+    )
     if competence == "not-competent" and any(p.startswith("Patient/") for p in performers):
-        raise BuildError("performer", "The young person was not competent to decide: consent comes from a parent or carer with parental responsibility.")
+        raise BuildError(
+            "performer",
+            "The young person was not competent to decide: consent comes from a parent or carer with parental responsibility.",
+        )
     competence_note = check_text(c.competence_note, "competence_note", "a note about competence", required=False)
 
     consent = start_resource("Consent", "sharing-consent", c, canonical.PROFILE_CONSENT)

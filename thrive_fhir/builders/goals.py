@@ -8,9 +8,10 @@ different goal in one episode (:func:`check_goal_slots`).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Iterable, Literal
+from typing import Literal
 
 from .. import canonical
 from . import _codes
@@ -44,11 +45,14 @@ class GoalAcceptance:
     status: str = "agree"
 
 
+GoalOutcome = Literal["achieved", "not-achieved", "ended"]
+
+
 @dataclass(frozen=True, kw_only=True)
 class GoalClosing:
     """How a goal ended: ``achieved``, ``not-achieved`` (completed either way) or ``ended`` (stopped early)."""
 
-    outcome: Literal["achieved", "not-achieved", "ended"]
+    outcome: GoalOutcome
     on: date
     reason: str | None = None
     achievement: str | None = None  # for "ended": the last known progress, if any
@@ -99,9 +103,13 @@ def slot_concept(slot: int) -> dict:
     return concept(canonical.SNOMED, code, display)
 
 
-def close_goal(goal: GoalInput, outcome: str, on: date, reason: str | None = None, achievement: str | None = None) -> GoalInput:
+def close_goal(
+    goal: GoalInput, outcome: GoalOutcome, on: date, reason: str | None = None, achievement: str | None = None
+) -> GoalInput:
     """The same goal, closed: the new version to build and send with ``If-Match``."""
-    return dataclasses.replace(goal, closing=GoalClosing(outcome=outcome, on=on, reason=reason, achievement=achievement))
+    return dataclasses.replace(
+        goal, closing=GoalClosing(outcome=outcome, on=on, reason=reason, achievement=achievement)
+    )
 
 
 _CLOSING = {
@@ -134,12 +142,18 @@ def build_goal(g: GoalInput) -> dict:
         outcome = check_code(c.outcome, "closing", tuple(_CLOSING), "how the goal ended")
         lifecycle, fixed = _CLOSING[outcome]
         achievement = fixed or (
-            check_code(c.achievement, "closing", _codes.GOAL_ACHIEVEMENT, "progress towards the goal") if c.achievement else achievement
+            check_code(c.achievement, "closing", _codes.GOAL_ACHIEVEMENT, "progress towards the goal")
+            if c.achievement
+            else achievement
         )
         status_date = check_date(c.on, "closing", "the date the goal ended")
-        status_reason = check_text(c.reason, "closing", "why the goal ended", required=(outcome == "ended")) or status_reason
+        status_reason = (
+            check_text(c.reason, "closing", "why the goal ended", required=(outcome == "ended")) or status_reason
+        )
     if status_date is not None and status_date < start:
-        raise BuildError("status_date" if g.closing is None else "closing", "A goal cannot end or change before it was set.")
+        raise BuildError(
+            "status_date" if g.closing is None else "closing", "A goal cannot end or change before it was set."
+        )
     note = check_text(g.note, "note", "a note", required=False)
 
     goal = start_resource("Goal", "gbo-goal", g, canonical.PROFILE_GBO_GOAL)
@@ -197,7 +211,9 @@ def build_gbo_score(s: GoalScoreInput, *, now: datetime | None = None) -> dict:
         if eff_date > now.date():
             raise BuildError("effective", "When the goal was rated cannot be in the future.")
         eff_text = fhir_date(eff_date)
-    if s.goal_start_date is not None and eff_date < check_date(s.goal_start_date, "goal_start_date", "the date the goal was set"):
+    if s.goal_start_date is not None and eff_date < check_date(
+        s.goal_start_date, "goal_start_date", "the date the goal was set"
+    ):
         raise BuildError("effective", "A goal cannot be rated before it was set.")
 
     obs = start_resource("Observation", "gbo-score", s, canonical.PROFILE_GBO_SCORE)
@@ -251,4 +267,6 @@ def check_goal_slots(new: GoalInput, episode_goals: Iterable[GoalInput | dict]) 
     if new_lifecycle in _codes.GOAL_OPEN and open_count >= MAX_OPEN_GOALS:
         raise BuildError("slot", "This young person already has three open goals; close one before adding another.")
     if slot in used_slots:
-        raise BuildError("slot", f"Goal {slot} has already been used for another goal in this episode; choose a free goal number.")
+        raise BuildError(
+            "slot", f"Goal {slot} has already been used for another goal in this episode; choose a free goal number."
+        )

@@ -87,9 +87,7 @@ def canonical_grouping(label: object, field: str = "grouping") -> tuple[str, boo
     try:
         return terminology.translate_grouping(label), True
     except terminology.UnmatchedGrouping:
-        raise BuildError(
-            field, f'"{label}" is not a THRIVE grouping. Choose one of the five groupings.'
-        ) from None
+        raise BuildError(field, f'"{label}" is not a THRIVE grouping. Choose one of the five groupings.') from None
 
 
 def _note(text: str, author: str | None) -> dict:
@@ -120,7 +118,10 @@ def build_grouping(d: GroupingDecision, *, now: datetime | None = None) -> dict:
     participants = check_refs(d.participants, "participants", PARTICIPANT_TYPES, "a person who took part")
     for i, p in enumerate(participants):
         if p.startswith("Patient/") and p != subject:
-            raise BuildError(f"participants[{i}]", "Only the young person this grouping is about can be listed as a patient taking part.")
+            raise BuildError(
+                f"participants[{i}]",
+                "Only the young person this grouping is about can be listed as a patient taking part.",
+            )
 
     yp = check_code(d.yp_involvement, "yp_involvement", _codes.INVOLVEMENT, "how the young person was involved")
     family = (
@@ -128,7 +129,12 @@ def build_grouping(d: GroupingDecision, *, now: datetime | None = None) -> dict:
         if d.family_involvement is not None
         else None
     )
-    reason_text = check_text(d.not_involved_reason, "not_involved_reason", "why the young person was not involved", required=(yp == "not-involved"))
+    reason_text = check_text(
+        d.not_involved_reason,
+        "not_involved_reason",
+        "why the young person was not involved",
+        required=(yp == "not-involved"),
+    )
     if yp != "not-involved" and subject not in participants:
         raise BuildError(
             "participants",
@@ -139,7 +145,9 @@ def build_grouping(d: GroupingDecision, *, now: datetime | None = None) -> dict:
     note = check_text(d.note, "note", "a note", required=False)
     if method == "decided-without-agreement" and note is None:
         raise BuildError("note", "Say in the note why the grouping was decided without agreement.")
-    note_author = check_ref(d.note_author, "note_author", ("Practitioner",), "the note's author") if d.note_author else None
+    note_author = (
+        check_ref(d.note_author, "note_author", ("Practitioner",), "the note's author") if d.note_author else None
+    )
     if note_author is None and clinician.startswith("Practitioner/"):
         note_author = clinician
 
@@ -154,17 +162,23 @@ def build_grouping(d: GroupingDecision, *, now: datetime | None = None) -> dict:
             if prev_at >= agreed_at:
                 raise BuildError("agreed_at", "A new grouping must be agreed after the one it replaces.")
         if d.change_reason is not None:
-            change_reason = check_code(d.change_reason, "change_reason", _codes.CHANGE_REASONS, "why the grouping changed")
+            change_reason = check_code(
+                d.change_reason, "change_reason", _codes.CHANGE_REASONS, "why the grouping changed"
+            )
         elif prev_code != code:
             raise BuildError("change_reason", "Say why the grouping changed from the previous one.")
     elif d.change_reason is not None:
-        raise BuildError("change_reason", "A reason for change only applies when this grouping replaces an earlier one.")
+        raise BuildError(
+            "change_reason", "A reason for change only applies when this grouping replaces an earlier one."
+        )
 
     obs = start_resource("Observation", "grouping", d, canonical.PROFILE_GROUPING)
     obs["extension"] = [episode_extension(episode)]
     obs["status"] = status
     obs["category"] = [concept(canonical.CS_CONCEPTS, "thrive")]
-    obs["code"] = concept(canonical.CS_CONCEPTS, "thrive-grouping", display_for(canonical.CS_CONCEPTS, "thrive-grouping"))
+    obs["code"] = concept(
+        canonical.CS_CONCEPTS, "thrive-grouping", display_for(canonical.CS_CONCEPTS, "thrive-grouping")
+    )
     obs["subject"] = ref(subject)
     if encounter:
         obs["encounter"] = ref(encounter)
@@ -190,14 +204,20 @@ def build_grouping(d: GroupingDecision, *, now: datetime | None = None) -> dict:
             notes.append(_note(f"{label}: {text}", note_author))
     if notes:
         obs["note"] = notes
-    components = [_component("young-person-involvement", {"valueCodeableConcept": concept(canonical.CS_INVOLVEMENT, yp)})]
+    components = [
+        _component("young-person-involvement", {"valueCodeableConcept": concept(canonical.CS_INVOLVEMENT, yp)})
+    ]
     if family:
-        components.append(_component("family-involvement", {"valueCodeableConcept": concept(canonical.CS_INVOLVEMENT, family)}))
+        components.append(
+            _component("family-involvement", {"valueCodeableConcept": concept(canonical.CS_INVOLVEMENT, family)})
+        )
     if yp == "not-involved":
         components.append(_component("not-involved-reason", {"valueString": reason_text}))
     if change_reason:
         components.append(
-            _component("grouping-change-reason", {"valueCodeableConcept": concept(canonical.CS_CHANGE_REASON, change_reason)})
+            _component(
+                "grouping-change-reason", {"valueCodeableConcept": concept(canonical.CS_CHANGE_REASON, change_reason)}
+            )
         )
     obs["component"] = components
     return reorder(obs, ("extension",))

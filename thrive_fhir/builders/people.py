@@ -121,10 +121,10 @@ def _start(resource_type: str, kind: str, r: Record, identifiers: list[dict], id
     meta: dict = {}
     if r.source_ods is not None:
         meta["source"] = canonical.source_uri(check_ods(r.source_ods, "source_ods"))
-    resource = {"resourceType": resource_type, "id": id_ or resource_id(kind, local_id)}
+    resource: dict = {"resourceType": resource_type, "id": id_ or resource_id(kind, local_id)}
     if meta:
         resource["meta"] = meta
-    resource["identifier"] = identifiers + [business_identifier(kind, local_id, r)]
+    resource["identifier"] = [*identifiers, business_identifier(kind, local_id, r)]
     return resource
 
 
@@ -140,7 +140,12 @@ def build_patient(p: PatientInput) -> dict:
         raise BuildError("nhs_number", "Enter a 10-digit NHS number with a valid check digit.")
     if p.test_range_only and not is_test_nhs_number(p.nhs_number):
         raise BuildError("nhs_number", "Only NHS test numbers (starting 999) can be used here.")
-    verification = check_code(p.nhs_number_verification, "nhs_number_verification", NHS_VERIFICATION_CODES, "the NHS number verification status")
+    verification = check_code(
+        p.nhs_number_verification,
+        "nhs_number_verification",
+        NHS_VERIFICATION_CODES,
+        "the NHS number verification status",
+    )
     gender = check_code(p.gender, "gender", GENDERS, "a gender")
     birth = check_date(p.birth_date, "birth_date", "the date of birth")
     nhs = {
@@ -148,7 +153,8 @@ def build_patient(p: PatientInput) -> dict:
             {
                 "url": canonical.EXT_NHS_NUMBER_VERIFICATION,
                 "valueCodeableConcept": concept(
-                    canonical.CS_NHS_NUMBER_VERIFICATION, verification,
+                    canonical.CS_NHS_NUMBER_VERIFICATION,
+                    verification,
                     "Number present and verified" if verification == "01" else None,
                 ),
             }
@@ -182,7 +188,12 @@ def build_practitioner_role(r: PractitionerRoleInput) -> dict:
     start = check_date(r.start, "start", "the date the role started") if r.start is not None else None
     ids = []
     if r.sds_role_profile_id is not None:
-        ids.append({"system": canonical.SDS_ROLE_PROFILE, "value": check_text(r.sds_role_profile_id, "sds_role_profile_id", "the SDS role profile id")})
+        ids.append(
+            {
+                "system": canonical.SDS_ROLE_PROFILE,
+                "value": check_text(r.sds_role_profile_id, "sds_role_profile_id", "the SDS role profile id"),
+            }
+        )
     prr = _start("PractitionerRole", "practitioner-role", r, ids)
     prr["active"] = True
     if start:

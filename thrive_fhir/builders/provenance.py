@@ -61,7 +61,12 @@ def build_provenance(p: ProvenanceInput, *, now: datetime | None = None) -> dict
     """Build the Provenance; raises :class:`BuildError` naming the field at fault."""
     now = now or now_utc()
     row = p.outbox_row_id
-    if isinstance(row, bool) or not isinstance(row, (str, int)) or str(row).strip() == "" or len(str(row)) > _ROW_ID_MAX:
+    if (
+        isinstance(row, bool)
+        or not isinstance(row, (str, int))
+        or str(row).strip() == ""
+        or len(str(row)) > _ROW_ID_MAX
+    ):
         raise BuildError("outbox_row_id", "The outbox row id is missing.")
     row = str(row)
     targets = check_refs(p.targets, "targets", _TARGET_TYPES, "a resource written in this save", min_items=1)
@@ -114,8 +119,22 @@ def build_provenance(p: ProvenanceInput, *, now: datetime | None = None) -> dict
 
 
 _TARGET_TYPES = (
-    "Observation", "Goal", "CarePlan", "CareTeam", "Consent", "ServiceRequest", "Task",
-    "EpisodeOfCare", "Flag", "HealthcareService", "QuestionnaireResponse", "Patient", "RelatedPerson",
+    "Observation",
+    "Goal",
+    "CarePlan",
+    "CareTeam",
+    "Consent",
+    "ServiceRequest",
+    "Task",
+    "EpisodeOfCare",
+    "Flag",
+    "HealthcareService",
+    "QuestionnaireResponse",
+    "Patient",
+    "RelatedPerson",
     # also saved through the local store's outbox: agency read audits and directory people
-    "AuditEvent", "Practitioner", "PractitionerRole", "Organization",
+    "AuditEvent",
+    "Practitioner",
+    "PractitionerRole",
+    "Organization",
 )

@@ -41,7 +41,15 @@ _ITEM_STATUS = {
     "completed": "completed",
     "entered-in-error": "entered-in-error",
 }
-ITEM_PERFORMER_TYPES = ("Patient", "RelatedPerson", "Practitioner", "PractitionerRole", "Organization", "HealthcareService", "CareTeam")
+ITEM_PERFORMER_TYPES = (
+    "Patient",
+    "RelatedPerson",
+    "Practitioner",
+    "PractitionerRole",
+    "Organization",
+    "HealthcareService",
+    "CareTeam",
+)
 CONTRIBUTOR_TYPES = ("Patient", "RelatedPerson", "Practitioner", "PractitionerRole", "Organization", "CareTeam")
 #: Sections an active plan cannot do without (thr-sp-2).
 REQUIRED_ACTIVE_SECTIONS = ("warning-signs", "professionals-agencies")
@@ -91,7 +99,9 @@ def build_safety_plan(p: SafetyPlanInput, *, now: datetime | None = None) -> dic
         if c.startswith("Patient/") and c != subject:
             raise BuildError(f"contributors[{i}]", "Only the young person the plan is for can contribute as a patient.")
     care_team = check_ref(p.care_team, "care_team", ("CareTeam",), "the care team") if p.care_team else None
-    supporting = check_refs(p.supporting_info, "supporting_info", ("Observation", "QuestionnaireResponse"), "supporting information")
+    supporting = check_refs(
+        p.supporting_info, "supporting_info", ("Observation", "QuestionnaireResponse"), "supporting information"
+    )
     episode = check_ref(p.episode, "episode", ("EpisodeOfCare",), "the episode of care") if p.episode else None
     title = check_text(p.title, "title", "a title for the plan")
     note = check_text(p.note, "note", "a note", required=False)
@@ -109,7 +119,9 @@ def build_safety_plan(p: SafetyPlanInput, *, now: datetime | None = None) -> dic
             raise BuildError(f"items[{i}]", "Each item needs a section, its words and who does it.")
         section = check_code(item.section, f"items[{i}].section", _codes.SAFETY_PLAN_SECTIONS, "a section of the plan")
         text = check_text(item.text, f"items[{i}].text", "what this item says")
-        performers = check_refs(item.performer_refs, f"items[{i}].performer_refs", ITEM_PERFORMER_TYPES, "who acts on this item")
+        performers = check_refs(
+            item.performer_refs, f"items[{i}].performer_refs", ITEM_PERFORMER_TYPES, "who acts on this item"
+        )
         sections.add(section)
         detail: dict = {
             "code": concept(canonical.CS_SAFETY_PLAN_SECTION, section),

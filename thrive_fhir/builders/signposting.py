@@ -32,8 +32,18 @@ from ._common import (
 
 REQUEST_STATUSES = ("draft", "active", "on-hold", "revoked", "completed", "entered-in-error")
 TASK_STATUSES = (
-    "draft", "requested", "received", "accepted", "rejected", "ready", "cancelled",
-    "in-progress", "on-hold", "failed", "completed", "entered-in-error",
+    "draft",
+    "requested",
+    "received",
+    "accepted",
+    "rejected",
+    "ready",
+    "cancelled",
+    "in-progress",
+    "on-hold",
+    "failed",
+    "completed",
+    "entered-in-error",
 )
 TASK_CODE_SYSTEM = "http://hl7.org/fhir/CodeSystem/task-code"
 _INTENT = {"signposting": "proposal", "referral": "order"}
@@ -83,7 +93,12 @@ def build_signposting(s: SignpostInput, *, now: datetime | None = None) -> dict:
     subject = check_ref(s.subject, "subject", ("Patient",), "the young person")
     episode = check_ref(s.episode, "episode", ("EpisodeOfCare",), "the episode of care")
     authored = check_datetime(s.authored_on, "authored_on", "when this was made", not_after=now)
-    requester = check_ref(s.requester, "requester", ("PractitionerRole", "Practitioner", "Organization"), "who is signposting or referring")
+    requester = check_ref(
+        s.requester,
+        "requester",
+        ("PractitionerRole", "Practitioner", "Organization"),
+        "who is signposting or referring",
+    )
     performer = check_ref(s.performer, "performer", ("HealthcareService", "Organization"), "the service")
     reason = check_ref(s.reason, "reason", ("Observation",), "the grouping in force")
     goals = check_refs(s.goals, "goals", ("Goal",), "a goal this helps with")
@@ -120,15 +135,26 @@ def build_referral_task(t: ReferralTaskInput, *, now: datetime | None = None) ->
     status = check_code(t.status, "status", TASK_STATUSES, "the referral's status")
     focus = check_ref(t.service_request, "service_request", ("ServiceRequest",), "the referral")
     subject = check_ref(t.subject, "subject", ("Patient",), "the young person")
-    requester = check_ref(t.requester, "requester", ("PractitionerRole", "Practitioner", "Organization"), "who is referring")
+    requester = check_ref(
+        t.requester, "requester", ("PractitionerRole", "Practitioner", "Organization"), "who is referring"
+    )
     authored = check_datetime(t.authored_on, "authored_on", "when the referral was made", not_after=now)
-    owner = check_ref(t.owner, "owner", ("Organization", "HealthcareService"), "the receiving service") if t.owner else None
+    owner = (
+        check_ref(t.owner, "owner", ("Organization", "HealthcareService"), "the receiving service") if t.owner else None
+    )
     if owner is None and status != "draft":
         raise BuildError("owner", "Choose the service receiving the referral.")
-    reason = check_text(t.status_reason, "status_reason", "why the referral was turned down or cancelled", required=status in ("rejected", "cancelled"))
+    reason = check_text(
+        t.status_reason,
+        "status_reason",
+        "why the referral was turned down or cancelled",
+        required=status in ("rejected", "cancelled"),
+    )
     last_modified = None
     if t.last_modified is not None:
-        last_modified = check_datetime(t.last_modified, "last_modified", "when the referral was last updated", not_after=now)
+        last_modified = check_datetime(
+            t.last_modified, "last_modified", "when the referral was last updated", not_after=now
+        )
         if last_modified < authored:
             raise BuildError("last_modified", "A referral cannot be updated before it was made.")
 

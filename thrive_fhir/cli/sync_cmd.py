@@ -7,12 +7,17 @@ except in ``show`` (which prints the store's OperationOutcome or conflicting ver
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import click
 
-config_option = click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
-                             help="TOML config file (THRIVE_SYNC_* environment variables override it).")
+config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="TOML config file (THRIVE_SYNC_* environment variables override it).",
+)
 db_option = click.option("--database", "database_url", default=None, help="Local database URL (overrides config).")
 
 
@@ -37,7 +42,7 @@ def _store(cfg):
 
 
 def _when(ts):
-    return datetime.fromtimestamp(ts, tz=timezone.utc).isoformat(timespec="seconds") if ts else "-"
+    return datetime.fromtimestamp(ts, tz=UTC).isoformat(timespec="seconds") if ts else "-"
 
 
 @click.group()
@@ -48,21 +53,40 @@ def sync() -> None:
 @sync.command()
 @config_option
 @db_option
-@click.option("--once", is_flag=True, help="Drain the queue and exit: 0 all sent, 3 if rows were dead-lettered or "
-              "parked as conflicts in this run, 1 if rows are still waiting.")
-@click.option("--max-wait", type=float, default=60.0, show_default=True, help="With --once: give up after this long with nothing ready.")
+@click.option(
+    "--once",
+    is_flag=True,
+    help="Drain the queue and exit: 0 all sent, 3 if rows were dead-lettered or "
+    "parked as conflicts in this run, 1 if rows are still waiting.",
+)
+@click.option(
+    "--max-wait",
+    type=float,
+    default=60.0,
+    show_default=True,
+    help="With --once: give up after this long with nothing ready.",
+)
 @click.option("--fhir-base", default=None, help="Store FHIR base URL (overrides config).")
 @click.option("--concurrency", type=int, default=None, help="Worker threads in this process.")
 @click.option("--metrics-port", type=int, default=None, help="Serve Prometheus metrics on 127.0.0.1:PORT/metrics.")
 @click.option("--metrics-file", default=None, help="Write Prometheus text metrics to this file.")
 @click.option("--log-file", default=None, help="JSON-lines log file (default stderr).")
-def run(config_path, database_url, once, max_wait, fhir_base, concurrency, metrics_port, metrics_file, log_file) -> None:
+def run(
+    config_path, database_url, once, max_wait, fhir_base, concurrency, metrics_port, metrics_file, log_file
+) -> None:
     """Run the sync worker (long-running unless --once)."""
     from thrive_fhir.sync import logs, runner
     from thrive_fhir.sync.config import ConfigError
 
-    cfg = _cfg(config_path, database_url=database_url, fhir_base=fhir_base, concurrency=concurrency,
-               metrics_port=metrics_port, metrics_file=metrics_file, log_file=log_file)
+    cfg = _cfg(
+        config_path,
+        database_url=database_url,
+        fhir_base=fhir_base,
+        concurrency=concurrency,
+        metrics_port=metrics_port,
+        metrics_file=metrics_file,
+        log_file=log_file,
+    )
     try:
         cfg.validate()
         logs.configure(cfg.log_file, cfg.log_level)
@@ -71,11 +95,16 @@ def run(config_path, database_url, once, max_wait, fhir_base, concurrency, metri
     except ConfigError as exc:
         raise click.ClickException(str(exc)) from None
     if once and (summary.get("dead_lettered") or summary.get("parked")):
-        click.echo(f"thrive sync: {summary['dead_lettered']} row(s) dead-lettered and {summary['parked']} parked as "
-                   "conflicts in this run; see 'thrive sync dead-letters list' and 'thrive sync conflicts list'", err=True)
+        click.echo(
+            f"thrive sync: {summary['dead_lettered']} row(s) dead-lettered and {summary['parked']} parked as "
+            "conflicts in this run; see 'thrive sync dead-letters list' and 'thrive sync conflicts list'",
+            err=True,
+        )
     elif once and code:
-        click.echo(f"thrive sync: {summary.get('pending', 0)} row(s) still waiting (store unreachable or backing off)",
-                   err=True)
+        click.echo(
+            f"thrive sync: {summary.get('pending', 0)} row(s) still waiting (store unreachable or backing off)",
+            err=True,
+        )
     if code:
         raise click.exceptions.Exit(code)
 
@@ -94,7 +123,16 @@ def status(config_path, database_url, as_json) -> None:
     if as_json:
         click.echo(json.dumps(fig))
         return
-    for key in ("queued", "in_flight", "sent", "dead", "conflicts", "discarded", "oldest_pending_age_seconds", "lag_seconds"):
+    for key in (
+        "queued",
+        "in_flight",
+        "sent",
+        "dead",
+        "conflicts",
+        "discarded",
+        "oldest_pending_age_seconds",
+        "lag_seconds",
+    ):
         click.echo(f"{key.replace('_', ' '):28} {fig[key] if fig[key] is not None else '-'}")
 
 
@@ -102,8 +140,10 @@ def _print_rows(rows) -> None:
     if not rows:
         click.echo("none")
     for r in rows:
-        click.echo(f"{r['id']:>8}  {r['uid']}  {_when(r['created_at'])}  attempts={r['attempts']}  "
-                   f"http={r['last_status'] or '-'}  {', '.join(r['resources'])}")
+        click.echo(
+            f"{r['id']:>8}  {r['uid']}  {_when(r['created_at'])}  attempts={r['attempts']}  "
+            f"http={r['last_status'] or '-'}  {', '.join(r['resources'])}"
+        )
 
 
 def _show(store, row_id: int, as_json: bool) -> None:
@@ -116,8 +156,10 @@ def _show(store, row_id: int, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(detail, indent=2))
         return
-    click.echo(f"row {detail['id']} ({detail['uid']}): {detail['status']}, {detail['attempts']} attempts, "
-               f"last HTTP {detail['last_status'] or '-'}: {detail['last_error'] or '-'}")
+    click.echo(
+        f"row {detail['id']} ({detail['uid']}): {detail['status']}, {detail['attempts']} attempts, "
+        f"last HTTP {detail['last_status'] or '-'}: {detail['last_error'] or '-'}"
+    )
     click.echo("resources: " + ", ".join(detail["resources"]))
     click.echo("history:")
     for e in detail["history"]:
@@ -183,8 +225,12 @@ _add_list_and_show(conflicts, "conflict", "conflict")
 @config_option
 @db_option
 @click.argument("row_id", type=int)
-@click.option("--keep", type=click.Choice(["ours", "theirs"]), required=True,
-              help="ours: send our version over the store's current one; theirs: drop our change.")
+@click.option(
+    "--keep",
+    type=click.Choice(["ours", "theirs"]),
+    required=True,
+    help="ours: send our version over the store's current one; theirs: drop our change.",
+)
 @click.option("--fhir-base", default=None)
 def cf_resolve(config_path, database_url, row_id, keep, fhir_base) -> None:
     from thrive_fhir.sync import runner

@@ -14,7 +14,7 @@ import logging
 import threading
 import time
 import uuid
-from typing import Callable
+from collections.abc import Callable
 
 import jwt
 import requests
@@ -32,7 +32,12 @@ alerts = logging.getLogger("thrive_fhir.alerts")
 
 
 def discover_token_url(
-    fhir_base: str, *, alg: str = "RS384", pinned: str | None = None, session: requests.Session | None = None, timeout: float = 10.0
+    fhir_base: str,
+    *,
+    alg: str = "RS384",
+    pinned: str | None = None,
+    session: requests.Session | None = None,
+    timeout: float = 10.0,
 ) -> str:
     """BS-01: read ``.well-known/smart-configuration`` and check the server offers what we need.
 
@@ -141,7 +146,9 @@ class BackendServicesAuth:
             if self._token and now < self._renew_at:
                 return self._token
             if now < self._blocked_until:
-                raise TokenError("backoff", f"token endpoint refused us; next try in {int(self._blocked_until - now)} s")
+                raise TokenError(
+                    "backoff", f"token endpoint refused us; next try in {int(self._blocked_until - now)} s"
+                )
             try:
                 token, lifetime = self._fetch()
             except TokenError:
@@ -165,7 +172,11 @@ class BackendServicesAuth:
         self.requests_made += 1
         try:
             resp = self.session.post(
-                self.token_url, data=form, headers={"Accept": "application/json"}, timeout=self.timeout, allow_redirects=False
+                self.token_url,
+                data=form,
+                headers={"Accept": "application/json"},
+                timeout=self.timeout,
+                allow_redirects=False,
             )
         except requests.RequestException as exc:
             raise TokenError("token-endpoint-unreachable", type(exc).__name__) from None

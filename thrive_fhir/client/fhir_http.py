@@ -227,7 +227,9 @@ class FhirClient:
         except TokenError as exc:
             return Reply(AUTH, error=f"token: {exc.kind}")
         try:
-            resp = self.session.request(method, url, data=data, headers=hdrs, timeout=self.timeout, allow_redirects=False)
+            resp = self.session.request(
+                method, url, data=data, headers=hdrs, timeout=self.timeout, allow_redirects=False
+            )
         except requests.ConnectTimeout:
             return Reply(TRANSIENT, error="connect timeout")
         except requests.ReadTimeout:

@@ -120,9 +120,7 @@ class SmartClient:
 
     # -- HTTP helper -----------------------------------------------------------------------------
     def _get(self, url: str, accept: str, headers: dict | None = None) -> requests.Response:
-        return self.http.get(
-            url, headers={"Accept": accept, **(headers or {})}, timeout=TIMEOUT, allow_redirects=False
-        )
+        return self.http.get(url, headers={"Accept": accept, **(headers or {})}, timeout=TIMEOUT, allow_redirects=False)
 
     def discover(self, reg: Registration) -> SmartConfiguration:
         """``.well-known/smart-configuration``, falling back to ``/metadata``; endpoints pinned."""
@@ -215,7 +213,7 @@ class SmartClient:
             return None
         base = iss if iss.endswith("/") else iss + "/"
         for rest in doc.get("rest", []) or []:
-            for ext in ((rest.get("security") or {}).get("extension") or []):
+            for ext in (rest.get("security") or {}).get("extension") or []:
                 if ext.get("url") != OAUTH_URIS_EXT:
                     continue
                 uris = {e.get("url"): e.get("valueUri") for e in ext.get("extension", [])}
@@ -318,7 +316,13 @@ class SmartClient:
         return body
 
     def exchange_code(
-        self, reg: Registration, *, token_endpoint: str, code: str, redirect_uri: str, code_verifier: str,
+        self,
+        reg: Registration,
+        *,
+        token_endpoint: str,
+        code: str,
+        redirect_uri: str,
+        code_verifier: str,
         requested_scope: str,
     ) -> dict:
         """Swap the code for tokens (stored endpoint/redirect/verifier only, EL-10). Validates the
@@ -337,9 +341,7 @@ class SmartClient:
 
     def refresh(self, reg: Registration, *, token_endpoint: str, refresh_token: str) -> dict:
         """One refresh-token grant, no ``scope`` (TS-08). Caller serialises and stores the result."""
-        body = self._token_request(
-            reg, token_endpoint, {"grant_type": "refresh_token", "refresh_token": refresh_token}
-        )
+        body = self._token_request(reg, token_endpoint, {"grant_type": "refresh_token", "refresh_token": refresh_token})
         return self._check_token_response(body, None, launch_context=False)
 
     @staticmethod
@@ -356,8 +358,11 @@ class SmartClient:
         token_type = body.get("token_type")
         if not isinstance(token_type, str) or token_type.lower() != "bearer":
             raise SmartError("config", "The EHR sent an unsupported token type.")
-        clean: dict[str, Any] = {"access_token": token, "token_type": "bearer",
-                                 "expires_in": expires_in_seconds(body.get("expires_in"))}
+        clean: dict[str, Any] = {
+            "access_token": token,
+            "token_type": "bearer",
+            "expires_in": expires_in_seconds(body.get("expires_in")),
+        }
         scope = body.get("scope")
         if isinstance(scope, str) and len(scope) <= MAX_TOKEN_LENGTH:
             clean["scope"] = scope
@@ -374,8 +379,9 @@ class SmartClient:
         elif is_fhir_id(patient):
             clean["patient"] = patient
         else:
-            raise SmartError("context", "The EHR named the young person with an id the app cannot use, so "
-                                        "nothing was read or saved.")
+            raise SmartError(
+                "context", "The EHR named the young person with an id the app cannot use, so nothing was read or saved."
+            )
         encounter = body.get("encounter")
         if encounter not in (None, "") and not is_fhir_id(encounter):
             log.warning("token response encounter is not a FHIR id; ignored")
@@ -403,15 +409,18 @@ class SmartClient:
             self._jwks_cache[jwks_uri] = (time.monotonic() + DISCOVERY_TTL, doc)
         return doc
 
-    def validate_id_token(self, reg: Registration, id_token: str, *, issuer: str | None, jwks_uri: str | None,
-                          nonce: str) -> dict:
+    def validate_id_token(
+        self, reg: Registration, id_token: str, *, issuer: str | None, jwks_uri: str | None, nonce: str
+    ) -> dict:
         """Signature (JWKS by ``kid``; a lone key when ``kid`` is absent), ``iss`` = ``issuer``
         (required: discovery's or the pinned one), ``aud`` = client_id (several audiences only with
         ``azp`` = client_id), ``exp``/``iat``, ``sub``, ``nonce``. Returns the claims."""
         if not issuer:
             # Without an expected issuer any server holding a key in the JWKS could vouch for users.
-            raise SmartError("id_token", "The EHR does not say which service issues its identity tokens, so "
-                                         "the app cannot check who you are.")
+            raise SmartError(
+                "id_token",
+                "The EHR does not say which service issues its identity tokens, so the app cannot check who you are.",
+            )
         if not jwks_uri:
             raise SmartError("id_token", "The EHR does not publish signing keys for its id_token.")
         if not isinstance(id_token, str) or len(id_token) > MAX_TOKEN_LENGTH:
@@ -426,8 +435,9 @@ class SmartClient:
         kty = "EC" if header["alg"].startswith("ES") else "RSA"
 
         def pick(doc: dict):
-            keys = [k for k in doc["keys"] if isinstance(k, dict) and k.get("use", "sig") == "sig"
-                    and k.get("kty") == kty]
+            keys = [
+                k for k in doc["keys"] if isinstance(k, dict) and k.get("use", "sig") == "sig" and k.get("kty") == kty
+            ]
             if kid is not None:
                 keys = [k for k in keys if k.get("kid") == kid]
             # No kid (LAUNCHER): only a lone signing key of the right type is acceptable (EL-17 step 3).
@@ -451,8 +461,11 @@ class SmartClient:
             refetched = True
         if jwk is None:
             if kid is None:
-                raise SmartError("id_token", "The identity token does not say which of the EHR's signing keys "
-                                             "was used, and the EHR publishes more than one.")
+                raise SmartError(
+                    "id_token",
+                    "The identity token does not say which of the EHR's signing keys "
+                    "was used, and the EHR publishes more than one.",
+                )
             raise SmartError("id_token", "The identity token was signed with an unknown key.")
         try:
             try:
@@ -503,7 +516,7 @@ def _fhir_user_path(fhir_user: Any, iss: str) -> str | None:
     if "://" not in fhir_user:
         return fhir_user
     base = iss.rstrip("/") + "/"
-    return fhir_user[len(base):] if fhir_user.startswith(base) else None
+    return fhir_user[len(base) :] if fhir_user.startswith(base) else None
 
 
 def foreign_fhir_user(fhir_user: Any, iss: str) -> bool:

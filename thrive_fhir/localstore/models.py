@@ -112,12 +112,24 @@ Index(
 )
 Index("ix_outbox_status", outbox.c.status, outbox.c.id)
 # Queue figures from short index ranges instead of outbox scans (migration 0003).
-Index("ix_outbox_pending_lease", outbox.c.lease_until, postgresql_where=outbox.c.status == "pending",
-      sqlite_where=outbox.c.status == "pending")
-Index("ix_outbox_pending_created", outbox.c.created_at, postgresql_where=outbox.c.status == "pending",
-      sqlite_where=outbox.c.status == "pending")
-Index("ix_outbox_sent_at", outbox.c.sent_at, postgresql_where=outbox.c.status == "sent",
-      sqlite_where=outbox.c.status == "sent")
+Index(
+    "ix_outbox_pending_lease",
+    outbox.c.lease_until,
+    postgresql_where=outbox.c.status == "pending",
+    sqlite_where=outbox.c.status == "pending",
+)
+Index(
+    "ix_outbox_pending_created",
+    outbox.c.created_at,
+    postgresql_where=outbox.c.status == "pending",
+    sqlite_where=outbox.c.status == "pending",
+)
+Index(
+    "ix_outbox_sent_at",
+    outbox.c.sent_at,
+    postgresql_where=outbox.c.status == "sent",
+    sqlite_where=outbox.c.status == "sent",
+)
 
 #: What the shared store holds for each resource we pushed: its version (for If-Match) and which
 #: local version it is (so an older row, e.g. a re-queued dead letter, never overwrites a newer one).

@@ -16,10 +16,12 @@ import json
 import logging
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import (
+    ColumnElement,
     String,
     and_,
     bindparam,
@@ -35,6 +37,7 @@ from sqlalchemy import (
     update,
     values,
 )
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, aliased
 
@@ -49,8 +52,13 @@ o = m.outbox
 
 # Status values written into the SQL text, not bound: a partial index (``WHERE status = 'pending'``)
 # is only usable when the planner sees the value (SQLite at prepare time; PostgreSQL generic plans).
-PENDING = literal_column("'pending'")
-SENT = literal_column("'sent'")
+PENDING: ColumnElement[str] = literal_column("'pending'")
+SENT: ColumnElement[str] = literal_column("'sent'")
+
+
+def rowcount(s: Session, statement: Any) -> int:
+    """Rows an UPDATE or DELETE touched: for those, Session.execute returns a CursorResult."""
+    return cast(CursorResult, s.execute(statement)).rowcount
 
 
 def enqueue(s: Session, cs: ChangeSet, uid: str, entries: list[list], now: float) -> int:
@@ -125,14 +133,25 @@ def _many(values: list):
 
 
 def _ready(now: float):
-    return and_(o.c.status == PENDING, o.c.next_attempt_at <= now, or_(o.c.lease_until.is_(None), o.c.lease_until < now))
+    return and_(
+        o.c.status == PENDING, o.c.next_attempt_at <= now, or_(o.c.lease_until.is_(None), o.c.lease_until < now)
+    )
 
 
-_ROW_COLUMNS = (o.c.id, o.c.uid, o.c.patient_key, o.c.entries, o.c.created_at, o.c.attempts, o.c.needs_check,
-                o.c.next_attempt_at, o.c.lease_until)
+_ROW_COLUMNS = (
+    o.c.id,
+    o.c.uid,
+    o.c.patient_key,
+    o.c.entries,
+    o.c.created_at,
+    o.c.attempts,
+    o.c.needs_check,
+    o.c.next_attempt_at,
+    o.c.lease_until,
+)
 
 
-def _first_rows(s: Session, patient_keys: list[str], per_patient: int) -> list:
+def _first_rows(s: Session, patient_keys: list[str], per_patient: int) -> Sequence:
     """Each patient's oldest ``per_patient`` pending rows, oldest first overall.
 
     One short index range per patient (ix_outbox_patient_pending), however deep the queue. The former
@@ -163,8 +182,16 @@ def _first_rows(s: Session, patient_keys: list[str], per_patient: int) -> list:
     return rows
 
 
-def claim(store: LocalStore, owner: str, *, max_entries: int, max_patients: int, lease_seconds: float, now: float | None = None,
-          one_per_patient: bool = False) -> list[Claimed]:
+def claim(
+    store: LocalStore,
+    owner: str,
+    *,
+    max_entries: int,
+    max_patients: int,
+    lease_seconds: float,
+    now: float | None = None,
+    one_per_patient: bool = False,
+) -> list[Claimed]:
     """Lease the next batch: whole prefixes of ready patients, up to ``max_entries`` entries.
 
     ``one_per_patient``: only each patient's oldest row. For stores that apply entries one by one
@@ -244,21 +271,34 @@ def _owned(ids: list[int], owner: str):
 
 def _event(s: Session, ids: list[int], kind: str, http_status: int | None, detail: str, now: float) -> None:
     if ids:
-        s.execute(insert(m.outbox_event), [
-            {"outbox_id": i, "at": now, "kind": kind, "http_status": http_status, "detail": detail[:512]} for i in ids
-        ])
+        s.execute(
+            insert(m.outbox_event),
+            [
+                {"outbox_id": i, "at": now, "kind": kind, "http_status": http_status, "detail": detail[:512]}
+                for i in ids
+            ],
+        )
 
 
 def mark_sent(s: Session, rows: list[Claimed], owner: str, status: int, states: list[dict], now: float) -> int:
     """Rows done; ``states`` are ``sync_resource_state`` values for every resource written."""
     ids = [r.id for r in rows]
     _settle(rows)
-    n = s.execute(
-        update(o).where(_owned(ids, owner)).values(
-            status="sent", sent_at=now, lease_owner=None, lease_until=None, last_status=status,
-            last_error=None, needs_check=False, updated_at=now,
-        )
-    ).rowcount
+    n = rowcount(
+        s,
+        update(o)
+        .where(_owned(ids, owner))
+        .values(
+            status="sent",
+            sent_at=now,
+            lease_owner=None,
+            lease_until=None,
+            last_status=status,
+            last_error=None,
+            needs_check=False,
+            updated_at=now,
+        ),
+    )
     if states:
         upsert_states(s, states)
     return n
@@ -269,10 +309,13 @@ def upsert_states(s: Session, states: list[dict]) -> None:
     t = m.sync_resource_state
     states = [st if "store_id" in st else dict(st, store_id=None) for st in states]
     if s.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        stmt: Any = pg_insert(t)
     else:
-        from sqlalchemy.dialects.sqlite import insert as dialect_insert
-    stmt = dialect_insert(t)
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        stmt = sqlite_insert(t)
     stmt = stmt.on_conflict_do_update(
         index_elements=[t.c.resource_type, t.c.resource_id],
         set_={
@@ -287,27 +330,59 @@ def upsert_states(s: Session, states: list[dict]) -> None:
     s.execute(stmt, states)
 
 
-def mark_retry(s: Session, rows: list[Claimed], owner: str, *, delay: float, status: int, error: str,
-               ambiguous: bool, now: float, kind: str = "transient") -> None:
+def mark_retry(
+    s: Session,
+    rows: list[Claimed],
+    owner: str,
+    *,
+    delay: float,
+    status: int,
+    error: str,
+    ambiguous: bool,
+    now: float,
+    kind: str = "transient",
+) -> None:
     """Back off and release; the rows keep their place (later rows of the patient keep waiting)."""
     ids = [r.id for r in rows]
     _settle(rows)
-    values = dict(next_attempt_at=now + delay, lease_owner=None, lease_until=None, last_status=status or None,
-                  last_error=error[:256], updated_at=now)
+    values = dict(
+        next_attempt_at=now + delay,
+        lease_owner=None,
+        lease_until=None,
+        last_status=status or None,
+        last_error=error[:256],
+        updated_at=now,
+    )
     if ambiguous:
         values["needs_check"] = True
     s.execute(update(o).where(_owned(ids, owner)).values(**values))
     _event(s, ids, kind, status or None, error, now)
 
 
-def mark_dead(s: Session, row: Claimed, owner: str, *, status: int, error: str, outcome: dict | None, now: float,
-              kind: str = "dead") -> None:
+def mark_dead(
+    s: Session,
+    row: Claimed,
+    owner: str,
+    *,
+    status: int,
+    error: str,
+    outcome: dict | None,
+    now: float,
+    kind: str = "dead",
+) -> None:
     """Dead-letter (``kind`` dead) or park as a conflict (``kind`` conflict), keeping the store's answer."""
     _settle([row])
     s.execute(
-        update(o).where(_owned([row.id], owner)).values(
-            status=kind, lease_owner=None, lease_until=None, last_status=status or None, last_error=error[:256],
-            outcome=json.dumps(outcome) if outcome is not None else None, updated_at=now,
+        update(o)
+        .where(_owned([row.id], owner))
+        .values(
+            status=kind,
+            lease_owner=None,
+            lease_until=None,
+            last_status=status or None,
+            last_error=error[:256],
+            outcome=json.dumps(outcome) if outcome is not None else None,
+            updated_at=now,
         )
     )
     _event(s, [row.id], kind, status or None, error, now)
@@ -329,15 +404,20 @@ def load_versions(store: LocalStore, row_ids: list[int]) -> dict[tuple[str, str,
     return out
 
 
-_STATES_BY_TYPE = (
-    select(m.sync_resource_state.c.resource_id, m.sync_resource_state.c.store_version,
-           m.sync_resource_state.c.local_version, m.sync_resource_state.c.store_id)
-    .where(m.sync_resource_state.c.resource_type == bindparam("rtype"),
-           m.sync_resource_state.c.resource_id.in_(bindparam("ids", expanding=True)))
+_STATES_BY_TYPE = select(
+    m.sync_resource_state.c.resource_id,
+    m.sync_resource_state.c.store_version,
+    m.sync_resource_state.c.local_version,
+    m.sync_resource_state.c.store_id,
+).where(
+    m.sync_resource_state.c.resource_type == bindparam("rtype"),
+    m.sync_resource_state.c.resource_id.in_(bindparam("ids", expanding=True)),
 )
 
 
-def load_states(store: LocalStore, keys: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[str | None, int, str | None]]:
+def load_states(
+    store: LocalStore, keys: list[tuple[str, str]]
+) -> dict[tuple[str, str], tuple[str | None, int, str | None]]:
     """``(type, id) -> (store_version, local_version, store_id)`` for resources the store already has from us.
 
     Asked per resource type so each lookup is on the primary key (type, id): asking by id alone
@@ -364,13 +444,18 @@ def figures(store: LocalStore, now: float | None = None, *, sent_total: bool = T
     now = time.time() if now is None else now
 
     def count(status: str) -> int:
-        return conn.execute(select(func.count()).select_from(o).where(o.c.status == literal_column(f"'{status}'"))).scalar() or 0
+        return (
+            conn.execute(
+                select(func.count()).select_from(o).where(o.c.status == literal_column(f"'{status}'"))
+            ).scalar()
+            or 0
+        )
 
     with store.reader.connect() as conn:
-        counts = {st: count(st) for st in ("pending", "dead", "conflict", "discarded", *(("sent",) if sent_total else ()))}
-        in_flight = conn.execute(
-            select(func.count()).where(o.c.status == PENDING, o.c.lease_until >= now)
-        ).scalar()
+        counts = {
+            st: count(st) for st in ("pending", "dead", "conflict", "discarded", *(("sent",) if sent_total else ()))
+        }
+        in_flight = conn.execute(select(func.count()).where(o.c.status == PENDING, o.c.lease_until >= now)).scalar()
         oldest = conn.execute(select(func.min(o.c.created_at)).where(o.c.status == PENDING)).scalar()
         last_sent = conn.execute(select(func.max(o.c.sent_at)).where(o.c.status == SENT)).scalar()
         lag = None
@@ -395,7 +480,9 @@ def conflict_retries(store: LocalStore, row_id: int) -> int:
     """How often a row was re-queued after a 409/412 that re-reading did not explain."""
     t = m.outbox_event
     with store.reader.connect() as c:
-        return c.execute(select(func.count()).where(t.c.outbox_id == row_id, t.c.kind == "conflict-retry")).scalar() or 0
+        return (
+            c.execute(select(func.count()).where(t.c.outbox_id == row_id, t.c.kind == "conflict-retry")).scalar() or 0
+        )
 
 
 def release(store: LocalStore, rows: list[Claimed], owner: str, now: float) -> int:
@@ -403,7 +490,9 @@ def release(store: LocalStore, rows: list[Claimed], owner: str, now: float) -> i
     if not rows:
         return 0
     with store.session() as s:
-        return s.execute(
-            update(o).where(_owned([r.id for r in rows], owner)).values(
-                lease_owner=None, lease_until=None, needs_check=True, updated_at=now)
-        ).rowcount
+        return rowcount(
+            s,
+            update(o)
+            .where(_owned([r.id for r in rows], owner))
+            .values(lease_owner=None, lease_until=None, needs_check=True, updated_at=now),
+        )

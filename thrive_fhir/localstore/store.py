@@ -15,11 +15,12 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import resources as importlib_resources
-from typing import Iterator, NamedTuple
+from typing import NamedTuple
 
 from sqlalchemy import create_engine, event, insert, select, update
 from sqlalchemy.engine import Engine
@@ -93,7 +94,7 @@ class ChangeSet:
     informants: tuple[str, ...] = ()
     items: list[tuple[dict, int | None]] = field(default_factory=list)
 
-    def put(self, resource: dict, expected_local_version: int | None = None) -> "ChangeSet":
+    def put(self, resource: dict, expected_local_version: int | None = None) -> ChangeSet:
         if not isinstance(resource, dict) or not resource.get("resourceType") or not resource.get("id"):
             raise ValueError("a resource needs resourceType and id (ids come from thrive_fhir.ids)")
         if resource["resourceType"] == "Provenance":
@@ -115,7 +116,7 @@ def _sqlite_setup(engine: Engine) -> None:
     """
 
     @event.listens_for(engine, "connect")
-    def _connect(dbapi_conn, _record):  # noqa: ANN001 - DBAPI objects
+    def _connect(dbapi_conn, _record):  # DBAPI objects
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA journal_mode=WAL")
@@ -124,7 +125,7 @@ def _sqlite_setup(engine: Engine) -> None:
         cur.close()
 
     @event.listens_for(engine, "begin")
-    def _begin(conn):  # noqa: ANN001
+    def _begin(conn):
         readonly = bool(conn.get_execution_options().get(_READONLY))
         info = conn.connection.info
         if readonly != info.get(_READONLY, False):
@@ -157,7 +158,7 @@ def _business_source(resource: dict, version: int) -> SourceRecord | None:
     for ident in resource.get("identifier") or []:
         system = ident.get("system") if isinstance(ident, dict) else None
         if isinstance(system, str) and system.startswith(prefix) and len(system) > len(prefix):
-            return SourceRecord(kind=system[len(prefix):], local_id=ident.get("value"), version=version)
+            return SourceRecord(kind=system[len(prefix) :], local_id=ident.get("value"), version=version)
     return None
 
 
@@ -183,9 +184,7 @@ class LocalStore:
         from alembic.config import Config
 
         cfg = Config()
-        cfg.set_main_option(
-            "script_location", str(importlib_resources.files("thrive_fhir.localstore") / "migrations")
-        )
+        cfg.set_main_option("script_location", str(importlib_resources.files("thrive_fhir.localstore") / "migrations"))
         with self.engine.begin() as conn:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
@@ -248,7 +247,12 @@ class LocalStore:
             body = json.dumps(resource, separators=(",", ":"), ensure_ascii=False)
             s.execute(
                 insert(m.local_resource_version).values(
-                    resource_type=rtype, resource_id=rid, version=version, resource=body, saved_at=now, outbox_id=outbox_id
+                    resource_type=rtype,
+                    resource_id=rid,
+                    version=version,
+                    resource=body,
+                    saved_at=now,
+                    outbox_id=outbox_id,
                 )
             )
             if version == 1:
@@ -277,7 +281,7 @@ class LocalStore:
         A :class:`~thrive_fhir.builders.BuildError` (a ``ValueError`` naming the field, e.g. an author
         that is not a Practitioner(Role)) propagates: nothing of the save is written.
         """
-        recorded = datetime.fromtimestamp(now, tz=timezone.utc)
+        recorded = datetime.fromtimestamp(now, tz=UTC)
         sources = tuple(src for r, v in plans if (src := _business_source(r, v)) is not None)
         return build_provenance(
             ProvenanceInput(
@@ -300,7 +304,11 @@ class LocalStore:
             from sqlalchemy.dialects.postgresql import insert as pg_insert
 
             s.execute(pg_insert(m.patient_lock).values(patient_key=patient_key).on_conflict_do_nothing())
-            s.execute(select(m.patient_lock.c.patient_key).where(m.patient_lock.c.patient_key == patient_key).with_for_update())
+            s.execute(
+                select(m.patient_lock.c.patient_key)
+                .where(m.patient_lock.c.patient_key == patient_key)
+                .with_for_update()
+            )
         else:
             # SQLite transactions already hold the database write lock from BEGIN IMMEDIATE.
             from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -340,16 +348,21 @@ class LocalStore:
                 .order_by(t.c.version)
             ).all()
         return [
-            {"version": r.version, "saved_at": r.saved_at, "author_ref": r.author_ref,
-             "organization_ref": r.organization_ref, "resource": json.loads(r.resource)}
+            {
+                "version": r.version,
+                "saved_at": r.saved_at,
+                "author_ref": r.author_ref,
+                "organization_ref": r.organization_ref,
+                "resource": json.loads(r.resource),
+            }
             for r in rows
         ]
 
-    def for_patient(self, patient_key: str, type: str | None = None) -> list[dict]:  # noqa: A002 - agreed name
+    def for_patient(self, patient_key: str, type: str | None = None) -> list[dict]:  # noqa: A002  the agreed parameter name
         """Current versions of every resource saved for one patient (optionally one type)."""
         return [c.resource for c in self.for_patient_versioned(patient_key, type)]
 
-    def for_patient_versioned(self, patient_key: str, type: str | None = None) -> list[CurrentResource]:  # noqa: A002
+    def for_patient_versioned(self, patient_key: str, type: str | None = None) -> list[CurrentResource]:  # noqa: A002  as for_patient
         """Like :meth:`for_patient`, each resource with its local version number, read in one query.
 
         One query matters: reading versions separately could pair one version's content with another's

@@ -19,8 +19,9 @@ PARTICIPATION_TYPE = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType
 OBJECT_ROLE = "http://terminology.hl7.org/CodeSystem/object-role"
 
 
-def require(grant: Grant | None, rtype: str, interaction: str, patient_key: str | None,
-            resource: dict | None = None) -> None:
+def require(
+    grant: Grant | None, rtype: str, interaction: str, patient_key: str | None, resource: dict | None = None
+) -> None:
     """Raise 403 unless ``grant`` allows the interaction (no grant = access control off)."""
     if grant is None:
         return
@@ -41,8 +42,11 @@ def search_restriction(grant: Grant | None, rtype: str, interaction: str = "sear
     if grant is None:
         return None
     letter = letter_for(interaction)
-    wide = [s for s in grant.scopes if s.context != "patient" and letter in s.permissions and s.covers_type(rtype)
-            and not s.query]
+    wide = [
+        s
+        for s in grant.scopes
+        if s.context != "patient" and letter in s.permissions and s.covers_type(rtype) and not s.query
+    ]
     if wide and not grant.expired():
         return None
     if grant.patient is not None and permits(grant, rtype, interaction, grant.patient):
@@ -68,11 +72,16 @@ def check_patient_params(restrict: str | None, params: list[tuple[str, str]]) ->
                 raise FhirError(403, "The access token's patient context does not cover this search", "forbidden")
 
 
-def audit_event(grant: Grant | None, subtype: str, entities: list[tuple[str, str, str | None]], now_instant: str,
-                query: str | None = None) -> dict:
+def audit_event(
+    grant: Grant | None,
+    subtype: str,
+    entities: list[tuple[str, str, str | None]],
+    now_instant: str,
+    query: str | None = None,
+) -> dict:
     """An AuditEvent recording one read or search (docs/design/fhir-model.md section 4). Holds references only."""
     if grant is not None and (grant.user or grant.organization):
-        who = {"reference": grant.user or grant.organization}
+        who: dict = {"reference": grant.user or grant.organization}
     elif grant is not None:
         who = {"identifier": {"system": "urn:ietf:params:oauth:client-id", "value": grant.client_id}}
     else:
@@ -86,14 +95,22 @@ def audit_event(grant: Grant | None, subtype: str, entities: list[tuple[str, str
     if grant is not None and grant.user and grant.organization:
         agents.append({"who": {"reference": grant.organization}, "requestor": False})
     patients = sorted({p for _t, _i, p in entities if p})
-    entity = [{"what": {"reference": f"{t}/{i}"}} for t, i, _p in entities]
+    entity: list[dict] = [{"what": {"reference": f"{t}/{i}"}} for t, i, _p in entities]
     for p in patients:
         if f"Patient/{p}" not in {e["what"]["reference"] for e in entity}:
-            entity.append({"what": {"reference": f"Patient/{p}"},
-                           "role": {"system": OBJECT_ROLE, "code": "1", "display": "Patient"}})
+            entity.append(
+                {
+                    "what": {"reference": f"Patient/{p}"},
+                    "role": {"system": OBJECT_ROLE, "code": "1", "display": "Patient"},
+                }
+            )
     if query:
-        entity.append({"type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2"},
-                       "query": _b64(query)})
+        entity.append(
+            {
+                "type": {"system": "http://terminology.hl7.org/CodeSystem/audit-entity-type", "code": "2"},
+                "query": _b64(query),
+            }
+        )
     event = {
         "resourceType": "AuditEvent",
         "id": str(uuid.uuid4()),

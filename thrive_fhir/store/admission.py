@@ -54,8 +54,12 @@ class WriteAdmission:
             return
         with self._lock:
             if self._inside >= self.limit:
-                raise FhirError(503, f"The store is busy with {self._inside} writes; retry shortly", "transient",
-                                headers={"Retry-After": "1"})
+                raise FhirError(
+                    503,
+                    f"The store is busy with {self._inside} writes; retry shortly",
+                    "transient",
+                    headers={"Retry-After": "1"},
+                )
             self._inside += 1
         try:
             yield

@@ -58,8 +58,9 @@ class Exporter:
             if name == "_type":
                 types = [t.strip() for t in value.split(",") if t.strip()]
                 if not types:  # '_type=,,,' used to export every type
-                    raise FhirError(400, "_type names no resource type; give a comma-separated list of types",
-                                    "invalid")
+                    raise FhirError(
+                        400, "_type names no resource type; give a comma-separated list of types", "invalid"
+                    )
                 for t in types:
                     if t not in self.types:
                         raise FhirError(400, f"_type names an unknown resource type '{t}'", "not-supported")
@@ -72,8 +73,12 @@ class Exporter:
                 if value not in NDJSON_FORMATS:
                     raise FhirError(400, "Only NDJSON output is supported", "not-supported")
             elif name in NARROWING_PARAMS:
-                raise FhirError(400, f"$export parameter '{name}' is not supported; it narrows the export, so it is "
-                                     "not ignored (that would export resources it excludes)", "not-supported")
+                raise FhirError(
+                    400,
+                    f"$export parameter '{name}' is not supported; it narrows the export, so it is "
+                    "not ignored (that would export resources it excludes)",
+                    "not-supported",
+                )
             elif ctx.strict or "handling=lenient" not in prefer:
                 # Bulk Data: a server that does not support a parameter returns an error unless the
                 # client asked for lenient handling.
@@ -81,23 +86,35 @@ class Exporter:
         if ctx.grant is not None:
             allowed = [t for t in (types or sorted(self.types)) if _may_export(ctx, t)]
             if types and len(allowed) != len(types):
-                raise FhirError(403, "The access token's scopes do not allow exporting every requested type",
-                                "forbidden")
+                raise FhirError(
+                    403, "The access token's scopes do not allow exporting every requested type", "forbidden"
+                )
             if not allowed:
                 raise FhirError(403, "The access token's scopes do not allow bulk export", "forbidden")
             types = allowed
         job_id = uuid.uuid4().hex
         now = utcnow()
-        request = {"url": request_url, "level": level, "types": types,
-                   "since": since.isoformat() if since else None}
+        request = {"url": request_url, "level": level, "types": types, "since": since.isoformat() if since else None}
         with self.writer.begin() as conn:
-            conn.execute(export_jobs.insert().values(
-                id=job_id, status="in-progress", created=now, transaction_time=now, request=json.dumps(request),
-                client_id=ctx.grant.client_id if ctx.grant else None, progress="queued"))
+            conn.execute(
+                export_jobs.insert().values(
+                    id=job_id,
+                    status="in-progress",
+                    created=now,
+                    transaction_time=now,
+                    request=json.dumps(request),
+                    client_id=ctx.grant.client_id if ctx.grant else None,
+                    progress="queued",
+                )
+            )
         cancel = threading.Event()
         self._cancel[job_id] = cancel
-        thread = threading.Thread(target=self._run, args=(job_id, ctx.base, request, now, since, cancel),
-                                  name=f"export-{job_id[:8]}", daemon=True)
+        thread = threading.Thread(
+            target=self._run,
+            args=(job_id, ctx.base, request, now, since, cancel),
+            name=f"export-{job_id[:8]}",
+            daemon=True,
+        )
         self._threads[job_id] = thread
         thread.start()
         return Result(202, None, {"Content-Location": f"{ctx.base}/_export/{job_id}"})
@@ -117,16 +134,27 @@ class Exporter:
                     output.append({"type": rtype, "url": f"{base}/_export/{job_id}/{rtype}.ndjson", "count": count})
             if cancel.is_set():
                 return
-            manifest = {"transactionTime": to_instant(transaction_time), "request": request["url"],
-                        "requiresAccessToken": self.tokens_required, "output": output, "error": []}
+            manifest = {
+                "transactionTime": to_instant(transaction_time),
+                "request": request["url"],
+                "requiresAccessToken": self.tokens_required,
+                "output": output,
+                "error": [],
+            }
             with self.writer.begin() as conn:
-                conn.execute(update(export_jobs).where(export_jobs.c.id == job_id, export_jobs.c.status == "in-progress")
-                             .values(status="complete", manifest=json.dumps(manifest), progress="complete"))
-        except Exception as exc:  # noqa: BLE001 - a failed job is reported to the client, not raised
+                conn.execute(
+                    update(export_jobs)
+                    .where(export_jobs.c.id == job_id, export_jobs.c.status == "in-progress")
+                    .values(status="complete", manifest=json.dumps(manifest), progress="complete")
+                )
+        except Exception as exc:  # a failed job is reported to the client, not raised
             log.error("export job %s failed: %s", job_id, describe(exc))
             with self.writer.begin() as conn:
-                conn.execute(update(export_jobs).where(export_jobs.c.id == job_id)
-                             .values(status="error", error=f"export failed ({type(exc).__name__})"))
+                conn.execute(
+                    update(export_jobs)
+                    .where(export_jobs.c.id == job_id)
+                    .values(status="error", error=f"export failed ({type(exc).__name__})")
+                )
         finally:
             self._threads.pop(job_id, None)
 
@@ -144,18 +172,26 @@ class Exporter:
           out when that version is a deletion.
         """
         tt = transaction_time
-        current = select(rv.c.content).where(rv.c.res_type == rtype, rv.c.is_current, rv.c.deleted == false(),
-                                             rv.c.last_updated <= tt)
+        current = select(rv.c.content).where(
+            rv.c.res_type == rtype, rv.c.is_current, rv.c.deleted == false(), rv.c.last_updated <= tt
+        )
         old, newer = rv.alias("old"), rv.alias("newer")
         moved = select(rv.c.res_id).where(rv.c.res_type == rtype, rv.c.is_current, rv.c.last_updated > tt)
         # ``coalesce(x, x)``: the same value, but no index on it. Without it SQLite (no statistics)
         # drove this part from every version at or before ``tt`` (ix_type_updated) and probed each:
         # 2.2x the export time. Now it starts from the few resources changed since.
         changed = select(old.c.content).where(
-            old.c.res_type == rtype, old.c.res_id.in_(moved), old.c.deleted == false(),
+            old.c.res_type == rtype,
+            old.c.res_id.in_(moved),
+            old.c.deleted == false(),
             func.coalesce(old.c.last_updated, old.c.last_updated) <= tt,
-            ~exists().where(newer.c.res_type == old.c.res_type, newer.c.res_id == old.c.res_id,
-                            newer.c.version_id > old.c.version_id, newer.c.last_updated <= tt))
+            ~exists().where(
+                newer.c.res_type == old.c.res_type,
+                newer.c.res_id == old.c.res_id,
+                newer.c.version_id > old.c.version_id,
+                newer.c.last_updated <= tt,
+            ),
+        )
         if since is not None:
             current = current.where(rv.c.last_updated > since)
             changed = changed.where(old.c.last_updated > since)

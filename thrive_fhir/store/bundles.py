@@ -26,9 +26,22 @@ from .writes import WriteOp, apply, dumps, prepare
 log = logging.getLogger("thrive_fhir.store")
 
 ORDER = {"DELETE": 0, "POST": 1, "PUT": 2, "GET": 3, "HEAD": 3}
-REASONS = {200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
-           404: "Not Found", 405: "Method Not Allowed", 409: "Conflict", 410: "Gone", 412: "Precondition Failed",
-           422: "Unprocessable Entity", 500: "Internal Server Error", 503: "Service Unavailable"}
+REASONS = {
+    200: "OK",
+    201: "Created",
+    204: "No Content",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    410: "Gone",
+    412: "Precondition Failed",
+    422: "Unprocessable Entity",
+    500: "Internal Server Error",
+    503: "Service Unavailable",
+}
 
 
 @dataclass
@@ -84,10 +97,9 @@ def _parse_entry(store: Store, ctx: Ctx, index: int, raw) -> Entry:
             raise FhirError(400, "request.ifNoneExist must be a string", "structure")
         if_match = req.get("ifMatch")
         if if_match is not None and not isinstance(if_match, str):
-            raise FhirError(400, "request.ifMatch must be a string such as W/\"3\"", "structure")
+            raise FhirError(400, 'request.ifMatch must be a string such as W/"3"', "structure")
         tail = segs[2:] if rid is not None else [s for s in segs if s == "_history"]
-        return Entry(index, method, rtype, rid, tail, query, resource, full_url,
-                     parse_etag(if_match), if_none_exist)
+        return Entry(index, method, rtype, rid, tail, query, resource, full_url, parse_etag(if_match), if_none_exist)
     except FhirError as exc:
         raise exc.with_prefix(where) from None
 
@@ -99,11 +111,12 @@ def _entry_path(ctx: Ctx, url: str) -> tuple[list[str], str]:
     applied here under the path it happens to have."""
     base = ctx.base.rstrip("/")
     if url.startswith(base + "/") or url == base:
-        url = url[len(base) + 1:]
+        url = url[len(base) + 1 :]
     parts = urlsplit(url)
     if parts.scheme or parts.netloc:
-        raise FhirError(400, "request.url names another server; give a URL relative to this one (Type/id)",
-                        "not-supported")
+        raise FhirError(
+            400, "request.url names another server; give a URL relative to this one (Type/id)", "not-supported"
+        )
     if parts.fragment:
         raise FhirError(400, "request.url must not carry a fragment", "invalid")
     return [unquote(s) for s in parts.path.split("/") if s], parts.query
@@ -125,8 +138,11 @@ def _entry_route(store: Store, method: str, segs: list[str], query: str) -> tupl
     store.check_type(rtype)
     if n == 1:
         if method in ("PUT", "DELETE") and not query:
-            raise FhirError(405 if method == "DELETE" else 400, f"{method} entries need Type/id or Type?criteria",
-                            "not-supported" if method == "DELETE" else "invalid")
+            raise FhirError(
+                405 if method == "DELETE" else 400,
+                f"{method} entries need Type/id or Type?criteria",
+                "not-supported" if method == "DELETE" else "invalid",
+            )
         if method == "POST" and any(k not in ("_format", "_pretty") for k, _ in parse_qsl(query)):
             # criteria here would silently be ignored (and the create duplicate what they match)
             raise FhirError(400, "POST entries take the type only (Type); use ifNoneExist for criteria", "invalid")
@@ -208,8 +224,9 @@ def transaction(store: Store, ctx: Ctx, raw_entries: list) -> Result:
     # taking the write lock (see writes.prepare). Otherwise all of it happens inside the transaction.
     plan = None if _needs_database(entries) else _resolve(store, ctx, None, entries)
 
-    answers = store.run_write(lambda conn: _run_transaction(store, ctx, conn, entries, plan),
-                              conflict_status=412 if pinned else None)
+    answers = store.run_write(
+        lambda conn: _run_transaction(store, ctx, conn, entries, plan), conflict_status=412 if pinned else None
+    )
     return Result(200, _response_bundle("transaction-response", answers))
 
 
@@ -229,16 +246,24 @@ def _refuse_duplicates(entries: list[Entry]) -> None:
     for e in entries:
         if e.full_url:
             if e.full_url in full_urls:
-                raise FhirError(400, f"Bundle.entry[{e.index}]: fullUrl is the same as entry[{full_urls[e.full_url]}]'s "
-                                     "(bdl-7: fullUrl must be unique in a Bundle)", "invalid")
+                raise FhirError(
+                    400,
+                    f"Bundle.entry[{e.index}]: fullUrl is the same as entry[{full_urls[e.full_url]}]'s "
+                    "(bdl-7: fullUrl must be unique in a Bundle)",
+                    "invalid",
+                )
             full_urls[e.full_url] = e.index
         query = e.if_none_exist if e.method == "POST" else (e.query if e.rid is None and e.method != "GET" else None)
         if query:
             query = query.split("?", 1)[1] if "?" in query else query
             key = (e.rtype, tuple(sorted(parse_qsl(query, keep_blank_values=True))))
             if key in criteria:
-                raise FhirError(400, f"Bundle.entry[{e.index}]: the same conditional criteria as entry[{criteria[key]}]; "
-                                     "one transaction cannot apply two conditional writes to one resource", "invalid")
+                raise FhirError(
+                    400,
+                    f"Bundle.entry[{e.index}]: the same conditional criteria as entry[{criteria[key]}]; "
+                    "one transaction cannot apply two conditional writes to one resource",
+                    "invalid",
+                )
             criteria[key] = e.index
 
 
@@ -325,8 +350,11 @@ def _resolve(store: Store, ctx: Ctx, conn: Connection | None, entries: list[Entr
             store.check_type(rtype)
             found = store.conditional_matches(conn, ctx, rtype, criteria)
             if len(found) != 1:
-                raise FhirError(412 if found else 404, f"Conditional reference {rtype}?... matched {len(found)} resources",
-                                "not-found" if not found else "multiple-matches")
+                raise FhirError(
+                    412 if found else 404,
+                    f"Conditional reference {rtype}?... matched {len(found)} resources",
+                    "not-found" if not found else "multiple-matches",
+                )
             cond_map[ref] = f"{rtype}/{found[0].res_id}"
         for index in with_cond:
             ops[index].resource = _rewrite(ops[index].resource, cond_map, [])
@@ -337,8 +365,11 @@ def _resolve(store: Store, ctx: Ctx, conn: Connection | None, entries: list[Entr
             continue
         where = f"Bundle.entry[{index}]"
         if unresolved_by[index]:
-            raise FhirError(400, f"{where}: reference {unresolved_by[index][0]!r} does not match any fullUrl in the "
-                                 "Bundle", "not-found")
+            raise FhirError(
+                400,
+                f"{where}: reference {unresolved_by[index][0]!r} does not match any fullUrl in the Bundle",
+                "not-found",
+            )
         try:
             issues_by_entry[index] = store.validate({**op.resource, "resourceType": op.rtype, "id": op.rid})
         except FhirError as exc:
@@ -347,8 +378,9 @@ def _resolve(store: Store, ctx: Ctx, conn: Connection | None, entries: list[Entr
     return _Plan(ops, answers, issues_by_entry)
 
 
-def _run_transaction(store: Store, ctx: Ctx, conn: Connection, entries: list[Entry],
-                     plan: _Plan | None = None) -> list[dict]:
+def _run_transaction(
+    store: Store, ctx: Ctx, conn: Connection, entries: list[Entry], plan: _Plan | None = None
+) -> list[dict]:
     """Write ``entries`` (resolved now, or before as ``plan``) and read the GET entries; the answers
     in entry order. May run more than once (run_write retries lost races): ``plan`` is not modified."""
     now = utcnow()
@@ -366,8 +398,14 @@ def _run_transaction(store: Store, ctx: Ctx, conn: Connection, entries: list[Ent
         if op.method == "DELETE":
             answers[index] = {"response": {"status": "204 No Content"}}
         else:
-            answers[index] = _answer(op.status, op.rtype, op.rid, op.version, op.last_updated,
-                                     op.content if ctx.prefer_return == "representation" else None)
+            answers[index] = _answer(
+                op.status,
+                op.rtype,
+                op.rid,
+                op.version,
+                op.last_updated,
+                op.content if ctx.prefer_return == "representation" else None,
+            )
             if ctx.prefer_return == "OperationOutcome":
                 issues = validation_hook.issue_dicts(issues_by_entry.get(index))
                 if issues:
@@ -389,9 +427,14 @@ def _map(idmap: dict[str, str], ctx: Ctx, e: Entry, rid: str) -> None:
 
 
 def _answer(status: int, rtype: str, rid: str, version: int, last_updated, content: str | None = None) -> dict:
-    out = {"response": {"status": f"{status} {REASONS.get(status, '')}".strip(),
-                        "location": f"{rtype}/{rid}/_history/{version}", "etag": f'W/"{version}"',
-                        "lastModified": to_instant(last_updated)}}
+    out = {
+        "response": {
+            "status": f"{status} {REASONS.get(status, '')}".strip(),
+            "location": f"{rtype}/{rid}/_history/{version}",
+            "etag": f'W/"{version}"',
+            "lastModified": to_instant(last_updated),
+        }
+    }
     if content is not None:
         out["resource"] = content  # JSON text, spliced in by _response_bundle
     return out
@@ -401,8 +444,11 @@ def _get_entry(store: Store, ctx: Ctx, e: Entry, conn: Connection | None) -> dic
     params = parse_qsl(e.query, keep_blank_values=True)
     if e.tail[:1] == ["_history"]:
         vid = e.tail[1] if len(e.tail) == 2 else None
-        result = (store.vread(ctx, e.rtype, e.rid, vid, conn=conn) if vid is not None
-                  else store.history(ctx, e.rtype, e.rid, params, conn=conn))
+        result = (
+            store.vread(ctx, e.rtype, e.rid, vid, conn=conn)
+            if vid is not None
+            else store.history(ctx, e.rtype, e.rid, params, conn=conn)
+        )
     elif e.rid is None:
         result = store.search(ctx, e.rtype, params, conn=conn)
     else:
@@ -425,16 +471,22 @@ def batch(store: Store, ctx: Ctx, raw_entries: list) -> Result:
                 continue
             if e.full_url:
                 e.full_url = None  # batch entries cannot refer to each other
-            answer = store.run_write(lambda conn, e=e: _run_transaction(store, ctx, conn, [e]),
-                                     conflict_status=412 if e.if_match is not None else None)
+            answer = store.run_write(
+                lambda conn, e=e: _run_transaction(store, ctx, conn, [e]),
+                conflict_status=412 if e.if_match is not None else None,
+            )
             answers.extend(answer)
         except FhirError as exc:
             answers.append(_error_answer(exc))
-        except Exception as exc:  # noqa: BLE001 - one entry's bug must not take the others' answers away
+        except Exception as exc:  # one entry's bug must not take the others' answers away
             # Earlier entries have committed: a bare 500 for the whole batch would have the client
             # retry them (duplicate creates). This entry alone is answered 500.
-            log.error("batch entry %d: unhandled %s:\n%s", index, describe(exc),
-                      "".join(traceback.format_tb(exc.__traceback__)))
+            log.error(
+                "batch entry %d: unhandled %s:\n%s",
+                index,
+                describe(exc),
+                "".join(traceback.format_tb(exc.__traceback__)),
+            )
             answers.append(_error_answer(FhirError(500, f"Bundle.entry[{index}]: internal server error", "exception")))
     return Result(200, _response_bundle("batch-response", answers))
 
@@ -456,4 +508,3 @@ def _response_bundle(kind: str, answers: list[dict]) -> str:
             text = '{"resource":' + res_text + "," + text[1:]
         parts.append(text)
     return head[:-1] + ',"entry":[' + ",".join(parts) + "]}"
-

@@ -8,22 +8,30 @@ from __future__ import annotations
 
 from .search_params import INCLUDES, PARAMS, params_for
 
-TYPE_INTERACTIONS = ("read", "vread", "update", "delete", "history-instance", "history-type", "create",
-                     "search-type")
+TYPE_INTERACTIONS = ("read", "vread", "update", "delete", "history-instance", "history-type", "create", "search-type")
 SYSTEM_INTERACTIONS = ("transaction", "batch", "history-system")
 EXPORT_SYSTEM = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"
 EXPORT_PATIENT = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export"
 SMART_OAUTH = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
 
 
-def capability_statement(base: str, resource_types: frozenset[str], *, software_version: str,
-                         smart_configuration: dict | None, access_control: bool) -> dict:
+def capability_statement(
+    base: str,
+    resource_types: frozenset[str],
+    *,
+    software_version: str,
+    smart_configuration: dict | None,
+    access_control: bool,
+) -> dict:
     resources = []
     for rtype in sorted(resource_types):
-        params = [{"name": "_id", "type": "token", "documentation": "Resource.id"},
-                  {"name": "_lastUpdated", "type": "date", "documentation": "Resource.meta.lastUpdated"}]
-        params += [{"name": p.name, "type": p.type, "documentation": p.documentation}
-                   for p in params_for(rtype).values()]
+        params = [
+            {"name": "_id", "type": "token", "documentation": "Resource.id"},
+            {"name": "_lastUpdated", "type": "date", "documentation": "Resource.meta.lastUpdated"},
+        ]
+        params += [
+            {"name": p.name, "type": p.type, "documentation": p.documentation} for p in params_for(rtype).values()
+        ]
         entry = {
             "type": rtype,
             "interaction": [{"code": c} for c in TYPE_INTERACTIONS],
@@ -46,22 +54,36 @@ def capability_statement(base: str, resource_types: frozenset[str], *, software_
         if rtype == "Patient":
             entry["operation"] = [{"name": "export", "definition": EXPORT_PATIENT}]
         resources.append(entry)
-    rest = {
+    rest: dict = {
         "mode": "server",
         "resource": resources,
         "interaction": [{"code": c} for c in SYSTEM_INTERACTIONS],
-        "searchParam": [{"name": "_count", "type": "number"}, {"name": "_sort", "type": "string",
-                         "documentation": "_id, -_id, _lastUpdated, -_lastUpdated"}],
+        "searchParam": [
+            {"name": "_count", "type": "number"},
+            {"name": "_sort", "type": "string", "documentation": "_id, -_id, _lastUpdated, -_lastUpdated"},
+        ],
         "operation": [{"name": "export", "definition": EXPORT_SYSTEM}],
     }
     if access_control:
-        security = {"service": [{"coding": [{"system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
-                                             "code": "SMART-on-FHIR"}]}],
-                    "description": "Bearer tokens required; SMART v2 (and v1) resource scopes enforced."}
+        security = {
+            "service": [
+                {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                            "code": "SMART-on-FHIR",
+                        }
+                    ]
+                }
+            ],
+            "description": "Bearer tokens required; SMART v2 (and v1) resource scopes enforced.",
+        }
         if smart_configuration:
-            ext = [{"url": name, "valueUri": smart_configuration[key]}
-                   for name, key in (("authorize", "authorization_endpoint"), ("token", "token_endpoint"))
-                   if smart_configuration.get(key)]
+            ext = [
+                {"url": name, "valueUri": smart_configuration[key]}
+                for name, key in (("authorize", "authorization_endpoint"), ("token", "token_endpoint"))
+                if smart_configuration.get(key)
+            ]
             if ext:
                 security["extension"] = [{"url": SMART_OAUTH, "extension": ext}]
         rest["security"] = security

@@ -31,7 +31,7 @@ def operation_outcome(issues: list[dict]) -> dict:
 
 
 def issue(severity: str, code: str, diagnostics: str, expression: list[str] | None = None) -> dict:
-    out = {"severity": severity, "code": code, "diagnostics": diagnostics}
+    out: dict = {"severity": severity, "code": code, "diagnostics": diagnostics}
     if expression:
         out["expression"] = expression
     return out
@@ -64,14 +64,17 @@ class FhirError(Exception):
             return self._outcome
         return operation_outcome([issue("error" if self.status < 500 else "fatal", self.code, self.message)])
 
-    def with_prefix(self, prefix: str) -> "FhirError":
+    def with_prefix(self, prefix: str) -> FhirError:
         """The same error, its message prefixed (e.g. with the failing Bundle entry)."""
         outcome = self._outcome
         if outcome is not None:
-            outcome = {**outcome, "issue": [
-                {**i, "diagnostics": f"{prefix}: {i['diagnostics']}" if i.get("diagnostics") else prefix}
-                for i in outcome.get("issue", [])
-            ]}
+            outcome = {
+                **outcome,
+                "issue": [
+                    {**i, "diagnostics": f"{prefix}: {i['diagnostics']}" if i.get("diagnostics") else prefix}
+                    for i in outcome.get("issue", [])
+                ],
+            }
         return FhirError(self.status, f"{prefix}: {self.message}", self.code, outcome=outcome, headers=self.headers)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 MIN = datetime(1, 1, 1)
 MAX = datetime(9999, 12, 31, 23, 59, 59, 999999)
@@ -76,7 +76,7 @@ def date_range(text: str) -> tuple[datetime, datetime] | None:
 
 def utcnow() -> datetime:
     """Now, naive UTC, at microsecond precision (what the database columns hold)."""
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 @functools.lru_cache(maxsize=256)  # every entry of a transaction carries the same instant
@@ -87,4 +87,4 @@ def to_instant(dt: datetime) -> str:
 
 
 def http_date(dt: datetime) -> str:
-    return dt.replace(tzinfo=timezone.utc).strftime("%a, %d %b %Y %H:%M:%S GMT")
+    return dt.replace(tzinfo=UTC).strftime("%a, %d %b %Y %H:%M:%S GMT")

@@ -36,6 +36,7 @@ class JsonDecimal(Decimal):
     """A JSON decimal: its value, and its text exactly as the client wrote it."""
 
     __slots__ = ("literal",)
+    literal: str
 
     def __new__(cls, literal: str):
         self = super().__new__(cls, literal)
@@ -53,7 +54,7 @@ class _Refused(Exception):
 _TOO_LARGE = "A number in the body is too large for JSON to carry (beyond a double's range, about 1.8e308)"
 _MAX_FLOAT_DIGITS = len(str(int(1.7976931348623157e308)))  # 309
 #: An integer this long may be past a double's range (a hook on every integer would slow every parse).
-_LONG_DIGITS = re.compile(r"\d{%d}" % _MAX_FLOAT_DIGITS)
+_LONG_DIGITS = re.compile(rf"\d{{{_MAX_FLOAT_DIGITS}}}")
 
 
 def _decimal(text: str) -> JsonDecimal:
@@ -98,8 +99,11 @@ def loads(text: str):
             raise FhirError(400, _TOO_LARGE, "value") from None
         where = f" (line {exc.lineno}, column {exc.colno})" if isinstance(exc, json.JSONDecodeError) else ""
         raise FhirError(400, f"The request body is not valid JSON{where}", "structure") from None
-    if (type(value) in (dict, list) and text.count("{") + text.count("[") > MAX_JSON_DEPTH
-            and _depth_exceeds(value, MAX_JSON_DEPTH)):
+    if (
+        type(value) in (dict, list)
+        and text.count("{") + text.count("[") > MAX_JSON_DEPTH
+        and _depth_exceeds(value, MAX_JSON_DEPTH)
+    ):
         raise FhirError(400, _too_deep(), "too-costly")
     if _SUSPECT_ESCAPE.search(text) or _LONG_DIGITS.search(text):
         _check_values(value)
@@ -107,8 +111,10 @@ def loads(text: str):
 
 
 def _too_deep() -> str:
-    return (f"The JSON is nested more than {MAX_JSON_DEPTH} levels deep (objects and arrays); this server "
-            "accepts at most that")
+    return (
+        f"The JSON is nested more than {MAX_JSON_DEPTH} levels deep (objects and arrays); this server "
+        "accepts at most that"
+    )
 
 
 def _depth_exceeds(value, limit: int) -> bool:
@@ -143,8 +149,12 @@ def _check_values(value) -> None:
             if problem:
                 raise FhirError(400, f"The string at '{path or '$'}' {problem}", "value")
         elif kind is int and _beyond_double(node):
-            raise FhirError(400, f"The number at '{path or '$'}' is too large for JSON to carry (beyond a "
-                                 "double's range, about 1.8e308)", "value")
+            raise FhirError(
+                400,
+                f"The number at '{path or '$'}' is too large for JSON to carry (beyond a "
+                "double's range, about 1.8e308)",
+                "value",
+            )
 
 
 def _beyond_double(number: int) -> bool:

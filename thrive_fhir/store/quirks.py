@@ -39,7 +39,7 @@ from ..smart_scopes import Grant
 
 ALL = ("batch-transactions", "server-ids", "empty-errors", "first-scope")
 MEDPLUM_MAX_UPDATES = 50
-TOKEN_PATH = "/auth/token"
+TOKEN_PATH = "/auth/token"  # noqa: S105  a URL path, not a secret
 
 
 class QuirksError(ValueError):
@@ -55,26 +55,32 @@ class Quirks:
     max_updates: int | None = None
 
     @classmethod
-    def parse(cls, spec: str) -> "Quirks":
-        names: dict[str, object] = {}
+    def parse(cls, spec: str) -> Quirks:
+        names: dict[str, bool] = {}
+        max_updates: int | None = None
         for raw in (spec or "").split(","):
             name = raw.strip().lower()
             if not name:
                 continue
             if name == "medplum":
-                names.update({n: True for n in ALL}, **{"max-updates": MEDPLUM_MAX_UPDATES})
+                names.update({n: True for n in ALL})
+                max_updates = MEDPLUM_MAX_UPDATES
             elif name.startswith("max-updates="):
                 value = name.split("=", 1)[1]
                 if not value.isdigit() or int(value) < 1:
                     raise QuirksError("max-updates needs a positive number, e.g. max-updates=50")
-                names["max-updates"] = int(value)
+                max_updates = int(value)
             elif name in ALL:
                 names[name] = True
             else:
                 raise QuirksError(f"unknown quirk {name!r} (known: medplum, {', '.join(ALL)}, max-updates=N)")
-        return cls(batch_transactions=bool(names.get("batch-transactions")), server_ids=bool(names.get("server-ids")),
-                   empty_errors=bool(names.get("empty-errors")), first_scope=bool(names.get("first-scope")),
-                   max_updates=names.get("max-updates"))  # type: ignore[arg-type]
+        return cls(
+            batch_transactions=bool(names.get("batch-transactions")),
+            server_ids=bool(names.get("server-ids")),
+            empty_errors=bool(names.get("empty-errors")),
+            first_scope=bool(names.get("first-scope")),
+            max_updates=max_updates,
+        )
 
     def describe(self) -> str:
         flags = (self.batch_transactions, self.server_ids, self.empty_errors, self.first_scope)
@@ -107,8 +113,9 @@ class TokenBook:
 
     def issue(self, client_id: str, scope: str) -> str:
         token = secrets.token_urlsafe(24)
-        grant = Grant.from_scope_string(client_id or "quirks-client", first_wildcard_only(scope),
-                                        expires=time.time() + self.lifetime)
+        grant = Grant.from_scope_string(
+            client_id or "quirks-client", first_wildcard_only(scope), expires=time.time() + self.lifetime
+        )
         with self._lock:
             self._tokens[token] = grant
         return token
@@ -144,8 +151,15 @@ class QuirksMiddleware:
         self.max_body = getattr(app, "max_body", None)
 
     # --- plumbing --------------------------------------------------------------------------------
-    def _call(self, environ, method: str | None = None, path: str | None = None, query: str | None = None,
-              body: bytes | None = None, headers: dict[str, str] | None = None) -> _Answer:
+    def _call(
+        self,
+        environ,
+        method: str | None = None,
+        path: str | None = None,
+        query: str | None = None,
+        body: bytes | None = None,
+        headers: dict[str, str | None] | None = None,
+    ) -> _Answer:
         env = dict(environ)
         if method is not None:
             env["REQUEST_METHOD"] = method
@@ -192,8 +206,9 @@ class QuirksMiddleware:
 
     @staticmethod
     def _outcome(status: int, text: str, code: str = "processing") -> _Answer:
-        body = json.dumps({"resourceType": "OperationOutcome",
-                           "issue": [{"severity": "error", "code": code, "diagnostics": text}]}).encode()
+        body = json.dumps(
+            {"resourceType": "OperationOutcome", "issue": [{"severity": "error", "code": code, "diagnostics": text}]}
+        ).encode()
         return _Answer(status, [("Content-Type", "application/fhir+json; charset=utf-8")], body)
 
     # --- entry -----------------------------------------------------------------------------------
@@ -246,7 +261,11 @@ class QuirksMiddleware:
         headers = [(k, _unversioned(v) if k.lower() in ("location", "content-location") else v) for k, v in headers]
         body = answer.body
         doc = answer.json() if body else None
-        if isinstance(doc, dict) and doc.get("resourceType") == "Bundle" and str(doc.get("type", "")).endswith("-response"):
+        if (
+            isinstance(doc, dict)
+            and doc.get("resourceType") == "Bundle"
+            and str(doc.get("type", "")).endswith("-response")
+        ):
             for e in doc.get("entry") or []:
                 resp = e.get("response") or {}
                 resp.pop("etag", None)
@@ -259,8 +278,12 @@ class QuirksMiddleware:
     # --- Bundles ---------------------------------------------------------------------------------
     def _bundle(self, environ, bundle: dict, raw: bytes) -> _Answer:
         q = self.quirks
-        entries = bundle.get("entry") if isinstance(bundle.get("entry"), list) else []
-        writes = sum(1 for e in entries if isinstance(e, dict) and (e.get("request") or {}).get("method") in ("PUT", "POST", "PATCH", "DELETE"))
+        entries: list = bundle["entry"] if isinstance(bundle.get("entry"), list) else []
+        writes = sum(
+            1
+            for e in entries
+            if isinstance(e, dict) and (e.get("request") or {}).get("method") in ("PUT", "POST", "PATCH", "DELETE")
+        )
         if q.max_updates and writes > q.max_updates:
             return self._outcome(400, f"Bundle has {writes} updates; at most {q.max_updates} are allowed", "too-costly")
         if q.server_ids:
@@ -324,8 +347,14 @@ class QuirksMiddleware:
             else:
                 status = answer.status if answer.status >= 400 else 500
                 outcome = doc if isinstance(doc, dict) and doc.get("resourceType") == "OperationOutcome" else None
-                answers.append({"response": {"status": f"{status} {_REASONS.get(status, '')}".strip(),
-                                             **({"outcome": outcome} if outcome else {})}})
+                answers.append(
+                    {
+                        "response": {
+                            "status": f"{status} {_REASONS.get(status, '')}".strip(),
+                            **({"outcome": outcome} if outcome else {}),
+                        }
+                    }
+                )
         body = {"resourceType": "Bundle", "type": kind, "entry": answers}
         return _Answer(200, [("Content-Type", "application/fhir+json; charset=utf-8")], json.dumps(body).encode())
 
@@ -335,15 +364,19 @@ class QuirksMiddleware:
         return f"{environ.get('wsgi.url_scheme', 'http')}://{host}{environ.get('SCRIPT_NAME', '')}"
 
     def _smart_configuration(self, environ) -> _Answer:
-        doc = {"token_endpoint": self._base(environ) + TOKEN_PATH,
-               "token_endpoint_auth_methods_supported": ["private_key_jwt"],
-               "token_endpoint_auth_signing_alg_values_supported": ["RS384", "ES384"],
-               "grant_types_supported": ["client_credentials"],
-               "scopes_supported": ["system/*.rs", "system/*.cu", "system/*.cruds"],
-               "capabilities": ["client-confidential-asymmetric"]}
+        doc = {
+            "token_endpoint": self._base(environ) + TOKEN_PATH,
+            "token_endpoint_auth_methods_supported": ["private_key_jwt"],
+            "token_endpoint_auth_signing_alg_values_supported": ["RS384", "ES384"],
+            "grant_types_supported": ["client_credentials"],
+            "scopes_supported": ["system/*.rs", "system/*.cu", "system/*.cruds"],
+            "capabilities": ["client-confidential-asymmetric"],
+        }
         return _Answer(200, [("Content-Type", "application/json")], json.dumps(doc).encode())
 
     def _token(self, environ) -> _Answer:
+        if self.tokens is None:  # first-scope without a TokenBook (wrap() always gives one): no token endpoint
+            return self._outcome(404, "This server has no token endpoint")
         if environ.get("REQUEST_METHOD") != "POST":
             return self._outcome(405, "POST the token request")
         form = dict(parse_qsl(_read(environ).decode("utf-8", "replace")))
@@ -352,8 +385,9 @@ class QuirksMiddleware:
             return _Answer(400, [("Content-Type", "application/json")], body)
         scope = form.get("scope", "")
         token = self.tokens.issue(_client_of(form.get("client_assertion", "")), scope)
-        body = json.dumps({"access_token": token, "token_type": "bearer", "expires_in": int(self.tokens.lifetime),
-                           "scope": scope}).encode()
+        body = json.dumps(
+            {"access_token": token, "token_type": "bearer", "expires_in": int(self.tokens.lifetime), "scope": scope}
+        ).encode()
         return _Answer(200, [("Content-Type", "application/json"), ("Cache-Control", "no-store")], body)
 
 
@@ -391,9 +425,15 @@ def _unversioned(location: str) -> str:
 
 
 def _entry_error(status: int, text: str, code: str = "invalid") -> dict:
-    return {"response": {"status": f"{status} {_REASONS.get(status, '')}".strip(),
-                         "outcome": {"resourceType": "OperationOutcome",
-                                     "issue": [{"severity": "error", "code": code, "diagnostics": text}]}}}
+    return {
+        "response": {
+            "status": f"{status} {_REASONS.get(status, '')}".strip(),
+            "outcome": {
+                "resourceType": "OperationOutcome",
+                "issue": [{"severity": "error", "code": code, "diagnostics": text}],
+            },
+        }
+    }
 
 
 def _resolve(entry: dict, idmap: dict[str, str]) -> dict:
@@ -402,7 +442,9 @@ def _resolve(entry: dict, idmap: dict[str, str]) -> dict:
 
     def walk(node):
         if isinstance(node, dict):
-            return {k: (idmap.get(v, v) if k == "reference" and isinstance(v, str) else walk(v)) for k, v in node.items()}
+            return {
+                k: (idmap.get(v, v) if k == "reference" and isinstance(v, str) else walk(v)) for k, v in node.items()
+            }
         if isinstance(node, list):
             return [walk(v) for v in node]
         return node
@@ -413,6 +455,17 @@ def _resolve(entry: dict, idmap: dict[str, str]) -> dict:
     return out
 
 
-_REASONS = {200: "OK", 201: "Created", 204: "No Content", 400: "Bad Request", 401: "Unauthorized", 403: "Forbidden",
-            404: "Not Found", 405: "Method Not Allowed", 409: "Conflict", 412: "Precondition Failed",
-            422: "Unprocessable Entity", 500: "Internal Server Error"}
+_REASONS = {
+    200: "OK",
+    201: "Created",
+    204: "No Content",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    412: "Precondition Failed",
+    422: "Unprocessable Entity",
+    500: "Internal Server Error",
+}

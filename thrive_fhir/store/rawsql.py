@@ -19,6 +19,7 @@ import contextlib
 import functools
 import threading
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import DateTime
 from sqlalchemy.engine import Connection, Dialect, Engine
@@ -112,6 +113,7 @@ class Runner(Sql):
         reset, events) cost more than the read itself. PostgreSQL connections come from the pool,
         which rolls back on return, so no transaction is left open between requests.
         """
+        raw: Any
         if not self.sqlite:
             raw = self.engine.raw_connection()
             try:
@@ -124,7 +126,7 @@ class Runner(Sql):
             raw = self.engine.raw_connection()
             raw.detach()
             self._local.raw, self._local.pool = raw, self.engine.pool
-        dbapi = raw.dbapi_connection
+        dbapi: Any = raw.dbapi_connection  # set: the connection was checked out above
         try:
             if not snapshot:
                 yield dbapi

@@ -16,10 +16,9 @@ import base64
 import json
 import re
 from dataclasses import dataclass, field
-from urllib.parse import urlencode
-
 from datetime import datetime
 from typing import NamedTuple
+from urllib.parse import urlencode
 
 from .errors import FhirError
 from .fhirdates import date_range
@@ -104,8 +103,12 @@ def parse(rtype: str, params: list[tuple[str, str]], *, strict: bool, base: str 
     known = params_for(rtype)
     terms = sum(1 + value.count(",") for _name, value in params)
     if terms > MAX_SEARCH_TERMS:
-        raise FhirError(400, f"The search has {terms} values; this server takes at most {MAX_SEARCH_TERMS} "
-                             "(parameters and comma-separated alternatives together)", "too-costly")
+        raise FhirError(
+            400,
+            f"The search has {terms} values; this server takes at most {MAX_SEARCH_TERMS} "
+            "(parameters and comma-separated alternatives together)",
+            "too-costly",
+        )
     for raw_name, value in params:
         problem = string_problem(raw_name) or string_problem(value)
         if problem:  # e.g. %00, which PostgreSQL cannot even compare: no value with it can match
@@ -118,8 +121,12 @@ def parse(rtype: str, params: list[tuple[str, str]], *, strict: bool, base: str 
                 q.used.append((raw_name, value))
             continue
         if name in UNSUPPORTED_FILTERS or "." in name:
-            raise FhirError(400, f"'{_clip(raw_name)}' is not supported by this server; it narrows the search, so it is "
-                                 "not ignored (that would return resources it excludes)", "not-supported")
+            raise FhirError(
+                400,
+                f"'{_clip(raw_name)}' is not supported by this server; it narrows the search, so it is "
+                "not ignored (that would return resources it excludes)",
+                "not-supported",
+            )
         if name in ("_id", "_lastUpdated") and modifier:
             raise FhirError(400, f"Modifier ':{_clip(modifier)}' is not supported on '{name}'", "not-supported")
         if name == "_id" and not modifier:
@@ -149,8 +156,12 @@ def _result_param(q: SearchQuery, name: str, modifier: str, value: str, strict: 
         return True
     if name == "_sort":
         if value not in SORTS:
-            _unsupported(q, strict, f"_sort={_clip(value)} is not supported (only {', '.join(SORTS)}); "
-                                    "results are in the default order (_id)")
+            _unsupported(
+                q,
+                strict,
+                f"_sort={_clip(value)} is not supported (only {', '.join(SORTS)}); "
+                "results are in the default order (_id)",
+            )
             return False
         q.sort = value
         return True
@@ -165,8 +176,9 @@ def _result_param(q: SearchQuery, name: str, modifier: str, value: str, strict: 
             return True
         if value == "false":
             return True
-        _unsupported(q, strict, f"_summary={value} is not supported (only count and false); "
-                                "whole resources are returned")
+        _unsupported(
+            q, strict, f"_summary={value} is not supported (only count and false); whole resources are returned"
+        )
         return False
     if name == "_elements":
         _unsupported(q, strict, "_elements is not supported; whole resources are returned")
@@ -232,17 +244,23 @@ def _prefixed(value: str, name: str) -> tuple[str, tuple]:
     text = value[2:] if value[:2] in DATE_PREFIXES else value
     rng = date_range(text)
     if rng is None:
-        raise FhirError(400, f"Invalid date value for '{name}' (expected [prefix]YYYY[-MM[-DD[Thh:mm[:ss][Z|+hh:mm]]]])",
-                        "invalid")
+        raise FhirError(
+            400, f"Invalid date value for '{name}' (expected [prefix]YYYY[-MM[-DD[Thh:mm[:ss][Z|+hh:mm]]]])", "invalid"
+        )
     return prefix, rng
 
 
 def _point_date(col: str, value: str, name: str) -> Cond:
     prefix, (lo, hi) = _prefixed(value, name)
     return {
-        "eq": Cond(f"({col} >= ? AND {col} <= ?)", (lo, hi)), "ne": Cond(f"({col} < ? OR {col} > ?)", (lo, hi)),
-        "gt": Cond(f"{col} > ?", (hi,)), "lt": Cond(f"{col} < ?", (lo,)), "ge": Cond(f"{col} >= ?", (lo,)),
-        "le": Cond(f"{col} <= ?", (hi,)), "sa": Cond(f"{col} > ?", (hi,)), "eb": Cond(f"{col} < ?", (lo,)),
+        "eq": Cond(f"({col} >= ? AND {col} <= ?)", (lo, hi)),
+        "ne": Cond(f"({col} < ? OR {col} > ?)", (lo, hi)),
+        "gt": Cond(f"{col} > ?", (hi,)),
+        "lt": Cond(f"{col} < ?", (lo,)),
+        "ge": Cond(f"{col} >= ?", (lo,)),
+        "le": Cond(f"{col} <= ?", (hi,)),
+        "sa": Cond(f"{col} > ?", (hi,)),
+        "eb": Cond(f"{col} < ?", (lo,)),
     }[prefix]
 
 
@@ -269,30 +287,38 @@ def _param_condition(rtype: str, sp: SearchParam, modifier: str, value: str, bas
     if modifier == "missing":
         if value not in ("true", "false"):
             raise FhirError(400, f"{sp.name}:missing takes true or false", "invalid")
-        present = f"resource_versions.res_id IN (SELECT search_index.res_id FROM search_index WHERE {scope})"
+        present = f"resource_versions.res_id IN (SELECT search_index.res_id FROM search_index WHERE {scope})"  # noqa: S608  constant SQL, values bound
         return Cond(f"NOT ({present})" if value == "true" else present, scope_params)
     values = _split(value)
     if any(v == "" for v in values):
         raise FhirError(400, f"Empty value for search parameter '{sp.name}'", "invalid")
     if sp.type == "token":
         if modifier not in ("", "not"):
-            raise FhirError(400, f"Modifier ':{modifier}' is not supported on token parameter '{sp.name}'", "not-supported")
+            raise FhirError(
+                400, f"Modifier ':{modifier}' is not supported on token parameter '{sp.name}'", "not-supported"
+            )
         match = _or([_token(v) for v in values])
     elif sp.type == "reference":
         if modifier and not (modifier[:1].isupper() and modifier.isalpha()):
-            raise FhirError(400, f"Modifier ':{modifier}' is not supported on reference parameter '{sp.name}'", "not-supported")
+            raise FhirError(
+                400, f"Modifier ':{modifier}' is not supported on reference parameter '{sp.name}'", "not-supported"
+            )
         match = _or([_reference(sp, modifier or None, v, base) for v in values])
     elif sp.type == "date":
         if modifier:
-            raise FhirError(400, f"Modifier ':{modifier}' is not supported on date parameter '{sp.name}'", "not-supported")
+            raise FhirError(
+                400, f"Modifier ':{modifier}' is not supported on date parameter '{sp.name}'", "not-supported"
+            )
         match = _or([_range_date(v, sp.name) for v in values])
     else:  # string
         if modifier not in ("", "contains"):
-            raise FhirError(400, f"Modifier ':{modifier}' is not supported on string parameter '{sp.name}'", "not-supported")
-        match = _or([Cond(_LIKE, (("%" if modifier == "contains" else "") + _like_escape(v.lower()) + "%",))
-                     for v in values])
-    sub = (f"resource_versions.res_id IN (SELECT search_index.res_id FROM search_index "
-           f"WHERE {scope} AND {match.sql})")
+            raise FhirError(
+                400, f"Modifier ':{modifier}' is not supported on string parameter '{sp.name}'", "not-supported"
+            )
+        match = _or(
+            [Cond(_LIKE, (("%" if modifier == "contains" else "") + _like_escape(v.lower()) + "%",)) for v in values]
+        )
+    sub = f"resource_versions.res_id IN (SELECT search_index.res_id FROM search_index WHERE {scope} AND {match.sql})"  # noqa: S608  our SQL fragments, values bound
     return Cond(f"NOT ({sub})" if modifier == "not" else sub, scope_params + match.params)
 
 
@@ -325,6 +351,7 @@ def _reference(sp: SearchParam, type_modifier: str | None, value: str, base: str
 
 # --- paging --------------------------------------------------------------------------------------
 
+
 def encode_cursor(values: list) -> str:
     raw = json.dumps([v.isoformat() if hasattr(v, "isoformat") else v for v in values]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -344,8 +371,7 @@ def _decode_cursor(text: str) -> tuple:
 PAGE_COLUMNS = "res_id, content, last_updated, patient_key"
 
 
-def build_select(q: SearchQuery, restrict_patient: str | None = None, *,
-                 columns: str = PAGE_COLUMNS) -> Cond:
+def build_select(q: SearchQuery, restrict_patient: str | None = None, *, columns: str = PAGE_COLUMNS) -> Cond:
     """``SELECT columns`` of the current resources matching ``q`` (unordered, unlimited)."""
     where = ["resource_versions.res_type = ?", CURRENT]
     params = [q.rtype]
@@ -356,7 +382,8 @@ def build_select(q: SearchQuery, restrict_patient: str | None = None, *,
     if restrict_patient is not None:
         where.append("(resource_versions.patient_key = ? OR resource_versions.patient_key IS NULL)")
         params.append(restrict_patient)
-    return Cond(f"SELECT {columns} FROM resource_versions WHERE " + " AND ".join(where), tuple(params))
+    # columns and where are this module's own SQL text (callers pass constant column lists); values are bound
+    return Cond(f"SELECT {columns} FROM resource_versions WHERE " + " AND ".join(where), tuple(params))  # noqa: S608
 
 
 def count_select(q: SearchQuery, restrict_patient: str | None = None) -> Cond:
@@ -365,8 +392,8 @@ def count_select(q: SearchQuery, restrict_patient: str | None = None) -> Cond:
 
 def page_select(q: SearchQuery, restrict_patient: str | None = None) -> Cond:
     """One page (plus one row, to know whether there is a next page) in sort order after the cursor."""
-    sql, params = build_select(q, restrict_patient)
-    params = list(params)
+    sql, bound = build_select(q, restrict_patient)
+    params = list(bound)
     desc = q.sort.startswith("-")
     by_updated = q.sort.lstrip("-") == "_lastUpdated"
     op = "<" if desc else ">"
@@ -383,7 +410,9 @@ def page_select(q: SearchQuery, restrict_patient: str | None = None) -> Cond:
         else:
             sql += f" AND resource_versions.res_id {op} ?"
             params.append(q.cursor[0])
-    order = ["resource_versions.last_updated", "resource_versions.res_id"] if by_updated else ["resource_versions.res_id"]
+    order = (
+        ["resource_versions.last_updated", "resource_versions.res_id"] if by_updated else ["resource_versions.res_id"]
+    )
     sql += " ORDER BY " + ", ".join(f"{c} {'DESC' if desc else 'ASC'}" for c in order) + " LIMIT ?"
     params.append(q.count + 1)
     return Cond(sql, tuple(params))
@@ -413,4 +442,4 @@ def query_string(pairs: list[tuple[str, str]]) -> str:
     return urlencode(pairs, safe="|:,/")
 
 
-__all__ = ["SearchQuery", "Cond", "PageRow", "parse", "page_select", "count_select", "cursor_for", "query_string"]
+__all__ = ["Cond", "PageRow", "SearchQuery", "count_select", "cursor_for", "page_select", "parse", "query_string"]

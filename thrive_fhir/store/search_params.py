@@ -11,9 +11,9 @@ Reference parameters may name the target type (``patient`` only indexes ``Patien
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Iterator
 
 from .fhirdates import MAX, MIN, date_range
 
@@ -51,84 +51,250 @@ def _define(rtype: str, *params: SearchParam | list[SearchParam]) -> None:
     PARAMS[rtype] = {p.name: p for p in flat}
 
 
-_define("Patient", _IDENT, _p("name", "string", "name"), _p("family", "string", "name.family"),
-        _p("given", "string", "name.given"), _p("birthdate", "date", "birthDate"), _p("gender", "token", "gender"),
-        _p("active", "token", "active"), _p("organization", "reference", "managingOrganization"),
-        _p("general-practitioner", "reference", "generalPractitioner"))
-_define("Observation", _IDENT, _subject_pair(), _p("code", "token", "code"), _p("status", "token", "status"),
-        _p("category", "token", "category"), _p("date", "date", "effective[x]"), _p("focus", "reference", "focus"),
-        _p("performer", "reference", "performer"), _p("encounter", "reference", "encounter"),
-        _p("based-on", "reference", "basedOn"), _p("derived-from", "reference", "derivedFrom"),
-        _p("value-concept", "token", "valueCodeableConcept"))
-_define("Goal", _IDENT, _subject_pair(), _p("lifecycle-status", "token", "lifecycleStatus"),
-        _p("achievement-status", "token", "achievementStatus"), _p("category", "token", "category"),
-        _p("target-date", "date", "target.dueDate"), _p("start-date", "date", "startDate"))
-_define("CarePlan", _IDENT, _subject_pair(), _p("status", "token", "status"), _p("intent", "token", "intent"),
-        _p("category", "token", "category"), _p("date", "date", "period"), _p("goal", "reference", "goal"),
-        _p("care-team", "reference", "careTeam"), _p("encounter", "reference", "encounter"),
-        _p("based-on", "reference", "basedOn"), _p("replaces", "reference", "replaces"),
-        _p("part-of", "reference", "partOf"))
-_define("CareTeam", _IDENT, _subject_pair(), _p("status", "token", "status"), _p("category", "token", "category"),
-        _p("date", "date", "period"), _p("participant", "reference", "participant.member"),
-        _p("encounter", "reference", "encounter"))
-_define("Consent", _IDENT, _p("patient", "reference", "patient", target="Patient"), _p("status", "token", "status"),
-        _p("category", "token", "category"), _p("scope", "token", "scope"), _p("date", "date", "dateTime"),
-        _p("period", "date", "provision.period"), _p("actor", "reference", "provision.actor.reference"),
-        _p("organization", "reference", "organization"), _p("consentor", "reference", "performer"),
-        _p("source-reference", "reference", "sourceReference"))
-_define("Provenance", _p("target", "reference", "target"), _p("patient", "reference", "target", target="Patient"),
-        _p("agent", "reference", "agent.who"), _p("recorded", "date", "recorded"), _p("when", "date", "occurred[x]"),
-        _p("entity", "reference", "entity.what"))
-_define("EpisodeOfCare", _IDENT, _p("patient", "reference", "patient", target="Patient"),
-        _p("status", "token", "status"), _p("type", "token", "type"), _p("date", "date", "period"),
-        _p("organization", "reference", "managingOrganization"), _p("care-manager", "reference", "careManager"),
-        _p("incoming-referral", "reference", "referralRequest"))
-_define("Flag", _IDENT, _subject_pair(), _p("date", "date", "period"), _p("author", "reference", "author"),
-        _p("encounter", "reference", "encounter"))
-_define("ServiceRequest", _IDENT, _subject_pair(), _p("status", "token", "status"), _p("intent", "token", "intent"),
-        _p("category", "token", "category"), _p("code", "token", "code"), _p("authored", "date", "authoredOn"),
-        _p("occurrence", "date", "occurrence[x]"), _p("performer", "reference", "performer"),
-        _p("requester", "reference", "requester"), _p("encounter", "reference", "encounter"),
-        _p("based-on", "reference", "basedOn"), _p("replaces", "reference", "replaces"))
-_define("Task", _IDENT, _subject_pair("for"), _p("status", "token", "status"), _p("intent", "token", "intent"),
-        _p("code", "token", "code"), _p("business-status", "token", "businessStatus"),
-        _p("authored-on", "date", "authoredOn"), _p("period", "date", "executionPeriod"),
-        _p("owner", "reference", "owner"), _p("requester", "reference", "requester"), _p("focus", "reference", "focus"),
-        _p("based-on", "reference", "basedOn"), _p("part-of", "reference", "partOf"),
-        _p("encounter", "reference", "encounter"))
-_define("Encounter", _IDENT, _subject_pair(), _p("status", "token", "status"), _p("class", "token", "class"),
-        _p("type", "token", "type"), _p("date", "date", "period"), _p("episode-of-care", "reference", "episodeOfCare"),
-        _p("service-provider", "reference", "serviceProvider"))
-_define("Condition", _IDENT, _subject_pair(), _p("code", "token", "code"), _p("category", "token", "category"),
-        _p("clinical-status", "token", "clinicalStatus"), _p("verification-status", "token", "verificationStatus"),
-        _p("onset-date", "date", "onset[x]"), _p("recorded-date", "date", "recordedDate"),
-        _p("encounter", "reference", "encounter"))
-_define("QuestionnaireResponse", _IDENT, _subject_pair(), _p("status", "token", "status"),
-        _p("authored", "date", "authored"), _p("questionnaire", "reference", "questionnaire"),
-        _p("encounter", "reference", "encounter"))
-_define("DocumentReference", _IDENT, _subject_pair(), _p("status", "token", "status"), _p("type", "token", "type"),
-        _p("category", "token", "category"), _p("date", "date", "date"))
-_define("RelatedPerson", _IDENT, _p("patient", "reference", "patient", target="Patient"),
-        _p("name", "string", "name"), _p("relationship", "token", "relationship"))
-_define("Organization", _IDENT, _p("name", "string", "name", "alias"), _p("type", "token", "type"),
-        _p("active", "token", "active"), _p("partof", "reference", "partOf"))
-_define("Practitioner", _IDENT, _p("name", "string", "name"), _p("family", "string", "name.family"),
-        _p("given", "string", "name.given"), _p("active", "token", "active"))
-_define("PractitionerRole", _IDENT, _p("practitioner", "reference", "practitioner"),
-        _p("organization", "reference", "organization"), _p("role", "token", "code"),
-        _p("specialty", "token", "specialty"), _p("active", "token", "active"))
-_define("HealthcareService", _IDENT, _p("name", "string", "name"), _p("organization", "reference", "providedBy"),
-        _p("service-category", "token", "category"), _p("service-type", "token", "type"),
-        _p("specialty", "token", "specialty"), _p("active", "token", "active"))
-_define("Location", _IDENT, _p("name", "string", "name", "alias"), _p("organization", "reference", "managingOrganization"))
+_define(
+    "Patient",
+    _IDENT,
+    _p("name", "string", "name"),
+    _p("family", "string", "name.family"),
+    _p("given", "string", "name.given"),
+    _p("birthdate", "date", "birthDate"),
+    _p("gender", "token", "gender"),
+    _p("active", "token", "active"),
+    _p("organization", "reference", "managingOrganization"),
+    _p("general-practitioner", "reference", "generalPractitioner"),
+)
+_define(
+    "Observation",
+    _IDENT,
+    _subject_pair(),
+    _p("code", "token", "code"),
+    _p("status", "token", "status"),
+    _p("category", "token", "category"),
+    _p("date", "date", "effective[x]"),
+    _p("focus", "reference", "focus"),
+    _p("performer", "reference", "performer"),
+    _p("encounter", "reference", "encounter"),
+    _p("based-on", "reference", "basedOn"),
+    _p("derived-from", "reference", "derivedFrom"),
+    _p("value-concept", "token", "valueCodeableConcept"),
+)
+_define(
+    "Goal",
+    _IDENT,
+    _subject_pair(),
+    _p("lifecycle-status", "token", "lifecycleStatus"),
+    _p("achievement-status", "token", "achievementStatus"),
+    _p("category", "token", "category"),
+    _p("target-date", "date", "target.dueDate"),
+    _p("start-date", "date", "startDate"),
+)
+_define(
+    "CarePlan",
+    _IDENT,
+    _subject_pair(),
+    _p("status", "token", "status"),
+    _p("intent", "token", "intent"),
+    _p("category", "token", "category"),
+    _p("date", "date", "period"),
+    _p("goal", "reference", "goal"),
+    _p("care-team", "reference", "careTeam"),
+    _p("encounter", "reference", "encounter"),
+    _p("based-on", "reference", "basedOn"),
+    _p("replaces", "reference", "replaces"),
+    _p("part-of", "reference", "partOf"),
+)
+_define(
+    "CareTeam",
+    _IDENT,
+    _subject_pair(),
+    _p("status", "token", "status"),
+    _p("category", "token", "category"),
+    _p("date", "date", "period"),
+    _p("participant", "reference", "participant.member"),
+    _p("encounter", "reference", "encounter"),
+)
+_define(
+    "Consent",
+    _IDENT,
+    _p("patient", "reference", "patient", target="Patient"),
+    _p("status", "token", "status"),
+    _p("category", "token", "category"),
+    _p("scope", "token", "scope"),
+    _p("date", "date", "dateTime"),
+    _p("period", "date", "provision.period"),
+    _p("actor", "reference", "provision.actor.reference"),
+    _p("organization", "reference", "organization"),
+    _p("consentor", "reference", "performer"),
+    _p("source-reference", "reference", "sourceReference"),
+)
+_define(
+    "Provenance",
+    _p("target", "reference", "target"),
+    _p("patient", "reference", "target", target="Patient"),
+    _p("agent", "reference", "agent.who"),
+    _p("recorded", "date", "recorded"),
+    _p("when", "date", "occurred[x]"),
+    _p("entity", "reference", "entity.what"),
+)
+_define(
+    "EpisodeOfCare",
+    _IDENT,
+    _p("patient", "reference", "patient", target="Patient"),
+    _p("status", "token", "status"),
+    _p("type", "token", "type"),
+    _p("date", "date", "period"),
+    _p("organization", "reference", "managingOrganization"),
+    _p("care-manager", "reference", "careManager"),
+    _p("incoming-referral", "reference", "referralRequest"),
+)
+_define(
+    "Flag",
+    _IDENT,
+    _subject_pair(),
+    _p("date", "date", "period"),
+    _p("author", "reference", "author"),
+    _p("encounter", "reference", "encounter"),
+)
+_define(
+    "ServiceRequest",
+    _IDENT,
+    _subject_pair(),
+    _p("status", "token", "status"),
+    _p("intent", "token", "intent"),
+    _p("category", "token", "category"),
+    _p("code", "token", "code"),
+    _p("authored", "date", "authoredOn"),
+    _p("occurrence", "date", "occurrence[x]"),
+    _p("performer", "reference", "performer"),
+    _p("requester", "reference", "requester"),
+    _p("encounter", "reference", "encounter"),
+    _p("based-on", "reference", "basedOn"),
+    _p("replaces", "reference", "replaces"),
+)
+_define(
+    "Task",
+    _IDENT,
+    _subject_pair("for"),
+    _p("status", "token", "status"),
+    _p("intent", "token", "intent"),
+    _p("code", "token", "code"),
+    _p("business-status", "token", "businessStatus"),
+    _p("authored-on", "date", "authoredOn"),
+    _p("period", "date", "executionPeriod"),
+    _p("owner", "reference", "owner"),
+    _p("requester", "reference", "requester"),
+    _p("focus", "reference", "focus"),
+    _p("based-on", "reference", "basedOn"),
+    _p("part-of", "reference", "partOf"),
+    _p("encounter", "reference", "encounter"),
+)
+_define(
+    "Encounter",
+    _IDENT,
+    _subject_pair(),
+    _p("status", "token", "status"),
+    _p("class", "token", "class"),
+    _p("type", "token", "type"),
+    _p("date", "date", "period"),
+    _p("episode-of-care", "reference", "episodeOfCare"),
+    _p("service-provider", "reference", "serviceProvider"),
+)
+_define(
+    "Condition",
+    _IDENT,
+    _subject_pair(),
+    _p("code", "token", "code"),
+    _p("category", "token", "category"),
+    _p("clinical-status", "token", "clinicalStatus"),
+    _p("verification-status", "token", "verificationStatus"),
+    _p("onset-date", "date", "onset[x]"),
+    _p("recorded-date", "date", "recordedDate"),
+    _p("encounter", "reference", "encounter"),
+)
+_define(
+    "QuestionnaireResponse",
+    _IDENT,
+    _subject_pair(),
+    _p("status", "token", "status"),
+    _p("authored", "date", "authored"),
+    _p("questionnaire", "reference", "questionnaire"),
+    _p("encounter", "reference", "encounter"),
+)
+_define(
+    "DocumentReference",
+    _IDENT,
+    _subject_pair(),
+    _p("status", "token", "status"),
+    _p("type", "token", "type"),
+    _p("category", "token", "category"),
+    _p("date", "date", "date"),
+)
+_define(
+    "RelatedPerson",
+    _IDENT,
+    _p("patient", "reference", "patient", target="Patient"),
+    _p("name", "string", "name"),
+    _p("relationship", "token", "relationship"),
+)
+_define(
+    "Organization",
+    _IDENT,
+    _p("name", "string", "name", "alias"),
+    _p("type", "token", "type"),
+    _p("active", "token", "active"),
+    _p("partof", "reference", "partOf"),
+)
+_define(
+    "Practitioner",
+    _IDENT,
+    _p("name", "string", "name"),
+    _p("family", "string", "name.family"),
+    _p("given", "string", "name.given"),
+    _p("active", "token", "active"),
+)
+_define(
+    "PractitionerRole",
+    _IDENT,
+    _p("practitioner", "reference", "practitioner"),
+    _p("organization", "reference", "organization"),
+    _p("role", "token", "code"),
+    _p("specialty", "token", "specialty"),
+    _p("active", "token", "active"),
+)
+_define(
+    "HealthcareService",
+    _IDENT,
+    _p("name", "string", "name"),
+    _p("organization", "reference", "providedBy"),
+    _p("service-category", "token", "category"),
+    _p("service-type", "token", "type"),
+    _p("specialty", "token", "specialty"),
+    _p("active", "token", "active"),
+)
+_define(
+    "Location", _IDENT, _p("name", "string", "name", "alias"), _p("organization", "reference", "managingOrganization")
+)
 _define("Device", _IDENT, _p("type", "token", "type"), _p("organization", "reference", "owner"))
-_define("AuditEvent", _p("date", "date", "recorded"), _p("type", "token", "type"), _p("subtype", "token", "subtype"),
-        _p("action", "token", "action"), _p("outcome", "token", "outcome"), _p("agent", "reference", "agent.who"),
-        _p("entity", "reference", "entity.what"), _p("patient", "reference", "entity.what", target="Patient"),
-        _p("source", "reference", "source.observer"))
+_define(
+    "AuditEvent",
+    _p("date", "date", "recorded"),
+    _p("type", "token", "type"),
+    _p("subtype", "token", "subtype"),
+    _p("action", "token", "action"),
+    _p("outcome", "token", "outcome"),
+    _p("agent", "reference", "agent.who"),
+    _p("entity", "reference", "entity.what"),
+    _p("patient", "reference", "entity.what", target="Patient"),
+    _p("source", "reference", "source.observer"),
+)
 for _canonical_type in ("Questionnaire", "CodeSystem", "ValueSet", "ConceptMap", "StructureDefinition"):
-    _define(_canonical_type, _p("url", "token", "url"), _p("version", "token", "version"),
-            _p("name", "string", "name"), _p("status", "token", "status"))
+    _define(
+        _canonical_type,
+        _p("url", "token", "url"),
+        _p("version", "token", "version"),
+        _p("name", "string", "name"),
+        _p("status", "token", "status"),
+    )
 
 #: Which reference parameter puts a resource in a patient's compartment (the first match wins).
 COMPARTMENT_PARAM = {rtype: "patient" for rtype, params in PARAMS.items() if "patient" in params}
@@ -143,14 +309,15 @@ def params_for(rtype: str) -> dict[str, SearchParam]:
 
 # --- extraction ----------------------------------------------------------------------------------
 
-def reference_key(ref: str, base: str | None) -> str | None:
+
+def reference_key(ref: str | None, base: str | None) -> str | None:
     """``Type/id`` for a literal reference to this server (relative, or absolute with our base)."""
     if not isinstance(ref, str) or not ref or ref.startswith("#") or ref.startswith("urn:"):
         return None
     if "://" in ref:
         if not base or not ref.startswith(base.rstrip("/") + "/"):
             return ref  # foreign absolute reference: indexed as-is
-        ref = ref[len(base.rstrip("/")) + 1:]
+        ref = ref[len(base.rstrip("/")) + 1 :]
     parts = ref.split("/")
     if len(parts) >= 4 and parts[2] == "_history":
         parts = parts[:2]
@@ -170,7 +337,9 @@ def _compiled(rtype: str) -> list[tuple[str, SearchParam, list[list[str]]]]:
     return plan
 
 
-def extract(rtype: str, resource: dict, base: str | None = None) -> list[tuple[str, str | None, str | None, object, object]]:
+def extract(
+    rtype: str, resource: dict, base: str | None = None
+) -> list[tuple[str, str | None, str | None, object, object]]:
     """Index rows ``(param, system, value, date_low, date_high)`` for one resource.
 
     Built with plain lists rather than nested generators: this runs for every resource written,
@@ -213,11 +382,11 @@ def _collect(node, parts: list[str], i: int, out: list) -> None:
     if head.endswith("[x]"):
         stem = head[:-3]
         for key, value in node.items():
-            if key.startswith(stem) and key[len(stem):len(stem) + 1].isupper():
+            if key.startswith(stem) and key[len(stem) : len(stem) + 1].isupper():
                 if i + 1 < len(parts):
                     _collect(value, parts, i + 1, out)
                 else:
-                    out.append((key[len(stem):], value))  # keep the choice type with the value
+                    out.append((key[len(stem) :], value))  # keep the choice type with the value
         return
     if head in node:
         _collect(node[head], parts, i + 1, out)
@@ -305,5 +474,5 @@ def compartment_patient(rtype: str, rid: str, index_rows: list[tuple]) -> str | 
         return None
     for name, _system, value, _lo, _hi in index_rows:
         if name == param and value and value.startswith("Patient/"):
-            return value[len("Patient/"):]
+            return value[len("Patient/") :]
     return None

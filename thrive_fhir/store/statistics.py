@@ -33,7 +33,8 @@ CHECK_EVERY = 2.0
 TABLES = ("resource_versions", "search_index")
 _STALE = text(
     "SELECT relname FROM pg_stat_user_tables WHERE relname = ANY(:tables) "
-    "AND n_mod_since_analyze > 50 + 0.1 * GREATEST(n_live_tup - n_mod_since_analyze, 0)")
+    "AND n_mod_since_analyze > 50 + 0.1 * GREATEST(n_live_tup - n_mod_since_analyze, 0)"
+)
 
 
 class StatisticsKeeper:

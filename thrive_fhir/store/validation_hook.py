@@ -32,7 +32,7 @@ def project_validator():
     with _lock:
         if not _loaded:
             try:
-                from thrive_fhir.validation import Validator  # noqa: PLC0415 - optional, heavy import
+                from thrive_fhir.validation import Validator  # optional, heavy import
 
                 _validator = Validator.default()
             except ImportError as exc:
@@ -53,19 +53,29 @@ def issues(resource: dict) -> list[tuple]:
     validator = project_validator()
     if validator is None:
         return []
-    from .fhirjson import plain  # noqa: PLC0415
+    from .fhirjson import plain
 
     try:
         return validator.issues(plain(resource))  # the validator checks decimals as JSON floats
-    except Exception as exc:  # noqa: BLE001 - a validator bug must not be the client's 500
+    except Exception as exc:  # a validator bug must not be the client's 500
         # The resource was not checked, so it is not stored; the client gets a 422 that says so
         # instead of a bare 500 (and a retry loop). The log names the failure, never the content.
-        from .errors import describe  # noqa: PLC0415
+        from .errors import describe
 
-        log.error("validator failed on a %s: %s\n%s", resource.get("resourceType"), describe(exc),
-                  "".join(traceback.format_tb(exc.__traceback__)))
-        return [("error", "exception", str(resource.get("resourceType") or "Resource"),
-                 "The validator failed on this resource (an internal error, logged); it was not stored")]
+        log.error(
+            "validator failed on a %s: %s\n%s",
+            resource.get("resourceType"),
+            describe(exc),
+            "".join(traceback.format_tb(exc.__traceback__)),
+        )
+        return [
+            (
+                "error",
+                "exception",
+                str(resource.get("resourceType") or "Resource"),
+                "The validator failed on this resource (an internal error, logged); it was not stored",
+            )
+        ]
 
 
 def has_errors(found: list[tuple]) -> bool:
@@ -74,7 +84,7 @@ def has_errors(found: list[tuple]) -> bool:
 
 def outcome_of(found: list[tuple]) -> dict:
     """The OperationOutcome for issue tuples (with none: one "validation passed" information issue)."""
-    from thrive_fhir.validation.outcome import outcome  # noqa: PLC0415 - same optional import as above
+    from thrive_fhir.validation.outcome import outcome  # same optional import as above
 
     return outcome(found)
 

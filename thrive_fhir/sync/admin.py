@@ -59,24 +59,34 @@ def show_row(store: LocalStore, row_id: int) -> dict:
 
 
 def _event(c, row_id: int, kind: str, detail: str) -> None:
-    c.execute(insert(m.outbox_event).values(outbox_id=row_id, at=time.time(), kind=kind, http_status=None, detail=detail))
+    c.execute(
+        insert(m.outbox_event).values(outbox_id=row_id, at=time.time(), kind=kind, http_status=None, detail=detail)
+    )
 
 
 def requeue(store: LocalStore, row_id: int, *, expect: str = "dead") -> None:
     """Put a dead letter back in the queue. The next attempt reads the store first (needs_check)."""
     now = time.time()
     with store.session() as s:
-        n = s.execute(
-            update(o).where(o.c.id == row_id, o.c.status == expect).values(
-                status="pending", next_attempt_at=0.0, lease_owner=None, lease_until=None, needs_check=True, updated_at=now
-            )
-        ).rowcount
+        n = q.rowcount(
+            s,
+            update(o)
+            .where(o.c.id == row_id, o.c.status == expect)
+            .values(
+                status="pending",
+                next_attempt_at=0.0,
+                lease_owner=None,
+                lease_until=None,
+                needs_check=True,
+                updated_at=now,
+            ),
+        )
         if n != 1:
             raise AdminError(f"outbox row {row_id} is not a {'dead letter' if expect == 'dead' else expect}")
         _event(s, row_id, "requeued", f"re-queued from {expect} by an operator")
 
 
-def resolve_conflict(store: LocalStore, client: FhirClient, row_id: int, keep: str) -> None:
+def resolve_conflict(store: LocalStore, client: FhirClient | None, row_id: int, keep: str) -> None:
     """``keep='theirs'``: drop our change (the store's version stands).
     ``keep='ours'``: a person decided our version wins; it is sent with If-Match on the store's
     *current* version, so a further change made meanwhile is still caught."""
@@ -88,9 +98,13 @@ def resolve_conflict(store: LocalStore, client: FhirClient, row_id: int, keep: s
     now = time.time()
     if keep == "theirs":
         with store.session() as s:
-            s.execute(update(o).where(o.c.id == row_id, o.c.status == "conflict").values(status="discarded", updated_at=now))
+            s.execute(
+                update(o).where(o.c.id == row_id, o.c.status == "conflict").values(status="discarded", updated_at=now)
+            )
             _event(s, row_id, "resolved", "kept the store's version")
         return
+    if client is None:
+        raise AdminError("keeping our version needs the FHIR server (a client) to read its current versions")
     with store.reader.connect() as c:
         entries = json.loads(c.execute(select(o.c.entries).where(o.c.id == row_id)).scalar_one())
     known = q.load_states(store, [(t, i) for t, i, _v in entries])
@@ -104,13 +118,33 @@ def resolve_conflict(store: LocalStore, client: FhirClient, row_id: int, keep: s
             continue
         if reply.kind != OK:
             raise AdminError(f"could not read {t}/{i} from the store ({reply.error or reply.kind}); try again")
-        version = str(((reply.body or {}).get("meta") or {}).get("versionId") or version_from_etag(header(reply, "ETag")) or "")
-        states.append({"resource_type": t, "resource_id": i, "store_version": version or None,
-                       "local_version": max(v - 1, 0), "outbox_id": row_id, "updated_at": now,
-                       "store_id": store_id})
+        version = str(
+            ((reply.body or {}).get("meta") or {}).get("versionId") or version_from_etag(header(reply, "ETag")) or ""
+        )
+        states.append(
+            {
+                "resource_type": t,
+                "resource_id": i,
+                "store_version": version or None,
+                "local_version": max(v - 1, 0),
+                "outbox_id": row_id,
+                "updated_at": now,
+                "store_id": store_id,
+            }
+        )
     with store.session() as s:
         if states:
             q.upsert_states(s, states)
-        s.execute(update(o).where(o.c.id == row_id).values(
-            status="pending", next_attempt_at=0.0, lease_owner=None, lease_until=None, needs_check=False, updated_at=now))
+        s.execute(
+            update(o)
+            .where(o.c.id == row_id)
+            .values(
+                status="pending",
+                next_attempt_at=0.0,
+                lease_owner=None,
+                lease_until=None,
+                needs_check=False,
+                updated_at=now,
+            )
+        )
         _event(s, row_id, "resolved", "kept our version; re-queued over the store's current version")

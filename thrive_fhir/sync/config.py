@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -53,8 +54,12 @@ SERVER_PRESETS: dict[str, dict] = {
     # (404), so identifier mode; no ETag on its answers, so ask for the representation; transactions
     # holding conditional entries are capped at a few entries. Atomic only with the project feature
     # transaction-bundles (without it set atomic_transactions = false).
-    "medplum": {"auth": {"scope": "system/*.cruds"}, "id_mode": "identifier", "prefer_return": "representation",
-                "max_entries": 8},
+    "medplum": {
+        "auth": {"scope": "system/*.cruds"},
+        "id_mode": "identifier",
+        "prefer_return": "representation",
+        "max_entries": 8,
+    },
 }
 
 
@@ -100,7 +105,7 @@ class SyncConfig:
     metrics_interval: float = 5.0
     auth: AuthConfig = field(default_factory=AuthConfig)
 
-    def validate(self) -> "SyncConfig":
+    def validate(self) -> SyncConfig:
         if not self.fhir_base.startswith(("http://", "https://")):
             raise ConfigError("fhir_base must be the store's FHIR base URL (http:// or https://)")
         if not self.ods_code or not self.ods_code.isalnum():
@@ -168,7 +173,7 @@ def _apply(target, data: dict, where: str) -> None:
         setattr(target, name, _coerce(type(default), value, name))
 
 
-def load_config(path: str | None = None, env: dict[str, str] | None = None, **overrides) -> SyncConfig:
+def load_config(path: str | None = None, env: Mapping[str, str] | None = None, **overrides) -> SyncConfig:
     """Defaults, then the ``server`` preset, then the TOML file, then THRIVE_SYNC_* variables, then
     explicit overrides."""
     cfg = SyncConfig()
@@ -186,8 +191,8 @@ def load_config(path: str | None = None, env: dict[str, str] | None = None, **ov
         if server not in SERVER_PRESETS:
             raise ConfigError(f"server must be one of {', '.join(sorted(SERVER_PRESETS))} (or left out)")
         _apply(cfg, SERVER_PRESETS[server], f"server preset {server}")
-    if data:
-        _apply(cfg, data, path)
+    if data:  # only read from a file, so path is set
+        _apply(cfg, data, path or "config file")
     for f in fields(cfg):
         if f.name == "auth":
             continue

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import tempfile
 import threading
-from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -18,13 +17,14 @@ class Metrics:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.counters: Counter = Counter()
+        # a dict, not a Counter: values may be float; missing keys start at int 0 so whole counts print as "1"
+        self.counters: dict[tuple, float] = {}
         self.gauges: dict[str, float] = {}
 
     def inc(self, name: str, value: float = 1, **labels: str) -> None:
         key = (name, tuple(sorted(labels.items())))
         with self._lock:
-            self.counters[key] += value
+            self.counters[key] = self.counters.get(key, 0) + value
 
     def set_queue(self, fig: dict) -> None:
         with self._lock:
@@ -63,7 +63,7 @@ class Metrics:
         metrics = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802 - http.server API
+            def do_GET(self):  # http.server API
                 if self.path.split("?")[0] != "/metrics":
                     self.send_error(404)
                     return

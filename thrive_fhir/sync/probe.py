@@ -62,9 +62,12 @@ class Probe:
     def _org(self, with_id: str | None = None) -> tuple[dict, str]:
         self._n += 1
         value = f"{self.run}-{self._n}"
-        org = {"resourceType": "Organization", "active": False,
-               "name": "thrive sync check probe (safe to delete)",
-               "identifier": [{"system": PROBE_SYSTEM, "value": value}]}
+        org = {
+            "resourceType": "Organization",
+            "active": False,
+            "name": "thrive sync check probe (safe to delete)",
+            "identifier": [{"system": PROBE_SYSTEM, "value": value}],
+        }
         if with_id:
             org["id"] = with_id
         return org, value
@@ -115,46 +118,88 @@ class Probe:
         org, value = self._org()
         r1 = c.request("PUT", f"Organization?{self._criteria(value)}", org, {"Prefer": "return=OperationOutcome"})
         first = self._remember(r1) if r1.kind == OK else None
-        r2 = c.request("PUT", f"Organization?{self._criteria(value)}", org, {"Prefer": "return=OperationOutcome"}) if first else r1
+        r2 = (
+            c.request("PUT", f"Organization?{self._criteria(value)}", org, {"Prefer": "return=OperationOutcome"})
+            if first
+            else r1
+        )
         second = _id_from(r2) if r2.kind == OK else None
         cond = bool(first) and (second in (None, first)) and len(self._find(value)) == 1
-        report.add("conditional-update", cond, f"PUT Organization?identifier= answered HTTP {r1.status or r1.error}"
-                   + (f", then {r2.status}" if first else ""))
+        report.add(
+            "conditional-update",
+            cond,
+            f"PUT Organization?identifier= answered HTTP {r1.status or r1.error}"
+            + (f", then {r2.status}" if first else ""),
+        )
         write_forbidden = write_forbidden or r1.status == 403
         # 3. If-None-Exist
         org, value = self._org()
-        r1 = c.request("POST", "Organization", org, {"If-None-Exist": self._criteria(value), "Prefer": "return=OperationOutcome"})
+        r1 = c.request(
+            "POST", "Organization", org, {"If-None-Exist": self._criteria(value), "Prefer": "return=OperationOutcome"}
+        )
         first = self._remember(r1) if r1.kind == OK else None
-        r2 = c.request("POST", "Organization", org, {"If-None-Exist": self._criteria(value), "Prefer": "return=OperationOutcome"}) if first else r1
+        r2 = (
+            c.request(
+                "POST",
+                "Organization",
+                org,
+                {"If-None-Exist": self._criteria(value), "Prefer": "return=OperationOutcome"},
+            )
+            if first
+            else r1
+        )
         ine = bool(first) and r2.kind == OK and len(self._find(value)) == 1
-        report.add("if-none-exist", ine, f"POST with If-None-Exist twice answered HTTP {r1.status or r1.error}"
-                   + (f", then {r2.status}" if first else ""))
+        report.add(
+            "if-none-exist",
+            ine,
+            f"POST with If-None-Exist twice answered HTTP {r1.status or r1.error}"
+            + (f", then {r2.status}" if first else ""),
+        )
         target = next(iter(self.created), None)
         etag_seen = bool(header(r1, "ETag")) or bool(((r1.body or {}).get("meta") or {}).get("versionId"))
-        report.add("etag", etag_seen, "writes answer with ETag or meta.versionId" if etag_seen
-                   else "writes answer without ETag (versions must come from the returned resource)")
+        report.add(
+            "etag",
+            etag_seen,
+            "writes answer with ETag or meta.versionId"
+            if etag_seen
+            else "writes answer without ETag (versions must come from the returned resource)",
+        )
         # 4. If-Match is honoured
         if target:
             body = c.request("GET", target).body or {"resourceType": "Organization", "id": target.split("/")[1]}
             r = c.request("PUT", target, body, {"If-Match": 'W/"999999"'})
-            report.add("if-match", r.status in (409, 412), f"PUT with a stale If-Match answered HTTP {r.status or r.error}")
+            report.add(
+                "if-match", r.status in (409, 412), f"PUT with a stale If-Match answered HTTP {r.status or r.error}"
+            )
         else:
             report.add("if-match", None, "no probe resource could be written")
         # 5. atomic transactions: one good entry and one that must fail
         if target:
             org, value = self._org()
             stale = c.request("GET", target).body or {}
-            bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
-                {"fullUrl": f"urn:uuid:{uuid.uuid4()}", "resource": org, "request": {"method": "POST", "url": "Organization"}},
-                {"resource": stale, "request": {"method": "PUT", "url": target, "ifMatch": 'W/"999999"'}},
-            ]}
+            bundle = {
+                "resourceType": "Bundle",
+                "type": "transaction",
+                "entry": [
+                    {
+                        "fullUrl": f"urn:uuid:{uuid.uuid4()}",
+                        "resource": org,
+                        "request": {"method": "POST", "url": "Organization"},
+                    },
+                    {"resource": stale, "request": {"method": "PUT", "url": target, "ifMatch": 'W/"999999"'}},
+                ],
+            }
             r = c.request("POST", "", bundle, {"Prefer": "return=OperationOutcome"})
             leaked = self._find(value)
             atomic = r.kind != OK and not leaked
             kind = (r.body or {}).get("type") if isinstance(r.body, dict) else None
-            report.add("atomic-transactions", atomic,
-                       f"a transaction with one failing entry answered HTTP {r.status or r.error}"
-                       + (f" ({kind})" if kind else "") + ("; the good entry was kept: NOT atomic" if leaked else ""))
+            report.add(
+                "atomic-transactions",
+                atomic,
+                f"a transaction with one failing entry answered HTTP {r.status or r.error}"
+                + (f" ({kind})" if kind else "")
+                + ("; the good entry was kept: NOT atomic" if leaked else ""),
+            )
         else:
             report.add("atomic-transactions", None, "no probe resource could be written")
         # 6. searches the worker relies on when an answer was lost
@@ -169,31 +214,49 @@ class Probe:
             entries = []
             for _ in range(n):
                 org, _v = self._org()
-                entries.append({"fullUrl": f"urn:uuid:{uuid.uuid4()}", "resource": org,
-                                "request": {"method": "POST", "url": "Organization"}})
-            r = c.request("POST", "", {"resourceType": "Bundle", "type": "batch", "entry": entries},
-                          {"Prefer": "return=minimal"})
+                entries.append(
+                    {
+                        "fullUrl": f"urn:uuid:{uuid.uuid4()}",
+                        "resource": org,
+                        "request": {"method": "POST", "url": "Organization"},
+                    }
+                )
+            r = c.request(
+                "POST", "", {"resourceType": "Bundle", "type": "batch", "entry": entries}, {"Prefer": "return=minimal"}
+            )
             for e in (r.body or {}).get("entry") or [] if isinstance(r.body, dict) else []:
                 rid = _id_from_location(((e.get("response") or {}).get("location")) or "")
                 if rid and f"Organization/{rid}" not in self.created:
                     self.created.append(f"Organization/{rid}")
-            statuses = [_status((e.get("response") or {}).get("status")) for e in (r.body or {}).get("entry") or []] \
-                if isinstance(r.body, dict) else []
+            statuses = (
+                [_status((e.get("response") or {}).get("status")) for e in (r.body or {}).get("entry") or []]
+                if isinstance(r.body, dict)
+                else []
+            )
             if r.kind == OK and len(statuses) == n and all(200 <= s < 300 for s in statuses):
                 largest = n
             else:
                 break
-        report.add("bundle-size", largest > 0, f"largest Bundle accepted: {largest or 'none'} of {', '.join(map(str, SIZES))} tried")
+        report.add(
+            "bundle-size",
+            largest > 0,
+            f"largest Bundle accepted: {largest or 'none'} of {', '.join(map(str, SIZES))} tried",
+        )
         report.settings["max_entries"] = max(2, min(50, largest or 2))
         # 8. the scope
         writes = not write_forbidden and (client_ids or report.get("conditional-update") or report.get("if-none-exist"))
         granted = f"; token response says: {self.granted_scope}" if self.granted_scope else ""
-        report.add("scope", bool(writes) and read.kind == OK,
-                   f"requested {self.requested_scope or '(none)'}: reads {'allowed' if read.kind == OK else 'REFUSED'}, "
-                   f"writes {'allowed' if writes else 'REFUSED (403)' if write_forbidden else 'not shown'}{granted}")
+        report.add(
+            "scope",
+            bool(writes) and read.kind == OK,
+            f"requested {self.requested_scope or '(none)'}: reads {'allowed' if read.kind == OK else 'REFUSED'}, "
+            f"writes {'allowed' if writes else 'REFUSED (403)' if write_forbidden else 'not shown'}{granted}",
+        )
         if write_forbidden:
-            report.problems.append("the token may read but not write: Medplum applies only the FIRST wildcard scope; "
-                                   "request one scope that allows writing, e.g. [auth] scope = \"system/*.cruds\"")
+            report.problems.append(
+                "the token may read but not write: Medplum applies only the FIRST wildcard scope; "
+                'request one scope that allows writing, e.g. [auth] scope = "system/*.cruds"'
+            )
 
     def _cleanup(self, report: ProbeReport) -> None:
         for ref in reversed(self.created):
@@ -210,8 +273,10 @@ class Probe:
         elif report.get("if-none-exist"):
             s["id_mode"], s["identifier_create"] = "identifier", "if-none-exist"
         else:
-            report.problems.append("the store accepts neither client-assigned ids nor creates by identifier: "
-                                   "no mode can create resources without risking duplicates")
+            report.problems.append(
+                "the store accepts neither client-assigned ids nor creates by identifier: "
+                "no mode can create resources without risking duplicates"
+            )
         if s.get("id_mode") == "deterministic" and not report.get("provenance-_id-search"):
             report.problems.append("Provenance?_id= search is refused: lost answers could not be checked")
         if s.get("id_mode") == "identifier" and not report.get("provenance-target-search"):
@@ -257,4 +322,3 @@ def render(report: ProbeReport) -> list[str]:
     use = ", ".join(f"{k} = {str(s[k]).lower() if isinstance(s[k], bool) else s[k]}" for k in order if k in s)
     lines.append(("use: " if report.usable else "closest settings (NOT safe until the problems are fixed): ") + use)
     return lines
-

@@ -32,19 +32,32 @@ def build_auth(cfg: SyncConfig) -> Auth:
         token_url = discover_token_url(cfg.fhir_base, alg=a.alg, pinned=a.token_url or None)
     except TokenError as exc:
         raise ConfigError(f"SMART discovery refused: {exc.detail or exc.kind}") from None
-    return BackendServicesAuth(token_url=token_url, client_id=a.client_id, private_key_pem=key, kid=a.kid, alg=a.alg, scope=a.scope)
+    return BackendServicesAuth(
+        token_url=token_url, client_id=a.client_id, private_key_pem=key, kid=a.kid, alg=a.alg, scope=a.scope
+    )
 
 
 def build_client(cfg: SyncConfig, auth: Auth | None = None) -> FhirClient:
-    return FhirClient(cfg.fhir_base, auth or build_auth(cfg), connect_timeout=cfg.connect_timeout, read_timeout=cfg.read_timeout)
+    return FhirClient(
+        cfg.fhir_base, auth or build_auth(cfg), connect_timeout=cfg.connect_timeout, read_timeout=cfg.read_timeout
+    )
 
 
 def make_worker(cfg: SyncConfig, store: LocalStore, client: FhirClient, metrics: Metrics) -> Worker:
     return Worker(
-        store, client, ods_code=cfg.ods_code, max_entries=cfg.max_entries, max_patients=cfg.max_patients,
-        lease_seconds=cfg.lease_seconds, backoff_base=cfg.backoff_base, backoff_max=cfg.backoff_max,
-        max_conflict_retries=cfg.max_conflict_retries, metrics=metrics,
-        atomic_transactions=cfg.atomic_transactions, id_mode=cfg.id_mode, identifier_create=cfg.identifier_create,
+        store,
+        client,
+        ods_code=cfg.ods_code,
+        max_entries=cfg.max_entries,
+        max_patients=cfg.max_patients,
+        lease_seconds=cfg.lease_seconds,
+        backoff_base=cfg.backoff_base,
+        backoff_max=cfg.backoff_max,
+        max_conflict_retries=cfg.max_conflict_retries,
+        metrics=metrics,
+        atomic_transactions=cfg.atomic_transactions,
+        id_mode=cfg.id_mode,
+        identifier_create=cfg.identifier_create,
         prefer_return=cfg.prefer_return,
     )
 
@@ -55,8 +68,14 @@ EXIT_WAITING = 1
 EXIT_REFUSED = 3
 
 
-def run(cfg: SyncConfig, *, once: bool = False, max_wait: float = 60.0, stop: threading.Event | None = None,
-        summary: dict | None = None) -> int:
+def run(
+    cfg: SyncConfig,
+    *,
+    once: bool = False,
+    max_wait: float = 60.0,
+    stop: threading.Event | None = None,
+    summary: dict | None = None,
+) -> int:
     """Run ``cfg.concurrency`` worker threads.
 
     Exit code 0; with ``once``: EXIT_REFUSED when rows were dead-lettered or parked as conflicts during
@@ -114,9 +133,17 @@ def run(cfg: SyncConfig, *, once: bool = False, max_wait: float = 60.0, stop: th
     fig = q.figures(store)
     dead_now = int(sum(v for (name, _l), v in metrics.counters.items() if name == "thrive_sync_dead_letters_total"))
     parked_now = int(sum(v for (name, _l), v in metrics.counters.items() if name == "thrive_sync_conflicts_total"))
-    log.info("worker_stopped", extra={"pending": fig["queued"] + fig["in_flight"], "sent": fig["sent"],
-                                      "dead": fig["dead"], "conflicts": fig["conflicts"],
-                                      "dead_lettered_this_run": dead_now, "parked_this_run": parked_now})
+    log.info(
+        "worker_stopped",
+        extra={
+            "pending": fig["queued"] + fig["in_flight"],
+            "sent": fig["sent"],
+            "dead": fig["dead"],
+            "conflicts": fig["conflicts"],
+            "dead_lettered_this_run": dead_now,
+            "parked_this_run": parked_now,
+        },
+    )
     if summary is not None:
         summary.update(dead_lettered=dead_now, parked=parked_now, pending=fig["queued"] + fig["in_flight"])
     for c in clients:

@@ -158,7 +158,7 @@ class Worker:
         self.metrics = metrics or Metrics()
         self.worker_id = worker_id or f"{socket.gethostname()[:20]}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.clock = clock
-        self.rng = rng or random.Random()
+        self.rng = rng or random.Random()  # noqa: S311  back-off jitter, not a secret
         #: False: batches on purpose (two phases, see _send_two_phase). Set to False by the worker
         #: itself when a store answers a transaction non-atomically.
         self.atomic = atomic_transactions
@@ -173,8 +173,13 @@ class Worker:
     def step(self) -> int:
         """Claim and push one batch. Returns the number of rows claimed (0: nothing ready now)."""
         rows = q.claim(
-            self.store, self.worker_id, max_entries=self.max_entries, max_patients=self.max_patients,
-            lease_seconds=self.lease_seconds, now=self.clock(), one_per_patient=not self.atomic,
+            self.store,
+            self.worker_id,
+            max_entries=self.max_entries,
+            max_patients=self.max_patients,
+            lease_seconds=self.lease_seconds,
+            now=self.clock(),
+            one_per_patient=not self.atomic,
         )
         if rows:
             completed = False
@@ -193,7 +198,9 @@ class Worker:
                     log.warning("rows_released", extra={"worker": self.worker_id, "rows": leaked})
         return len(rows)
 
-    def run(self, stop: threading.Event, *, once: bool = False, poll_interval: float = 1.0, max_wait: float = 60.0) -> bool:
+    def run(
+        self, stop: threading.Event, *, once: bool = False, poll_interval: float = 1.0, max_wait: float = 60.0
+    ) -> bool:
         """Push until ``stop`` is set; with ``once``, until the queue is empty (True) or nothing has
         become ready for ``max_wait`` seconds (False: rows are still waiting, e.g. store down)."""
         idle_since = None
@@ -227,9 +234,8 @@ class Worker:
             self._send(plans)
 
     def _plan(self, rows: list[q.Claimed]) -> list[Plan]:
-        keys = [tuple(e) for r in rows for e in r.entries]
         versions = q.load_versions(self.store, [r.id for r in rows])
-        states = q.load_states(self.store, sorted({(t, i) for t, i, _ in keys}))
+        states = q.load_states(self.store, sorted({(e[0], e[1]) for r in rows for e in r.entries}))
         plans = []
         for row in rows:
             plan = Plan(row)
@@ -275,7 +281,9 @@ class Worker:
                         here.append(e)
                 prov = found_prov.get(p.row.uid)
                 if prov is not None:
-                    applied += [self._state(e, p.row, _meta_version(prov), now, store_id=prov.get("id")) for e in p.provenance]
+                    applied += [
+                        self._state(e, p.row, _meta_version(prov), now, store_id=prov.get("id")) for e in p.provenance
+                    ]
                     landed.append(p)
                 else:
                     p.entries = [e for e in p.entries if e not in here]
@@ -289,7 +297,9 @@ class Worker:
                 log.info("rows_already_in_store", extra={"worker": self.worker_id, "rows": len(landed)})
                 plans = [p for p in plans if p not in landed]
         # Updates whose store version we do not know: one search per resource type.
-        unknown = [e for p in plans for e in p.entries if e.local_version > 1 and e.if_match is None and not e.is_provenance]
+        unknown = [
+            e for p in plans for e in p.entries if e.local_version > 1 and e.if_match is None and not e.is_provenance
+        ]
         current = self._lookup(unknown) if unknown else {}
         if current is None:
             self._retry([p.row for p in plans], self._last_reply)
@@ -350,9 +360,9 @@ class Worker:
                 return None
             for res in _resources(reply, rtype):
                 for ident in res.get("identifier") or []:
-                    e = wanted.get(f"{ident.get('system')}|{ident.get('value')}")
-                    if e is not None:
-                        out[e.key] = res
+                    found = wanted.get(f"{ident.get('system')}|{ident.get('value')}")
+                    if found is not None:
+                        out[found.key] = res
         return out
 
     def _find_provenances(self, plans: list[Plan], current: dict) -> dict[str, dict] | None:
@@ -394,14 +404,21 @@ class Worker:
                 self._last_reply = reply
                 return None
             for res in _resources(reply, "Provenance"):
-                if source_fragment(res) in targets[ref]:
-                    out[source_fragment(res)] = res
+                fragment = source_fragment(res)
+                if fragment is not None and fragment in targets[ref]:
+                    out[fragment] = res
         return out
 
-    def _state(self, e: Entry, row: q.Claimed, store_version: str | None, now: float, store_id: str | None = None) -> dict:
+    def _state(
+        self, e: Entry, row: q.Claimed, store_version: str | None, now: float, store_id: str | None = None
+    ) -> dict:
         return {
-            "resource_type": e.resource_type, "resource_id": e.resource_id, "store_version": store_version or None,
-            "local_version": e.local_version, "outbox_id": row.id, "updated_at": now,
+            "resource_type": e.resource_type,
+            "resource_id": e.resource_id,
+            "store_version": store_version or None,
+            "local_version": e.local_version,
+            "outbox_id": row.id,
+            "updated_at": now,
             "store_id": store_id or e.store_id or (None if self.identifier_mode else e.resource_id),
         }
 
@@ -426,8 +443,11 @@ class Worker:
         request = {"method": "PUT", "url": f"{e.resource_type}/{e.resource_id}"}
         if e.if_match:
             request["ifMatch"] = f'W/"{e.if_match}"'
-        return {"fullUrl": f"{self.client.base_url}/{e.resource_type}/{e.resource_id}", "resource": e.resource,
-                "request": request}
+        return {
+            "fullUrl": f"{self.client.base_url}/{e.resource_type}/{e.resource_id}",
+            "resource": e.resource,
+            "request": request,
+        }
 
     def _reference_map(self, items: list[tuple[Plan, Entry]], found: list[list[str]]) -> dict[str, str]:
         """``Type/<local id>`` -> what to write instead: ``Type/<store id>`` when known, ``urn:uuid:<local
@@ -453,7 +473,11 @@ class Worker:
             request = {"method": "PUT", "url": f"{e.resource_type}/{e.store_id}"}
             if e.if_match:
                 request["ifMatch"] = f'W/"{e.if_match}"'
-            return {"fullUrl": f"{self.client.base_url}/{e.resource_type}/{e.store_id}", "resource": body, "request": request}
+            return {
+                "fullUrl": f"{self.client.base_url}/{e.resource_type}/{e.store_id}",
+                "resource": body,
+                "request": request,
+            }
         body = {k: v for k, v in body.items() if k != "id"}
         ident = _our_identifier(e.resource)
         criteria = f"identifier={quote(ident[0] + '|' + ident[1], safe='')}" if ident else None
@@ -488,14 +512,18 @@ class Worker:
                 # The store applied entries one by one (Medplum without its transaction-bundles
                 # feature answers 200 with a status per entry). Every entry decides for itself,
                 # and from now on this worker sends on purpose in two phases.
-                alerts.error("store_not_atomic", extra={"worker": self.worker_id, "rows": len(plans),
-                                                        "hint": "set atomic_transactions = false"})
+                alerts.error(
+                    "store_not_atomic",
+                    extra={"worker": self.worker_id, "rows": len(plans), "hint": "set atomic_transactions = false"},
+                )
                 self.atomic = False
                 self._settle(items, results, compensate=True)
                 return True
             self._mark_sent(plans, items, results, reply.status)
             ms = round((time.monotonic() - started) * 1000, 1)
-            log.info("batch_sent", extra={"worker": self.worker_id, "rows": len(plans), "entries": len(items), "ms": ms})
+            log.info(
+                "batch_sent", extra={"worker": self.worker_id, "rows": len(plans), "entries": len(items), "ms": ms}
+            )
             return True
         return self._bundle_failed(plans, reply, self._send_transaction)
 
@@ -504,16 +532,28 @@ class Worker:
         rows = [p.row for p in plans]
         if reply.kind in (TRANSIENT, AUTH):
             if reply.kind == AUTH:
-                alerts.error("store_refused_token", extra={"worker": self.worker_id, "http_status": reply.status, "error": reply.error})
+                alerts.error(
+                    "store_refused_token",
+                    extra={"worker": self.worker_id, "http_status": reply.status, "error": reply.error},
+                )
             self._retry(rows, reply)
             return False
         if reply.kind == FORBIDDEN:
-            alerts.error("store_forbids_writes", extra={"worker": self.worker_id, "http_status": reply.status, "rows": len(rows)})
+            alerts.error(
+                "store_forbids_writes", extra={"worker": self.worker_id, "http_status": reply.status, "rows": len(rows)}
+            )
             now = self.clock()
             with self.store.session() as s:
                 for row in rows:
-                    q.mark_dead(s, row, self.worker_id, status=reply.status, error=_refusal("forbidden", reply.body),
-                                outcome=reply.body, now=now)
+                    q.mark_dead(
+                        s,
+                        row,
+                        self.worker_id,
+                        status=reply.status,
+                        error=_refusal("forbidden", reply.body),
+                        outcome=reply.body,
+                        now=now,
+                    )
             self.metrics.inc("thrive_sync_dead_letters_total", len(rows))
             return True
         if reply.kind == CONFLICT:
@@ -530,8 +570,15 @@ class Worker:
 
     def _dead(self, row: q.Claimed, status: int, outcome: dict | None) -> None:
         with self.store.session() as s:
-            q.mark_dead(s, row, self.worker_id, status=status,
-                        error=_refusal(f"store rejected payload (HTTP {status})", outcome), outcome=outcome, now=self.clock())
+            q.mark_dead(
+                s,
+                row,
+                self.worker_id,
+                status=status,
+                error=_refusal(f"store rejected payload (HTTP {status})", outcome),
+                outcome=outcome,
+                now=self.clock(),
+            )
         self.metrics.inc("thrive_sync_dead_letters_total", 1)
         alerts.error("dead_lettered", extra={"worker": self.worker_id, "row_uid": row.uid, "http_status": status})
 
@@ -546,8 +593,9 @@ class Worker:
             reply = self._post(self._bundle(items, "batch"))
             if reply.kind != OK:
                 return self._bundle_failed(plans, reply, self._send_two_phase)
-            ready = self._settle(items, _entry_results(reply, len(items)), compensate=False,
-                                 rows=plans, defer_sent=True)
+            ready = self._settle(
+                items, _entry_results(reply, len(items)), compensate=False, rows=plans, defer_sent=True
+            )
         if not ready:
             return True
         # Phase two: the Provenances (their targets now have store ids to point at).
@@ -571,8 +619,15 @@ class Worker:
         """The same rows with just their Provenance entries (resources landed and recorded)."""
         return [Plan(p.row, entries=p.provenance, applied=p.applied) for p in plans]
 
-    def _settle(self, items: list[tuple[Plan, Entry]], results: list[EntryResult], *, compensate: bool,
-                rows: list[Plan] | None = None, defer_sent: bool = False) -> list[Plan]:
+    def _settle(
+        self,
+        items: list[tuple[Plan, Entry]],
+        results: list[EntryResult],
+        *,
+        compensate: bool,
+        rows: list[Plan] | None = None,
+        defer_sent: bool = False,
+    ) -> list[Plan]:
         """Decide each row from its entries' own answers (non-atomic answers).
 
         A row is sent when every entry of it landed. Otherwise its worst entry decides, in sync.md's
@@ -605,7 +660,9 @@ class Worker:
             failed = [(e, r) for e, r in pairs if not r.landed]
             if not failed:
                 if compensate:
-                    states += [self._state(e, p.row, r.version, now, store_id=r.store_id) for e, r in pairs if e.is_provenance]
+                    states += [
+                        self._state(e, p.row, r.version, now, store_id=r.store_id) for e, r in pairs if e.is_provenance
+                    ]
                 (done_rows if defer_sent else sent).append(p)
                 continue
             if compensate:
@@ -631,10 +688,17 @@ class Worker:
         for p, r in dead:
             self._dead(p.row, r.status, r.outcome)
         if retry:
-            worst = next((r for p in retry for _e, r in per_plan.get(id(p), []) if not r.landed), EntryResult(0, TRANSIENT))
-            self._retry([p.row for p in retry], Reply(TRANSIENT, status=worst.status, error=f"entry HTTP {worst.status or 'no answer'}"))
+            worst = next(
+                (r for p in retry for _e, r in per_plan.get(id(p), []) if not r.landed), EntryResult(0, TRANSIENT)
+            )
+            self._retry(
+                [p.row for p in retry],
+                Reply(TRANSIENT, status=worst.status, error=f"entry HTTP {worst.status or 'no answer'}"),
+            )
         if conflicts and first_conflict is not None:
-            self._resolve_conflict(conflicts, Reply(CONFLICT, status=first_conflict.status, body=first_conflict.outcome))
+            self._resolve_conflict(
+                conflicts, Reply(CONFLICT, status=first_conflict.status, body=first_conflict.outcome)
+            )
         return done_rows
 
     def _withdraw_provenance(self, row: q.Claimed, store_id: str | None) -> None:
@@ -642,10 +706,14 @@ class Worker:
         pid = store_id or (None if self.identifier_mode else resource_id("provenance", row.uid))
         reply = self.client.request("DELETE", f"Provenance/{pid}") if pid else Reply(PAYLOAD, error="no id")
         if reply.kind not in (OK, NOT_FOUND) and reply.status not in (404, 410):
-            alerts.error("provenance_not_withdrawn", extra={"worker": self.worker_id, "row_uid": row.uid,
-                                                            "http_status": reply.status})
+            alerts.error(
+                "provenance_not_withdrawn",
+                extra={"worker": self.worker_id, "row_uid": row.uid, "http_status": reply.status},
+            )
 
-    def _mark_sent(self, plans: list[Plan], items: list[tuple[Plan, Entry]], results: list[EntryResult], status: int) -> None:
+    def _mark_sent(
+        self, plans: list[Plan], items: list[tuple[Plan, Entry]], results: list[EntryResult], status: int
+    ) -> None:
         now = self.clock()
         states: list[dict] = []
         for p in plans:
@@ -675,16 +743,41 @@ class Worker:
         if reply.ambiguous:
             delay = max(delay, self.settle)
         with self.store.session() as s:
-            q.mark_retry(s, rows, self.worker_id, delay=delay, status=reply.status, error=reply.error or reply.kind,
-                         ambiguous=reply.ambiguous, now=self.clock())
+            q.mark_retry(
+                s,
+                rows,
+                self.worker_id,
+                delay=delay,
+                status=reply.status,
+                error=reply.error or reply.kind,
+                ambiguous=reply.ambiguous,
+                now=self.clock(),
+            )
         self.metrics.inc("thrive_sync_retries_total", len(rows), error_class=reply.kind)
-        log.warning("batch_retry", extra={"worker": self.worker_id, "rows": len(rows), "http_status": reply.status,
-                                          "error_class": reply.kind, "error": reply.error, "retry_in": round(delay, 2)})
+        log.warning(
+            "batch_retry",
+            extra={
+                "worker": self.worker_id,
+                "rows": len(rows),
+                "http_status": reply.status,
+                "error_class": reply.kind,
+                "error": reply.error,
+                "retry_in": round(delay, 2),
+            },
+        )
 
     def _park_conflict(self, row: q.Claimed, store_copy: dict | None, status: int) -> None:
         with self.store.session() as s:
-            q.mark_dead(s, row, self.worker_id, status=status, error="store holds a version we did not write",
-                        outcome=store_copy, now=self.clock(), kind="conflict")
+            q.mark_dead(
+                s,
+                row,
+                self.worker_id,
+                status=status,
+                error="store holds a version we did not write",
+                outcome=store_copy,
+                now=self.clock(),
+                kind="conflict",
+            )
         self.metrics.inc("thrive_sync_conflicts_total", 1)
         alerts.warning("conflict_parked", extra={"worker": self.worker_id, "row_uid": row.uid, "http_status": status})
 
@@ -716,7 +809,9 @@ class Worker:
                     self._retry([p.row for p in plans[i:]] + [p.row for p in undecided] + requeue + check, r)
                     return False
                 current = r.body or {}
-                version = str((current.get("meta") or {}).get("versionId") or version_from_etag(header(r, "ETag")) or "")
+                version = str(
+                    (current.get("meta") or {}).get("versionId") or version_from_etag(header(r, "ETag")) or ""
+                )
                 if e.if_match is not None and version == e.if_match:
                     continue
                 if source_fragment(current) == plan.row.uid:
@@ -728,7 +823,9 @@ class Worker:
                     verdict, store_copy = "conflict", current
                     break
                 if src.startswith(self.source + "#"):
-                    learned.append(self._state(e, plan.row, version, now) | {"local_version": max(e.local_version - 1, 0)})
+                    learned.append(
+                        self._state(e, plan.row, version, now) | {"local_version": max(e.local_version - 1, 0)}
+                    )
                     continue
                 verdict, store_copy = "conflict", current
                 break
@@ -754,11 +851,29 @@ class Worker:
             if learned:
                 q.upsert_states(s, learned)
             if requeue:
-                q.mark_retry(s, requeue, self.worker_id, delay=0.0, status=reply.status, error="version conflict; re-read",
-                             ambiguous=False, now=now, kind="conflict-retry")
+                q.mark_retry(
+                    s,
+                    requeue,
+                    self.worker_id,
+                    delay=0.0,
+                    status=reply.status,
+                    error="version conflict; re-read",
+                    ambiguous=False,
+                    now=now,
+                    kind="conflict-retry",
+                )
             if check:
-                q.mark_retry(s, check, self.worker_id, delay=0.0, status=reply.status, error="already in store; verify",
-                             ambiguous=True, now=now, kind="conflict-retry")
+                q.mark_retry(
+                    s,
+                    check,
+                    self.worker_id,
+                    delay=0.0,
+                    status=reply.status,
+                    error="already in store; verify",
+                    ambiguous=True,
+                    now=now,
+                    kind="conflict-retry",
+                )
         return True
 
 
@@ -814,8 +929,11 @@ def _meta_version(resource: dict) -> str | None:
 
 
 def _resources(reply: Reply, rtype: str) -> list[dict]:
-    return [r for e in (reply.body or {}).get("entry") or [] if isinstance(r := e.get("resource"), dict)
-            and r.get("resourceType") == rtype]
+    return [
+        r
+        for e in (reply.body or {}).get("entry") or []
+        if isinstance(r := e.get("resource"), dict) and r.get("resourceType") == rtype
+    ]
 
 
 def _our_identifier(resource: dict) -> tuple[str, str] | None:
@@ -858,8 +976,11 @@ def _refusal(prefix: str, outcome: dict | None) -> str:
     """Dead-letter text: the store's own diagnostics when it sent any, and says so when it did not."""
     if not isinstance(outcome, dict):
         return f"{prefix}; the store sent no OperationOutcome"
-    texts = [str(i.get("diagnostics") or (i.get("details") or {}).get("text") or "") for i in outcome.get("issue") or []
-             if isinstance(i, dict)]
+    texts = [
+        str(i.get("diagnostics") or (i.get("details") or {}).get("text") or "")
+        for i in outcome.get("issue") or []
+        if isinstance(i, dict)
+    ]
     texts = [t for t in texts if t]
     return f"{prefix}: {'; '.join(texts)}" if texts else prefix
 

@@ -128,10 +128,14 @@ class HostileEhr:
         return [r for r in self.requests if r.path.startswith(path_prefix)]
 
     def good_patient(self) -> dict:
-        return {"resourceType": "Patient", "id": PATIENT_ID,
-                "identifier": [{"system": NHS_NUMBER, "value": NHS}],
-                "name": [{"use": "official", "family": "Hostile-Test", "given": ["Robin"]}],
-                "birthDate": "2011-03-04", "gender": "female"}
+        return {
+            "resourceType": "Patient",
+            "id": PATIENT_ID,
+            "identifier": [{"system": NHS_NUMBER, "value": NHS}],
+            "name": [{"use": "official", "family": "Hostile-Test", "given": ["Robin"]}],
+            "birthDate": "2011-03-04",
+            "gender": "female",
+        }
 
 
 def _hostile_app(ehr: HostileEhr) -> Flask:
@@ -139,10 +143,16 @@ def _hostile_app(ehr: HostileEhr) -> Flask:
 
     @app.before_request
     def _record():
-        ehr.requests.append(Seen(
-            origin=request.host_url.rstrip("/"), method=request.method, path=request.path,
-            raw_uri=request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or request.full_path,
-            headers=dict(request.headers), form=request.form.to_dict() if request.method == "POST" else {}))
+        ehr.requests.append(
+            Seen(
+                origin=request.host_url.rstrip("/"),
+                method=request.method,
+                path=request.path,
+                raw_uri=request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI") or request.full_path,
+                headers=dict(request.headers),
+                form=request.form.to_dict() if request.method == "POST" else {},
+            )
+        )
 
     @app.get("/fhir/.well-known/smart-configuration")
     def smart_configuration():
@@ -162,12 +172,23 @@ def _hostile_app(ehr: HostileEhr) -> Flask:
 
     @app.get("/fhir/metadata")
     def metadata():
-        ext = {"url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
-               "extension": [{"url": "authorize", "valueUri": ehr.origin + "/auth/authorize"},
-                             {"url": "token", "valueUri": ehr.origin + "/auth/token"}]}
-        return jsonify({"resourceType": "CapabilityStatement", "status": "active", "kind": "instance",
-                        "fhirVersion": "4.0.1", "format": ["json"],
-                        "rest": [{"mode": "server", "security": {"extension": [ext]}}]})
+        ext = {
+            "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+            "extension": [
+                {"url": "authorize", "valueUri": ehr.origin + "/auth/authorize"},
+                {"url": "token", "valueUri": ehr.origin + "/auth/token"},
+            ],
+        }
+        return jsonify(
+            {
+                "resourceType": "CapabilityStatement",
+                "status": "active",
+                "kind": "instance",
+                "fhirVersion": "4.0.1",
+                "format": ["json"],
+                "rest": [{"mode": "server", "security": {"extension": [ext]}}],
+            }
+        )
 
     @app.get("/auth/.well-known/openid-configuration")
     def openid_configuration():
@@ -181,19 +202,29 @@ def _hostile_app(ehr: HostileEhr) -> Flask:
     def authorize():
         q = request.args
         if ehr.authorize_error is not None:
-            return redirect(q["redirect_uri"] + "?" + urlencode({"error": ehr.authorize_error, "state": q["state"]}),
-                            code=302)
+            return redirect(
+                q["redirect_uri"] + "?" + urlencode({"error": ehr.authorize_error, "state": q["state"]}), code=302
+            )
         code = secrets.token_urlsafe(24)
-        ehr.codes[code] = {"challenge": q.get("code_challenge"), "redirect_uri": q.get("redirect_uri"),
-                           "scope": q.get("scope", ""), "nonce": q.get("nonce"), "client_id": q.get("client_id")}
+        ehr.codes[code] = {
+            "challenge": q.get("code_challenge"),
+            "redirect_uri": q.get("redirect_uri"),
+            "scope": q.get("scope", ""),
+            "nonce": q.get("nonce"),
+            "client_id": q.get("client_id"),
+        }
         return redirect(q["redirect_uri"] + "?" + urlencode({"code": code, "state": q["state"]}), code=302)
 
     @app.post("/auth/token")
     def token():
         form = request.form
         if form.get("grant_type") == "client_credentials":  # the sync worker (Backend Services)
-            body = {"access_token": _new_token(), "token_type": "bearer", "expires_in": 300,
-                    "scope": form.get("scope", "")}
+            body = {
+                "access_token": _new_token(),
+                "token_type": "bearer",
+                "expires_in": 300,
+                "scope": form.get("scope", ""),
+            }
             for name, value in ehr.token.items():
                 if value is DROP:
                     body.pop(name, None)
@@ -209,8 +240,14 @@ def _hostile_app(ehr: HostileEhr) -> Flask:
         if grant is None or grant["challenge"] != challenge or grant["redirect_uri"] != form.get("redirect_uri"):
             return jsonify({"error": "invalid_grant"}), 400
         scopes = grant["scope"].split()
-        body: dict[str, Any] = {"access_token": _new_token(), "token_type": "Bearer", "expires_in": 3600,
-                                "scope": grant["scope"], "patient": PATIENT_ID, "need_patient_banner": False}
+        body: dict[str, Any] = {
+            "access_token": _new_token(),
+            "token_type": "Bearer",
+            "expires_in": 3600,
+            "scope": grant["scope"],
+            "patient": PATIENT_ID,
+            "need_patient_banner": False,
+        }
         if "online_access" in scopes or "offline_access" in scopes:  # as Inferno's mock server does
             body["refresh_token"] = secrets.token_urlsafe(32)
         if "openid" in scopes:
@@ -240,8 +277,10 @@ def _hostile_app(ehr: HostileEhr) -> Flask:
     def ehr_ui():
         """The EHR's own page with the app in an iframe (for browser tests of framing)."""
         src = request.args["src"]
-        return (f'<!doctype html><html lang="en"><title>EHR</title><h1>Hostile EHR</h1>'
-                f'<iframe id="smart-app" title="app" src="{src}" width="1000" height="700"></iframe></html>')
+        return (
+            f'<!doctype html><html lang="en"><title>EHR</title><h1>Hostile EHR</h1>'
+            f'<iframe id="smart-app" title="app" src="{src}" width="1000" height="700"></iframe></html>'
+        )
 
     @app.route("/<path:anything>", methods=["GET", "POST", "PUT", "DELETE"])
     def anything_else(anything: str):
@@ -254,9 +293,15 @@ def _hostile_app(ehr: HostileEhr) -> Flask:
 
     def _id_token(grant: dict) -> str:
         now = int(time.time())
-        claims: dict[str, Any] = {"iss": ehr.issuer, "sub": "user-hostile-1", "aud": grant["client_id"],
-                                  "iat": now, "exp": now + 300, "nonce": grant["nonce"],
-                                  "fhirUser": ehr.fhir_base + "/Practitioner/pr-hostile-1"}
+        claims: dict[str, Any] = {
+            "iss": ehr.issuer,
+            "sub": "user-hostile-1",
+            "aud": grant["client_id"],
+            "iat": now,
+            "exp": now + 300,
+            "nonce": grant["nonce"],
+            "fhirUser": ehr.fhir_base + "/Practitioner/pr-hostile-1",
+        }
         for name, value in ehr.claims.items():
             if value is DROP:
                 claims.pop(name, None)
@@ -303,16 +348,34 @@ def make_app(ehr, tmp_path):
 
     def make(app_overrides: dict | None = None, **overrides: Any):
         count[0] += 1
-        registration = {"name": "Hostile EHR", "iss": ehr.fhir_base, "client_id": CLIENT_ID, "auth_method": "public",
-                        "allow_insecure_loopback": True, "frame_ancestors": [ehr.origin], **overrides}
-        return create_app({
-            "testing": True, "secret_key": secrets.token_urlsafe(32),
-            "database_url": f"sqlite:///{tmp_path}/hostile-{count[0]}.db", "ods_code": "RXX01", "journeys": False,
-            "ehr": [registration],
-            "standalone": [{"key": "school", "name": "Hostile High School", "iss": ehr.fhir_base,
-                            "organization": "Organization/school-hostile"}],
-            **(app_overrides or {}),
-        })
+        registration = {
+            "name": "Hostile EHR",
+            "iss": ehr.fhir_base,
+            "client_id": CLIENT_ID,
+            "auth_method": "public",
+            "allow_insecure_loopback": True,
+            "frame_ancestors": [ehr.origin],
+            **overrides,
+        }
+        return create_app(
+            {
+                "testing": True,
+                "secret_key": secrets.token_urlsafe(32),
+                "database_url": f"sqlite:///{tmp_path}/hostile-{count[0]}.db",
+                "ods_code": "RXX01",
+                "journeys": False,
+                "ehr": [registration],
+                "standalone": [
+                    {
+                        "key": "school",
+                        "name": "Hostile High School",
+                        "iss": ehr.fhir_base,
+                        "organization": "Organization/school-hostile",
+                    }
+                ],
+                **(app_overrides or {}),
+            }
+        )
 
     return make
 

@@ -49,8 +49,13 @@ def test_inside_the_ehr_frame_the_ehr_banner_is_trusted(ehr, served, browser_pag
     assert frame.locator(".thrive-patient-banner").count() == 0
 
 
-@pytest.mark.parametrize("path,said", [("/l/no-such-launch/summary", "Relaunch the app from the patient's record"),
-                                       ("/no-such-page", "relaunch the app from there")])
+@pytest.mark.parametrize(
+    "path,said",
+    [
+        ("/l/no-such-launch/summary", "Relaunch the app from the patient's record"),
+        ("/no-such-page", "relaunch the app from there"),
+    ],
+)
 def test_error_pages_show_inside_the_ehr_frame(ehr, served, browser_page, axe_check, path, said):
     violations: list[str] = []
     browser_page.on("console", lambda m: violations.append(m.text) if "frame-ancestors" in m.text else None)

@@ -43,6 +43,7 @@ def test_a_correct_ehr_launch_completes_with_identity_and_refresh_token(ehr, mak
 
 # --- item 1: the patient id goes into URLs only after the FHIR id rule -------------------------
 
+
 @pytest.mark.parametrize("patient", ["../../../../x", "..", ".", "a/b", "Patient/yp-1", "x" * 65, "yp 1", 42, ["yp"]])
 def test_patient_id_breaking_the_fhir_id_rule_stops_the_launch_before_any_fhir_call(ehr, make_app, launcher, patient):
     L = launcher(make_app())
@@ -66,8 +67,12 @@ def test_ehr_client_builds_urls_from_checked_segments(ehr):
     for bad in ("../../../../x", "..", "a/b", "%2e%2e", ""):
         with pytest.raises(EhrRefused):
             client.read("Patient", bad)
-    for bad_url in (ehr.fhir_base + "/Patient/../../x", ehr.fhir_base + "/Patient/%2e%2e/x",
-                    ehr.origin + "/x", ehr.fhir_base + "x/Patient/1"):
+    for bad_url in (
+        ehr.fhir_base + "/Patient/../../x",
+        ehr.fhir_base + "/Patient/%2e%2e/x",
+        ehr.origin + "/x",
+        ehr.fhir_base + "x/Patient/1",
+    ):
         with pytest.raises(EhrRefused):
             client.request("GET", bad_url)
     with pytest.raises(EhrRefused):
@@ -89,6 +94,7 @@ def test_sync_fhir_client_checks_ids_too(ehr):
 
 
 # --- item 2: the id_token issuer is always checked ------------------------------------------------
+
 
 def test_forged_id_token_issuer_is_refused_when_discovery_names_no_issuer(ehr, make_app, launcher):
     L = launcher(make_app())
@@ -122,6 +128,7 @@ def test_pinned_oidc_issuer_is_the_expected_issuer_when_discovery_names_none(ehr
 
 # --- item 3: pinned authorization servers are whole origins ---------------------------------------
 
+
 def test_authorization_server_on_another_port_of_the_same_host_is_refused(ehr, make_app, launcher):
     L = launcher(make_app())
     ehr.auth_on_other_port = True
@@ -143,13 +150,18 @@ def test_auth_hosts_entries_must_be_hosts_or_origins():
     from smart_app.config import ConfigError, parse_config
 
     base = {"iss": "https://ehr.example.test/fhir", "client_id": "c", "auth_method": "public"}
-    reg = parse_config({"testing": True, "ehr": [{**base, "auth_hosts": ["auth.example.test",
-                                                                          "https://idp.example.test:8443"]}]}).ehrs[base["iss"]]
+    reg = parse_config(
+        {"testing": True, "ehr": [{**base, "auth_hosts": ["auth.example.test", "https://idp.example.test:8443"]}]}
+    ).ehrs[base["iss"]]
     assert reg.url_allowed("https://auth.example.test/token", pinned=True)
     assert reg.url_allowed("https://idp.example.test:8443/authorize", pinned=True)
     assert reg.url_allowed("https://ehr.example.test/oauth/token", pinned=True)
-    for other in ("https://auth.example.test:8443/token", "https://idp.example.test/authorize",
-                  "https://ehr.example.test:444/oauth", "http://auth.example.test/token"):
+    for other in (
+        "https://auth.example.test:8443/token",
+        "https://idp.example.test/authorize",
+        "https://ehr.example.test:444/oauth",
+        "http://auth.example.test/token",
+    ):
         assert not reg.url_allowed(other, pinned=True), other
     for bad in ("https://auth.example.test/path", "ftp://auth.example.test", "https://u@auth.example.test"):
         with pytest.raises(ConfigError, match="auth_hosts"):
@@ -228,19 +240,34 @@ def test_a_launch_whose_identity_was_never_read_shows_no_plan(app):
 
 # --- item 5: every token-response member is hostile input -----------------------------------------
 
-@pytest.mark.parametrize("members,check", [
-    ({"expires_in": 10**12}, lambda rec, s: rec.token_expires_at - utcnow() <= timedelta(hours=24)),
-    ({"expires_in": 1.5e300}, lambda rec, s: rec.token_expires_at - utcnow() <= timedelta(hours=24)),
-    ({"expires_in": -5}, lambda rec, s: timedelta(0) < rec.token_expires_at - utcnow() <= timedelta(seconds=300)),
-    ({"expires_in": "3600"}, lambda rec, s: timedelta(minutes=59) < rec.token_expires_at - utcnow()),
-    ({"expires_in": [1]}, lambda rec, s: rec.token_expires_at - utcnow() <= timedelta(seconds=300)),
-    ({"refresh_token": 12345}, lambda rec, s: not rec.has_refresh_token),
-    ({"scope": ["patient/*.cruds"]}, lambda rec, s: "patient/*.cruds" not in rec.scopes and "launch" in rec.scopes),
-    ({"need_patient_banner": "no"}, lambda rec, s: rec.need_patient_banner is True),
-    ({"encounter": "../../e"}, lambda rec, s: rec.encounter_id is None),
-    ({"encounter": {"id": 1}}, lambda rec, s: rec.encounter_id is None),
-], ids=["expires-1e12", "expires-float-huge", "expires-negative", "expires-string", "expires-list",
-        "refresh-int", "scope-list", "banner-string", "encounter-dots", "encounter-object"])
+
+@pytest.mark.parametrize(
+    "members,check",
+    [
+        ({"expires_in": 10**12}, lambda rec, s: rec.token_expires_at - utcnow() <= timedelta(hours=24)),
+        ({"expires_in": 1.5e300}, lambda rec, s: rec.token_expires_at - utcnow() <= timedelta(hours=24)),
+        ({"expires_in": -5}, lambda rec, s: timedelta(0) < rec.token_expires_at - utcnow() <= timedelta(seconds=300)),
+        ({"expires_in": "3600"}, lambda rec, s: timedelta(minutes=59) < rec.token_expires_at - utcnow()),
+        ({"expires_in": [1]}, lambda rec, s: rec.token_expires_at - utcnow() <= timedelta(seconds=300)),
+        ({"refresh_token": 12345}, lambda rec, s: not rec.has_refresh_token),
+        ({"scope": ["patient/*.cruds"]}, lambda rec, s: "patient/*.cruds" not in rec.scopes and "launch" in rec.scopes),
+        ({"need_patient_banner": "no"}, lambda rec, s: rec.need_patient_banner is True),
+        ({"encounter": "../../e"}, lambda rec, s: rec.encounter_id is None),
+        ({"encounter": {"id": 1}}, lambda rec, s: rec.encounter_id is None),
+    ],
+    ids=[
+        "expires-1e12",
+        "expires-float-huge",
+        "expires-negative",
+        "expires-string",
+        "expires-list",
+        "refresh-int",
+        "scope-list",
+        "banner-string",
+        "encounter-dots",
+        "encounter-object",
+    ],
+)
 def test_hostile_token_response_values_never_give_a_500(ehr, make_app, launcher, members, check):
     L = launcher(make_app())
     ehr.token.update(members)
@@ -250,8 +277,10 @@ def test_hostile_token_response_values_never_give_a_500(ehr, make_app, launcher,
     assert check(L.only_launch(), L.sessions)
 
 
-@pytest.mark.parametrize("members", [{"token_type": 7}, {"token_type": None}, {"access_token": {"t": 1}},
-                                     {"access_token": ""}, {"id_token": 5}])
+@pytest.mark.parametrize(
+    "members",
+    [{"token_type": 7}, {"token_type": None}, {"access_token": {"t": 1}}, {"access_token": ""}, {"id_token": 5}],
+)
 def test_unusable_token_response_members_stop_the_launch_with_a_page(ehr, make_app, launcher, members):
     L = launcher(make_app())
     ehr.token.update(members)
@@ -262,6 +291,7 @@ def test_unusable_token_response_members_stop_the_launch_with_a_page(ehr, make_a
 
 
 # --- item 6: log injection ------------------------------------------------------------------------
+
 
 def test_newline_in_the_callback_error_cannot_forge_a_log_line(ehr, make_app, launcher, caplog):
     caplog.set_level(logging.INFO)
@@ -290,13 +320,22 @@ def test_error_uri_is_linked_only_on_the_authorization_servers_origin():
     from smart_app.launch.routes import _safe_error_uri
 
     token = "https://auth.example.test/oauth/token"
-    assert _safe_error_uri("https://auth.example.test/reapprove?x=1", token) == "https://auth.example.test/reapprove?x=1"
-    for bad in ("https://auth.example.test:8443/reapprove", "http://auth.example.test/reapprove",
-                "https://evil.example/reapprove", "https://user@auth.example.test/x", "javascript:alert(1)", ""):
+    assert (
+        _safe_error_uri("https://auth.example.test/reapprove?x=1", token) == "https://auth.example.test/reapprove?x=1"
+    )
+    for bad in (
+        "https://auth.example.test:8443/reapprove",
+        "http://auth.example.test/reapprove",
+        "https://evil.example/reapprove",
+        "https://user@auth.example.test/x",
+        "javascript:alert(1)",
+        "",
+    ):
         assert _safe_error_uri(bad, token) is None, bad
 
 
 # --- item 7: refresh tokens for both launch kinds, expiry worded per kind --------------------------
+
 
 def _authorize_scope(ehr) -> list[str]:
     [authorize] = ehr.seen("/auth/authorize")
@@ -341,6 +380,7 @@ def test_session_end_is_worded_for_the_launch_kind(ehr, make_app, launcher):
 
 # --- item 8: loose acceptance ---------------------------------------------------------------------
 
+
 def test_absolute_fhir_user_on_another_server_is_refused(ehr, make_app, launcher):
     L = launcher(make_app())
     ehr.claims["fhirUser"] = "https://other-ehr.example/fhir/Practitioner/pr-hostile-1"
@@ -358,24 +398,30 @@ def test_id_token_with_an_extra_audience_and_no_azp_is_refused(ehr, make_app, la
     assert L.launch_count() == 0
 
 
-@pytest.mark.parametrize("claims,accepted", [
-    ({"aud": ["CLIENT", "another-app"], "azp": "CLIENT"}, True),
-    ({"aud": ["CLIENT"]}, True),
-    ({"azp": "another-app"}, False),
-    ({"aud": ["CLIENT", "another-app"], "azp": "another-app"}, False),
-])
+@pytest.mark.parametrize(
+    "claims,accepted",
+    [
+        ({"aud": ["CLIENT", "another-app"], "azp": "CLIENT"}, True),
+        ({"aud": ["CLIENT"]}, True),
+        ({"azp": "another-app"}, False),
+        ({"aud": ["CLIENT", "another-app"], "azp": "another-app"}, False),
+    ],
+)
 def test_id_token_azp_rules(ehr, make_app, launcher, claims, accepted):
     L = launcher(make_app())
     ehr.claims.update(json.loads(json.dumps(claims).replace("CLIENT", ehr.CLIENT_ID)))
     assert (L.ehr_launch().status_code == 303) is accepted
 
 
-@pytest.mark.parametrize("switch,said", [
-    ("stranger_key", "signature does not match"),
-    ("expired", "has expired"),
-    ("wrong_aud", "issued for another app"),
-    ("no_sub", "leaves out details"),
-])
+@pytest.mark.parametrize(
+    "switch,said",
+    [
+        ("stranger_key", "signature does not match"),
+        ("expired", "has expired"),
+        ("wrong_aud", "issued for another app"),
+        ("no_sub", "leaves out details"),
+    ],
+)
 def test_id_token_error_pages_say_it_plainly(ehr, make_app, launcher, switch, said):
     L = launcher(make_app())
     if switch == "stranger_key":
@@ -392,6 +438,7 @@ def test_id_token_error_pages_say_it_plainly(ehr, make_app, launcher, switch, sa
 
 
 # --- Epic-Client-ID (issue 17: a vendor quirk made explicit) ------------------------------------
+
 
 @pytest.mark.parametrize("configured", [False, True])
 def test_epic_client_id_header_goes_only_to_ehrs_configured_for_it(ehr, make_app, launcher, configured):

@@ -14,19 +14,35 @@ from thrive_fhir.client.fhir_http import TokenError
 @pytest.fixture(scope="module")
 def pem():
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                             serialization.NoEncryption())
+    return key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 def auth(ehr, pem, clock=None):
     kwargs = {"clock": clock} if clock else {}
-    return BackendServicesAuth(token_url=ehr.origin + "/auth/token", client_id="sync-worker", private_key_pem=pem,
-                               kid="k1", scope="system/Goal.ru", min_failure_backoff=0.0, **kwargs)
+    return BackendServicesAuth(
+        token_url=ehr.origin + "/auth/token",
+        client_id="sync-worker",
+        private_key_pem=pem,
+        kid="k1",
+        scope="system/Goal.ru",
+        min_failure_backoff=0.0,
+        **kwargs,
+    )
 
 
-@pytest.mark.parametrize("expires_in,renew_within", [
-    (float("inf"), 24 * 3600), (10**12, 24 * 3600), ("nan", 300), (-1, 300), ([3600], 300), ("600", 600),
-])
+@pytest.mark.parametrize(
+    "expires_in,renew_within",
+    [
+        (float("inf"), 24 * 3600),
+        (10**12, 24 * 3600),
+        ("nan", 300),
+        (-1, 300),
+        ([3600], 300),
+        ("600", 600),
+    ],
+)
 def test_token_lifetime_is_bounded(ehr, pem, expires_in, renew_within):
     now = [1_000_000.0]
     a = auth(ehr, pem, clock=lambda: now[0])
@@ -36,8 +52,15 @@ def test_token_lifetime_is_bounded(ehr, pem, expires_in, renew_within):
     assert a.token() != first
 
 
-@pytest.mark.parametrize("members", [{"access_token": {"a": 1}}, {"access_token": ""}, {"token_type": ["bearer"]},
-                                     {"scope": ["system/Goal.ru"], "access_token": ["x"]}])
+@pytest.mark.parametrize(
+    "members",
+    [
+        {"access_token": {"a": 1}},
+        {"access_token": ""},
+        {"token_type": ["bearer"]},
+        {"scope": ["system/Goal.ru"], "access_token": ["x"]},
+    ],
+)
 def test_unusable_token_members_are_a_token_error_not_a_crash(ehr, pem, members):
     ehr.token.update(members)
     with pytest.raises(TokenError):

@@ -41,7 +41,7 @@ class Journey:
         from werkzeug.datastructures import MultiDict
 
         pairs = list(data.items()) if isinstance(data, dict) else list(data)
-        form = MultiDict(pairs + [("csrf_token", self.launch.csrf_token)])
+        form = MultiDict([*pairs, ("csrf_token", self.launch.csrf_token)])
         return self.client.post(self.launch.url(path), data=form, headers={"Origin": TEST_ORIGIN}, base_url=TEST_ORIGIN)
 
     def resources(self, rtype: str | None = None) -> list[dict]:
@@ -155,7 +155,15 @@ def sharing_form(agencies, version: int = 0, **overrides) -> list[tuple[str, str
     from datetime import date, timedelta
 
     end = date.today() + timedelta(days=180)
-    form = {"token": token(), "version": str(version), "confirmed": "yes", "given_by": "young-person",
-            "competence": "competent", "end-day": str(end.day), "end-month": str(end.month), "end-year": str(end.year)}
+    form = {
+        "token": token(),
+        "version": str(version),
+        "confirmed": "yes",
+        "given_by": "young-person",
+        "competence": "competent",
+        "end-day": str(end.day),
+        "end-month": str(end.month),
+        "end-year": str(end.year),
+    }
     form.update(overrides)
     return [(k, v) for k, v in form.items() if v is not None] + [("agencies", a) for a in agencies]

@@ -29,8 +29,15 @@ def served(tmp_path_factory):
 def _cookie(launch, origin):
     """The launch's binding cookie, as the app would have set it after a real EHR launch (the
     full OAuth launch is covered by tests/app; here the browser walks the journeys)."""
-    return {"name": COOKIE_NAME, "value": launch.binding, "domain": "127.0.0.1", "path": "/",
-            "secure": True, "httpOnly": True, "sameSite": "None"}
+    return {
+        "name": COOKIE_NAME,
+        "value": launch.binding,
+        "domain": "127.0.0.1",
+        "path": "/",
+        "secure": True,
+        "httpOnly": True,
+        "sameSite": "None",
+    }
 
 
 @pytest.fixture
@@ -63,7 +70,7 @@ def _check(page, axe_check, screenshot, name):
 
 
 def test_clinician_walks_every_journey(page_in_launch, axe_check, screenshot):
-    page, app, launch = page_in_launch
+    page, app, _launch = page_in_launch
 
     # 1. grouping: first an empty submit shows the error summary, focused links to fields
     page.goto_launch("grouping/agree")
@@ -76,7 +83,9 @@ def test_clinician_walks_every_journey(page_in_launch, axe_check, screenshot):
     page.get_by_label("What options did you consider together?").fill("Online support, MHST")
     page.get_by_label("Getting Risk Support").check()
     page.get_by_label("Young person", exact=True).check()
-    page.get_by_role("group", name="Did the young person agree with the grouping?").get_by_label("Agreed", exact=True).check()
+    page.get_by_role("group", name="Did the young person agree with the grouping?").get_by_label(
+        "Agreed", exact=True
+    ).check()
     page.get_by_role("group", name="How was the parent or carer involved?").get_by_label("Not applicable").check()
     _submit(page, "Save grouping")
     _saved(page, "The grouping has been recorded.")
@@ -106,7 +115,9 @@ def test_clinician_walks_every_journey(page_in_launch, axe_check, screenshot):
     page.goto_launch("goals/")
     for words in ("Sleep through the night", "See friends at weekends"):
         page.get_by_label("What is the goal, in the young person's own words?").fill(words)
-        page.get_by_role("group", name="How close are they to this goal today? (optional)").get_by_label("3", exact=True).check()
+        page.get_by_role("group", name="How close are they to this goal today? (optional)").get_by_label(
+            "3", exact=True
+        ).check()
         _submit(page, "Add goal")
         _saved(page, "The goal has been added.")
     first = page.get_by_role("group", name="Goal 1: Sleep through the night")
@@ -134,7 +145,8 @@ def test_clinician_walks_every_journey(page_in_launch, axe_check, screenshot):
     page.get_by_label("Northgate Academy (invented school)").check()
     page.get_by_label("Exampleshire Council Children's Services").check()
     page.get_by_role("group", name="Can the young person decide about sharing for themselves?").get_by_label(
-        "Yes, the young person can decide for themselves").check()
+        "Yes, the young person can decide for themselves"
+    ).check()
     page.get_by_role("group", name="Who agreed to share the plan?").get_by_label("The young person").check()
     page.get_by_label("They have agreed to share the plan with the agencies ticked, until this date").check()
     _submit(page, "Save sharing choices")
@@ -167,10 +179,15 @@ def test_clinician_walks_every_journey(page_in_launch, axe_check, screenshot):
     page.goto_launch("ending/")
     _check(page, axe_check, screenshot, "ending-form")
     page.get_by_label("What did you talk about: the limits of help, the ending and what happens next?").fill(
-        "What the team can and cannot do; how to come back")
-    page.get_by_role("group", name="What is the grouping at the end of help?").get_by_label("Getting Advice and Signposting").check()
+        "What the team can and cannot do; how to come back"
+    )
+    page.get_by_role("group", name="What is the grouping at the end of help?").get_by_label(
+        "Getting Advice and Signposting"
+    ).check()
     page.get_by_label("If it has changed from Getting Risk Support, why?").select_option("risk-reduced")
-    page.get_by_role("group", name="Did the young person agree with ending help?").get_by_label("Agreed", exact=True).check()
+    page.get_by_role("group", name="Did the young person agree with ending help?").get_by_label(
+        "Agreed", exact=True
+    ).check()
     for group in page.get_by_role("group", name="How did goal").all():
         group.get_by_label("Achieved", exact=True).check()
     # what is still open is asked about, one by one
@@ -183,8 +200,19 @@ def test_clinician_walks_every_journey(page_in_launch, axe_check, screenshot):
 
     store = app.extensions["thrive"].local_store
     types = sorted({r["resourceType"] for r in store.for_patient("Patient/pat-e2e-1")})
-    assert types == ["CarePlan", "CareTeam", "Consent", "EpisodeOfCare", "Flag", "Goal", "Observation", "Provenance",
-                     "RelatedPerson", "ServiceRequest", "Task"]
+    assert types == [
+        "CarePlan",
+        "CareTeam",
+        "Consent",
+        "EpisodeOfCare",
+        "Flag",
+        "Goal",
+        "Observation",
+        "Provenance",
+        "RelatedPerson",
+        "ServiceRequest",
+        "Task",
+    ]
     [flag] = store.for_patient("Patient/pat-e2e-1", "Flag")
     assert flag["status"] == "inactive"  # raised with Getting Risk Support + plan, cleared at the ending
 

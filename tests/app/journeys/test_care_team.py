@@ -24,16 +24,22 @@ def test_every_kind_of_member_is_saved_with_its_role_and_shown_on_the_summary(jo
     team = _team(journey)
     assert team["status"] == "active" and journey.store.current_version("CareTeam", team["id"]) == 4
     roles = [(p["member"]["reference"].split("/")[0], p["role"][0]["text"]) for p in team["participant"]]
-    assert roles == [("Patient", "Young person"), ("RelatedPerson", "Parent or carer (mother)"),
-                     ("Practitioner", "Lead clinician"), ("Organization", "Designated safeguarding lead")]
+    assert roles == [
+        ("Patient", "Young person"),
+        ("RelatedPerson", "Parent or carer (mother)"),
+        ("Practitioner", "Lead clinician"),
+        ("Organization", "Designated safeguarding lead"),
+    ]
     lead = team["participant"][2]
-    assert lead["member"]["reference"] == "Practitioner/pr-test-1" and lead["onBehalfOf"]["reference"].startswith("Organization/")
+    assert lead["member"]["reference"] == "Practitioner/pr-test-1" and lead["onBehalfOf"]["reference"].startswith(
+        "Organization/"
+    )
     [parent] = journey.resources("RelatedPerson")
     assert parent["name"][0]["family"] == "Example" and parent["relationship"][0]["coding"][0]["code"] == "MTH"
     journey.assert_all_valid()
     assert journey.outbox_count() == 4
     summary = text_of(journey.get("summary"))
-    team_text = summary[summary.index("Care team"):]
+    team_text = summary[summary.index("Care team") :]
     assert "Jo Example Parent or carer (mother)" in team_text
     assert "Northgate Academy (invented school) Designated safeguarding lead" in team_text
     assert "Young person" in team_text and "Lead clinician" in team_text

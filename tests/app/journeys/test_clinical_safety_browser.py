@@ -33,8 +33,19 @@ def open_launch(served, browser_page):
 
     def start(patient_id: str, **kw):
         launch = make_launch(app, patient_id=patient_id, **kw)
-        browser_page.context.add_cookies([{"name": COOKIE_NAME, "value": launch.binding, "domain": "127.0.0.1",
-                                           "path": "/", "secure": True, "httpOnly": True, "sameSite": "None"}])
+        browser_page.context.add_cookies(
+            [
+                {
+                    "name": COOKIE_NAME,
+                    "value": launch.binding,
+                    "domain": "127.0.0.1",
+                    "path": "/",
+                    "secure": True,
+                    "httpOnly": True,
+                    "sameSite": "None",
+                }
+            ]
+        )
         return browser_page, launch, lambda suffix: browser_page.goto(f"{origin}{launch.url(suffix)}")
 
     return start
@@ -46,7 +57,8 @@ def axe_clean(page, axe_check, name: str) -> None:
     violations = axe_check(page, name=name)
     assert not violations, f"axe ({name}): " + json.dumps(
         [{"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"][:3]]} for v in violations],
-        indent=1)
+        indent=1,
+    )
 
 
 def _submit(page, button: str) -> None:
@@ -55,7 +67,7 @@ def _submit(page, button: str) -> None:
 
 
 def _luminance(rgb: str) -> float:
-    parts = [int(x) for x in rgb[rgb.index("(") + 1:rgb.index(")")].split(",")[:3]]
+    parts = [int(x) for x in rgb[rgb.index("(") + 1 : rgb.index(")")].split(",")[:3]]
 
     def channel(c):
         c = c / 255
@@ -65,10 +77,12 @@ def _luminance(rgb: str) -> float:
     return 0.2126 * r + 0.7152 * g + 0.0722 * b
 
 
-def test_printed_safety_plan_keeps_the_crisis_number_and_speaks_to_the_young_person(open_launch, served, axe_check, screenshot):
+def test_printed_safety_plan_keeps_the_crisis_number_and_speaks_to_the_young_person(
+    open_launch, served, axe_check, screenshot
+):
     app, _ = served
     seed_plan(app, "pat-print-1", risk=True)
-    page, launch, go = open_launch("pat-print-1")
+    page, _launch, go = open_launch("pat-print-1")
     go("safety-plan/print")
     assert page.locator("#risk-alert").is_visible()  # on screen the clinician still sees the banner
     axe_clean(page, axe_check, "safety-plan-print-screen")
@@ -115,11 +129,22 @@ def test_add_another_row_with_and_without_javascript(open_launch, served, browse
     axe_clean(page, axe_check, "safety-plan-form-added-row")
 
     # without JavaScript: the form is posted and redrawn with one more row, opening at it
-    app, origin = served
+    _app, origin = served
     context = browser.new_context(viewport={"width": 1024, "height": 700}, java_script_enabled=False)
     try:
-        context.add_cookies([{"name": COOKIE_NAME, "value": launch.binding, "domain": "127.0.0.1", "path": "/",
-                              "secure": True, "httpOnly": True, "sameSite": "None"}])
+        context.add_cookies(
+            [
+                {
+                    "name": COOKIE_NAME,
+                    "value": launch.binding,
+                    "domain": "127.0.0.1",
+                    "path": "/",
+                    "secure": True,
+                    "httpOnly": True,
+                    "sameSite": "None",
+                }
+            ]
+        )
         nojs = context.new_page()
         nojs.goto(f"{origin}{launch.url('safety-plan/edit')}")
         nojs.get_by_label("Warning signs: item 1").fill("Staying in my room")
@@ -148,20 +173,33 @@ def test_ending_help_asks_about_what_is_still_open(open_launch, served, axe_chec
 
     def post(suffix, data):
         pairs = list(data.items()) if isinstance(data, dict) else list(data)
-        return client.post(launch.url(suffix), data=MultiDict(pairs + [("csrf_token", launch.csrf_token)]),
-                           headers={"Origin": origin}, base_url=origin.replace("http://", "https://"))
+        return client.post(
+            launch.url(suffix),
+            data=MultiDict([*pairs, ("csrf_token", launch.csrf_token)]),
+            headers={"Origin": origin},
+            base_url=origin.replace("http://", "https://"),
+        )
 
     assert post("grouping/agree", grouping_form(grouping="getting-risk-support")).status_code == 303
     assert post("safety-plan/edit", safety_plan_form()).status_code == 303
-    assert post("services/", {"token": token(), "service": "mhst", "kind": "referral", "note": "Brief CBT"}).status_code == 303
+    assert (
+        post("services/", {"token": token(), "service": "mhst", "kind": "referral", "note": "Brief CBT"}).status_code
+        == 303
+    )
     assert post("sharing/", sharing_form(["northgate-academy"])).status_code == 303
     go("ending/")
     assert page.get_by_role("heading", name="What is still open").is_visible()
     axe_clean(page, axe_check, "ending-still-open")
-    page.get_by_label("What did you talk about: the limits of help, the ending and what happens next?").fill("How to come back")
-    page.get_by_role("group", name="What is the grouping at the end of help?").get_by_label("Getting Advice and Signposting").check()
+    page.get_by_label("What did you talk about: the limits of help, the ending and what happens next?").fill(
+        "How to come back"
+    )
+    page.get_by_role("group", name="What is the grouping at the end of help?").get_by_label(
+        "Getting Advice and Signposting"
+    ).check()
     page.get_by_label("If it has changed from Getting Risk Support, why?").select_option("risk-reduced")
-    page.get_by_role("group", name="Did the young person agree with ending help?").get_by_label("Agreed", exact=True).check()
+    page.get_by_role("group", name="Did the young person agree with ending help?").get_by_label(
+        "Agreed", exact=True
+    ).check()
     _submit(page, "Record the ending of help")
     summary = page.locator(".nhsuk-error-summary")
     assert summary.is_visible()
@@ -189,13 +227,25 @@ def test_chart_axis_is_readable_on_a_small_phone(served, browser, axe_check):
     launch = make_launch(app, patient_id="pat-chart-1")
     context = browser.new_context(viewport={"width": 360, "height": 740})
     try:
-        context.add_cookies([{"name": COOKIE_NAME, "value": launch.binding, "domain": "127.0.0.1", "path": "/",
-                              "secure": True, "httpOnly": True, "sameSite": "None"}])
+        context.add_cookies(
+            [
+                {
+                    "name": COOKIE_NAME,
+                    "value": launch.binding,
+                    "domain": "127.0.0.1",
+                    "path": "/",
+                    "secure": True,
+                    "httpOnly": True,
+                    "sameSite": "None",
+                }
+            ]
+        )
         page = context.new_page()
         for suffix in ("goals/", "summary"):
             page.goto(f"{origin}{launch.url(suffix)}")
             heights = page.locator("svg.app-gbo-chart text").evaluate_all(
-                "els => els.map(e => e.getBoundingClientRect().height)")
+                "els => els.map(e => e.getBoundingClientRect().height)"
+            )
             assert heights and min(heights) >= 12, (suffix, heights)
             assert page.evaluate("document.documentElement.scrollWidth") <= 360
             axe_clean(page, axe_check, f"chart-360-{suffix.strip('/')}")
@@ -205,7 +255,7 @@ def test_chart_axis_is_readable_on_a_small_phone(served, browser, axe_check):
 
 def test_agree_a_grouping_with_needs_led_decision_support(open_launch, served, axe_check, screenshot):
     app, _ = served
-    page, launch, go = open_launch("pat-decide-1")
+    page, _launch, go = open_launch("pat-decide-1")
     go("grouping/agree")
     assert page.get_by_role("heading", name="What each grouping would mean here").is_visible()
     assert page.get_by_text("What has helped before, and what has not?").is_visible()
@@ -222,12 +272,17 @@ def test_agree_a_grouping_with_needs_led_decision_support(open_launch, served, a
     page.get_by_label("What options did you consider together?").fill("Online support or the MHST")
     offered = page.get_by_role("group", name="Which local options did you offer? (optional)")
     offered.get_by_label("Kindly Online chat and counselling (Kindly Online (invented charity))").check()
-    offered.get_by_label("Mental Health Support Team in schools (Riverside Mental Health Support Team in Schools)").check()
+    offered.get_by_label(
+        "Mental Health Support Team in schools (Riverside Mental Health Support Team in Schools)"
+    ).check()
     page.get_by_role("group", name="Which did the young person and family choose? (optional)").get_by_label(
-        "Mental Health Support Team in schools (Riverside Mental Health Support Team in Schools)").check()
+        "Mental Health Support Team in schools (Riverside Mental Health Support Team in Schools)"
+    ).check()
     page.get_by_role("group", name="Which grouping did you agree?").get_by_label("Getting Help", exact=True).check()
     page.get_by_label("Young person", exact=True).check()
-    page.get_by_role("group", name="Did the young person agree with the grouping?").get_by_label("Agreed", exact=True).check()
+    page.get_by_role("group", name="Did the young person agree with the grouping?").get_by_label(
+        "Agreed", exact=True
+    ).check()
     page.get_by_role("group", name="How was the parent or carer involved?").get_by_label("Not applicable").check()
     _submit(page, "Save grouping")
     assert "The grouping has been recorded." in page.content(), page.locator("main").inner_text()[:1500]
@@ -237,4 +292,6 @@ def test_agree_a_grouping_with_needs_led_decision_support(open_launch, served, a
     store = app.extensions["thrive"].local_store
     [obs] = [o for o in store.for_patient("Patient/pat-decide-1", "Observation") if "valueCodeableConcept" in o]
     lines = [line for n in obs["note"] for line in n["text"].split("\n")]
-    assert any(line.startswith("Options the young person and family chose: Mental Health Support Team") for line in lines)
+    assert any(
+        line.startswith("Options the young person and family chose: Mental Health Support Team") for line in lines
+    )

@@ -33,7 +33,11 @@ def test_directory_becomes_valid_organizations_and_healthcareservices(validator)
         assert not [i for i in oo.get("issue", []) if i["severity"] in ("error", "fatal")], (r["id"], oo)
     # ids are stable: loading again gives the same resources
     assert [r["id"] for r in directory.to_fhir(directory.load())] == [r["id"] for r in resources]
-    crisis = next(r for r in resources if r["resourceType"] == "HealthcareService" and r["type"][0]["coding"][0]["code"] == "crisis-line")
+    crisis = next(
+        r
+        for r in resources
+        if r["resourceType"] == "HealthcareService" and r["type"][0]["coding"][0]["code"] == "crisis-line"
+    )
     assert {c["coding"][0]["code"] for c in crisis["characteristic"]} == set(canonical.GROUPINGS)
     assert directory.service_ref(d, d.service("crisis-line")) == f"HealthcareService/{crisis['id']}"
 
@@ -110,7 +114,7 @@ def test_config_directory_field_wins_over_the_environment(tmp_path, monkeypatch)
     launch = make_launch(app)
     page = launch.client().get(launch.url("services/"), base_url="https://localhost").get_data(as_text=True)
     assert page.count('name="service" type="radio"') == 1
-    with pytest.raises(ConfigError, match="directory: .*missing.json does not exist"):
+    with pytest.raises(ConfigError, match=r"directory: .*missing\.json does not exist"):
         parse_config(test_config(tmp_path, directory="missing.json"), base_dir=tmp_path)
     with pytest.raises(ConfigError, match="directory: expected"):
         parse_config(test_config(tmp_path, directory=""), base_dir=tmp_path)

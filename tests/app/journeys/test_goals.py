@@ -69,8 +69,11 @@ def test_all_goals_rated_on_one_screen_blank_means_not_rated(journey):
 def test_bad_ratings_are_refused_next_to_the_goal(journey):
     _add(journey, "Sleep through the night")
     [g] = _goals(journey)
-    for value, message in (("11", "The score must be from 0 to 10"), ("-1", "Choose a whole number from 0 to 10"),
-                           ("seven", "Choose a whole number from 0 to 10")):
+    for value, message in (
+        ("11", "The score must be from 0 to 10"),
+        ("-1", "Choose a whole number from 0 to 10"),
+        ("seven", "Choose a whole number from 0 to 10"),
+    ):
         resp = journey.post("goals/rate", {"token": token(), f"score-{g['id']}": value})
         assert resp.status_code == 400 and message in text_of(resp)
         assert error_links(resp) == [f"score-{g['id']}"]
@@ -113,8 +116,10 @@ def test_not_progressing_goal_prompts_an_explicit_discussion(journey):
     version = journey.store.current_version("Goal", g["id"])  # ratings keep achievementStatus up to date
     resp = journey.post(f"goals/{g['id']}/discuss", {"token": token(), "version": str(version), "discussion": " "})
     assert resp.status_code == 400 and error_links(resp) == ["discussion"]
-    resp = journey.post(f"goals/{g['id']}/discuss", {"token": token(), "version": str(version),
-                                                      "discussion": "Agreed to keep the goal and try a sleep diary"})
+    resp = journey.post(
+        f"goals/{g['id']}/discuss",
+        {"token": token(), "version": str(version), "discussion": "Agreed to keep the goal and try a sleep diary"},
+    )
     assert resp.status_code == 303
     [goal] = _goals(journey)
     assert journey.store.current_version("Goal", goal["id"]) == version + 1
@@ -127,20 +132,34 @@ def test_not_progressing_goal_prompts_an_explicit_discussion(journey):
 def test_close_goal_with_reason_and_conflict_is_not_overwritten(journey):
     _add(journey, "Sleep through the night")
     [g] = _goals(journey)
-    resp = journey.post(f"goals/{g['id']}/close", {"token": token(), "version": "1", "outcome": "achieved", "reason": ""})
+    resp = journey.post(
+        f"goals/{g['id']}/close", {"token": token(), "version": "1", "outcome": "achieved", "reason": ""}
+    )
     assert resp.status_code == 400 and error_links(resp) == ["reason"]
     # someone else records a discussion first (version 2) ...
-    assert journey.post(f"goals/{g['id']}/discuss", {"token": token(), "version": "1",
-                                                      "discussion": "Still the right goal"}).status_code == 303
+    assert (
+        journey.post(
+            f"goals/{g['id']}/discuss", {"token": token(), "version": "1", "discussion": "Still the right goal"}
+        ).status_code
+        == 303
+    )
     # ... so closing from the version-1 page is a conflict: both shown, nothing overwritten
-    resp = journey.post(f"goals/{g['id']}/close", {"token": token(), "version": "1", "outcome": "achieved",
-                                                    "reason": "Sleeping well for a month"})
+    resp = journey.post(
+        f"goals/{g['id']}/close",
+        {"token": token(), "version": "1", "outcome": "achieved", "reason": "Sleeping well for a month"},
+    )
     assert resp.status_code == 409
     page = text_of(resp)
-    assert "Someone else changed this goal" in page and "Still the right goal" in page and "Sleeping well for a month" in page
+    assert (
+        "Someone else changed this goal" in page
+        and "Still the right goal" in page
+        and "Sleeping well for a month" in page
+    )
     assert _goals(journey)[0]["lifecycleStatus"] == "active"
-    resp = journey.post(f"goals/{g['id']}/close", {"token": token(), "version": "2", "outcome": "achieved",
-                                                    "reason": "Sleeping well for a month"})
+    resp = journey.post(
+        f"goals/{g['id']}/close",
+        {"token": token(), "version": "2", "outcome": "achieved", "reason": "Sleeping well for a month"},
+    )
     assert resp.status_code == 303
     [goal] = _goals(journey)
     assert goal["lifecycleStatus"] == "completed" and goal["achievementStatus"]["coding"][0]["code"] == "achieved"
@@ -159,7 +178,9 @@ def test_unknown_goal_is_a_404_page_not_an_error(journey):
 
 
 def test_progress_rules():
-    r = lambda *scores: [Rating(__import__("datetime").date(2025, 1, i + 1), s) for i, s in enumerate(scores)]
+    def r(*scores):
+        return [Rating(__import__("datetime").date(2025, 1, i + 1), s) for i, s in enumerate(scores)]
+
     assert gbo.change_label(r(2, 5)) == "Reliable improvement (+3)"
     assert gbo.change_label(r(5, 2)) == "Reliable deterioration (-3)"
     assert gbo.change_label(r(5, 7)) == "No reliable change yet (+2)"
@@ -187,8 +208,13 @@ def test_achievement_status_follows_the_score_change_and_the_label_follows_it(jo
     assert "Progress: Improving" in text_of(journey.get("goals/"))
     # a discussion after the score rose is not saved as "not progressing"
     version = journey.store.current_version("Goal", g["id"])
-    assert journey.post(f"goals/{g['id']}/discuss", {"token": token(), "version": str(version),
-                                                      "discussion": "Going well; keep going"}).status_code == 303
+    assert (
+        journey.post(
+            f"goals/{g['id']}/discuss",
+            {"token": token(), "version": str(version), "discussion": "Going well; keep going"},
+        ).status_code
+        == 303
+    )
     [g] = _goals(journey)
     assert _status(g) == "improving"
     assert "Not progressing" not in g["note"][0]["text"] and "Reliable improvement (+4)" in g["note"][0]["text"]
@@ -200,8 +226,13 @@ def test_achievement_status_follows_the_score_change_and_the_label_follows_it(jo
     [g] = _goals(journey)
     assert _status(g) == "improving"
     version = journey.store.current_version("Goal", g["id"])
-    assert journey.post(f"goals/{g['id']}/close", {"token": token(), "version": str(version), "outcome": "achieved",
-                                                    "reason": "Sleeping well"}).status_code == 303
+    assert (
+        journey.post(
+            f"goals/{g['id']}/close",
+            {"token": token(), "version": str(version), "outcome": "achieved", "reason": "Sleeping well"},
+        ).status_code
+        == 303
+    )
     [g] = _goals(journey)
     assert _status(g) == "achieved" and g["lifecycleStatus"] == "completed"
     page = text_of(journey.get("goals/"))
@@ -234,8 +265,12 @@ def test_no_add_goal_form_when_every_goal_number_is_used(journey):
     for words in ("A", "B", "C"):
         assert _add(journey, words).status_code == 303
     g = _goals(journey)[0]
-    assert journey.post(f"goals/{g['id']}/close", {"token": token(), "version": "1", "outcome": "achieved",
-                                                    "reason": "Done"}).status_code == 303
+    assert (
+        journey.post(
+            f"goals/{g['id']}/close", {"token": token(), "version": "1", "outcome": "achieved", "reason": "Done"}
+        ).status_code
+        == 303
+    )
     page = journey.get("goals/")
     html = page.get_data(as_text=True)
     assert 'id="add-form"' not in html

@@ -36,7 +36,10 @@ def test_groupings_are_listed_in_codesystem_order_without_numbers_or_levels(jour
     page = journey.get("grouping/agree").get_data(as_text=True)
     values = re.findall(r'name="grouping" type="radio" value="([^"]+)"', page)
     assert values == list(canonical.GROUPINGS)
-    fieldset = page.split('name="grouping"', 1)[0].rsplit("<fieldset", 1)[1] + page.split('name="grouping"')[-1].split("</fieldset>", 1)[0]
+    fieldset = (
+        page.split('name="grouping"', 1)[0].rsplit("<fieldset", 1)[1]
+        + page.split('name="grouping"')[-1].split("</fieldset>", 1)[0]
+    )
     assert "<ol" not in fieldset
     assert not re.search(r"\blevel\s*\d|severity\s*\d|\b[1-5]\.\s", text_of(journey.get("grouping/agree")), re.I)
     # each grouping has its plain description as the hint
@@ -60,11 +63,20 @@ def test_missing_answers_are_shown_next_to_each_field_with_input_kept(journey):
 def test_young_person_must_be_ticked_or_recorded_as_not_involved_with_a_reason(journey):
     resp = journey.post("grouping/agree", grouping_form(participants=["clinician", "parent-carer"]))
     assert resp.status_code == 400 and "participants" in error_links(resp)
-    resp = journey.post("grouping/agree", grouping_form(participants=["clinician", "parent-carer"],
-                                                        yp_involvement="not-involved", yp_words=None))
+    resp = journey.post(
+        "grouping/agree",
+        grouping_form(participants=["clinician", "parent-carer"], yp_involvement="not-involved", yp_words=None),
+    )
     assert resp.status_code == 400 and error_links(resp) == ["yp_reason"]
-    resp = journey.post("grouping/agree", grouping_form(participants=["clinician", "parent-carer"], yp_words=None,
-                                                        yp_involvement="not-involved", yp_reason="In hospital this week"))
+    resp = journey.post(
+        "grouping/agree",
+        grouping_form(
+            participants=["clinician", "parent-carer"],
+            yp_words=None,
+            yp_involvement="not-involved",
+            yp_reason="In hospital this week",
+        ),
+    )
     assert resp.status_code == 303
     [obs] = _groupings(journey)
     comps = {c["code"]["coding"][0]["code"]: c for c in obs["component"]}
@@ -79,11 +91,14 @@ def test_a_change_needs_a_reason_and_makes_a_new_version_linked_to_the_old(journ
     changed = grouping_form(previous_id=first["id"], grouping="getting-more-help")
     resp = journey.post("grouping/agree", changed)
     assert resp.status_code == 400 and error_links(resp) == ["change_reason"]
-    resp = journey.post("grouping/agree", grouping_form(previous_id=first["id"], grouping="getting-more-help",
-                                                        change_reason="other"))
+    resp = journey.post(
+        "grouping/agree", grouping_form(previous_id=first["id"], grouping="getting-more-help", change_reason="other")
+    )
     assert resp.status_code == 400 and error_links(resp) == ["change_note"]
-    resp = journey.post("grouping/agree", grouping_form(previous_id=first["id"], grouping="getting-more-help",
-                                                        change_reason="needs-changed"))
+    resp = journey.post(
+        "grouping/agree",
+        grouping_form(previous_id=first["id"], grouping="getting-more-help", change_reason="needs-changed"),
+    )
     assert resp.status_code == 303
     rows = _groupings(journey)
     assert len(rows) == 2
@@ -127,8 +142,13 @@ def test_risk_flag_raised_with_risk_support_and_a_plan_then_cleared(journey):
     [flag] = journey.resources("Flag")
     assert flag["status"] == "active" and flag["code"]["coding"][0]["code"] == "risk-support-alert"
     current = _groupings(journey)[0]["id"]
-    assert journey.post("grouping/agree", grouping_form(previous_id=current, grouping="getting-more-help",
-                                                        change_reason="risk-reduced")).status_code == 303
+    assert (
+        journey.post(
+            "grouping/agree",
+            grouping_form(previous_id=current, grouping="getting-more-help", change_reason="risk-reduced"),
+        ).status_code
+        == 303
+    )
     [flag] = journey.resources("Flag")
     assert flag["status"] == "inactive" and "end" in flag["period"]
     journey.assert_all_valid()
@@ -180,18 +200,27 @@ def test_agree_page_shows_what_each_grouping_means_locally_without_ranking(journ
 
 
 def test_options_offered_and_chosen_are_recorded_with_the_grouping(journey):
-    form = grouping_form() + [("offered", "online-support"), ("offered", "mhst"), ("chosen", "mhst"),
-                              ("chosen", "early-help")]
+    form = [
+        *grouping_form(),
+        ("offered", "online-support"),
+        ("offered", "mhst"),
+        ("chosen", "mhst"),
+        ("chosen", "early-help"),
+    ]
     assert journey.post("grouping/agree", form).status_code == 303
     [obs] = [o for o in journey.resources("Observation") if "valueCodeableConcept" in o]
     notes = "\n".join(n["text"] for n in obs["note"])
-    assert "Local options offered: Kindly Online chat and counselling (Kindly Online (invented charity)); " \
-           "Mental Health Support Team in schools" in notes
+    assert (
+        "Local options offered: Kindly Online chat and counselling (Kindly Online (invented charity)); "
+        "Mental Health Support Team in schools" in notes
+    )
     assert "Early Help family support" in notes.split("Local options offered: ", 1)[1]  # chosen counts as offered
     assert "Options the young person and family chose: Mental Health Support Team in schools" in notes
     journey.assert_valid(obs)
     page = text_of(journey.get("grouping/"))
     assert "Options the young person and family chose" in page
-    bad = journey.post("grouping/agree", grouping_form(previous_id=obs["id"], change_reason="needs-changed")
-                       + [("chosen", "no-such-service")])
+    bad = journey.post(
+        "grouping/agree",
+        [*grouping_form(previous_id=obs["id"], change_reason="needs-changed"), ("chosen", "no-such-service")],
+    )
     assert bad.status_code == 400 and "chosen" in error_links(bad)

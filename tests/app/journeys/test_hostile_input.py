@@ -9,8 +9,19 @@ from tests.support.app import TEST_ORIGIN
 
 from .conftest import grouping_form, safety_plan_form, token
 
-ROUTES = ["grouping/agree", "goals/add", "goals/rate", "safety-plan/edit", "services/", "sharing/",
-          "sharing/withdraw", "ending/", "care-team/add", "care-team/remove", "grouping/..%2F..%2Fx/send-to-ehr"]
+ROUTES = [
+    "grouping/agree",
+    "goals/add",
+    "goals/rate",
+    "safety-plan/edit",
+    "services/",
+    "sharing/",
+    "sharing/withdraw",
+    "ending/",
+    "care-team/add",
+    "care-team/remove",
+    "grouping/..%2F..%2Fx/send-to-ehr",
+]
 
 JUNK = [
     [],
@@ -43,13 +54,23 @@ def test_no_500_and_nothing_saved_for_junk(journey):
 
 def test_non_utf8_and_oversized_bodies(journey):
     for route in ROUTES:
-        body = b"token=" + token().encode() + b"&needs=caf\xe9&description=\xff\xfe&csrf_token=" + journey.launch.csrf_token.encode()
-        resp = journey.client.post(journey.launch.url(route), data=body, base_url=TEST_ORIGIN,
-                                   headers={"Origin": TEST_ORIGIN, "Content-Type": "application/x-www-form-urlencoded"})
+        body = (
+            b"token="
+            + token().encode()
+            + b"&needs=caf\xe9&description=\xff\xfe&csrf_token="
+            + journey.launch.csrf_token.encode()
+        )
+        resp = journey.client.post(
+            journey.launch.url(route),
+            data=body,
+            base_url=TEST_ORIGIN,
+            headers={"Origin": TEST_ORIGIN, "Content-Type": "application/x-www-form-urlencoded"},
+        )
         assert resp.status_code < 500, (route, resp.status_code)
     big = MultiDict([("csrf_token", journey.launch.csrf_token), ("needs", "x" * (3 * 1024 * 1024))])
-    resp = journey.client.post(journey.launch.url("grouping/agree"), data=big, base_url=TEST_ORIGIN,
-                               headers={"Origin": TEST_ORIGIN})
+    resp = journey.client.post(
+        journey.launch.url("grouping/agree"), data=big, base_url=TEST_ORIGIN, headers={"Origin": TEST_ORIGIN}
+    )
     assert resp.status_code == 413
     assert journey.resources() == []
 
@@ -58,8 +79,20 @@ def test_script_in_free_text_is_escaped_everywhere(journey):
     evil = '<script>alert("x")</script>'
     assert journey.post("grouping/agree", grouping_form(yp_words=evil)).status_code == 303
     assert journey.post("safety-plan/edit", safety_plan_form(**{"warning-signs-0-text": evil})).status_code == 303
-    assert journey.post("care-team/add", {"token": token(), "version": "0", "kind": "parent-carer", "given": evil,
-                                          "family": "Example", "relationship": "MTH"}).status_code == 303
+    assert (
+        journey.post(
+            "care-team/add",
+            {
+                "token": token(),
+                "version": "0",
+                "kind": "parent-carer",
+                "given": evil,
+                "family": "Example",
+                "relationship": "MTH",
+            },
+        ).status_code
+        == 303
+    )
     for page in ("grouping/", "safety-plan/", "safety-plan/print", "safety-plan/edit", "care-team/", "summary"):
         html = journey.get(page).get_data(as_text=True)
         assert evil not in html, page

@@ -28,19 +28,38 @@ def ehr(tmp_path):
     server = ServerThread(name="names-ehr")
     server.start(create_store(f"sqlite:///{tmp_path / 'ehr.db'}", validate_on_write=False))
     base = server.origin
-    practitioner = {"resourceType": "Practitioner", "id": "pr-names-1",
-                    "name": [{"use": "official", "prefix": ["Dr"], "given": ["Alex"], "family": "Whitlow"}]}
-    assert requests.put(f"{base}/Practitioner/pr-names-1", json=practitioner,
-                        headers={"Content-Type": "application/fhir+json"}, timeout=10).status_code in (200, 201)
+    practitioner = {
+        "resourceType": "Practitioner",
+        "id": "pr-names-1",
+        "name": [{"use": "official", "prefix": ["Dr"], "given": ["Alex"], "family": "Whitlow"}],
+    }
+    assert requests.put(
+        f"{base}/Practitioner/pr-names-1",
+        json=practitioner,
+        headers={"Content-Type": "application/fhir+json"},
+        timeout=10,
+    ).status_code in (200, 201)
     yield server
     server.stop()
 
 
 @pytest.fixture
 def ehr_app(tmp_path, ehr):
-    return create_app(test_config(tmp_path, journeys=True, ehr=[{
-        "iss": ehr.origin, "client_id": "thrive-app", "auth_method": "public", "allow_insecure_loopback": True,
-        "frame_ancestors": ["https://ehr-ui.test.invalid"]}]))
+    return create_app(
+        test_config(
+            tmp_path,
+            journeys=True,
+            ehr=[
+                {
+                    "iss": ehr.origin,
+                    "client_id": "thrive-app",
+                    "auth_method": "public",
+                    "allow_insecure_loopback": True,
+                    "frame_ancestors": ["https://ehr-ui.test.invalid"],
+                }
+            ],
+        )
+    )
 
 
 def test_saved_by_is_a_name_from_the_ehr_and_cached_for_the_launch(ehr_app, ehr):
@@ -84,14 +103,32 @@ def test_a_refused_name_look_up_never_ends_the_session(tmp_path):
     """An EHR answering 401 to the look-up (a type outside the grant, on some EHRs) costs only the
     name: no token refresh is attempted, so a failed refresh cannot end the clinician's session."""
     server = ServerThread(name="names-ehr-401")
-    server.start(create_store(f"sqlite:///{tmp_path / 'ehr401.db'}", validate_on_write=False,
-                              token_verifier=lambda token: None))
+    server.start(
+        create_store(f"sqlite:///{tmp_path / 'ehr401.db'}", validate_on_write=False, token_verifier=lambda token: None)
+    )
     try:
-        app = create_app(test_config(tmp_path, ehr=[{
-            "iss": server.origin, "client_id": "thrive-app", "auth_method": "public", "allow_insecure_loopback": True,
-            "frame_ancestors": ["https://ehr-ui.test.invalid"]}]))
-        launch = make_launch(app, patient_id="pat-names-3", user_ref="Practitioner/pr-names-3", access_token="tok",
-                             refresh_token="refresh", token_endpoint=f"{server.origin}/token")
+        app = create_app(
+            test_config(
+                tmp_path,
+                ehr=[
+                    {
+                        "iss": server.origin,
+                        "client_id": "thrive-app",
+                        "auth_method": "public",
+                        "allow_insecure_loopback": True,
+                        "frame_ancestors": ["https://ehr-ui.test.invalid"],
+                    }
+                ],
+            )
+        )
+        launch = make_launch(
+            app,
+            patient_id="pat-names-3",
+            user_ref="Practitioner/pr-names-3",
+            access_token="tok",
+            refresh_token="refresh",
+            token_endpoint=f"{server.origin}/token",
+        )
         client = launch.client()
         assert launch.post(client, "safety-plan/edit", safety_plan_form()).status_code == 303
         page = client.get(launch.url("safety-plan/"), base_url=TEST_ORIGIN)

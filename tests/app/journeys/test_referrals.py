@@ -4,7 +4,7 @@ cancelling and referring again (never overwriting a change the service made mean
 from __future__ import annotations
 
 import copy
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from thrive_fhir.localstore import ChangeSet
 
@@ -13,8 +13,13 @@ from .conftest import error_links, grouping_form, text_of, token
 
 def _refer(journey, service="mhst"):
     journey.post("grouping/agree", grouping_form())
-    assert journey.post("services/", {"token": token(), "service": service, "kind": "referral",
-                                      "note": "Brief CBT for school anxiety"}).status_code == 303
+    assert (
+        journey.post(
+            "services/",
+            {"token": token(), "service": service, "kind": "referral", "note": "Brief CBT for school anxiety"},
+        ).status_code
+        == 303
+    )
     [sr] = journey.resources("ServiceRequest")
     return sr
 
@@ -26,10 +31,14 @@ def _service_updates_task(journey, status, reason=None):
     task["status"] = status
     if reason:
         task["statusReason"] = {"text": reason}
-    task["lastModified"] = datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+    task["lastModified"] = datetime.now(UTC).isoformat().replace("+00:00", "Z")
     with journey.store.session() as s:
-        cs = ChangeSet(patient_key=journey.patient_ref, author_ref="Practitioner/receiving-worker",
-                       organization_ref="Organization/receiving-service", activity="update")
+        cs = ChangeSet(
+            patient_key=journey.patient_ref,
+            author_ref="Practitioner/receiving-worker",
+            organization_ref="Organization/receiving-service",
+            activity="update",
+        )
         cs.put(task)
         journey.store.record(s, cs)
     return task
@@ -51,16 +60,26 @@ def test_referral_page_shows_the_receiving_services_status(journey):
 
 def test_update_adds_a_note_and_cancel_needs_a_reason(journey):
     sr = _refer(journey)
-    resp = journey.post(f"services/{sr['id']}/update", {"token": token(), "sr_version": "1", "task_version": "1",
-                                                         "update_text": "She now prefers after-school sessions"})
+    resp = journey.post(
+        f"services/{sr['id']}/update",
+        {
+            "token": token(),
+            "sr_version": "1",
+            "task_version": "1",
+            "update_text": "She now prefers after-school sessions",
+        },
+    )
     assert resp.status_code == 303
     [sr_now] = journey.resources("ServiceRequest")
     assert sr_now["note"][-1]["text"] == "She now prefers after-school sessions" and sr_now["note"][-1]["time"]
-    resp = journey.post(f"services/{sr['id']}/cancel", {"token": token(), "sr_version": "2", "task_version": "1",
-                                                         "cancel_reason": ""})
+    resp = journey.post(
+        f"services/{sr['id']}/cancel", {"token": token(), "sr_version": "2", "task_version": "1", "cancel_reason": ""}
+    )
     assert resp.status_code == 400 and error_links(resp) == ["cancel_reason"]
-    resp = journey.post(f"services/{sr['id']}/cancel", {"token": token(), "sr_version": "2", "task_version": "1",
-                                                         "cancel_reason": "Family moved away"})
+    resp = journey.post(
+        f"services/{sr['id']}/cancel",
+        {"token": token(), "sr_version": "2", "task_version": "1", "cancel_reason": "Family moved away"},
+    )
     assert resp.status_code == 303
     [task] = journey.resources("Task")
     assert task["status"] == "cancelled" and task["statusReason"]["text"] == "Family moved away"
@@ -72,8 +91,10 @@ def test_update_adds_a_note_and_cancel_needs_a_reason(journey):
 def test_cancelling_after_the_service_changed_the_task_is_a_conflict(journey):
     sr = _refer(journey)
     _service_updates_task(journey, "accepted")
-    resp = journey.post(f"services/{sr['id']}/cancel", {"token": token(), "sr_version": "1", "task_version": "1",
-                                                         "cancel_reason": "No longer needed"})
+    resp = journey.post(
+        f"services/{sr['id']}/cancel",
+        {"token": token(), "sr_version": "1", "task_version": "1", "cancel_reason": "No longer needed"},
+    )
     assert resp.status_code == 409
     assert "The referral changed" in text_of(resp) and "Accepted by the service" in text_of(resp)
     assert journey.resources("Task")[0]["status"] == "accepted"  # the service's change is kept

@@ -30,12 +30,21 @@ def test_new_plan_is_saved_as_valid_fhir_with_holders_and_crisis_number(journey)
 
 
 def test_missing_sections_and_bad_review_dates_are_shown_next_to_the_fields(journey):
-    resp = journey.post("safety-plan/edit", safety_plan_form(**{
-        "warning-signs-0-text": "", "warning-signs-0-holder": "",
-        "professionals-agencies-0-text": "", "professionals-agencies-0-holder": "",
-        "review-day": "", "review-month": "", "review-year": "",
-        "internal-coping-0-text": "Drawing, kept after the error",
-    }))
+    resp = journey.post(
+        "safety-plan/edit",
+        safety_plan_form(
+            **{
+                "warning-signs-0-text": "",
+                "warning-signs-0-holder": "",
+                "professionals-agencies-0-text": "",
+                "professionals-agencies-0-holder": "",
+                "review-day": "",
+                "review-month": "",
+                "review-year": "",
+                "internal-coping-0-text": "Drawing, kept after the error",
+            }
+        ),
+    )
     assert resp.status_code == 400
     assert error_links(resp) == ["warning-signs-0-text", "professionals-agencies-0-text", "review-day"]
     assert "Drawing, kept after the error</textarea>" in resp.get_data(as_text=True)
@@ -46,7 +55,9 @@ def test_missing_sections_and_bad_review_dates_are_shown_next_to_the_fields(jour
         (("", 5, 2030), "The review date must include a day"),
         ((1, 1, date.today().year + 3), "The review date must be within the next 12 months"),
     ):
-        form = safety_plan_form(**{"review-day": str(parts[0]), "review-month": str(parts[1]), "review-year": str(parts[2])})
+        form = safety_plan_form(
+            **{"review-day": str(parts[0]), "review-month": str(parts[1]), "review-year": str(parts[2])}
+        )
         resp = journey.post("safety-plan/edit", form)
         assert resp.status_code == 400 and message in text_of(resp), message
     resp = journey.post("safety-plan/edit", safety_plan_form(contributors=None))
@@ -61,7 +72,9 @@ def test_add_row_redraws_without_saving(journey):
     resp = journey.post("safety-plan/edit", form)
     assert resp.status_code == 200
     html = resp.get_data(as_text=True)
-    assert 'name="warning-signs-1-text"' in html and 'name="warning-signs-2-text"' not in html.split("internal-coping")[0] or True
+    assert (
+        'name="warning-signs-1-text"' in html and 'name="warning-signs-2-text"' not in html.split("internal-coping")[0]
+    ) or True
     assert 'name="warning-signs-1-text"' in html
     assert "Staying in my room, not answering messages</textarea>" in html
     assert _plans(journey) == []
@@ -71,8 +84,12 @@ def test_edits_are_versions_with_author_and_history(journey):
     assert journey.post("safety-plan/edit", safety_plan_form()).status_code == 303
     edit = journey.get("safety-plan/edit").get_data(as_text=True)
     assert 'name="version" value="1"' in edit and "Staying in my room, not answering messages</textarea>" in edit
-    resp = journey.post("safety-plan/edit", safety_plan_form(version=1, **{
-        "warning-signs-1-text": "Not sleeping", "warning-signs-1-holder": "young-person"}))
+    resp = journey.post(
+        "safety-plan/edit",
+        safety_plan_form(
+            version=1, **{"warning-signs-1-text": "Not sleeping", "warning-signs-1-holder": "young-person"}
+        ),
+    )
     assert resp.status_code == 303
     [plan] = _plans(journey)
     assert journey.store.current_version("CarePlan", plan["id"]) == 2
@@ -116,7 +133,10 @@ def test_conflicting_edits_show_both_versions_and_never_overwrite(journey):
     assert journey.post("safety-plan/edit", mine).status_code == 303
     history = journey.store.history("CarePlan", plan["id"])
     assert [h["resource"]["activity"][0]["detail"]["description"] for h in history] == [
-        "Staying in my room, not answering messages", "Their edit: crying", "My edit: shouting"]
+        "Staying in my room, not answering messages",
+        "Their edit: crying",
+        "My edit: shouting",
+    ]
 
 
 def test_double_submit_saves_one_version(journey):

@@ -17,8 +17,17 @@ def _competence(consent):
 
 
 def _add_parent(journey):
-    resp = journey.post("care-team/add", {"token": token(), "version": "0", "kind": "parent-carer", "given": "Jo",
-                                          "family": "Example", "relationship": "MTH"})
+    resp = journey.post(
+        "care-team/add",
+        {
+            "token": token(),
+            "version": "0",
+            "kind": "parent-carer",
+            "given": "Jo",
+            "family": "Example",
+            "relationship": "MTH",
+        },
+    )
     assert resp.status_code == 303, text_of(resp)[:1500]
     [rp] = journey.resources("RelatedPerson")
     return rp
@@ -27,9 +36,14 @@ def _add_parent(journey):
 def test_young_person_consents_with_competence_and_their_chosen_end_date(journey):
     journey.post("safety-plan/edit", safety_plan_form())
     end = date.today() + timedelta(days=400)
-    resp = journey.post("sharing/", sharing_form(["northgate-academy"], competence_note="Understood who would see what",
-                                                 **{"end-day": str(end.day), "end-month": str(end.month),
-                                                    "end-year": str(end.year)}))
+    resp = journey.post(
+        "sharing/",
+        sharing_form(
+            ["northgate-academy"],
+            competence_note="Understood who would see what",
+            **{"end-day": str(end.day), "end-month": str(end.month), "end-year": str(end.year)},
+        ),
+    )
     assert resp.status_code == 303
     [consent] = journey.resources("Consent")
     assert consent["performer"] == [{"reference": journey.patient_ref}]
@@ -49,8 +63,9 @@ def test_a_parent_with_parental_responsibility_consents_when_the_young_person_ca
     assert resp.status_code == 400 and error_links(resp) == ["given_by"]
     resp = journey.post("sharing/", sharing_form(["northgate-academy"], given_by=f"rp:{rp['id']}"))
     assert resp.status_code == 400 and error_links(resp) == ["given_by"]
-    resp = journey.post("sharing/", sharing_form(["northgate-academy"], given_by=f"rp:{rp['id']}",
-                                                 competence="not-competent"))
+    resp = journey.post(
+        "sharing/", sharing_form(["northgate-academy"], given_by=f"rp:{rp['id']}", competence="not-competent")
+    )
     assert resp.status_code == 303
     [consent] = journey.resources("Consent")
     assert consent["performer"] == [{"reference": f"RelatedPerson/{rp['id']}"}]
@@ -64,11 +79,17 @@ def test_end_date_must_be_chosen_in_the_future_and_within_three_years(journey):
     past = date.today() - timedelta(days=1)
     far = date.today() + timedelta(days=4 * 365)
     for when in (past, far):
-        resp = journey.post("sharing/", sharing_form(["northgate-academy"], **{
-            "end-day": str(when.day), "end-month": str(when.month), "end-year": str(when.year)}))
+        resp = journey.post(
+            "sharing/",
+            sharing_form(
+                ["northgate-academy"],
+                **{"end-day": str(when.day), "end-month": str(when.month), "end-year": str(when.year)},
+            ),
+        )
         assert resp.status_code == 400 and error_links(resp) == ["end-day"]
-    resp = journey.post("sharing/", sharing_form(["northgate-academy"], **{"end-day": "31", "end-month": "2",
-                                                                             "end-year": "2030"}))
+    resp = journey.post(
+        "sharing/", sharing_form(["northgate-academy"], **{"end-day": "31", "end-month": "2", "end-year": "2030"})
+    )
     assert resp.status_code == 400 and error_links(resp) == ["end-day"]
     assert journey.resources("Consent") == []
 
@@ -84,8 +105,10 @@ def test_withdrawal_is_confirmed_before_anything_changes(journey):
     assert 'name="confirm" value="yes"' in ask.get_data(as_text=True)
     [consent] = journey.resources("Consent")
     assert consent["status"] == "active" and journey.store.current_version("Consent", consent["id"]) == 1
-    assert journey.post("sharing/withdraw", {"token": token(), "version": "1", "agency": "",
-                                             "confirm": "yes"}).status_code == 303
+    assert (
+        journey.post("sharing/withdraw", {"token": token(), "version": "1", "agency": "", "confirm": "yes"}).status_code
+        == 303
+    )
     [consent] = journey.resources("Consent")
     assert consent["status"] == "inactive"
     assert _competence(consent)["assessment"] == "competent"  # what had been agreed is kept

@@ -11,13 +11,20 @@ from .conftest import grouping_form, text_of, token
 def test_closed_goals_are_shown_with_how_each_ended_after_ending_help(journey):
     journey.post("grouping/agree", grouping_form())
     for words, baseline in (("Sleep through the night", "2"), ("See friends at weekends", "5"), ("Go to school", "3")):
-        assert journey.post("goals/add", {"token": token(), "description": words, "baseline": baseline}).status_code == 303
+        assert (
+            journey.post("goals/add", {"token": token(), "description": words, "baseline": baseline}).status_code == 303
+        )
     goals = {g["description"]["text"]: g for g in journey.resources("Goal")}
-    form = {"token": token(), "limits": "What help can do; how to come back", "grouping": "thriving",
-            "change_reason": "goals-achieved", "yp_involvement": "agreed",
-            f"outcome-{goals['Sleep through the night']['id']}": "achieved",
-            f"outcome-{goals['See friends at weekends']['id']}": "not-achieved",
-            f"outcome-{goals['Go to school']['id']}": "ended"}
+    form = {
+        "token": token(),
+        "limits": "What help can do; how to come back",
+        "grouping": "thriving",
+        "change_reason": "goals-achieved",
+        "yp_involvement": "agreed",
+        f"outcome-{goals['Sleep through the night']['id']}": "achieved",
+        f"outcome-{goals['See friends at weekends']['id']}": "not-achieved",
+        f"outcome-{goals['Go to school']['id']}": "ended",
+    }
     assert journey.post("ending/", form).status_code == 303
     page = text_of(journey.get("summary"))
     assert "No goals have been set yet" not in page
@@ -28,8 +35,9 @@ def test_closed_goals_are_shown_with_how_each_ended_after_ending_help(journey):
 
 
 def test_everyone_who_took_part_and_the_parents_involvement_are_on_the_summary(journey):
-    form = grouping_form(participants=["young-person", "parent-carer", "clinician", "school"],
-                         family_involvement="partly-agreed")
+    form = grouping_form(
+        participants=["young-person", "parent-carer", "clinician", "school"], family_involvement="partly-agreed"
+    )
     assert journey.post("grouping/agree", form).status_code == 303
     html = journey.get("summary").get_data(as_text=True)
     took_part = re.search(r'id="grouping-took-part">([^<]*)<', html).group(1)
@@ -38,8 +46,12 @@ def test_everyone_who_took_part_and_the_parents_involvement_are_on_the_summary(j
     assert re.search(r'id="grouping-family-involvement">Partly agreed<', html)
     # an agency named from the directory is shown by name, not as its kind as well
     [current] = [o for o in journey.resources("Observation") if "valueCodeableConcept" in o]
-    form = grouping_form(participants=["young-person", "clinician", "school"], agencies=["northgate-academy"],
-                         family_involvement="not-applicable", previous_id=current["id"])
+    form = grouping_form(
+        participants=["young-person", "clinician", "school"],
+        agencies=["northgate-academy"],
+        family_involvement="not-applicable",
+        previous_id=current["id"],
+    )
     assert journey.post("grouping/agree", form).status_code == 303
     html = journey.get("summary").get_data(as_text=True)
     took_part = re.search(r'id="grouping-took-part">([^<]*)<', html).group(1)

@@ -4,7 +4,7 @@ words and times; the chart's axis; /favicon.ico."""
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 from smart_app import gbo
 from smart_app.gbo import Rating
@@ -36,11 +36,17 @@ def test_add_another_row_adds_one_row_to_its_own_section_only(journey):
 
 def test_every_ticked_contributor_is_shown(journey):
     form = [(k, v) for k, v in safety_plan_form().items() if k != "contributors"]
-    form += [("contributors", "young-person"), ("contributors", "parent-carer"), ("contributors", "agency:northgate-academy")]
+    form += [
+        ("contributors", "young-person"),
+        ("contributors", "parent-carer"),
+        ("contributors", "agency:northgate-academy"),
+    ]
     assert journey.post("safety-plan/edit", form).status_code == 303
     page = journey.get("safety-plan/")
     written = re.search(r'id="plan-written-with">([^<]*)<', page.get_data(as_text=True)).group(1)
-    assert "TESTER, Sam" in written and "Parent or carer" in written and "Northgate Academy (invented school)" in written
+    assert (
+        "TESTER, Sam" in written and "Parent or carer" in written and "Northgate Academy (invented school)" in written
+    )
     journey.assert_all_valid()
 
 
@@ -70,7 +76,7 @@ def test_times_are_written_one_way_everywhere(journey):
 
 
 def test_two_ratings_on_one_day_are_told_apart_on_the_axis():
-    day = datetime(2026, 12, 2, 9, 0, tzinfo=timezone.utc)
+    day = datetime(2026, 12, 2, 9, 0, tzinfo=UTC)
     ratings = [Rating(day, 3), Rating(day + timedelta(hours=7, minutes=30), 5)]
     assert gbo.axis_labels(ratings) == ["2 Dec 9am", "2 Dec 4:30pm"]
     svg = gbo.chart_svg(ratings, chart_id="c", title="t")
@@ -78,6 +84,15 @@ def test_two_ratings_on_one_day_are_told_apart_on_the_axis():
     assert labels == ["2 Dec 9am", "2 Dec 4:30pm"]
     other_days = [Rating(date(2026, 12, 1), 3), Rating(date(2026, 12, 2), 5)]
     assert gbo.axis_labels(other_days) == ["1 Dec", "2 Dec"]
+
+
+def test_chart_escapes_an_id_from_the_server():
+    """The chart's ids come from the Goal's id, which a FHIR server chose: it must not inject markup."""
+    ratings = [Rating(date(2025, 1, 1), 3), Rating(date(2025, 2, 1), 7)]
+    svg = gbo.goal_chart('x"><script>alert(1)</script>', 1, "Sleep <better>", ratings)
+    assert "<script>" not in svg
+    assert "<better>" not in svg
+    assert 'id="chart-x&#34;&gt;&lt;script&gt;alert(1)&lt;/script&gt;-title"' in svg
 
 
 def test_favicon_is_served(journey):

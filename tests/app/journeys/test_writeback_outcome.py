@@ -27,7 +27,9 @@ def _ehr_session_ends(monkeypatch, app, launch):
         sent.append(resource["id"])
         app.extensions["thrive"].sessions.end_launch(launch.launch_id)
         launch_ctx_book = app.extensions["thrive"].writebacks
-        launch_ctx_book.record_attempt(resource, launch_ctx.patient_ref, launch_ctx.iss, ok=False, reason="session-ended")
+        launch_ctx_book.record_attempt(
+            resource, launch_ctx.patient_ref, launch_ctx.iss, ok=False, reason="session-ended"
+        )
         return "session-ended"
 
     monkeypatch.setattr(writeback, "send", send)
@@ -52,7 +54,9 @@ def test_failed_write_back_after_the_session_ended_still_says_the_grouping_was_s
     assert "Getting More Help" in text and "your session with the EHR has ended" in text
     assert "Relaunch the app from the patient's record" in text
     store = wb_app.extensions["thrive"].local_store
-    saved = [o for o in store.for_patient(f"Patient/{launch.patient_id}", "Observation") if o.get("valueCodeableConcept")]
+    saved = [
+        o for o in store.for_patient(f"Patient/{launch.patient_id}", "Observation") if o.get("valueCodeableConcept")
+    ]
     assert len(saved) == 1 and saved[0]["id"] == sent[0]
     # a relaunch shows it as not yet in the EHR record, with the button to send it again
     again = make_launch(wb_app, patient_id=launch.patient_id)

@@ -23,8 +23,12 @@ SENT = sa.text("status = 'sent'")
 
 
 def upgrade() -> None:
-    op.create_index("ix_outbox_pending_lease", "outbox", ["lease_until"], postgresql_where=PENDING, sqlite_where=PENDING)
-    op.create_index("ix_outbox_pending_created", "outbox", ["created_at"], postgresql_where=PENDING, sqlite_where=PENDING)
+    op.create_index(
+        "ix_outbox_pending_lease", "outbox", ["lease_until"], postgresql_where=PENDING, sqlite_where=PENDING
+    )
+    op.create_index(
+        "ix_outbox_pending_created", "outbox", ["created_at"], postgresql_where=PENDING, sqlite_where=PENDING
+    )
     op.create_index("ix_outbox_sent_at", "outbox", ["sent_at"], postgresql_where=SENT, sqlite_where=SENT)
 
 
