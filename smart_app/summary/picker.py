@@ -25,6 +25,7 @@ from flask import redirect, render_template, request, url_for
 from thrive_fhir import canonical
 
 from ..context import current_launch, error_page, launch_blueprint, launch_required, state
+from ..launch.ehr_client import EhrError, EhrSessionEnded, banner_from_patient
 from ..launch.identity import identity_or_problem
 from .agency import build_read_audit, consent_for, unattributable, write_audit
 
@@ -99,7 +100,6 @@ def _picker_launch():
 @bp.get("/choose")
 @launch_required
 def index():
-    from ..launch.ehr_client import EhrError, EhrSessionEnded, banner_from_patient
 
     launch, refused = _picker_launch()
     if refused:

@@ -112,3 +112,25 @@ def test_choosing_opens_a_new_context_and_a_forged_choice_is_refused(live_picker
     assert b.go(urljoin(plan.url, f"/l/{new_id}/summary")).url.endswith("/shared-plan")
     # the picker context sent to the shared plan goes back to the picker
     assert b.go(urljoin(plan.url, f"/l/{picker_id}/shared-plan")).url.endswith("/choose")
+
+
+def test_choosing_while_the_shared_store_cannot_be_read_is_a_page_not_a_500(live_picker, monkeypatch):
+    """The choice is checked against the Consents in the shared store; when that read fails the
+    worker gets a plain page saying so (502), never a 500. (The exception class was not imported
+    where it was caught, so the failure itself raised NameError.)"""
+    from smart_app.launch.ehr_client import EhrError
+    from smart_app.summary import picker
+
+    live = live_picker
+    shared, _ = live.patients
+    b, page = _sign_in(live)
+    found = b.go(page.url + "?q=Sandbox")
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', found.text).group(1)
+
+    def unreachable(*_args, **_kwargs):
+        raise EhrError(503, "the shared store did not answer")
+
+    monkeypatch.setattr(picker, "consenting_patients", unreachable)
+    chosen = b.request("POST", page.url, data={"csrf_token": csrf, "patient": shared},
+                       headers={"Origin": live.app_origin})
+    assert chosen.status_code == 502 and "shared record is unavailable" in _text(chosen)
