@@ -64,7 +64,6 @@ import time
 import uuid
 from pathlib import Path
 
-
 B = "https://thrive-fhir.org/fhir"
 GROUPINGS = ("thriving", "getting-advice", "getting-help", "getting-more-help", "getting-risk-support")
 GBO = ("1638531000000102", "1638541000000106", "1638551000000109")
@@ -87,8 +86,17 @@ def generate(folder: Path, n_groupings: int, n_scores: int, seed: int = 1) -> di
         f.write(json.dumps({"resourceType": "Organization", "id": org, "name": "Example Trust"}) + "\n")
     with open(folder / "PractitionerRole.ndjson", "w") as f:
         for i, r in enumerate(roles):
-            f.write(json.dumps({"resourceType": "PractitionerRole", "id": r, "organization": {"reference": f"Organization/{org}"},
-                                "code": [{"text": "CAMHS clinician" if i % 2 else "Education mental health practitioner"}]}) + "\n")
+            f.write(
+                json.dumps(
+                    {
+                        "resourceType": "PractitionerRole",
+                        "id": r,
+                        "organization": {"reference": f"Organization/{org}"},
+                        "code": [{"text": "CAMHS clinician" if i % 2 else "Education mental health practitioner"}],
+                    }
+                )
+                + "\n"
+            )
     patients = max(1, n_groupings // 3)
     scores_per_patient = n_scores / patients
     written = {"groupings": 0, "scores": 0, "episodes": 0, "decisions": dict.fromkeys(GROUPINGS, 0)}
@@ -99,9 +107,11 @@ def generate(folder: Path, n_groupings: int, n_scores: int, seed: int = 1) -> di
         pid, ep = _uid(rng), _uid(rng)
         day = 1 + rng.randrange(900)
         y, m, d = 2023 + day // 365, 1 + (day % 365) // 31, 1 + day % 28
-        eps.write(f'{{"resourceType":"EpisodeOfCare","id":"{ep}","status":"{"finished" if p % 3 else "active"}",'
-                  f'"patient":{{"reference":"Patient/{pid}"}},"managingOrganization":{{"reference":"Organization/{org}"}},'
-                  f'"period":{{"start":"{y:04d}-{m:02d}-{d:02d}"}},"careManager":{{"reference":"PractitionerRole/{rng.choice(roles)}"}}}}\n')
+        eps.write(
+            f'{{"resourceType":"EpisodeOfCare","id":"{ep}","status":"{"finished" if p % 3 else "active"}",'
+            f'"patient":{{"reference":"Patient/{pid}"}},"managingOrganization":{{"reference":"Organization/{org}"}},'
+            f'"period":{{"start":"{y:04d}-{m:02d}-{d:02d}"}},"careManager":{{"reference":"PractitionerRole/{rng.choice(roles)}"}}}}\n'
+        )
         written["episodes"] += 1
         n_dec = 3 if p < patients - 1 else max(1, n_groupings - written["groupings"])
         prev = None
@@ -109,20 +119,26 @@ def generate(folder: Path, n_groupings: int, n_scores: int, seed: int = 1) -> di
         for k in range(n_dec):
             oid = _uid(rng)
             mm = min(12, m + k * 3 // 1) if m + k <= 12 else 12
-            comps = [f'{{"code":{{"coding":[{{"system":"{B}/CodeSystem/thrive-concepts","code":"young-person-involvement"}}]}},'
-                     f'"valueCodeableConcept":{{"coding":[{{"system":"{B}/CodeSystem/involvement","code":"{rng.choice(INVOLVEMENT)}"}}]}}}}']
+            comps = [
+                f'{{"code":{{"coding":[{{"system":"{B}/CodeSystem/thrive-concepts","code":"young-person-involvement"}}]}},'
+                f'"valueCodeableConcept":{{"coding":[{{"system":"{B}/CodeSystem/involvement","code":"{rng.choice(INVOLVEMENT)}"}}]}}}}'
+            ]
             derived = ""
             if prev:
-                comps.append(f'{{"code":{{"coding":[{{"system":"{B}/CodeSystem/thrive-concepts","code":"grouping-change-reason"}}]}},'
-                             f'"valueCodeableConcept":{{"coding":[{{"system":"{B}/CodeSystem/grouping-change-reason","code":"{rng.choice(REASONS)}"}}]}}}}')
+                comps.append(
+                    f'{{"code":{{"coding":[{{"system":"{B}/CodeSystem/thrive-concepts","code":"grouping-change-reason"}}]}},'
+                    f'"valueCodeableConcept":{{"coding":[{{"system":"{B}/CodeSystem/grouping-change-reason","code":"{rng.choice(REASONS)}"}}]}}}}'
+                )
                 derived = f',"derivedFrom":[{{"reference":"Observation/{prev}"}}]'
-            obs.write(f'{{"resourceType":"Observation","id":"{oid}","meta":{{"profile":["{B}/StructureDefinition/thrive-grouping-observation"]}},'
-                      f'"extension":[{{"url":"{EXT_EP}","valueReference":{{"reference":"EpisodeOfCare/{ep}"}}}}],"status":"final",'
-                      f'"code":{{"coding":[{{"system":"{B}/CodeSystem/thrive-concepts","code":"thrive-grouping"}}]}},'
-                      f'"subject":{{"reference":"Patient/{pid}"}},"effectiveDateTime":"{y:04d}-{mm:02d}-{d:02d}T1{k}:00:00Z",'
-                      f'"performer":[{{"reference":"PractitionerRole/{rng.choice(roles)}"}}],'
-                      f'"valueCodeableConcept":{{"coding":[{{"system":"{B}/CodeSystem/thrive-grouping","code":"{g}"}}]}}{derived},'
-                      f'"component":[{",".join(comps)}]}}\n')
+            obs.write(
+                f'{{"resourceType":"Observation","id":"{oid}","meta":{{"profile":["{B}/StructureDefinition/thrive-grouping-observation"]}},'
+                f'"extension":[{{"url":"{EXT_EP}","valueReference":{{"reference":"EpisodeOfCare/{ep}"}}}}],"status":"final",'
+                f'"code":{{"coding":[{{"system":"{B}/CodeSystem/thrive-concepts","code":"thrive-grouping"}}]}},'
+                f'"subject":{{"reference":"Patient/{pid}"}},"effectiveDateTime":"{y:04d}-{mm:02d}-{d:02d}T1{k}:00:00Z",'
+                f'"performer":[{{"reference":"PractitionerRole/{rng.choice(roles)}"}}],'
+                f'"valueCodeableConcept":{{"coding":[{{"system":"{B}/CodeSystem/thrive-grouping","code":"{g}"}}]}}{derived},'
+                f'"component":[{",".join(comps)}]}}\n'
+            )
             written["groupings"] += 1
             written["decisions"][g] += 1
             prev = oid
@@ -132,13 +148,15 @@ def generate(folder: Path, n_groupings: int, n_scores: int, seed: int = 1) -> di
         j = 0
         while score_budget >= 1 and written["scores"] < n_scores:
             slot = j % 3
-            obs.write(f'{{"resourceType":"Observation","id":"{_uid(rng)}","meta":{{"profile":["{B}/StructureDefinition/thrive-gbo-score"]}},'
-                      f'"extension":[{{"url":"{EXT_EP}","valueReference":{{"reference":"EpisodeOfCare/{ep}"}}}}],"status":"final",'
-                      f'"category":[{{"coding":[{{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"survey"}}]}}],'
-                      f'"code":{{"coding":[{{"system":"http://snomed.info/sct","code":"{GBO[slot]}"}}]}},'
-                      f'"subject":{{"reference":"Patient/{pid}"}},"focus":[{{"reference":"Goal/{goals[slot]}"}}],'
-                      f'"effectiveDateTime":"{y:04d}-{m:02d}-{d:02d}T{10 + j // 3:02d}:00:00Z",'
-                      f'"performer":[{{"reference":"Patient/{pid}"}}],"valueInteger":{rng.randint(0, 10)}}}\n')
+            obs.write(
+                f'{{"resourceType":"Observation","id":"{_uid(rng)}","meta":{{"profile":["{B}/StructureDefinition/thrive-gbo-score"]}},'
+                f'"extension":[{{"url":"{EXT_EP}","valueReference":{{"reference":"EpisodeOfCare/{ep}"}}}}],"status":"final",'
+                f'"category":[{{"coding":[{{"system":"http://terminology.hl7.org/CodeSystem/observation-category","code":"survey"}}]}}],'
+                f'"code":{{"coding":[{{"system":"http://snomed.info/sct","code":"{GBO[slot]}"}}]}},'
+                f'"subject":{{"reference":"Patient/{pid}"}},"focus":[{{"reference":"Goal/{goals[slot]}"}}],'
+                f'"effectiveDateTime":"{y:04d}-{m:02d}-{d:02d}T{10 + j // 3:02d}:00:00Z",'
+                f'"performer":[{{"reference":"Patient/{pid}"}}],"valueInteger":{rng.randint(0, 10)}}}\n'
+            )
             written["scores"] += 1
             score_budget -= 1
             j += 1
@@ -148,8 +166,9 @@ def generate(folder: Path, n_groupings: int, n_scores: int, seed: int = 1) -> di
 
 
 def _child(phase: str, folder: str, extra: str) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--phase", phase, "--dir", folder, "--extra", extra],
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, __file__, "--phase", phase, "--dir", folder, "--extra", extra], capture_output=True, text=True
+    )
     if out.returncode != 0:
         return {"error": out.stderr.strip().splitlines()[-1] if out.stderr.strip() else f"exit {out.returncode}"}
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -161,8 +180,10 @@ def _reports(engine) -> dict:
     prepare(engine, ["groupings", "outcomes"])  # their views of one type share one scan
     g = run_report(engine, "groupings", Options())
     o = run_report(engine, "outcomes", Options())
-    return {"decisions": sum(r["decisions"] for r in g.rows if r["grouping"] != "total"),
-            "paired_goals": next(r["n"] for r in o.rows if r["indicator"] == "total")}
+    return {
+        "decisions": sum(r["decisions"] for r in g.rows if r["grouping"] != "total"),
+        "paired_goals": next(r["n"] for r in o.rows if r["indicator"] == "total"),
+    }
 
 
 def phase_duckdb(folder: str) -> dict:
@@ -185,8 +206,16 @@ def phase_duckdb(folder: str) -> dict:
     view = time.perf_counter() - t1
     rows = engine.con.execute("SELECT count(*) FROM gbo_again").fetchone()[0]
     ru = resource.getrusage(resource.RUSAGE_SELF)
-    return {"seconds": total, "gbo_view_seconds": view, "gbo_rows": rows, **figures, "load": load,
-            "peak_rss_mb": ru.ru_maxrss / 1024, "cpu_seconds": ru.ru_utime + ru.ru_stime, "reports_cpu_seconds": reports_cpu}
+    return {
+        "seconds": total,
+        "gbo_view_seconds": view,
+        "gbo_rows": rows,
+        **figures,
+        "load": load,
+        "peak_rss_mb": ru.ru_maxrss / 1024,
+        "cpu_seconds": ru.ru_utime + ru.ru_stime,
+        "reports_cpu_seconds": reports_cpu,
+    }
 
 
 def phase_python(folder: str, sample: int) -> dict:
@@ -205,8 +234,12 @@ def phase_python(folder: str, sample: int) -> dict:
     t0 = time.perf_counter()
     rows = sof_eval(resources, view)
     seconds = time.perf_counter() - t0
-    return {"resources": len(resources), "rows": len(rows), "seconds": seconds,
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    return {
+        "resources": len(resources),
+        "rows": len(rows),
+        "seconds": seconds,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
 
 
 def phase_spark(folder: str) -> dict:
@@ -231,14 +264,20 @@ def main() -> None:
     ap.add_argument("--no-spark", action="store_true")
     ap.add_argument("--dir", default="/tmp/thrive-bench-reporting")
     ap.add_argument("--keep", action="store_true")
-    ap.add_argument("--reuse", action="store_true",
-                    help="reuse the data a --keep run left in --dir when the sizes match (generating 1M + 3M takes minutes)")
+    ap.add_argument(
+        "--reuse",
+        action="store_true",
+        help="reuse the data a --keep run left in --dir when the sizes match (generating 1M + 3M takes minutes)",
+    )
     ap.add_argument("--phase", help=argparse.SUPPRESS)
     ap.add_argument("--extra", default="", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.phase:
-        fn = {"duckdb": lambda: phase_duckdb(args.dir), "python": lambda: phase_python(args.dir, int(args.extra)),
-              "spark": lambda: phase_spark(args.dir)}[args.phase]
+        fn = {
+            "duckdb": lambda: phase_duckdb(args.dir),
+            "python": lambda: phase_python(args.dir, int(args.extra)),
+            "spark": lambda: phase_spark(args.dir),
+        }[args.phase]
         print(json.dumps(fn()))
         return
 
@@ -256,40 +295,54 @@ def main() -> None:
         manifest.write_text(json.dumps({"asked": sizes, "written": written}))
         verb = "generated"
     size = sum(p.stat().st_size for p in folder.glob("*.ndjson"))
-    print(f"{verb} {written['groupings']:,} grouping + {written['scores']:,} GBO score Observations, "
-          f"{written['episodes']:,} episodes ({size / 1e6:,.0f} MB NDJSON) in {time.perf_counter() - t0:.1f} s")
+    print(
+        f"{verb} {written['groupings']:,} grouping + {written['scores']:,} GBO score Observations, "
+        f"{written['episodes']:,} episodes ({size / 1e6:,.0f} MB NDJSON) in {time.perf_counter() - t0:.1f} s"
+    )
     try:
         duck = _child("duckdb", str(folder), "")
         if "error" in duck:
             sys.exit(f"duckdb phase failed: {duck['error']}")
         assert duck["decisions"] == written["groupings"] and duck["gbo_rows"] == written["scores"], duck
-        print(f"DuckDB: groupings + outcomes reports {duck['seconds']:.2f} s, peak RSS {duck['peak_rss_mb']:,.0f} MB "
-              f"(target at 1M + 3M: < 10 s, < 2048 MB)")
+        print(
+            f"DuckDB: groupings + outcomes reports {duck['seconds']:.2f} s, peak RSS {duck['peak_rss_mb']:,.0f} MB "
+            f"(target at 1M + 3M: < 10 s, < 2048 MB)"
+        )
         # CPU time is less distorted than wall time by other work on a shared machine; DuckDB uses
         # both cores, so an idle machine's wall time is about half of it.
-        print(f"DuckDB: process CPU time for the two reports {duck['reports_cpu_seconds']:.1f} s, so about "
-              f"{duck['reports_cpu_seconds'] / 2:.1f} s wall on an idle 2-core machine (load average during the run "
-              f"up to {duck['load']:.1f}); {duck['cpu_seconds']:.1f} s with the extra view below")
-        print(f"DuckDB: gbo_scores view alone over {duck['gbo_rows']:,} resources: {duck['gbo_view_seconds']:.2f} s "
-              f"({duck['gbo_rows'] / duck['gbo_view_seconds']:,.0f} resources/s)")
+        print(
+            f"DuckDB: process CPU time for the two reports {duck['reports_cpu_seconds']:.1f} s, so about "
+            f"{duck['reports_cpu_seconds'] / 2:.1f} s wall on an idle 2-core machine (load average during the run "
+            f"up to {duck['load']:.1f}); {duck['cpu_seconds']:.1f} s with the extra view below"
+        )
+        print(
+            f"DuckDB: gbo_scores view alone over {duck['gbo_rows']:,} resources: {duck['gbo_view_seconds']:.2f} s "
+            f"({duck['gbo_rows'] / duck['gbo_view_seconds']:,.0f} resources/s)"
+        )
         py = _child("python", str(folder), str(args.python_sample))
         if "error" in py:
             print(f"sqlonfhir: not run ({py['error']}); pip install --no-deps sqlonfhir==0.0.2")
         else:
             rate = py["resources"] / py["seconds"]
             scaled = written["scores"] / rate
-            print(f"sqlonfhir 0.0.2 (pure Python): gbo_scores view on a sample of {py['resources']:,} resources: "
-                  f"{py['seconds']:.2f} s ({rate:,.0f} resources/s); scaled to {written['scores']:,}: {scaled:,.0f} s")
-            print(f"ratio (same view, same data, scaled): DuckDB is {scaled / duck['gbo_view_seconds']:,.0f}x faster "
-                  f"(target >= 10x)")
+            print(
+                f"sqlonfhir 0.0.2 (pure Python): gbo_scores view on a sample of {py['resources']:,} resources: "
+                f"{py['seconds']:.2f} s ({rate:,.0f} resources/s); scaled to {written['scores']:,}: {scaled:,.0f} s"
+            )
+            print(
+                f"ratio (same view, same data, scaled): DuckDB is {scaled / duck['gbo_view_seconds']:,.0f}x faster "
+                f"(target >= 10x)"
+            )
         if not args.no_spark:
             sp = _child("spark", str(folder), "")
             if "error" in sp:
                 print(f"Spark: not run ({sp['error']})")
             else:
                 assert sp["decisions"] == duck["decisions"] and sp["paired_goals"] == duck["paired_goals"], (sp, duck)
-                print(f"Spark local[2]: groupings + outcomes reports {sp['seconds']:.1f} s "
-                      f"(of which session start {sp['jvm_start_seconds']:.1f} s); same figures as DuckDB")
+                print(
+                    f"Spark local[2]: groupings + outcomes reports {sp['seconds']:.1f} s "
+                    f"(of which session start {sp['jvm_start_seconds']:.1f} s); same figures as DuckDB"
+                )
     finally:
         if not args.keep:
             shutil.rmtree(folder, ignore_errors=True)

@@ -14,8 +14,15 @@ from dataclasses import dataclass
 
 from thrive_fhir.smart_scopes import ScopeError, parse_scope, parse_scopes
 
-__all__ = ["READ_TYPES", "WRITE_TYPES", "AGENCY_READ_TYPES", "GrantedScopes", "ScopeError", "requested_scopes",
-           "patient_picker_scopes"]
+__all__ = [
+    "AGENCY_READ_TYPES",
+    "READ_TYPES",
+    "WRITE_TYPES",
+    "GrantedScopes",
+    "ScopeError",
+    "patient_picker_scopes",
+    "requested_scopes",
+]
 
 #: Resource types the clinician app writes, each with create permission (SC-04).
 WRITE_TYPES = ("Observation", "Goal", "CarePlan", "Consent", "Provenance")
@@ -23,8 +30,16 @@ READ_TYPES = ("Patient",)
 #: What an agency worker's standalone sign-in asks for: read the shared plan (the shared store decides
 #: which young people, from their Consents), update the Tasks their organisation owns, and record a
 #: Provenance naming the worker and organisation for each update. Nothing else.
-AGENCY_READ_TYPES = ("Patient", "Consent", "Observation", "Goal", "CarePlan", "ServiceRequest", "CareTeam",
-                     "HealthcareService")
+AGENCY_READ_TYPES = (
+    "Patient",
+    "Consent",
+    "Observation",
+    "Goal",
+    "CarePlan",
+    "ServiceRequest",
+    "CareTeam",
+    "HealthcareService",
+)
 
 
 def requested_scopes(flow: str, version: str = "v2", *, online_access: bool = False) -> str:
@@ -62,7 +77,6 @@ def requested_scopes(flow: str, version: str = "v2", *, online_access: bool = Fa
     return " ".join(parts)
 
 
-
 def patient_picker_scopes(scope: str, version: str = "v2") -> str:
     """``scope`` for a standalone sign-in that comes back without a patient (SA-04: the worker picks
     the young person in the app): the same permissions at ``user/`` level, since there is no patient
@@ -70,13 +84,14 @@ def patient_picker_scopes(scope: str, version: str = "v2") -> str:
     people the worker may see is then the shared store's decision (their sharing Consents)."""
     out = []
     for token in scope.split():
-        out.append("user/" + token[len("patient/"):] if token.startswith("patient/") else token)
+        out.append("user/" + token[len("patient/") :] if token.startswith("patient/") else token)
     extra = "user/Patient.rs" if version == "v2" else "user/Patient.read"
     if extra not in out:
         out.append(extra)
     for p in out:
         parse_scope(p)
     return " ".join(out)
+
 
 @dataclass(frozen=True)
 class GrantedScopes:

@@ -21,8 +21,9 @@ AGENCY_ORG_REF = f"Organization/{ids.deterministic_id(canonical.ODS_ORG, 'SXX01'
 def live_picker(tmp_path_factory):
     from .conftest import AppBrowser
 
-    with live_stack(tmp_path_factory.mktemp("live-picker"), agency_org_ref=AGENCY_ORG_REF,
-                    need_patient_picker=True) as ns:
+    with live_stack(
+        tmp_path_factory.mktemp("live-picker"), agency_org_ref=AGENCY_ORG_REF, need_patient_picker=True
+    ) as ns:
         ns.browser_session = lambda origin=ns.app_origin: AppBrowser(origin)
         shared, not_shared = ns.patients
         seed_plan(ns.app, shared, share_with=(AGENCY_ORG_REF,))
@@ -32,8 +33,11 @@ def live_picker(tmp_path_factory):
         local = ns.app.extensions["thrive"].local_store
         for pid in (shared, not_shared):
             for resource in local.for_patient(f"Patient/{pid}"):
-                r = requests.put(f"{ns.fhir_base}/{resource['resourceType']}/{resource['id']}", json=resource,
-                                 headers={"Authorization": f"Bearer {token}", "Content-Type": "application/fhir+json"})
+                r = requests.put(
+                    f"{ns.fhir_base}/{resource['resourceType']}/{resource['id']}",
+                    json=resource,
+                    headers={"Authorization": f"Bearer {token}", "Content-Type": "application/fhir+json"},
+                )
                 assert r.status_code in (200, 201), r.text[:300]
         yield ns
 
@@ -89,15 +93,18 @@ def test_choosing_opens_a_new_context_and_a_forged_choice_is_refused(live_picker
     b, page = _sign_in(live)
     found = b.go(page.url + "?q=Sandbox")
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', found.text).group(1)
-    forged = b.request("POST", page.url, data={"csrf_token": csrf, "patient": not_shared},
-                       headers={"Origin": live.app_origin})
+    forged = b.request(
+        "POST", page.url, data={"csrf_token": csrf, "patient": not_shared}, headers={"Origin": live.app_origin}
+    )
     assert forged.status_code == 403 and "not shared with your organisation" in forged.text
     assert [a["outcome"] for a in _audits(live, not_shared)] == ["4"]
-    bad = b.request("POST", page.url, data={"csrf_token": csrf, "patient": "../../etc"},
-                    headers={"Origin": live.app_origin})
+    bad = b.request(
+        "POST", page.url, data={"csrf_token": csrf, "patient": "../../etc"}, headers={"Origin": live.app_origin}
+    )
     assert bad.status_code == 400
-    chosen = b.request("POST", page.url, data={"csrf_token": csrf, "patient": shared},
-                       headers={"Origin": live.app_origin})
+    chosen = b.request(
+        "POST", page.url, data={"csrf_token": csrf, "patient": shared}, headers={"Origin": live.app_origin}
+    )
     assert chosen.status_code == 303
     plan = b.go(urljoin(chosen.url, chosen.headers["Location"]))
     assert plan.status_code == 200 and "Shared plan" in plan.text and "Staying in my room" in plan.text
@@ -131,6 +138,7 @@ def test_choosing_while_the_shared_store_cannot_be_read_is_a_page_not_a_500(live
         raise EhrError(503, "the shared store did not answer")
 
     monkeypatch.setattr(picker, "consenting_patients", unreachable)
-    chosen = b.request("POST", page.url, data={"csrf_token": csrf, "patient": shared},
-                       headers={"Origin": live.app_origin})
+    chosen = b.request(
+        "POST", page.url, data={"csrf_token": csrf, "patient": shared}, headers={"Origin": live.app_origin}
+    )
     assert chosen.status_code == 502 and "shared record is unavailable" in _text(chosen)

@@ -21,8 +21,16 @@ def _text(resp) -> str:
 
 
 def _plan(status="active", end: date | None = None, safety=True) -> dict:
-    category = [{"coding": [{"system": "https://thrive-fhir.org/fhir/CodeSystem/thrive-concepts",
-                             "code": "safety-plan" if safety else "support-plan"}]}]
+    category = [
+        {
+            "coding": [
+                {
+                    "system": "https://thrive-fhir.org/fhir/CodeSystem/thrive-concepts",
+                    "code": "safety-plan" if safety else "support-plan",
+                }
+            ]
+        }
+    ]
     plan = {"resourceType": "CarePlan", "id": "cp-1", "status": status, "category": category}
     if end:
         plan["period"] = {"start": "2020-01-01", "end": end.isoformat()}
@@ -65,8 +73,15 @@ def test_plan_past_its_review_date_is_shown_as_overdue_everywhere(app_with_journ
     past = date.today() - timedelta(days=3)
     plan["period"]["end"] = past.isoformat()
     with store.session() as s:
-        store.record(s, ChangeSet(patient_key="Patient/pat-late", author_ref="Practitioner/pr-test-1",
-                                  organization_ref="Organization/o", activity="update").put(plan, 1))
+        store.record(
+            s,
+            ChangeSet(
+                patient_key="Patient/pat-late",
+                author_ref="Practitioner/pr-test-1",
+                organization_ref="Organization/o",
+                activity="update",
+            ).put(plan, 1),
+        )
     launch = make_launch(app_with_journeys, patient_id="pat-late")
     client = launch.client()
     summary = _text(client.get(launch.url("summary"), base_url=TEST_ORIGIN))
@@ -125,9 +140,11 @@ def test_agency_launch_cannot_open_the_clinical_teams_pages(app_with_journeys):
     """Journey pages show a young person's records without the sharing-consent check, so they are
     for EHR (clinician) launches only; an agency worker reads the shared plan page instead."""
     seed_plan(app_with_journeys, "pat-agency", share_with=(AGENCY,))
-    agency = make_launch(app_with_journeys, patient_id="pat-agency", mode="standalone", organization_ref="Organization/x")
+    agency = make_launch(
+        app_with_journeys, patient_id="pat-agency", mode="standalone", organization_ref="Organization/x"
+    )
     client = agency.client()
-    for page in PAGES[1:] + ("care-team/", "safety-plan/print", "grouping/agree"):
+    for page in (*PAGES[1:], "care-team/", "safety-plan/print", "grouping/agree"):
         resp = client.get(agency.url(page), base_url=TEST_ORIGIN)
         assert resp.status_code == 403, page
         assert "Staying in my room" not in resp.get_data(as_text=True) and "Getting Risk Support" not in _text(resp)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC
 
 from smart_app.summary.data import build_summary
 from tests.support.app import TEST_ORIGIN, make_launch, seed_plan
@@ -52,12 +53,17 @@ def test_summary_without_risk_has_no_warning_and_empty_states(app):
 
 
 def test_patient_banner_only_when_needed(app):
-    shown = make_launch(app, banner={"name": "EXAMPLE, Kit", "nhs_number_display": "999 000 0018", "nhs_number": "9990000018"})
+    shown = make_launch(
+        app, banner={"name": "EXAMPLE, Kit", "nhs_number_display": "999 000 0018", "nhs_number": "9990000018"}
+    )
     assert "EXAMPLE, Kit" in _text(shown.client().get(shown.url("summary"), base_url=TEST_ORIGIN))
     hidden = make_launch(app, need_patient_banner=False, banner={"name": "EXAMPLE, Kit"})
     # inside the EHR's frame (the browser says so): the EHR's own banner is on screen
-    html = hidden.client().get(hidden.url("summary"), base_url=TEST_ORIGIN,
-                               headers={"Sec-Fetch-Dest": "iframe"}).get_data(as_text=True)
+    html = (
+        hidden.client()
+        .get(hidden.url("summary"), base_url=TEST_ORIGIN, headers={"Sec-Fetch-Dest": "iframe"})
+        .get_data(as_text=True)
+    )
     assert "thrive-patient-banner" not in html
 
 
@@ -84,15 +90,24 @@ def test_agency_cannot_write_and_cannot_open_clinician_summary(app):
 
 
 def test_expired_consent_blocks_agency(app):
-    from datetime import datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from smart_app.summary.agency import consent_for
 
-    now = datetime.now(timezone.utc)
-    consent = {"resourceType": "Consent", "status": "active", "patient": {"reference": "Patient/p"},
-               "provision": {"type": "permit", "period": {"start": (now - timedelta(days=30)).date().isoformat(),
-                                                          "end": (now - timedelta(days=1)).date().isoformat()},
-                             "actor": [{"reference": {"reference": AGENCY}}]}}
+    now = datetime.now(UTC)
+    consent = {
+        "resourceType": "Consent",
+        "status": "active",
+        "patient": {"reference": "Patient/p"},
+        "provision": {
+            "type": "permit",
+            "period": {
+                "start": (now - timedelta(days=30)).date().isoformat(),
+                "end": (now - timedelta(days=1)).date().isoformat(),
+            },
+            "actor": [{"reference": {"reference": AGENCY}}],
+        },
+    }
     assert consent_for([consent], "Patient/p", AGENCY, now) is None
     consent["provision"]["period"]["end"] = now.date().isoformat()  # ends today: still valid today
     assert consent_for([consent], "Patient/p", AGENCY, now) is consent

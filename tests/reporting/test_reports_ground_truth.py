@@ -16,8 +16,11 @@ from .conftest import POPULATIONS
 AS_OF = date(2026, 1, 1)
 
 
-@pytest.fixture(scope="module", params=[(p, shared) for p in POPULATIONS for shared in (False, True)],
-                ids=lambda p: f"n{p[0][0]}-seed{p[0][1]}-{'shared' if p[1] else 'alone'}")
+@pytest.fixture(
+    scope="module",
+    params=[(p, shared) for p in POPULATIONS for shared in (False, True)],
+    ids=lambda p: f"n{p[0][0]}-seed{p[0][1]}-{'shared' if p[1] else 'alone'}",
+)
 def case(request, population):
     """An engine per population; "shared": every report's views made up front, so the views of
     one resource type share one scan (as ``thrive report html`` and the benchmark do)."""
@@ -46,12 +49,18 @@ def test_groupings_current_ever_decisions(case):
 def test_transitions_and_reasons(case):
     engine, truth = case
     table = run_report(engine, "transitions", Options())
-    got = {(r["from_grouping"], r["to_grouping"]): r["transitions"] for r in table.rows if r["from_grouping"] != "total"}
+    got = {
+        (r["from_grouping"], r["to_grouping"]): r["transitions"] for r in table.rows if r["from_grouping"] != "total"
+    }
     for f, row in truth["transitions"].items():
         for t, n in row.items():
             assert got.get((f, t), 0) == n, (f, t)
     assert all(r["mean_days_in_previous"] > 0 for r in table.rows if r["from_grouping"] != "total")
-    reasons = {r["reason"]: r["changes"] for r in run_report(engine, "change-reasons", Options()).rows if r["reason"] != "total"}
+    reasons = {
+        r["reason"]: r["changes"]
+        for r in run_report(engine, "change-reasons", Options()).rows
+        if r["reason"] != "total"
+    }
     assert reasons == truth["change_reasons"]
 
 

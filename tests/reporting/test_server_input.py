@@ -16,14 +16,24 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.support.servers import OwnStoreProcess
 from thrive_fhir.reporting.bulk_client import download
 from thrive_fhir.reporting.engine import DuckEngine
 from thrive_fhir.reporting.reports import Options, run_report
 from thrive_fhir.reporting.sources import NdjsonFolder
-from tests.support.servers import OwnStoreProcess
 
-TYPES = ["Observation", "EpisodeOfCare", "PractitionerRole", "Organization", "Goal", "CarePlan", "Consent",
-         "Task", "HealthcareService", "ServiceRequest"]
+TYPES = [
+    "Observation",
+    "EpisodeOfCare",
+    "PractitionerRole",
+    "Organization",
+    "Goal",
+    "CarePlan",
+    "Consent",
+    "Task",
+    "HealthcareService",
+    "ServiceRequest",
+]
 JSON = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
 
 
@@ -32,9 +42,14 @@ def _load(base: str, folder) -> int:
     for path in sorted(folder.glob("*.ndjson")):
         resources += [json.loads(line) for line in path.read_text().splitlines()]
     for i in range(0, len(resources), 250):
-        bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
-            {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
-            for r in resources[i:i + 250]]}
+        bundle = {
+            "resourceType": "Bundle",
+            "type": "transaction",
+            "entry": [
+                {"resource": r, "request": {"method": "PUT", "url": f"{r['resourceType']}/{r['id']}"}}
+                for r in resources[i : i + 250]
+            ],
+        }
         resp = requests.post(base, json=bundle, headers=JSON, timeout=120)
         assert resp.status_code == 200, resp.text[:500]
     return len(resources)
@@ -52,7 +67,10 @@ def store(tmp_path_factory, population):
 
 
 def _report(folder, name, **opts):
-    return {r.get("grouping") or r.get("indicator"): r for r in run_report(DuckEngine(NdjsonFolder.open(folder)), name, Options(**opts)).rows}
+    return {
+        r.get("grouping") or r.get("indicator"): r
+        for r in run_report(DuckEngine(NdjsonFolder.open(folder)), name, Options(**opts)).rows
+    }
 
 
 @pytest.mark.slow
@@ -69,15 +87,30 @@ def test_export_then_since_increment_from_the_store(store, tmp_path):
     # A later decision: a young person moves to Getting Risk Support; only it comes in the increment.
     time.sleep(1.1)
     since = first["transactionTime"]
-    latest = max((json.loads(line) for line in (store[1] / "Observation.ndjson").read_text().splitlines()
-                  if "thrive-grouping\"" in line and "getting-risk-support" not in line),
-                 key=lambda o: o["effectiveDateTime"])
-    new = dict(latest, id=str(uuid.uuid4()), effectiveDateTime="2025-12-30T10:00:00Z",
-               derivedFrom=[{"reference": f"Observation/{latest['id']}"}],
-               valueCodeableConcept={"coding": [{"system": "https://thrive-fhir.org/fhir/CodeSystem/thrive-grouping",
-                                                 "code": "getting-risk-support"}]})
+    latest = max(
+        (
+            json.loads(line)
+            for line in (store[1] / "Observation.ndjson").read_text().splitlines()
+            if 'thrive-grouping"' in line and "getting-risk-support" not in line
+        ),
+        key=lambda o: o["effectiveDateTime"],
+    )
+    new = dict(
+        latest,
+        id=str(uuid.uuid4()),
+        effectiveDateTime="2025-12-30T10:00:00Z",
+        derivedFrom=[{"reference": f"Observation/{latest['id']}"}],
+        valueCodeableConcept={
+            "coding": [
+                {"system": "https://thrive-fhir.org/fhir/CodeSystem/thrive-grouping", "code": "getting-risk-support"}
+            ]
+        },
+    )
     new.pop("meta", None)
-    assert requests.put(f"{server.base_url}/Observation/{new['id']}", json=new, headers=JSON, timeout=30).status_code == 201
+    assert (
+        requests.put(f"{server.base_url}/Observation/{new['id']}", json=new, headers=JSON, timeout=30).status_code
+        == 201
+    )
     second = download(server.base_url, out, types=TYPES, since=since)
     assert second["counts"] == {"Observation": 1}
     after = _report(out, "groupings", end=date(2026, 1, 1))
@@ -107,7 +140,9 @@ def test_cli_report_from_a_server_url(store, tmp_path):
 
     server, _, truth = store
     out = tmp_path / "outcomes.csv"
-    result = CliRunner().invoke(cli, ["report", "outcomes", "--source", server.base_url, "--out", str(out), "--no-suppression"])
+    result = CliRunner().invoke(
+        cli, ["report", "outcomes", "--source", server.base_url, "--out", str(out), "--no-suppression"]
+    )
     assert result.exit_code == 0, result.output
     lines = dict(line.split(",", 2)[:2] for line in out.read_text().splitlines()[1:])
     assert int(lines["reliable_improvement"]) == truth["gbo"]["paired"]["reliable_improvement"]
@@ -116,11 +151,12 @@ def test_cli_report_from_a_server_url(store, tmp_path):
 def test_unreachable_server_is_one_readable_line(tmp_path):
     from click.testing import CliRunner
 
-    from thrive_fhir.cli import cli
     from tests.support.servers import free_port
+    from thrive_fhir.cli import cli
 
-    result = CliRunner().invoke(cli, ["report", "groupings", "--source", f"http://127.0.0.1:{free_port()}",
-                                      "--out", str(tmp_path / "g.csv")])
+    result = CliRunner().invoke(
+        cli, ["report", "groupings", "--source", f"http://127.0.0.1:{free_port()}", "--out", str(tmp_path / "g.csv")]
+    )
     assert result.exit_code == 1
     assert "cannot reach the server" in result.output and "Traceback" not in result.output
 
@@ -133,15 +169,42 @@ def test_cli_since_needs_a_download_folder_and_adds_to_it(store, tmp_path):
 
     server, _, truth = store
     out, keep = tmp_path / "g.csv", tmp_path / "keep"
-    refused = CliRunner().invoke(cli, ["report", "groupings", "--source", server.base_url, "--out", str(out),
-                                       "--since", "2020-01-01T00:00:00Z"])
+    refused = CliRunner().invoke(
+        cli, ["report", "groupings", "--source", server.base_url, "--out", str(out), "--since", "2020-01-01T00:00:00Z"]
+    )
     assert refused.exit_code == 2 and "--download" in refused.output
-    first = CliRunner().invoke(cli, ["report", "groupings", "--source", server.base_url, "--out", str(out),
-                                     "--download", str(keep), "--no-suppression"])
+    first = CliRunner().invoke(
+        cli,
+        [
+            "report",
+            "groupings",
+            "--source",
+            server.base_url,
+            "--out",
+            str(out),
+            "--download",
+            str(keep),
+            "--no-suppression",
+        ],
+    )
     assert first.exit_code == 0, first.output
     runs = json.loads((keep / "_export_runs.json").read_text())
-    again = CliRunner().invoke(cli, ["report", "groupings", "--source", server.base_url, "--out", str(out),
-                                     "--download", str(keep), "--since", runs[-1]["transactionTime"], "--no-suppression"])
+    again = CliRunner().invoke(
+        cli,
+        [
+            "report",
+            "groupings",
+            "--source",
+            server.base_url,
+            "--out",
+            str(out),
+            "--download",
+            str(keep),
+            "--since",
+            runs[-1]["transactionTime"],
+            "--no-suppression",
+        ],
+    )
     assert again.exit_code == 0, again.output
     total = dict(line.split(",")[0:4:3] for line in out.read_text().splitlines()[1:])["total"]
     assert int(total) >= sum(truth["groupings"]["decisions"].values())  # nothing lost: the increment adds to the first

@@ -33,7 +33,12 @@ def test_every_shipped_view_gives_the_same_rows_shared_or_alone(population, size
         names = shared.materialise_many(views)
         assert names == [v["name"] for v in views]
         # The Observation views really were computed in one scan (not one query each).
-        scans = {r[0] for r in shared.con.execute("SELECT table_name FROM duckdb_tables() WHERE table_name LIKE '__scan_%'").fetchall()}
+        scans = {
+            r[0]
+            for r in shared.con.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE table_name LIKE '__scan_%'"
+            ).fetchall()
+        }
         assert "__scan_Observation" in scans
         for n in names:
             assert [c.name for c in shared.tables[n].columns] == [c.name for c in alone.tables[n].columns]

@@ -34,9 +34,11 @@ def test_missing_types_give_empty_reports_not_errors(tmp_path, population):
 
 def test_a_broken_line_is_one_readable_error(tmp_path, population):
     folder, _ = population(40, 1)
-    lines = (folder / "Observation.ndjson").read_text().splitlines()[:3] + ['{"resourceType": "Observation", broken']
+    lines = [*(folder / "Observation.ndjson").read_text().splitlines()[:3], '{"resourceType": "Observation", broken']
     (tmp_path / "Observation.ndjson").write_text("\n".join(lines) + "\n")
-    result = CliRunner().invoke(cli, ["report", "groupings", "--source", str(tmp_path), "--out", str(tmp_path / "g.csv")])
+    result = CliRunner().invoke(
+        cli, ["report", "groupings", "--source", str(tmp_path), "--out", str(tmp_path / "g.csv")]
+    )
     assert result.exit_code == 1
     assert "could not read the NDJSON" in result.output and "Malformed JSON" in result.output
     assert "Traceback" not in result.output
@@ -44,7 +46,9 @@ def test_a_broken_line_is_one_readable_error(tmp_path, population):
 
 def test_not_a_folder_and_bad_output_name(tmp_path, population):
     folder, _ = population(40, 1)
-    r1 = CliRunner().invoke(cli, ["report", "groupings", "--source", str(tmp_path / "nope"), "--out", str(tmp_path / "g.csv")])
+    r1 = CliRunner().invoke(
+        cli, ["report", "groupings", "--source", str(tmp_path / "nope"), "--out", str(tmp_path / "g.csv")]
+    )
     assert r1.exit_code == 1 and "is not a folder" in r1.output
     r2 = CliRunner().invoke(cli, ["report", "groupings", "--source", str(folder), "--out", str(tmp_path / "g.xlsx")])
     assert r2.exit_code == 1 and ".csv, .parquet or .duckdb" in r2.output

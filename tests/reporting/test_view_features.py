@@ -17,30 +17,62 @@ from thrive_fhir.reporting.engine import DuckEngine
 from thrive_fhir.reporting.sources import NdjsonFolder
 
 PATIENTS = [
-    {"resourceType": "Patient", "id": "p1", "active": True, "gender": "female", "birthDate": "2010-04-01",
-     "name": [{"use": "official", "family": "Amber", "given": ["Ada", "Bea"]}, {"use": "nickname", "given": ["Addy"]}],
-     "telecom": [{"system": "phone", "value": "0111"}, {"system": "email", "value": "a@example.org"}],
-     "contact": [{"telecom": [{"system": "phone", "value": "0222"}]}],
-     "managingOrganization": {"reference": "Organization/o1"},
-     "generalPractitioner": [{"reference": "Practitioner/g1"}, {"reference": "Organization/o2/_history/3"},
-                             {"reference": "http://elsewhere.example/Practitioner/x"}],
-     "extension": [{"url": "http://example.org/ext/pet", "valueString": "cat"},
-                   {"url": "http://example.org/ext/score", "valueInteger": 7}]},
-    {"resourceType": "Patient", "id": "p2", "active": False, "gender": "male",
-     "name": [{"family": "Birch"}]},
+    {
+        "resourceType": "Patient",
+        "id": "p1",
+        "active": True,
+        "gender": "female",
+        "birthDate": "2010-04-01",
+        "name": [
+            {"use": "official", "family": "Amber", "given": ["Ada", "Bea"]},
+            {"use": "nickname", "given": ["Addy"]},
+        ],
+        "telecom": [{"system": "phone", "value": "0111"}, {"system": "email", "value": "a@example.org"}],
+        "contact": [{"telecom": [{"system": "phone", "value": "0222"}]}],
+        "managingOrganization": {"reference": "Organization/o1"},
+        "generalPractitioner": [
+            {"reference": "Practitioner/g1"},
+            {"reference": "Organization/o2/_history/3"},
+            {"reference": "http://elsewhere.example/Practitioner/x"},
+        ],
+        "extension": [
+            {"url": "http://example.org/ext/pet", "valueString": "cat"},
+            {"url": "http://example.org/ext/score", "valueInteger": 7},
+        ],
+    },
+    {"resourceType": "Patient", "id": "p2", "active": False, "gender": "male", "name": [{"family": "Birch"}]},
     {"resourceType": "Patient", "id": "p3"},
 ]
 OBSERVATIONS = [
-    {"resourceType": "Observation", "id": "o1", "status": "final", "code": {"coding": [{"system": "s", "code": "a"}]},
-     "subject": {"reference": "Patient/p1"}, "valueQuantity": {"value": 12.5, "unit": "kg"},
-     "component": [{"code": {"coding": [{"code": "c1"}]}, "valueInteger": 3},
-                   {"code": {"coding": [{"code": "c2"}]}, "valueString": "x"}]},
-    {"resourceType": "Observation", "id": "o2", "status": "final", "code": {"coding": [{"system": "s", "code": "b"}]},
-     "subject": {"reference": "Patient/p2"}, "valueString": "high", "effectiveDateTime": "2024-01-02T10:00:00Z"},
+    {
+        "resourceType": "Observation",
+        "id": "o1",
+        "status": "final",
+        "code": {"coding": [{"system": "s", "code": "a"}]},
+        "subject": {"reference": "Patient/p1"},
+        "valueQuantity": {"value": 12.5, "unit": "kg"},
+        "component": [
+            {"code": {"coding": [{"code": "c1"}]}, "valueInteger": 3},
+            {"code": {"coding": [{"code": "c2"}]}, "valueString": "x"},
+        ],
+    },
+    {
+        "resourceType": "Observation",
+        "id": "o2",
+        "status": "final",
+        "code": {"coding": [{"system": "s", "code": "b"}]},
+        "subject": {"reference": "Patient/p2"},
+        "valueString": "high",
+        "effectiveDateTime": "2024-01-02T10:00:00Z",
+    },
 ]
 QUESTIONNAIRES = [
-    {"resourceType": "QuestionnaireResponse", "id": "q1", "status": "completed",
-     "item": [{"linkId": "1", "item": [{"linkId": "1.1", "item": [{"linkId": "1.1.1"}]}]}, {"linkId": "2"}]},
+    {
+        "resourceType": "QuestionnaireResponse",
+        "id": "q1",
+        "status": "completed",
+        "item": [{"linkId": "1", "item": [{"linkId": "1.1", "item": [{"linkId": "1.1.1"}]}]}, {"linkId": "2"}],
+    },
 ]
 
 
@@ -58,30 +90,71 @@ CASES = {
         [("p1",), ("p2",), ("p3",)],
     ),
     "forEach unnests, no row when empty": (
-        {"resource": "Patient", "select": [_p(("id", "id")), {"forEach": "name", "column": [{"name": "family", "path": "family"}]}]},
+        {
+            "resource": "Patient",
+            "select": [_p(("id", "id")), {"forEach": "name", "column": [{"name": "family", "path": "family"}]}],
+        },
         [("p1", "Amber"), ("p1", None), ("p2", "Birch")],
     ),
     "forEachOrNull keeps a row of nulls": (
-        {"resource": "Patient", "select": [_p(("id", "id")), {"forEachOrNull": "name", "column": [{"name": "use", "path": "use"}]}]},
+        {
+            "resource": "Patient",
+            "select": [_p(("id", "id")), {"forEachOrNull": "name", "column": [{"name": "use", "path": "use"}]}],
+        },
         [("p1", "official"), ("p1", "nickname"), ("p2", None), ("p3", None)],
     ),
     "nested forEach": (
-        {"resource": "Patient", "select": [_p(("id", "id")), {"forEach": "name", "select": [{"forEach": "given", "column": [{"name": "given", "path": "$this"}]}]}]},
+        {
+            "resource": "Patient",
+            "select": [
+                _p(("id", "id")),
+                {"forEach": "name", "select": [{"forEach": "given", "column": [{"name": "given", "path": "$this"}]}]},
+            ],
+        },
         [("p1", "Ada"), ("p1", "Bea"), ("p1", "Addy")],
     ),
     "sibling selects are a cross product": (
-        {"resource": "Patient", "select": [_p(("id", "id")), {"forEach": "name", "column": [{"name": "use", "path": "use"}]},
-                                           {"forEach": "telecom", "column": [{"name": "tel", "path": "value"}]}]},
-        [("p1", "official", "0111"), ("p1", "official", "a@example.org"), ("p1", "nickname", "0111"), ("p1", "nickname", "a@example.org")],
+        {
+            "resource": "Patient",
+            "select": [
+                _p(("id", "id")),
+                {"forEach": "name", "column": [{"name": "use", "path": "use"}]},
+                {"forEach": "telecom", "column": [{"name": "tel", "path": "value"}]},
+            ],
+        },
+        [
+            ("p1", "official", "0111"),
+            ("p1", "official", "a@example.org"),
+            ("p1", "nickname", "0111"),
+            ("p1", "nickname", "a@example.org"),
+        ],
     ),
     "unionAll": (
-        {"resource": "Patient", "select": [_p(("id", "id")), {"unionAll": [
-            {"forEach": "telecom", "column": [{"name": "tel", "path": "value"}, {"name": "kind", "path": "'own'"}]},
-            {"forEach": "contact.telecom", "column": [{"name": "tel", "path": "value"}, {"name": "kind", "path": "'contact'"}]}]}]},
+        {
+            "resource": "Patient",
+            "select": [
+                _p(("id", "id")),
+                {
+                    "unionAll": [
+                        {
+                            "forEach": "telecom",
+                            "column": [{"name": "tel", "path": "value"}, {"name": "kind", "path": "'own'"}],
+                        },
+                        {
+                            "forEach": "contact.telecom",
+                            "column": [{"name": "tel", "path": "value"}, {"name": "kind", "path": "'contact'"}],
+                        },
+                    ]
+                },
+            ],
+        },
         [("p1", "0111", "own"), ("p1", "a@example.org", "own"), ("p1", "0222", "contact")],
     ),
     "repeat follows nested items": (
-        {"resource": "QuestionnaireResponse", "select": [_p(("id", "id")), {"repeat": ["item"], "column": [{"name": "link", "path": "linkId"}]}]},
+        {
+            "resource": "QuestionnaireResponse",
+            "select": [_p(("id", "id")), {"repeat": ["item"], "column": [{"name": "link", "path": "linkId"}]}],
+        },
         [("q1", "1"), ("q1", "2"), ("q1", "1.1"), ("q1", "1.1.1")],
     ),
     "where filters resources": (
@@ -93,51 +166,121 @@ CASES = {
         [("p2",)],
     ),
     "constants": (
-        {"resource": "Patient", "constant": [{"name": "use", "valueCode": "official"}, {"name": "n", "valueInteger": 1}],
-         "select": [_p(("id", "id"), ("family", "name.where(use = %use).family"), ("n", "%n + 1", {"type": "integer"}))]},
+        {
+            "resource": "Patient",
+            "constant": [{"name": "use", "valueCode": "official"}, {"name": "n", "valueInteger": 1}],
+            "select": [
+                _p(("id", "id"), ("family", "name.where(use = %use).family"), ("n", "%n + 1", {"type": "integer"}))
+            ],
+        },
         [("p1", "Amber", 2), ("p2", None, 2), ("p3", None, 2)],
     ),
     "column types and collection": (
-        {"resource": "Patient", "select": [_p(("id", "id"), ("active", "active", {"type": "boolean"}),
-                                              ("given", "name.given", {"collection": True}))]},
+        {
+            "resource": "Patient",
+            "select": [
+                _p(
+                    ("id", "id"),
+                    ("active", "active", {"type": "boolean"}),
+                    ("given", "name.given", {"collection": True}),
+                )
+            ],
+        },
         [("p1", True, ["Ada", "Bea", "Addy"]), ("p2", False, []), ("p3", None, [])],
     ),
     "getReferenceKey with and without a type": (
-        {"resource": "Patient", "select": [_p(("id", "id"), ("org", "managingOrganization.getReferenceKey(Organization)"),
-                                              ("not_pract", "managingOrganization.getReferenceKey(Practitioner)"),
-                                              ("gps", "generalPractitioner.getReferenceKey()", {"collection": True}),
-                                              ("gp_orgs", "generalPractitioner.getReferenceKey(Organization)", {"collection": True}),
-                                              ("gp_people", "generalPractitioner.getReferenceKey(Practitioner)", {"collection": True}))]},
-        [("p1", "Organization/o1", None, ["Practitioner/g1", "Organization/o2"], ["Organization/o2"], ["Practitioner/g1"]),
-         ("p2", None, None, [], [], []), ("p3", None, None, [], [], [])],
+        {
+            "resource": "Patient",
+            "select": [
+                _p(
+                    ("id", "id"),
+                    ("org", "managingOrganization.getReferenceKey(Organization)"),
+                    ("not_pract", "managingOrganization.getReferenceKey(Practitioner)"),
+                    ("gps", "generalPractitioner.getReferenceKey()", {"collection": True}),
+                    ("gp_orgs", "generalPractitioner.getReferenceKey(Organization)", {"collection": True}),
+                    ("gp_people", "generalPractitioner.getReferenceKey(Practitioner)", {"collection": True}),
+                )
+            ],
+        },
+        [
+            (
+                "p1",
+                "Organization/o1",
+                None,
+                ["Practitioner/g1", "Organization/o2"],
+                ["Organization/o2"],
+                ["Practitioner/g1"],
+            ),
+            ("p2", None, None, [], [], []),
+            ("p3", None, None, [], [], []),
+        ],
     ),
     "ofType on a choice element": (
-        {"resource": "Observation", "select": [_p(("id", "id"), ("kg", "value.ofType(Quantity).value", {"type": "decimal"}),
-                                                  ("text", "value.ofType(string)"), ("when", "effective.ofType(dateTime)"))]},
+        {
+            "resource": "Observation",
+            "select": [
+                _p(
+                    ("id", "id"),
+                    ("kg", "value.ofType(Quantity).value", {"type": "decimal"}),
+                    ("text", "value.ofType(string)"),
+                    ("when", "effective.ofType(dateTime)"),
+                )
+            ],
+        },
         [("o1", 12.5, None, None), ("o2", None, "high", "2024-01-02T10:00:00Z")],
     ),
     "extension()": (
-        {"resource": "Patient", "select": [_p(("id", "id"), ("pet", "extension('http://example.org/ext/pet').value.ofType(string)"),
-                                              ("score", "extension('http://example.org/ext/score').value.ofType(integer)", {"type": "integer"}))]},
+        {
+            "resource": "Patient",
+            "select": [
+                _p(
+                    ("id", "id"),
+                    ("pet", "extension('http://example.org/ext/pet').value.ofType(string)"),
+                    ("score", "extension('http://example.org/ext/score').value.ofType(integer)", {"type": "integer"}),
+                )
+            ],
+        },
         [("p1", "cat", 7), ("p2", None, None), ("p3", None, None)],
     ),
     "first, join, indexer, empty": (
-        {"resource": "Patient", "select": [_p(("id", "id"), ("first", "name.given.first()"), ("joined", "name.given.join('|')"),
-                                              ("second", "name.given[1]"), ("no_name", "name.empty()", {"type": "boolean"}))]},
+        {
+            "resource": "Patient",
+            "select": [
+                _p(
+                    ("id", "id"),
+                    ("first", "name.given.first()"),
+                    ("joined", "name.given.join('|')"),
+                    ("second", "name.given[1]"),
+                    ("no_name", "name.empty()", {"type": "boolean"}),
+                )
+            ],
+        },
         [("p1", "Ada", "Ada|Bea|Addy", "Bea", False), ("p2", None, None, None, False), ("p3", None, None, None, True)],
     ),
     "operators": (
-        {"resource": "Observation", "select": [_p(("id", "id"), ("double", "value.ofType(Quantity).value * 2", {"type": "decimal"}),
-                                                  ("heavy", "value.ofType(Quantity).value > 10", {"type": "boolean"}),
-                                                  ("c1", "component.where(code.coding.code = 'c1').value.ofType(integer) - 1", {"type": "integer"}),
-                                                  ("either", "code.coding.code = 'a' or code.coding.code = 'b'", {"type": "boolean"}))]},
+        {
+            "resource": "Observation",
+            "select": [
+                _p(
+                    ("id", "id"),
+                    ("double", "value.ofType(Quantity).value * 2", {"type": "decimal"}),
+                    ("heavy", "value.ofType(Quantity).value > 10", {"type": "boolean"}),
+                    ("c1", "component.where(code.coding.code = 'c1').value.ofType(integer) - 1", {"type": "integer"}),
+                    ("either", "code.coding.code = 'a' or code.coding.code = 'b'", {"type": "boolean"}),
+                )
+            ],
+        },
         [("o1", 25.0, True, 2, True), ("o2", None, None, None, True)],
     ),
 }
 
 
 def _write(tmp: Path) -> NdjsonFolder:
-    for name, items in (("Patient", PATIENTS), ("Observation", OBSERVATIONS), ("QuestionnaireResponse", QUESTIONNAIRES)):
+    for name, items in (
+        ("Patient", PATIENTS),
+        ("Observation", OBSERVATIONS),
+        ("QuestionnaireResponse", QUESTIONNAIRES),
+    ):
         (tmp / f"{name}.ndjson").write_text("".join(json.dumps(r) + "\n" for r in items))
     return NdjsonFolder.open(tmp)
 
@@ -170,15 +313,29 @@ def test_spark_gives_the_same_rows(folder, spark):
 
 
 BAD = [
-    ({"resource": "Patient", "select": [_p(("x", "name.family.frobnicate()"))]}, ["'x'", "name.family.frobnicate()", "unknown function frobnicate()"]),
-    ({"resource": "Patient", "select": [_p(("x", "name.surname"))]}, ["'x'", "name.surname", "'surname' is not an element of HumanName"]),
+    (
+        {"resource": "Patient", "select": [_p(("x", "name.family.frobnicate()"))]},
+        ["'x'", "name.family.frobnicate()", "unknown function frobnicate()"],
+    ),
+    (
+        {"resource": "Patient", "select": [_p(("x", "name.surname"))]},
+        ["'x'", "name.surname", "'surname' is not an element of HumanName"],
+    ),
     ({"resource": "Patient", "select": [_p(("x", "name.("))]}, ["'x'", "name.(", "cannot read the FHIRPath"]),
     ({"resource": "Pateint", "select": [_p(("x", "id"))]}, ["'Pateint' is not a FHIR R4 resource type"]),
-    ({"resource": "Patient", "select": [_p(("id", "id")), {"forEach": "name", "column": [{"name": "id", "path": "family"}]}]},
-     ["column 'id' appears more than once"]),
+    (
+        {
+            "resource": "Patient",
+            "select": [_p(("id", "id")), {"forEach": "name", "column": [{"name": "id", "path": "family"}]}],
+        },
+        ["column 'id' appears more than once"],
+    ),
     ({"resource": "Patient", "select": [_p(("1bad", "id"))]}, ["column '1bad'"]),
     ({"resource": "Patient", "select": [_p(("x", "%nope"))]}, ["'x'", "unknown constant %nope"]),
-    ({"resource": "Observation", "select": [_p(("x", "value.ofType(Banana)"))]}, ["'x'", "value cannot be of type Banana"]),
+    (
+        {"resource": "Observation", "select": [_p(("x", "value.ofType(Banana)"))]},
+        ["'x'", "value cannot be of type Banana"],
+    ),
 ]
 
 
@@ -197,9 +354,13 @@ def test_cli_view_run_bad_view_is_one_line(tmp_path, folder):
 
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"resource": "Patient", "select": [_p(("x", "name.surname"))]}))
-    result = CliRunner().invoke(cli, ["view", "run", str(bad), "--source", str(folder.folder), "--out", str(tmp_path / "o.csv")])
+    result = CliRunner().invoke(
+        cli, ["view", "run", str(bad), "--source", str(folder.folder), "--out", str(tmp_path / "o.csv")]
+    )
     assert result.exit_code == 1
-    assert result.output.strip().count("\n") == 0 and "name.surname" in result.output and "Traceback" not in result.output
+    assert (
+        result.output.strip().count("\n") == 0 and "name.surname" in result.output and "Traceback" not in result.output
+    )
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet", ".duckdb"])
@@ -210,7 +371,9 @@ def test_cli_view_run_writes_each_format(tmp_path, folder, suffix):
     from thrive_fhir.cli import cli
 
     view = tmp_path / "v.json"
-    view.write_text(json.dumps({"resourceType": "ViewDefinition", "name": "pats", **CASES["forEachOrNull keeps a row of nulls"][0]}))
+    view.write_text(
+        json.dumps({"resourceType": "ViewDefinition", "name": "pats", **CASES["forEachOrNull keeps a row of nulls"][0]})
+    )
     out = tmp_path / f"out{suffix}"
     result = CliRunner().invoke(cli, ["view", "run", str(view), "--source", str(folder.folder), "--out", str(out)])
     assert result.exit_code == 0, result.output

@@ -50,8 +50,9 @@ def world(tmp_path_factory):
 
 
 def _put(w, resource: dict, token: str) -> None:
-    resp = requests.put(f"{w.base}/{resource['resourceType']}/{resource['id']}", json=resource,
-                        headers=bearer(token), timeout=30)
+    resp = requests.put(
+        f"{w.base}/{resource['resourceType']}/{resource['id']}", json=resource, headers=bearer(token), timeout=30
+    )
     assert resp.status_code in (200, 201), resp.text
 
 
@@ -68,8 +69,17 @@ def _ids(bundle: dict, rtype: str) -> set[str]:
 
 def _claims(w, **over) -> dict:
     now = int(time.time())
-    claims = {"iss": w.issuer, "aud": w.base, "sub": "school-a-backend", "client_id": "school-a-backend",
-              "scope": "system/*.rs", "organization": ORG_A, "iat": now, "exp": now + 300, "jti": uuid.uuid4().hex}
+    claims = {
+        "iss": w.issuer,
+        "aud": w.base,
+        "sub": "school-a-backend",
+        "client_id": "school-a-backend",
+        "scope": "system/*.rs",
+        "organization": ORG_A,
+        "iat": now,
+        "exp": now + 300,
+        "jti": uuid.uuid4().hex,
+    }
     claims.update(over)
     return claims
 
@@ -149,13 +159,18 @@ def test_forged_expired_and_misdirected_tokens_get_401(world):
         "expired": _signed(world, _claims(world, iat=now - 900, exp=now - 300)),
         "not-yet-valid": _signed(world, _claims(world, nbf=now + 900)),
         "issued-in-future": _signed(world, _claims(world, iat=now + 900)),
-        "embedded-jwk": jwt.encode(_claims(world), (attacker := SigningKey.generate("RS256")).private_key,
-                                   algorithm="RS256", headers={"jwk": attacker.public_jwk(), "typ": "at+jwt"}),
+        "embedded-jwk": jwt.encode(
+            _claims(world),
+            (attacker := SigningKey.generate("RS256")).private_key,
+            algorithm="RS256",
+            headers={"jwk": attacker.public_jwk(), "typ": "at+jwt"},
+        ),
         "wrong-audience": world.token("ehr-backend"),  # a real token, for the EHR's FHIR base
         "wrong-issuer": _signed(world, _claims(world, iss="http://127.0.0.1:9/auth")),
         "no-exp": _signed(world, {k: v for k, v in _claims(world).items() if k != "exp"}),
-        "alg-none": jwt.encode(_claims(world), None, algorithm="none",
-                               headers={"kid": world.sandbox.authority.key.kid, "typ": "at+jwt"}),
+        "alg-none": jwt.encode(
+            _claims(world), None, algorithm="none", headers={"kid": world.sandbox.authority.key.kid, "typ": "at+jwt"}
+        ),
         "hs256-public-key": _hs256_with_public_key(world, _claims(world)),
         "unknown-kid": SigningKey.generate("RS256").sign(_claims(world), {"typ": "at+jwt"}),
         "claims-swapped": f"{head}.{raised}.{sig}",  # custodian's organisation under agency A's signature
@@ -211,9 +226,23 @@ def _serve(args: list[str], timeout: float = 30, env: dict | None = None) -> sub
     import os
 
     port = free_port()
-    return subprocess.run([str(VENV_BIN / "thrive"), "store", "serve", "--database", "sqlite:///:memory:",
-                           "--port", str(port), "--no-validate", *args],
-                          capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [
+            str(VENV_BIN / "thrive"),
+            "store",
+            "serve",
+            "--database",
+            "sqlite:///:memory:",
+            "--port",
+            str(port),
+            "--no-validate",
+            *args,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
 
 
 @pytest.mark.slow
@@ -222,19 +251,49 @@ def test_cli_refuses_settings_that_cannot_verify_tokens(world):
         (["--require-auth"], 2, "--require-auth"),
         (["--consent-custodian", CUSTODIAN], 2, "--auth-issuer"),
         (["--auth-issuer", world.issuer], 2, "--auth-audience"),
-        (["--auth-issuer", world.issuer, "--base-url", "http://x", "--consent-custodian", "org-1"], 2,
-         "Organization/<id>"),
+        (
+            ["--auth-issuer", world.issuer, "--base-url", "http://x", "--consent-custodian", "org-1"],
+            2,
+            "Organization/<id>",
+        ),
         # the issuer's own discovery (openid-configuration) names a different issuer than the one given
-        (["--auth-issuer", world.issuer + "-other", "--base-url", "http://x",
-          "--auth-discovery-url", f"{world.issuer}/.well-known/openid-configuration"], 1, "names issuer"),
+        (
+            [
+                "--auth-issuer",
+                world.issuer + "-other",
+                "--base-url",
+                "http://x",
+                "--auth-discovery-url",
+                f"{world.issuer}/.well-known/openid-configuration",
+            ],
+            1,
+            "names issuer",
+        ),
         (["--auth-issuer", f"http://127.0.0.1:{free_port()}/auth", "--base-url", "http://x"], 1, "discovery"),
-        (["--auth-issuer", world.issuer, "--base-url", "http://x", "--auth-introspect", world.issuer + "/introspect"],
-         1, "--auth-introspect-client"),
+        (
+            [
+                "--auth-issuer",
+                world.issuer,
+                "--base-url",
+                "http://x",
+                "--auth-introspect",
+                world.issuer + "/introspect",
+            ],
+            1,
+            "--auth-introspect-client",
+        ),
     ]
     env_cases = [  # the same settings from the environment
         ({"THRIVE_STORE_REQUIRE_AUTH": "1"}, 2, "--require-auth"),
-        ({"THRIVE_STORE_AUTH_ISSUER": world.issuer, "THRIVE_STORE_AUTH_AUDIENCE": "http://x",
-          "THRIVE_STORE_CONSENT_CUSTODIANS": f"{CUSTODIAN} org-b"}, 2, "'org-b'"),
+        (
+            {
+                "THRIVE_STORE_AUTH_ISSUER": world.issuer,
+                "THRIVE_STORE_AUTH_AUDIENCE": "http://x",
+                "THRIVE_STORE_CONSENT_CUSTODIANS": f"{CUSTODIAN} org-b",
+            },
+            2,
+            "'org-b'",
+        ),
     ]
     runs = [(args, code, words, None) for args, code, words in cases]
     runs += [([], code, words, env) for env, code, words in env_cases]
@@ -252,8 +311,9 @@ def test_issuer_discovery_without_explicit_urls(world, tmp_path):
     from tests.support.store_auth import AuthStoreProcess
 
     port = free_port()
-    store = AuthStoreProcess(tmp_path, port, ["--auth-issuer", world.issuer, "--auth-audience",
-                                              f"http://127.0.0.1:{port}"])
+    store = AuthStoreProcess(
+        tmp_path, port, ["--auth-issuer", world.issuer, "--auth-audience", f"http://127.0.0.1:{port}"]
+    )
     store.start()
     try:
         token = world.sandbox.authority.mint_internal_token(store.base_url, "system/Patient.rs")
@@ -275,9 +335,20 @@ def test_introspection_checks_each_token_at_the_issuer(world, tmp_path):
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     world.sandbox.authority.fhir_bases.append(base)  # the issuer serves this store too (extra_fhir_bases)
-    store = AuthStoreProcess(tmp_path / "store", port, [
-        "--auth-issuer", world.issuer, "--auth-audience", base,
-        "--auth-introspect", world.issuer + "/introspect", "--auth-introspect-client", str(client_file)])
+    store = AuthStoreProcess(
+        tmp_path / "store",
+        port,
+        [
+            "--auth-issuer",
+            world.issuer,
+            "--auth-audience",
+            base,
+            "--auth-introspect",
+            world.issuer + "/introspect",
+            "--auth-introspect-client",
+            str(client_file),
+        ],
+    )
     store.start()
     try:
         token = world.sandbox.authority.mint_internal_token(base, "system/Patient.rs")

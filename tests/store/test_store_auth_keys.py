@@ -57,10 +57,19 @@ def test_verifier_checks_key_type_against_alg():
     try:
         keys = KeySet(server.origin + "/jwks", refetch_interval=60)
         keys.load()
-        verifier = JwtTokenVerifier(AuthSettings(issuer="https://issuer.example", audience="https://store.example"), keys)
+        verifier = JwtTokenVerifier(
+            AuthSettings(issuer="https://issuer.example", audience="https://store.example"), keys
+        )
         now = int(time.time())
-        claims = {"iss": "https://issuer.example", "aud": "https://store.example", "exp": now + 60, "iat": now,
-                  "client_id": "c", "scope": "system/*.rs", "organization": "https://store.example/Organization/o"}
+        claims = {
+            "iss": "https://issuer.example",
+            "aud": "https://store.example",
+            "exp": now + 60,
+            "iat": now,
+            "client_id": "c",
+            "scope": "system/*.rs",
+            "organization": "https://store.example/Organization/o",
+        }
         good = rsa.sign(claims)
         grant = verifier(good)
         assert grant is not None and grant.organization == "Organization/o"  # made relative to the store

@@ -23,13 +23,13 @@ import re
 import secrets
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-from smart_app.scopes import requested_scopes
-
 from smart_app import create_app
 from smart_app.context import COOKIE_NAME
+from smart_app.scopes import requested_scopes
 from smart_app.sessions import new_binding
 
 #: Scopes of a normal clinician launch (every write granted).
@@ -88,7 +88,7 @@ class TestLaunch:
         if isinstance(data, list):
             from werkzeug.datastructures import MultiDict
 
-            form = MultiDict(list(data) + [("csrf_token", self.csrf_token)])
+            form = MultiDict([*list(data), ("csrf_token", self.csrf_token)])
         else:
             form = {**(data or {}), "csrf_token": self.csrf_token}
         headers = {"Origin": TEST_ORIGIN, **kwargs.pop("headers", {})}
@@ -199,11 +199,13 @@ def axe_check(target, *, name: str = "page", allow: tuple[str, ...] = ()) -> lis
     violations = result["violations"]
     bad = [v for v in violations if v.get("impact") in ("serious", "critical") and v["id"] not in allow]
     assert not bad, f"axe ({name}): " + json.dumps(
-        [{"id": v["id"], "impact": v["impact"], "help": v["help"],
-          "nodes": [n["target"] for n in v["nodes"][:3]]} for v in bad], indent=1)
+        [
+            {"id": v["id"], "impact": v["impact"], "help": v["help"], "nodes": [n["target"] for n in v["nodes"][:3]]}
+            for v in bad
+        ],
+        indent=1,
+    )
     return violations
-
-
 
 
 # --- seeding a realistic plan (tests, benchmark) ----------------------------------------------
@@ -220,7 +222,7 @@ def seed_plan(
     groupings Getting Help -> (Getting Risk Support), two GBO goals with ratings, an active safety
     plan, a signpost, a care team, and (with ``share_with``) a sharing Consent naming those
     Organizations. Returns the ids written. Everything is invented."""
-    from datetime import date, datetime, timedelta, timezone
+    from datetime import datetime, timedelta
 
     from thrive_fhir import builders as b
     from thrive_fhir import canonical
@@ -234,7 +236,7 @@ def seed_plan(
     org_ref = f"Organization/{ids.deterministic_id(canonical.ODS_ORG, ods)}"
     subject = f"Patient/{patient_id}"
     episode = f"EpisodeOfCare/eoc-{patient_id}"
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
     t0 = now - timedelta(days=70)
     out: dict = {}
 
@@ -253,20 +255,44 @@ def seed_plan(
         people.append({"resourceType": "Organization", "id": org.split("/")[1], "name": "Sandbox High School"})
     save(*people)
 
-    first = b.build_grouping(b.GroupingDecision(
-        local_id=new_local_id(), grouping="getting-help", subject=subject, episode=episode,
-        agreed_at=t0, recorded_at=t0, clinician=clinician, yp_involvement="agreed",
-        participants=(subject,), source_ods=ods, yp_words="I want to go to school without panicking"))
+    first = b.build_grouping(
+        b.GroupingDecision(
+            local_id=new_local_id(),
+            grouping="getting-help",
+            subject=subject,
+            episode=episode,
+            agreed_at=t0,
+            recorded_at=t0,
+            clinician=clinician,
+            yp_involvement="agreed",
+            participants=(subject,),
+            source_ods=ods,
+            yp_words="I want to go to school without panicking",
+        )
+    )
     save(first)
     out["groupings"] = [first["id"]]
     if risk:
         second_at = now - timedelta(days=7)
-        second = b.build_grouping(b.GroupingDecision(
-            local_id=new_local_id(), grouping="getting-risk-support", subject=subject, episode=episode,
-            agreed_at=second_at, recorded_at=second_at, clinician=clinician, yp_involvement="partly-agreed",
-            participants=(subject,), source_ods=ods,
-            previous=b.PreviousGrouping(observation=f"Observation/{first['id']}", grouping="getting-help", agreed_at=t0),
-            change_reason="risk-increased", note="Therapy paused; focus on keeping safe with school."))
+        second = b.build_grouping(
+            b.GroupingDecision(
+                local_id=new_local_id(),
+                grouping="getting-risk-support",
+                subject=subject,
+                episode=episode,
+                agreed_at=second_at,
+                recorded_at=second_at,
+                clinician=clinician,
+                yp_involvement="partly-agreed",
+                participants=(subject,),
+                source_ods=ods,
+                previous=b.PreviousGrouping(
+                    observation=f"Observation/{first['id']}", grouping="getting-help", agreed_at=t0
+                ),
+                change_reason="risk-increased",
+                note="Therapy paused; focus on keeping safe with school.",
+            )
+        )
         save(second)
         out["groupings"].append(second["id"])
 
@@ -274,50 +300,111 @@ def seed_plan(
     texts = ["To be able to stay in school for the whole day", "To sleep better most nights", "To see my friends again"]
     for slot, series in enumerate(scores, start=1):
         start = t0.date()
-        goal = b.build_goal(b.GoalInput(local_id=new_local_id(), slot=slot, description=texts[slot - 1],
-                                        subject=subject, start_date=start, expressed_by=subject, source_ods=ods))
+        goal = b.build_goal(
+            b.GoalInput(
+                local_id=new_local_id(),
+                slot=slot,
+                description=texts[slot - 1],
+                subject=subject,
+                start_date=start,
+                expressed_by=subject,
+                source_ods=ods,
+            )
+        )
         save(goal)
         out["goals"].append(goal["id"])
         for i, value in enumerate(series):
             when = t0 + timedelta(days=14 * i + 1)
-            score = b.build_gbo_score(b.GoalScoreInput(
-                local_id=new_local_id(), goal=f"Goal/{goal['id']}", slot=slot, score=value, rater=subject,
-                subject=subject, episode=episode, effective=when, goal_start_date=start, source_ods=ods))
+            score = b.build_gbo_score(
+                b.GoalScoreInput(
+                    local_id=new_local_id(),
+                    goal=f"Goal/{goal['id']}",
+                    slot=slot,
+                    score=value,
+                    rater=subject,
+                    subject=subject,
+                    episode=episode,
+                    effective=when,
+                    goal_start_date=start,
+                    source_ods=ods,
+                )
+            )
             save(score)
 
-    plan = b.build_safety_plan(b.SafetyPlanInput(
-        local_id=new_local_id(), subject=subject, start_date=now.date() - timedelta(days=7),
-        review_date=now.date() + timedelta(days=60), created=now - timedelta(days=7), author=clinician,
-        contributors=(subject,), source_ods=ods,
-        items=(
-            b.SafetyPlanItem(section="warning-signs", text="Staying in my room, not answering messages",
-                             performer_refs=(subject,)),
-            b.SafetyPlanItem(section="internal-coping", text="Music with headphones, walking the dog",
-                             performer_refs=(subject,)),
-            b.SafetyPlanItem(section="professionals-agencies", text="CAMHS duty line 01632 960000 (example)",
-                             performer_refs=(org_ref,)),
-        )))
+    plan = b.build_safety_plan(
+        b.SafetyPlanInput(
+            local_id=new_local_id(),
+            subject=subject,
+            start_date=now.date() - timedelta(days=7),
+            review_date=now.date() + timedelta(days=60),
+            created=now - timedelta(days=7),
+            author=clinician,
+            contributors=(subject,),
+            source_ods=ods,
+            items=(
+                b.SafetyPlanItem(
+                    section="warning-signs",
+                    text="Staying in my room, not answering messages",
+                    performer_refs=(subject,),
+                ),
+                b.SafetyPlanItem(
+                    section="internal-coping", text="Music with headphones, walking the dog", performer_refs=(subject,)
+                ),
+                b.SafetyPlanItem(
+                    section="professionals-agencies",
+                    text="CAMHS duty line 01632 960000 (example)",
+                    performer_refs=(org_ref,),
+                ),
+            ),
+        )
+    )
     save(plan)
     out["safety_plan"] = plan["id"]
 
-    team = b.build_care_team(b.CareTeamInput(
-        local_id=new_local_id(), subject=subject, source_ods=ods,
-        members=(b.CareTeamMember(member=clinician, role="Lead clinician", on_behalf_of=org_ref),
-                 b.CareTeamMember(member=subject, role="Young person"))))
+    team = b.build_care_team(
+        b.CareTeamInput(
+            local_id=new_local_id(),
+            subject=subject,
+            source_ods=ods,
+            members=(
+                b.CareTeamMember(member=clinician, role="Lead clinician", on_behalf_of=org_ref),
+                b.CareTeamMember(member=subject, role="Young person"),
+            ),
+        )
+    )
     save(team)
 
-    signpost = b.build_signposting(b.SignpostInput(
-        local_id=new_local_id(), kind="signposting",
-        offer=b.Coded(canonical.local_offer_cs("example"), "peer-support", "Peer support group (example)"),
-        subject=subject, episode=episode, authored_on=now - timedelta(days=6), requester=clinician,
-        performer=org_ref, reason=f"Observation/{out['groupings'][-1]}", source_ods=ods))
+    signpost = b.build_signposting(
+        b.SignpostInput(
+            local_id=new_local_id(),
+            kind="signposting",
+            offer=b.Coded(canonical.local_offer_cs("example"), "peer-support", "Peer support group (example)"),
+            subject=subject,
+            episode=episode,
+            authored_on=now - timedelta(days=6),
+            requester=clinician,
+            performer=org_ref,
+            reason=f"Observation/{out['groupings'][-1]}",
+            source_ods=ods,
+        )
+    )
     save(signpost)
 
     if share_with:
-        consent = b.build_consent(b.ConsentInput(
-            local_id=new_local_id(), subject=subject, performer=(subject,), agencies=tuple(share_with),
-            custodian=org_ref, plan=f"CarePlan/{plan['id']}", date_time=now - timedelta(days=1),
-            start_date=now.date() - timedelta(days=1), end_date=now.date() + timedelta(days=180), source_ods=ods))
+        consent = b.build_consent(
+            b.ConsentInput(
+                local_id=new_local_id(),
+                subject=subject,
+                performer=(subject,),
+                agencies=tuple(share_with),
+                custodian=org_ref,
+                plan=f"CarePlan/{plan['id']}",
+                date_time=now - timedelta(days=1),
+                start_date=now.date() - timedelta(days=1),
+                end_date=now.date() + timedelta(days=180),
+                source_ods=ods,
+            )
+        )
         save(consent)
         out["consent"] = consent["id"]
     return out
@@ -336,13 +423,18 @@ def nhs_test_number(n: int) -> str:
     raise AssertionError("unreachable")
 
 
-
-
-
 @contextmanager
-def live_stack(tmp: Path, *, agency_org_ref: str | None = None, n_patients: int = 2,
-               database_url: str | None = None, journeys: bool = False, threaded_server=None,
-               write_back_grouping: bool = False, need_patient_picker: bool = False):
+def live_stack(
+    tmp: Path,
+    *,
+    agency_org_ref: str | None = None,
+    n_patients: int = 2,
+    database_url: str | None = None,
+    journeys: bool = False,
+    threaded_server=None,
+    write_back_grouping: bool = False,
+    need_patient_picker: bool = False,
+):
     """Start the sandbox (EHR page, auth server, EHR FHIR store on SQLite) and two app instances
     registered with it (``thrive-app`` auto-approves; ``thrive-app-consent`` shows the consent page),
     all on free loopback ports; seed ``n_patients`` Patients in the EHR. Yields a namespace with
@@ -375,26 +467,54 @@ def live_stack(tmp: Path, *, agency_org_ref: str | None = None, n_patients: int 
             "user/Provenance.c".split()
         )
         registry = Registry()
-        registry.add(Client("thrive-app", "private_key_jwt", name="THRIVE care plan", auto_approve=True,
-                            redirect_uris=(app_origin + "/callback",), launch_url=app_origin + "/launch",
-                            scopes=scopes, jwks=jwks(key), organization="RXX01"))
-        registry.add(Client("thrive-app-consent", "private_key_jwt", name="THRIVE care plan (consent)",
-                            redirect_uris=(ro_origin + "/callback",), launch_url=ro_origin + "/launch",
-                            scopes=scopes, jwks=jwks(key), organization="RXX01"))
-        sandbox = build_sandbox(f"sqlite:///{tmp}/ehr.db", sandbox_server.origin, registry=registry,
-                                app_launch_url=app_origin + "/launch")
+        registry.add(
+            Client(
+                "thrive-app",
+                "private_key_jwt",
+                name="THRIVE care plan",
+                auto_approve=True,
+                redirect_uris=(app_origin + "/callback",),
+                launch_url=app_origin + "/launch",
+                scopes=scopes,
+                jwks=jwks(key),
+                organization="RXX01",
+            )
+        )
+        registry.add(
+            Client(
+                "thrive-app-consent",
+                "private_key_jwt",
+                name="THRIVE care plan (consent)",
+                redirect_uris=(ro_origin + "/callback",),
+                launch_url=ro_origin + "/launch",
+                scopes=scopes,
+                jwks=jwks(key),
+                organization="RXX01",
+            )
+        )
+        sandbox = build_sandbox(
+            f"sqlite:///{tmp}/ehr.db", sandbox_server.origin, registry=registry, app_launch_url=app_origin + "/launch"
+        )
         sandbox_server.start(sandbox.wsgi)
 
         admin = sandbox.authority.mint_internal_token(sandbox.fhir_base, "system/Patient.cruds")
         patients = []
         for i in range(n_patients):
             pid = f"live-patient-{i + 1}"
-            body = {"resourceType": "Patient", "id": pid,
-                    "name": [{"given": [["Alex", "Billie", "Charlie", "Dee"][i % 4]], "family": f"Sandbox-{i + 1}"}],
-                    "birthDate": f"201{i % 10}-05-0{i % 9 + 1}", "gender": "female" if i % 2 else "male",
-                    "identifier": [{"system": canonical.NHS_NUMBER, "value": nhs_test_number(i * 7 + 1)}]}
-            r = requests.put(f"{sandbox.fhir_base}/Patient/{pid}", json=body, timeout=10,
-                             headers={"Authorization": f"Bearer {admin}", "Content-Type": "application/fhir+json"})
+            body = {
+                "resourceType": "Patient",
+                "id": pid,
+                "name": [{"given": [["Alex", "Billie", "Charlie", "Dee"][i % 4]], "family": f"Sandbox-{i + 1}"}],
+                "birthDate": f"201{i % 10}-05-0{i % 9 + 1}",
+                "gender": "female" if i % 2 else "male",
+                "identifier": [{"system": canonical.NHS_NUMBER, "value": nhs_test_number(i * 7 + 1)}],
+            }
+            r = requests.put(
+                f"{sandbox.fhir_base}/Patient/{pid}",
+                json=body,
+                timeout=10,
+                headers={"Authorization": f"Bearer {admin}", "Content-Type": "application/fhir+json"},
+            )
             if r.status_code not in (200, 201):
                 raise RuntimeError(f"seeding the sandbox failed: {r.status_code}")
             patients.append(pid)
@@ -407,20 +527,28 @@ def live_stack(tmp: Path, *, agency_org_ref: str | None = None, n_patients: int 
                 "public_base_url": origin,
                 "journeys": journeys,
                 "write_back_grouping": write_back_grouping,
-                "ehr": [{
-                    "name": "Sandbox EHR",
-                    "iss": sandbox.fhir_base,
-                    "client_id": client_id,
-                    "auth_method": "private_key_jwt",
-                    "private_key_file": str(key_file),
-                    "key_id": key.kid,
-                    "online_access": True,
-                    "allow_insecure_loopback": True,
-                    "need_patient_picker": need_patient_picker,
-                    "frame_ancestors": [sandbox_server.origin],
-                }],
-                "standalone": [{"key": "school", "name": "Sandbox High School", "iss": sandbox.fhir_base,
-                                **({"organization": agency_org_ref} if agency_org_ref else {})}],
+                "ehr": [
+                    {
+                        "name": "Sandbox EHR",
+                        "iss": sandbox.fhir_base,
+                        "client_id": client_id,
+                        "auth_method": "private_key_jwt",
+                        "private_key_file": str(key_file),
+                        "key_id": key.kid,
+                        "online_access": True,
+                        "allow_insecure_loopback": True,
+                        "need_patient_picker": need_patient_picker,
+                        "frame_ancestors": [sandbox_server.origin],
+                    }
+                ],
+                "standalone": [
+                    {
+                        "key": "school",
+                        "name": "Sandbox High School",
+                        "iss": sandbox.fhir_base,
+                        **({"organization": agency_org_ref} if agency_org_ref else {}),
+                    }
+                ],
             }
 
         app = create_app(app_config("thrive-app", app_origin, "app.db"))
@@ -436,15 +564,30 @@ def live_stack(tmp: Path, *, agency_org_ref: str | None = None, n_patients: int 
         def ehr_search(resource_type: str, **params: str) -> list[dict]:
             """What the EHR store holds (a system token, as an EHR administrator would look)."""
             token = sandbox.authority.mint_internal_token(sandbox.fhir_base, f"system/{resource_type}.rs")
-            r = requests.get(f"{sandbox.fhir_base}/{resource_type}", params=params, timeout=10,
-                             headers={"Authorization": f"Bearer {token}", "Accept": "application/fhir+json"})
+            r = requests.get(
+                f"{sandbox.fhir_base}/{resource_type}",
+                params=params,
+                timeout=10,
+                headers={"Authorization": f"Bearer {token}", "Accept": "application/fhir+json"},
+            )
             r.raise_for_status()
-            return [e["resource"] for e in r.json().get("entry", []) if e.get("search", {}).get("mode", "match") == "match"]
+            return [
+                e["resource"] for e in r.json().get("entry", []) if e.get("search", {}).get("mode", "match") == "match"
+            ]
 
         yield SimpleNamespace(
-            app=app, ro_app=ro_app, app_origin=app_origin, ro_origin=ro_origin,
-            sandbox_origin=sandbox_server.origin, fhir_base=sandbox.fhir_base, authority=sandbox.authority,
-            patients=patients, key=key, tmp=tmp, ehr_launch_url=ehr_launch_url, ehr_search=ehr_search,
+            app=app,
+            ro_app=ro_app,
+            app_origin=app_origin,
+            ro_origin=ro_origin,
+            sandbox_origin=sandbox_server.origin,
+            fhir_base=sandbox.fhir_base,
+            authority=sandbox.authority,
+            patients=patients,
+            key=key,
+            tmp=tmp,
+            ehr_launch_url=ehr_launch_url,
+            ehr_search=ehr_search,
         )
     finally:
         for server in (app_server, ro_server, sandbox_server):

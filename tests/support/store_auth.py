@@ -65,8 +65,11 @@ class AuthWorld:
 
     def token(self, client_id: str, scope: str | None = None) -> str:
         """An access token from the real token endpoint (client_credentials, private_key_jwt)."""
-        form = {"grant_type": "client_credentials", "scope": scope or CLIENTS[client_id][1],
-                **assertion_form(self.keys[client_id], client_id, self.token_url)}
+        form = {
+            "grant_type": "client_credentials",
+            "scope": scope or CLIENTS[client_id][1],
+            **assertion_form(self.keys[client_id], client_id, self.token_url),
+        }
         resp = requests.post(self.token_url, data=form, timeout=10)
         assert resp.status_code == 200, resp.text
         return resp.json()["access_token"]
@@ -76,8 +79,7 @@ class AuthWorld:
         self.auth_server.stop()
 
 
-def start_auth_world(workdir: Path, *, custodians: tuple[str, ...] = (CUSTODIAN,),
-                     refetch: float = 1.0) -> AuthWorld:
+def start_auth_world(workdir: Path, *, custodians: tuple[str, ...] = (CUSTODIAN,), refetch: float = 1.0) -> AuthWorld:
     """Start the authorization server, then the store trusting it."""
     workdir.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -85,20 +87,45 @@ def start_auth_world(workdir: Path, *, custodians: tuple[str, ...] = (CUSTODIAN,
     keys = {cid: SigningKey.generate("RS384") for cid in CLIENTS}
     registry = Registry()
     for cid, (org, scopes, for_store) in CLIENTS.items():
-        registry.add(Client(cid, "private_key_jwt", grant_types=("client_credentials",),
-                            scopes=frozenset(scopes.split()), jwks=jwks(keys[cid]), organization=org,
-                            fhir_base=store_base if for_store else None, access_token_lifetime=300))
+        registry.add(
+            Client(
+                cid,
+                "private_key_jwt",
+                grant_types=("client_credentials",),
+                scopes=frozenset(scopes.split()),
+                jwks=jwks(keys[cid]),
+                organization=org,
+                fhir_base=store_base if for_store else None,
+                access_token_lifetime=300,
+            )
+        )
     # a confidential client the store authenticates as at the introspection endpoint (RFC 7662)
-    registry.add(Client(INTROSPECTOR[0], "client_secret_basic", redirect_uris=("http://127.0.0.1:9/unused",),
-                        client_secret=INTROSPECTOR[1]))
+    registry.add(
+        Client(
+            INTROSPECTOR[0],
+            "client_secret_basic",
+            redirect_uris=("http://127.0.0.1:9/unused",),
+            client_secret=INTROSPECTOR[1],
+        )
+    )
     server = ServerThread(name="auth")
-    sandbox = build_sandbox(f"sqlite:///{workdir / 'ehr.db'}", server.origin, registry=registry,
-                            extra_fhir_bases=[store_base], validate_on_write=False)
+    sandbox = build_sandbox(
+        f"sqlite:///{workdir / 'ehr.db'}",
+        server.origin,
+        registry=registry,
+        extra_fhir_bases=[store_base],
+        validate_on_write=False,
+    )
     server.start(sandbox.wsgi)
-    extra = ["--auth-issuer", sandbox.authority.issuer,
-             # the SMART discovery document lives beside a FHIR base; the store republishes it
-             "--auth-discovery-url", f"{sandbox.fhir_base}/.well-known/smart-configuration",
-             "--auth-jwks-refetch", str(refetch)]
+    extra = [
+        "--auth-issuer",
+        sandbox.authority.issuer,
+        # the SMART discovery document lives beside a FHIR base; the store republishes it
+        "--auth-discovery-url",
+        f"{sandbox.fhir_base}/.well-known/smart-configuration",
+        "--auth-jwks-refetch",
+        str(refetch),
+    ]
     for c in custodians:
         extra += ["--consent-custodian", c]
     store = AuthStoreProcess(workdir / "store", port, extra)

@@ -19,8 +19,13 @@ def view() -> None:
 @view.command("run")
 @click.argument("view_file", type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--source", required=True, help="A folder of NDJSON (plain or .gz) or a FHIR server base URL.")
-@click.option("--out", "out", type=click.Path(path_type=Path, dir_okay=False), required=True,
-              help="Output file: .csv, .parquet or .duckdb (chosen by the extension).")
+@click.option(
+    "--out",
+    "out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    required=True,
+    help="Output file: .csv, .parquet or .duckdb (chosen by the extension).",
+)
 @click.option("--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb", show_default=True)
 @click.option("--master", default=None, help="Spark master URL (with --engine spark), e.g. spark://host:7077.")
 @click.option("--show-sql", is_flag=True, help="Print the compiled SQL instead of running it.")

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable
 from urllib.parse import urlencode
 
 import requests
@@ -50,23 +50,37 @@ def make_auth(base: str, auth: dict | object | None):
         raise BulkError(f"cannot read the private key {auth['key_file']}: {exc.strerror}") from None
     try:
         token_url = auth.get("token_url") or discover_token_url(base)
-        return BackendServicesAuth(token_url=token_url, client_id=auth["client_id"], private_key_pem=pem,
-                                   kid=auth.get("kid") or auth["client_id"], alg=auth.get("alg") or "RS384",
-                                   scope=auth.get("scope") or "system/*.rs")
+        return BackendServicesAuth(
+            token_url=token_url,
+            client_id=auth["client_id"],
+            private_key_pem=pem,
+            kid=auth.get("kid") or auth["client_id"],
+            alg=auth.get("alg") or "RS384",
+            scope=auth.get("scope") or "system/*.rs",
+        )
     except TokenError as exc:
         raise BulkError(f"Backend Services authorisation failed ({exc.kind})") from None
 
 
-def download(base: str, folder: Path, *, types: list[str] | None = None, since: str | None = None,
-             auth=None, progress: Callable[[str], None] | None = None, mode: str = "auto",
-             page_size: int = 500, timeout: float = 3600.0, session: requests.Session | None = None) -> dict:
+def download(
+    base: str,
+    folder: Path,
+    *,
+    types: list[str] | None = None,
+    since: str | None = None,
+    auth=None,
+    progress: Callable[[str], None] | None = None,
+    mode: str = "auto",
+    page_size: int = 500,
+    timeout: float = 3600.0,
+    session: requests.Session | None = None,
+) -> dict:
     """Fill ``folder`` from the server at ``base``; return a summary (``method``, ``files``, counts)."""
     say = progress or (lambda _m: None)
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    client = FhirClient(base, make_auth(base, auth), session=session, user_agent="thrive-report",
-                        read_timeout=120.0)
-    run = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    client = FhirClient(base, make_auth(base, auth), session=session, user_agent="thrive-report", read_timeout=120.0)
+    run = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     try:
         result = None
         if mode in ("auto", "bulk"):
@@ -195,7 +209,11 @@ def _search(client: FhirClient, folder: Path, run: str, types, since, say, page_
                 bundle = reply.body or {}
                 for entry in bundle.get("entry", []):
                     res = entry.get("resource")
-                    if res and entry.get("search", {}).get("mode", "match") == "match" and res.get("resourceType") == rtype:
+                    if (
+                        res
+                        and entry.get("search", {}).get("mode", "match") == "match"
+                        and res.get("resourceType") == rtype
+                    ):
                         fh.write(json.dumps(res, ensure_ascii=False, separators=(",", ":")))
                         fh.write("\n")
                         n += 1

@@ -31,8 +31,23 @@ REPEAT_DEPTH = 8
 _COLUMN_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 #: ``getReferenceKey``: a relative literal reference ``Type/id`` (optionally ``/_history/v``).
 _REF_PATTERN = r"([A-Za-z]+/[A-Za-z0-9.\-]{1,64})(/_history/[A-Za-z0-9.\-]{1,64})?"
-SUPPORTED_FUNCTIONS = ("where", "exists", "empty", "first", "last", "not", "extension", "join", "ofType",
-                       "getResourceKey", "getReferenceKey", "count", "iif", "lowBoundary", "highBoundary")
+SUPPORTED_FUNCTIONS = (
+    "where",
+    "exists",
+    "empty",
+    "first",
+    "last",
+    "not",
+    "extension",
+    "join",
+    "ofType",
+    "getResourceKey",
+    "getReferenceKey",
+    "count",
+    "iif",
+    "lowBoundary",
+    "highBoundary",
+)
 
 
 class ViewError(ValueError):
@@ -46,11 +61,11 @@ class _ExprError(Exception):
 @dataclass(frozen=True)
 class Val:
     sql: str
-    kind: str                 # j1 | jn | b | s | n
+    kind: str  # j1 | jn | b | s | n
     ftype: str | None = None  # FHIR type (or backbone path) for navigation; None = unknown
     choice: tuple | None = None  # (base Val, schema.Element) when this is a bare choice element
-    jpath: tuple | None = None   # JSON keys from the resource root (typed DuckDB mode), None if computed
-    tk: str | None = None        # typed mode: "struct" or a SQL type; None = a JSON value
+    jpath: tuple | None = None  # JSON keys from the resource root (typed DuckDB mode), None if computed
+    tk: str | None = None  # typed mode: "struct" or a SQL type; None = a JSON value
     #: When ``sql`` is ``list_filter(X, v IS NOT NULL)``: X. A step that maps NULL to NULL (or to
     #: nothing) and drops NULLs afterwards can read X instead, and ``first()`` can take X's first
     #: non-NULL item: one list operation less per step (measured ~30% of a view's CPU).
@@ -60,15 +75,15 @@ class Val:
 @dataclass
 class Column:
     name: str
-    sql_type: str          # BOOLEAN | BIGINT | DOUBLE | VARCHAR (portable names)
+    sql_type: str  # BOOLEAN | BIGINT | DOUBLE | VARCHAR (portable names)
     collection: bool
 
 
 @dataclass
 class _Part:
     columns: list[Column]
-    flat: dict[str, str] | None = None   # name -> SQL (exactly one row)
-    rows: str | None = None              # SQL array of structs
+    flat: dict[str, str] | None = None  # name -> SQL (exactly one row)
+    rows: str | None = None  # SQL array of structs
 
 
 @dataclass
@@ -76,7 +91,7 @@ class CompiledView:
     name: str
     resource: str
     columns: list[Column]
-    sql_template: str      # contains __SOURCE__ (a relation with a ``resource`` column) and __WHERE__
+    sql_template: str  # contains __SOURCE__ (a relation with a ``resource`` column) and __WHERE__
     dialect: str
 
     def sql(self, source: str) -> str:
@@ -134,7 +149,7 @@ class _Compiler:
         node = self._node(base.jpath)
         child = node["children"].setdefault(key, {"children": {}, "array": array, "ftype": ftype})
         child["array"] = child["array"] or array
-        return base.jpath + (key,)
+        return (*base.jpath, key)
 
     def _leaf_tk(self, jpath: tuple | None) -> str | None:
         if self.structure is None or jpath is None:
@@ -192,8 +207,10 @@ class _Compiler:
             return f"(CASE WHEN {v.sql} IS NULL THEN NULL ELSE TRUE END)"
         self._whole(v)
         j = self.as_json1(v)
-        return (f"(CASE WHEN {j} IS NULL THEN NULL WHEN {self.d.is_bool_json(j, v.tk)} "
-                f"THEN {self.d.text(j, v.tk)} = 'true' ELSE TRUE END)")
+        return (
+            f"(CASE WHEN {j} IS NULL THEN NULL WHEN {self.d.is_bool_json(j, v.tk)} "
+            f"THEN {self.d.text(j, v.tk)} = 'true' ELSE TRUE END)"
+        )
 
     def exists(self, v: Val) -> str:
         if v.kind == "jn":
@@ -227,8 +244,13 @@ class _Compiler:
             idx = self.node(n.index, this, this)
             if base.kind in ("b", "s", "n"):
                 return base if idx.sql == "0" else Val("NULL", base.kind)
-            return Val(d.elem(self.as_list(base), self.as_num(idx) if idx.kind != "n" else idx.sql), "j1", base.ftype,
-                       jpath=base.jpath, tk=base.tk)
+            return Val(
+                d.elem(self.as_list(base), self.as_num(idx) if idx.kind != "n" else idx.sql),
+                "j1",
+                base.ftype,
+                jpath=base.jpath,
+                tk=base.tk,
+            )
         if isinstance(n, fp.Neg):
             v = self.node(n.operand, focus, this)
             return Val(f"(- {self.as_num(v)})", "n")
@@ -275,8 +297,12 @@ class _Compiler:
             if base.kind == "j1":
                 return Val(one(base.sql), "j1", None, (base, elem))
             var = self.fresh()
-            return Val(d.filter(d.transform(base.sql, var, one(var)), var + "n", f"{var}n IS NOT NULL"), "jn",
-                       None, (base, elem))
+            return Val(
+                d.filter(d.transform(base.sql, var, one(var)), var + "n", f"{var}n IS NOT NULL"),
+                "jn",
+                None,
+                (base, elem),
+            )
         return self.navigate(base, elem.name, elem.array, schema.next_type(elem))
 
     def navigate(self, base: Val, key: str, array: bool, ftype: str | None) -> Val:
@@ -309,15 +335,23 @@ class _Compiler:
             return Val(f"((NOT {self.as_bool(left)}) OR {self.as_bool(right)})", "b")
         if op == "|":
             self.untyped_reasons.append("union (|)")
-            return Val(d.concat(self.as_list(left), self.as_list(right)), "jn",
-                       left.ftype if left.ftype == right.ftype else None)
+            return Val(
+                d.concat(self.as_list(left), self.as_list(right)),
+                "jn",
+                left.ftype if left.ftype == right.ftype else None,
+            )
         if op == "&":
             return Val(f"(coalesce({self.as_text(left)}, '') || coalesce({self.as_text(right)}, ''))", "s", "string")
         if op in ("=", "!=", "~", "!~", "<", ">", "<=", ">="):
             sqlop = {"=": "=", "~": "=", "!=": "<>", "!~": "<>"}.get(op, op)
             if "b" in (left.kind, right.kind):
                 lhs, rhs = self.as_bool(left), self.as_bool(right)
-            elif "n" in (left.kind, right.kind) or {left.ftype, right.ftype} & {"integer", "decimal", "positiveInt", "unsignedInt"}:
+            elif "n" in (left.kind, right.kind) or {left.ftype, right.ftype} & {
+                "integer",
+                "decimal",
+                "positiveInt",
+                "unsignedInt",
+            }:
                 lhs, rhs = self.as_num(left), self.as_num(right)
             else:
                 lhs, rhs = self.as_text(left), self.as_text(right)
@@ -390,8 +424,11 @@ class _Compiler:
             cond = self.as_bool(self.node(args[0], focus, base))
             yes = self.node(args[1], focus, base)
             no = self.node(args[2], focus, base) if len(args) == 3 else Val(d.null_json, "j1")
-            return Val(f"(CASE WHEN {cond} THEN {self.as_json1(yes)} ELSE {self.as_json1(no)} END)", "j1",
-                       yes.ftype if yes.ftype == no.ftype else None)
+            return Val(
+                f"(CASE WHEN {cond} THEN {self.as_json1(yes)} ELSE {self.as_json1(no)} END)",
+                "j1",
+                yes.ftype if yes.ftype == no.ftype else None,
+            )
         if fn == "extension":
             nargs(1)
             url = self.node(args[0], focus, focus)
@@ -421,7 +458,9 @@ class _Compiler:
             if base.choice is not None:
                 self._bare_choices -= 1
                 parent, elem = base.choice
-                match = [t for t in elem.types if t.lower() == tname.lower() or t.lower() == tname.rsplit(".", 1)[-1].lower()]
+                match = [
+                    t for t in elem.types if t.lower() == tname.lower() or t.lower() == tname.rsplit(".", 1)[-1].lower()
+                ]
                 if not match:
                     raise _ExprError(f"{elem.name} cannot be of type {tname} (it can be {', '.join(elem.types)})")
                 t = match[0]
@@ -458,7 +497,11 @@ class _Compiler:
 
     def _reference_key(self, base: Val, want: str | None) -> Val:
         d = self.d
-        pattern = _REF_PATTERN if want is None else f"({re.escape(want)}/[A-Za-z0-9.\\-]{{1,64}})(/_history/[A-Za-z0-9.\\-]{{1,64}})?"
+        pattern = (
+            _REF_PATTERN
+            if want is None
+            else f"({re.escape(want)}/[A-Za-z0-9.\\-]{{1,64}})(/_history/[A-Za-z0-9.\\-]{{1,64}})?"
+        )
 
         def key_of(x: Val) -> str:
             ref = self.as_text(self.navigate(x, "reference", False, "string"))
@@ -473,19 +516,29 @@ class _Compiler:
                 return fast
             rest = f"substr({ref}, {n + 1})"
             slash = f"instr({rest}, '/')"
-            return (f"(CASE WHEN substr({ref}, 1, {n}) = {d.lit_str(prefix)} AND length({rest}) > 0 "
-                    f"AND ({slash} = 0 OR substr({rest}, {slash}, 10) = '/_history/') "
-                    f"THEN {d.lit_str(prefix)} || (CASE WHEN {slash} = 0 THEN {rest} ELSE substr({rest}, 1, {slash} - 1) END) END)")
+            return (
+                f"(CASE WHEN substr({ref}, 1, {n}) = {d.lit_str(prefix)} AND length({rest}) > 0 "
+                f"AND ({slash} = 0 OR substr({rest}, {slash}, 10) = '/_history/') "
+                f"THEN {d.lit_str(prefix)} || (CASE WHEN {slash} = 0 THEN {rest} ELSE substr({rest}, 1, {slash} - 1) END) END)"
+            )
 
         if base.kind == "j1":
             return Val(key_of(base), "s", "string")
         var = self.fresh()
         var2 = self.fresh()
         # key_of(NULL) is NULL and NULL keys are dropped: the base's NULLs need no dropping first.
-        keys = d.transform(base.nn_of or base.sql, var,
-                           d.json_of_text(key_of(Val(var, "j1", base.ftype, jpath=base.jpath, tk=base.tk))))
-        return Val(d.filter(keys, var2, f"{var2} IS NOT NULL"), "jn", "string",
-                   tk="VARCHAR" if self.structure is not None else None, nn_of=keys)
+        keys = d.transform(
+            base.nn_of or base.sql,
+            var,
+            d.json_of_text(key_of(Val(var, "j1", base.ftype, jpath=base.jpath, tk=base.tk))),
+        )
+        return Val(
+            d.filter(keys, var2, f"{var2} IS NOT NULL"),
+            "jn",
+            "string",
+            tk="VARCHAR" if self.structure is not None else None,
+            nn_of=keys,
+        )
 
     # --- select tree --------------------------------------------------------------------------
     def column(self, col: dict, focus: Val) -> tuple[Column, str]:
@@ -493,7 +546,9 @@ class _Compiler:
         name = col.get("name")
         path = col.get("path")
         if not isinstance(name, str) or not _COLUMN_NAME.match(name):
-            raise ViewError(f"column {name!r}: a column name must start with a letter and hold only letters, digits and _")
+            raise ViewError(
+                f"column {name!r}: a column name must start with a letter and hold only letters, digits and _"
+            )
         if not isinstance(path, str):
             raise ViewError(f"column {name!r}: no FHIRPath 'path'")
         try:
@@ -530,7 +585,9 @@ class _Compiler:
         d = self.d
         iterators = [k for k in ("forEach", "forEachOrNull", "repeat") if k in node]
         if len(iterators) > 1:
-            raise ViewError(f"a select may have only one of forEach, forEachOrNull, repeat (found {', '.join(iterators)})")
+            raise ViewError(
+                f"a select may have only one of forEach, forEachOrNull, repeat (found {', '.join(iterators)})"
+            )
         if not iterators:
             return self.body(node, focus)
         kind = iterators[0]
@@ -573,8 +630,13 @@ class _Compiler:
                     found.append(d.flatten(d.transform(current.sql, var, self.as_list(v))))
             level = d.concat(*found) if len(found) > 1 else found[0]
             levels.append(level)
-            current = Val(level, "jn", next(iter(ftypes)) if len(ftypes) == 1 else None,
-                          jpath=v.jpath if len(paths) == 1 else None, tk=v.tk if len(paths) == 1 else None)
+            current = Val(
+                level,
+                "jn",
+                next(iter(ftypes)) if len(ftypes) == 1 else None,
+                jpath=v.jpath if len(paths) == 1 else None,
+                tk=v.tk if len(paths) == 1 else None,
+            )
             if len(paths) > 1:
                 self.untyped_reasons.append("repeat over several paths")
         if self.structure is None and len(paths) == 1:
@@ -602,8 +664,10 @@ class _Compiler:
                 names = [c.name for c in branches[0].columns]
                 for b in branches[1:]:
                     if [c.name for c in b.columns] != names:
-                        raise ViewError(f"unionAll branches must have the same columns in the same order: "
-                                        f"{names} and {[c.name for c in b.columns]}")
+                        raise ViewError(
+                            f"unionAll branches must have the same columns in the same order: "
+                            f"{names} and {[c.name for c in b.columns]}"
+                        )
                     for c0, c1 in zip(branches[0].columns, b.columns):
                         if c0.sql_type != c1.sql_type or c0.collection != c1.collection:
                             raise ViewError(f"unionAll column {c0.name!r} has different types in its branches")
@@ -668,8 +732,13 @@ class _Compiler:
         selects = view.get("select")
         if not isinstance(selects, list) or not selects:
             raise ViewError("the ViewDefinition has no 'select'")
-        root = Val("t.resource" if self.structure is None else "t.__root__", "j1", resource if known else None,
-                   jpath=() if known else None, tk="struct" if self.structure is not None else None)
+        root = Val(
+            "t.resource" if self.structure is None else "t.__root__",
+            "j1",
+            resource if known else None,
+            jpath=() if known else None,
+            tk="struct" if self.structure is not None else None,
+        )
         part = self.body({"select": selects}, root)
         seen: set[str] = set()
         for c in part.columns:
@@ -677,7 +746,9 @@ class _Compiler:
                 raise ViewError(f"column {c.name!r} appears more than once in the view")
             seen.add(c.name)
         if known:
-            conditions = [f"{self.as_text(self.navigate(root, 'resourceType', False, 'string'))} = {d.lit_str(resource)}"]
+            conditions = [
+                f"{self.as_text(self.navigate(root, 'resourceType', False, 'string'))} = {d.lit_str(resource)}"
+            ]
         else:
             conditions = [f"{d.text(d.child_one('t.resource', 'resourceType'), None)} = {d.lit_str(resource)}"]
         for w in view.get("where") or []:
@@ -702,7 +773,9 @@ class _Compiler:
         prefilter = []
         for w in view.get("where") or []:
             for alternatives in required_literals(self._substituted(fp.parse(w["path"]))):
-                prefilter.append("(" + " OR ".join(d.contains("resource", f'"{lit}"') for lit in sorted(alternatives)) + ")")
+                prefilter.append(
+                    "(" + " OR ".join(d.contains("resource", f'"{lit}"') for lit in sorted(alternatives)) + ")"
+                )
         cv._prefilter = tuple(prefilter)
         if self._bare_choices:
             self.untyped_reasons.append("a choice element without ofType()")
@@ -716,8 +789,11 @@ class _Compiler:
         if isinstance(node, fp.BinOp):
             return fp.BinOp(node.op, self._substituted(node.left), self._substituted(node.right))
         if isinstance(node, fp.Call):
-            return fp.Call(node.base if node.base is None else self._substituted(node.base), node.fn,
-                           tuple(self._substituted(a) for a in node.args))
+            return fp.Call(
+                node.base if node.base is None else self._substituted(node.base),
+                node.fn,
+                tuple(self._substituted(a) for a in node.args),
+            )
         if isinstance(node, fp.Member):
             return fp.Member(self._substituted(node.base), node.name)
         return node
@@ -740,8 +816,11 @@ def required_literals(node) -> list[set[str]]:
         if node.op == "or":
             left, right = required_literals(node.left), required_literals(node.right)
             if left and right:
-                return [set().union(*left[:1], *right[:1])] if len(left) == 1 and len(right) == 1 else \
-                    [set().union(left[0], right[0])]
+                return (
+                    [set().union(*left[:1], *right[:1])]
+                    if len(left) == 1 and len(right) == 1
+                    else [set().union(left[0], right[0])]
+                )
             return []
         if node.op == "=":
             for side in (node.left, node.right):
@@ -869,7 +948,13 @@ def compile_view(view: dict, engine: str = "duckdb", typed: bool = True) -> Comp
     """
     first = _Compiler(view, engine)
     compiled = first.compile()
-    if engine != "duckdb" or not typed or first.untyped_reasons or not first.tree["children"] or not _typed_ok(first.tree):
+    if (
+        engine != "duckdb"
+        or not typed
+        or first.untyped_reasons
+        or not first.tree["children"]
+        or not _typed_ok(first.tree)
+    ):
         return compiled
     structure = first.tree
     second = _Compiler(view, engine, structure=structure).compile()

@@ -56,8 +56,13 @@ def _sql_list(paths: list[Path]) -> str:
 class DuckEngine:
     """A DuckDB connection holding the flattened views of one NDJSON folder."""
 
-    def __init__(self, source: NdjsonFolder, database: str | None = None, threads: int | None = None,
-                 memory_limit: str | None = DEFAULT_MEMORY_LIMIT):
+    def __init__(
+        self,
+        source: NdjsonFolder,
+        database: str | None = None,
+        threads: int | None = None,
+        memory_limit: str | None = DEFAULT_MEMORY_LIMIT,
+    ):
         """``database`` None: a scratch DuckDB file in a temporary folder (removed by :meth:`close`
         or at exit), whose folder also takes what DuckDB spills, so memory stays bounded by
         ``memory_limit`` however large the input (measured: without a limit an in-memory database
@@ -101,9 +106,11 @@ class DuckEngine:
         if not self.source.incremental:
             return f"(SELECT json AS resource FROM {scan})"
         # Several export runs (_since) in one folder: keep the newest version of each resource.
-        return (f"(SELECT resource FROM (SELECT json AS resource, row_number() OVER (PARTITION BY "
-                f"json_extract_string(json, '$.resourceType'), json_extract_string(json, '$.id') ORDER BY json_extract_string(json, '$.meta.lastUpdated') DESC NULLS LAST) AS rn "
-                f"FROM {scan}) WHERE rn = 1)")
+        return (
+            f"(SELECT resource FROM (SELECT json AS resource, row_number() OVER (PARTITION BY "
+            f"json_extract_string(json, '$.resourceType'), json_extract_string(json, '$.id') ORDER BY json_extract_string(json, '$.meta.lastUpdated') DESC NULLS LAST) AS rn "
+            f"FROM {scan}) WHERE rn = 1)"
+        )
 
     def query_for(self, view: dict) -> tuple[CompiledView, str | None]:
         # Several export runs in one folder need the JSON plan (it deduplicates versions).
@@ -121,8 +128,9 @@ class DuckEngine:
         if not _TABLE_NAME.match(name):
             raise ViewError(f"view name {name!r} cannot be a table name (letters, digits and _ only)")
         if sql is None:  # no resources of that type: an empty table with the right columns
-            cols = ", ".join(f'CAST(NULL AS {c.sql_type}{"[]" if c.collection else ""}) AS "{c.name}"'
-                             for c in compiled.columns)
+            cols = ", ".join(
+                f'CAST(NULL AS {c.sql_type}{"[]" if c.collection else ""}) AS "{c.name}"' for c in compiled.columns
+            )
             sql = f"SELECT {cols} WHERE FALSE"
         if name in self._views:
             self._drop(name)
@@ -161,10 +169,13 @@ class DuckEngine:
                 continue  # materialise() gives the error (or the later view replaces the earlier)
             scan = f"__scan_{resource}"
             try:
-                self.con.execute(f'CREATE OR REPLACE TEMP TABLE "{scan}" AS {shared_scan_sql(compiled, _sql_list(files))}')
+                self.con.execute(
+                    f'CREATE OR REPLACE TEMP TABLE "{scan}" AS {shared_scan_sql(compiled, _sql_list(files))}'
+                )
             except self.duckdb.Error as exc:
-                raise SourceError(f"views {', '.join(c.name for c in compiled)}: could not read the NDJSON "
-                                  f"({_first_line(exc)})") from None
+                raise SourceError(
+                    f"views {', '.join(c.name for c in compiled)}: could not read the NDJSON ({_first_line(exc)})"
+                ) from None
             for i, (v, c) in enumerate(zip(members, compiled)):
                 self._drop(c.name)
                 self.con.execute(f'CREATE TEMP VIEW "{c.name}" AS {shared_view_sql(c, i, scan)}')

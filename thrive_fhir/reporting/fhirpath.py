@@ -18,41 +18,41 @@ class FhirPathSyntaxError(ValueError):
 
 
 @dataclass(frozen=True)
-class Name:          # a member name: ``code``
+class Name:  # a member name: ``code``
     name: str
 
 
 @dataclass(frozen=True)
-class This:          # ``$this``
+class This:  # ``$this``
     pass
 
 
 @dataclass(frozen=True)
-class Const:         # ``%name``
+class Const:  # ``%name``
     name: str
 
 
 @dataclass(frozen=True)
-class Literal:       # kind: string | integer | decimal | boolean | date | datetime | time | empty
+class Literal:  # kind: string | integer | decimal | boolean | date | datetime | time | empty
     kind: str
     value: object
 
 
 @dataclass(frozen=True)
-class Member:        # ``base.name``
+class Member:  # ``base.name``
     base: object
     name: str
 
 
 @dataclass(frozen=True)
-class Call:          # ``base.fn(args)``; base None for a function at the start of a path
+class Call:  # ``base.fn(args)``; base None for a function at the start of a path
     base: object
     fn: str
     args: tuple
 
 
 @dataclass(frozen=True)
-class Index:         # ``base[i]``
+class Index:  # ``base[i]``
     base: object
     index: object
 
@@ -69,7 +69,8 @@ class Neg:
     operand: object
 
 
-_TOKEN = re.compile(r"""
+_TOKEN = re.compile(
+    r"""
     (?P<ws>\s+)
   | (?P<string>'(?:[^'\\]|\\.)*')
   | (?P<datetime>@\d{4}(?:-\d{2}(?:-\d{2})?)?(?:T[\d:.]*(?:Z|[+-]\d{2}:\d{2})?)?)
@@ -79,7 +80,9 @@ _TOKEN = re.compile(r"""
   | (?P<const>%(?:[A-Za-z_][A-Za-z0-9_]*|`[^`]*`))
   | (?P<ident>[A-Za-z_][A-Za-z0-9_]*|`[^`]*`)
   | (?P<op><=|>=|!=|!~|[=<>~|&+\-*/.,()\[\]{}])
-""", re.VERBOSE)
+""",
+    re.VERBOSE,
+)
 
 _ESCAPES = {"'": "'", '"': '"', "`": "`", "\\": "\\", "/": "/", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
 
@@ -91,7 +94,7 @@ def _unescape(body: str) -> str:
         if ch == "\\" and i + 1 < len(body):
             nxt = body[i + 1]
             if nxt == "u" and i + 5 < len(body) + 0:
-                out.append(chr(int(body[i + 2:i + 6], 16)))
+                out.append(chr(int(body[i + 2 : i + 6], 16)))
                 i += 6
                 continue
             out.append(_ESCAPES.get(nxt, nxt))
@@ -143,7 +146,7 @@ class _Parser:
         return tok
 
     def expect(self, value: str) -> None:
-        kind, val = self.take()
+        _kind, val = self.take()
         if val != value:
             raise FhirPathSyntaxError(f"expected {value!r} but found {val or 'the end'!r}")
 
@@ -218,7 +221,7 @@ class _Parser:
 
     def postfix(self, node):
         while True:
-            kind, val = self.peek()
+            _kind, val = self.peek()
             if val == ".":
                 self.take()
                 k2, name = self.take()

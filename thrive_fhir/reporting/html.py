@@ -17,10 +17,20 @@ from .. import canonical
 from .reports import prepare, run_report
 from .suppression import MASK, Table, suppress
 
-LABELS = {"thriving": "Thriving", "getting-advice": "Getting Advice", "getting-help": "Getting Help",
-          "getting-more-help": "Getting More Help", "getting-risk-support": "Getting Risk Support"}
-COLOURS = {"thriving": "#3a7d44", "getting-advice": "#2f6fb0", "getting-help": "#e0a100",
-           "getting-more-help": "#d2691e", "getting-risk-support": "#b22234"}
+LABELS = {
+    "thriving": "Thriving",
+    "getting-advice": "Getting Advice",
+    "getting-help": "Getting Help",
+    "getting-more-help": "Getting More Help",
+    "getting-risk-support": "Getting Risk Support",
+}
+COLOURS = {
+    "thriving": "#3a7d44",
+    "getting-advice": "#2f6fb0",
+    "getting-help": "#e0a100",
+    "getting-more-help": "#d2691e",
+    "getting-risk-support": "#b22234",
+}
 
 
 def _num(v):
@@ -39,12 +49,18 @@ def chart_groupings(table: Table):
     months = sorted({r["by"] for r in table.rows})
     fig, ax = plt.subplots(figsize=(9, 4))
     for g in canonical.GROUPINGS:
-        ys = [next((_num(r["current"]) for r in table.rows if r["by"] == m and r["grouping"] == g), None) for m in months]
-        ax.plot(months, [y if y is not None else float("nan") for y in ys], marker=".", label=LABELS[g], color=COLOURS[g])
+        ys = [
+            next((_num(r["current"]) for r in table.rows if r["by"] == m and r["grouping"] == g), None) for m in months
+        ]
+        ax.plot(
+            months, [y if y is not None else float("nan") for y in ys], marker=".", label=LABELS[g], color=COLOURS[g]
+        )
     ax.set_title("Young people per grouping (current at each month end)")
     ax.set_ylabel("young people")
     step = max(1, len(months) // 12)
-    ax.set_xticks(range(0, len(months), step), [months[i] for i in range(0, len(months), step)], rotation=45, ha="right")
+    ax.set_xticks(
+        range(0, len(months), step), [months[i] for i in range(0, len(months), step)], rotation=45, ha="right"
+    )
     ax.legend(fontsize=8, loc="upper left")
     ax.grid(alpha=0.3)
     return fig
@@ -100,8 +116,12 @@ def chart_outcomes(table: Table):
 
 def _table_html(t: Table) -> str:
     head = "".join(f"<th>{html.escape(c.replace('_', ' '))}</th>" for c in t.columns)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape('' if r.get(c) is None else str(r.get(c)))}</td>" for c in t.columns)
-                   + "</tr>" for r in t.rows)
+    body = "".join(
+        "<tr>"
+        + "".join(f"<td>{html.escape('' if r.get(c) is None else str(r.get(c)))}</td>" for c in t.columns)
+        + "</tr>"
+        for r in t.rows
+    )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
@@ -110,13 +130,16 @@ def render(engine, opts, out: Path, *, suppressed: bool = True, progress=None) -
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from dataclasses import replace
 
+    import matplotlib.pyplot as plt
+
     say = progress or (lambda _m: None)
-    steps = [("groupings over time", "groupings", replace(opts, by="month"), chart_groupings),
-             ("transitions", "transitions", replace(opts, by=None), chart_transitions),
-             ("outcomes", "outcomes", replace(opts, by=None), chart_outcomes)]
+    steps = [
+        ("groupings over time", "groupings", replace(opts, by="month"), chart_groupings),
+        ("transitions", "transitions", replace(opts, by=None), chart_transitions),
+        ("outcomes", "outcomes", replace(opts, by=None), chart_outcomes),
+    ]
     sections, pngs = [], []
     say("reading the resources (views of one type share one scan)")
     prepare(engine, [report for _t, report, _o, _d in steps])
@@ -132,16 +155,21 @@ def render(engine, opts, out: Path, *, suppressed: bool = True, progress=None) -
         pngs.append(png)
         uri = "data:image/png;base64," + base64.b64encode(data).decode("ascii")
         detail = "" if report == "groupings" else _table_html(shown)
-        sections.append(f"<section><h2>{html.escape(title.capitalize())}</h2><img alt='{html.escape(title)} chart' src='{uri}'>{detail}</section>")
+        sections.append(
+            f"<section><h2>{html.escape(title.capitalize())}</h2><img alt='{html.escape(title)} chart' src='{uri}'>{detail}</section>"
+        )
     period = f"{opts.start or 'start of data'} to {opts.end or 'end of data'}"
-    note = ("Counts from 1 to 7 are shown as * (with further cells hidden where a total would reveal them)."
-            if suppressed else "INTERNAL USE ONLY: small numbers are not suppressed.")
+    note = (
+        "Counts from 1 to 7 are shown as * (with further cells hidden where a total would reveal them)."
+        if suppressed
+        else "INTERNAL USE ONLY: small numbers are not suppressed."
+    )
     page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>THRIVE groupings and outcomes</title>
 <style>body{{font-family:Arial,sans-serif;max-width:960px;margin:2em auto;color:#212b32}}
 table{{border-collapse:collapse;margin:1em 0}}td,th{{border:1px solid #aeb7bd;padding:4px 8px;text-align:right}}
 th{{background:#f0f4f5}}img{{max-width:100%}}.note{{background:#fff9c4;padding:8px}}</style></head>
 <body><h1>THRIVE groupings and outcomes</h1><p>Period: {html.escape(period)}.</p><p class="note">{html.escape(note)}</p>
-{''.join(sections)}</body></html>"""
+{"".join(sections)}</body></html>"""
     out.write_text(page, encoding="utf-8")
     say(f"done: {out} and {len(pngs)} PNG files")
     return pngs

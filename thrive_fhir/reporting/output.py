@@ -28,8 +28,12 @@ def _typed(table: Table, suppressed: bool) -> tuple[list[str], list[tuple], list
             types.append("VARCHAR")
     rows = []
     for r in t.rows:
-        rows.append(tuple(None if r.get(c) is None else (str(r[c]) if ty == "VARCHAR" else r[c])
-                          for c, ty in zip(t.columns, types)))
+        rows.append(
+            tuple(
+                None if r.get(c) is None else (str(r[c]) if ty == "VARCHAR" else r[c])
+                for c, ty in zip(t.columns, types)
+            )
+        )
     return t.columns, rows, types
 
 

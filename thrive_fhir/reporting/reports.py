@@ -28,8 +28,16 @@ from datetime import date, timedelta
 from .. import canonical
 from .suppression import Table
 
-REPORTS = ("groupings", "transitions", "change-reasons", "first-grouping", "outcomes", "involvement",
-           "risk-support", "referral-tasks")
+REPORTS = (
+    "groupings",
+    "transitions",
+    "change-reasons",
+    "first-grouping",
+    "outcomes",
+    "involvement",
+    "risk-support",
+    "referral-tasks",
+)
 #: Views each report needs (materialised once per run).
 VIEWS = {
     "groupings": ("groupings", "practitioner_roles", "organisations"),
@@ -52,8 +60,8 @@ class ReportError(ValueError):
 
 @dataclass
 class Options:
-    start: date | None = None   # --from
-    end: date | None = None     # --to (inclusive)
+    start: date | None = None  # --from
+    end: date | None = None  # --to (inclusive)
     by: str | None = None
     threshold: int = canonical.GBO_RELIABLE_CHANGE
     closed_only: bool = False
@@ -163,9 +171,15 @@ def groupings(engine, o: Options) -> Table:
     period = f"{base} SELECT {dim} AS by_, g.grouping, count(DISTINCT g.patient)::BIGINT AS ever, count(*)::BIGINT AS decisions FROM g WHERE g.ts >= {o.from_ts} AND g.ts < {o.to_ts} GROUP BY 1, 2"
     rows: dict[tuple, dict] = {}
     for r in _table(engine, current):
-        rows.setdefault((r["by"], r["grouping"]), {"by": r["by"], "grouping": r["grouping"], "current": 0, "ever": 0, "decisions": 0})["current"] = r["current"]
+        rows.setdefault(
+            (r["by"], r["grouping"]),
+            {"by": r["by"], "grouping": r["grouping"], "current": 0, "ever": 0, "decisions": 0},
+        )["current"] = r["current"]
     for r in _table(engine, period):
-        d = rows.setdefault((r["by"], r["grouping"]), {"by": r["by"], "grouping": r["grouping"], "current": 0, "ever": 0, "decisions": 0})
+        d = rows.setdefault(
+            (r["by"], r["grouping"]),
+            {"by": r["by"], "grouping": r["grouping"], "current": 0, "ever": 0, "decisions": 0},
+        )
         d["ever"], d["decisions"] = r["ever"], r["decisions"]
     out = list(rows.values())
     if not by:
@@ -174,7 +188,10 @@ def groupings(engine, o: Options) -> Table:
     counts = ["current", "ever", "decisions"]
     out = _fill(out, "grouping", canonical.GROUPINGS, counts, by)
     # The total of "ever" is distinct young people, not the sum of the rows.
-    ever_total = _table(engine, f"{base} SELECT {dim} AS by_, count(DISTINCT g.patient)::BIGINT AS ever FROM g WHERE g.ts >= {o.from_ts} AND g.ts < {o.to_ts} GROUP BY 1")
+    ever_total = _table(
+        engine,
+        f"{base} SELECT {dim} AS by_, count(DISTINCT g.patient)::BIGINT AS ever FROM g WHERE g.ts >= {o.from_ts} AND g.ts < {o.to_ts} GROUP BY 1",
+    )
     totals = {(r["by"] if by else None): {"ever": r["ever"]} for r in ever_total}
     out = _add_totals(_order(out, "grouping", canonical.GROUPINGS), "grouping", counts, by, totals)
     cols = (["by"] if by else []) + ["grouping"] + counts
@@ -182,7 +199,7 @@ def groupings(engine, o: Options) -> Table:
 
 
 def _transitions_sql(o: Options) -> str:
-    return f"""WITH {_STAFF}, g AS (SELECT *, {_ts('effective')} AS ts FROM groupings),
+    return f"""WITH {_STAFF}, g AS (SELECT *, {_ts("effective")} AS ts FROM groupings),
         t AS (SELECT cur.*, prev.grouping AS from_grouping, date_diff('day', CAST(prev.ts AS DATE), CAST(cur.ts AS DATE)) AS days
               FROM g AS cur JOIN g AS prev ON prev.id = cur.previous
               WHERE cur.ts >= {o.from_ts} AND cur.ts < {o.to_ts})"""
@@ -191,7 +208,7 @@ def _transitions_sql(o: Options) -> str:
 def transitions(engine, o: Options) -> Table:
     by = o.by is not None
     sql = f"""{_transitions_sql(o)}
-        SELECT {_dim(o.by, 't.clinician', 't.ts')} AS by_, from_grouping, t.grouping AS to_grouping, count(*)::BIGINT AS transitions,
+        SELECT {_dim(o.by, "t.clinician", "t.ts")} AS by_, from_grouping, t.grouping AS to_grouping, count(*)::BIGINT AS transitions,
                round(avg(days), 1) AS mean_days_in_previous, median(days)::DOUBLE AS median_days_in_previous
         FROM t GROUP BY 1, 2, 3"""
     rows = _table(engine, sql)
@@ -204,21 +221,38 @@ def transitions(engine, o: Options) -> Table:
     for r in rows:
         groups.setdefault(r.get("by"), []).append(r)
     for b, members in groups.items():
-        t = {"from_grouping": "total", "to_grouping": "total", "transitions": sum(r["transitions"] for r in members),
-             "mean_days_in_previous": None, "median_days_in_previous": None}
+        t = {
+            "from_grouping": "total",
+            "to_grouping": "total",
+            "transitions": sum(r["transitions"] for r in members),
+            "mean_days_in_previous": None,
+            "median_days_in_previous": None,
+        }
         if by:
             t["by"] = b
         rows.append(t)
-    cols = (["by"] if by else []) + ["from_grouping", "to_grouping", "transitions", "mean_days_in_previous", "median_days_in_previous"]
-    return Table(cols, rows, ["transitions"], ["transitions"],
-                 {"mean_days_in_previous": "transitions", "median_days_in_previous": "transitions"},
-                 ["by"] if by else [], ("from_grouping", "total"))
+    cols = (["by"] if by else []) + [
+        "from_grouping",
+        "to_grouping",
+        "transitions",
+        "mean_days_in_previous",
+        "median_days_in_previous",
+    ]
+    return Table(
+        cols,
+        rows,
+        ["transitions"],
+        ["transitions"],
+        {"mean_days_in_previous": "transitions", "median_days_in_previous": "transitions"},
+        ["by"] if by else [],
+        ("from_grouping", "total"),
+    )
 
 
 def change_reasons(engine, o: Options) -> Table:
     by = o.by is not None
     sql = f"""{_transitions_sql(o)}
-        SELECT {_dim(o.by, 't.clinician', 't.ts')} AS by_, t.change_reason AS reason, count(*)::BIGINT AS changes
+        SELECT {_dim(o.by, "t.clinician", "t.ts")} AS by_, t.change_reason AS reason, count(*)::BIGINT AS changes
         FROM t WHERE t.change_reason IS NOT NULL GROUP BY 1, 2 ORDER BY 1, 2"""
     rows = _table(engine, sql)
     if not by:
@@ -231,13 +265,13 @@ def change_reasons(engine, o: Options) -> Table:
 
 def first_grouping(engine, o: Options) -> Table:
     by = o.by is not None
-    sql = f"""WITH {_STAFF}, g AS (SELECT *, {_ts('effective')} AS ts FROM groupings),
+    sql = f"""WITH {_STAFF}, g AS (SELECT *, {_ts("effective")} AS ts FROM groupings),
         first AS (SELECT episode, min(ts) AS first_ts FROM g WHERE episode IS NOT NULL GROUP BY 1),
         e AS (SELECT e.*, CAST(e.period_start AS DATE) AS start_day, f.first_ts,
                      date_diff('day', CAST(e.period_start AS DATE), CAST(f.first_ts AS DATE)) AS days
               FROM episodes e JOIN first f ON f.episode = e.id
               WHERE f.first_ts >= {o.from_ts} AND f.first_ts < {o.to_ts})
-        SELECT {_dim(o.by, 'e.care_manager', 'e.first_ts')} AS by_, count(*)::BIGINT AS episodes, sum(days)::BIGINT AS total_days,
+        SELECT {_dim(o.by, "e.care_manager", "e.first_ts")} AS by_, count(*)::BIGINT AS episodes, sum(days)::BIGINT AS total_days,
                round(avg(days), 1) AS mean_days, median(days)::DOUBLE AS median_days,
                quantile_cont(days, 0.9)::DOUBLE AS p90_days
         FROM e GROUP BY 1 ORDER BY 1"""
@@ -255,7 +289,7 @@ def outcomes(engine, o: Options) -> Table:
     by = o.by is not None
     thr = int(o.threshold)
     closed = "AND e.status = 'finished'" if o.closed_only else ""
-    sql = f"""WITH {_STAFF}, s AS (SELECT s.goal, s.rater, s.score, {_ts('s.effective')} AS ts, e.care_manager
+    sql = f"""WITH {_STAFF}, s AS (SELECT s.goal, s.rater, s.score, {_ts("s.effective")} AS ts, e.care_manager
                        FROM gbo_scores s LEFT JOIN episodes e ON e.id = s.episode
                        WHERE s.score IS NOT NULL AND s.goal IS NOT NULL {closed}),
         pairs AS (SELECT goal, rater, count(*) AS n, arg_min(score, ts) AS first_score, arg_max(score, ts) AS last_score,
@@ -265,7 +299,7 @@ def outcomes(engine, o: Options) -> Table:
                              WHEN last_score - first_score <= -{thr} THEN 'reliable_deterioration'
                              ELSE 'no_reliable_change' END AS indicator
               FROM pairs WHERE last_ts >= {o.from_ts} AND last_ts < {o.to_ts})
-        SELECT {_dim(o.by, 'c.care_manager', 'c.last_ts')} AS by_, indicator, count(*)::BIGINT AS n FROM c GROUP BY 1, 2"""
+        SELECT {_dim(o.by, "c.care_manager", "c.last_ts")} AS by_, indicator, count(*)::BIGINT AS n FROM c GROUP BY 1, 2"""
     raw = _table(engine, sql)
     groups: dict = {}
     for r in raw:
@@ -277,32 +311,52 @@ def outcomes(engine, o: Options) -> Table:
         for ind in OUTCOMES:
             k = counts.get(ind, 0)
             lo, hi = wilson(k, total)
-            row = {"indicator": ind, "n": k, "paired_goals": total,
-                   "percent": round(100 * k / total, 1) if total else None,
-                   "ci_low": round(100 * lo, 1) if total else None, "ci_high": round(100 * hi, 1) if total else None}
+            row = {
+                "indicator": ind,
+                "n": k,
+                "paired_goals": total,
+                "percent": round(100 * k / total, 1) if total else None,
+                "ci_low": round(100 * lo, 1) if total else None,
+                "ci_high": round(100 * hi, 1) if total else None,
+            }
             if by:
                 row["by"] = b
             rows.append(row)
-        t = {"indicator": "total", "n": total, "paired_goals": total, "percent": 100.0 if total else None,
-             "ci_low": None, "ci_high": None}
+        t = {
+            "indicator": "total",
+            "n": total,
+            "paired_goals": total,
+            "percent": 100.0 if total else None,
+            "ci_low": None,
+            "ci_high": None,
+        }
         if by:
             t["by"] = b
         rows.append(t)
     if not rows:
-        rows = [{"indicator": ind, "n": 0, "paired_goals": 0, "percent": None, "ci_low": None, "ci_high": None}
-                for ind in OUTCOMES + ("total",)]
+        rows = [
+            {"indicator": ind, "n": 0, "paired_goals": 0, "percent": None, "ci_low": None, "ci_high": None}
+            for ind in (*OUTCOMES, "total")
+        ]
     cols = (["by"] if by else []) + ["indicator", "n", "paired_goals", "percent", "ci_low", "ci_high"]
     # paired_goals repeats the group's total on every row: a small total is masked like any count.
-    return Table(cols, rows, ["n", "paired_goals"], ["n"], {"percent": "n", "ci_low": "n", "ci_high": "n"},
-                 ["by"] if by else [], ("indicator", "total"))
+    return Table(
+        cols,
+        rows,
+        ["n", "paired_goals"],
+        ["n"],
+        {"percent": "n", "ci_low": "n", "ci_high": "n"},
+        ["by"] if by else [],
+        ("indicator", "total"),
+    )
 
 
 def involvement(engine, o: Options) -> Table:
     by = o.by is not None
-    sql = f"""WITH {_STAFF}, g AS (SELECT *, {_ts('effective')} AS ts FROM groupings WHERE {_ts('effective')} >= {o.from_ts} AND {_ts('effective')} < {o.to_ts}),
-        u AS (SELECT {_dim(o.by, 'g.clinician', 'g.ts')} AS by_, 'young-person' AS who, coalesce(yp_involvement, 'not-recorded') AS involvement FROM g
+    sql = f"""WITH {_STAFF}, g AS (SELECT *, {_ts("effective")} AS ts FROM groupings WHERE {_ts("effective")} >= {o.from_ts} AND {_ts("effective")} < {o.to_ts}),
+        u AS (SELECT {_dim(o.by, "g.clinician", "g.ts")} AS by_, 'young-person' AS who, coalesce(yp_involvement, 'not-recorded') AS involvement FROM g
               UNION ALL
-              SELECT {_dim(o.by, 'g.clinician', 'g.ts')} AS by_, 'family' AS who, coalesce(family_involvement, 'not-recorded') FROM g)
+              SELECT {_dim(o.by, "g.clinician", "g.ts")} AS by_, 'family' AS who, coalesce(family_involvement, 'not-recorded') FROM g)
         SELECT by_, who, involvement, count(*)::BIGINT AS decisions FROM u GROUP BY 1, 2, 3"""
     rows = _table(engine, sql)
     order = ("agreed", "partly-agreed", "not-agreed", "not-involved", "not-applicable", "not-recorded")
@@ -320,8 +374,15 @@ def involvement(engine, o: Options) -> Table:
         for r in rows:
             r.pop("by")
     cols = (["by"] if by else []) + ["who", "involvement", "decisions", "percent"]
-    return Table(cols, rows, ["decisions"], ["decisions"], {"percent": "decisions"}, (["by"] if by else []) + ["who"],
-                 ("involvement", "total"))
+    return Table(
+        cols,
+        rows,
+        ["decisions"],
+        ["decisions"],
+        {"percent": "decisions"},
+        (["by"] if by else []) + ["who"],
+        ("involvement", "total"),
+    )
 
 
 def risk_support(engine, o: Options) -> Table:
@@ -329,7 +390,7 @@ def risk_support(engine, o: Options) -> Table:
     if o.by == "month":
         raise ReportError("risk-support is a count on the --to day; --by month does not apply (use agency or team)")
     day = o.to_day
-    sql = f"""WITH {_STAFF}, g AS (SELECT *, {_ts('effective')} AS ts FROM groupings WHERE {_ts('effective')} < {o.to_ts}),
+    sql = f"""WITH {_STAFF}, g AS (SELECT *, {_ts("effective")} AS ts FROM groupings WHERE {_ts("effective")} < {o.to_ts}),
         latest AS (SELECT coalesce(episode, patient) AS ep, arg_max(grouping, ts) AS grouping, any_value(patient) AS patient,
                           arg_max(clinician, ts) AS clinician
                    FROM g GROUP BY 1),
@@ -341,20 +402,34 @@ def risk_support(engine, o: Options) -> Table:
         yp AS (SELECT grs.*, EXISTS (SELECT 1 FROM plans p WHERE p.patient = grs.patient) AS has_plan,
                       EXISTS (SELECT 1 FROM plans p JOIN shared s ON s.plan = p.id WHERE p.patient = grs.patient) AS has_shared_plan
                FROM grs)
-        SELECT {_dim(o.by, 'yp.clinician', 'NULL')} AS by_,
+        SELECT {_dim(o.by, "yp.clinician", "NULL")} AS by_,
                count(*)::BIGINT AS in_risk_support,
                count(*) FILTER (WHERE has_plan)::BIGINT AS with_in_date_plan,
                count(*) FILTER (WHERE has_shared_plan)::BIGINT AS with_shared_in_date_plan
         FROM yp GROUP BY 1 ORDER BY 1"""
-    rows = _table(engine, sql) or [{"by": "all", "in_risk_support": 0, "with_in_date_plan": 0, "with_shared_in_date_plan": 0}]
+    rows = _table(engine, sql) or [
+        {"by": "all", "in_risk_support": 0, "with_in_date_plan": 0, "with_shared_in_date_plan": 0}
+    ]
     for r in rows:
         n = r["in_risk_support"]
         r["percent_shared"] = round(100 * r["with_shared_in_date_plan"] / n, 1) if n else None
         if not by:
             r.pop("by")
-    cols = (["by"] if by else []) + ["in_risk_support", "with_in_date_plan", "with_shared_in_date_plan", "percent_shared"]
-    return Table(cols, rows, ["in_risk_support", "with_in_date_plan", "with_shared_in_date_plan"], [],
-                 {"percent_shared": "with_shared_in_date_plan"}, [], None)
+    cols = (["by"] if by else []) + [
+        "in_risk_support",
+        "with_in_date_plan",
+        "with_shared_in_date_plan",
+        "percent_shared",
+    ]
+    return Table(
+        cols,
+        rows,
+        ["in_risk_support", "with_in_date_plan", "with_shared_in_date_plan"],
+        [],
+        {"percent_shared": "with_shared_in_date_plan"},
+        [],
+        None,
+    )
 
 
 def referral_tasks(engine, o: Options) -> Table:
@@ -365,8 +440,8 @@ def referral_tasks(engine, o: Options) -> Table:
         dim = "coalesce((SELECT s." + o.by + " FROM staff s WHERE s.role = t.requester), 'unknown')"
     else:
         dim = "'all'"
-    sql = f"""WITH {_STAFF}, t AS (SELECT *, {_ts('authored_on')} AS ts FROM referral_tasks
-                                   WHERE {_ts('authored_on')} >= {o.from_ts} AND {_ts('authored_on')} < {o.to_ts}),
+    sql = f"""WITH {_STAFF}, t AS (SELECT *, {_ts("authored_on")} AS ts FROM referral_tasks
+                                   WHERE {_ts("authored_on")} >= {o.from_ts} AND {_ts("authored_on")} < {o.to_ts}),
         SELECT {dim} AS by_,
                coalesce(org.name, svc.organisation, t.owner, 'unknown') AS receiving_organisation, t.status, count(*)::BIGINT AS tasks
         FROM t LEFT JOIN services svc ON svc.id = t.owner LEFT JOIN organisations org ON org.id = svc.organisation
@@ -374,21 +449,29 @@ def referral_tasks(engine, o: Options) -> Table:
     rows = _table(engine, sql)
     totals: dict = {}
     for r in rows:
-        totals[(r["by"], r["receiving_organisation"])] = totals.get((r["by"], r["receiving_organisation"]), 0) + r["tasks"]
+        totals[(r["by"], r["receiving_organisation"])] = (
+            totals.get((r["by"], r["receiving_organisation"]), 0) + r["tasks"]
+        )
     for (b, org), t in totals.items():
         rows.append({"by": b, "receiving_organisation": org, "status": "total", "tasks": t})
     if not by:
         for r in rows:
             r.pop("by")
     cols = (["by"] if by else []) + ["receiving_organisation", "status", "tasks"]
-    return Table(cols, rows, ["tasks"], ["tasks"], {}, (["by"] if by else []) + ["receiving_organisation"],
-                 ("status", "total"))
+    return Table(
+        cols, rows, ["tasks"], ["tasks"], {}, (["by"] if by else []) + ["receiving_organisation"], ("status", "total")
+    )
 
 
 BUILDERS = {
-    "groupings": groupings, "transitions": transitions, "change-reasons": change_reasons,
-    "first-grouping": first_grouping, "outcomes": outcomes, "involvement": involvement,
-    "risk-support": risk_support, "referral-tasks": referral_tasks,
+    "groupings": groupings,
+    "transitions": transitions,
+    "change-reasons": change_reasons,
+    "first-grouping": first_grouping,
+    "outcomes": outcomes,
+    "involvement": involvement,
+    "risk-support": risk_support,
+    "referral-tasks": referral_tasks,
 }
 
 

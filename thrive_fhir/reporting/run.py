@@ -5,10 +5,9 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Callable, Iterator
 
-from .compiler import ViewError
 from .engine import DuckEngine, check_output, write_output
 from .sources import NdjsonFolder, SourceError
 
@@ -18,9 +17,15 @@ class RunError(ValueError):
 
 
 @contextlib.contextmanager
-def open_source(source: str, *, types: list[str] | None = None, since: str | None = None,
-                auth: dict | None = None, progress: Callable[[str], None] | None = None,
-                keep: Path | None = None) -> Iterator[NdjsonFolder]:
+def open_source(
+    source: str,
+    *,
+    types: list[str] | None = None,
+    since: str | None = None,
+    auth: dict | None = None,
+    progress: Callable[[str], None] | None = None,
+    keep: Path | None = None,
+) -> Iterator[NdjsonFolder]:
     """A folder of NDJSON for ``source``: the folder itself, or a fresh download from a server.
 
     From a server, Bulk Data ``$export`` is tried first (with ``types`` as ``_type`` and ``since``
@@ -48,8 +53,9 @@ def open_source(source: str, *, types: list[str] | None = None, since: str | Non
     yield folder
 
 
-def run_view_to_file(view: dict, folder: NdjsonFolder, out: Path, *, engine: str = "duckdb",
-                     master: str | None = None) -> int:
+def run_view_to_file(
+    view: dict, folder: NdjsonFolder, out: Path, *, engine: str = "duckdb", master: str | None = None
+) -> int:
     """Run one view and write its rows; return the row count."""
     try:
         check_output(out)
@@ -96,9 +102,11 @@ class SparkViews(DuckEngine):
         df.write.mode("overwrite").parquet(str(target))
         parts = sorted(target.glob("*.parquet"))
         if parts:
-            self.con.execute(f'CREATE OR REPLACE TABLE "{name}" AS SELECT * FROM read_parquet(\'{target}/*.parquet\')')
+            self.con.execute(f"CREATE OR REPLACE TABLE \"{name}\" AS SELECT * FROM read_parquet('{target}/*.parquet')")
         else:
-            cols = ", ".join(f'CAST(NULL AS {c.sql_type}{"[]" if c.collection else ""}) AS "{c.name}"' for c in compiled.columns)
+            cols = ", ".join(
+                f'CAST(NULL AS {c.sql_type}{"[]" if c.collection else ""}) AS "{c.name}"' for c in compiled.columns
+            )
             self.con.execute(f'CREATE OR REPLACE TABLE "{name}" AS SELECT {cols} WHERE FALSE')
         self.tables[name] = compiled
         return name

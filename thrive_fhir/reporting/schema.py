@@ -14,21 +14,42 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 
 from .. import r4core
 
 #: FHIR primitive types (their JSON value is a string, number or boolean).
-PRIMITIVES = frozenset({
-    "boolean", "integer", "string", "decimal", "uri", "url", "canonical", "base64Binary", "instant", "date",
-    "dateTime", "time", "code", "oid", "id", "markdown", "unsignedInt", "positiveInt", "uuid", "integer64", "xhtml",
-})
+PRIMITIVES = frozenset(
+    {
+        "boolean",
+        "integer",
+        "string",
+        "decimal",
+        "uri",
+        "url",
+        "canonical",
+        "base64Binary",
+        "instant",
+        "date",
+        "dateTime",
+        "time",
+        "code",
+        "oid",
+        "id",
+        "markdown",
+        "unsignedInt",
+        "positiveInt",
+        "uuid",
+        "integer64",
+        "xhtml",
+    }
+)
 
 
 @dataclass(frozen=True)
 class Element:
-    name: str              # FHIRPath name ("value" for value[x])
-    array: bool            # JSON array form
+    name: str  # FHIRPath name ("value" for value[x])
+    array: bool  # JSON array form
     types: tuple[str, ...]  # type codes; more than one for a choice element
     type_path: str | None  # for BackboneElement children: the path naming their own structure
 
@@ -48,7 +69,7 @@ def _type_code(t: dict) -> str:
     return code
 
 
-@lru_cache(maxsize=None)
+@cache
 def _structure(type_name: str) -> dict[str, dict[str, Element]] | None:
     """All element paths of a resource or datatype: {parent path: {child name: Element}}."""
     try:
@@ -73,8 +94,11 @@ def _structure(type_name: str) -> dict[str, dict[str, Element]] | None:
             type_path = ref.lstrip("#")
         else:
             types = tuple(_type_code(t) for t in e.get("type", []))
-            type_path = p if types and types[0] in ("BackboneElement", "Element") and any(
-                k.startswith(p + ".") for k in by_path) else None
+            type_path = (
+                p
+                if types and types[0] in ("BackboneElement", "Element") and any(k.startswith(p + ".") for k in by_path)
+                else None
+            )
         out.setdefault(parent, {})[name] = Element(name, base_max != "1" and base_max != "0", types, type_path)
     return out
 
@@ -91,7 +115,7 @@ def children(type_name: str) -> dict[str, Element] | None:
     return structure.get(type_name, {})
 
 
-def lookup(type_name: str | None, name: str) -> Element | None | bool:
+def lookup(type_name: str | None, name: str) -> Element | bool | None:
     """The element ``name`` of ``type_name``: an Element, False if the type is known and has no
     such element, None if the type is unknown (no check possible)."""
     if type_name is None or type_name in PRIMITIVES:

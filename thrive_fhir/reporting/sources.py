@@ -30,7 +30,7 @@ class NdjsonFolder:
     incremental: bool = False
 
     @classmethod
-    def open(cls, folder: str | Path) -> "NdjsonFolder":
+    def open(cls, folder: str | Path) -> NdjsonFolder:
         folder = Path(folder)
         if not folder.is_dir():
             raise SourceError(f"{folder} is not a folder of NDJSON files")
@@ -48,7 +48,7 @@ class NdjsonFolder:
         return src
 
     @classmethod
-    def open_or_empty(cls, folder: str | Path) -> "NdjsonFolder":
+    def open_or_empty(cls, folder: str | Path) -> NdjsonFolder:
         """A downloaded folder that may legitimately hold nothing (an empty export)."""
         folder = Path(folder)
         try:

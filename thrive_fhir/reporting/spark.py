@@ -25,16 +25,19 @@ class SparkEngine:
         if session is None:
             from pyspark.sql import SparkSession
 
-            session = (SparkSession.builder.appName("thrive-report").master(master or "local[2]")
-                       .config("spark.ui.enabled", "false")
-                       .config("spark.ui.showConsoleProgress", "false")
-                       .config("spark.sql.shuffle.partitions", "4")
-                       .getOrCreate())
+            session = (
+                SparkSession.builder.appName("thrive-report")
+                .master(master or "local[2]")
+                .config("spark.ui.enabled", "false")
+                .config("spark.ui.showConsoleProgress", "false")
+                .config("spark.sql.shuffle.partitions", "4")
+                .getOrCreate()
+            )
             session.sparkContext.setLogLevel("ERROR")
         self.spark = session
         self._sources: dict[str, str] = {}
 
-    def __enter__(self) -> "SparkEngine":
+    def __enter__(self) -> SparkEngine:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -77,10 +80,14 @@ class SparkEngine:
                 os.remove(out)
             con = duckdb.connect(str(out))
             types = [c.sql_type + ("[]" if c.collection else "") for c in compiled.columns]
-            con.execute(f'CREATE TABLE "{compiled.name}" (' + ", ".join(f'"{c}" {t}' for c, t in zip(cols, types)) + ")")
+            con.execute(
+                f'CREATE TABLE "{compiled.name}" (' + ", ".join(f'"{c}" {t}' for c, t in zip(cols, types)) + ")"
+            )
             if rows:
-                con.executemany(f'INSERT INTO "{compiled.name}" VALUES (' + ", ".join("?" for _ in cols) + ")",
-                                [tuple(list(v) if isinstance(v, (list, tuple)) else v for v in r) for r in rows])
+                con.executemany(
+                    f'INSERT INTO "{compiled.name}" VALUES (' + ", ".join("?" for _ in cols) + ")",
+                    [tuple(list(v) if isinstance(v, (list, tuple)) else v for v in r) for r in rows],
+                )
             con.close()
             return len(rows)
         tmp = Path(tempfile.mkdtemp(prefix="thrive-spark-"))

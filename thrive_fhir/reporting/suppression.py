@@ -60,13 +60,19 @@ def suppress(table: Table) -> Table:
                 hidden = [i for i in members if (i, c) in masked]
                 if len(hidden) != 1:
                     continue
-                candidates = [i for i in members if (i, c) not in masked and isinstance(rows[i].get(c), int)
-                              and rows[i][c] > 0]
+                candidates = [
+                    i for i in members if (i, c) not in masked and isinstance(rows[i].get(c), int) and rows[i][c] > 0
+                ]
                 if not candidates:
                     # Only zeros left: the total itself would give the hidden cell away.
-                    total_rows = [i for i, r in enumerate(rows) if table.total_key
-                                  and r.get(table.total_key[0]) == table.total_key[1]
-                                  and tuple(r.get(g) for g in table.group_by) == tuple(rows[members[0]].get(g) for g in table.group_by)]
+                    total_rows = [
+                        i
+                        for i, r in enumerate(rows)
+                        if table.total_key
+                        and r.get(table.total_key[0]) == table.total_key[1]
+                        and tuple(r.get(g) for g in table.group_by)
+                        == tuple(rows[members[0]].get(g) for g in table.group_by)
+                    ]
                     for t in total_rows:
                         if (t, c) not in masked:
                             masked.add((t, c))

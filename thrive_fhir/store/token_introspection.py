@@ -55,8 +55,16 @@ def read_client(path: str | Path) -> tuple[str, str]:
 class IntrospectionVerifier:
     """``token_verifier`` for :func:`thrive_fhir.store.create_app` backed by RFC 7662 introspection."""
 
-    def __init__(self, settings: AuthSettings, url: str, client_id: str, client_secret: str, *,
-                 ttl: float = DEFAULT_TTL, timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        settings: AuthSettings,
+        url: str,
+        client_id: str,
+        client_secret: str,
+        *,
+        ttl: float = DEFAULT_TTL,
+        timeout: float = 10.0,
+    ) -> None:
         self.settings = settings
         self.url = url
         # RFC 6749 2.3.1: id and secret are form-urlencoded before they go into HTTP Basic.
@@ -90,8 +98,13 @@ class IntrospectionVerifier:
 
     def _introspect(self, token: str) -> dict[str, Any] | None:
         try:
-            resp = self.session.post(self.url, data={"token": token, "token_type_hint": "access_token"},
-                                     auth=self.auth, headers={"Accept": "application/json"}, timeout=self.timeout)
+            resp = self.session.post(
+                self.url,
+                data={"token": token, "token_type_hint": "access_token"},
+                auth=self.auth,
+                headers={"Accept": "application/json"},
+                timeout=self.timeout,
+            )
         except requests.RequestException as exc:
             log.warning("token introspection failed (%s)", type(exc).__name__)
             return None

@@ -56,15 +56,30 @@ DEFAULT_LEEWAY = 30
 DEFAULT_REFETCH_INTERVAL = 30.0
 #: Discovery documents tried under the issuer, in order: SMART's (it carries everything a SMART
 #: client needs), then OpenID Connect's and RFC 8414's (they carry ``jwks_uri``).
-DISCOVERY_PATHS = (".well-known/smart-configuration", ".well-known/openid-configuration",
-                   ".well-known/oauth-authorization-server")
+DISCOVERY_PATHS = (
+    ".well-known/smart-configuration",
+    ".well-known/openid-configuration",
+    ".well-known/oauth-authorization-server",
+)
 #: Fields of the issuer's discovery document republished at the store's own
 #: ``.well-known/smart-configuration``, so SMART clients of the store find its authorization server.
-SMART_FIELDS = ("issuer", "jwks_uri", "authorization_endpoint", "token_endpoint", "introspection_endpoint",
-                "revocation_endpoint", "registration_endpoint", "management_endpoint", "grant_types_supported",
-                "token_endpoint_auth_methods_supported", "token_endpoint_auth_signing_alg_values_supported",
-                "scopes_supported", "response_types_supported", "code_challenge_methods_supported",
-                "capabilities")
+SMART_FIELDS = (
+    "issuer",
+    "jwks_uri",
+    "authorization_endpoint",
+    "token_endpoint",
+    "introspection_endpoint",
+    "revocation_endpoint",
+    "registration_endpoint",
+    "management_endpoint",
+    "grant_types_supported",
+    "token_endpoint_auth_methods_supported",
+    "token_endpoint_auth_signing_alg_values_supported",
+    "scopes_supported",
+    "response_types_supported",
+    "code_challenge_methods_supported",
+    "capabilities",
+)
 
 
 class AuthConfigError(Exception):
@@ -132,8 +147,14 @@ class KeySet:
     not turn every request into a 401.
     """
 
-    def __init__(self, jwks_url: str, refetch_interval: float = DEFAULT_REFETCH_INTERVAL, *,
-                 lifespan: float = 300.0, timeout: float = 10.0):
+    def __init__(
+        self,
+        jwks_url: str,
+        refetch_interval: float = DEFAULT_REFETCH_INTERVAL,
+        *,
+        lifespan: float = 300.0,
+        timeout: float = 10.0,
+    ):
         # PyJWKClient only fetches and parses here; caching and its rate limit are ours, because its
         # own cooldown covers get_signing_key only, which cannot serve a token without a kid.
         self.client = PyJWKClient(jwks_url, cache_jwk_set=False, timeout=timeout)
@@ -222,7 +243,11 @@ class JwtTokenVerifier:
         try:
             # jwk.key is the bare public key: the header's algorithm (checked above) is the one used.
             return jwt.decode(
-                token, jwk.key, algorithms=[alg], issuer=self.issuer, audience=self.audiences,
+                token,
+                jwk.key,
+                algorithms=[alg],
+                issuer=self.issuer,
+                audience=self.audiences,
                 leeway=self.settings.leeway,
                 options={"require": ["exp", "iss", "aud"], "verify_signature": True},
             )
@@ -256,8 +281,9 @@ def grant_from_claims(claims: dict[str, Any], settings: AuthSettings) -> Grant |
         # organisation, so it fails closed (docs/consent-enforcement.md).
         log.info("access token refused: it names neither a user nor an organisation")
         return None
-    return Grant.from_scope_string(client_id, scope, patient=_text(claims.get("patient")), user=user,
-                                   organization=organization, expires=expires)
+    return Grant.from_scope_string(
+        client_id, scope, patient=_text(claims.get("patient")), user=user, organization=organization, expires=expires
+    )
 
 
 def _relative(value: Any, base: str) -> str | None:
@@ -265,7 +291,7 @@ def _relative(value: Any, base: str) -> str | None:
     text = _text(value)
     if text is None:
         return None
-    return text[len(base):] if text.startswith(base) else text
+    return text[len(base) :] if text.startswith(base) else text
 
 
 class _Refused(Exception):
@@ -276,8 +302,9 @@ def _text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def build_verifier(settings: AuthSettings, *, introspect_url: str | None = None,
-                   introspect_client: str | None = None) -> tuple[Any, dict[str, Any] | None]:
+def build_verifier(
+    settings: AuthSettings, *, introspect_url: str | None = None, introspect_client: str | None = None
+) -> tuple[Any, dict[str, Any] | None]:
     """The verifier and the SMART configuration to serve; raises :class:`AuthConfigError`.
 
     With an explicit ``jwks_url`` or ``introspect_url`` discovery is still tried (for the SMART
