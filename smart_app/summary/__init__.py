@@ -27,13 +27,24 @@ def index():
         from flask import redirect
 
         return redirect(launch.url_for("agency.index"), code=303)
-    # The page and the every-page risk banner share the request's one records snapshot.
+    # The young person's shared history (with a [shared_store] configured): the store's record merged
+    # with local saves not yet synced, cached per launch (freshness rule in shared_history).
+    from .. import records
+    from .shared_history import for_launch
+
+    shared = for_launch(launch)
+    if shared is not None:
+        # The page and the every-page risk banner share the request's one records snapshot: here the
+        # merged one, so a risk grouping recorded by another team shows in the banner too.
+        records.use_snapshot(launch.local_store, launch.patient_ref, shared.records)
     summary = build_summary(
-        launch.local_store, launch.patient_ref, patient_name=(launch.banner or {}).get("name"), launch=launch
+        launch.local_store, launch.patient_ref, patient_name=(launch.banner or {}).get("name"), launch=launch,
+        shared=shared,
     )
     drafts = state().sessions.drafts_for(request.cookies.get(COOKIE_NAME), launch.record)
     return render_template(
         "summary/index.html",
         summary=summary,
         drafts=drafts,
+        shared=shared,
     )
