@@ -140,8 +140,8 @@ class SharedHistory:
                 author = _author_field(resource)
                 if author:
                     who = names(author)
-            if who and who == where:
-                who = ""
+            if who and where and where in who:  # a PractitionerRole's name already says where
+                where = ""
             return Recorded(who=who, where=where, pending=pending, from_store=ref in self.store_refs)
 
         return recorded
