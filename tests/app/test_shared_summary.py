@@ -239,3 +239,30 @@ def test_shared_store_config_is_checked(tmp_path, stack):
                 {"allow_insecure_loopback": False}, {"client_id": ""}):
         with pytest.raises(ConfigError):
             parse_config(test_config(tmp_path, shared_store=_shared_config(stack, **bad)))
+
+
+def test_a_conflict_shows_our_version_until_resolved_as_theirs_then_the_stores(app, stack):
+    """A local change the store refused (a sync conflict) stays ours and pending on the Summary; once
+    an operator resolves it as "theirs" (``thrive sync conflicts resolve``), the store's version shows."""
+    from sqlalchemy import update
+
+    from thrive_fhir.localstore import models as m
+    from thrive_fhir.sync.admin import resolve_conflict
+
+    pid = stack.shared_pid
+    current = _get(stack, f"Observation/{stack.plans[pid]['groupings'][-1]}")
+    ours = {k: v for k, v in current.items() if k != "meta"} | {"note": [{"text": "Our edit that conflicted"}]}
+    store = app.extensions["thrive"].local_store
+    with store.session() as s:
+        store.record(s, ChangeSet(patient_key=f"Patient/{pid}", author_ref="Practitioner/pr-test-1",
+                                  organization_ref=OURS, activity="update").put(ours))
+    with store.session() as s:
+        row_id = s.execute(update(m.outbox).where(m.outbox.c.patient_key == f"Patient/{pid}")
+                           .values(status="conflict").returning(m.outbox.c.id)).scalar_one()
+    launch = make_launch(app, patient_id=pid)
+    page = re.search(r'id="current-grouping".*?</section>', _summary(launch).get_data(as_text=True), re.S).group(0)
+    assert "Our edit that conflicted" in page and "Pending" in page and "Therapy paused" not in page
+    resolve_conflict(store, None, row_id, "theirs")
+    page = re.search(r'id="current-grouping".*?</section>', _summary(launch).get_data(as_text=True), re.S).group(0)
+    assert "Our edit that conflicted" not in page and "Pending" not in page
+    assert "Therapy paused" in page and "Dr Rowan Example" in page
