@@ -397,5 +397,5 @@ def for_launch(launch, *, now: float | None = None) -> SharedHistory | None:
                          _prov=prov)
 
 
-__all__ = ["for_launch", "forget", "merge", "unsynced", "SharedHistory", "SharedStoreReader", "Recorded",
-           "StoreUnavailable"]
+__all__ = ["Recorded", "SharedHistory", "SharedStoreReader", "StoreUnavailable", "for_launch", "forget", "merge",
+           "unsynced"]

@@ -12,7 +12,8 @@ from __future__ import annotations
 import re
 import socket
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import requests
@@ -47,9 +48,11 @@ class _Stack:
     pass
 
 
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("shared-summary")
+def start_stack(tmp: Path, young_people: tuple[tuple[str, tuple[str, ...]], ...]) -> _Stack:
+    """The sandbox auth server (with our deployment's Backend Services client) and the shared store on
+    loopback, holding the other team's plan of each ``(patient id, organisations shared with)``, and
+    for the first one an agency's acceptance of the referral Task. ``stop()`` when done. Also used by
+    benchmarks/shared_summary.py."""
     sandbox_srv, shared_srv = ServerThread(name="sandbox"), ServerThread(name="shared-store")
     shared_base = shared_srv.origin + "/fhir"
     key = SigningKey.generate("RS384")
@@ -68,34 +71,46 @@ def stack(tmp_path_factory):
     shared_srv.start(protected_store(store, authority))
     s = _Stack()
     s.base, s.authority, s.key, s.key_file = shared_base, authority, key, key_file
+
+    def stop() -> None:
+        sandbox_srv.stop()
+        shared_srv.stop()
+
+    s.stop = stop
     s.admin = lambda: authority.mint_internal_token(shared_base, "system/*.cruds")  # the store operator's loader
     other_app = create_app(test_config(tmp, ods_code=OTHER_ODS, journeys=False))
-    s.shared_pid, s.unshared_pid = f"yp-{uuid.uuid4().hex[:8]}", f"yp-{uuid.uuid4().hex[:8]}"
     s.plans = {}
-    for pid, share in ((s.shared_pid, (OURS, AGENCY)), (s.unshared_pid, (UNRELATED,))):
+    for pid, share in young_people:
         s.plans[pid] = seed_plan(other_app, pid, share_with=share, clinician=OTHER_CLINICIAN)
         s.plans[pid]["task"] = _referral(other_app, pid)
         _push(s, other_app, pid)
-    # The agency accepted the referral in the shared store, with its own Provenance.
+    # The agency accepted the first young person's referral in the shared store, with its own Provenance.
     _put(s, {"resourceType": "Organization", "id": AGENCY.split("/")[1], "name": "Riverside Academy (example)"})
     _put(s, {"resourceType": "Practitioner", "id": AGENCY_WORKER.split("/")[1], "name": [{"text": "Jo Agencyworker"}]})
-    task = _get(s, f"Task/{s.plans[s.shared_pid]['task']}")
+    task = _get(s, f"Task/{s.plans[young_people[0][0]]['task']}")
     task = {k: v for k, v in task.items() if k != "meta"} | {"status": "accepted"}
     _put(s, task)
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
     _put(s, b.build_provenance(b.ProvenanceInput(outbox_row_id=str(uuid.uuid4()), targets=(f"Task/{task['id']}",),
                                                  recorded=now, activity="UPDATE", author=AGENCY_WORKER,
                                                  on_behalf_of=AGENCY, assembler="Device/agency-app")))
+    return s
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    shared_pid, unshared_pid = f"yp-{uuid.uuid4().hex[:8]}", f"yp-{uuid.uuid4().hex[:8]}"
+    s = start_stack(tmp_path_factory.mktemp("shared-summary"), ((shared_pid, (OURS, AGENCY)), (unshared_pid, (UNRELATED,))))
+    s.shared_pid, s.unshared_pid = shared_pid, unshared_pid
     yield s
-    sandbox_srv.stop()
-    shared_srv.stop()
+    s.stop()
 
 
 def _referral(app, pid: str) -> str:
     """A referral to the agency, with its Task, saved by the other team (local store, then pushed)."""
     store = app.extensions["thrive"].local_store
     subject = f"Patient/{pid}"
-    when = datetime.now(timezone.utc).replace(microsecond=0) - timedelta(days=5)
+    when = datetime.now(UTC).replace(microsecond=0) - timedelta(days=5)
     grouping = next(r for r in store.for_patient(subject, "Observation") if "valueCodeableConcept" in r)
     sr = b.build_signposting(b.SignpostInput(
         local_id=new_local_id(), kind="referral",
@@ -136,14 +151,14 @@ def _our_reads(s, pid: str) -> int:
                if OURS in {(a.get("who") or {}).get("reference") for a in e["resource"].get("agent", [])})
 
 
-def _shared_config(s, **extra) -> dict:
+def shared_config(s, **extra) -> dict:
     return {"fhir_base": s.base, "client_id": BACKEND_CLIENT, "private_key_file": str(s.key_file), "kid": s.key.kid,
             "token_url": s.authority.token_endpoint, "scope": "system/*.rs", "allow_insecure_loopback": True, **extra}
 
 
 @pytest.fixture
 def app(tmp_path, stack):
-    return create_app(test_config(tmp_path, ods_code=OUR_ODS, journeys=False, shared_store=_shared_config(stack)))
+    return create_app(test_config(tmp_path, ods_code=OUR_ODS, journeys=False, shared_store=shared_config(stack)))
 
 
 def _summary(launch):
@@ -179,7 +194,7 @@ def test_a_local_save_not_yet_synced_shows_as_pending_and_refreshes_the_cache(ap
     # the clinician here agrees a new grouping; the sync worker has not pushed it yet
     store = app.extensions["thrive"].local_store
     subject = f"Patient/{stack.shared_pid}"
-    now = datetime.now(timezone.utc).replace(microsecond=0)
+    now = datetime.now(UTC).replace(microsecond=0)
     ours = b.build_grouping(b.GroupingDecision(
         local_id=new_local_id(), grouping="getting-help", subject=subject, episode=f"EpisodeOfCare/eoc-{stack.shared_pid}",
         agreed_at=now, recorded_at=now, clinician="Practitioner/pr-test-1", yp_involvement="agreed",
@@ -207,7 +222,7 @@ def test_the_store_down_leaves_the_summary_answering_with_local_data_and_a_note(
     with socket.socket() as sock:  # a port nothing listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    down = _shared_config(stack, fhir_base=f"http://127.0.0.1:{port}/fhir", timeout_seconds=2)
+    down = shared_config(stack, fhir_base=f"http://127.0.0.1:{port}/fhir", timeout_seconds=2)
     app = create_app(test_config(tmp_path, ods_code=OUR_ODS, journeys=False, shared_store=down))
     seed_plan(app, "yp-local-only", risk=False)
     launch = make_launch(app, patient_id="yp-local-only")
@@ -216,9 +231,9 @@ def test_the_store_down_leaves_the_summary_answering_with_local_data_and_a_note(
     assert "Getting Help" in text and "To be able to stay in school" in text  # local data still shown
     assert "Saved here, not yet in the shared record" in text  # nothing pushed yet
     # the failure is remembered briefly: the next page does not wait on the store again
-    started = datetime.now(timezone.utc)
+    started = datetime.now(UTC)
     _summary(launch)
-    assert (datetime.now(timezone.utc) - started).total_seconds() < 1.5
+    assert (datetime.now(UTC) - started).total_seconds() < 1.5
 
 
 def test_without_a_shared_store_the_summary_is_local_only(tmp_path):
@@ -233,12 +248,12 @@ def test_without_a_shared_store_the_summary_is_local_only(tmp_path):
 def test_shared_store_config_is_checked(tmp_path, stack):
     from smart_app.config import ConfigError, parse_config
 
-    cfg = parse_config(test_config(tmp_path, shared_store=_shared_config(stack, max_age_seconds=5)))
+    cfg = parse_config(test_config(tmp_path, shared_store=shared_config(stack, max_age_seconds=5)))
     assert cfg.shared_store.max_age_seconds == 5 and cfg.shared_store.fhir_base == stack.base
     for bad in ({"scope": "user/*.rs"}, {"private_key_file": str(tmp_path / "missing.pem")},
                 {"allow_insecure_loopback": False}, {"client_id": ""}):
         with pytest.raises(ConfigError):
-            parse_config(test_config(tmp_path, shared_store=_shared_config(stack, **bad)))
+            parse_config(test_config(tmp_path, shared_store=shared_config(stack, **bad)))
 
 
 def test_a_conflict_shows_our_version_until_resolved_as_theirs_then_the_stores(app, stack):
