@@ -8,7 +8,10 @@ saved, so the Summary also reads the shared store.
 
 How it reads: with this deployment's SMART Backend Services credentials (``[shared_store]`` in the
 app config, ``system/`` scopes; :class:`thrive_fhir.client.backend_services.BackendServicesAuth`),
-one search per plan type (``Type?patient=<id>&_revinclude=Provenance:target``). The store decides
+one search per plan type (``Type?patient=<ids>&_revinclude=Provenance:target``), run side by side.
+Which young person: the launch's Patient id (what this app's sync worker pushes under) and any
+Patient the store files under the same NHS number from the launch's banner (another team whose EHR
+gave the young person another id). The store decides
 what the deployment may see (thrive_fhir.store.consent_gate, docs/consent-enforcement.md): the young
 people its organisation holds the record for (a custodian), or whose active sharing Consent names it.
 A young person the store does not show simply brings nothing from the store. Without a
@@ -43,6 +46,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,6 +65,8 @@ HISTORY_TYPES = ("Observation", "Goal", "CarePlan", "ServiceRequest", "Task", "C
 #: Types whose names the Summary may need (the store shows these directory types to everyone).
 NAME_TYPES = ("Practitioner", "PractitionerRole", "Organization", "HealthcareService")
 PAGE = 200
+#: Searches sent side by side on a cold read (the store answers each on its own thread).
+PARALLEL = 4
 MAX_PAGES = 10
 #: A failed read is retried after at most this many seconds.
 FAILURE_TTL = 10.0
@@ -161,16 +167,26 @@ class SharedStoreReader:
         self.client = FhirClient(cfg.fhir_base, self.auth, connect_timeout=min(cfg.timeout_seconds, 3.0),
                                  read_timeout=cfg.timeout_seconds, user_agent="thrive-app-summary")
 
-    def read(self, patient_id: str) -> StoreRead:
-        """Every plan resource of ``patient_id`` the store shows this deployment (nothing when it
-        shows none), with their Provenance and the people and organisations they name."""
+    def read(self, patient_id: str, nhs_number: str | None = None) -> StoreRead:
+        """Every plan resource of ``patient_id`` (and of any Patient the store has under
+        ``nhs_number``) the store shows this deployment (nothing when it shows none), with their
+        Provenance and the people and organisations they name."""
         if not is_fhir_id(patient_id):
             return StoreRead([], [], {})
+        patient_ids = [patient_id]
+        if nhs_number and nhs_number.isdigit() and len(nhs_number) == 10:
+            for res in self._search(f"Patient?identifier={canonical.NHS_NUMBER}|{nhs_number}&_count=10"):
+                if res.get("resourceType") == "Patient" and is_fhir_id(res.get("id")) and res["id"] not in patient_ids:
+                    patient_ids.append(res["id"])
         rows: list[tuple[str, str, int, dict]] = []
         provenance: dict[str, dict] = {}
-        for rtype in HISTORY_TYPES:
-            params = f"patient={patient_id}&_count={PAGE}&_revinclude=Provenance:target"
-            for res in self._search(f"{rtype}?{params}"):
+        wanted = ",".join(patient_ids)
+        with ThreadPoolExecutor(PARALLEL) as pool:
+            answers = list(pool.map(
+                lambda rtype: (rtype, self._search(f"{rtype}?patient={wanted}&_count={PAGE}&_revinclude=Provenance:target")),
+                HISTORY_TYPES))
+        for rtype, found in answers:
+            for res in found:
                 if res.get("resourceType") == "Provenance":
                     provenance[res["id"]] = res
                 elif res.get("resourceType") == rtype:
@@ -380,7 +396,7 @@ def for_launch(launch, *, now: float | None = None) -> SharedHistory | None:
              and (entry.failed or entry.unsynced_ids == unsynced_ids))
     if not fresh:
         try:
-            read, failed = reader.read(launch.patient_id), False
+            read, failed = reader.read(launch.patient_id, (launch.banner or {}).get("nhs_number")), False
         except Exception as exc:  # network, token, odd answer: the Summary still answers
             log.warning("shared store could not be read for the Summary (%s)", type(exc).__name__)
             read, failed = None, True

@@ -20,7 +20,7 @@ import requests
 
 from smart_app import create_app
 from smart_app.summary import shared_history
-from tests.support.app import TEST_ORIGIN, make_launch, seed_plan, test_config
+from tests.support.app import TEST_ORIGIN, make_launch, nhs_test_number, seed_plan, test_config
 from thrive_fhir import builders as b
 from thrive_fhir import canonical, ids
 from thrive_fhir.ids import new_local_id
@@ -129,9 +129,15 @@ def _referral(app, pid: str) -> str:
 def _push(s, app, pid: str) -> None:
     """What the other team's sync worker would have pushed: every resource, then the Provenance."""
     local = app.extensions["thrive"].local_store.for_patient(f"Patient/{pid}")
-    _put(s, {"resourceType": "Patient", "id": pid, "name": [{"family": "Sharedperson", "given": ["Robin"]}]})
+    _put(s, {"resourceType": "Patient", "id": pid, "name": [{"family": "Sharedperson", "given": ["Robin"]}],
+             "identifier": [{"system": canonical.NHS_NUMBER, "value": nhs_number_of(pid)}]})
     for resource in sorted(local, key=lambda r: r["resourceType"] == "Provenance"):
         _put(s, resource)
+
+
+def nhs_number_of(pid: str) -> str:
+    """A test-range NHS number (valid check digit) that stays the same for one patient id."""
+    return nhs_test_number(int(uuid.uuid5(uuid.NAMESPACE_URL, pid).int % 900_000) + 1)
 
 
 def _put(s, resource: dict) -> None:
@@ -281,3 +287,16 @@ def test_a_conflict_shows_our_version_until_resolved_as_theirs_then_the_stores(a
     page = re.search(r'id="current-grouping".*?</section>', _summary(launch).get_data(as_text=True), re.S).group(0)
     assert "Our edit that conflicted" not in page and "Pending" not in page
     assert "Therapy paused" in page and "Dr Rowan Example" in page
+
+
+def test_the_same_young_person_under_another_teams_patient_id_is_found_by_nhs_number(app, stack):
+    """Another team's EHR gave the young person another Patient id: the store's record is found by the
+    NHS number of the launch's patient banner."""
+    ours_id = f"our-ehr-{uuid.uuid4().hex[:8]}"
+    banner = {"name": "SHAREDPERSON, Robin", "nhs_number": nhs_number_of(stack.shared_pid),
+              "nhs_number_display": "", "birth_date": "2010-05-01", "gender": "other"}
+    text = _text(_summary(make_launch(app, patient_id=ours_id, banner=banner)))
+    assert "Getting Risk Support" in text and "Recorded by Dr Rowan Example" in text
+    other = {**banner, "nhs_number": nhs_number_of(stack.unshared_pid)}  # a young person not shared with us
+    text = _text(_summary(make_launch(app, patient_id=f"our-ehr-{uuid.uuid4().hex[:8]}", banner=other)))
+    assert "No grouping has been agreed yet" in text and "Staying in my room" not in text
