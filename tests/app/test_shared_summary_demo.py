@@ -56,3 +56,34 @@ def test_demo_summary_shows_the_shared_record_after_an_ehr_launch(demo):
     text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", summary.text))
     assert "No grouping has been agreed yet" not in text
     assert "Recorded by" in text and "could not be read" not in text
+
+
+def _patient_with_grouping(demo) -> str:
+    token = demo.sb.authority.mint_internal_token(demo.shared_base, "system/*.rs")
+    found = requests.get(f"{demo.shared_base}/Observation", timeout=30,
+                         params={"code": f"{canonical.CS_CONCEPTS}|thrive-grouping", "_count": "1"},
+                         headers={"Authorization": f"Bearer {token}", "Accept": "application/fhir+json"}).json()
+    return found["entry"][0]["resource"]["subject"]["reference"].split("/")[1]
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_demo_shared_summary_in_chromium_inside_the_ehr_iframe_is_accessible(demo, browser_page, axe_check, screenshot):
+    patient = _patient_with_grouping(demo)
+    page = browser_page
+    page.goto(demo.sandbox_origin + "/ehr/")
+    page.request.post(demo.sandbox_origin + "/ehr/user", form={"user": "clinician"}, max_redirects=0)
+    page.goto(f"{demo.sandbox_origin}/ehr/patients/{patient}")
+    page.get_by_role("button", name="Launch THRIVE", exact=True).click()
+    frame = page.wait_for_selector("iframe#smart-app").content_frame()
+    frame.wait_for_selector("h1:has-text('Summary'), button:has-text('Allow')", timeout=30000)
+    if frame.locator("button:has-text('Allow')").count():  # the demo's app client asks the user to approve
+        frame.locator("button:has-text('Allow')").click()
+        frame.wait_for_selector("h1:has-text('Summary')", timeout=30000)
+    if "/summary" not in frame.url:  # the launch may land on another page of the app
+        frame.goto(frame.url.split("/l/")[0] + "/l/" + frame.url.split("/l/")[1].split("/")[0] + "/summary")
+        frame.wait_for_selector("h1:has-text('Summary')")
+    assert "No grouping has been agreed yet" not in frame.locator("#current-grouping").inner_text()
+    assert "Recorded by" in frame.locator("main").inner_text()
+    screenshot(page, "demo-shared-summary")
+    axe_check(frame, name="Summary with the shared record")
