@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import render_template, request
 
 from ..context import COOKIE_NAME, current_launch, launch_blueprint, launch_required, state
 from .data import build_summary
+
+log = logging.getLogger("smart_app.summary")
 
 bp = launch_blueprint("summary", __name__, audience="any")  # an agency launch is sent to its shared plan
 
@@ -33,14 +37,22 @@ def index():
     from .shared_history import for_launch
 
     shared = for_launch(launch)
+    summary = None
     if shared is not None:
-        # The page and the every-page risk banner share the request's one records snapshot: here the
-        # merged one, so a risk grouping recorded by another team shows in the banner too.
-        records.use_snapshot(launch.local_store, launch.patient_ref, shared.records)
-    summary = build_summary(
-        launch.local_store, launch.patient_ref, patient_name=(launch.banner or {}).get("name"), launch=launch,
-        shared=shared,
-    )
+        try:
+            summary = build_summary(launch.local_store, launch.patient_ref,
+                                    patient_name=(launch.banner or {}).get("name"), launch=launch, shared=shared)
+        except Exception as exc:  # something in the shared record we cannot draw: never a 500, show ours
+            log.warning("the shared record could not be drawn on the Summary (%s)", type(exc).__name__)
+            shared.status, summary = "unavailable", None
+        else:
+            # The page and the every-page risk banner share the request's one records snapshot: here
+            # the merged one, so a risk grouping recorded by another team shows in the banner too.
+            records.use_snapshot(launch.local_store, launch.patient_ref, shared.records)
+    if summary is None:
+        summary = build_summary(
+            launch.local_store, launch.patient_ref, patient_name=(launch.banner or {}).get("name"), launch=launch
+        )
     drafts = state().sessions.drafts_for(request.cookies.get(COOKIE_NAME), launch.record)
     return render_template(
         "summary/index.html",

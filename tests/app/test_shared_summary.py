@@ -300,3 +300,17 @@ def test_the_same_young_person_under_another_teams_patient_id_is_found_by_nhs_nu
     other = {**banner, "nhs_number": nhs_number_of(stack.unshared_pid)}  # a young person not shared with us
     text = _text(_summary(make_launch(app, patient_id=f"our-ehr-{uuid.uuid4().hex[:8]}", banner=other)))
     assert "No grouping has been agreed yet" in text and "Staying in my room" not in text
+
+
+def test_a_shared_record_the_summary_cannot_draw_falls_back_to_local_data_not_a_500(tmp_path, stack, monkeypatch):
+    """Error branch: a store (not ours) answering with a resource the Summary cannot draw."""
+    app = create_app(test_config(tmp_path, ods_code=OUR_ODS, journeys=False, shared_store=shared_config(stack)))
+    seed_plan(app, "yp-odd", risk=False)
+    odd = {"resourceType": "Observation", "id": "odd-1", "status": "final", "performer": "not a list",
+           "code": {"coding": [{"system": canonical.CS_CONCEPTS, "code": "thrive-grouping"}]},
+           "valueCodeableConcept": {"coding": [{"system": canonical.CS_GROUPING, "code": "getting-help"}]},
+           "effectiveDateTime": "2099-01-01T00:00:00Z"}
+    monkeypatch.setattr(shared_history.SharedStoreReader, "read",
+                        lambda self, pid, nhs=None: shared_history.StoreRead([("Observation", "odd-1", 1, odd)], [], {}))
+    text = _text(_summary(make_launch(app, patient_id="yp-odd")))
+    assert "The shared record could not be read" in text and "To be able to stay in school" in text
