@@ -49,6 +49,18 @@ A config file may be TOML (``.toml``), JSON (``.json``) or YAML (``.yaml``/``.ym
     iss = "https://ehr.example.nhs.uk/fhir"  # must also be an [[ehr]] entry (client settings)
     organization = "Organization/school-123" # the agency the worker acts for (consent check)
 
+    [shared_store]                           # optional: the Summary also shows the young person's
+                                             # shared record (smart_app.summary.shared_history)
+    fhir_base = "https://shared.example.nhs.uk/fhir"
+    client_id = "thrive-app-backend"         # SMART Backend Services client of this deployment
+    private_key_file = "instance/backend-key.pem"  # RSA (RS384) or EC P-384 (ES384)
+    kid = "thrive-backend-2025-01"
+    alg = "RS384"
+    token_url = "https://auth.example.nhs.uk/token"
+    scope = "system/*.rs"                    # read only: the Summary never writes there
+    max_age_seconds = 30                     # freshness rule of the per-launch cache
+    # allow_insecure_loopback = true         # sandbox only: http on 127.0.0.1/localhost
+
 ``smart_app.create_app(config)`` also accepts the same structure as a dict.
 
 Secrets come from files, never from the config text or the environment: ``secret_key_file``,
@@ -170,6 +182,22 @@ class StandaloneEntry:
     organization: str | None = None
 
 
+@dataclass(frozen=True)
+class SharedStoreConfig:
+    """The shared cross-agency store the Summary reads with this deployment's Backend Services
+    credentials (``[shared_store]``; :mod:`smart_app.summary.shared_history`)."""
+
+    fhir_base: str
+    client_id: str
+    private_key_file: str
+    kid: str
+    token_url: str
+    scope: str = "system/*.rs"
+    alg: str = "RS384"
+    max_age_seconds: float = 30.0
+    timeout_seconds: float = 5.0
+
+
 @dataclass
 class AppConfig:
     """Everything ``create_app`` needs, validated once at start-up."""
@@ -189,6 +217,8 @@ class AppConfig:
     app_name: str = "THRIVE care plan"
     testing: bool = False
     journeys: bool = True
+    #: Where the Summary reads the shared record from; None: local data only.
+    shared_store: SharedStoreConfig | None = None
 
     def ehr_for_iss(self, iss: str) -> EhrRegistration | None:
         """Exact registry match (scheme/host case-insensitive), else None (EL-02)."""
@@ -294,6 +324,47 @@ def _ehr(raw: Any, i: int, base_dir: Path) -> EhrRegistration:
     ):
         raise ConfigError(f"{where}.oidc_issuer: must be an https URL on the iss host or one of auth_hosts")
     return reg
+
+
+def _shared_store(raw: Any, base_dir: Path) -> SharedStoreConfig | None:
+    if raw is None:
+        return None
+    where = "shared_store"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where}: expected a table/object")
+    values = {}
+    for key in ("fhir_base", "client_id", "private_key_file", "kid", "token_url"):
+        value = raw.get(key)
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{where}.{key}: required")
+        values[key] = value
+    key_file = values["private_key_file"]
+    key_file = key_file if Path(key_file).is_absolute() else str((base_dir / key_file).resolve())
+    if not Path(key_file).is_file():
+        raise ConfigError(f"{where}.private_key_file: {key_file} does not exist")
+    values["private_key_file"] = key_file
+    loopback = _bool(raw, "allow_insecure_loopback", False)
+    for key in ("fhir_base", "token_url"):
+        parts = urlsplit(values[key])
+        secure = parts.scheme == "https" or (loopback and parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS)
+        if not parts.hostname or parts.username or not secure:
+            raise ConfigError(f"{where}.{key}: must be https (http only on 127.0.0.1/localhost with "
+                              "allow_insecure_loopback)")
+    alg = raw.get("alg", "RS384")
+    if alg not in ("RS384", "ES384"):
+        raise ConfigError(f"{where}.alg: RS384 or ES384")
+    scope = raw.get("scope", "system/*.rs")
+    if not isinstance(scope, str) or not all(s.startswith("system/") for s in scope.split()):
+        raise ConfigError(f"{where}.scope: system/ scopes only (SMART Backend Services)")
+    numbers = {}
+    for key, default in (("max_age_seconds", 30.0), ("timeout_seconds", 5.0)):
+        value = raw.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ConfigError(f"{where}.{key}: expected a number of seconds")
+        numbers[key] = float(value)
+    return SharedStoreConfig(fhir_base=values["fhir_base"].rstrip("/"), client_id=values["client_id"],
+                             private_key_file=key_file, kid=values["kid"], token_url=values["token_url"],
+                             scope=scope, alg=alg, **numbers)
 
 
 def _read_secret_file(name: Any, base_dir: Path, key: str) -> bytes:
@@ -425,6 +496,7 @@ def parse_config(raw: dict | None, base_dir: Path | None = None) -> AppConfig:
         app_name=str(raw.get("app_name", "THRIVE care plan")),
         testing=testing,
         journeys=_bool(raw, "journeys", True),
+        shared_store=_shared_store(raw.get("shared_store"), base_dir),
     )
 
 

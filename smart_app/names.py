@@ -6,7 +6,9 @@ or a young person, so every page asks :class:`Names`, which tries, in order:
 
 1. names known without a read: the young person (from the launch's patient banner), the
    locality's agencies and services (the services directory);
-2. the young person's records snapshot and the local store (people saved with the plan);
+2. the young person's records snapshot and the local store (people saved with the plan), and the
+   people and organisations read from the shared store with the young person's shared history
+   (``shared``: other teams and agencies, :mod:`smart_app.summary.shared_history`);
 3. this launch's cache (a name looked up once is kept for the whole launch, not per page);
 4. the launching EHR (the signed-in user's own ``fhirUser`` resource, and other staff, parents or
    organisations where the EHR granted a read of that type), with the launch's token;
@@ -88,6 +90,8 @@ def launch_cache(launch_id: str) -> dict[str, str | None]:
 class Names:
     """Resolves references to display names (see the module docstring for the order)."""
 
+    FALLBACK = FALLBACK
+
     def __init__(
         self,
         store=None,
@@ -97,9 +101,11 @@ class Names:
         known: dict[str, str] | None = None,
         *,
         launch=None,
+        shared: dict[str, dict] | None = None,
     ):
         self.store = store
         self.records = records
+        self.shared = shared or {}
         self.launch = launch
         self.cache: dict[str, str] = dict(known or {})
         self.launch_cache = launch_cache(launch.launch_id) if launch is not None else {}
@@ -151,6 +157,8 @@ class Names:
         found = self.records.get(ref) if self.records is not None else None
         if found is not None:
             resource = found.resource
+        elif ref in self.shared:
+            resource = self.shared[ref]
         elif self.store is not None:
             try:
                 resource = self.store.current(rtype, rid)

@@ -103,6 +103,8 @@ class Rating:
     when: date | datetime
     score: int
     rater: str | None = None
+    #: The rating Observation (``Observation/<id>``): who recorded it, and whether it is synced yet.
+    ref: str | None = None
 
 
 @dataclass
@@ -271,7 +273,7 @@ class PatientRecords:
                 when = parse_when(obs.get("effectiveDateTime"))
                 if goal is not None and when is not None:
                     rater = (obs.get("performer") or [{}])[0].get("reference")
-                    goal.ratings.append(Rating(when, obs["valueInteger"], rater))
+                    goal.ratings.append(Rating(when, obs["valueInteger"], rater, v.ref))
         for goal in found.values():
             goal.ratings.sort(key=lambda r: as_utc(r.when))
         return sorted(found.values(), key=lambda g: (not g.is_open, g.slot or 9, g.resource.get("startDate", "")))

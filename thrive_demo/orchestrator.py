@@ -50,6 +50,9 @@ from thrive_fhir.sandbox.server import ServerThread, free_port, build_sandbox, c
 
 APP_CLIENT_ID = "thrive-app"
 SYNC_CLIENT_ID = "thrive-sync"
+#: The app's own Backend Services client: the clinician Summary reads the shared record with it.
+APP_BACKEND_CLIENT_ID = "thrive-app-backend"
+APP_BACKEND_SCOPES = "system/*.rs"
 DEMO_ODS = TRUST_ODS  # the synthetic population's trust
 APP_SCOPES = ("launch launch/patient openid fhirUser online_access offline_access "
               "patient/*.cruds user/*.rs")
@@ -154,6 +157,11 @@ class Demo:
             SYNC_CLIENT_ID, "private_key_jwt", name="THRIVE sync worker (demo)", grant_types=("client_credentials",),
             scopes=frozenset(SYNC_SCOPES.split()), jwks=jwks(self.sync_key), fhir_base=self.shared_base,
             organization=TRUST_REF, access_token_lifetime=300,
+        ))
+        registry.add(Client(  # read only, the app's key: the Summary's shared history (smart_app.summary.shared_history)
+            APP_BACKEND_CLIENT_ID, "private_key_jwt", name="THRIVE care plan, shared record reader (demo)",
+            grant_types=("client_credentials",), scopes=frozenset(APP_BACKEND_SCOPES.split()), jwks=jwks(self.app_key),
+            fhir_base=self.shared_base, organization=TRUST_REF, access_token_lifetime=300,
         ))
         return registry
 
@@ -267,6 +275,11 @@ class Demo:
                     {"name": "Shared cross-agency record (demo)", "iss": self.shared_base, **common}],
             "standalone": [{"key": "agency", "name": f"{agency_name} (demo agency)", "iss": self.shared_base,
                             "organization": agency_ref}],
+            # The clinician Summary also shows the shared record (other teams, agencies' Task updates).
+            "shared_store": {"fhir_base": self.shared_base, "client_id": APP_BACKEND_CLIENT_ID,
+                             "private_key_file": str(self.workdir / "keys" / "app-client.pem"),
+                             "kid": self.app_key.kid, "alg": "RS384", "token_url": self.sb.authority.token_endpoint,
+                             "scope": APP_BACKEND_SCOPES, "allow_insecure_loopback": True},
         }
         path = self.workdir / "app.json"
         path.write_text(json.dumps(config, indent=2) + "\n")

@@ -86,6 +86,8 @@ class GroupingView:
     change_reason: str
     notes: list[str]
     status: str
+    #: Who recorded it and where, and whether it waits to sync (with a shared store; else None).
+    recorded: object = None
 
 
 @dataclass
@@ -94,6 +96,7 @@ class ScorePoint:
     when_display: str
     value: int
     rater: str
+    recorded: object = None
 
 
 @dataclass
@@ -108,6 +111,7 @@ class GoalView:
     is_open: bool = True
     ended: str = ""  # how a closed goal ended, in words ("Achieved: she is back at school full time")
     ended_display: str = ""
+    recorded: object = None
 
     @property
     def chart(self):
@@ -138,6 +142,7 @@ class SafetyPlanView:
     overdue: bool
     author: str
     sections: list[tuple[str, list[str]]]
+    recorded: object = None
 
 
 @dataclass
@@ -147,6 +152,8 @@ class RequestView:
     to: str
     when_display: str
     status: str
+    recorded: object = None  # the request's
+    task_recorded: object = None  # its Task's latest update (an agency accepting it, say)
 
 
 @dataclass
@@ -164,6 +171,8 @@ class PlanSummary:
     risk: RiskState
     safety_plan_id: str | None = None
     closed_goals: list[GoalView] = field(default_factory=list)
+    #: Signposts and referrals that have ended (completed, declined, cancelled), oldest first.
+    past_requests: list[RequestView] = field(default_factory=list)
 
     @property
     def risk_support(self) -> bool:
@@ -229,39 +238,59 @@ def took_part(obs: dict, names: Names) -> list[str]:
 TOOK_PART = "Took part: "
 
 
-def closed_goal_view(g: rec.GoalRecord, names: Names) -> GoalView:
+def _none(_resource):
+    return None
+
+
+def _score_points(g: rec.GoalRecord, names: Names, recs: rec.PatientRecords, attribution) -> list[ScorePoint]:
+    out = []
+    for x in g.ratings:
+        found = recs.get(x.ref) if x.ref else None
+        out.append(ScorePoint(as_utc(x.when), show_date(x.when.isoformat()), x.score, names(x.rater),
+                              recorded=attribution(found.resource) if found is not None else None))
+    return out
+
+
+def closed_goal_view(g: rec.GoalRecord, names: Names, recs: rec.PatientRecords | None = None,
+                     attribution=_none) -> GoalView:
     """A closed goal with how it ended (``Goal.achievementStatus`` / ``lifecycleStatus``) and why."""
     r = g.resource
-    scores = [ScorePoint(as_utc(x.when), show_date(x.when.isoformat()), x.score, names(x.rater)) for x in g.ratings]
+    scores = (_score_points(g, names, recs, attribution) if recs is not None else
+              [ScorePoint(as_utc(x.when), show_date(x.when.isoformat()), x.score, names(x.rater)) for x in g.ratings])
     return GoalView(id=g.id, text=g.description, slot=g.slot, status=r.get("lifecycleStatus", ""),
                     start_display=show_date(r.get("startDate")), scores=scores, ratings=list(g.ratings),
                     is_open=False, ended=gbo.ending_words(r),
-                    ended_display=show_date(r.get("statusDate")))
+                    ended_display=show_date(r.get("statusDate")), recorded=attribution(r))
 
 
 def build_summary(store, patient_ref: str, *, patient_name: str | None = None, today: date | None = None,
-                  records: rec.PatientRecords | None = None, launch=None) -> PlanSummary:
+                  records: rec.PatientRecords | None = None, launch=None, shared=None) -> PlanSummary:
     """The Summary of ``patient_ref`` from the request's records snapshot (or ``records``).
-    With ``launch``, names are also looked up in the EHR and kept for the launch (``smart_app.names``)."""
-    recs = records or rec.of(store, patient_ref)
+    With ``launch``, names are also looked up in the EHR and kept for the launch (``smart_app.names``).
+    With ``shared`` (a :class:`~smart_app.summary.shared_history.SharedHistory`), the records are the
+    merged shared history and every item says who recorded it and where, or that it waits to sync."""
+    recs = records or (shared.records if shared is not None else None) or rec.of(store, patient_ref)
     risk = of_records(recs, today)
-    names = Names(store, patient_ref, patient_name, recs, known_names(), launch=launch)
+    names = Names(store, patient_ref, patient_name, recs, known_names(), launch=launch,
+                  shared=shared.directory if shared is not None else None)
+    attribution = shared.attribution(names) if shared is not None else _none
 
-    timeline = [_grouping_view(g.resource, names) for g in recs.groupings]  # newest first
+    timeline = []
+    for g in recs.groupings:  # newest first
+        view = _grouping_view(g.resource, names)
+        view.recorded = attribution(g.resource)
+        timeline.append(view)
     current = timeline[0] if timeline else None
 
     goals = []
-    closed_goals = [closed_goal_view(g, names) for g in recs.goals if not g.is_open]
+    closed_goals = [closed_goal_view(g, names, recs, attribution) for g in recs.goals if not g.is_open]
     for g in recs.goals:
         if not g.is_open:
             continue
-        scores = [
-            ScorePoint(as_utc(r.when), show_date(r.when.isoformat()), r.score, names(r.rater))
-            for r in g.ratings
-        ]
+        scores = _score_points(g, names, recs, attribution)
         goals.append(GoalView(id=g.id, text=g.description, slot=g.slot, status=g.resource.get("lifecycleStatus", ""),
                               start_display=show_date(g.resource.get("startDate")), scores=scores,
-                              ratings=list(g.ratings)))
+                              ratings=list(g.ratings), recorded=attribution(g.resource)))
     goals.sort(key=lambda v: (v.slot or 9, v.start_display))
 
     plan_view = None
@@ -280,29 +309,32 @@ def build_summary(store, patient_ref: str, *, patient_name: str | None = None, t
             overdue=risk.plan_overdue,
             author=names(plan.get("author")),
             sections=list(sections.items()),
+            recorded=attribution(plan),
         )
 
     requests = []
+    past_requests = []
     for sp in recs.signposts:
         sr, task = sp.request, sp.task
-        if sr.get("status") not in OPEN_REQUEST_STATUSES:
-            continue
         kind = "referral" if has_code(sr.get("category"), canonical.CS_CONCEPTS, "referral") else "signposting"
-        status = sr.get("status", "")
-        if task:
-            status = task.get("status", status)
-            if status not in ACTIVE_TASK_STATUSES:
-                continue
-        requests.append(
-            RequestView(
-                kind=kind,
-                what=concept_text(sr.get("code")),
-                to=", ".join(names(p) for p in sr.get("performer", [])),
-                when_display=show_date(sr.get("authoredOn")),
-                status=request_status(kind, task, sr.get("status")),
-            )
+        is_open = sr.get("status") in OPEN_REQUEST_STATUSES
+        if task and task.get("status", sr.get("status", "")) not in ACTIVE_TASK_STATUSES:
+            is_open = False
+        view = RequestView(
+            kind=kind,
+            what=concept_text(sr.get("code")),
+            to=", ".join(names(p) for p in sr.get("performer", [])),
+            when_display=show_date(sr.get("authoredOn")),
+            status=request_status(kind, task, sr.get("status")),
+            recorded=attribution(sr),
+            task_recorded=attribution(task) if task else None,
         )
+        if is_open:
+            requests.append(view)
+        elif shared is not None and sr.get("status") != "entered-in-error":
+            past_requests.append(view)  # the shared history: completed and declined ones too
     requests.reverse()  # oldest first, as the page lists them
+    past_requests.reverse()
 
     shared_with: list[str] = []
     consent_period = ""
@@ -342,4 +374,5 @@ def build_summary(store, patient_ref: str, *, patient_name: str | None = None, t
         risk=risk,
         safety_plan_id=plan_view.id if plan_view else None,
         closed_goals=closed_goals,
+        past_requests=past_requests,
     )

@@ -1,0 +1,100 @@
+"""The clinician Summary with the shared record: 20 concurrent clinicians, side by side with the
+local-only Summary, in one run.
+
+    .venv/bin/python -m benchmarks.shared_summary [--clinicians 20] [--rounds 10]
+
+Set-up (tests/app/test_shared_summary.py ``start_stack``): the sandbox auth server and the shared
+store (SQLite, consent enforcement on) on loopback threads; another team's plan for each young person
+in the store, shared with our deployment by Consent. Two apps: one with ``[shared_store]`` (reads the
+store with real Backend Services tokens), one without (each clinician's young person saved locally by
+the same seed). Each clinician has their own launch and opens the Summary ``--rounds`` times; the
+first open of each launch reads the store (cold), later ones use the launch's cache (warm, the
+freshness rule in smart_app/summary/shared_history.py). The apps run in this process through Flask's
+test client, so the figures are server time plus the test client, on a shared 2-core machine; the
+store answers the cold reads from threads of the same process (GIL included).
+
+Target (issue 11): Summary p95 under 100 ms at 20 users.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from smart_app import create_app
+from tests.app.test_shared_summary import OUR_ODS, OURS, shared_config, start_stack
+from tests.support.app import TEST_ORIGIN, make_launch, seed_plan, test_config
+
+
+def pct(values: list[float], p: float) -> float:
+    values = sorted(values)
+    k = max(0, min(len(values) - 1, round(p / 100 * len(values) + 0.5) - 1))
+    return values[k]
+
+
+def run(app, pids: list[str], rounds: int) -> tuple[list[float], list[float]]:
+    cold: list[float] = []
+    warm: list[float] = []
+
+    def clinician(pid: str) -> None:
+        launch = make_launch(app, patient_id=pid)
+        client = launch.client()
+        for i in range(rounds):
+            t0 = time.perf_counter()
+            resp = client.get(launch.url("summary"), base_url=TEST_ORIGIN)
+            took = time.perf_counter() - t0
+            assert resp.status_code == 200
+            (cold if i == 0 else warm).append(took)
+
+    with ThreadPoolExecutor(len(pids)) as pool:
+        list(pool.map(clinician, pids))
+    return cold, warm
+
+
+def show(label: str, values: list[float]) -> None:
+    print(f"  {label:<34} n={len(values):>4}  p50 {statistics.median(values) * 1000:7.1f} ms"
+          f"  p95 {pct(values, 95) * 1000:7.1f} ms  max {max(values) * 1000:7.1f} ms")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--clinicians", type=int, default=20)
+    ap.add_argument("--rounds", type=int, default=10)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp)
+        pids = [f"yp-bench-{uuid.uuid4().hex[:8]}" for _ in range(args.clinicians)]
+        started = time.perf_counter()
+        stack = start_stack(tmp_path, tuple((pid, (OURS,)) for pid in pids))
+        try:
+            (tmp_path / "shared").mkdir()
+            (tmp_path / "local").mkdir()
+            shared_app = create_app(test_config(tmp_path / "shared", ods_code=OUR_ODS, journeys=False,
+                                                shared_store=shared_config(stack)))
+            local_app = create_app(test_config(tmp_path / "local", ods_code=OUR_ODS, journeys=False))
+            for pid in pids:
+                seed_plan(local_app, pid)
+            print(f"set-up: {args.clinicians} young people in the shared store and locally "
+                  f"({time.perf_counter() - started:.1f} s)")
+            for app in (local_app, shared_app):  # warm-up: templates compiled, token fetched, pools open
+                run(app, pids[:1], 2)
+            print(f"Summary, {args.clinicians} concurrent clinicians x {args.rounds} opens each:")
+            cold_l, warm_l = run(local_app, pids, args.rounds)
+            cold_s, warm_s = run(shared_app, pids, args.rounds)
+            show("local only, first open", cold_l)
+            show("local only, later opens", warm_l)
+            show("shared record, first open (read)", cold_s)
+            show("shared record, later opens (cache)", warm_s)
+            ratio = pct(warm_s, 95) / pct(warm_l, 95)
+            print(f"  warm p95 ratio shared/local: {ratio:.2f}")
+        finally:
+            stack.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,417 @@
+"""The young person's shared history on the clinician Summary: what the shared store holds, merged
+with what this app saved and has not pushed yet.
+
+Why: a clinician launching for a young person whose history is already in the shared cross-agency
+store (another team's grouping, goals and scores, a safety plan, a referral an agency accepted) must
+see it, not "No grouping has been agreed yet". The app's local store only knows what this deployment
+saved, so the Summary also reads the shared store.
+
+How it reads: with this deployment's SMART Backend Services credentials (``[shared_store]`` in the
+app config, ``system/`` scopes; :class:`thrive_fhir.client.backend_services.BackendServicesAuth`),
+one search per plan type (``Type?patient=<ids>&_revinclude=Provenance:target``), run side by side.
+Which young person: the launch's Patient id (what this app's sync worker pushes under) and any
+Patient the store files under the same NHS number from the launch's banner (another team whose EHR
+gave the young person another id). The store decides
+what the deployment may see (thrive_fhir.store.consent_gate, docs/consent-enforcement.md): the young
+people its organisation holds the record for (a custodian), or whose active sharing Consent names it.
+A young person the store does not show simply brings nothing from the store. Without a
+``[shared_store]`` section nothing is read and the Summary shows local data only.
+
+How it merges (:func:`merge`): by resource. A resource with a local change not pushed yet (an outbox
+row still pending, dead-lettered or in conflict) shows the local version, marked *pending*; anything
+else shows the store's version, which is the shared truth (an agency's Task update, another team's
+rating), and a resource only this app has shows as saved here.
+
+Who recorded it and where: the newest Provenance targeting the resource (its author and the
+organisation they acted for; local saves and agency writes both carry one), else ``meta.source``
+(the ODS code of the deployment that sent it), else the resource's own author field. Names come from
+:class:`smart_app.names.Names`, which is given the Practitioner/Organization resources read from the
+store here.
+
+Freshness rule (the per-launch cache, :func:`for_launch`): what was read from the store is kept for
+the launch and read again when either
+  1. it is older than ``max_age_seconds`` (default 30 s), or
+  2. the young person's unsynced local saves changed since the read (a new local save, or the sync
+     worker pushed one: the set of their not-yet-sent outbox rows is different).
+A failed read (store down, token refused) is remembered for at most 10 seconds, so a down store
+costs one timeout per 10 seconds per launch, never one per page. The store being unreadable never
+fails the page: the Summary shows local data with a note saying the shared record could not be read.
+What is cached is the store's answer in process memory, per launch (bounded, oldest launch dropped).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import select
+
+from thrive_fhir import canonical, ids
+from thrive_fhir.client.backend_services import BackendServicesAuth
+from thrive_fhir.client.fhir_http import FhirClient, is_fhir_id
+
+from ..records import PatientRecords
+
+log = logging.getLogger("smart_app.shared_history")
+
+#: What the Summary shows (and Provenance is asked for alongside each).
+HISTORY_TYPES = ("Observation", "Goal", "CarePlan", "ServiceRequest", "Task", "Consent", "CareTeam")
+#: Types whose names the Summary may need (the store shows these directory types to everyone).
+NAME_TYPES = ("Practitioner", "PractitionerRole", "Organization", "HealthcareService")
+PAGE = 200
+#: Searches sent side by side on a cold read (the store answers each on its own thread).
+PARALLEL = 4
+MAX_PAGES = 10
+#: A failed read is retried after at most this many seconds.
+FAILURE_TTL = 10.0
+#: Outbox states whose save has not reached the shared store.
+UNSYNCED = ("pending", "dead", "conflict")
+EXTENSION_KEY = "thrive_shared_store"
+_MAX_LAUNCHES = 512
+
+
+class StoreUnavailable(Exception):
+    """The shared store could not be read just now (network, 5xx, token refused)."""
+
+
+@dataclass
+class StoreRead:
+    """One read of a young person's record from the shared store."""
+
+    rows: list[tuple[str, str, int, dict]]
+    provenance: list[dict]
+    directory: dict[str, dict]  # "Type/id" -> Practitioner/Organization/... resource
+
+
+@dataclass
+class Recorded:
+    """Who recorded an item and where, and whether it is still waiting to reach the shared store."""
+
+    who: str = ""
+    where: str = ""
+    pending: bool = False
+    from_store: bool = False
+
+    @property
+    def text(self) -> str:
+        if self.pending:
+            return "Saved here, not yet in the shared record"
+        by = ", ".join(p for p in (self.who, self.where) if p)
+        return f"Recorded by {by}" if by else ""
+
+
+@dataclass
+class SharedHistory:
+    """The Summary's view of the shared record for one request."""
+
+    records: PatientRecords
+    status: str  # "ok" | "unavailable"
+    pending: frozenset[str] = frozenset()  # "Type/id" with a local change not pushed yet
+    store_refs: frozenset[str] = frozenset()  # "Type/id" shown in the store's version
+    directory: dict[str, dict] = field(default_factory=dict)
+    _prov: dict[str, dict] = field(default_factory=dict)
+
+    @property
+    def unavailable(self) -> bool:
+        return self.status == "unavailable"
+
+    def attribution(self, names):
+        """A function resource -> :class:`Recorded` (``names``: a :class:`smart_app.names.Names`)."""
+
+        def recorded(resource: dict | None) -> Recorded | None:
+            if not resource or not resource.get("id"):
+                return None
+            ref = f"{resource.get('resourceType')}/{resource['id']}"
+            pending = ref in self.pending
+            who = where = ""
+            prov = self._prov.get(ref)
+            if prov is not None:
+                agent = _author_agent(prov)
+                if agent:
+                    who = names(agent.get("who")) if agent.get("who") else ""
+                    where = names(agent.get("onBehalfOf")) if agent.get("onBehalfOf") else ""
+            if not where:
+                ods = _source_ods((resource.get("meta") or {}).get("source"))
+                if ods:
+                    where = names(f"Organization/{ids.deterministic_id(canonical.ODS_ORG, ods)}")
+                    if where == names.FALLBACK.get("Organization"):  # not named anywhere: say its code
+                        where = f"the organisation with ODS code {ods}"
+            if not who:
+                author = _author_field(resource)
+                if author:
+                    who = names(author)
+            if who and where and where in who:  # a PractitionerRole's name already says where
+                where = ""
+            return Recorded(who=who, where=where, pending=pending, from_store=ref in self.store_refs)
+
+        return recorded
+
+
+# --- reading the store -----------------------------------------------------------------------
+class SharedStoreReader:
+    """Reads one young person's record from the shared store with Backend Services credentials."""
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+        key = Path(cfg.private_key_file).read_bytes()
+        self.auth = BackendServicesAuth(token_url=cfg.token_url, client_id=cfg.client_id, private_key_pem=key,
+                                        kid=cfg.kid, alg=cfg.alg, scope=cfg.scope,
+                                        timeout=(min(cfg.timeout_seconds, 5.0), cfg.timeout_seconds),
+                                        min_failure_backoff=FAILURE_TTL)
+        self.client = FhirClient(cfg.fhir_base, self.auth, connect_timeout=min(cfg.timeout_seconds, 3.0),
+                                 read_timeout=cfg.timeout_seconds, user_agent="thrive-app-summary")
+
+    def read(self, patient_id: str, nhs_number: str | None = None) -> StoreRead:
+        """Every plan resource of ``patient_id`` (and of any Patient the store has under
+        ``nhs_number``) the store shows this deployment (nothing when it shows none), with their
+        Provenance and the people and organisations they name."""
+        if not is_fhir_id(patient_id):
+            return StoreRead([], [], {})
+        patient_ids = [patient_id]
+        if nhs_number and nhs_number.isdigit() and len(nhs_number) == 10:
+            for res in self._search(f"Patient?identifier={canonical.NHS_NUMBER}|{nhs_number}&_count=10"):
+                if res.get("resourceType") == "Patient" and is_fhir_id(res.get("id")) and res["id"] not in patient_ids:
+                    patient_ids.append(res["id"])
+        rows: list[tuple[str, str, int, dict]] = []
+        provenance: dict[str, dict] = {}
+        wanted = ",".join(patient_ids)
+        with ThreadPoolExecutor(PARALLEL) as pool:
+            answers = list(pool.map(
+                lambda rtype: (rtype, self._search(f"{rtype}?patient={wanted}&_count={PAGE}&_revinclude=Provenance:target")),
+                HISTORY_TYPES))
+        for rtype, found in answers:
+            for res in found:
+                if res.get("resourceType") == "Provenance":
+                    provenance[res["id"]] = res
+                elif res.get("resourceType") == rtype:
+                    version = str((res.get("meta") or {}).get("versionId") or "1")
+                    rows.append((rtype, res["id"], int(version) if version.isdigit() else 1, res))
+        directory = self._directory([r for *_x, r in rows] + list(provenance.values()))
+        return StoreRead(rows, list(provenance.values()), directory)
+
+    def _search(self, path: str) -> list[dict]:
+        out: list[dict] = []
+        for _ in range(MAX_PAGES):
+            reply = self.client.request("GET", path)
+            if not reply.ok or not isinstance(reply.body, dict):
+                raise StoreUnavailable(reply.error or f"HTTP {reply.status}")
+            for entry in reply.body.get("entry") or []:
+                res = entry.get("resource") or {}
+                if isinstance(res, dict) and res.get("id"):
+                    out.append(res)
+            nxt = next((link.get("url") for link in reply.body.get("link") or [] if link.get("relation") == "next"), None)
+            if not nxt or not nxt.startswith(self.cfg.fhir_base + "/"):
+                break  # a next link elsewhere would carry our token off the store: never followed
+            path = nxt
+        return out
+
+    def _directory(self, resources: list[dict]) -> dict[str, dict]:
+        """The Practitioner/Organization/... resources named as authors (one search per type)."""
+        wanted: dict[str, set[str]] = {}
+        for res in resources:
+            for ref in _people_refs(res):
+                rtype, _, rid = ref.partition("/")
+                if rtype in NAME_TYPES and is_fhir_id(rid):
+                    wanted.setdefault(rtype, set()).add(rid)
+        found: dict[str, dict] = {}
+        for rtype, rids in wanted.items():
+            chosen = sorted(rids)[:100]
+            try:
+                for res in self._search(f"{rtype}?_id={','.join(chosen)}&_count={len(chosen)}"):
+                    if res.get("resourceType") == rtype:
+                        found[f"{rtype}/{res['id']}"] = res
+            except StoreUnavailable:  # names only: the plan still shows
+                continue
+        # A PractitionerRole names its practitioner and organisation: read those too.
+        second: dict[str, set[str]] = {}
+        for res in list(found.values()):
+            if res.get("resourceType") == "PractitionerRole":
+                for key in ("practitioner", "organization"):
+                    ref = (res.get(key) or {}).get("reference") or ""
+                    rtype, _, rid = ref.partition("/")
+                    if rtype in NAME_TYPES and is_fhir_id(rid) and ref not in found:
+                        second.setdefault(rtype, set()).add(rid)
+        for rtype, rids in second.items():
+            try:
+                for res in self._search(f"{rtype}?_id={','.join(sorted(rids)[:100])}"):
+                    found[f"{rtype}/{res['id']}"] = res
+            except StoreUnavailable:
+                continue
+        return found
+
+
+def _people_refs(res: dict) -> list[str]:
+    refs = []
+    if res.get("resourceType") == "Provenance":
+        for agent in res.get("agent") or []:
+            for key in ("who", "onBehalfOf"):
+                refs.append((agent.get(key) or {}).get("reference") or "")
+    else:
+        for key in ("performer", "author", "requester", "owner", "recorder", "expressedBy"):
+            value = res.get(key)
+            for item in value if isinstance(value, list) else [value]:
+                if isinstance(item, dict):
+                    refs.append(item.get("reference") or "")
+        for p in res.get("participant") or []:
+            for key in ("member", "onBehalfOf"):
+                refs.append((p.get(key) or {}).get("reference") or "")
+    return [r for r in refs if r and "/" in r and "://" not in r]
+
+
+def _author_agent(prov: dict) -> dict | None:
+    agents = prov.get("agent") or []
+    for agent in agents:
+        if any(c.get("code") == "author" for c in (agent.get("type") or {}).get("coding", [])):
+            return agent
+    return agents[0] if agents else None
+
+
+def _author_field(resource: dict) -> str | None:
+    for key in ("author", "recorder", "requester", "performer", "asserter"):
+        value = resource.get(key)
+        first = value[0] if isinstance(value, list) and value else value
+        if isinstance(first, dict) and (first.get("reference") or "").startswith(("Practitioner", "Organization")):
+            return first["reference"]
+    return None
+
+
+def _source_ods(source: str | None) -> str | None:
+    prefix = canonical.source_uri("")
+    if isinstance(source, str) and source.startswith(prefix):
+        return source[len(prefix):].split("#", 1)[0] or None
+    return None
+
+
+def _target_key(reference: str | None) -> str | None:
+    if not reference or "://" in reference:
+        return None
+    parts = reference.split("/")
+    return "/".join(parts[:2]) if len(parts) >= 2 else None
+
+
+# --- the local side --------------------------------------------------------------------------
+def unsynced(local_store, patient_ref: str) -> tuple[tuple[int, ...], frozenset[str]]:
+    """(ids of the young person's outbox rows not in the shared store yet, the "Type/id" they hold)."""
+    from thrive_fhir.localstore import models as m
+
+    o = m.outbox
+    rows = []
+    with local_store.session(readonly=True) as s:
+        for status in UNSYNCED:  # one equality per query: the partial index on pending rows applies
+            rows += s.execute(select(o.c.id, o.c.entries).where(o.c.status == status,
+                                                               o.c.patient_key == patient_ref)).all()
+    refs = set()
+    for _id, entries in rows:
+        try:
+            for rtype, rid, _version in json.loads(entries):
+                refs.add(f"{rtype}/{rid}")
+        except (ValueError, TypeError):
+            continue
+    return tuple(sorted(r[0] for r in rows)), frozenset(refs)
+
+
+def merge(patient_ref: str, local_rows, read: StoreRead | None, pending: frozenset[str]) -> tuple[PatientRecords, frozenset[str], dict[str, dict]]:
+    """(the merged records, the refs shown in the store's version, newest Provenance per target)."""
+    merged: dict[str, tuple[str, str, int, dict]] = {}
+    store_refs = set()
+    if read is not None:
+        for row in read.rows:
+            merged[f"{row[0]}/{row[1]}"] = row
+            store_refs.add(f"{row[0]}/{row[1]}")
+    provenance: list[dict] = list(read.provenance) if read is not None else []
+    for row in local_rows:
+        rtype, rid, version, resource = row
+        ref = f"{rtype}/{rid}"
+        if rtype == "Provenance":
+            provenance.append(resource)
+            continue
+        if ref in pending or ref not in merged:
+            merged[ref] = (rtype, rid, version, resource)
+            store_refs.discard(ref)
+    newest: dict[str, dict] = {}
+    for prov in provenance:
+        for target in prov.get("target") or []:
+            key = _target_key((target or {}).get("reference"))
+            if key and (key not in newest or (prov.get("recorded") or "") >= (newest[key].get("recorded") or "")):
+                newest[key] = prov
+    return PatientRecords(patient_ref, list(merged.values())), frozenset(store_refs), newest
+
+
+# --- per-launch cache ------------------------------------------------------------------------
+@dataclass
+class _Entry:
+    patient_ref: str
+    read_at: float
+    unsynced_ids: tuple[int, ...]
+    read: StoreRead | None
+    failed: bool
+
+
+_cache: OrderedDict[str, _Entry] = OrderedDict()
+_lock = threading.Lock()
+
+
+def reader_for(app) -> SharedStoreReader | None:
+    """The app's shared-store reader (built once), or None when ``[shared_store]`` is not configured."""
+    cfg = app.extensions["thrive"].config.shared_store
+    if cfg is None:
+        return None
+    found = app.extensions.get(EXTENSION_KEY)
+    if found is None:
+        with _lock:
+            found = app.extensions.get(EXTENSION_KEY)
+            if found is None:
+                found = app.extensions[EXTENSION_KEY] = SharedStoreReader(cfg)
+    return found
+
+
+def forget(launch_id: str) -> None:
+    """Drop a launch's cached read (the next Summary reads the store again)."""
+    with _lock:
+        _cache.pop(launch_id, None)
+
+
+def for_launch(launch, *, now: float | None = None) -> SharedHistory | None:
+    """The Summary's shared history for ``launch`` (None without a ``[shared_store]``); never raises
+    for a store problem (status ``unavailable``). See the module docstring for the freshness rule."""
+    from flask import current_app
+
+    reader = reader_for(current_app)
+    if reader is None or not launch.patient_ref:
+        return None
+    now = time.time() if now is None else now
+    store = launch.local_store
+    unsynced_ids, pending = unsynced(store, launch.patient_ref)
+    with _lock:
+        entry = _cache.get(launch.launch_id)
+    fresh = (entry is not None and entry.patient_ref == launch.patient_ref
+             and now - entry.read_at < (min(FAILURE_TTL, reader.cfg.max_age_seconds) if entry.failed
+                                        else reader.cfg.max_age_seconds)
+             and (entry.failed or entry.unsynced_ids == unsynced_ids))
+    if not fresh:
+        try:
+            read, failed = reader.read(launch.patient_id, (launch.banner or {}).get("nhs_number")), False
+        except Exception as exc:  # network, token, odd answer: the Summary still answers
+            log.warning("shared store could not be read for the Summary (%s)", type(exc).__name__)
+            read, failed = None, True
+        entry = _Entry(launch.patient_ref, now, unsynced_ids, read, failed)
+        with _lock:
+            _cache[launch.launch_id] = entry
+            _cache.move_to_end(launch.launch_id)
+            while len(_cache) > _MAX_LAUNCHES:
+                _cache.popitem(last=False)
+    local_rows = [tuple(r) for r in store.for_patient_versioned(launch.patient_ref)]
+    records, store_refs, prov = merge(launch.patient_ref, local_rows, entry.read, pending)
+    return SharedHistory(records=records, status="unavailable" if entry.failed else "ok", pending=pending,
+                         store_refs=store_refs, directory=dict(entry.read.directory) if entry.read else {},
+                         _prov=prov)
+
+
+__all__ = ["Recorded", "SharedHistory", "SharedStoreReader", "StoreUnavailable", "for_launch", "forget", "merge",
+           "unsynced"]
