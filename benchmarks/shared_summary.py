@@ -57,8 +57,10 @@ def run(app, pids: list[str], rounds: int) -> tuple[list[float], list[float]]:
 
 
 def show(label: str, values: list[float]) -> None:
-    print(f"  {label:<34} n={len(values):>4}  p50 {statistics.median(values) * 1000:7.1f} ms"
-          f"  p95 {pct(values, 95) * 1000:7.1f} ms  max {max(values) * 1000:7.1f} ms")
+    print(
+        f"  {label:<34} n={len(values):>4}  p50 {statistics.median(values) * 1000:7.1f} ms"
+        f"  p95 {pct(values, 95) * 1000:7.1f} ms  max {max(values) * 1000:7.1f} ms"
+    )
 
 
 def main() -> None:
@@ -74,13 +76,16 @@ def main() -> None:
         try:
             (tmp_path / "shared").mkdir()
             (tmp_path / "local").mkdir()
-            shared_app = create_app(test_config(tmp_path / "shared", ods_code=OUR_ODS, journeys=False,
-                                                shared_store=shared_config(stack)))
+            shared_app = create_app(
+                test_config(tmp_path / "shared", ods_code=OUR_ODS, journeys=False, shared_store=shared_config(stack))
+            )
             local_app = create_app(test_config(tmp_path / "local", ods_code=OUR_ODS, journeys=False))
             for pid in pids:
                 seed_plan(local_app, pid)
-            print(f"set-up: {args.clinicians} young people in the shared store and locally "
-                  f"({time.perf_counter() - started:.1f} s)")
+            print(
+                f"set-up: {args.clinicians} young people in the shared store and locally "
+                f"({time.perf_counter() - started:.1f} s)"
+            )
             for app in (local_app, shared_app):  # warm-up: templates compiled, token fetched, pools open
                 run(app, pids[:1], 2)
             print(f"Summary, {args.clinicians} concurrent clinicians x {args.rounds} opens each:")

@@ -348,8 +348,9 @@ def _shared_store(raw: Any, base_dir: Path) -> SharedStoreConfig | None:
         parts = urlsplit(values[key])
         secure = parts.scheme == "https" or (loopback and parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS)
         if not parts.hostname or parts.username or not secure:
-            raise ConfigError(f"{where}.{key}: must be https (http only on 127.0.0.1/localhost with "
-                              "allow_insecure_loopback)")
+            raise ConfigError(
+                f"{where}.{key}: must be https (http only on 127.0.0.1/localhost with allow_insecure_loopback)"
+            )
     alg = raw.get("alg", "RS384")
     if alg not in ("RS384", "ES384"):
         raise ConfigError(f"{where}.alg: RS384 or ES384")
@@ -362,9 +363,16 @@ def _shared_store(raw: Any, base_dir: Path) -> SharedStoreConfig | None:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
             raise ConfigError(f"{where}.{key}: expected a number of seconds")
         numbers[key] = float(value)
-    return SharedStoreConfig(fhir_base=values["fhir_base"].rstrip("/"), client_id=values["client_id"],
-                             private_key_file=key_file, kid=values["kid"], token_url=values["token_url"],
-                             scope=scope, alg=alg, **numbers)
+    return SharedStoreConfig(
+        fhir_base=values["fhir_base"].rstrip("/"),
+        client_id=values["client_id"],
+        private_key_file=key_file,
+        kid=values["kid"],
+        token_url=values["token_url"],
+        scope=scope,
+        alg=alg,
+        **numbers,
+    )
 
 
 def _read_secret_file(name: Any, base_dir: Path, key: str) -> bytes:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
 from thrive_fhir import canonical
 
@@ -64,11 +64,11 @@ def as_utc(value: date | datetime | None) -> datetime | None:
     if value is None:
         return None
     if isinstance(value, datetime):
-        return value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-    return datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    return datetime(value.year, value.month, value.day, tzinfo=UTC)
 
 
-_EARLIEST = datetime.min.replace(tzinfo=timezone.utc)
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
 
 
 # --- record shapes ---------------------------------------------------------------------------
@@ -194,8 +194,11 @@ class Signpost:
     @property
     def is_open_referral(self) -> bool:
         """A referral the receiving service has not finished, refused or had cancelled."""
-        return (self.kind == "referral" and self.request.get("status") in OPEN_REQUEST_STATUSES
-                and (self.task is None or self.task.get("status") in OPEN_TASK_STATUSES))
+        return (
+            self.kind == "referral"
+            and self.request.get("status") in OPEN_REQUEST_STATUSES
+            and (self.task is None or self.task.get("status") in OPEN_TASK_STATUSES)
+        )
 
     @property
     def service_code(self) -> str | None:
@@ -244,10 +247,18 @@ class PatientRecords:
     @functools.cached_property
     def groupings(self) -> list[GroupingRecord]:
         """Every grouping decision (not entered in error), newest agreed first."""
-        rows = [GroupingRecord(v.resource, v.version) for v in self._by_type.get("Observation", [])
-                if is_grouping(v.resource) and _live(v.resource)]
-        rows.sort(key=lambda g: (as_utc(parse_when(g.resource.get("effectiveDateTime"))) or _EARLIEST,
-                                 g.resource.get("issued", "")), reverse=True)
+        rows = [
+            GroupingRecord(v.resource, v.version)
+            for v in self._by_type.get("Observation", [])
+            if is_grouping(v.resource) and _live(v.resource)
+        ]
+        rows.sort(
+            key=lambda g: (
+                as_utc(parse_when(g.resource.get("effectiveDateTime"))) or _EARLIEST,
+                g.resource.get("issued", ""),
+            ),
+            reverse=True,
+        )
         return rows
 
     @property
@@ -266,7 +277,11 @@ class PatientRecords:
             found[v.ref] = GoalRecord(goal, v.version)
         for v in self._by_type.get("Observation", []):
             obs = v.resource
-            if not _live(obs) or not isinstance(obs.get("valueInteger"), int) or isinstance(obs.get("valueInteger"), bool):
+            if (
+                not _live(obs)
+                or not isinstance(obs.get("valueInteger"), int)
+                or isinstance(obs.get("valueInteger"), bool)
+            ):
                 continue
             for focus in obs.get("focus", []):
                 goal = found.get(focus.get("reference"))
@@ -288,8 +303,14 @@ class PatientRecords:
         plans = [v for v in self._by_type.get("CarePlan", []) if is_safety_plan(v.resource) and _live(v.resource)]
         if not plans:
             return None
-        plans.sort(key=lambda v: (v.resource.get("status") == "active", v.resource.get("created", ""),
-                                  v.resource.get("meta", {}).get("lastUpdated", "")), reverse=True)
+        plans.sort(
+            key=lambda v: (
+                v.resource.get("status") == "active",
+                v.resource.get("created", ""),
+                v.resource.get("meta", {}).get("lastUpdated", ""),
+            ),
+            reverse=True,
+        )
         return plans[0]
 
     # --- sharing consent ---
@@ -320,8 +341,13 @@ class PatientRecords:
         teams = [v for v in self._by_type.get("CareTeam", []) if _live(v.resource)]
         if not teams:
             return None
-        teams.sort(key=lambda v: (v.resource.get("status") in ("active", "proposed"),
-                                  v.resource.get("period", {}).get("start", "")), reverse=True)
+        teams.sort(
+            key=lambda v: (
+                v.resource.get("status") in ("active", "proposed"),
+                v.resource.get("period", {}).get("start", ""),
+            ),
+            reverse=True,
+        )
         return teams[0]
 
     # --- episode and flag ---
@@ -338,7 +364,9 @@ class PatientRecords:
     def active_flag(self) -> Versioned | None:
         for v in self._by_type.get("Flag", []):
             flag = v.resource
-            if flag.get("status") == "active" and "risk-support-alert" in codes(flag.get("code"), canonical.CS_CONCEPTS):
+            if flag.get("status") == "active" and "risk-support-alert" in codes(
+                flag.get("code"), canonical.CS_CONCEPTS
+            ):
                 return v
         return None
 

@@ -31,22 +31,23 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import requests
 
 import smart_app
 from thrive_fhir.sandbox import DEV_ONLY_NOTICE
 from thrive_fhir.sandbox.clientkit import assertion_form
-from thrive_fhir.sandbox.patient_lookup import PatientLookup
 from thrive_fhir.sandbox.keys import SigningKey, jwks
+from thrive_fhir.sandbox.patient_lookup import PatientLookup
 from thrive_fhir.sandbox.registry import SCHOOL_REF, TRUST_ODS, TRUST_REF, Client, Registry
 from thrive_fhir.sandbox.runner import Stopper, start_child, stop_child
 from thrive_fhir.sandbox.seed import EHR_TYPES, SeedError, load, organization_for, practitioner_for, read_ndjson
-from thrive_fhir.sandbox.server import ServerThread, free_port, build_sandbox, create_store, protected_store
+from thrive_fhir.sandbox.server import ServerThread, build_sandbox, create_store, free_port, protected_store
 
 APP_CLIENT_ID = "thrive-app"
 SYNC_CLIENT_ID = "thrive-sync"
@@ -54,8 +55,7 @@ SYNC_CLIENT_ID = "thrive-sync"
 APP_BACKEND_CLIENT_ID = "thrive-app-backend"
 APP_BACKEND_SCOPES = "system/*.rs"
 DEMO_ODS = TRUST_ODS  # the synthetic population's trust
-APP_SCOPES = ("launch launch/patient openid fhirUser online_access offline_access "
-              "patient/*.cruds user/*.rs")
+APP_SCOPES = "launch launch/patient openid fhirUser online_access offline_access patient/*.cruds user/*.rs"
 SYNC_SCOPES = "system/*.crus"
 
 
@@ -66,7 +66,7 @@ class DemoError(RuntimeError):
 @dataclass
 class Part:
     name: str
-    status: str                      # running | skipped | failed
+    status: str  # running | skipped | failed
     url: str | None = None
     detail: str = ""
 
@@ -101,8 +101,9 @@ class Demo:
         try:
             server = ServerThread("127.0.0.1", port, name=name)
         except OSError as exc:
-            raise DemoError(f"port {port} for the {name} is in use or not allowed ({exc.strerror}); "
-                            "choose another --port-base") from None
+            raise DemoError(
+                f"port {port} for the {name} is in use or not allowed ({exc.strerror}); choose another --port-base"
+            ) from None
         self.stopper.on_stop(name, server.stop)
         return server
 
@@ -122,47 +123,94 @@ class Demo:
         ehr_db, shared_db = self.workdir / "ehr.db", self.workdir / "shared.db"
         fresh = not ehr_db.exists() or not shared_db.exists()
         # The EHR store is the trust's too: an agency worker's token reads nobody there (no Consents).
-        self.sb = build_sandbox(f"sqlite:///{ehr_db}", self.sandbox_origin, registry=registry, key=auth_key,
-                                app_launch_url=f"{self.app_origin}/launch", extra_fhir_bases=[self.shared_base],
-                                consent_custodians=[TRUST_REF])
+        self.sb = build_sandbox(
+            f"sqlite:///{ehr_db}",
+            self.sandbox_origin,
+            registry=registry,
+            key=auth_key,
+            app_launch_url=f"{self.app_origin}/launch",
+            extra_fhir_bases=[self.shared_base],
+            consent_custodians=[TRUST_REF],
+        )
         authority = self.sb.authority
         # The trust holds the shared record; every other organisation's token is an agency token and
         # sees only the young people whose sharing Consent names it (thrive_fhir.store.consent_gate).
-        self.shared_store = create_store(f"sqlite:///{shared_db}", self.shared_base,
-                                         authority.token_verifier(self.shared_base), consent_custodians=[TRUST_REF])
+        self.shared_store = create_store(
+            f"sqlite:///{shared_db}",
+            self.shared_base,
+            authority.token_verifier(self.shared_base),
+            consent_custodians=[TRUST_REF],
+        )
         authority.patient_lookups[self.shared_base] = PatientLookup(
-            self.shared_base, lambda: authority.mint_internal_token(self.shared_base, "system/Patient.rs"),
-            wsgi_app=self.shared_store)
+            self.shared_base,
+            lambda: authority.mint_internal_token(self.shared_base, "system/Patient.rs"),
+            wsgi_app=self.shared_store,
+        )
         shared_srv.start(protected_store(self.shared_store, authority))  # seeded over HTTP (thrive store import)
         if self.seed and fresh:
             self._seed()
         elif self.seed:
             self.say(f"Using the data already in {self.workdir} (delete the folder to start afresh).")
         sandbox_srv.start(self.sb.wsgi)
-        self.parts.append(Part("Sandbox EHR (EHR page, SMART auth, EHR FHIR store)", "running",
-                               f"{self.sandbox_origin}/ehr/", f"FHIR base {self.sb.fhir_base}"))
-        self.parts.append(Part("Shared cross-agency FHIR store", "running", self.shared_base,
-                               "tokens from the sandbox auth server (Backend Services for the sync worker)"))
+        self.parts.append(
+            Part(
+                "Sandbox EHR (EHR page, SMART auth, EHR FHIR store)",
+                "running",
+                f"{self.sandbox_origin}/ehr/",
+                f"FHIR base {self.sb.fhir_base}",
+            )
+        )
+        self.parts.append(
+            Part(
+                "Shared cross-agency FHIR store",
+                "running",
+                self.shared_base,
+                "tokens from the sandbox auth server (Backend Services for the sync worker)",
+            )
+        )
         self._start_app(app_srv)
         self._start_sync()
 
     def _registry(self) -> Registry:
         registry = Registry()
-        registry.add(Client(
-            APP_CLIENT_ID, "private_key_jwt", name="THRIVE care plan (demo)",
-            redirect_uris=(f"{self.app_origin}/callback",), launch_url=f"{self.app_origin}/launch",
-            scopes=frozenset(APP_SCOPES.split()), jwks=jwks(self.app_key), organization=TRUST_REF,
-        ))
-        registry.add(Client(
-            SYNC_CLIENT_ID, "private_key_jwt", name="THRIVE sync worker (demo)", grant_types=("client_credentials",),
-            scopes=frozenset(SYNC_SCOPES.split()), jwks=jwks(self.sync_key), fhir_base=self.shared_base,
-            organization=TRUST_REF, access_token_lifetime=300,
-        ))
-        registry.add(Client(  # read only, the app's key: the Summary's shared history (smart_app.summary.shared_history)
-            APP_BACKEND_CLIENT_ID, "private_key_jwt", name="THRIVE care plan, shared record reader (demo)",
-            grant_types=("client_credentials",), scopes=frozenset(APP_BACKEND_SCOPES.split()), jwks=jwks(self.app_key),
-            fhir_base=self.shared_base, organization=TRUST_REF, access_token_lifetime=300,
-        ))
+        registry.add(
+            Client(
+                APP_CLIENT_ID,
+                "private_key_jwt",
+                name="THRIVE care plan (demo)",
+                redirect_uris=(f"{self.app_origin}/callback",),
+                launch_url=f"{self.app_origin}/launch",
+                scopes=frozenset(APP_SCOPES.split()),
+                jwks=jwks(self.app_key),
+                organization=TRUST_REF,
+            )
+        )
+        registry.add(
+            Client(
+                SYNC_CLIENT_ID,
+                "private_key_jwt",
+                name="THRIVE sync worker (demo)",
+                grant_types=("client_credentials",),
+                scopes=frozenset(SYNC_SCOPES.split()),
+                jwks=jwks(self.sync_key),
+                fhir_base=self.shared_base,
+                organization=TRUST_REF,
+                access_token_lifetime=300,
+            )
+        )
+        registry.add(
+            Client(  # read only, the app's key: the Summary's shared history (smart_app.summary.shared_history)
+                APP_BACKEND_CLIENT_ID,
+                "private_key_jwt",
+                name="THRIVE care plan, shared record reader (demo)",
+                grant_types=("client_credentials",),
+                scopes=frozenset(APP_BACKEND_SCOPES.split()),
+                jwks=jwks(self.app_key),
+                fhir_base=self.shared_base,
+                organization=TRUST_REF,
+                access_token_lifetime=300,
+            )
+        )
         return registry
 
     # -- seeding -----------------------------------------------------------------------------------
@@ -176,10 +224,23 @@ class Demo:
         self.say(f"Generating {self.patients} synthetic patients (seed {self.seed_value}) ...")
         if synth_dir.exists():
             shutil.rmtree(synth_dir)
-        proc = subprocess.run(
-            [*thrive_command(), "synth", "--patients", str(self.patients), "--seed", str(self.seed_value),
-             "--out", str(synth_dir), "--as-of", date.today().isoformat()],  # dated up to yesterday: plans in date now
-            capture_output=True, text=True, timeout=600)
+        proc = subprocess.run(  # noqa: S603 - our own thrive command line, no shell
+            [
+                *thrive_command(),
+                "synth",
+                "--patients",
+                str(self.patients),
+                "--seed",
+                str(self.seed_value),
+                "--out",
+                str(synth_dir),
+                "--as-of",
+                date.today().isoformat(),
+            ],  # dated up to yesterday: plans in date now
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         if proc.returncode != 0:
             last = (proc.stderr.strip().splitlines() or ["no message"])[-1]
             raise DemoError(f"thrive synth failed: {last}")
@@ -262,24 +323,44 @@ class Demo:
             with os.fdopen(fd, "w") as fh:
                 fh.write(secrets.token_urlsafe(48))
         agency_ref, agency_name = getattr(self, "agency", (SCHOOL_REF, "Sandbox High School"))
-        common = {"client_id": APP_CLIENT_ID, "auth_method": "private_key_jwt",
-                  "private_key_file": str(self.workdir / "keys" / "app-client.pem"), "key_id": self.app_key.kid,
-                  "auth_hosts": [self.sandbox_origin], "frame_ancestors": [self.sandbox_origin],
-                  "allow_insecure_loopback": True, "online_access": True}
+        common = {
+            "client_id": APP_CLIENT_ID,
+            "auth_method": "private_key_jwt",
+            "private_key_file": str(self.workdir / "keys" / "app-client.pem"),
+            "key_id": self.app_key.kid,
+            "auth_hosts": [self.sandbox_origin],
+            "frame_ancestors": [self.sandbox_origin],
+            "allow_insecure_loopback": True,
+            "online_access": True,
+        }
         config = {
             "secret_key_file": str(secret),
             "database_url": f"sqlite:///{self.workdir / 'app.db'}",
             "ods_code": DEMO_ODS,
             "public_base_url": self.app_origin,
-            "ehr": [{"name": "Sandbox EHR (demo)", "iss": self.sb.fhir_base, **common},
-                    {"name": "Shared cross-agency record (demo)", "iss": self.shared_base, **common}],
-            "standalone": [{"key": "agency", "name": f"{agency_name} (demo agency)", "iss": self.shared_base,
-                            "organization": agency_ref}],
+            "ehr": [
+                {"name": "Sandbox EHR (demo)", "iss": self.sb.fhir_base, **common},
+                {"name": "Shared cross-agency record (demo)", "iss": self.shared_base, **common},
+            ],
+            "standalone": [
+                {
+                    "key": "agency",
+                    "name": f"{agency_name} (demo agency)",
+                    "iss": self.shared_base,
+                    "organization": agency_ref,
+                }
+            ],
             # The clinician Summary also shows the shared record (other teams, agencies' Task updates).
-            "shared_store": {"fhir_base": self.shared_base, "client_id": APP_BACKEND_CLIENT_ID,
-                             "private_key_file": str(self.workdir / "keys" / "app-client.pem"),
-                             "kid": self.app_key.kid, "alg": "RS384", "token_url": self.sb.authority.token_endpoint,
-                             "scope": APP_BACKEND_SCOPES, "allow_insecure_loopback": True},
+            "shared_store": {
+                "fhir_base": self.shared_base,
+                "client_id": APP_BACKEND_CLIENT_ID,
+                "private_key_file": str(self.workdir / "keys" / "app-client.pem"),
+                "kid": self.app_key.kid,
+                "alg": "RS384",
+                "token_url": self.sb.authority.token_endpoint,
+                "scope": APP_BACKEND_SCOPES,
+                "allow_insecure_loopback": True,
+            },
         }
         path = self.workdir / "app.json"
         path.write_text(json.dumps(config, indent=2) + "\n")
@@ -289,45 +370,67 @@ class Demo:
             self.parts.append(Part("SMART app", "failed", detail=f"could not start: {exc}"))
             return
         server.start(app)
-        self.parts.append(Part("SMART app", "running", f"{self.app_origin}/standalone",
-                               "EHR launch: open a patient on the EHR page and press Launch THRIVE"))
+        self.parts.append(
+            Part(
+                "SMART app",
+                "running",
+                f"{self.app_origin}/standalone",
+                "EHR launch: open a patient on the EHR page and press Launch THRIVE",
+            )
+        )
 
     def _start_sync(self) -> None:
         if not any(p.name == "SMART app" and p.status == "running" for p in self.parts):
-            self.parts.append(Part("Sync worker", "skipped", detail="it pushes the SMART app's saved changes, "
-                                                                    "and the app is not running"))
+            self.parts.append(
+                Part(
+                    "Sync worker",
+                    "skipped",
+                    detail="it pushes the SMART app's saved changes, and the app is not running",
+                )
+            )
             return
         self.metrics_port = free_port() if self.port_base == 0 else self.port_base + 3
         conf = self.workdir / "sync.toml"
         q = json.dumps
-        conf.write_text("\n".join([
-            "# Written by thrive demo (development only).",
-            f"database_url = {q('sqlite:///' + str(self.workdir / 'app.db'))}",
-            f"fhir_base = {q(self.shared_base)}",
-            f"ods_code = {q(DEMO_ODS)}",
-            "poll_interval = 2.0",
-            f"metrics_port = {self.metrics_port}",
-            "",
-            "[auth]",
-            'type = "backend-services"',
-            f"client_id = {q(SYNC_CLIENT_ID)}",
-            f"private_key_file = {q(str(self.workdir / 'keys' / 'sync-client.pem'))}",
-            f"kid = {q(self.sync_key.kid)}",
-            'alg = "RS384"',
-            f"scope = {q('system/*.rs system/*.cu')}",
-            f"token_url = {q(self.sb.authority.token_endpoint)}",
-            "",
-        ]))
+        conf.write_text(
+            "\n".join(
+                [
+                    "# Written by thrive demo (development only).",
+                    f"database_url = {q('sqlite:///' + str(self.workdir / 'app.db'))}",
+                    f"fhir_base = {q(self.shared_base)}",
+                    f"ods_code = {q(DEMO_ODS)}",
+                    "poll_interval = 2.0",
+                    f"metrics_port = {self.metrics_port}",
+                    "",
+                    "[auth]",
+                    'type = "backend-services"',
+                    f"client_id = {q(SYNC_CLIENT_ID)}",
+                    f"private_key_file = {q(str(self.workdir / 'keys' / 'sync-client.pem'))}",
+                    f"kid = {q(self.sync_key.kid)}",
+                    'alg = "RS384"',
+                    f"scope = {q('system/*.rs system/*.cu')}",
+                    f"token_url = {q(self.sb.authority.token_endpoint)}",
+                    "",
+                ]
+            )
+        )
         try:
-            proc = start_child([*thrive_command(), "sync", "run", "--config", str(conf)],
-                               log_path=str(self.workdir / "sync.log"))
+            proc = start_child(
+                [*thrive_command(), "sync", "run", "--config", str(conf)], log_path=str(self.workdir / "sync.log")
+            )
         except OSError as exc:
             self.parts.append(Part("Sync worker", "failed", detail=f"could not start: {exc.strerror}"))
             return
         self.children.append(proc)
         self.stopper.on_stop("sync worker", lambda: stop_child(proc))
-        self.parts.append(Part("Sync worker", "running", f"http://127.0.0.1:{self.metrics_port}/metrics", detail=f"pushes the app's outbox to the shared store; "
-                                                               f"log {self.workdir / 'sync.log'}"))
+        self.parts.append(
+            Part(
+                "Sync worker",
+                "running",
+                f"http://127.0.0.1:{self.metrics_port}/metrics",
+                detail=f"pushes the app's outbox to the shared store; log {self.workdir / 'sync.log'}",
+            )
+        )
 
     # -- reporting, checking, stopping -------------------------------------------------------------
 
@@ -339,27 +442,37 @@ class Demo:
             if part.detail:
                 lines.append(f"          {part.detail}")
         lines += self._agency_lines()
-        lines += ["", f"Open the EHR page: {self.sandbox_origin}/ehr/  (pick a patient, press Launch THRIVE)",
-                  f"Working folder: {self.workdir}", "Press Ctrl-C to stop everything."]
+        lines += [
+            "",
+            f"Open the EHR page: {self.sandbox_origin}/ehr/  (pick a patient, press Launch THRIVE)",
+            f"Working folder: {self.workdir}",
+            "Press Ctrl-C to stop everything.",
+        ]
         return "\n".join(lines)
 
     def _agency_lines(self) -> list[str]:
         """How to sign in as the demo agency worker, and whom to try (one shared, one not)."""
         if not any(p.name == "SMART app" and p.status == "running" for p in self.parts):
             return []
-        agency_ref, agency_name = getattr(self, "agency", (SCHOOL_REF, "Sandbox High School"))
+        _agency_ref, agency_name = getattr(self, "agency", (SCHOOL_REF, "Sandbox High School"))
         user = self.sb.authority.registry.user("agency")
-        lines = ["", "Sign in as an agency worker (standalone launch against the shared store):",
-                 f"  open {self.app_origin}/standalone, choose '{agency_name} (demo agency)',",
-                 f"  sign in as user '{user.id if user else 'agency'}'"
-                 + (f" ({user.name})" if user else "") + ", then pick a young person:"]
+        lines = [
+            "",
+            "Sign in as an agency worker (standalone launch against the shared store):",
+            f"  open {self.app_origin}/standalone, choose '{agency_name} (demo agency)',",
+            f"  sign in as user '{user.id if user else 'agency'}'"
+            + (f" ({user.name})" if user else "")
+            + ", then pick a young person:",
+        ]
         shared, not_shared = getattr(self, "agency_people", (None, None))
         if shared:
             lines.append(f"  shared with {agency_name}:     {shared}")
         if not_shared:
             lines.append(f"  NOT shared with {agency_name}: {not_shared} (the store answers as if they did not exist)")
-        lines.append(f"  The store's audit of agency reads: thrive audit --patient <id or NHS number> "
-                     f"--source {self.shared_base} --auth {self.workdir / 'sync.toml'}")
+        lines.append(
+            f"  The store's audit of agency reads: thrive audit --patient <id or NHS number> "
+            f"--source {self.shared_base} --auth {self.workdir / 'sync.toml'}"
+        )
         return lines
 
     def smoke_check(self, patience: float = 60.0) -> list[str]:
@@ -386,28 +499,47 @@ class Demo:
 
         get = lambda url, **kw: requests.get(url, timeout=10, allow_redirects=False, **kw)  # noqa: E731
         check("EHR page answers", lambda: get(f"{self.sandbox_origin}/ehr/").status_code == 200)
-        check("SMART discovery under the EHR FHIR base",
-              lambda: get(f"{self.sb.fhir_base}/.well-known/smart-configuration").json()["token_endpoint"]
-              == self.sb.authority.token_endpoint)
-        check("EHR FHIR store refuses a request without a token",
-              lambda: get(f"{self.sb.fhir_base}/Patient").status_code == 401)
+        check(
+            "SMART discovery under the EHR FHIR base",
+            lambda: (
+                get(f"{self.sb.fhir_base}/.well-known/smart-configuration").json()["token_endpoint"]
+                == self.sb.authority.token_endpoint
+            ),
+        )
+        check(
+            "EHR FHIR store refuses a request without a token",
+            lambda: get(f"{self.sb.fhir_base}/Patient").status_code == 401,
+        )
 
         def backend_read() -> bool:
-            form = {"grant_type": "client_credentials", "scope": "system/*.rs",
-                    **assertion_form(self.sync_key, SYNC_CLIENT_ID, self.sb.authority.token_endpoint)}
+            form = {
+                "grant_type": "client_credentials",
+                "scope": "system/*.rs",
+                **assertion_form(self.sync_key, SYNC_CLIENT_ID, self.sb.authority.token_endpoint),
+            }
             tok = requests.post(self.sb.authority.token_endpoint, data=form, timeout=10).json()["access_token"]
-            return get(f"{self.shared_base}/Patient", params={"_count": "1"},
-                       headers={"Authorization": f"Bearer {tok}"}).status_code == 200
+            return (
+                get(
+                    f"{self.shared_base}/Patient", params={"_count": "1"}, headers={"Authorization": f"Bearer {tok}"}
+                ).status_code
+                == 200
+            )
 
         check("shared store answers a Backend Services token", backend_read)
         running = {p.name for p in self.parts if p.status == "running"}
         if "SMART app" in running:
-            check("SMART app answers /launch (400 without iss/launch)",
-                  lambda: get(f"{self.app_origin}/launch").status_code == 400)
+            check(
+                "SMART app answers /launch (400 without iss/launch)",
+                lambda: get(f"{self.app_origin}/launch").status_code == 400,
+            )
         if "Sync worker" in running:
-            check("sync worker serves its metrics",
-                  lambda: self.children[0].poll() is None
-                  and get(f"http://127.0.0.1:{self.metrics_port}/metrics").status_code == 200)
+            check(
+                "sync worker serves its metrics",
+                lambda: (
+                    self.children[0].poll() is None
+                    and get(f"http://127.0.0.1:{self.metrics_port}/metrics").status_code == 200
+                ),
+            )
         return failures
 
     def stop(self) -> None:
@@ -417,17 +549,22 @@ class Demo:
 def _shared_and_not(resources: list[dict[str, Any]], organization: str) -> tuple[str | None, str | None]:
     """("name, NHS number" of a young person whose Consent shares with ``organization`` today, and of
     one it does not), for the demo's sign-in instructions. Uses the same rule as the store."""
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     from thrive_fhir.canonical import NHS_NUMBER
     from thrive_fhir.consent_rule import active_consent_for
 
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     consents = [r for r in resources if r["resourceType"] == "Consent"]
     shared = not_shared = None
     for patient in (r for r in resources if r["resourceType"] == "Patient"):
-        name = " ".join(((patient.get("name") or [{}])[0].get("given") or [])
-                        + [(patient.get("name") or [{}])[0].get("family", "")]).strip() or patient["id"]
+        name = (
+            " ".join(
+                ((patient.get("name") or [{}])[0].get("given") or [])
+                + [(patient.get("name") or [{}])[0].get("family", "")]
+            ).strip()
+            or patient["id"]
+        )
         nhs = next((i.get("value") for i in patient.get("identifier") or [] if i.get("system") == NHS_NUMBER), None)
         label = f"{name}" + (f", NHS number {nhs}" if nhs else "") + f" (Patient/{patient['id']})"
         if active_consent_for(consents, f"Patient/{patient['id']}", organization, now):

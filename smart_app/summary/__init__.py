@@ -40,8 +40,13 @@ def index():
     summary = None
     if shared is not None:
         try:
-            summary = build_summary(launch.local_store, launch.patient_ref,
-                                    patient_name=(launch.banner or {}).get("name"), launch=launch, shared=shared)
+            summary = build_summary(
+                launch.local_store,
+                launch.patient_ref,
+                patient_name=(launch.banner or {}).get("name"),
+                launch=launch,
+                shared=shared,
+            )
         except Exception as exc:  # something in the shared record we cannot draw: never a 500, show ours
             log.warning("the shared record could not be drawn on the Summary (%s)", type(exc).__name__)
             shared.status, summary = "unavailable", None

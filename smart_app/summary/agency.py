@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from flask import g, render_template, request
 
@@ -47,8 +47,15 @@ def consent_for(consents: list[dict], patient_ref: str, organization_ref: str | 
     return active_consent_for(consents, patient_ref, organization_ref, now)
 
 
-def build_read_audit(launch, entities: list[str], allowed: bool, now: datetime, *,
-                     patient_ref: str | None = None, interaction: str = "read") -> dict:
+def build_read_audit(
+    launch,
+    entities: list[str],
+    allowed: bool,
+    now: datetime,
+    *,
+    patient_ref: str | None = None,
+    interaction: str = "read",
+) -> dict:
     """AuditEvent for one read through the app by an agency worker (thrive-read-audit).
     ``interaction`` ``search-type`` (action E) is a listing of the young person in the patient
     picker; ``patient_ref`` defaults to the launch's patient."""
@@ -56,14 +63,27 @@ def build_read_audit(launch, entities: list[str], allowed: bool, now: datetime, 
     who = launch.staff_ref
     agents = []
     if who:
-        agents.append({"who": {"reference": who}, "requestor": True,
-                       "type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
-                                            "code": "IRCP", "display": "information recipient"}]}})
+        agents.append(
+            {
+                "who": {"reference": who},
+                "requestor": True,
+                "type": {
+                    "coding": [
+                        {
+                            "system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
+                            "code": "IRCP",
+                            "display": "information recipient",
+                        }
+                    ]
+                },
+            }
+        )
     if launch.organization_ref:
         agents.append({"who": {"reference": launch.organization_ref}, "requestor": not who})
     entity = [{"what": {"reference": r}} for r in entities if r != patient_ref]
-    entity.append({"what": {"reference": patient_ref},
-                   "role": {"system": OBJECT_ROLE, "code": "1", "display": "Patient"}})
+    entity.append(
+        {"what": {"reference": patient_ref}, "role": {"system": OBJECT_ROLE, "code": "1", "display": "Patient"}}
+    )
     return {
         "resourceType": "AuditEvent",
         "id": str(uuid.uuid4()),
@@ -76,8 +96,10 @@ def build_read_audit(launch, entities: list[str], allowed: bool, now: datetime, 
         **({} if allowed else {"outcomeDesc": "No active sharing consent names this organisation"}),
         "purposeOfEvent": [{"coding": [{"system": ACT_REASON, "code": "TREAT", "display": "treatment"}]}],
         "agent": agents,
-        "source": {"observer": {"display": f"THRIVE care plan app ({state().config.ods_code})"},
-                   "site": state().config.ods_code},
+        "source": {
+            "observer": {"display": f"THRIVE care plan app ({state().config.ods_code})"},
+            "site": state().config.ods_code,
+        },
         "entity": entity,
     }
 
@@ -108,7 +130,9 @@ def write_audit(launch, event: dict) -> None:
                 author_ref=launch.staff_ref,
                 organization_ref=launch.organization_ref or "",
                 activity="create",
-                reason="Agency listing in the patient picker" if event["action"] == "E" else "Agency read of a shared plan",
+                reason="Agency listing in the patient picker"
+                if event["action"] == "E"
+                else "Agency read of a shared plan",
             ).put(event, expected_local_version=0),
         )
 
@@ -137,9 +161,16 @@ def _read_shared(launch):
         return None, None, error_page(401, "Your session has ended", "Sign in again to read the shared plan.")
     except StoreUnavailable:
         log.warning("agency view: the shared store could not be read")
-        return None, None, error_page(502, "The shared record is unavailable",
-                                      "The shared record could not be read just now. Try again in a few minutes.")
-    now = datetime.now(timezone.utc)
+        return (
+            None,
+            None,
+            error_page(
+                502,
+                "The shared record is unavailable",
+                "The shared record could not be read just now. Try again in a few minutes.",
+            ),
+        )
+    now = datetime.now(UTC)
     consent = consent_for(recs.all("Consent"), launch.patient_ref, launch.organization_ref, now)
     return (recs, consent, None) if consent is not None else (None, None, None)
 
@@ -161,8 +192,9 @@ def _render(launch, recs, consent, *, message: str | None = None, status: int = 
     tasks = task_views(recs, owners, names, show_date, concept_text)
     done = request.args.get("done")
     notice = message or (f"The request was {done}." if done in _DONE else None)
-    return render_template("summary/agency.html", summary=summary, tasks=tasks, notice=notice,
-                           notice_is_error=message is not None), status
+    return render_template(
+        "summary/agency.html", summary=summary, tasks=tasks, notice=notice, notice_is_error=message is not None
+    ), status
 
 
 _DONE = {"accepted", "declined", "marked in progress", "marked completed"}
@@ -178,7 +210,7 @@ def index():
         return redirect(launch.url_for("picker.index"), code=303)
     if (refused := unattributable(launch)) is not None:
         return refused
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     recs, consent, failed = _read_shared(launch)
     if failed is not None:
         return failed
@@ -186,8 +218,10 @@ def index():
         write_audit(launch, build_read_audit(launch, [], allowed=False, now=now))
         return _refused_page()
     page = _render(launch, recs, consent)
-    summary_read = [f"Consent/{consent['id']}"] + [f"{t}/{r['id']}" for t in ("Observation", "CarePlan", "Goal", "Task")
-                                                   for r in recs.all(t)][:50]
+    summary_read = [
+        f"Consent/{consent['id']}",
+        *[f"{t}/{r['id']}" for t in ("Observation", "CarePlan", "Goal", "Task") for r in recs.all(t)][:50],
+    ]
     write_audit(launch, build_read_audit(launch, summary_read, allowed=True, now=now))
     return page
 
@@ -215,20 +249,41 @@ def task_action(task_id: str):
         return _refused_page()
     if not any(t.get("id") == task_id for t in recs.all("Task")):
         return error_page(404, "Request not found", "This request is not part of this young person's shared plan.")
+    if launch.staff_ref is None or launch.organization_ref is None:  # checked above; a Provenance needs both
+        return _refused_page()
     action = request.form.get("action", "")
     try:
-        act(launch.ehr_client, task_id, action, request.form.get("version", ""), request.form.get("reason", ""),
-            staff_ref=launch.staff_ref, organization=launch.organization_ref)
+        act(
+            launch.ehr_client,
+            task_id,
+            action,
+            request.form.get("version", ""),
+            request.form.get("reason", ""),
+            staff_ref=launch.staff_ref,
+            organization=launch.organization_ref,
+        )
     except ActionRefused as exc:
         return _render(launch, recs, consent, message=str(exc), status=400)
     except Conflict as exc:
         now_status = (exc.current or {}).get("status", "changed")
         _fresh, _c, _f = _read_shared(launch)
-        return _render(launch, _fresh or recs, _c or consent, status=409, message=(
-            f"Someone else changed this request while you were looking at it: it is now {now_status}. "
-            "Nothing was saved. Check it and choose again."))
+        return _render(
+            launch,
+            _fresh or recs,
+            _c or consent,
+            status=409,
+            message=(
+                f"Someone else changed this request while you were looking at it: it is now {now_status}. "
+                "Nothing was saved. Check it and choose again."
+            ),
+        )
     except EhrError as exc:
         log.warning("agency task update failed with HTTP %s", exc.status)
-        return _render(launch, recs, consent, status=502 if exc.status == 0 or exc.status >= 500 else 400,
-                       message="The shared record did not accept the change. Nothing was saved. Try again.")
+        return _render(
+            launch,
+            recs,
+            consent,
+            status=502 if exc.status == 0 or exc.status >= 500 else 400,
+            message="The shared record did not accept the change. Nothing was saved. Try again.",
+        )
     return redirect(launch.url_for("agency.index", done=TRANSITIONS[action][3]), code=303)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from thrive_fhir.consent_rule import organization_ref
 
@@ -61,7 +61,7 @@ def _owner_key(reference: str | None) -> str | None:
         return None
     parts = reference.rstrip("/").split("/")
     if "_history" in parts:
-        parts = parts[:parts.index("_history")]
+        parts = parts[: parts.index("_history")]
     return "/".join(parts[-2:]) if len(parts) >= 2 else None
 
 
@@ -83,12 +83,18 @@ def task_views(records, owners: frozenset[str], names, show_date, concept_text) 
             continue
         focus = requests.get(((task.get("focus") or {}).get("reference")) or "")
         what = concept_text(focus.get("code")) if focus else ""
-        out.append(TaskView(
-            id=task["id"], version=str((task.get("meta") or {}).get("versionId") or ""),
-            status=task.get("status", ""), what=what or concept_text(task.get("code")) or "Request",
-            requested_by=names(task.get("requester")), since=show_date(task.get("authoredOn")),
-            actions=allowed_actions(task), reason=(task.get("statusReason") or {}).get("text", ""),
-        ))
+        out.append(
+            TaskView(
+                id=task["id"],
+                version=str((task.get("meta") or {}).get("versionId") or ""),
+                status=task.get("status", ""),
+                what=what or concept_text(task.get("code")) or "Request",
+                requested_by=names(task.get("requester")),
+                since=show_date(task.get("authoredOn")),
+                actions=allowed_actions(task),
+                reason=(task.get("statusReason") or {}).get("text", ""),
+            )
+        )
     return out
 
 
@@ -104,8 +110,17 @@ class Conflict(Exception):
         self.current = current
 
 
-def act(client, task_id: str, action: str, seen_version: str, reason: str, *, staff_ref: str,
-        organization: str, now: datetime | None = None) -> dict:
+def act(
+    client,
+    task_id: str,
+    action: str,
+    seen_version: str,
+    reason: str,
+    *,
+    staff_ref: str,
+    organization: str,
+    now: datetime | None = None,
+) -> dict:
     """Apply ``action`` to Task ``task_id`` in the shared store; returns the Task as now stored."""
     from ..launch.ehr_client import EhrError
 
@@ -122,9 +137,10 @@ def act(client, task_id: str, action: str, seen_version: str, reason: str, *, st
     starts, new_status, _label, _done = TRANSITIONS[action]
     current_version = str((task.get("meta") or {}).get("versionId") or "")
     if task.get("status") not in starts and current_version == seen_version:
-        raise ActionRefused(f"This request is {task.get('status', 'in another state')} and cannot be "
-                            f"{TRANSITIONS[action][3]}.")
-    when = (now or datetime.now(timezone.utc)).isoformat(timespec="seconds").replace("+00:00", "Z")
+        raise ActionRefused(
+            f"This request is {task.get('status', 'in another state')} and cannot be {TRANSITIONS[action][3]}."
+        )
+    when = (now or datetime.now(UTC)).isoformat(timespec="seconds").replace("+00:00", "Z")
     updated = {k: v for k, v in task.items() if k != "meta"}
     updated["status"] = new_status
     updated["lastModified"] = when
@@ -135,15 +151,31 @@ def act(client, task_id: str, action: str, seen_version: str, reason: str, *, st
         "target": [{"reference": f"Task/{task_id}"}],
         "recorded": when,
         "activity": {"coding": [{"system": DATA_OPERATION, "code": "UPDATE", "display": "revise"}]},
-        "agent": [{"type": {"coding": [{"system": PROVENANCE_AGENT, "code": "author", "display": "Author"}]},
-                   "who": {"reference": staff_ref}, "onBehalfOf": {"reference": organization}}],
+        "agent": [
+            {
+                "type": {"coding": [{"system": PROVENANCE_AGENT, "code": "author", "display": "Author"}]},
+                "who": {"reference": staff_ref},
+                "onBehalfOf": {"reference": organization},
+            }
+        ],
         "reason": [{"text": f"Agency {TRANSITIONS[action][3]} the request"}],
     }
-    bundle = {"resourceType": "Bundle", "type": "transaction", "entry": [
-        {"fullUrl": f"Task/{task_id}", "resource": updated,
-         "request": {"method": "PUT", "url": f"Task/{task_id}", "ifMatch": f'W/"{seen_version}"'}},
-        {"fullUrl": f"urn:uuid:{uuid.uuid4()}", "resource": provenance, "request": {"method": "POST", "url": "Provenance"}},
-    ]}
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "transaction",
+        "entry": [
+            {
+                "fullUrl": f"Task/{task_id}",
+                "resource": updated,
+                "request": {"method": "PUT", "url": f"Task/{task_id}", "ifMatch": f'W/"{seen_version}"'},
+            },
+            {
+                "fullUrl": f"urn:uuid:{uuid.uuid4()}",
+                "resource": provenance,
+                "request": {"method": "POST", "url": "Provenance"},
+            },
+        ],
+    }
     try:
         client.request("POST", "", json=bundle)
     except EhrError as exc:
@@ -162,4 +194,4 @@ def _reread(client, task_id: str) -> dict | None:
         return None
 
 
-__all__ = ["TRANSITIONS", "TaskView", "task_views", "act", "owned_by", "owners_for", "Conflict", "ActionRefused"]
+__all__ = ["TRANSITIONS", "ActionRefused", "Conflict", "TaskView", "act", "owned_by", "owners_for", "task_views"]

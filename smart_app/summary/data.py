@@ -181,9 +181,7 @@ class PlanSummary:
 
 def _grouping_view(obs: dict, names: Names) -> GroupingView:
     value = obs.get("valueCodeableConcept") or {}
-    code = next(
-        (c.get("code") for c in value.get("coding", []) if c.get("system") == canonical.CS_GROUPING), ""
-    )
+    code = next((c.get("code") for c in value.get("coding", []) if c.get("system") == canonical.CS_GROUPING), "")
     comps = {}
     for comp in obs.get("component", []):
         key = next((c.get("code") for c in comp.get("code", {}).get("coding", [])), None)
@@ -220,12 +218,13 @@ def took_part(obs: dict, names: Names) -> list[str]:
     for n in obs.get("note", []):
         text = n.get("text", "")
         if text.startswith(TOOK_PART):
-            first_line = text[len(TOOK_PART):].split("\n", 1)[0]
+            first_line = text[len(TOOK_PART) :].split("\n", 1)[0]
             kinds = [k.strip() for k in first_line.split(";") if k.strip() and not k.strip().startswith("(")]
     represented = {"Young person", "Clinician"}
     agency_kinds = {c.display for c in vocab.participants() if c.code in vocab.AGENCY_PARTICIPANTS}
-    named_agency = any((p.get("reference") or "").startswith(("Organization/", "HealthcareService/"))
-                       for p in obs.get("performer", []))
+    named_agency = any(
+        (p.get("reference") or "").startswith(("Organization/", "HealthcareService/")) for p in obs.get("performer", [])
+    )
     for kind in kinds:
         if kind in represented or (named_agency and kind in agency_kinds):
             continue
@@ -246,33 +245,68 @@ def _score_points(g: rec.GoalRecord, names: Names, recs: rec.PatientRecords, att
     out = []
     for x in g.ratings:
         found = recs.get(x.ref) if x.ref else None
-        out.append(ScorePoint(as_utc(x.when), show_date(x.when.isoformat()), x.score, names(x.rater),
-                              recorded=attribution(found.resource) if found is not None else None))
+        out.append(
+            ScorePoint(
+                as_utc(x.when),
+                show_date(x.when.isoformat()),
+                x.score,
+                names(x.rater),
+                recorded=attribution(found.resource) if found is not None else None,
+            )
+        )
     return out
 
 
-def closed_goal_view(g: rec.GoalRecord, names: Names, recs: rec.PatientRecords | None = None,
-                     attribution=_none) -> GoalView:
+def closed_goal_view(
+    g: rec.GoalRecord, names: Names, recs: rec.PatientRecords | None = None, attribution=_none
+) -> GoalView:
     """A closed goal with how it ended (``Goal.achievementStatus`` / ``lifecycleStatus``) and why."""
     r = g.resource
-    scores = (_score_points(g, names, recs, attribution) if recs is not None else
-              [ScorePoint(as_utc(x.when), show_date(x.when.isoformat()), x.score, names(x.rater)) for x in g.ratings])
-    return GoalView(id=g.id, text=g.description, slot=g.slot, status=r.get("lifecycleStatus", ""),
-                    start_display=show_date(r.get("startDate")), scores=scores, ratings=list(g.ratings),
-                    is_open=False, ended=gbo.ending_words(r),
-                    ended_display=show_date(r.get("statusDate")), recorded=attribution(r))
+    scores = (
+        _score_points(g, names, recs, attribution)
+        if recs is not None
+        else [ScorePoint(as_utc(x.when), show_date(x.when.isoformat()), x.score, names(x.rater)) for x in g.ratings]
+    )
+    return GoalView(
+        id=g.id,
+        text=g.description,
+        slot=g.slot,
+        status=r.get("lifecycleStatus", ""),
+        start_display=show_date(r.get("startDate")),
+        scores=scores,
+        ratings=list(g.ratings),
+        is_open=False,
+        ended=gbo.ending_words(r),
+        ended_display=show_date(r.get("statusDate")),
+        recorded=attribution(r),
+    )
 
 
-def build_summary(store, patient_ref: str, *, patient_name: str | None = None, today: date | None = None,
-                  records: rec.PatientRecords | None = None, launch=None, shared=None) -> PlanSummary:
+def build_summary(
+    store,
+    patient_ref: str,
+    *,
+    patient_name: str | None = None,
+    today: date | None = None,
+    records: rec.PatientRecords | None = None,
+    launch=None,
+    shared=None,
+) -> PlanSummary:
     """The Summary of ``patient_ref`` from the request's records snapshot (or ``records``).
     With ``launch``, names are also looked up in the EHR and kept for the launch (``smart_app.names``).
     With ``shared`` (a :class:`~smart_app.summary.shared_history.SharedHistory`), the records are the
     merged shared history and every item says who recorded it and where, or that it waits to sync."""
     recs = records or (shared.records if shared is not None else None) or rec.of(store, patient_ref)
     risk = of_records(recs, today)
-    names = Names(store, patient_ref, patient_name, recs, known_names(), launch=launch,
-                  shared=shared.directory if shared is not None else None)
+    names = Names(
+        store,
+        patient_ref,
+        patient_name,
+        recs,
+        known_names(),
+        launch=launch,
+        shared=shared.directory if shared is not None else None,
+    )
     attribution = shared.attribution(names) if shared is not None else _none
 
     timeline = []
@@ -288,9 +322,18 @@ def build_summary(store, patient_ref: str, *, patient_name: str | None = None, t
         if not g.is_open:
             continue
         scores = _score_points(g, names, recs, attribution)
-        goals.append(GoalView(id=g.id, text=g.description, slot=g.slot, status=g.resource.get("lifecycleStatus", ""),
-                              start_display=show_date(g.resource.get("startDate")), scores=scores,
-                              ratings=list(g.ratings), recorded=attribution(g.resource)))
+        goals.append(
+            GoalView(
+                id=g.id,
+                text=g.description,
+                slot=g.slot,
+                status=g.resource.get("lifecycleStatus", ""),
+                start_display=show_date(g.resource.get("startDate")),
+                scores=scores,
+                ratings=list(g.ratings),
+                recorded=attribution(g.resource),
+            )
+        )
     goals.sort(key=lambda v: (v.slot or 9, v.start_display))
 
     plan_view = None

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from flask import redirect, render_template, request, url_for
 
@@ -49,8 +49,9 @@ def consenting_patients(launch, organization_ref: str | None, now: datetime) -> 
         return []
     from .shared_record import _search_all
 
-    consents = _search_all(launch.ehr_client, "Consent",
-                           [("actor", organization_ref), ("status", "active"), ("_count", "200")])
+    consents = _search_all(
+        launch.ehr_client, "Consent", [("actor", organization_ref), ("status", "active"), ("_count", "200")]
+    )
     by_patient: dict[str, list[dict]] = {}
     for consent in consents:
         ref = (consent.get("patient") or {}).get("reference") or ""
@@ -75,7 +76,7 @@ def _search_ehr(launch, patient_refs: list[str], params: list[tuple[str, str]]) 
     found: list[dict] = []
     for i in range(0, len(ids), ID_CHUNK):
         bundle = launch.ehr_client.request(
-            "GET", "Patient", params=[("_id", ",".join(ids[i:i + ID_CHUNK])), *params, ("_count", str(ID_CHUNK))]
+            "GET", "Patient", params=[("_id", ",".join(ids[i : i + ID_CHUNK])), *params, ("_count", str(ID_CHUNK))]
         ).json()
         allowed = set(ids)
         for entry in bundle.get("entry", []):
@@ -91,9 +92,11 @@ def _picker_launch():
         return launch, error_page(404, "Page not found", "Check the address, or go back to the shared plan.")
     if not launch.organization_ref:
         return launch, error_page(
-            403, "Your organisation is not set up here",
+            403,
+            "Your organisation is not set up here",
             "This sign-in is not linked to an organisation, so no shared plans can be found. "
-            "Ask your system administrator to set your organisation up for this app.")
+            "Ask your system administrator to set your organisation up for this app.",
+        )
     return launch, unattributable(launch)
 
 
@@ -108,7 +111,7 @@ def index():
     results, message = [], None
     if q:
         params = _query_params(q)
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         if params is None:
             message = "Enter a 10-digit NHS number, or at least 2 letters of the young person's name."
         else:
@@ -125,9 +128,17 @@ def index():
             for patient in patients:
                 banner = banner_from_patient(patient)
                 results.append({"id": patient["id"], **banner})
-                write_audit(launch, build_read_audit(launch, [], allowed=True, now=now,
-                                                     patient_ref=f"Patient/{patient['id']}",
-                                                     interaction="search-type"))
+                write_audit(
+                    launch,
+                    build_read_audit(
+                        launch,
+                        [],
+                        allowed=True,
+                        now=now,
+                        patient_ref=f"Patient/{patient['id']}",
+                        interaction="search-type",
+                    ),
+                )
             if not results and message is None:
                 message = "No young person matching that has agreed to share their plan with your organisation."
     return render_template("summary/picker.html", q=q, results=results, message=message)
@@ -142,18 +153,23 @@ def choose():
     patient_id = (request.form.get("patient") or "").strip()
     if not _ID_RE.fullmatch(patient_id):
         return error_page(400, "Choose a young person", "Choose a young person from the search results.")
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     patient_ref = f"Patient/{patient_id}"
     try:
         allowed = consenting_patients(launch, launch.organization_ref, now)
     except EhrError:
-        return error_page(502, "The shared record is unavailable",
-                          "The shared record could not be read just now. Try again in a few minutes.")
+        return error_page(
+            502,
+            "The shared record is unavailable",
+            "The shared record could not be read just now. Try again in a few minutes.",
+        )
     if patient_ref not in allowed:
         write_audit(launch, build_read_audit(launch, [], allowed=False, now=now, patient_ref=patient_ref))
-        return error_page(403, "This plan is not shared with your organisation",
-                          "The young person has not agreed to share their plan with your organisation, or their "
-                          "agreement has ended.")
+        return error_page(
+            403,
+            "This plan is not shared with your organisation",
+            "The young person has not agreed to share their plan with your organisation, or their agreement has ended.",
+        )
     # The young person's identity is confirmed (or not) by the one rule for every launch: an
     # unconfirmed one leads every page of the new context to the "try again" page.
     banner = identity_or_problem(launch.ehr_client, patient_id)

@@ -160,12 +160,23 @@ class SharedStoreReader:
     def __init__(self, cfg):
         self.cfg = cfg
         key = Path(cfg.private_key_file).read_bytes()
-        self.auth = BackendServicesAuth(token_url=cfg.token_url, client_id=cfg.client_id, private_key_pem=key,
-                                        kid=cfg.kid, alg=cfg.alg, scope=cfg.scope,
-                                        timeout=(min(cfg.timeout_seconds, 5.0), cfg.timeout_seconds),
-                                        min_failure_backoff=FAILURE_TTL)
-        self.client = FhirClient(cfg.fhir_base, self.auth, connect_timeout=min(cfg.timeout_seconds, 3.0),
-                                 read_timeout=cfg.timeout_seconds, user_agent="thrive-app-summary")
+        self.auth = BackendServicesAuth(
+            token_url=cfg.token_url,
+            client_id=cfg.client_id,
+            private_key_pem=key,
+            kid=cfg.kid,
+            alg=cfg.alg,
+            scope=cfg.scope,
+            timeout=(min(cfg.timeout_seconds, 5.0), cfg.timeout_seconds),
+            min_failure_backoff=FAILURE_TTL,
+        )
+        self.client = FhirClient(
+            cfg.fhir_base,
+            self.auth,
+            connect_timeout=min(cfg.timeout_seconds, 3.0),
+            read_timeout=cfg.timeout_seconds,
+            user_agent="thrive-app-summary",
+        )
 
     def read(self, patient_id: str, nhs_number: str | None = None) -> StoreRead:
         """Every plan resource of ``patient_id`` (and of any Patient the store has under
@@ -182,9 +193,15 @@ class SharedStoreReader:
         provenance: dict[str, dict] = {}
         wanted = ",".join(patient_ids)
         with ThreadPoolExecutor(PARALLEL) as pool:
-            answers = list(pool.map(
-                lambda rtype: (rtype, self._search(f"{rtype}?patient={wanted}&_count={PAGE}&_revinclude=Provenance:target")),
-                HISTORY_TYPES))
+            answers = list(
+                pool.map(
+                    lambda rtype: (
+                        rtype,
+                        self._search(f"{rtype}?patient={wanted}&_count={PAGE}&_revinclude=Provenance:target"),
+                    ),
+                    HISTORY_TYPES,
+                )
+            )
         for rtype, found in answers:
             for res in found:
                 if res.get("resourceType") == "Provenance":
@@ -205,7 +222,9 @@ class SharedStoreReader:
                 res = entry.get("resource") or {}
                 if isinstance(res, dict) and res.get("id"):
                     out.append(res)
-            nxt = next((link.get("url") for link in reply.body.get("link") or [] if link.get("relation") == "next"), None)
+            nxt = next(
+                (link.get("url") for link in reply.body.get("link") or [] if link.get("relation") == "next"), None
+            )
             if not nxt or not nxt.startswith(self.cfg.fhir_base + "/"):
                 break  # a next link elsewhere would carry our token off the store: never followed
             path = nxt
@@ -284,7 +303,7 @@ def _author_field(resource: dict) -> str | None:
 def _source_ods(source: str | None) -> str | None:
     prefix = canonical.source_uri("")
     if isinstance(source, str) and source.startswith(prefix):
-        return source[len(prefix):].split("#", 1)[0] or None
+        return source[len(prefix) :].split("#", 1)[0] or None
     return None
 
 
@@ -304,8 +323,9 @@ def unsynced(local_store, patient_ref: str) -> tuple[tuple[int, ...], frozenset[
     rows = []
     with local_store.session(readonly=True) as s:
         for status in UNSYNCED:  # one equality per query: the partial index on pending rows applies
-            rows += s.execute(select(o.c.id, o.c.entries).where(o.c.status == status,
-                                                               o.c.patient_key == patient_ref)).all()
+            rows += s.execute(
+                select(o.c.id, o.c.entries).where(o.c.status == status, o.c.patient_key == patient_ref)
+            ).all()
     refs = set()
     for _id, entries in rows:
         try:
@@ -316,7 +336,9 @@ def unsynced(local_store, patient_ref: str) -> tuple[tuple[int, ...], frozenset[
     return tuple(sorted(r[0] for r in rows)), frozenset(refs)
 
 
-def merge(patient_ref: str, local_rows, read: StoreRead | None, pending: frozenset[str]) -> tuple[PatientRecords, frozenset[str], dict[str, dict]]:
+def merge(
+    patient_ref: str, local_rows, read: StoreRead | None, pending: frozenset[str]
+) -> tuple[PatientRecords, frozenset[str], dict[str, dict]]:
     """(the merged records, the refs shown in the store's version, newest Provenance per target)."""
     merged: dict[str, tuple[str, str, int, dict]] = {}
     store_refs = set()
@@ -390,11 +412,14 @@ def for_launch(launch, *, now: float | None = None) -> SharedHistory | None:
     unsynced_ids, pending = unsynced(store, launch.patient_ref)
     with _lock:
         entry = _cache.get(launch.launch_id)
-    fresh = (entry is not None and entry.patient_ref == launch.patient_ref
-             and now - entry.read_at < (min(FAILURE_TTL, reader.cfg.max_age_seconds) if entry.failed
-                                        else reader.cfg.max_age_seconds)
-             and (entry.failed or entry.unsynced_ids == unsynced_ids))
-    if not fresh:
+    fresh = (
+        entry is not None
+        and entry.patient_ref == launch.patient_ref
+        and now - entry.read_at
+        < (min(FAILURE_TTL, reader.cfg.max_age_seconds) if entry.failed else reader.cfg.max_age_seconds)
+        and (entry.failed or entry.unsynced_ids == unsynced_ids)
+    )
+    if entry is None or not fresh:
         try:
             read, failed = reader.read(launch.patient_id, (launch.banner or {}).get("nhs_number")), False
         except Exception as exc:  # network, token, odd answer: the Summary still answers
@@ -408,10 +433,23 @@ def for_launch(launch, *, now: float | None = None) -> SharedHistory | None:
                 _cache.popitem(last=False)
     local_rows = [tuple(r) for r in store.for_patient_versioned(launch.patient_ref)]
     records, store_refs, prov = merge(launch.patient_ref, local_rows, entry.read, pending)
-    return SharedHistory(records=records, status="unavailable" if entry.failed else "ok", pending=pending,
-                         store_refs=store_refs, directory=dict(entry.read.directory) if entry.read else {},
-                         _prov=prov)
+    return SharedHistory(
+        records=records,
+        status="unavailable" if entry.failed else "ok",
+        pending=pending,
+        store_refs=store_refs,
+        directory=dict(entry.read.directory) if entry.read else {},
+        _prov=prov,
+    )
 
 
-__all__ = ["Recorded", "SharedHistory", "SharedStoreReader", "StoreUnavailable", "for_launch", "forget", "merge",
-           "unsynced"]
+__all__ = [
+    "Recorded",
+    "SharedHistory",
+    "SharedStoreReader",
+    "StoreUnavailable",
+    "for_launch",
+    "forget",
+    "merge",
+    "unsynced",
+]

@@ -74,4 +74,4 @@ def _search_all(client, rtype: str, params: list[tuple[str, str]], max_pages: in
     return out
 
 
-__all__ = ["read_record", "NotShared", "StoreUnavailable", "PLAN_TYPES"]
+__all__ = ["PLAN_TYPES", "NotShared", "StoreUnavailable", "read_record"]

@@ -59,14 +59,29 @@ def start_stack(tmp: Path, young_people: tuple[tuple[str, tuple[str, ...]], ...]
     key_file = tmp / "backend-key.pem"
     key_file.write_bytes(key.private_pem())
     registry = Registry()
-    registry.add(Client(BACKEND_CLIENT, "private_key_jwt", name="THRIVE care plan (Summary)",
-                        grant_types=("client_credentials",), scopes=frozenset({"system/*.rs"}), jwks=jwks(key),
-                        fhir_base=shared_base, organization=OURS, access_token_lifetime=300))
-    sandbox = build_sandbox(f"sqlite:///{tmp}/ehr.db", sandbox_srv.origin, registry=registry,
-                            extra_fhir_bases=[shared_base])
+    registry.add(
+        Client(
+            BACKEND_CLIENT,
+            "private_key_jwt",
+            name="THRIVE care plan (Summary)",
+            grant_types=("client_credentials",),
+            scopes=frozenset({"system/*.rs"}),
+            jwks=jwks(key),
+            fhir_base=shared_base,
+            organization=OURS,
+            access_token_lifetime=300,
+        )
+    )
+    sandbox = build_sandbox(
+        f"sqlite:///{tmp}/ehr.db", sandbox_srv.origin, registry=registry, extra_fhir_bases=[shared_base]
+    )
     authority = sandbox.authority
-    store = create_store(f"sqlite:///{tmp}/shared.db", shared_base, authority.token_verifier(shared_base),
-                         consent_custodians=[OTHER_TEAM])
+    store = create_store(
+        f"sqlite:///{tmp}/shared.db",
+        shared_base,
+        authority.token_verifier(shared_base),
+        consent_custodians=[OTHER_TEAM],
+    )
     sandbox_srv.start(sandbox.wsgi)
     shared_srv.start(protected_store(store, authority))
     s = _Stack()
@@ -91,16 +106,29 @@ def start_stack(tmp: Path, young_people: tuple[tuple[str, tuple[str, ...]], ...]
     task = {k: v for k, v in task.items() if k != "meta"} | {"status": "accepted"}
     _put(s, task)
     now = datetime.now(UTC).replace(microsecond=0)
-    _put(s, b.build_provenance(b.ProvenanceInput(outbox_row_id=str(uuid.uuid4()), targets=(f"Task/{task['id']}",),
-                                                 recorded=now, activity="UPDATE", author=AGENCY_WORKER,
-                                                 on_behalf_of=AGENCY, assembler="Device/agency-app")))
+    _put(
+        s,
+        b.build_provenance(
+            b.ProvenanceInput(
+                outbox_row_id=str(uuid.uuid4()),
+                targets=(f"Task/{task['id']}",),
+                recorded=now,
+                activity="UPDATE",
+                author=AGENCY_WORKER,
+                on_behalf_of=AGENCY,
+                assembler="Device/agency-app",
+            )
+        ),
+    )
     return s
 
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
     shared_pid, unshared_pid = f"yp-{uuid.uuid4().hex[:8]}", f"yp-{uuid.uuid4().hex[:8]}"
-    s = start_stack(tmp_path_factory.mktemp("shared-summary"), ((shared_pid, (OURS, AGENCY)), (unshared_pid, (UNRELATED,))))
+    s = start_stack(
+        tmp_path_factory.mktemp("shared-summary"), ((shared_pid, (OURS, AGENCY)), (unshared_pid, (UNRELATED,)))
+    )
     s.shared_pid, s.unshared_pid = shared_pid, unshared_pid
     yield s
     s.stop()
@@ -112,25 +140,53 @@ def _referral(app, pid: str) -> str:
     subject = f"Patient/{pid}"
     when = datetime.now(UTC).replace(microsecond=0) - timedelta(days=5)
     grouping = next(r for r in store.for_patient(subject, "Observation") if "valueCodeableConcept" in r)
-    sr = b.build_signposting(b.SignpostInput(
-        local_id=new_local_id(), kind="referral",
-        offer=b.Coded(canonical.local_offer_cs("example"), "school-counselling", "School counselling (example)"),
-        subject=subject, episode=f"EpisodeOfCare/eoc-{pid}", authored_on=when, requester=OTHER_CLINICIAN,
-        performer=AGENCY, reason=f"Observation/{grouping['id']}", source_ods=OTHER_ODS))
-    task = b.build_referral_task(b.ReferralTaskInput(
-        local_id=new_local_id(), service_request=f"ServiceRequest/{sr['id']}", subject=subject,
-        requester=OTHER_CLINICIAN, authored_on=when, owner=AGENCY, source_ods=OTHER_ODS))
+    sr = b.build_signposting(
+        b.SignpostInput(
+            local_id=new_local_id(),
+            kind="referral",
+            offer=b.Coded(canonical.local_offer_cs("example"), "school-counselling", "School counselling (example)"),
+            subject=subject,
+            episode=f"EpisodeOfCare/eoc-{pid}",
+            authored_on=when,
+            requester=OTHER_CLINICIAN,
+            performer=AGENCY,
+            reason=f"Observation/{grouping['id']}",
+            source_ods=OTHER_ODS,
+        )
+    )
+    task = b.build_referral_task(
+        b.ReferralTaskInput(
+            local_id=new_local_id(),
+            service_request=f"ServiceRequest/{sr['id']}",
+            subject=subject,
+            requester=OTHER_CLINICIAN,
+            authored_on=when,
+            owner=AGENCY,
+            source_ods=OTHER_ODS,
+        )
+    )
     with store.session() as s:
-        store.record(s, ChangeSet(patient_key=subject, author_ref=OTHER_CLINICIAN, organization_ref=OTHER_TEAM,
-                                  activity="create").put(sr).put(task))
+        store.record(
+            s,
+            ChangeSet(patient_key=subject, author_ref=OTHER_CLINICIAN, organization_ref=OTHER_TEAM, activity="create")
+            .put(sr)
+            .put(task),
+        )
     return task["id"]
 
 
 def _push(s, app, pid: str) -> None:
     """What the other team's sync worker would have pushed: every resource, then the Provenance."""
     local = app.extensions["thrive"].local_store.for_patient(f"Patient/{pid}")
-    _put(s, {"resourceType": "Patient", "id": pid, "name": [{"family": "Sharedperson", "given": ["Robin"]}],
-             "identifier": [{"system": canonical.NHS_NUMBER, "value": nhs_number_of(pid)}]})
+    _put(
+        s,
+        {
+            "resourceType": "Patient",
+            "id": pid,
+            "name": [{"family": "Sharedperson", "given": ["Robin"]}],
+            "identifier": [{"system": canonical.NHS_NUMBER, "value": nhs_number_of(pid)}],
+        },
+    )
     for resource in sorted(local, key=lambda r: r["resourceType"] == "Provenance"):
         _put(s, resource)
 
@@ -141,8 +197,12 @@ def nhs_number_of(pid: str) -> str:
 
 
 def _put(s, resource: dict) -> None:
-    resp = requests.put(f"{s.base}/{resource['resourceType']}/{resource['id']}", json=resource, timeout=10,
-                        headers={**JSON, "Authorization": f"Bearer {s.admin()}"})
+    resp = requests.put(
+        f"{s.base}/{resource['resourceType']}/{resource['id']}",
+        json=resource,
+        timeout=10,
+        headers={**JSON, "Authorization": f"Bearer {s.admin()}"},
+    )
     assert resp.status_code in (200, 201), (resource["resourceType"], resp.text[:300])
 
 
@@ -153,13 +213,24 @@ def _get(s, path: str) -> dict:
 def _our_reads(s, pid: str) -> int:
     """The store's audit of requests made with our deployment's token for ``pid`` (it is not a custodian)."""
     bundle = _get(s, f"AuditEvent?patient=Patient/{pid}&_count=1000")
-    return sum(1 for e in bundle.get("entry", [])
-               if OURS in {(a.get("who") or {}).get("reference") for a in e["resource"].get("agent", [])})
+    return sum(
+        1
+        for e in bundle.get("entry", [])
+        if OURS in {(a.get("who") or {}).get("reference") for a in e["resource"].get("agent", [])}
+    )
 
 
 def shared_config(s, **extra) -> dict:
-    return {"fhir_base": s.base, "client_id": BACKEND_CLIENT, "private_key_file": str(s.key_file), "kid": s.key.kid,
-            "token_url": s.authority.token_endpoint, "scope": "system/*.rs", "allow_insecure_loopback": True, **extra}
+    return {
+        "fhir_base": s.base,
+        "client_id": BACKEND_CLIENT,
+        "private_key_file": str(s.key_file),
+        "kid": s.key.kid,
+        "token_url": s.authority.token_endpoint,
+        "scope": "system/*.rs",
+        "allow_insecure_loopback": True,
+        **extra,
+    }
 
 
 @pytest.fixture
@@ -201,13 +272,27 @@ def test_a_local_save_not_yet_synced_shows_as_pending_and_refreshes_the_cache(ap
     store = app.extensions["thrive"].local_store
     subject = f"Patient/{stack.shared_pid}"
     now = datetime.now(UTC).replace(microsecond=0)
-    ours = b.build_grouping(b.GroupingDecision(
-        local_id=new_local_id(), grouping="getting-help", subject=subject, episode=f"EpisodeOfCare/eoc-{stack.shared_pid}",
-        agreed_at=now, recorded_at=now, clinician="Practitioner/pr-test-1", yp_involvement="agreed",
-        participants=(subject,), source_ods=OUR_ODS))
+    ours = b.build_grouping(
+        b.GroupingDecision(
+            local_id=new_local_id(),
+            grouping="getting-help",
+            subject=subject,
+            episode=f"EpisodeOfCare/eoc-{stack.shared_pid}",
+            agreed_at=now,
+            recorded_at=now,
+            clinician="Practitioner/pr-test-1",
+            yp_involvement="agreed",
+            participants=(subject,),
+            source_ods=OUR_ODS,
+        )
+    )
     with store.session() as s:
-        store.record(s, ChangeSet(patient_key=subject, author_ref="Practitioner/pr-test-1", organization_ref=OURS,
-                                  activity="create").put(ours))
+        store.record(
+            s,
+            ChangeSet(
+                patient_key=subject, author_ref="Practitioner/pr-test-1", organization_ref=OURS, activity="create"
+            ).put(ours),
+        )
     page = _summary(launch).get_data(as_text=True)
     assert _our_reads(stack, stack.shared_pid) > reads  # a local save makes the next Summary read the store again
     current = re.search(r'id="current-grouping".*?</section>', page, re.S).group(0)
@@ -256,8 +341,12 @@ def test_shared_store_config_is_checked(tmp_path, stack):
 
     cfg = parse_config(test_config(tmp_path, shared_store=shared_config(stack, max_age_seconds=5)))
     assert cfg.shared_store.max_age_seconds == 5 and cfg.shared_store.fhir_base == stack.base
-    for bad in ({"scope": "user/*.rs"}, {"private_key_file": str(tmp_path / "missing.pem")},
-                {"allow_insecure_loopback": False}, {"client_id": ""}):
+    for bad in (
+        {"scope": "user/*.rs"},
+        {"private_key_file": str(tmp_path / "missing.pem")},
+        {"allow_insecure_loopback": False},
+        {"client_id": ""},
+    ):
         with pytest.raises(ConfigError):
             parse_config(test_config(tmp_path, shared_store=shared_config(stack, **bad)))
 
@@ -275,11 +364,22 @@ def test_a_conflict_shows_our_version_until_resolved_as_theirs_then_the_stores(a
     ours = {k: v for k, v in current.items() if k != "meta"} | {"note": [{"text": "Our edit that conflicted"}]}
     store = app.extensions["thrive"].local_store
     with store.session() as s:
-        store.record(s, ChangeSet(patient_key=f"Patient/{pid}", author_ref="Practitioner/pr-test-1",
-                                  organization_ref=OURS, activity="update").put(ours))
+        store.record(
+            s,
+            ChangeSet(
+                patient_key=f"Patient/{pid}",
+                author_ref="Practitioner/pr-test-1",
+                organization_ref=OURS,
+                activity="update",
+            ).put(ours),
+        )
     with store.session() as s:
-        row_id = s.execute(update(m.outbox).where(m.outbox.c.patient_key == f"Patient/{pid}")
-                           .values(status="conflict").returning(m.outbox.c.id)).scalar_one()
+        row_id = s.execute(
+            update(m.outbox)
+            .where(m.outbox.c.patient_key == f"Patient/{pid}")
+            .values(status="conflict")
+            .returning(m.outbox.c.id)
+        ).scalar_one()
     launch = make_launch(app, patient_id=pid)
     page = re.search(r'id="current-grouping".*?</section>', _summary(launch).get_data(as_text=True), re.S).group(0)
     assert "Our edit that conflicted" in page and "Pending" in page and "Therapy paused" not in page
@@ -293,8 +393,13 @@ def test_the_same_young_person_under_another_teams_patient_id_is_found_by_nhs_nu
     """Another team's EHR gave the young person another Patient id: the store's record is found by the
     NHS number of the launch's patient banner."""
     ours_id = f"our-ehr-{uuid.uuid4().hex[:8]}"
-    banner = {"name": "SHAREDPERSON, Robin", "nhs_number": nhs_number_of(stack.shared_pid),
-              "nhs_number_display": "", "birth_date": "2010-05-01", "gender": "other"}
+    banner = {
+        "name": "SHAREDPERSON, Robin",
+        "nhs_number": nhs_number_of(stack.shared_pid),
+        "nhs_number_display": "",
+        "birth_date": "2010-05-01",
+        "gender": "other",
+    }
     text = _text(_summary(make_launch(app, patient_id=ours_id, banner=banner)))
     assert "Getting Risk Support" in text and "Recorded by Dr Rowan Example" in text
     other = {**banner, "nhs_number": nhs_number_of(stack.unshared_pid)}  # a young person not shared with us
@@ -306,11 +411,19 @@ def test_a_shared_record_the_summary_cannot_draw_falls_back_to_local_data_not_a_
     """Error branch: a store (not ours) answering with a resource the Summary cannot draw."""
     app = create_app(test_config(tmp_path, ods_code=OUR_ODS, journeys=False, shared_store=shared_config(stack)))
     seed_plan(app, "yp-odd", risk=False)
-    odd = {"resourceType": "Observation", "id": "odd-1", "status": "final", "performer": "not a list",
-           "code": {"coding": [{"system": canonical.CS_CONCEPTS, "code": "thrive-grouping"}]},
-           "valueCodeableConcept": {"coding": [{"system": canonical.CS_GROUPING, "code": "getting-help"}]},
-           "effectiveDateTime": "2099-01-01T00:00:00Z"}
-    monkeypatch.setattr(shared_history.SharedStoreReader, "read",
-                        lambda self, pid, nhs=None: shared_history.StoreRead([("Observation", "odd-1", 1, odd)], [], {}))
+    odd = {
+        "resourceType": "Observation",
+        "id": "odd-1",
+        "status": "final",
+        "performer": "not a list",
+        "code": {"coding": [{"system": canonical.CS_CONCEPTS, "code": "thrive-grouping"}]},
+        "valueCodeableConcept": {"coding": [{"system": canonical.CS_GROUPING, "code": "getting-help"}]},
+        "effectiveDateTime": "2099-01-01T00:00:00Z",
+    }
+    monkeypatch.setattr(
+        shared_history.SharedStoreReader,
+        "read",
+        lambda self, pid, nhs=None: shared_history.StoreRead([("Observation", "odd-1", 1, odd)], [], {}),
+    )
     text = _text(_summary(make_launch(app, patient_id="yp-odd")))
     assert "The shared record could not be read" in text and "To be able to stay in school" in text

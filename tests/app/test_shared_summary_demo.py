@@ -32,9 +32,12 @@ def _go(cookies: dict, url: str, method: str = "GET", data: dict | None = None) 
 
 def test_demo_summary_shows_the_shared_record_after_an_ehr_launch(demo):
     token = demo.sb.authority.mint_internal_token(demo.shared_base, "system/*.rs")
-    found = requests.get(f"{demo.shared_base}/Observation", timeout=30,
-                         params={"code": f"{canonical.CS_CONCEPTS}|thrive-grouping", "_count": "1"},
-                         headers={"Authorization": f"Bearer {token}", "Accept": "application/fhir+json"}).json()
+    found = requests.get(
+        f"{demo.shared_base}/Observation",
+        timeout=30,
+        params={"code": f"{canonical.CS_CONCEPTS}|thrive-grouping", "_count": "1"},
+        headers={"Authorization": f"Bearer {token}", "Accept": "application/fhir+json"},
+    ).json()
     assert found.get("entry"), "the demo's shared store holds groupings"
     patient = found["entry"][0]["resource"]["subject"]["reference"].split("/")[1]
     cookies: dict = {}
@@ -45,8 +48,9 @@ def test_demo_summary_shows_the_shared_record_after_an_ehr_launch(demo):
     consent = _go(cookies, consent_url)
     req = re.search(r'name="req" value="([^"]+)"', consent.text).group(1)
     scopes = re.findall(r'name="scope" value="([^"]+)" checked(?! disabled)', consent.text)
-    callback = _go(cookies, demo.sb.authority.issuer + "/consent", "POST",
-                   {"req": req, "scope": scopes, "decision": "approve"}).headers["Location"]
+    callback = _go(
+        cookies, demo.sb.authority.issuer + "/consent", "POST", {"req": req, "scope": scopes, "decision": "approve"}
+    ).headers["Location"]
     landed = _go(cookies, callback)
     assert landed.status_code in (302, 303), landed.text[:300]
     where = urljoin(callback, landed.headers["Location"])
@@ -60,9 +64,12 @@ def test_demo_summary_shows_the_shared_record_after_an_ehr_launch(demo):
 
 def _patient_with_grouping(demo) -> str:
     token = demo.sb.authority.mint_internal_token(demo.shared_base, "system/*.rs")
-    found = requests.get(f"{demo.shared_base}/Observation", timeout=30,
-                         params={"code": f"{canonical.CS_CONCEPTS}|thrive-grouping", "_count": "1"},
-                         headers={"Authorization": f"Bearer {token}", "Accept": "application/fhir+json"}).json()
+    found = requests.get(
+        f"{demo.shared_base}/Observation",
+        timeout=30,
+        params={"code": f"{canonical.CS_CONCEPTS}|thrive-grouping", "_count": "1"},
+        headers={"Authorization": f"Bearer {token}", "Accept": "application/fhir+json"},
+    ).json()
     return found["entry"][0]["resource"]["subject"]["reference"].split("/")[1]
 
 

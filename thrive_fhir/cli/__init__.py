@@ -21,15 +21,39 @@ import click
 
 #: name -> ("module", "attribute", "one-line help shown by ``thrive --help``")
 COMMANDS: dict[str, tuple[str, str, str]] = {
-    "validate": ("thrive_fhir.cli.validate_cmd", "validate", "Validate FHIR JSON, Bundles or NDJSON against the THRIVE profiles."),
-    "synth": ("thrive_fhir.cli.synth_cmd", "synth", "Write a deterministic synthetic population as NDJSON with ground truth."),
-    "terminology": ("thrive_fhir.cli.terminology_cmd", "terminology", "Look up THRIVE codes and translate grouping synonyms."),
+    "validate": (
+        "thrive_fhir.cli.validate_cmd",
+        "validate",
+        "Validate FHIR JSON, Bundles or NDJSON against the THRIVE profiles.",
+    ),
+    "synth": (
+        "thrive_fhir.cli.synth_cmd",
+        "synth",
+        "Write a deterministic synthetic population as NDJSON with ground truth.",
+    ),
+    "terminology": (
+        "thrive_fhir.cli.terminology_cmd",
+        "terminology",
+        "Look up THRIVE codes and translate grouping synonyms.",
+    ),
     "store": ("thrive_fhir.cli.store_cmd", "store", "Run the embedded FHIR R4 server."),
-    "sandbox": ("thrive_fhir.cli.sandbox_cmd", "sandbox", "Run the development-only SMART sandbox (EHR page + auth server)."),
+    "sandbox": (
+        "thrive_fhir.cli.sandbox_cmd",
+        "sandbox",
+        "Run the development-only SMART sandbox (EHR page + auth server).",
+    ),
     "sync": ("thrive_fhir.cli.sync_cmd", "sync", "Push saved changes to the shared store; inspect the outbox."),
     "view": ("thrive_fhir.cli.view_cmd", "view", "Run a SQL on FHIR v2 ViewDefinition over NDJSON or a FHIR server."),
-    "report": ("thrive_fhir.cli.report_cmd", "report", "Reports for data teams: groupings, transitions, outcomes (CSV/Parquet/DuckDB/HTML)."),
-    "audit": ("thrive_fhir.cli.audit_cmd", "audit", "List who read or changed a young person's shared record (AuditEvents)."),
+    "report": (
+        "thrive_fhir.cli.report_cmd",
+        "report",
+        "Reports for data teams: groupings, transitions, outcomes (CSV/Parquet/DuckDB/HTML).",
+    ),
+    "audit": (
+        "thrive_fhir.cli.audit_cmd",
+        "audit",
+        "List who read or changed a young person's shared record (AuditEvents).",
+    ),
 }
 
 #: Entry-point group through which other packages add commands (``name = "module:attribute"``).

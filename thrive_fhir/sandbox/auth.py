@@ -220,8 +220,11 @@ class AuthViews:
         lookup = authority.patient_lookups.get(req.aud)
         user = authority.registry.user(req.user)
         if lookup is not None and user is not None:  # list what this user may see, not everyone
-            lookup = lookup.with_token(lambda: authority.mint_internal_token(
-                req.aud, "system/Patient.rs", user=user.fhirUser, organization=user.organization))
+            lookup = lookup.with_token(
+                lambda: authority.mint_internal_token(
+                    req.aud, "system/Patient.rs", user=user.fhirUser, organization=user.organization
+                )
+            )
         query = (request.values.get("q") or "").strip()
         message = None
         try:
