@@ -53,7 +53,7 @@ SHARING_CHOICES = {
 
 def open_items(store, patient_ref: str) -> dict:
     """What is still open and must be asked about at the ending: the active safety plan, open
-    referrals and active sharing (fhir-model.md: a plan and its sharing outlive nothing by default)."""
+    referrals and active sharing (docs/design/fhir-model.md: a plan and its sharing outlive nothing by default)."""
     recs = records.of(store, patient_ref)
     plan = recs.safety_plan
     consent = recs.consent

@@ -1,6 +1,6 @@
 """Agencies act on the referral and signposting Tasks their organisation owns, in the shared store.
 
-Rules (fhir-model.md "Signposting and referral": the receiving agency updates the Task, never the
+Rules (docs/design/fhir-model.md "Signposting and referral": the receiving agency updates the Task, never the
 ServiceRequest):
 - only a Task whose ``owner`` is the worker's organisation can be changed, and only along
   :data:`TRANSITIONS` (accept or decline a new request; start an accepted one; complete one under

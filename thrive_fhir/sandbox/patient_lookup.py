@@ -1,7 +1,7 @@
 """Reading patients from a FHIR store for the EHR page and the standalone patient picker.
 
 Named a *lookup*, not a directory: in this project "directory" is the local-offer directory of
-services (``smart_app/directory``) and the synthetic organisations (``thrive_fhir/synth/directory``);
+services (the clinician app's services directory) and the synthetic organisations (``thrive_fhir/synth/directory``);
 this module only finds patients for the development sandbox (docs/architecture.md, "Words").
 
 The sandbox reads its own EHR store through the store's real FHIR API with a short-lived

@@ -9,7 +9,7 @@ RuleSet: VariantMap(source, target, display, equivalence)
 RuleSet: QuadrantUnmatched(source)
 * group[0].element[+].code = #{source}
 * group[0].element[=].target[0].equivalence = #unmatched
-* group[0].element[=].target[0].comment = "Ambiguous: thrive-framework.md gives no numbering for the older four quadrants, and five-grouping sites number Thriving first. Older four-quadrant diagrams are usually read Getting Advice, Getting Help, Getting More Help, Getting Risk Support, but that order needs confirming with the sending site before any data is translated."
+* group[0].element[=].target[0].comment = "Ambiguous: the THRIVE Framework gives no numbering for the older four quadrants, and five-grouping sites number Thriving first. Older four-quadrant diagrams are usually read Getting Advice, Getting Help, Getting More Help, Getting Risk Support, but that order needs confirming with the sending site before any data is translated."
 
 Instance: thrive-grouping-variants
 InstanceOf: ConceptMap
