@@ -151,7 +151,8 @@ def _bulk(client: FhirClient, folder: Path, run: str, types, since, say, timeout
         break
     manifest = reply.body or {}
     needs_token = bool(manifest.get("requiresAccessToken"))
-    files, counts = [], {}
+    files: list[str] = []
+    counts: dict[str, int] = {}
     for n, out in enumerate(manifest.get("output", []), 1):
         rtype = out.get("type") or "Unknown"
         target = folder / f"{rtype}.{run}-{n}.ndjson"
@@ -194,7 +195,8 @@ def _search(client: FhirClient, folder: Path, run: str, types, since, say, page_
         params = {"_count": str(page_size)}
         if since:
             params["_lastUpdated"] = f"gt{since}"
-        url = f"{rtype}?{urlencode(params)}"
+        # The next page's URL; None once the last page is read.
+        url: str | None = f"{rtype}?{urlencode(params)}"
         target = folder / f"{rtype}.{run}-search.ndjson"
         n = 0
         seen_urls = set()
