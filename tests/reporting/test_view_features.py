@@ -336,6 +336,12 @@ BAD = [
         {"resource": "Observation", "select": [_p(("x", "value.ofType(Banana)"))]},
         ["'x'", "value cannot be of type Banana"],
     ),
+    # A column 'type' that is not a string was a TypeError (unhashable list) out of the compiler:
+    # a stack trace from the CLI instead of one line.
+    (
+        {"resource": "Patient", "select": [{"column": [{"name": "x", "path": "id", "type": ["string"]}]}]},
+        ["'x'", "'type' must be a FHIR type name"],
+    ),
 ]
 
 

@@ -18,6 +18,7 @@ resource (by ``meta.lastUpdated``). Deletions are not carried by ``$export``: a 
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -30,6 +31,8 @@ from ..client.fhir_http import FhirClient, NoAuth, TokenError
 
 STATE_FILE = "_export_runs.json"
 NO_EXPORT = (404, 405, 501)
+#: What an export manifest may give as a file's resource type (it becomes part of a file name).
+_RESOURCE_TYPE = re.compile(r"[A-Z][A-Za-z]{0,63}")
 
 
 class BulkError(Exception):
@@ -151,11 +154,19 @@ def _bulk(client: FhirClient, folder: Path, run: str, types, since, say, timeout
         break
     manifest = reply.body or {}
     needs_token = bool(manifest.get("requiresAccessToken"))
-    files, counts = [], {}
-    for n, out in enumerate(manifest.get("output", []), 1):
-        rtype = out.get("type") or "Unknown"
+    files: list[str] = []
+    counts: dict[str, int] = {}
+    outputs = manifest.get("output", [])
+    if not isinstance(outputs, list):
+        raise BulkError("the export manifest's 'output' is not a list")
+    for n, out in enumerate(outputs, 1):
+        rtype = (out.get("type") or "Unknown") if isinstance(out, dict) else None
+        url = out.get("url") if isinstance(out, dict) else None
+        # The type names the file written in ``folder``: a server's "../x" must not write elsewhere.
+        if not isinstance(rtype, str) or not _RESOURCE_TYPE.fullmatch(rtype) or not isinstance(url, str) or not url:
+            raise BulkError(f"the export manifest's output {n} is unusable (it needs a resource 'type' and a 'url')")
         target = folder / f"{rtype}.{run}-{n}.ndjson"
-        lines = _fetch_file(client, out["url"], target, needs_token)
+        lines = _fetch_file(client, url, target, needs_token)
         counts[rtype] = counts.get(rtype, 0) + lines
         files.append(str(target))
         say(f"downloaded {rtype}: {lines} resources")
@@ -194,7 +205,8 @@ def _search(client: FhirClient, folder: Path, run: str, types, since, say, page_
         params = {"_count": str(page_size)}
         if since:
             params["_lastUpdated"] = f"gt{since}"
-        url = f"{rtype}?{urlencode(params)}"
+        # The next page's URL; None once the last page is read.
+        url: str | None = f"{rtype}?{urlencode(params)}"
         target = folder / f"{rtype}.{run}-search.ndjson"
         n = 0
         seen_urls = set()

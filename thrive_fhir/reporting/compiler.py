@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import itertools
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import fhirpath as fp
@@ -86,6 +87,10 @@ class _Part:
     rows: str | None = None  # SQL array of structs
 
 
+def _same_source(source: str) -> str:
+    return source
+
+
 @dataclass
 class CompiledView:
     name: str
@@ -105,7 +110,8 @@ class CompiledView:
     _prefilter: tuple = ()
     #: Typed DuckDB plan: ``sql()`` takes a DuckDB list of NDJSON file paths, not a relation.
     typed: bool = False
-    _wrap: object = staticmethod(lambda s: s)
+    #: How ``sql()`` turns its source into the relation read (the dialect's ``source_wrapper``).
+    _wrap: Callable[[str], str] = _same_source
     #: The parts of the query, for :func:`shared_scan_sql` (several views in one scan): the
     #: ``where`` conditions (resource type first), and either the columns (name, SQL) of a view
     #: with one row per resource or the SQL list of row structs of one with forEach/unionAll.
@@ -555,10 +561,13 @@ class _Compiler:
             v = self.expr(path, focus)
         except _ExprError as exc:
             raise ViewError(f"column {name!r}, expression {path!r}: {exc}") from None
-        ftype = col.get("type") or v.ftype
+        declared = col.get("type")
+        if declared is not None and not isinstance(declared, str):
+            raise ViewError(f"column {name!r}: 'type' must be a FHIR type name (a string), not {declared!r}")
+        ftype = declared or v.ftype
         if ftype is None:
             ftype = {"b": "boolean", "n": "decimal"}.get(v.kind)
-        sql_type = SQL_TYPES.get(ftype, ("VARCHAR",))[0]
+        sql_type = SQL_TYPES[ftype][0] if ftype in SQL_TYPES else "VARCHAR"
         if v.kind == "n" and ftype == "integer":
             sql_type = "BIGINT"
         collection = bool(col.get("collection"))
@@ -675,8 +684,9 @@ class _Compiler:
             elif key not in ("forEach", "forEachOrNull", "repeat", "description"):
                 raise ViewError(f"unknown select key {key!r}")
         columns = [c for p in parts for c in p.columns]
-        if all(p.flat is not None for p in parts):
-            return _Part(columns, flat={k: v for p in parts for k, v in p.flat.items()})
+        flats = [p.flat for p in parts if p.flat is not None]
+        if len(flats) == len(parts):
+            return _Part(columns, flat={k: v for flat in flats for k, v in flat.items()})
         # Cross product of the parts: nested transforms, innermost builds the struct.
         fields: list[tuple[str, str]] = []
         loops: list[tuple[str, str]] = []
@@ -685,7 +695,7 @@ class _Compiler:
                 fields += list(p.flat.items())
             else:
                 var = self.fresh()
-                loops.append((var, p.rows))
+                loops.append((var, self.rows_of(p)))
                 fields += [(c.name, d.field(var, c.name)) for c in p.columns]
         order = [c.name for c in columns]
         by_name = dict(fields)
@@ -697,6 +707,8 @@ class _Compiler:
     def rows_of(self, part: _Part) -> str:
         if part.rows is not None:
             return part.rows
+        if part.flat is None:
+            raise ValueError("a _Part holds either flat columns or rows, not neither")
         return self.d.single(self.d.struct(list(part.flat.items())))
 
     # --- the view -----------------------------------------------------------------------------
@@ -762,7 +774,7 @@ class _Compiler:
             cols = ", ".join(f"{expr} AS {d.quote_ident(n)}" for n, expr in part.flat.items())
             template = f"SELECT {cols} FROM __SOURCE__ __WHERE__"
         else:
-            template = d.explode_rows(part.rows, [c.name for c in part.columns])
+            template = d.explode_rows(self.rows_of(part), [c.name for c in part.columns])
         cv = CompiledView(view.get("name") or resource.lower(), resource, part.columns, template, d.name)
         cv._where = where
         cv._wrap = d.source_wrapper
@@ -915,16 +927,21 @@ def shared_scan_sql(views: list[CompiledView], files: str) -> str:
     computed for that view's resources alone."""
     from .dialects import DuckTyped
 
+    structure = views[0].structure
+    if structure is None:
+        raise ValueError("shared_scan_sql takes the views compile_shared gives (they hold the typed structure)")
     cols = []
     for i, v in enumerate(views):
         cond = " AND ".join(v.conditions)
         if v.flat is not None:
             value = "struct_pack(" + ", ".join(f'"{n}" := {e}' for n, e in v.flat) + ")"
-        else:
+        elif v.rows is not None:
             value = v.rows
+        else:
+            raise ValueError(f"view {v.name!r} holds neither columns nor rows: not from compile_shared")
         cols.append(f'(CASE WHEN {cond} THEN {value} END) AS "v{i}"')
     any_cond = " OR ".join("(" + " AND ".join(v.conditions) + ")" for v in views)
-    source = DuckTyped(views[0].structure).source_wrapper(files)
+    source = DuckTyped(structure).source_wrapper(files)
     return f"SELECT {', '.join(cols)} FROM {source} AS t WHERE {any_cond}"
 
 

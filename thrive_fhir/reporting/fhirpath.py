@@ -109,7 +109,8 @@ def _tokens(text: str) -> list[tuple[str, str]]:
     pos, out = 0, []
     while pos < len(text):
         m = _TOKEN.match(text, pos)
-        if not m:
+        # Every alternative of _TOKEN is a named group, so a match always names one.
+        if not m or m.lastgroup is None:
             raise FhirPathSyntaxError(f"unexpected character {text[pos]!r} at position {pos + 1}")
         pos = m.end()
         kind = m.lastgroup

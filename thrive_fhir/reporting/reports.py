@@ -140,7 +140,8 @@ def _add_totals(rows: list[dict], key: str, counts: list[str], by: bool, totals:
 def _fill(rows: list[dict], key: str, categories: tuple[str, ...], counts: list[str], by: bool) -> list[dict]:
     """Every category appears (with 0) in every --by group, so a missing row never hides a count."""
     seen = {(r.get("by"), r[key]) for r in rows}
-    groups = sorted({r.get("by") for r in rows}) if by else [None]
+    # key=str as in _order: the groups sort as text whatever the database gave.
+    groups = sorted({r.get("by") for r in rows}, key=str) if by else [None]
     out = list(rows)
     for b in groups:
         for c in categories:

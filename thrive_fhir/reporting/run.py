@@ -35,16 +35,16 @@ def open_source(
     if source.startswith(("http://", "https://")):
         from .bulk_client import BulkError, download
 
-        folder = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="thrive-report-"))
+        target = Path(keep) if keep else Path(tempfile.mkdtemp(prefix="thrive-report-"))
         try:
             try:
-                download(source, folder, types=types, since=since, auth=auth, progress=progress)
-                yield NdjsonFolder.open_or_empty(folder)
+                download(source, target, types=types, since=since, auth=auth, progress=progress)
+                yield NdjsonFolder.open_or_empty(target)
             except (BulkError, SourceError) as exc:
                 raise RunError(str(exc)) from None
         finally:
             if keep is None:
-                shutil.rmtree(folder, ignore_errors=True)
+                shutil.rmtree(target, ignore_errors=True)
         return
     try:
         folder = NdjsonFolder.open(source)
@@ -70,7 +70,8 @@ def run_view_to_file(
     try:
         name = eng.materialise(view)
         write_output(eng, f'SELECT * FROM "{name}"', out, tables=[name])
-        return eng.con.execute(f'SELECT count(*) FROM "{name}"').fetchone()[0]
+        row = eng.con.execute(f'SELECT count(*) FROM "{name}"').fetchone()
+        return row[0] if row else 0  # count(*) always gives one row
     except SourceError as exc:
         raise RunError(str(exc)) from None
     finally:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from functools import cache
+from typing import Literal
 
 from .. import r4core
 
@@ -115,7 +116,7 @@ def children(type_name: str) -> dict[str, Element] | None:
     return structure.get(type_name, {})
 
 
-def lookup(type_name: str | None, name: str) -> Element | bool | None:
+def lookup(type_name: str | None, name: str) -> Element | Literal[False] | None:
     """The element ``name`` of ``type_name``: an Element, False if the type is known and has no
     such element, None if the type is unknown (no check possible)."""
     if type_name is None or type_name in PRIMITIVES:
