@@ -129,19 +129,7 @@ def create():
         )
         items.append((sr, 0))
         if data["kind"] == "referral":
-            task = build_referral_task(
-                ReferralTaskInput(
-                    local_id=derived_uuid4(data["token"], "task"),
-                    source_ods=launch.ods_code,
-                    service_request=f"ServiceRequest/{sr['id']}",
-                    subject=w.patient_ref,
-                    requester=w.author_ref,
-                    authored_on=when,
-                    owner=performer,
-                    status="requested",
-                ),
-                now=when,
-            )
+            task = _new_referral_task(launch, w, sr, data["token"], performer, when)
             items.append((task, 0))
     except BuildError as exc:
         errors.add("service", exc.message.rstrip("."))
@@ -156,6 +144,24 @@ MESSAGES = {
     "cancelled": "The referral has been cancelled. The service can see why.",
     "referred-again": "The referral has been made again.",
 }
+
+
+def _new_referral_task(launch, w, sr: dict, token: str, performer: str, when) -> dict:
+    """The receiving organisation's Task for a new referral (a first one, or one that replaces an
+    earlier referral): requested, owned by the service it was sent to."""
+    return build_referral_task(
+        ReferralTaskInput(
+            local_id=derived_uuid4(token, "task"),
+            source_ods=launch.ods_code,
+            service_request=f"ServiceRequest/{sr['id']}",
+            subject=w.patient_ref,
+            requester=w.author_ref,
+            authored_on=when,
+            owner=performer,
+            status="requested",
+        ),
+        now=when,
+    )
 
 
 def _find(sr_id: str) -> records.Signpost | None:
@@ -348,19 +354,7 @@ def refer_again(sr_id: str):
             ),
             now=when,
         )
-        task = build_referral_task(
-            ReferralTaskInput(
-                local_id=derived_uuid4(data["token"], "task"),
-                source_ods=launch.ods_code,
-                service_request=f"ServiceRequest/{sr['id']}",
-                subject=w.patient_ref,
-                requester=w.author_ref,
-                authored_on=when,
-                owner=performer,
-                status="requested",
-            ),
-            now=when,
-        )
+        task = _new_referral_task(launch, w, sr, data["token"], performer, when)
     except BuildError as exc:
         errors = formkit.FormErrors()
         errors.add(REFERRAL_CHANGES["again"][0], exc.message.rstrip("."))

@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..validation.fhirpath import unescape_literal
+
 
 class FhirPathSyntaxError(ValueError):
     """The expression is not FHIRPath we can read."""
@@ -83,26 +85,6 @@ _TOKEN = re.compile(
 """,
     re.VERBOSE,
 )
-
-_ESCAPES = {"'": "'", '"': '"', "`": "`", "\\": "\\", "/": "/", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
-
-
-def _unescape(body: str) -> str:
-    out, i = [], 0
-    while i < len(body):
-        ch = body[i]
-        if ch == "\\" and i + 1 < len(body):
-            nxt = body[i + 1]
-            if nxt == "u" and i + 5 < len(body) + 0:
-                out.append(chr(int(body[i + 2 : i + 6], 16)))
-                i += 6
-                continue
-            out.append(_ESCAPES.get(nxt, nxt))
-            i += 2
-            continue
-        out.append(ch)
-        i += 1
-    return "".join(out)
 
 
 def _tokens(text: str) -> list[tuple[str, str]]:
@@ -191,7 +173,7 @@ class _Parser:
     def term(self):
         kind, val = self.take()
         if kind == "string":
-            return Literal("string", _unescape(val[1:-1]))
+            return Literal("string", unescape_literal(val[1:-1]))
         if kind == "number":
             return Literal("decimal", val) if "." in val else Literal("integer", int(val))
         if kind == "datetime":

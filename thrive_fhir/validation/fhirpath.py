@@ -242,7 +242,7 @@ class Compiler:
         lt = lit["type"]
         text = lit.get("text", "")
         if lt == "StringLiteral":
-            val, tr = _unescape(text[1:-1]), STR
+            val, tr = unescape_literal(text[1:-1]), STR
         elif lt == "BooleanLiteral":
             val, tr = text == "true", BOOL
         elif lt == "NumberLiteral":
@@ -856,7 +856,10 @@ def _implies(x, y):
 _ESCAPES = {"'": "'", '"': '"', "`": "`", "r": "\r", "n": "\n", "t": "\t", "f": "\f", "\\": "\\", "/": "/"}
 
 
-def _unescape(s: str) -> str:
+def unescape_literal(s: str) -> str:
+    """The text of a FHIRPath string literal (between its quotes) with its escapes applied (FHIRPath
+    N1 "String": \\' \\" \\` \\r \\n \\t \\f \\\\ \\/ and \\uXXXX). Shared by the validator's FHIRPath compiler
+    and the reporting compiler (thrive_fhir/reporting/fhirpath.py)."""
     if "\\" not in s:
         return s
     out, i = [], 0
