@@ -31,7 +31,8 @@ def local_store(db_url):
 
 #: Stores the same contract tests run against (see sync_targets.py): sekmet-fhir with strict inbound
 #: validation (so a malformed resource really is rejected with 400), our store, our store in quirks
-#: mode as Medplum, and a site's own server when THRIVE_TEST_FHIR_BASE names one (skipped otherwise).
+#: mode as Medplum, and a site's own server when THRIVE_TEST_FHIR_BASE names one (otherwise that path runs
+#: against our store, started as a stand-in).
 TARGETS = ["sekmet", "own", "medplum-like", "external"]
 
 
