@@ -54,7 +54,7 @@ from sqlalchemy import select
 
 from thrive_fhir import canonical, ids
 from thrive_fhir.client.backend_services import BackendServicesAuth
-from thrive_fhir.client.fhir_http import FhirClient, is_fhir_id
+from thrive_fhir.client.fhir_http import FhirClient, is_fhir_id, next_link
 
 from ..records import PatientRecords
 
@@ -222,11 +222,9 @@ class SharedStoreReader:
                 res = entry.get("resource") or {}
                 if isinstance(res, dict) and res.get("id"):
                     out.append(res)
-            nxt = next(
-                (link.get("url") for link in reply.body.get("link") or [] if link.get("relation") == "next"), None
-            )
-            if not nxt or not nxt.startswith(self.cfg.fhir_base + "/"):
-                break  # a next link elsewhere would carry our token off the store: never followed
+            nxt = next_link(reply.body, self.cfg.fhir_base)  # never a link off the store (our token)
+            if not nxt:
+                break
             path = nxt
         return out
 

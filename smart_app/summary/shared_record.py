@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import logging
 
+from thrive_fhir.client.fhir_http import next_link
+
 from ..records import PatientRecords
 
 log = logging.getLogger("smart_app.shared_record")
@@ -67,7 +69,7 @@ def _search_all(client, rtype: str, params: list[tuple[str, str]], max_pages: in
             res = entry.get("resource") or {}
             if res.get("resourceType") == rtype and (entry.get("search") or {}).get("mode", "match") == "match":
                 out.append(res)
-        nxt = next((link.get("url") for link in bundle.get("link") or [] if link.get("relation") == "next"), None)
+        nxt = next_link(bundle)  # EhrClient refuses a URL outside the FHIR base itself
         if not nxt:
             break
         resp = client.request("GET", nxt)

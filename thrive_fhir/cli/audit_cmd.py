@@ -14,6 +14,7 @@ import sys
 import click
 
 from ..canonical import NHS_NUMBER
+from ..client.fhir_http import next_link
 from ..ids import is_valid_nhs_number
 from .fhir_source import open_client, outcome_text
 
@@ -108,7 +109,7 @@ def _events(client, pid: str, limit: int) -> list[dict]:
             for e in bundle.get("entry") or []
             if (e.get("resource") or {}).get("resourceType") == "AuditEvent"
         ]
-        path = next((link.get("url") for link in bundle.get("link") or [] if link.get("relation") == "next"), None)
+        path = next_link(bundle, client.base_url)  # never a link off the store (our token)
     return events[:limit]
 
 

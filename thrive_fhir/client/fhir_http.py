@@ -290,6 +290,25 @@ class TokenError(Exception):
         self.detail = detail
 
 
+def next_link(bundle: object, base: str | None = None) -> str | None:
+    """The ``next`` page of a searchset Bundle, or None on the last page.
+
+    With ``base``, a next link outside that FHIR base is not followed (None): the caller sends its
+    bearer token with the request, and a store must not be able to send it anywhere else.
+    """
+    links = bundle.get("link") if isinstance(bundle, dict) else None
+    url = next(
+        (link.get("url") for link in links or [] if isinstance(link, dict) and link.get("relation") == "next"), None
+    )
+    if not isinstance(url, str) or not url:
+        return None
+    if base is not None:
+        base = base.rstrip("/")
+        if not (url == base or url.startswith((base + "/", base + "?"))):
+            return None
+    return url
+
+
 def version_from_etag(etag: str | None) -> str | None:
     """``W/"3"`` -> ``3``."""
     if not etag:

@@ -27,7 +27,7 @@ from urllib.parse import urlencode
 
 import requests
 
-from ..client.fhir_http import FhirClient, NoAuth, TokenError
+from ..client.fhir_http import FhirClient, NoAuth, TokenError, next_link
 
 STATE_FILE = "_export_runs.json"
 NO_EXPORT = (404, 405, 501)
@@ -229,7 +229,7 @@ def _search(client: FhirClient, folder: Path, run: str, types, since, say, page_
                         fh.write(json.dumps(res, ensure_ascii=False, separators=(",", ":")))
                         fh.write("\n")
                         n += 1
-                url = next((link["url"] for link in bundle.get("link", []) if link.get("relation") == "next"), None)
+                url = next_link(bundle, client.base_url)  # never a link off the server (our token)
                 if url in seen_urls:  # a server that links a page to itself would loop forever
                     break
                 if url:
