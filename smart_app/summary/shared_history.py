@@ -41,7 +41,6 @@ What is cached is the store's answer in process memory, per launch (bounded, old
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -50,11 +49,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from sqlalchemy import select
-
 from thrive_fhir import canonical, ids
 from thrive_fhir.client.backend_services import BackendServicesAuth
 from thrive_fhir.client.fhir_http import FhirClient, is_fhir_id, next_link
+from thrive_fhir.localstore import outbox
 
 from ..records import PatientRecords
 
@@ -70,8 +68,6 @@ PARALLEL = 4
 MAX_PAGES = 10
 #: A failed read is retried after at most this many seconds.
 FAILURE_TTL = 10.0
-#: Outbox states whose save has not reached the shared store.
-UNSYNCED = ("pending", "dead", "conflict")
 EXTENSION_KEY = "thrive_shared_store"
 _MAX_LAUNCHES = 512
 
@@ -313,27 +309,6 @@ def _target_key(reference: str | None) -> str | None:
 
 
 # --- the local side --------------------------------------------------------------------------
-def unsynced(local_store, patient_ref: str) -> tuple[tuple[int, ...], frozenset[str]]:
-    """(ids of the young person's outbox rows not in the shared store yet, the "Type/id" they hold)."""
-    from thrive_fhir.localstore import models as m
-
-    o = m.outbox
-    rows = []
-    with local_store.session(readonly=True) as s:
-        for status in UNSYNCED:  # one equality per query: the partial index on pending rows applies
-            rows += s.execute(
-                select(o.c.id, o.c.entries).where(o.c.status == status, o.c.patient_key == patient_ref)
-            ).all()
-    refs = set()
-    for _id, entries in rows:
-        try:
-            for rtype, rid, _version in json.loads(entries):
-                refs.add(f"{rtype}/{rid}")
-        except (ValueError, TypeError):
-            continue
-    return tuple(sorted(r[0] for r in rows)), frozenset(refs)
-
-
 def merge(
     patient_ref: str, local_rows, read: StoreRead | None, pending: frozenset[str]
 ) -> tuple[PatientRecords, frozenset[str], dict[str, dict]]:
@@ -407,7 +382,7 @@ def for_launch(launch, *, now: float | None = None) -> SharedHistory | None:
         return None
     now = time.time() if now is None else now
     store = launch.local_store
-    unsynced_ids, pending = unsynced(store, launch.patient_ref)
+    unsynced_ids, pending = outbox.unsynced_for_patient(store, launch.patient_ref)
     with _lock:
         entry = _cache.get(launch.launch_id)
     fresh = (
@@ -449,5 +424,4 @@ __all__ = [
     "for_launch",
     "forget",
     "merge",
-    "unsynced",
 ]

@@ -435,6 +435,30 @@ def load_states(
     return out
 
 
+#: Row states whose save is not (or not as written) in the shared store yet.
+UNSYNCED = ("pending", "dead", "conflict")
+
+
+def unsynced_for_patient(store: LocalStore, patient_key: str) -> tuple[tuple[int, ...], frozenset[str]]:
+    """(ids of the young person's outbox rows whose save is not in the shared store yet, the
+    ``Type/id`` those saves wrote). The clinician Summary marks those items pending, and reads the
+    store again when the ids change."""
+    rows: list = []
+    with store.session(readonly=True) as s:
+        for status in UNSYNCED:  # one equality per query: the partial index on pending rows applies
+            rows += s.execute(
+                select(o.c.id, o.c.entries).where(o.c.status == status, o.c.patient_key == patient_key)
+            ).all()
+    refs = set()
+    for _id, entries in rows:
+        try:
+            for rtype, rid, _version in json.loads(entries):
+                refs.add(f"{rtype}/{rid}")
+        except (ValueError, TypeError):
+            continue
+    return tuple(sorted(r[0] for r in rows)), frozenset(refs)
+
+
 def figures(store: LocalStore, now: float | None = None, *, sent_total: bool = True) -> dict:
     """Queue figures for ``thrive sync status`` and metrics.
 
