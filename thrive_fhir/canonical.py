@@ -80,6 +80,14 @@ PROFILE_LOCAL_OFFER = sd("thrive-local-offer")
 PROFILE_RISK_FLAG = sd("thrive-risk-flag")
 PROFILE_READ_AUDIT = sd("thrive-read-audit")
 
+#: Subscriptions (R5 Backport IG on R4): the topic "a young person's shared plan changed". A change to
+#: any plan resource in a young person's compartment (grouping, goals, scores, safety plan, referral,
+#: Task, Consent, CareTeam) raises one event whose focus is the changed resource and whose additional
+#: context is the Patient. Notifications are ``id-only``: references, never health data.
+TOPIC_SHARED_PLAN_CHANGED = f"{BASE}/SubscriptionTopic/shared-plan-changed"
+#: The Backport IG's own canonicals (hl7.fhir.uv.subscriptions-backport, R4).
+BACKPORT_SD = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition"
+
 # --- the five groupings (display, plain-language definition live in the CodeSystem) ------------
 GROUPINGS = (
     "thriving",
