@@ -118,6 +118,8 @@ class Store:
         self._write_lock = threading.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
         self.statistics = StatisticsKeeper(engine)
         self.consent = ConsentGate(engine, None)  # create_app sets the store's custodians (consent_gate)
+        #: Called after every committed write (create_app: wakes the subscription dispatcher).
+        self.after_commit: Callable[[], None] | None = None
 
     # --- helpers ---------------------------------------------------------------------------------
 
@@ -177,6 +179,8 @@ class Store:
                 with self._write_lock, self.writer.begin() as conn:
                     result = fn(conn)
                 self.statistics.after_write()  # PostgreSQL: statistics for fresh data (see statistics)
+                if self.after_commit is not None:
+                    self.after_commit()
                 return result
             except IntegrityError:
                 if conflict_status:

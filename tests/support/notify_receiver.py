@@ -1,0 +1,121 @@
+"""A real loopback HTTP endpoint that records the notifications a FHIR store POSTs to it.
+
+Used by the store's Subscription tests and benchmarks/notify_latency.py: each POST is kept with its
+arrival time, headers and parsed JSON body; ``answer`` sets the status it replies with (a failing
+receiver answers 500), ``wait_for`` polls until a condition on what arrived holds.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+@dataclass
+class Received:
+    at: float  # time.time() on arrival
+    path: str
+    headers: dict[str, str]
+    body: dict | None
+
+    @property
+    def kind(self) -> str | None:
+        """The notification type (handshake, heartbeat, event-notification) from its status Parameters."""
+        try:
+            params = self.body["entry"][0]["resource"]["parameter"]
+        except (KeyError, IndexError, TypeError):
+            return None
+        return next((p.get("valueCode") for p in params if p.get("name") == "type"), None)
+
+    @property
+    def event_numbers(self) -> list[int]:
+        params = (self.body or {}).get("entry", [{}])[0].get("resource", {}).get("parameter", [])
+        return [
+            int(part["valueString"])
+            for p in params
+            if p.get("name") == "notification-event"
+            for part in p.get("part", [])
+            if part.get("name") == "event-number"
+        ]
+
+
+class NotifyReceiver:
+    """``with NotifyReceiver() as rx: ... rx.url ...`` (or start()/stop())."""
+
+    def __init__(self, path: str = "/hook"):
+        self.path = path
+        self.received: list[Received] = []
+        self.status = 200
+        self.delay = 0.0
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length)
+                try:
+                    body = json.loads(raw) if raw else None
+                except ValueError:
+                    body = None
+                with receiver._lock:
+                    receiver.received.append(Received(time.time(), self.path, dict(self.headers), body))
+                    status, delay = receiver.status, receiver.delay
+                if delay:
+                    time.sleep(delay)
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):  # keep test output quiet
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    @property
+    def url(self) -> str:
+        return self.origin + self.path
+
+    def answer(self, status: int, delay: float = 0.0) -> None:
+        with self._lock:
+            self.status, self.delay = status, delay
+
+    def snapshot(self) -> list[Received]:
+        with self._lock:
+            return list(self.received)
+
+    def of_kind(self, kind: str) -> list[Received]:
+        return [r for r in self.snapshot() if r.kind == kind]
+
+    def wait_for(self, condition: Callable[[list[Received]], bool], timeout: float = 10) -> list[Received]:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            got = self.snapshot()
+            if condition(got):
+                return got
+            time.sleep(0.02)
+        raise AssertionError(f"receiver: condition not met in {timeout}s; got {[r.kind for r in self.snapshot()]}")
+
+    def start(self) -> NotifyReceiver:
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def __enter__(self) -> NotifyReceiver:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
