@@ -50,6 +50,7 @@ class NotifyReceiver:
         self.path = path
         self.received: list[Received] = []
         self.status = 200
+        self.statuses: dict[str, int] = {}  # per path, over ``status``
         self.delay = 0.0
         self._lock = threading.Lock()
         receiver = self
@@ -64,7 +65,8 @@ class NotifyReceiver:
                     body = None
                 with receiver._lock:
                     receiver.received.append(Received(time.time(), self.path, dict(self.headers), body))
-                    status, delay = receiver.status, receiver.delay
+                    status = receiver.statuses.get(self.path, receiver.status)
+                    delay = receiver.delay
                 if delay:
                     time.sleep(delay)
                 self.send_response(status)
@@ -86,25 +88,34 @@ class NotifyReceiver:
     def url(self) -> str:
         return self.origin + self.path
 
-    def answer(self, status: int, delay: float = 0.0) -> None:
+    def answer(self, status: int, *, path: str | None = None, delay: float | None = None) -> None:
+        """Reply ``status`` from now on (to POSTs on ``path`` only, when given)."""
         with self._lock:
-            self.status, self.delay = status, delay
+            if path is None:
+                self.status = status
+            else:
+                self.statuses[path] = status
+            if delay is not None:
+                self.delay = delay
 
-    def snapshot(self) -> list[Received]:
+    def snapshot(self, path: str | None = None) -> list[Received]:
         with self._lock:
-            return list(self.received)
+            return [r for r in self.received if path is None or r.path == path]
 
-    def of_kind(self, kind: str) -> list[Received]:
-        return [r for r in self.snapshot() if r.kind == kind]
+    def of_kind(self, kind: str, path: str | None = None) -> list[Received]:
+        return [r for r in self.snapshot(path) if r.kind == kind]
 
-    def wait_for(self, condition: Callable[[list[Received]], bool], timeout: float = 10) -> list[Received]:
+    def wait_for(
+        self, condition: Callable[[list[Received]], bool], timeout: float = 10, *, path: str | None = None
+    ) -> list[Received]:
+        """Poll until ``condition(what arrived [on path])`` holds; AssertionError after ``timeout``."""
         deadline = time.time() + timeout
         while time.time() < deadline:
-            got = self.snapshot()
+            got = self.snapshot(path)
             if condition(got):
                 return got
             time.sleep(0.02)
-        raise AssertionError(f"receiver: condition not met in {timeout}s; got {[r.kind for r in self.snapshot()]}")
+        raise AssertionError(f"receiver: condition not met in {timeout}s; got {[r.kind for r in self.snapshot(path)]}")
 
     def start(self) -> NotifyReceiver:
         self.thread.start()
