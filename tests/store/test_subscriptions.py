@@ -11,10 +11,10 @@ import pytest
 import requests
 
 from tests.support.consent_data import AGENCY_SCOPES, CUSTODIAN, GRANTS, ORG_A, WORKER_A, auth, consent, day, task
-from tests.support.notify_receiver import NotifyReceiver, Received
+from tests.support.notify_receiver import Hook, NotifyReceiver, subscription
 from tests.support.servers import create_pg_database
 from tests.support.store_servers import Server, start_ours
-from thrive_fhir.canonical import BACKPORT_SD, TOPIC_SHARED_PLAN_CHANGED
+from thrive_fhir.canonical import TOPIC_SHARED_PLAN_CHANGED
 from thrive_fhir.smart_scopes import Grant
 from thrive_fhir.store.subscriptions import RetryPolicy
 
@@ -60,63 +60,6 @@ def store(request, receiver, tmp_path_factory):
         yield server
         server.stop()
         drop()
-
-
-def subscription(
-    endpoint: str, *, filters=(), heartbeat=None, content="id-only", headers=("Authorization: Bearer s3cret",)
-):
-    channel: dict = {
-        "type": "rest-hook",
-        "endpoint": endpoint,
-        "payload": "application/fhir+json",
-        "_payload": {"extension": [{"url": f"{BACKPORT_SD}/backport-payload-content", "valueCode": content}]},
-        "header": list(headers),
-    }
-    if heartbeat:
-        channel["extension"] = [{"url": f"{BACKPORT_SD}/backport-heartbeat-period", "valueUnsignedInt": heartbeat}]
-    body = {
-        "resourceType": "Subscription",
-        "status": "requested",
-        "reason": "shared plan changes",
-        "criteria": TOPIC_SHARED_PLAN_CHANGED,
-        "channel": channel,
-    }
-    if filters:
-        body["_criteria"] = {
-            "extension": [{"url": f"{BACKPORT_SD}/backport-filter-criteria", "valueString": f} for f in filters]
-        }
-    return body
-
-
-class Hook:
-    """One subscription's own path on the shared receiver."""
-
-    def __init__(self, rx: NotifyReceiver):
-        self.rx = rx
-        self.path = f"/hooks/{uuid.uuid4().hex}"
-        self.url = rx.origin + self.path
-
-    def got(self, kind: str) -> list[Received]:
-        return self.rx.of_kind(kind, self.path)
-
-    def events(self) -> list[tuple[int, str, str]]:
-        """(event number, focus, patient) of every event notified so far."""
-        out = []
-        for r in self.got("event-notification"):
-            for p in r.body["entry"][0]["resource"]["parameter"]:
-                if p["name"] == "notification-event":
-                    parts = {q["name"]: q for q in p["part"]}
-                    out.append(
-                        (
-                            int(parts["event-number"]["valueString"]),
-                            parts["focus"]["valueReference"]["reference"],
-                            parts["additional-context"]["valueReference"]["reference"],
-                        )
-                    )
-        return out
-
-    def wait(self, condition, timeout: float = 10):
-        return self.rx.wait_for(lambda _got: condition(self), timeout, path=self.path)
 
 
 def subscribe(store: Server, hook: Hook, token: str = "custodian", **kwargs) -> str:

@@ -10,9 +10,12 @@ from __future__ import annotations
 import json
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from thrive_fhir.canonical import BACKPORT_SD, TOPIC_SHARED_PLAN_CHANGED
 
 
 @dataclass
@@ -130,3 +133,60 @@ class NotifyReceiver:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def subscription(
+    endpoint: str, *, filters=(), heartbeat=None, content="id-only", headers=("Authorization: Bearer s3cret",)
+):
+    channel: dict = {
+        "type": "rest-hook",
+        "endpoint": endpoint,
+        "payload": "application/fhir+json",
+        "_payload": {"extension": [{"url": f"{BACKPORT_SD}/backport-payload-content", "valueCode": content}]},
+        "header": list(headers),
+    }
+    if heartbeat:
+        channel["extension"] = [{"url": f"{BACKPORT_SD}/backport-heartbeat-period", "valueUnsignedInt": heartbeat}]
+    body = {
+        "resourceType": "Subscription",
+        "status": "requested",
+        "reason": "shared plan changes",
+        "criteria": TOPIC_SHARED_PLAN_CHANGED,
+        "channel": channel,
+    }
+    if filters:
+        body["_criteria"] = {
+            "extension": [{"url": f"{BACKPORT_SD}/backport-filter-criteria", "valueString": f} for f in filters]
+        }
+    return body
+
+
+class Hook:
+    """One subscription's own path on a shared receiver, and what arrived there."""
+
+    def __init__(self, rx: NotifyReceiver):
+        self.rx = rx
+        self.path = f"/hooks/{uuid.uuid4().hex}"
+        self.url = rx.origin + self.path
+
+    def got(self, kind: str) -> list[Received]:
+        return self.rx.of_kind(kind, self.path)
+
+    def events(self) -> list[tuple[int, str, str]]:
+        """(event number, focus, patient) of every event notified so far."""
+        out = []
+        for r in self.got("event-notification"):
+            for p in r.body["entry"][0]["resource"]["parameter"]:
+                if p["name"] == "notification-event":
+                    parts = {q["name"]: q for q in p["part"]}
+                    out.append(
+                        (
+                            int(parts["event-number"]["valueString"]),
+                            parts["focus"]["valueReference"]["reference"],
+                            parts["additional-context"]["valueReference"]["reference"],
+                        )
+                    )
+        return out
+
+    def wait(self, condition, timeout: float = 10):
+        return self.rx.wait_for(lambda _got: condition(self), timeout, path=self.path)
