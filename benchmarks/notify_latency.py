@@ -1,0 +1,147 @@
+"""Save-to-notification latency at a steady save rate (target p95 < 2 s at 50 saves/s, issue 11).
+
+The whole path of a change notification: real saves through ``LocalStore.record`` at ``--rate`` per
+second for ``--seconds``; the sync worker (polling every ``--poll`` s, as in production) pushes them
+to ``thrive store serve`` (its own process, ``--subscription-endpoint`` naming a loopback receiver);
+the store records a topic event with each write and its dispatcher POSTs an id-only notification to
+the receiver (a real HTTP server in this process). Latency = arrival of the notification naming the
+saved Observation - the moment ``record`` returned.
+
+    .venv/bin/python -m benchmarks.notify_latency --rate 50 --seconds 30
+    .venv/bin/python -m benchmarks.notify_latency --store-database postgresql+psycopg://postgres@127.0.0.1:5432/test_x
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import requests
+from sqlalchemy import select
+
+from benchmarks.sync_common import AUTHOR, ORG, observation, put_patients
+from tests.support.notify_receiver import Hook, NotifyReceiver, subscription
+from tests.support.servers import OwnStoreProcess, create_pg_database
+from thrive_fhir.client.fhir_http import FhirClient
+from thrive_fhir.localstore import ChangeSet, LocalStore
+from thrive_fhir.localstore import models as m
+from thrive_fhir.sync.worker import Worker
+
+
+class NotifyingStore(OwnStoreProcess):
+    """``thrive store serve`` delivering Subscriptions to endpoints under ``allowed``."""
+
+    def __init__(self, workdir: Path, allowed: str, database: str | None):
+        super().__init__(workdir, database=database, validate=False)
+        self.allowed = allowed
+
+    def command(self) -> list[str]:
+        return [*super().command(), "--subscription-endpoint", self.allowed]
+
+
+def pct(values: list[float], q: int) -> float:
+    return statistics.quantiles(values, n=100)[q - 1] if len(values) > 1 else (values[0] if values else float("nan"))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--rate", type=float, default=50.0)
+    ap.add_argument("--seconds", type=float, default=30.0)
+    ap.add_argument("--patients", type=int, default=200)
+    ap.add_argument("--poll", type=float, default=0.2, help="sync worker poll interval (s)")
+    ap.add_argument("--postgres", action="store_true", help="the store on a throwaway PostgreSQL database")
+    args = ap.parse_args()
+    patients = [str(uuid.uuid4()) for _ in range(args.patients)]
+    drop = None
+    store_db = None
+    if args.postgres:
+        store_db, drop = create_pg_database("thrive_bench")
+    saved: dict[str, float] = {}
+    with tempfile.TemporaryDirectory() as tmp_name, NotifyReceiver() as rx:
+        tmp = Path(tmp_name)
+        server = NotifyingStore(tmp / "store", rx.origin + "/hooks/", store_db).start()
+        try:
+            put_patients(server.base_url, patients)
+            hook = Hook(rx)
+            resp = requests.post(
+                f"{server.base_url}/Subscription",
+                json=subscription(hook.url),
+                headers={"Content-Type": "application/fhir+json"},
+                timeout=10,
+            )
+            resp.raise_for_status()
+            hook.wait(lambda h: h.got("handshake"))
+            local = LocalStore(f"sqlite:///{tmp / 'local.db'}")
+            local.migrate()
+            worker = Worker(local, FhirClient(server.base_url), ods_code="RXX", max_entries=50)
+            stop = threading.Event()
+            t = threading.Thread(target=worker.run, args=(stop,), kwargs={"poll_interval": args.poll})
+            t.start()
+            n = int(args.rate * args.seconds)
+            start = time.perf_counter()
+            for k in range(n):
+                due = start + k / args.rate
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                pid = patients[k % len(patients)]
+                obs = observation(pid, k % 11)
+                with local.session() as s:
+                    local.record(
+                        s,
+                        ChangeSet(patient_key=f"Patient/{pid}", author_ref=AUTHOR, organization_ref=ORG).put(obs),
+                    )
+                saved[f"Observation/{obs['id']}"] = time.time()
+            achieved = n / (time.perf_counter() - start)
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and len(_arrivals(hook, saved)) < n:
+                time.sleep(0.2)
+            stop.set()
+            t.join()
+            with local.engine.connect() as c:
+                push = sorted(
+                    r.sent_at - r.created_at
+                    for r in c.execute(select(m.outbox.c.sent_at, m.outbox.c.created_at)).all()
+                    if r.sent_at is not None
+                )
+            local.dispose()
+            arrivals = _arrivals(hook, saved)
+            notifications = len(hook.got("event-notification"))
+        finally:
+            server.stop()
+            if drop:
+                drop()
+    lat = sorted(arrivals[ref] - saved[ref] for ref in arrivals)
+    print(
+        f"store={'postgresql' if args.postgres else 'sqlite'} saves={n} achieved_rate={achieved:.1f}/s "
+        f"worker_poll={args.poll}s notifications={notifications} delivered={len(lat)}/{n}"
+    )
+    print(
+        f"sync push (save -> store 2xx)  p50 {pct(push, 50):.3f} s   p95 {pct(push, 95):.3f} s   max {push[-1]:.3f} s"
+    )
+    print(
+        f"save -> notification          p50 {pct(lat, 50):.3f} s   p95 {pct(lat, 95):.3f} s   max {lat[-1]:.3f} s"
+        "   (target p95 < 2 s)"
+    )
+
+
+def _arrivals(hook: Hook, saved: dict[str, float]) -> dict[str, float]:
+    """Focus reference -> first arrival time, for the saved Observations."""
+    first: dict[str, float] = {}
+    for r in hook.got("event-notification"):
+        for p in r.body["entry"][0]["resource"]["parameter"]:
+            if p["name"] != "notification-event":
+                continue
+            focus = next(q for q in p["part"] if q["name"] == "focus")["valueReference"]["reference"]
+            if focus in saved and focus not in first:
+                first[focus] = r.at
+    return first
+
+
+if __name__ == "__main__":
+    main()
