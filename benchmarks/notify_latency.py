@@ -33,17 +33,6 @@ from thrive_fhir.localstore import models as m
 from thrive_fhir.sync.worker import Worker
 
 
-class NotifyingStore(OwnStoreProcess):
-    """``thrive store serve`` delivering Subscriptions to endpoints under ``allowed``."""
-
-    def __init__(self, workdir: Path, allowed: str, database: str | None):
-        super().__init__(workdir, database=database, validate=False)
-        self.allowed = allowed
-
-    def command(self) -> list[str]:
-        return [*super().command(), "--subscription-endpoint", self.allowed]
-
-
 def pct(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100)[q - 1] if len(values) > 1 else (values[0] if values else float("nan"))
 
@@ -64,7 +53,8 @@ def main() -> None:
     saved: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp_name, NotifyReceiver() as rx:
         tmp = Path(tmp_name)
-        server = NotifyingStore(tmp / "store", rx.origin + "/hooks/", store_db).start()
+        allowed = ("--subscription-endpoint", rx.origin + "/hooks/")
+        server = OwnStoreProcess(tmp / "store", database=store_db, validate=False, extra=allowed).start()
         try:
             put_patients(server.base_url, patients)
             hook = Hook(rx)

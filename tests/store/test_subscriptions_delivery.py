@@ -7,16 +7,21 @@ subscription lease, ``FOR UPDATE SKIP LOCKED`` on PostgreSQL)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
+from pathlib import Path
 
 import pytest
 import requests
 
 from tests.support.notify_receiver import Hook, NotifyReceiver, subscription
-from tests.support.servers import create_pg_database
+from tests.support.servers import OwnStoreProcess, create_pg_database
 from tests.support.store_servers import start_ours
+from thrive_fhir.canonical import BACKPORT_SD
+from thrive_fhir.canonical import TOPIC_SHARED_PLAN_CHANGED as TOPIC
 from thrive_fhir.store.subscriptions.dispatcher import RetryPolicy
 from thrive_fhir.store.subscriptions.notification import Event, notification_bundle
 from thrive_fhir.store.subscriptions.spec import _url_parts, covers
@@ -121,3 +126,58 @@ def test_retry_delay_doubles_with_jitter_up_to_the_cap():
         delays = [policy.delay(failures) for _ in range(200)]
         assert all(low <= d < high for d in delays)
         assert len(set(delays)) > 1  # jittered
+
+
+def test_thrive_store_serve_delivers_and_refuses_a_bad_allowlist(tmp_path):
+    """The CLI path: ``--subscription-endpoint`` on a real ``thrive store serve`` process."""
+    with NotifyReceiver() as rx:
+        server = OwnStoreProcess(
+            tmp_path / "store", validate=False, extra=("--subscription-endpoint", rx.origin + "/hooks/")
+        ).start()
+        try:
+            meta = requests.get(f"{server.base_url}/metadata", timeout=10).json()
+            assert meta["rest"][0]["extension"] == [
+                {"url": f"{BACKPORT_SD}/capabilitystatement-subscriptiontopic-canonical", "valueCanonical": TOPIC}
+            ]
+            sub = next(r for r in meta["rest"][0]["resource"] if r["type"] == "Subscription")
+            assert {o["name"] for o in sub["operation"]} == {"status", "events"}
+            hook = Hook(rx)
+            resp = requests.post(
+                f"{server.base_url}/Subscription", json=subscription(hook.url), headers=JSON, timeout=10
+            )
+            assert resp.status_code == 201
+            hook.wait(lambda h: h.got("handshake"))
+            requests.put(
+                f"{server.base_url}/Patient/cli-1",
+                json={"resourceType": "Patient", "id": "cli-1"},
+                headers=JSON,
+                timeout=10,
+            )
+            hook.wait(lambda h: h.events() == [(1, "Patient/cli-1", "Patient/cli-1")])
+        finally:
+            server.stop()
+    thrive = str(Path(sys.executable).parent / "thrive")
+    bad = subprocess.run(
+        [thrive, "store", "serve", "-d", str(tmp_path / "x.db"), "--subscription-endpoint", "ftp://x/"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode == 2
+    assert bad.stderr.strip().splitlines() == [
+        "thrive store: --subscription-endpoint: expected an http(s) URL prefix, got 'ftp://x/'"
+    ]
+
+
+def test_without_an_allowlist_subscriptions_are_refused_and_not_advertised(tmp_path):
+    server = start_ours(f"sqlite:///{tmp_path / 'plain.db'}", validate_on_write=False)
+    try:
+        meta = requests.get(server.url("metadata"), timeout=10).json()
+        assert "extension" not in meta["rest"][0]
+        resp = requests.post(
+            server.url("Subscription"), json=subscription("https://app.example.org/hook"), headers=JSON, timeout=10
+        )
+        assert resp.status_code == 422
+        assert "accepts no subscription endpoints" in resp.json()["issue"][0]["diagnostics"]
+    finally:
+        server.stop()

@@ -91,6 +91,10 @@ class Dispatcher:
         self._thread: threading.Thread | None = None
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="thrive-subscription")
         self._local = threading.local()
+        # Subscriptions handed to a worker and not finished: never claimed twice by this process,
+        # even when a queued job outlives its lease.
+        self._inflight: set[str] = set()
+        self._inflight_lock = threading.Lock()
 
     # --- life cycle ------------------------------------------------------------------------------
 
@@ -128,6 +132,8 @@ class Dispatcher:
         while self._tx(lambda conn: events.plan(conn, self.store.consent, postgres=self.postgres)) >= events.PLAN_BATCH:
             pass
         for sub_id, kind in self._tx(self._claim):
+            with self._inflight_lock:
+                self._inflight.add(sub_id)
             self._pool.submit(self._deliver, sub_id, kind)
 
     def _tx(self, fn):
@@ -139,7 +145,11 @@ class Dispatcher:
         now = utcnow()
         rows = sql.fetch(dbapi, _CLAIM_PG if self.postgres else _CLAIM, (now, now))
         claimed = []
+        with self._inflight_lock:
+            busy = set(self._inflight)
         for sid, status, heartbeat, last_sent, total, through in rows:
+            if sid in busy:
+                continue
             if status == "requested":
                 claimed.append((sid, "handshake"))
             elif int(total) > int(through):
@@ -158,6 +168,9 @@ class Dispatcher:
             self._deliver_one(sub_id, kind)
         except Exception as exc:
             log.error("subscription %s: delivery round failed: %s", sub_id, describe(exc))
+        finally:
+            with self._inflight_lock:
+                self._inflight.discard(sub_id)
 
     def _deliver_one(self, sub_id: str, kind: str) -> None:
         with self.sql.reading() as dbapi:

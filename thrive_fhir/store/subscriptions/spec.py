@@ -31,6 +31,7 @@ CONTENTS = ("id-only", "empty")
 #: receiver's secret; it is kept only in the ``subscriptions`` table).
 HIDDEN = "(hidden)"
 MAX_HEADERS = 10
+MAX_ENDPOINT_LEN = 2048  # the column's size (schema.subscriptions)
 MAX_HEADER_LEN = 2048
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$")
 #: Headers the HTTP client itself must set; a subscriber must not override them.
@@ -93,6 +94,10 @@ def check(body, allowlist: tuple[str, ...], *, rid: str | None = None, old_heade
     endpoint = channel.get("endpoint")
     if not isinstance(endpoint, str) or not endpoint:
         raise FhirError(400, "Subscription.channel.endpoint is required", "required")
+    if len(endpoint) > MAX_ENDPOINT_LEN:
+        raise unprocessable(
+            f"channel.endpoint is longer than {MAX_ENDPOINT_LEN} characters", "Subscription.channel.endpoint"
+        )
     check_endpoint(endpoint, allowlist)
     content = _content(channel)
     return Spec(status, endpoint, _headers(channel.get("header"), old_headers), content, _heartbeat(channel), filters)
