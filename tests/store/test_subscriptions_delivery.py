@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import requests
+from sqlalchemy import text
 
 from tests.support.notify_receiver import Hook, NotifyReceiver, subscription
 from tests.support.servers import OwnStoreProcess, create_pg_database
@@ -181,3 +182,37 @@ def test_without_an_allowlist_subscriptions_are_refused_and_not_advertised(tmp_p
         assert "accepts no subscription endpoints" in resp.json()["issue"][0]["diagnostics"]
     finally:
         server.stop()
+
+
+def test_delivered_events_older_than_the_retention_are_pruned_undelivered_ones_kept(tmp_path):
+    with NotifyReceiver() as rx:
+        server = start_ours(
+            f"sqlite:///{tmp_path / 'prune.db'}",
+            validate_on_write=False,
+            subscription_endpoints=[rx.origin + "/hooks/"],
+            subscription_poll=0.05,
+        )
+        try:
+            hook = Hook(rx)
+            resp = requests.post(server.url("Subscription"), json=subscription(hook.url), headers=JSON, timeout=10)
+            sid = resp.json()["id"]
+            hook.wait(lambda h: h.got("handshake"))
+            for i in range(3):
+                requests.put(
+                    server.url(f"Patient/pr-{i}"),
+                    json={"resourceType": "Patient", "id": f"pr-{i}"},
+                    headers=JSON,
+                    timeout=10,
+                )
+            hook.wait(lambda h: len(h.events()) == 3)
+            engine = server.app.engine
+            with engine.begin() as conn:  # events 1-2 are old; 3 is old too but not acknowledged
+                conn.execute(text("UPDATE subscription_deliveries SET created = '2001-01-01 00:00:00.000000'"))
+                conn.execute(text("UPDATE subscriptions SET delivered_through = 2 WHERE id = :i"), {"i": sid})
+            dispatcher = server.app.subscriptions.dispatcher
+            dispatcher._tx(dispatcher._prune)
+            with engine.connect() as conn:
+                left = [r[0] for r in conn.execute(text("SELECT number FROM subscription_deliveries ORDER BY number"))]
+            assert left == [3]
+        finally:
+            server.stop()

@@ -175,6 +175,7 @@ subscription_deliveries = Table(
     Column("patient_key", String(64), nullable=False),
     UniqueConstraint("sub_id", "number", name="uq_subscription_delivery"),
 )
+Index("ix_subscription_deliveries_created", subscription_deliveries.c.created)
 
 
 def make_engine(database_url: str, *, pool_size: int = 10) -> Engine:

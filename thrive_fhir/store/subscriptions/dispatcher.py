@@ -31,6 +31,7 @@ import json
 import logging
 import random
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
@@ -49,6 +50,10 @@ log = logging.getLogger("thrive_fhir.store.subscriptions")
 
 #: Events in one notification Bundle; more wait for the next one (sent straight after).
 MAX_EVENTS = 100
+#: How long delivered events stay available to ``$events`` (undelivered ones are kept).
+RETENTION = timedelta(days=7)
+#: Seconds between prunes of old delivered events, per process.
+PRUNE_EVERY = 60.0
 #: Subscriptions with work that may be due and no live lease (PostgreSQL: rows another process is
 #: claiming right now are skipped, not waited for).
 _CLAIM = (
@@ -80,10 +85,20 @@ class RetryPolicy:
 class Dispatcher:
     """One per store process; ``start()`` once, ``stop()`` to end its thread and workers."""
 
-    def __init__(self, store, policy: RetryPolicy | None = None, *, poll: float = 0.5, workers: int = 4):
+    def __init__(
+        self,
+        store,
+        policy: RetryPolicy | None = None,
+        *,
+        poll: float = 0.5,
+        workers: int = 4,
+        retention: timedelta = RETENTION,
+    ):
         self.store = store
         self.policy = policy or RetryPolicy()
         self.poll = poll
+        self.retention = retention
+        self._pruned = 0.0  # time.monotonic() of the last prune
         self.sql = rawsql.Runner(store.engine)
         self.postgres = store.engine.dialect.name == "postgresql"
         self._wake = threading.Event()
@@ -135,6 +150,19 @@ class Dispatcher:
             with self._inflight_lock:
                 self._inflight.add(sub_id)
             self._pool.submit(self._deliver, sub_id, kind)
+        if time.monotonic() - self._pruned >= PRUNE_EVERY:
+            self._pruned = time.monotonic()
+            self._tx(self._prune)
+
+    def _prune(self, conn: Connection) -> None:
+        """Forget delivered events older than the retention period (``$events`` no longer has them)."""
+        sql, dbapi = rawsql.for_connection(conn)
+        sql.run(
+            dbapi,
+            "DELETE FROM subscription_deliveries WHERE created < ? AND number <= "
+            "(SELECT delivered_through FROM subscriptions WHERE subscriptions.id = subscription_deliveries.sub_id)",
+            (utcnow() - self.retention,),
+        )
 
     def _tx(self, fn):
         with self.store._write_lock, self.store.writer.begin() as conn:
