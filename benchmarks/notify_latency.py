@@ -8,7 +8,12 @@ the receiver (a real HTTP server in this process). Latency = arrival of the noti
 saved Observation - the moment ``record`` returned.
 
     .venv/bin/python -m benchmarks.notify_latency --rate 50 --seconds 30
-    .venv/bin/python -m benchmarks.notify_latency --store-database postgresql+psycopg://postgres@127.0.0.1:5432/test_x
+    .venv/bin/python -m benchmarks.notify_latency --postgres
+    .venv/bin/python -m benchmarks.notify_latency --ingest-cost   # what subscriptions cost a bulk load
+
+``--ingest-cost`` loads the same 100-entry transaction Bundles (benchmarks/store_ingest.py) into the
+store without subscriptions and with one active id-only subscriber (every resource an event, each
+notification carrying up to 100), and prints both rates and their ratio.
 """
 
 from __future__ import annotations
@@ -44,7 +49,12 @@ def main() -> None:
     ap.add_argument("--patients", type=int, default=200)
     ap.add_argument("--poll", type=float, default=0.2, help="sync worker poll interval (s)")
     ap.add_argument("--postgres", action="store_true", help="the store on a throwaway PostgreSQL database")
+    ap.add_argument("--ingest-cost", action="store_true", help="measure bulk-load cost with and without a subscriber")
+    ap.add_argument("--bundles", type=int, default=40, help="with --ingest-cost: 100-entry bundles per run")
     args = ap.parse_args()
+    if args.ingest_cost:
+        ingest_cost(args.bundles)
+        return
     patients = [str(uuid.uuid4()) for _ in range(args.patients)]
     drop = None
     store_db = None
@@ -118,6 +128,49 @@ def main() -> None:
         f"save -> notification          p50 {pct(lat, 50):.3f} s   p95 {pct(lat, 95):.3f} s   max {lat[-1]:.3f} s"
         "   (target p95 < 2 s)"
     )
+
+
+def ingest_cost(bundles: int) -> None:
+    from benchmarks.store_ingest import ingest, synthetic_bundle
+
+    rates = {}
+    with tempfile.TemporaryDirectory() as tmp_name, NotifyReceiver(parse=False) as rx:
+        tmp = Path(tmp_name)
+        for label, subscribed in (("no subscription", False), ("one id-only subscriber", True)):
+            extra = ("--subscription-endpoint", rx.origin + "/hooks/") if subscribed else ()
+            server = OwnStoreProcess(tmp / label.replace(" ", "-"), validate=False, extra=extra).start()
+            try:
+                hook = Hook(rx)
+                sid = None
+                if subscribed:
+                    resp = requests.post(
+                        f"{server.base_url}/Subscription",
+                        json=subscription(hook.url),
+                        headers={"Content-Type": "application/fhir+json"},
+                        timeout=10,
+                    )
+                    resp.raise_for_status()
+                    sid = resp.json()["id"]
+                    rx.wait_for(bool, path=hook.path)  # the handshake
+                ingest(server.base_url, [synthetic_bundle()], 1)
+                data = [synthetic_bundle() for _ in range(bundles)]
+                rate, cpu_us = ingest(server.base_url, data, 2, server.pid)
+                if sid is not None:  # every event numbered and the last notification answered
+                    deadline = time.monotonic() + 120
+                    while time.monotonic() < deadline and _status_events(server.base_url, sid) < 100 * (bundles + 1):
+                        time.sleep(0.1)
+                rates[label] = rate
+                print(f"{label:24s} {rate:6.0f} resources/s  server CPU {cpu_us:4.0f} µs/resource", flush=True)
+            finally:
+                server.stop()
+    ratio = rates["one id-only subscriber"] / rates["no subscription"]
+    print(f"ingest with a subscriber / without: {ratio:.2f}x ({bundles} x 100-entry transactions, SQLite)")
+
+
+def _status_events(base: str, sid: str) -> int:
+    bundle = requests.get(f"{base}/Subscription/{sid}/$status", timeout=10).json()
+    params = bundle["entry"][0]["resource"]["parameter"]
+    return int(next(p["valueString"] for p in params if p["name"] == "events-since-subscription-start"))
 
 
 def _arrivals(hook: Hook, saved: dict[str, float]) -> dict[str, float]:

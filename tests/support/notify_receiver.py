@@ -49,7 +49,8 @@ class Received:
 class NotifyReceiver:
     """``with NotifyReceiver() as rx: ... rx.url ...`` (or start()/stop())."""
 
-    def __init__(self, path: str = "/hook"):
+    def __init__(self, path: str = "/hook", *, parse: bool = True):
+        """``parse=False`` keeps no bodies (a benchmark's receiver should cost its process little)."""
         self.path = path
         self.received: list[Received] = []
         self.status = 200
@@ -63,7 +64,7 @@ class NotifyReceiver:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length)
                 try:
-                    body = json.loads(raw) if raw else None
+                    body = json.loads(raw) if raw and parse else None
                 except ValueError:
                     body = None
                 with receiver._lock:
