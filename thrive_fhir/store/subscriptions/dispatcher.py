@@ -106,6 +106,7 @@ class Dispatcher:
         self._thread: threading.Thread | None = None
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="thrive-subscription")
         self._local = threading.local()
+        self._sessions: list[requests.Session] = []  # one per worker thread, closed by stop()
         # Subscriptions handed to a worker and not finished: never claimed twice by this process,
         # even when a queued job outlives its lease.
         self._inflight: set[str] = set()
@@ -124,6 +125,8 @@ class Dispatcher:
         if self._thread is not None:
             self._thread.join(timeout)
         self._pool.shutdown(wait=True, cancel_futures=True)
+        for session in self._sessions:
+            session.close()
 
     def wake(self) -> None:
         """Called after every committed write: plan and deliver now rather than at the next poll."""
@@ -235,6 +238,7 @@ class Dispatcher:
         if session is None:
             session = self._local.session = requests.Session()
             session.trust_env = False  # no proxy or .netrc from the environment reaches the endpoint
+            self._sessions.append(session)
         sent = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
         for header in headers:
             name, _, value = header.partition(":")
