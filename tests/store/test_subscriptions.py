@@ -245,6 +245,10 @@ def test_only_the_creator_sees_a_subscription(store, receiver):
     assert sid not in [e["resource"]["id"] for e in listed.get("entry", [])]
     mine = requests.get(store.url(f"Subscription?_id={sid}"), headers=auth("custodian"), timeout=10).json()
     assert [e["resource"]["id"] for e in mine["entry"]] == [sid]
+    everything = requests.get(store.url("_history?_count=1000"), headers=auth("custodian-other"), timeout=10).json()
+    assert not [e for e in everything.get("entry", []) if "/Subscription/" in e["fullUrl"]]
+    own_history = requests.get(store.url(f"Subscription/{sid}/_history"), headers=auth("custodian"), timeout=10)
+    assert own_history.status_code == 200 and own_history.json()["entry"][0]["resource"]["id"] == sid
 
 
 # --- the consent rule ---------------------------------------------------------------------------

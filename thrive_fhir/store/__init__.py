@@ -89,7 +89,8 @@ def create_app(
             if db_file and db_file != ":memory:"
             else Path(tempfile.mkdtemp(prefix="thrive-store-export-"))
         )
-    exporter = Exporter(engine, Path(export_dir), types, tokens_required=token_verifier is not None)
+    # Subscriptions are shown only to their creators (subscriptions/api.py), never in a bulk export.
+    exporter = Exporter(engine, Path(export_dir), types - {"Subscription"}, tokens_required=token_verifier is not None)
     cache: dict[str, dict] = {}
 
     def capability(base: str) -> dict:

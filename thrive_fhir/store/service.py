@@ -593,6 +593,7 @@ class Store:
             restrict = access.search_restriction(ctx.grant, rtype, "history-type")
         else:
             restrict = access.search_restriction(ctx.grant, "*", "history-system")
+            stmt = stmt.where(rv.c.res_type != "Subscription")  # only their creators see them (subscriptions/api)
         if restrict is not None:
             stmt = stmt.where((rv.c.patient_key == restrict) | rv.c.patient_key.is_(None))
         if (gated := self.consent.history_clause(ctx.grant)) is not None:
