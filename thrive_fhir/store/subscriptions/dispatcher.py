@@ -62,6 +62,7 @@ _CLAIM = (
     "AND (next_attempt IS NULL OR next_attempt <= ?)"
 )
 _CLAIM_PG = _CLAIM + " FOR UPDATE SKIP LOCKED"
+_RELEASE = "UPDATE subscriptions SET lease_until = NULL WHERE id = ?"
 
 
 def _due(last_sent, heartbeat: int, now) -> bool:
@@ -225,12 +226,15 @@ class Dispatcher:
                         (sub_id, through, MAX_EVENTS),
                     )
                 ]
+        if kind == "event-notification" and not pending:  # nothing left to send: just release the lease
+            self._tx(lambda conn: self.sql.run(conn.connection, _RELEASE, (sub_id,)))
+            return
         bundle = notification_bundle(base, sub_id, status, kind, int(total), pending, content)
         failure = self._post(endpoint, json.loads(headers), bundle)
         last = pending[-1].number if pending else int(through)
         self._tx(lambda conn: self._record(conn, sub_id, status, kind, last, failure, int(failures), base))
-        if failure is None and pending and int(total) > last:
-            self.wake()  # more queued up meanwhile
+        if failure is None and int(total) > last:
+            self.wake()  # events queued up meanwhile, or waited for the handshake: send them now
 
     def _post(self, endpoint: str, headers: list[str], bundle: dict) -> str | None:
         """POST the notification; None on success, else a loggable reason (no URL, headers or body)."""
