@@ -6,11 +6,24 @@ from __future__ import annotations
 
 import time
 import uuid
+from datetime import timedelta
 
 import pytest
 import requests
 
-from tests.support.consent_data import AGENCY_SCOPES, CUSTODIAN, GRANTS, ORG_A, WORKER_A, auth, consent, day, task
+from tests.support.consent_data import (
+    AGENCY_SCOPES,
+    CUSTODIAN,
+    GRANTS,
+    ORG_A,
+    WORKER_A,
+    auth,
+    consent,
+    day,
+    instant,
+    now_utc,
+    task,
+)
 from tests.support.notify_receiver import Hook, NotifyReceiver, subscription
 from tests.support.servers import create_pg_database
 from tests.support.store_servers import Server, start_ours
@@ -372,3 +385,32 @@ def test_invalid_subscriptions_are_refused_with_an_operation_outcome(store, rece
 def test_endpoints_off_the_allowlist_are_refused(store, receiver, endpoint):
     port = receiver.server.server_address[1]
     _refused(store, subscription(endpoint.format(port=port)), 422, "endpoint")
+
+
+def test_a_subscription_is_switched_off_at_its_end(store, receiver):
+    ending, trust = Hook(receiver), Hook(receiver)
+    body = subscription(ending.url)
+    body["end"] = instant(now_utc() + timedelta(seconds=3))
+    resp = requests.post(store.url("Subscription"), json=body, headers=auth("custodian"), timeout=10)
+    assert resp.status_code == 201, resp.text
+    sid = resp.json()["id"]
+    ending.wait(lambda h: h.got("handshake"))
+    subscribe(store, trust)
+    pid = new_id("yp")
+    put(store, {"resourceType": "Patient", "id": pid})
+    ending.wait(lambda h: len(h.events()) == 1)
+    deadline = time.time() + 10
+    while (
+        requests.get(store.url(f"Subscription/{sid}"), headers=auth("custodian"), timeout=10).json()["status"] != "off"
+    ):
+        assert time.time() < deadline, "not switched off at its end"
+        time.sleep(0.1)
+    tid = new_id("task")
+    put(store, task(tid, pid, ORG_A))
+    trust.wait(lambda h: f"Task/{tid}" in [e[1] for e in h.events()])
+    time.sleep(0.3)
+    assert len(ending.events()) == 1
+
+    past = subscription(ending.url)
+    past["end"] = "2001-01-01T00:00:00Z"
+    _refused(store, past, 422, "end is in the past")

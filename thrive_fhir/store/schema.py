@@ -135,6 +135,7 @@ subscriptions = Table(
     Column("headers", Text, nullable=False),  # JSON list of "Name: value"
     Column("content", String(16), nullable=False),  # id-only | empty
     Column("heartbeat", Integer, nullable=True),  # seconds
+    Column("ends", DateTime, nullable=True),  # Subscription.end: then it is switched off
     Column("filters", Text, nullable=False),  # JSON list of [type or null, patient id or null]
     Column("status", String(16), nullable=False),  # requested | active | error | off
     Column("events_total", BigInteger, nullable=False, default=0),  # last event number assigned

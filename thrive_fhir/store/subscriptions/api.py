@@ -112,8 +112,8 @@ class SubscriptionApi:
             sql.run(
                 dbapi,
                 "INSERT INTO subscriptions (id, owner_client, owner_org, owner_user, owner_patient, owner_scopes, "
-                "endpoint, headers, content, heartbeat, filters, status, events_total, delivered_through, failures, "
-                "base, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, ?, ?)",
+                "endpoint, headers, content, heartbeat, filters, ends, status, events_total, delivered_through, "
+                "failures, base, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, 0, 0, ?, ?)",
                 (
                     sid,
                     grant.client_id if grant else None,
@@ -147,7 +147,7 @@ class SubscriptionApi:
             # client brings a subscription back from error); off: pause, events still numbered.
             sql.run(
                 dbapi,
-                "UPDATE subscriptions SET endpoint = ?, headers = ?, content = ?, heartbeat = ?, filters = ?, "
+                "UPDATE subscriptions SET endpoint = ?, headers = ?, content = ?, heartbeat = ?, filters = ?, ends = ?, "
                 "status = ?, failures = 0, next_attempt = NULL, lease_until = NULL WHERE id = ?",
                 (*_settings(spec), spec.status, sid),
             )
@@ -278,6 +278,7 @@ def _settings(spec: specs.Spec) -> tuple:
         spec.content,
         spec.heartbeat,
         json.dumps([[f.rtype, f.patient] for f in spec.filters]),
+        spec.ends,
     )
 
 

@@ -63,6 +63,7 @@ _CLAIM = (
 )
 _CLAIM_PG = _CLAIM + " FOR UPDATE SKIP LOCKED"
 _RELEASE = "UPDATE subscriptions SET lease_until = NULL WHERE id = ?"
+_ENDED = "SELECT id, base FROM subscriptions WHERE ends IS NOT NULL AND ends <= ? AND status <> 'off'"
 
 
 def _due(last_sent, heartbeat: int, now) -> bool:
@@ -175,6 +176,9 @@ class Dispatcher:
     def _claim(self, conn: Connection) -> list[tuple[str, str]]:
         sql, dbapi = rawsql.for_connection(conn)
         now = utcnow()
+        for sid, base in sql.fetch(dbapi, _ENDED, (now,)):  # Subscription.end has passed: switch it off
+            sql.run(dbapi, "UPDATE subscriptions SET status = 'off', lease_until = NULL WHERE id = ?", (sid,))
+            set_resource_status(conn, sid, "off", base, None)
         rows = sql.fetch(dbapi, _CLAIM_PG if self.postgres else _CLAIM, (now, now))
         claimed = []
         with self._inflight_lock:

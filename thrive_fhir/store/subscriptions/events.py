@@ -27,6 +27,7 @@ from sqlalchemy.engine import Connection
 from ...smart_scopes import Grant, permits
 from .. import rawsql
 from ..consent_gate import ConsentGate
+from ..fhirdates import utcnow
 from .spec import Filter
 
 #: Patient-compartment types whose writes raise no event (see the module docstring).
@@ -115,7 +116,8 @@ def plan(conn: Connection, consent: ConsentGate, *, postgres: bool) -> int:
         for sid, client, org, user, patient, scopes, filters, total in sql.fetch(
             dbapi,
             "SELECT id, owner_client, owner_org, owner_user, owner_patient, owner_scopes, filters, events_total "
-            "FROM subscriptions WHERE status <> 'off' ORDER BY id",
+            "FROM subscriptions WHERE status <> 'off' AND (ends IS NULL OR ends > ?) ORDER BY id",
+            (utcnow(),),
         )
     ]
     planned: list[tuple] = []

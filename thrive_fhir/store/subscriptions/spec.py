@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
 from urllib.parse import urlsplit
 
 from ...canonical import BACKPORT_SD, TOPIC_SHARED_PLAN_CHANGED
 from ..errors import FhirError, issue, operation_outcome
+from ..fhirdates import date_range, utcnow
 from ..validation_hook import ID_RE
 
 EXT_FILTER = f"{BACKPORT_SD}/backport-filter-criteria"
@@ -61,6 +63,7 @@ class Spec:
     content: str
     heartbeat: int | None
     filters: tuple[Filter, ...]
+    ends: datetime | None = None
 
 
 def unprocessable(message: str, expression: str) -> FhirError:
@@ -100,7 +103,8 @@ def check(body, allowlist: tuple[str, ...], *, rid: str | None = None, old_heade
         )
     check_endpoint(endpoint, allowlist)
     content = _content(channel)
-    return Spec(status, endpoint, _headers(channel.get("header"), old_headers), content, _heartbeat(channel), filters)
+    headers = _headers(channel.get("header"), old_headers)
+    return Spec(status, endpoint, headers, content, _heartbeat(channel), filters, _end(body.get("end")))
 
 
 def check_endpoint(endpoint: str, allowlist: tuple[str, ...]) -> None:
@@ -202,6 +206,18 @@ def _content(channel: dict) -> str:
     if content not in CONTENTS:
         raise unprocessable("Payload content must be id-only or empty", "Subscription.channel.payload")
     return content
+
+
+def _end(raw) -> datetime | None:
+    """Subscription.end as naive UTC; a date or an instant, not in the past."""
+    if raw is None:
+        return None
+    bounds = date_range(raw) if isinstance(raw, str) else None
+    if bounds is None:
+        raise FhirError(400, "Subscription.end must be an instant such as 2025-05-01T00:00:00Z", "invalid")
+    if bounds[1] <= utcnow():
+        raise unprocessable("Subscription.end is in the past", "Subscription.end")
+    return bounds[1]
 
 
 def _heartbeat(channel: dict) -> int | None:
