@@ -61,7 +61,7 @@ def _start(database_url: str, rx: NotifyReceiver) -> Server:
     )
 
 
-@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def store(request, receiver, tmp_path_factory):
     if request.param == "sqlite":
         server = _start(f"sqlite:///{tmp_path_factory.mktemp('subs') / 'store.db'}", receiver)

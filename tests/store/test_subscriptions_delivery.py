@@ -30,7 +30,7 @@ from thrive_fhir.store.subscriptions.spec import _url_parts, covers
 JSON = {"Content-Type": "application/fhir+json"}
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def test_two_store_processes_deliver_each_event_once_in_number_order(backend, tmp_path):
     drop = None
     if backend == "postgres":
