@@ -168,14 +168,23 @@ class SekmetProcess(ServerProcess):
 class OwnStoreProcess(ServerProcess):
     """The project's embedded store (``thrive store serve``); SQLite under ``workdir`` unless a
     ``database`` URL is given. ``validate=False`` skips profile validation on write (benchmarks of
-    other parts, which should not measure the validator)."""
+    other parts, which should not measure the validator); ``extra`` are more ``serve`` options."""
 
     kind = "thrive-store"
 
-    def __init__(self, workdir: Path, port: int | None = None, *, database: str | None = None, validate: bool = True):
+    def __init__(
+        self,
+        workdir: Path,
+        port: int | None = None,
+        *,
+        database: str | None = None,
+        validate: bool = True,
+        extra: tuple[str, ...] = (),
+    ):
         super().__init__(workdir, port)
         self.database = database or f"sqlite:///{self.workdir / 'store.db'}"
         self.validate = validate
+        self.extra_args = extra
 
     @property
     def base_url(self) -> str:  # the embedded store serves FHIR at the root
@@ -183,4 +192,4 @@ class OwnStoreProcess(ServerProcess):
 
     def command(self) -> list[str]:
         argv = [str(VENV_BIN / "thrive"), "store", "serve", "--database", self.database, "--port", str(self.port)]
-        return argv if self.validate else [*argv, "--no-validate"]
+        return [*argv, *(() if self.validate else ("--no-validate",)), *self.extra_args]

@@ -56,6 +56,7 @@ def start_ours(database_url: str, **kwargs) -> Server:
         stopping.set()
         server.close()
         thread.join(5)
+        app.subscriptions.stop()
         app.exporter.wait(5)
         app.engine.dispose()
 

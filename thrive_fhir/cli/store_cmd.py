@@ -133,6 +133,14 @@ def store() -> None:
     "organisation see only young people whose sharing Consent names it.",
 )
 @click.option(
+    "--subscription-endpoint",
+    "subscription_endpoints",
+    multiple=True,
+    envvar="THRIVE_STORE_SUBSCRIPTION_ENDPOINTS",
+    help="URL prefix a Subscription's rest-hook endpoint must fall under (repeatable; env: space-separated). "
+    "Without one, Subscriptions are refused. Loopback and http:// endpoints only when listed.",
+)
+@click.option(
     "--require-auth",
     is_flag=True,
     envvar="THRIVE_STORE_REQUIRE_AUTH",
@@ -157,6 +165,7 @@ def serve(
     auth_introspect,
     auth_introspect_client,
     custodians,
+    subscription_endpoints,
     require_auth,
 ) -> None:
     """Serve FHIR R4 over HTTP until Ctrl-C."""
@@ -183,6 +192,12 @@ def serve(
     )
     if auth:
         auth["consent_custodians"] = list(custodians) or None
+    from ..store.subscriptions.spec import valid_prefix
+
+    bad = [e for e in subscription_endpoints if not valid_prefix(e)]
+    if bad:
+        raise _OneLineUsageError(f"--subscription-endpoint: expected an http(s) URL prefix, got {bad[0]!r}")
+    subscriptions = {"subscription_endpoints": list(subscription_endpoints)} if subscription_endpoints else {}
 
     def make_app(**extra):
         return create_app(
@@ -192,6 +207,7 @@ def serve(
             audit_reads=audit_reads,
             max_body=max_body_mb * 1024 * 1024,
             **auth,
+            **subscriptions,
             **extra,
         )
 
@@ -220,11 +236,16 @@ def serve(
         )
     else:
         click.echo("thrive store: no --auth-issuer: every request is served WITHOUT access control", err=True)
+    if subscription_endpoints:
+        click.echo(f"subscriptions: endpoints allowed under {' '.join(subscription_endpoints)}")
     try:
         run(app, host, port, threads=threads)
     except OSError as exc:
         click.echo(f"thrive store: cannot listen on {host}:{port} ({exc.strerror})", err=True)
         sys.exit(1)
+    finally:
+        if getattr(app, "subscriptions", None) is not None:
+            app.subscriptions.stop()  # the delivery thread ends with the server
 
 
 def _token_verifier(

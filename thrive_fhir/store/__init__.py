@@ -37,6 +37,9 @@ def create_app(
     smart_configuration: dict | None = None,
     pool_size: int = 10,
     consent_custodians: list[str] | None = None,
+    subscription_endpoints: list[str] | tuple[str, ...] | None = None,
+    subscription_retry=None,
+    subscription_poll: float = 0.5,
 ):
     """Build the WSGI app; creates the tables if missing.
 
@@ -46,6 +49,10 @@ def create_app(
     record (``Organization/<id>``); when given, tokens of any other organisation are agency tokens and
     see only young people whose sharing Consent names them (consent_gate.py). ``smart_configuration`` is served at
     ``/.well-known/smart-configuration`` (the sandbox auth server passes its discovery document).
+    ``subscription_endpoints``: URL prefixes Subscription endpoints must fall under (docs/subscriptions.md);
+    when given, every committed write in a patient compartment is recorded as a topic event and a
+    dispatcher thread delivers notifications (``app.subscriptions.stop()`` ends it). Without it,
+    Subscriptions are refused. ``subscription_retry``: a ``subscriptions.RetryPolicy``.
     """
     from .bulk_export import Exporter
     from .capability import capability_statement
@@ -63,6 +70,14 @@ def create_app(
     store = Store(engine, validate_on_write=validate_on_write, resource_types=types)
     store.consent = ConsentGate(engine, consent_custodians)
     store.consent.install()
+    from .subscriptions import Subscriptions
+
+    allowlist = tuple(subscription_endpoints or ())
+    subscriptions = Subscriptions(store, allowlist, policy=subscription_retry, poll=subscription_poll)
+    if allowlist:
+        # events are recorded in the write's own transaction (writes.apply -> subscriptions.events)
+        store.writer = engine.execution_options(write=True, subscription_events=True)
+        store.after_commit = subscriptions.wake
     if validate_on_write:
         from .validation_hook import project_validator
 
@@ -74,7 +89,8 @@ def create_app(
             if db_file and db_file != ":memory:"
             else Path(tempfile.mkdtemp(prefix="thrive-store-export-"))
         )
-    exporter = Exporter(engine, Path(export_dir), types, tokens_required=token_verifier is not None)
+    # Subscriptions are shown only to their creators (subscriptions/api.py), never in a bulk export.
+    exporter = Exporter(engine, Path(export_dir), types - {"Subscription"}, tokens_required=token_verifier is not None)
     cache: dict[str, dict] = {}
 
     def capability(base: str) -> dict:
@@ -87,6 +103,7 @@ def create_app(
                 software_version=str(version),
                 smart_configuration=smart_configuration,
                 access_control=token_verifier is not None,
+                subscriptions=bool(allowlist),
             )
         return cache[base]
 
@@ -101,6 +118,8 @@ def create_app(
         smart_configuration=smart_configuration,
     )
     app.engine = engine
+    app.subscriptions = subscriptions
+    subscriptions.start()
     # PostgreSQL: every request holds a pooled connection (pool_size + the same overflow, see
     # schema.make_engine), so writes must leave some of those to reads too. SQLite reads do not
     # use the pool.

@@ -136,6 +136,8 @@ def _entry_route(store: Store, method: str, segs: list[str], query: str) -> tupl
         raise FhirError(400, f"'{segs[0]}' is not supported in a Bundle entry", "not-supported")
     rtype = segs[0]
     store.check_type(rtype)
+    if rtype == "Subscription":  # its owner and handshake belong to one request (subscriptions/api.py)
+        raise FhirError(400, "Subscriptions are managed at [base]/Subscription, not in a Bundle", "not-supported")
     if n == 1:
         if method in ("PUT", "DELETE") and not query:
             raise FhirError(

@@ -6,6 +6,7 @@ Types come from the R4 core package; per-type search parameters, includes and in
 
 from __future__ import annotations
 
+from ..canonical import BACKPORT_SD, TOPIC_SHARED_PLAN_CHANGED
 from .search_params import INCLUDES, PARAMS, params_for
 
 TYPE_INTERACTIONS = ("read", "vread", "update", "delete", "history-instance", "history-type", "create", "search-type")
@@ -13,6 +14,9 @@ SYSTEM_INTERACTIONS = ("transaction", "batch", "history-system")
 EXPORT_SYSTEM = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/export"
 EXPORT_PATIENT = "http://hl7.org/fhir/uv/bulkdata/OperationDefinition/patient-export"
 SMART_OAUTH = "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris"
+TOPIC_CANONICAL_EXT = f"{BACKPORT_SD}/capabilitystatement-subscriptiontopic-canonical"
+BACKPORT_OPS = "http://hl7.org/fhir/uv/subscriptions-backport/OperationDefinition"
+PROFILE_BACKPORT_SUBSCRIPTION = f"{BACKPORT_SD}/backport-subscription"
 
 
 def capability_statement(
@@ -22,6 +26,7 @@ def capability_statement(
     software_version: str,
     smart_configuration: dict | None,
     access_control: bool,
+    subscriptions: bool = False,
 ) -> dict:
     resources = []
     for rtype in sorted(resource_types):
@@ -53,6 +58,8 @@ def capability_statement(
             entry["searchRevInclude"] = revincludes
         if rtype == "Patient":
             entry["operation"] = [{"name": "export", "definition": EXPORT_PATIENT}]
+        if rtype == "Subscription":
+            entry = subscription_entry(subscriptions)
         resources.append(entry)
     rest: dict = {
         "mode": "server",
@@ -64,6 +71,8 @@ def capability_statement(
         ],
         "operation": [{"name": "export", "definition": EXPORT_SYSTEM}],
     }
+    if subscriptions:
+        rest["extension"] = [{"url": TOPIC_CANONICAL_EXT, "valueCanonical": TOPIC_SHARED_PLAN_CHANGED}]
     if access_control:
         security = {
             "service": [
@@ -98,6 +107,35 @@ def capability_statement(
         "format": ["application/fhir+json", "json"],
         "rest": [rest],
     }
+
+
+def subscription_entry(enabled: bool) -> dict:
+    """Subscription as subscriptions/api.py serves it: the caller's own only, no conditional or
+    Bundle writes, and (when the store delivers) the Backport IG's $status and $events."""
+    entry: dict = {
+        "type": "Subscription",
+        "interaction": [
+            {"code": c} for c in ("read", "vread", "update", "delete", "history-instance", "create", "search-type")
+        ],
+        "versioning": "versioned",
+        "readHistory": True,
+        "updateCreate": False,
+        "conditionalCreate": False,
+        "conditionalUpdate": False,
+        "conditionalDelete": "not-supported",
+        "searchParam": [
+            {"name": "_id", "type": "token", "documentation": "Resource.id (the caller's own subscriptions only)"},
+            {"name": "status", "type": "token", "documentation": "Subscription.status"},
+        ],
+        "documentation": "Only the client that created a Subscription sees it; channel headers are read back hidden.",
+    }
+    if enabled:
+        entry["supportedProfile"] = [PROFILE_BACKPORT_SUBSCRIPTION]
+        entry["operation"] = [
+            {"name": "status", "definition": f"{BACKPORT_OPS}/backport-subscription-status"},
+            {"name": "events", "definition": f"{BACKPORT_OPS}/backport-subscription-events"},
+        ]
+    return entry
 
 
 def _may_target(include: str, rtype: str) -> bool:

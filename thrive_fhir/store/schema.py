@@ -119,6 +119,66 @@ export_jobs = Table(
 )
 
 
+#: Topic-based Subscriptions (store/subscriptions): one row per Subscription with who created it,
+#: where to deliver and its delivery state. The channel headers (the receiver's secret) live only
+#: here, never in the stored Subscription resource.
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("owner_client", String(256), nullable=True),
+    Column("owner_org", String(256), nullable=True),
+    Column("owner_user", String(256), nullable=True),
+    Column("owner_patient", String(64), nullable=True),
+    Column("owner_scopes", Text, nullable=True),
+    Column("endpoint", String(2048), nullable=False),
+    Column("headers", Text, nullable=False),  # JSON list of "Name: value"
+    Column("content", String(16), nullable=False),  # id-only | empty
+    Column("heartbeat", Integer, nullable=True),  # seconds
+    Column("ends", DateTime, nullable=True),  # Subscription.end: then it is switched off
+    Column("filters", Text, nullable=False),  # JSON list of [type or null, patient id or null]
+    Column("status", String(16), nullable=False),  # requested | active | error | off
+    Column("events_total", BigInteger, nullable=False, default=0),  # last event number assigned
+    Column("delivered_through", BigInteger, nullable=False, default=0),  # last event number acknowledged
+    Column("failures", Integer, nullable=False, default=0),  # consecutive failed deliveries
+    Column("next_attempt", DateTime, nullable=True),
+    Column("last_sent", DateTime, nullable=True),
+    Column("lease_until", DateTime, nullable=True),  # a dispatcher is delivering until then
+    Column("base", String(512), nullable=False),  # the store's base URL the subscriber used
+    Column("created", DateTime, nullable=False),
+)
+
+#: Committed writes in a patient compartment not yet planned for delivery, written in the same
+#: transaction as the write (subscriptions/events.py); the planner turns them into deliveries.
+subscription_events = Table(
+    "subscription_events",
+    metadata,
+    Column("seq", _seq_type, primary_key=True, autoincrement=True),
+    Column("created", DateTime, nullable=False),
+    Column("res_type", String(64), nullable=False),
+    Column("res_id", String(64), nullable=False),
+    Column("version_id", Integer, nullable=False),
+    Column("method", String(8), nullable=False),  # POST | PUT | DELETE
+    Column("patient_key", String(64), nullable=False),
+)
+
+#: The numbered events of each subscription (what notifications and $events report).
+subscription_deliveries = Table(
+    "subscription_deliveries",
+    metadata,
+    Column("sub_id", String(64), nullable=False),
+    Column("number", BigInteger, nullable=False),
+    Column("created", DateTime, nullable=False),
+    Column("res_type", String(64), nullable=False),
+    Column("res_id", String(64), nullable=False),
+    Column("version_id", Integer, nullable=False),
+    Column("method", String(8), nullable=False),
+    Column("patient_key", String(64), nullable=False),
+    UniqueConstraint("sub_id", "number", name="uq_subscription_delivery"),
+)
+Index("ix_subscription_deliveries_created", subscription_deliveries.c.created)
+
+
 def make_engine(database_url: str, *, pool_size: int = 10) -> Engine:
     """An engine with the per-backend settings the store relies on.
 

@@ -118,6 +118,8 @@ class Store:
         self._write_lock = threading.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
         self.statistics = StatisticsKeeper(engine)
         self.consent = ConsentGate(engine, None)  # create_app sets the store's custodians (consent_gate)
+        #: Called after every committed write (create_app: wakes the subscription dispatcher).
+        self.after_commit: Callable[[], None] | None = None
 
     # --- helpers ---------------------------------------------------------------------------------
 
@@ -177,6 +179,8 @@ class Store:
                 with self._write_lock, self.writer.begin() as conn:
                     result = fn(conn)
                 self.statistics.after_write()  # PostgreSQL: statistics for fresh data (see statistics)
+                if self.after_commit is not None:
+                    self.after_commit()
                 return result
             except IntegrityError:
                 if conflict_status:
@@ -589,6 +593,7 @@ class Store:
             restrict = access.search_restriction(ctx.grant, rtype, "history-type")
         else:
             restrict = access.search_restriction(ctx.grant, "*", "history-system")
+            stmt = stmt.where(rv.c.res_type != "Subscription")  # only their creators see them (subscriptions/api)
         if restrict is not None:
             stmt = stmt.where((rv.c.patient_key == restrict) | rv.c.patient_key.is_(None))
         if (gated := self.consent.history_clause(ctx.grant)) is not None:

@@ -214,6 +214,10 @@ def apply(
     if index_rows:
         _insert_many(conn, sql, si, _INDEX_COLUMNS, index_rows)
     index_consent_writes(conn, ops)  # the store's consent filter reads consent_shares (consent_gate)
+    if conn.get_execution_options().get("subscription_events"):  # set by create_app (subscriptions/events)
+        from .subscriptions.events import record
+
+        record(conn, ops, now)
 
 
 def _by_type(keys) -> dict[str, list[str]]:

@@ -26,6 +26,7 @@ from .admission import WriteAdmission
 from .bulk_export import Exporter
 from .errors import FhirError, describe, issue, operation_outcome
 from .service import Ctx, Result, Store
+from .subscriptions import Subscriptions
 
 log = logging.getLogger("thrive_fhir.store")
 
@@ -67,6 +68,8 @@ class StoreApp:
         self.capability = capability
         self.smart_configuration = smart_configuration
         self.admission = WriteAdmission()
+        #: Topic-based Subscriptions (store/subscriptions); create_app sets it.
+        self.subscriptions: Subscriptions | None = None
 
     # --- WSGI entry ------------------------------------------------------------------------------
 
@@ -165,6 +168,8 @@ class StoreApp:
             self.only(method, "GET", "HEAD")
             return store.history(ctx, None, None, params)
         store.check_type(head)
+        if head == "Subscription" and self.subscriptions is not None:
+            return self.subscriptions.api.route(ctx, method, segs, params, functools.partial(self.body, request))
         rtype = head
         if n == 1:
             if method in ("GET", "HEAD"):
