@@ -143,3 +143,18 @@ def test_a_duckdb_report_output_keeps_the_whole_views(tmp_path, population):
     finally:
         con.close()
     assert cols == [c["name"] for c in load_shipped_view("groupings")["select"][0]["column"]]
+
+
+def test_outcomes_read_the_episodes_only_when_asked_for_their_status_or_agency(population):
+    folder, truth = population(*POPULATIONS[0])
+    engine = DuckEngine(NdjsonFolder.open(folder))
+    try:
+        plain = run_report(engine, "outcomes", Options())
+        assert "episodes" not in engine.tables
+        closed = run_report(engine, "outcomes", Options(closed_only=True))
+        assert "episodes" in engine.tables
+        total = {r["indicator"]: r["n"] for r in plain.rows}["total"]
+        assert total == truth["gbo"]["paired"]["goals"]
+        assert {r["indicator"]: r["n"] for r in closed.rows}["total"] == truth["gbo"]["paired_closed_episodes"]["goals"]
+    finally:
+        engine.close()
