@@ -573,7 +573,9 @@ class _Compiler:
         collection = bool(col.get("collection"))
         if collection:
             var = self.fresh()
-            expr = d.transform(self.as_list(v), var, self.cast_text(Val(var, "j1", jpath=v.jpath, tk=v.tk), sql_type))
+            expr = d.non_null_list(
+                d.transform(self.as_list(v), var, self.cast_text(Val(var, "j1", jpath=v.jpath, tk=v.tk), sql_type))
+            )
         else:
             expr = self.cast_text(v, sql_type)
         return Column(name, sql_type, collection), expr
