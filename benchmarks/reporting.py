@@ -1,7 +1,8 @@
 """Reporting speed and memory: DuckDB vs a pure-Python ViewDefinition runner vs Spark local mode.
 
     .venv/bin/python -m benchmarks.reporting [--groupings 1000000] [--scores 3000000]
-        [--python-sample 5000] [--no-spark] [--dir /tmp/thrive-bench-reporting] [--keep] [--reuse]
+        [--python-sample 5000] [--sample-patients 20000] [--no-spark] [--dir /tmp/thrive-bench-reporting]
+        [--keep] [--reuse]
 
 1. Writes NDJSON straight from string templates (not through the builders, which validate and are
    slow): ``--groupings`` grouping Observations (three decisions per young person, each later one
@@ -9,45 +10,62 @@
    GBO score Observations (three goals of three ratings per young person), plus one EpisodeOfCare
    per young person and a small directory (Organization, PractitionerRole). Same shapes and codes
    as ``thrive synth``.
-2. DuckDB, in its own process: the groupings report and the outcomes report together (the views
-   they need are compiled, run over the NDJSON and materialised; then the report SQL). Wall time
-   and the process's peak RSS. Target at full size (1M + 3M): < 10 s and < 2 GB.
-3. The same ``gbo_scores`` ViewDefinition on the same data with ``sqlonfhir`` 0.0.2 (pure Python,
+2. A sample (the first ``--sample-patients`` young people) is run twice, in its own process: on
+   the fast path (typed structs, one shared scan per type, only the columns the reports read) and
+   on a reference path (DuckDB's JSON functions, every view whole and alone). The groupings and
+   outcomes reports must give the same rows on both, plain, ``--by agency``, ``--closed-only`` and
+   ``--by month``; the CPU time of each is printed.
+3. DuckDB, in its own process: the groupings report and the outcomes report together (the views
+   they need are compiled, run over the NDJSON and materialised; then the report SQL). Wall and CPU
+   time, the process's peak RSS, the view rows, and the load average before and after. The
+   decisions per grouping must be those generated. Target at full size (1M + 3M): < 10 s and < 2 GB.
+4. The same ``gbo_scores`` ViewDefinition on the same data with ``sqlonfhir`` 0.0.2 (pure Python,
    from PyPI; install it with ``pip install --no-deps sqlonfhir==0.0.2``: it pins an older
    fhirpathpy than ours, so it is not in the dev extras). It is ~1000x slower, so it runs on the
    first ``--python-sample`` GBO resources and its time is scaled to the full count (printed as
-   such), beside DuckDB's time for that one view over all of them. (Its own ``eval`` fails on our
-   ``groupings`` view with an IndexError, so the GBO view is the common ground.)
-4. Spark local mode (``local[2]``), in its own process: the same two reports with the views run on
-   Spark (``--engine spark``). Wall time, including starting the JVM.
+   such), beside DuckDB's time for that one view (whole, alone) over all of them. Its rows must be
+   DuckDB's rows for those resources (keys compared by id: sqlonfhir's keys are bare ids, ours
+   ``Type/id``; the specification leaves keys opaque). (Its own ``eval`` fails on our ``groupings``
+   view with an IndexError, so the GBO view is the common ground.)
+5. Spark local mode (``local[2]``), in its own process: the same two reports with the views run on
+   Spark (``--engine spark``); their rows must be DuckDB's. Wall time, including starting the JVM.
 
 Generated data stays under ``--dir`` (in /tmp by default) and is removed unless ``--keep``.
 
-Measured (2 December 2026) on the shared 2-core machine, with other work keeping its load average
-at 2-8, so wall times are well above what an idle machine gives; CPU time is the steadier figure
-(DuckDB uses both cores, so an idle machine's wall time is about half of it):
+Measured (2 December 2026, 13:03-13:07 UTC) on the shared 2-core machine with other helpers'
+work keeping its load average at 6-8, so every process got well under one core: wall times are
+several times what an idle machine gives, and even CPU time is inflated (the code before this
+round measured 29.8 CPU-s on a quieter day and 61 CPU-s today). So "before" and "after" below are
+the two versions run alternately on the same data in the same hour:
 
 - Full size, 1,000,000 grouping + 2,999,999 GBO score Observations (3.9 GB NDJSON, generated once
-  in ~190 s and reused with ``--keep``/``--reuse``): DuckDB groupings + outcomes reports 43.8 s
-  wall at load average 2.3-3.3, 29.8 s of CPU, so about 15 s wall on an idle 2-core machine:
-  the < 10 s target is NOT met. Peak RSS 1,095 MB (< 2 GB). Before this round: 101 s wall under
-  heavier load, 66 s CPU (with one extra view), 684 MB.
-- What changed: the views of one resource type share one ``read_json`` scan (groupings and GBO
-  scores are both Observations: one parse of 3.9 GB instead of two); the flattened views are
-  in-memory temporary tables (DuckDB spills them to its scratch folder beyond the 1 GB limit)
-  instead of tables in the scratch database file (writing them compressed cost ~0.8 CPU-s per
-  300k rows, ~12 CPU-s at full size); cheaper SQL for ``getReferenceKey(Type)`` and for
-  ``first()``/comparisons of filtered lists (~2x less CPU on those columns); the groupings
-  report's latest-decision query keeps three fields per decision, not the whole row.
-- Where the time goes (100k + 300k, DuckDB profiler and per-column timings): about 35% parsing
-  the JSON into typed structs, 45% computing the view columns (reference keys and the
-  ``component.where(...)`` columns are the dearest), 10% storing the rows, 10% the report
-  queries. Going below 10 s would need less per-resource work than a full parse of every line.
-- The gbo_scores view alone over the 3M GBO resources: 10.1 s (was 50.5 s); sqlonfhir 0.0.2 on
-  5,000 of them 3.2 s (1,569 resources/s), scaled to 3M: 1,913 s, so DuckDB is ~190x faster on
-  the same view and data (target >= 10x).
-- Spark local[2] (not run at full size: well over the few minutes allowed here): at 100k + 300k,
-  405 s for the same two reports (59 s of it starting the session), same figures as DuckDB.
+  in ~250 s and reused with ``--keep``/``--reuse``): groupings + outcomes reports 87.6 s wall,
+  34.9 s CPU, peak RSS 1,048 MB (< 2 GB). The code before this round, alternating with this one
+  (load 7-10): 140 and 147 s wall, 60.7 and 61.9 s CPU, 1,094-1,097 MB; this one in the same
+  runs: 81 and 83 s wall, 33.5 and 34.8 s CPU, 1,040 MB. Identical report rows. So 1.75x less
+  CPU. The < 10 s target is NOT shown here: CPU/2 (both cores free) is 17 s in today's CPU time,
+  about 9 s in the CPU time of the day the old code measured 29.8 s, but that cannot be proven on
+  this machine while it is shared.
+- What changed: reports compute only the view columns they read (the groupings report reads 5
+  of the groupings view's 12, none of the ``component.where(...)`` ones, so ``component``,
+  ``derivedFrom``, ``method`` and ``meta`` are not even parsed); the outcomes report reads and
+  joins the episodes only for ``--closed-only`` or ``--by agency|team``; the shared scan stores a
+  flag per view and each distinct column expression once (no empty struct slots for the other
+  view); typed list steps no longer ``coalesce(..., [])`` every array; the groupings report does
+  its period and total counts in one ``GROUPING SETS`` pass.
+- Where the time goes now (DuckDB profiler, 400k Observations): ~60% DuckDB's ``read_json``
+  parsing the lines into the typed columns, ~8% the views' ``where`` (computed in the filter and
+  again for the flags), ~22% the view columns (reference keys, ``extension(url)``), ~8% storing
+  the rows; then the report SQL, ~4 s CPU of the 35 (3M timestamps cast, 1M goal/rater groups).
+  Parsing every line is the floor of this design: ~20 CPU-s here for 3.9 GB.
+- Sample, 20,000 young people (60,000 decisions, 180,000 scores): 8 report tables identical on
+  the fast path (4.3 CPU-s) and the reference path (11.3 CPU-s).
+- The gbo_scores view, whole and alone, over the 3M GBO resources: 74.5 s (40,253 resources/s,
+  under the load above); sqlonfhir 0.0.2 on 5,000 of them 24.4 s (205 resources/s, the same
+  rows), scaled to 3M: 14,647 s, so DuckDB is ~197x faster on the same view and data (>= 10x).
+- Spark local[2] (not run at full size: well over the time allowed here): at 3,000 + 9,000, 204 s
+  under load 15-20 (82 s of it starting the session), the same report rows as DuckDB; at
+  100k + 300k (earlier, quieter), 405 s.
 """
 
 from __future__ import annotations
