@@ -10,9 +10,12 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from click.testing import CliRunner
 
+from thrive_fhir.cli import cli
+from thrive_fhir.reporting.compiler import only_columns
 from thrive_fhir.reporting.engine import DuckEngine, load_shipped_view, shipped_view_names, write_output
-from thrive_fhir.reporting.reports import REPORTS, prepare
+from thrive_fhir.reporting.reports import REPORTS, Options, prepare, run_report
 from thrive_fhir.reporting.sources import NdjsonFolder
 
 from .conftest import POPULATIONS
@@ -54,7 +57,7 @@ def test_prepare_then_a_view_materialised_again_replaces_the_shared_one(populati
     folder, _truth = population(*POPULATIONS[0])
     engine = DuckEngine(NdjsonFolder.open(folder))
     try:
-        prepare(engine, list(REPORTS))
+        prepare(engine, list(REPORTS), whole_views=True)
         before = _sorted_rows(engine, "groupings")
         engine.materialise(load_shipped_view("groupings"))  # a table where the shared view was
         assert _sorted_rows(engine, "groupings") == before
@@ -70,5 +73,88 @@ def test_prepare_then_a_view_materialised_again_replaces_the_shared_one(populati
             assert con.execute("SELECT count(*) FROM gbo_scores").fetchone()[0] > 0
         finally:
             con.close()
+    finally:
+        engine.close()
+
+
+def test_reports_compute_only_the_columns_they_read_and_more_when_a_later_report_needs_them(population):
+    folder, truth = population(*POPULATIONS[0])
+    whole = DuckEngine(NdjsonFolder.open(folder))
+    engine = DuckEngine(NdjsonFolder.open(folder))
+    try:
+        prepare(whole, ["groupings", "transitions"], whole_views=True)
+        prepare(engine, ["groupings", "outcomes"])
+        assert [c.name for c in engine.tables["groupings"].columns] == [
+            "patient",
+            "episode",
+            "grouping",
+            "effective",
+            "clinician",
+        ]
+        assert "component" not in engine.tables["groupings"].structure["children"]  # not even parsed
+        # Same rows as the whole view, column for column.
+        cols = '"patient", "episode", "grouping", "effective", "clinician"'
+        assert sorted(engine.con.execute(f"SELECT {cols} FROM groupings").fetchall(), key=repr) == sorted(
+            whole.con.execute(f"SELECT {cols} FROM groupings").fetchall(), key=repr
+        )
+        # transitions reads id and previous as well: the view is made again with both sets.
+        table = run_report(engine, "transitions", Options())
+        names = {c.name for c in engine.tables["groupings"].columns}
+        assert {"id", "previous", "patient", "clinician"} <= names and "source" not in names
+        assert sum(r["transitions"] for r in table.rows if r["from_grouping"] == "total") == sum(
+            n for row in truth["transitions"].values() for n in row.values()
+        )
+        # gbo_scores (still over the first shared scan) is untouched by that.
+        assert engine.con.execute("SELECT count(*) FROM gbo_scores").fetchone()[0] > 0
+    finally:
+        whole.close()
+        engine.close()
+
+
+def test_only_columns_cuts_plain_views_and_leaves_others_whole():
+    plain = {
+        "resource": "Patient",
+        "select": [
+            {"column": [{"name": "id", "path": "id"}, {"name": "gender", "path": "gender"}]},
+            {"select": [{"column": [{"name": "birth", "path": "birthDate"}]}]},
+        ],
+    }
+    assert only_columns(plain, ["gender"])["select"] == [{"column": [{"name": "gender", "path": "gender"}]}]
+    assert only_columns(plain, ["nothing"]) is plain  # a view needs a column: keep it whole
+    each = {
+        "resource": "Patient",
+        "select": [
+            {"column": [{"name": "id", "path": "id"}]},
+            {"forEach": "name", "column": [{"name": "f", "path": "family"}]},
+        ],
+    }
+    # forEach decides how many rows there are: cutting its columns could change them.
+    assert only_columns(each, ["id"]) is each
+
+
+def test_a_duckdb_report_output_keeps_the_whole_views(tmp_path, population):
+    folder, _ = population(*POPULATIONS[0])
+    out = tmp_path / "g.duckdb"
+    result = CliRunner().invoke(cli, ["report", "groupings", "--source", str(folder), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    con = duckdb.connect(str(out), read_only=True)
+    try:
+        cols = [r[0] for r in con.execute("DESCRIBE groupings").fetchall()]
+    finally:
+        con.close()
+    assert cols == [c["name"] for c in load_shipped_view("groupings")["select"][0]["column"]]
+
+
+def test_outcomes_read_the_episodes_only_when_asked_for_their_status_or_agency(population):
+    folder, truth = population(*POPULATIONS[0])
+    engine = DuckEngine(NdjsonFolder.open(folder))
+    try:
+        plain = run_report(engine, "outcomes", Options())
+        assert "episodes" not in engine.tables
+        closed = run_report(engine, "outcomes", Options(closed_only=True))
+        assert "episodes" in engine.tables
+        total = {r["indicator"]: r["n"] for r in plain.rows}["total"]
+        assert total == truth["gbo"]["paired"]["goals"]
+        assert {r["indicator"]: r["n"] for r in closed.rows}["total"] == truth["gbo"]["paired_closed_episodes"]["goals"]
     finally:
         engine.close()

@@ -131,7 +131,8 @@ def report(
                     write_report_html(eng, opts, out, suppressed=not no_suppression, progress=progress)
                     click.echo(f"report written to {out}")
                     return
-                table = run_report(eng, name, opts)
+                # A .duckdb output also holds the flattened views: whole, not just the report's columns.
+                table = run_report(eng, name, opts, whole_views=out.suffix.lower() == ".duckdb")
                 write_table(eng, table, out, suppressed=not no_suppression)
             finally:
                 close = getattr(eng, "close", None)

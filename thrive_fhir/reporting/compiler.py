@@ -19,7 +19,7 @@ from __future__ import annotations
 import copy
 import itertools
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from . import fhirpath as fp
@@ -573,7 +573,9 @@ class _Compiler:
         collection = bool(col.get("collection"))
         if collection:
             var = self.fresh()
-            expr = d.transform(self.as_list(v), var, self.cast_text(Val(var, "j1", jpath=v.jpath, tk=v.tk), sql_type))
+            expr = d.non_null_list(
+                d.transform(self.as_list(v), var, self.cast_text(Val(var, "j1", jpath=v.jpath, tk=v.tk), sql_type))
+            )
         else:
             expr = self.cast_text(v, sql_type)
         return Column(name, sql_type, collection), expr
@@ -919,40 +921,113 @@ def compile_shared(views: list[dict]) -> list[CompiledView] | None:
     return out
 
 
+def _shared_layout(views: list[CompiledView]) -> tuple[list[tuple[str, str, list[int]]], list[dict[str, str]]]:
+    """The columns of a shared scan table: (alias, SQL, views using it) for each distinct column
+    expression, and per view {column name: alias}. A row-list (forEach/unionAll) view gets one
+    column ``r<i>`` holding its list of row structs (name ``""`` in its mapping)."""
+    exprs: dict[str, tuple[str, list[int]]] = {}
+    mapping: list[dict[str, str]] = []
+    for i, v in enumerate(views):
+        if v.flat is not None:
+            m = {}
+            for name, sql in v.flat:
+                alias, users = exprs.setdefault(sql, (f"c{len(exprs)}", []))
+                users.append(i)
+                m[name] = alias
+            mapping.append(m)
+        elif v.rows is not None:
+            alias, users = exprs.setdefault(v.rows, (f"r{i}", []))
+            users.append(i)
+            mapping.append({"": alias})
+        else:
+            raise ValueError(f"view {v.name!r} holds neither columns nor rows: not from compile_shared")
+    return [(alias, sql, users) for sql, (alias, users) in exprs.items()], mapping
+
+
 def shared_scan_sql(views: list[CompiledView], files: str) -> str:
     """One query over ``files`` (a DuckDB list of NDJSON paths) giving, per resource that any of
-    ``views`` (from :func:`compile_shared`) keeps, one column ``v<i>`` per view: NULL where view i
-    does not keep the resource, else a struct of its columns (one row) or a list of row structs.
-    DuckDB evaluates a CASE branch only for the rows it selects, so each view's columns are
-    computed for that view's resources alone."""
+    ``views`` (from :func:`compile_shared`) keeps, a flag ``__w<i>`` per view (does view i keep
+    it) and one column per distinct column expression of the views (:func:`_shared_layout`).
+
+    Each expression is computed once per row, for the rows of the views that use it (DuckDB
+    evaluates a CASE branch only for the rows it selects), and a column two views share (the
+    episode or time of an Observation) is computed and stored once: no row holds empty slots
+    for every column of every other view."""
     from .dialects import DuckTyped
 
     structure = views[0].structure
     if structure is None:
         raise ValueError("shared_scan_sql takes the views compile_shared gives (they hold the typed structure)")
-    cols = []
-    for i, v in enumerate(views):
-        cond = " AND ".join(v.conditions)
-        if v.flat is not None:
-            value = "struct_pack(" + ", ".join(f'"{n}" := {e}' for n, e in v.flat) + ")"
-        elif v.rows is not None:
-            value = v.rows
+    layout, _mapping = _shared_layout(views)
+    flags = [f'coalesce({" AND ".join(v.conditions)}, FALSE) AS "__w{i}"' for i, v in enumerate(views)]
+    cols = [f'"__w{i}"' for i in range(len(views))]
+    for alias, sql, users in layout:
+        if len(set(users)) == len(views):
+            cols.append(f'{sql} AS "{alias}"')
         else:
-            raise ValueError(f"view {v.name!r} holds neither columns nor rows: not from compile_shared")
-        cols.append(f'(CASE WHEN {cond} THEN {value} END) AS "v{i}"')
-    any_cond = " OR ".join("(" + " AND ".join(v.conditions) + ")" for v in views)
+            when = " OR ".join(f't."__w{i}"' for i in sorted(set(users)))
+            cols.append(f'(CASE WHEN {when} THEN {sql} END) AS "{alias}"')
     source = DuckTyped(structure).source_wrapper(files)
-    return f"SELECT {', '.join(cols)} FROM {source} AS t WHERE {any_cond}"
+    flagged = f"(SELECT *, {', '.join(flags)} FROM {source} AS t)"
+    keep = " OR ".join(f't."__w{i}"' for i in range(len(views)))
+    return f"SELECT {', '.join(cols)} FROM {flagged} AS t WHERE {keep}"
 
 
-def shared_view_sql(view: CompiledView, i: int, table: str) -> str:
-    """View i's rows from the table made by :func:`shared_scan_sql`."""
+def shared_view_sql(views: list[CompiledView], i: int, table: str) -> str:
+    """View i's rows from the table :func:`shared_scan_sql` made for ``views``."""
+    view = views[i]
     names = [c.name for c in view.columns]
+    mapping = _shared_layout(views)[1][i]
     if view.flat is not None:
-        cols = ", ".join(f'"v{i}"."{n}" AS "{n}"' for n in names)
-        return f'SELECT {cols} FROM "{table}" WHERE "v{i}" IS NOT NULL'
+        cols = ", ".join(f'"{mapping[n]}" AS "{n}"' for n in names)
+        return f'SELECT {cols} FROM "{table}" WHERE "__w{i}"'
     cols = ", ".join(f'r."{n}" AS "{n}"' for n in names)
-    return f'SELECT {cols} FROM (SELECT unnest("v{i}") AS r FROM "{table}" WHERE "v{i}" IS NOT NULL)'
+    return f'SELECT {cols} FROM (SELECT unnest("{mapping[""]}") AS r FROM "{table}" WHERE "__w{i}")'
+
+
+_ITERATORS = ("forEach", "forEachOrNull", "repeat", "unionAll")
+
+
+def _plain(node: object) -> bool:
+    """A select of plain columns and selects only: it gives exactly one row per resource."""
+    if not isinstance(node, dict) or any(k in node for k in _ITERATORS):
+        return False
+    subs = node.get("select") or []
+    return isinstance(subs, list) and all(_plain(s) for s in subs)
+
+
+def only_columns(view: dict, names: Iterable[str]) -> dict:
+    """``view`` computing only the columns ``names``: the same rows, fewer columns.
+
+    A report reads a few columns of a view, and every column computed costs time and memory for
+    every resource, so reports compile just what they read. Only a view whose selects are plain
+    column lists (no forEach, forEachOrNull, repeat or unionAll) is cut: each of its selects gives
+    one row per resource whatever columns it keeps, so the rows cannot change. Any other view,
+    or a cut that would keep no column, gives ``view`` unchanged. Names the view lacks are ignored
+    (the SQL that reads them then fails, naming the column).
+    """
+    selects = view.get("select") if isinstance(view, dict) else None
+    if not isinstance(selects, list) or not all(_plain(s) for s in selects):
+        return view
+    keep = set(names)
+
+    def cut(node: dict) -> dict | None:
+        out: dict = {}
+        for key, value in node.items():
+            if key == "column":
+                cols = [c for c in value or [] if isinstance(c, dict) and c.get("name") in keep]
+                if cols:
+                    out[key] = cols
+            elif key == "select":
+                subs = [x for x in (cut(s) for s in value or []) if x is not None]
+                if subs:
+                    out[key] = subs
+            else:
+                out[key] = value
+        return out if ("column" in out or "select" in out) else None
+
+    kept = [x for x in (cut(s) for s in selects) if x is not None]
+    return {**view, "select": kept} if kept else view
 
 
 def compile_view(view: dict, engine: str = "duckdb", typed: bool = True) -> CompiledView:

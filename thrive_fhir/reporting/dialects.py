@@ -113,6 +113,10 @@ class DuckDB:
     def single(self, x: str) -> str:
         return f"[{x}]"
 
+    def non_null_list(self, lst: str) -> str:
+        """``lst``, or an empty list where it is NULL (a collection column's value)."""
+        return lst
+
     def first_non_null(self, lst: str) -> str | None:
         """The first non-NULL item of ``lst`` (None: not available, filter then index)."""
         return f"list_any_value({lst})"
@@ -330,8 +334,20 @@ class DuckTyped(DuckDB):
     def child_one(self, x: str, key: str) -> str:
         return self._field(x, key)
 
+    # A missing array is a NULL list here, not coalesced to [] at every step (measured ~25% of a
+    # list column's cost): every list function gives NULL for NULL, list_any_value and unnest
+    # treat it as empty, and the few places where empty and NULL differ say so below.
     def child_many(self, x: str, key: str) -> str:
-        return f"coalesce({self._field(x, key)}, [])"
+        return self._field(x, key)
+
+    def size(self, lst: str) -> str:
+        return f"coalesce(len({lst}), 0)"
+
+    def count_non_null(self, lst: str) -> str | None:
+        return f"coalesce(list_count({lst}), 0)"
+
+    def non_null_list(self, lst: str) -> str:
+        return f"coalesce({lst}, [])"
 
     def text(self, x: str, tk: str | None = None) -> str:
         if tk is None:

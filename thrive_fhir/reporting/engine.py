@@ -91,7 +91,9 @@ class DuckEngine:
         self.con.execute("SET preserve_insertion_order = false")
         self.con.execute("SET enable_progress_bar = false")
         self.tables: dict[str, CompiledView] = {}
-        self._views: set[str] = set()  # names in ``tables`` that are DuckDB views over a shared scan
+        #: Names in ``tables`` that are DuckDB views over a shared scan table -> that table.
+        self._views: dict[str, str] = {}
+        self._scans: dict[str, set[str]] = {}  # shared scan table -> the views over it
 
     def close(self) -> None:
         self.con.close()
@@ -147,9 +149,10 @@ class DuckEngine:
     def materialise_many(self, views: list[dict]) -> list[str]:
         """Run several views; those of one resource type share a single parse of its NDJSON.
 
-        The views of a type are computed together into one table ``__scan_<Type>`` (a column per
-        view, see :func:`.compiler.shared_scan_sql`) and each view's table is then a DuckDB view
-        over its column: the JSON is read once and each row is stored once. Views that cannot
+        The views of a type are computed together into one table ``__scan_<Type>`` (a flag per
+        view and a column per distinct column expression, see :func:`.compiler.shared_scan_sql`)
+        and each view's table is then a DuckDB view over its flag and columns: the JSON is read
+        once and each row is stored once. The scan table is dropped with the last view over it. Views that cannot
         share (several export runs to deduplicate, a path the typed plan cannot read) run alone.
         """
         names: list[str] = []
@@ -168,6 +171,10 @@ class DuckEngine:
             if any(not _TABLE_NAME.match(c.name) for c in compiled) or len({c.name for c in compiled}) < len(compiled):
                 continue  # materialise() gives the error (or the later view replaces the earlier)
             scan = f"__scan_{resource}"
+            n = 1
+            while scan in self._scans:  # an earlier scan still feeds views: keep it, use a new name
+                n += 1
+                scan = f"__scan_{resource}_{n}"
             try:
                 self.con.execute(
                     f'CREATE OR REPLACE TEMP TABLE "{scan}" AS {shared_scan_sql(compiled, _sql_list(files))}'
@@ -178,8 +185,9 @@ class DuckEngine:
                 ) from None
             for i, (v, c) in enumerate(zip(members, compiled)):
                 self._drop(c.name)
-                self.con.execute(f'CREATE TEMP VIEW "{c.name}" AS {shared_view_sql(c, i, scan)}')
-                self._views.add(c.name)
+                self.con.execute(f'CREATE TEMP VIEW "{c.name}" AS {shared_view_sql(compiled, i, scan)}')
+                self._views[c.name] = scan
+                self._scans.setdefault(scan, set()).add(c.name)
                 self.tables[c.name] = c
                 done[id(v)] = c.name
         for v in views:
@@ -189,7 +197,11 @@ class DuckEngine:
     def _drop(self, name: str) -> None:
         if name in self._views:
             self.con.execute(f'DROP VIEW IF EXISTS "{name}"')
-            self._views.discard(name)
+            scan = self._views.pop(name)
+            self._scans[scan].discard(name)
+            if not self._scans[scan]:  # no view reads it any more: free its memory
+                del self._scans[scan]
+                self.con.execute(f'DROP TABLE IF EXISTS "{scan}"')
         else:
             self.con.execute(f'DROP TABLE IF EXISTS "{name}"')
 

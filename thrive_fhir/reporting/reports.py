@@ -49,6 +49,23 @@ VIEWS = {
     "risk-support": ("groupings", "safety_plans", "consents", "episodes", "practitioner_roles", "organisations"),
     "referral-tasks": ("referral_tasks", "services", "organisations", "practitioner_roles", "referrals"),
 }
+#: The columns of a view each report reads (a view not named here: all of its columns). Unless
+#: whole views are asked for (a ``.duckdb`` output keeps them), :func:`prepare` computes only these:
+#: every column costs time and memory for every resource, and the views carry columns for other
+#: reports (the groupings report reads 5 of the groupings view's 12, none of the dear
+#: ``component.where(...)`` ones).
+COLUMNS: dict[str, dict[str, tuple[str, ...]]] = {
+    "groupings": {"groupings": ("patient", "episode", "grouping", "effective", "clinician")},
+    "transitions": {"groupings": ("id", "previous", "grouping", "effective", "clinician")},
+    "change-reasons": {"groupings": ("id", "previous", "grouping", "effective", "clinician", "change_reason")},
+    "first-grouping": {"groupings": ("episode", "effective"), "episodes": ("id", "period_start", "care_manager")},
+    "outcomes": {
+        "gbo_scores": ("episode", "goal", "rater", "effective", "score"),
+        "episodes": ("id", "status", "care_manager"),
+    },
+    "involvement": {"groupings": ("effective", "clinician", "yp_involvement", "family_involvement")},
+    "risk-support": {"groupings": ("patient", "episode", "grouping", "effective", "clinician")},
+}
 BY = ("agency", "team", "month")
 OUTCOMES = ("reliable_improvement", "no_reliable_change", "reliable_deterioration")
 Z95 = 1.959963984540054
@@ -163,20 +180,33 @@ def groupings(engine, o: Options) -> Table:
             latest AS (SELECT strftime(m, '%Y-%m') AS by_, coalesce(g.episode, g.patient) AS ep, arg_max(g.grouping, g.ts) AS grouping
                        FROM months JOIN g ON g.ts < m + INTERVAL 1 MONTH AND g.ts < {o.to_ts} GROUP BY 1, 2)
             SELECT by_, grouping, count(*)::BIGINT AS current FROM latest GROUP BY 1, 2"""
-    else:
+    elif by:
         current = f"""{base}, latest AS (SELECT coalesce(episode, patient) AS ep,
                        arg_max(struct_pack(grouping := grouping, clinician := clinician, ts := ts), ts) AS g FROM g
                        WHERE ts < {o.to_ts} GROUP BY 1)
             SELECT {_dim(o.by, "(latest.g).clinician", "(latest.g).ts")} AS by_, (latest.g).grouping AS grouping, count(*)::BIGINT AS current
             FROM latest GROUP BY 1, 2"""
-    period = f"{base} SELECT {dim} AS by_, g.grouping, count(DISTINCT g.patient)::BIGINT AS ever, count(*)::BIGINT AS decisions FROM g WHERE g.ts >= {o.from_ts} AND g.ts < {o.to_ts} GROUP BY 1, 2"
+    else:  # only the grouping of the latest decision is needed (not its clinician or time)
+        current = f"""{base}, latest AS (SELECT coalesce(episode, patient) AS ep, arg_max(grouping, ts) AS grouping FROM g
+                       WHERE ts < {o.to_ts} GROUP BY 1)
+            SELECT 'all' AS by_, grouping, count(*)::BIGINT AS current FROM latest GROUP BY 1, 2"""
+    # Per grouping, and (GROUPING(grouping) = 1) all groupings together: the total of "ever" is
+    # distinct young people, not the sum of the rows. One pass over the decisions for both.
+    period = f"""{base}, p AS (SELECT {dim} AS by_, g.grouping, g.patient FROM g WHERE g.ts >= {o.from_ts} AND g.ts < {o.to_ts})
+        SELECT by_, grouping, count(DISTINCT patient)::BIGINT AS ever, count(*)::BIGINT AS decisions,
+               GROUPING(grouping) AS all_groupings
+        FROM p GROUP BY GROUPING SETS ((by_, grouping), (by_))"""
     rows: dict[tuple, dict] = {}
     for r in _table(engine, current):
         rows.setdefault(
             (r["by"], r["grouping"]),
             {"by": r["by"], "grouping": r["grouping"], "current": 0, "ever": 0, "decisions": 0},
         )["current"] = r["current"]
+    totals: dict = {}
     for r in _table(engine, period):
+        if r.pop("all_groupings"):
+            totals[r["by"] if by else None] = {"ever": r["ever"]}
+            continue
         d = rows.setdefault(
             (r["by"], r["grouping"]),
             {"by": r["by"], "grouping": r["grouping"], "current": 0, "ever": 0, "decisions": 0},
@@ -188,12 +218,6 @@ def groupings(engine, o: Options) -> Table:
             r.pop("by")
     counts = ["current", "ever", "decisions"]
     out = _fill(out, "grouping", canonical.GROUPINGS, counts, by)
-    # The total of "ever" is distinct young people, not the sum of the rows.
-    ever_total = _table(
-        engine,
-        f"{base} SELECT {dim} AS by_, count(DISTINCT g.patient)::BIGINT AS ever FROM g WHERE g.ts >= {o.from_ts} AND g.ts < {o.to_ts} GROUP BY 1",
-    )
-    totals = {(r["by"] if by else None): {"ever": r["ever"]} for r in ever_total}
     out = _add_totals(_order(out, "grouping", canonical.GROUPINGS), "grouping", counts, by, totals)
     cols = (["by"] if by else []) + ["grouping"] + counts
     return Table(cols, out, counts, ["current", "decisions"], {}, ["by"] if by else [], ("grouping", "total"))
@@ -286,13 +310,23 @@ def first_grouping(engine, o: Options) -> Table:
     return Table(cols, rows, ["episodes"], ["episodes"] if by else [], derived, [], None)
 
 
+def _needs_episodes(o: Options) -> bool:
+    """Whether the outcomes report reads the episodes (their status or care manager's agency)."""
+    return o.closed_only or o.by in ("agency", "team")
+
+
 def outcomes(engine, o: Options) -> Table:
     by = o.by is not None
     thr = int(o.threshold)
     closed = "AND e.status = 'finished'" if o.closed_only else ""
-    sql = f"""WITH {_STAFF}, s AS (SELECT s.goal, s.rater, s.score, {_ts("s.effective")} AS ts, e.care_manager
+    if _needs_episodes(o):
+        scores = f"""SELECT s.goal, s.rater, s.score, {_ts("s.effective")} AS ts, e.care_manager
                        FROM gbo_scores s LEFT JOIN episodes e ON e.id = s.episode
-                       WHERE s.score IS NOT NULL AND s.goal IS NOT NULL {closed}),
+                       WHERE s.score IS NOT NULL AND s.goal IS NOT NULL {closed}"""
+    else:  # the episode's care manager and status are not asked for: no join of every score
+        scores = f"""SELECT s.goal, s.rater, s.score, {_ts("s.effective")} AS ts, NULL AS care_manager
+                       FROM gbo_scores s WHERE s.score IS NOT NULL AND s.goal IS NOT NULL"""
+    sql = f"""WITH {_STAFF}, s AS ({scores}),
         pairs AS (SELECT goal, rater, count(*) AS n, arg_min(score, ts) AS first_score, arg_max(score, ts) AS last_score,
                          max(ts) AS last_ts, any_value(care_manager) AS care_manager
                   FROM s GROUP BY goal, rater HAVING count(*) >= 2),
@@ -476,25 +510,66 @@ BUILDERS = {
 }
 
 
-def prepare(engine, names: list[str]) -> None:
+def _column_names(node: object) -> set[str]:
+    """Every column name a view (or select) declares."""
+    if not isinstance(node, dict):
+        return set()
+    names = {c["name"] for c in node.get("column") or [] if isinstance(c, dict) and isinstance(c.get("name"), str)}
+    for key in ("select", "unionAll"):
+        for sub in node.get(key) or []:
+            names |= _column_names(sub)
+    return names
+
+
+def _views(name: str, options: Options | None) -> tuple[str, ...]:
+    """The views report ``name`` reads with ``options`` (None: with any options)."""
+    if name == "outcomes" and options is not None and not _needs_episodes(options):
+        return tuple(v for v in VIEWS[name] if v != "episodes")
+    return VIEWS[name]
+
+
+def prepare(engine, names: list[str], *, whole_views: bool = False, options: Options | None = None) -> None:
     """Materialise, in one go, the views the reports ``names`` need and ``engine`` lacks: views of
     the same resource type then share one read of its NDJSON (groupings and outcomes both read
-    the Observations). Call it before running several reports on one engine."""
+    the Observations). Call it before running several reports on one engine.
+
+    Views hold only the columns the reports read (:data:`COLUMNS`) unless ``whole_views``; a view
+    already made keeps its columns, and is made again (with them) if a later report reads more.
+    With ``options``, only the views the reports read with those options (the outcomes report
+    reads the episodes only for ``--closed-only`` or ``--by agency|team``).
+    """
+    from .compiler import only_columns
     from .engine import load_shipped_view
 
     for name in names:
         if name not in BUILDERS:
             raise ReportError(f"unknown report {name!r} (choose from {', '.join(REPORTS)})")
-    wanted = list(dict.fromkeys(v for n in names for v in VIEWS[n] if v not in engine.tables))
+    need: dict[str, set[str] | None] = {}  # view -> columns (None: all)
+    for n in names:
+        for v in _views(n, options):
+            reads = None if whole_views else COLUMNS.get(n, {}).get(v)
+            if reads is None or (v in need and need[v] is None):
+                need[v] = None
+            else:
+                need[v] = (need.get(v) or set()) | set(reads)
+    wanted = []
+    for v, cols in need.items():
+        view = load_shipped_view(v)
+        have = engine.tables.get(v)
+        got = {c.name for c in have.columns} if have is not None else set()
+        if cols is not None:
+            view = only_columns(view, cols | got)
+        if have is None or not got >= _column_names({"select": view.get("select")}):
+            wanted.append(view)
     if wanted:
-        engine.materialise_many([load_shipped_view(v) for v in wanted])
+        engine.materialise_many(wanted)
 
 
-def run_report(engine, name: str, options: Options) -> Table:
-    """Materialise the views ``name`` needs (if not yet) and build the report table."""
+def run_report(engine, name: str, options: Options, *, whole_views: bool = False) -> Table:
+    """Materialise the views ``name`` needs (if not yet; see :func:`prepare`) and build the report table."""
     if name not in BUILDERS:
         raise ReportError(f"unknown report {name!r} (choose from {', '.join(REPORTS)})")
     if options.by is not None and options.by not in BY:
         raise ReportError(f"--by must be one of {', '.join(BY)}")
-    prepare(engine, [name])
+    prepare(engine, [name], whole_views=whole_views, options=options)
     return BUILDERS[name](engine, options)
