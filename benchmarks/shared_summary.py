@@ -3,7 +3,7 @@ local-only Summary, in one run.
 
     .venv/bin/python -m benchmarks.shared_summary [--clinicians 20] [--rounds 10]
 
-Set-up (tests/app/test_shared_summary.py ``start_stack``): the sandbox auth server and the shared
+Set-up (tests/support/shared_store_stack.py ``start_stack``): the sandbox auth server and the shared
 store (SQLite, consent enforcement on) on loopback threads; another team's plan for each young person
 in the store, shared with our deployment by Consent. Two apps: one with ``[shared_store]`` (reads the
 store with real Backend Services tokens), one without (each clinician's young person saved locally by
@@ -27,8 +27,8 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from smart_app import create_app
-from tests.app.test_shared_summary import OUR_ODS, OURS, shared_config, start_stack
 from tests.support.app import TEST_ORIGIN, make_launch, seed_plan, test_config
+from tests.support.shared_store_stack import OUR_ODS, OURS, shared_config, start_stack
 
 
 def pct(values: list[float], p: float) -> float:
