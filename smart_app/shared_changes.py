@@ -15,7 +15,8 @@ Tables (created with the app's other tables on start, ``create_tables``):
   missed events that could not be fetched again): every cached read counts as stale.
 - ``app_subscription``: per Subscription id, the last handshake/heartbeat/event seen, the highest
   event number received (gap detection) and the status the store last reported.
-- ``app_agency_visit``: (worker, Patient id) -> when the worker last opened the shared plan.
+- ``app_agency_visit``: (worker, Patient id) -> when the worker last opened the shared plan, and the
+  newest ``meta.lastUpdated`` they were shown then (:mod:`smart_app.summary.agency_changes`).
 """
 
 from __future__ import annotations
@@ -53,9 +54,10 @@ subscriptions = sa.Table(
 visits = sa.Table(
     "app_agency_visit",
     metadata,
-    sa.Column("worker_ref", sa.String(200), primary_key=True),
+    sa.Column("worker_ref", sa.String(512), primary_key=True),  # fhirUser@store base
     sa.Column("patient_id", sa.String(64), primary_key=True),
     sa.Column("visited_at", sa.Float, nullable=False),
+    sa.Column("seen_through", sa.String(40), nullable=False),  # newest meta.lastUpdated they were shown
 )
 
 
@@ -156,26 +158,27 @@ class SharedChanges:
         return seen is not None and (time.time() if now is None else now) - seen <= within
 
     # --- agency visits ------------------------------------------------------------------------
-    def visited(self, worker_ref: str, patient_id: str, *, now: float | None = None) -> None:
+    def visited(self, worker_key: str, patient_id: str, seen_through: str, *, now: float | None = None) -> None:
         with self.engine.begin() as conn:
             _upsert(
                 conn,
                 visits,
-                {"worker_ref": worker_ref[:200], "patient_id": patient_id},
-                {"visited_at": time.time() if now is None else now},
+                {"worker_ref": worker_key, "patient_id": patient_id},
+                {"visited_at": time.time() if now is None else now, "seen_through": seen_through[:40]},
             )
 
-    def last_visits(self, worker_ref: str, patient_ids: Iterable[str]) -> dict[str, float]:
+    def last_visits(self, worker_key: str, patient_ids: Iterable[str]) -> dict[str, str]:
+        """Patient id -> what the worker was shown through (``meta.lastUpdated``) at their last visit."""
         ids = list(patient_ids)
         if not ids:
             return {}
         with self.engine.connect() as conn:
             rows = conn.execute(
-                sa.select(visits.c.patient_id, visits.c.visited_at).where(
-                    visits.c.worker_ref == worker_ref[:200], visits.c.patient_id.in_(ids)
+                sa.select(visits.c.patient_id, visits.c.seen_through).where(
+                    visits.c.worker_ref == worker_key, visits.c.patient_id.in_(ids)
                 )
             ).all()
-        return {r.patient_id: r.visited_at for r in rows}
+        return {r.patient_id: r.seen_through for r in rows}
 
 
 __all__ = ["EVERYONE", "Seen", "SharedChanges"]

@@ -9,6 +9,9 @@ itself shows only young people shared with the organisation), and the store is t
 looked up, let alone listed. A search needs an NHS number or at least two letters of a name (no
 browsing), and every young person shown in a result list gets an AuditEvent (``search-type``).
 
+A young person whose shared plan changed since this worker last opened it is marked "Changed since
+your last visit" in the results (:mod:`.agency_changes` says how that is decided).
+
 Choosing a young person checks the consent again (never trusting the form) and opens a new launch
 context for them (``SessionStore.fork_launch``; one patient per context, TS-02), whose shared-plan
 page does its own consent check and read audit.
@@ -28,6 +31,7 @@ from ..context import current_launch, error_page, launch_blueprint, launch_requi
 from ..launch.ehr_client import EhrError, EhrSessionEnded, banner_from_patient
 from ..launch.identity import identity_or_problem
 from .agency import build_read_audit, consent_for, unattributable, write_audit
+from .agency_changes import changed_since_visits, worker_key
 
 log = logging.getLogger("smart_app.picker")
 
@@ -86,6 +90,20 @@ def _search_ehr(launch, patient_refs: list[str], params: list[tuple[str, str]]) 
     return found
 
 
+def _changed(launch, patient_ids: list[str]) -> set[str]:
+    """Which of the listed young people's shared plans changed since this worker last opened them
+    (:mod:`.agency_changes`, asked of the store with the worker's token); none when it cannot tell."""
+    key = worker_key(launch)
+    if key is None or not patient_ids:
+        return set()
+    seen = state().changes.last_visits(key, patient_ids)
+    try:
+        return changed_since_visits(launch.ehr_client, seen)
+    except EhrError:
+        log.warning("patient picker: changes since the last visits could not be checked")
+        return set()
+
+
 def _picker_launch():
     launch = current_launch()
     if launch.mode != "standalone" or launch.patient_id is not None:
@@ -125,9 +143,10 @@ def index():
             except EhrError:
                 log.warning("patient picker: the shared store search failed")
                 message = "The search could not be done just now. Try again."
+            changed = _changed(launch, [p["id"] for p in patients])
             for patient in patients:
                 banner = banner_from_patient(patient)
-                results.append({"id": patient["id"], **banner})
+                results.append({"id": patient["id"], **banner, "changed": patient["id"] in changed})
                 write_audit(
                     launch,
                     build_read_audit(
