@@ -87,6 +87,7 @@ def test_summary_shows_another_teams_history_with_who_recorded_it_and_where(app,
     assert "School counselling (example)" in text
     assert re.search(r"Accepted.{0,40}Updated by Jo Agencyworker, Riverside Academy \(example\)", text), text[-1500:]
     assert "Pending" not in text  # nothing of this was saved here
+    assert shared_history.reader_for(app).batch_ok  # the store answered the searches as one batch
 
 
 def test_a_local_save_not_yet_synced_shows_as_pending_and_refreshes_the_cache(app, stack):
