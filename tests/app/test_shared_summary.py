@@ -255,3 +255,31 @@ def test_a_shared_record_the_summary_cannot_draw_falls_back_to_local_data_not_a_
     )
     text = _text(_summary(make_launch(app, patient_id="yp-odd")))
     assert "The shared record could not be read" in text and "To be able to stay in school" in text
+
+
+def test_a_summary_opened_while_the_launch_read_is_in_flight_says_loading_never_no_grouping(app, stack, monkeypatch):
+    """The read started at launch completion has not finished: the Summary does not wait for it past
+    LOADING_WAIT, says the shared record is still loading (with a link to reload), and never says
+    "No grouping has been agreed yet" for want of the read; once it is done, the next Summary has it."""
+    import threading
+
+    real_read = shared_history.SharedStoreReader.read
+    release = threading.Event()
+
+    def slow_read(self, pid, nhs=None):
+        release.wait(10)
+        return real_read(self, pid, nhs)
+
+    monkeypatch.setattr(shared_history.SharedStoreReader, "read", slow_read)
+    launch = make_launch(app, patient_id=stack.shared_pid)
+    shared_history.prefetch(app, launch.record)  # what the launch callback does
+    started = datetime.now(UTC)
+    page = _summary(launch).get_data(as_text=True)
+    assert (datetime.now(UTC) - started).total_seconds() < 2  # did not wait for the read
+    assert 'id="shared-record-loading"' in page and "The shared record is still loading" in page
+    assert f'href="/l/{launch.launch_id}/summary"' in page  # reload, no script needed
+    assert "No grouping has been agreed yet" not in _text(_summary(launch))
+    release.set()
+    shared_history._cache[launch.launch_id].done.wait(10)
+    text = _text(_summary(launch))
+    assert "Getting Risk Support" in text and "still loading" not in text
