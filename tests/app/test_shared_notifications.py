@@ -295,3 +295,37 @@ def test_subscribe_without_notification_settings_or_store_is_one_line_and_non_ze
     down.write_text(json.dumps(cfg))
     code, out = _subscribe(str(down))
     assert code != 0 and len(out.splitlines()) == 1 and "Traceback" not in out, out
+
+
+# --- configuration ----------------------------------------------------------------------------
+def test_notification_settings_are_checked(tmp_path, stack):
+    from smart_app.config import ConfigError, apply_environment, parse_config
+
+    good = _notify_config(stack, tmp_path, "https://thrive.example.nhs.uk/notifications/shared-plan")
+    cfg = parse_config(test_config(tmp_path, shared_store=good)).shared_store
+    assert cfg.notifications and cfg.notification_secret == SECRET and cfg.heartbeat_seconds == 30
+    assert SECRET not in repr(cfg)  # never printed with the config
+    short = tmp_path / "short-secret"
+    short.write_text("too-short")
+    spaced = tmp_path / "spaced-secret"
+    spaced.write_text("a" * 20 + " \r\nX-Injected: 1" + "b" * 20)
+    for bad in (
+        {"notification_secret_file": str(short)},
+        {"notification_secret_file": str(spaced)},
+        {"notification_secret_file": str(tmp_path / "missing")},
+        {"notification_endpoint": "http://thrive.example.nhs.uk/notifications/shared-plan"},  # not https
+        {"notification_endpoint": None},
+        {"heartbeat_seconds": 1},
+        {"subscription_scope": "system/*.cruds"},
+    ):
+        with pytest.raises(ConfigError):
+            parse_config(test_config(tmp_path, shared_store={**good, **bad}))
+    # the environment names the secret file and endpoint of a [shared_store] section
+    raw = apply_environment(
+        {"shared_store": shared_config(stack)},
+        {
+            "THRIVE_APP_SHARED_STORE_NOTIFICATION_SECRET_FILE": good["notification_secret_file"],
+            "THRIVE_APP_SHARED_STORE_NOTIFICATION_ENDPOINT": "https://app.example/notifications/shared-plan",
+        },
+    )
+    assert parse_config(test_config(tmp_path, **raw)).shared_store.notifications
