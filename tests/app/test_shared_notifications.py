@@ -27,6 +27,7 @@ from tests.support.app import TEST_ORIGIN, make_launch, test_config
 from tests.support.notifications import notification, post, r4b_notification
 from tests.support.shared_store_stack import OUR_ODS, OURS, get, put, shared_config, start_stack
 from thrive_fhir import canonical
+from thrive_fhir.client.notifications import parse
 from thrive_fhir.sandbox.server import ServerThread
 
 SECRET = secrets.token_urlsafe(32)
@@ -329,3 +330,48 @@ def test_notification_settings_are_checked(tmp_path, stack):
         },
     )
     assert parse_config(test_config(tmp_path, **raw)).shared_store.notifications
+
+
+def test_serve_subscribes_on_start_and_not_again_while_notifications_arrive(tmp_path, custodian_stack):
+    """``thrive app serve``'s background loop (smart_app.subscribe.keep_subscribed)."""
+    import threading
+
+    from smart_app import subscribe
+    from smart_app.config import parse_config
+
+    endpoint = f"http://127.0.0.1:9/{uuid.uuid4().hex}/notifications/shared-plan"
+    cfg = parse_config(
+        test_config(tmp_path, shared_store=_notify_config(custodian_stack, tmp_path, endpoint))
+    ).shared_store
+    app = create_app(test_config(tmp_path, journeys=False))
+    changes_ = app.extensions["thrive"].changes
+    calls: list[str] = []
+    real_ensure = subscribe.ensure
+
+    def counting(c):
+        done = real_ensure(c)
+        calls.append(done.action)
+        return done
+
+    stop = threading.Event()
+    subscribe.ensure, saved = counting, subscribe.ensure
+    try:
+        loop = threading.Thread(target=subscribe.keep_subscribed, args=(cfg, changes_, stop), kwargs={"every": 0.2})
+        loop.start()
+        deadline = time.time() + 20
+        while not calls and time.time() < deadline:
+            time.sleep(0.05)
+        assert calls == ["created"]
+        changes_.record(parse(notification("sub-x", "heartbeat", since_start=0)))
+        time.sleep(0.6)  # several loop turns: the subscription is alive, nothing is asked
+        assert len(calls) in (1, 2)  # at most one turn may have started before the heartbeat landed
+    finally:
+        stop.set()
+        loop.join(5)
+        subscribe.ensure = saved
+    mine = [
+        e["resource"]["id"]
+        for e in get(custodian_stack, "Subscription?_count=200").get("entry", [])
+        if e["resource"]["channel"]["endpoint"] == endpoint
+    ]
+    assert len(mine) == 1
