@@ -155,3 +155,30 @@ def test_a_store_that_cannot_answer_leaves_the_list_without_markers_not_a_500(ag
 
     monkeypatch.setattr(picker, "changed_since_visits", down)
     assert _marked(agency_app, shared) == set()
+
+
+@pytest.mark.browser
+@pytest.mark.slow
+def test_the_marked_list_in_chromium_is_accessible(agency_app, shared, browser_page, axe_check, screenshot):
+    """The list with a marker, in a real browser: the tag's words are in the young person's entry
+    and axe-core finds nothing serious or critical."""
+    from smart_app.context import COOKIE_NAME
+
+    first = shared.pids[0]
+    _visit(agency_app, shared, first)
+    _change_goal(shared, first)
+    server = ServerThread(name="agency-app").start(agency_app.wsgi_app)
+    try:
+        picker = _launch(agency_app, shared, None)
+        page = browser_page
+        origin = server.origin
+        # the binding cookie as the browser would hold it after sign-in (a __Host- cookie cannot be
+        # planted on an http origin, so it goes in as the request header the browser would send)
+        page.set_extra_http_headers({"Cookie": f"{COOKIE_NAME}={picker.binding}"})
+        page.goto(f"{origin}{picker.url('choose')}?q={shared.family}")
+        tag = page.locator(f"#changed-{first}")
+        assert tag.inner_text() == "Changed since your last visit" and tag.is_visible()
+        screenshot(page, "agency-list-changed-marker")
+        axe_check(page, name="agency list with changed marker")
+    finally:
+        server.stop()
