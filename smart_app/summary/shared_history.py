@@ -503,6 +503,13 @@ def prefetch(app, launch) -> None:
         log.warning("shared store read could not be started at launch (%s)", type(exc).__name__)
 
 
+def loading(launch) -> bool:
+    """The launch's read started at launch completion has not finished yet."""
+    with _lock:
+        entry = _cache.get(launch.launch_id)
+    return entry is not None and entry.patient_ref == launch.patient_ref and not entry.done.is_set()
+
+
 def _fresh(app, reader: SharedStoreReader, entry: _Entry, launch, unsynced_ids, now: float) -> bool:
     if entry.patient_ref != launch.patient_ref:
         return False
@@ -557,6 +564,7 @@ __all__ = [
     "StoreUnavailable",
     "for_launch",
     "forget",
+    "loading",
     "max_age",
     "merge",
     "prefetch",

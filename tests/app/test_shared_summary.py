@@ -279,7 +279,12 @@ def test_a_summary_opened_while_the_launch_read_is_in_flight_says_loading_never_
     assert 'id="shared-record-loading"' in page and "The shared record is still loading" in page
     assert f'href="/l/{launch.launch_id}/summary"' in page  # reload, no script needed
     assert "No grouping has been agreed yet" not in _text(_summary(launch))
+    status = launch.client().get(launch.url("summary/shared-status"), base_url=TEST_ORIGIN)
+    assert status.status_code == 200 and status.get_json() == {"loading": True}  # what the page's script polls
     release.set()
     shared_history._cache[launch.launch_id].done.wait(10)
+    assert launch.client().get(launch.url("summary/shared-status"), base_url=TEST_ORIGIN).get_json() == {
+        "loading": False
+    }
     text = _text(_summary(launch))
     assert "Getting Risk Support" in text and "still loading" not in text
