@@ -167,6 +167,17 @@ class SharedChanges:
                 {"visited_at": time.time() if now is None else now, "seen_through": seen_through[:40]},
             )
 
+    def recent_visits(self, worker_key: str, limit: int) -> list[str]:
+        """The Patient ids this worker opened, most recently opened first."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                sa.select(visits.c.patient_id)
+                .where(visits.c.worker_ref == worker_key)
+                .order_by(visits.c.visited_at.desc())
+                .limit(limit)
+            ).all()
+        return [r.patient_id for r in rows]
+
     def last_visits(self, worker_key: str, patient_ids: Iterable[str]) -> dict[str, str]:
         """Patient id -> what the worker was shown through (``meta.lastUpdated``) at their last visit."""
         ids = list(patient_ids)

@@ -99,7 +99,10 @@ def _marked(app, shared, worker: str = WORKER) -> set[str]:
     page = resp.get_data(as_text=True)
     assert all(f'value="{pid}"' in page for pid in shared.pids), "both young people listed"
     marked = set(
-        re.findall(r'<strong class="nhsuk-tag[^"]*" id="changed-([^"]+)">Changed since your last visit</strong>', page)
+        re.findall(
+            r'<strong class="nhsuk-tag[^"]*" id="picker-results-changed-([^"]+)">Changed since your last visit</strong>',
+            page,
+        )
     )
     return marked
 
@@ -143,6 +146,26 @@ def test_the_marker_says_it_in_words_inside_the_result(agency_app, shared):
     assert "Changed since your last visit" in item  # text, not colour only, in the young person's own entry
 
 
+def test_the_first_page_lists_the_young_people_opened_before_with_the_marker(agency_app, shared):
+    """Without a search, the picker lists who this worker opened before (still shared), marked."""
+    first, second = shared.pids
+    picker = _launch(agency_app, shared, None)
+    page = picker.client().get(picker.url("choose"), base_url=TEST_ORIGIN).get_data(as_text=True)
+    assert "Young people you opened before" not in page  # opened nobody yet: nothing listed
+    _visit(agency_app, shared, first)
+    _change_goal(shared, first)
+    page = picker.client().get(picker.url("choose"), base_url=TEST_ORIGIN).get_data(as_text=True)
+    listed = re.search(r'<ul class="nhsuk-list" id="picker-recent">.*?</ul>', page, re.S).group(0)
+    assert f'value="{first}"' in listed and f'value="{second}"' not in listed  # never opened: not listed
+    assert f'id="picker-recent-changed-{first}">Changed since your last visit<' in listed
+    _visit(agency_app, shared, first)
+    page = picker.client().get(picker.url("choose"), base_url=TEST_ORIGIN).get_data(as_text=True)
+    assert f'value="{first}"' in page and "Changed since your last visit" not in page
+    # each listing is audited like a search result
+    kept = [e for e in agency_app.extensions["thrive"].local_store.for_patient(f"Patient/{first}", type="AuditEvent")]
+    assert any(e["subtype"][0]["code"] == "search-type" for e in kept)
+
+
 def test_a_store_that_cannot_answer_leaves_the_list_without_markers_not_a_500(agency_app, shared, monkeypatch):
     from smart_app.launch.ehr_client import EhrError
     from smart_app.summary import picker
@@ -176,7 +199,7 @@ def test_the_marked_list_in_chromium_is_accessible(agency_app, shared, browser_p
         # planted on an http origin, so it goes in as the request header the browser would send)
         page.set_extra_http_headers({"Cookie": f"{COOKIE_NAME}={picker.binding}"})
         page.goto(f"{origin}{picker.url('choose')}?q={shared.family}")
-        tag = page.locator(f"#changed-{first}")
+        tag = page.locator(f"#picker-results-changed-{first}")
         assert tag.inner_text() == "Changed since your last visit" and tag.is_visible()
         screenshot(page, "agency-list-changed-marker")
         axe_check(page, name="agency list with changed marker")
