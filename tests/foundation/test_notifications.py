@@ -136,3 +136,13 @@ def test_a_part_named_by_a_list_is_refused_not_a_type_error():
     event = b["entry"][0]["resource"]["parameter"][-1]
     event["part"].append({"name": ["focus"], "valueString": "x"})
     assert parse(b).events[0].focus == "Task/t1"
+
+
+def test_status_and_events_answers_are_read_too():
+    """``$status`` answers a searchset holding the status; ``$events`` a history Bundle of type query-event."""
+    status = notification("s9", "query-status", since_start=12, bundle_type="searchset")
+    status["entry"].insert(0, {"resource": {"resourceType": "OperationOutcome"}, "search": {"mode": "outcome"}})
+    note = parse(status)
+    assert note.type == "query-status" and note.events_since_start == 12 and note.subscription == "s9"
+    events = parse(notification("s9", "query-event", events=[(11, "Task/t", "Patient/p"), (12, "Goal/g", "Patient/q")]))
+    assert events.numbers == [11, 12]
