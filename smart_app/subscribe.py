@@ -157,10 +157,14 @@ def ensure(cfg: SharedStoreConfig, client: FhirClient | None = None) -> Subscrib
     return Subscribed(reply.body["id"], str(reply.body.get("status") or ""), action)
 
 
-def keep_subscribed(cfg: SharedStoreConfig, changes, stop: threading.Event, *, every: float = 600.0) -> None:
-    """``thrive app serve``'s background loop: subscribe on start, then again whenever no
-    notification (not even a heartbeat) arrived for two heartbeat periods. Never raises."""
-    wait = 0.0
+def keep_subscribed(
+    cfg: SharedStoreConfig, changes, stop: threading.Event, *, every: float = 600.0, first: float = 3.0
+) -> None:
+    """``thrive app serve``'s background loop: subscribe ``first`` seconds after start (the store's
+    handshake is POSTed to this app while the Subscription is created, so the server must be
+    listening by then), then again whenever no notification (not even a heartbeat) arrived for two
+    heartbeat periods. Never raises."""
+    wait = first
     while not stop.wait(wait):
         wait = every
         if changes.subscription_active(2 * cfg.heartbeat_seconds + 15):

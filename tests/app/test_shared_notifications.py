@@ -356,7 +356,9 @@ def test_serve_subscribes_on_start_and_not_again_while_notifications_arrive(tmp_
     stop = threading.Event()
     subscribe.ensure, saved = counting, subscribe.ensure
     try:
-        loop = threading.Thread(target=subscribe.keep_subscribed, args=(cfg, changes_, stop), kwargs={"every": 0.2})
+        loop = threading.Thread(
+            target=subscribe.keep_subscribed, args=(cfg, changes_, stop), kwargs={"every": 0.2, "first": 0.0}
+        )
         loop.start()
         deadline = time.time() + 20
         while not calls and time.time() < deadline:
