@@ -97,4 +97,9 @@ def subscribe(config_path: str | None) -> None:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:  # the key file went away since the config was read
         raise click.ClickException(f"cannot read the Backend Services key: {exc.strerror}") from None
+    if done.status == "error":
+        raise click.ClickException(
+            f"Subscription/{done.subscription_id} is in error: the store could not deliver its handshake to "
+            f"{cfg.shared_store.notification_endpoint} (is the app serving there?)"
+        )
     click.echo(f"Subscription/{done.subscription_id}: {done.action} (status {done.status or 'unknown'})")
