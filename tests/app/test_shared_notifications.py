@@ -377,3 +377,12 @@ def test_serve_subscribes_on_start_and_not_again_while_notifications_arrive(tmp_
         if e["resource"]["channel"]["endpoint"] == endpoint
     ]
     assert len(mine) == 1
+
+
+def test_subscribe_says_so_when_the_store_put_the_subscription_in_error(tmp_path, custodian_stack, monkeypatch):
+    """Error branch: the store could not deliver its handshake (the app is not serving there)."""
+    from smart_app import subscribe
+
+    monkeypatch.setattr(subscribe, "ensure", lambda cfg: subscribe.Subscribed("sub-e", "error", "created"))
+    code, out = _subscribe(_cli_config(tmp_path, custodian_stack, "http://127.0.0.1:9/notifications/shared-plan"))
+    assert code != 0 and "Subscription/sub-e is in error" in out and "is the app serving there?" in out
