@@ -25,7 +25,8 @@ only consumer of the per-young-person record, and a re-read of the launch's own 
 
 Answers: 200 with an OperationOutcome (information) when recorded; 401 without the right secret;
 400 for a body that is not a notification of our topic; 413 over :data:`MAX_BODY`; 415 for a body
-that is not JSON; 404 when notifications are not configured; 405 for other methods. Never a 500 for
+that is not JSON; 404 when notifications are not configured; 405 for other methods; 503 when the
+app's database cannot record it (the store delivers it again later). Never a 500 for
 what the caller sent, and the body is never logged.
 """
 
@@ -36,6 +37,7 @@ import json
 import logging
 
 from flask import Blueprint, Response, request
+from sqlalchemy.exc import SQLAlchemyError
 from werkzeug.exceptions import HTTPException
 
 from thrive_fhir import canonical
@@ -98,11 +100,15 @@ def receive():
     if note.topic not in (None, canonical.TOPIC_SHARED_PLAN_CHANGED):
         return outcome(400, "error", "invalid", "Not the topic this app subscribed to.")
     changes = state().changes
-    seen = changes.record(note)
-    if seen.missed is not None:
-        # Which young people the missed events concerned is unknown: every cached read is stale.
-        log.warning("notifications: events %s to %s were not received; every cached read is stale", *seen.missed)
-        changes.invalidate_everyone()
+    try:
+        seen = changes.record(note)
+        if seen.missed is not None:
+            # Which young people the missed events concerned is unknown: every cached read is stale.
+            log.warning("notifications: events %s to %s were not received; every cached read is stale", *seen.missed)
+            changes.invalidate_everyone()
+    except SQLAlchemyError as exc:  # the app's database is down: the store retries the delivery
+        log.error("notification not recorded: the app database failed (%s)", type(exc).__name__)
+        return outcome(503, "error", "transient", "The notification could not be recorded now; send it again.")
     log.info(
         "notification %s: %d event(s)%s", note.type, len(note.events), " (already received)" if seen.duplicate else ""
     )

@@ -386,3 +386,15 @@ def test_subscribe_says_so_when_the_store_put_the_subscription_in_error(tmp_path
     monkeypatch.setattr(subscribe, "ensure", lambda cfg: subscribe.Subscribed("sub-e", "error", "created"))
     code, out = _subscribe(_cli_config(tmp_path, custodian_stack, "http://127.0.0.1:9/notifications/shared-plan"))
     assert code != 0 and "Subscription/sub-e is in error" in out and "is the app serving there?" in out
+
+
+def test_a_database_failure_is_a_503_the_store_retries_not_a_500(live, monkeypatch):
+    """Error branch: the app's database cannot record the notification just now."""
+    from sqlalchemy.exc import OperationalError
+
+    def broken(note, **kw):
+        raise OperationalError("INSERT", {}, Exception("database is down"))
+
+    monkeypatch.setattr(live.app.extensions["thrive"].changes, "record", broken)
+    resp = post(live.url, notification("sub-db", events=[(1, "Task/t", "Patient/p")]), secret=SECRET)
+    assert resp.status_code == 503 and _outcome(resp)["issue"][0]["code"] == "transient"
