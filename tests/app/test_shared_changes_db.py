@@ -12,7 +12,7 @@ from tests.support.servers import create_pg_database
 from thrive_fhir.client.notifications import parse
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def changes(request, tmp_path):
     if request.param == "sqlite":
         engine = sa.create_engine(f"sqlite:///{tmp_path / 'app.db'}")
