@@ -28,7 +28,9 @@ from . import context, errors, security
 from .config import AppConfig, ConfigError, load_config_file, parse_config
 from .context import audience_allows, read_only_reason
 from .launch.routes import bp as launch_bp
+from .notification_receiver import bp as notifications_bp
 from .sessions import SessionStore
+from .shared_changes import SharedChanges
 from .state import EXTENSION, AppState
 from .summary import bp as summary_bp
 from .summary.agency import bp as agency_bp
@@ -97,7 +99,11 @@ def create_app(config: dict | AppConfig | str | Path | None = None) -> Flask:
     sessions.create_tables()
     writebacks = WriteBacks(sessions_engine)
     writebacks.create_tables()
-    state = AppState(config=cfg, sessions=sessions, local_store=store, smart=SmartClient(), writebacks=writebacks)
+    changes = SharedChanges(sessions_engine)
+    changes.create_tables()
+    state = AppState(
+        config=cfg, sessions=sessions, local_store=store, smart=SmartClient(), writebacks=writebacks, changes=changes
+    )
     app.extensions[EXTENSION] = state
 
     context.install(app)
@@ -112,6 +118,7 @@ def create_app(config: dict | AppConfig | str | Path | None = None) -> Flask:
     app.register_blueprint(summary_bp)
     app.register_blueprint(agency_bp)
     app.register_blueprint(picker_bp)
+    app.register_blueprint(notifications_bp)
     context.register_nav(app, "summary.index", "Summary", order=10)
 
     journeys = None

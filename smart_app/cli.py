@@ -1,6 +1,11 @@
-"""``thrive app serve``: run the clinician SMART app with waitress.
+"""``thrive app serve``: run the clinician SMART app with waitress; ``thrive app subscribe``: make
+sure the deployment's Subscription to the shared store's changes exists (smart_app.subscribe).
 
     thrive app serve --config app.toml --port 8101 [--host 127.0.0.1] [--threads 8]
+    thrive app subscribe --config app.toml
+
+With change notifications configured (``[shared_store] notification_endpoint``), ``serve`` also
+subscribes on start, and again whenever no notification has arrived for two heartbeat periods.
 
 The config file format (TOML, JSON or YAML) is documented in ``smart_app/config.py``. The command is
 registered in the ``thrive.commands`` entry-point group (pyproject.toml), so the library's ``thrive``
@@ -10,6 +15,7 @@ command finds it without importing the app (docs/architecture.md, "Layers").
 from __future__ import annotations
 
 import logging
+import threading
 
 import click
 import waitress
@@ -53,4 +59,47 @@ def serve(config_path: str | None, port: int, host: str, threads: int) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     install_log_redaction(application)  # again, now that basicConfig added the root handler
     click.echo(f"THRIVE app on http://{host}:{port}/ ({len(cfg.ehrs)} EHR(s) registered)")
+    if cfg.shared_store is not None and cfg.shared_store.notifications:
+        from .subscribe import keep_subscribed
+
+        threading.Thread(
+            target=keep_subscribed,
+            args=(cfg.shared_store, application.extensions["thrive"].changes, threading.Event()),
+            name="thrive-subscribe",
+            daemon=True,
+        ).start()
     waitress.serve(application, host=host, port=port, threads=threads, ident="thrive-app")
+
+
+@app_command.command()
+@click.option(
+    "--config",
+    "config_path",
+    envvar="THRIVE_APP_CONFIG",
+    type=click.Path(dir_okay=False),
+    help="App config file with a [shared_store] section naming notification_endpoint and notification_secret_file.",
+)
+def subscribe(config_path: str | None) -> None:
+    """Find or create this deployment's Subscription to shared-plan changes (safe to repeat)."""
+    from .subscribe import SubscribeError, ensure
+
+    try:
+        cfg = load_config(config_path)
+    except ConfigError as exc:
+        raise click.ClickException(f"config: {exc}") from None
+    if cfg.shared_store is None or not cfg.shared_store.notifications:
+        raise click.ClickException(
+            "config: [shared_store] needs notification_endpoint and notification_secret_file to subscribe"
+        )
+    try:
+        done = ensure(cfg.shared_store)
+    except SubscribeError as exc:
+        raise click.ClickException(str(exc)) from None
+    except OSError as exc:  # the key file went away since the config was read
+        raise click.ClickException(f"cannot read the Backend Services key: {exc.strerror}") from None
+    if done.status == "error":
+        raise click.ClickException(
+            f"Subscription/{done.subscription_id} is in error: the store could not deliver its handshake to "
+            f"{cfg.shared_store.notification_endpoint} (is the app serving there?)"
+        )
+    click.echo(f"Subscription/{done.subscription_id}: {done.action} (status {done.status or 'unknown'})")

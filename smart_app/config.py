@@ -60,6 +60,14 @@ A config file may be TOML (``.toml``), JSON (``.json``) or YAML (``.yaml``/``.ym
     scope = "system/*.rs"                    # read only: the Summary never writes there
     max_age_seconds = 30                     # freshness rule of the per-launch cache
     # allow_insecure_loopback = true         # sandbox only: http on 127.0.0.1/localhost
+    # Change notifications (optional; smart_app.subscribe and smart_app.notification_receiver):
+    # notification_endpoint = "https://thrive.example.nhs.uk/notifications/shared-plan"
+    # notification_secret_file = "instance/notification-secret"  # 32+ chars; the store sends it back
+    #                                        # as "Authorization: Bearer <secret>" with each notification
+    # heartbeat_seconds = 60                 # asked of the store; no heartbeat for 2 periods = no
+    #                                        # active subscription (the 30 s rule applies again)
+    # subscribed_max_age_seconds = 900       # the cache's max age while notifications arrive
+    # subscription_scope = "system/Subscription.cruds"  # asked for only when subscribing
 
 ``smart_app.create_app(config)`` also accepts the same structure as a dict.
 
@@ -77,6 +85,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import tomllib
 from dataclasses import dataclass, field
@@ -196,6 +205,20 @@ class SharedStoreConfig:
     alg: str = "RS384"
     max_age_seconds: float = 30.0
     timeout_seconds: float = 5.0
+    #: Change notifications (:mod:`smart_app.subscribe`, :mod:`smart_app.notification_receiver`):
+    #: the app's public URL of its receiver, the channel secret the store sends back with each
+    #: notification, the heartbeat asked for, the cache's max age while notifications arrive, and
+    #: the scope asked for when creating the Subscription.
+    notification_endpoint: str | None = None
+    notification_secret: str | None = field(default=None, repr=False)
+    heartbeat_seconds: int = 60
+    subscribed_max_age_seconds: float = 900.0
+    subscription_scope: str = "system/Subscription.cruds"
+
+    @property
+    def notifications(self) -> bool:
+        """Change notifications are configured (an endpoint and a secret)."""
+        return bool(self.notification_endpoint and self.notification_secret)
 
 
 @dataclass
@@ -357,13 +380,15 @@ def _shared_store(raw: Any, base_dir: Path) -> SharedStoreConfig | None:
     scope = raw.get("scope", "system/*.rs")
     if not isinstance(scope, str) or not all(s.startswith("system/") for s in scope.split()):
         raise ConfigError(f"{where}.scope: system/ scopes only (SMART Backend Services)")
-    numbers = {}
-    for key, default in (("max_age_seconds", 30.0), ("timeout_seconds", 5.0)):
+    numbers: dict[str, Any] = {}
+    for key, default in (("max_age_seconds", 30.0), ("timeout_seconds", 5.0), ("subscribed_max_age_seconds", 900.0)):
         value = raw.get(key, default)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
             raise ConfigError(f"{where}.{key}: expected a number of seconds")
         numbers[key] = float(value)
+    notify = _notifications(raw, base_dir, loopback)
     return SharedStoreConfig(
+        **notify,
         fhir_base=values["fhir_base"].rstrip("/"),
         client_id=values["client_id"],
         private_key_file=key_file,
@@ -373,6 +398,49 @@ def _shared_store(raw: Any, base_dir: Path) -> SharedStoreConfig | None:
         alg=alg,
         **numbers,
     )
+
+
+#: A channel secret: long enough not to be guessed, and safe inside an HTTP header line.
+_CHANNEL_SECRET_RE = re.compile(r"[A-Za-z0-9\-._~+/=]{32,512}")
+
+
+def _notifications(raw: dict, base_dir: Path, loopback: bool) -> dict:
+    """The change-notification settings of ``[shared_store]`` (all optional, but the endpoint and the
+    secret file come together)."""
+    where = "shared_store"
+    out: dict[str, Any] = {}
+    endpoint = raw.get("notification_endpoint")
+    secret_file = raw.get("notification_secret_file")
+    if endpoint is None and secret_file is None:
+        return out
+    if not isinstance(endpoint, str) or not endpoint:
+        raise ConfigError(f"{where}.notification_endpoint: required with notification_secret_file")
+    parts = urlsplit(endpoint)
+    secure = parts.scheme == "https" or (loopback and parts.scheme == "http" and parts.hostname in LOOPBACK_HOSTS)
+    if not parts.hostname or parts.username or parts.query or parts.fragment or not secure:
+        raise ConfigError(
+            f"{where}.notification_endpoint: an https URL of this app's receiver "
+            "(http only on 127.0.0.1/localhost with allow_insecure_loopback)"
+        )
+    secret = _read_secret_file(secret_file, base_dir, f"{where}.notification_secret_file").decode("utf-8", "replace")
+    if not _CHANNEL_SECRET_RE.fullmatch(secret):
+        raise ConfigError(
+            f"{where}.notification_secret_file: 32 to 512 characters of A-Z a-z 0-9 - . _ ~ + / = "
+            "(it is sent in an HTTP header)"
+        )
+    heartbeat = raw.get("heartbeat_seconds", 60)
+    if isinstance(heartbeat, bool) or not isinstance(heartbeat, int) or not 10 <= heartbeat <= 86400:
+        raise ConfigError(f"{where}.heartbeat_seconds: a whole number of seconds from 10 to 86400")
+    scope = raw.get("subscription_scope", "system/Subscription.cruds")
+    if not isinstance(scope, str) or not all(s.startswith("system/Subscription.") for s in scope.split()):
+        raise ConfigError(f"{where}.subscription_scope: system/Subscription.* scopes only")
+    out.update(
+        notification_endpoint=endpoint,
+        notification_secret=secret,
+        heartbeat_seconds=heartbeat,
+        subscription_scope=scope,
+    )
+    return out
 
 
 def _read_secret_file(name: Any, base_dir: Path, key: str) -> bytes:
@@ -403,6 +471,11 @@ ENV_KEYS = {
 }
 
 
+#: ``[shared_store]`` settings an environment variable ``THRIVE_APP_SHARED_STORE_<KEY>`` overrides
+#: (only where the config has a ``[shared_store]`` section: the credentials live there).
+ENV_SHARED_STORE_KEYS = {"notification_endpoint": str, "notification_secret_file": "path"}
+
+
 def apply_environment(raw: dict, environ: dict | None = None) -> dict:
     """``raw`` with every ``THRIVE_APP_<KEY>`` of :data:`ENV_KEYS` set in ``environ`` applied.
 
@@ -428,6 +501,13 @@ def apply_environment(raw: dict, environ: dict | None = None) -> dict:
             out[key] = text
         if key in ("database_url", "database_url_file"):  # the environment's choice wins over the file's
             out.pop("database_url_file" if key == "database_url" else "database_url", None)
+    if isinstance(out.get("shared_store"), dict):
+        section = dict(out["shared_store"])
+        for key, kind in ENV_SHARED_STORE_KEYS.items():
+            text = env.get(f"{ENV_PREFIX}SHARED_STORE_{key.upper()}")
+            if text:
+                section[key] = str(Path(text).resolve()) if kind == "path" else text
+        out["shared_store"] = section
     return out
 
 

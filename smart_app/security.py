@@ -159,10 +159,19 @@ def csrf_token() -> str:
     return record.csrf_token if record else ""
 
 
+def csrf_exempt(view):
+    """Mark a view that no browser posts to (a server-to-server endpoint that checks its own
+    credential, such as the notification receiver): no launch, no CSRF token, no Origin."""
+    view.csrf_exempt = True
+    return view
+
+
 def install_csrf(app: Flask) -> None:
     @app.before_request
     def _check_csrf():
         if request.method not in UNSAFE_METHODS:
+            return None
+        if getattr(app.view_functions.get(request.endpoint or ""), "csrf_exempt", False):
             return None
         if not _origin_ok():
             abort(403, description="This form came from another site and was refused.")

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from .config import AppConfig
     from .sessions import SessionStore
+    from .shared_changes import SharedChanges
     from .writeback import WriteBacks
 
 #: Key of the state in ``app.extensions``.
@@ -33,6 +34,8 @@ class AppState:
     local_store: LocalStore
     smart: SmartClient
     writebacks: WriteBacks
+    #: Changes announced by the shared store, the Subscription's state and agency visits.
+    changes: SharedChanges
     #: Navigation entries ``(order, endpoint, label)`` (``smart_app.context.register_nav``).
     nav: list[tuple[int, str, str]] = field(default_factory=list)
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Blueprint, g, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, g, redirect, render_template, request, url_for
 
 from thrive_fhir import canonical, ids
 from thrive_fhir.client.smart_launch import SmartError, fhir_user_ref, foreign_fhir_user, new_code_verifier
@@ -29,6 +29,7 @@ from ..scopes import patient_picker_scopes, requested_scopes
 from ..security import set_binding_cookie
 from ..sessions import AuthRequest, LaunchRecord, new_binding
 from ..state import state
+from ..summary.shared_history import prefetch
 from .ehr_client import EhrClient
 from .identity import identity_confirmed, identity_or_problem
 
@@ -173,6 +174,8 @@ def callback():
         _patient_identity(launch_id, patient_id)
     except LaunchStopped as stop:
         return stop.response
+    if auth.mode == "ehr":
+        _start_shared_read(launch_id)
     log.info("launch completed mode=%s", auth.mode)
     return redirect(url_for(_landing(auth.mode, patient_id), launch_id=launch_id), code=303)
 
@@ -371,6 +374,14 @@ def _patient_identity(launch_id: str, patient_id: str | None) -> None:
         return
     banner = identity_or_problem(EhrClient.for_launch(state(), record), patient_id)
     state().sessions.set_banner(launch_id, banner)
+
+
+def _start_shared_read(launch_id: str) -> None:
+    """Start reading the young person's shared record (clinician launches with a ``[shared_store]``)
+    now, so it is read or nearly when the Summary opens (smart_app.summary.shared_history)."""
+    record = state().sessions.get_launch(launch_id)
+    if record is not None and identity_confirmed(record.banner):
+        prefetch(current_app, record)
 
 
 def _landing(mode: str, patient_id: str | None) -> str:

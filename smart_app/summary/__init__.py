@@ -65,3 +65,13 @@ def index():
         drafts=drafts,
         shared=shared,
     )
+
+
+@bp.get("/summary/shared-status")
+@launch_required
+def shared_status():
+    """Whether the launch's shared read is still in flight (the Summary's "still loading" note polls
+    this with script, then reloads; no store request is made here)."""
+    from .shared_history import loading
+
+    return {"loading": loading(current_launch())}

@@ -27,7 +27,9 @@ from thrive_fhir.localstore import ChangeSet
 
 from .. import records
 from ..context import current_launch, error_page, launch_blueprint, launch_required, state, unknown_staff_page
+from .agency_changes import seen_through, worker_key
 from .data import build_summary
+from .shared_record import PLAN_TYPES
 
 log = logging.getLogger("smart_app.agency")
 
@@ -218,6 +220,8 @@ def index():
         write_audit(launch, build_read_audit(launch, [], allowed=False, now=now))
         return _refused_page()
     page = _render(launch, recs, consent)
+    if (key := worker_key(launch)) is not None:  # "changed since your last visit" starts again from here
+        state().changes.visited(key, launch.patient_id, seen_through([r for t in PLAN_TYPES for r in recs.all(t)]))
     summary_read = [
         f"Consent/{consent['id']}",
         *[f"{t}/{r['id']}" for t in ("Observation", "CarePlan", "Goal", "Task") for r in recs.all(t)][:50],

@@ -9,6 +9,12 @@ itself shows only young people shared with the organisation), and the store is t
 looked up, let alone listed. A search needs an NHS number or at least two letters of a name (no
 browsing), and every young person shown in a result list gets an AuditEvent (``search-type``).
 
+The first page (no search yet) lists the young people this worker opened before who still share
+with their organisation (consent checked first, as for a search; each listing audited), so the
+worker sees at a glance whose plan moved on. A young person whose shared plan changed since this
+worker last opened it is marked "Changed since your last visit" there and in search results
+(:mod:`.agency_changes` says how that is decided).
+
 Choosing a young person checks the consent again (never trusting the form) and opens a new launch
 context for them (``SessionStore.fork_launch``; one patient per context, TS-02), whose shared-plan
 page does its own consent check and read audit.
@@ -28,6 +34,7 @@ from ..context import current_launch, error_page, launch_blueprint, launch_requi
 from ..launch.ehr_client import EhrError, EhrSessionEnded, banner_from_patient
 from ..launch.identity import identity_or_problem
 from .agency import build_read_audit, consent_for, unattributable, write_audit
+from .agency_changes import changed_since_visits, worker_key
 
 log = logging.getLogger("smart_app.picker")
 
@@ -36,6 +43,8 @@ bp = launch_blueprint("picker", __name__, audience="agency")
 #: How many young people the EHR is asked about per search request (keeps ``_id`` lists short).
 ID_CHUNK = 50
 MAX_QUERY = 100
+#: How many young people opened before are listed on the picker's first page.
+RECENT = 20
 _ID_RE = re.compile(r"[A-Za-z0-9\-.]{1,64}")  # a FHIR id
 
 
@@ -86,6 +95,20 @@ def _search_ehr(launch, patient_refs: list[str], params: list[tuple[str, str]]) 
     return found
 
 
+def _changed(launch, patient_ids: list[str]) -> set[str]:
+    """Which of the listed young people's shared plans changed since this worker last opened them
+    (:mod:`.agency_changes`, asked of the store with the worker's token); none when it cannot tell."""
+    key = worker_key(launch)
+    if key is None or not patient_ids:
+        return set()
+    seen = state().changes.last_visits(key, patient_ids)
+    try:
+        return changed_since_visits(launch.ehr_client, seen)
+    except EhrError:
+        log.warning("patient picker: changes since the last visits could not be checked")
+        return set()
+
+
 def _picker_launch():
     launch = current_launch()
     if launch.mode != "standalone" or launch.patient_id is not None:
@@ -100,18 +123,55 @@ def _picker_launch():
     return launch, unattributable(launch)
 
 
+def _listed(launch, patients: list[dict], now: datetime) -> list[dict]:
+    """What the page shows of each young person found, each listing audited (``search-type``)."""
+    changed = _changed(launch, [p["id"] for p in patients])
+    out = []
+    for patient in patients:
+        banner = banner_from_patient(patient)
+        out.append({"id": patient["id"], **banner, "changed": patient["id"] in changed})
+        write_audit(
+            launch,
+            build_read_audit(
+                launch, [], allowed=True, now=now, patient_ref=f"Patient/{patient['id']}", interaction="search-type"
+            ),
+        )
+    return out
+
+
+def _opened_before(launch, now: datetime) -> tuple[list[dict], str | None]:
+    """The young people this worker opened before and who still share with their organisation (at
+    most :data:`RECENT`, most recently opened first): where "changed since your last visit" shows
+    without a search. Only people the worker already opened, so nobody is browsed."""
+    key = worker_key(launch)
+    recent = state().changes.recent_visits(key, RECENT) if key else []
+    if not recent:
+        return [], None
+    try:
+        allowed = set(consenting_patients(launch, launch.organization_ref, now))  # consent first
+        wanted = [f"Patient/{pid}" for pid in recent if f"Patient/{pid}" in allowed]
+        patients = _search_ehr(launch, wanted, []) if wanted else []
+    except EhrSessionEnded:
+        return [], "Your session has ended. Sign in again to see the young people you opened before."
+    except EhrError:
+        log.warning("patient picker: the young people opened before could not be read")
+        return [], "The young people you opened before could not be shown just now."
+    order = {pid: i for i, pid in enumerate(recent)}
+    patients.sort(key=lambda p: order.get(p["id"], len(order)))
+    return _listed(launch, patients, now), None
+
+
 @bp.get("/choose")
 @launch_required
 def index():
-
     launch, refused = _picker_launch()
     if refused:
         return refused
     q = (request.args.get("q") or "").strip()[:MAX_QUERY]
     results, message = [], None
+    now = datetime.now(UTC)
     if q:
         params = _query_params(q)
-        now = datetime.now(UTC)
         if params is None:
             message = "Enter a 10-digit NHS number, or at least 2 letters of the young person's name."
         else:
@@ -125,23 +185,15 @@ def index():
             except EhrError:
                 log.warning("patient picker: the shared store search failed")
                 message = "The search could not be done just now. Try again."
-            for patient in patients:
-                banner = banner_from_patient(patient)
-                results.append({"id": patient["id"], **banner})
-                write_audit(
-                    launch,
-                    build_read_audit(
-                        launch,
-                        [],
-                        allowed=True,
-                        now=now,
-                        patient_ref=f"Patient/{patient['id']}",
-                        interaction="search-type",
-                    ),
-                )
+            results = _listed(launch, patients, now)
             if not results and message is None:
                 message = "No young person matching that has agreed to share their plan with your organisation."
-    return render_template("summary/picker.html", q=q, results=results, message=message)
+        recent, recent_message = [], None
+    else:
+        recent, recent_message = _opened_before(launch, now)
+    return render_template(
+        "summary/picker.html", q=q, results=results, message=message, recent=recent, recent_message=recent_message
+    )
 
 
 @bp.post("/choose")

@@ -8,7 +8,10 @@ saved, so the Summary also reads the shared store.
 
 How it reads: with this deployment's SMART Backend Services credentials (``[shared_store]`` in the
 app config, ``system/`` scopes; :class:`thrive_fhir.client.backend_services.BackendServicesAuth`),
-one search per plan type (``Type?patient=<ids>&_revinclude=Provenance:target``), run side by side.
+one search per plan type (``Type?patient=<ids>&_revinclude=Provenance:target``), all sent in one
+``batch`` Bundle (one round trip; side by side to a server that refuses batches), then one batch
+for the names of who recorded what. The read starts in the background when the launch completes
+(:func:`prefetch`, called by the launch callback), so it is usually done when the Summary opens.
 Which young person: the launch's Patient id (what this app's sync worker pushes under) and any
 Patient the store files under the same NHS number from the launch's banner (another team whose EHR
 gave the young person another id). The store decides
@@ -29,14 +32,25 @@ organisation they acted for; local saves and agency writes both carry one), else
 store here.
 
 Freshness rule (the per-launch cache, :func:`for_launch`): what was read from the store is kept for
-the launch and read again when either
-  1. it is older than ``max_age_seconds`` (default 30 s), or
+the launch and read again when any of these holds:
+  1. a change notification for the young person (any of the store's Patient ids read) arrived after
+     the read started, or missed notifications made every read stale (:mod:`smart_app.shared_changes`,
+     recorded by :mod:`smart_app.notification_receiver`);
   2. the young person's unsynced local saves changed since the read (a new local save, or the sync
-     worker pushed one: the set of their not-yet-sent outbox rows is different).
-A failed read (store down, token refused) is remembered for at most 10 seconds, so a down store
-costs one timeout per 10 seconds per launch, never one per page. The store being unreadable never
-fails the page: the Summary shows local data with a note saying the shared record could not be read.
-What is cached is the store's answer in process memory, per launch (bounded, oldest launch dropped).
+     worker pushed one: the set of their not-yet-sent outbox rows is different);
+  3. it is older than the max age: ``subscribed_max_age_seconds`` (default 900 s) while the
+     subscription is active, i.e. a handshake, heartbeat or event arrived within two heartbeat
+     periods plus 15 s (changes then arrive as notifications; the max age only bounds what a lost
+     notification could hide), else ``max_age_seconds`` (default 30 s: no notifications, so age
+     is the only signal).
+A read still in flight (started at launch) is waited for at most :data:`LOADING_WAIT`; after that
+the Summary shows local data with "the shared record is still loading" (never "no grouping has been
+agreed" for want of the read) and a link to reload. A failed read (store down, token refused) is
+remembered for at most 10 seconds, so a down store costs one timeout per 10 seconds per launch,
+never one per page. The store being unreadable never fails the page: the Summary shows local data
+with a note saying the shared record could not be read. What is cached is the store's answer in
+process memory, per launch (bounded, oldest launch dropped); the change record is in the app's
+database, so every process of the app sees a notification whichever process received it.
 """
 
 from __future__ import annotations
@@ -83,6 +97,7 @@ class StoreRead:
     rows: list[tuple[str, str, int, dict]]
     provenance: list[dict]
     directory: dict[str, dict]  # "Type/id" -> Practitioner/Organization/... resource
+    patient_ids: tuple[str, ...] = ()  # the store's Patient ids read (notifications name these)
 
 
 @dataclass
@@ -107,7 +122,7 @@ class SharedHistory:
     """The Summary's view of the shared record for one request."""
 
     records: PatientRecords
-    status: str  # "ok" | "unavailable"
+    status: str  # "ok" | "unavailable" | "loading"
     pending: frozenset[str] = frozenset()  # "Type/id" with a local change not pushed yet
     store_refs: frozenset[str] = frozenset()  # "Type/id" shown in the store's version
     directory: dict[str, dict] = field(default_factory=dict)
@@ -116,6 +131,11 @@ class SharedHistory:
     @property
     def unavailable(self) -> bool:
         return self.status == "unavailable"
+
+    @property
+    def loading(self) -> bool:
+        """The read started at launch has not finished: only local data shows, and the page says so."""
+        return self.status == "loading"
 
     def attribution(self, names):
         """A function resource -> :class:`Recorded` (``names``: a :class:`smart_app.names.Names`)."""
@@ -173,40 +193,92 @@ class SharedStoreReader:
             read_timeout=cfg.timeout_seconds,
             user_agent="thrive-app-summary",
         )
+        #: The store answers a batch of searches (cleared on the first refusal).
+        self.batch_ok = True
 
     def read(self, patient_id: str, nhs_number: str | None = None) -> StoreRead:
         """Every plan resource of ``patient_id`` (and of any Patient the store has under
         ``nhs_number``) the store shows this deployment (nothing when it shows none), with their
-        Provenance and the people and organisations they name."""
+        Provenance and the people and organisations they name.
+
+        Round trips: one ``batch`` Bundle of GET searches (the NHS-number search and one search per
+        plan type), a second only when the NHS number finds the young person under another id, and
+        one batch for the names. A server that refuses a batch gets the searches side by side."""
         if not is_fhir_id(patient_id):
-            return StoreRead([], [], {})
+            return StoreRead([], [], {}, (patient_id,))
+        by_nhs = (
+            f"Patient?identifier={canonical.NHS_NUMBER}|{nhs_number}&_count=10"
+            if nhs_number and nhs_number.isdigit() and len(nhs_number) == 10
+            else None
+        )
+        plan = [f"{rtype}?patient={patient_id}&_count={PAGE}&_revinclude=Provenance:target" for rtype in HISTORY_TYPES]
+        answers = self._searches([*plan, *([by_nhs] if by_nhs else [])])
         patient_ids = [patient_id]
-        if nhs_number and nhs_number.isdigit() and len(nhs_number) == 10:
-            for res in self._search(f"Patient?identifier={canonical.NHS_NUMBER}|{nhs_number}&_count=10"):
+        if by_nhs:
+            for res in answers.pop():
                 if res.get("resourceType") == "Patient" and is_fhir_id(res.get("id")) and res["id"] not in patient_ids:
                     patient_ids.append(res["id"])
-        rows: list[tuple[str, str, int, dict]] = []
-        provenance: dict[str, dict] = {}
-        wanted = ",".join(patient_ids)
-        with ThreadPoolExecutor(PARALLEL) as pool:
-            answers = list(
-                pool.map(
-                    lambda rtype: (
-                        rtype,
-                        self._search(f"{rtype}?patient={wanted}&_count={PAGE}&_revinclude=Provenance:target"),
-                    ),
-                    HISTORY_TYPES,
-                )
+        if len(patient_ids) > 1:  # the same young person under another team's id: read those too
+            others = ",".join(patient_ids[1:])
+            more = self._searches(
+                [f"{rtype}?patient={others}&_count={PAGE}&_revinclude=Provenance:target" for rtype in HISTORY_TYPES]
             )
-        for rtype, found in answers:
+            answers = [a + b for a, b in zip(answers, more, strict=True)]
+        rows: list[tuple[str, str, int, dict]] = []
+        seen: set[str] = set()
+        provenance: dict[str, dict] = {}
+        for rtype, found in zip(HISTORY_TYPES, answers, strict=True):
             for res in found:
                 if res.get("resourceType") == "Provenance":
                     provenance[res["id"]] = res
-                elif res.get("resourceType") == rtype:
+                elif res.get("resourceType") == rtype and f"{rtype}/{res['id']}" not in seen:
+                    seen.add(f"{rtype}/{res['id']}")
                     version = str((res.get("meta") or {}).get("versionId") or "1")
                     rows.append((rtype, res["id"], int(version) if version.isdigit() else 1, res))
         directory = self._directory([r for *_x, r in rows] + list(provenance.values()))
-        return StoreRead(rows, list(provenance.values()), directory)
+        return StoreRead(rows, list(provenance.values()), directory, tuple(patient_ids))
+
+    def _searches(self, paths: list[str]) -> list[list[dict]]:
+        """Each search's resources (every page), in order: one batch, else side by side."""
+        if self.batch_ok:
+            reply = self.client.request(
+                "POST",
+                "",
+                {
+                    "resourceType": "Bundle",
+                    "type": "batch",
+                    "entry": [{"request": {"method": "GET", "url": p}} for p in paths],
+                },
+            )
+            entries = (reply.body or {}).get("entry") if reply.ok and isinstance(reply.body, dict) else None
+            if isinstance(entries, list) and len(entries) == len(paths):
+                return [self._batch_answer(entry) for entry in entries]
+            if reply.ok or reply.status in (400, 403, 404, 405, 422, 501):
+                # Not a batch server (or one that answers it oddly): searches from now on.
+                log.info("shared store: no batch searches (HTTP %s); searching type by type", reply.status)
+                self.batch_ok = False
+            else:
+                raise StoreUnavailable(reply.error or f"HTTP {reply.status}")
+        with ThreadPoolExecutor(PARALLEL) as pool:
+            return list(pool.map(self._search, paths))
+
+    def _batch_answer(self, entry: object) -> list[dict]:
+        """One batch entry's searchset (and its further pages, fetched one by one)."""
+        if not isinstance(entry, dict):
+            raise StoreUnavailable("odd batch answer")
+        status = str((entry.get("response") or {}).get("status") or "")
+        bundle = entry.get("resource")
+        if not status.startswith("2") or not isinstance(bundle, dict):
+            raise StoreUnavailable(f"batch entry HTTP {status[:3] or '?'}")
+        out = [
+            res
+            for e in bundle.get("entry") or []
+            if isinstance(e, dict) and isinstance(res := e.get("resource"), dict) and res.get("id")
+        ]
+        nxt = next_link(bundle, self.cfg.fhir_base)
+        if nxt:
+            out += self._search(nxt)
+        return out
 
     def _search(self, path: str) -> list[dict]:
         out: list[dict] = []
@@ -233,14 +305,19 @@ class SharedStoreReader:
                 if rtype in NAME_TYPES and is_fhir_id(rid):
                     wanted.setdefault(rtype, set()).add(rid)
         found: dict[str, dict] = {}
-        for rtype, rids in wanted.items():
-            chosen = sorted(rids)[:100]
-            try:
-                for res in self._search(f"{rtype}?_id={','.join(chosen)}&_count={len(chosen)}"):
-                    if res.get("resourceType") == rtype:
-                        found[f"{rtype}/{res['id']}"] = res
-            except StoreUnavailable:  # names only: the plan still shows
-                continue
+        kinds = sorted(wanted)
+        if not kinds:
+            return found
+        try:
+            answers = self._searches(
+                [f"{t}?_id={','.join(sorted(wanted[t])[:100])}&_count={min(len(wanted[t]), 100)}" for t in kinds]
+            )
+        except StoreUnavailable:  # names only: the plan still shows
+            answers = [[] for _ in kinds]
+        for rtype, results in zip(kinds, answers, strict=True):
+            for res in results:
+                if res.get("resourceType") == rtype:
+                    found[f"{rtype}/{res['id']}"] = res
         # A PractitionerRole names its practitioner and organisation: read those too.
         second: dict[str, set[str]] = {}
         for res in list(found.values()):
@@ -342,14 +419,24 @@ def merge(
 @dataclass
 class _Entry:
     patient_ref: str
-    read_at: float
+    read_at: float  # when the read started: a change announced after this makes it stale
     unsynced_ids: tuple[int, ...]
-    read: StoreRead | None
-    failed: bool
+    read: StoreRead | None = None
+    failed: bool = False
+    done: threading.Event = field(default_factory=threading.Event)
+    finished_at: float = 0.0  # perf_counter() when the read ended (the benchmark's launch-to-ready)
+
+    def finish(self, read: StoreRead | None, failed: bool) -> None:
+        self.read, self.failed, self.finished_at = read, failed, time.perf_counter()
+        self.done.set()
 
 
 _cache: OrderedDict[str, _Entry] = OrderedDict()
 _lock = threading.Lock()
+#: Reads started at launch completion run here (a few at a time: the store is shared).
+_background = ThreadPoolExecutor(8, thread_name_prefix="shared-read")
+#: How long a Summary waits for a read already in flight before it says "still loading".
+LOADING_WAIT = 0.06
 
 
 def reader_for(app) -> SharedStoreReader | None:
@@ -372,12 +459,76 @@ def forget(launch_id: str) -> None:
         _cache.pop(launch_id, None)
 
 
+def _remember(launch_id: str, entry: _Entry) -> None:
+    with _lock:
+        _cache[launch_id] = entry
+        _cache.move_to_end(launch_id)
+        while len(_cache) > _MAX_LAUNCHES:
+            _cache.popitem(last=False)
+
+
+def _run_read(reader: SharedStoreReader, entry: _Entry, patient_id: str, nhs_number: str | None) -> None:
+    try:
+        entry.finish(reader.read(patient_id, nhs_number), False)
+    except Exception as exc:  # network, token, odd answer: the Summary still answers
+        log.warning("shared store could not be read for the Summary (%s)", type(exc).__name__)
+        entry.finish(None, True)
+
+
+def max_age(app, reader: SharedStoreReader, now: float) -> float:
+    """The cache's max age now: long while notifications arrive (a change drops the entry at once),
+    the configured ``max_age_seconds`` otherwise. See the module docstring."""
+    cfg = reader.cfg
+    if cfg.notifications:
+        within = 2 * cfg.heartbeat_seconds + 15
+        if app.extensions["thrive"].changes.subscription_active(within, now=now):
+            return cfg.subscribed_max_age_seconds
+    return cfg.max_age_seconds
+
+
+def prefetch(app, launch) -> None:
+    """Start reading ``launch``'s young person from the store in the background (at launch
+    completion), so the first Summary finds it read or nearly. Never raises."""
+    try:
+        reader = reader_for(app)
+        if reader is None or not launch.patient_id or not is_fhir_id(launch.patient_id):
+            return
+        patient_ref = f"Patient/{launch.patient_id}"
+        unsynced_ids, _pending = outbox.unsynced_for_patient(app.extensions["thrive"].local_store, patient_ref)
+        entry = _Entry(patient_ref, time.time(), unsynced_ids)
+        _remember(launch.launch_id, entry)
+        nhs = (launch.banner or {}).get("nhs_number")
+        _background.submit(_run_read, reader, entry, launch.patient_id, nhs)
+    except Exception as exc:  # the Summary reads it itself
+        log.warning("shared store read could not be started at launch (%s)", type(exc).__name__)
+
+
+def loading(launch) -> bool:
+    """The launch's read started at launch completion has not finished yet."""
+    with _lock:
+        entry = _cache.get(launch.launch_id)
+    return entry is not None and entry.patient_ref == launch.patient_ref and not entry.done.is_set()
+
+
+def _fresh(app, reader: SharedStoreReader, entry: _Entry, launch, unsynced_ids, now: float) -> bool:
+    if entry.patient_ref != launch.patient_ref:
+        return False
+    if entry.failed:
+        return now - entry.read_at < min(FAILURE_TTL, reader.cfg.max_age_seconds)
+    if entry.unsynced_ids != unsynced_ids or now - entry.read_at >= max_age(app, reader, now):
+        return False
+    ids = entry.read.patient_ids if entry.read is not None else (launch.patient_id,)
+    return not app.extensions["thrive"].changes.changed_after(ids, entry.read_at)
+
+
 def for_launch(launch, *, now: float | None = None) -> SharedHistory | None:
     """The Summary's shared history for ``launch`` (None without a ``[shared_store]``); never raises
-    for a store problem (status ``unavailable``). See the module docstring for the freshness rule."""
+    for a store problem (status ``unavailable``), and says ``loading`` while the read started at
+    launch completion has not finished. See the module docstring for the freshness rule."""
     from flask import current_app
 
-    reader = reader_for(current_app)
+    app = current_app
+    reader = reader_for(app)
     if reader is None or not launch.patient_ref:
         return None
     now = time.time() if now is None else now
@@ -385,33 +536,23 @@ def for_launch(launch, *, now: float | None = None) -> SharedHistory | None:
     unsynced_ids, pending = outbox.unsynced_for_patient(store, launch.patient_ref)
     with _lock:
         entry = _cache.get(launch.launch_id)
-    fresh = (
-        entry is not None
-        and entry.patient_ref == launch.patient_ref
-        and now - entry.read_at
-        < (min(FAILURE_TTL, reader.cfg.max_age_seconds) if entry.failed else reader.cfg.max_age_seconds)
-        and (entry.failed or entry.unsynced_ids == unsynced_ids)
-    )
-    if entry is None or not fresh:
-        try:
-            read, failed = reader.read(launch.patient_id, (launch.banner or {}).get("nhs_number")), False
-        except Exception as exc:  # network, token, odd answer: the Summary still answers
-            log.warning("shared store could not be read for the Summary (%s)", type(exc).__name__)
-            read, failed = None, True
-        entry = _Entry(launch.patient_ref, now, unsynced_ids, read, failed)
-        with _lock:
-            _cache[launch.launch_id] = entry
-            _cache.move_to_end(launch.launch_id)
-            while len(_cache) > _MAX_LAUNCHES:
-                _cache.popitem(last=False)
+    loading = False
+    if entry is not None and not entry.done.is_set() and entry.patient_ref == launch.patient_ref:
+        loading = not entry.done.wait(LOADING_WAIT)
+    if not loading and (entry is None or not _fresh(app, reader, entry, launch, unsynced_ids, now)):
+        entry = _Entry(launch.patient_ref, now, unsynced_ids)
+        _run_read(reader, entry, launch.patient_id, (launch.banner or {}).get("nhs_number"))
+        _remember(launch.launch_id, entry)
+    read = entry.read if entry is not None and not loading else None
     local_rows = [tuple(r) for r in store.for_patient_versioned(launch.patient_ref)]
-    records, store_refs, prov = merge(launch.patient_ref, local_rows, entry.read, pending)
+    records, store_refs, prov = merge(launch.patient_ref, local_rows, read, pending)
+    status = "loading" if loading else ("unavailable" if entry is None or entry.failed else "ok")
     return SharedHistory(
         records=records,
-        status="unavailable" if entry.failed else "ok",
+        status=status,
         pending=pending,
         store_refs=store_refs,
-        directory=dict(entry.read.directory) if entry.read else {},
+        directory=dict(read.directory) if read else {},
         _prov=prov,
     )
 
@@ -423,5 +564,8 @@ __all__ = [
     "StoreUnavailable",
     "for_launch",
     "forget",
+    "loading",
+    "max_age",
     "merge",
+    "prefetch",
 ]

@@ -220,3 +220,14 @@ def test_standalone_agency_launch(live):
 def _count_launches(app) -> int:
     with app.extensions["thrive"].sessions.engine.connect() as conn:
         return conn.execute(sa.select(sa.func.count()).select_from(launches)).scalar()
+
+
+def test_ehr_launch_completion_starts_the_shared_read(live, monkeypatch):
+    """The callback starts reading the shared record before the Summary opens (smart_app.summary.
+    shared_history.prefetch; here without a [shared_store] it would do nothing, so a spy)."""
+    from smart_app.launch import routes
+
+    started: list[str] = []
+    monkeypatch.setattr(routes, "prefetch", lambda app, record: started.append(record.launch_id))
+    _b, r = _launch(live, live.patients[0])
+    assert r.status_code == 200 and started == [r.url.rsplit("/", 2)[-2]]

@@ -12,115 +12,31 @@ from __future__ import annotations
 import re
 import socket
 import uuid
-from datetime import UTC, datetime, timedelta
-from pathlib import Path
+from datetime import UTC, datetime
 
 import pytest
-import requests
 
 from smart_app import create_app
 from smart_app.summary import shared_history
-from tests.support.app import TEST_ORIGIN, make_launch, nhs_test_number, seed_plan, test_config
+from tests.support.app import TEST_ORIGIN, make_launch, seed_plan, test_config
+from tests.support.shared_store_stack import (
+    AGENCY,
+    OUR_ODS,
+    OURS,
+    UNRELATED,
+    get,
+    nhs_number_of,
+    shared_config,
+    start_stack,
+)
 from thrive_fhir import builders as b
-from thrive_fhir import canonical, ids
+from thrive_fhir import canonical
 from thrive_fhir.ids import new_local_id
 from thrive_fhir.localstore import ChangeSet
-from thrive_fhir.sandbox.keys import SigningKey, jwks
-from thrive_fhir.sandbox.registry import Client, Registry
-from thrive_fhir.sandbox.server import ServerThread, build_sandbox, create_store, protected_store
-
-OTHER_ODS, OUR_ODS = "RYY", "RXX"
-OTHER_TEAM = f"Organization/{ids.deterministic_id(canonical.ODS_ORG, OTHER_ODS)}"
-OURS = f"Organization/{ids.deterministic_id(canonical.ODS_ORG, OUR_ODS)}"
-OTHER_CLINICIAN = "Practitioner/other-team-clinician"
-AGENCY = "Organization/riverside-academy"
-AGENCY_WORKER = "Practitioner/riverside-worker"
-UNRELATED = "Organization/another-agency"
-BACKEND_CLIENT = "thrive-app-backend"
-JSON = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
 
 
 def _text(resp) -> str:
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", resp.get_data(as_text=True)))
-
-
-class _Stack:
-    pass
-
-
-def start_stack(tmp: Path, young_people: tuple[tuple[str, tuple[str, ...]], ...]) -> _Stack:
-    """The sandbox auth server (with our deployment's Backend Services client) and the shared store on
-    loopback, holding the other team's plan of each ``(patient id, organisations shared with)``, and
-    for the first one an agency's acceptance of the referral Task. ``stop()`` when done. Also used by
-    benchmarks/shared_summary.py."""
-    sandbox_srv, shared_srv = ServerThread(name="sandbox"), ServerThread(name="shared-store")
-    shared_base = shared_srv.origin + "/fhir"
-    key = SigningKey.generate("RS384")
-    key_file = tmp / "backend-key.pem"
-    key_file.write_bytes(key.private_pem())
-    registry = Registry()
-    registry.add(
-        Client(
-            BACKEND_CLIENT,
-            "private_key_jwt",
-            name="THRIVE care plan (Summary)",
-            grant_types=("client_credentials",),
-            scopes=frozenset({"system/*.rs"}),
-            jwks=jwks(key),
-            fhir_base=shared_base,
-            organization=OURS,
-            access_token_lifetime=300,
-        )
-    )
-    sandbox = build_sandbox(
-        f"sqlite:///{tmp}/ehr.db", sandbox_srv.origin, registry=registry, extra_fhir_bases=[shared_base]
-    )
-    authority = sandbox.authority
-    store = create_store(
-        f"sqlite:///{tmp}/shared.db",
-        shared_base,
-        authority.token_verifier(shared_base),
-        consent_custodians=[OTHER_TEAM],
-    )
-    sandbox_srv.start(sandbox.wsgi)
-    shared_srv.start(protected_store(store, authority))
-    s = _Stack()
-    s.base, s.authority, s.key, s.key_file = shared_base, authority, key, key_file
-
-    def stop() -> None:
-        sandbox_srv.stop()
-        shared_srv.stop()
-
-    s.stop = stop
-    s.admin = lambda: authority.mint_internal_token(shared_base, "system/*.cruds")  # the store operator's loader
-    other_app = create_app(test_config(tmp, ods_code=OTHER_ODS, journeys=False))
-    s.plans = {}
-    for pid, share in young_people:
-        s.plans[pid] = seed_plan(other_app, pid, share_with=share, clinician=OTHER_CLINICIAN)
-        s.plans[pid]["task"] = _referral(other_app, pid)
-        _push(s, other_app, pid)
-    # The agency accepted the first young person's referral in the shared store, with its own Provenance.
-    _put(s, {"resourceType": "Organization", "id": AGENCY.split("/")[1], "name": "Riverside Academy (example)"})
-    _put(s, {"resourceType": "Practitioner", "id": AGENCY_WORKER.split("/")[1], "name": [{"text": "Jo Agencyworker"}]})
-    task = _get(s, f"Task/{s.plans[young_people[0][0]]['task']}")
-    task = {k: v for k, v in task.items() if k != "meta"} | {"status": "accepted"}
-    _put(s, task)
-    now = datetime.now(UTC).replace(microsecond=0)
-    _put(
-        s,
-        b.build_provenance(
-            b.ProvenanceInput(
-                outbox_row_id=str(uuid.uuid4()),
-                targets=(f"Task/{task['id']}",),
-                recorded=now,
-                activity="UPDATE",
-                author=AGENCY_WORKER,
-                on_behalf_of=AGENCY,
-                assembler="Device/agency-app",
-            )
-        ),
-    )
-    return s
 
 
 @pytest.fixture(scope="module")
@@ -134,103 +50,14 @@ def stack(tmp_path_factory):
     s.stop()
 
 
-def _referral(app, pid: str) -> str:
-    """A referral to the agency, with its Task, saved by the other team (local store, then pushed)."""
-    store = app.extensions["thrive"].local_store
-    subject = f"Patient/{pid}"
-    when = datetime.now(UTC).replace(microsecond=0) - timedelta(days=5)
-    grouping = next(r for r in store.for_patient(subject, "Observation") if "valueCodeableConcept" in r)
-    sr = b.build_signposting(
-        b.SignpostInput(
-            local_id=new_local_id(),
-            kind="referral",
-            offer=b.Coded(canonical.local_offer_cs("example"), "school-counselling", "School counselling (example)"),
-            subject=subject,
-            episode=f"EpisodeOfCare/eoc-{pid}",
-            authored_on=when,
-            requester=OTHER_CLINICIAN,
-            performer=AGENCY,
-            reason=f"Observation/{grouping['id']}",
-            source_ods=OTHER_ODS,
-        )
-    )
-    task = b.build_referral_task(
-        b.ReferralTaskInput(
-            local_id=new_local_id(),
-            service_request=f"ServiceRequest/{sr['id']}",
-            subject=subject,
-            requester=OTHER_CLINICIAN,
-            authored_on=when,
-            owner=AGENCY,
-            source_ods=OTHER_ODS,
-        )
-    )
-    with store.session() as s:
-        store.record(
-            s,
-            ChangeSet(patient_key=subject, author_ref=OTHER_CLINICIAN, organization_ref=OTHER_TEAM, activity="create")
-            .put(sr)
-            .put(task),
-        )
-    return task["id"]
-
-
-def _push(s, app, pid: str) -> None:
-    """What the other team's sync worker would have pushed: every resource, then the Provenance."""
-    local = app.extensions["thrive"].local_store.for_patient(f"Patient/{pid}")
-    _put(
-        s,
-        {
-            "resourceType": "Patient",
-            "id": pid,
-            "name": [{"family": "Sharedperson", "given": ["Robin"]}],
-            "identifier": [{"system": canonical.NHS_NUMBER, "value": nhs_number_of(pid)}],
-        },
-    )
-    for resource in sorted(local, key=lambda r: r["resourceType"] == "Provenance"):
-        _put(s, resource)
-
-
-def nhs_number_of(pid: str) -> str:
-    """A test-range NHS number (valid check digit) that stays the same for one patient id."""
-    return nhs_test_number(int(uuid.uuid5(uuid.NAMESPACE_URL, pid).int % 900_000) + 1)
-
-
-def _put(s, resource: dict) -> None:
-    resp = requests.put(
-        f"{s.base}/{resource['resourceType']}/{resource['id']}",
-        json=resource,
-        timeout=10,
-        headers={**JSON, "Authorization": f"Bearer {s.admin()}"},
-    )
-    assert resp.status_code in (200, 201), (resource["resourceType"], resp.text[:300])
-
-
-def _get(s, path: str) -> dict:
-    return requests.get(f"{s.base}/{path}", headers={**JSON, "Authorization": f"Bearer {s.admin()}"}, timeout=10).json()
-
-
 def _our_reads(s, pid: str) -> int:
     """The store's audit of requests made with our deployment's token for ``pid`` (it is not a custodian)."""
-    bundle = _get(s, f"AuditEvent?patient=Patient/{pid}&_count=1000")
+    bundle = get(s, f"AuditEvent?patient=Patient/{pid}&_count=1000")
     return sum(
         1
         for e in bundle.get("entry", [])
         if OURS in {(a.get("who") or {}).get("reference") for a in e["resource"].get("agent", [])}
     )
-
-
-def shared_config(s, **extra) -> dict:
-    return {
-        "fhir_base": s.base,
-        "client_id": BACKEND_CLIENT,
-        "private_key_file": str(s.key_file),
-        "kid": s.key.kid,
-        "token_url": s.authority.token_endpoint,
-        "scope": "system/*.rs",
-        "allow_insecure_loopback": True,
-        **extra,
-    }
 
 
 @pytest.fixture
@@ -260,6 +87,7 @@ def test_summary_shows_another_teams_history_with_who_recorded_it_and_where(app,
     assert "School counselling (example)" in text
     assert re.search(r"Accepted.{0,40}Updated by Jo Agencyworker, Riverside Academy \(example\)", text), text[-1500:]
     assert "Pending" not in text  # nothing of this was saved here
+    assert shared_history.reader_for(app).batch_ok  # the store answered the searches as one batch
 
 
 def test_a_local_save_not_yet_synced_shows_as_pending_and_refreshes_the_cache(app, stack):
@@ -360,7 +188,7 @@ def test_a_conflict_shows_our_version_until_resolved_as_theirs_then_the_stores(a
     from thrive_fhir.sync.admin import resolve_conflict
 
     pid = stack.shared_pid
-    current = _get(stack, f"Observation/{stack.plans[pid]['groupings'][-1]}")
+    current = get(stack, f"Observation/{stack.plans[pid]['groupings'][-1]}")
     ours = {k: v for k, v in current.items() if k != "meta"} | {"note": [{"text": "Our edit that conflicted"}]}
     store = app.extensions["thrive"].local_store
     with store.session() as s:
@@ -427,3 +255,36 @@ def test_a_shared_record_the_summary_cannot_draw_falls_back_to_local_data_not_a_
     )
     text = _text(_summary(make_launch(app, patient_id="yp-odd")))
     assert "The shared record could not be read" in text and "To be able to stay in school" in text
+
+
+def test_a_summary_opened_while_the_launch_read_is_in_flight_says_loading_never_no_grouping(app, stack, monkeypatch):
+    """The read started at launch completion has not finished: the Summary does not wait for it past
+    LOADING_WAIT, says the shared record is still loading (with a link to reload), and never says
+    "No grouping has been agreed yet" for want of the read; once it is done, the next Summary has it."""
+    import threading
+
+    real_read = shared_history.SharedStoreReader.read
+    release = threading.Event()
+
+    def slow_read(self, pid, nhs=None):
+        release.wait(10)
+        return real_read(self, pid, nhs)
+
+    monkeypatch.setattr(shared_history.SharedStoreReader, "read", slow_read)
+    launch = make_launch(app, patient_id=stack.shared_pid)
+    shared_history.prefetch(app, launch.record)  # what the launch callback does
+    started = datetime.now(UTC)
+    page = _summary(launch).get_data(as_text=True)
+    assert (datetime.now(UTC) - started).total_seconds() < 2  # did not wait for the read
+    assert 'id="shared-record-loading"' in page and "The shared record is still loading" in page
+    assert f'href="/l/{launch.launch_id}/summary"' in page  # reload, no script needed
+    assert "No grouping has been agreed yet" not in _text(_summary(launch))
+    status = launch.client().get(launch.url("summary/shared-status"), base_url=TEST_ORIGIN)
+    assert status.status_code == 200 and status.get_json() == {"loading": True}  # what the page's script polls
+    release.set()
+    shared_history._cache[launch.launch_id].done.wait(10)
+    assert launch.client().get(launch.url("summary/shared-status"), base_url=TEST_ORIGIN).get_json() == {
+        "loading": False
+    }
+    text = _text(_summary(launch))
+    assert "Getting Risk Support" in text and "still loading" not in text

@@ -5,6 +5,7 @@ synthetic population is loaded there, not into the app's own database)."""
 from __future__ import annotations
 
 import re
+import time
 from urllib.parse import urljoin, urlsplit
 
 import pytest
@@ -56,6 +57,12 @@ def test_demo_summary_shows_the_shared_record_after_an_ehr_launch(demo):
     where = urljoin(callback, landed.headers["Location"])
     launch_root = re.match(r"(.*/l/[^/]+/)", where).group(1)
     summary = _go(cookies, launch_root + "summary")
+    for _ in range(150):  # the read started at launch may still be in flight: reload, as the page says
+        if 'id="shared-record-loading"' not in summary.text:
+            break
+        assert "No grouping has been agreed yet" not in summary.text
+        time.sleep(0.2)
+        summary = _go(cookies, launch_root + "summary")
     assert summary.status_code == 200
     text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", summary.text))
     assert "No grouping has been agreed yet" not in text
@@ -90,6 +97,9 @@ def test_demo_shared_summary_in_chromium_inside_the_ehr_iframe_is_accessible(dem
     if "/summary" not in frame.url:  # the launch may land on another page of the app
         frame.goto(frame.url.split("/l/")[0] + "/l/" + frame.url.split("/l/")[1].split("/")[0] + "/summary")
         frame.wait_for_selector("h1:has-text('Summary')")
+    frame.wait_for_selector("#current-grouping")
+    # the read started at launch may still be in flight: the page reloads by itself once it is done
+    frame.wait_for_selector("#shared-record-loading", state="detached", timeout=30000)
     assert "No grouping has been agreed yet" not in frame.locator("#current-grouping").inner_text()
     assert "Recorded by" in frame.locator("main").inner_text()
     screenshot(page, "demo-shared-summary")
