@@ -103,13 +103,29 @@ def _ours(found: dict, cfg: SharedStoreConfig) -> bool:
 
 
 def _matches(found: dict, wanted: dict) -> bool:
-    """The found Subscription's channel is what the config asks for (the store may leave the
-    header out of what it returns: then only what it shows is compared)."""
+    """The found Subscription's channel is what the config asks for. A store may leave the header
+    out of what it returns, or mask its value (ours shows ``Authorization: (hidden)``); then only
+    what it shows is compared: the header names. A secret changed in our config is still noticed:
+    the store's next handshake or notification carries the old one, our receiver refuses it, the
+    store puts the Subscription in ``error`` and the next turn asks for it again with the new one."""
     have, want = found.get("channel") or {}, wanted["channel"]
-    if "header" in have and have.get("header") != want["header"]:
+    if "header" in have and [_header_shown(h) for h in have.get("header") or []] != [
+        _header_shown(h, masked=_masked(have)) for h in want["header"]
+    ]:
         return False
     beat = next((e for e in have.get("extension") or [] if e.get("url") == HEARTBEAT_EXT), None)
     return beat is None or beat.get("valueUnsignedInt") == want["extension"][0]["valueUnsignedInt"]
+
+
+def _masked(channel: dict) -> bool:
+    return any(isinstance(h, str) and h.endswith("(hidden)") for h in channel.get("header") or [])
+
+
+def _header_shown(header: object, *, masked: bool | None = None) -> str:
+    """A header as compared: whole, or only its name when the store masks values."""
+    text = header if isinstance(header, str) else ""
+    hide = text.endswith("(hidden)") if masked is None else masked
+    return text.partition(":")[0].strip().lower() if hide else text
 
 
 def find(client: FhirClient, cfg: SharedStoreConfig) -> list[dict]:

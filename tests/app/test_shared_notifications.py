@@ -13,13 +13,16 @@ import re
 import secrets
 import time
 import uuid
+from pathlib import Path
 
 import pytest
+import requests
 import sqlalchemy as sa
 from click.testing import CliRunner
 
-from smart_app import create_app
+from smart_app import create_app, subscribe
 from smart_app.cli import app_command
+from smart_app.config import parse_config
 from smart_app.notification_receiver import MAX_BODY, PATH
 from smart_app.shared_changes import EVERYONE, changes
 from smart_app.summary import shared_history
@@ -29,6 +32,7 @@ from tests.support.shared_store_stack import OUR_ODS, OURS, get, put, shared_con
 from thrive_fhir import canonical
 from thrive_fhir.client.notifications import parse
 from thrive_fhir.sandbox.server import ServerThread
+from thrive_fhir.store.subscriptions import RetryPolicy
 
 SECRET = secrets.token_urlsafe(32)
 
@@ -223,15 +227,17 @@ def test_with_an_active_subscription_the_cache_may_live_long(live):
 
 # --- subscribing ------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def custodian_stack(tmp_path_factory):
-    """A store that treats our deployment as a custodian: today's store shows a Subscription (a
-    resource outside any young person's record) only to custodians; the store's own Subscription
-    support decides who sees which Subscription."""
+def subscribe_stack(tmp_path_factory):
+    """A store that lets Subscriptions deliver to loopback port 9 (nothing listens there: the
+    handshake fails at once, and the second try, 1.5 to 3 s later, puts the Subscription in ``error``). Our
+    deployment is not a custodian: the store shows a Subscription only to the client that made it,
+    so these tests read it with the deployment's own client."""
     s = start_stack(
         tmp_path_factory.mktemp("subscribe-stack"),
         (),
         backend_scopes=frozenset({"system/*.rs", "system/Subscription.cruds"}),
-        custodians=(OURS,),
+        subscription_endpoints=("http://127.0.0.1:9/",),
+        subscription_retry=RetryPolicy(base=3.0, cap=3.0, max_failures=2, timeout=1.0),
     )
     yield s
     s.stop()
@@ -251,34 +257,46 @@ def _subscribe(config: str):
     return result.exit_code, result.output.strip()
 
 
-def test_subscribe_creates_once_finds_it_again_and_re_requests_one_in_error(tmp_path, custodian_stack):
-    stack = custodian_stack
+def test_subscribe_creates_once_finds_it_again_and_re_requests_one_in_error(tmp_path, subscribe_stack):
+    stack = subscribe_stack
     endpoint = f"http://127.0.0.1:9/{uuid.uuid4().hex}/notifications/shared-plan"
     config = _cli_config(tmp_path, stack, endpoint)
     code, out = _subscribe(config)
     assert code == 0, out
     sub_id = re.fullmatch(r"Subscription/([A-Za-z0-9\-.]+): created \(status \w+\)", out).group(1)
-    sub = get(stack, f"Subscription/{sub_id}")
-    assert sub["criteria"] == canonical.TOPIC_SHARED_PLAN_CHANGED and sub["status"] in ("requested", "active")
+    cfg = parse_config(json.loads(Path(config).read_text())).shared_store
+    ours = subscribe.client_for(cfg)
+    sub = ours.request("GET", f"Subscription/{sub_id}").body
+    assert sub["criteria"] == canonical.TOPIC_SHARED_PLAN_CHANGED
     channel = sub["channel"]
     assert channel["type"] == "rest-hook" and channel["endpoint"] == endpoint
-    assert channel["header"] == [f"Authorization: Bearer {SECRET}"]
+    assert channel["header"] == ["Authorization: (hidden)"]  # the store never reads the secret back
     assert channel["_payload"]["extension"][0] == {
         "url": f"{canonical.BACKPORT_SD}/backport-payload-content",
         "valueCode": "id-only",
     }
     assert channel["extension"][0]["valueUnsignedInt"] == 30
-    # again: found by its endpoint, nothing new made
+    # anyone else (here the store operator's token) is told it does not exist
+    assert (
+        requests.get(
+            f"{stack.base}/Subscription/{sub_id}", headers={"Authorization": f"Bearer {stack.admin()}"}, timeout=10
+        ).status_code
+        == 404
+    )
+    # again, before the store's second try: found by its endpoint, nothing new made
     code, out = _subscribe(config)
     assert code == 0 and out.startswith(f"Subscription/{sub_id}: existing"), out
-    # the store gave up delivering: asked for again, same Subscription
-    put(stack, {k: v for k, v in sub.items() if k != "meta"} | {"status": "error"})
+    # the store gives up its handshake (nothing listens at port 9): asked for again, same Subscription
+    deadline = time.time() + 20
+    while ours.request("GET", f"Subscription/{sub_id}").body["status"] != "error" and time.time() < deadline:
+        time.sleep(0.1)
+    assert ours.request("GET", f"Subscription/{sub_id}").body["status"] == "error"
     code, out = _subscribe(config)
     assert code == 0 and out.startswith(f"Subscription/{sub_id}: re-requested"), out
-    assert get(stack, f"Subscription/{sub_id}")["status"] in ("requested", "active")
+    assert ours.request("GET", f"Subscription/{sub_id}").body["status"] in ("requested", "active", "error")
     mine = [
         e["resource"]["id"]
-        for e in get(stack, "Subscription?_count=200").get("entry", [])
+        for e in ours.request("GET", "Subscription?_count=200").body.get("entry", [])
         if e["resource"]["channel"]["endpoint"] == endpoint
     ]
     assert mine == [sub_id]
@@ -332,16 +350,13 @@ def test_notification_settings_are_checked(tmp_path, stack):
     assert parse_config(test_config(tmp_path, **raw)).shared_store.notifications
 
 
-def test_serve_subscribes_on_start_and_not_again_while_notifications_arrive(tmp_path, custodian_stack):
+def test_serve_subscribes_on_start_and_not_again_while_notifications_arrive(tmp_path, subscribe_stack):
     """``thrive app serve``'s background loop (smart_app.subscribe.keep_subscribed)."""
     import threading
 
-    from smart_app import subscribe
-    from smart_app.config import parse_config
-
     endpoint = f"http://127.0.0.1:9/{uuid.uuid4().hex}/notifications/shared-plan"
     cfg = parse_config(
-        test_config(tmp_path, shared_store=_notify_config(custodian_stack, tmp_path, endpoint))
+        test_config(tmp_path, shared_store=_notify_config(subscribe_stack, tmp_path, endpoint))
     ).shared_store
     app = create_app(test_config(tmp_path, journeys=False))
     changes_ = app.extensions["thrive"].changes
@@ -373,18 +388,17 @@ def test_serve_subscribes_on_start_and_not_again_while_notifications_arrive(tmp_
         subscribe.ensure = saved
     mine = [
         e["resource"]["id"]
-        for e in get(custodian_stack, "Subscription?_count=200").get("entry", [])
+        for e in subscribe.client_for(cfg).request("GET", "Subscription?_count=200").body.get("entry", [])
         if e["resource"]["channel"]["endpoint"] == endpoint
     ]
     assert len(mine) == 1
 
 
-def test_subscribe_says_so_when_the_store_put_the_subscription_in_error(tmp_path, custodian_stack, monkeypatch):
+def test_subscribe_says_so_when_the_store_put_the_subscription_in_error(tmp_path, subscribe_stack, monkeypatch):
     """Error branch: the store could not deliver its handshake (the app is not serving there)."""
-    from smart_app import subscribe
 
     monkeypatch.setattr(subscribe, "ensure", lambda cfg: subscribe.Subscribed("sub-e", "error", "created"))
-    code, out = _subscribe(_cli_config(tmp_path, custodian_stack, "http://127.0.0.1:9/notifications/shared-plan"))
+    code, out = _subscribe(_cli_config(tmp_path, subscribe_stack, "http://127.0.0.1:9/notifications/shared-plan"))
     assert code != 0 and "Subscription/sub-e is in error" in out and "is the app serving there?" in out
 
 

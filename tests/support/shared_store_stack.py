@@ -49,12 +49,17 @@ def start_stack(
     *,
     backend_scopes: frozenset[str] = frozenset({"system/*.rs"}),
     custodians: tuple[str, ...] = (OTHER_TEAM,),
+    subscription_endpoints: tuple[str, ...] = (),
+    subscription_retry=None,
 ) -> _Stack:
     """The sandbox auth server (with our deployment's Backend Services client) and the shared store on
     loopback, holding the other team's plan of each ``(patient id, organisations shared with)``, and
     for the first one an agency's acceptance of the referral Task. ``stop()`` when done.
     ``backend_scopes``: what the deployment's Backend Services client may be granted; ``custodians``:
-    the organisations the store treats as holding every record (our deployment is not one by default)."""
+    the organisations the store treats as holding every record (our deployment is not one by default);
+    ``subscription_endpoints``: the URL prefixes the store lets Subscriptions deliver to (none: the
+    store refuses Subscriptions, as ``thrive store serve`` does without ``--subscription-endpoint``);
+    ``subscription_retry``: the store's delivery back-off (a ``subscriptions.RetryPolicy``)."""
     sandbox_srv, shared_srv = ServerThread(name="sandbox"), ServerThread(name="shared-store")
     shared_base = shared_srv.origin + "/fhir"
     key = SigningKey.generate("RS384")
@@ -83,6 +88,8 @@ def start_stack(
         shared_base,
         authority.token_verifier(shared_base),
         consent_custodians=list(custodians),
+        subscription_endpoints=list(subscription_endpoints),
+        subscription_retry=subscription_retry,
     )
     sandbox_srv.start(sandbox.wsgi)
     shared_srv.start(protected_store(store, authority))
@@ -92,6 +99,7 @@ def start_stack(
     def stop() -> None:
         sandbox_srv.stop()
         shared_srv.stop()
+        store.subscriptions.stop()
 
     s.stop = stop
     s.admin = lambda: authority.mint_internal_token(shared_base, "system/*.cruds")  # the store operator's loader
