@@ -11,9 +11,11 @@ Which tokens are agency tokens (docs/consent-enforcement.md): the store is told 
 the organisations that hold the record (the trust's deployment, its sync worker). A token whose
 ``organization`` (the claim the authorization server adds, :attr:`Grant.organization`) is not a
 custodian, or that names a user (``fhirUser``) but no organisation at all, is an agency token for
-that organisation. Tokens naming neither a user nor an organisation are the store operator's own
-services (the sandbox's patient directory) and are not gated. Without custodians the gate is off,
-as for a store that is only an EHR's own API.
+that organisation. A token naming neither a user nor an organisation never gets here from a store
+that verifies tokens itself: with custodians configured, token verification refuses it (401,
+``AuthSettings.require_organization``). Only an in-process verifier can vouch for one (the sandbox's,
+for its own patient directory), and then it is not gated. Without custodians the gate is off, as for
+a store that is only an EHR's own API.
 
 The rule itself is :mod:`thrive_fhir.consent_rule`. The store keeps what it says for every current
 Consent in ``consent_shares`` (patient, organisation, start, end), written in the same transaction
@@ -140,7 +142,7 @@ class ConsentGate:
         if grant.organization in self.custodians:
             return None
         if grant.organization is None and grant.user is None:
-            return None  # the store operator's own service (see the module docstring)
+            return None  # vouched for by an in-process verifier (see the module docstring)
         return Agency(grant.organization, grant.user, grant.client_id)
 
     # --- reads -----------------------------------------------------------------------------------

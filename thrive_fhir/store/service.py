@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import and_, false, func, select, text
 from sqlalchemy.engine import Connection, Engine
@@ -26,6 +26,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ..smart_scopes import Grant
 from . import access, search, validation_hook
+from .agency_audit import AuditTrail
 from .consent_gate import ConsentGate
 from .errors import FhirError, issue, operation_outcome
 from .fhirdates import date_range, http_date, to_instant, utcnow
@@ -46,6 +47,9 @@ class Ctx:
     grant: Grant | None = None
     strict: bool = False
     prefer_return: str = ""
+    #: An agency request's :class:`~.agency_audit.RequestAudit`: a write records it in its own
+    #: transaction (``audit.within``), so the change and its AuditEvent commit together or not at all.
+    audit: Any = None
 
 
 @dataclass
@@ -118,6 +122,7 @@ class Store:
         self._write_lock = threading.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
         self.statistics = StatisticsKeeper(engine)
         self.consent = ConsentGate(engine, None)  # create_app sets the store's custodians (consent_gate)
+        self.audit_trail = AuditTrail(self)  # agency AuditEvents, group-committed (agency_audit)
 
     # --- helpers ---------------------------------------------------------------------------------
 
@@ -285,13 +290,17 @@ class Store:
         def run(conn: Connection) -> Result:
             made = op_factory(conn)
             if isinstance(made, Result):
-                return made
-            op = made
-            issues = None
-            if op.resource is not None:
-                issues = self.validate({**op.resource, "resourceType": op.rtype, "id": op.rid})
-            apply(conn, [op], utcnow(), ctx.base, authorize=self.authorize_op(ctx.grant))
-            return self._write_result(ctx, op, issues)
+                result = made
+            else:
+                op = made
+                issues = None
+                if op.resource is not None:
+                    issues = self.validate({**op.resource, "resourceType": op.rtype, "id": op.rid})
+                apply(conn, [op], utcnow(), ctx.base, authorize=self.authorize_op(ctx.grant))
+                result = self._write_result(ctx, op, issues)
+            if ctx.audit is not None:
+                ctx.audit.within(conn, result)
+            return result
 
         return self.run_write(run, conflict_status=412 if if_match is not None else None)
 
