@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from sqlalchemy import and_, false, func, select, text
 from sqlalchemy.engine import Connection, Engine
@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ..smart_scopes import Grant
 from . import access, search, validation_hook
-from .agency_audit import AuditTrail
+from .agency_audit import AuditTrail, RequestAudit
 from .consent_gate import ConsentGate
 from .errors import FhirError, issue, operation_outcome
 from .fhirdates import date_range, http_date, to_instant, utcnow
@@ -49,7 +49,7 @@ class Ctx:
     prefer_return: str = ""
     #: An agency request's :class:`~.agency_audit.RequestAudit`: a write records it in its own
     #: transaction (``audit.within``), so the change and its AuditEvent commit together or not at all.
-    audit: Any = None
+    audit: RequestAudit | None = None
 
 
 @dataclass
