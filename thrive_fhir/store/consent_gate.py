@@ -223,12 +223,17 @@ class ConsentGate:
             out.update(r[0] for r in rows)
         return out
 
-    def visible_rows(self, grant: Grant | None, rows: list, dbapi=None) -> list:
-        """``rows`` (with ``res_type`` and ``patient_key``) the token may see, in order."""
+    def visible_rows(self, grant: Grant | None, rows: list, dbapi=None, shared_already=frozenset()) -> list:
+        """``rows`` (with ``res_type`` and ``patient_key``) the token may see, in order.
+
+        ``shared_already``: young people this request has just found shared (a search's own matches,
+        narrowed by :meth:`search_condition`); not asked again, so the plan view's ``_include`` of the
+        young person's own Goals costs no query."""
         agency = self.agency(grant)
         if agency is None:
             return rows
-        shared = self.shared_among(agency, [r.patient_key for r in rows if r.patient_key], dbapi)
+        unknown = [r.patient_key for r in rows if r.patient_key and r.patient_key not in shared_already]
+        shared = set(shared_already) | self.shared_among(agency, unknown, dbapi)
         return [
             r
             for r in rows

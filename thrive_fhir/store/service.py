@@ -524,7 +524,11 @@ class Store:
                 f"AND search_index.val IN ({placeholders(len(keys))})) LIMIT 1000",
                 (src_type, src_type, param, *keys),
             )
-        out = self.consent.visible_rows(ctx.grant, [Included(*r) for r in out], conn)
+        # The matches passed the consent filter in SQL (when it applies to this type): their young
+        # people are shared, and only included resources of anyone else need asking about.
+        narrowed = self.consent.search_condition(ctx.grant, q.rtype) is not None
+        matched = {r.patient_key for r in rows if r.patient_key} if narrowed else frozenset()
+        out = self.consent.visible_rows(ctx.grant, [Included(*r) for r in out], conn, matched)
         result, emitted = [], set(seen)
         for r in out:
             key = (r.res_type, r.res_id)
