@@ -260,6 +260,27 @@ def test_introspection(sb, flows):
     assert anonymous.status_code == 401 and anonymous.json()["error"] == "invalid_client"
 
 
+def test_introspection_names_the_users_organisation(sb, flows):
+    """A store verifying tokens by introspection applies the consent rule by the organisation it is
+    told (token_introspection), so the answer carries ``organization`` as the access token does."""
+    from thrive_fhir.sandbox.registry import TRUST_REF
+    from thrive_fhir.store.token_introspection import IntrospectionVerifier
+    from thrive_fhir.store.token_verification import AuthSettings
+
+    code, verifier = flows.code_for(sb.patients[0])
+    token = flows.exchange(code, verifier).json()["access_token"]
+    info = requests.post(sb.auth + "/introspect", data={"token": token, **flows.jwt_auth("backend")}, timeout=10)
+    assert info.json()["organization"] == TRUST_REF
+    store_side = IntrospectionVerifier(
+        AuthSettings(issuer=sb.auth, audience=sb.fhir_base, require_organization=True),
+        sb.auth + "/introspect",
+        "app-secret",
+        "s3cret-Value_1.~",
+    )
+    grant = store_side(token)
+    assert grant is not None and grant.organization == TRUST_REF and grant.user.startswith("Practitioner/")
+
+
 def test_authorize_accepts_post_as_advertised(sb, flows):
     params, verifier = flows.ehr_params(sb.patients[0])
     resp = requests.post(sb.auth + "/authorize", data=params, allow_redirects=False, timeout=10)

@@ -367,3 +367,46 @@ def test_introspection_checks_each_token_at_the_issuer(world, tmp_path):
     finally:
         store.stop()
         world.sandbox.authority.fhir_bases.remove(base)
+
+
+@pytest.mark.slow
+def test_introspection_gates_by_the_organisation_it_is_told(world, tmp_path):
+    """With custodians, a store verifying by introspection applies the consent rule by the answer's
+    ``organization`` (the sandbox used to leave it out: every agency user then saw no young person),
+    and refuses a token naming neither a user nor an organisation."""
+    from tests.support.store_auth import INTROSPECTOR, AuthStoreProcess
+
+    client_file = tmp_path / "introspect.toml"
+    client_file.write_text(f'client_id = "{INTROSPECTOR[0]}"\nclient_secret = "{INTROSPECTOR[1]}"\n')
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    authority = world.sandbox.authority
+    authority.fhir_bases.append(base)
+    store = AuthStoreProcess(
+        tmp_path / "store",
+        port,
+        [
+            *("--auth-issuer", world.issuer, "--auth-audience", base),
+            *("--auth-introspect", world.issuer + "/introspect", "--auth-introspect-client", str(client_file)),
+            *("--consent-custodian", CUSTODIAN),
+        ],
+    )
+    store.start()
+    try:
+        trust = authority.mint_internal_token(base, "system/*.cruds", organization=CUSTODIAN)
+        shared, unshared = str(uuid.uuid4()), str(uuid.uuid4())
+        for pid in (shared, unshared):
+            resp = requests.put(f"{base}/Patient/{pid}", json=patient(pid), headers=bearer(trust), timeout=30)
+            assert resp.status_code == 201, resp.text
+        cid = str(uuid.uuid4())
+        shares = consent(cid, shared, [ORG_A], start=day(-30), end=day(30))
+        assert requests.put(f"{base}/Consent/{cid}", json=shares, headers=bearer(trust), timeout=30).status_code == 201
+        worker = authority.mint_internal_token(base, "user/Patient.rs", user=WORKER_A, organization=ORG_A)
+        seen = requests.get(f"{base}/Patient", headers=bearer(worker), timeout=30).json()
+        assert [e["resource"]["id"] for e in seen.get("entry", [])] == [shared]
+        assert requests.get(f"{base}/Patient/{unshared}", headers=bearer(worker), timeout=30).status_code == 404
+        nobody = authority.mint_internal_token(base, "system/Patient.rs")  # neither user nor organisation
+        _assert_invalid_token(requests.get(f"{base}/Patient", headers=bearer(nobody), timeout=30))
+    finally:
+        store.stop()
+        authority.fhir_bases.remove(base)

@@ -832,7 +832,9 @@ class Authority:
         claims = self.verify_access_token(token)
         if claims is not None:
             out = {k: claims[k] for k in ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti")}
-            out.update({k: claims[k] for k in ("patient", "fhirUser") if k in claims})
+            # ``organization`` too: a store verifying by introspection decides consent by it
+            # (thrive_fhir.store.token_introspection reads the same claims as from a JWT).
+            out.update({k: claims[k] for k in ("patient", "fhirUser", "organization") if k in claims})
             return {"active": True, "token_type": "Bearer", **out}
         with self._lock:
             rec = self._refresh.get(digest(token))

@@ -12,15 +12,27 @@ about a young person not shared with them (AuditEvents sit in that young person'
 Shape: the project's ``thrive-read-audit`` profile (IHE Basic Audit Log Patterns for RESTful
 operations): type ``rest``, subtype the FHIR restful interaction, agent = the user (requestor) and
 the organisation, entity = the resources, the young person with role 1 (Patient), and the query.
-It holds references only: no health data. Written in its own transaction after the request, so a
-refused or failed request still leaves its record.
+It holds references only: no health data.
+
+When it is written (docs/consent-enforcement.md, "Audit"):
+
+- a **write** (single resource or transaction Bundle) writes its AuditEvent in the write's own
+  transaction (:meth:`RequestAudit.within`): the change and its record commit together or not at all,
+  so a failed audit never leaves a committed change behind a 500;
+- every other request (reads, searches, refused or failed requests, batches) hands its AuditEvent
+  to the :class:`AuditTrail`, which commits the events of concurrent requests together (group
+  commit) and answers each request only once its own event is committed. Nothing is returned that
+  is not on the audit trail, and 20 agency users cost one short write transaction per batch rather
+  than one each.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging
+import threading
 import uuid
 from typing import Any
 from urllib.parse import unquote
@@ -29,7 +41,7 @@ from ..canonical import PROFILE_READ_AUDIT
 from . import rawsql
 from .errors import FhirError
 from .fhirdates import to_instant, utcnow
-from .writes import WriteOp, apply
+from .writes import WriteOp, insert_new
 
 log = logging.getLogger("thrive_fhir.store")
 
@@ -65,6 +77,89 @@ def interaction(method: str, segs: list[str]) -> str:
     return "vread" if n == 4 else "history-instance"
 
 
+class AuditTrail:
+    """Commits agency AuditEvents in groups; each caller returns only once its own event is committed.
+
+    Group commit without a thread of its own: a caller that finds no commit running leads: it takes
+    the events waiting (its own first, up to :attr:`MAX_BATCH`) and writes them in one transaction,
+    while later callers wait on their own event. When it is done it wakes the callers it committed
+    for and hands the lead to the first still waiting, so each caller is woken exactly once. The
+    queue is bounded by the server's threads (every caller waits). A failed batch is retried one
+    event at a time, so one bad event fails only its own request.
+    """
+
+    MAX_BATCH = 64
+
+    def __init__(self, store) -> None:
+        self.store = store
+        self._lock = threading.Lock()
+        self._queue: list[_Pending] = []
+        self._committing = False
+
+    def commit(self, op: WriteOp, base: str | None) -> None:
+        """Write ``op`` (a new AuditEvent); returns once committed, raises if it could not be."""
+        mine = _Pending(op)
+        with self._lock:
+            self._queue.append(mine)
+            mine.lead = not self._committing
+            self._committing = True
+        if not mine.lead:
+            mine.ready.wait()
+        if mine.lead:  # at the head of the queue: commit for everyone waiting
+            with self._lock:
+                batch, self._queue = self._queue[: self.MAX_BATCH], self._queue[self.MAX_BATCH :]
+            try:
+                self._write(batch, base)
+            finally:
+                with self._lock:
+                    following = self._queue[0] if self._queue else None
+                    if following is None:
+                        self._committing = False
+                    else:
+                        following.lead = True
+                for pending in batch:
+                    pending.ready.set()
+                if following is not None:
+                    following.ready.set()
+        if mine.error is not None:
+            raise mine.error
+
+    def _write(self, batch: list[_Pending], base: str | None) -> None:
+        try:
+            self._insert([p.op for p in batch], base)
+            return
+        except Exception as exc:
+            if len(batch) == 1:
+                batch[0].error = exc
+                return
+        for pending in batch:  # one bad event must not fail the others' requests
+            try:
+                self._insert([pending.op], base)
+            except Exception as exc:
+                pending.error = exc
+
+    def _insert(self, ops: list[WriteOp], base: str | None) -> None:
+        store = self.store
+        with store._write_lock, store.writer.begin() as conn:
+            insert_new(conn, ops, base)
+
+
+class _Pending:
+    __slots__ = ("error", "lead", "op", "ready")
+
+    def __init__(self, op: WriteOp) -> None:
+        self.op, self.lead = op, False
+        self.ready = threading.Event()
+        self.error: Exception | None = None
+
+
+def audit_op(event: dict, recorded) -> WriteOp:
+    """The write of a new AuditEvent recorded at ``recorded``, for :func:`~.writes.insert_new`."""
+    op = WriteOp("POST", "AuditEvent", event["id"], event)
+    op.last_updated = recorded
+    return op
+
+
 class RequestAudit:
     """Collects what one agency request touched and writes its AuditEvent."""
 
@@ -72,16 +167,41 @@ class RequestAudit:
         self.store, self.ctx, self.agency = store, ctx, agency
         self.method, self.segs, self.query = method, segs, query
         self.subtype = interaction(method, segs)
+        self.written = False  # by within(), in a write's transaction that has committed by done()
 
     # --- outcome -------------------------------------------------------------------------------
 
+    def within(self, conn, result) -> None:
+        """Write this request's AuditEvent inside the transaction of its write (``conn``), so both
+        commit or neither; a failure refuses the write (500, nothing changed)."""
+        try:
+            dbapi = rawsql.for_connection(conn)[1]
+            subtype, entities = self._outcome(result, dbapi)
+            status = result.status
+            event, now = self._event(
+                subtype, entities, "0" if status < 400 else "4", None if status < 400 else f"HTTP {status}"
+            )
+            insert_new(conn, [audit_op(event, now)], self.ctx.base)
+        except Exception as exc:
+            log.error("could not write the agency AuditEvent of a write (%s)", type(exc).__name__)
+            raise FhirError(500, "The change could not be audited, so it was not made", "exception") from None
+        self.written = True
+
     def done(self, result) -> None:
+        if self.written:
+            return
+        subtype, entities = self._outcome(result, None)
+        status = getattr(result, "status_code", None) or result.status
+        self._write(subtype, entities, "0" if status < 400 else "4", None if status < 400 else f"HTTP {status}")
+
+    def _outcome(self, result, dbapi) -> tuple[str, list[tuple[str, str, str | None]]]:
+        """The interaction and the resources (with their young person) a finished request touched."""
         entities: list[tuple[str, str, str | None]] = []
         if getattr(result, "audit", None):
             entities = list(result.audit[1])
         elif hasattr(result, "headers") and not hasattr(result, "status_code"):
             refs = self._written_refs(result) or self._returned_refs(result) or self._url_ref()
-            entities = self._looked_up(refs)
+            entities = self._looked_up(refs, dbapi)
         subtype = self.subtype
         if (
             subtype == "batch"
@@ -89,8 +209,7 @@ class RequestAudit:
             and '"type":"transaction-response"' in result.body
         ):
             subtype = "transaction"
-        status = getattr(result, "status_code", None) or result.status
-        self._write(subtype, entities, "0" if status < 400 else "4", None if status < 400 else f"HTTP {status}")
+        return subtype, entities
 
     def failed(self, exc: BaseException) -> None:
         status = exc.status if isinstance(exc, FhirError) else 500
@@ -106,7 +225,12 @@ class RequestAudit:
             )
         else:
             why = "HTTP 500: server error"
-        self._write(self.subtype, entities, "8" if status >= 500 else "4", why)
+        try:
+            self._write(self.subtype, entities, "8" if status >= 500 else "4", why)
+        except FhirError:
+            if isinstance(exc, FhirError) and status >= 500:
+                return  # the request's own 500 already says what happened (and returns nothing)
+            raise
 
     # --- what was touched ----------------------------------------------------------------------
 
@@ -125,8 +249,8 @@ class RequestAudit:
             if "_history" in parts:
                 i = parts.index("_history")
                 refs.append((parts[i - 2], parts[i - 1]))
-        body = result.body
-        if isinstance(body, dict) and body.get("resourceType") == "Bundle":
+        body = _bundle(result.body)
+        if body is not None:
             for entry in body.get("entry") or []:
                 loc = ((entry or {}).get("response") or {}).get("location") or ""
                 parts = loc.split("/")
@@ -138,13 +262,8 @@ class RequestAudit:
     @staticmethod
     def _returned_refs(result) -> list[tuple[str, str]]:
         """Resources a batch/transaction answer carries (its GET entries, searches included)."""
-        body = result.body
-        if isinstance(body, str) and body.startswith('{"resourceType":"Bundle"'):
-            try:
-                body = json.loads(body)
-            except ValueError:
-                return []
-        if not isinstance(body, dict) or body.get("resourceType") != "Bundle":
+        body = _bundle(result.body)
+        if body is None:
             return []
         refs: list[tuple[str, str]] = []
 
@@ -161,8 +280,9 @@ class RequestAudit:
             walk((entry or {}).get("resource"))
         return refs
 
-    def _looked_up(self, refs: list[tuple[str, str]]) -> list[tuple[str, str, str | None]]:
-        """``refs`` with the young person each belongs to (the store's compartment, deleted or not)."""
+    def _looked_up(self, refs: list[tuple[str, str]], dbapi=None) -> list[tuple[str, str, str | None]]:
+        """``refs`` with the young person each belongs to (the store's compartment, deleted or not);
+        ``dbapi``: read inside that connection's transaction (a write's, which sees its own rows)."""
         if not refs:
             return []
         refs = refs[:MAX_ENTITIES]
@@ -171,7 +291,7 @@ class RequestAudit:
         by_type: dict[str, list[str]] = {}
         for t, i in refs:
             by_type.setdefault(t, []).append(i)
-        with sql.reading(snapshot=False) as raw:
+        with contextlib.nullcontext(dbapi) if dbapi is not None else sql.reading(snapshot=False) as raw:
             for t, ids in by_type.items():
                 for rid, pkey in sql.fetch(
                     raw,
@@ -184,7 +304,7 @@ class RequestAudit:
 
     # --- the event -------------------------------------------------------------------------------
 
-    def _write(self, subtype: str, entities, outcome: str, why: str | None) -> None:
+    def _event(self, subtype: str, entities, outcome: str, why: str | None):
         now = utcnow()
         event = build_event(
             self.agency,
@@ -196,16 +316,34 @@ class RequestAudit:
             unquote(self.query) if self.query else None,
             self._path(),
         )
-        store = self.store
+        return event, now
+
+    def _write(self, subtype: str, entities, outcome: str, why: str | None) -> None:
+        """Through the :class:`AuditTrail`: returns once the event is committed."""
+        event, now = self._event(subtype, entities, outcome, why)
         try:
-            with store._write_lock, store.writer.begin() as conn:
-                apply(conn, [WriteOp("POST", "AuditEvent", event["id"], event)], now, self.ctx.base)
+            self.store.audit_trail.commit(audit_op(event, now), self.ctx.base)
         except Exception as exc:
             log.error("could not write the agency AuditEvent (%s)", type(exc).__name__)
-            raise FhirError(500, "The access could not be audited; nothing was returned", "exception") from None
+            if subtype == "batch" and self.method == "POST":
+                # A batch's entries commit one by one before its AuditEvent: say what may have happened.
+                message = "The batch could not be audited; nothing was returned, but its writes may have been made"
+            else:
+                message = "The access could not be audited; nothing was returned or changed"
+            raise FhirError(500, message, "exception") from None
 
     def _path(self) -> str:
         return "/" + "/".join(self.segs)
+
+
+def _bundle(body) -> dict | None:
+    """A Bundle answer as a dict (answers are often JSON text already), else None."""
+    if isinstance(body, str) and body.startswith('{"resourceType":"Bundle"'):
+        try:
+            body = json.loads(body)
+        except ValueError:
+            return None
+    return body if isinstance(body, dict) and body.get("resourceType") == "Bundle" else None
 
 
 def build_event(
@@ -285,4 +423,4 @@ def begin(store, ctx, method: str, segs: list[str], query: str) -> RequestAudit 
     return RequestAudit(store, ctx, agency, method, segs, query)
 
 
-__all__ = ["RequestAudit", "begin", "build_event", "interaction"]
+__all__ = ["AuditTrail", "RequestAudit", "audit_op", "begin", "build_event", "interaction"]

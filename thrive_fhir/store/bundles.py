@@ -226,10 +226,15 @@ def transaction(store: Store, ctx: Ctx, raw_entries: list) -> Result:
     # taking the write lock (see writes.prepare). Otherwise all of it happens inside the transaction.
     plan = None if _needs_database(entries) else _resolve(store, ctx, None, entries)
 
-    answers = store.run_write(
-        lambda conn: _run_transaction(store, ctx, conn, entries, plan), conflict_status=412 if pinned else None
-    )
-    return Result(200, _response_bundle("transaction-response", answers))
+    def run(conn: Connection) -> Result:
+        result = Result(
+            200, _response_bundle("transaction-response", _run_transaction(store, ctx, conn, entries, plan))
+        )
+        if ctx.audit is not None:  # an agency's transaction and its AuditEvent commit together
+            ctx.audit.within(conn, result)
+        return result
+
+    return store.run_write(run, conflict_status=412 if pinned else None)
 
 
 def _refuse_duplicates(entries: list[Entry]) -> None:

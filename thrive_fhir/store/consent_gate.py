@@ -11,9 +11,11 @@ Which tokens are agency tokens (docs/consent-enforcement.md): the store is told 
 the organisations that hold the record (the trust's deployment, its sync worker). A token whose
 ``organization`` (the claim the authorization server adds, :attr:`Grant.organization`) is not a
 custodian, or that names a user (``fhirUser``) but no organisation at all, is an agency token for
-that organisation. Tokens naming neither a user nor an organisation are the store operator's own
-services (the sandbox's patient directory) and are not gated. Without custodians the gate is off,
-as for a store that is only an EHR's own API.
+that organisation. A token naming neither a user nor an organisation never gets here from a store
+that verifies tokens itself: with custodians configured, token verification refuses it (401,
+``AuthSettings.require_organization``). Only an in-process verifier can vouch for one (the sandbox's,
+for its own patient directory), and then it is not gated. Without custodians the gate is off, as for
+a store that is only an EHR's own API.
 
 The rule itself is :mod:`thrive_fhir.consent_rule`. The store keeps what it says for every current
 Consent in ``consent_shares`` (patient, organisation, start, end), written in the same transaction
@@ -140,7 +142,7 @@ class ConsentGate:
         if grant.organization in self.custodians:
             return None
         if grant.organization is None and grant.user is None:
-            return None  # the store operator's own service (see the module docstring)
+            return None  # vouched for by an in-process verifier (see the module docstring)
         return Agency(grant.organization, grant.user, grant.client_id)
 
     # --- reads -----------------------------------------------------------------------------------
@@ -221,12 +223,17 @@ class ConsentGate:
             out.update(r[0] for r in rows)
         return out
 
-    def visible_rows(self, grant: Grant | None, rows: list, dbapi=None) -> list:
-        """``rows`` (with ``res_type`` and ``patient_key``) the token may see, in order."""
+    def visible_rows(self, grant: Grant | None, rows: list, dbapi=None, shared_already=frozenset()) -> list:
+        """``rows`` (with ``res_type`` and ``patient_key``) the token may see, in order.
+
+        ``shared_already``: young people this request has just found shared (a search's own matches,
+        narrowed by :meth:`search_condition`); not asked again, so the plan view's ``_include`` of the
+        young person's own Goals costs no query."""
         agency = self.agency(grant)
         if agency is None:
             return rows
-        shared = self.shared_among(agency, [r.patient_key for r in rows if r.patient_key], dbapi)
+        unknown = [r.patient_key for r in rows if r.patient_key and r.patient_key not in shared_already]
+        shared = set(shared_already) | self.shared_among(agency, unknown, dbapi)
         return [
             r
             for r in rows

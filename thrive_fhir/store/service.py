@@ -26,6 +26,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ..smart_scopes import Grant
 from . import access, search, validation_hook
+from .agency_audit import AuditTrail, RequestAudit
 from .consent_gate import ConsentGate
 from .errors import FhirError, issue, operation_outcome
 from .fhirdates import date_range, http_date, to_instant, utcnow
@@ -46,6 +47,9 @@ class Ctx:
     grant: Grant | None = None
     strict: bool = False
     prefer_return: str = ""
+    #: An agency request's :class:`~.agency_audit.RequestAudit`: a write records it in its own
+    #: transaction (``audit.within``), so the change and its AuditEvent commit together or not at all.
+    audit: RequestAudit | None = None
 
 
 @dataclass
@@ -120,6 +124,7 @@ class Store:
         self.consent = ConsentGate(engine, None)  # create_app sets the store's custodians (consent_gate)
         #: Called after every committed write (create_app: wakes the subscription dispatcher).
         self.after_commit: Callable[[], None] | None = None
+        self.audit_trail = AuditTrail(self)  # agency AuditEvents, group-committed (agency_audit)
 
     # --- helpers ---------------------------------------------------------------------------------
 
@@ -289,13 +294,17 @@ class Store:
         def run(conn: Connection) -> Result:
             made = op_factory(conn)
             if isinstance(made, Result):
-                return made
-            op = made
-            issues = None
-            if op.resource is not None:
-                issues = self.validate({**op.resource, "resourceType": op.rtype, "id": op.rid})
-            apply(conn, [op], utcnow(), ctx.base, authorize=self.authorize_op(ctx.grant))
-            return self._write_result(ctx, op, issues)
+                result = made
+            else:
+                op = made
+                issues = None
+                if op.resource is not None:
+                    issues = self.validate({**op.resource, "resourceType": op.rtype, "id": op.rid})
+                apply(conn, [op], utcnow(), ctx.base, authorize=self.authorize_op(ctx.grant))
+                result = self._write_result(ctx, op, issues)
+            if ctx.audit is not None:
+                ctx.audit.within(conn, result)
+            return result
 
         return self.run_write(run, conflict_status=412 if if_match is not None else None)
 
@@ -519,7 +528,11 @@ class Store:
                 f"AND search_index.val IN ({placeholders(len(keys))})) LIMIT 1000",
                 (src_type, src_type, param, *keys),
             )
-        out = self.consent.visible_rows(ctx.grant, [Included(*r) for r in out], conn)
+        # The matches passed the consent filter in SQL (when it applies to this type): their young
+        # people are shared, and only included resources of anyone else need asking about.
+        narrowed = self.consent.search_condition(ctx.grant, q.rtype) is not None
+        matched = {r.patient_key for r in rows if r.patient_key} if narrowed else frozenset()
+        out = self.consent.visible_rows(ctx.grant, [Included(*r) for r in out], conn, matched)
         result, emitted = [], set(seen)
         for r in out:
             key = (r.res_type, r.res_id)

@@ -123,6 +123,7 @@ class StoreApp:
             prefer_return=_prefer_return(prefer),
         )
         audit = agency_audit.begin(self.store, ctx, method, segs, request.query_string.decode("latin-1"))
+        ctx.audit = audit
         try:
             with self.admission.admit(method, segs):  # writers never take every thread (see admission)
                 result = self.route(request, ctx, method, segs, params, prefer)
