@@ -355,6 +355,13 @@ def seed_plan(
                     text="CAMHS duty line 01632 960000 (example)",
                     performer_refs=(org_ref,),
                 ),
+                # what each agency the plan is shared with will do (the agency may confirm it)
+                *(
+                    b.SafetyPlanItem(
+                        section="agency-actions", text="A quiet room at break times, every day", performer_refs=(org,)
+                    )
+                    for org in share_with
+                ),
             ),
         )
     )
