@@ -1,4 +1,5 @@
-"""The store decides which safety plan items an agency token may confirm (thrive_fhir.store.agency_writes):
+"""What an agency token may state when it writes (thrive_fhir.store.agency_writes). Which safety plan
+items it may confirm:
 only an item of the plan's current version that names the token's organisation (or a service it
 provides), only in the token's own name, only for a young person shared with it. Each case checks the
 exact answer and the AuditEvent the store wrote; on SQLite and PostgreSQL, our store over HTTP."""
@@ -11,7 +12,18 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 import requests
 
-from tests.support.consent_data import CUSTODIAN, ORG_A, ORG_B, WORKER_A, WORKER_B, auth, consent, day, verifier
+from tests.support.consent_data import (
+    CUSTODIAN,
+    ORG_A,
+    ORG_B,
+    WORKER_A,
+    WORKER_B,
+    auth,
+    consent,
+    day,
+    task,
+    verifier,
+)
 from tests.support.servers import create_pg_database
 from tests.support.store_data import patient
 from tests.support.store_servers import start_ours
@@ -91,6 +103,10 @@ def world(request, tmp_path_factory):
     for pid, actors in ((w.shared, [ORG_A, ORG_B]), (w.unshared, [ORG_B])):
         w.put(patient(pid))
         w.put(consent(str(uuid.uuid4()), pid, actors, start=day(-30), end=day(30)))
+    w.tasks = {
+        name: w.put(task(str(uuid.uuid4()), w.shared, owner))["id"]
+        for name, owner in (("a", ORG_A), ("b", ORG_B), ("service-a", SERVICE_A))
+    }
     w.plan = w.put(_plan(w.shared))
     w.other_plan = w.put(_plan(w.unshared))
     yield w
@@ -186,3 +202,40 @@ def test_a_malformed_confirmation_is_a_400_and_the_custodian_is_not_gated(world)
     resp = world.confirm(bad)
     assert resp.status_code == 400 and resp.json()["resourceType"] == "OperationOutcome"
     assert world.confirm(_confirmation(world.plan, item), token="custodian").status_code == 201
+
+
+# --- Task updates: only the organisation's own Tasks, keeping whose and whom they are for ----------
+
+
+def _update_task(world: World, tid: str, token: str = "agency-a", **changes) -> requests.Response:
+    current = requests.get(world.url(f"Task/{tid}"), headers=auth("custodian")).json()
+    body = {**{k: v for k, v in current.items() if k != "meta"}, "status": "accepted", **changes}
+    return requests.put(
+        world.url(f"Task/{tid}"), json=body, headers={**auth(token), "If-Match": f'W/"{current["meta"]["versionId"]}"'}
+    )
+
+
+def test_agency_updates_its_own_tasks_and_those_of_its_services(world):
+    assert _update_task(world, world.tasks["a"]).status_code == 200
+    assert _update_task(world, world.tasks["service-a"]).status_code == 200
+
+
+def test_another_agencys_task_of_a_young_person_shared_with_both_is_refused(world):
+    """Before: any agency the young person shares with could accept or decline another agency's referral."""
+    before = world.audit_count()
+    resp = _update_task(world, world.tasks["b"])
+    assert resp.status_code == 403 and "Tasks sent to its organisation" in resp.text
+    assert world.audit_count() == before + 1 and world.latest_audit()["outcome"] == "4"
+    stored = requests.get(world.url(f"Task/{world.tasks['b']}"), headers=auth("custodian")).json()
+    assert stored["status"] == "requested"
+
+
+def test_an_agency_cannot_reassign_or_create_a_task(world):
+    assert _update_task(world, world.tasks["a"], owner={"reference": ORG_B}).status_code == 403
+    assert _update_task(world, world.tasks["a"], **{"for": {"reference": f"Patient/{world.unshared}"}}).status_code in (
+        403,
+        404,
+    )
+    new = task(str(uuid.uuid4()), world.shared, ORG_A)
+    created = requests.put(world.url(f"Task/{new['id']}"), json=new, headers=auth("agency-a"))
+    assert created.status_code == 403

@@ -2,7 +2,11 @@
 
 Agency tokens write two things: updates of the Tasks sent to them (their scopes allow Task update)
 and Provenance resources (their scopes allow create). ``consent_gate`` already keeps both inside the
-young people shared with the organisation. This module checks the content of the Provenance:
+young people shared with the organisation. This module checks what they say:
+
+- a Task update is of a Task the organisation owns (``owner`` is the organisation or a service it
+  provides) and keeps its owner and the young person it is for; an agency never creates a Task
+  (another agency's referral of a young person shared with both stays out of its reach);
 
 - every agent names the signed-in worker (the token's ``fhirUser``) or their organisation, and any
   ``onBehalfOf`` is that organisation: an agency cannot record a change in someone else's name;
@@ -29,6 +33,9 @@ from .consent_gate import Agency, ConsentGate
 from .errors import FhirError
 
 NOT_IN_NAME = "A Provenance written with an agency access token must name the signed-in worker and their organisation"
+NOT_YOUR_TASK = (
+    "An agency may only update the Tasks sent to its organisation, without changing whose or whom they are for"
+)
 
 _CURRENT = "SELECT content, patient_key FROM resource_versions WHERE res_type = ? AND res_id = ? AND is_current AND NOT deleted"
 
@@ -36,9 +43,14 @@ _CURRENT = "SELECT content, patient_key FROM resource_versions WHERE res_type = 
 def check(gate: ConsentGate, grant: Grant | None, op, conn: Connection | None) -> None:
     """Refuse a write by an agency token whose content the organisation may not state (see module)."""
     agency = gate.agency(grant)
-    if agency is None or op.rtype != "Provenance" or op.method == "DELETE" or op.resource is None:
+    if agency is None or op.rtype not in ("Provenance", "Task") or op.method == "DELETE" or op.resource is None:
         return
     try:
+        if op.rtype == "Task":
+            if conn is None:
+                raise FhirError(403, NOT_YOUR_TASK, "forbidden")
+            _updates_own_task(agency, op, conn)
+            return
         _names_the_token(agency, op.resource)
         if is_confirmation(op.resource):
             if conn is None:  # every write path passes its transaction; refuse rather than skip the check
@@ -98,6 +110,30 @@ def _confirms_own_item(
     )
     if agency.organization is None or not names_organisation(entry, agency.organization, services):
         raise FhirError(403, "This safety plan item is not for your organisation", "forbidden")
+
+
+def _updates_own_task(agency: Agency, op, conn: Connection) -> None:
+    """A Task update by an agency: the stored Task is owned by the organisation (or a service it
+    provides), and the update keeps its owner and the young person it is for. Agencies never create
+    Tasks (an update-as-create is refused)."""
+    sql, dbapi = rawsql.for_connection(conn)
+    rows = sql.fetch(dbapi, _CURRENT, ("Task", op.rid))
+    if not rows and op.if_match is not None:
+        return  # If-Match on a missing Task: the store's 412 follows, exactly as for a hidden one
+    if not rows or agency.organization is None:
+        raise FhirError(403, NOT_YOUR_TASK, "forbidden")
+    stored = json.loads(rows[0][0])
+    owner = _plain((stored.get("owner") or {}).get("reference"))
+    owned = owner is not None and (
+        owner == agency.organization
+        or (owner.startswith("HealthcareService/") and _provided_by(sql, dbapi, owner) == agency.organization)
+    )
+    same = all(
+        _plain((op.resource.get(key) or {}).get("reference")) == _plain((stored.get(key) or {}).get("reference"))
+        for key in ("owner", "for")
+    )
+    if not owned or not same:
+        raise FhirError(403, NOT_YOUR_TASK, "forbidden")
 
 
 def _provided_by(sql: rawsql.Sql, dbapi, service_ref: str) -> str | None:
