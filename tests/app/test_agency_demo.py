@@ -10,6 +10,7 @@ from datetime import date, timedelta
 import pytest
 from click.testing import CliRunner
 
+from tests.support.browser import ehr_launch, saved, submit
 from thrive_demo.orchestrator import Demo
 from thrive_fhir.cli import cli
 
@@ -147,35 +148,9 @@ def test_agency_worker_reads_nobody_in_the_ehr_store(demo):
         assert (bundle["total"] > 0) is expect_any, user_id
 
 
-def _submit(frame, button: str) -> None:
-    """Press a form's button and wait for the page it leads to (a POST answered by 303 + GET)."""
-    with frame.expect_navigation():
-        frame.get_by_role("button", name=button).click()
-
-
-def _saved(frame, message: str) -> None:
-    problems = frame.locator(".nhsuk-error-summary")
-    assert message in frame.content(), problems.inner_text() if problems.count() else frame.url
-
-
 def _clean(where, axe_check, name: str) -> None:
     assert "Sorry, there is a problem" not in where.content(), name
     axe_check(where, name=name)  # fails on serious or critical violations
-
-
-def _ehr_launch(page, demo, patient_id: str):
-    """The clinician signs in to the sandbox EHR, opens the young person and launches the app in its
-    iframe (a real EHR launch); returns the app's frame and its launch URL prefix."""
-    page.goto(demo.sandbox_origin + "/ehr/")
-    page.request.post(demo.sandbox_origin + "/ehr/user", form={"user": "clinician"}, max_redirects=0)
-    page.goto(f"{demo.sandbox_origin}/ehr/patients/{patient_id}")
-    page.get_by_role("button", name="Launch THRIVE", exact=True).click()
-    frame = page.wait_for_selector("iframe#smart-app").content_frame()
-    frame.wait_for_selector("h1:has-text('Summary'), button[value=approve]", timeout=30000)
-    if frame.locator("button[value=approve]").count():  # the sandbox asks the user to approve the scopes
-        frame.click("button[value=approve]")
-        frame.wait_for_selector("h1:has-text('Summary')", timeout=30000)
-    return frame, frame.url.rsplit("/summary", 1)[0]
 
 
 def _wait_synced(demo, timeout: float = 90.0) -> None:
@@ -223,7 +198,7 @@ def test_the_whole_loop_in_chromium_with_axe(demo, browser, browser_page, axe_ch
 
     # 1. the clinician, by EHR launch
     page = browser_page
-    frame, base = _ehr_launch(page, demo, pid)
+    frame, base = ehr_launch(page, demo.sandbox_origin, pid)
     _clean(frame, axe_check, "loop-clinician-summary-before")
     frame.goto(base + "/grouping/agree")
     frame.get_by_label("What does the young person want to be different?").fill("Feel safe at home and school")
@@ -235,8 +210,8 @@ def test_the_whole_loop_in_chromium_with_axe(demo, browser, browser_page, axe_ch
         "Agreed", exact=True
     ).check()
     frame.get_by_role("group", name="How was the parent or carer involved?").get_by_label("Not applicable").check()
-    _submit(frame, "Save grouping")
-    _saved(frame, "The grouping has been recorded.")
+    submit(frame, "Save grouping")
+    saved(frame, "The grouping has been recorded.")
 
     frame.goto(base + "/safety-plan/edit")
     frame.get_by_label("Warning signs: item 1").fill("Staying in my room, not answering messages")
@@ -246,8 +221,8 @@ def test_the_whole_loop_in_chromium_with_axe(demo, browser, browser_page, axe_ch
     frame.get_by_label("Day").fill(str(review.day))
     frame.get_by_label("Month").fill(str(review.month))
     frame.get_by_label("Year").fill(str(review.year))
-    _submit(frame, "Save safety plan")
-    _saved(frame, "The safety plan has been saved.")
+    submit(frame, "Save safety plan")
+    saved(frame, "The safety plan has been saved.")
     _clean(frame, axe_check, "loop-clinician-safety-plan")
     screenshot(page, "loop-clinician-safety-plan")
 
@@ -258,16 +233,16 @@ def test_the_whole_loop_in_chromium_with_axe(demo, browser, browser_page, axe_ch
     ).check()
     frame.get_by_role("group", name="Who agreed to share the plan?").get_by_label("The young person").check()
     frame.get_by_label("They have agreed to share the plan with the agencies ticked, until this date").check()
-    _submit(frame, "Save sharing choices")
-    _saved(frame, "The sharing agreement has been saved.")
+    submit(frame, "Save sharing choices")
+    saved(frame, "The sharing agreement has been saved.")
     _clean(frame, axe_check, "loop-clinician-sharing")
 
     frame.goto(base + "/services/")
     frame.get_by_label("Keeping Safe multi-agency team (AMBIT-informed)", exact=False).first.check()
     frame.get_by_label("Referral", exact=True).check()
     frame.get_by_label("What are you asking the service to do?", exact=False).fill("Joint safety planning")
-    _submit(frame, "Save")
-    _saved(frame, "The referral has been sent.")
+    submit(frame, "Save")
+    saved(frame, "The referral has been sent.")
     _clean(frame, axe_check, "loop-clinician-referral")
 
     # 2. the change syncs: the demo's sync worker process pushes the saves to the shared store
@@ -307,7 +282,7 @@ def test_the_whole_loop_in_chromium_with_axe(demo, browser, browser_page, axe_ch
         context.close()
 
     # 4. the clinician launches again: the Summary reads the shared store and shows both
-    frame, _base = _ehr_launch(page, demo, pid)
+    frame, _base = ehr_launch(page, demo.sandbox_origin, pid)
     requests_text = frame.locator("#referrals, #signposting, main").first.inner_text()
     assert "Accepted by the service" in requests_text
     plan = frame.locator("#safety-plan").inner_text()
