@@ -9,7 +9,8 @@ organisation (or one of its services) that acts. That agency confirms the item b
   Provenance) naming the item's element id (``CarePlan.activity.id``, derived from
   the item's words and holder by :func:`thrive_fhir.builders.safety_plan.entry_id`);
 - ``activity``: ``thrive-concepts#agency-confirmed``;
-- ``agent``: the worker (``who``) acting for their organisation (``onBehalfOf``), type ``attester``.
+- ``agent``: the worker (``who``) acting for their organisation (``onBehalfOf``), type ``attester``;
+- profile ``thrive-agency-confirmation`` (profiles/input/fsh/profiles/provenance.fsh).
 
 Why a Provenance, not a change to the CarePlan: the plan is the clinician's, rebuilt on every save
 from the clinician's local record; an agency writing into it would be overwritten by (or would
@@ -71,6 +72,7 @@ def build_confirmation(
     when = recorded.isoformat(timespec="seconds").replace("+00:00", "Z")
     return {
         "resourceType": "Provenance",
+        "meta": {"profile": [canonical.PROFILE_AGENCY_CONFIRMATION]},
         "target": [
             {
                 "extension": [{"url": TARGET_ELEMENT, "valueUri": entry}],

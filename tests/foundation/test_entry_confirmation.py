@@ -88,3 +88,21 @@ def test_a_confirmation_is_not_who_recorded_the_plan_on_the_summary():
     read = StoreRead([("CarePlan", plan["id"], 3, plan)], [saved, confirmed], {})
     _records, _refs, newest = merge("Patient/yp-1", [], read, frozenset())
     assert newest[f"CarePlan/{plan['id']}"]["id"] == "p-save"
+
+
+def test_a_built_confirmation_is_valid_against_its_profile():
+    from tests.support.validation_helpers import error_pairs, validator
+
+    plan = _plan(("Quiet room at break", SCHOOL))
+    prov = build_confirmation(
+        plan["id"],
+        "3",
+        agency_entries(plan)[0].id,
+        worker="Practitioner/w1",
+        organization=SCHOOL,
+        recorded=datetime.now(UTC),
+    )
+    prov["id"] = str(uuid.uuid4())
+    assert error_pairs(validator().validate(prov)) == set()
+    del prov["target"][0]["extension"]
+    assert ("Provenance", "thr-conf-1") in error_pairs(validator().validate(prov))

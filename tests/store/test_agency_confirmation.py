@@ -195,12 +195,15 @@ def test_a_plan_not_shared_answers_as_a_missing_one(world):
     assert hidden.json()["issue"] == missing.json()["issue"]
 
 
-def test_a_malformed_confirmation_is_a_400_and_the_custodian_is_not_gated(world):
+def test_a_malformed_confirmation_is_refused_and_the_custodian_is_not_gated(world):
     item = _item(world.plan, "School will")
     bad = _confirmation(world.plan, item)
     del bad["target"][0]["extension"]
-    resp = world.confirm(bad)
-    assert resp.status_code == 400 and resp.json()["resourceType"] == "OperationOutcome"
+    resp = world.confirm(bad)  # claims the profile: its invariant refuses it
+    assert resp.status_code == 422 and "thr-conf-1" in resp.text
+    del bad["meta"]
+    resp = world.confirm(bad)  # claims no profile: the store's own rule still does
+    assert resp.status_code == 400 and "exactly one item" in resp.json()["issue"][0]["diagnostics"]
     assert world.confirm(_confirmation(world.plan, item), token="custodian").status_code == 201
 
 
