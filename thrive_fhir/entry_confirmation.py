@@ -59,10 +59,11 @@ def agency_entries(plan: dict | None) -> list[Entry]:
     return out
 
 
-def names_organisation(entry: Entry, organization: str, services: frozenset[str] = frozenset()) -> bool:
-    """Whether ``entry`` is held by ``organization`` itself or one of its ``services`` (``HealthcareService/<id>``)."""
+def held_by(performers: tuple[str, ...], organization: str, services: frozenset[str] = frozenset()) -> bool:
+    """Whether an item with these holders (``Entry.performers``) is held by ``organization`` itself
+    or one of its ``services`` (``HealthcareService/<id>``)."""
     org = organization_ref(organization)
-    return any(organization_ref(p) == org or _plain(p) in services for p in entry.performers) if org else False
+    return any(organization_ref(p) == org or _plain(p) in services for p in performers) if org else False
 
 
 def build_confirmation(
@@ -144,7 +145,7 @@ def confirmations(plan: dict, provenances: list[dict]) -> dict[str, dict]:
         org = confirming_organisation(prov)
         entry = entries[found[1]]
         held = any(p.startswith("HealthcareService/") for p in entry.performers)
-        if org is None or not (names_organisation(entry, org) or held):
+        if org is None or not (held_by(entry.performers, org) or held):
             continue
         if found[1] not in out or (prov.get("recorded") or "") > (out[found[1]].get("recorded") or ""):
             out[found[1]] = prov
@@ -168,6 +169,6 @@ __all__ = [
     "confirmations",
     "confirmed_item",
     "confirming_organisation",
+    "held_by",
     "is_confirmation",
-    "names_organisation",
 ]

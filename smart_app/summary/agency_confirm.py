@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from thrive_fhir.entry_confirmation import agency_entries, build_confirmation, confirmations, names_organisation
+from thrive_fhir.entry_confirmation import agency_entries, build_confirmation, confirmations, held_by
 
 
 class ConfirmRefused(Exception):
@@ -41,13 +41,7 @@ def mark_confirmable(summary, owners: frozenset[str], organization: str | None) 
     for _label, items in plan.sections:
         for item in items:
             if item.id and not item.confirmed:
-                item.can_confirm = _holds(item.performers, organization, services)
-
-
-def _holds(performers, organization: str, services: frozenset[str]) -> bool:
-    from thrive_fhir.entry_confirmation import Entry
-
-    return names_organisation(Entry("", "", tuple(performers)), organization, services)
+                item.can_confirm = held_by(tuple(item.performers), organization, services)
 
 
 def confirm(
@@ -70,7 +64,7 @@ def confirm(
     if entry is None:
         raise PlanChanged()
     services = frozenset(o for o in owners if o.startswith("HealthcareService/"))
-    if not names_organisation(entry, organization, services):
+    if not held_by(entry.performers, organization, services):
         raise ConfirmRefused("This part of the plan is not for your organisation.")
     if entry_id in confirmations(plan, read_confirmations(client, plan)):
         raise ConfirmRefused("Your organisation has already confirmed this.")

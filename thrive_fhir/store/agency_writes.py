@@ -26,7 +26,7 @@ import json
 from sqlalchemy.engine import Connection
 
 from ..consent_rule import organization_ref
-from ..entry_confirmation import agency_entries, confirmed_item, is_confirmation, names_organisation
+from ..entry_confirmation import agency_entries, confirmed_item, held_by, is_confirmation
 from ..smart_scopes import Grant
 from . import rawsql
 from .consent_gate import Agency, ConsentGate
@@ -108,7 +108,7 @@ def _confirms_own_item(
         for ref in (_plain(p) for p in entry.performers)
         if ref and ref.startswith("HealthcareService/") and _provided_by(sql, dbapi, ref) == agency.organization
     )
-    if agency.organization is None or not names_organisation(entry, agency.organization, services):
+    if agency.organization is None or not held_by(entry.performers, agency.organization, services):
         raise FhirError(403, "This safety plan item is not for your organisation", "forbidden")
 
 
