@@ -63,7 +63,10 @@ SYNC_CLIENT_ID = "thrive-sync"
 APP_BACKEND_CLIENT_ID = "thrive-app-backend"
 APP_BACKEND_SCOPES = "system/*.rs"
 DEMO_ODS = TRUST_ODS  # the synthetic population's trust
-APP_SCOPES = "launch launch/patient openid fhirUser online_access offline_access patient/*.cruds user/*.rs"
+APP_SCOPES = (
+    "launch launch/patient openid fhirUser online_access offline_access patient/*.cruds user/*.rs "
+    "user/Task.rus user/Provenance.crs"  # an agency worker who picks the young person in the app (user/ scopes)
+)
 SYNC_SCOPES = "system/*.crus"
 #: The agency for the whole loop of the demo (the clinician shares the plan with it, refers to one of
 #: its services and names it in the safety plan; its worker accepts and confirms): an agency of the

@@ -471,7 +471,7 @@ def live_stack(
         key_file.write_bytes(key.private_pem())
         scopes = frozenset(
             "launch launch/patient openid fhirUser online_access offline_access patient/*.cruds user/*.rs user/Task.rus "
-            "user/Provenance.c".split()
+            "user/Provenance.crs".split()
         )
         registry = Registry()
         registry.add(
