@@ -346,7 +346,10 @@ def write_required(view: Callable) -> Callable:
 
 def read_only_reason(launch: LaunchContext) -> str:
     if launch.mode != "ehr":
-        return "The shared plan itself is read-only here; you can update the requests sent to your organisation."
+        return (
+            "The shared plan itself is read-only here; you can update the requests sent to your organisation "
+            "and confirm what the safety plan says your organisation will do."
+        )
     missing = ", ".join(launch.missing_writes)
     return "Read-only: the EHR did not give this app permission to save changes" + (
         f" (no permission to create {missing})." if missing else "."

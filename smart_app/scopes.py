@@ -28,8 +28,9 @@ __all__ = [
 WRITE_TYPES = ("Observation", "Goal", "CarePlan", "Consent", "Provenance")
 READ_TYPES = ("Patient",)
 #: What an agency worker's standalone sign-in asks for: read the shared plan (the shared store decides
-#: which young people, from their Consents), update the Tasks their organisation owns, and record a
-#: Provenance naming the worker and organisation for each update. Nothing else.
+#: which young people, from their Consents), update the Tasks their organisation owns, record a
+#: Provenance naming the worker and organisation for each update, and confirm (a Provenance) and
+#: read back the confirmations of the safety plan items that name the organisation. Nothing else.
 AGENCY_READ_TYPES = (
     "Patient",
     "Consent",
@@ -57,10 +58,10 @@ def requested_scopes(flow: str, version: str = "v2", *, online_access: bool = Fa
     if flow == "standalone":  # the agency worker: read the shared plan, act on its Tasks (AGENCY_*)
         if version == "v2":
             parts += [f"patient/{t}.rs" for t in AGENCY_READ_TYPES]
-            parts += ["patient/Task.rus", "patient/Provenance.c"]
+            parts += ["patient/Task.rus", "patient/Provenance.crs"]
         else:
             parts += [f"patient/{t}.read" for t in AGENCY_READ_TYPES]
-            parts += ["patient/Task.read", "patient/Task.write", "patient/Provenance.write"]
+            parts += ["patient/Task.read", "patient/Task.write", "patient/Provenance.read", "patient/Provenance.write"]
     elif version == "v2":
         parts += [f"patient/{t}.r" for t in READ_TYPES]
         parts += [f"patient/{t}.c" for t in WRITE_TYPES]

@@ -44,7 +44,15 @@ from thrive_fhir.sandbox import DEV_ONLY_NOTICE
 from thrive_fhir.sandbox.clientkit import assertion_form
 from thrive_fhir.sandbox.keys import SigningKey, jwks
 from thrive_fhir.sandbox.patient_lookup import PatientLookup
-from thrive_fhir.sandbox.registry import SCHOOL_REF, TRUST_ODS, TRUST_REF, Client, Registry
+from thrive_fhir.sandbox.registry import (
+    SCHOOL_REF,
+    TRUST_ODS,
+    TRUST_REF,
+    Client,
+    Registry,
+    SandboxUser,
+    practitioner_id,
+)
 from thrive_fhir.sandbox.runner import Stopper, start_child, stop_child
 from thrive_fhir.sandbox.seed import EHR_TYPES, SeedError, load, organization_for, practitioner_for, read_ndjson
 from thrive_fhir.sandbox.server import ServerThread, build_sandbox, create_store, free_port, protected_store
@@ -55,8 +63,17 @@ SYNC_CLIENT_ID = "thrive-sync"
 APP_BACKEND_CLIENT_ID = "thrive-app-backend"
 APP_BACKEND_SCOPES = "system/*.rs"
 DEMO_ODS = TRUST_ODS  # the synthetic population's trust
-APP_SCOPES = "launch launch/patient openid fhirUser online_access offline_access patient/*.cruds user/*.rs"
+APP_SCOPES = (
+    "launch launch/patient openid fhirUser online_access offline_access patient/*.cruds user/*.rs "
+    "user/Task.rus user/Provenance.crs"  # an agency worker who picks the young person in the app (user/ scopes)
+)
 SYNC_SCOPES = "system/*.crus"
+#: The agency for the whole loop of the demo (the clinician shares the plan with it, refers to one of
+#: its services and names it in the safety plan; its worker accepts and confirms): an agency of the
+#: app's services directory, so the clinician's forms offer it, unlike the synthetic population's.
+LOOP_AGENCY_KEY = "exampleshire-council"
+LOOP_USER_ID = "social-worker"
+LOOP_STANDALONE_KEY = "social-care"
 
 
 class DemoError(RuntimeError):
@@ -211,7 +228,24 @@ class Demo:
                 access_token_lifetime=300,
             )
         )
+        loop_ref, loop_name = self.loop_agency
+        registry.users[LOOP_USER_ID] = SandboxUser(
+            LOOP_USER_ID,
+            f"Kit Sandbox ({loop_name} social worker)",
+            f"Practitioner/{practitioner_id(LOOP_USER_ID)}",
+            loop_ref,
+            "Agency staff",
+        )
         return registry
+
+    @property
+    def loop_agency(self) -> tuple[str, str]:
+        """(Organization reference, name) of the whole-loop agency in the app's services directory."""
+        from smart_app.directory import agency_ref, load
+
+        directory = load()
+        agency = next(a for a in directory.agencies if a.key == LOOP_AGENCY_KEY)
+        return agency_ref(directory, agency), agency.name
 
     # -- seeding -----------------------------------------------------------------------------------
 
@@ -251,7 +285,11 @@ class Demo:
             token = lambda: authority.mint_internal_token(self.sb.fhir_base, "system/*.cruds", lifetime=600)  # noqa: E731
             report = load(self.sb.store, self.sb.fhir_base, token, [*users, *resources], types=EHR_TYPES)
             self.say(f"Seeded the EHR store: {report.summary()} ({time.monotonic() - started:.1f} s)")
-            self._import_shared([*users, *resources])
+            # the app's services directory too: the agencies and services its referrals and plans name
+            from smart_app.directory import load as load_directory
+            from smart_app.directory import to_fhir
+
+            self._import_shared([*users, *resources, *to_fhir(load_directory())])
         except SeedError as exc:
             raise DemoError(f"seeding failed: {exc}") from None
 
@@ -348,7 +386,13 @@ class Demo:
                     "name": f"{agency_name} (demo agency)",
                     "iss": self.shared_base,
                     "organization": agency_ref,
-                }
+                },
+                {
+                    "key": LOOP_STANDALONE_KEY,
+                    "name": f"{self.loop_agency[1]} (demo: the whole loop)",
+                    "iss": self.shared_base,
+                    "organization": self.loop_agency[0],
+                },
             ],
             # The clinician Summary also shows the shared record (other teams, agencies' Task updates).
             "shared_store": {
@@ -469,6 +513,16 @@ class Demo:
             lines.append(f"  shared with {agency_name}:     {shared}")
         if not_shared:
             lines.append(f"  NOT shared with {agency_name}: {not_shared} (the store answers as if they did not exist)")
+        loop_name = self.loop_agency[1]
+        lines += [
+            f"The whole loop, with {loop_name}:",
+            f"  1. as the clinician, launch for any young person; on 'Sharing' tick {loop_name}; on 'Services' refer",
+            f"     to one of its services; in the safety plan add what {loop_name} will do (held by it)",
+            f"  2. the sync worker pushes the change; open {self.app_origin}/standalone, choose '{loop_name} (demo: the",
+            f"     whole loop)', sign in as user '{LOOP_USER_ID}', pick the young person, accept the referral and",
+            "     confirm the safety plan item",
+            "  3. launch again as the clinician: the Summary shows the referral accepted and the item confirmed",
+        ]
         lines.append(
             f"  The store's audit of agency reads: thrive audit --patient <id or NHS number> "
             f"--source {self.shared_base} --auth {self.workdir / 'sync.toml'}"

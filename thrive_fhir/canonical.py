@@ -79,6 +79,7 @@ PROFILE_CARE_TEAM = sd("thrive-care-team")
 PROFILE_LOCAL_OFFER = sd("thrive-local-offer")
 PROFILE_RISK_FLAG = sd("thrive-risk-flag")
 PROFILE_READ_AUDIT = sd("thrive-read-audit")
+PROFILE_AGENCY_CONFIRMATION = sd("thrive-agency-confirmation")  # an agency confirms a safety plan item
 
 #: Subscriptions (R5 Backport IG on R4): the topic "a young person's shared plan changed". A change to
 #: any plan resource in a young person's compartment (grouping, goals, scores, safety plan, referral,

@@ -177,29 +177,46 @@ def _read_shared(launch):
     return (recs, consent, None) if consent is not None else (None, None, None)
 
 
-def _render(launch, recs, consent, *, message: str | None = None, status: int = 200):
+def _render(launch, recs, consent, *, message: str | None = None, status: int = 200, message_title: str | None = None):
     from ..launch.ehr_client import EhrError
+    from .agency_confirm import mark_confirmable, read_confirmations
     from .agency_tasks import owners_for, task_views
     from .data import Names, concept_text, show_date
 
     g.shared_plan_allowed = True  # the consent check passed: the risk banner may show
     records.use_snapshot(launch.local_store, launch.patient_ref, recs)  # the banner reads the shared record
-    summary = build_summary(None, launch.patient_ref, patient_name=(launch.banner or {}).get("name"), records=recs)
-    names = Names(None, launch.patient_ref, (launch.banner or {}).get("name"), recs)
+    plan = recs.safety_plan
     try:
         owners = owners_for(launch.ehr_client, launch.organization_ref)
-    except EhrError:  # the plan still shows; the requests wait for the next visit
-        log.warning("agency view: the organisation's services could not be read")
-        owners = frozenset()
+        confirmed = read_confirmations(launch.ehr_client, plan.resource if plan else None)
+    except EhrError:  # the plan still shows; the requests and confirmations wait for the next visit
+        log.warning("agency view: the organisation's services or confirmations could not be read")
+        owners, confirmed = frozenset(), []
+    summary = build_summary(
+        None,
+        launch.patient_ref,
+        patient_name=(launch.banner or {}).get("name"),
+        records=recs,
+        confirmations=confirmed,
+    )
+    if owners:
+        mark_confirmable(summary, owners, launch.organization_ref)
+    names = Names(None, launch.patient_ref, (launch.banner or {}).get("name"), recs)
     tasks = task_views(recs, owners, names, show_date, concept_text)
     done = request.args.get("done")
-    notice = message or (f"The request was {done}." if done in _DONE else None)
+    notice = message or (_DONE_TEXT.get(done) or f"The request was {done}." if done in _DONE else None)
     return render_template(
-        "summary/agency.html", summary=summary, tasks=tasks, notice=notice, notice_is_error=message is not None
+        "summary/agency.html",
+        summary=summary,
+        tasks=tasks,
+        notice=notice,
+        notice_is_error=message is not None,
+        notice_title=message_title or "The request was not changed",
     ), status
 
 
-_DONE = {"accepted", "declined", "marked in progress", "marked completed"}
+_DONE = {"accepted", "declined", "marked in progress", "marked completed", "confirmed"}
+_DONE_TEXT = {"confirmed": "Your organisation's confirmation was recorded in the shared plan."}
 
 
 @bp.get("/shared-plan")
@@ -291,3 +308,69 @@ def task_action(task_id: str):
             message="The shared record did not accept the change. Nothing was saved. Try again.",
         )
     return redirect(launch.url_for("agency.index", done=TRANSITIONS[action][3]), code=303)
+
+
+@bp.post("/shared-plan/entries/<entry_id>/confirm")
+@launch_required
+def confirm_entry(entry_id: str):
+    """Confirm, for the worker's organisation, an item of the safety plan's "What each agency will do"."""
+    import re
+
+    from flask import redirect
+
+    from ..launch.ehr_client import EhrError
+    from .agency_confirm import ConfirmRefused, PlanChanged, confirm
+    from .agency_tasks import owners_for
+
+    launch = current_launch()
+    if launch.patient_id is None or not re.fullmatch(r"[A-Za-z0-9\-.]{1,64}", entry_id):
+        return error_page(404, "Page not found", "Check the address, or go back to the shared plan.")
+    if (refused := unattributable(launch)) is not None:
+        return refused
+    recs, consent, failed = _read_shared(launch)
+    if failed is not None:
+        return failed
+    if consent is None:
+        return _refused_page()
+    if launch.staff_ref is None or launch.organization_ref is None:  # checked above; a Provenance needs both
+        return _refused_page()
+    plan = recs.safety_plan
+    if plan is None:
+        return error_page(404, "Safety plan not found", "This young person's shared plan has no safety plan now.")
+    title = "Nothing was confirmed"
+    try:
+        confirm(
+            launch.ehr_client,
+            plan.resource,
+            request.form.get("version", ""),
+            entry_id,
+            staff_ref=launch.staff_ref,
+            organization=launch.organization_ref,
+            owners=owners_for(launch.ehr_client, launch.organization_ref),
+        )
+    except ConfirmRefused as exc:
+        return _render(launch, recs, consent, message=str(exc), status=400, message_title=title)
+    except PlanChanged:
+        fresh, again, _f = _read_shared(launch)
+        return _render(
+            launch,
+            fresh or recs,
+            again or consent,
+            status=409,
+            message_title=title,
+            message=(
+                "The safety plan was changed while you were looking at it, and this part no longer reads as "
+                "you saw it. Nothing was saved. Read the plan as it is now and confirm again if it is right."
+            ),
+        )
+    except EhrError as exc:
+        log.warning("agency confirmation failed with HTTP %s", exc.status)
+        return _render(
+            launch,
+            recs,
+            consent,
+            status=502 if exc.status == 0 or exc.status >= 500 else 400,
+            message_title=title,
+            message="The shared record did not accept the confirmation. Nothing was saved. Try again.",
+        )
+    return redirect(launch.url_for("agency.index", done="confirmed"), code=303)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime
 
-from thrive_fhir import canonical
+from thrive_fhir import canonical, entry_confirmation
 
 from .. import gbo
 from .. import records as rec
@@ -141,8 +141,24 @@ class SafetyPlanView:
     review_display: str
     overdue: bool
     author: str
-    sections: list[tuple[str, list[str]]]
+    sections: list[tuple[str, list[PlanEntryView]]]
     recorded: object = None
+    version: str = ""
+
+
+@dataclass
+class PlanEntryView:
+    """One item of the safety plan as the Summary shows it; items under "What each agency will do"
+    carry their element id, holders and the holding agency's confirmation (``thrive_fhir.entry_confirmation``)."""
+
+    text: str
+    id: str = ""
+    performers: tuple[str, ...] = ()
+    confirmed: str = ""  # "Confirmed by <worker>, <organisation> on <date>", or empty
+    can_confirm: bool = False  # set by the agency view for the worker's own organisation's items
+
+    def __str__(self) -> str:
+        return self.text
 
 
 @dataclass
@@ -241,6 +257,18 @@ def _none(_resource):
     return None
 
 
+def _confirmed_text(provenance: dict | None, names: Names) -> str:
+    """How the Summary says an agency confirmed an item: who, for which organisation, when."""
+    if provenance is None:
+        return ""
+    agent = (provenance.get("agent") or [{}])[0]
+    who = names(agent.get("who")) if agent.get("who") else ""
+    org = names(agent.get("onBehalfOf")) if agent.get("onBehalfOf") else ""
+    by = ", ".join(p for p in (who, org) if p and not (p == org and who and org in who))
+    when = show_date(provenance.get("recorded"))
+    return f"Confirmed by {by}" + (f" on {when}" if when else "") if by else f"Confirmed on {when}"
+
+
 def _score_points(g: rec.GoalRecord, names: Names, recs: rec.PatientRecords, attribution) -> list[ScorePoint]:
     out = []
     for x in g.ratings:
@@ -291,11 +319,16 @@ def build_summary(
     records: rec.PatientRecords | None = None,
     launch=None,
     shared=None,
+    confirmations: list[dict] | None = None,
 ) -> PlanSummary:
     """The Summary of ``patient_ref`` from the request's records snapshot (or ``records``).
     With ``launch``, names are also looked up in the EHR and kept for the launch (``smart_app.names``).
     With ``shared`` (a :class:`~smart_app.summary.shared_history.SharedHistory`), the records are the
-    merged shared history and every item says who recorded it and where, or that it waits to sync."""
+    merged shared history and every item says who recorded it and where, or that it waits to sync.
+    ``confirmations``: the agencies' confirmation Provenances of safety plan items (else the shared
+    history's, if any)."""
+    if confirmations is None and shared is not None:
+        confirmations = getattr(shared, "confirmations", None)
     recs = records or (shared.records if shared is not None else None) or rec.of(store, patient_ref)
     risk = of_records(recs, today)
     names = Names(
@@ -339,11 +372,18 @@ def build_summary(
     plan_view = None
     if risk.has_plan:
         plan = recs.safety_plan.resource
-        sections: dict[str, list[str]] = {}
+        confirmed = entry_confirmation.confirmations(plan, list(confirmations or ()))
+        agency_items = {e.id: e for e in entry_confirmation.agency_entries(plan)}
+        sections: dict[str, list[PlanEntryView]] = {}
         for act in plan.get("activity", []):
             detail = act.get("detail") or {}
             label = concept_text(detail.get("code")) or "Other"
-            sections.setdefault(label, []).append(detail.get("description", ""))
+            entry = agency_items.get(act.get("id") or "")
+            view = PlanEntryView(detail.get("description", ""))
+            if entry is not None:
+                view.id, view.performers = entry.id, entry.performers
+                view.confirmed = _confirmed_text(confirmed.get(entry.id), names)
+            sections.setdefault(label, []).append(view)
         plan_view = SafetyPlanView(
             id=plan.get("id", ""),
             status=plan.get("status", ""),
@@ -353,6 +393,7 @@ def build_summary(
             author=names(plan.get("author")),
             sections=list(sections.items()),
             recorded=attribution(plan),
+            version=str((plan.get("meta") or {}).get("versionId") or recs.safety_plan.version),
         )
 
     requests = []

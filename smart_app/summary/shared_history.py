@@ -66,6 +66,7 @@ from pathlib import Path
 from thrive_fhir import canonical, ids
 from thrive_fhir.client.backend_services import BackendServicesAuth
 from thrive_fhir.client.fhir_http import FhirClient, is_fhir_id, next_link
+from thrive_fhir.entry_confirmation import is_confirmation
 from thrive_fhir.localstore import outbox
 
 from ..records import PatientRecords
@@ -127,6 +128,8 @@ class SharedHistory:
     store_refs: frozenset[str] = frozenset()  # "Type/id" shown in the store's version
     directory: dict[str, dict] = field(default_factory=dict)
     _prov: dict[str, dict] = field(default_factory=dict)
+    #: Agencies' confirmations of safety plan items (``thrive_fhir.entry_confirmation``), from the store.
+    confirmations: list[dict] = field(default_factory=list)
 
     @property
     def unavailable(self) -> bool:
@@ -408,6 +411,8 @@ def merge(
             store_refs.discard(ref)
     newest: dict[str, dict] = {}
     for prov in provenance:
+        if is_confirmation(prov):  # an agency confirming an item did not record the plan
+            continue
         for target in prov.get("target") or []:
             key = _target_key((target or {}).get("reference"))
             if key and (key not in newest or (prov.get("recorded") or "") >= (newest[key].get("recorded") or "")):
@@ -554,6 +559,7 @@ def for_launch(launch, *, now: float | None = None) -> SharedHistory | None:
         store_refs=store_refs,
         directory=dict(read.directory) if read else {},
         _prov=prov,
+        confirmations=[p for p in entry.read.provenance if is_confirmation(p)] if entry.read else [],
     )
 
 

@@ -5,10 +5,12 @@ only in the shared store), is refused the one not shared, and ``thrive audit`` l
 from __future__ import annotations
 
 import re
+from datetime import date, timedelta
 
 import pytest
 from click.testing import CliRunner
 
+from tests.support.browser import ehr_launch, saved, submit
 from thrive_demo.orchestrator import Demo
 from thrive_fhir.cli import cli
 
@@ -144,3 +146,146 @@ def test_agency_worker_reads_nobody_in_the_ehr_store(demo):
             headers={"Authorization": f"Bearer {token}", "Accept": "application/fhir+json"},
         ).json()
         assert (bundle["total"] > 0) is expect_any, user_id
+
+
+def _clean(where, axe_check, name: str) -> None:
+    assert "Sorry, there is a problem" not in where.content(), name
+    axe_check(where, name=name)  # fails on serious or critical violations
+
+
+def _wait_synced(demo, timeout: float = 90.0) -> None:
+    """Until the demo's sync worker (a child process) has pushed every save of the app to the store."""
+    import time
+
+    from thrive_fhir.localstore import LocalStore
+    from thrive_fhir.localstore import outbox as queue
+
+    store = LocalStore(f"sqlite:///{demo.workdir / 'app.db'}")
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            fig = queue.figures(store)
+            if fig["queued"] == 0 and fig["in_flight"] == 0 and fig["sent"] > 0:
+                assert (fig["dead"], fig["conflicts"]) == (0, 0), fig
+                return
+            assert time.monotonic() < deadline, f"the sync worker did not push the saves: {fig}"
+            time.sleep(0.5)
+    finally:
+        store.dispose()
+
+
+@pytest.mark.browser
+def test_the_whole_loop_in_chromium_with_axe(demo, browser, browser_page, axe_check, screenshot):
+    """Issue 11 point 7 end to end, in Chromium against the running demo: the clinician (EHR launch)
+    agrees a grouping, shares the plan with an agency (Consent), refers to the agency's service (a
+    Task) and names the agency in the safety plan; the real sync worker pushes it to the real shared
+    store; the agency worker signs in by standalone launch, reads the plan, accepts the referral and
+    confirms the safety plan item; the clinician's Summary then shows both. axe-core on every page."""
+    import requests
+
+    from thrive_demo.orchestrator import LOOP_STANDALONE_KEY, LOOP_USER_ID
+
+    loop_ref, loop_name = demo.loop_agency
+    pid = _patient_id(demo.agency_people[1])  # a young person nobody has shared with this agency
+    user = demo.sb.authority.registry.user(LOOP_USER_ID)
+    agency_token = demo.sb.authority.mint_internal_token(
+        demo.shared_base, "system/Patient.rs", user=user.fhirUser, organization=loop_ref
+    )
+    before = requests.get(
+        f"{demo.shared_base}/Patient/{pid}", headers={"Authorization": f"Bearer {agency_token}"}, timeout=10
+    )
+    assert before.status_code == 404  # not shared yet: as if they did not exist
+
+    # 1. the clinician, by EHR launch
+    page = browser_page
+    frame, base = ehr_launch(page, demo.sandbox_origin, pid)
+    _clean(frame, axe_check, "loop-clinician-summary-before")
+    frame.goto(base + "/grouping/agree")
+    frame.get_by_label("What does the young person want to be different?").fill("Feel safe at home and school")
+    frame.get_by_label("What needs did you talk about?").fill("Self-harm risk; family stress")
+    frame.get_by_label("What options did you consider together?").fill("Multi-agency safety plan")
+    frame.get_by_label("Getting Risk Support").check()
+    frame.get_by_label("Young person", exact=True).check()
+    frame.get_by_role("group", name="Did the young person agree with the grouping?").get_by_label(
+        "Agreed", exact=True
+    ).check()
+    frame.get_by_role("group", name="How was the parent or carer involved?").get_by_label("Not applicable").check()
+    submit(frame, "Save grouping")
+    saved(frame, "The grouping has been recorded.")
+
+    frame.goto(base + "/safety-plan/edit")
+    frame.get_by_label("Warning signs: item 1").fill("Staying in my room, not answering messages")
+    frame.locator("[name='agency-actions-0-text']").fill("A social worker visits every Tuesday after school")
+    frame.locator("[name='agency-actions-0-holder']").select_option(label=loop_name)
+    review = date.today() + timedelta(days=60)
+    frame.get_by_label("Day").fill(str(review.day))
+    frame.get_by_label("Month").fill(str(review.month))
+    frame.get_by_label("Year").fill(str(review.year))
+    submit(frame, "Save safety plan")
+    saved(frame, "The safety plan has been saved.")
+    _clean(frame, axe_check, "loop-clinician-safety-plan")
+    screenshot(page, "loop-clinician-safety-plan")
+
+    frame.goto(base + "/sharing/")
+    frame.get_by_label(loop_name).check()
+    frame.get_by_role("group", name="Can the young person decide about sharing for themselves?").get_by_label(
+        "Yes, the young person can decide for themselves"
+    ).check()
+    frame.get_by_role("group", name="Who agreed to share the plan?").get_by_label("The young person").check()
+    frame.get_by_label("They have agreed to share the plan with the agencies ticked, until this date").check()
+    submit(frame, "Save sharing choices")
+    saved(frame, "The sharing agreement has been saved.")
+    _clean(frame, axe_check, "loop-clinician-sharing")
+
+    frame.goto(base + "/services/")
+    frame.get_by_label("Keeping Safe multi-agency team (AMBIT-informed)", exact=False).first.check()
+    frame.get_by_label("Referral", exact=True).check()
+    frame.get_by_label("What are you asking the service to do?", exact=False).fill("Joint safety planning")
+    submit(frame, "Save")
+    saved(frame, "The referral has been sent.")
+    _clean(frame, axe_check, "loop-clinician-referral")
+
+    # 2. the change syncs: the demo's sync worker process pushes the saves to the shared store
+    _wait_synced(demo)
+
+    # 3. the agency worker, by standalone launch against the shared store, in their own browser
+    context = browser.new_context(viewport={"width": 1024, "height": 900})
+    try:
+        agency = context.new_page()
+        agency.set_default_timeout(20000)
+        agency.goto(f"{demo.app_origin}/standalone/start?org={LOOP_STANDALONE_KEY}")
+        agency.check(f"input[name=user][value={LOOP_USER_ID}]")
+        agency.click("button[type=submit]")
+        agency.check(f"input[name=patient][value='{pid}']")  # the picker lists them now: shared
+        agency.click("form.panel button[type=submit]")
+        if "/consent" in agency.url:
+            agency.click("button[value=approve]")
+        agency.wait_for_url("**/shared-plan**")
+        assert agency.locator("h1").inner_text() == "Shared plan"
+        assert "A social worker visits every Tuesday after school" in agency.locator("#safety-plan").inner_text()
+        _clean(agency, axe_check, "loop-agency-shared-plan")
+        screenshot(agency, "loop-agency-shared-plan")
+        accept = agency.locator("#agency-tasks button[value=accept]")
+        assert accept.count() == 1, agency.locator("#agency-tasks").inner_text()
+        accept.click()
+        agency.wait_for_url("**done=accepted**")
+        assert "The request was accepted." in agency.locator("#task-notice").inner_text()
+        _clean(agency, axe_check, "loop-agency-accepted")
+        confirm = agency.locator("#safety-plan button[id$='-confirm']")
+        assert confirm.count() == 1
+        confirm.click()
+        agency.wait_for_url("**done=confirmed**")
+        assert agency.locator("#safety-plan .thrive-confirmed").count() == 1
+        _clean(agency, axe_check, "loop-agency-confirmed")
+        screenshot(agency, "loop-agency-confirmed")
+    finally:
+        context.close()
+
+    # 4. the clinician launches again: the Summary reads the shared store and shows both
+    frame, _base = ehr_launch(page, demo.sandbox_origin, pid)
+    requests_text = frame.locator("#referrals, #signposting, main").first.inner_text()
+    assert "Accepted by the service" in requests_text
+    plan = frame.locator("#safety-plan").inner_text()
+    assert "Confirmed by" in plan and "Kit Sandbox" in plan, plan
+    _clean(frame, axe_check, "loop-clinician-summary-after")
+    screenshot(page, "loop-clinician-summary-after")

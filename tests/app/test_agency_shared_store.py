@@ -25,7 +25,7 @@ WORKER = "Practitioner/agency-worker-1"
 AGENCY_SCOPES = (
     "launch/patient openid fhirUser patient/Patient.rs patient/Consent.rs patient/Observation.rs "
     "patient/Goal.rs patient/CarePlan.rs patient/ServiceRequest.rs patient/CareTeam.rs "
-    "patient/HealthcareService.rs patient/Task.rus patient/Provenance.c"
+    "patient/HealthcareService.rs patient/Task.rus patient/Provenance.crs"
 )
 JSON = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
 
@@ -349,3 +349,106 @@ def test_a_task_addressed_to_one_of_the_agencys_services_is_theirs(agency_app, s
     form = _task_form(client.get(launch.url("shared-plan"), base_url=TEST_ORIGIN).get_data(as_text=True), tid)
     assert launch.post(client, f"shared-plan/tasks/{tid}", {**form, "action": "accept"}).status_code == 303
     assert _get(shared.base, f"Task/{tid}")["status"] == "accepted"
+
+
+# --- confirming the safety plan items that name the organisation -------------------------------------
+
+
+def _plan_in_store(shared, pid: str) -> dict:
+    bundle = _get(shared.base, f"CarePlan?patient={pid}")
+    return next(e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "CarePlan")
+
+
+def _own_item(plan: dict) -> str:
+    from thrive_fhir.entry_confirmation import agency_entries
+
+    return next(e.id for e in agency_entries(plan) if ORG_A in e.performers)
+
+
+def test_agency_confirms_its_safety_plan_item_and_the_clinician_summary_shows_it(agency_app, shared, tmp_path):
+    plan = _plan_in_store(shared, shared.shared)
+    item = _own_item(plan)
+    launch = _launch(agency_app, shared, shared.shared)
+    client = launch.client()
+    page = client.get(launch.url("shared-plan"), base_url=TEST_ORIGIN).get_data(as_text=True)
+    assert f'id="{item}-confirm"' in page and f'id="{item}-unconfirmed"' in page
+    version = re.search(rf'entries/{item}/confirm".*?name="version" value="(\d+)"', page, re.S).group(1)
+    assert version == plan["meta"]["versionId"]
+    done = launch.post(client, f"shared-plan/entries/{item}/confirm", {"version": version})
+    assert done.status_code == 303 and "done=confirmed" in done.headers["Location"]
+    # the agency's own Provenance, in the worker's and organisation's name; the plan itself unchanged
+    provs = [e["resource"] for e in _get(shared.base, f"Provenance?target=CarePlan/{plan['id']}")["entry"]]
+    [conf] = [p for p in provs if p.get("activity", {}).get("coding", [{}])[0].get("code") == "agency-confirmed"]
+    assert conf["agent"][0]["who"]["reference"] == WORKER and conf["agent"][0]["onBehalfOf"]["reference"] == ORG_A
+    assert conf["target"][0]["reference"] == f"CarePlan/{plan['id']}/_history/{version}"
+    assert _plan_in_store(shared, shared.shared)["meta"]["versionId"] == version
+    page = client.get(launch.url("shared-plan") + "?done=confirmed", base_url=TEST_ORIGIN).get_data(as_text=True)
+    assert f'id="{item}-confirmed"' in page and f'id="{item}-confirm"' not in page
+    assert "confirmation was recorded" in _text_of(page)
+    # a second confirmation of the same item is refused by the app, nothing written
+    again = launch.post(client, f"shared-plan/entries/{item}/confirm", {"version": version})
+    assert again.status_code == 400 and "already confirmed" in _text(again)
+    assert len(_get(shared.base, f"Provenance?target=CarePlan/{plan['id']}")["entry"]) == len(provs)
+
+    # the clinician Summary (reading the shared store with its Backend Services credentials) shows it
+    from smart_app.summary.data import build_summary
+
+    summary = build_summary(
+        None,
+        f"Patient/{shared.shared}",
+        records=_records(shared, shared.shared),
+        confirmations=provs,
+    )
+    [(_label, items)] = [(lbl, i) for lbl, i in summary.safety_plan.sections if any(x.id == item for x in i)]
+    [entry] = [x for x in items if x.id == item]
+    assert entry.confirmed.startswith("Confirmed by") and entry.can_confirm is False
+
+
+def _records(shared, pid: str):
+    from smart_app.records import PatientRecords
+
+    rows = []
+    for rtype in ("CarePlan", "Observation", "Goal", "Consent"):
+        for e in _get(shared.base, f"{rtype}?patient={pid}").get("entry", []):
+            r = e["resource"]
+            rows.append((rtype, r["id"], int(r["meta"]["versionId"]), r))
+    return PatientRecords(f"Patient/{pid}", rows)
+
+
+def _text_of(html: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+
+
+def test_a_reworded_item_shows_the_conflict_and_confirms_nothing(agency_app, shared):
+    plan = _plan_in_store(shared, shared.shared)
+    item = _own_item(plan)
+    launch = _launch(agency_app, shared, shared.shared)
+    client = launch.client()
+    client.get(launch.url("shared-plan"), base_url=TEST_ORIGIN)
+    # the clinician rewords the item meanwhile (a new version of the plan syncs to the store)
+    reworded = {k: v for k, v in plan.items() if k != "meta"}
+    reworded["activity"] = [
+        {**a, "id": a["id"] + "-new", "detail": {**a["detail"], "description": "A quiet room at lunch"}}
+        if a.get("id") == item
+        else a
+        for a in plan["activity"]
+    ]
+    _put(shared.base, reworded)
+    before = len(_get(shared.base, f"Provenance?target=CarePlan/{plan['id']}").get("entry", []))
+    resp = launch.post(client, f"shared-plan/entries/{item}/confirm", {"version": plan["meta"]["versionId"]})
+    assert resp.status_code == 409
+    text = _text(resp)
+    assert "The safety plan was changed while you were looking at it" in text and "Nothing was saved" in text
+    assert "A quiet room at lunch" in text  # the plan as it is now
+    assert len(_get(shared.base, f"Provenance?target=CarePlan/{plan['id']}").get("entry", [])) == before
+
+
+def test_another_organisations_item_has_no_button_and_is_refused(agency_app, shared):
+    launch = _launch(agency_app, shared, shared.shared, org=ORG_B)  # ORG_B is not shared this young person
+    resp = launch.post(launch.client(), "shared-plan/entries/entry-0123/confirm", {"version": "1"})
+    assert resp.status_code == 403
+    launch = _launch(agency_app, shared, shared.shared)
+    resp = launch.post(launch.client(), "shared-plan/entries/entry-0123/confirm", {"version": "1"})
+    assert resp.status_code == 409  # no such item in the plan: as a plan that changed
+    bad = launch.post(launch.client(), "shared-plan/entries/..%2Fx/confirm", {"version": "1"})
+    assert bad.status_code in (403, 404)  # as for a Task: refused by the path check or the launch guard

@@ -10,20 +10,16 @@ import pytest
 from flask import Flask
 
 from tests.support.app import seed_plan
+from tests.support.browser import sign_in_to_ehr
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-def _sign_in_to_ehr(page, live, user="clinician"):
-    page.goto(live.sandbox_origin + "/ehr/")
-    page.request.post(live.sandbox_origin + "/ehr/user", form={"user": user}, max_redirects=0)
 
 
 def test_launch_inside_ehr_iframe_shows_summary(live, browser_page, axe_check, screenshot):
     patient = live.patients[0]
     seed_plan(live.app, patient)
     page = browser_page
-    _sign_in_to_ehr(page, live)
+    sign_in_to_ehr(page, live.sandbox_origin)
     page.goto(f"{live.sandbox_origin}/ehr/patients/{patient}")
     page.get_by_role("button", name="Launch THRIVE", exact=True).click()
     frame_el = page.wait_for_selector("iframe#smart-app")

@@ -9,6 +9,7 @@ it a young person only while a sharing Consent names it."""
 
 from __future__ import annotations
 
+import json
 import re
 import socket
 import uuid
@@ -211,7 +212,10 @@ def test_a_conflict_shows_our_version_until_resolved_as_theirs_then_the_stores(a
     launch = make_launch(app, patient_id=pid)
     page = re.search(r'id="current-grouping".*?</section>', _summary(launch).get_data(as_text=True), re.S).group(0)
     assert "Our edit that conflicted" in page and "Pending" in page and "Therapy paused" not in page
-    resolve_conflict(store, None, row_id, "theirs")
+    from thrive_fhir.client.fhir_http import FhirClient, StaticBearer
+
+    resolve_conflict(store, FhirClient(stack.base, StaticBearer(stack.admin())), row_id, "theirs")
+    assert "Therapy paused" in json.dumps(store.current("Observation", current["id"]))  # theirs is now local too
     page = re.search(r'id="current-grouping".*?</section>', _summary(launch).get_data(as_text=True), re.S).group(0)
     assert "Our edit that conflicted" not in page and "Pending" not in page
     assert "Therapy paused" in page and "Dr Rowan Example" in page

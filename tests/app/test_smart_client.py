@@ -57,14 +57,14 @@ def test_scope_strings_snapshot_v2_v1_and_standalone():
     assert requested_scopes("standalone", "v1") == (
         "launch/patient openid fhirUser patient/Patient.read patient/Consent.read patient/Observation.read "
         "patient/Goal.read patient/CarePlan.read patient/ServiceRequest.read patient/CareTeam.read "
-        "patient/HealthcareService.read patient/Task.read patient/Task.write patient/Provenance.write"
+        "patient/HealthcareService.read patient/Task.read patient/Task.write patient/Provenance.read patient/Provenance.write"
     )
     # the agency sign-in: read the shared plan, update Tasks, record Provenance; nothing else
     assert requested_scopes("standalone", "v2") == (
         "launch/patient openid fhirUser patient/Patient.rs patient/Consent.rs patient/Observation.rs "
         "patient/Goal.rs patient/CarePlan.rs patient/ServiceRequest.rs patient/CareTeam.rs "
         "patient/HealthcareService.rs patient/Task.rus "
-        "patient/Provenance.c"
+        "patient/Provenance.crs"
     )
     assert requested_scopes("ehr", "v2", online_access=True).endswith(" online_access")
     # issue 16 item 7: agency (standalone) sessions outlive one access token too

@@ -86,7 +86,7 @@ def test_agency_cannot_write_and_cannot_open_clinician_summary(app):
     r = client.get(a.url("summary"), base_url=TEST_ORIGIN)
     assert r.status_code == 303 and r.headers["Location"].endswith("/shared-plan")
     page = client.get(a.url("shared-plan"), base_url=TEST_ORIGIN).get_data(as_text=True)
-    assert "The shared plan itself is read-only here; you can update the requests sent to your organisation." in page
+    assert "The shared plan itself is read-only here; you can update the requests sent to your organisation" in page
 
 
 def test_expired_consent_blocks_agency(app):

@@ -57,6 +57,7 @@ REQUIRED_INVARIANTS = {
     "thr-aud-1",
     "thr-aud-2",
     "thr-aud-3",
+    "thr-conf-1",  # an agency confirmation names one safety plan item
 }
 #: identifier system kind -> resource type, for the deterministic-id check (docs/design/fhir-model.md section 4)
 ID_KINDS = (

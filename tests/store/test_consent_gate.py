@@ -473,8 +473,8 @@ def test_agency_cannot_write_into_an_unshared_young_person(world):
                 world.url(f"Task/{ghost}"), json={**content, "id": ghost}, headers={**auth("agency-a"), **headers}
             )
             before = world.audit_count()
-            if content is moved and not headers:  # a missing id would be created; a taken one cannot be
-                assert missing.status_code == 201 and resp.status_code == 404
+            if content is moved and not headers:  # agencies never create Tasks; a taken id is as missing
+                assert missing.status_code == 403 and resp.status_code == 404
                 assert resp.json()["issue"][0]["diagnostics"] == f"Task/{tid} is not known"
                 continue
             assert resp.status_code == missing.status_code, (headers, resp.text, missing.text)

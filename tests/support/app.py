@@ -355,6 +355,13 @@ def seed_plan(
                     text="CAMHS duty line 01632 960000 (example)",
                     performer_refs=(org_ref,),
                 ),
+                # what each agency the plan is shared with will do (the agency may confirm it)
+                *(
+                    b.SafetyPlanItem(
+                        section="agency-actions", text="A quiet room at break times, every day", performer_refs=(org,)
+                    )
+                    for org in share_with
+                ),
             ),
         )
     )
@@ -464,7 +471,7 @@ def live_stack(
         key_file.write_bytes(key.private_pem())
         scopes = frozenset(
             "launch launch/patient openid fhirUser online_access offline_access patient/*.cruds user/*.rs user/Task.rus "
-            "user/Provenance.c".split()
+            "user/Provenance.crs".split()
         )
         registry = Registry()
         registry.add(

@@ -97,14 +97,14 @@ def test_foreign_edit_is_parked_as_conflict_never_overwritten(target, sqlite_url
     assert json.loads(shown.output)["outcome"]["description"]["text"] == "Edited by the school nurse"
     # a person decides: drop the first edit (theirs stands), keep our second edit over theirs
     second_id = int(listed.output.strip().splitlines()[1].split()[0])
-    assert (
-        runner.invoke(
-            sync_cli, ["conflicts", "resolve", str(first_id), "--keep", "theirs", "--database", sqlite_url]
-        ).exit_code
-        == 0
-    )
     cfg = tmp_path / "sync.toml"
     cfg.write_text(target.config(sqlite_url))
+    res = runner.invoke(
+        sync_cli,
+        ["conflicts", "resolve", str(first_id), "--keep", "theirs", "--config", str(cfg)],
+        env={"THRIVE_SYNC_ODS_CODE": "RXX"},
+    )
+    assert res.exit_code == 0, res.output
     res = runner.invoke(
         sync_cli,
         ["conflicts", "resolve", str(second_id), "--keep", "ours", "--config", str(cfg)],

@@ -6,6 +6,7 @@ so the plan still reads in a crisis when a HealthcareService reference cannot be
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -53,6 +54,24 @@ ITEM_PERFORMER_TYPES = (
 CONTRIBUTOR_TYPES = ("Patient", "RelatedPerson", "Practitioner", "PractitionerRole", "Organization", "CareTeam")
 #: Sections an active plan cannot do without (thr-sp-2).
 REQUIRED_ACTIVE_SECTIONS = ("warning-signs", "professionals-agencies")
+
+
+def entry_id(section: str, text: str, performers: tuple[str, ...] | list[str], taken: set[str] | None = None) -> str:
+    """The element id of an agency's plan item (``CarePlan.activity.id``, set on the items of "What
+    each agency will do"): derived from what the item says
+    and who does it, so the same item keeps its id across saves of the plan and a reworded one gets
+    a new id. An agency's confirmation points at this id (``thrive_fhir.entry_confirmation``), so it
+    lapses exactly when the words it confirmed change. ``taken``: ids already used in this plan (two
+    identical items get ``-2``, ``-3``...)."""
+    digest = hashlib.sha256("\x1f".join([section, text, *sorted(performers)]).encode()).hexdigest()[:16]
+    found = f"entry-{digest}"
+    n = 1
+    while taken is not None and found in taken:
+        n += 1
+        found = f"entry-{digest}-{n}"
+    if taken is not None:
+        taken.add(found)
+    return found
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -114,6 +133,7 @@ def build_safety_plan(p: SafetyPlanInput, *, now: datetime | None = None) -> dic
         raise BuildError("items", "Add at least one item to the plan.")
     activities = []
     sections = set()
+    taken: set[str] = set()
     for i, item in enumerate(p.items):
         if not isinstance(item, SafetyPlanItem):
             raise BuildError(f"items[{i}]", "Each item needs a section, its words and who does it.")
@@ -130,7 +150,9 @@ def build_safety_plan(p: SafetyPlanInput, *, now: datetime | None = None) -> dic
         }
         if performers:
             detail["performer"] = [ref(r) for r in performers]
-        activities.append({"detail": detail})
+        # Items an agency holds get an element id, which the agency's confirmation points at.
+        ident = {"id": entry_id(section, text, performers, taken)} if section == "agency-actions" else {}
+        activities.append({**ident, "detail": detail})
     if status == "active":
         for section in REQUIRED_ACTIVE_SECTIONS:
             if section not in sections:

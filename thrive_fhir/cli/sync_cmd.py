@@ -225,26 +225,35 @@ _add_list_and_show(conflicts, "conflict", "conflict")
 @config_option
 @db_option
 @click.argument("row_id", type=int)
+@click.option("--theirs", "choice", flag_value="theirs", help="The store's version stands and becomes the local one.")
+@click.option("--mine", "choice", flag_value="ours", help="Send our version over the store's current one (If-Match).")
 @click.option(
     "--keep",
     type=click.Choice(["ours", "theirs"]),
-    required=True,
-    help="ours: send our version over the store's current one; theirs: drop our change.",
+    default=None,
+    help="The same choice spelled --keep ours|theirs.",
 )
 @click.option("--fhir-base", default=None)
-def cf_resolve(config_path, database_url, row_id, keep, fhir_base) -> None:
+def cf_resolve(config_path, database_url, row_id, choice, keep, fhir_base) -> None:
+    """Close a conflict: --theirs brings the store's current version into the local store (no push);
+    --mine re-sends ours with If-Match on the store's current version. Both read the store with the
+    worker's configured credentials."""
     from thrive_fhir.sync import runner
     from thrive_fhir.sync.admin import AdminError, resolve_conflict
     from thrive_fhir.sync.config import ConfigError
 
+    if choice and keep and choice != keep:
+        raise click.UsageError("choose one of --theirs and --mine")
+    keep = choice or keep
+    if keep is None:
+        raise click.UsageError("say which version to keep: --theirs or --mine")
     cfg = _cfg(config_path, database_url=database_url, fhir_base=fhir_base)
     store = _store(cfg)
     try:
-        client = runner.build_client(cfg.validate()) if keep == "ours" else None
-        resolve_conflict(store, client, row_id, keep)
+        resolve_conflict(store, runner.build_client(cfg.validate()), row_id, keep)
     except (AdminError, ConfigError) as exc:
         raise click.ClickException(str(exc)) from None
-    click.echo(f"row {row_id} resolved: kept {keep}")
+    click.echo(f"row {row_id} resolved: kept {'the store' if keep == 'theirs' else 'our'} version")
 
 
 @sync.command()

@@ -435,6 +435,10 @@ def load_states(
     return out
 
 
+#: Status of a row that files versions copied *from* the shared store (``LocalStore.adopt``): never
+#: claimed or counted as a save.
+IMPORTED = "imported"
+
 #: Row states whose save is not (or not as written) in the shared store yet.
 UNSYNCED = ("pending", "dead", "conflict")
 

@@ -275,6 +275,73 @@ class LocalStore:
             out.append(LocalVersion(rtype, rid, version, resource, uid))
         return out
 
+    def adopt(self, s: Session, patient_key: str, copies: list[tuple[dict, int]], *, uid: str) -> list[LocalVersion]:
+        """Make the shared store's copies the current local versions, inside ``s``, with no push.
+
+        Used when a person resolves a sync conflict as "theirs" (``thrive_fhir.sync.admin``): the
+        store's version stands, so the app must show and edit it from now on. ``copies`` holds each
+        store resource (its id already the local id) and the local version it replaces; raises
+        :class:`StaleVersion` if any changed locally since. The versions are filed under one outbox
+        row of status ``imported`` (every local version belongs to a row; this one is never
+        claimed, so nothing is sent back), with no author: the local database does not know who
+        wrote the store's version, and the version history says "Not recorded" rather than guess.
+        """
+        if not copies:
+            raise ValueError("nothing to adopt")
+        now = time.time()
+        self._lock_patient(s, patient_key)
+        plans: list[tuple[dict, int]] = []
+        for resource, expected in copies:
+            rtype, rid = resource["resourceType"], resource["id"]
+            current = s.execute(
+                select(m.local_resource.c.version).where(
+                    m.local_resource.c.resource_type == rtype, m.local_resource.c.resource_id == rid
+                )
+            ).scalar()
+            if current != expected:
+                raise StaleVersion(f"{rtype}/{rid}", current or 0, None)
+            plans.append((resource, expected + 1))
+        entries = [[r["resourceType"], r["id"], v] for r, v in plans]
+        outbox_id = s.execute(
+            insert(m.outbox)
+            .values(
+                uid=uid,
+                patient_key=patient_key,
+                activity="update",
+                author_ref="",
+                organization_ref="",
+                entries=json.dumps(entries),
+                created_at=now,
+                status=outbox.IMPORTED,
+                attempts=0,
+                next_attempt_at=0.0,
+                needs_check=False,
+                updated_at=now,
+            )
+            .returning(m.outbox.c.id)
+        ).scalar_one()
+        out = []
+        for resource, version in plans:
+            rtype, rid = resource["resourceType"], resource["id"]
+            body = json.dumps(resource, separators=(",", ":"), ensure_ascii=False)
+            s.execute(
+                insert(m.local_resource_version).values(
+                    resource_type=rtype,
+                    resource_id=rid,
+                    version=version,
+                    resource=body,
+                    saved_at=now,
+                    outbox_id=outbox_id,
+                )
+            )
+            s.execute(
+                update(m.local_resource)
+                .where(m.local_resource.c.resource_type == rtype, m.local_resource.c.resource_id == rid)
+                .values(version=version, resource=body, updated_at=now)
+            )
+            out.append(LocalVersion(rtype, rid, version, resource, uid))
+        return out
+
     def _provenance(self, cs: ChangeSet, uid: str, plans: list[tuple[dict, int]], now: float) -> dict:
         """The save's thrive-provenance (``thrive_fhir.builders``), id ``uuid5({BASE}/Id/provenance|<uid>)``.
 

@@ -397,7 +397,7 @@ def _run_transaction(
     answers = dict(plan.answers)
     issues_by_entry = plan.issues
     try:
-        apply(conn, list(ops.values()), now, ctx.base, authorize=store.authorize_op(ctx.grant))
+        apply(conn, list(ops.values()), now, ctx.base, authorize=store.authorize_op(ctx.grant, conn))
     except FhirError as exc:
         failing = next((i for i, op in ops.items() if op.status == 0 and not op.noop), None)
         raise (exc.with_prefix(f"Bundle.entry[{failing}]") if failing is not None else exc) from None

@@ -25,7 +25,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from ..smart_scopes import Grant
-from . import access, search, validation_hook
+from . import access, agency_writes, search, validation_hook
 from .agency_audit import AuditTrail, RequestAudit
 from .consent_gate import ConsentGate
 from .errors import FhirError, issue, operation_outcome
@@ -210,7 +210,9 @@ class Store:
             key = int.from_bytes(hashlib.sha256(f"{rtype}?{criteria}".encode()).digest()[:8], "big", signed=True)
             conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
 
-    def authorize_op(self, grant: Grant | None):
+    def authorize_op(self, grant: Grant | None, conn: Connection | None = None):
+        """The check ``writes.apply`` runs on each write: scopes, the consent rule, and what an agency
+        may state in a Provenance (``agency_writes``, which reads the plan in ``conn``'s transaction)."""
         if grant is None:
             return None
 
@@ -221,6 +223,7 @@ class Store:
                 access.require(grant, op.rtype, interaction, head_patient, op.resource)
             access.require(grant, op.rtype, interaction, op.patient_key, op.resource)
             self.consent.check_write(grant, op, head_patient)
+            agency_writes.check(self.consent, grant, op, conn)
 
         return check
 
@@ -300,7 +303,7 @@ class Store:
                 issues = None
                 if op.resource is not None:
                     issues = self.validate({**op.resource, "resourceType": op.rtype, "id": op.rid})
-                apply(conn, [op], utcnow(), ctx.base, authorize=self.authorize_op(ctx.grant))
+                apply(conn, [op], utcnow(), ctx.base, authorize=self.authorize_op(ctx.grant, conn))
                 result = self._write_result(ctx, op, issues)
             if ctx.audit is not None:
                 ctx.audit.within(conn, result)

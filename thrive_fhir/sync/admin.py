@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 
 from sqlalchemy import insert, select, update
 
 from ..client.fhir_http import NOT_FOUND, OK, FhirClient, version_from_etag
-from ..localstore import LocalStore
+from ..localstore import LocalStore, StaleVersion
 from ..localstore import models as m
 from ..localstore import outbox as q
 from .worker import header
@@ -87,9 +88,10 @@ def requeue(store: LocalStore, row_id: int, *, expect: str = "dead") -> None:
 
 
 def resolve_conflict(store: LocalStore, client: FhirClient | None, row_id: int, keep: str) -> None:
-    """``keep='theirs'``: drop our change (the store's version stands).
+    """``keep='theirs'``: the store's version stands and becomes the local one (:func:`_take_theirs`).
     ``keep='ours'``: a person decided our version wins; it is sent with If-Match on the store's
-    *current* version, so a further change made meanwhile is still caught."""
+    *current* version, so a further change made meanwhile is still caught. Both read the store, so
+    both need ``client`` (built from the worker's own configuration and credentials)."""
     if keep not in ("ours", "theirs"):
         raise AdminError("keep must be 'ours' or 'theirs'")
     detail = show_row(store, row_id)
@@ -97,11 +99,9 @@ def resolve_conflict(store: LocalStore, client: FhirClient | None, row_id: int, 
         raise AdminError(f"outbox row {row_id} is not a conflict")
     now = time.time()
     if keep == "theirs":
-        with store.session() as s:
-            s.execute(
-                update(o).where(o.c.id == row_id, o.c.status == "conflict").values(status="discarded", updated_at=now)
-            )
-            _event(s, row_id, "resolved", "kept the store's version")
+        if client is None:
+            raise AdminError("keeping the store's version needs the FHIR server (a client) to read it")
+        _take_theirs(store, client, row_id, detail["patient_key"], now)
         return
     if client is None:
         raise AdminError("keeping our version needs the FHIR server (a client) to read its current versions")
@@ -148,3 +148,65 @@ def resolve_conflict(store: LocalStore, client: FhirClient | None, row_id: int, 
             )
         )
         _event(s, row_id, "resolved", "kept our version; re-queued over the store's current version")
+
+
+def _take_theirs(store: LocalStore, client: FhirClient, row_id: int, patient_key: str, now: float) -> None:
+    """Close the conflict keeping the store's version, and bring that version into the local store.
+
+    For each resource of the row that is still at the row's version locally (no later local save
+    changed it), the store's current copy becomes the next local version (``LocalStore.adopt``: no
+    outbox push) and ``sync_resource_state`` records that the two now agree, so the next local edit
+    is sent with If-Match on exactly that store version. A resource changed locally by a later save
+    is left alone: that save is still queued and meets the store on its own. A resource the store
+    does not hold (our save created it) keeps its local copy. All of it in one local transaction, so
+    a failure (store unreadable, a save landing meanwhile) changes nothing and can be tried again.
+    """
+    with store.reader.connect() as c:
+        entries = json.loads(c.execute(select(o.c.entries).where(o.c.id == row_id)).scalar_one())
+    local = {(t, i): store.current_version(t, i) for t, i, _v in entries if t != "Provenance"}
+    known = q.load_states(store, list(local))
+    copies: list[tuple[dict, int]] = []
+    states: list[dict] = []
+    for t, i, v in entries:
+        if t == "Provenance" or local[(t, i)] != v:
+            continue
+        store_id = (known.get((t, i)) or (None, 0, None))[2] or i  # identifier mode: the store's own id
+        reply = client.read(t, store_id)
+        if reply.kind == NOT_FOUND:
+            continue
+        if reply.kind != OK or not isinstance(reply.body, dict):
+            raise AdminError(f"could not read {t}/{i} from the store ({reply.error or reply.kind}); try again")
+        body = reply.body
+        version = str((body.get("meta") or {}).get("versionId") or version_from_etag(header(reply, "ETag")) or "")
+        meta = {k: val for k, val in (body.get("meta") or {}).items() if k not in ("versionId", "lastUpdated")}
+        copy = {**body, "id": i, **({"meta": meta} if meta else {})}
+        if not meta:
+            copy.pop("meta", None)
+        copies.append((copy, v))
+        states.append(
+            {
+                "resource_type": t,
+                "resource_id": i,
+                "store_version": version or None,
+                "local_version": v + 1,
+                "updated_at": now,
+                "store_id": store_id,
+            }
+        )
+    try:
+        with store.session() as s:
+            taken = store.adopt(s, patient_key, copies, uid=str(uuid.uuid4())) if copies else []
+            if taken:
+                imported = s.execute(select(o.c.id).where(o.c.uid == taken[0].outbox_uid)).scalar_one()
+                q.upsert_states(s, [st | {"outbox_id": imported} for st in states])
+            n = q.rowcount(
+                s,
+                update(o).where(o.c.id == row_id, o.c.status == "conflict").values(status="discarded", updated_at=now),
+            )
+            if n != 1:
+                raise AdminError(f"outbox row {row_id} is not a conflict")
+            brought = ", ".join(f"{lv.resource_type}/{lv.resource_id} v{lv.version}" for lv in taken)
+            said = f"; now the local version: {brought}" if brought else "; nothing to bring in"
+            _event(s, row_id, "resolved", ("kept the store's version" + said)[:512])
+    except StaleVersion as exc:
+        raise AdminError(f"{exc.resource_ref} was saved locally meanwhile; look at the conflict again") from None

@@ -41,6 +41,7 @@ OUR_PROFILES = {
     c.PROFILE_LOCAL_OFFER,
     c.PROFILE_RISK_FLAG,
     c.PROFILE_READ_AUDIT,
+    c.PROFILE_AGENCY_CONFIRMATION,
 }
 ACTIVE_GOAL = {"proposed", "accepted", "active", "on-hold"}
 GBO_CODES = {code for code, _ in c.GBO_SCORE_CODES.values()}

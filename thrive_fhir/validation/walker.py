@@ -579,10 +579,13 @@ EXTENSION_DOMAINS = ("https://fhir.hl7.org.uk/StructureDefinition/",)
 #: Extensions in the R4 core namespace that R4 core 4.0.1 does not define: HL7 published them
 #: later in the extensions pack (hl7.fhir.uv.extensions), which SUSHI adds automatically but which
 #: is not available offline. Accepted unchecked, like EXTENSION_DOMAINS; every other unknown URL in
-#: that namespace is an error. Our own profiles use imposeProfile to name their UK Core parent.
+#: that namespace is an error. Our own profiles use imposeProfile to name their UK Core parent;
+#: an agency's confirmation of a safety plan item uses targetElement on Provenance.target
+#: (thrive_fhir.entry_confirmation), as US Core does on R4 for element-level Provenance.
 LATER_CORE_EXTENSIONS = frozenset(
     {
         "http://hl7.org/fhir/StructureDefinition/structuredefinition-imposeProfile",
+        "http://hl7.org/fhir/StructureDefinition/targetElement",
     }
 )
 

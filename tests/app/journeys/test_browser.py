@@ -11,6 +11,7 @@ import pytest
 from smart_app import create_app
 from smart_app.context import COOKIE_NAME
 from tests.support.app import make_launch, test_config
+from tests.support.browser import saved, submit
 
 pytestmark = pytest.mark.browser
 
@@ -49,18 +50,6 @@ def page_in_launch(served, browser_page):
     return browser_page, app, launch
 
 
-def _submit(page, button: str) -> None:
-    """Press a form's button and wait for the next page (a POST answered by 303 + GET, or a redraw)."""
-    with page.expect_navigation():
-        page.get_by_role("button", name=button).click()
-
-
-def _saved(page, message: str) -> None:
-    summary = page.locator(".nhsuk-error-summary")
-    problems = summary.inner_text() if summary.count() else ""
-    assert message in page.content(), problems or page.url
-
-
 def _check(page, axe_check, screenshot, name):
     assert "Sorry, there is a problem" not in page.content(), name
     violations = axe_check(page, name=name)
@@ -75,7 +64,7 @@ def test_clinician_walks_every_journey(page_in_launch, axe_check, screenshot):
     # 1. grouping: first an empty submit shows the error summary, focused links to fields
     page.goto_launch("grouping/agree")
     _check(page, axe_check, screenshot, "grouping-form")
-    _submit(page, "Save grouping")
+    submit(page, "Save grouping")
     assert page.locator(".nhsuk-error-summary").is_visible(), page.content()[-3000:]
     _check(page, axe_check, screenshot, "grouping-errors")
     page.get_by_label("What does the young person want to be different?").fill("Go to school without feeling sick")
@@ -87,8 +76,8 @@ def test_clinician_walks_every_journey(page_in_launch, axe_check, screenshot):
         "Agreed", exact=True
     ).check()
     page.get_by_role("group", name="How was the parent or carer involved?").get_by_label("Not applicable").check()
-    _submit(page, "Save grouping")
-    _saved(page, "The grouping has been recorded.")
+    submit(page, "Save grouping")
+    saved(page, "The grouping has been recorded.")
     _check(page, axe_check, screenshot, "grouping-saved")
 
     # 3. safety plan (before goals, so the risk flag comes up)
@@ -102,8 +91,8 @@ def test_clinician_walks_every_journey(page_in_launch, axe_check, screenshot):
     page.get_by_label("Day").fill(str(review.day))
     page.get_by_label("Month").fill(str(review.month))
     page.get_by_label("Year").fill(str(review.year))
-    _submit(page, "Save safety plan")
-    _saved(page, "The safety plan has been saved.")
+    submit(page, "Save safety plan")
+    saved(page, "The safety plan has been saved.")
     _check(page, axe_check, screenshot, "safety-plan-saved")
     page.goto_launch("safety-plan/print")
     page.emulate_media(media="print")
@@ -118,14 +107,14 @@ def test_clinician_walks_every_journey(page_in_launch, axe_check, screenshot):
         page.get_by_role("group", name="How close are they to this goal today? (optional)").get_by_label(
             "3", exact=True
         ).check()
-        _submit(page, "Add goal")
-        _saved(page, "The goal has been added.")
+        submit(page, "Add goal")
+        saved(page, "The goal has been added.")
     first = page.get_by_role("group", name="Goal 1: Sleep through the night")
     first.get_by_label("3", exact=True).focus()
     page.keyboard.press("ArrowRight")  # radio groups move with the arrow keys
     page.keyboard.press("ArrowRight")
     page.get_by_role("group", name="Goal 2: See friends at weekends").get_by_label("7", exact=True).check()
-    _submit(page, "Save ratings")
+    submit(page, "Save ratings")
     assert "The ratings have been saved." in page.content()
     assert page.locator("svg.app-gbo-chart").count() == 2
     _check(page, axe_check, screenshot, "goals")
@@ -135,8 +124,8 @@ def test_clinician_walks_every_journey(page_in_launch, axe_check, screenshot):
     page.get_by_label("Keeping Safe multi-agency team (AMBIT-informed)", exact=False).first.check()
     page.get_by_label("Referral", exact=True).check()
     page.get_by_label("What are you asking the service to do?", exact=False).fill("Joint safety planning")
-    _submit(page, "Save")
-    _saved(page, "The referral has been sent.")
+    submit(page, "Save")
+    saved(page, "The referral has been sent.")
     assert "Sent, waiting for the service" in page.content()
     _check(page, axe_check, screenshot, "services")
 
@@ -149,13 +138,13 @@ def test_clinician_walks_every_journey(page_in_launch, axe_check, screenshot):
     ).check()
     page.get_by_role("group", name="Who agreed to share the plan?").get_by_label("The young person").check()
     page.get_by_label("They have agreed to share the plan with the agencies ticked, until this date").check()
-    _submit(page, "Save sharing choices")
-    _saved(page, "The sharing agreement has been saved.")
-    _submit(page, "Withdraw sharing with Northgate Academy (invented school)")
+    submit(page, "Save sharing choices")
+    saved(page, "The sharing agreement has been saved.")
+    submit(page, "Withdraw sharing with Northgate Academy (invented school)")
     assert "Stop sharing the plan with Northgate Academy (invented school)?" in page.content()
     _check(page, axe_check, screenshot, "sharing-confirm-withdraw")
-    _submit(page, "Yes, stop sharing")
-    _saved(page, "Sharing has been withdrawn.")
+    submit(page, "Yes, stop sharing")
+    saved(page, "Sharing has been withdrawn.")
     _check(page, axe_check, screenshot, "sharing")
 
     # 7. care team: a parent by name and an agency worker with their role
@@ -165,13 +154,13 @@ def test_clinician_walks_every_journey(page_in_launch, axe_check, screenshot):
     page.get_by_label("First name").fill("Jo")
     page.get_by_label("Last name").fill("Example")
     page.get_by_label("Who they are to the young person").select_option("MTH")
-    _submit(page, "Add to the care team")
-    _saved(page, "The care team has been updated.")
+    submit(page, "Add to the care team")
+    saved(page, "The care team has been updated.")
     page.get_by_label("An agency worker from the directory").check()
     page.get_by_label("Agency", exact=True).select_option(label="Northgate Academy (invented school)")
     page.get_by_label("What they do for the young person", exact=False).fill("Designated safeguarding lead")
-    _submit(page, "Add to the care team")
-    _saved(page, "The care team has been updated.")
+    submit(page, "Add to the care team")
+    saved(page, "The care team has been updated.")
     assert "Jo Example" in page.content() and "Designated safeguarding lead" in page.content()
     _check(page, axe_check, screenshot, "care-team")
 
@@ -194,8 +183,8 @@ def test_clinician_walks_every_journey(page_in_launch, axe_check, screenshot):
     page.get_by_role("group", name="What happens to it?").get_by_label("End the safety plan").check()
     page.get_by_role("group", name="keep it open?").get_by_label("Keep the referral open").check()
     page.get_by_role("group", name="Keep sharing it?").get_by_label("Stop sharing now").check()
-    _submit(page, "Record the ending of help")
-    _saved(page, "The ending of help has been recorded.")
+    submit(page, "Record the ending of help")
+    saved(page, "The ending of help has been recorded.")
     _check(page, axe_check, screenshot, "ending-saved")
 
     store = app.extensions["thrive"].local_store
@@ -226,8 +215,8 @@ def test_small_screen_and_no_javascript(served, browser, axe_check, screenshot):
         page = context.new_page()
         page.goto(f"{origin}{launch.url('goals/')}")
         page.get_by_label("What is the goal, in the young person's own words?").fill("Sleep better")
-        _submit(page, "Add goal")
-        _saved(page, "The goal has been added.")
+        submit(page, "Add goal")
+        saved(page, "The goal has been added.")
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 360, width  # no sideways scrolling on a small phone
         screenshot(page, "journeys-goals-small-screen-no-js")

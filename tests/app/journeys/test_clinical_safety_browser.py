@@ -11,6 +11,7 @@ import pytest
 from smart_app import create_app
 from smart_app.context import COOKIE_NAME
 from tests.support.app import make_launch, seed_plan, test_config
+from tests.support.browser import submit
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -59,11 +60,6 @@ def axe_clean(page, axe_check, name: str) -> None:
         [{"id": v["id"], "impact": v["impact"], "nodes": [n["target"] for n in v["nodes"][:3]]} for v in violations],
         indent=1,
     )
-
-
-def _submit(page, button: str) -> None:
-    with page.expect_navigation():
-        page.get_by_role("button", name=button).click()
 
 
 def _luminance(rgb: str) -> float:
@@ -200,7 +196,7 @@ def test_ending_help_asks_about_what_is_still_open(open_launch, served, axe_chec
     page.get_by_role("group", name="Did the young person agree with ending help?").get_by_label(
         "Agreed", exact=True
     ).check()
-    _submit(page, "Record the ending of help")
+    submit(page, "Record the ending of help")
     summary = page.locator(".nhsuk-error-summary")
     assert summary.is_visible()
     problems = summary.inner_text()
@@ -211,7 +207,7 @@ def test_ending_help_asks_about_what_is_still_open(open_launch, served, axe_chec
     page.get_by_role("group", name="keep it open?").get_by_label("Cancel the referral").check()
     page.get_by_label("If you cancel a referral, why? (the service will see this)").fill("No longer needed")
     page.get_by_role("group", name="Keep sharing it?").get_by_label("Stop sharing now").check()
-    _submit(page, "Record the ending of help")
+    submit(page, "Record the ending of help")
     assert "The ending of help has been recorded." in page.content()
     axe_clean(page, axe_check, "ending-recorded")
     screenshot(page, "issue15-ending-recorded")
@@ -284,7 +280,7 @@ def test_agree_a_grouping_with_needs_led_decision_support(open_launch, served, a
         "Agreed", exact=True
     ).check()
     page.get_by_role("group", name="How was the parent or carer involved?").get_by_label("Not applicable").check()
-    _submit(page, "Save grouping")
+    submit(page, "Save grouping")
     assert "The grouping has been recorded." in page.content(), page.locator("main").inner_text()[:1500]
     main = page.locator("main").inner_text()
     assert "Options the young person and family chose" in main and "Kindly Online chat and counselling" in main

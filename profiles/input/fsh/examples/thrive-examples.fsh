@@ -146,6 +146,7 @@ Title: "Safety plan (co-produced)"
 * insert Concept(safe-environment, Mum keeps medicines in a locked box, RelatedPerson/rp-parent-01)
 * insert Concept(reasons-for-living, My dog\, my little sister\, finishing my art course, Patient/pat-example-01)
 * insert Concept(agency-actions, School: a quiet room pass and a daily check-in with the school nurse. Social care: weekly visit by the family's social worker, PractitionerRole/prr-socialcare-01)
+* activity[=].id = "entry-3f2a9c71d04b8e65"
 
 Instance: sharing-consent-example
 InstanceOf: ThriveSharingConsent
@@ -255,6 +256,21 @@ Title: "Provenance of the save on 4 March"
 * entity[0].what.identifier.system = $thr-id-grouping
 * entity[0].what.identifier.value = "8e4f1c2a-6b3d-4a7e-8f90-1c2d3e4f5a6b"
 * entity[0].what.display = "Local grouping record, version 1"
+
+// Social care confirms its item of the safety plan (version 1), through its social worker.
+Instance: agency-confirmation-example
+InstanceOf: ThriveAgencyConfirmation
+Usage: #example
+Title: "Social care confirms its safety plan item"
+* id = "c2d7f0a4-3b9e-4f61-8a25-6e1d0b7c9f38"
+* target[0] = Reference(CarePlan/8107ce8c-f1bf-5c5c-8a7e-875f195aaf6b/_history/1)
+* target[0].extension[0].url = "http://hl7.org/fhir/StructureDefinition/targetElement"
+* target[0].extension[0].valueUri = "entry-3f2a9c71d04b8e65"
+* recorded = "2025-03-05T09:30:00Z"
+* activity = ThriveConcepts#agency-confirmed "Agency confirmed its safety plan item"
+* agent[0].type = $provenance-participant-type#attester "Attester"
+* agent[0].who = Reference(PractitionerRole/prr-socialcare-01)
+* agent[0].onBehalfOf = Reference(Organization/org-socialcare-01)
 
 // ---- episode, care team, local offer, flag, read audit -------------------------------------------
 Instance: thrive-episode-example

@@ -137,3 +137,8 @@ Invariant: thr-aud-3
 Description: "A read audit names who read (an agent with requestor = true)."
 Severity: #error
 Expression: "agent.where(requestor = true).exists()"
+
+Invariant: thr-conf-1
+Description: "A confirmation names exactly one item of the plan: one targetElement extension on its target."
+Severity: #error
+Expression: "target.extension.where(url='http://hl7.org/fhir/StructureDefinition/targetElement').count() = 1"

@@ -31,3 +31,28 @@ Description: "Who saved which THRIVE resources, when, on whose behalf, and with 
 * entity.role = #source
 * entity.what.identifier MS
 * signature MS
+
+// An agency confirms one item of a safety plan (docs/design/fhir-model.md, "Agency confirmation of a
+// safety plan item"; thrive_fhir.entry_confirmation). Intended parent: UKCore-Provenance. The item is
+// named by the targetElement extension (HL7 extensions pack), required by an invariant: the pack's
+// definitions are not available offline for SUSHI to slice on.
+Profile: ThriveAgencyConfirmation
+Parent: Provenance
+Id: thrive-agency-confirmation
+Title: "THRIVE agency confirmation of a safety plan item"
+Description: "An agency confirms it will do what one item of the young person's safety plan says it will: the worker, on behalf of their organisation, attests that item (by its element id) of the version of the plan they read."
+* insert ThriveProfile
+* insert ImposeUKCore($UKCore-Provenance)
+* obeys thr-conf-1
+* target 1..1 MS
+* target only Reference(CarePlan)
+* recorded MS
+* activity 1..1 MS
+* activity = ThriveConcepts#agency-confirmed
+* agent 1..1 MS
+* agent.type 1..1 MS
+* agent.type = $provenance-participant-type#attester
+* agent.who MS
+* agent.who only Reference(Practitioner or PractitionerRole)
+* agent.onBehalfOf 1..1 MS
+* agent.onBehalfOf only Reference(Organization)

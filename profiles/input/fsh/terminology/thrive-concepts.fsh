@@ -1,5 +1,6 @@
 // Codes for elements of the THRIVE resources (docs/design/fhir-model.md 1.4): Observation code/category/method
-// and component codes, CarePlan, Goal and ServiceRequest categories, Flag code.
+// and component codes, CarePlan, Goal and ServiceRequest categories, Flag code, and the activity of an
+// agency's confirmation of a safety plan item.
 CodeSystem: ThriveConcepts
 Id: thrive-concepts
 Title: "THRIVE-FHIR element codes"
@@ -18,4 +19,5 @@ Description: "Codes the THRIVE-FHIR profiles use for observation codes and categ
 * #support-plan "THRIVE support plan" "The plan of help agreed for the current grouping: the need, what will be done and who does it."
 * #signposting "Signposting" "Information about a local service the young person or family may choose to use; they decide whether to go."
 * #referral "Referral" "A request to a service to take on the young person's care or a part of it."
+* #agency-confirmed "Agency confirmed its safety plan item" "The agency named as holder of an item under What each agency will do confirmed that it will do it; the activity of the agency's Provenance targeting that item."
 * #risk-support-alert "Getting Risk Support: safety plan in place" "The young person is in Getting Risk Support and has a safety plan; shown at first glance in every view."
