@@ -559,7 +559,7 @@ def for_launch(launch, *, now: float | None = None) -> SharedHistory | None:
         store_refs=store_refs,
         directory=dict(read.directory) if read else {},
         _prov=prov,
-        confirmations=[p for p in entry.read.provenance if is_confirmation(p)] if entry.read else [],
+        confirmations=[p for p in read.provenance if is_confirmation(p)] if read else [],
     )
 
 
