@@ -67,7 +67,8 @@ A config file may be TOML (``.toml``), JSON (``.json``) or YAML (``.yaml``/``.ym
     # heartbeat_seconds = 60                 # asked of the store; no heartbeat for 2 periods = no
     #                                        # active subscription (the 30 s rule applies again)
     # subscribed_max_age_seconds = 900       # the cache's max age while notifications arrive
-    # subscription_scope = "system/Subscription.cruds"  # asked for only when subscribing
+    # subscription_scope = "system/Subscription.cruds"  # asked for, with scope, only when subscribing
+    #                                        # (the store tells a subscriber only of what it may read)
 
 ``smart_app.create_app(config)`` also accepts the same structure as a dict.
 

@@ -54,14 +54,17 @@ class Subscribed:
 
 
 def client_for(cfg: SharedStoreConfig) -> FhirClient:
-    """A FHIR client on the shared store with a Backend Services token for ``subscription_scope``."""
+    """A FHIR client on the shared store with a Backend Services token for ``subscription_scope``
+    together with the read ``scope``: a store sends a subscriber only changes of young people it
+    could read (ours checks the Subscription creator's scopes and consent when it plans each event),
+    so a token for Subscriptions alone would make a Subscription that is never told anything."""
     auth = BackendServicesAuth(
         token_url=cfg.token_url,
         client_id=cfg.client_id,
         private_key_pem=Path(cfg.private_key_file).read_bytes(),
         kid=cfg.kid,
         alg=cfg.alg,
-        scope=cfg.subscription_scope,
+        scope=" ".join(dict.fromkeys(f"{cfg.subscription_scope} {cfg.scope}".split())),
         timeout=(min(cfg.timeout_seconds, 5.0), cfg.timeout_seconds),
     )
     return FhirClient(

@@ -29,6 +29,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -62,6 +63,8 @@ SYNC_CLIENT_ID = "thrive-sync"
 #: The app's own Backend Services client: the clinician Summary reads the shared record with it.
 APP_BACKEND_CLIENT_ID = "thrive-app-backend"
 APP_BACKEND_SCOPES = "system/*.rs"
+#: Asked for only when the app subscribes to the shared store's changes (smart_app.subscribe).
+APP_SUBSCRIPTION_SCOPE = "system/Subscription.cruds"
 DEMO_ODS = TRUST_ODS  # the synthetic population's trust
 APP_SCOPES = (
     "launch launch/patient openid fhirUser online_access offline_access patient/*.cruds user/*.rs "
@@ -99,6 +102,7 @@ class Demo:
     parts: list[Part] = field(default_factory=list)
     stopper: Stopper = field(default_factory=Stopper)
     children: list[subprocess.Popen] = field(default_factory=list)
+    app: Any = None  # the SMART app (Flask), once started
 
     # -- set-up ------------------------------------------------------------------------------------
 
@@ -157,7 +161,10 @@ class Demo:
             self.shared_base,
             authority.token_verifier(self.shared_base),
             consent_custodians=[TRUST_REF],
+            # change notifications go only to the app's receiver (docs/subscriptions.md)
+            subscription_endpoints=[f"{self.app_origin}/notifications/"],
         )
+        self.stopper.on_stop("shared store notifications", self.shared_store.subscriptions.stop)
         authority.patient_lookups[self.shared_base] = PatientLookup(
             self.shared_base,
             lambda: authority.mint_internal_token(self.shared_base, "system/Patient.rs"),
@@ -221,7 +228,7 @@ class Demo:
                 "private_key_jwt",
                 name="THRIVE care plan, shared record reader (demo)",
                 grant_types=("client_credentials",),
-                scopes=frozenset(APP_BACKEND_SCOPES.split()),
+                scopes=frozenset(f"{APP_BACKEND_SCOPES} {APP_SUBSCRIPTION_SCOPE}".split()),
                 jwks=jwks(self.app_key),
                 fhir_base=self.shared_base,
                 organization=TRUST_REF,
@@ -360,6 +367,11 @@ class Demo:
             fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as fh:
                 fh.write(secrets.token_urlsafe(48))
+        notify_secret = self.workdir / "keys" / "notification-secret"
+        if not notify_secret.exists():
+            fd = os.open(notify_secret, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_urlsafe(48))
         agency_ref, agency_name = getattr(self, "agency", (SCHOOL_REF, "Sandbox High School"))
         common = {
             "client_id": APP_CLIENT_ID,
@@ -404,6 +416,10 @@ class Demo:
                 "token_url": self.sb.authority.token_endpoint,
                 "scope": APP_BACKEND_SCOPES,
                 "allow_insecure_loopback": True,
+                # the store tells the app when a young person's shared plan changes
+                "notification_endpoint": f"{self.app_origin}/notifications/shared-plan",
+                "notification_secret_file": str(notify_secret),
+                "subscription_scope": APP_SUBSCRIPTION_SCOPE,
             },
         }
         path = self.workdir / "app.json"
@@ -414,6 +430,8 @@ class Demo:
             self.parts.append(Part("SMART app", "failed", detail=f"could not start: {exc}"))
             return
         server.start(app)
+        self.app = app
+        self._subscribe(app)
         self.parts.append(
             Part(
                 "SMART app",
@@ -422,6 +440,26 @@ class Demo:
                 "EHR launch: open a patient on the EHR page and press Launch THRIVE",
             )
         )
+
+    def _subscribe(self, app) -> None:
+        """Subscribe the app to the shared store's changes, as ``thrive app serve`` does: a
+        background loop that subscribes once the app is listening (the store's handshake is POSTed
+        to it) and again if the notifications stop."""
+        from smart_app.subscribe import keep_subscribed
+
+        cfg = app.extensions["thrive"].config.shared_store
+        if cfg is None or not cfg.notifications:
+            return
+        stop = threading.Event()
+        loop = threading.Thread(
+            target=keep_subscribed,
+            args=(cfg, app.extensions["thrive"].changes, stop),
+            kwargs={"first": 0.5},
+            name="thrive-demo-subscribe",
+            daemon=True,
+        )
+        loop.start()
+        self.stopper.on_stop("app subscription", stop.set)
 
     def _start_sync(self) -> None:
         if not any(p.name == "SMART app" and p.status == "running" for p in self.parts):

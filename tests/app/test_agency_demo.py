@@ -5,13 +5,15 @@ only in the shared store), is refused the one not shared, and ``thrive audit`` l
 from __future__ import annotations
 
 import re
+import time
 from datetime import date, timedelta
 
 import pytest
+import requests
 from click.testing import CliRunner
 
 from tests.support.browser import ehr_launch, saved, submit
-from thrive_demo.orchestrator import Demo
+from thrive_demo.orchestrator import TRUST_REF, Demo
 from thrive_fhir.cli import cli
 
 pytestmark = pytest.mark.slow
@@ -289,3 +291,31 @@ def test_the_whole_loop_in_chromium_with_axe(demo, browser, browser_page, axe_ch
     assert "Confirmed by" in plan and "Kit Sandbox" in plan, plan
     _clean(frame, axe_check, "loop-clinician-summary-after")
     screenshot(page, "loop-clinician-summary-after")
+
+
+def test_the_app_is_told_when_a_shared_plan_changes(demo):
+    """The demo's app subscribes to the shared store (handshake), and a change to a young person's
+    plan in the store reaches it as an id-only notification naming that young person."""
+    changes = demo.app.extensions["thrive"].changes
+    deadline = time.time() + 30
+    while not changes.subscription_active(120) and time.time() < deadline:
+        time.sleep(0.2)
+    assert changes.subscription_active(120), "no handshake from the shared store"
+    pid = _patient_id(demo.agency_people[0])
+    token = demo.sb.authority.mint_internal_token(demo.shared_base, "system/*.cruds", organization=TRUST_REF)
+    auth = {"Authorization": f"Bearer {token}", "Accept": "application/fhir+json"}
+    found = requests.get(f"{demo.shared_base}/Goal?patient={pid}&_count=1", headers=auth, timeout=10).json()
+    goal = found["entry"][0]["resource"]
+    before = time.time()
+    assert not changes.changed_after([pid], before)
+    put = requests.put(
+        f"{demo.shared_base}/Goal/{goal['id']}",
+        json={k: v for k, v in goal.items() if k != "meta"} | {"description": {"text": "Feel calmer at school"}},
+        headers={**auth, "Content-Type": "application/fhir+json"},
+        timeout=10,
+    )
+    assert put.status_code == 200, put.text[:300]
+    deadline = time.time() + 15
+    while not changes.changed_after([pid], before) and time.time() < deadline:
+        time.sleep(0.1)
+    assert changes.changed_after([pid], before)
