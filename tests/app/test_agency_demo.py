@@ -12,7 +12,7 @@ import pytest
 import requests
 from click.testing import CliRunner
 
-from tests.support.browser import ehr_launch, saved, submit
+from tests.support.browser import ehr_launch, saved, shared_record_loaded, submit
 from thrive_demo.orchestrator import TRUST_REF, Demo
 from thrive_fhir.cli import cli
 
@@ -285,6 +285,7 @@ def test_the_whole_loop_in_chromium_with_axe(demo, browser, browser_page, axe_ch
 
     # 4. the clinician launches again: the Summary reads the shared store and shows both
     frame, _base = ehr_launch(page, demo.sandbox_origin, pid)
+    shared_record_loaded(frame)  # the first Summary may say the shared record is still loading
     requests_text = frame.locator("#referrals, #signposting, main").first.inner_text()
     assert "Accepted by the service" in requests_text
     plan = frame.locator("#safety-plan").inner_text()

@@ -35,3 +35,11 @@ def ehr_launch(page, sandbox_origin: str, patient_id: str, user: str = "clinicia
         frame.click("button[value=approve]")
         frame.wait_for_selector("h1:has-text('Summary')", timeout=timeout)
     return frame, frame.url.rsplit("/summary", 1)[0]
+
+
+def shared_record_loaded(frame, timeout: float = 30000) -> None:
+    """Wait until the Summary no longer says the shared record is still loading: the read the launch
+    started finished and the page's script reloaded it (smart_app/summary/shared_history.py)."""
+    frame.wait_for_selector("h1:has-text('Summary')", timeout=timeout)
+    frame.locator("#shared-record-loading").wait_for(state="detached", timeout=timeout)
+    frame.wait_for_selector("h1:has-text('Summary')", timeout=timeout)
