@@ -272,6 +272,27 @@ CASES = {
         },
         [("o1", 25.0, True, 2, True), ("o2", None, None, None, True)],
     ),
+    # where() at the start of a path works on the resource itself; the typed plan named a column
+    # that does not exist (t.__root__) and DuckDB refused the query.
+    "where() on the resource": (
+        {
+            "resource": "Observation",
+            "select": [_p(("id", "id"))],
+            "where": [{"path": "where(value.ofType(Quantity).value > 10).exists()"}],
+        },
+        [("o1",)],
+    ),
+    # A JSON true given as valueInteger (the conformance suite's "boolean constant") is a boolean:
+    # it was compiled as the integer 1, which equals no boolean.
+    "a JSON boolean constant is a boolean": (
+        {
+            "constant": [{"name": "yes", "valueInteger": True}],
+            "resource": "Patient",
+            "select": [_p(("id", "id"))],
+            "where": [{"path": "active = %yes"}],
+        },
+        [("p1",)],
+    ),
 }
 
 

@@ -394,6 +394,10 @@ class _Compiler:
 
         if fn == "where":
             nargs(1)
+            if base.jpath == ():
+                # ``where()`` on the resource itself: the typed plan has no value for the whole
+                # resource (only its fields), so such a view reads the JSON instead.
+                self.untyped_reasons.append("where() on the resource")
             if base.kind == "j1":
                 cond = self.as_bool(self.node(args[0], base, base))
                 return Val(f"(CASE WHEN {cond} THEN {base.sql} END)", "j1", base.ftype, jpath=base.jpath, tk=base.tk)
@@ -735,7 +739,7 @@ class _Compiler:
             key, value = values[0]
             self.view_constants[name] = value
             t = key[5:6].lower() + key[6:]
-            if t == "boolean":
+            if t == "boolean" or isinstance(value, bool):  # a JSON true/false is a boolean whatever value[x] says
                 self.constants[name] = Val("TRUE" if value else "FALSE", "b", t)
             elif t in ("integer", "positiveInt", "unsignedInt", "integer64"):
                 self.constants[name] = Val(str(int(value)), "n", "integer")
