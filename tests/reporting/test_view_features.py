@@ -390,6 +390,31 @@ def test_cli_view_run_bad_view_is_one_line(tmp_path, folder):
     )
 
 
+def test_several_values_without_collection_is_an_error(tmp_path, folder):
+    """The specification: a column path giving more than one value without ``collection: true``
+    is an error (it used to take the first silently). One row with two given names is enough; the
+    CLI says so in one line, naming the column."""
+    from click.testing import CliRunner
+
+    from thrive_fhir.cli import cli
+
+    view = {"resource": "Patient", "select": [_p(("id", "id"), ("given", "name.given"))]}
+    engine = DuckEngine(folder)
+    _, sql = engine.query_for({"resourceType": "ViewDefinition", "name": "v", **view})
+    with pytest.raises(engine.duckdb.Error, match="several values"):
+        engine.con.execute(sql).fetchall()
+    ok = {"resource": "Patient", "select": [_p(("id", "id"), ("given", "name.given.first()"))]}
+    _, sql = engine.query_for({"resourceType": "ViewDefinition", "name": "v", **ok})
+    assert len(engine.con.execute(sql).fetchall()) == 3
+    path = tmp_path / "v.json"
+    path.write_text(json.dumps({"resourceType": "ViewDefinition", "name": "v", **view}))
+    result = CliRunner().invoke(
+        cli, ["view", "run", str(path), "--source", str(folder.folder), "--out", str(tmp_path / "o.csv")]
+    )
+    assert result.exit_code == 1 and result.output.strip().count("\n") == 0, result.output
+    assert "'given'" in result.output and "several values" in result.output and "Traceback" not in result.output
+
+
 @pytest.mark.parametrize("suffix", [".csv", ".parquet", ".duckdb"])
 def test_cli_view_run_writes_each_format(tmp_path, folder, suffix):
     import duckdb

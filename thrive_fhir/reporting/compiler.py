@@ -582,6 +582,12 @@ class _Compiler:
             )
         else:
             expr = self.cast_text(v, sql_type)
+            if v.kind == "jn":
+                # The specification makes several values in a column without ``collection: true``
+                # an error, not a silent choice of one: checked per row, as a path that can give
+                # many values (``name.family``) gives one for most resources.
+                msg = f"column {name!r}, expression {path!r}: several values; use first() or collection: true"
+                expr = f"(CASE WHEN {d.size(self.as_list(v))} > 1 THEN {d.fail(msg)} ELSE {expr} END)"
         return Column(name, sql_type, collection), expr
 
     def cast_text(self, v: Val, sql_type: str) -> str:

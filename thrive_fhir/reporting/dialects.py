@@ -157,6 +157,10 @@ class DuckDB:
     def is_bool_json(self, x: str, tk: str | None = None) -> str:
         return f"(json_type({x}) = 'BOOLEAN')"
 
+    def fail(self, message: str) -> str:
+        """An expression that stops the query with ``message`` when it is evaluated."""
+        return f"error({self.lit_str(message)})"
+
     def try_cast(self, x: str, t: str) -> str:
         return f"TRY_CAST({x} AS {self.sql_type(t)})"
 
@@ -271,6 +275,9 @@ class Spark(DuckDB):
 
     def is_bool_json(self, x: str, tk: str | None = None) -> str:
         return f"({x} IN ('true', 'false'))"
+
+    def fail(self, message: str) -> str:
+        return f"raise_error({self.lit_str(message)})"
 
     def try_cast(self, x: str, t: str) -> str:
         return f"try_cast({x} AS {self.sql_type(t)})"
