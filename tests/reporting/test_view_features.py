@@ -71,7 +71,10 @@ QUESTIONNAIRES = [
         "resourceType": "QuestionnaireResponse",
         "id": "q1",
         "status": "completed",
-        "item": [{"linkId": "1", "item": [{"linkId": "1.1", "item": [{"linkId": "1.1.1"}]}]}, {"linkId": "2"}],
+        "item": [
+            {"linkId": "1", "item": [{"linkId": "1.1", "item": [{"linkId": "1.1.1"}]}]},
+            {"linkId": "2", "answer": [{"valueString": "yes", "item": [{"linkId": "2.a"}]}]},
+        ],
     },
 ]
 
@@ -156,6 +159,15 @@ CASES = {
             "select": [_p(("id", "id")), {"repeat": ["item"], "column": [{"name": "link", "path": "linkId"}]}],
         },
         [("q1", "1"), ("q1", "2"), ("q1", "1.1"), ("q1", "1.1.1")],
+    ),
+    # Several repeat paths are each followed from every item reached; answer.item does not exist
+    # on the resource itself, which was a compile error instead of no items there.
+    "repeat over item and answer.item": (
+        {
+            "resource": "QuestionnaireResponse",
+            "select": [{"repeat": ["item", "answer.item"], "column": [{"name": "link", "path": "linkId"}]}],
+        },
+        [("1",), ("2",), ("1.1",), ("1.1.1",), ("2.a",)],
     ),
     "where filters resources": (
         {"resource": "Patient", "where": [{"path": "active = true"}], "select": [_p(("id", "id"))]},
@@ -281,6 +293,28 @@ CASES = {
             "where": [{"path": "where(value.ofType(Quantity).value > 10).exists()"}],
         },
         [("o1",)],
+    ),
+    # %rowIndex: the item's 0-based position in the innermost forEach/forEachOrNull, 0 at the
+    # resource and for forEachOrNull's row of nulls (it was an unknown constant).
+    "%rowIndex numbers the items": (
+        {
+            "resource": "Patient",
+            "select": [
+                _p(("id", "id"), ("top", "%rowIndex")),
+                {
+                    "forEachOrNull": "name",
+                    "column": [{"name": "i", "path": "%rowIndex"}, {"name": "use", "path": "use"}],
+                    "select": [{"forEachOrNull": "given", "column": [{"name": "j", "path": "%rowIndex"}]}],
+                },
+            ],
+        },
+        [
+            ("p1", 0, 0, "official", 0),
+            ("p1", 0, 0, "official", 1),
+            ("p1", 0, 1, "nickname", 0),
+            ("p2", 0, 0, None, 0),
+            ("p3", 0, 0, None, 0),
+        ],
     ),
     # A JSON true given as valueInteger (the conformance suite's "boolean constant") is a boolean:
     # it was compiled as the integer 1, which equals no boolean.

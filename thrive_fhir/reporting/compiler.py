@@ -141,6 +141,10 @@ class _Compiler:
         self.constants: dict[str, Val] = {}
         self.view_constants: dict[str, object] = {}
         self.context = ""
+        #: ``%rowIndex``: the 0-based position of the current item in the innermost forEach /
+        #: forEachOrNull / repeat (0 at the resource). Items are numbered only in views that ask.
+        self.row_index = "0"
+        self.wants_row_index = "%rowIndex" in repr(view)
 
     # --- typed-mode bookkeeping ----------------------------------------------------------------
     def _node(self, jpath: tuple) -> dict:
@@ -240,6 +244,8 @@ class _Compiler:
         if isinstance(n, fp.Member):
             return self.member(self.node(n.base, focus, this), n.name)
         if isinstance(n, fp.Const):
+            if n.name == "rowIndex" and n.name not in self.constants:
+                return Val(f"CAST({self.row_index} AS BIGINT)", "n", "integer")
             if n.name not in self.constants:
                 raise _ExprError(f"unknown constant %{n.name}")
             return self.constants[n.name]
@@ -625,10 +631,17 @@ class _Compiler:
         except _ExprError as exc:
             raise ViewError(f"{kind} {node[kind]!r}: {exc}") from None
         var = self.fresh()
-        inner = self.body(node, Val(var, "j1", coll.ftype, jpath=coll.jpath, tk=coll.tk))
+        ivar = self.fresh()
+        outer_index, self.row_index = self.row_index, d.index0(ivar)
+        try:
+            inner = self.body(node, Val(var, "j1", coll.ftype, jpath=coll.jpath, tk=coll.tk))
+        finally:
+            self.row_index = outer_index
         items = self.as_list(coll)
         if kind == "forEachOrNull":
             items = f"(CASE WHEN {d.size(items)} = 0 THEN {d.single(d.null_json)} ELSE {items} END)"
+        if self.wants_row_index:
+            return _Part(inner.columns, rows=d.flatten(d.transform_indexed(items, var, ivar, self.rows_of(inner))))
         return _Part(inner.columns, rows=d.flatten(d.transform(items, var, self.rows_of(inner))))
 
     def repeat(self, paths: list[str], focus: Val) -> Val:
@@ -636,19 +649,33 @@ class _Compiler:
         levels: list[str] = []
         current = focus
         ftypes = set()
+        # Each path is followed from every item reached, so with several paths one may not exist
+        # on some items (``answer.item`` on the resource in ``repeat: [item, answer.item]``):
+        # there it gives nothing. A path that exists nowhere is still an error.
+        errors: dict[str, _ExprError] = {}
+        resolved: set[str] = set()
+        v = focus
         for _ in range(REPEAT_DEPTH):
             found = []
             for p in paths:
-                if current.kind == "j1":
-                    v = self.expr(p, current)
-                    found.append(self.as_list(v))
-                    ftypes.add(v.ftype)
-                else:
-                    var = self.fresh()
-                    item = Val(var, "j1", current.ftype, jpath=current.jpath, tk=current.tk)
-                    v = self.expr(p, item)
-                    ftypes.add(v.ftype)
-                    found.append(d.flatten(d.transform(current.sql, var, self.as_list(v))))
+                try:
+                    if current.kind == "j1":
+                        v = self.expr(p, current)
+                        found.append(self.as_list(v))
+                    else:
+                        var = self.fresh()
+                        item = Val(var, "j1", current.ftype, jpath=current.jpath, tk=current.tk)
+                        v = self.expr(p, item)
+                        found.append(d.flatten(d.transform(current.sql, var, self.as_list(v))))
+                except _ExprError as exc:
+                    if len(paths) == 1:
+                        raise
+                    errors.setdefault(p, exc)
+                    continue
+                resolved.add(p)
+                ftypes.add(v.ftype)
+            if not found:
+                found = [d.empty_list]
             level = d.concat(*found) if len(found) > 1 else found[0]
             levels.append(level)
             current = Val(
@@ -660,6 +687,9 @@ class _Compiler:
             )
             if len(paths) > 1:
                 self.untyped_reasons.append("repeat over several paths")
+        for p in paths:
+            if p not in resolved:
+                raise errors[p]
         if self.structure is None and len(paths) == 1:
             self.untyped_reasons.append("repeat")  # levels have different structures: keep JSON
         return Val(d.concat(*levels), "jn", next(iter(ftypes)) if len(ftypes) == 1 else None)

@@ -89,6 +89,14 @@ class DuckDB:
     def transform(self, lst: str, var: str, body: str) -> str:
         return f"list_transform({lst}, {self.lam(var, body)})"
 
+    def transform_indexed(self, lst: str, var: str, ivar: str, body: str) -> str:
+        """``transform`` whose body also sees the item's position as ``ivar`` (see :meth:`index0`)."""
+        return f"list_transform({lst}, lambda {var}, {ivar}: {body})"
+
+    def index0(self, ivar: str) -> str:
+        """The 0-based position held by ``ivar`` of :meth:`transform_indexed` (DuckDB counts from 1)."""
+        return f"({ivar} - 1)"
+
     def filter(self, lst: str, var: str, cond: str) -> str:
         return f"list_filter({lst}, {self.lam(var, cond)})"
 
@@ -239,6 +247,12 @@ class Spark(DuckDB):
 
     def transform(self, lst: str, var: str, body: str) -> str:
         return f"transform({lst}, {self.lam(var, body)})"
+
+    def transform_indexed(self, lst: str, var: str, ivar: str, body: str) -> str:
+        return f"transform({lst}, ({var}, {ivar}) -> {body})"
+
+    def index0(self, ivar: str) -> str:
+        return ivar  # Spark counts from 0
 
     def filter(self, lst: str, var: str, cond: str) -> str:
         return f"filter({lst}, {self.lam(var, f'coalesce({cond}, false)')})"
