@@ -169,6 +169,20 @@ CASES = {
         },
         [("1",), ("2",), ("1.1",), ("1.1.1",), ("2.a",)],
     ),
+    # repeat yields items in pre-order (each item, then its descendants), which %rowIndex counts:
+    # the items came level by level before (1, 2, 1.1, 1.1.1).
+    "repeat in pre-order with %rowIndex": (
+        {
+            "resource": "QuestionnaireResponse",
+            "select": [
+                {
+                    "repeat": ["item"],
+                    "column": [{"name": "i", "path": "%rowIndex"}, {"name": "link", "path": "linkId"}],
+                }
+            ],
+        },
+        [(0, "1"), (1, "1.1"), (2, "1.1.1"), (3, "2")],
+    ),
     "where filters resources": (
         {"resource": "Patient", "where": [{"path": "active = true"}], "select": [_p(("id", "id"))]},
         [("p1",)],

@@ -645,54 +645,60 @@ class _Compiler:
         return _Part(inner.columns, rows=d.flatten(d.transform(items, var, self.rows_of(inner))))
 
     def repeat(self, paths: list[str], focus: Val) -> Val:
+        """The items reached by following ``paths`` again and again from ``focus``, in pre-order
+        (an item, then its descendants, then its next sibling: the order ``%rowIndex`` counts in).
+
+        SQL has no recursion over JSON, so the traversal is unrolled :data:`REPEAT_DEPTH` levels as
+        nested transforms: each level maps an item to [item] + its children's subtrees. Each path is
+        followed from every item, so with several paths one may not exist on some items
+        (``answer.item`` on the resource in ``repeat: [item, answer.item]``): there it gives nothing.
+        A path that exists nowhere is still an error."""
         d = self.d
-        levels: list[str] = []
-        current = focus
-        ftypes = set()
-        # Each path is followed from every item reached, so with several paths one may not exist
-        # on some items (``answer.item`` on the resource in ``repeat: [item, answer.item]``):
-        # there it gives nothing. A path that exists nowhere is still an error.
         errors: dict[str, _ExprError] = {}
         resolved: set[str] = set()
-        v = focus
-        for _ in range(REPEAT_DEPTH):
-            found = []
+        ftypes: set[str | None] = set()
+
+        def children(item: Val) -> tuple[str, Val]:
+            found, kinds, last = [], set(), None
             for p in paths:
                 try:
-                    if current.kind == "j1":
-                        v = self.expr(p, current)
-                        found.append(self.as_list(v))
-                    else:
-                        var = self.fresh()
-                        item = Val(var, "j1", current.ftype, jpath=current.jpath, tk=current.tk)
-                        v = self.expr(p, item)
-                        found.append(d.flatten(d.transform(current.sql, var, self.as_list(v))))
+                    v = self.expr(p, item)
                 except _ExprError as exc:
                     if len(paths) == 1:
                         raise
                     errors.setdefault(p, exc)
                     continue
                 resolved.add(p)
-                ftypes.add(v.ftype)
-            if not found:
-                found = [d.empty_list]
-            level = d.concat(*found) if len(found) > 1 else found[0]
-            levels.append(level)
-            current = Val(
-                level,
+                kinds.add(v.ftype)
+                found.append(self.as_list(v))
+                last = v
+            ftypes.update(kinds)
+            like = Val(
+                "",
                 "jn",
-                next(iter(ftypes)) if len(ftypes) == 1 else None,
-                jpath=v.jpath if len(paths) == 1 else None,
-                tk=v.tk if len(paths) == 1 else None,
+                next(iter(kinds)) if len(kinds) == 1 else None,
+                jpath=last.jpath if last is not None and len(paths) == 1 else None,
+                tk=last.tk if last is not None and len(paths) == 1 else None,
             )
-            if len(paths) > 1:
-                self.untyped_reasons.append("repeat over several paths")
+            return (d.concat(*found) if found else d.empty_list), like
+
+        def subtree(level: int, items: str, like: Val) -> str:
+            if level == REPEAT_DEPTH:
+                return items
+            var = self.fresh()
+            kids, kids_like = children(Val(var, "j1", like.ftype, jpath=like.jpath, tk=like.tk))
+            return d.flatten(d.transform(items, var, d.concat(d.single(var), subtree(level + 1, kids, kids_like))))
+
+        top, like = children(focus)
+        result = subtree(1, top, like)
         for p in paths:
             if p not in resolved:
                 raise errors[p]
+        if len(paths) > 1:
+            self.untyped_reasons.append("repeat over several paths")
         if self.structure is None and len(paths) == 1:
             self.untyped_reasons.append("repeat")  # levels have different structures: keep JSON
-        return Val(d.concat(*levels), "jn", next(iter(ftypes)) if len(ftypes) == 1 else None)
+        return Val(result, "jn", next(iter(ftypes)) if len(ftypes) == 1 else None)
 
     def body(self, node: dict, focus: Val) -> _Part:
         d = self.d
