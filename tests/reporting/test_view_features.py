@@ -405,6 +405,12 @@ BAD = [
         {"resource": "Observation", "select": [_p(("x", "value.ofType(Banana)"))]},
         ["'x'", "value cannot be of type Banana"],
     ),
+    # A where giving a string is not a filter (the specification wants a boolean); it used to
+    # keep every resource with a family name.
+    (
+        {"resource": "Patient", "where": [{"path": "name.family"}], "select": [_p(("id", "id"))]},
+        ["where 'name.family'", "not a boolean"],
+    ),
     # A column 'type' that is not a string was a TypeError (unhashable list) out of the compiler:
     # a stack trace from the CLI instead of one line.
     (

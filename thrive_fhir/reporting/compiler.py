@@ -814,7 +814,17 @@ class _Compiler:
         for w in view.get("where") or []:
             path = w.get("path")
             try:
-                conditions.append(f"coalesce({self.as_bool(self.expr(path, root))}, FALSE)")
+                if not isinstance(path, str):
+                    raise _ExprError("no FHIRPath 'path'")
+                cond = self.expr(path, root)
+                # A where must give a boolean (the specification's validate tests): a primitive of
+                # another type (``name.family``) is an error, not "exists". An element of a
+                # complex type still counts as existence, as FHIRPath's singleton rule has it.
+                # (FHIR primitive type names start with a lower-case letter; complex ones do not.)
+                primitive = cond.ftype is not None and cond.ftype[:1].islower() and "." not in cond.ftype
+                if cond.kind in ("s", "n") or (cond.kind in ("j1", "jn") and primitive and cond.ftype != "boolean"):
+                    raise _ExprError(f"gives a {cond.ftype or 'non-boolean'} value, not a boolean")
+                conditions.append(f"coalesce({self.as_bool(cond)}, FALSE)")
             except _ExprError as exc:
                 raise ViewError(f"where {path!r}: {exc}") from None
         where = "WHERE " + " AND ".join(conditions)
