@@ -470,6 +470,53 @@ def test_several_values_without_collection_is_an_error(tmp_path, folder):
     assert "'given'" in result.output and "several values" in result.output and "Traceback" not in result.output
 
 
+def test_cli_view_run_cluster_engine_error_is_one_line(tmp_path, folder, monkeypatch):
+    """A Spark job that fails (the same several-values check, raised by raise_error()) was a Python
+    traceback from ``thrive view run --engine spark``. Unit test of that error branch: a stand-in
+    engine raises what PySpark raises, so no Spark session is started."""
+    from click.testing import CliRunner
+
+    from thrive_fhir.cli import cli
+
+    PySparkException = pytest.importorskip("pyspark.errors").PySparkException
+    from thrive_fhir.reporting import spark as spark_module
+
+    class FailingSpark:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return None
+
+        def write_view(self, view, out):
+            raise PySparkException(message="[USER_RAISED_EXCEPTION] column 'given': several values\n\tat org.x")
+
+    monkeypatch.setattr(spark_module, "SparkEngine", FailingSpark)
+    path = tmp_path / "v.json"
+    path.write_text(
+        json.dumps({"resourceType": "ViewDefinition", "name": "v", "resource": "Patient", "select": [_p(("id", "id"))]})
+    )
+    result = CliRunner().invoke(
+        cli,
+        [
+            "view",
+            "run",
+            str(path),
+            "--source",
+            str(folder.folder),
+            "--out",
+            str(tmp_path / "o.csv"),
+            "--engine",
+            "spark",
+        ],
+    )
+    assert result.exit_code == 1 and result.output.strip().count("\n") == 0, result.output
+    assert "several values" in result.output and "Traceback" not in result.output and "org.x" not in result.output
+
+
 @pytest.mark.parametrize("suffix", [".csv", ".parquet", ".duckdb"])
 def test_cli_view_run_writes_each_format(tmp_path, folder, suffix):
     import duckdb

@@ -62,10 +62,15 @@ def run_view_to_file(
     except SourceError as exc:
         raise RunError(str(exc)) from None
     if engine == "spark":
+        from pyspark.errors import PySparkException
+
         from .spark import SparkEngine
 
-        with SparkEngine(folder, master=master) as spark:
-            return spark.write_view(view, out)
+        try:
+            with SparkEngine(folder, master=master) as spark:
+                return spark.write_view(view, out)
+        except PySparkException as exc:  # e.g. a column with several values where the view allows one
+            raise RunError(_first_line(exc)) from None
     eng = DuckEngine(folder)
     try:
         name = eng.materialise(view)
