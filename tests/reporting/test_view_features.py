@@ -554,3 +554,31 @@ def test_shipped_views_compile_to_the_typed_plan():
 
     for name in shipped_view_names():
         assert compile_view(load_shipped_view(name)).typed, name
+
+
+def test_shipped_views_take_the_first_episode_of_several(tmp_path):
+    """A CarePlan with two episode extensions: the shipped view takes the first (``.first()``),
+    as it did before several values in a one-value column became an error; without it the whole
+    report would stop."""
+    from thrive_fhir.reporting.engine import load_shipped_view
+
+    ext = "http://hl7.org/fhir/StructureDefinition/workflow-episodeOfCare"
+    plan = {
+        "resourceType": "CarePlan",
+        "id": "cp1",
+        "status": "active",
+        "intent": "plan",
+        "subject": {"reference": "Patient/p1"},
+        "category": [{"coding": [{"code": "safety-plan"}]}],
+        "extension": [
+            {"url": ext, "valueReference": {"reference": "EpisodeOfCare/e1"}},
+            {"url": ext, "valueReference": {"reference": "EpisodeOfCare/e2"}},
+        ],
+    }
+    (tmp_path / "CarePlan.ndjson").write_text(json.dumps(plan) + "\n")
+    engine = DuckEngine(NdjsonFolder.open(tmp_path))
+    _, sql = engine.query_for(load_shipped_view("safety_plans"))
+    cur = engine.con.execute(sql)
+    names = [d[0] for d in cur.description]
+    rows = cur.fetchall()
+    assert [r[names.index("episode")] for r in rows] == ["EpisodeOfCare/e1"]
