@@ -71,7 +71,10 @@ QUESTIONNAIRES = [
         "resourceType": "QuestionnaireResponse",
         "id": "q1",
         "status": "completed",
-        "item": [{"linkId": "1", "item": [{"linkId": "1.1", "item": [{"linkId": "1.1.1"}]}]}, {"linkId": "2"}],
+        "item": [
+            {"linkId": "1", "item": [{"linkId": "1.1", "item": [{"linkId": "1.1.1"}]}]},
+            {"linkId": "2", "answer": [{"valueString": "yes", "item": [{"linkId": "2.a"}]}]},
+        ],
     },
 ]
 
@@ -156,6 +159,29 @@ CASES = {
             "select": [_p(("id", "id")), {"repeat": ["item"], "column": [{"name": "link", "path": "linkId"}]}],
         },
         [("q1", "1"), ("q1", "2"), ("q1", "1.1"), ("q1", "1.1.1")],
+    ),
+    # Several repeat paths are each followed from every item reached; answer.item does not exist
+    # on the resource itself, which was a compile error instead of no items there.
+    "repeat over item and answer.item": (
+        {
+            "resource": "QuestionnaireResponse",
+            "select": [{"repeat": ["item", "answer.item"], "column": [{"name": "link", "path": "linkId"}]}],
+        },
+        [("1",), ("2",), ("1.1",), ("1.1.1",), ("2.a",)],
+    ),
+    # repeat yields items in pre-order (each item, then its descendants), which %rowIndex counts:
+    # the items came level by level before (1, 2, 1.1, 1.1.1).
+    "repeat in pre-order with %rowIndex": (
+        {
+            "resource": "QuestionnaireResponse",
+            "select": [
+                {
+                    "repeat": ["item"],
+                    "column": [{"name": "i", "path": "%rowIndex"}, {"name": "link", "path": "linkId"}],
+                }
+            ],
+        },
+        [(0, "1"), (1, "1.1"), (2, "1.1.1"), (3, "2")],
     ),
     "where filters resources": (
         {"resource": "Patient", "where": [{"path": "active = true"}], "select": [_p(("id", "id"))]},
@@ -255,7 +281,8 @@ CASES = {
                 )
             ],
         },
-        [("p1", "Ada", "Ada|Bea|Addy", "Bea", False), ("p2", None, None, None, False), ("p3", None, None, None, True)],
+        # join() of no names is '' (the SQL on FHIR tests' "string join"); it was NULL.
+        [("p1", "Ada", "Ada|Bea|Addy", "Bea", False), ("p2", None, "", None, False), ("p3", None, "", None, True)],
     ),
     "operators": (
         {
@@ -271,6 +298,49 @@ CASES = {
             ],
         },
         [("o1", 25.0, True, 2, True), ("o2", None, None, None, True)],
+    ),
+    # where() at the start of a path works on the resource itself; the typed plan named a column
+    # that does not exist (t.__root__) and DuckDB refused the query.
+    "where() on the resource": (
+        {
+            "resource": "Observation",
+            "select": [_p(("id", "id"))],
+            "where": [{"path": "where(value.ofType(Quantity).value > 10).exists()"}],
+        },
+        [("o1",)],
+    ),
+    # %rowIndex: the item's 0-based position in the innermost forEach/forEachOrNull, 0 at the
+    # resource and for forEachOrNull's row of nulls (it was an unknown constant).
+    "%rowIndex numbers the items": (
+        {
+            "resource": "Patient",
+            "select": [
+                _p(("id", "id"), ("top", "%rowIndex")),
+                {
+                    "forEachOrNull": "name",
+                    "column": [{"name": "i", "path": "%rowIndex"}, {"name": "use", "path": "use"}],
+                    "select": [{"forEachOrNull": "given", "column": [{"name": "j", "path": "%rowIndex"}]}],
+                },
+            ],
+        },
+        [
+            ("p1", 0, 0, "official", 0),
+            ("p1", 0, 0, "official", 1),
+            ("p1", 0, 1, "nickname", 0),
+            ("p2", 0, 0, None, 0),
+            ("p3", 0, 0, None, 0),
+        ],
+    ),
+    # A JSON true given as valueInteger (the conformance suite's "boolean constant") is a boolean:
+    # it was compiled as the integer 1, which equals no boolean.
+    "a JSON boolean constant is a boolean": (
+        {
+            "constant": [{"name": "yes", "valueInteger": True}],
+            "resource": "Patient",
+            "select": [_p(("id", "id"))],
+            "where": [{"path": "active = %yes"}],
+        },
+        [("p1",)],
     ),
 }
 
@@ -336,6 +406,12 @@ BAD = [
         {"resource": "Observation", "select": [_p(("x", "value.ofType(Banana)"))]},
         ["'x'", "value cannot be of type Banana"],
     ),
+    # A where giving a string is not a filter (the specification wants a boolean); it used to
+    # keep every resource with a family name.
+    (
+        {"resource": "Patient", "where": [{"path": "name.family"}], "select": [_p(("id", "id"))]},
+        ["where 'name.family'", "not a boolean"],
+    ),
     # A column 'type' that is not a string was a TypeError (unhashable list) out of the compiler:
     # a stack trace from the CLI instead of one line.
     (
@@ -367,6 +443,78 @@ def test_cli_view_run_bad_view_is_one_line(tmp_path, folder):
     assert (
         result.output.strip().count("\n") == 0 and "name.surname" in result.output and "Traceback" not in result.output
     )
+
+
+def test_several_values_without_collection_is_an_error(tmp_path, folder):
+    """The specification: a column path giving more than one value without ``collection: true``
+    is an error (it used to take the first silently). One row with two given names is enough; the
+    CLI says so in one line, naming the column."""
+    from click.testing import CliRunner
+
+    from thrive_fhir.cli import cli
+
+    view = {"resource": "Patient", "select": [_p(("id", "id"), ("given", "name.given"))]}
+    engine = DuckEngine(folder)
+    _, sql = engine.query_for({"resourceType": "ViewDefinition", "name": "v", **view})
+    with pytest.raises(engine.duckdb.Error, match="several values"):
+        engine.con.execute(sql).fetchall()
+    ok = {"resource": "Patient", "select": [_p(("id", "id"), ("given", "name.given.first()"))]}
+    _, sql = engine.query_for({"resourceType": "ViewDefinition", "name": "v", **ok})
+    assert len(engine.con.execute(sql).fetchall()) == 3
+    path = tmp_path / "v.json"
+    path.write_text(json.dumps({"resourceType": "ViewDefinition", "name": "v", **view}))
+    result = CliRunner().invoke(
+        cli, ["view", "run", str(path), "--source", str(folder.folder), "--out", str(tmp_path / "o.csv")]
+    )
+    assert result.exit_code == 1 and result.output.strip().count("\n") == 0, result.output
+    assert "'given'" in result.output and "several values" in result.output and "Traceback" not in result.output
+
+
+def test_cli_view_run_cluster_engine_error_is_one_line(tmp_path, folder, monkeypatch):
+    """A Spark job that fails (the same several-values check, raised by raise_error()) was a Python
+    traceback from ``thrive view run --engine spark``. Unit test of that error branch: a stand-in
+    engine raises what PySpark raises, so no Spark session is started."""
+    from click.testing import CliRunner
+
+    from thrive_fhir.cli import cli
+
+    PySparkException = pytest.importorskip("pyspark.errors").PySparkException
+    from thrive_fhir.reporting import spark as spark_module
+
+    class FailingSpark:
+        def __init__(self, *args, **kwargs):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return None
+
+        def write_view(self, view, out):
+            raise PySparkException(message="[USER_RAISED_EXCEPTION] column 'given': several values\n\tat org.x")
+
+    monkeypatch.setattr(spark_module, "SparkEngine", FailingSpark)
+    path = tmp_path / "v.json"
+    path.write_text(
+        json.dumps({"resourceType": "ViewDefinition", "name": "v", "resource": "Patient", "select": [_p(("id", "id"))]})
+    )
+    result = CliRunner().invoke(
+        cli,
+        [
+            "view",
+            "run",
+            str(path),
+            "--source",
+            str(folder.folder),
+            "--out",
+            str(tmp_path / "o.csv"),
+            "--engine",
+            "spark",
+        ],
+    )
+    assert result.exit_code == 1 and result.output.strip().count("\n") == 0, result.output
+    assert "several values" in result.output and "Traceback" not in result.output and "org.x" not in result.output
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet", ".duckdb"])
@@ -406,3 +554,31 @@ def test_shipped_views_compile_to_the_typed_plan():
 
     for name in shipped_view_names():
         assert compile_view(load_shipped_view(name)).typed, name
+
+
+def test_shipped_views_take_the_first_episode_of_several(tmp_path):
+    """A CarePlan with two episode extensions: the shipped view takes the first (``.first()``),
+    as it did before several values in a one-value column became an error; without it the whole
+    report would stop."""
+    from thrive_fhir.reporting.engine import load_shipped_view
+
+    ext = "http://hl7.org/fhir/StructureDefinition/workflow-episodeOfCare"
+    plan = {
+        "resourceType": "CarePlan",
+        "id": "cp1",
+        "status": "active",
+        "intent": "plan",
+        "subject": {"reference": "Patient/p1"},
+        "category": [{"coding": [{"code": "safety-plan"}]}],
+        "extension": [
+            {"url": ext, "valueReference": {"reference": "EpisodeOfCare/e1"}},
+            {"url": ext, "valueReference": {"reference": "EpisodeOfCare/e2"}},
+        ],
+    }
+    (tmp_path / "CarePlan.ndjson").write_text(json.dumps(plan) + "\n")
+    engine = DuckEngine(NdjsonFolder.open(tmp_path))
+    _, sql = engine.query_for(load_shipped_view("safety_plans"))
+    cur = engine.con.execute(sql)
+    names = [d[0] for d in cur.description]
+    rows = cur.fetchall()
+    assert [r[names.index("episode")] for r in rows] == ["EpisodeOfCare/e1"]

@@ -46,3 +46,37 @@ def run(view_file: Path, source: str, out: Path, engine: str, master: str | None
     except (ViewError, RunError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{n} rows written to {out}")
+
+
+@view.command("conformance")
+@click.argument("tests", type=click.Path(path_type=Path))
+@click.option("--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb", show_default=True)
+@click.option(
+    "--report",
+    "report_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write the results here, in the shape of the SQL on FHIR test_report.json.",
+)
+@click.option("--verbose", "-v", is_flag=True, help="Print each failing test and why.")
+def conformance(tests: Path, engine: str, report_file: Path | None, verbose: bool) -> None:
+    """Run SQL on FHIR v2 test files (a folder of them, or one) and print how many pass."""
+    import json
+
+    from ..reporting.conformance import ConformanceError, run_dir, summary
+
+    try:
+        report = run_dir(tests, engine=engine)
+    except ConformanceError as exc:
+        raise click.ClickException(str(exc)) from None
+    if report_file is not None:
+        try:
+            report_file.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise click.ClickException(f"{report_file}: cannot write it ({exc.strerror})") from None
+    if verbose:
+        for name, body in report.items():
+            for t in body["tests"]:
+                if not t["result"]["passed"]:
+                    click.echo(f"FAIL {name} / {t['name']}: {t['result'].get('reason', '')}")
+    click.echo(f"{summary(report)} ({engine})")

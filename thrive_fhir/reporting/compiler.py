@@ -141,6 +141,10 @@ class _Compiler:
         self.constants: dict[str, Val] = {}
         self.view_constants: dict[str, object] = {}
         self.context = ""
+        #: ``%rowIndex``: the 0-based position of the current item in the innermost forEach /
+        #: forEachOrNull / repeat (0 at the resource). Items are numbered only in views that ask.
+        self.row_index = "0"
+        self.wants_row_index = "%rowIndex" in repr(view)
 
     # --- typed-mode bookkeeping ----------------------------------------------------------------
     def _node(self, jpath: tuple) -> dict:
@@ -240,6 +244,8 @@ class _Compiler:
         if isinstance(n, fp.Member):
             return self.member(self.node(n.base, focus, this), n.name)
         if isinstance(n, fp.Const):
+            if n.name == "rowIndex" and n.name not in self.constants:
+                return Val(f"CAST({self.row_index} AS BIGINT)", "n", "integer")
             if n.name not in self.constants:
                 raise _ExprError(f"unknown constant %{n.name}")
             return self.constants[n.name]
@@ -394,6 +400,10 @@ class _Compiler:
 
         if fn == "where":
             nargs(1)
+            if base.jpath == ():
+                # ``where()`` on the resource itself: the typed plan has no value for the whole
+                # resource (only its fields), so such a view reads the JSON instead.
+                self.untyped_reasons.append("where() on the resource")
             if base.kind == "j1":
                 cond = self.as_bool(self.node(args[0], base, base))
                 return Val(f"(CASE WHEN {cond} THEN {base.sql} END)", "j1", base.ftype, jpath=base.jpath, tk=base.tk)
@@ -454,8 +464,9 @@ class _Compiler:
             items = self.as_list(base)
             self._whole(base)
             texts = d.transform(items, var, d.text(var, base.tk))
-            # FHIRPath: joining an empty collection gives an empty result, not ''.
-            return Val(f"(CASE WHEN {d.size(items)} = 0 THEN NULL ELSE {d.join(texts, sep)} END)", "s", "string")
+            # The SQL on FHIR test suite (fhirpath.json "string join") wants '' for an empty
+            # collection, so a missing list joins to '' too (DuckDB gives NULL for a NULL list).
+            return Val(f"coalesce({d.join(texts, sep)}, '')", "s", "string")
         if fn == "ofType":
             nargs(1)
             if not isinstance(args[0], (fp.Name, fp.Member)):
@@ -578,6 +589,12 @@ class _Compiler:
             )
         else:
             expr = self.cast_text(v, sql_type)
+            if v.kind == "jn":
+                # The specification makes several values in a column without ``collection: true``
+                # an error, not a silent choice of one: checked per row, as a path that can give
+                # many values (``name.family``) gives one for most resources.
+                msg = f"column {name!r}, expression {path!r}: several values; use first() or collection: true"
+                expr = f"(CASE WHEN {d.size(self.as_list(v))} > 1 THEN {d.fail(msg)} ELSE {expr} END)"
         return Column(name, sql_type, collection), expr
 
     def cast_text(self, v: Val, sql_type: str) -> str:
@@ -615,44 +632,74 @@ class _Compiler:
         except _ExprError as exc:
             raise ViewError(f"{kind} {node[kind]!r}: {exc}") from None
         var = self.fresh()
-        inner = self.body(node, Val(var, "j1", coll.ftype, jpath=coll.jpath, tk=coll.tk))
+        ivar = self.fresh()
+        outer_index, self.row_index = self.row_index, d.index0(ivar)
+        try:
+            inner = self.body(node, Val(var, "j1", coll.ftype, jpath=coll.jpath, tk=coll.tk))
+        finally:
+            self.row_index = outer_index
         items = self.as_list(coll)
         if kind == "forEachOrNull":
             items = f"(CASE WHEN {d.size(items)} = 0 THEN {d.single(d.null_json)} ELSE {items} END)"
+        if self.wants_row_index:
+            return _Part(inner.columns, rows=d.flatten(d.transform_indexed(items, var, ivar, self.rows_of(inner))))
         return _Part(inner.columns, rows=d.flatten(d.transform(items, var, self.rows_of(inner))))
 
     def repeat(self, paths: list[str], focus: Val) -> Val:
+        """The items reached by following ``paths`` again and again from ``focus``, in pre-order
+        (an item, then its descendants, then its next sibling: the order ``%rowIndex`` counts in).
+
+        SQL has no recursion over JSON, so the traversal is unrolled :data:`REPEAT_DEPTH` levels as
+        nested transforms: each level maps an item to [item] + its children's subtrees. Each path is
+        followed from every item, so with several paths one may not exist on some items
+        (``answer.item`` on the resource in ``repeat: [item, answer.item]``): there it gives nothing.
+        A path that exists nowhere is still an error."""
         d = self.d
-        levels: list[str] = []
-        current = focus
-        ftypes = set()
-        for _ in range(REPEAT_DEPTH):
-            found = []
+        errors: dict[str, _ExprError] = {}
+        resolved: set[str] = set()
+        ftypes: set[str | None] = set()
+
+        def children(item: Val) -> tuple[str, Val]:
+            found, kinds, last = [], set(), None
             for p in paths:
-                if current.kind == "j1":
-                    v = self.expr(p, current)
-                    found.append(self.as_list(v))
-                    ftypes.add(v.ftype)
-                else:
-                    var = self.fresh()
-                    item = Val(var, "j1", current.ftype, jpath=current.jpath, tk=current.tk)
+                try:
                     v = self.expr(p, item)
-                    ftypes.add(v.ftype)
-                    found.append(d.flatten(d.transform(current.sql, var, self.as_list(v))))
-            level = d.concat(*found) if len(found) > 1 else found[0]
-            levels.append(level)
-            current = Val(
-                level,
+                except _ExprError as exc:
+                    if len(paths) == 1:
+                        raise
+                    errors.setdefault(p, exc)
+                    continue
+                resolved.add(p)
+                kinds.add(v.ftype)
+                found.append(self.as_list(v))
+                last = v
+            ftypes.update(kinds)
+            like = Val(
+                "",
                 "jn",
-                next(iter(ftypes)) if len(ftypes) == 1 else None,
-                jpath=v.jpath if len(paths) == 1 else None,
-                tk=v.tk if len(paths) == 1 else None,
+                next(iter(kinds)) if len(kinds) == 1 else None,
+                jpath=last.jpath if last is not None and len(paths) == 1 else None,
+                tk=last.tk if last is not None and len(paths) == 1 else None,
             )
-            if len(paths) > 1:
-                self.untyped_reasons.append("repeat over several paths")
+            return (d.concat(*found) if found else d.empty_list), like
+
+        def subtree(level: int, items: str, like: Val) -> str:
+            if level == REPEAT_DEPTH:
+                return items
+            var = self.fresh()
+            kids, kids_like = children(Val(var, "j1", like.ftype, jpath=like.jpath, tk=like.tk))
+            return d.flatten(d.transform(items, var, d.concat(d.single(var), subtree(level + 1, kids, kids_like))))
+
+        top, like = children(focus)
+        result = subtree(1, top, like)
+        for p in paths:
+            if p not in resolved:
+                raise errors[p]
+        if len(paths) > 1:
+            self.untyped_reasons.append("repeat over several paths")
         if self.structure is None and len(paths) == 1:
             self.untyped_reasons.append("repeat")  # levels have different structures: keep JSON
-        return Val(d.concat(*levels), "jn", next(iter(ftypes)) if len(ftypes) == 1 else None)
+        return Val(result, "jn", next(iter(ftypes)) if len(ftypes) == 1 else None)
 
     def body(self, node: dict, focus: Val) -> _Part:
         d = self.d
@@ -735,7 +782,7 @@ class _Compiler:
             key, value = values[0]
             self.view_constants[name] = value
             t = key[5:6].lower() + key[6:]
-            if t == "boolean":
+            if t == "boolean" or isinstance(value, bool):  # a JSON true/false is a boolean whatever value[x] says
                 self.constants[name] = Val("TRUE" if value else "FALSE", "b", t)
             elif t in ("integer", "positiveInt", "unsignedInt", "integer64"):
                 self.constants[name] = Val(str(int(value)), "n", "integer")
@@ -768,7 +815,17 @@ class _Compiler:
         for w in view.get("where") or []:
             path = w.get("path")
             try:
-                conditions.append(f"coalesce({self.as_bool(self.expr(path, root))}, FALSE)")
+                if not isinstance(path, str):
+                    raise _ExprError("no FHIRPath 'path'")
+                cond = self.expr(path, root)
+                # A where must give a boolean (the specification's validate tests): a primitive of
+                # another type (``name.family``) is an error, not "exists". An element of a
+                # complex type still counts as existence, as FHIRPath's singleton rule has it.
+                # (FHIR primitive type names start with a lower-case letter; complex ones do not.)
+                primitive = cond.ftype is not None and cond.ftype[:1].islower() and "." not in cond.ftype
+                if cond.kind in ("s", "n") or (cond.kind in ("j1", "jn") and primitive and cond.ftype != "boolean"):
+                    raise _ExprError(f"gives a {cond.ftype or 'non-boolean'} value, not a boolean")
+                conditions.append(f"coalesce({self.as_bool(cond)}, FALSE)")
             except _ExprError as exc:
                 raise ViewError(f"where {path!r}: {exc}") from None
         where = "WHERE " + " AND ".join(conditions)

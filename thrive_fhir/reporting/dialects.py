@@ -89,6 +89,14 @@ class DuckDB:
     def transform(self, lst: str, var: str, body: str) -> str:
         return f"list_transform({lst}, {self.lam(var, body)})"
 
+    def transform_indexed(self, lst: str, var: str, ivar: str, body: str) -> str:
+        """``transform`` whose body also sees the item's position as ``ivar`` (see :meth:`index0`)."""
+        return f"list_transform({lst}, lambda {var}, {ivar}: {body})"
+
+    def index0(self, ivar: str) -> str:
+        """The 0-based position held by ``ivar`` of :meth:`transform_indexed` (DuckDB counts from 1)."""
+        return f"({ivar} - 1)"
+
     def filter(self, lst: str, var: str, cond: str) -> str:
         return f"list_filter({lst}, {self.lam(var, cond)})"
 
@@ -156,6 +164,10 @@ class DuckDB:
 
     def is_bool_json(self, x: str, tk: str | None = None) -> str:
         return f"(json_type({x}) = 'BOOLEAN')"
+
+    def fail(self, message: str) -> str:
+        """An expression that stops the query with ``message`` when it is evaluated."""
+        return f"error({self.lit_str(message)})"
 
     def try_cast(self, x: str, t: str) -> str:
         return f"TRY_CAST({x} AS {self.sql_type(t)})"
@@ -236,6 +248,12 @@ class Spark(DuckDB):
     def transform(self, lst: str, var: str, body: str) -> str:
         return f"transform({lst}, {self.lam(var, body)})"
 
+    def transform_indexed(self, lst: str, var: str, ivar: str, body: str) -> str:
+        return f"transform({lst}, ({var}, {ivar}) -> {body})"
+
+    def index0(self, ivar: str) -> str:
+        return ivar  # Spark counts from 0
+
     def filter(self, lst: str, var: str, cond: str) -> str:
         return f"filter({lst}, {self.lam(var, f'coalesce({cond}, false)')})"
 
@@ -271,6 +289,9 @@ class Spark(DuckDB):
 
     def is_bool_json(self, x: str, tk: str | None = None) -> str:
         return f"({x} IN ('true', 'false'))"
+
+    def fail(self, message: str) -> str:
+        return f"raise_error({self.lit_str(message)})"
 
     def try_cast(self, x: str, t: str) -> str:
         return f"try_cast({x} AS {self.sql_type(t)})"

@@ -8,7 +8,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from .engine import DuckEngine, check_output, write_output
+from .engine import DuckEngine, _first_line, check_output, write_output
 from .sources import NdjsonFolder, SourceError
 
 
@@ -62,10 +62,15 @@ def run_view_to_file(
     except SourceError as exc:
         raise RunError(str(exc)) from None
     if engine == "spark":
+        from pyspark.errors import PySparkException
+
         from .spark import SparkEngine
 
-        with SparkEngine(folder, master=master) as spark:
-            return spark.write_view(view, out)
+        try:
+            with SparkEngine(folder, master=master) as spark:
+                return spark.write_view(view, out)
+        except PySparkException as exc:  # e.g. a column with several values where the view allows one
+            raise RunError(_first_line(exc)) from None
     eng = DuckEngine(folder)
     try:
         name = eng.materialise(view)
@@ -74,6 +79,8 @@ def run_view_to_file(
         return row[0] if row else 0  # count(*) always gives one row
     except SourceError as exc:
         raise RunError(str(exc)) from None
+    except eng.duckdb.Error as exc:  # e.g. a column with several values where the view allows one
+        raise RunError(_first_line(exc)) from None
     finally:
         eng.close()
 
