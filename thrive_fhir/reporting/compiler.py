@@ -265,7 +265,7 @@ class _Compiler:
             )
         if isinstance(n, fp.Neg):
             v = self.node(n.operand, focus, this)
-            return Val(f"(- {self.as_num(v)})", "n")
+            return Val(f"(- {self.as_num(v)})", "n", v.ftype if v.ftype in ("integer", "decimal") else None)
         if isinstance(n, fp.BinOp):
             return self.binop(n, focus, this)
         if isinstance(n, fp.Call):
