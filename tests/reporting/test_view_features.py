@@ -78,6 +78,27 @@ QUESTIONNAIRES = [
     },
 ]
 
+#: Values written to a lower precision than their type allows, for lowBoundary()/highBoundary().
+RISKS = [
+    {
+        "resourceType": "RiskAssessment",
+        "id": "r1",
+        "status": "final",
+        "subject": {"reference": "Patient/p1"},
+        "occurrenceDateTime": "2024-02",
+        "prediction": [{"probabilityDecimal": 0.25}, {"probabilityDecimal": 0.5}],
+    },
+    {
+        "resourceType": "RiskAssessment",
+        "id": "r2",
+        "status": "final",
+        "subject": {"reference": "Patient/p2"},
+        "occurrenceDateTime": "2023-05-06T07:08:09.5+01:00",
+        "prediction": [{"probabilityDecimal": -3}],
+    },
+    {"resourceType": "RiskAssessment", "id": "r3", "status": "final", "subject": {"reference": "Patient/p3"}},
+]
+
 
 def _p(*columns, **extra):
     return {"column": [dict(zip(("name", "path"), c[:2]), **(c[2] if len(c) > 2 else {})) for c in columns], **extra}
@@ -342,6 +363,79 @@ CASES = {
         },
         [("p1",)],
     ),
+    # lowBoundary()/highBoundary() were a compile error ("not supported by this engine"). A decimal
+    # spans half a unit of its last digit either side; a partial dateTime is filled out to the
+    # millisecond, in the earliest (+14:00) or latest (-12:00) zone when it has none (February
+    # 2024 has 29 days); ".5" seconds span .500 to .599.
+    "decimal and dateTime boundaries": (
+        {
+            "resource": "RiskAssessment",
+            "select": [
+                _p(
+                    ("id", "id"),
+                    ("p_low", "prediction.first().probability.ofType(decimal).lowBoundary()"),
+                    ("p_high", "prediction.first().probability.ofType(decimal).highBoundary()"),
+                    ("t_low", "occurrence.ofType(dateTime).lowBoundary()"),
+                    ("t_high", "occurrence.ofType(dateTime).highBoundary()"),
+                )
+            ],
+        },
+        [
+            ("r1", 0.245, 0.255, "2024-02-01T00:00:00.000+14:00", "2024-02-29T23:59:59.999-12:00"),
+            ("r2", -3.5, -2.5, "2023-05-06T07:08:09.500+01:00", "2023-05-06T07:08:09.599+01:00"),
+            ("r3", None, None, None, None),
+        ],
+    ),
+    # With a precision: outward rounding of a decimal, a dateTime cut to the month or the hour,
+    # each item of a collection, and date and time literals.
+    "boundaries to a precision": (
+        {
+            "resource": "RiskAssessment",
+            "select": [
+                _p(
+                    ("id", "id"),
+                    ("p_low0", "prediction.first().probability.ofType(decimal).lowBoundary(0)"),
+                    ("p_high1", "prediction.first().probability.ofType(decimal).highBoundary(1)"),
+                    ("t_month", "occurrence.ofType(dateTime).highBoundary(6)"),
+                    ("t_hour", "occurrence.ofType(dateTime).lowBoundary(10)"),
+                    ("all_low", "prediction.probability.ofType(decimal).lowBoundary()", {"collection": True}),
+                    ("d_high", "@2023-02.highBoundary()"),
+                    ("tm_high", "@T10:30.highBoundary()"),
+                    # A dateTime literal ending in minutes took the '.' of the call into itself,
+                    # and a negated number had no type to take a boundary of.
+                    ("dt_high", "@2010-10-10T15:21.highBoundary()"),
+                    ("neg_low", "(-1.587).lowBoundary()"),
+                )
+            ],
+            "where": [{"path": "id != 'r3'"}],
+        },
+        [
+            (
+                "r1",
+                0.0,
+                0.3,
+                "2024-02",
+                "2024-02-01T00+14:00",
+                [0.245, 0.45],
+                "2023-02-28",
+                "10:30:59.999",
+                "2010-10-10T15:21:59.999-12:00",
+                -1.5875,
+            ),
+            (
+                "r2",
+                -4.0,
+                -2.5,
+                "2023-05",
+                "2023-05-06T07+01:00",
+                [-3.5],
+                "2023-02-28",
+                "10:30:59.999",
+                "2010-10-10T15:21:59.999-12:00",
+                -1.5875,
+            ),
+        ],
+    ),
 }
 
 
@@ -350,6 +444,7 @@ def _write(tmp: Path) -> NdjsonFolder:
         ("Patient", PATIENTS),
         ("Observation", OBSERVATIONS),
         ("QuestionnaireResponse", QUESTIONNAIRES),
+        ("RiskAssessment", RISKS),
     ):
         (tmp / f"{name}.ndjson").write_text("".join(json.dumps(r) + "\n" for r in items))
     return NdjsonFolder.open(tmp)
@@ -405,6 +500,24 @@ BAD = [
     (
         {"resource": "Observation", "select": [_p(("x", "value.ofType(Banana)"))]},
         ["'x'", "value cannot be of type Banana"],
+    ),
+    # lowBoundary()/highBoundary() of something without a range, of a Quantity (out of scope here),
+    # of a choice whose type is not chosen, or to a precision the type does not have.
+    (
+        {"resource": "Patient", "select": [_p(("g", "gender.lowBoundary()"))]},
+        ["'g'", "gender.lowBoundary()", "needs a decimal, integer, date, dateTime or time, not a code value"],
+    ),
+    (
+        {"resource": "Observation", "select": [_p(("q", "value.ofType(Quantity).highBoundary()"))]},
+        ["'q'", "value.ofType(Quantity).highBoundary()", "not a Quantity (take it of its value"],
+    ),
+    (
+        {"resource": "Observation", "select": [_p(("v", "value.lowBoundary()"))]},
+        ["'v'", "value.lowBoundary()", "a value of unknown type (use ofType())"],
+    ),
+    (
+        {"resource": "Patient", "select": [_p(("b", "birthDate.lowBoundary(5)"))]},
+        ["'b'", "birthDate.lowBoundary(5)", "the precision must be one of 4, 6, 8"],
     ),
     # A where giving a string is not a filter (the specification wants a boolean); it used to
     # keep every resource with a family name.

@@ -22,8 +22,8 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from . import boundary, schema
 from . import fhirpath as fp
-from . import schema
 from .dialects import DIALECTS, SQL_TYPES
 
 #: How deep ``repeat`` follows its paths (nested Questionnaire items, etc.): SQL has no recursion
@@ -265,7 +265,7 @@ class _Compiler:
             )
         if isinstance(n, fp.Neg):
             v = self.node(n.operand, focus, this)
-            return Val(f"(- {self.as_num(v)})", "n")
+            return Val(f"(- {self.as_num(v)})", "n", v.ftype if v.ftype in ("integer", "decimal") else None)
         if isinstance(n, fp.BinOp):
             return self.binop(n, focus, this)
         if isinstance(n, fp.Call):
@@ -278,7 +278,8 @@ class _Compiler:
     def literal(self, n: fp.Literal) -> Val:
         d = self.d
         if n.kind in ("string", "date", "datetime", "time"):
-            return Val(d.lit_str(str(n.value)), "s", "string")
+            ftype = {"datetime": "dateTime"}.get(n.kind, n.kind)
+            return Val(d.lit_str(str(n.value)), "s", ftype)
         if n.kind == "integer":
             return Val(str(n.value), "n", "integer")
         if n.kind == "decimal":
@@ -509,8 +510,40 @@ class _Compiler:
                 want = args[0].name
             return self._reference_key(base, want)
         if fn in ("lowBoundary", "highBoundary"):
-            raise _ExprError(f"{fn}() is not supported by this engine")
-        raise _ExprError(f"unknown function {fn}() (supported: {', '.join(SUPPORTED_FUNCTIONS[:-2])})")
+            return self._boundary(fn, base, args)
+        raise _ExprError(f"unknown function {fn}() (supported: {', '.join(SUPPORTED_FUNCTIONS)})")
+
+    def _boundary(self, fn: str, base: Val, args: tuple) -> Val:
+        d = self.d
+        if len(args) > 1:
+            raise _ExprError(f"{fn}() takes 0 or 1 argument(s), not {len(args)}")
+        kind = boundary.kind_of(base.ftype)
+        if kind is None:
+            what = "a Quantity (take it of its value: value.lowBoundary())" if base.ftype == "Quantity" else None
+            what = what or (f"a {base.ftype} value" if base.ftype else "a value of unknown type (use ofType())")
+            raise _ExprError(f"{fn}() needs a decimal, integer, date, dateTime or time, not {what}")
+        default, allowed = boundary.PRECISIONS[kind]
+        precision = default
+        if args:
+            arg = args[0]
+            if not (isinstance(arg, fp.Literal) and arg.kind == "integer" and arg.value in allowed):
+                raise _ExprError(f"{fn}() of a {kind}: the precision must be one of {', '.join(map(str, allowed))}")
+            precision = int(arg.value)
+        if kind == "decimal" and base.kind != "n":
+            # The digits as written decide the boundary (1.0 is not 1): a typed read would hold a
+            # DOUBLE, so the view reads the JSON text.
+            self.untyped_reasons.append(f"{fn}() of a decimal")
+        high = fn == "highBoundary"
+        out_kind = "n" if kind == "decimal" else "s"
+        ftype = "decimal" if kind == "decimal" else kind
+        if base.kind != "jn":
+            return Val(boundary.boundary_sql(d, self.as_text(base), kind, high, precision), out_kind, ftype)
+        var, var2 = self.fresh(), self.fresh()
+        self._whole(base)
+        value = boundary.boundary_sql(d, d.text(var, base.tk), kind, high, precision)
+        as_json = d.json_of_num(value) if kind == "decimal" else d.json_of_text(value)
+        mapped = d.transform(base.nn_of or base.sql, var, as_json)
+        return Val(d.filter(mapped, var2, f"{var2} IS NOT NULL"), "jn", ftype, nn_of=mapped)
 
     def _reference_key(self, base: Val, want: str | None) -> Val:
         d = self.d

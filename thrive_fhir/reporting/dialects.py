@@ -192,6 +192,10 @@ class DuckDB:
     def regex_extract(self, s: str, pattern: str) -> str:
         return f"regexp_extract({s}, {self.lit_str(pattern)}, 1)"
 
+    def regex_group(self, s: str, pattern: str, group: int) -> str:
+        """Group ``group`` of the first match ('' or NULL where that group took no part)."""
+        return f"regexp_extract({s}, {self.lit_str(pattern)}, {group})"
+
     def join(self, lst: str, sep: str) -> str:
         return f"array_to_string({lst}, {sep})"
 
