@@ -19,7 +19,7 @@ It ends with the issue's requirements side by side: agency list p95 and plan vie
 with the machine's load average, since on a shared machine the absolute times move with it.
 
     .venv/bin/python -m benchmarks.consent_filter [--patients 10000] [--database postgresql+psycopg://...]
-                                                  [--rounds 300] [--seconds 10]
+                                                  [--rounds 300] [--seconds 10] [--think 1.0]
 """
 
 from __future__ import annotations
@@ -184,9 +184,12 @@ def filter_only(app, shared: dict[str, list[str]], rounds: int) -> dict[str, tup
     return ratios
 
 
-def _client(base: str, org: str, pids: list[str], seconds: float, seed: int, out, token: str | None = None) -> None:
-    """One agency user in its own process (so clients never wait on the server's GIL): a closed loop
-    of the list and the plan view on one keep-alive session; the first second is warm-up."""
+def _client(
+    base: str, org: str, pids: list[str], seconds: float, seed: int, out, token: str | None = None, think: float = 0.0
+) -> None:
+    """One agency user in its own process (so clients never wait on the server's GIL): a loop of the
+    list and the plan view on one keep-alive session; the first second is warm-up. ``think``: mean
+    seconds the person reads before the next list (0: a closed loop, requests back to back)."""
     session = requests.Session()
     session.headers["Authorization"] = f"Bearer {token or 'agency|' + org}"
     rng = random.Random(seed)
@@ -207,11 +210,13 @@ def _client(base: str, org: str, pids: list[str], seconds: float, seed: int, out
         if now >= warm:
             lat["list"].append((t1 - t0) * 1000)
             lat["plan"].append((t2 - t1) * 1000)
+        if think:
+            time.sleep(rng.uniform(0.5, 1.5) * think)
     out.put((lat, served))
 
 
 def over_http(
-    app, shared: dict[str, list[str]], seconds: float, clients: int, token: str | None = None
+    app, shared: dict[str, list[str]], seconds: float, clients: int, token: str | None = None, think: float = 0.0
 ) -> dict[str, list[float]]:
     """Latencies (ms) of the list and the plan view; prints them with the server's CPU per request."""
     import multiprocessing
@@ -229,7 +234,16 @@ def over_http(
     procs = [
         ctx.Process(
             target=_client,
-            args=(base, AGENCIES[k % len(AGENCIES)], shared[AGENCIES[k % len(AGENCIES)]], seconds, k, out, token),
+            args=(
+                base,
+                AGENCIES[k % len(AGENCIES)],
+                shared[AGENCIES[k % len(AGENCIES)]],
+                seconds,
+                k,
+                out,
+                token,
+                think,
+            ),
         )
         for k in range(clients)
     ]
@@ -252,7 +266,8 @@ def over_http(
         if token
         else "agency tokens (filter, and each request writes its AuditEvent)"
     )
-    print(f"\nover HTTP, {clients} concurrent users (own processes) for {seconds:.0f} s with {who}; ms")
+    pace = f"each reading ~{think:g} s between pages" if think else "requests back to back (saturation)"
+    print(f"\nover HTTP, {clients} concurrent users (own processes, {pace}) for {seconds:.0f} s with {who}; ms")
     for name, values in lat.items():
         label = "list (Patient?_count=50)" if name == "list" else "plan view (CarePlan+Goal, Observation)"
         print(f"{label:40} n={len(values):5d} p50={pct(values, 50):7.1f} p95={pct(values, 95):7.1f}")
@@ -263,14 +278,25 @@ def over_http(
     return lat
 
 
-def requirements(ratios, agency, custodian) -> None:
-    """The issue's performance requirements, side by side, from this one run."""
+def requirements(ratios, agency, custodian, paced=None, think: float = 0.0) -> None:
+    """The issue's performance requirements, side by side, from this one run. Latency twice: with
+    the 20 users at a person's pace (``paced``: reading ``think`` seconds between pages, what 20
+    concurrent agency workers do) and back to back (saturation: 20 clients with no pause on the same
+    2 cores as the server and PostgreSQL, so it measures queueing as much as the store)."""
     load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"\nrequirements (this run; load average {load} on {os.cpu_count()} CPUs)")
+    if paced is not None:
+        for name, key, target in (
+            ("agency list p95, users at a person's pace", "list", LIST_TARGET_MS),
+            ("plan view p95, users at a person's pace", "plan", PLAN_TARGET_MS),
+        ):
+            got = pct(paced[key], 95)
+            verdict = "meets" if got < target else "MISSES"
+            print(f"  {name:44} {got:7.1f} ms  {verdict} < {target:.0f} ms   (~{think:g} s reading between pages)")
     rows = (
-        ("agency list p95 (Patient?_count=50)", pct(agency["list"], 95), pct(custodian["list"], 95), LIST_TARGET_MS),
+        ("agency list p95, back to back", pct(agency["list"], 95), pct(custodian["list"], 95), LIST_TARGET_MS),
         (
-            "plan view p95 (CarePlan+Goal, Observation)",
+            "plan view p95, back to back",
             pct(agency["plan"], 95),
             pct(custodian["plan"], 95),
             PLAN_TARGET_MS,
@@ -297,6 +323,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=300)
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument(
+        "--think", type=float, default=1.0, help="mean seconds a user reads between pages in the paced run"
+    )
     args = parser.parse_args()
     drop = None
     if args.database == "postgres":
@@ -323,9 +352,10 @@ def main() -> None:
     try:
         shared = load(app, args.patients)
         ratios = filter_only(app, shared, args.rounds)
+        paced = over_http(app, shared, args.seconds, args.clients, think=args.think)
         agency = over_http(app, shared, args.seconds, args.clients)
         custodian = over_http(app, shared, args.seconds, args.clients, token="custodian")
-        requirements(ratios, agency, custodian)
+        requirements(ratios, agency, custodian, paced, args.think)
     finally:
         app.engine.dispose()
         if drop:
