@@ -37,6 +37,8 @@ first Summary costs what a local-only Summary costs, and no longer waits for the
 from __future__ import annotations
 
 import argparse
+import os
+import random
 import statistics
 import tempfile
 import threading
@@ -65,11 +67,17 @@ class Run:
         self.loading = 0  # first opens that said "still loading"
 
 
-def run(app, pids: list[str], rounds: int, *, at_launch: bool = False) -> Run:
+def run(app, pids: list[str], rounds: int, *, at_launch: bool = False, think: float = 0.0) -> Run:
+    """Each clinician launches and opens the Summary ``rounds`` times. ``think``: mean seconds a
+    clinician reads between opens (and launches are spread over that long); 0: back to back, all
+    launching at once."""
     out = Run()
     lock = threading.Lock()
 
     def clinician(pid: str) -> None:
+        rng = random.Random(pid)
+        if think:
+            time.sleep(rng.uniform(0, think))
         launch = make_launch(app, patient_id=pid)
         client = launch.client()
         started = time.perf_counter()
@@ -84,6 +92,8 @@ def run(app, pids: list[str], rounds: int, *, at_launch: bool = False) -> Run:
                 (out.cold if i == 0 else out.warm).append(took)
                 if i == 0 and 'id="shared-record-loading"' in resp.get_data(as_text=True):
                     out.loading += 1
+            if think:
+                time.sleep(rng.uniform(0.5, 1.5) * think)
         if at_launch:
             entry = shared_history._cache.get(launch.launch_id)
             if entry is not None and entry.done.wait(30):
@@ -112,6 +122,7 @@ def main() -> None:
         default=shared_history.LOADING_WAIT,
         help="seconds a Summary waits for a read in flight",
     )
+    ap.add_argument("--think", type=float, default=1.0, help="mean seconds a clinician reads between opens (paced run)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
@@ -156,6 +167,22 @@ def main() -> None:
             )
             ratio = pct(at_launch.warm + on_open.warm, 95) / pct(local.warm, 95)
             print(f"  warm p95 ratio shared/local: {ratio:.2f}")
+            # The same clinicians at a person's pace: launches spread over ~think s, ~think s of
+            # reading between opens (the runs above are back to back: 20 requests at once on one
+            # Python process, which measures queueing on the GIL as much as the Summary).
+            # New launches, so each first open needs its own read of the store again.
+            paced = run(shared_app, pids, args.rounds, at_launch=True, think=args.think)
+            print(f"At a clinician's pace (~{args.think:g} s reading between opens, launches spread):")
+            show("shared, read at launch, first open", paced.cold)
+            show("shared, launch -> read done", paced.ready)
+            show("shared, later opens", paced.warm)
+            every = paced.cold + paced.warm
+            verdict = "meets" if pct(every, 95) < 0.1 else "MISSES"
+            print(
+                f"  Summary p95 over every open: {pct(every, 95) * 1000:.1f} ms, {verdict} < 100 ms; "
+                f"first opens that said 'still loading': {paced.loading} of {len(paced.cold)}; "
+                f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}"
+            )
         finally:
             stack.stop()
 
