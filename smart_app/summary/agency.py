@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from flask import g, render_template, request
 
 from thrive_fhir import canonical
+from thrive_fhir.client.fhir_http import is_fhir_id
 from thrive_fhir.consent_rule import active_consent_for
 from thrive_fhir.localstore import ChangeSet
 
@@ -247,27 +248,36 @@ def index():
     return page
 
 
+def _acting_on(launch, item_id: str):
+    """What both agency actions check first: a young person in context, an id that can be one, a
+    worker the store can attribute the write to, the shared plan read with the worker's token, and
+    an active sharing Consent naming their organisation. ``(records, consent, None)``, or
+    ``(None, None, page)`` with the page to answer instead."""
+    if launch.patient_id is None or not is_fhir_id(item_id):
+        return None, None, error_page(404, "Page not found", "Check the address, or go back to the shared plan.")
+    if (refused := unattributable(launch)) is not None:
+        return None, None, refused
+    recs, consent, failed = _read_shared(launch)
+    if failed is not None:
+        return None, None, failed
+    if consent is None:
+        return None, None, _refused_page()
+    return recs, consent, None
+
+
 @bp.post("/shared-plan/tasks/<task_id>")
 @launch_required
 def task_action(task_id: str):
     """Accept, decline (with a reason), start or complete a Task the worker's organisation owns."""
-    import re
-
     from flask import redirect
 
     from ..launch.ehr_client import EhrError
     from .agency_tasks import TRANSITIONS, ActionRefused, Conflict, act
 
     launch = current_launch()
-    if launch.patient_id is None or not re.fullmatch(r"[A-Za-z0-9\-.]{1,64}", task_id):
-        return error_page(404, "Page not found", "Check the address, or go back to the shared plan.")
-    if (refused := unattributable(launch)) is not None:
-        return refused
-    recs, consent, failed = _read_shared(launch)
-    if failed is not None:
-        return failed
-    if consent is None:
-        return _refused_page()
+    recs, consent, answer = _acting_on(launch, task_id)
+    if answer is not None:
+        return answer
     if not any(t.get("id") == task_id for t in recs.all("Task")):
         return error_page(404, "Request not found", "This request is not part of this young person's shared plan.")
     if launch.staff_ref is None or launch.organization_ref is None:  # checked above; a Provenance needs both
@@ -314,8 +324,6 @@ def task_action(task_id: str):
 @launch_required
 def confirm_entry(entry_id: str):
     """Confirm, for the worker's organisation, an item of the safety plan's "What each agency will do"."""
-    import re
-
     from flask import redirect
 
     from ..launch.ehr_client import EhrError
@@ -323,15 +331,9 @@ def confirm_entry(entry_id: str):
     from .agency_tasks import owners_for
 
     launch = current_launch()
-    if launch.patient_id is None or not re.fullmatch(r"[A-Za-z0-9\-.]{1,64}", entry_id):
-        return error_page(404, "Page not found", "Check the address, or go back to the shared plan.")
-    if (refused := unattributable(launch)) is not None:
-        return refused
-    recs, consent, failed = _read_shared(launch)
-    if failed is not None:
-        return failed
-    if consent is None:
-        return _refused_page()
+    recs, consent, answer = _acting_on(launch, entry_id)
+    if answer is not None:
+        return answer
     if launch.staff_ref is None or launch.organization_ref is None:  # checked above; a Provenance needs both
         return _refused_page()
     plan = recs.safety_plan
