@@ -241,38 +241,7 @@ class LocalStore:
         entries = [[r["resourceType"], r["id"], v] for r, v in written]
         outbox_id = outbox.enqueue(s, cs, uid, entries, now)
 
-        out: list[LocalVersion] = []
-        for resource, version in written:
-            rtype, rid = resource["resourceType"], resource["id"]
-            body = json.dumps(resource, separators=(",", ":"), ensure_ascii=False)
-            s.execute(
-                insert(m.local_resource_version).values(
-                    resource_type=rtype,
-                    resource_id=rid,
-                    version=version,
-                    resource=body,
-                    saved_at=now,
-                    outbox_id=outbox_id,
-                )
-            )
-            if version == 1:
-                s.execute(
-                    insert(m.local_resource).values(
-                        resource_type=rtype,
-                        resource_id=rid,
-                        patient_key=cs.patient_key,
-                        version=1,
-                        resource=body,
-                        updated_at=now,
-                    )
-                )
-            else:
-                s.execute(
-                    update(m.local_resource)
-                    .where(m.local_resource.c.resource_type == rtype, m.local_resource.c.resource_id == rid)
-                    .values(version=version, resource=body, updated_at=now)
-                )
-            out.append(LocalVersion(rtype, rid, version, resource, uid))
+        out = _write_versions(s, written, outbox_id, cs.patient_key, uid, now)
         return out
 
     def adopt(self, s: Session, patient_key: str, copies: list[tuple[dict, int]], *, uid: str) -> list[LocalVersion]:
@@ -320,27 +289,7 @@ class LocalStore:
             )
             .returning(m.outbox.c.id)
         ).scalar_one()
-        out = []
-        for resource, version in plans:
-            rtype, rid = resource["resourceType"], resource["id"]
-            body = json.dumps(resource, separators=(",", ":"), ensure_ascii=False)
-            s.execute(
-                insert(m.local_resource_version).values(
-                    resource_type=rtype,
-                    resource_id=rid,
-                    version=version,
-                    resource=body,
-                    saved_at=now,
-                    outbox_id=outbox_id,
-                )
-            )
-            s.execute(
-                update(m.local_resource)
-                .where(m.local_resource.c.resource_type == rtype, m.local_resource.c.resource_id == rid)
-                .values(version=version, resource=body, updated_at=now)
-            )
-            out.append(LocalVersion(rtype, rid, version, resource, uid))
-        return out
+        return _write_versions(s, plans, outbox_id, patient_key, uid, now)  # versions >= 2: updates
 
     def _provenance(self, cs: ChangeSet, uid: str, plans: list[tuple[dict, int]], now: float) -> dict:
         """The save's thrive-provenance (``thrive_fhir.builders``), id ``uuid5({BASE}/Id/provenance|<uid>)``.
@@ -443,3 +392,39 @@ class LocalStore:
         with self.reader.connect() as conn:
             rows = conn.execute(q.order_by(t.c.resource_type, t.c.updated_at, t.c.resource_id)).all()
         return [CurrentResource(r.resource_type, r.resource_id, r.version, json.loads(r.resource)) for r in rows]
+
+
+def _write_versions(
+    s, written: list[tuple[dict, int]], outbox_id: int, patient_key: str, uid: str, now: float
+) -> list[LocalVersion]:
+    """Append each ``(resource, version)`` to the version history under ``outbox_id`` and make it
+    the current local copy (a new row for version 1, else an update): one home for a save and for
+    adopting the store's version."""
+    out: list[LocalVersion] = []
+    for resource, version in written:
+        rtype, rid = resource["resourceType"], resource["id"]
+        body = json.dumps(resource, separators=(",", ":"), ensure_ascii=False)
+        s.execute(
+            insert(m.local_resource_version).values(
+                resource_type=rtype, resource_id=rid, version=version, resource=body, saved_at=now, outbox_id=outbox_id
+            )
+        )
+        if version == 1:
+            s.execute(
+                insert(m.local_resource).values(
+                    resource_type=rtype,
+                    resource_id=rid,
+                    patient_key=patient_key,
+                    version=1,
+                    resource=body,
+                    updated_at=now,
+                )
+            )
+        else:
+            s.execute(
+                update(m.local_resource)
+                .where(m.local_resource.c.resource_type == rtype, m.local_resource.c.resource_id == rid)
+                .values(version=version, resource=body, updated_at=now)
+            )
+        out.append(LocalVersion(rtype, rid, version, resource, uid))
+    return out
