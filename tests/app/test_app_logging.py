@@ -10,11 +10,10 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 
 import requests
 
-from tests.support.servers import free_port
+from tests.support.servers import free_port, wait_up
 
 THRIVE = [sys.executable, "-c", "from thrive_fhir.cli import main; main()"]
 
@@ -37,15 +36,12 @@ def _serve(tmp_path):
         text=True,
     )
     origin = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            requests.get(origin + "/healthz", timeout=2)
-            return proc, origin
-        except requests.ConnectionError:
-            time.sleep(0.3)
-    proc.kill()
-    raise AssertionError("app did not start: " + (proc.stdout.read() or ""))
+    try:
+        wait_up(origin + "/healthz", timeout=60, proc=proc)
+    except RuntimeError:
+        proc.kill()
+        raise AssertionError("app did not start: " + (proc.stdout.read() or "")) from None
+    return proc, origin
 
 
 def test_each_app_log_line_is_written_once_and_values_cannot_forge_lines(tmp_path):

@@ -5,11 +5,10 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 
 import requests
 
-from tests.support.servers import free_port
+from tests.support.servers import free_port, wait_up
 
 THRIVE = [sys.executable, "-c", "from thrive_fhir.cli import main; main()"]
 
@@ -32,15 +31,8 @@ def test_serve_starts_and_answers(tmp_path):
         text=True,
     )
     try:
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            try:
-                r = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
-                break
-            except requests.ConnectionError:
-                time.sleep(0.3)
-        else:
-            raise AssertionError("app did not start: " + (proc.stdout.read() if proc.poll() is not None else ""))
+        wait_up(f"http://127.0.0.1:{port}/healthz", timeout=60, proc=proc)
+        r = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
         assert r.json() == {"status": "ok"}
         home = requests.get(f"http://127.0.0.1:{port}/", timeout=5)
         assert home.status_code == 200 and "frame-ancestors 'none'" in home.headers["Content-Security-Policy"]

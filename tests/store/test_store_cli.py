@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import requests
 
-from tests.support.servers import free_port
+from tests.support.servers import free_port, wait_up
 from tests.support.store_data import patient
 
 THRIVE = str(Path(sys.executable).parent / "thrive")
@@ -46,14 +45,7 @@ def test_serve_then_export(tmp_path):
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.time() + 30
-        while True:
-            try:
-                if requests.get(base + "/metadata", timeout=1).status_code == 200:
-                    break
-            except requests.ConnectionError:
-                assert time.time() < deadline and proc.poll() is None
-                time.sleep(0.2)
+        wait_up(base + "/metadata", timeout=60, proc=proc)
         resp = requests.post(base + "/Patient", json=patient(), headers={"Content-Type": "application/fhir+json"})
         assert resp.status_code == 201
         pid = resp.json()["id"]

@@ -44,7 +44,9 @@ def wait_up(url: str, *, timeout: float = 30, proc: subprocess.Popen | None = No
         try:
             if requests.get(url, timeout=2).status_code == 200:
                 return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):
+            # A server still importing, or one starved of CPU by a parallel test run, accepts the
+            # connection but answers late: that is "not up yet", not a failure.
             pass
         time.sleep(interval)
     raise RuntimeError(f"server did not come up: {url}")
