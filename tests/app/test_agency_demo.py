@@ -201,6 +201,9 @@ def test_the_whole_loop_in_chromium_with_axe(demo, browser, browser_page, axe_ch
     # 1. the clinician, by EHR launch
     page = browser_page
     frame, base = ehr_launch(page, demo.sandbox_origin, pid)
+    # The first Summary may say the shared record is still loading and reload itself when the read
+    # is done: checking it mid-reload destroys axe's page (seen on a loaded machine).
+    shared_record_loaded(frame)
     _clean(frame, axe_check, "loop-clinician-summary-before")
     frame.goto(base + "/grouping/agree")
     frame.get_by_label("What does the young person want to be different?").fill("Feel safe at home and school")
