@@ -2,7 +2,9 @@
 
 Each case is a handful of invented resources, a view, and the rows the specification says it
 gives. The same cases run on DuckDB (always) and on Spark (``slow``; one shared session), and the
-two engines must agree with the expected rows and so with each other.
+two engines must agree with the expected rows and so with each other. The Spark run is in
+test_spark_parity.py, beside the other Spark test, so that one worker of a parallel run starts
+one JVM for both.
 """
 
 from __future__ import annotations
@@ -439,7 +441,7 @@ CASES = {
 }
 
 
-def _write(tmp: Path) -> NdjsonFolder:
+def write_feature_data(tmp: Path) -> NdjsonFolder:
     for name, items in (
         ("Patient", PATIENTS),
         ("Observation", OBSERVATIONS),
@@ -452,7 +454,7 @@ def _write(tmp: Path) -> NdjsonFolder:
 
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
-    return _write(tmp_path_factory.mktemp("features"))
+    return write_feature_data(tmp_path_factory.mktemp("features"))
 
 
 def _norm(rows):
@@ -465,16 +467,6 @@ def test_duckdb(folder, case):
     engine = DuckEngine(folder)
     _, sql = engine.query_for({"resourceType": "ViewDefinition", "name": "v", **view})
     assert _norm(engine.con.execute(sql).fetchall()) == _norm(expected)
-
-
-@pytest.mark.slow
-def test_spark_gives_the_same_rows(folder, spark):
-    from thrive_fhir.reporting.spark import SparkEngine
-
-    engine = SparkEngine(folder, session=spark)
-    for case, (view, expected) in CASES.items():
-        _, rows = engine.rows({"resourceType": "ViewDefinition", "name": "v", **view})
-        assert _norm(rows) == _norm(expected), case
 
 
 BAD = [
