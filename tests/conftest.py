@@ -10,6 +10,7 @@ test-fast`` deselects all three (``-m "not postgres and not browser and not slow
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -20,6 +21,14 @@ import pytest
 from tests.support.servers import PG_ADMIN_URL, create_pg_database, free_port
 
 __all__ = ["PG_ADMIN_URL", "REPO", "THRIVE", "free_port"]
+
+# Bytecode caches on, for this run and the processes it starts, even where the environment turns them
+# off (PYTHONDONTWRITEBYTECODE=1, as on this project's development machines): otherwise every worker
+# compiles every module again, and so does every `thrive` process a test starts (hundreds of them),
+# and pytest rewrites every test module's asserts again (collection took 20 s a worker instead of 7 s).
+# The caches go to __pycache__ folders, which git ignores.
+sys.dont_write_bytecode = False
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 #: Fixtures that need the PostgreSQL server (a parameter id containing "postgres" counts too).
 POSTGRES_FIXTURES = frozenset({"fresh_postgres_url", "ours_postgres"})
@@ -57,6 +66,30 @@ def pytest_collection_modifyitems(config, items):
             folder = ""
         if fixtures & SLOW_FIXTURES or folder in SLOW_FOLDERS or item.originalname in SLOW_TESTS:
             item.add_marker(pytest.mark.slow)
+    _long_modules_first(items)
+
+
+def _long_modules_first(items) -> None:
+    """Reorder so that modules with a slow test come first, then modules with a browser test, each
+    module's own tests keeping their order.
+
+    ``make test`` runs the suite on several workers, module by module (pytest-xdist ``--dist
+    loadscope --no-loadscope-reorder``, which hands out modules in this order). A module of several
+    minutes handed out last would leave the other workers idle while it runs; handed out first, the
+    many short modules fill in around it. The order is the same in every worker (xdist requires it).
+    """
+
+    def module(item) -> str:
+        return str(getattr(item, "path", "")) or item.nodeid.split("::", 1)[0]
+
+    def weight(item) -> int:
+        names = {mark.name for mark in item.iter_markers()}
+        return 2 if "slow" in names else 1 if "browser" in names else 0
+
+    module_weight: dict[str, int] = {}
+    for item in items:
+        module_weight[module(item)] = max(module_weight.get(module(item), 0), weight(item))
+    items.sort(key=lambda item: -module_weight[module(item)])
 
 
 #: ``thrive`` as a user runs it, from the checkout (no reliance on the console script being installed).

@@ -69,14 +69,42 @@ def test_no_sys_path_hacks_in_tests_or_benchmarks():
     assert hacks == []
 
 
-def fake_item(name: str, fixtures: tuple[str, ...] = (), param_id: str | None = None, folder: str = "store"):
+def fake_item(
+    name: str,
+    fixtures: tuple[str, ...] = (),
+    param_id: str | None = None,
+    folder: str = "store",
+    module: str = "test_x.py",
+):
     item = SimpleNamespace(
-        fixturenames=list(fixtures), originalname=name, markers=[], path=REPO / "tests" / folder / "test_x.py"
+        fixturenames=list(fixtures), originalname=name, markers=[], path=REPO / "tests" / folder / module
     )
     if param_id is not None:
         item.callspec = SimpleNamespace(id=param_id)
     item.add_marker = lambda mark: item.markers.append(mark.name)
+    item.iter_markers = lambda: [SimpleNamespace(name=m) for m in item.markers]
     return item
+
+
+def test_modules_with_slow_then_browser_tests_come_first_each_in_its_own_order():
+    """``make test`` hands modules to its workers in collection order (tests/conftest.py)."""
+    items = [
+        fake_item("test_quick_1", module="test_quick.py"),
+        fake_item("test_page", ("browser_page",), module="test_pages.py"),
+        fake_item("test_quick_2", module="test_quick.py"),
+        fake_item("test_plain_before", module="test_mixed.py"),
+        fake_item("test_long", ("start_thrive",), module="test_mixed.py"),
+        fake_item("test_plain_after", module="test_mixed.py"),
+    ]
+    root_conftest.pytest_collection_modifyitems(None, items)
+    assert [i.originalname for i in items] == [
+        "test_plain_before",
+        "test_long",
+        "test_plain_after",
+        "test_page",
+        "test_quick_1",
+        "test_quick_2",
+    ]
 
 
 def test_markers_follow_fixtures_parameters_and_folders():
