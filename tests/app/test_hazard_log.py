@@ -23,7 +23,8 @@ def named_tests() -> list[str]:
 
 
 def _pytest(*args: str, timeout: int = 900) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
+    # Not the outer run's PYTEST_ADDOPTS: an extra -q there changes the --collect-only listing read below.
+    env = {k: v for k, v in os.environ.items() if k != "PYTEST_ADDOPTS"}
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
         cwd=REPO,
