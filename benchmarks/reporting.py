@@ -71,6 +71,9 @@ during the DuckDB runs: other helpers' work, so not quiet; wall times are inflat
   dictionaries writes ~0.6 CPU-s per 1M rows faster but each report query then reads ~0.2 CPU-s
   per 1M rows slower (the warm run pays it several times); dropping the scan's ``WHERE`` (keeping
   every Observation, flagged) saved ~12% of the scan but stores every non-THRIVE Observation too.
+- Same benchmark, 16:15-16:22 UTC, load 3.4-3.6 during the DuckDB runs: no cache 43.8 s wall /
+  34.6 CPU-s / 1,044 MB, cold 27.8 s / 30.0 CPU-s / 400 MB, warm **1.6 s / 2.6 CPU-s** / 392 MB
+  (same rows); sqlonfhir ratio 203x; Spark over the sample 235.9 s (load 11 by then).
 - Same benchmark, 15:56-16:05 UTC, under load 9-13: no cache 72.9 s wall / 37.2 CPU-s, cold 62.3 s
   / 40.8 CPU-s, warm 7.7 s / 5.1 CPU-s (still < 10 s), peak RSS 1,041 / 464 / 428 MB.
 - Sample, 20,000 young people (60,000 decisions, 180,000 scores): 8 report tables identical on
