@@ -71,6 +71,19 @@ from ..reporting.reports import BY, REPORTS
     help="Where the views run: embedded DuckDB, or Spark for data that outgrows one machine.",
 )
 @click.option("--master", default=None, help="Spark master URL with --engine spark (default local[2]).")
+@click.option(
+    "--cache",
+    "use_cache",
+    is_flag=True,
+    help="Keep the flattened views as Parquet in ~/.cache/thrive-fhir/views ($XDG_CACHE_HOME) so later "
+    "reports over the same, unchanged NDJSON skip parsing it (row-level data: a private folder).",
+)
+@click.option(
+    "--cache-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Like --cache, in this folder.",
+)
 def report(
     name,
     source,
@@ -89,8 +102,11 @@ def report(
     token_url,
     engine,
     master,
+    use_cache,
+    cache_dir,
 ) -> None:
     """Write report NAME from SOURCE to OUT."""
+    from ..reporting.cache import ViewCache
     from ..reporting.compiler import ViewError
     from ..reporting.output import write_report_html, write_table
     from ..reporting.reports import VIEWS, Options, ReportError, run_report
@@ -125,7 +141,15 @@ def report(
                 "--since needs --download DIR holding the earlier download (a report over the changes alone would be wrong)"
             )
         with open_source(source, types=types, since=since, auth=auth, progress=progress, keep=download_dir) as folder:
-            eng = engine_for(folder, engine, master)
+            cache = None
+            # Only with --cache/--cache-dir, only DuckDB, and not for a download removed after the run.
+            if (
+                (use_cache or cache_dir)
+                and engine == "duckdb"
+                and (download_dir or not source.startswith(("http://", "https://")))
+            ):
+                cache = ViewCache(cache_dir)
+            eng = engine_for(folder, engine, master, cache=cache)
             try:
                 if name == "html":
                     write_report_html(eng, opts, out, suppressed=not no_suppression, progress=progress)
@@ -138,6 +162,8 @@ def report(
                 close = getattr(eng, "close", None)
                 if close:
                     close()
+                if cache is not None and any(e == "built" for e, _ in cache.events):
+                    progress(f"flattened views cached in {cache.folder} (later runs over the same files read them)")
     except (ViewError, RunError, ReportError, SourceError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{name}: {len(table.rows)} rows written to {out}")

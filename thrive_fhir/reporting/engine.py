@@ -18,6 +18,7 @@ import tempfile
 from importlib import resources as importlib_resources
 from pathlib import Path
 
+from .cache import ViewCache
 from .compiler import CompiledView, ViewError, compile_shared, compile_view, shared_scan_sql, shared_view_sql
 from .sources import NdjsonFolder, SourceError
 
@@ -62,6 +63,7 @@ class DuckEngine:
         database: str | None = None,
         threads: int | None = None,
         memory_limit: str | None = DEFAULT_MEMORY_LIMIT,
+        cache: ViewCache | None = None,
     ):
         """``database`` None: a scratch DuckDB file in a temporary folder (removed by :meth:`close`
         or at exit), whose folder also takes what DuckDB spills, so memory stays bounded by
@@ -71,7 +73,11 @@ class DuckEngine:
         The flattened views are TEMP tables: kept uncompressed in memory and spilled to the folder
         beyond the limit. Writing them as tables of the database file instead compresses every
         column (measured ~0.8 CPU-s per 300k rows: ~12 CPU-s of the run at 1M + 3M). So a given
-        ``database`` does not keep the views: :func:`write_output` to ``.duckdb`` does."""
+        ``database`` does not keep the views: :func:`write_output` to ``.duckdb`` does.
+
+        With a ``cache`` (:class:`.cache.ViewCache`) each view query's rows go to a Parquet file
+        there instead of a TEMP table, and a later engine asking the same query over the same,
+        unchanged files reads that file: the NDJSON is not parsed again."""
         import duckdb
 
         self.duckdb = duckdb
@@ -94,6 +100,8 @@ class DuckEngine:
         #: Names in ``tables`` that are DuckDB views over a shared scan table -> that table.
         self._views: dict[str, str] = {}
         self._scans: dict[str, set[str]] = {}  # shared scan table -> the views over it
+        self.cache = cache
+        self._parquet_views: set[str] = set()  # names that are DuckDB views over a cached Parquet file
 
     def close(self) -> None:
         self.con.close()
@@ -134,10 +142,10 @@ class DuckEngine:
                 f'CAST(NULL AS {c.sql_type}{"[]" if c.collection else ""}) AS "{c.name}"' for c in compiled.columns
             )
             sql = f"SELECT {cols} WHERE FALSE"
-        if name in self._views:
+        if name in self._views or name in self._parquet_views:
             self._drop(name)
         try:
-            self.con.execute(f'CREATE OR REPLACE TEMP TABLE "{name}" AS {sql}')
+            self._store(name, sql, self.source.files_for(compiled.resource))
         except self.duckdb.Error as exc:
             raise SourceError(f"view {name}: could not read the NDJSON ({_first_line(exc)})") from None
         self.tables[name] = compiled
@@ -176,9 +184,7 @@ class DuckEngine:
                 n += 1
                 scan = f"__scan_{resource}_{n}"
             try:
-                self.con.execute(
-                    f'CREATE OR REPLACE TEMP TABLE "{scan}" AS {shared_scan_sql(compiled, _sql_list(files))}'
-                )
+                self._store(scan, shared_scan_sql(compiled, _sql_list(files)), files)
             except self.duckdb.Error as exc:
                 raise SourceError(
                     f"views {', '.join(c.name for c in compiled)}: could not read the NDJSON ({_first_line(exc)})"
@@ -194,6 +200,33 @@ class DuckEngine:
             names.append(done.get(id(v)) or self.materialise(v))
         return names
 
+    def _store(self, name: str, sql: str, files: list[Path]) -> None:
+        """Keep the rows of ``sql`` (which reads ``files``) under ``name``: a TEMP table, or with
+        a cache a view over its Parquet file (built now if the cache lacks it)."""
+        self._drop_stored(name)
+        if self.cache is None or not files:
+            self.con.execute(f'CREATE OR REPLACE TEMP TABLE "{name}" AS {sql}')
+            return
+        try:
+            path, transient = self.cache.path_for(self.con, sql, files)
+        except OSError as exc:
+            raise SourceError(f"cannot use the cache folder {self.cache.folder} ({exc.strerror or exc})") from None
+        if transient:  # an input changed while it was read: not cached, so held in memory for this run
+            try:
+                self.con.execute(f'CREATE TEMP TABLE "{name}" AS SELECT * FROM read_parquet({_sql_list([path])})')
+            finally:
+                path.unlink()
+            return
+        self.con.execute(f'CREATE OR REPLACE TEMP VIEW "{name}" AS SELECT * FROM read_parquet({_sql_list([path])})')
+        self._parquet_views.add(name)
+
+    def _drop_stored(self, name: str) -> None:
+        if name in self._parquet_views:
+            self._parquet_views.discard(name)
+            self.con.execute(f'DROP VIEW IF EXISTS "{name}"')
+        else:
+            self.con.execute(f'DROP TABLE IF EXISTS "{name}"')
+
     def _drop(self, name: str) -> None:
         if name in self._views:
             self.con.execute(f'DROP VIEW IF EXISTS "{name}"')
@@ -201,9 +234,9 @@ class DuckEngine:
             self._scans[scan].discard(name)
             if not self._scans[scan]:  # no view reads it any more: free its memory
                 del self._scans[scan]
-                self.con.execute(f'DROP TABLE IF EXISTS "{scan}"')
+                self._drop_stored(scan)
         else:
-            self.con.execute(f'DROP TABLE IF EXISTS "{name}"')
+            self._drop_stored(name)
 
     def rows(self, sql: str) -> tuple[list[str], list[tuple]]:
         cur = self.con.execute(sql)

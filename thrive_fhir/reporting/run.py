@@ -8,6 +8,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from .cache import ViewCache
 from .engine import DuckEngine, _first_line, check_output, write_output
 from .sources import NdjsonFolder, SourceError
 
@@ -85,12 +86,15 @@ def run_view_to_file(
         eng.close()
 
 
-def engine_for(folder: NdjsonFolder, engine: str = "duckdb", master: str | None = None) -> DuckEngine:
+def engine_for(
+    folder: NdjsonFolder, engine: str = "duckdb", master: str | None = None, cache: ViewCache | None = None
+) -> DuckEngine:
     """The engine reports run on. With ``spark`` the views (the heavy part: every resource's JSON)
-    run on Spark and only their flat rows come back, as Parquet, for the small report queries."""
+    run on Spark and only their flat rows come back, as Parquet, for the small report queries.
+    ``cache`` (DuckDB only): keep the flattened views as Parquet for later runs (:mod:`.cache`)."""
     if engine == "spark":
         return SparkViews(folder, master=master)
-    return DuckEngine(folder)
+    return DuckEngine(folder, cache=cache)
 
 
 class SparkViews(DuckEngine):
