@@ -34,6 +34,7 @@ from sqlalchemy import (
     select,
     text,
     true,
+    union_all,
     update,
     values,
 )
@@ -447,12 +448,13 @@ def unsynced_for_patient(store: LocalStore, patient_key: str) -> tuple[tuple[int
     """(ids of the young person's outbox rows whose save is not in the shared store yet, the
     ``Type/id`` those saves wrote). The clinician Summary marks those items pending, and reads the
     store again when the ids change."""
-    rows: list = []
+    # One equality per branch (the partial index on pending rows applies to that branch), in one
+    # round trip: the Summary asks this on every open, and each statement costs more than its rows.
+    branches = [
+        select(o.c.id, o.c.entries).where(o.c.status == status, o.c.patient_key == patient_key) for status in UNSYNCED
+    ]
     with store.session(readonly=True) as s:
-        for status in UNSYNCED:  # one equality per query: the partial index on pending rows applies
-            rows += s.execute(
-                select(o.c.id, o.c.entries).where(o.c.status == status, o.c.patient_key == patient_key)
-            ).all()
+        rows = s.execute(union_all(*branches)).all()
     refs = set()
     for _id, entries in rows:
         try:
