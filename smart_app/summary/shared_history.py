@@ -65,7 +65,7 @@ from pathlib import Path
 
 from thrive_fhir import canonical, ids
 from thrive_fhir.client.backend_services import BackendServicesAuth
-from thrive_fhir.client.fhir_http import FhirClient, is_fhir_id, next_link
+from thrive_fhir.client.fhir_http import FhirClient, environment_session, is_fhir_id, next_link
 from thrive_fhir.entry_confirmation import is_confirmation
 from thrive_fhir.localstore import outbox
 
@@ -195,6 +195,7 @@ class SharedStoreReader:
             connect_timeout=min(cfg.timeout_seconds, 3.0),
             read_timeout=cfg.timeout_seconds,
             user_agent="thrive-app-summary",
+            session=environment_session(cfg.fhir_base),  # a Summary's read is small: no env scan per request
         )
         #: The store answers a batch of searches (cleared on the first refusal).
         self.batch_ok = True
