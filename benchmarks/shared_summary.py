@@ -84,6 +84,13 @@ def load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far (Linux /proc), whatever the machine's
+    load: the part of a figure that other work on the machine does not inflate."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class AppProcess:
     """The app in its own process (benchmarks/summary_app_server.py: waitress, as ``thrive app serve``)."""
 
@@ -229,7 +236,9 @@ def main() -> None:
                 )
             # The same clinicians at a person's pace: launches spread over ~think s, ~think s of
             # reading between opens. New launches, so each first open needs its own read again.
+            app_cpu, store_cpu = cpu_seconds(shared.proc.pid), cpu_seconds(stack.store_pid)
             paced = run(shared.origin, pids, args.rounds, at_launch=True, think=args.think)
+            app_cpu, store_cpu = cpu_seconds(shared.proc.pid) - app_cpu, cpu_seconds(stack.store_pid) - store_cpu
             print(f"At a clinician's pace (~{args.think:g} s reading between opens, launches spread):")
             show("shared, read at launch, first open", paced.cold)
             show("shared, launch -> read done", paced.ready)
@@ -241,6 +250,12 @@ def main() -> None:
                 f"  Summary p95 over every open: {pct(every, 95) * 1000:.1f} ms, {verdict} < 100 ms; "
                 f"first opens that said 'still loading': {paced.loading} of {len(paced.cold)}; "
                 f"load average {load()}"
+            )
+            opens = len(every)
+            print(
+                f"  CPU per Summary open (launch and store read included): app process "
+                f"{app_cpu / opens * 1000:.1f} ms, store process {store_cpu / opens * 1000:.1f} ms "
+                f"({app_cpu:.2f} / {store_cpu:.2f} CPU-s for {opens} opens of {len(paced.cold)} launches)"
             )
         finally:
             for a in apps:
