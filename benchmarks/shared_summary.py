@@ -41,10 +41,20 @@ prints first opens, later opens and every open, and the verdict on the target.
 
 Target (issue 11): Summary p95 under 100 ms at 20 users.
 
-Figures (2026-12-02, first run with the processes apart, before the Summary's CPU was cut; the
-shared 2-core machine at load average 6.7 to 8.7 from other work, so several times idle): paced, p95
-over every open 99.4 ms (first opens p50 94 / p95 151 ms, 9 of 20 "still loading"; later opens
-27 / 74 ms); back to back, every open 341 / 657 ms (local only, later opens 279 / 405 ms).
+Figures (2026-12-02, this shared 2-core machine with other work running: load average 6 to 14,
+so wall times are several times their idle values and vary run to run; the CPU per open is the
+steadier figure, though load inflates it too):
+  - paced, the best run (load 6.6 to 8.9): p95 over every open 85.4 ms, meets < 100 ms; first
+    opens p50 85 / p95 128 ms (7 of 20 "still loading"), later opens 24 / 60 ms; CPU per open:
+    app 14.4 ms, store 2.0 ms (the app's figure includes the launch and its store read);
+  - paced at load 10 to 14: p95 over every open 133 to 483 ms, misses; the store read from launch
+    to done takes 0.2 to 0.9 s there (about 25 ms one at a time), so nearly every first open waits
+    the whole ``LOADING_WAIT`` and says "still loading";
+  - back to back (load 7.6 to 13.3): every open p50 272 to 286 / p95 448 to 789 ms; local only,
+    later opens 168 to 399 / 303 to 626 ms: 20 requests at once queue on one Python process;
+  - the Summary's CPU cuts of 2026-12-02 (outbox query, the read's Session), runs alternated at
+    load 10 to 11: app CPU per open 18.5 and 20.1 ms before, 16.4 and 17.0 ms after.
+Re-run on a quiet machine for the figure that counts (``--paced-only`` takes about a minute).
 """
 
 from __future__ import annotations
