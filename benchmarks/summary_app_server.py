@@ -1,5 +1,6 @@
 """The clinician app as its own process for benchmarks/shared_summary.py: the app from a config file,
-served by waitress as ``thrive app serve`` serves it (same server, same thread count), so the
+served by waitress as ``thrive app serve`` serves it (same server, thread count and GIL switch
+interval, ``smart_app.cli.tune_for_latency``), so the
 benchmark's clients reach it over HTTP on loopback and their CPU is not the server's.
 
     .venv/bin/python -m benchmarks.summary_app_server CONFIG.json PORT [--threads 8] [--loading-wait 0.06]
@@ -27,6 +28,7 @@ import waitress
 from werkzeug.wrappers import Request, Response
 
 from smart_app import create_app
+from smart_app.cli import tune_for_latency
 from smart_app.context import COOKIE_NAME
 from smart_app.summary import shared_history
 from tests.support.app import make_launch
@@ -89,6 +91,7 @@ def main() -> None:
     args = ap.parse_args()
     shared_history.LOADING_WAIT = args.loading_wait
     app = create_app(json.loads(args.config.read_text()))
+    tune_for_latency()  # as thrive app serve does
     waitress.serve(bench_routes(app), host="127.0.0.1", port=args.port, threads=args.threads, ident="thrive-app")
 
 
