@@ -41,19 +41,24 @@ prints first opens, later opens and every open, and the verdict on the target.
 
 Target (issue 11): Summary p95 under 100 ms at 20 users.
 
-Figures (2026-12-02, this shared 2-core machine with other work running: load average 6 to 14,
-so wall times are several times their idle values and vary run to run; the CPU per open is the
-steadier figure, though load inflates it too):
-  - paced, the best run (load 6.6 to 8.9): p95 over every open 85.4 ms, meets < 100 ms; first
-    opens p50 85 / p95 128 ms (7 of 20 "still loading"), later opens 24 / 60 ms; CPU per open:
-    app 14.4 ms, store 2.0 ms (the app's figure includes the launch and its store read);
-  - paced at load 10 to 14: p95 over every open 133 to 483 ms, misses; the store read from launch
-    to done takes 0.2 to 0.9 s there (about 25 ms one at a time), so nearly every first open waits
-    the whole ``LOADING_WAIT`` and says "still loading";
-  - back to back (load 7.6 to 13.3): every open p50 272 to 286 / p95 448 to 789 ms; local only,
-    later opens 168 to 399 / 303 to 626 ms: 20 requests at once queue on one Python process;
-  - the Summary's CPU cuts of 2026-12-02 (outbox query, the read's Session), runs alternated at
-    load 10 to 11: app CPU per open 18.5 and 20.1 ms before, 16.4 and 17.0 ms after.
+Figures (2026-12-02, this shared 2-core machine with other helpers' work running; the 1-minute load
+average is printed with each run and moved between 1.5 and 15 within minutes, so wall times vary run
+to run; the CPU per open is the steadier figure):
+  - paced, Summary p95 over every open, after the CPU cuts: 71.2, 78.9, 85.4, 89.6, 93.0, 96.1 ms
+    (meets) and 100.0, 111.4, 132.5, 135.8 ms (misses) in runs at load 1.6 to 8.9; 182 to 483 ms
+    at load 10 to 15. Later opens p50 16 to 30 / p95 28 to 78 ms at load below 9. First opens
+    decide the p95 (they are 1 in 10 opens, so the p95 is about their median): p50 74 to 116 /
+    p95 123 to 238 ms, because the store read started at launch took 51 to 257 ms (p50) to finish
+    under these 20 launches, about 25 ms on its own, so most first opens wait the whole
+    ``LOADING_WAIT`` (60 ms) and say "still loading";
+  - the last full run (load 3.8 to 6.5): paced p95 111.4 ms (first opens 116 / 171 ms, 12 of 20
+    "still loading"; later opens 29 / 59 ms); back to back, every open p50 335 / p95 653 ms, local
+    only later opens 326 / 458 ms: 20 requests at once queue on one Python process;
+  - CPU per open, launch and its store read included: app 13.0 to 15.9 ms, store 1.7 to 2.3 ms;
+    before the cuts of 2026-12-02 (outbox query, the read's Session), alternated with after at load
+    10 to 11: app 18.5 and 20.1 ms before, 16.4 and 17.0 ms after;
+  - GIL switch interval (``thrive app serve``, smart_app/cli.py): 4 alternated pairs, p95 93 to 157
+    ms at 1 ms against 102 to 204 ms at Python's default 5 ms, lower in every pair.
 Re-run on a quiet machine for the figure that counts (``--paced-only`` takes about a minute).
 """
 
