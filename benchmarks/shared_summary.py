@@ -44,9 +44,9 @@ Target (issue 11): Summary p95 under 100 ms at 20 users.
 Figures (2026-12-02, this shared 2-core machine with other helpers' work running; the 1-minute load
 average is printed with each run and moved between 1.5 and 15 within minutes, so wall times vary run
 to run; the CPU per open is the steadier figure):
-  - paced, Summary p95 over every open, after the CPU cuts: 71.2, 78.9, 85.4, 89.6, 93.0, 96.1 ms
-    (meets) and 100.0, 111.4, 132.5, 135.8 ms (misses) in runs at load 1.6 to 8.9; 182 to 483 ms
-    at load 10 to 15. Later opens p50 16 to 30 / p95 28 to 78 ms at load below 9. First opens
+  - paced, Summary p95 over every open, every run after the CPU cuts (either switch interval): at
+    load 1.6 to 8.9, 71.2, 78.9, 85.4, 89.6, 93.0, 96.1 ms (meets) and 100.0, 101.9, 110.4, 111.4,
+    119.4, 132.5, 135.6, 135.8 ms (misses); at load 9.8 to 15.5, 111 to 483 ms. Later opens p50 16 to 30 / p95 28 to 78 ms at load below 9. First opens
     decide the p95 (they are 1 in 10 opens, so the p95 is about their median): p50 74 to 116 /
     p95 123 to 238 ms, because the store read started at launch took 51 to 257 ms (p50) to finish
     under these 20 launches, about 25 ms on its own, so most first opens wait the whole
