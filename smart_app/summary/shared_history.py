@@ -65,7 +65,7 @@ from pathlib import Path
 
 from thrive_fhir import canonical, ids
 from thrive_fhir.client.backend_services import BackendServicesAuth
-from thrive_fhir.client.fhir_http import FhirClient, is_fhir_id, next_link
+from thrive_fhir.client.fhir_http import FhirClient, environment_session, is_fhir_id, next_link
 from thrive_fhir.entry_confirmation import is_confirmation
 from thrive_fhir.localstore import outbox
 
@@ -195,6 +195,7 @@ class SharedStoreReader:
             connect_timeout=min(cfg.timeout_seconds, 3.0),
             read_timeout=cfg.timeout_seconds,
             user_agent="thrive-app-summary",
+            session=environment_session(cfg.fhir_base),  # a Summary's read is small: no env scan per request
         )
         #: The store answers a batch of searches (cleared on the first refusal).
         self.batch_ok = True
@@ -539,6 +540,9 @@ def for_launch(launch, *, now: float | None = None) -> SharedHistory | None:
     now = time.time() if now is None else now
     store = launch.local_store
     unsynced_ids, pending = outbox.unsynced_for_patient(store, launch.patient_ref)
+    # Our own saves are read before any wait for the store: a first open that waits for the read in
+    # flight then only merges and draws, so its local reads are not added after the wait.
+    local_rows = [tuple(r) for r in store.for_patient_versioned(launch.patient_ref)]
     with _lock:
         entry = _cache.get(launch.launch_id)
     loading = False
@@ -549,7 +553,6 @@ def for_launch(launch, *, now: float | None = None) -> SharedHistory | None:
         _run_read(reader, entry, launch.patient_id, (launch.banner or {}).get("nhs_number"))
         _remember(launch.launch_id, entry)
     read = entry.read if entry is not None and not loading else None
-    local_rows = [tuple(r) for r in store.for_patient_versioned(launch.patient_ref)]
     records, store_refs, prov = merge(launch.patient_ref, local_rows, read, pending)
     status = "loading" if loading else ("unavailable" if entry is None or entry.failed else "ok")
     return SharedHistory(

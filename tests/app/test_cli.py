@@ -52,3 +52,19 @@ def test_bad_config_is_one_readable_line(tmp_path):
     assert out.returncode == 1
     assert "secret_key" in out.stderr and "Traceback" not in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_serving_hands_the_gil_over_every_millisecond():
+    """``thrive app serve`` (and the benchmark's app server) tune the GIL switch interval for page
+    latency (smart_app.cli.SWITCH_INTERVAL, why in its comment)."""
+    import sys
+
+    from smart_app.cli import SWITCH_INTERVAL, tune_for_latency
+
+    before = sys.getswitchinterval()
+    try:
+        sys.setswitchinterval(0.005)
+        tune_for_latency()
+        assert abs(sys.getswitchinterval() - SWITCH_INTERVAL) < 1e-6 and SWITCH_INTERVAL == 0.001
+    finally:
+        sys.setswitchinterval(before)

@@ -292,3 +292,26 @@ def test_a_summary_opened_while_the_launch_read_is_in_flight_says_loading_never_
     }
     text = _text(_summary(launch))
     assert "Getting Risk Support" in text and "still loading" not in text
+
+
+def test_a_store_run_as_its_own_process_as_deployed_is_read_and_enforces_consent(tmp_path):
+    """The store as deployments run it (``thrive store serve --auth-issuer`` in its own process,
+    trusting the authorization server's published keys; benchmarks/shared_summary.py measures this
+    shape): the app's Backend Services token reads the shared young person, and not the other."""
+    shared_pid, unshared_pid = f"yp-{uuid.uuid4().hex[:8]}", f"yp-{uuid.uuid4().hex[:8]}"
+    (tmp_path / "stack").mkdir()
+    s = start_stack(
+        tmp_path / "stack", ((shared_pid, (OURS, AGENCY)), (unshared_pid, (UNRELATED,))), store_process=True
+    )
+    try:
+        assert s.store_pid and not s.base.endswith("/fhir")  # its own process, FHIR at its root
+        app = create_app(test_config(tmp_path, ods_code=OUR_ODS, journeys=False, shared_store=shared_config(s)))
+        text = _text(_summary(make_launch(app, patient_id=shared_pid)))
+        assert "Getting Risk Support" in text and "Recorded by Dr Rowan Example" in text
+        assert re.search(r"Accepted.{0,40}Updated by Jo Agencyworker, Riverside Academy \(example\)", text)
+        assert shared_history.reader_for(app).batch_ok
+        text = _text(_summary(make_launch(app, patient_id=unshared_pid)))
+        assert "No grouping has been agreed yet" in text and "Staying in my room" not in text
+        assert "could not be read" not in text
+    finally:
+        s.stop()

@@ -1,8 +1,13 @@
 """The shared store stack of the clinician Summary's tests and benchmark: the sandbox authorization
 server (with this deployment's Backend Services client) and the shared store (our store, consent
-enforcement on) on loopback threads, holding another team's plan for each young person, shared with
-the organisations named. Used by tests/app/test_shared_summary.py, the notification tests and
+enforcement on) on loopback, holding another team's plan for each young person, shared with the
+organisations named. Used by tests/app/test_shared_summary.py, the notification tests and
 benchmarks/shared_summary.py.
+
+Both servers run on threads of the calling process by default (quick to start, and the tests can
+reach the store's internals). ``store_process=True`` runs the store as its own process
+(``thrive store serve --auth-issuer``, as deployments run it), so a benchmark of the app does not
+share a GIL with the store it reads.
 
     stack = start_stack(tmp_path, (("yp-1", (OURS,)),))
     app = create_app(test_config(tmp_path, ods_code=OUR_ODS, shared_store=shared_config(stack)))
@@ -20,6 +25,7 @@ import requests
 
 from smart_app import create_app
 from tests.support.app import nhs_test_number, seed_plan, test_config
+from tests.support.servers import OwnStoreProcess, free_port
 from thrive_fhir import builders as b
 from thrive_fhir import canonical, ids
 from thrive_fhir.ids import new_local_id
@@ -51,6 +57,7 @@ def start_stack(
     custodians: tuple[str, ...] = (OTHER_TEAM,),
     subscription_endpoints: tuple[str, ...] = (),
     subscription_retry=None,
+    store_process: bool = False,
 ) -> _Stack:
     """The sandbox auth server (with our deployment's Backend Services client) and the shared store on
     loopback, holding the other team's plan of each ``(patient id, organisations shared with)``, and
@@ -59,9 +66,14 @@ def start_stack(
     the organisations the store treats as holding every record (our deployment is not one by default);
     ``subscription_endpoints``: the URL prefixes the store lets Subscriptions deliver to (none: the
     store refuses Subscriptions, as ``thrive store serve`` does without ``--subscription-endpoint``);
-    ``subscription_retry``: the store's delivery back-off (a ``subscriptions.RetryPolicy``)."""
-    sandbox_srv, shared_srv = ServerThread(name="sandbox"), ServerThread(name="shared-store")
-    shared_base = shared_srv.origin + "/fhir"
+    ``subscription_retry``: the store's delivery back-off (a ``subscriptions.RetryPolicy``; threads
+    only); ``store_process``: the store as its own ``thrive store serve`` process (FHIR at its root)."""
+    if store_process and subscription_retry is not None:
+        raise ValueError("subscription_retry needs the store on a thread (store_process=False)")
+    sandbox_srv = ServerThread(name="sandbox")
+    shared_srv = None if store_process else ServerThread(name="shared-store")
+    store_port = free_port() if store_process else 0
+    shared_base = f"http://127.0.0.1:{store_port}" if shared_srv is None else shared_srv.origin + "/fhir"
     key = SigningKey.generate("RS384")
     key_file = tmp / "backend-key.pem"
     key_file.write_bytes(key.private_pem())
@@ -83,26 +95,51 @@ def start_stack(
         f"sqlite:///{tmp}/ehr.db", sandbox_srv.origin, registry=registry, extra_fhir_bases=[shared_base]
     )
     authority = sandbox.authority
-    store = create_store(
-        f"sqlite:///{tmp}/shared.db",
-        shared_base,
-        authority.token_verifier(shared_base),
-        consent_custodians=list(custodians),
-        subscription_endpoints=list(subscription_endpoints),
-        subscription_retry=subscription_retry,
-    )
     sandbox_srv.start(sandbox.wsgi)
-    shared_srv.start(protected_store(store, authority))
     s = _Stack()
     s.base, s.authority, s.key, s.key_file = shared_base, authority, key, key_file
+    if shared_srv is None:
+        process = _StoreProcess(
+            tmp / "shared-store",
+            store_port,
+            authority.issuer,
+            f"{sandbox.fhir_base}/.well-known/smart-configuration",
+            custodians,
+            subscription_endpoints,
+        )
+        try:
+            process.start()
+        except RuntimeError:
+            sandbox_srv.stop()
+            raise
+        s.store_pid = process.pid
 
-    def stop() -> None:
-        sandbox_srv.stop()
-        shared_srv.stop()
-        store.subscriptions.stop()
+        def stop() -> None:
+            process.stop()
+            sandbox_srv.stop()
+
+    else:
+        store = create_store(
+            f"sqlite:///{tmp}/shared.db",
+            shared_base,
+            authority.token_verifier(shared_base),
+            consent_custodians=list(custodians),
+            subscription_endpoints=list(subscription_endpoints),
+            subscription_retry=subscription_retry,
+        )
+        shared_srv.start(protected_store(store, authority))
+        thread = shared_srv
+
+        def stop() -> None:
+            sandbox_srv.stop()
+            thread.stop()
+            store.subscriptions.stop()
 
     s.stop = stop
-    s.admin = lambda: authority.mint_internal_token(shared_base, "system/*.cruds")  # the store operator's loader
+    # The store operator's loader. A store process trusting an issuer refuses tokens naming no
+    # organisation (it cannot tell them from a misregistered client): there it loads as a custodian.
+    loader_org = custodians[0] if store_process and custodians else None
+    s.admin = lambda: authority.mint_internal_token(shared_base, "system/*.cruds", organization=loader_org)
     other_app = create_app(test_config(tmp, ods_code=OTHER_ODS, journeys=False))
     s.plans = {}
     for pid, share in young_people:
@@ -133,6 +170,30 @@ def start_stack(
         ),
     )
     return s
+
+
+class _StoreProcess(OwnStoreProcess):
+    """``thrive store serve`` trusting the sandbox's authorization server, consent enforcement on
+    (validation on, as in production), SQLite under ``workdir``."""
+
+    kind = "shared-store"
+
+    def __init__(
+        self, workdir: Path, port: int, issuer: str, discovery: str, custodians, subscription_endpoints
+    ) -> None:
+        extra: list[str] = [
+            "--base-url",
+            f"http://127.0.0.1:{port}",
+            "--auth-issuer",
+            issuer,
+            "--auth-discovery-url",  # the sandbox publishes it beside its own FHIR base
+            discovery,
+        ]
+        for c in custodians:
+            extra += ["--consent-custodian", c]
+        for e in subscription_endpoints:
+            extra += ["--subscription-endpoint", e]
+        super().__init__(workdir, port, extra=tuple(extra))
 
 
 def referral(app, pid: str) -> str:

@@ -172,6 +172,22 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, when.timestamp() - (now if now is not None else time.time()))
 
 
+def environment_session(base_url: str) -> requests.Session:
+    """A Session for one server whose proxy and CA bundle settings are read from the environment
+    once, here, as requests would read them for ``base_url``, instead of on every request.
+
+    requests scans ``os.environ`` for proxies on each request (about 0.8 ms of CPU here, a large part
+    of a small search's client time); a client that only ever talks to one server gets the same
+    proxy (or none, under ``no_proxy``) and the same ``REQUESTS_CA_BUNDLE`` every time. It also
+    skips ``~/.netrc``, which would replace the bearer token this client sends."""
+    session = requests.Session()
+    settings = session.merge_environment_settings(base_url, {}, None, None, None)
+    session.trust_env = False
+    session.proxies = settings["proxies"]
+    session.verify = settings["verify"]
+    return session
+
+
 class FhirClient:
     """FHIR REST calls with connect/read timeouts, a pooled session and one retry after 401."""
 
