@@ -43,6 +43,11 @@
 
 Generated data stays under ``--dir`` (in /tmp by default) and is removed unless ``--keep``.
 
+On the quiet machine (2 December 2026, 16:34 UTC, load 1.3 to 1.8, nothing else running; the
+merged code, ``--reuse --keep --no-spark``): no cache 16.77 s wall, 29.9 CPU-s, 1,045 MB; cold
+cache 15.18 s, 28.8 CPU-s, 404 MB; warm cache **1.93 s**, 3.2 CPU-s, 396 MB (< 10 s: met warm only);
+sqlonfhir 406x slower on the gbo_scores view; the same report rows in all three runs.
+
 Measured 2 December 2026, 15:48-15:52 UTC, on the shared 2-core machine (load average 3.7-5.1
 during the DuckDB runs: other helpers' work, so not quiet; wall times are inflated, CPU-s less so):
 
