@@ -69,17 +69,64 @@ def enqueue(s: Session, cs: ChangeSet, uid: str, entries: list[list], now: float
     Provenance (docs/design/sync.md, "Transactional outbox"): the row exists exactly when the save
     does. ``entries`` lists ``[type, id, version]`` of every resource written, the Provenance last.
     """
+    return _insert_row(
+        s,
+        uid=uid,
+        patient_key=cs.patient_key,
+        activity=cs.activity,
+        author_ref=cs.author_ref,
+        organization_ref=cs.organization_ref,
+        entries=entries,
+        status="pending",
+        now=now,
+    )
+
+
+def file_imported(s: Session, patient_key: str, uid: str, entries: list[list], now: float) -> int:
+    """Write the row that files versions adopted from the shared store (``LocalStore.adopt``, a
+    conflict resolved as "theirs") and return its id, inside the caller's transaction.
+
+    Every local version belongs to an outbox row; this one has status ``imported``, which no worker
+    claims, so nothing is sent back. It names no author or organisation: the local database does not
+    know who wrote the store's version, and the version history says "Not recorded" rather than guess.
+    """
+    return _insert_row(
+        s,
+        uid=uid,
+        patient_key=patient_key,
+        activity="update",
+        author_ref="",
+        organization_ref="",
+        entries=entries,
+        status=IMPORTED,
+        now=now,
+    )
+
+
+def _insert_row(
+    s: Session,
+    *,
+    uid: str,
+    patient_key: str,
+    activity: str,
+    author_ref: str,
+    organization_ref: str,
+    entries: list[list],
+    status: str,
+    now: float,
+) -> int:
+    """The one place outbox rows are created (a save's, or an adoption's)."""
     return s.execute(
         insert(o)
         .values(
             uid=uid,
-            patient_key=cs.patient_key,
-            activity=cs.activity,
-            author_ref=cs.author_ref,
-            organization_ref=cs.organization_ref,
+            patient_key=patient_key,
+            activity=activity,
+            author_ref=author_ref,
+            organization_ref=organization_ref,
             entries=json.dumps(entries),
             created_at=now,
-            status="pending",
+            status=status,
             attempts=0,
             next_attempt_at=0.0,
             needs_check=False,

@@ -271,24 +271,7 @@ class LocalStore:
                 raise StaleVersion(f"{rtype}/{rid}", current or 0, None)
             plans.append((resource, expected + 1))
         entries = [[r["resourceType"], r["id"], v] for r, v in plans]
-        outbox_id = s.execute(
-            insert(m.outbox)
-            .values(
-                uid=uid,
-                patient_key=patient_key,
-                activity="update",
-                author_ref="",
-                organization_ref="",
-                entries=json.dumps(entries),
-                created_at=now,
-                status=outbox.IMPORTED,
-                attempts=0,
-                next_attempt_at=0.0,
-                needs_check=False,
-                updated_at=now,
-            )
-            .returning(m.outbox.c.id)
-        ).scalar_one()
+        outbox_id = outbox.file_imported(s, patient_key, uid, entries, now)
         return _write_versions(s, plans, outbox_id, patient_key, uid, now)  # versions >= 2: updates
 
     def _provenance(self, cs: ChangeSet, uid: str, plans: list[tuple[dict, int]], now: float) -> dict:
