@@ -8,33 +8,17 @@ import sys
 
 import requests
 
-from tests.support.servers import free_port, wait_up
+from tests.support.app import serve_app_process
 
 THRIVE = [sys.executable, "-c", "from thrive_fhir.cli import main; main()"]
 
 
 def test_serve_starts_and_answers(tmp_path):
-    cfg = tmp_path / "app.toml"
-    (tmp_path / "secret").write_text("s" * 48)
-    cfg.write_text(
-        'secret_key_file = "secret"\n'
-        f'database_url = "sqlite:///{tmp_path}/app.db"\n'
-        "journeys = false\n"
-        "[[ehr]]\n"
-        'iss = "https://ehr.example.test/fhir"\nclient_id = "thrive-app"\nauth_method = "public"\n'
-    )
-    port = free_port()
-    proc = subprocess.Popen(
-        [*THRIVE, "app", "serve", "--config", str(cfg), "--port", str(port)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc, origin = serve_app_process(tmp_path)
     try:
-        wait_up(f"http://127.0.0.1:{port}/healthz", timeout=60, proc=proc)
-        r = requests.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+        r = requests.get(f"{origin}/healthz", timeout=5)
         assert r.json() == {"status": "ok"}
-        home = requests.get(f"http://127.0.0.1:{port}/", timeout=5)
+        home = requests.get(f"{origin}/", timeout=5)
         assert home.status_code == 200 and "frame-ancestors 'none'" in home.headers["Content-Security-Policy"]
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -599,3 +599,39 @@ def live_stack(
     finally:
         for server in (app_server, ro_server, sandbox_server):
             server.stop()
+
+
+def serve_app_process(tmp_path: Path) -> tuple[Any, str]:
+    """``thrive app serve`` as an operator starts it, in its own process on a free loopback port, from
+    a minimal config file (one EHR, journeys off): returns (the process, its origin) once /healthz
+    answers. Output is piped (stdout and stderr merged) for the test to read; the caller stops it."""
+    import subprocess
+    import sys
+
+    from tests.support.servers import free_port, wait_up
+
+    THRIVE = [sys.executable, "-c", "from thrive_fhir.cli import main; main()"]
+
+    cfg = tmp_path / "app.toml"
+    (tmp_path / "secret").write_text("s" * 48)
+    cfg.write_text(
+        'secret_key_file = "secret"\n'
+        f'database_url = "sqlite:///{tmp_path}/app.db"\n'
+        "journeys = false\n"
+        "[[ehr]]\n"
+        'iss = "https://ehr.example.test/fhir"\nclient_id = "thrive-app"\nauth_method = "public"\n'
+    )
+    port = free_port()
+    proc = subprocess.Popen(
+        [*THRIVE, "app", "serve", "--config", str(cfg), "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    origin = f"http://127.0.0.1:{port}"
+    try:
+        wait_up(origin + "/healthz", timeout=60, proc=proc)
+    except RuntimeError:
+        proc.kill()
+        raise AssertionError("app did not start: " + (proc.stdout.read() if proc.stdout else "")) from None
+    return proc, origin
