@@ -30,11 +30,11 @@ from pathlib import Path
 import requests
 from sqlalchemy import select
 
-from benchmarks.sync_common import AUTHOR, ORG, observation, put_patients
+from benchmarks.sync_common import put_patients, save_at_rate
 from tests.support.notify_receiver import Hook, NotifyReceiver, subscription
 from tests.support.servers import OwnStoreProcess, create_pg_database
 from thrive_fhir.client.fhir_http import FhirClient
-from thrive_fhir.localstore import ChangeSet, LocalStore
+from thrive_fhir.localstore import LocalStore
 from thrive_fhir.localstore import models as m
 from thrive_fhir.sync.worker import Worker
 
@@ -83,22 +83,13 @@ def main() -> None:
             stop = threading.Event()
             t = threading.Thread(target=worker.run, args=(stop,), kwargs={"poll_interval": args.poll})
             t.start()
-            n = int(args.rate * args.seconds)
-            start = time.perf_counter()
-            for k in range(n):
-                due = start + k / args.rate
-                delay = due - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
-                pid = patients[k % len(patients)]
-                obs = observation(pid, k % 11)
-                with local.session() as s:
-                    local.record(
-                        s,
-                        ChangeSet(patient_key=f"Patient/{pid}", author_ref=AUTHOR, organization_ref=ORG).put(obs),
-                    )
-                saved[f"Observation/{obs['id']}"] = time.time()
-            achieved = n / (time.perf_counter() - start)
+            n, achieved = save_at_rate(
+                local,
+                patients,
+                args.rate,
+                args.seconds,
+                on_saved=lambda obs: saved.__setitem__(f"Observation/{obs['id']}", time.time()),
+            )
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline and len(_arrivals(hook, saved)) < n:
                 time.sleep(0.2)

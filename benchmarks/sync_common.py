@@ -69,6 +69,30 @@ def observation(patient_id: str, value: int) -> dict:
     }
 
 
+def save_at_rate(
+    store: LocalStore, patients: list[str], rate: float, seconds: float, on_saved=None
+) -> tuple[int, float]:
+    """Save ``rate * seconds`` Observations, one per save, at ``rate`` saves a second on a fixed
+    schedule (a late save does not push the next ones back), round-robin over ``patients``, as the
+    app records a clinician's save. ``on_saved(resource)`` is called right after each commit.
+    Returns (saves, the rate achieved)."""
+    from thrive_fhir.localstore import ChangeSet
+
+    n = int(rate * seconds)
+    start = time.perf_counter()
+    for k in range(n):
+        delay = start + k / rate - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        pid = patients[k % len(patients)]
+        obs = observation(pid, k % 11)
+        with store.session() as s:
+            store.record(s, ChangeSet(patient_key=f"Patient/{pid}", author_ref=AUTHOR, organization_ref=ORG).put(obs))
+        if on_saved is not None:
+            on_saved(obs)
+    return n, n / (time.perf_counter() - start)
+
+
 def make_changes(n: int, patients: list[str]) -> list[tuple[str, str, dict, dict]]:
     """n saves (uid, patient, observation, provenance), patients round-robin."""
     out = []

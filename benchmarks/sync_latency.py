@@ -19,9 +19,9 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from benchmarks.sync_common import AUTHOR, ORG, observation, put_patients, start_store
+from benchmarks.sync_common import put_patients, save_at_rate, start_store
 from thrive_fhir.client.fhir_http import FhirClient
-from thrive_fhir.localstore import ChangeSet, LocalStore
+from thrive_fhir.localstore import LocalStore
 from thrive_fhir.localstore import models as m
 from thrive_fhir.sync.worker import Worker
 
@@ -47,22 +47,7 @@ def main() -> None:
             stop = threading.Event()
             t = threading.Thread(target=worker.run, args=(stop,), kwargs={"poll_interval": args.poll})
             t.start()
-            n = int(args.rate * args.seconds)
-            start = time.perf_counter()
-            for k in range(n):
-                due = start + k / args.rate
-                delay = due - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
-                pid = patients[k % len(patients)]
-                with store.session() as s:
-                    store.record(
-                        s,
-                        ChangeSet(patient_key=f"Patient/{pid}", author_ref=AUTHOR, organization_ref=ORG).put(
-                            observation(pid, k % 11)
-                        ),
-                    )
-            achieved = n / (time.perf_counter() - start)
+            n, achieved = save_at_rate(store, patients, args.rate, args.seconds)
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline:
                 with store.engine.connect() as c:
