@@ -169,3 +169,55 @@ def test_an_unwritable_cache_folder_is_one_line(population, tmp_path: Path):
         ],
     )
     assert r.exit_code == 1 and "cache" in r.output and "Traceback" not in r.output, r.output
+
+
+def test_cli_view_run_with_cache_dir_reads_the_cache_the_second_time(population, tmp_path: Path):
+    """``thrive view run --cache-dir``: a user's own view is cached like a report's; the second run
+    builds nothing and writes the same rows, as CSV and as a .duckdb file (its table read from the
+    cached Parquet); a changed input is read again."""
+    import json
+
+    import duckdb
+
+    from thrive_fhir.reporting.engine import load_shipped_view
+
+    folder = _copy(population, tmp_path)
+    view = tmp_path / "groupings.json"
+    view.write_text(json.dumps(load_shipped_view("groupings")))
+    cache = tmp_path / "cache"
+
+    def run(out: str):
+        return CliRunner().invoke(
+            cli,
+            [
+                "view",
+                "run",
+                str(view),
+                "--source",
+                str(folder),
+                "--out",
+                str(tmp_path / out),
+                "--cache-dir",
+                str(cache),
+            ],
+        )
+
+    first, second = run("a.csv"), run("b.csv")
+    assert first.exit_code == 0 and second.exit_code == 0, first.output + second.output
+    assert f"flattened views cached in {cache}" in first.output and "cached in" not in second.output
+    assert (tmp_path / "a.csv").read_text() == (tmp_path / "b.csv").read_text()
+    rows = len((tmp_path / "a.csv").read_text().splitlines()) - 1
+    assert rows > 0
+
+    as_db = run("c.duckdb")
+    assert as_db.exit_code == 0 and "cached in" not in as_db.output, as_db.output
+    with duckdb.connect(str(tmp_path / "c.duckdb"), read_only=True) as con:
+        (tables,) = con.execute("SELECT count(*) FROM information_schema.tables").fetchone()
+        (n,) = con.execute("SELECT count(*) FROM report").fetchone()
+    assert tables >= 1 and n == rows
+
+    observations = folder / "Observation.ndjson"
+    lines = observations.read_text().splitlines(keepends=True)
+    observations.write_text("".join(lines[:-5]))  # five fewer Observations
+    changed = run("d.csv")
+    assert changed.exit_code == 0 and "cached in" in changed.output, changed.output

@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from ..reporting.reports import BY, REPORTS
+from .view_cache_options import cache_options, say_if_built, view_cache_for
 
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
@@ -71,19 +72,7 @@ from ..reporting.reports import BY, REPORTS
     help="Where the views run: embedded DuckDB, or Spark for data that outgrows one machine.",
 )
 @click.option("--master", default=None, help="Spark master URL with --engine spark (default local[2]).")
-@click.option(
-    "--cache",
-    "use_cache",
-    is_flag=True,
-    help="Keep the flattened views as Parquet in ~/.cache/thrive-fhir/views ($XDG_CACHE_HOME) so later "
-    "reports over the same, unchanged NDJSON skip parsing it (row-level data: a private folder).",
-)
-@click.option(
-    "--cache-dir",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=None,
-    help="Like --cache, in this folder.",
-)
+@cache_options
 def report(
     name,
     source,
@@ -106,7 +95,6 @@ def report(
     cache_dir,
 ) -> None:
     """Write report NAME from SOURCE to OUT."""
-    from ..reporting.cache import ViewCache
     from ..reporting.compiler import ViewError
     from ..reporting.output import write_report_html, write_table
     from ..reporting.reports import VIEWS, Options, ReportError, run_report
@@ -141,14 +129,7 @@ def report(
                 "--since needs --download DIR holding the earlier download (a report over the changes alone would be wrong)"
             )
         with open_source(source, types=types, since=since, auth=auth, progress=progress, keep=download_dir) as folder:
-            cache = None
-            # Only with --cache/--cache-dir, only DuckDB, and not for a download removed after the run.
-            if (
-                (use_cache or cache_dir)
-                and engine == "duckdb"
-                and (download_dir or not source.startswith(("http://", "https://")))
-            ):
-                cache = ViewCache(cache_dir)
+            cache = view_cache_for(use_cache, cache_dir, engine, source, download_dir)
             eng = engine_for(folder, engine, master, cache=cache)
             try:
                 if name == "html":
@@ -162,8 +143,7 @@ def report(
                 close = getattr(eng, "close", None)
                 if close:
                     close()
-                if cache is not None and any(e == "built" for e, _ in cache.events):
-                    progress(f"flattened views cached in {cache.folder} (later runs over the same files read them)")
+                say_if_built(cache, progress)
     except (ViewError, RunError, ReportError, SourceError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{name}: {len(table.rows)} rows written to {out}")

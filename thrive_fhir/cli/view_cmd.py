@@ -10,6 +10,8 @@ from pathlib import Path
 
 import click
 
+from .view_cache_options import cache_options, say_if_built, view_cache_for
+
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def view() -> None:
@@ -29,11 +31,24 @@ def view() -> None:
 @click.option("--engine", type=click.Choice(["duckdb", "spark"]), default="duckdb", show_default=True)
 @click.option("--master", default=None, help="Spark master URL (with --engine spark), e.g. spark://host:7077.")
 @click.option("--show-sql", is_flag=True, help="Print the compiled SQL instead of running it.")
-def run(view_file: Path, source: str, out: Path, engine: str, master: str | None, show_sql: bool) -> None:
+@cache_options
+def run(
+    view_file: Path,
+    source: str,
+    out: Path,
+    engine: str,
+    master: str | None,
+    show_sql: bool,
+    use_cache: bool,
+    cache_dir: Path | None,
+) -> None:
     """Run VIEW_FILE (a ViewDefinition JSON file) over SOURCE and write its rows to OUT."""
     from ..reporting.compiler import ViewError, compile_view
     from ..reporting.engine import load_view_file
     from ..reporting.run import RunError, open_source, run_view_to_file
+
+    def progress(message: str) -> None:
+        click.echo(message, err=True)
 
     try:
         vd = load_view_file(view_file)
@@ -41,8 +56,10 @@ def run(view_file: Path, source: str, out: Path, engine: str, master: str | None
         if show_sql:
             click.echo(compiled.sql("<source>"))
             return
-        with open_source(source, types=[compiled.resource], progress=lambda m: click.echo(m, err=True)) as folder:
-            n = run_view_to_file(vd, folder, out, engine=engine, master=master)
+        cache = view_cache_for(use_cache, cache_dir, engine, source)
+        with open_source(source, types=[compiled.resource], progress=progress) as folder:
+            n = run_view_to_file(vd, folder, out, engine=engine, master=master, cache=cache)
+        say_if_built(cache, progress)
     except (ViewError, RunError) as exc:
         raise click.ClickException(str(exc)) from None
     click.echo(f"{n} rows written to {out}")

@@ -55,9 +55,16 @@ def open_source(
 
 
 def run_view_to_file(
-    view: dict, folder: NdjsonFolder, out: Path, *, engine: str = "duckdb", master: str | None = None
+    view: dict,
+    folder: NdjsonFolder,
+    out: Path,
+    *,
+    engine: str = "duckdb",
+    master: str | None = None,
+    cache: ViewCache | None = None,
 ) -> int:
-    """Run one view and write its rows; return the row count."""
+    """Run one view and write its rows; return the row count. ``cache`` (DuckDB only): read the
+    view's rows from, or keep them in, a :class:`.cache.ViewCache`."""
     try:
         check_output(out)
     except SourceError as exc:
@@ -72,7 +79,7 @@ def run_view_to_file(
                 return spark.write_view(view, out)
         except PySparkException as exc:  # e.g. a column with several values where the view allows one
             raise RunError(_first_line(exc)) from None
-    eng = DuckEngine(folder)
+    eng = DuckEngine(folder, cache=cache)
     try:
         name = eng.materialise(view)
         write_output(eng, f'SELECT * FROM "{name}"', out, tables=[name])
