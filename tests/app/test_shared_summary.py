@@ -138,7 +138,7 @@ def test_a_young_person_not_shared_with_us_shows_nothing_from_the_store(app, sta
     assert "School counselling" not in text and "could not be read" not in text
 
 
-def test_the_store_down_leaves_the_summary_answering_with_local_data_and_a_note(tmp_path, stack):
+def test_the_store_down_leaves_the_summary_answering_with_local_data_and_a_note(tmp_path, stack, monkeypatch):
     with socket.socket() as sock:  # a port nothing listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -150,10 +150,15 @@ def test_the_store_down_leaves_the_summary_answering_with_local_data_and_a_note(
     assert "The shared record could not be read" in text
     assert "Getting Help" in text and "To be able to stay in school" in text  # local data still shown
     assert "Saved here, not yet in the shared record" in text  # nothing pushed yet
-    # the failure is remembered briefly: the next page does not wait on the store again
-    started = datetime.now(UTC)
-    _summary(launch)
-    assert (datetime.now(UTC) - started).total_seconds() < 1.5
+    # the failure is remembered briefly: the next page does not ask the store again (so does not
+    # wait on it), and still says why the shared part is missing
+    reads = []
+    real_read = shared_history.SharedStoreReader.read
+    monkeypatch.setattr(
+        shared_history.SharedStoreReader, "read", lambda self, *a, **kw: reads.append(a) or real_read(self, *a, **kw)
+    )
+    assert "The shared record could not be read" in _text(_summary(launch))
+    assert reads == []
 
 
 def test_without_a_shared_store_the_summary_is_local_only(tmp_path):
@@ -271,7 +276,7 @@ def test_a_summary_opened_while_the_launch_read_is_in_flight_says_loading_never_
     release = threading.Event()
 
     def slow_read(self, pid, nhs=None):
-        release.wait(10)
+        release.wait(60)  # held until the test lets it go
         return real_read(self, pid, nhs)
 
     monkeypatch.setattr(shared_history.SharedStoreReader, "read", slow_read)
@@ -279,7 +284,10 @@ def test_a_summary_opened_while_the_launch_read_is_in_flight_says_loading_never_
     shared_history.prefetch(app, launch.record)  # what the launch callback does
     started = datetime.now(UTC)
     page = _summary(launch).get_data(as_text=True)
-    assert (datetime.now(UTC) - started).total_seconds() < 2  # did not wait for the read
+    # Did not wait for the read: it is still held. (The time is only a guard against a Summary that
+    # waits for the read's 60 s; a parallel suite run once took 2.6 s to render this first page.)
+    assert not shared_history._cache[launch.launch_id].done.is_set()
+    assert (datetime.now(UTC) - started).total_seconds() < 30
     assert 'id="shared-record-loading"' in page and "The shared record is still loading" in page
     assert f'href="/l/{launch.launch_id}/summary"' in page  # reload, no script needed
     assert "No grouping has been agreed yet" not in _text(_summary(launch))
