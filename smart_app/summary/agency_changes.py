@@ -24,7 +24,7 @@ import logging
 from datetime import UTC, datetime
 from urllib.parse import quote
 
-from thrive_fhir.client.fhir_http import is_fhir_id, next_link
+from thrive_fhir.client.fhir_http import BATCH_REFUSED, is_fhir_id, next_link, search_batch
 
 from ..launch.ehr_client import EhrError, EhrSessionEnded
 from .shared_record import PLAN_TYPES
@@ -90,17 +90,12 @@ def _batch_pages(body: object, n: int) -> list[dict] | None:
 def _searches(client, paths: list[str]) -> list[dict]:
     """Every resource found by ``paths``: one batch, else one search at a time (a store that does not
     take batches, or answers one oddly)."""
-    batch = {
-        "resourceType": "Bundle",
-        "type": "batch",
-        "entry": [{"request": {"method": "GET", "url": p}} for p in paths],
-    }
     try:
-        pages = _batch_pages(client.request("POST", "", json=batch).json(), len(paths))
+        pages = _batch_pages(client.request("POST", "", json=search_batch(paths)).json(), len(paths))
     except EhrSessionEnded:
         raise
     except EhrError as exc:
-        if exc.status not in (400, 403, 404, 405, 422, 501):
+        if exc.status not in BATCH_REFUSED:
             raise
         pages = None
     except ValueError:  # not JSON

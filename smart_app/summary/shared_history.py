@@ -65,7 +65,14 @@ from pathlib import Path
 
 from thrive_fhir import canonical, ids
 from thrive_fhir.client.backend_services import BackendServicesAuth
-from thrive_fhir.client.fhir_http import FhirClient, environment_session, is_fhir_id, next_link
+from thrive_fhir.client.fhir_http import (
+    BATCH_REFUSED,
+    FhirClient,
+    environment_session,
+    is_fhir_id,
+    next_link,
+    search_batch,
+)
 from thrive_fhir.entry_confirmation import is_confirmation
 from thrive_fhir.localstore import outbox
 
@@ -245,19 +252,11 @@ class SharedStoreReader:
     def _searches(self, paths: list[str]) -> list[list[dict]]:
         """Each search's resources (every page), in order: one batch, else side by side."""
         if self.batch_ok:
-            reply = self.client.request(
-                "POST",
-                "",
-                {
-                    "resourceType": "Bundle",
-                    "type": "batch",
-                    "entry": [{"request": {"method": "GET", "url": p}} for p in paths],
-                },
-            )
+            reply = self.client.request("POST", "", search_batch(paths))
             entries = (reply.body or {}).get("entry") if reply.ok and isinstance(reply.body, dict) else None
             if isinstance(entries, list) and len(entries) == len(paths):
                 return [self._batch_answer(entry) for entry in entries]
-            if reply.ok or reply.status in (400, 403, 404, 405, 422, 501):
+            if reply.ok or reply.status in BATCH_REFUSED:
                 # Not a batch server (or one that answers it oddly): searches from now on.
                 log.info("shared store: no batch searches (HTTP %s); searching type by type", reply.status)
                 self.batch_ok = False

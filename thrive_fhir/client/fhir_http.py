@@ -306,6 +306,21 @@ class TokenError(Exception):
         self.detail = detail
 
 
+#: HTTP statuses by which a server says it does not take a ``batch`` Bundle of searches (no system
+#: endpoint, method not allowed, batch not supported): the caller then sends the searches one by one.
+BATCH_REFUSED = frozenset({400, 403, 404, 405, 422, 501})
+
+
+def search_batch(paths: list[str]) -> dict:
+    """A ``batch`` Bundle of GET searches (``paths`` relative to the base), to POST to the base: one
+    round trip for several searches, each answered by its own searchset entry, in order."""
+    return {
+        "resourceType": "Bundle",
+        "type": "batch",
+        "entry": [{"request": {"method": "GET", "url": p}} for p in paths],
+    }
+
+
 def next_link(bundle: object, base: str | None = None) -> str | None:
     """The ``next`` page of a searchset Bundle, or None on the last page.
 
