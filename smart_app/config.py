@@ -221,6 +221,14 @@ class SharedStoreConfig:
         """Change notifications are configured (an endpoint and a secret)."""
         return bool(self.notification_endpoint and self.notification_secret)
 
+    @property
+    def channel_alive_seconds(self) -> float:
+        """How recently a notification (handshake, heartbeat or event) must have arrived for the
+        channel to count as working: two heartbeat periods, so one lost heartbeat is not an outage,
+        plus 15 s for delivery. The Summary's cache keeps its long max age only within it, and
+        ``thrive app serve`` subscribes again after it."""
+        return 2 * self.heartbeat_seconds + 15
+
 
 @dataclass
 class AppConfig:

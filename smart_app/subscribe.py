@@ -186,7 +186,7 @@ def keep_subscribed(
     wait = first
     while not stop.wait(wait):
         wait = every
-        if changes.subscription_active(2 * cfg.heartbeat_seconds + 15):
+        if changes.subscription_active(cfg.channel_alive_seconds):
             continue
         try:
             done = ensure(cfg)

@@ -485,8 +485,7 @@ def max_age(app, reader: SharedStoreReader, now: float) -> float:
     the configured ``max_age_seconds`` otherwise. See the module docstring."""
     cfg = reader.cfg
     if cfg.notifications:
-        within = 2 * cfg.heartbeat_seconds + 15
-        if app.extensions["thrive"].changes.subscription_active(within, now=now):
+        if app.extensions["thrive"].changes.subscription_active(cfg.channel_alive_seconds, now=now):
             return cfg.subscribed_max_age_seconds
     return cfg.max_age_seconds
 
