@@ -224,7 +224,7 @@ class _Compiler:
 
     def exists(self, v: Val) -> str:
         if v.kind == "jn":
-            return f"({self.d.size(v.sql)} > 0)"
+            return self.d.nonempty(v.sql)
         return f"({v.sql} IS NOT NULL)"
 
     # --- expressions --------------------------------------------------------------------------
