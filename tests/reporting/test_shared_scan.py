@@ -158,3 +158,28 @@ def test_outcomes_read_the_episodes_only_when_asked_for_their_status_or_agency(p
         assert {r["indicator"]: r["n"] for r in closed.rows}["total"] == truth["gbo"]["paired_closed_episodes"]["goals"]
     finally:
         engine.close()
+
+
+def test_a_plain_run_leaves_out_the_columns_only_a_breakdown_reads(population):
+    """Without --by the clinician (groupings) and the episode (GBO scores) are not computed: at
+    1M + 3M Observations they are the dearest columns of the scan. A later --by agency, or
+    --closed-only, makes the view again with them and gets the same totals."""
+    folder, truth = population(*POPULATIONS[0])
+    engine = DuckEngine(NdjsonFolder.open(folder))
+    try:
+        prepare(engine, ["groupings", "outcomes"], options=Options())
+        cols = lambda view: {c.name for c in engine.tables[view].columns}  # noqa: E731
+        assert cols("groupings") == {"patient", "episode", "grouping", "effective"}
+        assert cols("gbo_scores") == {"goal", "rater", "effective", "score"}
+        # The scan's "filter pushdown off" is for its own statement only: reports get it back.
+        assert engine.con.execute("SELECT current_setting('disabled_optimizers')").fetchone()[0] == ""
+        plain = run_report(engine, "groupings", Options())
+        by_agency = run_report(engine, "groupings", Options(by="agency"))
+        assert "clinician" in cols("groupings")
+        total = lambda t: sum(r["decisions"] for r in t.rows if r["grouping"] == "total")  # noqa: E731
+        assert total(plain) == total(by_agency) == sum(truth["groupings"]["decisions"].values())
+        closed = run_report(engine, "outcomes", Options(closed_only=True))
+        assert "episode" in cols("gbo_scores")
+        assert {r["indicator"]: r["n"] for r in closed.rows}["total"] == truth["gbo"]["paired_closed_episodes"]["goals"]
+    finally:
+        engine.close()

@@ -10,6 +10,7 @@ query or the tables as ``.csv``, ``.parquet`` or ``.duckdb`` (the flattened view
 from __future__ import annotations
 
 import atexit
+import contextlib
 import json
 import os
 import re
@@ -184,7 +185,8 @@ class DuckEngine:
                 n += 1
                 scan = f"__scan_{resource}_{n}"
             try:
-                self._store(scan, shared_scan_sql(compiled, _sql_list(files)), files)
+                with self._flags_computed_once():
+                    self._store(scan, shared_scan_sql(compiled, _sql_list(files)), files)
             except self.duckdb.Error as exc:
                 raise SourceError(
                     f"views {', '.join(c.name for c in compiled)}: could not read the NDJSON ({_first_line(exc)})"
@@ -199,6 +201,19 @@ class DuckEngine:
         for v in views:
             names.append(done.get(id(v)) or self.materialise(v))
         return names
+
+    @contextlib.contextmanager
+    def _flags_computed_once(self):
+        """DuckDB's filter pushdown, off for one statement: a shared scan keeps the rows any view
+        flags (``WHERE __w0 OR __w1`` over the subquery that computes the flags), and pushing that
+        filter below the subquery evaluates every view's ``where`` twice, once to filter and again
+        for the flag (measured at 1M + 3M Observations: 10.4 CPU-s for the scan, 9.5 without).
+        Nothing else in the scan can be pushed: JSON files take no filters."""
+        self.con.execute("SET disabled_optimizers = 'filter_pushdown'")
+        try:
+            yield
+        finally:
+            self.con.execute("RESET disabled_optimizers")
 
     def _store(self, name: str, sql: str, files: list[Path]) -> None:
         """Keep the rows of ``sql`` (which reads ``files``) under ``name``: a TEMP table, or with

@@ -67,6 +67,8 @@ COLUMNS: dict[str, dict[str, tuple[str, ...]]] = {
     "risk-support": {"groupings": ("patient", "episode", "grouping", "effective", "clinician")},
 }
 BY = ("agency", "team", "month")
+#: The ``--by`` values read through the staff table (a decision's clinician -> their agency or team).
+_STAFF_BY = ("agency", "team")
 OUTCOMES = ("reliable_improvement", "no_reliable_change", "reliable_deterioration")
 Z95 = 1.959963984540054
 
@@ -521,6 +523,29 @@ def _column_names(node: object) -> set[str]:
     return names
 
 
+#: Columns of :data:`COLUMNS` that a report reads only with some options: (report, view, column)
+#: -> whether ``options`` read it. A plain run (no ``--by``) does not compute them: at 1M + 3M
+#: Observations the clinician and the scores' episode are the dearest columns of the shared scan
+#: (a list searched per resource), and only a breakdown by agency or team, or ``--closed-only``,
+#: reads them. risk-support is not here: its SQL reads the clinician whatever the options.
+OPTIONAL_COLUMNS = {
+    ("groupings", "groupings", "clinician"): lambda o: o.by in _STAFF_BY,
+    ("transitions", "groupings", "clinician"): lambda o: o.by in _STAFF_BY,
+    ("change-reasons", "groupings", "clinician"): lambda o: o.by in _STAFF_BY,
+    ("involvement", "groupings", "clinician"): lambda o: o.by in _STAFF_BY,
+    ("outcomes", "gbo_scores", "episode"): lambda o: _needs_episodes(o),
+}
+
+
+def _reads(name: str, view: str, options: Options | None) -> tuple[str, ...] | None:
+    """The columns of ``view`` report ``name`` reads with ``options`` (None: with any options;
+    a None result: all of the view's columns)."""
+    cols = COLUMNS.get(name, {}).get(view)
+    if cols is None or options is None:
+        return cols
+    return tuple(c for c in cols if OPTIONAL_COLUMNS.get((name, view, c), lambda o: True)(options))
+
+
 def _views(name: str, options: Options | None) -> tuple[str, ...]:
     """The views report ``name`` reads with ``options`` (None: with any options)."""
     if name == "outcomes" and options is not None and not _needs_episodes(options):
@@ -535,8 +560,9 @@ def prepare(engine, names: list[str], *, whole_views: bool = False, options: Opt
 
     Views hold only the columns the reports read (:data:`COLUMNS`) unless ``whole_views``; a view
     already made keeps its columns, and is made again (with them) if a later report reads more.
-    With ``options``, only the views the reports read with those options (the outcomes report
-    reads the episodes only for ``--closed-only`` or ``--by agency|team``).
+    With ``options``, only the views and columns the reports read with those options (the
+    outcomes report reads the episodes only for ``--closed-only`` or ``--by agency|team``; see
+    :data:`OPTIONAL_COLUMNS`).
     """
     from .compiler import only_columns
     from .engine import load_shipped_view
@@ -547,7 +573,7 @@ def prepare(engine, names: list[str], *, whole_views: bool = False, options: Opt
     need: dict[str, set[str] | None] = {}  # view -> columns (None: all)
     for n in names:
         for v in _views(n, options):
-            reads = None if whole_views else COLUMNS.get(n, {}).get(v)
+            reads = None if whole_views else _reads(n, v, options)
             if reads is None or (v in need and need[v] is None):
                 need[v] = None
             else:
