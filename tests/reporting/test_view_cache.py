@@ -221,3 +221,28 @@ def test_cli_view_run_with_cache_dir_reads_the_cache_the_second_time(population,
     observations.write_text("".join(lines[:-5]))  # five fewer Observations
     changed = run("d.csv")
     assert changed.exit_code == 0 and "cached in" in changed.output, changed.output
+
+
+def test_a_plain_run_caches_what_a_later_breakdown_reads(population, tmp_path: Path):
+    """A plain run computes only the columns it reads, but with a cache it keeps the columns any
+    options read: a later --by agency (the clinician) or --closed-only (the scores' episode)
+    then reads the Observations from the cache instead of parsing them again."""
+    import duckdb
+
+    folder = _copy(population, tmp_path)
+    cache = ViewCache(tmp_path / "cache")
+    rows = {}
+    for i, opts in enumerate(OPTION_SETS):
+        engine = DuckEngine(NdjsonFolder.open(folder), cache=cache)
+        try:
+            before = len(cache.events)
+            prepare(engine, list(REPORTS), options=opts)  # the two reports' views in one scan
+            for name in REPORTS:
+                rows[f"{name}/{i}"] = run_report(engine, name, opts).rows
+            built = [p for e, p in cache.events[before:] if e == "built"]
+        finally:
+            engine.close()
+        # The Observations' shared scan (groupings and GBO scores) is the entry with view flags.
+        scans = [p for p in built if "__w0" in {r[0] for r in duckdb.sql(f"DESCRIBE SELECT * FROM '{p}'").fetchall()}]
+        assert len(scans) == (1 if i == 0 else 0), (opts, built)
+    assert rows == _reports(folder, None)

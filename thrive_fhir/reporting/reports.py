@@ -562,7 +562,7 @@ def prepare(engine, names: list[str], *, whole_views: bool = False, options: Opt
     already made keeps its columns, and is made again (with them) if a later report reads more.
     With ``options``, only the views and columns the reports read with those options (the
     outcomes report reads the episodes only for ``--closed-only`` or ``--by agency|team``; see
-    :data:`OPTIONAL_COLUMNS`).
+    :data:`OPTIONAL_COLUMNS`); on an engine with a cache, the columns of any options.
     """
     from .compiler import only_columns
     from .engine import load_shipped_view
@@ -570,10 +570,13 @@ def prepare(engine, names: list[str], *, whole_views: bool = False, options: Opt
     for name in names:
         if name not in BUILDERS:
             raise ReportError(f"unknown report {name!r} (choose from {', '.join(REPORTS)})")
+    # Views kept in a cache serve later runs with other options: they hold what any options read,
+    # so that a --by agency after a plain run reads the cache instead of parsing the NDJSON again.
+    column_options = None if getattr(engine, "cache", None) is not None else options
     need: dict[str, set[str] | None] = {}  # view -> columns (None: all)
     for n in names:
         for v in _views(n, options):
-            reads = None if whole_views else _reads(n, v, options)
+            reads = None if whole_views else _reads(n, v, column_options)
             if reads is None or (v in need and need[v] is None):
                 need[v] = None
             else:
