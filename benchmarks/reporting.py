@@ -30,7 +30,7 @@
    < 2 GB; the verdict is printed for each of the three. The cache folder is removed at the end.
 4. The same ``gbo_scores`` ViewDefinition on the same data with ``sqlonfhir`` 0.0.2 (pure Python,
    from PyPI; install it with ``pip install --no-deps sqlonfhir==0.0.2``: it pins an older
-   fhirpathpy than ours, so it is not in the dev extras). It is ~1000x slower, so it runs on the
+   fhirpathpy than ours, so it is not in the dev extras). It is ~400x slower, so it runs on the
    first ``--python-sample`` GBO resources and its time is scaled to the full count (printed as
    such), beside DuckDB's time for that one view (whole, alone) over all of them. Its rows must be
    DuckDB's rows for those resources (keys compared by id: sqlonfhir's keys are bare ids, ours
@@ -40,58 +40,53 @@
    Spark (``--engine spark``); their rows must be DuckDB's. Wall time, including starting the JVM.
    Over the sample of step 2 by default (at 1M + 3M Spark takes an hour or more on 2 cores:
    100k + 300k took 405 s); ``--spark-full`` runs it over all the data.
+6. (Right after the three DuckDB runs.) The floor, in its own process: DuckDB reading the
+   Observations' JSON and one field of it, nothing computed or kept. The reports' CPU is printed
+   as a multiple of it: a ratio measured side by side in one run, which the machine's speed of
+   the hour moves far less than the seconds (the same runs here have taken 1.9 times the CPU
+   from one hour to the next, at a similar load average).
 
 Generated data stays under ``--dir`` (in /tmp by default) and is removed unless ``--keep``.
 
-On the quiet machine (2 December 2026, 16:34 UTC, load 1.3 to 1.8, nothing else running; the
-merged code, ``--reuse --keep --no-spark``): no cache 16.77 s wall, 29.9 CPU-s, 1,045 MB; cold
-cache 15.18 s, 28.8 CPU-s, 404 MB; warm cache **1.93 s**, 3.2 CPU-s, 396 MB (< 10 s: met warm only);
-sqlonfhir 406x slower on the gbo_scores view; the same report rows in all three runs.
+Measured 2 December 2026, 19:46 UTC, nothing else running (load 0.3-0.8), ``--reuse --keep``:
 
-Measured 2 December 2026, 15:48-15:52 UTC, on the shared 2-core machine (load average 3.7-5.1
-during the DuckDB runs: other helpers' work, so not quiet; wall times are inflated, CPU-s less so):
+========== ========= ======== ========= ====================== ===================
+run        wall      CPU      peak RSS  CPU / bare JSON parse  < 10 s and < 2 GB?
+========== ========= ======== ========= ====================== ===================
+no cache   5.83 s    11.4 s     937 MB  2.81x                  **yes**
+cold cache 6.47 s    12.5 s     413 MB  3.09x                  **yes**
+warm cache 0.98 s     1.8 s     410 MB  0.44x                  **yes**
+========== ========= ======== ========= ====================== ===================
 
-- Full size, 1,000,000 grouping + 2,999,999 GBO score Observations (3,882 MB NDJSON, generated in
-  62 s and reused with ``--keep``/``--reuse``), groupings + outcomes reports from the NDJSON:
+The bare parse (the floor): 2.15 s wall, 4.0 CPU-s. Same report rows in all three runs; the cache
+is 91 MB of Parquet. sqlonfhir 0.0.2: 385x slower on the gbo_scores view (1,541 resources/s
+against DuckDB's 593,632, the same rows). Spark local[2] over the sample: 30.7 s (6.1 s of it
+starting the session), the same rows. Sample: fast path 2.4 CPU-s, reference path 6.8, the same 8
+report tables. An earlier run the same hour: no cache 5.81 s, cold 5.95 s, warm 0.84 s; 376x.
 
-  ========== ========= ======== ========= ==================== ========================
-  run        wall      CPU      peak RSS  load before / after  < 10 s and < 2 GB?
-  ========== ========= ======== ========= ==================== ========================
-  no cache   25.5 s    30.6 s   1,041 MB  5.1 / 4.3            no (CPU/2 = 15.3 s)
-  cold cache 25.2 s    31.5 s     413 MB  4.3 / 3.7            no (CPU/2 = 15.7 s)
-  warm cache  2.4 s     2.9 s     410 MB  3.7 / 3.7            **yes**
-  ========== ========= ======== ========= ==================== ========================
+What took the first run from NDJSON under 10 s (it was 15.2-16.8 s wall, 28.8-29.9 CPU-s, at
+16:34 UTC; in alternated runs of the old and new code at 19:30 UTC, 15.0-15.9 against 10.9-12.3
+CPU-s), where the CPU went by DuckDB's profiler, and what each change took off:
 
-  Same report rows in all three. The cache is 91 MB of Parquet (three entries: the Observation
-  scan, episodes, staff). So the target is met only warm, i.e. by the second and later runs over
-  the same export; the first run from NDJSON (cold) is not: building the cache costs about what a
-  run without it costs (the Parquet write replaces the TEMP tables, and holds far less memory), and
-  its floor is parsing 3.9 GB of JSON. Where the cold CPU goes (DuckDB profiler, 1M Observations):
-  ~60% ``read_json`` (parsing alone, only ``id`` read: 8.4 CPU-s for the 4M lines; into the
-  structs the views read: 14.5 CPU-s), ~30% the view columns (reference keys, ``extension(url)``
-  lambdas), ~9% the views' ``where`` (evaluated in the filter and again for the flags), then the
-  Parquet write and ~3 CPU-s of report SQL. On an idle machine, CPU/2 = ~15 s is the best the cold
-  run can do: < 10 s would need < 20 CPU-s, i.e. a JSON parse nearly three times as fast.
-- Tried and not kept (1M Observations, alternating runs under load 2-6): Parquet without
-  dictionaries writes ~0.6 CPU-s per 1M rows faster but each report query then reads ~0.2 CPU-s
-  per 1M rows slower (the warm run pays it several times); dropping the scan's ``WHERE`` (keeping
-  every Observation, flagged) saved ~12% of the scan but stores every non-THRIVE Observation too.
-- Same benchmark, 16:15-16:22 UTC, load 3.4-3.6 during the DuckDB runs: no cache 43.8 s wall /
-  34.6 CPU-s / 1,044 MB, cold 27.8 s / 30.0 CPU-s / 400 MB, warm **1.6 s / 2.6 CPU-s** / 392 MB
-  (same rows); sqlonfhir ratio 203x; Spark over the sample 235.9 s (load 11 by then).
-- Same benchmark, 15:56-16:05 UTC, under load 9-13: no cache 72.9 s wall / 37.2 CPU-s, cold 62.3 s
-  / 40.8 CPU-s, warm 7.7 s / 5.1 CPU-s (still < 10 s), peak RSS 1,041 / 464 / 428 MB.
-- Sample, 20,000 young people (60,000 decisions, 180,000 scores): 8 report tables identical on
-  the fast path (4.3 CPU-s) and the reference path (10.7 CPU-s).
-- The gbo_scores view, whole and alone, over the 3M GBO resources: 13.1 s (228,394 resources/s);
-  sqlonfhir 0.0.2 on 5,000 of them 4.96 s (1,007 resources/s, the same rows), scaled to 3M:
-  2,979 s, so DuckDB is ~227x faster on the same view and data (>= 10x). Under load 9-13: 161x.
-- Spark local[2] over the sample (60,000 decisions + 180,000 scores): 102.4 s, of which 18.4 s
-  starting the session, same report rows as DuckDB (load 4.7); 262.6 s under load 10.5. Not run
-  at full size here (100k + 300k took 405 s earlier; 1M + 3M is an hour or more on 2 cores).
-- Earlier rounds (same data): reports computing only the columns they read and one shared scan
-  per type took the no-cache run from ~61 to ~35 CPU-s under load 7-10, and 18.1 s wall /
-  31.2 CPU-s / 1.04 GB on a quieter hour (load 3.8).
+- the JSON parse is the floor (``read_json``: ~4 CPU-s to parse the 4M lines, ~6.5 with the ten
+  fields the views read turned into structs); nothing below changes it;
+- DuckDB lambdas: the scan's columns and ``where`` flags walked every list with
+  ``list_transform``/``list_filter`` lambdas; a list made from a one-item list (nearly every FHIR
+  list: one coding, one performer, one extension) is now read without them
+  (``DuckDB._only_item``): the view columns went from ~5.5 to ~0.7 CPU-s;
+- each view's ``where`` was evaluated twice (DuckDB pushed the scan's ``WHERE __w0 OR __w1``
+  below the subquery that computes the flags); filter pushdown is off for that statement:
+  -0.9 CPU-s;
+- a plain run (no ``--by``) no longer computes the clinician or the scores' episode, which only a
+  breakdown by agency or team, or ``--closed-only``, reads (``reports.OPTIONAL_COLUMNS``);
+- left: ~1.5 CPU-s keeping the 4M rows (TEMP table, or the Parquet for the cache), ~1.7 of report
+  SQL (the outcomes' grouping of 3M scores by goal and rater is 0.5 s of it).
+
+Tried and not kept: reading the NDJSON with Polars 2.1 (154 s, 9.5 GB) or PyArrow 26 (23 CPU-s)
+instead of DuckDB (~6.5 for the same fields); a 2 GB memory limit (no change: nothing spills);
+Parquet compression other than Snappy (uncompressed 2.1 against 2.4 CPU-s to write, 206 MB
+against 91); ``valueInteger`` read as a number (a malformed value fails the whole scan, or with
+``ignore_errors`` is silently rounded); Parquet without dictionaries (the warm run loses).
 """
 
 from __future__ import annotations
@@ -297,6 +292,23 @@ def phase_duckdb(folder: str, cache_dir: str = "") -> dict:
     return out
 
 
+def phase_floor(folder: str) -> dict:
+    """The floor of any run from this NDJSON: DuckDB reading the Observations' JSON and one
+    field of it (``status``), nothing computed or kept, with the engine's settings. Run beside
+    the reports, it shows how much of their time is the parse itself on this machine today
+    (the same runs have taken 1.9 times the CPU from one hour to the next here)."""
+    import duckdb
+
+    con = duckdb.connect()
+    con.execute("SET preserve_insertion_order = false")
+    path = str(Path(folder) / "Observation.ndjson").replace("'", "''")
+    cpu0, t0 = _cpu(), time.perf_counter()
+    n = con.execute(
+        f"SELECT count(status) FROM read_json(['{path}'], format = 'newline_delimited', columns = {{'status': 'VARCHAR'}})"
+    ).fetchone()[0]
+    return {"seconds": time.perf_counter() - t0, "cpu": _cpu() - cpu0, "rows": n, "load": os.getloadavg()[0]}
+
+
 def _sample(folder: Path, patients: int) -> Path:
     """The first ``patients`` young people's resources (the generator writes them in order)."""
     out = folder.with_name(folder.name + "-sample")  # not inside: the reports read folders recursively
@@ -448,6 +460,7 @@ def main() -> None:
             "python": lambda: phase_python(args.dir, int(args.extra)),
             "sample": lambda: phase_sample(args.dir),
             "spark": lambda: phase_spark(args.dir),
+            "floor": lambda: phase_floor(args.dir),
         }[args.phase]
         print(json.dumps(fn()))
         return
@@ -511,6 +524,16 @@ def main() -> None:
                 f"peak RSS {duck['peak_rss_mb']:,.0f} MB{cached}; load (1/5/15 min) "
                 f"{' '.join(f'{x:.1f}' for x in load_before)} before, {' '.join(f'{x:.1f}' for x in load_after)} after"
             )
+        floor = _child("floor", str(folder), "")
+        if "error" in floor:
+            sys.exit(f"floor phase failed: {floor['error']}")
+        print(
+            f"DuckDB parsing the {floor['rows']:,} Observations' JSON alone (one field, nothing kept): "
+            f"{floor['seconds']:.2f} s wall, {floor['cpu']:.1f} s CPU, load {floor['load']:.1f}; the reports took "
+            + ", ".join(
+                f"{d['reports_cpu_seconds'] / floor['cpu']:.2f}x that CPU ({label})" for label, d in runs.items()
+            )
+        )
         duck = runs["no cache"]
         assert duck["gbo_rows"] == written["scores"], duck["gbo_rows"]
         for label in ("cold cache", "warm cache"):
