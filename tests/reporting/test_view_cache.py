@@ -246,3 +246,53 @@ def test_a_plain_run_caches_what_a_later_breakdown_reads(population, tmp_path: P
         scans = [p for p in built if "__w0" in {r[0] for r in duckdb.sql(f"DESCRIBE SELECT * FROM '{p}'").fetchall()}]
         assert len(scans) == (1 if i == 0 else 0), (opts, built)
     assert rows == _reports(folder, None)
+
+
+def test_a_run_keeps_reading_its_entry_when_another_run_evicts_it(population, tmp_path: Path):
+    """Run A reads the cache; the export is then refreshed and run B builds the new entry,
+    evicting A's. A's later report queries still read the rows A started with (before, the file
+    went from under A's views and its next query failed), and A's hold goes when A closes."""
+    folder = _copy(population, tmp_path)
+    expected = _reports(folder, None)["outcomes/0"]
+    cache_dir = tmp_path / "cache"
+    _reports(folder, ViewCache(cache_dir))  # build the entries
+    a = DuckEngine(NdjsonFolder.open(folder), cache=ViewCache(cache_dir))
+    try:
+        prepare(a, list(REPORTS), options=OPTION_SETS[0])
+        assert {e for e, _ in a.cache.events} == {"hit"}
+        obs = folder / "Observation.ndjson"
+        lines = obs.read_text().splitlines(keepends=True)
+        obs.write_text("".join(lines[: len(lines) // 2]))  # a new export: half the Observations
+        b_cache = ViewCache(cache_dir)
+        _reports(folder, b_cache)
+        assert "built" in {e for e, _ in b_cache.events}
+        left = {p.name for p in cache_dir.glob("[!.]*.parquet")}
+        assert {p.name for _e, p in a.cache.events} - left, "B evicted none of A's entries"
+        assert run_report(a, "outcomes", OPTION_SETS[0]).rows == expected
+    finally:
+        a.close()
+    assert not list(cache_dir.glob(".*.held.parquet"))
+
+
+def test_holds_of_runs_that_died_are_removed_by_the_next_build(population, tmp_path: Path):
+    folder = _copy(population, tmp_path)
+    cache_dir = tmp_path / "cache"
+    _reports(folder, ViewCache(cache_dir))
+    entry = next(cache_dir.glob("*.parquet"))
+    dead = subprocess_pid_that_exited()
+    orphan = cache_dir / f".{entry.stem}.{dead}.1{cache_mod._HELD}"
+    os.link(entry, orphan)
+    alive = cache_dir / f".{entry.stem}.{os.getppid()}.1{cache_mod._HELD}"  # a running process's hold
+    os.link(entry, alive)
+    (folder / "Observation.ndjson").write_text("")  # a change: the next run builds
+    _reports(folder, ViewCache(cache_dir))
+    assert not orphan.exists() and alive.exists()
+
+
+def subprocess_pid_that_exited() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid

@@ -36,6 +36,8 @@ from pathlib import Path
 
 #: Bump when the layout of an entry changes (old entries are then never read).
 FORMAT = 1
+#: The end of a run's hold on an entry (:meth:`ViewCache.hold`).
+_HELD = ".held.parquet"
 _SAMPLE = 64 * 1024
 
 
@@ -99,8 +101,50 @@ class ViewCache:
         (self.folder / f"{key}.json").write_text(json.dumps(manifest))
         os.chmod(self.folder / f"{key}.json", 0o600)
         self._evict_stale(key, before)
+        self._remove_orphan_holds()
         self.events.append(("built", target))
         return target, False
+
+    def hold(self, entry: Path) -> Path:
+        """A name for ``entry`` that stays readable for this run: a hard link beside it, which
+        another run evicting the entry (its input files changed, :meth:`_evict_stale`) leaves in
+        place. Before, such a run removed the file under this run's views and its next report
+        query failed. :meth:`release` it when done; a run that dies leaves its links to the next
+        build's clean-up (:meth:`_remove_orphan_holds`). On a filesystem without hard links, the
+        entry itself. Raises FileNotFoundError when the entry is already gone."""
+        link = entry.with_name(f".{entry.stem}.{os.getpid()}.{time.monotonic_ns()}{_HELD}")
+        try:
+            os.link(entry, link)
+        except FileNotFoundError:
+            raise
+        except OSError:  # no hard links here (some network and FAT filesystems)
+            return entry
+        return link
+
+    def release(self, held: Path) -> None:
+        """Drop a :meth:`hold` (the entry itself stays)."""
+        if held.name.endswith(_HELD):
+            with contextlib.suppress(OSError):
+                held.unlink()
+
+    def _remove_orphan_holds(self) -> None:
+        """Remove the holds of runs that are no longer running (a crash, a kill)."""
+        if os.name != "posix":  # os.kill(pid, 0) is a probe only on POSIX (on Windows it kills)
+            return
+        for link in self.folder.glob(f".*{_HELD}"):
+            try:
+                pid = int(link.name.split(".")[2])
+            except (IndexError, ValueError):
+                continue
+            if pid == os.getpid():
+                continue
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                with contextlib.suppress(OSError):
+                    link.unlink()
+            except OSError:  # running, as another user
+                continue
 
     def _evict_stale(self, keep: str, prints: list[list]) -> None:
         """Remove the entries made from earlier versions of these files (and those whose input

@@ -102,10 +102,15 @@ class DuckEngine:
         self._views: dict[str, str] = {}
         self._scans: dict[str, set[str]] = {}  # shared scan table -> the views over it
         self.cache = cache
-        self._parquet_views: set[str] = set()  # names that are DuckDB views over a cached Parquet file
+        #: Names that are DuckDB views over a cached Parquet file -> this run's hold on that file.
+        self._parquet_views: dict[str, Path] = {}
 
     def close(self) -> None:
         self.con.close()
+        if self.cache is not None:
+            for held in self._parquet_views.values():
+                self.cache.release(held)
+            self._parquet_views.clear()
         if self._scratch:
             shutil.rmtree(self._scratch, ignore_errors=True)
 
@@ -232,13 +237,21 @@ class DuckEngine:
             finally:
                 path.unlink()
             return
-        self.con.execute(f'CREATE OR REPLACE TEMP VIEW "{name}" AS SELECT * FROM read_parquet({_sql_list([path])})')
-        self._parquet_views.add(name)
+        try:
+            held = self.cache.hold(path)
+        except FileNotFoundError:  # evicted by another run since path_for: not this run's input any more
+            raise SourceError(
+                f"view {name}: the cache entry {path.name} was removed while this run used it; run it again"
+            ) from None
+        self.con.execute(f'CREATE OR REPLACE TEMP VIEW "{name}" AS SELECT * FROM read_parquet({_sql_list([held])})')
+        self._parquet_views[name] = held
 
     def _drop_stored(self, name: str) -> None:
         if name in self._parquet_views:
-            self._parquet_views.discard(name)
+            held = self._parquet_views.pop(name)
             self.con.execute(f'DROP VIEW IF EXISTS "{name}"')
+            if self.cache is not None:
+                self.cache.release(held)
         else:
             self.con.execute(f'DROP TABLE IF EXISTS "{name}"')
 
