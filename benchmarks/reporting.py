@@ -281,7 +281,8 @@ def phase_duckdb(folder: str, cache_dir: str = "") -> dict:
         "peak_rss_mb": peak,
         "reports_cpu_seconds": reports_cpu,
         "cache": sorted({e for e, _ in cache.events}) if cache else None,
-        "cache_mb": sum(p.stat().st_size for p in Path(cache_dir).glob("*.parquet")) / 1e6 if cache_dir else 0,
+        # Not the run's holds (hard links to the same files, ``.*.held.parquet``).
+        "cache_mb": sum(p.stat().st_size for p in Path(cache_dir).glob("[!.]*.parquet")) / 1e6 if cache_dir else 0,
     }
     if cache is None:
         # The one view the Python runner also runs, alone and whole, over all the data.

@@ -296,3 +296,24 @@ def subprocess_pid_that_exited() -> int:
     proc = subprocess.Popen([sys.executable, "-c", "pass"])
     proc.wait()
     return proc.pid
+
+
+def test_a_process_that_never_closes_its_engine_leaves_no_hold(population, tmp_path: Path):
+    import subprocess
+    import sys
+
+    folder = _copy(population, tmp_path)
+    cache_dir = tmp_path / "cache"
+    script = (
+        "from thrive_fhir.reporting.cache import ViewCache\n"
+        "from thrive_fhir.reporting.engine import DuckEngine\n"
+        "from thrive_fhir.reporting.reports import Options, run_report\n"
+        "from thrive_fhir.reporting.sources import NdjsonFolder\n"
+        f"e = DuckEngine(NdjsonFolder.open({str(folder)!r}), cache=ViewCache({str(cache_dir)!r}))\n"
+        "run_report(e, 'outcomes', Options())\n"
+        "import glob; print(len(glob.glob(" + repr(str(cache_dir / ".*.held.parquet")) + ")))\n"
+    )
+    for _ in range(2):  # built, then read from the cache: each run held its entries, none closed
+        out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+        assert int(out.stdout.strip()) > 0
+    assert list(cache_dir.glob("[!.]*.parquet")) and not list(cache_dir.glob(".*.held.parquet"))

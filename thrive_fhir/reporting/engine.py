@@ -243,6 +243,7 @@ class DuckEngine:
             raise SourceError(
                 f"view {name}: the cache entry {path.name} was removed while this run used it; run it again"
             ) from None
+        atexit.register(self.cache.release, held)  # a process that never closes the engine
         self.con.execute(f'CREATE OR REPLACE TEMP VIEW "{name}" AS SELECT * FROM read_parquet({_sql_list([held])})')
         self._parquet_views[name] = held
 
