@@ -86,6 +86,7 @@ from pathlib import Path
 
 import requests
 
+from benchmarks.proc_stats import cpu_seconds
 from smart_app import create_app
 from smart_app.summary import shared_history
 from tests.support.app import seed_plan, test_config
@@ -103,13 +104,6 @@ def pct(values: list[float], p: float) -> float:
 
 def load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
-
-
-def cpu_seconds(pid: int) -> float:
-    """CPU seconds (user + system) a process has used so far (Linux /proc), whatever the machine's
-    load: the part of a figure that other work on the machine does not inflate."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class AppProcess:

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import requests
 
+from benchmarks.proc_stats import cpu_seconds
 from tests.support.servers import OwnStoreProcess, SekmetProcess, create_pg_database
 
 HEADERS = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json", "Prefer": "return=minimal"}
@@ -89,12 +90,6 @@ def synthetic_bundle(n_patients: int = 20, obs_per_patient: int = 4) -> bytes:
     return json.dumps({"resourceType": "Bundle", "type": "transaction", "entry": entries}).encode()
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process and its children that have exited (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
-
-
 def ingest(base: str, bundles: list[bytes], clients: int, server_pid: int | None = None) -> tuple[float, float]:
     """(resources per second, server CPU µs per resource) for posting ``bundles`` with ``clients``
     concurrent connections."""
@@ -113,7 +108,7 @@ def ingest(base: str, bundles: list[bytes], clients: int, server_pid: int | None
             if resp.status_code != 200:
                 errors.append(f"{resp.status_code} {resp.text[:200]}")
 
-    cpu0 = cpu_seconds(server_pid) if server_pid else 0.0
+    cpu0 = cpu_seconds(server_pid, with_children=True) if server_pid else 0.0
     start = time.perf_counter()
     threads = [threading.Thread(target=worker) for _ in range(clients)]
     for t in threads:
@@ -121,7 +116,7 @@ def ingest(base: str, bundles: list[bytes], clients: int, server_pid: int | None
     for t in threads:
         t.join()
     elapsed = time.perf_counter() - start
-    cpu = cpu_seconds(server_pid) - cpu0 if server_pid else float("nan")
+    cpu = cpu_seconds(server_pid, with_children=True) - cpu0 if server_pid else float("nan")
     if errors:
         raise RuntimeError(f"{len(errors)} bundles failed, first: {errors[0]}")
     resources = sum(len(json.loads(b)["entry"]) for b in bundles)

@@ -43,6 +43,7 @@ from urllib.parse import urlsplit
 
 import requests
 
+from benchmarks.proc_stats import cpu_seconds
 from benchmarks.store_ingest import start_ours, start_sekmet
 
 HEADERS = {"Content-Type": "application/fhir+json", "Accept": "application/fhir+json"}
@@ -223,12 +224,6 @@ def run_with_writers(base: str, pids: list[str], seconds: float, readers: int, w
     return latencies, written / seconds, busy
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def run_clients(
     base: str, server_pid: int, pids: list[str], oids: list[str], seconds: float, clients: int, mixed: bool
 ) -> tuple[dict, float]:
@@ -247,14 +242,14 @@ def run_clients(
         procs.append(proc)
     while time.time() < start_at + WARMUP:
         time.sleep(0.01)
-    cpu0 = _cpu_seconds(server_pid)
+    cpu0 = cpu_seconds(server_pid)
     timings: dict[str, list[float]] = {"read-by-id": [], "plan search": []}
     errors = []
     for receive in pipes:
         kind, latencies, errs = receive.recv()
         timings[kind].extend(latencies)
         errors.extend(errs)
-    cpu = _cpu_seconds(server_pid) - cpu0  # the clients stop at stop_at, so this window is the measured one
+    cpu = cpu_seconds(server_pid) - cpu0  # the clients stop at stop_at, so this window is the measured one
     for proc in procs:
         proc.join()
     if errors:

@@ -202,13 +202,6 @@ def raw_bundles(changes, size: int = 100):
         yield {"resourceType": "Bundle", "type": "transaction", "entry": entries[i : i + size]}
 
 
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def raw_bundles_by_identifier(changes, size: int = 100):
     """The same data as a plain client would send to a store that assigns its own ids (the worker's
     identifier mode): conditional update on the Observation's identifier, the Provenance POSTed with

@@ -19,7 +19,8 @@ import time
 import uuid
 from pathlib import Path
 
-from benchmarks.sync_common import bulk_enqueue, make_changes, put_patients, rss_mb, start_store
+from benchmarks.proc_stats import rss_mb
+from benchmarks.sync_common import bulk_enqueue, make_changes, put_patients, start_store
 from thrive_fhir.localstore import LocalStore
 from thrive_fhir.localstore import outbox as queue
 
