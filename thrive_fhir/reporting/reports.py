@@ -533,7 +533,7 @@ OPTIONAL_COLUMNS = {
     ("transitions", "groupings", "clinician"): lambda o: o.by in _STAFF_BY,
     ("change-reasons", "groupings", "clinician"): lambda o: o.by in _STAFF_BY,
     ("involvement", "groupings", "clinician"): lambda o: o.by in _STAFF_BY,
-    ("outcomes", "gbo_scores", "episode"): lambda o: _needs_episodes(o),
+    ("outcomes", "gbo_scores", "episode"): _needs_episodes,
 }
 
 
