@@ -41,8 +41,6 @@ def test_bad_config_is_one_readable_line(tmp_path):
 def test_serving_hands_the_gil_over_every_millisecond():
     """``thrive app serve`` (and the benchmark's app server) tune the GIL switch interval for page
     latency (smart_app.cli.SWITCH_INTERVAL, why in its comment)."""
-    import sys
-
     from smart_app.cli import SWITCH_INTERVAL, tune_for_latency
 
     before = sys.getswitchinterval()
